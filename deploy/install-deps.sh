@@ -21,6 +21,7 @@ APT_PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev liburing-dev prometheus-cpp-dev libcivetweb-dev
   libgtest-dev libgmock-dev libbenchmark-dev libgoogle-glog-dev libsystemd-dev
+  libssl-dev
 )
 
 SUDO=""
