@@ -1,0 +1,100 @@
+// A training job's configuration as the engine sees it: plain structs, no
+// protobuf. server/ converts the API's JobSpec into this, filling defaults.
+#ifndef STRONGHOLD_CORE_JOB_CONFIG_H_
+#define STRONGHOLD_CORE_JOB_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace stronghold::core {
+
+// Megatron-style GPT (docs/model.md).
+struct ModelConfig {
+  int layers = 2;
+  int hidden = 64;
+  int heads = 4;
+  int seq_len = 64;  // also the size of the position table
+  int vocab = 256;   // as given; padded_vocab() is what is allocated
+
+  static constexpr int kVocabPadding = 128;
+  int64_t padded_vocab() const {
+    return (static_cast<int64_t>(vocab) + kVocabPadding - 1) / kVocabPadding *
+           kVocabPadding;
+  }
+  // 12h^2 + 13h: LN1, QKV, projection, LN2, MLP (h -> 4h -> h), with biases.
+  int64_t parameters_per_layer() const;
+  // (V + S) * h: token and position embeddings (the LM head is tied).
+  int64_t embedding_parameters() const;
+  // P = L*(12h^2 + 13h) + (V + S)*h + 2h.
+  int64_t parameters() const;
+  // Megatron's model FLOPs of one training step over `batch` sequences:
+  // 72*B*s*L*h^2*(1 + s/(6h) + V/(12*L*h)).
+  double model_flops_per_step(int64_t batch) const;
+};
+
+enum class Precision { kFp32, kBf16, kFp16 };
+enum class OffloadMethod { kResident, kL2L, kStronghold };
+
+struct TrainingConfig {
+  int batch = 8;        // global batch, sequences
+  int micro_batch = 8;  // sequences per forward/backward
+  int steps = 30;
+  double lr = 3e-3;
+  int warmup_steps = 0;
+  double min_lr = 0.0;
+  double weight_decay = 0.1;
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double eps = 1e-8;
+  double clip_norm = 1.0;  // 0 = no clipping
+  uint64_t seed = 1234;
+  Precision precision = Precision::kFp32;
+  int log_every = 1;
+};
+
+struct OffloadConfig {
+  OffloadMethod method = OffloadMethod::kResident;
+  int window = 0;                        // 0 = automatic
+  int64_t gpu_memory_budget_bytes = 0;   // 0 = device capacity
+  int64_t host_memory_budget_bytes = 0;  // 0 = node budget
+  std::vector<std::string> ssd_dirs;
+};
+
+struct DataConfig {
+  std::string source = "builtin";  // "builtin" or a token file path
+  int token_bytes = 0;             // 2 or 4; 0 = from the file name
+};
+
+struct CheckpointConfig {
+  int every_steps = 0;
+  int keep_last = 0;
+};
+
+struct JobConfig {
+  std::string name;
+  ModelConfig model;
+  TrainingConfig training;
+  OffloadConfig offload;
+  DataConfig data;
+  CheckpointConfig checkpoint;
+};
+
+// Checks every field against its limit before anything is allocated.
+// Returns INVALID_ARGUMENT naming the field (as in the API, e.g.
+// "model.hidden") and the limit it broke. Checks that the data file exists.
+absl::Status ValidateJobConfig(const JobConfig& config);
+
+// Limits enforced by ValidateJobConfig.
+inline constexpr int kMaxLayers = 1024;
+inline constexpr int kMaxHidden = 65536;
+inline constexpr int kMaxSeqLen = 65536;
+inline constexpr int kMaxVocab = 1 << 22;
+inline constexpr int kMaxSteps = 100'000'000;
+inline constexpr int kMaxNameLength = 128;
+
+}  // namespace stronghold::core
+
+#endif  // STRONGHOLD_CORE_JOB_CONFIG_H_

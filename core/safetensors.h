@@ -1,0 +1,55 @@
+// Writing and reading the safetensors format (https://huggingface.co/docs/safetensors):
+//   8 bytes little-endian N | N bytes JSON header, space-padded to 8 | data.
+// The header maps each tensor name to {"dtype", "shape", "data_offsets"}
+// (offsets relative to the data section); "__metadata__" holds strings.
+// The writer streams tensors straight from their buffers (no second copy of
+// the model in memory) and fsyncs the file.
+#ifndef STRONGHOLD_CORE_SAFETENSORS_H_
+#define STRONGHOLD_CORE_SAFETENSORS_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace stronghold::core {
+
+struct SafetensorsTensor {
+  std::string name;
+  std::vector<int64_t> shape;
+  const float* data = nullptr;  // F32, numel(shape) elements
+};
+
+// Writes `path` (created or truncated) and fsyncs it. Returns the SHA-256 of
+// the file's bytes, computed while writing.
+absl::StatusOr<std::string> WriteSafetensors(
+    const std::string& path, const std::vector<SafetensorsTensor>& tensors,
+    const std::map<std::string, std::string>& metadata);
+
+struct SafetensorsEntry {
+  std::string dtype;
+  std::vector<int64_t> shape;
+  int64_t begin = 0;  // byte offsets in the data section
+  int64_t end = 0;
+};
+
+struct SafetensorsFile {
+  int64_t data_offset = 0;  // where the data section starts in the file
+  std::map<std::string, SafetensorsEntry> tensors;
+  std::map<std::string, std::string> metadata;
+};
+
+// Parses and checks the header of `path` (sizes, offsets within the file).
+// DATA_LOSS naming the file when it is malformed or truncated.
+absl::StatusOr<SafetensorsFile> ReadSafetensorsHeader(const std::string& path);
+
+// Reads one F32 tensor's data.
+absl::StatusOr<std::vector<float>> ReadSafetensorsTensor(
+    const std::string& path, const SafetensorsFile& file,
+    const std::string& name);
+
+}  // namespace stronghold::core
+
+#endif  // STRONGHOLD_CORE_SAFETENSORS_H_

@@ -1,0 +1,459 @@
+#include "server/job_manager.h"
+
+#include <google/protobuf/util/time_util.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "core/checkpoint.h"
+#include "core/dataset.h"
+#include "core/status_macros.h"
+#include "core/trainer.h"
+#include "glog/logging.h"
+#include "server/spec_convert.h"
+#include "server/version.h"
+
+namespace stronghold::server {
+
+namespace fs = std::filesystem;
+namespace v1 = ::stronghold::v1;
+using google::protobuf::util::TimeUtil;
+
+namespace {
+
+bool Ended(v1::Job::State s) {
+  return s == v1::Job::SUCCEEDED || s == v1::Job::FAILED || s == v1::Job::CANCELLED;
+}
+
+// Validates a spec the way SubmitJob and PlanJob both need.
+absl::StatusOr<core::JobConfig> ValidatedConfig(const v1::JobSpec& spec) {
+  core::JobConfig config = ToJobConfig(spec);
+  RETURN_IF_ERROR(core::ValidateJobConfig(config));
+  return config;
+}
+
+v1::MemoryPlan ToProto(const core::MemoryPlan& p) {
+  v1::MemoryPlan out;
+  out.set_parameters(p.parameters);
+  out.set_parameters_per_layer(p.parameters_per_layer);
+  out.set_device_bytes(p.bytes_device);
+  out.set_pinned_bytes(p.bytes_pinned);
+  out.set_host_bytes(p.bytes_host);
+  out.set_ssd_bytes(p.bytes_ssd);
+  out.set_device_budget_bytes(p.budget_device_bytes);
+  out.set_host_budget_bytes(p.budget_host_bytes);
+  out.set_fits(p.fits);
+  out.set_reason(p.reason);
+  out.set_window(p.window);
+  out.set_device(p.device);
+  out.set_model_flops_per_step(p.model_flops_per_step);
+  for (const core::PlannedBuffer& b : p.buffers) {
+    v1::PlannedBuffer* pb = out.add_buffers();
+    pb->set_name(b.name);
+    pb->set_tier(b.tier);
+    pb->set_bytes(b.bytes);
+    pb->set_shape(b.shape);
+  }
+  return out;
+}
+
+}  // namespace
+
+// Reports one running job's progress into its record.
+class JobManager::Run final : public core::TrainerObserver {
+ public:
+  Run(JobManager* manager, int64_t id) : m_(manager), id_(id) {}
+
+  void OnStep(const core::StepReport& s) override {
+    absl::MutexLock lock(&m_->mu_);
+    Record& r = m_->jobs_.at(id_);
+    v1::StepMetrics metrics;
+    metrics.set_step(s.step);
+    metrics.set_loss(s.loss);
+    metrics.set_lr(s.lr);
+    metrics.set_grad_norm(s.grad_norm);
+    metrics.set_samples_per_s(s.samples_per_s);
+    metrics.set_tokens_per_s(s.tokens_per_s);
+    metrics.set_step_s(s.step_s);
+    metrics.set_compute_s(s.compute_s);
+    metrics.set_h2d_wait_s(s.h2d_wait_s);
+    metrics.set_d2h_wait_s(s.d2h_wait_s);
+    metrics.set_optimizer_s(s.optimizer_s);
+    metrics.set_model_tflops(s.model_tflops);
+    metrics.set_window(s.window);
+    r.job.set_step(s.step);
+    r.job.set_last_loss(s.loss);
+    *r.job.mutable_last_metrics() = metrics;
+    const int log_every = std::max(1, r.job.spec().training().log_every());
+    if (s.step % log_every == 0 || s.step == s.steps) {
+      v1::JobEvent event;
+      *event.mutable_metrics() = metrics;
+      m_->AddEventLocked(r, std::move(event));
+    }
+    // Progress is persisted at most every few seconds; state changes and
+    // checkpoints always are.
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_persist_ > std::chrono::seconds(5)) {
+      m_->PersistLocked(r);
+      last_persist_ = now;
+    }
+  }
+
+  void OnMessage(const std::string& message) override {
+    absl::MutexLock lock(&m_->mu_);
+    v1::JobEvent event;
+    event.set_message(message);
+    m_->AddEventLocked(m_->jobs_.at(id_), std::move(event));
+  }
+
+  void OnCheckpoint(const std::string& name) override {
+    const std::string dir = (fs::path(m_->store_.JobDir(id_)) / "checkpoints").string();
+    const std::vector<std::string> present = core::ListCheckpoints(dir);
+    absl::MutexLock lock(&m_->mu_);
+    Record& r = m_->jobs_.at(id_);
+    r.job.clear_checkpoints();
+    for (const std::string& c : present) r.job.add_checkpoints(c);
+    v1::JobEvent event;
+    event.set_message(absl::StrCat("checkpoint ", name, " written"));
+    m_->AddEventLocked(r, std::move(event));
+    m_->PersistLocked(r);
+  }
+
+  core::StopRequest StopRequested() override {
+    absl::MutexLock lock(&m_->mu_);
+    if (m_->jobs_.at(id_).cancel_requested) return core::StopRequest::kCancel;
+    if (m_->shutdown_) return core::StopRequest::kShutdown;
+    return core::StopRequest::kNone;
+  }
+
+ private:
+  JobManager* const m_;
+  const int64_t id_;
+  std::chrono::steady_clock::time_point last_persist_ = std::chrono::steady_clock::now();
+};
+
+absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(JobManagerOptions options) {
+  ASSIGN_OR_RETURN(JobStore store, JobStore::Open(options.state_dir));
+  std::unique_ptr<JobManager> m(new JobManager(std::move(options), std::move(store)));
+  {
+    absl::MutexLock lock(&m->mu_);
+    for (v1::Job& job : m->store_.LoadAll()) {
+      const int64_t id = *ParseJobName(job.name());
+      m->next_id_ = std::max(m->next_id_, id + 1);
+      Record& r = m->jobs_[id];
+      r.job = std::move(job);
+      if (r.job.state() == v1::Job::QUEUED || r.job.state() == v1::Job::RUNNING) {
+        const bool was_running = r.job.state() == v1::Job::RUNNING;
+        r.job.set_step(0);
+        m->SetStateLocked(r, v1::Job::QUEUED, "");
+        v1::JobEvent note;
+        note.set_message(was_running ? "daemon restarted while this job ran; it starts again from step 0"
+                                     : "daemon restarted; job queued again");
+        m->AddEventLocked(r, std::move(note));
+        m->queue_.push_back(id);
+      }
+    }
+  }
+  m->worker_ = std::thread([p = m.get()] { p->WorkerLoop(); });
+  return m;
+}
+
+namespace {
+
+// Budgets left at 0 mean the whole tier: on the CPU device, device memory
+// and host memory are both the machine's RAM.
+JobManagerOptions WithDefaultBudgets(JobManagerOptions options) {
+  const int64_t ram = static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGESIZE);
+  if (options.budgets.host_bytes == 0) options.budgets.host_bytes = ram;
+  if (options.budgets.device_bytes == 0 && options.budgets.device == "cpu") {
+    options.budgets.device_bytes = ram;
+  }
+  return options;
+}
+
+}  // namespace
+
+JobManager::JobManager(JobManagerOptions options, JobStore store)
+    : options_(WithDefaultBudgets(std::move(options))), store_(std::move(store)) {}
+
+JobManager::~JobManager() { Shutdown(); }
+
+void JobManager::Shutdown() {
+  {
+    absl::MutexLock lock(&mu_);
+    shutdown_ = true;
+    cv_.SignalAll();
+  }
+  if (worker_.joinable()) worker_.join();
+}
+
+void JobManager::WorkerLoop() {
+  while (true) {
+    int64_t id = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      while (!shutdown_ && queue_.empty()) cv_.Wait(&mu_);
+      if (shutdown_) return;
+      id = queue_.front();
+      queue_.pop_front();
+      running_ = id;
+    }
+    RunJob(id);
+    absl::MutexLock lock(&mu_);
+    running_ = 0;
+  }
+}
+
+void JobManager::RunJob(int64_t id) {
+  core::JobConfig config;
+  {
+    absl::MutexLock lock(&mu_);
+    Record& r = jobs_.at(id);
+    config = ToJobConfig(r.job.spec());
+    *r.job.mutable_start_time() = TimeUtil::GetCurrentTime();
+    SetStateLocked(r, v1::Job::RUNNING, "");
+  }
+  Run run(this, id);
+  absl::Status status;
+  absl::StatusOr<std::unique_ptr<core::Trainer>> trainer =
+      core::Trainer::Create(config, {.job_dir = store_.JobDir(id)});
+  status = trainer.ok() ? (*trainer)->Run(&run) : trainer.status();
+  trainer = absl::CancelledError("released");  // free the model before recording the end
+
+  absl::MutexLock lock(&mu_);
+  Record& r = jobs_.at(id);
+  if (status.ok()) {
+    SetStateLocked(r, v1::Job::SUCCEEDED, "");
+  } else if (absl::IsCancelled(status)) {
+    SetStateLocked(r, v1::Job::CANCELLED, "cancelled by request");
+  } else if (absl::IsAborted(status) && shutdown_) {
+    v1::JobEvent note;
+    note.set_message(std::string(status.message()));
+    AddEventLocked(r, std::move(note));
+    SetStateLocked(r, v1::Job::QUEUED, "");
+  } else {
+    LOG(WARNING) << JobName(id) << " failed: " << status;
+    SetStateLocked(r, v1::Job::FAILED,
+                   absl::StrCat(absl::StatusCodeToString(status.code()), ": ", status.message()));
+  }
+}
+
+void JobManager::AddEventLocked(Record& r, v1::JobEvent event) {
+  *event.mutable_time() = TimeUtil::GetCurrentTime();
+  *event.mutable_job() = r.job;
+  event.mutable_job()->clear_spec();
+  r.events.push_back(std::move(event));
+  while (static_cast<int>(r.events.size()) > options_.max_events_per_job) {
+    r.events.pop_front();
+    ++r.events_dropped;
+  }
+  cv_.SignalAll();
+}
+
+void JobManager::SetStateLocked(Record& r, v1::Job::State state, const std::string& error) {
+  r.job.set_state(state);
+  r.job.set_error(error);
+  if (Ended(state)) *r.job.mutable_end_time() = TimeUtil::GetCurrentTime();
+  v1::JobEvent event;
+  event.set_state(state);
+  AddEventLocked(r, std::move(event));
+  PersistLocked(r);
+}
+
+void JobManager::PersistLocked(const Record& r) {
+  const absl::Status s = store_.Save(r.job);
+  if (!s.ok()) LOG(ERROR) << "cannot persist " << r.job.name() << ": " << s;
+}
+
+absl::StatusOr<JobManager::Record*> JobManager::FindLocked(const std::string& name) {
+  ASSIGN_OR_RETURN(int64_t id, ParseJobName(name));
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job ", JobName(id), " not found"));
+  return &it->second;
+}
+
+absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec) {
+  ASSIGN_OR_RETURN(core::JobConfig config, ValidatedConfig(spec));
+  if (config.offload.method != core::OffloadMethod::kResident) {
+    return absl::UnimplementedError(
+        "offload.method: only RESIDENT is available in this version (L2L and STRONGHOLD come "
+        "with the windowed offload engine)");
+  }
+  if (config.training.precision != core::Precision::kFp32) {
+    return absl::UnimplementedError("training.precision: only FP32 is available in this version");
+  }
+  {
+    // Opening checks the token file (size, ids below model.vocab).
+    ASSIGN_OR_RETURN(std::unique_ptr<core::Dataset> data,
+                     core::Dataset::Open(config.data, config.model.padded_vocab(),
+                                         config.model.seq_len));
+  }
+  const core::MemoryPlan plan = core::PlanMemory(config, options_.budgets);
+  if (!plan.fits) return absl::ResourceExhaustedError(plan.reason);
+
+  absl::MutexLock lock(&mu_);
+  if (shutdown_) return absl::UnavailableError("the daemon is shutting down");
+  const int64_t id = next_id_++;
+  Record& r = jobs_[id];
+  r.job.set_name(JobName(id));
+  r.job.set_display_name(config.name);
+  *r.job.mutable_spec() = ToJobSpec(config);
+  *r.job.mutable_create_time() = TimeUtil::GetCurrentTime();
+  r.job.set_parameters(plan.parameters);
+  r.job.set_state(v1::Job::QUEUED);
+  if (absl::Status s = store_.Save(r.job); !s.ok()) {
+    jobs_.erase(id);
+    return absl::Status(s.code(), absl::StrCat("cannot record the job: ", s.message()));
+  }
+  v1::JobEvent event;
+  event.set_state(v1::Job::QUEUED);
+  AddEventLocked(r, std::move(event));
+  queue_.push_back(id);
+  return r.job;
+}
+
+absl::StatusOr<v1::Job> JobManager::Get(const std::string& name) {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(Record * r, FindLocked(name));
+  return r->job;
+}
+
+absl::StatusOr<v1::ListJobsResponse> JobManager::List(int page_size, const std::string& token) {
+  if (page_size < 0 || page_size > 1000) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_size: must be in [0, 1000], got ", page_size));
+  }
+  if (page_size == 0) page_size = 50;
+  int64_t below = INT64_MAX;
+  if (!token.empty() && (!absl::SimpleAtoi(token, &below) || below <= 0)) {
+    return absl::InvalidArgumentError("page_token: not a token returned by ListJobs");
+  }
+  absl::MutexLock lock(&mu_);
+  v1::ListJobsResponse out;
+  for (auto it = jobs_.rbegin(); it != jobs_.rend(); ++it) {
+    if (it->first >= below) continue;
+    if (out.jobs_size() == page_size) {
+      out.set_next_page_token(absl::StrCat(out.jobs(out.jobs_size() - 1).name().substr(5)));
+      break;
+    }
+    *out.add_jobs() = it->second.job;
+  }
+  return out;
+}
+
+absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& name) {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(Record * r, FindLocked(name));
+  if (Ended(r->job.state())) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "job ", r->job.name(), " already ended (", v1::Job::State_Name(r->job.state()), ")"));
+  }
+  const int64_t id = *ParseJobName(r->job.name());
+  if (r->job.state() == v1::Job::QUEUED) {
+    queue_.erase(std::remove(queue_.begin(), queue_.end(), id), queue_.end());
+    SetStateLocked(*r, v1::Job::CANCELLED, "cancelled by request");
+    return r->job;
+  }
+  r->cancel_requested = true;
+  // Training checks for cancellation between micro-batches; wait briefly so
+  // the caller usually sees the final state.
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (r->job.state() == v1::Job::RUNNING && absl::Now() < deadline) {
+    cv_.WaitWithDeadline(&mu_, deadline);
+  }
+  return r->job;
+}
+
+absl::StatusOr<v1::MemoryPlan> JobManager::Plan(const v1::JobSpec& spec) {
+  ASSIGN_OR_RETURN(core::JobConfig config, ValidatedConfig(spec));
+  return ToProto(core::PlanMemory(config, options_.budgets));
+}
+
+absl::Status JobManager::Watch(const std::string& name, int64_t since_step,
+                               const std::function<bool(const v1::JobEvent&)>& emit,
+                               const std::function<bool()>& cancelled) {
+  int64_t cursor = 0;  // absolute index of the next event to send
+  while (true) {
+    std::vector<v1::JobEvent> batch;
+    bool ended = false;
+    {
+      absl::MutexLock lock(&mu_);
+      ASSIGN_OR_RETURN(Record * r, FindLocked(name));
+      cursor = std::max(cursor, r->events_dropped);
+      const int64_t end = r->events_dropped + static_cast<int64_t>(r->events.size());
+      if (cursor == end && !Ended(r->job.state()) && !shutdown_) {
+        cv_.WaitWithTimeout(&mu_, absl::Milliseconds(500));
+        continue;
+      }
+      for (; cursor < end; ++cursor) batch.push_back(r->events[cursor - r->events_dropped]);
+      ended = Ended(r->job.state()) || shutdown_;
+    }
+    for (const v1::JobEvent& e : batch) {
+      if (e.has_metrics() && e.metrics().step() <= since_step) continue;
+      if (!emit(e)) return absl::OkStatus();
+    }
+    if (ended && batch.empty()) return absl::OkStatus();
+    if (cancelled()) return absl::CancelledError("watch cancelled by the client");
+  }
+}
+
+absl::StatusOr<std::string> JobManager::CheckpointPath(const std::string& name,
+                                                       const std::string& checkpoint,
+                                                       const std::string& file) {
+  const std::string f = file.empty() ? core::kModelFile : file;
+  for (const std::string* part : {&checkpoint, &f}) {
+    if (part->find('/') != std::string::npos || *part == ".." || *part == ".") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          part == &f ? "file" : "checkpoint", ": must be a plain name, got \"", *part, "\""));
+    }
+  }
+  std::string chosen = checkpoint;
+  {
+    absl::MutexLock lock(&mu_);
+    ASSIGN_OR_RETURN(Record * r, FindLocked(name));
+    if (chosen.empty()) {
+      if (r->job.checkpoints_size() == 0) {
+        return absl::NotFoundError(absl::StrCat("job ", r->job.name(), " has no checkpoint yet"));
+      }
+      chosen = r->job.checkpoints(r->job.checkpoints_size() - 1);
+    }
+  }
+  ASSIGN_OR_RETURN(int64_t id, ParseJobName(name));
+  const fs::path path = fs::path(store_.JobDir(id)) / "checkpoints" / chosen / f;
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) {
+    return absl::NotFoundError(absl::StrCat("no file ", f, " in checkpoint ", chosen, " of ",
+                                            JobName(id)));
+  }
+  return path.string();
+}
+
+v1::Node JobManager::Node() {
+  v1::Node node;
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  node.set_hostname(host);
+  node.set_device(options_.budgets.device);
+  node.set_version(kVersion);
+  node.set_torch_version(core::TorchVersion());
+  node.set_cpu_threads(static_cast<int>(std::thread::hardware_concurrency()));
+  const int64_t ram = static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGESIZE);
+  v1::Tier* device = node.add_tiers();
+  device->set_name(core::kTierDevice);
+  device->set_capacity_bytes(options_.budgets.device == "cpu" ? ram : 0);
+  device->set_budget_bytes(options_.budgets.device_bytes);
+  v1::Tier* host_tier = node.add_tiers();
+  host_tier->set_name(core::kTierHost);
+  host_tier->set_capacity_bytes(ram);
+  host_tier->set_budget_bytes(options_.budgets.host_bytes);
+  absl::MutexLock lock(&mu_);
+  node.set_queued_jobs(static_cast<int>(queue_.size()));
+  if (running_ != 0) node.set_running_job(JobName(running_));
+  return node;
+}
+
+}  // namespace stronghold::server

@@ -1,0 +1,109 @@
+// The daemon's job manager: validates and plans submitted jobs, keeps their
+// records durable in the state directory, runs them one at a time in FIFO
+// order on a worker thread (one running job per device), and fans their
+// events out to watchers. Knows nothing about gRPC: every method returns an
+// absl::Status that server/service.cc maps to a gRPC code.
+//
+// Restart: jobs found QUEUED or RUNNING in the state directory are queued
+// again (a RUNNING one starts over from step 0; training is deterministic).
+// Shutdown(): the running job finishes its current step, writes a
+// checkpoint, and is left QUEUED for the next start.
+//
+// Thread safety: all public methods are thread-safe.
+#ifndef STRONGHOLD_SERVER_JOB_MANAGER_H_
+#define STRONGHOLD_SERVER_JOB_MANAGER_H_
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "core/planner.h"
+#include "server/job_store.h"
+#include "stronghold/v1/stronghold.pb.h"
+
+namespace stronghold::server {
+
+struct JobManagerOptions {
+  std::string state_dir;      // required; job records and checkpoints
+  core::NodeBudgets budgets;  // device name and memory budgets
+  // Events kept in memory per job for WatchJob replay (older ones dropped).
+  int max_events_per_job = 100'000;
+};
+
+class JobManager {
+ public:
+  static absl::StatusOr<std::unique_ptr<JobManager>> Create(JobManagerOptions options);
+  ~JobManager();
+
+  absl::StatusOr<stronghold::v1::Job> Submit(const stronghold::v1::JobSpec& spec);
+  absl::StatusOr<stronghold::v1::Job> Get(const std::string& name);
+  // Newest first. page_token is the id the next page starts below.
+  absl::StatusOr<stronghold::v1::ListJobsResponse> List(int page_size,
+                                                        const std::string& page_token);
+  absl::StatusOr<stronghold::v1::Job> Cancel(const std::string& name);
+  absl::StatusOr<stronghold::v1::MemoryPlan> Plan(const stronghold::v1::JobSpec& spec);
+
+  // Replays the job's recorded events (metrics of steps after since_step),
+  // then follows new ones until the job ends. `emit` returns false to stop
+  // (client gone); `cancelled` is polled while waiting.
+  absl::Status Watch(const std::string& name, int64_t since_step,
+                     const std::function<bool(const stronghold::v1::JobEvent&)>& emit,
+                     const std::function<bool()>& cancelled);
+
+  // Path of `file` in the job's checkpoint (newest when empty).
+  absl::StatusOr<std::string> CheckpointPath(const std::string& name,
+                                             const std::string& checkpoint,
+                                             const std::string& file);
+
+  stronghold::v1::Node Node();
+
+  // Stops the worker after the running job's checkpoint. Idempotent.
+  void Shutdown();
+
+ private:
+  class Run;  // the observer of one running job
+  struct Record {
+    stronghold::v1::Job job;
+    std::deque<stronghold::v1::JobEvent> events;
+    int64_t events_dropped = 0;
+    bool cancel_requested = false;
+  };
+
+  explicit JobManager(JobManagerOptions options, JobStore store);
+  void WorkerLoop();
+  void RunJob(int64_t id);
+  // Appends an event (state, metrics or message) and wakes watchers.
+  void AddEventLocked(Record& r, stronghold::v1::JobEvent event)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SetStateLocked(Record& r, stronghold::v1::Job::State state, const std::string& error)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void PersistLocked(const Record& r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<Record*> FindLocked(const std::string& name)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Constant after construction.
+  const JobManagerOptions options_;
+  JobStore store_;
+
+  absl::Mutex mu_;
+  absl::CondVar cv_;  // signalled on new events, queue changes and shutdown
+  std::map<int64_t, Record> jobs_ ABSL_GUARDED_BY(mu_);
+  std::deque<int64_t> queue_ ABSL_GUARDED_BY(mu_);
+  int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  int64_t running_ ABSL_GUARDED_BY(mu_) = 0;
+  bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
+
+  std::thread worker_;
+};
+
+}  // namespace stronghold::server
+
+#endif  // STRONGHOLD_SERVER_JOB_MANAGER_H_

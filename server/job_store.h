@@ -1,0 +1,44 @@
+// Durable job records: one file per job, <state_dir>/jobs/<id>/job.pb (a
+// serialized stronghold.v1.Job), replaced atomically (write, fsync, rename,
+// fsync the directory), so a crash leaves either the old or the new record.
+// The job's checkpoints live beside it in <state_dir>/jobs/<id>/checkpoints/.
+//
+// Thread safety: not thread-safe; JobManager serializes calls.
+#ifndef STRONGHOLD_SERVER_JOB_STORE_H_
+#define STRONGHOLD_SERVER_JOB_STORE_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "stronghold/v1/stronghold.pb.h"
+
+namespace stronghold::server {
+
+class JobStore {
+ public:
+  // Creates <state_dir>/jobs if needed.
+  static absl::StatusOr<JobStore> Open(const std::string& state_dir);
+
+  // Every stored job, in id order. A record that cannot be parsed is
+  // skipped with a warning (and left on disk for inspection).
+  std::vector<stronghold::v1::Job> LoadAll() const;
+
+  absl::Status Save(const stronghold::v1::Job& job);
+
+  // <state_dir>/jobs/<id>
+  std::string JobDir(int64_t id) const;
+
+ private:
+  explicit JobStore(std::string jobs_dir) : jobs_dir_(std::move(jobs_dir)) {}
+  std::string jobs_dir_;
+};
+
+// "jobs/17" -> 17; INVALID_ARGUMENT for anything else. Accepts "17" too.
+absl::StatusOr<int64_t> ParseJobName(const std::string& name);
+std::string JobName(int64_t id);
+
+}  // namespace stronghold::server
+
+#endif  // STRONGHOLD_SERVER_JOB_STORE_H_

@@ -1,0 +1,126 @@
+// strongholdd: the per-node training daemon. Flags live here only; see
+// docs/daemon.md for what each one does.
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "glog/logging.h"
+#include "server/address.h"
+#include "server/job_manager.h"
+#include "server/service.h"
+#include "server/version.h"
+
+ABSL_FLAG(std::string, socket, "",
+          "Unix socket to serve on (default $XDG_RUNTIME_DIR/stronghold/strongholdd.sock, "
+          "or /run/stronghold/strongholdd.sock)");
+ABSL_FLAG(std::string, listen, "",
+          "Optional TCP address host:port; loopback addresses only until authentication exists");
+ABSL_FLAG(std::string, state_dir, "",
+          "Job records and checkpoints (default $STATE_DIRECTORY, or /var/lib/stronghold)");
+ABSL_FLAG(std::string, device, "auto", "Compute device: cpu, cuda:N or auto");
+ABSL_FLAG(std::string, device_memory_budget, "0",
+          "Compute-device memory budget, e.g. 16GiB (0 = the device's capacity)");
+ABSL_FLAG(std::string, host_memory_budget, "0",
+          "Host memory budget for training state, e.g. 64GiB (0 = unlimited)");
+
+namespace stronghold::server {
+namespace {
+
+int Fail(const std::string& message) {
+  std::cerr << "strongholdd: " << message << "\n";
+  return 2;
+}
+
+int Main() {
+  // Every thread inherits a mask blocking the shutdown signals; the main
+  // thread takes them with sigwait below.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  const std::string socket_path =
+      absl::GetFlag(FLAGS_socket).empty() ? DefaultSocketPath() : absl::GetFlag(FLAGS_socket);
+  std::string state_dir = absl::GetFlag(FLAGS_state_dir);
+  if (state_dir.empty()) {
+    const char* sd = std::getenv("STATE_DIRECTORY");  // systemd's StateDirectory=
+    state_dir = sd != nullptr ? sd : "/var/lib/stronghold";
+  }
+  JobManagerOptions options;
+  options.state_dir = state_dir;
+  const std::string device = absl::GetFlag(FLAGS_device);
+  if (device == "auto" || device == "cpu") {
+    options.budgets.device = "cpu";
+  } else {
+    return Fail(absl::StrCat("--device: \"", device,
+                             "\" is not available: this build runs on the CPU device only "
+                             "(use cpu or auto)"));
+  }
+  absl::StatusOr<int64_t> device_budget = ParseBytes(absl::GetFlag(FLAGS_device_memory_budget));
+  if (!device_budget.ok()) return Fail(absl::StrCat("--device_memory_budget: ", device_budget.status().message()));
+  absl::StatusOr<int64_t> host_budget = ParseBytes(absl::GetFlag(FLAGS_host_memory_budget));
+  if (!host_budget.ok()) return Fail(absl::StrCat("--host_memory_budget: ", host_budget.status().message()));
+  options.budgets.device_bytes = *device_budget;
+  options.budgets.host_bytes = *host_budget;
+
+  std::string tcp = absl::GetFlag(FLAGS_listen);
+  if (!tcp.empty()) {
+    if (absl::Status s = CheckLoopback(tcp); !s.ok()) return Fail(absl::StrCat("--listen: ", s.message()));
+  }
+
+  absl::StatusOr<std::unique_ptr<JobManager>> jobs = JobManager::Create(options);
+  if (!jobs.ok()) return Fail(std::string(jobs.status().message()));
+
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(socket_path).parent_path(), ec);
+  unlink(socket_path.c_str());  // a stale socket of an earlier run
+
+  StrongholdService service(jobs->get());
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(absl::StrCat("unix:", socket_path), grpc::InsecureServerCredentials());
+  if (!tcp.empty()) builder.AddListeningPort(tcp, grpc::InsecureServerCredentials());
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr) {
+    return Fail(absl::StrCat("cannot listen on unix:", socket_path,
+                             tcp.empty() ? "" : absl::StrCat(" and ", tcp)));
+  }
+  chmod(socket_path.c_str(), 0660);
+  LOG(INFO) << "strongholdd " << kVersion << " serving on unix:" << socket_path
+            << (tcp.empty() ? "" : absl::StrCat(" and ", tcp)) << ", state in " << state_dir
+            << ", device " << options.budgets.device;
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  LOG(INFO) << "signal " << sig << ": finishing the current step and checkpointing";
+  (*jobs)->Shutdown();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  unlink(socket_path.c_str());
+  LOG(INFO) << "stopped";
+  return 0;
+}
+
+}  // namespace
+}  // namespace stronghold::server
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("strongholdd: trains transformer models larger than GPU memory");
+  absl::ParseCommandLine(argc, argv);
+  FLAGS_logtostderr = true;
+  google::InitGoogleLogging(argv[0]);
+  return stronghold::server::Main();
+}

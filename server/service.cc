@@ -1,0 +1,125 @@
+#include "server/service.h"
+
+#include <cstdio>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "core/file_util.h"
+#include "core/sha256.h"
+
+namespace stronghold::server {
+
+namespace v1 = ::stronghold::v1;
+
+grpc::Status ToGrpcStatus(const absl::Status& s) {
+  if (s.ok()) return grpc::Status::OK;
+  // absl and gRPC share the canonical code numbering.
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
+}
+
+namespace {
+
+template <typename T>
+grpc::Status Reply(absl::StatusOr<T> result, T* out) {
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  *out = std::move(*result);
+  return grpc::Status::OK;
+}
+
+constexpr int kDefaultChunk = 1 << 20;
+constexpr int kMaxChunk = 4 << 20;
+
+}  // namespace
+
+grpc::Status StrongholdService::SubmitJob(grpc::ServerContext*, const v1::SubmitJobRequest* req,
+                                          v1::Job* out) {
+  return Reply(jobs_->Submit(req->spec()), out);
+}
+
+grpc::Status StrongholdService::GetJob(grpc::ServerContext*, const v1::GetJobRequest* req,
+                                       v1::Job* out) {
+  return Reply(jobs_->Get(req->name()), out);
+}
+
+grpc::Status StrongholdService::ListJobs(grpc::ServerContext*, const v1::ListJobsRequest* req,
+                                         v1::ListJobsResponse* out) {
+  return Reply(jobs_->List(req->page_size(), req->page_token()), out);
+}
+
+grpc::Status StrongholdService::CancelJob(grpc::ServerContext*, const v1::CancelJobRequest* req,
+                                          v1::Job* out) {
+  return Reply(jobs_->Cancel(req->name()), out);
+}
+
+grpc::Status StrongholdService::WatchJob(grpc::ServerContext* ctx, const v1::WatchJobRequest* req,
+                                         grpc::ServerWriter<v1::JobEvent>* writer) {
+  return ToGrpcStatus(jobs_->Watch(
+      req->name(), req->since_step(),
+      [writer](const v1::JobEvent& e) { return writer->Write(e); },
+      [ctx] { return ctx->IsCancelled(); }));
+}
+
+grpc::Status StrongholdService::PlanJob(grpc::ServerContext*, const v1::PlanJobRequest* req,
+                                        v1::MemoryPlan* out) {
+  return Reply(jobs_->Plan(req->spec()), out);
+}
+
+grpc::Status StrongholdService::DownloadCheckpoint(
+    grpc::ServerContext* ctx, const v1::DownloadCheckpointRequest* req,
+    grpc::ServerWriter<v1::CheckpointChunk>* writer) {
+  if (req->offset() < 0) {
+    return ToGrpcStatus(absl::InvalidArgumentError("offset: must be >= 0"));
+  }
+  if (req->chunk_bytes() < 0 || req->chunk_bytes() > kMaxChunk) {
+    return ToGrpcStatus(absl::InvalidArgumentError(
+        absl::StrCat("chunk_bytes: must be in [0, ", kMaxChunk, "]")));
+  }
+  absl::StatusOr<std::string> path =
+      jobs_->CheckpointPath(req->name(), req->checkpoint(), req->file());
+  if (!path.ok()) return ToGrpcStatus(path.status());
+  absl::StatusOr<int64_t> size = core::FileSize(*path);
+  if (!size.ok()) return ToGrpcStatus(size.status());
+  if (req->offset() > *size) {
+    return ToGrpcStatus(absl::OutOfRangeError(
+        absl::StrCat("offset: ", req->offset(), " is past the end of the file (", *size, " bytes)")));
+  }
+  const int chunk = req->chunk_bytes() > 0 ? req->chunk_bytes() : kDefaultChunk;
+  const std::string file = path->substr(path->rfind('/') + 1);
+
+  // The digest covers the whole file, so a download continued at `offset`
+  // still ends with the digest of every byte.
+  core::Sha256 digest;
+  int64_t offset = 0;
+  while (true) {
+    if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+    const int64_t want = std::min<int64_t>(chunk, *size - offset);
+    absl::StatusOr<std::string> data = core::ReadFileRange(*path, offset, want);
+    if (!data.ok()) return ToGrpcStatus(data.status());
+    if (static_cast<int64_t>(data->size()) != want) {
+      return ToGrpcStatus(absl::DataLossError(absl::StrCat(*path, " changed while reading")));
+    }
+    digest.Update(data->data(), data->size());
+    const int64_t next = offset + want;
+    const bool last = next >= *size;
+    if (next > req->offset() || last) {
+      v1::CheckpointChunk out;
+      out.set_file(file);
+      out.set_total_bytes(*size);
+      const int64_t skip = std::max<int64_t>(0, req->offset() - offset);
+      out.set_offset(offset + skip);
+      out.set_data(data->substr(static_cast<size_t>(skip)));
+      if (last) out.set_sha256(digest.HexDigest());
+      if (!writer->Write(out)) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+    }
+    if (last) return grpc::Status::OK;
+    offset = next;
+  }
+}
+
+grpc::Status StrongholdService::GetNode(grpc::ServerContext*, const v1::GetNodeRequest*,
+                                        v1::Node* out) {
+  *out = jobs_->Node();
+  return grpc::Status::OK;
+}
+
+}  // namespace stronghold::server

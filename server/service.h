@@ -1,0 +1,42 @@
+// The gRPC face of the daemon: a thin adapter from stronghold.v1.Stronghold
+// to JobManager. The one place where absl::Status becomes a grpc::Status.
+#ifndef STRONGHOLD_SERVER_SERVICE_H_
+#define STRONGHOLD_SERVER_SERVICE_H_
+
+#include "absl/status/status.h"
+#include "server/job_manager.h"
+#include "stronghold/v1/stronghold.grpc.pb.h"
+
+namespace stronghold::server {
+
+grpc::Status ToGrpcStatus(const absl::Status& status);
+
+class StrongholdService final : public stronghold::v1::Stronghold::Service {
+ public:
+  explicit StrongholdService(JobManager* jobs) : jobs_(jobs) {}
+
+  grpc::Status SubmitJob(grpc::ServerContext*, const stronghold::v1::SubmitJobRequest*,
+                         stronghold::v1::Job*) override;
+  grpc::Status GetJob(grpc::ServerContext*, const stronghold::v1::GetJobRequest*,
+                      stronghold::v1::Job*) override;
+  grpc::Status ListJobs(grpc::ServerContext*, const stronghold::v1::ListJobsRequest*,
+                        stronghold::v1::ListJobsResponse*) override;
+  grpc::Status CancelJob(grpc::ServerContext*, const stronghold::v1::CancelJobRequest*,
+                         stronghold::v1::Job*) override;
+  grpc::Status WatchJob(grpc::ServerContext*, const stronghold::v1::WatchJobRequest*,
+                        grpc::ServerWriter<stronghold::v1::JobEvent>*) override;
+  grpc::Status PlanJob(grpc::ServerContext*, const stronghold::v1::PlanJobRequest*,
+                       stronghold::v1::MemoryPlan*) override;
+  grpc::Status DownloadCheckpoint(grpc::ServerContext*,
+                                  const stronghold::v1::DownloadCheckpointRequest*,
+                                  grpc::ServerWriter<stronghold::v1::CheckpointChunk>*) override;
+  grpc::Status GetNode(grpc::ServerContext*, const stronghold::v1::GetNodeRequest*,
+                       stronghold::v1::Node*) override;
+
+ private:
+  JobManager* const jobs_;  // not owned
+};
+
+}  // namespace stronghold::server
+
+#endif  // STRONGHOLD_SERVER_SERVICE_H_

@@ -1,0 +1,124 @@
+#include "server/spec_convert.h"
+
+namespace stronghold::server {
+
+namespace v1 = ::stronghold::v1;
+
+namespace {
+
+core::Precision ToPrecision(v1::Precision p) {
+  switch (p) {
+    case v1::BF16: return core::Precision::kBf16;
+    case v1::FP16: return core::Precision::kFp16;
+    default: return core::Precision::kFp32;
+  }
+}
+
+v1::Precision FromPrecision(core::Precision p) {
+  switch (p) {
+    case core::Precision::kBf16: return v1::BF16;
+    case core::Precision::kFp16: return v1::FP16;
+    default: return v1::FP32;
+  }
+}
+
+core::OffloadMethod ToMethod(v1::OffloadMethod m) {
+  switch (m) {
+    case v1::L2L: return core::OffloadMethod::kL2L;
+    case v1::STRONGHOLD: return core::OffloadMethod::kStronghold;
+    default: return core::OffloadMethod::kResident;
+  }
+}
+
+v1::OffloadMethod FromMethod(core::OffloadMethod m) {
+  switch (m) {
+    case core::OffloadMethod::kL2L: return v1::L2L;
+    case core::OffloadMethod::kStronghold: return v1::STRONGHOLD;
+    default: return v1::RESIDENT;
+  }
+}
+
+}  // namespace
+
+core::JobConfig ToJobConfig(const v1::JobSpec& spec) {
+  core::JobConfig c;  // defaults live in core/job_config.h
+  c.name = spec.name();
+#define SH_TAKE(msg, field, out) \
+  if ((msg).has_##field()) (out) = (msg).field()
+  const v1::ModelSpec& m = spec.model();
+  SH_TAKE(m, layers, c.model.layers);
+  SH_TAKE(m, hidden, c.model.hidden);
+  SH_TAKE(m, heads, c.model.heads);
+  SH_TAKE(m, seq_len, c.model.seq_len);
+  SH_TAKE(m, vocab, c.model.vocab);
+
+  const v1::TrainingSpec& t = spec.training();
+  SH_TAKE(t, batch, c.training.batch);
+  // micro_batch defaults to the whole batch (no accumulation).
+  c.training.micro_batch = t.has_micro_batch() ? t.micro_batch() : c.training.batch;
+  SH_TAKE(t, steps, c.training.steps);
+  SH_TAKE(t, lr, c.training.lr);
+  SH_TAKE(t, warmup_steps, c.training.warmup_steps);
+  SH_TAKE(t, min_lr, c.training.min_lr);
+  SH_TAKE(t, weight_decay, c.training.weight_decay);
+  SH_TAKE(t, beta1, c.training.beta1);
+  SH_TAKE(t, beta2, c.training.beta2);
+  SH_TAKE(t, eps, c.training.eps);
+  SH_TAKE(t, clip_norm, c.training.clip_norm);
+  SH_TAKE(t, seed, c.training.seed);
+  SH_TAKE(t, log_every, c.training.log_every);
+#undef SH_TAKE
+  c.training.precision = ToPrecision(t.precision());
+
+  const v1::OffloadSpec& o = spec.offload();
+  c.offload.method = ToMethod(o.method());
+  c.offload.window = o.window();
+  c.offload.gpu_memory_budget_bytes = o.gpu_memory_budget_bytes();
+  c.offload.host_memory_budget_bytes = o.host_memory_budget_bytes();
+  c.offload.ssd_dirs.assign(o.ssd_dirs().begin(), o.ssd_dirs().end());
+
+  if (!spec.data().source().empty()) c.data.source = spec.data().source();
+  c.data.token_bytes = spec.data().token_bytes();
+  c.checkpoint.every_steps = spec.checkpoint().every_steps();
+  c.checkpoint.keep_last = spec.checkpoint().keep_last();
+  return c;
+}
+
+v1::JobSpec ToJobSpec(const core::JobConfig& c) {
+  v1::JobSpec spec;
+  spec.set_name(c.name);
+  v1::ModelSpec* m = spec.mutable_model();
+  m->set_layers(c.model.layers);
+  m->set_hidden(c.model.hidden);
+  m->set_heads(c.model.heads);
+  m->set_seq_len(c.model.seq_len);
+  m->set_vocab(c.model.vocab);
+  v1::TrainingSpec* t = spec.mutable_training();
+  t->set_batch(c.training.batch);
+  t->set_micro_batch(c.training.micro_batch);
+  t->set_steps(c.training.steps);
+  t->set_lr(c.training.lr);
+  t->set_warmup_steps(c.training.warmup_steps);
+  t->set_min_lr(c.training.min_lr);
+  t->set_weight_decay(c.training.weight_decay);
+  t->set_beta1(c.training.beta1);
+  t->set_beta2(c.training.beta2);
+  t->set_eps(c.training.eps);
+  t->set_clip_norm(c.training.clip_norm);
+  t->set_seed(c.training.seed);
+  t->set_precision(FromPrecision(c.training.precision));
+  t->set_log_every(c.training.log_every);
+  v1::OffloadSpec* o = spec.mutable_offload();
+  o->set_method(FromMethod(c.offload.method));
+  o->set_window(c.offload.window);
+  o->set_gpu_memory_budget_bytes(c.offload.gpu_memory_budget_bytes);
+  o->set_host_memory_budget_bytes(c.offload.host_memory_budget_bytes);
+  for (const std::string& d : c.offload.ssd_dirs) o->add_ssd_dirs(d);
+  spec.mutable_data()->set_source(c.data.source);
+  spec.mutable_data()->set_token_bytes(c.data.token_bytes);
+  spec.mutable_checkpoint()->set_every_steps(c.checkpoint.every_steps);
+  spec.mutable_checkpoint()->set_keep_last(c.checkpoint.keep_last);
+  return spec;
+}
+
+}  // namespace stronghold::server
