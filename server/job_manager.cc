@@ -88,6 +88,7 @@ class JobManager::Run final : public core::TrainerObserver {
     r.job.set_step(s.step);
     r.job.set_last_loss(s.loss);
     *r.job.mutable_last_metrics() = metrics;
+    if (m_->options_.listener != nullptr) m_->options_.listener->OnJobStep(r.job, metrics);
     const int log_every = std::max(1, r.job.spec().training().log_every());
     if (s.step % log_every == 0 || s.step == s.steps) {
       v1::JobEvent event;
@@ -262,6 +263,7 @@ void JobManager::SetStateLocked(Record& r, v1::Job::State state, const std::stri
   event.set_state(state);
   AddEventLocked(r, std::move(event));
   PersistLocked(r);
+  if (options_.listener != nullptr) options_.listener->OnJobState(r.job);
 }
 
 void JobManager::PersistLocked(const Record& r) {
@@ -312,6 +314,7 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec) {
   v1::JobEvent event;
   event.set_state(v1::Job::QUEUED);
   AddEventLocked(r, std::move(event));
+  if (options_.listener != nullptr) options_.listener->OnJobState(r.job);
   queue_.push_back(id);
   return r.job;
 }

@@ -31,11 +31,23 @@
 
 namespace stronghold::server {
 
+// Told about every job state change and finished step (metrics, logs).
+// Called with the manager's lock held: implementations must be quick and
+// must not call back into the JobManager.
+class JobListener {
+ public:
+  virtual ~JobListener() = default;
+  virtual void OnJobState(const stronghold::v1::Job& job) = 0;
+  virtual void OnJobStep(const stronghold::v1::Job& job,
+                         const stronghold::v1::StepMetrics& metrics) = 0;
+};
+
 struct JobManagerOptions {
   std::string state_dir;      // required; job records and checkpoints
   core::NodeBudgets budgets;  // device name and memory budgets
   // Events kept in memory per job for WatchJob replay (older ones dropped).
   int max_events_per_job = 100'000;
+  JobListener* listener = nullptr;  // optional, not owned, outlives the manager
 };
 
 class JobManager {
