@@ -16,7 +16,8 @@ using optim_internal::KernelResult;
 
 // The gradient of `b` as (pointer, dtype): grad_data wins over grad.
 const void* GradPointer(const ParamBuffer& b) {
-  return b.grad_data != nullptr ? b.grad_data : static_cast<const void*>(b.grad);
+  return b.grad_data != nullptr ? b.grad_data
+                                : static_cast<const void*>(b.grad);
 }
 
 DType GradDType(const ParamBuffer& b) {
@@ -38,7 +39,8 @@ KernelArgs ArgsFor(const ParamBuffer& b, int64_t begin, int64_t end,
   a.grad = static_cast<const char*>(GradPointer(b)) +
            begin * DTypeBytes(a.grad_dtype);
   if (b.working != nullptr) {
-    a.working = static_cast<char*>(b.working) + begin * DTypeBytes(b.working_dtype);
+    a.working =
+        static_cast<char*>(b.working) + begin * DTypeBytes(b.working_dtype);
     a.working_dtype = b.working_dtype;
   }
   a.n = end - begin;
@@ -168,7 +170,8 @@ absl::Status ValidateAdamWStep(const AdamWStep& h) {
   if (h.step < 1) {
     return absl::InvalidArgumentError(absl::StrCat("step ", h.step, " < 1"));
   }
-  if (!(h.beta1 >= 0.0f && h.beta1 < 1.0f && h.beta2 >= 0.0f && h.beta2 < 1.0f)) {
+  if (!(h.beta1 >= 0.0f && h.beta1 < 1.0f && h.beta2 >= 0.0f &&
+        h.beta2 < 1.0f)) {
     return absl::InvalidArgumentError(
         absl::StrCat("betas (", h.beta1, ", ", h.beta2, ") outside [0, 1)"));
   }
@@ -188,8 +191,9 @@ StepStats AdamWRange(Isa isa, const ParamBuffer& b, const AdamWConstants& c,
   const int64_t split = std::clamp(b.decay_count, begin, end);
   StepStats stats;
   if (split > begin) {
-    AppendStats(ToStats(RunKernel(isa, ArgsFor(b, begin, split, c.decay), c), begin),
-                &stats);
+    AppendStats(
+        ToStats(RunKernel(isa, ArgsFor(b, begin, split, c.decay), c), begin),
+        &stats);
   }
   if (end > split) {
     AppendStats(ToStats(RunKernel(isa, ArgsFor(b, split, end, 1.0f), c), split),
@@ -204,12 +208,16 @@ StepStats MeasureRange(Isa isa, const ParamBuffer& b, float grad_scale,
   const int64_t split = std::clamp(b.decay_count, begin, end);
   StepStats stats;
   if (split > begin) {
-    AppendStats(ToStats(RunMeasure(isa, ArgsFor(b, begin, split, 1.0f), grad_scale), begin),
-                &stats);
+    AppendStats(
+        ToStats(RunMeasure(isa, ArgsFor(b, begin, split, 1.0f), grad_scale),
+                begin),
+        &stats);
   }
   if (end > split) {
-    AppendStats(ToStats(RunMeasure(isa, ArgsFor(b, split, end, 1.0f), grad_scale), split),
-                &stats);
+    AppendStats(
+        ToStats(RunMeasure(isa, ArgsFor(b, split, end, 1.0f), grad_scale),
+                split),
+        &stats);
   }
   return stats;
 }

@@ -41,12 +41,12 @@ Isa BestIsa();
 // Per-step constants, derived from AdamWStep exactly as ReferenceAdamW does
 // (bias corrections in double, then rounded to float once).
 struct AdamWConstants {
-  float decay = 1.0f;            // 1 - lr * weight_decay
+  float decay = 1.0f;  // 1 - lr * weight_decay
   float one_minus_beta1 = 0.1f;
   float beta2 = 0.95f;
   float one_minus_beta2 = 0.05f;
-  float step_size = 0.0f;        // lr / (1 - beta1^step)
-  float bc2_sqrt = 1.0f;         // sqrt(1 - beta2^step)
+  float step_size = 0.0f;  // lr / (1 - beta1^step)
+  float bc2_sqrt = 1.0f;   // sqrt(1 - beta2^step)
   float eps = 1e-8f;
   float grad_scale = 1.0f;
 };

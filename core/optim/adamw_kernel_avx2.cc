@@ -19,7 +19,8 @@ inline __m256 LoadGrad8(const void* grad, int64_t j) {
     const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(
         static_cast<const uint16_t*>(grad) + j));
     if constexpr (kGrad == DType::kBFloat16) {
-      return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+      return _mm256_castsi256_ps(
+          _mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
     } else {
       return _mm256_cvtph_ps(h);  // exact; quiets NaN like FloatFromHalf
     }
@@ -179,9 +180,10 @@ KernelResult Measure(const KernelArgs& a, float grad_scale) {
 }  // namespace
 
 KernelResult AdamWAvx2(const KernelArgs& a, const AdamWConstants& c) {
-  return DispatchDTypes(a, [&]<DType kGrad, bool kHasWorking, DType kWorking>() {
-    return Run<kGrad, kHasWorking, kWorking>(a, c);
-  });
+  return DispatchDTypes(a,
+                        [&]<DType kGrad, bool kHasWorking, DType kWorking>() {
+                          return Run<kGrad, kHasWorking, kWorking>(a, c);
+                        });
 }
 
 KernelResult MeasureAvx2(const KernelArgs& a, float grad_scale) {

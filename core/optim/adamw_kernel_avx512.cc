@@ -19,7 +19,8 @@ inline __m512 LoadGrad16(const void* grad, int64_t j) {
     const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(
         static_cast<const uint16_t*>(grad) + j));
     if constexpr (kGrad == DType::kBFloat16) {
-      return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+      return _mm512_castsi512_ps(
+          _mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
     } else {
       return _mm512_cvtph_ps(h);  // exact; quiets NaN like FloatFromHalf
     }
@@ -50,8 +51,8 @@ inline void StoreWorking16(void* working, int64_t j, __m512 p) {
     if constexpr (kWorking == DType::kBFloat16) {
       _mm256_storeu_si256(out, _mm512_cvtepi32_epi16(BFloat16Bits(p)));
     } else {
-      _mm256_storeu_si256(
-          out, _mm512_cvtps_ph(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+      _mm256_storeu_si256(out, _mm512_cvtps_ph(p, _MM_FROUND_TO_NEAREST_INT |
+                                                      _MM_FROUND_NO_EXC));
     }
   }
 }
@@ -146,9 +147,10 @@ KernelResult Measure(const KernelArgs& a, float grad_scale) {
 }  // namespace
 
 KernelResult AdamWAvx512(const KernelArgs& a, const AdamWConstants& c) {
-  return DispatchDTypes(a, [&]<DType kGrad, bool kHasWorking, DType kWorking>() {
-    return Run<kGrad, kHasWorking, kWorking>(a, c);
-  });
+  return DispatchDTypes(a,
+                        [&]<DType kGrad, bool kHasWorking, DType kWorking>() {
+                          return Run<kGrad, kHasWorking, kWorking>(a, c);
+                        });
 }
 
 KernelResult MeasureAvx512(const KernelArgs& a, float grad_scale) {

@@ -24,10 +24,10 @@ struct KernelArgs {
   float* exp_avg_sq = nullptr;  // [n]
   const void* grad = nullptr;   // [n] of grad_dtype
   DType grad_dtype = DType::kFloat32;
-  void* working = nullptr;      // [n] of working_dtype, or null
+  void* working = nullptr;  // [n] of working_dtype, or null
   DType working_dtype = DType::kBFloat16;
   int64_t n = 0;
-  float decay = 1.0f;           // multiplies param: constants.decay or 1
+  float decay = 1.0f;  // multiplies param: constants.decay or 1
 };
 
 // Element j of a run adds its squared gradient to lane j % kLanes. Vector
@@ -94,9 +94,10 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void StoreWorking(void* working,
 // (torch.optim.AdamW's single-tensor path). The vector paths spell out the
 // same sequence with intrinsics; change one and you must change all.
 // `g` is the already scaled gradient.
-ABSL_ATTRIBUTE_ALWAYS_INLINE inline void UpdateElement(
-    const AdamWConstants& c, float decay, float g, float& p, float& m,
-    float& v) {
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void UpdateElement(const AdamWConstants& c,
+                                                       float decay, float g,
+                                                       float& p, float& m,
+                                                       float& v) {
   p = p * decay;
   m = m + c.one_minus_beta1 * (g - m);
   v = c.beta2 * v + (c.one_minus_beta2 * g) * g;
@@ -125,9 +126,11 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void ScalarElement(
   if (has_working) StoreWorking(a.working, working_dtype, j, p);
 }
 
-ABSL_ATTRIBUTE_ALWAYS_INLINE inline void ScalarMeasure(
-    const KernelArgs& a, float grad_scale, DType grad_dtype, int64_t j,
-    double* lanes, KernelResult* result) {
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void ScalarMeasure(const KernelArgs& a,
+                                                       float grad_scale,
+                                                       DType grad_dtype,
+                                                       int64_t j, double* lanes,
+                                                       KernelResult* result) {
   const float g = LoadGrad(a.grad, grad_dtype, j) * grad_scale;
   if (IsNonFinite(g)) {
     if (result->nonfinite_count++ == 0) result->first_nonfinite = j;

@@ -32,9 +32,10 @@ KernelResult Measure(const KernelArgs& a, float grad_scale) {
 }  // namespace
 
 KernelResult AdamWScalar(const KernelArgs& a, const AdamWConstants& c) {
-  return DispatchDTypes(a, [&]<DType kGrad, bool kHasWorking, DType kWorking>() {
-    return Run<kGrad, kHasWorking, kWorking>(a, c);
-  });
+  return DispatchDTypes(a,
+                        [&]<DType kGrad, bool kHasWorking, DType kWorking>() {
+                          return Run<kGrad, kHasWorking, kWorking>(a, c);
+                        });
 }
 
 KernelResult MeasureScalar(const KernelArgs& a, float grad_scale) {

@@ -13,8 +13,8 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 
 namespace stronghold::core {
 namespace {
@@ -80,18 +80,21 @@ std::optional<double> CgroupCpuQuota(const CpuBudgetSources& sources) {
   if (!cgroups) return std::nullopt;
   std::optional<double> quota;
   // Lines are "id:controllers:path"; "0::path" is the v2 unified hierarchy.
-  for (absl::string_view line : absl::StrSplit(*cgroups, '\n', absl::SkipEmpty())) {
-    const std::vector<absl::string_view> f = absl::StrSplit(line, absl::MaxSplits(':', 2));
+  for (absl::string_view line :
+       absl::StrSplit(*cgroups, '\n', absl::SkipEmpty())) {
+    const std::vector<absl::string_view> f =
+        absl::StrSplit(line, absl::MaxSplits(':', 2));
     if (f.size() != 3) continue;
     const std::string path(f[2]);
     if (f[0] == "0" && f[1].empty()) {
       // Pure v2 mounts the hierarchy at the root; hybrid systems at unified/.
       for (const std::string& root :
            {sources.cgroup_root, sources.cgroup_root + "/unified"}) {
-        quota = Min(quota, TightestOnPath(root, path, [](const std::string& dir) {
-                      const auto text = ReadFile(dir + "/cpu.max");
-                      return text ? ParseCgroupCpuMax(*text) : std::nullopt;
-                    }));
+        quota =
+            Min(quota, TightestOnPath(root, path, [](const std::string& dir) {
+                  const auto text = ReadFile(dir + "/cpu.max");
+                  return text ? ParseCgroupCpuMax(*text) : std::nullopt;
+                }));
       }
       continue;
     }

@@ -21,7 +21,8 @@ namespace stronghold::core {
 // Where the cgroup information is read from; tests point these at fixtures.
 struct CpuBudgetSources {
   std::string proc_self_cgroup = "/proc/self/cgroup";
-  std::string cgroup_root = "/sys/fs/cgroup";  // v2 mount (or v1 hierarchy root)
+  std::string cgroup_root =
+      "/sys/fs/cgroup";  // v2 mount (or v1 hierarchy root)
 };
 
 // Parses a cgroup v2 cpu.max ("max 100000" or "<quota> <period>") into a CPU

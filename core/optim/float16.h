@@ -59,15 +59,16 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline uint16_t HalfFromFloat(float value) {
   // the low bits of the sum are then the fp16 mantissa (0x400 means the
   // value rounded up to the smallest normal, also the right encoding).
   const float shifted = std::bit_cast<float>(abs) + 0.5f;
-  return static_cast<uint16_t>(sign |
-                               (std::bit_cast<uint32_t>(shifted) - 0x3f000000u));
+  return static_cast<uint16_t>(
+      sign | (std::bit_cast<uint32_t>(shifted) - 0x3f000000u));
 }
 
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline float FloatFromHalf(uint16_t value) {
   const uint32_t sign = static_cast<uint32_t>(value & 0x8000u) << 16;
   const uint32_t exponent = (value >> 10) & 0x1fu;
   const uint32_t mantissa = value & 0x3ffu;
-  if (exponent == 0x1f) {  // inf or NaN; NaN comes back quiet, as VCVTPH2PS does
+  if (exponent ==
+      0x1f) {  // inf or NaN; NaN comes back quiet, as VCVTPH2PS does
     return std::bit_cast<float>(sign | 0x7f800000u | (mantissa << 13) |
                                 (mantissa != 0 ? 0x400000u : 0u));
   }
@@ -75,7 +76,8 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline float FloatFromHalf(uint16_t value) {
     const float magnitude = static_cast<float>(mantissa) * 0x1p-24f;
     return std::bit_cast<float>(sign | std::bit_cast<uint32_t>(magnitude));
   }
-  return std::bit_cast<float>(sign | ((exponent + 112u) << 23) | (mantissa << 13));
+  return std::bit_cast<float>(sign | ((exponent + 112u) << 23) |
+                              (mantissa << 13));
 }
 
 }  // namespace stronghold::core

@@ -15,8 +15,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "core/optim/cpu_budget.h"
 #include "core/optim/adamw_kernel_internal.h"
+#include "core/optim/cpu_budget.h"
 #include "glog/logging.h"
 
 namespace stronghold::core {
@@ -26,18 +26,18 @@ struct FusedAdamW::Task {
 
   // Set by Enqueue under mu_, then read-only until the task is done.
   Mode mode = Mode::kStep;
-  ParamBuffer buffer;         // kTouch: working/working_dtype/count only
-  AdamWConstants constants;   // kMeasure: only grad_scale
+  ParamBuffer buffer;        // kTouch: working/working_dtype/count only
+  AdamWConstants constants;  // kMeasure: only grad_scale
   int64_t chunk_elements = 0;
   int num_chunks = 0;
 
   // Guarded by mu_.
   State state = State::kFree;
-  int unclaimed = 0;        // chunks no thread has taken yet
-  int unfinished = 0;       // chunks not yet done
-  std::vector<int> next;    // [threads] next unclaimed chunk of t's block
-  std::vector<int> end;     // [threads] end of t's block; stealing lowers it
-  StepStats result;         // valid once state == kDone
+  int unclaimed = 0;      // chunks no thread has taken yet
+  int unfinished = 0;     // chunks not yet done
+  std::vector<int> next;  // [threads] next unclaimed chunk of t's block
+  std::vector<int> end;   // [threads] end of t's block; stealing lowers it
+  StepStats result;       // valid once state == kDone
 
   // [max_chunks] statistics of chunk c, written without the lock by the
   // thread that claimed c; summed in chunk order when the last one is done.
@@ -268,7 +268,8 @@ void FusedAdamW::RunChunk(Task& task, int chunk) {
       stats = AdamWRange(isa_, task.buffer, task.constants, begin, end);
       break;
     case Mode::kMeasure:
-      stats = MeasureRange(isa_, task.buffer, task.constants.grad_scale, begin, end);
+      stats = MeasureRange(isa_, task.buffer, task.constants.grad_scale, begin,
+                           end);
       break;
     case Mode::kTouch: {
       const int bytes = DTypeBytes(task.buffer.working_dtype);
@@ -286,7 +287,8 @@ void FusedAdamW::FinishChunkLocked(int slot) {
   // Chunk order, not completion order: the sum is the same for any number
   // of threads.
   StepStats total;
-  for (int c = 0; c < task.num_chunks; ++c) AppendStats(task.chunk_stats[c], &total);
+  for (int c = 0; c < task.num_chunks; ++c)
+    AppendStats(task.chunk_stats[c], &total);
   task.result = total;
   task.state = Task::State::kDone;
   done_cv_.SignalAll();

@@ -33,7 +33,7 @@ constexpr int DTypeBytes(DType dtype) {
 
 // Hyper-parameters of one AdamW step (PyTorch's torch.optim.AdamW semantics).
 struct AdamWStep {
-  float lr = 0.0f;            // learning rate of this step
+  float lr = 0.0f;  // learning rate of this step
   float beta1 = 0.9f;
   float beta2 = 0.95f;
   float eps = 1e-8f;
@@ -51,7 +51,7 @@ struct ParamBuffer {
   float* exp_avg_sq = nullptr;  // v, fp32
   const float* grad = nullptr;  // fp32 gradient; ignored if grad_data is set
   int64_t count = 0;
-  int64_t decay_count = 0;      // elements [0, decay_count) are decayed
+  int64_t decay_count = 0;  // elements [0, decay_count) are decayed
 
   // Optional low-precision gradient: when non-null it is read instead of
   // `grad`, as `count` elements of `grad_dtype`.
