@@ -8,17 +8,27 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <exception>
 #include <filesystem>
 #include <iostream>
+#include <memory>
+#include <thread>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "core/trainer.h"
 #include "glog/logging.h"
+#include "prometheus/exposer.h"
 #include "server/address.h"
 #include "server/job_manager.h"
+#include "server/metrics.h"
+#include "server/rpc_metrics.h"
 #include "server/service.h"
+#include "server/startup_checks.h"
+#include "server/systemd_notifier.h"
 #include "server/version.h"
 
 ABSL_FLAG(std::string, socket, "",
@@ -33,6 +43,11 @@ ABSL_FLAG(std::string, device_memory_budget, "0",
           "Compute-device memory budget, e.g. 16GiB (0 = the device's capacity)");
 ABSL_FLAG(std::string, host_memory_budget, "0",
           "Host memory budget for training state, e.g. 64GiB (0 = unlimited)");
+ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
+          "Prometheus /metrics address host:port ([::1]:port for IPv6; empty = no metrics)");
+ABSL_FLAG(double, device_peak_flops, 0,
+          "Dense peak FLOP/s of the compute device for MFU (0 = a nominal figure: "
+          "40 GFLOP/s per CPU thread on the cpu device; see docs/observability.md)");
 
 namespace stronghold::server {
 namespace {
@@ -53,6 +68,10 @@ int Main() {
 
   const std::string socket_path =
       absl::GetFlag(FLAGS_socket).empty() ? DefaultSocketPath() : absl::GetFlag(FLAGS_socket);
+  if (socket_path.size() > 107) {  // sizeof(sockaddr_un::sun_path) - 1
+    return Fail(absl::StrCat("--socket: \"", socket_path, "\" is ", socket_path.size(),
+                             " bytes long; unix socket paths are limited to 107"));
+  }
   std::string state_dir = absl::GetFlag(FLAGS_state_dir);
   if (state_dir.empty()) {
     const char* sd = std::getenv("STATE_DIRECTORY");  // systemd's StateDirectory=
@@ -80,8 +99,53 @@ int Main() {
     if (absl::Status s = CheckLoopback(tcp); !s.ok()) return Fail(absl::StrCat("--listen: ", s.message()));
   }
 
+  for (const StartupNote& note : RunStartupChecks(device, options.budgets.device)) {
+    if (note.warning) {
+      LOG(WARNING) << note.text;
+    } else {
+      LOG(INFO) << note.text;
+    }
+  }
+
+  const int cpu_threads = static_cast<int>(std::thread::hardware_concurrency());
+  MetricsOptions metrics_options;
+  metrics_options.device = options.budgets.device;
+  metrics_options.device_peak_flops_per_s = absl::GetFlag(FLAGS_device_peak_flops);
+  if (metrics_options.device_peak_flops_per_s < 0) return Fail("--device_peak_flops: must be >= 0");
+  if (metrics_options.device_peak_flops_per_s == 0) {
+    metrics_options.device_peak_flops_per_s = NominalPeakFlops(options.budgets.device, cpu_threads);
+  }
+  metrics_options.budgets = options.budgets;
+  metrics_options.version = kVersion;
+  metrics_options.torch_version = core::TorchVersion();
+  Metrics metrics(metrics_options);
+  options.listener = &metrics;
+
+  // Listen for scrapes before anything else can fail late: a taken port is
+  // a configuration error worth failing the start for.
+  std::unique_ptr<prometheus::Exposer> exposer;
+  const std::string metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  if (!metrics_listen.empty()) {
+    try {
+      exposer = std::make_unique<prometheus::Exposer>(metrics_listen, /*num_threads=*/2);
+    } catch (const std::exception& e) {
+      return Fail(absl::StrCat("--metrics_listen: cannot listen on ", metrics_listen, ": ",
+                               e.what()));
+    }
+    exposer->RegisterCollectable(metrics.registry());
+  }
+
   absl::StatusOr<std::unique_ptr<JobManager>> jobs = JobManager::Create(options);
   if (!jobs.ok()) return Fail(std::string(jobs.status().message()));
+  metrics.SetNode((*jobs)->Node());
+  // Jobs that ended before this start are counted too.
+  std::string page_token;
+  do {
+    absl::StatusOr<stronghold::v1::ListJobsResponse> page = (*jobs)->List(1000, page_token);
+    if (!page.ok()) break;
+    metrics.SeedJobs({page->jobs().begin(), page->jobs().end()});
+    page_token = page->next_page_token();
+  } while (!page_token.empty());
 
   std::error_code ec;
   std::filesystem::create_directories(std::filesystem::path(socket_path).parent_path(), ec);
@@ -94,6 +158,9 @@ int Main() {
   builder.AddListeningPort(absl::StrCat("unix:", socket_path), grpc::InsecureServerCredentials());
   if (!tcp.empty()) builder.AddListeningPort(tcp, grpc::InsecureServerCredentials());
   builder.RegisterService(&service);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<RpcMetricsInterceptorFactory>(*metrics.registry()));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr) {
     return Fail(absl::StrCat("cannot listen on unix:", socket_path,
@@ -102,11 +169,23 @@ int Main() {
   chmod(socket_path.c_str(), 0660);
   LOG(INFO) << "strongholdd " << kVersion << " serving on unix:" << socket_path
             << (tcp.empty() ? "" : absl::StrCat(" and ", tcp)) << ", state in " << state_dir
-            << ", device " << options.budgets.device;
+            << ", device " << options.budgets.device
+            << (metrics_listen.empty() ? "" : absl::StrCat(", metrics on http://", metrics_listen,
+                                                           "/metrics"));
+
+  SystemdNotifier systemd;
+  systemd.Ready(absl::StrCat("serving on unix:", socket_path));
+  // The watchdog pings only while the job manager answers (takes its lock).
+  JobManager* manager = jobs->get();
+  systemd.StartWatchdog([manager] {
+    manager->Node();
+    return true;
+  });
 
   int sig = 0;
   sigwait(&signals, &sig);
   LOG(INFO) << "signal " << sig << ": finishing the current step and checkpointing";
+  systemd.Stopping("finishing the current step and checkpointing");
   (*jobs)->Shutdown();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   unlink(socket_path.c_str());

@@ -1,0 +1,213 @@
+#include "core/optim/fused_adamw.h"
+
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "core/optim/adamw_kernel.h"
+#include "core/optim/optimizer.h"
+#include "gtest/gtest.h"
+#include "tests/core/optim/test_buffers.h"
+
+namespace stronghold::core {
+namespace {
+
+AdamWStep TestStep(int64_t step) {
+  return {.lr = 2e-3f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f,
+          .weight_decay = 0.1f, .step = step, .grad_scale = 0.5f};
+}
+
+std::unique_ptr<FusedAdamW> MakeOptimizer(FusedAdamWOptions options) {
+  auto optimizer = FusedAdamW::Create(options);
+  EXPECT_TRUE(optimizer.ok()) << optimizer.status();
+  return *std::move(optimizer);
+}
+
+// Small chunks, so that a few thousand elements make many chunks.
+FusedAdamWOptions SmallChunks(int threads) {
+  return {.threads = threads, .chunk_elements = 64, .max_chunks = 40};
+}
+
+TEST(FusedAdamWTest, MultiThreadedEqualsSingleThreadedBitForBit) {
+  for (DType grad_dtype : {DType::kFloat32, DType::kBFloat16}) {
+    TestLayer single(5003, 2001, grad_dtype, true, DType::kBFloat16, 7);
+    std::vector<TestLayer> multi(4, single);
+    auto one = MakeOptimizer(SmallChunks(1));
+    std::vector<std::unique_ptr<FusedAdamW>> many;
+    for (int threads : {2, 3, 5, 8}) many.push_back(MakeOptimizer(SmallChunks(threads)));
+    for (int s = 1; s <= 4; ++s) {
+      single.NewGradient(s);
+      const StepStats expected = one->StepAndMeasure(single.view, TestStep(s));
+      for (size_t k = 0; k < many.size(); ++k) {
+        multi[k].NewGradient(s);
+        const StepStats got = many[k]->StepAndMeasure(multi[k].view, TestStep(s));
+        EXPECT_EQ(std::bit_cast<uint64_t>(got.grad_sq_sum),
+                  std::bit_cast<uint64_t>(expected.grad_sq_sum))
+            << many[k]->threads() << " threads";
+      }
+    }
+    for (const TestLayer& m : multi) {
+      EXPECT_EQ(FirstBitDifference(m.param, single.param), -1);
+      EXPECT_EQ(FirstBitDifference(m.exp_avg, single.exp_avg), -1);
+      EXPECT_EQ(FirstBitDifference(m.exp_avg_sq, single.exp_avg_sq), -1);
+      EXPECT_EQ(m.working, single.working);
+    }
+  }
+}
+
+TEST(FusedAdamWTest, EqualsReferenceAdamWInFp32) {
+  TestLayer reference(3001, 1000, DType::kFloat32, false, DType::kFloat32, 3);
+  TestLayer fused = reference;
+  ReferenceAdamW ref;
+  auto opt = MakeOptimizer(SmallChunks(3));
+  for (int s = 1; s <= 5; ++s) {
+    reference.NewGradient(s);
+    fused.NewGradient(s);
+    ref.Step(reference.view, TestStep(s));
+    opt->Step(fused.view, TestStep(s));
+  }
+  EXPECT_EQ(FirstBitDifference(fused.param, reference.param), -1);
+  EXPECT_EQ(FirstBitDifference(fused.exp_avg, reference.exp_avg), -1);
+  EXPECT_EQ(FirstBitDifference(fused.exp_avg_sq, reference.exp_avg_sq), -1);
+}
+
+TEST(FusedAdamWTest, QueuedLayersFinishInAnyWaitOrder) {
+  // More layers than slots: Submit blocks until a future is waited on. A
+  // second thread waits for the first three layers, newest first, while
+  // this one's Submit of layers 3..5 blocks on them; later this thread
+  // keeps three layers in flight.
+  constexpr int kLayers = 12;
+  std::vector<TestLayer> layers, expected;
+  for (int l = 0; l < kLayers; ++l) {
+    layers.emplace_back(700 + 97 * l, 300, DType::kFloat32, false,
+                        DType::kFloat32, 40 + l);
+  }
+  expected = layers;
+  ReferenceAdamW ref;
+  for (TestLayer& e : expected) ref.Step(e.view, TestStep(1));
+
+  FusedAdamWOptions options = SmallChunks(2);
+  options.max_pending = 3;
+  auto opt = MakeOptimizer(options);
+  std::vector<StepFuture> futures(kLayers);
+  std::thread waiter;
+  for (int l = 0; l < kLayers; ++l) {
+    if (l >= 6) futures[l - 3].Wait();
+    absl::StatusOr<StepFuture> f = opt->Submit(layers[l].view, TestStep(1));
+    ASSERT_TRUE(f.ok()) << f.status();
+    futures[l] = *std::move(f);
+    if (l == 2) {
+      waiter = std::thread([&futures] {
+        for (int k = 2; k >= 0; --k) futures[k].Wait();
+      });
+    }
+  }
+  waiter.join();
+  for (StepFuture& f : futures) {
+    if (f.valid()) f.Wait();
+  }
+  for (int l = 0; l < kLayers; ++l) {
+    EXPECT_EQ(FirstBitDifference(layers[l].param, expected[l].param), -1) << l;
+  }
+}
+
+TEST(FusedAdamWTest, ReportsTheFirstNonFiniteAcrossChunks) {
+  for (DType dtype : {DType::kFloat32, DType::kBFloat16, DType::kFloat16}) {
+    TestLayer layer(4000, 4000, dtype, false, DType::kFloat32, 5);
+    // Different chunks of 64; the later one is in a chunk that a lower-
+    // numbered thread owns, so completion order is not index order.
+    layer.SetGrad(3001, std::numeric_limits<float>::infinity());
+    layer.SetGrad(1234, std::numeric_limits<float>::quiet_NaN());
+    auto opt = MakeOptimizer(SmallChunks(4));
+    const StepStats measured = opt->SubmitMeasure(layer.view, 1.0f)->Wait();
+    EXPECT_EQ(measured.nonfinite_count, 2);
+    EXPECT_EQ(measured.first_nonfinite, 1234);
+    const StepStats stepped = opt->StepAndMeasure(layer.view, TestStep(1));
+    EXPECT_EQ(stepped.nonfinite_count, 2);
+    EXPECT_EQ(stepped.first_nonfinite, 1234);
+    EXPECT_TRUE(std::isnan(layer.param[1234]));
+  }
+}
+
+TEST(FusedAdamWTest, MeasureMatchesTheStepAndWritesNothing) {
+  TestLayer layer(2500, 800, DType::kFloat32, false, DType::kFloat32, 8);
+  const TestLayer before = layer;
+  auto opt = MakeOptimizer(SmallChunks(3));
+  const StepStats measured = opt->SubmitMeasure(layer.view, 0.5f)->Wait();
+  EXPECT_EQ(FirstBitDifference(layer.param, before.param), -1);
+  const StepStats stepped = opt->StepAndMeasure(layer.view, TestStep(1));
+  EXPECT_EQ(std::bit_cast<uint64_t>(measured.grad_sq_sum),
+            std::bit_cast<uint64_t>(stepped.grad_sq_sum));
+  EXPECT_EQ(measured.nonfinite_count, 0);
+  EXPECT_GT(measured.grad_sq_sum, 0.0);
+}
+
+TEST(FusedAdamWTest, FirstTouchZeroFills) {
+  auto opt = MakeOptimizer(SmallChunks(3));
+  std::vector<uint16_t> data(3333, 0xffff);
+  ASSERT_TRUE(opt->FirstTouch(data.data(), 3333, DType::kBFloat16).ok());
+  for (uint16_t x : data) ASSERT_EQ(x, 0);
+  EXPECT_EQ(opt->FirstTouch(nullptr, 5, DType::kFloat32).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(FusedAdamWTest, EmptyBufferCompletesAtOnce) {
+  auto opt = MakeOptimizer(SmallChunks(2));
+  ParamBuffer empty;
+  const StepStats stats = opt->Submit(empty, TestStep(1))->Wait();
+  EXPECT_EQ(stats.grad_sq_sum, 0.0);
+  EXPECT_EQ(stats.first_nonfinite, -1);
+}
+
+TEST(FusedAdamWTest, RejectsInvalidInput) {
+  auto opt = MakeOptimizer(SmallChunks(2));
+  TestLayer layer(10, 5, DType::kFloat32, false, DType::kFloat32, 1);
+  ParamBuffer bad = layer.view;
+  bad.decay_count = 11;
+  EXPECT_EQ(opt->Submit(bad, TestStep(1)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(opt->Submit(layer.view, TestStep(0)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(FusedAdamW::Create({.threads = -1}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(FusedAdamW::Create({.chunk_elements = 0}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(FusedAdamWTest, DefaultsToTheWidestPathAndTheUsableCpus) {
+  auto opt = MakeOptimizer({});
+  EXPECT_EQ(opt->isa(), BestIsa());
+  EXPECT_GE(opt->threads(), 1);
+  EXPECT_LE(opt->threads(), static_cast<int>(std::thread::hardware_concurrency()));
+  // Chunks grow so that no buffer needs more than max_chunks of them, and
+  // stay multiples of the kernels' 16-element step.
+  EXPECT_EQ(opt->ChunkElements(100), 16384);
+  EXPECT_EQ(opt->ChunkElements(int64_t{1} << 30), (int64_t{1} << 30) / 4096);
+  EXPECT_EQ(opt->ChunkElements(4096 * 20000 + 1) % 16, 0);
+}
+
+TEST(FusedAdamWTest, EveryPathTheCpuHasGivesTheSameResult) {
+  TestLayer scalar(4001, 1234, DType::kFloat16, true, DType::kFloat16, 13);
+  auto reference = MakeOptimizer({.threads = 2, .isa = Isa::kScalar});
+  TestLayer expected = scalar;
+  reference->Step(expected.view, TestStep(1));
+  for (Isa isa : {Isa::kAvx2, Isa::kAvx512}) {
+    auto opt = FusedAdamW::Create({.threads = 2, .isa = isa});
+    if (!IsaSupported(isa)) {
+      EXPECT_EQ(opt.status().code(), absl::StatusCode::kFailedPrecondition);
+      continue;
+    }
+    TestLayer layer = scalar;
+    (*opt)->Step(layer.view, TestStep(1));
+    EXPECT_EQ(FirstBitDifference(layer.param, expected.param), -1) << IsaName(isa);
+    EXPECT_EQ(layer.working, expected.working) << IsaName(isa);
+  }
+}
+
+}  // namespace
+}  // namespace stronghold::core

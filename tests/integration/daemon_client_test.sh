@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# End to end: a real strongholdd process on a temporary unix socket, driven by
+# the real strongholdctl binary. Checks training, status, fetch, cancel, bad
+# specs, unknown jobs, graceful SIGTERM and restart.
+set -uo pipefail
+
+RUNFILES="${TEST_SRCDIR:-$PWD/..}/stronghold"
+DAEMON="$RUNFILES/server/strongholdd"
+CTL="$RUNFILES/client/strongholdctl"
+WORK=$(mktemp -d "${TEST_TMPDIR:-/tmp}/e2e.XXXXXX")
+# Unix socket paths are limited to 107 bytes; TEST_TMPDIR can be longer.
+SOCK_DIR=$(mktemp -d /tmp/sh-e2e.XXXXXX)
+SOCK="$SOCK_DIR/d.sock"
+STATE="$WORK/state"
+export STRONGHOLD_DAEMON="unix:$SOCK"
+PID=""
+passed=0
+failed=0
+
+ok() { echo "PASS: $*"; passed=$((passed + 1)); }
+bad() { echo "FAIL: $*"; failed=$((failed + 1)); }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+
+start_daemon() {
+  "$DAEMON" --socket "$SOCK" --state_dir "$STATE" >>"$WORK/daemon.log" 2>&1 &
+  PID=$!
+  for _ in $(seq 1 100); do
+    "$CTL" node >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "daemon did not come up:"; cat "$WORK/daemon.log"; exit 1
+}
+
+stop_daemon() {  # SIGTERM; the daemon must exit 0 by itself
+  kill -TERM "$PID"
+  local rc
+  wait "$PID"; rc=$?
+  PID=""
+  return $rc
+}
+
+cleanup() { [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; rm -rf "$SOCK_DIR"; }
+trap cleanup EXIT
+
+json_field() {  # json_field FIELD < json
+  python3 -c "import json,sys; print(json.load(sys.stdin).get('$1', ''))"
+}
+
+wait_state() {  # wait_state JOB STATE [tries]
+  for _ in $(seq 1 "${3:-300}"); do
+    [ "$("$CTL" status "$1" --output json | json_field state)" = "$2" ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+start_daemon
+
+# --- a tiny job trains, and its loss falls by at least 30%
+"$CTL" submit --name tiny --layers 2 --hidden 64 --heads 4 --seq-len 64 --steps 30 \
+  --batch 8 --lr 3e-3 >"$WORK/submit.txt" 2>&1
+check "submit tiny job" grep -q 'jobs/1' "$WORK/submit.txt"
+"$CTL" watch 1 >"$WORK/watch.txt" 2>&1
+check "watch exits 0 for a SUCCEEDED job" test $? -eq 0
+first=$(awk '/^step 1\//{print $4; exit}' "$WORK/watch.txt")
+last=$(awk '/^step 30\//{print $4}' "$WORK/watch.txt")
+check "loss falls >= 30% ($first -> $last)" \
+  python3 -c "import sys; sys.exit(0 if float('$last') <= 0.7 * float('$first') else 1)"
+"$CTL" status 1 --output json >"$WORK/status.json"
+check "status SUCCEEDED" test "$(json_field state <"$WORK/status.json")" = SUCCEEDED
+check "status names the job" test "$(json_field display_name <"$WORK/status.json")" = tiny
+check "status has the last loss" test -n "$(json_field last_loss <"$WORK/status.json")"
+
+# --- fetch the checkpoint; its SHA-256 matches the file and the manifest
+"$CTL" fetch 1 --out "$WORK/out" >"$WORK/fetch.txt" 2>&1
+check "fetch exits 0" test $? -eq 0
+digest=$(sha256sum "$WORK/out/model.safetensors" | cut -d' ' -f1)
+check "fetched digest printed" grep -q "$digest" "$WORK/fetch.txt"
+check "fetched digest matches the manifest" \
+  grep -q "$digest" "$STATE/jobs/1/checkpoints/step-000030/manifest.json"
+python3 - "$WORK/out/model.safetensors" <<'PY' && ok "safetensors readable" || bad "safetensors readable"
+import json, struct, sys
+data = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", data[:8])[0]
+header = json.loads(data[8:8 + n])
+end = max(v["data_offsets"][1] for k, v in header.items() if k != "__metadata__")
+assert 8 + n + end == len(data), "size mismatch"
+assert header["layers.1.mlp.fc2.weight"]["shape"] == [64, 256]
+PY
+
+# --- cancel a running job
+"$CTL" submit --name long --layers 2 --hidden 64 --heads 4 --seq-len 64 --steps 100000 >/dev/null
+check "long job starts" wait_state 2 RUNNING
+"$CTL" cancel 2 >"$WORK/cancel.txt" 2>&1
+check "cancel -> CANCELLED" wait_state 2 CANCELLED
+"$CTL" cancel 2 >/dev/null 2>"$WORK/cancel2.txt"
+check "cancelling an ended job fails" grep -q FAILED_PRECONDITION "$WORK/cancel2.txt"
+
+# --- bad specs: an error naming the field, the daemon keeps serving
+bad_spec() {  # bad_spec FIELD FLAGS... (defaults are the daemon's tiny model)
+  local field=$1; shift
+  "$CTL" submit --steps 5 "$@" >/dev/null 2>"$WORK/err.txt"
+  local rc=$?
+  if [ $rc -ne 0 ] && grep -q INVALID_ARGUMENT "$WORK/err.txt" && grep -q "$field" "$WORK/err.txt"; then
+    ok "bad spec names $field"
+  else
+    bad "bad spec $* (rc=$rc): $(cat "$WORK/err.txt")"
+  fi
+}
+bad_spec model.layers --layers 0
+bad_spec model.hidden --hidden 66
+bad_spec model.seq_len --seq-len 100000
+bad_spec training.lr --lr -1
+bad_spec training.batch --batch 6 --micro-batch 4
+bad_spec data.source --data /nonexistent/tokens.u16
+"$CTL" status 999 >/dev/null 2>"$WORK/err.txt"
+check "unknown job -> NOT_FOUND" grep -q NOT_FOUND "$WORK/err.txt"
+check "daemon still serving" "$CTL" node
+
+# --- SIGTERM during training: finish the step, checkpoint, exit 0
+"$CTL" submit --name interrupted --layers 2 --hidden 64 --heads 4 --seq-len 64 --steps 100000 >/dev/null
+check "job 3 starts" wait_state 3 RUNNING
+sleep 1
+stop_daemon
+check "daemon exits 0 on SIGTERM" test $? -eq 0
+check "shutdown checkpoint written" \
+  bash -c "ls '$STATE/jobs/3/checkpoints' | grep -q '^step-'"
+
+# --- restart: earlier jobs still listed, the interrupted one runs again
+start_daemon
+"$CTL" list --output json >"$WORK/list.json"
+check "jobs survive a restart" python3 - "$WORK/list.json" <<'PY'
+import json, sys
+jobs = {j["name"]: j["state"] for j in json.load(open(sys.argv[1]))["jobs"]}
+assert jobs["jobs/1"] == "SUCCEEDED", jobs
+assert jobs["jobs/2"] == "CANCELLED", jobs
+assert jobs["jobs/3"] in ("QUEUED", "RUNNING"), jobs
+PY
+"$CTL" cancel 3 >/dev/null 2>&1
+check "interrupted job cancelled after restart" wait_state 3 CANCELLED
+stop_daemon
+check "daemon exits 0 again" test $? -eq 0
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
