@@ -59,7 +59,8 @@ TEST_F(CgroupFixture, V2OnAHybridMountUnderUnified) {
 
 TEST_F(CgroupFixture, V1CfsQuota) {
   Write(sources_.proc_self_cgroup, "4:cpu,cpuacct:/docker/abc\n0::/\n");
-  const fs::path dir = fs::path(sources_.cgroup_root) / "cpu,cpuacct/docker/abc";
+  const fs::path dir =
+      fs::path(sources_.cgroup_root) / "cpu,cpuacct/docker/abc";
   Write(dir / "cpu.cfs_quota_us", "300000\n");
   Write(dir / "cpu.cfs_period_us", "100000\n");
   EXPECT_EQ(CgroupCpuQuota(sources_), 3.0);

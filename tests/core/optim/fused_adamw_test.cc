@@ -18,8 +18,13 @@ namespace stronghold::core {
 namespace {
 
 AdamWStep TestStep(int64_t step) {
-  return {.lr = 2e-3f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f,
-          .weight_decay = 0.1f, .step = step, .grad_scale = 0.5f};
+  return {.lr = 2e-3f,
+          .beta1 = 0.9f,
+          .beta2 = 0.95f,
+          .eps = 1e-8f,
+          .weight_decay = 0.1f,
+          .step = step,
+          .grad_scale = 0.5f};
 }
 
 std::unique_ptr<FusedAdamW> MakeOptimizer(FusedAdamWOptions options) {
@@ -39,13 +44,15 @@ TEST(FusedAdamWTest, MultiThreadedEqualsSingleThreadedBitForBit) {
     std::vector<TestLayer> multi(4, single);
     auto one = MakeOptimizer(SmallChunks(1));
     std::vector<std::unique_ptr<FusedAdamW>> many;
-    for (int threads : {2, 3, 5, 8}) many.push_back(MakeOptimizer(SmallChunks(threads)));
+    for (int threads : {2, 3, 5, 8})
+      many.push_back(MakeOptimizer(SmallChunks(threads)));
     for (int s = 1; s <= 4; ++s) {
       single.NewGradient(s);
       const StepStats expected = one->StepAndMeasure(single.view, TestStep(s));
       for (size_t k = 0; k < many.size(); ++k) {
         multi[k].NewGradient(s);
-        const StepStats got = many[k]->StepAndMeasure(multi[k].view, TestStep(s));
+        const StepStats got =
+            many[k]->StepAndMeasure(multi[k].view, TestStep(s));
         EXPECT_EQ(std::bit_cast<uint64_t>(got.grad_sq_sum),
                   std::bit_cast<uint64_t>(expected.grad_sq_sum))
             << many[k]->threads() << " threads";
@@ -183,7 +190,8 @@ TEST(FusedAdamWTest, DefaultsToTheWidestPathAndTheUsableCpus) {
   auto opt = MakeOptimizer({});
   EXPECT_EQ(opt->isa(), BestIsa());
   EXPECT_GE(opt->threads(), 1);
-  EXPECT_LE(opt->threads(), static_cast<int>(std::thread::hardware_concurrency()));
+  EXPECT_LE(opt->threads(),
+            static_cast<int>(std::thread::hardware_concurrency()));
   // Chunks grow so that no buffer needs more than max_chunks of them, and
   // stay multiples of the kernels' 16-element step.
   EXPECT_EQ(opt->ChunkElements(100), 16384);
@@ -204,7 +212,8 @@ TEST(FusedAdamWTest, EveryPathTheCpuHasGivesTheSameResult) {
     }
     TestLayer layer = scalar;
     (*opt)->Step(layer.view, TestStep(1));
-    EXPECT_EQ(FirstBitDifference(layer.param, expected.param), -1) << IsaName(isa);
+    EXPECT_EQ(FirstBitDifference(layer.param, expected.param), -1)
+        << IsaName(isa);
     EXPECT_EQ(layer.working, expected.working) << IsaName(isa);
   }
 }
