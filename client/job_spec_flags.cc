@@ -1,0 +1,272 @@
+#include "client/job_spec_flags.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "client/size.h"
+#include "core/status_macros.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace stronghold::client {
+namespace {
+
+using ::stronghold::v1::JobSpec;
+
+// Parses a flag's text and stores it in the spec.
+using Setter = std::function<absl::Status(absl::string_view flag,
+                                          absl::string_view text, JobSpec&)>;
+
+struct SpecFlag {
+  FlagSpec flag;
+  Setter set;
+};
+
+absl::Status BadValue(absl::string_view flag, absl::string_view text,
+                      absl::string_view expected) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "--", flag, ": invalid value \"", text, "\" (expected ", expected, ")"));
+}
+
+Setter Int32(std::function<void(JobSpec&, int32_t)> store) {
+  return
+      [store](absl::string_view flag, absl::string_view text, JobSpec& spec) {
+        int32_t value = 0;
+        if (!absl::SimpleAtoi(text, &value)) {
+          return BadValue(flag, text, "a 32-bit integer");
+        }
+        store(spec, value);
+        return absl::OkStatus();
+      };
+}
+
+Setter Uint64(std::function<void(JobSpec&, uint64_t)> store) {
+  return
+      [store](absl::string_view flag, absl::string_view text, JobSpec& spec) {
+        uint64_t value = 0;
+        if (!absl::SimpleAtoi(text, &value)) {
+          return BadValue(flag, text, "a non-negative 64-bit integer");
+        }
+        store(spec, value);
+        return absl::OkStatus();
+      };
+}
+
+Setter Double(std::function<void(JobSpec&, double)> store) {
+  return
+      [store](absl::string_view flag, absl::string_view text, JobSpec& spec) {
+        double value = 0;
+        if (!absl::SimpleAtod(text, &value) || !std::isfinite(value)) {
+          return BadValue(flag, text, "a finite number such as 3e-4");
+        }
+        store(spec, value);
+        return absl::OkStatus();
+      };
+}
+
+Setter Size(std::function<void(JobSpec&, int64_t)> store) {
+  return [store](absl::string_view flag, absl::string_view text,
+                 JobSpec& spec) -> absl::Status {
+    ASSIGN_OR_RETURN(const int64_t bytes, ParseSize(flag, text));
+    store(spec, bytes);
+    return absl::OkStatus();
+  };
+}
+
+Setter String(std::function<void(JobSpec&, std::string)> store) {
+  return [store](absl::string_view, absl::string_view text, JobSpec& spec) {
+    store(spec, std::string(text));
+    return absl::OkStatus();
+  };
+}
+
+// An enum flag: `names` lists the accepted lower-case words and their values.
+template <typename E>
+Setter Enum(std::vector<std::pair<std::string, E>> names,
+            std::function<void(JobSpec&, E)> store) {
+  return [names, store](absl::string_view flag, absl::string_view text,
+                        JobSpec& spec) {
+    std::string expected;
+    for (const auto& [name, value] : names) {
+      if (absl::EqualsIgnoreCase(text, name)) {
+        store(spec, value);
+        return absl::OkStatus();
+      }
+      absl::StrAppend(&expected, expected.empty() ? "" : "|", name);
+    }
+    return BadValue(flag, text, expected);
+  };
+}
+
+const std::vector<SpecFlag>& SpecFlags() {
+  using v1::OffloadMethod;
+  using v1::Precision;
+  static const auto* flags = new std::vector<SpecFlag>{
+      {{"name", "TEXT", "job name, free text"},
+       String([](JobSpec& s, std::string v) { s.set_name(std::move(v)); })},
+      {{"layers", "N", "transformer blocks"},
+       Int32([](JobSpec& s, int32_t v) { s.mutable_model()->set_layers(v); })},
+      {{"hidden", "N", "model width, divisible by --heads"},
+       Int32([](JobSpec& s, int32_t v) { s.mutable_model()->set_hidden(v); })},
+      {{"heads", "N", "attention heads"},
+       Int32([](JobSpec& s, int32_t v) { s.mutable_model()->set_heads(v); })},
+      {{"seq-len", "N", "training sequence length"},
+       Int32([](JobSpec& s, int32_t v) { s.mutable_model()->set_seq_len(v); })},
+      {{"vocab", "N", "vocabulary size"},
+       Int32([](JobSpec& s, int32_t v) { s.mutable_model()->set_vocab(v); })},
+      {{"batch", "N", "global batch in sequences"},
+       Int32(
+           [](JobSpec& s, int32_t v) { s.mutable_training()->set_batch(v); })},
+      {{"micro-batch", "N", "sequences per forward/backward"},
+       Int32([](JobSpec& s, int32_t v) {
+         s.mutable_training()->set_micro_batch(v);
+       })},
+      {{"steps", "N", "optimizer steps"}, Int32([](JobSpec& s, int32_t v) {
+         s.mutable_training()->set_steps(v);
+       })},
+      {{"lr", "X", "peak learning rate"},
+       Double([](JobSpec& s, double v) { s.mutable_training()->set_lr(v); })},
+      {{"warmup-steps", "N", "linear warm-up steps"},
+       Int32([](JobSpec& s, int32_t v) {
+         s.mutable_training()->set_warmup_steps(v);
+       })},
+      {{"min-lr", "X", "learning rate at the end of the cosine decay"},
+       Double(
+           [](JobSpec& s, double v) { s.mutable_training()->set_min_lr(v); })},
+      {{"weight-decay", "X", "AdamW decoupled weight decay"},
+       Double([](JobSpec& s, double v) {
+         s.mutable_training()->set_weight_decay(v);
+       })},
+      {{"beta1", "X", "AdamW beta1"}, Double([](JobSpec& s, double v) {
+         s.mutable_training()->set_beta1(v);
+       })},
+      {{"beta2", "X", "AdamW beta2"}, Double([](JobSpec& s, double v) {
+         s.mutable_training()->set_beta2(v);
+       })},
+      {{"eps", "X", "AdamW epsilon"},
+       Double([](JobSpec& s, double v) { s.mutable_training()->set_eps(v); })},
+      {{"clip-norm", "X", "global gradient-norm clip; 0 = off"},
+       Double([](JobSpec& s, double v) {
+         s.mutable_training()->set_clip_norm(v);
+       })},
+      {{"seed", "N", "random seed"}, Uint64([](JobSpec& s, uint64_t v) {
+         s.mutable_training()->set_seed(v);
+       })},
+      {{"precision", "fp32|bf16|fp16", "training precision"},
+       Enum<Precision>(
+           {{"fp32", v1::FP32}, {"bf16", v1::BF16}, {"fp16", v1::FP16}},
+           [](JobSpec& s, Precision v) {
+             s.mutable_training()->set_precision(v);
+           })},
+      {{"log-every", "N", "steps between metric events"},
+       Int32([](JobSpec& s, int32_t v) {
+         s.mutable_training()->set_log_every(v);
+       })},
+      {{"method", "resident|l2l|stronghold", "offload method"},
+       Enum<OffloadMethod>({{"resident", v1::RESIDENT},
+                            {"l2l", v1::L2L},
+                            {"stronghold", v1::STRONGHOLD}},
+                           [](JobSpec& s, OffloadMethod v) {
+                             s.mutable_offload()->set_method(v);
+                           })},
+      {{"window", "N", "layers on the device (stronghold); 0 = automatic"},
+       Int32(
+           [](JobSpec& s, int32_t v) { s.mutable_offload()->set_window(v); })},
+      {{"gpu-memory-budget", "SIZE", "device memory budget, e.g. 8GiB"},
+       Size([](JobSpec& s, int64_t v) {
+         s.mutable_offload()->set_gpu_memory_budget_bytes(v);
+       })},
+      {{"host-memory-budget", "SIZE", "host memory budget, e.g. 64GiB"},
+       Size([](JobSpec& s, int64_t v) {
+         s.mutable_offload()->set_host_memory_budget_bytes(v);
+       })},
+      {{"data", "SOURCE", "\"builtin\" or a token file (.u16/.bin/.u32)"},
+       String([](JobSpec& s, std::string v) {
+         s.mutable_data()->set_source(std::move(v));
+       })},
+      {{"token-bytes", "N", "bytes per token in --data: 2 or 4"},
+       Int32([](JobSpec& s, int32_t v) {
+         s.mutable_data()->set_token_bytes(v);
+       })},
+      {{"checkpoint-every", "N", "steps between checkpoints"},
+       Int32([](JobSpec& s, int32_t v) {
+         s.mutable_checkpoint()->set_every_steps(v);
+       })},
+      {{"keep-last", "N", "checkpoints to keep; 0 = all"},
+       Int32([](JobSpec& s, int32_t v) {
+         s.mutable_checkpoint()->set_keep_last(v);
+       })},
+  };
+  return *flags;
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--spec: cannot read ", path, ": ", std::strerror(errno)));
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+}  // namespace
+
+const std::vector<FlagSpec>& JobSpecFlags() {
+  static const auto* flags = [] {
+    auto* all = new std::vector<FlagSpec>{
+        {"spec", "FILE", "JobSpec in JSON; flags beside it override it"}};
+    for (const SpecFlag& spec_flag : SpecFlags()) {
+      all->push_back(spec_flag.flag);
+    }
+    all->push_back({"ssd-dir", "DIR", "NVMe tier directory (repeatable)",
+                    /*repeatable=*/true});
+    return all;
+  }();
+  return *flags;
+}
+
+absl::StatusOr<JobSpec> BuildJobSpec(const ParsedArgs& args) {
+  JobSpec spec;
+  if (std::optional<std::string> path = args.Get("spec")) {
+    ASSIGN_OR_RETURN(const std::string json, ReadFile(*path));
+    google::protobuf::util::JsonParseOptions options;
+    options.ignore_unknown_fields = false;  // a typo must not go unnoticed
+    const auto status =
+        google::protobuf::util::JsonStringToMessage(json, &spec, options);
+    if (!status.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--spec ", *path,
+          ": not a valid JobSpec in JSON: ", std::string(status.message())));
+    }
+  }
+  for (const SpecFlag& spec_flag : SpecFlags()) {
+    if (std::optional<std::string> text = args.Get(spec_flag.flag.name)) {
+      RETURN_IF_ERROR(spec_flag.set(spec_flag.flag.name, *text, spec));
+    }
+  }
+  if (args.Has("ssd-dir")) {
+    auto* dirs = spec.mutable_offload()->mutable_ssd_dirs();
+    dirs->Clear();
+    for (const std::string& dir : args.GetAll("ssd-dir")) {
+      if (dir.empty()) {
+        return absl::InvalidArgumentError("--ssd-dir: empty directory");
+      }
+      dirs->Add(std::string(dir));
+    }
+  }
+  return spec;
+}
+
+}  // namespace stronghold::client

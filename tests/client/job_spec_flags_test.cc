@@ -1,0 +1,235 @@
+#include "client/job_spec_flags.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace stronghold::client {
+namespace {
+
+using ::stronghold::v1::JobSpec;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+absl::StatusOr<JobSpec> Build(std::vector<std::string> args) {
+  absl::StatusOr<ParsedArgs> parsed = ParseArgs(args, JobSpecFlags(), {});
+  if (!parsed.ok()) return parsed.status();
+  return BuildJobSpec(*parsed);
+}
+
+std::string WriteSpecFile(const std::string& name, const std::string& json) {
+  const std::string path = testing::TempDir() + "/" + name;
+  std::ofstream(path) << json;
+  return path;
+}
+
+TEST(JobSpecFlagsTest, EveryFlagSetsItsField) {
+  absl::StatusOr<JobSpec> spec = Build({
+      "--name",
+      "tiny",
+      "--layers",
+      "2",
+      "--hidden",
+      "64",
+      "--heads",
+      "4",
+      "--seq-len",
+      "32",
+      "--vocab",
+      "256",
+      "--batch",
+      "8",
+      "--micro-batch",
+      "2",
+      "--steps",
+      "30",
+      "--lr",
+      "1e-3",
+      "--warmup-steps",
+      "5",
+      "--min-lr",
+      "1e-5",
+      "--weight-decay",
+      "0.1",
+      "--beta1",
+      "0.9",
+      "--beta2",
+      "0.95",
+      "--eps",
+      "1e-8",
+      "--clip-norm",
+      "1.0",
+      "--seed",
+      "18446744073709551615",
+      "--method",
+      "stronghold",
+      "--window",
+      "3",
+      "--precision",
+      "bf16",
+      "--data",
+      "builtin",
+      "--token-bytes",
+      "2",
+      "--gpu-memory-budget",
+      "8GiB",
+      "--host-memory-budget",
+      "1.5GiB",
+      "--checkpoint-every",
+      "10",
+      "--keep-last",
+      "2",
+      "--log-every",
+      "1",
+  });
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->name(), "tiny");
+  EXPECT_EQ(spec->model().layers(), 2);
+  EXPECT_EQ(spec->model().hidden(), 64);
+  EXPECT_EQ(spec->model().heads(), 4);
+  EXPECT_EQ(spec->model().seq_len(), 32);
+  EXPECT_EQ(spec->model().vocab(), 256);
+  EXPECT_EQ(spec->training().batch(), 8);
+  EXPECT_EQ(spec->training().micro_batch(), 2);
+  EXPECT_EQ(spec->training().steps(), 30);
+  EXPECT_DOUBLE_EQ(spec->training().lr(), 1e-3);
+  EXPECT_EQ(spec->training().warmup_steps(), 5);
+  EXPECT_DOUBLE_EQ(spec->training().min_lr(), 1e-5);
+  EXPECT_DOUBLE_EQ(spec->training().weight_decay(), 0.1);
+  EXPECT_DOUBLE_EQ(spec->training().beta1(), 0.9);
+  EXPECT_DOUBLE_EQ(spec->training().beta2(), 0.95);
+  EXPECT_DOUBLE_EQ(spec->training().eps(), 1e-8);
+  EXPECT_DOUBLE_EQ(spec->training().clip_norm(), 1.0);
+  EXPECT_EQ(spec->training().seed(), 18446744073709551615ULL);
+  EXPECT_EQ(spec->training().precision(), v1::BF16);
+  EXPECT_EQ(spec->training().log_every(), 1);
+  EXPECT_EQ(spec->offload().method(), v1::STRONGHOLD);
+  EXPECT_EQ(spec->offload().window(), 3);
+  EXPECT_EQ(spec->offload().gpu_memory_budget_bytes(), 8LL << 30);
+  EXPECT_EQ(spec->offload().host_memory_budget_bytes(), 1610612736);
+  EXPECT_EQ(spec->data().source(), "builtin");
+  EXPECT_EQ(spec->data().token_bytes(), 2);
+  EXPECT_EQ(spec->checkpoint().every_steps(), 10);
+  EXPECT_EQ(spec->checkpoint().keep_last(), 2);
+}
+
+TEST(JobSpecFlagsTest, NothingGivenLeavesEverythingUnset) {
+  absl::StatusOr<JobSpec> spec = Build({});
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->ByteSizeLong(), 0u) << spec->DebugString();
+}
+
+TEST(JobSpecFlagsTest, OnlyGivenFieldsAreSet) {
+  absl::StatusOr<JobSpec> spec = Build({"--layers", "4"});
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  JobSpec expected;
+  expected.mutable_model()->set_layers(4);
+  EXPECT_EQ(spec->SerializeAsString(), expected.SerializeAsString());
+}
+
+TEST(JobSpecFlagsTest, ExplicitZeroIsPresent) {
+  // The daemon validates an explicit 0 instead of applying its default.
+  absl::StatusOr<JobSpec> spec = Build({"--clip-norm", "0", "--layers=0"});
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_TRUE(spec->training().has_clip_norm());
+  EXPECT_TRUE(spec->model().has_layers());
+  EXPECT_FALSE(spec->model().has_hidden());
+  EXPECT_FALSE(spec->training().has_lr());
+}
+
+TEST(JobSpecFlagsTest, EnumsIgnoreCase) {
+  absl::StatusOr<JobSpec> spec =
+      Build({"--method", "L2L", "--precision", "FP16"});
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->offload().method(), v1::L2L);
+  EXPECT_EQ(spec->training().precision(), v1::FP16);
+}
+
+TEST(JobSpecFlagsTest, RepeatedSsdDirKeepsOrder) {
+  absl::StatusOr<JobSpec> spec =
+      Build({"--ssd-dir", "/nvme0/sh", "--ssd-dir=/nvme1/sh"});
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_THAT(spec->offload().ssd_dirs(),
+              ElementsAre("/nvme0/sh", "/nvme1/sh"));
+}
+
+TEST(JobSpecFlagsTest, SpecFileMergedWithFlags) {
+  const std::string path = WriteSpecFile("merge.json", R"({
+    "name": "from-file",
+    "model": {"layers": 2, "hidden": 64},
+    "training": {"steps": 10, "precision": "BF16"},
+    "offload": {"method": "L2L", "ssd_dirs": ["/file/a", "/file/b"]}
+  })");
+  absl::StatusOr<JobSpec> spec =
+      Build({"--spec", path, "--layers", "6", "--lr", "0.01"});
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->name(), "from-file");           // file only
+  EXPECT_EQ(spec->model().layers(), 6);           // flag overrides
+  EXPECT_EQ(spec->model().hidden(), 64);          // file only
+  EXPECT_DOUBLE_EQ(spec->training().lr(), 0.01);  // flag only
+  EXPECT_EQ(spec->training().steps(), 10);
+  EXPECT_EQ(spec->training().precision(), v1::BF16);
+  EXPECT_EQ(spec->offload().method(), v1::L2L);
+  EXPECT_THAT(spec->offload().ssd_dirs(), ElementsAre("/file/a", "/file/b"));
+}
+
+TEST(JobSpecFlagsTest, SsdDirFlagReplacesFileList) {
+  const std::string path = WriteSpecFile(
+      "ssd.json", R"({"offload": {"ssd_dirs": ["/file/a", "/file/b"]}})");
+  absl::StatusOr<JobSpec> spec = Build({"--spec", path, "--ssd-dir", "/flag"});
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_THAT(spec->offload().ssd_dirs(), ElementsAre("/flag"));
+}
+
+TEST(JobSpecFlagsTest, BadSpecFiles) {
+  const std::string typo =
+      WriteSpecFile("typo.json", R"({"model": {"layerz": 2}})");
+  absl::StatusOr<JobSpec> spec = Build({"--spec", typo});
+  ASSERT_FALSE(spec.ok());
+  EXPECT_THAT(spec.status().message(), HasSubstr(typo));
+
+  const std::string broken = WriteSpecFile("broken.json", "{\"model\": ");
+  spec = Build({"--spec", broken});
+  ASSERT_FALSE(spec.ok());
+  EXPECT_THAT(spec.status().message(), HasSubstr("not a valid JobSpec"));
+
+  spec = Build({"--spec", testing::TempDir() + "/missing.json"});
+  ASSERT_FALSE(spec.ok());
+  EXPECT_THAT(spec.status().message(), HasSubstr("--spec: cannot read"));
+}
+
+TEST(JobSpecFlagsTest, UnknownFlag) {
+  absl::StatusOr<JobSpec> spec = Build({"--layers", "2", "--layer", "3"});
+  ASSERT_FALSE(spec.ok());
+  EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(spec.status().message(), HasSubstr("unknown flag --layer"));
+}
+
+TEST(JobSpecFlagsTest, BadValuesNameTheFlag) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--layers", "two"}, "--layers"},
+      {{"--layers", "3.5"}, "--layers"},
+      {{"--steps", "99999999999"}, "--steps"},
+      {{"--lr", "fast"}, "--lr"},
+      {{"--lr", "nan"}, "--lr"},
+      {{"--seed", "-1"}, "--seed"},
+      {{"--method", "magic"}, "--method"},
+      {{"--precision", "fp8"}, "--precision"},
+      {{"--gpu-memory-budget", "8G"}, "--gpu-memory-budget"},
+      {{"--host-memory-budget", "lots"}, "--host-memory-budget"},
+  };
+  for (const auto& [args, flag] : cases) {
+    absl::StatusOr<JobSpec> spec = Build(args);
+    ASSERT_FALSE(spec.ok()) << "accepted " << args[0] << " " << args[1];
+    EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(spec.status().message(), HasSubstr(flag));
+    EXPECT_THAT(spec.status().message(), HasSubstr(args[1]));
+  }
+}
+
+}  // namespace
+}  // namespace stronghold::client
