@@ -1,0 +1,36 @@
+// strongholdctl's command line: `strongholdctl [global flags] COMMAND
+// [args/flags]`. Kept out of main() so tests can run whole command lines.
+//
+// Exit codes: 0 success; 1 the daemon (or the local file system) reported an
+// error, or a watched job did not succeed; 2 a usage error (unknown command or
+// flag, bad number or size), found before anything is sent to the daemon.
+#ifndef STRONGHOLD_CLIENT_CLI_H_
+#define STRONGHOLD_CLIENT_CLI_H_
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "client/daemon_address.h"
+
+namespace stronghold::client {
+
+struct CliOptions {
+  AddressEnvironment address_env;  // where --daemon defaults come from
+  std::ostream* out = nullptr;     // results
+  std::ostream* err = nullptr;     // errors and notes
+};
+
+// Runs one command line; `args` excludes the program name. Returns the exit
+// code.
+int RunCli(const std::vector<std::string>& args, const CliOptions& options);
+
+// Prints "strongholdctl: CODE: message" for an error from `address`, with
+// advice on starting the daemon when it is UNAVAILABLE.
+void ReportError(const absl::Status& status, const std::string& address,
+                 std::ostream& err);
+
+}  // namespace stronghold::client
+
+#endif  // STRONGHOLD_CLIENT_CLI_H_

@@ -1,0 +1,69 @@
+// A thin client for the strongholdd API: one method per RPC, gRPC statuses
+// turned into absl::Status (same codes and messages) in exactly one place, so
+// the commands above it never see gRPC types.
+#ifndef STRONGHOLD_CLIENT_DAEMON_CLIENT_H_
+#define STRONGHOLD_CLIENT_DAEMON_CLIENT_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "stronghold/v1/stronghold.grpc.pb.h"
+
+namespace stronghold::client {
+
+struct DaemonClientOptions {
+  // gRPC target, e.g. "unix:/run/stronghold/strongholdd.sock" or
+  // "localhost:7070" (see daemon_address.h).
+  std::string address;
+  // Deadline of each unary RPC; absl::InfiniteDuration() (or zero) for none.
+  // Streams (WatchJob, DownloadCheckpoint) have no deadline: they last as long
+  // as the job or the file.
+  absl::Duration timeout = absl::Seconds(30);
+};
+
+// Whether `status` ended a stream after the daemon had sent messages on it: the
+// daemon was reached and the connection broke, rather than never answering.
+bool IsInterruptedStream(const absl::Status& status);
+// Marks a non-OK `status` so that IsInterruptedStream() is true.
+void MarkInterruptedStream(absl::Status& status);
+
+class DaemonClient {
+ public:
+  // Creates the channel; connecting happens lazily on the first call, so an
+  // unreachable daemon shows up as UNAVAILABLE from that call.
+  explicit DaemonClient(DaemonClientOptions options);
+
+  const std::string& address() const { return options_.address; }
+
+  absl::StatusOr<v1::Job> SubmitJob(const v1::JobSpec& spec);
+  absl::StatusOr<v1::Job> GetJob(const std::string& name);
+  absl::StatusOr<v1::ListJobsResponse> ListJobs(
+      const v1::ListJobsRequest& request);
+  absl::StatusOr<v1::Job> CancelJob(const std::string& name);
+  absl::StatusOr<v1::MemoryPlan> PlanJob(const v1::JobSpec& spec);
+  absl::StatusOr<v1::Node> GetNode();
+
+  // Calls `on_event` for each event until the stream ends. If `on_event`
+  // fails, the stream is cancelled and its error returned; otherwise the
+  // stream's final status is returned (see IsInterruptedStream).
+  absl::Status WatchJob(
+      const v1::WatchJobRequest& request,
+      const std::function<absl::Status(const v1::JobEvent&)>& on_event);
+
+  // Like WatchJob, for the chunks of a checkpoint file.
+  absl::Status DownloadCheckpoint(
+      const v1::DownloadCheckpointRequest& request,
+      const std::function<absl::Status(const v1::CheckpointChunk&)>& on_chunk);
+
+ private:
+  const DaemonClientOptions options_;
+  std::unique_ptr<v1::Stronghold::Stub> stub_;
+};
+
+}  // namespace stronghold::client
+
+#endif  // STRONGHOLD_CLIENT_DAEMON_CLIENT_H_

@@ -1,0 +1,81 @@
+#include "client/plan_printer.h"
+
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "client/human_format.h"
+#include "client/table.h"
+
+namespace stronghold::client {
+namespace {
+
+std::string BytesText(int64_t bytes) {
+  return absl::StrCat(HumanBytes(bytes), " (", bytes, " bytes)");
+}
+
+// A budget of 0 would mean "unknown" here; say so rather than print 0 B.
+std::string BudgetText(int64_t bytes) {
+  return bytes > 0 ? BytesText(bytes) : "-";
+}
+
+std::string CountText(int64_t count) {
+  return absl::StrCat(HumanCount(count), " (", count, ")");
+}
+
+}  // namespace
+
+void PrintPlan(const v1::MemoryPlan& plan, std::ostream& out) {
+  KeyValues rows = {
+      {"device", plan.device().empty() ? "-" : plan.device()},
+      {"parameters", CountText(plan.parameters())},
+      {"parameters per layer", CountText(plan.parameters_per_layer())},
+      {"window", plan.window() > 0 ? absl::StrCat(plan.window()) : "-"},
+      {"model FLOPs per step", HumanCount(plan.model_flops_per_step())},
+      {"device total", BytesText(plan.device_bytes())},
+      {"pinned total", BytesText(plan.pinned_bytes())},
+      {"host total", BytesText(plan.host_bytes())},
+      {"ssd total", BytesText(plan.ssd_bytes())},
+      {"device budget", BudgetText(plan.device_budget_bytes())},
+      {"host budget", BudgetText(plan.host_budget_bytes())},
+      {"fits", plan.fits() ? "yes" : "no"},
+  };
+  if (!plan.reason().empty()) rows.push_back({"reason", plan.reason()});
+  PrintKeyValues(rows, out);
+
+  if (plan.buffers().empty()) return;
+  out << "\n";
+  Table table({"NAME", "TIER", "BYTES", "SHAPE"},
+              /*right_aligned_columns=*/{2});
+  for (const v1::PlannedBuffer& buffer : plan.buffers()) {
+    table.AddRow({buffer.name(), buffer.tier(), HumanBytes(buffer.bytes()),
+                  buffer.shape()});
+  }
+  table.Print(out);
+}
+
+void PrintNode(const v1::Node& node, std::ostream& out) {
+  PrintKeyValues(
+      {
+          {"hostname", node.hostname()},
+          {"device", node.device()},
+          {"version", node.version()},
+          {"torch version", node.torch_version()},
+          {"cpu threads", absl::StrCat(node.cpu_threads())},
+          {"queued jobs", absl::StrCat(node.queued_jobs())},
+          {"running job",
+           node.running_job().empty() ? "-" : node.running_job()},
+      },
+      out);
+  if (node.tiers().empty()) return;
+  out << "\n";
+  Table table({"TIER", "CAPACITY", "BUDGET", "USED"},
+              /*right_aligned_columns=*/{1, 2, 3});
+  for (const v1::Tier& tier : node.tiers()) {
+    table.AddRow({tier.name(), HumanBytes(tier.capacity_bytes()),
+                  HumanBytes(tier.budget_bytes()),
+                  HumanBytes(tier.used_bytes())});
+  }
+  table.Print(out);
+}
+
+}  // namespace stronghold::client

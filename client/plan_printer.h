@@ -1,0 +1,20 @@
+// Table output for a memory plan (plan) and for the node (node).
+#ifndef STRONGHOLD_CLIENT_PLAN_PRINTER_H_
+#define STRONGHOLD_CLIENT_PLAN_PRINTER_H_
+
+#include <ostream>
+
+#include "stronghold/v1/stronghold.pb.h"
+
+namespace stronghold::client {
+
+// The plan's parameters, totals per tier, budgets and whether it fits, then
+// a table of its buffers: NAME, TIER, BYTES, SHAPE.
+void PrintPlan(const v1::MemoryPlan& plan, std::ostream& out);
+
+// The node's device and versions, then a table of its memory tiers.
+void PrintNode(const v1::Node& node, std::ostream& out);
+
+}  // namespace stronghold::client
+
+#endif  // STRONGHOLD_CLIENT_PLAN_PRINTER_H_
