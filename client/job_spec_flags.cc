@@ -14,7 +14,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "client/size.h"
+#include "core/size.h"
 #include "core/status_macros.h"
 #include "google/protobuf/util/json_util.h"
 
@@ -77,7 +77,7 @@ Setter Double(std::function<void(JobSpec&, double)> store) {
 Setter Size(std::function<void(JobSpec&, int64_t)> store) {
   return [store](absl::string_view flag, absl::string_view text,
                  JobSpec& spec) -> absl::Status {
-    ASSIGN_OR_RETURN(const int64_t bytes, ParseSize(flag, text));
+    ASSIGN_OR_RETURN(const int64_t bytes, core::ParseSize(flag, text));
     store(spec, bytes);
     return absl::OkStatus();
   };

@@ -5,7 +5,7 @@
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
-#include "client/size.h"
+#include "core/size.h"
 
 namespace stronghold::server {
 
@@ -43,7 +43,7 @@ absl::Status CheckLoopback(const std::string& host_port) {
 }
 
 absl::StatusOr<int64_t> ParseBytes(const std::string& text) {
-  return client::ParseSize("size", text);
+  return core::ParseSize("size", text);
 }
 
 }  // namespace stronghold::server

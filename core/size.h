@@ -2,15 +2,15 @@
 // bytes "1073741824". Binary suffixes (KiB..TiB) are powers of 1024, decimal
 // ones (KB..TB) powers of 1000, because both are common and mean different
 // amounts; "B" means bytes. Suffixes are case-insensitive ("gib" == "GiB").
-#ifndef STRONGHOLD_CLIENT_SIZE_H_
-#define STRONGHOLD_CLIENT_SIZE_H_
+#ifndef STRONGHOLD_CORE_SIZE_H_
+#define STRONGHOLD_CORE_SIZE_H_
 
 #include <cstdint>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
-namespace stronghold::client {
+namespace stronghold::core {
 
 // Parses `text` as a size in bytes for the flag `--<flag>`. Fractions are
 // allowed with a suffix and rounded to the nearest byte; plain byte counts
@@ -18,6 +18,6 @@ namespace stronghold::client {
 absl::StatusOr<int64_t> ParseSize(absl::string_view flag,
                                   absl::string_view text);
 
-}  // namespace stronghold::client
+}  // namespace stronghold::core
 
-#endif  // STRONGHOLD_CLIENT_SIZE_H_
+#endif  // STRONGHOLD_CORE_SIZE_H_

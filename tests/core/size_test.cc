@@ -1,4 +1,4 @@
-#include "client/size.h"
+#include "core/size.h"
 
 #include <cstdint>
 #include <limits>
@@ -7,7 +7,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace stronghold::client {
+namespace stronghold::core {
 namespace {
 
 using ::testing::HasSubstr;
@@ -70,4 +70,4 @@ TEST(ParseSizeTest, BadInputNamesTheFlag) {
 }
 
 }  // namespace
-}  // namespace stronghold::client
+}  // namespace stronghold::core

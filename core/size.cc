@@ -1,4 +1,4 @@
-#include "client/size.h"
+#include "core/size.h"
 
 #include <cstdint>
 #include <limits>
@@ -8,7 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
-namespace stronghold::client {
+namespace stronghold::core {
 namespace {
 
 constexpr int kMaxDigits = 20;  // keeps mantissa * 1024^4 well inside 128 bits
@@ -87,4 +87,4 @@ absl::StatusOr<int64_t> ParseSize(absl::string_view flag,
   return static_cast<int64_t>(absl::Uint128Low64(bytes));
 }
 
-}  // namespace stronghold::client
+}  // namespace stronghold::core
