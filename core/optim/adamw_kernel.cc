@@ -119,7 +119,7 @@ Isa BestIsa() {
 }
 
 AdamWConstants MakeAdamWConstants(const AdamWStep& h) {
-  // Same expressions, types and rounding as ReferenceAdamW::Step.
+  // As ReferenceAdamW::Step: bias corrections in double, rounded once.
   const double bc1 = 1.0 - std::pow(static_cast<double>(h.beta1), h.step);
   const double bc2 = 1.0 - std::pow(static_cast<double>(h.beta2), h.step);
   AdamWConstants c;
@@ -127,9 +127,8 @@ AdamWConstants MakeAdamWConstants(const AdamWStep& h) {
   c.one_minus_beta1 = 1.0f - h.beta1;
   c.beta2 = h.beta2;
   c.one_minus_beta2 = 1.0f - h.beta2;
-  c.step_size = static_cast<float>(h.lr / bc1);
-  c.bc2_sqrt = static_cast<float>(std::sqrt(bc2));
-  c.eps = h.eps;
+  c.step_size = static_cast<float>(h.lr / bc1 * std::sqrt(bc2));
+  c.eps = static_cast<float>(h.eps * std::sqrt(bc2));
   c.grad_scale = h.grad_scale;
   return c;
 }

@@ -3,16 +3,19 @@
 // Per element it reads the fp32 master weight, m, v and the gradient (fp32,
 // bf16 or fp16), writes weight, m, v and optionally the low-precision working
 // copy, and measures the scaled gradient (squared sum, non-finite elements).
-// That is 28 bytes of memory traffic per element for fp32 gradients, and the
-// arithmetic is far below what the memory system allows, so one pass is what
-// makes the step run at memory speed.
+// That is 28 bytes of memory traffic per element for fp32 gradients; one
+// pass instead of the several of an op-by-op AdamW is what makes the step
+// run near memory speed. The arithmetic is not free: a sqrt and a division
+// per element keep a core's divider busy, so the operation sequence is
+// chosen to need no more than those two.
 //
 // Three code paths compute the same thing: scalar, AVX2 (+F16C) and AVX-512F.
-// They give bit-identical results, and identical to ReferenceAdamW in fp32:
-// all follow the same sequence of IEEE operations (+, -, *, /, sqrt are
-// correctly rounded in SIMD and scalar alike), none uses fused multiply-add
-// (the kernels are compiled with -ffp-contract=off), and the squared sum
-// uses the same 16 double accumulators in the same order on every path.
+// They give bit-identical results (and agree with ReferenceAdamW up to the
+// last bits, see AdamWConstants): all follow the same sequence of IEEE
+// operations (+, -, *, /, sqrt are correctly rounded in SIMD and scalar
+// alike), none uses fused multiply-add (the kernels are compiled with
+// -ffp-contract=off), and the squared sum uses the same 16 double
+// accumulators in the same order on every path.
 //
 // Thread safety: the functions here are pure apart from writing the buffers;
 // disjoint ranges may be processed concurrently.
@@ -38,16 +41,21 @@ bool IsaSupported(Isa isa);
 // The widest supported path.
 Isa BestIsa();
 
-// Per-step constants, derived from AdamWStep exactly as ReferenceAdamW does
-// (bias corrections in double, then rounded to float once).
+// Per-step constants, derived from AdamWStep in double and rounded to float
+// once.
 struct AdamWConstants {
   float decay = 1.0f;  // 1 - lr * weight_decay
   float one_minus_beta1 = 0.1f;
   float beta2 = 0.95f;
   float one_minus_beta2 = 0.05f;
-  float step_size = 0.0f;  // lr / (1 - beta1^step)
-  float bc2_sqrt = 1.0f;   // sqrt(1 - beta2^step)
-  float eps = 1e-8f;
+  // torch computes p -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps). We multiply
+  // through by sqrt(bc2): p -= step_size * m / (sqrt(v) + eps), the same
+  // value with one division less per element. The divider (sqrt and div)
+  // is what bounds a core here, so a core gets through more elements; the
+  // price is last-bit differences from ReferenceAdamW (none between our
+  // own paths).
+  float step_size = 0.0f;  // lr / (1 - beta1^step) * sqrt(1 - beta2^step)
+  float eps = 1e-8f;       // eps * sqrt(1 - beta2^step)
   float grad_scale = 1.0f;
 };
 

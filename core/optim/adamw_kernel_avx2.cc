@@ -104,8 +104,7 @@ struct Stats16 {
 };
 
 struct Constants8 {
-  __m256 decay, one_minus_beta1, beta2, one_minus_beta2, step_size, bc2_sqrt,
-      eps;
+  __m256 decay, one_minus_beta1, beta2, one_minus_beta2, step_size, eps;
 };
 
 // UpdateElement on 8 lanes; g is the scaled gradient.
@@ -118,8 +117,7 @@ inline void Update8(const Constants8& k, __m256 g, float* param, float* exp_avg,
   m = _mm256_add_ps(m, _mm256_mul_ps(k.one_minus_beta1, _mm256_sub_ps(g, m)));
   v = _mm256_add_ps(_mm256_mul_ps(k.beta2, v),
                     _mm256_mul_ps(_mm256_mul_ps(k.one_minus_beta2, g), g));
-  const __m256 denom =
-      _mm256_add_ps(_mm256_div_ps(_mm256_sqrt_ps(v), k.bc2_sqrt), k.eps);
+  const __m256 denom = _mm256_add_ps(_mm256_sqrt_ps(v), k.eps);
   p = _mm256_sub_ps(p, _mm256_div_ps(_mm256_mul_ps(k.step_size, m), denom));
   _mm256_storeu_ps(param, p);
   _mm256_storeu_ps(exp_avg, m);
@@ -133,8 +131,7 @@ KernelResult Run(const KernelArgs& a, const AdamWConstants& c) {
   const Constants8 k = {
       _mm256_set1_ps(a.decay),     _mm256_set1_ps(c.one_minus_beta1),
       _mm256_set1_ps(c.beta2),     _mm256_set1_ps(c.one_minus_beta2),
-      _mm256_set1_ps(c.step_size), _mm256_set1_ps(c.bc2_sqrt),
-      _mm256_set1_ps(c.eps)};
+      _mm256_set1_ps(c.step_size), _mm256_set1_ps(c.eps)};
   KernelResult result;
   Stats16 stats;
   const int64_t vector_end = a.n - a.n % kLanes;

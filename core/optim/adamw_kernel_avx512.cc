@@ -94,7 +94,6 @@ KernelResult Run(const KernelArgs& a, const AdamWConstants& c) {
   const __m512 beta2 = _mm512_set1_ps(c.beta2);
   const __m512 one_minus_beta2 = _mm512_set1_ps(c.one_minus_beta2);
   const __m512 step_size = _mm512_set1_ps(c.step_size);
-  const __m512 bc2_sqrt = _mm512_set1_ps(c.bc2_sqrt);
   const __m512 eps = _mm512_set1_ps(c.eps);
   KernelResult result;
   Stats16 stats;
@@ -109,8 +108,7 @@ KernelResult Run(const KernelArgs& a, const AdamWConstants& c) {
     m = _mm512_add_ps(m, _mm512_mul_ps(one_minus_beta1, _mm512_sub_ps(g, m)));
     v = _mm512_add_ps(_mm512_mul_ps(beta2, v),
                       _mm512_mul_ps(_mm512_mul_ps(one_minus_beta2, g), g));
-    const __m512 denom =
-        _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(v), bc2_sqrt), eps);
+    const __m512 denom = _mm512_add_ps(_mm512_sqrt_ps(v), eps);
     p = _mm512_sub_ps(p, _mm512_div_ps(_mm512_mul_ps(step_size, m), denom));
     _mm512_storeu_ps(a.param + j, p);
     _mm512_storeu_ps(a.exp_avg + j, m);

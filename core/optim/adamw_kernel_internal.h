@@ -90,9 +90,10 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void StoreWorking(void* working,
   }
 }
 
-// The AdamW update of one element, in the operation order of ReferenceAdamW
-// (torch.optim.AdamW's single-tensor path). The vector paths spell out the
-// same sequence with intrinsics; change one and you must change all.
+// The AdamW update of one element: ReferenceAdamW's (torch.optim.AdamW's)
+// sequence, except that the bias correction of v is folded into step_size
+// and eps (see AdamWConstants). The vector paths spell out the same sequence
+// with intrinsics; change one and you must change all.
 // `g` is the already scaled gradient.
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline void UpdateElement(const AdamWConstants& c,
                                                        float decay, float g,
@@ -101,7 +102,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void UpdateElement(const AdamWConstants& c,
   p = p * decay;
   m = m + c.one_minus_beta1 * (g - m);
   v = c.beta2 * v + (c.one_minus_beta2 * g) * g;
-  p = p - (c.step_size * m) / (std::sqrt(v) / c.bc2_sqrt + c.eps);
+  p = p - (c.step_size * m) / (std::sqrt(v) + c.eps);
 }
 
 // The whole per-element job, lanes included, for the scalar path and the

@@ -219,7 +219,10 @@ INSTANTIATE_TEST_SUITE_P(Paths, VectorPathTest,
                            return std::string(IsaName(info.param));
                          });
 
-TEST(ScalarPathTest, BitIdenticalToReferenceAdamW) {
+// The kernel folds v's bias correction into step_size and eps (see
+// AdamWConstants), so weights differ from ReferenceAdamW in the last bits;
+// m and v are computed by the same operations and agree exactly.
+TEST(ScalarPathTest, AgreesWithReferenceAdamW) {
   const DType dtypes[] = {DType::kFloat32, DType::kBFloat16, DType::kFloat16};
   for (DType grad_dtype : dtypes) {
     for (DType working : dtypes) {
@@ -233,7 +236,11 @@ TEST(ScalarPathTest, BitIdenticalToReferenceAdamW) {
         AdamWRange(Isa::kScalar, fused.view, MakeAdamWConstants(TestStep(s)), 0,
                    fused.view.count);
       }
-      ExpectBitIdentical(reference, fused, "reference vs scalar");
+      EXPECT_EQ(FirstBitDifference(fused.exp_avg, reference.exp_avg), -1);
+      EXPECT_EQ(FirstBitDifference(fused.exp_avg_sq, reference.exp_avg_sq), -1);
+      EXPECT_LT(MaxRelativeDifference(fused.param, reference.param), 1e-6);
+      EXPECT_NE(fused.param,
+                TestLayer(1003, 401, grad_dtype, true, working, 21).param);
     }
   }
 }

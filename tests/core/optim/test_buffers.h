@@ -3,6 +3,7 @@
 #ifndef STRONGHOLD_TESTS_CORE_OPTIM_TEST_BUFFERS_H_
 #define STRONGHOLD_TESTS_CORE_OPTIM_TEST_BUFFERS_H_
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <random>
@@ -107,6 +108,17 @@ inline int64_t FirstBitDifference(const std::vector<float>& a,
       return static_cast<int64_t>(i);
   }
   return -1;
+}
+
+// max |a[i] - b[i]| / |b[i]| (b's elements must be non-zero).
+inline double MaxRelativeDifference(const std::vector<float>& a,
+                                    const std::vector<float>& b) {
+  double worst = 0.0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    const double d = std::abs(double{a[i]} - b[i]) / std::abs(double{b[i]});
+    if (!(d <= worst)) worst = d;  // NaN propagates
+  }
+  return worst;
 }
 
 }  // namespace stronghold::core
