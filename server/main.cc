@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <cstdlib>
-#include <exception>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -21,10 +20,10 @@
 #include "absl/strings/str_cat.h"
 #include "core/trainer.h"
 #include "glog/logging.h"
-#include "prometheus/exposer.h"
 #include "server/address.h"
 #include "server/job_manager.h"
 #include "server/metrics.h"
+#include "server/metrics_http_server.h"
 #include "server/rpc_metrics.h"
 #include "server/service.h"
 #include "server/startup_checks.h"
@@ -47,7 +46,7 @@ ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
           "Prometheus /metrics address host:port ([::1]:port for IPv6; empty = no metrics)");
 ABSL_FLAG(double, device_peak_flops, 0,
           "Dense peak FLOP/s of the compute device for MFU (0 = a nominal figure: "
-          "40 GFLOP/s per CPU thread on the cpu device; see docs/observability.md)");
+          "40 GFLOP/s per CPU thread, 80 with AVX-512, on the cpu device)");
 
 namespace stronghold::server {
 namespace {
@@ -113,8 +112,13 @@ int Main() {
   metrics_options.device_peak_flops_per_s = absl::GetFlag(FLAGS_device_peak_flops);
   if (metrics_options.device_peak_flops_per_s < 0) return Fail("--device_peak_flops: must be >= 0");
   if (metrics_options.device_peak_flops_per_s == 0) {
-    metrics_options.device_peak_flops_per_s = NominalPeakFlops(options.budgets.device, cpu_threads);
+    metrics_options.device_peak_flops_per_s = NominalPeakFlops(
+        options.budgets.device, cpu_threads, __builtin_cpu_supports("avx512f"));
   }
+  LOG(INFO) << "MFU is model FLOP/s over a dense peak of "
+            << metrics_options.device_peak_flops_per_s / 1e9 << " GFLOP/s"
+            << (absl::GetFlag(FLAGS_device_peak_flops) > 0 ? " (--device_peak_flops)"
+                                                           : " (nominal; set --device_peak_flops)");
   metrics_options.budgets = options.budgets;
   metrics_options.version = kVersion;
   metrics_options.torch_version = core::TorchVersion();
@@ -123,16 +127,13 @@ int Main() {
 
   // Listen for scrapes before anything else can fail late: a taken port is
   // a configuration error worth failing the start for.
-  std::unique_ptr<prometheus::Exposer> exposer;
+  std::unique_ptr<MetricsHttpServer> metrics_server;
   const std::string metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   if (!metrics_listen.empty()) {
-    try {
-      exposer = std::make_unique<prometheus::Exposer>(metrics_listen, /*num_threads=*/2);
-    } catch (const std::exception& e) {
-      return Fail(absl::StrCat("--metrics_listen: cannot listen on ", metrics_listen, ": ",
-                               e.what()));
-    }
-    exposer->RegisterCollectable(metrics.registry());
+    absl::StatusOr<std::unique_ptr<MetricsHttpServer>> started =
+        MetricsHttpServer::Start({.listen = metrics_listen}, metrics.registry());
+    if (!started.ok()) return Fail(absl::StrCat("--metrics_listen: ", started.status().message()));
+    metrics_server = *std::move(started);
   }
 
   absl::StatusOr<std::unique_ptr<JobManager>> jobs = JobManager::Create(options);
@@ -170,8 +171,10 @@ int Main() {
   LOG(INFO) << "strongholdd " << kVersion << " serving on unix:" << socket_path
             << (tcp.empty() ? "" : absl::StrCat(" and ", tcp)) << ", state in " << state_dir
             << ", device " << options.budgets.device
-            << (metrics_listen.empty() ? "" : absl::StrCat(", metrics on http://", metrics_listen,
-                                                           "/metrics"));
+            << (metrics_server == nullptr
+                    ? ""
+                    : absl::StrCat(", metrics at ", metrics_listen, " (port ",
+                                   metrics_server->port(), ") /metrics"));
 
   SystemdNotifier systemd;
   systemd.Ready(absl::StrCat("serving on unix:", socket_path));

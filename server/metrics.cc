@@ -1,0 +1,413 @@
+#include "server/metrics.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "server/spec_convert.h"
+
+namespace stronghold::server {
+
+namespace v1 = ::stronghold::v1;
+using prometheus::BuildCounter;
+using prometheus::BuildGauge;
+using prometheus::BuildHistogram;
+using prometheus::Counter;
+using prometheus::Gauge;
+using prometheus::Histogram;
+
+namespace {
+
+constexpr char kJobLabel[] = "job_name";
+
+// Where a step's wall time goes. Each is a value of the `phase` label of
+// stronghold_job_step_phase_seconds_total; together they add up to the step.
+enum Phase {
+  kCompute,
+  kH2dWait,
+  kD2hWait,
+  kOptimizer,
+  kNvmeWait,
+  kOther,
+  kNumPhases
+};
+constexpr const char* kPhaseNames[kNumPhases] = {
+    "compute", "h2d_wait", "d2h_wait", "optimizer", "nvme_wait", "other"};
+
+// Bytes moved between tiers, the `direction` label of
+// stronghold_job_transfer_bytes_total.
+enum Direction { kH2d, kD2h, kNvmeRead, kNvmeWrite, kNumDirections };
+constexpr const char* kDirectionNames[kNumDirections] = {
+    "h2d", "d2h", "nvme_read", "nvme_write"};
+
+constexpr const char* kTiers[] = {core::kTierDevice, core::kTierPinned,
+                                  core::kTierHost, core::kTierSsd};
+
+// Steps take from milliseconds (tiny CPU jobs) to tens of seconds (billions
+// of parameters through a window).
+const Histogram::BucketBoundaries kStepBuckets = {
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250};
+
+std::string StateLabel(v1::Job::State state) {
+  return absl::AsciiStrToLower(v1::Job::State_Name(state));
+}
+
+bool Ended(v1::Job::State s) {
+  return s == v1::Job::SUCCEEDED || s == v1::Job::FAILED ||
+         s == v1::Job::CANCELLED;
+}
+
+const char* MethodName(v1::OffloadMethod m) {
+  switch (m) {
+    case v1::L2L:
+      return "l2l";
+    case v1::STRONGHOLD:
+      return "stronghold";
+    default:
+      return "resident";
+  }
+}
+
+}  // namespace
+
+double NominalPeakFlops(absl::string_view device, int cpu_threads,
+                        bool avx512) {
+  if (device == "cpu")
+    return std::max(1, cpu_threads) * (avx512 ? 32.0 : 16.0) * 2.5e9;
+  return 0.0;
+}
+
+struct Metrics::JobSeries {
+  Histogram* step_duration = nullptr;
+  Counter* steps = nullptr;
+  Counter* samples = nullptr;
+  Counter* tokens = nullptr;
+  Gauge* loss = nullptr;
+  Gauge* lr = nullptr;
+  Gauge* grad_norm = nullptr;
+  Gauge* model_flops = nullptr;
+  Gauge* mfu = nullptr;
+  Gauge* window = nullptr;
+  Gauge* target_steps = nullptr;
+  Counter* phase[kNumPhases] = {};
+  Counter* transfer[kNumDirections] = {};
+  Counter* optimizer_parameters = nullptr;
+  Gauge* info = nullptr;
+};
+
+Metrics::Metrics(MetricsOptions options)
+    : options_(std::move(options)),
+      registry_(std::make_shared<prometheus::Registry>()),
+      step_duration_(BuildHistogram()
+                         .Name("stronghold_job_step_duration_seconds")
+                         .Help("Wall time of one optimizer step")
+                         .Register(*registry_)),
+      steps_(BuildCounter()
+                 .Name("stronghold_job_steps_total")
+                 .Help("Optimizer steps finished")
+                 .Register(*registry_)),
+      samples_(BuildCounter()
+                   .Name("stronghold_job_samples_total")
+                   .Help("Sequences trained on (global batch per step)")
+                   .Register(*registry_)),
+      tokens_(
+          BuildCounter()
+              .Name("stronghold_job_tokens_total")
+              .Help(
+                  "Tokens trained on (global batch x sequence length per step)")
+              .Register(*registry_)),
+      loss_(BuildGauge()
+                .Name("stronghold_job_loss")
+                .Help("Mean training loss of the last step")
+                .Register(*registry_)),
+      lr_(BuildGauge()
+              .Name("stronghold_job_learning_rate")
+              .Help("Learning rate of the last step")
+              .Register(*registry_)),
+      grad_norm_(
+          BuildGauge()
+              .Name("stronghold_job_grad_norm")
+              .Help("Global gradient norm of the last step, before clipping")
+              .Register(*registry_)),
+      model_flops_(BuildGauge()
+                       .Name("stronghold_job_model_flops_per_second")
+                       .Help("Model FLOP/s of the last step (Megatron formula, "
+                             "no recomputation)")
+                       .Register(*registry_)),
+      mfu_(BuildGauge()
+               .Name("stronghold_job_mfu_ratio")
+               .Help("Model FLOPs utilization of the last step: model FLOP/s "
+                     "over the device's "
+                     "dense peak (stronghold_device_peak_flops_per_second)")
+               .Register(*registry_)),
+      window_(
+          BuildGauge()
+              .Name("stronghold_job_window_layers")
+              .Help("Layers in the compute device's window (0 for RESIDENT)")
+              .Register(*registry_)),
+      target_steps_(BuildGauge()
+                        .Name("stronghold_job_target_steps")
+                        .Help("Optimizer steps the job trains for")
+                        .Register(*registry_)),
+      phase_seconds_(
+          BuildCounter()
+              .Name("stronghold_job_step_phase_seconds_total")
+              .Help("Where step time went: compute, exposed (not overlapped) "
+                    "waits "
+                    "for H2D/D2H copies, the optimizer and NVMe, and the rest")
+              .Register(*registry_)),
+      transfer_bytes_(
+          BuildCounter()
+              .Name("stronghold_job_transfer_bytes_total")
+              .Help("Bytes moved between tiers (0 until the offload engine "
+                    "reports them)")
+              .Register(*registry_)),
+      optimizer_parameters_(
+          BuildCounter()
+              .Name("stronghold_job_optimizer_parameters_total")
+              .Help("Parameters updated by the optimizer")
+              .Register(*registry_)),
+      job_info_(BuildGauge()
+                    .Name("stronghold_job_info")
+                    .Help("Always 1; labels describe the job")
+                    .Register(*registry_)),
+      jobs_(BuildGauge()
+                .Name("stronghold_jobs")
+                .Help("Jobs known to the daemon, by state")
+                .Register(*registry_)),
+      jobs_ended_(
+          BuildCounter()
+              .Name("stronghold_jobs_ended_total")
+              .Help("Jobs that ended in this daemon's lifetime, by final state")
+              .Register(*registry_)),
+      tier_capacity_(BuildGauge()
+                         .Name("stronghold_tier_capacity_bytes")
+                         .Help("Capacity of a memory tier (0 when absent)")
+                         .Register(*registry_)),
+      tier_budget_(
+          BuildGauge()
+              .Name("stronghold_tier_budget_bytes")
+              .Help("Budget of a memory tier (0 when absent or unbudgeted)")
+              .Register(*registry_)),
+      tier_used_(
+          BuildGauge()
+              .Name("stronghold_tier_used_bytes")
+              .Help("Bytes of a memory tier planned for the running jobs")
+              .Register(*registry_)),
+      io_backend_(
+          BuildGauge()
+              .Name("stronghold_io_backend_info")
+              .Help("Always 1; `backend` is the NVMe tier's I/O backend")
+              .Register(*registry_)),
+      io_errors_(BuildCounter()
+                     .Name("stronghold_io_errors_total")
+                     .Help("Failed NVMe tier I/O operations")
+                     .Register(*registry_)
+                     .Add({})) {
+  BuildGauge()
+      .Name("stronghold_build_info")
+      .Help("Always 1; labels name the versions")
+      .Register(*registry_)
+      .Add({{"version", options_.version},
+            {"torch_version", options_.torch_version}})
+      .Set(1);
+  BuildGauge()
+      .Name("stronghold_device_info")
+      .Help("Always 1; `device` is the compute device")
+      .Register(*registry_)
+      .Add({{"device", options_.device}})
+      .Set(1);
+  BuildGauge()
+      .Name("stronghold_device_peak_flops_per_second")
+      .Help("Dense peak FLOP/s of the compute device, the MFU denominator")
+      .Register(*registry_)
+      .Add({})
+      .Set(options_.device_peak_flops_per_s);
+  // Every state and tier exists from the start at 0, so rate() and
+  // increase() see the first change and dashboards show absent tiers as 0.
+  for (v1::Job::State s :
+       {v1::Job::QUEUED, v1::Job::RUNNING, v1::Job::SUCCEEDED, v1::Job::FAILED,
+        v1::Job::CANCELLED}) {
+    jobs_.Add({{"state", StateLabel(s)}});
+    if (Ended(s)) jobs_ended_.Add({{"state", StateLabel(s)}});
+  }
+  for (const char* tier : kTiers) {
+    tier_capacity_.Add({{"tier", tier}});
+    tier_budget_.Add({{"tier", tier}});
+    tier_used_.Add({{"tier", tier}});
+  }
+  SetIoBackend("none");
+}
+
+Metrics::~Metrics() = default;
+
+Metrics::JobSeries& Metrics::SeriesLocked(const v1::Job& job) {
+  std::unique_ptr<JobSeries>& s = series_[job.name()];
+  if (s != nullptr) return *s;
+  s = std::make_unique<JobSeries>();
+  const prometheus::Labels labels = {{kJobLabel, job.name()}};
+  s->step_duration = &step_duration_.Add(labels, kStepBuckets);
+  s->steps = &steps_.Add(labels);
+  s->samples = &samples_.Add(labels);
+  s->tokens = &tokens_.Add(labels);
+  s->loss = &loss_.Add(labels);
+  s->lr = &lr_.Add(labels);
+  s->grad_norm = &grad_norm_.Add(labels);
+  s->model_flops = &model_flops_.Add(labels);
+  s->mfu = &mfu_.Add(labels);
+  s->window = &window_.Add(labels);
+  s->target_steps = &target_steps_.Add(labels);
+  s->target_steps->Set(job.spec().training().steps());
+  for (int p = 0; p < kNumPhases; ++p) {
+    s->phase[p] = &phase_seconds_.Add(
+        {{kJobLabel, job.name()}, {"phase", kPhaseNames[p]}});
+  }
+  for (int d = 0; d < kNumDirections; ++d) {
+    s->transfer[d] = &transfer_bytes_.Add(
+        {{kJobLabel, job.name()}, {"direction", kDirectionNames[d]}});
+  }
+  s->optimizer_parameters = &optimizer_parameters_.Add(labels);
+  s->info =
+      &job_info_.Add({{kJobLabel, job.name()},
+                      {"display_name", job.display_name()},
+                      {"method", MethodName(job.spec().offload().method())}});
+  s->info->Set(1);
+  return *s;
+}
+
+void Metrics::RemoveSeriesLocked(const std::string& name) {
+  auto it = series_.find(name);
+  if (it == series_.end()) return;
+  JobSeries& s = *it->second;
+  step_duration_.Remove(s.step_duration);
+  steps_.Remove(s.steps);
+  samples_.Remove(s.samples);
+  tokens_.Remove(s.tokens);
+  loss_.Remove(s.loss);
+  lr_.Remove(s.lr);
+  grad_norm_.Remove(s.grad_norm);
+  model_flops_.Remove(s.model_flops);
+  mfu_.Remove(s.mfu);
+  window_.Remove(s.window);
+  target_steps_.Remove(s.target_steps);
+  for (Counter* c : s.phase) phase_seconds_.Remove(c);
+  for (Counter* c : s.transfer) transfer_bytes_.Remove(c);
+  optimizer_parameters_.Remove(s.optimizer_parameters);
+  job_info_.Remove(s.info);
+  series_.erase(it);
+}
+
+void Metrics::CountStateLocked(const std::string& name, v1::Job::State state) {
+  auto [it, inserted] = states_.try_emplace(name, state);
+  if (!inserted) {
+    if (it->second == state) return;
+    jobs_.Add({{"state", StateLabel(it->second)}}).Decrement();
+    it->second = state;
+  }
+  jobs_.Add({{"state", StateLabel(state)}}).Increment();
+}
+
+void Metrics::OnJobState(const v1::Job& job) {
+  absl::MutexLock lock(&mu_);
+  auto previous = states_.find(job.name());
+  const bool was_ended = previous != states_.end() && Ended(previous->second);
+  CountStateLocked(job.name(), job.state());
+
+  if (job.state() == v1::Job::RUNNING) {
+    SeriesLocked(job);
+    const core::MemoryPlan plan =
+        core::PlanMemory(ToJobConfig(job.spec()), options_.budgets);
+    running_bytes_[job.name()] = {{core::kTierDevice, plan.bytes_device},
+                                  {core::kTierPinned, plan.bytes_pinned},
+                                  {core::kTierHost, plan.bytes_host},
+                                  {core::kTierSsd, plan.bytes_ssd}};
+  } else {
+    running_bytes_.erase(job.name());
+  }
+  UpdateTierUsageLocked();
+
+  if (Ended(job.state()) && !was_ended) {
+    jobs_ended_.Add({{"state", StateLabel(job.state())}}).Increment();
+    if (series_.count(job.name()) > 0) {
+      ended_.push_back(job.name());
+      while (static_cast<int>(ended_.size()) >
+             std::max(0, options_.max_ended_jobs)) {
+        RemoveSeriesLocked(ended_.front());
+        ended_.pop_front();
+      }
+    }
+  }
+}
+
+void Metrics::OnJobStep(const v1::Job& job, const v1::StepMetrics& step) {
+  absl::MutexLock lock(&mu_);
+  JobSeries& s = SeriesLocked(job);
+  const double batch = job.spec().training().batch();
+  s.step_duration->Observe(step.step_s());
+  s.steps->Increment();
+  s.samples->Increment(batch);
+  s.tokens->Increment(batch * job.spec().model().seq_len());
+  s.loss->Set(step.loss());
+  s.lr->Set(step.lr());
+  s.grad_norm->Set(step.grad_norm());
+  const double flops = step.model_tflops() * 1e12;
+  s.model_flops->Set(flops);
+  s.mfu->Set(options_.device_peak_flops_per_s > 0
+                 ? flops / options_.device_peak_flops_per_s
+                 : 0);
+  s.window->Set(step.window());
+
+  // Exposed waits only: copies hidden behind compute cost nothing here.
+  const double parts[kNumPhases - 1] = {
+      step.compute_s(), step.h2d_wait_s(), step.d2h_wait_s(),
+      step.optimizer_s(),
+      /*nvme_wait: the engine has no NVMe tier yet*/ 0.0};
+  double accounted = 0;
+  for (int p = 0; p < kNumPhases - 1; ++p) {
+    s.phase[p]->Increment(std::max(0.0, parts[p]));
+    accounted += std::max(0.0, parts[p]);
+  }
+  // Below a microsecond the rest is rounding, not time spent elsewhere.
+  const double other = step.step_s() - accounted;
+  if (other > 1e-6) s.phase[kOther]->Increment(other);
+  // The engine does not report bytes moved yet (RESIDENT moves none); the
+  // transfer counters stay at 0 until it does.
+  s.optimizer_parameters->Increment(static_cast<double>(job.parameters()));
+}
+
+void Metrics::SeedJobs(const std::vector<v1::Job>& jobs) {
+  absl::MutexLock lock(&mu_);
+  for (const v1::Job& job : jobs) {
+    if (states_.count(job.name()) == 0)
+      CountStateLocked(job.name(), job.state());
+  }
+}
+
+void Metrics::UpdateTierUsageLocked() {
+  std::map<std::string, int64_t> used;
+  for (const auto& [job, tiers] : running_bytes_) {
+    for (const auto& [tier, bytes] : tiers) used[tier] += bytes;
+  }
+  for (const char* tier : kTiers)
+    tier_used_.Add({{"tier", tier}}).Set(used[tier]);
+}
+
+void Metrics::SetNode(const v1::Node& node) {
+  for (const v1::Tier& t : node.tiers()) {
+    tier_capacity_.Add({{"tier", t.name()}}).Set(t.capacity_bytes());
+    tier_budget_.Add({{"tier", t.name()}}).Set(t.budget_bytes());
+  }
+}
+
+void Metrics::SetIoBackend(absl::string_view backend) {
+  absl::MutexLock lock(&mu_);
+  if (io_backend_series_ != nullptr) io_backend_.Remove(io_backend_series_);
+  io_backend_series_ = &io_backend_.Add({{"backend", std::string(backend)}});
+  io_backend_series_->Set(1);
+}
+
+void Metrics::AddIoErrors(int64_t count) {
+  io_errors_.Increment(static_cast<double>(count));
+}
+
+}  // namespace stronghold::server
