@@ -1,5 +1,6 @@
 #include "core/job_config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
@@ -26,6 +27,16 @@ double ModelConfig::model_flops_per_step(int64_t batch) const {
   const double b = batch, s = seq_len, l = layers, h = hidden;
   const double v = static_cast<double>(padded_vocab());
   return 72.0 * b * s * l * h * h * (1.0 + s / (6.0 * h) + v / (12.0 * l * h));
+}
+
+double LearningRate(const TrainingConfig& t, int64_t step) {
+  if (t.warmup_steps > 0 && step <= t.warmup_steps) {
+    return t.lr * static_cast<double>(step) / t.warmup_steps;
+  }
+  const int64_t decay_steps = std::max<int64_t>(1, t.steps - t.warmup_steps);
+  const double progress =
+      std::min(1.0, static_cast<double>(step - t.warmup_steps) / decay_steps);
+  return t.min_lr + 0.5 * (t.lr - t.min_lr) * (1.0 + std::cos(M_PI * progress));
 }
 
 namespace {

@@ -82,6 +82,10 @@ struct JobConfig {
   CheckpointConfig checkpoint;
 };
 
+// Learning rate of 1-based `step`: linear warm-up to lr over warmup_steps,
+// then cosine decay to min_lr at `steps`.
+double LearningRate(const TrainingConfig& training, int64_t step);
+
 // Checks every field against its limit before anything is allocated.
 // Returns INVALID_ARGUMENT naming the field (as in the API, e.g.
 // "model.hidden") and the limit it broke. Checks that the data file exists.

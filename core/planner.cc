@@ -1,6 +1,7 @@
 #include "core/planner.h"
 
 #include <algorithm>
+#include <functional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -40,6 +41,103 @@ int64_t LayerWorkingBytes(const JobConfig& c) {
   return 34 * bsh + stats;
 }
 
+namespace {
+
+// Decides whether the plan fits its budgets; the reason carries the numbers.
+void FinishPlan(const JobConfig& c, MemoryPlan& plan, bool device_is_host) {
+  plan.fits = true;
+  if (plan.budget_device_bytes > 0 && plan.bytes_device > plan.budget_device_bytes) {
+    plan.fits = false;
+    int64_t smallest = plan.bytes_device;
+    if (c.offload.method != OffloadMethod::kResident) {
+      smallest = WindowedArenaBytes(c, 1) + WorkingBytes(c);
+    }
+    plan.reason = absl::StrCat("device memory: needs ", Human(plan.bytes_device), " (",
+                               plan.bytes_device, " bytes), budget ",
+                               Human(plan.budget_device_bytes), " (", plan.budget_device_bytes,
+                               " bytes); the smallest budget that works is ", smallest, " bytes (",
+                               Human(smallest), ")");
+    return;
+  }
+  // On the CPU device the device arena is host memory too.
+  const int64_t host_need =
+      plan.bytes_host + plan.bytes_pinned + (device_is_host ? plan.bytes_device : 0);
+  if (plan.budget_host_bytes > 0 && host_need > plan.budget_host_bytes) {
+    plan.fits = false;
+    plan.reason = absl::StrCat("host memory: needs ", Human(host_need), " (", host_need,
+                               " bytes), budget ", Human(plan.budget_host_bytes), " (",
+                               plan.budget_host_bytes, " bytes)");
+  }
+}
+
+}  // namespace
+
+int WindowSlots(const JobConfig& c, int window) {
+  if (c.offload.method == OffloadMethod::kL2L) return 1;
+  return std::min(window + 1, c.model.layers);
+}
+
+namespace {
+int64_t Round64(int64_t b) { return (b + 63) / 64 * 64; }
+}  // namespace
+
+int64_t WindowedArenaBytes(const JobConfig& c, int window) {
+  const ModelConfig& m = c.model;
+  const int64_t emb = m.embedding_parameters() * kFloat;
+  const int64_t fin = 2 * static_cast<int64_t>(m.hidden) * kFloat;
+  return WindowSlots(c, window) * 2 * Round64(m.parameters_per_layer() * kFloat) +
+         2 * Round64(emb) + 2 * Round64(fin) +
+         Round64((m.layers + 1) * BoundaryActivationBytes(c));
+}
+
+int64_t WorkingBytes(const JobConfig& c) {
+  const int64_t logits = static_cast<int64_t>(c.training.micro_batch) * c.model.seq_len *
+                         c.model.padded_vocab() * kFloat;
+  return LayerWorkingBytes(c) + 3 * logits;
+}
+
+int MaxWindow(const JobConfig& c, int64_t device_budget) {
+  int best = 0;
+  for (int w = 1; w <= c.model.layers; ++w) {
+    if (WindowedArenaBytes(c, w) + WorkingBytes(c) > device_budget) break;
+    best = w;
+    if (WindowSlots(c, w) >= c.model.layers) break;
+  }
+  return best;
+}
+
+namespace {
+
+void PlanWindowed(const JobConfig& c, int window, MemoryPlan& plan,
+                  const std::function<void(std::string, const char*, int64_t, std::string)>& add,
+                  bool cuda) {
+  const ModelConfig& m = c.model;
+  const int slots = WindowSlots(c, window);
+  const int64_t layer = m.parameters_per_layer();
+  add("window.slots", kTierDevice, slots * 2 * Round64(layer * kFloat),
+      absl::StrFormat("%d slots x (weights + gradient) x %d params fp32", slots, layer));
+  add("embedding+final_norm", kTierDevice,
+      2 * Round64(m.embedding_parameters() * kFloat) + 2 * Round64(2 * m.hidden * kFloat),
+      absl::StrFormat("(weights + gradient) x %d params fp32",
+                      m.embedding_parameters() + 2 * m.hidden));
+  add("activations.checkpoints", kTierDevice, Round64((m.layers + 1) * BoundaryActivationBytes(c)),
+      absl::StrFormat("%d x [%d, %d, %d] fp32", m.layers + 1, c.training.micro_batch, m.seq_len,
+                      m.hidden));
+  add("activations.working", kTierDevice, WorkingBytes(c),
+      "one layer's forward+backward working set + logits (allocated by LibTorch)");
+  const char* host_tier = cuda ? kTierPinned : kTierHost;
+  const std::string params = absl::StrFormat("%d params fp32", plan.parameters);
+  add("host.weights.fp32", host_tier, plan.parameters * kFloat, params);
+  add("host.grads.fp32", host_tier, plan.parameters * kFloat, params);
+  add("host.adam.exp_avg.fp32", kTierHost, plan.parameters * kFloat, params);
+  add("host.adam.exp_avg_sq.fp32", kTierHost, plan.parameters * kFloat, params);
+  add("host.staging.gradients", host_tier,
+      (slots * layer + m.embedding_parameters() + 2 * m.hidden) * kFloat,
+      absl::StrFormat("%d slots + embedding + final norm, fp32", slots));
+}
+
+}  // namespace
+
 MemoryPlan PlanMemory(const JobConfig& c, const NodeBudgets& node) {
   const ModelConfig& m = c.model;
   MemoryPlan plan;
@@ -68,6 +166,16 @@ MemoryPlan PlanMemory(const JobConfig& c, const NodeBudgets& node) {
     if (tier == std::string(kTierSsd)) plan.bytes_ssd += bytes;
   };
 
+  const bool resident = c.offload.method == OffloadMethod::kResident;
+  const bool cuda = node.device.rfind("cuda", 0) == 0;
+  if (!resident) {
+    int window = c.offload.method == OffloadMethod::kL2L ? 1 : c.offload.window;
+    if (window == 0) window = std::max(1, MaxWindow(c, plan.budget_device_bytes));
+    plan.window = window;
+    PlanWindowed(c, window, plan, add, cuda);
+    FinishPlan(c, plan, node.device == "cpu");
+    return plan;
+  }
   // RESIDENT: the whole training state on the compute device, and the full
   // autograd graph of one micro-batch (no recomputation).
   const int64_t p = plan.parameters;
@@ -84,21 +192,7 @@ MemoryPlan PlanMemory(const JobConfig& c, const NodeBudgets& node) {
   add("activations.logits", kTierDevice, 3 * logits,
       absl::StrFormat("3 x [%d, %d, %d] fp32 (logits, softmax, grad)",
                       c.training.micro_batch, m.seq_len, m.padded_vocab()));
-  plan.fits = true;
-  if (plan.budget_device_bytes > 0 && plan.bytes_device > plan.budget_device_bytes) {
-    plan.fits = false;
-    plan.reason = absl::StrCat("device memory: needs ", Human(plan.bytes_device), " (",
-                               plan.bytes_device, " bytes), budget ",
-                               Human(plan.budget_device_bytes), " (", plan.budget_device_bytes,
-                               " bytes); the smallest budget that works is ", plan.bytes_device,
-                               " bytes");
-  }
-  const int64_t host_need = plan.bytes_host + plan.bytes_pinned;
-  if (plan.fits && plan.budget_host_bytes > 0 && host_need > plan.budget_host_bytes) {
-    plan.fits = false;
-    plan.reason = absl::StrCat("host memory: needs ", Human(host_need), ", budget ",
-                               Human(plan.budget_host_bytes));
-  }
+  FinishPlan(c, plan, node.device == "cpu");
   return plan;
 }
 

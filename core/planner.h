@@ -51,6 +51,19 @@ struct MemoryPlan {
 // The job's budgets override the node's where set (and may only lower them).
 MemoryPlan PlanMemory(const JobConfig& config, const NodeBudgets& node);
 
+// Device slots the windowed engine allocates for `window` (L2L: one).
+int WindowSlots(const JobConfig& config, int window);
+// Device bytes the windowed engine allocates (its arena): slots (weights and
+// gradient of one layer each), embedding and final norm (weights and
+// gradient), activation checkpoints at the L+1 layer boundaries.
+int64_t WindowedArenaBytes(const JobConfig& config, int window);
+// Compute working memory outside the arena: one layer's forward+backward
+// working set and the logits of one micro-batch.
+int64_t WorkingBytes(const JobConfig& config);
+// The largest window whose arena plus working memory fits `device_budget`
+// (capped at the number of layers); 0 if not even a window of 1 fits.
+int MaxWindow(const JobConfig& config, int64_t device_budget);
+
 // Bytes of activations one micro-batch keeps per layer boundary and while
 // one layer runs (forward + backward working set), fp32.
 int64_t BoundaryActivationBytes(const JobConfig& config);

@@ -1,8 +1,8 @@
 #include "core/trainer.h"
 
+#include <torch/torch.h>
 #include <torch/version.h>
 
-#include <chrono>
 #include <cmath>
 #include <filesystem>
 
@@ -10,61 +10,68 @@
 #include "absl/strings/str_format.h"
 #include "core/checkpoint.h"
 #include "core/dataset.h"
+#include "core/engine.h"
 #include "core/gpt.h"
 #include "core/gpt_init.h"
 #include "core/gpt_layout.h"
-#include "core/optim/optimizer.h"
+#include "core/host_device.h"
+#include "core/planner.h"
 #include "core/status_macros.h"
 #include "glog/logging.h"
 
 namespace stronghold::core {
 
-double LearningRate(const TrainingConfig& t, int64_t step) {
-  if (t.warmup_steps > 0 && step <= t.warmup_steps) {
-    return t.lr * static_cast<double>(step) / t.warmup_steps;
-  }
-  const int64_t decay_steps = std::max<int64_t>(1, t.steps - t.warmup_steps);
-  const double progress =
-      std::min(1.0, static_cast<double>(step - t.warmup_steps) / decay_steps);
-  return t.min_lr + 0.5 * (t.lr - t.min_lr) * (1.0 + std::cos(M_PI * progress));
-}
-
 std::string TorchVersion() { return TORCH_VERSION; }
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double Seconds(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration<double>(b - a).count();
-}
+double Since(int64_t start_ns) { return (Timeline::NowNs() - start_ns) / 1e9; }
 
-// One layer's training state: flat fp32 buffers of layout.count elements.
+// One buffer's host training state: flat fp32 tensors of layout.count.
 struct LayerState {
   BufferLayout layout;
-  torch::Tensor param;       // leaf, requires_grad; its .grad is `grad`
+  torch::Tensor param;  // leaf, requires_grad (RESIDENT); its .grad is `grad`
   torch::Tensor grad;
   torch::Tensor exp_avg;
   torch::Tensor exp_avg_sq;
+
+  ParamBuffer buffer() const {
+    ParamBuffer b;
+    b.param = param.data_ptr<float>();
+    b.exp_avg = exp_avg.data_ptr<float>();
+    b.exp_avg_sq = exp_avg_sq.data_ptr<float>();
+    b.grad = grad.data_ptr<float>();
+    b.count = layout.count;
+    b.decay_count = layout.decay_count;
+    return b;
+  }
 };
+
+const char* MethodName(OffloadMethod m) {
+  switch (m) {
+    case OffloadMethod::kL2L: return "L2L";
+    case OffloadMethod::kStronghold: return "STRONGHOLD";
+    default: return "RESIDENT";
+  }
+}
 
 }  // namespace
 
 class Trainer::Impl {
  public:
-  Impl(const JobConfig& config, const TrainerOptions& options,
-       std::unique_ptr<Dataset> data)
-      : config_(config), options_(options), data_(std::move(data)) {
+  Impl(const JobConfig& config, const TrainerOptions& options, std::unique_ptr<Dataset> data,
+       std::unique_ptr<FusedAdamW> optimizer)
+      : config_(config), options_(options), data_(std::move(data)),
+        optimizer_(std::move(optimizer)) {
     const std::vector<BufferLayout> layouts = ModelLayout(config.model);
+    const auto f32 = torch::TensorOptions().dtype(torch::kFloat32);
     for (size_t i = 0; i < layouts.size(); ++i) {
       LayerState s;
       s.layout = layouts[i];
-      const auto f32 = torch::TensorOptions().dtype(torch::kFloat32);
       s.param = torch::empty({s.layout.count}, f32);
       InitBuffer(s.layout, config.model, config.training.seed, static_cast<int>(i),
                  s.param.data_ptr<float>());
-      s.param.set_requires_grad(true);
       s.grad = torch::zeros({s.layout.count}, f32);
-      s.param.mutable_grad() = s.grad;
       s.exp_avg = torch::zeros({s.layout.count}, f32);
       s.exp_avg_sq = torch::zeros({s.layout.count}, f32);
       layers_.push_back(std::move(s));
@@ -74,17 +81,77 @@ class Trainer::Impl {
     targets_ = torch::empty({micro, seq}, torch::kInt64);
   }
 
+  ~Impl() {
+    engine_.reset();  // frees its device memory before the device goes
+  }
+
+  // Sets up the windowed engine (L2L, STRONGHOLD); RESIDENT needs nothing.
+  absl::Status Prepare() {
+    const OffloadConfig& o = config_.offload;
+    if (o.method == OffloadMethod::kResident) {
+      for (LayerState& s : layers_) {
+        s.param.set_requires_grad(true);
+        s.param.mutable_grad() = s.grad;  // backward accumulates in place
+      }
+      return absl::OkStatus();
+    }
+    device_ = options_.device;
+    if (device_ == nullptr) {
+      int64_t budget = options_.device_budget_bytes > 0 ? options_.device_budget_bytes
+                                                         : o.gpu_memory_budget_bytes;
+      if (budget <= 0) budget = INT64_MAX;
+      owned_device_ = std::make_unique<HostDevice>(budget);
+      device_ = owned_device_.get();
+    }
+    int window = o.method == OffloadMethod::kL2L ? 1 : o.window;
+    if (window == 0) {
+      auto_window_ = true;
+      window = MaxWindow(config_, device_->budget_bytes());
+      if (window == 0) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "device memory: a window of one layer needs ",
+            WindowedArenaBytes(config_, 1) + WorkingBytes(config_), " bytes, budget ",
+            device_->budget_bytes(), " bytes"));
+      }
+    }
+    const int64_t need = WindowedArenaBytes(config_, window) + WorkingBytes(config_);
+    if (need > device_->budget_bytes()) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "device memory: window ", window, " needs ", need, " bytes (layer slots, embedding, "
+          "activation checkpoints and working memory), budget ", device_->budget_bytes(),
+          " bytes; the smallest budget that works is ",
+          WindowedArenaBytes(config_, 1) + WorkingBytes(config_), " bytes"));
+    }
+    return MakeEngine(window);
+  }
+
   absl::Status Run(TrainerObserver* observer) {
     const TrainingConfig& t = config_.training;
     observer->OnMessage(absl::StrFormat(
-        "training %d parameters, method RESIDENT, fp32, %d steps of %d sequences "
-        "(%d micro-batches of %d)",
-        config_.model.parameters(), t.steps, t.batch, t.batch / t.micro_batch, t.micro_batch));
+        "training %d parameters, method %s, fp32, %d steps of %d sequences (%d micro-batches of "
+        "%d)%s",
+        config_.model.parameters(), MethodName(config_.offload.method), t.steps, t.batch,
+        t.batch / t.micro_batch, t.micro_batch,
+        engine_ ? absl::StrCat(", window ", engine_->window(), auto_window_ ? " (profiling)" : "",
+                               " on ", device_->name(), " with a budget of ",
+                               device_->budget_bytes(), " bytes")
+                : ""));
     for (int64_t step = 1; step <= t.steps; ++step) {
-      StepReport stats;
-      absl::Status s = Step(step, observer, &stats);
+      StepReport report;
+      const int64_t start = Timeline::NowNs();
+      absl::Status s = engine_ ? EngineStep(step, observer, &report)
+                               : ReferenceStep(step, observer, &report);
       if (!s.ok()) return s;
-      observer->OnStep(stats);
+      report.step = step;
+      report.steps = t.steps;
+      report.lr = LearningRate(t, step);
+      report.step_s = Since(start);
+      report.samples_per_s = t.batch / report.step_s;
+      report.tokens_per_s = report.samples_per_s * config_.model.seq_len;
+      report.model_tflops = config_.model.model_flops_per_step(t.batch) / report.step_s / 1e12;
+      observer->OnStep(report);
+      if (engine_ && Traced(step)) observer->OnTrace(step, timeline_.ToChromeTraceJson());
+
       const bool last = step == t.steps;
       const bool periodic = config_.checkpoint.every_steps > 0 &&
                             step % config_.checkpoint.every_steps == 0;
@@ -101,7 +168,8 @@ class Trainer::Impl {
     return absl::OkStatus();
   }
 
-  std::vector<std::vector<float>> Weights() const {
+  std::vector<std::vector<float>> Weights() {
+    if (engine_) CHECK(engine_->Drain().ok());
     std::vector<std::vector<float>> out;
     for (const LayerState& s : layers_) {
       const float* p = s.param.data_ptr<float>();
@@ -111,84 +179,124 @@ class Trainer::Impl {
   }
 
  private:
-  absl::Status Step(int64_t step, TrainerObserver* observer, StepReport* stats) {
-    const TrainingConfig& t = config_.training;
-    const auto start = Clock::now();
-    for (LayerState& s : layers_) s.grad.zero_();
+  bool Traced(int64_t step) const {
+    return step <= 2 || (options_.trace_every > 0 && step % options_.trace_every == 0);
+  }
 
-    // Forward and backward of every micro-batch; gradients accumulate.
+  absl::Status MakeEngine(int window) {
+    std::vector<HostBuffer> buffers;
+    for (LayerState& s : layers_) {
+      buffers.push_back({s.layout, s.param.data_ptr<float>(), s.grad.data_ptr<float>(),
+                         s.exp_avg.data_ptr<float>(), s.exp_avg_sq.data_ptr<float>()});
+    }
+    engine_.reset();
+    ASSIGN_OR_RETURN(engine_, WindowedEngine::Create(config_, window, device_, optimizer_.get(),
+                                                     std::move(buffers), &timeline_));
+    return absl::OkStatus();
+  }
+
+  void FillBatch(int64_t step, int micro, int64_t* inputs, int64_t* targets) {
+    const TrainingConfig& t = config_.training;
+    const int64_t first = (step - 1) * t.batch + static_cast<int64_t>(micro) * t.micro_batch;
+    data_->Fill(t.seed, first, t.micro_batch, inputs, targets);
+  }
+
+  absl::Status EngineStep(int64_t step, TrainerObserver* observer, StepReport* report) {
+    timeline_.Clear();
+    ASSIGN_OR_RETURN(EngineStepStats s,
+                     engine_->Step(step, [&](int micro, int64_t* in, int64_t* tg) {
+                       if (observer->StopRequested() == StopRequest::kCancel) return false;
+                       FillBatch(step, micro, in, tg);
+                       return true;
+                     }));
+    report->loss = s.loss;
+    report->grad_norm = s.grad_norm;
+    report->compute_s = s.compute_s;
+    report->h2d_wait_s = s.h2d_wait_s;
+    report->d2h_wait_s = s.d2h_wait_s;
+    report->optimizer_s = s.optimizer_s;
+    report->window = engine_->window();
+    report->device_peak_bytes = device_->peak_bytes();
+    if (auto_window_ && step == 1) RETURN_IF_ERROR(ChooseWindow(s, observer));
+    return absl::OkStatus();
+  }
+
+  // The smallest window whose prefetch hides a layer's copy behind the
+  // compute of the layers before it: W * forward(layer) >= H2D(layer), with
+  // 25% margin, within what the budget allows.
+  absl::Status ChooseWindow(const EngineStepStats& s, TrainerObserver* observer) {
+    const int max_window = engine_->window();
+    double h2d = 0;  // the measured copy time of one layer, from the timeline
+    int copies = 0;
+    for (const Span& span : timeline_.spans()) {
+      if (span.lane == Lane::kH2D && span.layer > 0 && span.layer <= config_.model.layers) {
+        h2d += (span.end_ns - span.start_ns) / 1e9;
+        ++copies;
+      }
+    }
+    h2d = copies > 0 ? h2d / copies : 0;
+    const double fwd = std::max(s.layer_forward_s, 1e-9);
+    int window = std::max(1, static_cast<int>(std::ceil(1.25 * h2d / fwd)));
+    std::string why = "copies hidden";
+    if (window > max_window) {
+      window = max_window;
+      why = "copies are bandwidth-bound: the largest window that fits is used";
+    }
+    observer->OnMessage(absl::StrFormat(
+        "window %d chosen (largest that fits: %d): per layer forward %.2f ms, backward %.2f ms, "
+        "H2D %.2f ms, AdamW %.2f ms; %s",
+        window, max_window, 1e3 * s.layer_forward_s, 1e3 * s.layer_backward_s, 1e3 * h2d,
+        1e3 * s.layer_optimizer_s, why));
+    if (window != max_window) RETURN_IF_ERROR(MakeEngine(window));
+    return absl::OkStatus();
+  }
+
+  absl::Status ReferenceStep(int64_t step, TrainerObserver* observer, StepReport* report) {
+    const TrainingConfig& t = config_.training;
+    const int64_t start = Timeline::NowNs();
+    for (LayerState& s : layers_) s.grad.zero_();
     const int micro_batches = t.batch / t.micro_batch;
     double loss_sum = 0.0;
     for (int j = 0; j < micro_batches; ++j) {
-      if (observer->StopRequested() == StopRequest::kCancel) {
-        return absl::CancelledError("cancelled");
-      }
-      const int64_t first = (step - 1) * t.batch + static_cast<int64_t>(j) * t.micro_batch;
-      data_->Fill(t.seed, first, t.micro_batch, inputs_.data_ptr<int64_t>(),
-                  targets_.data_ptr<int64_t>());
+      if (observer->StopRequested() == StopRequest::kCancel) return absl::CancelledError("cancelled");
+      FillBatch(step, j, inputs_.data_ptr<int64_t>(), targets_.data_ptr<int64_t>());
       try {
-        torch::Tensor loss = ForwardLoss();
+        const LayerState& emb = layers_.front();
+        const LayerState& fin = layers_.back();
+        torch::Tensor x = gpt::Embed(emb.param, emb.layout, inputs_);
+        for (size_t i = 1; i + 1 < layers_.size(); ++i) {
+          x = gpt::Block(layers_[i].param, layers_[i].layout, x, config_.model.heads);
+        }
+        torch::Tensor loss = gpt::HeadLoss(fin.param, fin.layout, emb.param, emb.layout, x, targets_);
         loss_sum += loss.item<double>();
         (loss / micro_batches).backward();
       } catch (const c10::Error& e) {
         return absl::InternalError(absl::StrCat("step ", step, ": LibTorch: ", e.what_without_backtrace()));
       }
     }
-    const auto computed = Clock::now();
+    report->compute_s = Since(start);
 
-    // Global gradient norm over every buffer (fp64 accumulation), clip.
-    double sum_sq = 0.0;
+    const int64_t opt_start = Timeline::NowNs();
+    double sum_sq = 0.0;  // buffer order, as the engine sums it
     for (const LayerState& s : layers_) {
-      sum_sq += s.grad.to(torch::kFloat64).square().sum().item<double>();
+      ASSIGN_OR_RETURN(StepFuture f, optimizer_->SubmitMeasure(s.buffer(), 1.0f));
+      sum_sq += f.Wait().grad_sq_sum;
     }
     const double norm = std::sqrt(sum_sq);
     if (!std::isfinite(norm)) {
-      return absl::InternalError(absl::StrCat("step ", step, ": gradient norm is not finite (", norm,
-                                              "); loss ", loss_sum / micro_batches));
+      return absl::InternalError(absl::StrCat("step ", step, ": the gradient is not finite (norm ",
+                                              norm, ")"));
     }
-    const double clip = (t.clip_norm > 0 && norm > t.clip_norm) ? t.clip_norm / (norm + 1e-6) : 1.0;
-    const double lr = LearningRate(t, step);
-    AdamWStep hyper;
-    hyper.lr = static_cast<float>(lr);
-    hyper.beta1 = static_cast<float>(t.beta1);
-    hyper.beta2 = static_cast<float>(t.beta2);
-    hyper.eps = static_cast<float>(t.eps);
-    hyper.weight_decay = static_cast<float>(t.weight_decay);
-    hyper.step = step;
-    hyper.grad_scale = static_cast<float>(clip);
-    for (LayerState& s : layers_) {
-      optimizer_.Step({s.param.data_ptr<float>(), s.exp_avg.data_ptr<float>(),
-                       s.exp_avg_sq.data_ptr<float>(), s.grad.data_ptr<float>(),
-                       s.layout.count, s.layout.decay_count},
-                      hyper);
-    }
-    const auto end = Clock::now();
-
-    stats->step = step;
-    stats->steps = t.steps;
-    stats->loss = loss_sum / micro_batches;
-    stats->lr = lr;
-    stats->grad_norm = norm;
-    stats->step_s = Seconds(start, end);
-    stats->compute_s = Seconds(start, computed);
-    stats->optimizer_s = Seconds(computed, end);
-    stats->samples_per_s = t.batch / stats->step_s;
-    stats->tokens_per_s = stats->samples_per_s * config_.model.seq_len;
-    stats->model_tflops = config_.model.model_flops_per_step(t.batch) / stats->step_s / 1e12;
+    const AdamWStep hyper = AdamWHyper(t, step, ClipFactor(t, norm));
+    for (LayerState& s : layers_) optimizer_->Step(s.buffer(), hyper);
+    report->optimizer_s = Since(opt_start);
+    report->loss = loss_sum / micro_batches;
+    report->grad_norm = norm;
     return absl::OkStatus();
   }
 
-  torch::Tensor ForwardLoss() {
-    const LayerState& emb = layers_.front();
-    const LayerState& fin = layers_.back();
-    torch::Tensor x = gpt::Embed(emb.param, emb.layout, inputs_);
-    for (size_t i = 1; i + 1 < layers_.size(); ++i) {
-      x = gpt::Block(layers_[i].param, layers_[i].layout, x, config_.model.heads);
-    }
-    return gpt::HeadLoss(fin.param, fin.layout, emb.param, emb.layout, x, targets_);
-  }
-
   absl::Status Checkpoint(int64_t step, TrainerObserver* observer) {
+    if (engine_) RETURN_IF_ERROR(engine_->Drain());
     std::vector<BufferLayout> layouts;
     std::vector<const float*> params;
     for (const LayerState& s : layers_) {
@@ -214,27 +322,34 @@ class Trainer::Impl {
   const JobConfig config_;
   const TrainerOptions options_;
   std::unique_ptr<Dataset> data_;
+  std::unique_ptr<FusedAdamW> optimizer_;
   std::vector<LayerState> layers_;  // embedding, blocks..., final_norm
   torch::Tensor inputs_;            // [micro_batch, seq_len] int64
   torch::Tensor targets_;           // [micro_batch, seq_len] int64
-  ReferenceAdamW optimizer_;
+
+  // Windowed methods only.
+  Device* device_ = nullptr;
+  std::unique_ptr<Device> owned_device_;
+  Timeline timeline_;
+  std::unique_ptr<WindowedEngine> engine_;
+  bool auto_window_ = false;
 };
 
 absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const JobConfig& config,
                                                          const TrainerOptions& options) {
-  if (config.offload.method != OffloadMethod::kResident) {
-    return absl::UnimplementedError(
-        "offload.method: only RESIDENT is implemented so far (L2L and STRONGHOLD come with "
-        "the windowed offload engine)");
-  }
   if (config.training.precision != Precision::kFp32) {
     return absl::UnimplementedError("training.precision: only FP32 is implemented so far");
   }
   ASSIGN_OR_RETURN(std::unique_ptr<Dataset> data,
                    Dataset::Open(config.data, config.model.padded_vocab(), config.model.seq_len));
+  FusedAdamWOptions opt;
+  opt.threads = options.optimizer_threads;
+  opt.max_pending = config.model.layers + 8;  // every layer's deferred update may be queued
+  ASSIGN_OR_RETURN(std::unique_ptr<FusedAdamW> optimizer, FusedAdamW::Create(opt));
   try {
-    return std::unique_ptr<Trainer>(
-        new Trainer(std::make_unique<Impl>(config, options, std::move(data))));
+    auto impl = std::make_unique<Impl>(config, options, std::move(data), std::move(optimizer));
+    RETURN_IF_ERROR(impl->Prepare());
+    return std::unique_ptr<Trainer>(new Trainer(std::move(impl)));
   } catch (const c10::Error& e) {
     return absl::ResourceExhaustedError(
         absl::StrCat("cannot allocate the model: ", e.what_without_backtrace()));
@@ -252,6 +367,6 @@ absl::Status Trainer::Run(TrainerObserver* observer) {
   }
 }
 
-std::vector<std::vector<float>> Trainer::Weights() const { return impl_->Weights(); }
+std::vector<std::vector<float>> Trainer::Weights() { return impl_->Weights(); }
 
 }  // namespace stronghold::core

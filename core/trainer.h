@@ -1,14 +1,17 @@
-// Trains one job: owns its weights, gradients and optimizer state, runs the
-// training steps and reports each one to an observer. RESIDENT method: every
-// buffer lives on the compute device (here the CPU), fp32.
+// Trains one job: owns its host training state (fp32 weights, gradients and
+// Adam moments, one flat buffer per layer), runs the steps and reports each
+// one to an observer.
 //
-// One step, top to bottom (Trainer::Step):
-//   for each micro-batch: embed -> blocks -> head loss -> backward
-//     (gradients accumulate into one flat buffer per layer);
-//   global gradient norm -> clip factor -> learning rate of this step ->
-//   AdamW on every layer's buffer (the clip factor is fused into it).
-// Everything is deterministic for a given configuration: the data of step s
-// is a function of (seed, s), initialization of (seed, buffer).
+// Methods:
+//   RESIDENT   every buffer on the compute device (here the CPU), plain
+//              autograd over the whole model: the reference the offload
+//              engine is checked against, bit for bit.
+//   STRONGHOLD the windowed offload engine (core/engine.h) on a device whose
+//              memory holds W+1 layers; W = 0 chooses W after profiling the
+//              first step (docs/engine.md).
+//   L2L        the same engine with one layer and synchronous copies.
+// All methods share the data, the loss, the global-norm clipping and the
+// optimizer (core/optim/fused_adamw.h), so they train identically.
 //
 // Thread safety: Run() is called from one thread; the observer's
 // StopRequested() may flip from any thread.
@@ -25,6 +28,8 @@
 
 namespace stronghold::core {
 
+class Device;
+
 struct StepReport {
   int64_t step = 0;  // 1-based
   int64_t steps = 0;
@@ -33,13 +38,14 @@ struct StepReport {
   double grad_norm = 0.0;
   double step_s = 0.0;
   double compute_s = 0.0;    // forward + backward
-  double optimizer_s = 0.0;  // norm, clip, AdamW
-  double h2d_wait_s = 0.0;
-  double d2h_wait_s = 0.0;
+  double optimizer_s = 0.0;  // exposed: time compute waited for AdamW
+  double h2d_wait_s = 0.0;   // exposed: time compute waited for weights
+  double d2h_wait_s = 0.0;   // exposed: time compute waited for gradient hand-off
   double samples_per_s = 0.0;
   double tokens_per_s = 0.0;
   double model_tflops = 0.0;
   int window = 0;
+  int64_t device_peak_bytes = 0;  // device arena high-water mark (windowed methods)
 };
 
 enum class StopRequest {
@@ -51,21 +57,35 @@ enum class StopRequest {
 class TrainerObserver {
  public:
   virtual ~TrainerObserver() = default;
-  virtual void OnStep(const StepReport& stats) = 0;
+  virtual void OnStep(const StepReport& report) = 0;
   virtual void OnMessage(const std::string& message) = 0;
   // A checkpoint named `name` is complete and durable.
   virtual void OnCheckpoint(const std::string& name) = 0;
   virtual StopRequest StopRequested() = 0;
+  // The Chrome trace of the step just finished (windowed methods; called
+  // every `trace_every` steps). Default: ignored.
+  virtual void OnTrace(int64_t step, const std::string& chrome_trace_json) {}
 };
 
 struct TrainerOptions {
   // Where checkpoints go: <job_dir>/checkpoints/step-NNNNNN/.
   std::string job_dir;
+  // Compute device for the windowed methods; null = a HostDevice created for
+  // the job with the job's device budget. Not owned.
+  Device* device = nullptr;
+  // Device memory budget when the trainer creates the device (0 = the
+  // job's offload.gpu_memory_budget_bytes, else unlimited).
+  int64_t device_budget_bytes = 0;
+  // CPU optimizer threads; 0 = every CPU this process may use.
+  int optimizer_threads = 0;
+  // Record the timeline of every n-th step (and always step 1 and 2).
+  int trace_every = 10;
 };
 
 class Trainer {
  public:
-  // Validates nothing (the caller did) but the data source, which it opens.
+  // Opens the data and allocates the host state and, for windowed methods,
+  // the device buffers (RESOURCE_EXHAUSTED when they do not fit).
   static absl::StatusOr<std::unique_ptr<Trainer>> Create(const JobConfig& config,
                                                          const TrainerOptions& options);
   ~Trainer();
@@ -77,17 +97,13 @@ class Trainer {
   absl::Status Run(TrainerObserver* observer);
 
   // The fp32 master weights of every buffer of ModelLayout(), for tests.
-  std::vector<std::vector<float>> Weights() const;
+  std::vector<std::vector<float>> Weights();
 
  private:
   class Impl;
   explicit Trainer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
-
-// Learning rate of 1-based `step`: linear warm-up to lr over warmup_steps,
-// then cosine decay to min_lr at `steps`.
-double LearningRate(const TrainingConfig& training, int64_t step);
 
 // LibTorch's version, e.g. "2.11.0".
 std::string TorchVersion();

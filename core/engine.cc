@@ -1,0 +1,515 @@
+#include "core/engine.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <deque>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "core/gpt.h"
+#include "core/planner.h"
+#include "core/status_macros.h"
+#include "glog/logging.h"
+
+namespace stronghold::core {
+
+AdamWStep AdamWHyper(const TrainingConfig& t, int64_t step, double clip) {
+  AdamWStep h;
+  h.lr = static_cast<float>(LearningRate(t, step));
+  h.beta1 = static_cast<float>(t.beta1);
+  h.beta2 = static_cast<float>(t.beta2);
+  h.eps = static_cast<float>(t.eps);
+  h.weight_decay = static_cast<float>(t.weight_decay);
+  h.step = step;
+  h.grad_scale = static_cast<float>(clip);
+  return h;
+}
+
+double ClipFactor(const TrainingConfig& t, double norm) {
+  return (t.clip_norm > 0 && norm > t.clip_norm) ? t.clip_norm / (norm + 1e-6) : 1.0;
+}
+
+namespace {
+
+constexpr int64_t kFloat = 4;
+
+double Since(int64_t start_ns) { return (Timeline::NowNs() - start_ns) / 1e9; }
+
+ParamBuffer ToParamBuffer(const HostBuffer& b) {
+  ParamBuffer p;
+  p.param = b.param;
+  p.exp_avg = b.exp_avg;
+  p.exp_avg_sq = b.exp_avg_sq;
+  p.grad = b.grad;
+  p.count = b.layout.count;
+  p.decay_count = b.layout.decay_count;
+  return p;
+}
+
+// A device slot holding one block: its weights and its gradient.
+struct Slot {
+  float* param = nullptr;
+  float* grad = nullptr;
+  int buffer = -1;       // the buffer it holds, -1 when free
+  Event h2d_done;        // its weights have arrived
+  Event compute_done;    // the last compute that read it
+  Event d2h_done;        // its gradient has left
+};
+
+// The CPU side of backward: for each gradient that lands in a staging
+// buffer, add it into the host accumulator and, when asked, run the layer's
+// AdamW step. One thread, tasks in order; the optimizer's own pool does the
+// arithmetic.
+class GradWorker {
+ public:
+  struct Task {
+    Event landed;          // the D2H copy into `staging`
+    const float* staging = nullptr;
+    HostBuffer* buffer = nullptr;
+    int index = -1;        // buffer index, for the timeline and stats
+    bool first = false;    // first micro-batch: the accumulator starts at 0
+    bool update = false;   // run AdamW after accumulating
+    AdamWStep hyper;
+  };
+
+  GradWorker(Device* device, FusedAdamW* optimizer, Timeline* timeline, int buffers)
+      : device_(device), optimizer_(optimizer), timeline_(timeline), sq_(buffers, 0.0),
+        nonfinite_(buffers, 0) {
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~GradWorker() {
+    {
+      absl::MutexLock lock(&mu_);
+      stop_ = true;
+      cv_.SignalAll();
+    }
+    thread_.join();
+  }
+
+  // Returns the task's sequence number (1-based).
+  uint64_t Submit(const Task& task) {
+    absl::MutexLock lock(&mu_);
+    tasks_.push_back(task);
+    cv_.SignalAll();
+    return ++submitted_;
+  }
+  void WaitFor(uint64_t sequence) {
+    absl::MutexLock lock(&mu_);
+    while (completed_ < sequence) cv_.Wait(&mu_);
+  }
+  void WaitAll() {
+    absl::MutexLock lock(&mu_);
+    while (completed_ < submitted_) cv_.Wait(&mu_);
+  }
+  // Sum of squared gradients (after grad_scale) of each buffer's last update.
+  double sq(int index) const { return sq_[index]; }
+  int64_t nonfinite(int index) const { return nonfinite_[index]; }
+  double optimizer_s() const { return optimizer_s_; }
+  void reset_stats() { optimizer_s_ = 0; }
+
+ private:
+  void Loop() {
+    while (true) {
+      Task t;
+      {
+        absl::MutexLock lock(&mu_);
+        while (!stop_ && tasks_.empty()) cv_.Wait(&mu_);
+        if (tasks_.empty()) return;
+        t = tasks_.front();
+        tasks_.pop_front();
+      }
+      device_->HostWait(t.landed);
+      float* acc = t.buffer->grad;
+      const int64_t n = t.buffer->layout.count;
+      if (t.first) {
+        for (int64_t i = 0; i < n; ++i) acc[i] = 0.0f + t.staging[i];
+      } else {
+        for (int64_t i = 0; i < n; ++i) acc[i] += t.staging[i];
+      }
+      if (t.update) {
+        const int64_t start = Timeline::NowNs();
+        const StepStats s = optimizer_->StepAndMeasure(ToParamBuffer(*t.buffer), t.hyper);
+        sq_[t.index] = s.grad_sq_sum;
+        nonfinite_[t.index] = s.nonfinite_count;
+        optimizer_s_ += Since(start);
+        if (timeline_ != nullptr) timeline_->Add({"adamw", Lane::kOptimizer, t.index, start, Timeline::NowNs()});
+      }
+      absl::MutexLock lock(&mu_);
+      ++completed_;
+      cv_.SignalAll();
+    }
+  }
+
+  Device* const device_;
+  FusedAdamW* const optimizer_;
+  Timeline* const timeline_;
+  std::vector<double> sq_;          // written by the worker, read after WaitFor
+  std::vector<int64_t> nonfinite_;
+  double optimizer_s_ = 0;
+  absl::Mutex mu_;
+  absl::CondVar cv_;
+  std::deque<Task> tasks_ ABSL_GUARDED_BY(mu_);
+  uint64_t submitted_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t completed_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
+}  // namespace
+
+class WindowedEngine::Impl {
+ public:
+  Impl(const JobConfig& config, int window, Device* device, FusedAdamW* optimizer,
+       std::vector<HostBuffer> buffers, Timeline* timeline)
+      : config_(config),
+        window_(window),
+        l2l_(config.offload.method == OffloadMethod::kL2L),
+        layers_(config.model.layers),
+        device_(device),
+        optimizer_(optimizer),
+        timeline_(timeline),
+        buffers_(std::move(buffers)),
+        pending_(buffers_.size()),
+        update_task_(buffers_.size(), 0),
+        worker_(device, optimizer, timeline, static_cast<int>(buffers_.size())) {}
+
+  ~Impl() {
+    (void)Drain();
+    device_->set_timeline(nullptr);
+    for (float* s : staging_) device_->FreeHost(s);
+    device_->Reset();
+  }
+
+  absl::Status Allocate() {
+    const ModelConfig& m = config_.model;
+    const int64_t block = m.parameters_per_layer();
+    const int slots = WindowSlots(config_, window_);
+    for (int s = 0; s < slots; ++s) {
+      Slot slot;
+      ASSIGN_OR_RETURN(void* p, device_->Allocate(block * kFloat, absl::StrCat("slot ", s, " weights")));
+      ASSIGN_OR_RETURN(void* g, device_->Allocate(block * kFloat, absl::StrCat("slot ", s, " gradient")));
+      slot.param = static_cast<float*>(p);
+      slot.grad = static_cast<float*>(g);
+      slots_.push_back(slot);
+    }
+    for (int b : {0, static_cast<int>(buffers_.size()) - 1}) {
+      const int64_t n = buffers_[b].layout.count;
+      ASSIGN_OR_RETURN(void* p, device_->Allocate(n * kFloat, buffers_[b].layout.name + " weights"));
+      ASSIGN_OR_RETURN(void* g, device_->Allocate(n * kFloat, buffers_[b].layout.name + " gradient"));
+      (b == 0 ? emb_param_ : fin_param_) = static_cast<float*>(p);
+      (b == 0 ? emb_grad_ : fin_grad_) = static_cast<float*>(g);
+    }
+    const int64_t act = BoundaryActivationBytes(config_);
+    ASSIGN_OR_RETURN(void* c, device_->Allocate((layers_ + 1) * act, "activation checkpoints"));
+    ckpt_ = static_cast<float*>(c);
+    // Host staging for gradients leaving the device: one per slot, one each
+    // for the embedding and the final norm.
+    for (int s = 0; s < slots + 2; ++s) {
+      const int64_t n = s < slots ? block : buffers_[s == slots ? 0 : buffers_.size() - 1].layout.count;
+      ASSIGN_OR_RETURN(void* h, device_->AllocateHost(n * kFloat));
+      staging_.push_back(static_cast<float*>(h));
+    }
+    staging_task_.assign(staging_.size(), 0);
+    device_->set_timeline(timeline_);
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<EngineStepStats> Step(int64_t step, const BatchSource& batches) {
+    const TrainingConfig& t = config_.training;
+    const int micro_batches = t.batch / t.micro_batch;
+    const bool defer = t.clip_norm > 0;  // clipping needs the global norm first
+    stats_ = EngineStepStats();
+    worker_.reset_stats();
+    step_ = step;
+    hyper_ = AdamWHyper(t, step, 1.0);
+    auto scope = device_->ComputeScope();
+    const auto dev = torch::TensorOptions().dtype(torch::kFloat32).device(device_->torch_device());
+
+    // The embedding and final norm live on the device: bring their updates.
+    for (int b : {0, last()}) {
+      WaitForUpdate(b);
+      float* dst = b == 0 ? emb_param_ : fin_param_;
+      device_->Copy(Queue::kH2D, dst, buffers_[b].param, buffers_[b].layout.count * kFloat, b);
+    }
+    device_->QueueWait(Queue::kCompute, device_->Record(Queue::kH2D));
+
+    torch::Tensor inputs = torch::empty({t.micro_batch, config_.model.seq_len}, torch::kInt64);
+    torch::Tensor targets = torch::empty_like(inputs);
+    double loss_sum = 0;
+    for (int mb = 0; mb < micro_batches; ++mb) {
+      if (!batches(mb, inputs.data_ptr<int64_t>(), targets.data_ptr<int64_t>())) {
+        worker_.WaitAll();
+        return absl::CancelledError("cancelled");
+      }
+      const torch::Tensor tokens = inputs.to(device_->torch_device());
+      const torch::Tensor labels = targets.to(device_->torch_device());
+      const bool last_mb = mb + 1 == micro_batches;
+      const int64_t fwd_start = Timeline::NowNs();
+      Forward(tokens, dev);
+      const int64_t bwd_start = Timeline::NowNs();
+      stats_.layer_forward_s += (bwd_start - fwd_start) / 1e9 / layers_;
+      loss_sum += Backward(tokens, labels, dev, mb == 0, last_mb && !defer, micro_batches);
+    }
+    // Gradients must all have landed before the step's updates are decided.
+    const int64_t wait_start = Timeline::NowNs();
+    double sum_sq = 0;
+    if (defer) {
+      worker_.WaitAll();
+      for (int b = 0; b < num_buffers(); ++b) {
+        ASSIGN_OR_RETURN(StepFuture f, optimizer_->SubmitMeasure(ToParamBuffer(buffers_[b]), 1.0f));
+        sum_sq += f.Wait().grad_sq_sum;
+      }
+    } else {
+      worker_.WaitAll();
+      for (int b = 0; b < num_buffers(); ++b) sum_sq += worker_.sq(b);
+    }
+    stats_.optimizer_s += Since(wait_start);
+    stats_.grad_norm = std::sqrt(sum_sq);
+    if (!std::isfinite(stats_.grad_norm)) {
+      return absl::InternalError(absl::StrCat("step ", step, ": the gradient is not finite (norm ",
+                                              stats_.grad_norm, ")"));
+    }
+    if (defer) {
+      // Forward order, so the next step's forward waits only for its layer.
+      const AdamWStep hyper = AdamWHyper(t, step, ClipFactor(t, stats_.grad_norm));
+      for (int b = 0; b < num_buffers(); ++b) {
+        ASSIGN_OR_RETURN(pending_[b], optimizer_->Submit(ToParamBuffer(buffers_[b]), hyper));
+      }
+    }
+    stats_.loss = loss_sum / micro_batches;
+    stats_.layer_forward_s /= micro_batches;
+    stats_.layer_backward_s /= micro_batches;
+    stats_.layer_optimizer_s = worker_.optimizer_s() / num_buffers();
+    return stats_;
+  }
+
+  absl::Status Drain() {
+    worker_.WaitAll();
+    for (StepFuture& f : pending_) {
+      if (f.valid()) f.Wait();
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  int last() const { return static_cast<int>(buffers_.size()) - 1; }
+  int num_buffers() const { return static_cast<int>(buffers_.size()); }
+  torch::Tensor Checkpoint(int i, const torch::TensorOptions& dev) {
+    const int64_t act = BoundaryActivationBytes(config_) / kFloat;
+    return torch::from_blob(ckpt_ + i * act,
+                            {config_.training.micro_batch, config_.model.seq_len, config_.model.hidden},
+                            dev);
+  }
+  // Block layer i is buffer i + 1 (buffer 0 is the embedding).
+  Slot* Resident(int layer) {
+    for (Slot& s : slots_) {
+      if (s.buffer == layer + 1) return &s;
+    }
+    return nullptr;
+  }
+
+  // Blocks until the pending AdamW update of buffer b (if any) is done.
+  void WaitForUpdate(int b) {
+    const int64_t start = Timeline::NowNs();
+    if (pending_[b].valid()) pending_[b].Wait();
+    if (update_task_[b] != 0) worker_.WaitFor(update_task_[b]);
+    const double waited = Since(start);
+    stats_.optimizer_s += waited;
+    if (waited > 1e-4 && timeline_ != nullptr) {
+      timeline_->Add({"wait_update", Lane::kWait, b, start, Timeline::NowNs()});
+    }
+  }
+
+  // Issues the H2D copy of block `layer` into a free slot.
+  void Fetch(int layer) {
+    if (Resident(layer) != nullptr) return;
+    Slot* slot = nullptr;
+    for (Slot& s : slots_) {
+      if (s.buffer == -1) {
+        slot = &s;
+        break;
+      }
+    }
+    CHECK(slot != nullptr) << "no free slot for layer " << layer << " (window " << window_ << ")";
+    const int b = layer + 1;
+    WaitForUpdate(b);
+    // The slot is reused only after its last compute and its last D2H.
+    device_->QueueWait(Queue::kH2D, slot->compute_done);
+    device_->QueueWait(Queue::kH2D, slot->d2h_done);
+    if (timeline_ != nullptr) {
+      const int64_t now = Timeline::NowNs();
+      timeline_->Add({"issue_h2d", Lane::kWait, b, now, now});
+    }
+    device_->Copy(Queue::kH2D, slot->param, buffers_[b].param, buffers_[b].layout.count * kFloat, b);
+    slot->h2d_done = device_->Record(Queue::kH2D);
+    slot->buffer = b;
+  }
+
+  // Makes compute wait for block `layer`'s weights (fetching it if needed).
+  Slot* Ensure(int layer) {
+    Fetch(layer);
+    Slot* slot = Resident(layer);
+    const int64_t start = Timeline::NowNs();
+    if (l2l_) device_->HostWait(slot->h2d_done);  // L2L: synchronous copies
+    device_->QueueWait(Queue::kCompute, slot->h2d_done);
+    const double waited = Since(start);
+    stats_.h2d_wait_s += waited;
+    if (waited > 1e-4 && timeline_ != nullptr) {
+      timeline_->Add({"wait_h2d", Lane::kWait, layer + 1, start, Timeline::NowNs()});
+    }
+    return slot;
+  }
+
+  void Release(Slot* slot) {
+    slot->compute_done = device_->Record(Queue::kCompute);
+    slot->buffer = -1;
+  }
+
+  torch::Tensor Weights(const Slot& slot, const torch::TensorOptions& dev) {
+    return torch::from_blob(slot.param, {buffers_[slot.buffer].layout.count}, dev);
+  }
+
+  void Forward(const torch::Tensor& tokens, const torch::TensorOptions& dev) {
+    torch::NoGradGuard no_grad;
+    const int heads = config_.model.heads;
+    const int64_t n = buffers_[0].layout.count;
+    Checkpoint(0, dev).copy_(gpt::Embed(torch::from_blob(emb_param_, {n}, dev), buffers_[0].layout, tokens));
+    const int ahead = l2l_ ? 0 : window_;
+    for (int i = 0; i < std::min(ahead, layers_); ++i) Fetch(i);  // fill the window
+    for (int i = 0; i < layers_; ++i) {
+      if (i + ahead < layers_ && ahead > 0) Fetch(i + ahead);
+      Slot* slot = Ensure(i);
+      const int64_t start = Timeline::NowNs();
+      Checkpoint(i + 1, dev).copy_(
+          gpt::Block(Weights(*slot, dev), buffers_[slot->buffer].layout, Checkpoint(i, dev), heads));
+      Span span{"fwd", Lane::kCompute, i + 1, start, 0};
+      const bool keep = i >= layers_ - std::max(window_, 1);  // the last W stay for backward
+      if (!keep) Release(slot);
+      span.end_ns = Timeline::NowNs();
+      stats_.compute_s += (span.end_ns - start) / 1e9;
+      if (timeline_ != nullptr) timeline_->Add(span);
+    }
+  }
+
+  // Copies a device gradient to host staging after the compute that made it,
+  // and queues its accumulation (and update) on the CPU worker.
+  Event HandOff(int b, const float* device_grad, int staging, bool first, bool update) {
+    const int64_t start = Timeline::NowNs();
+    if (staging_task_[staging] != 0) worker_.WaitFor(staging_task_[staging]);  // staging reuse
+    stats_.d2h_wait_s += Since(start);
+    device_->QueueWait(Queue::kD2H, device_->Record(Queue::kCompute));
+    device_->Copy(Queue::kD2H, staging_[staging], device_grad, buffers_[b].layout.count * kFloat, b);
+    const Event landed = device_->Record(Queue::kD2H);
+    if (l2l_) {
+      const int64_t s = Timeline::NowNs();
+      device_->HostWait(landed);  // L2L: synchronous copies
+      stats_.d2h_wait_s += Since(s);
+    }
+    GradWorker::Task task{landed, staging_[staging], &buffers_[b], b, first, update, hyper_};
+    staging_task_[staging] = worker_.Submit(task);
+    if (update) update_task_[b] = staging_task_[staging];
+    return landed;
+  }
+
+  double Backward(const torch::Tensor& tokens, const torch::Tensor& labels,
+                  const torch::TensorOptions& dev, bool first, bool update, int micro_batches) {
+    const int heads = config_.model.heads;
+    const BufferLayout& emb_layout = buffers_[0].layout;
+    const BufferLayout& fin_layout = buffers_[last()].layout;
+    torch::Tensor emb = torch::from_blob(emb_param_, {emb_layout.count}, dev).requires_grad_(true);
+    torch::Tensor fin = torch::from_blob(fin_param_, {fin_layout.count}, dev).requires_grad_(true);
+    emb.mutable_grad() = torch::from_blob(emb_grad_, {emb_layout.count}, dev).zero_();
+    fin.mutable_grad() = torch::from_blob(fin_grad_, {fin_layout.count}, dev).zero_();
+
+    int64_t start = Timeline::NowNs();
+    torch::Tensor x = Checkpoint(layers_, dev).detach().requires_grad_(true);
+    torch::Tensor loss = gpt::HeadLoss(fin, fin_layout, emb, emb_layout, x, labels);
+    const double loss_value = loss.item<double>();
+    (loss / micro_batches).backward();
+    torch::Tensor dy = x.grad();
+    stats_.compute_s += Since(start);
+
+    const int ahead = l2l_ ? 0 : window_;
+    for (int i = layers_ - 1; i >= 0; --i) {
+      if (ahead > 0 && i - ahead >= 0) Fetch(i - ahead);
+      Slot* slot = Ensure(i);
+      const BufferLayout& layout = buffers_[slot->buffer].layout;
+      start = Timeline::NowNs();
+      torch::Tensor w = Weights(*slot, dev).requires_grad_(true);
+      w.mutable_grad() = torch::from_blob(slot->grad, {layout.count}, dev).zero_();
+      torch::Tensor xi = Checkpoint(i, dev).detach().requires_grad_(true);
+      gpt::Block(w, layout, xi, heads).backward(dy);
+      dy = xi.grad();
+      const int64_t end = Timeline::NowNs();
+      stats_.compute_s += (end - start) / 1e9;
+      stats_.layer_backward_s += (end - start) / 1e9 / layers_;
+      if (timeline_ != nullptr) timeline_->Add({"bwd", Lane::kCompute, i + 1, start, end});
+      const int staging = static_cast<int>(slot - slots_.data());
+      slot->d2h_done = HandOff(slot->buffer, slot->grad, staging, first, update);
+      Release(slot);
+    }
+    start = Timeline::NowNs();
+    gpt::Embed(emb, emb_layout, tokens).backward(dy);
+    stats_.compute_s += Since(start);
+    const int slots = static_cast<int>(slots_.size());
+    HandOff(0, emb_grad_, slots, first, update);
+    HandOff(last(), fin_grad_, slots + 1, first, update);
+    return loss_value;
+  }
+
+  const JobConfig config_;
+  const int window_;
+  const bool l2l_;
+  const int layers_;
+  Device* const device_;
+  FusedAdamW* const optimizer_;
+  Timeline* const timeline_;
+  std::vector<HostBuffer> buffers_;   // embedding, layers..., final_norm
+
+  // Device memory, allocated once by Allocate().
+  std::vector<Slot> slots_;
+  float* emb_param_ = nullptr;
+  float* emb_grad_ = nullptr;
+  float* fin_param_ = nullptr;
+  float* fin_grad_ = nullptr;
+  float* ckpt_ = nullptr;             // [L+1, micro_batch, seq_len, hidden]
+  std::vector<float*> staging_;       // host, one per slot + embedding + final norm
+  std::vector<uint64_t> staging_task_;  // last worker task reading each staging buffer
+
+  // Updates in flight: deferred (clipping) futures and worker task numbers.
+  std::vector<StepFuture> pending_;
+  std::vector<uint64_t> update_task_;
+  GradWorker worker_;
+
+  int64_t step_ = 0;
+  AdamWStep hyper_;
+  EngineStepStats stats_;
+};
+
+absl::StatusOr<std::unique_ptr<WindowedEngine>> WindowedEngine::Create(
+    const JobConfig& config, int window, Device* device, FusedAdamW* optimizer,
+    std::vector<HostBuffer> buffers, Timeline* timeline) {
+  if (window < 1) return absl::InvalidArgumentError("offload.window: must be >= 1 here");
+  auto impl = std::make_unique<Impl>(config, window, device, optimizer, std::move(buffers), timeline);
+  RETURN_IF_ERROR(impl->Allocate());
+  return std::unique_ptr<WindowedEngine>(new WindowedEngine(std::move(impl), window));
+}
+
+WindowedEngine::WindowedEngine(std::unique_ptr<Impl> impl, int window)
+    : impl_(std::move(impl)), window_(window) {}
+WindowedEngine::~WindowedEngine() = default;
+
+absl::StatusOr<EngineStepStats> WindowedEngine::Step(int64_t step, const BatchSource& batches) {
+  try {
+    return impl_->Step(step, batches);
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("step ", step, ": LibTorch: ", e.what_without_backtrace()));
+  }
+}
+
+absl::Status WindowedEngine::Drain() { return impl_->Drain(); }
+
+}  // namespace stronghold::core

@@ -1,0 +1,118 @@
+// The windowed offload engine: runs one training step (forward and backward
+// of every micro-batch, gradient hand-off and CPU optimizer) with a window of
+// W transformer layers on the compute device and every layer's training
+// state in host memory. See docs/engine.md for the schedule, drawn as a
+// timeline, and algorithm.md §2 for its origin.
+//
+// Per micro-batch, with layers i = 0..L-1 and slots for W+1 layers:
+//   forward   wait for layer i's H2D; prefetch layer i+W; x_{i+1} = block_i(x_i)
+//             without autograd, keeping only x_i (activation checkpoint);
+//             release layer i's slot unless it is one of the last W.
+//   head      loss of x_L with autograd (final LayerNorm + tied LM head).
+//   backward  wait for layer i; prefetch layer i-W; recompute block_i from x_i
+//             with autograd and run its backward; copy the layer's gradient
+//             to the host after an event on the compute queue; the slot is
+//             free only when compute and that copy are both done; a CPU
+//             worker adds the gradient into the host buffer and, on the last
+//             micro-batch, runs the layer's AdamW step while the device
+//             continues backward on earlier layers.
+// The embedding and final LayerNorm stay on the device; their updated
+// weights are copied in at the start of each step.
+//
+// Global-norm clipping needs every gradient before any update; with
+// clip_norm > 0 the updates are deferred until backward ends, then run in
+// forward order so the next step's forward waits only for the layer it needs
+// (docs/engine.md measures what that costs). Without clipping, each layer is
+// updated as soon as its gradient lands.
+//
+// L2L is the same loop with one slot and synchronous copies.
+//
+// Thread safety: one thread calls Step(); a CPU worker thread and the
+// optimizer's pool run alongside.
+#ifndef STRONGHOLD_CORE_ENGINE_H_
+#define STRONGHOLD_CORE_ENGINE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/device.h"
+#include "core/gpt_layout.h"
+#include "core/job_config.h"
+#include "core/optim/fused_adamw.h"
+#include "core/timeline.h"
+
+namespace stronghold::core {
+
+// One buffer's training state in host memory (owned by the caller): fp32
+// master weights, gradient accumulator and Adam moments, layout.count each.
+struct HostBuffer {
+  BufferLayout layout;
+  float* param = nullptr;
+  float* grad = nullptr;
+  float* exp_avg = nullptr;
+  float* exp_avg_sq = nullptr;
+};
+
+// What one step measured, for StepReport and the automatic window.
+struct EngineStepStats {
+  double loss = 0.0;
+  double grad_norm = 0.0;
+  double compute_s = 0.0;     // forward + backward on the compute queue
+  double h2d_wait_s = 0.0;    // compute blocked on weight copies
+  double d2h_wait_s = 0.0;    // compute blocked on gradient hand-off
+  double optimizer_s = 0.0;   // compute blocked on CPU optimizer updates
+  // Per block layer, averaged over micro-batches: forward and backward
+  // (with recompute) compute seconds, one H2D and one D2H copy seconds.
+  double layer_forward_s = 0.0;
+  double layer_backward_s = 0.0;
+  double layer_h2d_s = 0.0;
+  double layer_d2h_s = 0.0;
+  double layer_optimizer_s = 0.0;
+};
+
+// Fills inputs/targets [micro_batch, seq_len] for micro-batch `index` of a
+// step; returns false to cancel the step (Step then returns CANCELLED).
+using BatchSource = std::function<bool(int index, int64_t* inputs, int64_t* targets)>;
+
+class WindowedEngine {
+ public:
+  // Allocates every device buffer (slots, embedding, final norm, activation
+  // checkpoints) from `device` and the host staging buffers. `window` >= 1;
+  // `buffers` are embedding, layers..., final_norm (ModelLayout order).
+  // RESOURCE_EXHAUSTED when the device budget is too small.
+  static absl::StatusOr<std::unique_ptr<WindowedEngine>> Create(
+      const JobConfig& config, int window, Device* device, FusedAdamW* optimizer,
+      std::vector<HostBuffer> buffers, Timeline* timeline);
+  ~WindowedEngine();
+
+  // One optimizer step: every micro-batch's forward and backward, then the
+  // AdamW updates (some may still be running when Step returns; the next
+  // Step, Drain() and the destructor wait for them).
+  absl::StatusOr<EngineStepStats> Step(int64_t step, const BatchSource& batches);
+
+  // Waits for every queued update: host masters are then current.
+  absl::Status Drain();
+
+  // Create() allocates exactly WindowedArenaBytes(config, window) of device
+  // memory (core/planner.h).
+  int window() const { return window_; }
+
+ private:
+  class Impl;
+  WindowedEngine(std::unique_ptr<Impl> impl, int window);
+  std::unique_ptr<Impl> impl_;
+  int window_;
+};
+
+// The AdamW hyper-parameters of `step` (1-based) with clip factor `clip`.
+AdamWStep AdamWHyper(const TrainingConfig& training, int64_t step, double clip);
+
+// clip_norm / (norm + 1e-6) when clipping applies, else 1.
+double ClipFactor(const TrainingConfig& training, double norm);
+
+}  // namespace stronghold::core
+
+#endif  // STRONGHOLD_CORE_ENGINE_H_

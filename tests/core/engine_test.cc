@@ -1,0 +1,206 @@
+// The windowed offload engine against the RESIDENT reference: bit-identical
+// training on the host device, the device budget, the overlap the schedule
+// promises (read from its own timeline), and refusal of budgets too small.
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "core/planner.h"
+#include "core/trainer.h"
+#include "gtest/gtest.h"
+
+namespace stronghold::core {
+namespace {
+
+namespace fs = std::filesystem;
+
+class Recorder : public TrainerObserver {
+ public:
+  void OnStep(const StepReport& r) override {
+    losses.push_back(r.loss);
+    norms.push_back(r.grad_norm);
+    peak = r.device_peak_bytes;  // of the last step (the window may change after step 1)
+    window = r.window;
+  }
+  void OnMessage(const std::string& m) override { messages.push_back(m); }
+  void OnCheckpoint(const std::string&) override {}
+  StopRequest StopRequested() override { return StopRequest::kNone; }
+  void OnTrace(int64_t step, const std::string& json) override { traces[step] = json; }
+
+  std::vector<double> losses, norms;
+  std::vector<std::string> messages;
+  std::map<int64_t, std::string> traces;
+  int64_t peak = 0;
+  int window = 0;
+};
+
+JobConfig SixLayers(OffloadMethod method, int window) {
+  JobConfig c;
+  c.model = {.layers = 6, .hidden = 64, .heads = 4, .seq_len = 32, .vocab = 256};
+  c.training.steps = 10;
+  c.training.batch = 8;
+  c.training.micro_batch = 4;  // gradient accumulation over 2 micro-batches
+  c.training.clip_norm = 0.5;  // small enough that clipping acts
+  c.training.warmup_steps = 2;
+  c.offload.method = method;
+  c.offload.window = window;
+  return c;
+}
+
+std::string Dir(const std::string& name) {
+  const fs::path p = fs::path(std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp") / name;
+  fs::remove_all(p);
+  return p.string();
+}
+
+struct Result {
+  Recorder recorder;
+  std::vector<std::vector<float>> weights;
+};
+
+Result Train(const JobConfig& c, const std::string& name, int64_t budget = 0) {
+  Result r;
+  auto trainer = Trainer::Create(c, {.job_dir = Dir(name), .device_budget_bytes = budget,
+                                     .optimizer_threads = 2, .trace_every = 1});
+  EXPECT_TRUE(trainer.ok()) << trainer.status();
+  if (!trainer.ok()) return r;
+  const absl::Status s = (*trainer)->Run(&r.recorder);
+  EXPECT_TRUE(s.ok()) << s;
+  r.weights = (*trainer)->Weights();
+  return r;
+}
+
+void ExpectBitIdentical(const Result& a, const Result& b, const std::string& what) {
+  ASSERT_EQ(a.recorder.losses.size(), b.recorder.losses.size()) << what;
+  for (size_t i = 0; i < a.recorder.losses.size(); ++i) {
+    EXPECT_EQ(a.recorder.losses[i], b.recorder.losses[i]) << what << " loss of step " << i + 1;
+    EXPECT_EQ(a.recorder.norms[i], b.recorder.norms[i]) << what << " norm of step " << i + 1;
+  }
+  ASSERT_EQ(a.weights.size(), b.weights.size());
+  for (size_t buf = 0; buf < a.weights.size(); ++buf) {
+    ASSERT_EQ(0, std::memcmp(a.weights[buf].data(), b.weights[buf].data(),
+                             a.weights[buf].size() * sizeof(float)))
+        << what << ": weights of buffer " << buf << " differ";
+  }
+}
+
+TEST(EngineParityTest, WindowsAndL2LMatchResidentBitForBit) {
+  const Result resident = Train(SixLayers(OffloadMethod::kResident, 0), "resident");
+  ASSERT_EQ(resident.recorder.losses.size(), 10u);
+  EXPECT_GT(resident.recorder.norms[0], 0.5) << "clipping should act in this test";
+  for (int w : {1, 2, 3}) {
+    const Result r = Train(SixLayers(OffloadMethod::kStronghold, w), "w" + std::to_string(w));
+    EXPECT_EQ(r.recorder.window, w);
+    ExpectBitIdentical(resident, r, "STRONGHOLD W=" + std::to_string(w));
+  }
+  ExpectBitIdentical(resident, Train(SixLayers(OffloadMethod::kL2L, 0), "l2l"), "L2L");
+}
+
+TEST(EngineParityTest, UpdatesDuringBackwardMatchResidentWithoutClipping) {
+  JobConfig r = SixLayers(OffloadMethod::kResident, 0), s = SixLayers(OffloadMethod::kStronghold, 2);
+  r.training.clip_norm = s.training.clip_norm = 0;  // per-layer updates as gradients land
+  ExpectBitIdentical(Train(r, "r_noclip"), Train(s, "s_noclip"), "STRONGHOLD W=2 without clipping");
+}
+
+TEST(EngineBudgetTest, PeakStaysWithinTheBudgetAndMatchesThePlan) {
+  JobConfig c = SixLayers(OffloadMethod::kStronghold, 0);  // automatic window
+  c.training.steps = 3;
+  // Room for a window of 2 and not 3.
+  const int64_t budget = WindowedArenaBytes(c, 2) + WorkingBytes(c);
+  ASSERT_LT(budget, WindowedArenaBytes(c, 3) + WorkingBytes(c));
+  ASSERT_EQ(MaxWindow(c, budget), 2);
+  const Result r = Train(c, "budget", budget);
+  EXPECT_LE(r.recorder.window, 2);
+  EXPECT_GT(r.recorder.peak, 0);
+  EXPECT_LE(r.recorder.peak, budget - WorkingBytes(c));
+  EXPECT_EQ(r.recorder.peak, WindowedArenaBytes(c, r.recorder.window));
+  bool chosen = false;
+  for (const std::string& m : r.recorder.messages) chosen |= m.find("chosen") != std::string::npos;
+  EXPECT_TRUE(chosen) << "the automatic window reports its choice";
+
+  // The planner reports the same bytes for the device arena.
+  c.offload.window = r.recorder.window;
+  const MemoryPlan plan = PlanMemory(c, {.device = "cpu", .device_bytes = budget, .host_bytes = 0});
+  EXPECT_TRUE(plan.fits) << plan.reason;
+  EXPECT_EQ(plan.bytes_device, WindowedArenaBytes(c, r.recorder.window) + WorkingBytes(c));
+}
+
+TEST(EngineBudgetTest, TooSmallABudgetIsRefusedWithTheNumbers) {
+  JobConfig c = SixLayers(OffloadMethod::kStronghold, 1);
+  const int64_t need = WindowedArenaBytes(c, 1) + WorkingBytes(c);
+  c.offload.gpu_memory_budget_bytes = need - 1;
+  const MemoryPlan plan = PlanMemory(c, {.device = "cpu", .device_bytes = 1LL << 40});
+  EXPECT_FALSE(plan.fits);
+  EXPECT_NE(plan.reason.find(std::to_string(need)), std::string::npos) << plan.reason;
+  auto trainer = Trainer::Create(c, {.job_dir = Dir("small"), .device_budget_bytes = need / 2});
+  ASSERT_FALSE(trainer.ok());
+  EXPECT_EQ(trainer.status().code(), absl::StatusCode::kResourceExhausted) << trainer.status();
+}
+
+struct TraceSpan {
+  std::string name;
+  int layer;
+  double start, end;
+};
+
+std::vector<TraceSpan> ParseTrace(const std::string& json) {
+  std::vector<TraceSpan> out;
+  static const std::regex kEvent(
+      R"re("name":"([a-z_0-9]+)(?: ([0-9]+))?","ts":([0-9.]+),"dur":([0-9.]+))re");
+  for (auto it = std::sregex_iterator(json.begin(), json.end(), kEvent); it != std::sregex_iterator(); ++it) {
+    const std::smatch& m = *it;
+    const double ts = std::stod(m[3]);
+    out.push_back({m[1], m[2].matched ? std::stoi(m[2]) : -1, ts, ts + std::stod(m[4])});
+  }
+  return out;
+}
+
+TEST(EngineOverlapTest, PrefetchAndOptimizerOverlapCompute) {
+  JobConfig c;
+  c.model = {.layers = 6, .hidden = 256, .heads = 4, .seq_len = 64, .vocab = 256};
+  c.training.steps = 2;
+  c.training.batch = 4;
+  c.training.micro_batch = 4;
+  c.training.clip_norm = 0;  // updates start as gradients land
+  c.offload.method = OffloadMethod::kStronghold;
+  c.offload.window = 2;
+  const Result r = Train(c, "overlap");
+  ASSERT_TRUE(r.recorder.traces.count(2)) << "no trace of step 2";
+  const std::vector<TraceSpan> spans = ParseTrace(r.recorder.traces.at(2));
+  auto find = [&](const std::string& name, int layer) -> const TraceSpan* {
+    for (const TraceSpan& s : spans) {
+      if (s.name == name && s.layer == layer) return &s;
+    }
+    return nullptr;
+  };
+  // Buffer b is block b-1; forward of block i prefetches block i+W.
+  const int W = 2, L = 6;
+  for (int b = 1; b + W <= L; ++b) {
+    const TraceSpan* fwd = find("fwd", b);
+    ASSERT_NE(fwd, nullptr) << "fwd " << b;
+    const TraceSpan* issue = nullptr;
+    for (const TraceSpan& s : spans) {
+      if (s.name == "issue_h2d" && s.layer == b + W && s.start <= fwd->end) issue = &s;
+    }
+    EXPECT_NE(issue, nullptr) << "the prefetch of block " << b + W - 1
+                              << " was not issued before block " << b - 1 << " finished";
+  }
+  // The update of block i starts before the backward of block i-1 ends.
+  int overlapped = 0;
+  for (int b = 2; b <= L; ++b) {
+    const TraceSpan* adamw = find("adamw", b);
+    const TraceSpan* bwd = find("bwd", b - 1);
+    ASSERT_NE(adamw, nullptr) << "adamw " << b;
+    ASSERT_NE(bwd, nullptr) << "bwd " << b - 1;
+    if (adamw->start < bwd->end) ++overlapped;
+  }
+  // On two shared cores a thread can be descheduled; most layers must overlap.
+  EXPECT_GE(overlapped, (L - 1 + 1) / 2) << "AdamW overlapped backward for " << overlapped << " of "
+                                         << L - 1 << " layers";
+}
+
+}  // namespace
+}  // namespace stronghold::core
