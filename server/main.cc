@@ -17,6 +17,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
 #include "absl/strings/str_cat.h"
 #include "core/trainer.h"
 #include "glog/logging.h"
@@ -201,6 +202,9 @@ int Main() {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("strongholdd: trains transformer models larger than GPU memory");
+  absl::FlagsUsageConfig usage;
+  usage.version_string = [] { return absl::StrCat("strongholdd ", stronghold::server::kVersion, "\n"); };
+  absl::SetFlagsUsageConfig(usage);
   absl::ParseCommandLine(argc, argv);
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);
