@@ -22,6 +22,10 @@ APT_PACKAGES=(
   libabsl-dev liburing-dev prometheus-cpp-dev libcivetweb-dev
   libgtest-dev libgmock-dev libbenchmark-dev libgoogle-glog-dev libsystemd-dev
   libssl-dev
+  # Observability and deployment tests (tests/integration/observability_*):
+  # the real Prometheus and promtool, systemd-analyze and systemd-sysusers,
+  # patchelf for deploy/install.sh, PyYAML for the tests' configuration.
+  prometheus systemd patchelf python3-yaml
 )
 
 SUDO=""

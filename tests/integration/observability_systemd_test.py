@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+"""strongholdd as a systemd service, without systemd running.
+
+- sd_notify: the daemon, given a NOTIFY_SOCKET the test listens on, sends
+  READY=1 only once its socket and /metrics accept connections, WATCHDOG=1
+  pings when WATCHDOG_USEC asks for them, and STOPPING=1 after SIGTERM.
+- deploy/install.sh --destdir stages a tree whose binaries run with the
+  libraries it copied, and `systemd-analyze verify` accepts the installed
+  unit; `systemd-sysusers` accepts the sysusers file.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+import urllib.request
+
+RUNFILES = os.path.join(os.environ.get("TEST_SRCDIR", os.path.dirname(__file__) + "/../.."),
+                        "stronghold")
+DAEMON = os.path.join(RUNFILES, "server/strongholdd")
+INSTALL = os.path.join(RUNFILES, "deploy/install.sh")
+SYSTEM_UNITS = "/lib/systemd/system"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class NotifyTest(unittest.TestCase):
+
+    def setUp(self):
+        self.work = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
+        self.sock_dir = tempfile.mkdtemp(prefix="sh-notify.", dir="/tmp")
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.notify_name = f"stronghold-test-notify-{os.getpid()}"
+        self.notify.bind("\0" + self.notify_name)  # abstract: "@name" for sd_notify
+        self.proc = None
+        self.log = open(os.path.join(self.work, "daemon.log"), "w")
+
+    def tearDown(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.notify.close()
+        self.log.close()
+        shutil.rmtree(self.sock_dir, ignore_errors=True)
+
+    def next_message(self, timeout_s=20):
+        self.notify.settimeout(timeout_s)
+        try:
+            return self.notify.recv(4096).decode()
+        except socket.timeout:
+            with open(os.path.join(self.work, "daemon.log")) as f:
+                self.fail("no notification in %d s; daemon log:\n%s" % (timeout_s, f.read()))
+
+    def test_ready_watchdog_stopping(self):
+        port = free_port()
+        unix_socket = os.path.join(self.sock_dir, "d.sock")
+        env = dict(os.environ, NOTIFY_SOCKET="@" + self.notify_name, WATCHDOG_USEC="400000")
+        self.proc = subprocess.Popen(
+            [DAEMON, "--socket", unix_socket, "--state_dir", os.path.join(self.work, "state"),
+             "--metrics_listen", f"127.0.0.1:{port}"],
+            env=env, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+        ready = self.next_message()
+        self.assertTrue(ready.startswith("READY=1\n"), ready)
+        self.assertIn("STATUS=serving on unix:" + unix_socket, ready)
+        # READY means both listeners accept connections already.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            self.assertIn("stronghold_build_info", r.read().decode())
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+            c.connect(unix_socket)
+        self.assertEqual(os.stat(unix_socket).st_mode & 0o777, 0o660)
+
+        # WATCHDOG_USEC=400 ms: a ping every 200 ms.
+        pings = 0
+        deadline = time.monotonic() + 5
+        while pings < 3 and time.monotonic() < deadline:
+            message = self.next_message(timeout_s=2)
+            self.assertEqual(message, "WATCHDOG=1")
+            pings += 1
+        self.assertEqual(pings, 3)
+
+        self.proc.send_signal(signal.SIGTERM)
+        message = self.next_message()
+        while message == "WATCHDOG=1":  # pings already on their way
+            message = self.next_message()
+        self.assertTrue(message.startswith("STOPPING=1\n"), message)
+        self.assertEqual(self.proc.wait(timeout=30), 0)
+        self.assertFalse(os.path.exists(unix_socket))
+
+
+class InstallTest(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.root = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
+        cls.result = subprocess.run(
+            ["bash", INSTALL, "--destdir", cls.root, "--from", RUNFILES, "--monitoring"],
+            capture_output=True, text=True, timeout=120)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.root, ignore_errors=True)  # a copy of LibTorch: ~450 MB
+
+    def setUp(self):
+        self.assertEqual(self.result.returncode, 0, self.result.stdout + self.result.stderr)
+
+    def path(self, p):
+        return os.path.join(self.root, p.lstrip("/"))
+
+    def test_layout(self):
+        for p in ["/opt/stronghold/bin/strongholdd", "/opt/stronghold/bin/strongholdctl",
+                  "/opt/stronghold/lib/libtorch_cpu.so",
+                  "/opt/stronghold/share/doc/stronghold/observability.md",
+                  "/etc/systemd/system/strongholdd.service",
+                  "/etc/sysusers.d/stronghold.conf",
+                  "/etc/stronghold/strongholdd.conf",
+                  "/etc/prometheus/strongholdd-alerts.yml",
+                  "/etc/grafana/provisioning/dashboards/strongholdd.yml",
+                  "/etc/grafana/provisioning/datasources/strongholdd.yml",
+                  "/var/lib/grafana/dashboards/stronghold/strongholdd.json"]:
+            self.assertTrue(os.path.isfile(self.path(p)), p)
+        self.assertEqual(os.readlink(self.path("/usr/local/bin/strongholdctl")),
+                         "/opt/stronghold/bin/strongholdctl")
+
+    def test_installed_binaries_run_from_their_own_libraries(self):
+        daemon = self.path("/opt/stronghold/bin/strongholdd")
+        r = subprocess.run([daemon, "--version"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, r"^strongholdd \d+\.\d+\.\d+")
+        ldd = subprocess.run(["ldd", daemon], capture_output=True, text=True).stdout
+        self.assertNotIn("not found", ldd)
+        torch = [l for l in ldd.splitlines() if "libtorch_cpu.so" in l]
+        self.assertEqual(len(torch), 1, ldd)
+        self.assertIn(self.path("/opt/stronghold/bin/../lib/libtorch_cpu.so"), torch[0])
+        r = subprocess.run([self.path("/opt/stronghold/bin/strongholdctl"), "--help"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_flag_file_is_accepted(self):
+        # The shipped flags parse (only the socket is moved into the test).
+        sock_dir = tempfile.mkdtemp(prefix="sh-conf.", dir="/tmp")
+        try:
+            conf = os.path.join(self.root, "test.conf")
+            with open(self.path("/etc/stronghold/strongholdd.conf")) as f:
+                flags = f.read()
+            flags = flags.replace("--socket=/run/stronghold/strongholdd.sock",
+                                  f"--socket={sock_dir}/d.sock")
+            flags = flags.replace("--metrics_listen=127.0.0.1:9464",
+                                  f"--metrics_listen=127.0.0.1:{free_port()}")
+            with open(conf, "w") as f:
+                f.write(flags + f"--state_dir={self.root}/state\n")
+            log_path = os.path.join(self.root, "flagfile-daemon.log")
+            with open(log_path, "w") as log:
+                proc = subprocess.Popen([self.path("/opt/stronghold/bin/strongholdd"),
+                                         f"--flagfile={conf}"], stdout=log, stderr=log)
+            try:
+                deadline = time.monotonic() + 20
+                while not os.path.exists(f"{sock_dir}/d.sock") and proc.poll() is None:
+                    self.assertLess(time.monotonic(), deadline, "no socket after 20 s")
+                    time.sleep(0.1)
+                with open(log_path) as f:
+                    self.assertIsNone(proc.poll(), f.read())
+                proc.send_signal(signal.SIGTERM)
+                self.assertEqual(proc.wait(timeout=30), 0)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+        finally:
+            shutil.rmtree(sock_dir, ignore_errors=True)
+
+    def test_systemd_analyze_verify_accepts_the_unit(self):
+        analyze = shutil.which("systemd-analyze")
+        self.assertIsNotNone(analyze, "systemd-analyze not found (Debian package systemd)")
+        # verify --root needs the units the service depends on inside the root.
+        shutil.copytree(SYSTEM_UNITS, self.path("/usr/lib/systemd/system"), symlinks=True,
+                        dirs_exist_ok=True)
+        r = subprocess.run([analyze, "verify", "--man=no", f"--root={self.root}",
+                            "strongholdd.service"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(r.stdout + r.stderr, "", "systemd-analyze findings")
+
+    def test_sysusers_file_is_valid(self):
+        sysusers = shutil.which("systemd-sysusers")
+        self.assertIsNotNone(sysusers, "systemd-sysusers not found (Debian package systemd)")
+        os.makedirs(self.path("/etc"), exist_ok=True)
+        for name in ["passwd", "group", "shadow", "gshadow"]:
+            open(self.path("/etc/" + name), "a").close()
+        r = subprocess.run([sysusers, f"--root={self.root}",
+                            self.path("/etc/sysusers.d/stronghold.conf")],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        with open(self.path("/etc/passwd")) as f:
+            passwd = f.read()
+        self.assertRegex(passwd, r"(?m)^stronghold:x:\d+:\d+:Stronghold training daemon:"
+                                 r"/var/lib/stronghold:")
+        with open(self.path("/etc/group")) as f:
+            group = f.read()
+        self.assertRegex(group, r"(?m)^stronghold:x:\d+:")
+        self.assertRegex(group, r"(?m)^video:x:\d+:stronghold$")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
