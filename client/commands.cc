@@ -12,6 +12,7 @@
 #include "client/job_spec_flags.h"
 #include "client/json_output.h"
 #include "client/plan_printer.h"
+#include "core/file_util.h"
 #include "core/status_macros.h"
 
 namespace stronghold::client {
@@ -168,12 +169,36 @@ Command NodeCommand() {
   };
 }
 
+Command TraceCommand() {
+  return {
+      .name = "trace",
+      .args_usage = "JOB",
+      .summary = "save a recent step's timeline as Chrome trace JSON (open in Perfetto)",
+      .positional_args = 1,
+      .flags = {{"out", "FILE", "file to write (required)"}},
+      .parse = [](const ParsedArgs& args) -> absl::StatusOr<Action> {
+        ASSIGN_OR_RETURN(std::string name, JobName(args.positional()[0]));
+        const std::string out_path = args.Get("out").value_or("");
+        if (out_path.empty()) return absl::InvalidArgumentError("--out: required");
+        return [name, out_path](CommandContext& context) -> absl::StatusOr<int> {
+          ASSIGN_OR_RETURN(const v1::JobTrace trace, context.client->GetJobTrace(name));
+          RETURN_IF_ERROR(core::WriteFileAtomically(out_path, trace.chrome_trace_json()));
+          *context.out << "wrote the timeline of step " << trace.step() << " of " << name
+                       << " to " << out_path << " (" << trace.chrome_trace_json().size()
+                       << " bytes); open it in https://ui.perfetto.dev\n";
+          return 0;
+        };
+      },
+  };
+}
+
 }  // namespace
 
 const std::vector<Command>& AllCommands() {
   static const auto* commands = new std::vector<Command>{
       SubmitCommand(), StatusCommand(), ListCommand(), CancelCommand(),
       WatchCommand(),  FetchCommand(),  PlanCommand(), NodeCommand(),
+      TraceCommand(),
   };
   return *commands;
 }

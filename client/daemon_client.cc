@@ -123,6 +123,14 @@ absl::StatusOr<v1::Node> DaemonClient::GetNode() {
   });
 }
 
+absl::StatusOr<v1::JobTrace> DaemonClient::GetJobTrace(const std::string& name) {
+  v1::GetJobTraceRequest request;
+  request.set_name(name);
+  return Unary<v1::JobTrace>(options_.timeout, [&](auto* context, auto* trace) {
+    return stub_->GetJobTrace(context, request, trace);
+  });
+}
+
 absl::Status DaemonClient::WatchJob(
     const v1::WatchJobRequest& request,
     const std::function<absl::Status(const v1::JobEvent&)>& on_event) {

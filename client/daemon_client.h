@@ -46,6 +46,7 @@ class DaemonClient {
   absl::StatusOr<v1::Job> CancelJob(const std::string& name);
   absl::StatusOr<v1::MemoryPlan> PlanJob(const v1::JobSpec& spec);
   absl::StatusOr<v1::Node> GetNode();
+  absl::StatusOr<v1::JobTrace> GetJobTrace(const std::string& name);
 
   // Calls `on_event` for each event until the stream ends. If `on_event`
   // fails, the stream is cancelled and its error returned; otherwise the

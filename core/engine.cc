@@ -67,7 +67,7 @@ class GradWorker {
  public:
   struct Task {
     Event landed;          // the D2H copy into `staging`
-    const float* staging = nullptr;
+    const float* staging = nullptr;  // null: no gradient to add, update only
     HostBuffer* buffer = nullptr;
     int index = -1;        // buffer index, for the timeline and stats
     bool first = false;    // first micro-batch: the accumulator starts at 0
@@ -124,7 +124,9 @@ class GradWorker {
       device_->HostWait(t.landed);
       float* acc = t.buffer->grad;
       const int64_t n = t.buffer->layout.count;
-      if (t.first) {
+      if (t.staging == nullptr) {
+        // An update only (deferred until the global norm was known).
+      } else if (t.first) {
         for (int64_t i = 0; i < n; ++i) acc[i] = 0.0f + t.staging[i];
       } else {
         for (int64_t i = 0; i < n; ++i) acc[i] += t.staging[i];
@@ -172,7 +174,6 @@ class WindowedEngine::Impl {
         optimizer_(optimizer),
         timeline_(timeline),
         buffers_(std::move(buffers)),
-        pending_(buffers_.size()),
         update_task_(buffers_.size(), 0),
         worker_(device, optimizer, timeline, static_cast<int>(buffers_.size())) {}
 
@@ -276,7 +277,7 @@ class WindowedEngine::Impl {
       // Forward order, so the next step's forward waits only for its layer.
       const AdamWStep hyper = AdamWHyper(t, step, ClipFactor(t, stats_.grad_norm));
       for (int b = 0; b < num_buffers(); ++b) {
-        ASSIGN_OR_RETURN(pending_[b], optimizer_->Submit(ToParamBuffer(buffers_[b]), hyper));
+        update_task_[b] = worker_.Submit({Event{}, nullptr, &buffers_[b], b, false, true, hyper});
       }
     }
     stats_.loss = loss_sum / micro_batches;
@@ -288,9 +289,6 @@ class WindowedEngine::Impl {
 
   absl::Status Drain() {
     worker_.WaitAll();
-    for (StepFuture& f : pending_) {
-      if (f.valid()) f.Wait();
-    }
     return absl::OkStatus();
   }
 
@@ -314,7 +312,6 @@ class WindowedEngine::Impl {
   // Blocks until the pending AdamW update of buffer b (if any) is done.
   void WaitForUpdate(int b) {
     const int64_t start = Timeline::NowNs();
-    if (pending_[b].valid()) pending_[b].Wait();
     if (update_task_[b] != 0) worker_.WaitFor(update_task_[b]);
     const double waited = Since(start);
     stats_.optimizer_s += waited;
@@ -479,8 +476,7 @@ class WindowedEngine::Impl {
   std::vector<float*> staging_;       // host, one per slot + embedding + final norm
   std::vector<uint64_t> staging_task_;  // last worker task reading each staging buffer
 
-  // Updates in flight: deferred (clipping) futures and worker task numbers.
-  std::vector<StepFuture> pending_;
+  // The worker task that updates each buffer (0: none yet).
   std::vector<uint64_t> update_task_;
   GradWorker worker_;
 

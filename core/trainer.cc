@@ -344,7 +344,6 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const JobConfig& config
                    Dataset::Open(config.data, config.model.padded_vocab(), config.model.seq_len));
   FusedAdamWOptions opt;
   opt.threads = options.optimizer_threads;
-  opt.max_pending = config.model.layers + 8;  // every layer's deferred update may be queued
   ASSIGN_OR_RETURN(std::unique_ptr<FusedAdamW> optimizer, FusedAdamW::Create(opt));
   try {
     auto impl = std::make_unique<Impl>(config, options, std::move(data), std::move(optimizer));

@@ -85,6 +85,7 @@ class JobManager::Run final : public core::TrainerObserver {
     metrics.set_optimizer_s(s.optimizer_s);
     metrics.set_model_tflops(s.model_tflops);
     metrics.set_window(s.window);
+    metrics.set_device_peak_bytes(s.device_peak_bytes);
     r.job.set_step(s.step);
     r.job.set_last_loss(s.loss);
     *r.job.mutable_last_metrics() = metrics;
@@ -122,6 +123,14 @@ class JobManager::Run final : public core::TrainerObserver {
     event.set_message(absl::StrCat("checkpoint ", name, " written"));
     m_->AddEventLocked(r, std::move(event));
     m_->PersistLocked(r);
+  }
+
+  void OnTrace(int64_t step, const std::string& json) override {
+    absl::MutexLock lock(&m_->mu_);
+    Record& r = m_->jobs_.at(id_);
+    r.trace.set_name(r.job.name());
+    r.trace.set_step(step);
+    r.trace.set_chrome_trace_json(json);
   }
 
   core::StopRequest StopRequested() override {
@@ -220,8 +229,9 @@ void JobManager::RunJob(int64_t id) {
   }
   Run run(this, id);
   absl::Status status;
-  absl::StatusOr<std::unique_ptr<core::Trainer>> trainer =
-      core::Trainer::Create(config, {.job_dir = store_.JobDir(id)});
+  const core::MemoryPlan plan = core::PlanMemory(config, options_.budgets);
+  absl::StatusOr<std::unique_ptr<core::Trainer>> trainer = core::Trainer::Create(
+      config, {.job_dir = store_.JobDir(id), .device_budget_bytes = plan.budget_device_bytes});
   status = trainer.ok() ? (*trainer)->Run(&run) : trainer.status();
   trainer = absl::CancelledError("released");  // free the model before recording the end
 
@@ -280,11 +290,6 @@ absl::StatusOr<JobManager::Record*> JobManager::FindLocked(const std::string& na
 
 absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec) {
   ASSIGN_OR_RETURN(core::JobConfig config, ValidatedConfig(spec));
-  if (config.offload.method != core::OffloadMethod::kResident) {
-    return absl::UnimplementedError(
-        "offload.method: only RESIDENT is available in this version (L2L and STRONGHOLD come "
-        "with the windowed offload engine)");
-  }
   if (config.training.precision != core::Precision::kFp32) {
     return absl::UnimplementedError("training.precision: only FP32 is available in this version");
   }
@@ -433,6 +438,17 @@ absl::StatusOr<std::string> JobManager::CheckpointPath(const std::string& name,
                                             JobName(id)));
   }
   return path.string();
+}
+
+absl::StatusOr<v1::JobTrace> JobManager::Trace(const std::string& name) {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(Record * r, FindLocked(name));
+  if (r->trace.chrome_trace_json().empty()) {
+    return absl::NotFoundError(absl::StrCat(
+        "job ", r->job.name(), " has no trace yet (traces are recorded by the L2L and STRONGHOLD "
+        "methods once a step has run)"));
+  }
+  return r->trace;
 }
 
 v1::Node JobManager::Node() {

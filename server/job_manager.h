@@ -77,6 +77,9 @@ class JobManager {
 
   stronghold::v1::Node Node();
 
+  // The most recent recorded step timeline of a windowed job.
+  absl::StatusOr<stronghold::v1::JobTrace> Trace(const std::string& name);
+
   // Stops the worker after the running job's checkpoint. Idempotent.
   void Shutdown();
 
@@ -87,6 +90,7 @@ class JobManager {
     std::deque<stronghold::v1::JobEvent> events;
     int64_t events_dropped = 0;
     bool cancel_requested = false;
+    stronghold::v1::JobTrace trace;  // empty until a windowed step recorded one
   };
 
   explicit JobManager(JobManagerOptions options, JobStore store);

@@ -122,4 +122,9 @@ grpc::Status StrongholdService::GetNode(grpc::ServerContext*, const v1::GetNodeR
   return grpc::Status::OK;
 }
 
+grpc::Status StrongholdService::GetJobTrace(grpc::ServerContext*,
+                                            const v1::GetJobTraceRequest* req, v1::JobTrace* out) {
+  return Reply(jobs_->Trace(req->name()), out);
+}
+
 }  // namespace stronghold::server

@@ -32,6 +32,8 @@ class StrongholdService final : public stronghold::v1::Stronghold::Service {
                                   grpc::ServerWriter<stronghold::v1::CheckpointChunk>*) override;
   grpc::Status GetNode(grpc::ServerContext*, const stronghold::v1::GetNodeRequest*,
                        stronghold::v1::Node*) override;
+  grpc::Status GetJobTrace(grpc::ServerContext*, const stronghold::v1::GetJobTraceRequest*,
+                           stronghold::v1::JobTrace*) override;
 
  private:
   JobManager* const jobs_;  // not owned

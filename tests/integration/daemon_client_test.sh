@@ -88,12 +88,30 @@ assert 8 + n + end == len(data), "size mismatch"
 assert header["layers.1.mlp.fc2.weight"]["shape"] == [64, 256]
 PY
 
+# --- the windowed engine through the daemon: STRONGHOLD, automatic window, trace
+"$CTL" submit --name windowed --layers 4 --hidden 64 --heads 4 --seq-len 64 --steps 6 \
+  --method stronghold --window 0 --gpu-memory-budget 64MiB >/dev/null
+"$CTL" watch 2 >"$WORK/watch2.txt" 2>&1
+check "STRONGHOLD job succeeds" test $? -eq 0
+check "automatic window reported" grep -q "window [0-9]* chosen" "$WORK/watch2.txt"
+"$CTL" trace 2 --out "$WORK/trace.json" >/dev/null
+check "trace is Chrome trace JSON" python3 - "$WORK/trace.json" <<'PY'
+import json, sys
+events = json.load(open(sys.argv[1]))["traceEvents"]
+names = {e["name"].split()[0] for e in events if e.get("ph") == "X"}
+assert {"fwd", "bwd", "h2d", "d2h", "adamw"} <= names, names
+PY
+"$CTL" submit --layers 4 --hidden 64 --heads 4 --seq-len 64 --steps 6 --method stronghold \
+  --window 1 --gpu-memory-budget 100KiB >/dev/null 2>"$WORK/err.txt"
+check "too small a device budget -> RESOURCE_EXHAUSTED with the numbers" \
+  grep -q "RESOURCE_EXHAUSTED: device memory: needs .* the smallest budget that works is" "$WORK/err.txt"
+
 # --- cancel a running job
 "$CTL" submit --name long --layers 2 --hidden 64 --heads 4 --seq-len 64 --steps 100000 >/dev/null
-check "long job starts" wait_state 2 RUNNING
-"$CTL" cancel 2 >"$WORK/cancel.txt" 2>&1
-check "cancel -> CANCELLED" wait_state 2 CANCELLED
-"$CTL" cancel 2 >/dev/null 2>"$WORK/cancel2.txt"
+check "long job starts" wait_state 3 RUNNING
+"$CTL" cancel 3 >"$WORK/cancel.txt" 2>&1
+check "cancel -> CANCELLED" wait_state 3 CANCELLED
+"$CTL" cancel 3 >/dev/null 2>"$WORK/cancel2.txt"
 check "cancelling an ended job fails" grep -q FAILED_PRECONDITION "$WORK/cancel2.txt"
 
 # --- bad specs: an error naming the field, the daemon keeps serving
@@ -119,12 +137,12 @@ check "daemon still serving" "$CTL" node
 
 # --- SIGTERM during training: finish the step, checkpoint, exit 0
 "$CTL" submit --name interrupted --layers 2 --hidden 64 --heads 4 --seq-len 64 --steps 100000 >/dev/null
-check "job 3 starts" wait_state 3 RUNNING
+check "job 4 starts" wait_state 4 RUNNING
 sleep 1
 stop_daemon
 check "daemon exits 0 on SIGTERM" test $? -eq 0
 check "shutdown checkpoint written" \
-  bash -c "ls '$STATE/jobs/3/checkpoints' | grep -q '^step-'"
+  bash -c "ls '$STATE/jobs/4/checkpoints' | grep -q '^step-'"
 
 # --- restart: earlier jobs still listed, the interrupted one runs again
 start_daemon
@@ -133,11 +151,12 @@ check "jobs survive a restart" python3 - "$WORK/list.json" <<'PY'
 import json, sys
 jobs = {j["name"]: j["state"] for j in json.load(open(sys.argv[1]))["jobs"]}
 assert jobs["jobs/1"] == "SUCCEEDED", jobs
-assert jobs["jobs/2"] == "CANCELLED", jobs
-assert jobs["jobs/3"] in ("QUEUED", "RUNNING"), jobs
+assert jobs["jobs/2"] == "SUCCEEDED", jobs
+assert jobs["jobs/3"] == "CANCELLED", jobs
+assert jobs["jobs/4"] in ("QUEUED", "RUNNING"), jobs
 PY
-"$CTL" cancel 3 >/dev/null 2>&1
-check "interrupted job cancelled after restart" wait_state 3 CANCELLED
+"$CTL" cancel 4 >/dev/null 2>&1
+check "interrupted job cancelled after restart" wait_state 4 CANCELLED
 stop_daemon
 check "daemon exits 0 again" test $? -eq 0
 
