@@ -370,8 +370,8 @@ void Metrics::OnJobStep(const v1::Job& job, const v1::StepMetrics& step) {
   // Below a microsecond the rest is rounding, not time spent elsewhere.
   const double other = step.step_s() - accounted;
   if (other > 1e-6) s.phase[kOther]->Increment(other);
-  // The engine does not report bytes moved yet (RESIDENT moves none); the
-  // transfer counters stay at 0 until it does.
+  // The engine does not report bytes moved yet; the transfer counters stay
+  // at 0 until it does.
   s.optimizer_parameters->Increment(static_cast<double>(job.parameters()));
 }
 
