@@ -88,6 +88,7 @@ struct Metrics::JobSeries {
   Gauge* model_flops = nullptr;
   Gauge* mfu = nullptr;
   Gauge* window = nullptr;
+  Gauge* device_peak = nullptr;
   Gauge* target_steps = nullptr;
   Counter* phase[kNumPhases] = {};
   Counter* transfer[kNumDirections] = {};
@@ -145,6 +146,11 @@ Metrics::Metrics(MetricsOptions options)
               .Name("stronghold_job_window_layers")
               .Help("Layers in the compute device's window (0 for RESIDENT)")
               .Register(*registry_)),
+      device_peak_(BuildGauge()
+                       .Name("stronghold_job_device_peak_bytes")
+                       .Help("Device memory high-water mark of the last step "
+                             "(windowed methods; 0 for RESIDENT)")
+                       .Register(*registry_)),
       target_steps_(BuildGauge()
                         .Name("stronghold_job_target_steps")
                         .Help("Optimizer steps the job trains for")
@@ -256,6 +262,7 @@ Metrics::JobSeries& Metrics::SeriesLocked(const v1::Job& job) {
   s->model_flops = &model_flops_.Add(labels);
   s->mfu = &mfu_.Add(labels);
   s->window = &window_.Add(labels);
+  s->device_peak = &device_peak_.Add(labels);
   s->target_steps = &target_steps_.Add(labels);
   s->target_steps->Set(job.spec().training().steps());
   for (int p = 0; p < kNumPhases; ++p) {
@@ -289,6 +296,7 @@ void Metrics::RemoveSeriesLocked(const std::string& name) {
   model_flops_.Remove(s.model_flops);
   mfu_.Remove(s.mfu);
   window_.Remove(s.window);
+  device_peak_.Remove(s.device_peak);
   target_steps_.Remove(s.target_steps);
   for (Counter* c : s.phase) phase_seconds_.Remove(c);
   for (Counter* c : s.transfer) transfer_bytes_.Remove(c);
@@ -356,6 +364,7 @@ void Metrics::OnJobStep(const v1::Job& job, const v1::StepMetrics& step) {
                  ? flops / options_.device_peak_flops_per_s
                  : 0);
   s.window->Set(step.window());
+  s.device_peak->Set(static_cast<double>(step.device_peak_bytes()));
 
   // Exposed waits only: copies hidden behind compute cost nothing here.
   const double parts[kNumPhases - 1] = {

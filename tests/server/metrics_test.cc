@@ -79,6 +79,7 @@ v1::StepMetrics Step(int step) {
   m.set_optimizer_s(0.05);
   m.set_model_tflops(0.002);  // 2e9 FLOP/s
   m.set_window(3);
+  m.set_device_peak_bytes(4096);
   return m;
 }
 
@@ -132,6 +133,7 @@ TEST(MetricsTest, StepsBecomePerJobSeries) {
                    2e9);
   EXPECT_DOUBLE_EQ(*Value(metrics, "stronghold_job_mfu_ratio", j), 0.25);
   EXPECT_EQ(Value(metrics, "stronghold_job_window_layers", j), 3);
+  EXPECT_EQ(Value(metrics, "stronghold_job_device_peak_bytes", j), 4096);
   EXPECT_EQ(Value(metrics, "stronghold_job_target_steps", j), 30);
   EXPECT_EQ(Value(metrics, "stronghold_job_optimizer_parameters_total", j),
             2000);
