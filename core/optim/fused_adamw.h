@@ -20,6 +20,27 @@
 // No allocation after construction: task slots, per-chunk statistics and the
 // queue are sized from the options up front.
 //
+// Typical use by the engine, per iteration:
+//
+//   // As each layer's gradient lands on the host (backward, last layer first):
+//   futures[l] = *optimizer->Submit(layers[l].buffer, hyper);
+//   ...
+//   // Before the next forward copies layer l's working copy to the device:
+//   const StepStats stats = futures[l].Wait();
+//   if (stats.nonfinite_count > 0) { /* fail naming layer l, or skip */ }
+//   grad_sq_sum += stats.grad_sq_sum;  // global norm, for the next step or
+//                                      // for a rollback scheme
+//
+// For exact global-norm clipping or fp16 overflow checks before any update,
+// SubmitMeasure() every layer first (reads only the gradients), then Submit()
+// with grad_scale = clip factor / loss scale.
+//
+// Give the pool memory that is spread over the L1 sets: if a layer's param,
+// m, v and grad all start at the same offset within a page, element i of
+// every stream lands in the same L1 set, and at some sizes a core was up to
+// 1.5x slower (docs/benchmarks.md); offsetting the arrays by different
+// multiples of ~1 KiB (e.g. 1088 B) avoids it.
+//
 // Thread safety: all methods may be called from any thread. Buffers of tasks
 // in flight must not overlap each other, and must stay alive and untouched
 // until the task's future is waited on. Destroying the optimizer with a
