@@ -231,7 +231,9 @@ void JobManager::RunJob(int64_t id) {
   absl::Status status;
   const core::MemoryPlan plan = core::PlanMemory(config, options_.budgets);
   absl::StatusOr<std::unique_ptr<core::Trainer>> trainer = core::Trainer::Create(
-      config, {.job_dir = store_.JobDir(id), .device_budget_bytes = plan.budget_device_bytes});
+      config, {.job_dir = store_.JobDir(id),
+               .device = options_.device.get(),
+               .device_budget_bytes = plan.budget_device_bytes});
   status = trainer.ok() ? (*trainer)->Run(&run) : trainer.status();
   trainer = absl::CancelledError("released");  // free the model before recording the end
 

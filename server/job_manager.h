@@ -25,6 +25,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "core/device.h"
 #include "core/planner.h"
 #include "server/job_store.h"
 #include "stronghold/v1/stronghold.pb.h"
@@ -48,6 +49,9 @@ struct JobManagerOptions {
   // Events kept in memory per job for WatchJob replay (older ones dropped).
   int max_events_per_job = 100'000;
   JobListener* listener = nullptr;  // optional, not owned, outlives the manager
+  // The compute device for every job (a GPU); null = a host device made for
+  // each job with that job's budget.
+  std::shared_ptr<core::Device> device;
 };
 
 class JobManager {

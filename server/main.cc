@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/trainer.h"
 #include "glog/logging.h"
+#include "core/device.h"
 #include "server/address.h"
 #include "server/job_manager.h"
 #include "server/metrics.h"
@@ -79,16 +80,22 @@ int Main() {
   }
   JobManagerOptions options;
   options.state_dir = state_dir;
-  const std::string device = absl::GetFlag(FLAGS_device);
-  if (device == "auto" || device == "cpu") {
-    options.budgets.device = "cpu";
-  } else {
-    return Fail(absl::StrCat("--device: \"", device,
-                             "\" is not available: this build runs on the CPU device only "
-                             "(use cpu or auto)"));
-  }
   absl::StatusOr<int64_t> device_budget = ParseBytes(absl::GetFlag(FLAGS_device_memory_budget));
   if (!device_budget.ok()) return Fail(absl::StrCat("--device_memory_budget: ", device_budget.status().message()));
+  std::string device = absl::GetFlag(FLAGS_device);
+  if (device == "auto") {
+    // The first GPU when this binary has CUDA and the node has one.
+    device = core::CreateDevice("cuda:0", *device_budget).ok() ? "cuda:0" : "cpu";
+  }
+  options.budgets.device = device;
+  if (device != "cpu") {
+    // One GPU device for the daemon's life: streams and events are created
+    // once and every job's buffers come from its budget.
+    absl::StatusOr<std::unique_ptr<core::Device>> gpu = core::CreateDevice(device, *device_budget);
+    if (!gpu.ok()) return Fail(absl::StrCat("--device: ", gpu.status().message()));
+    options.device = std::shared_ptr<core::Device>(std::move(*gpu));
+    if (*device_budget == 0) *device_budget = options.device->budget_bytes();
+  }
   absl::StatusOr<int64_t> host_budget = ParseBytes(absl::GetFlag(FLAGS_host_memory_budget));
   if (!host_budget.ok()) return Fail(absl::StrCat("--host_memory_budget: ", host_budget.status().message()));
   options.budgets.device_bytes = *device_budget;

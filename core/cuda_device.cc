@@ -1,0 +1,177 @@
+#include "core/cuda_device.h"
+
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime.h>
+
+#include <array>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "glog/logging.h"
+
+namespace stronghold::core {
+
+namespace {
+
+#define SH_CUDA_CHECK(expr)                                                       \
+  do {                                                                            \
+    const cudaError_t sh_err_ = (expr);                                           \
+    CHECK_EQ(sh_err_, cudaSuccess) << #expr << ": " << cudaGetErrorString(sh_err_); \
+  } while (0)
+
+// Events per queue. An event value stays valid until its queue has recorded
+// this many more; the engine records a few per layer per step and waits on
+// nothing older than one step.
+constexpr int kEventRing = 8192;
+
+class CudaDevice final : public Device {
+ public:
+  CudaDevice(int index, int64_t budget_bytes)
+      : index_(index),
+        budget_bytes_(budget_bytes),
+        streams_{c10::cuda::getStreamFromPool(/*isHighPriority=*/true, index),
+                 c10::cuda::getStreamFromPool(false, index),
+                 c10::cuda::getStreamFromPool(false, index)} {
+    c10::cuda::CUDAGuard guard(index_);
+    for (auto& ring : events_) {
+      ring.resize(kEventRing);
+      for (cudaEvent_t& e : ring) SH_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    }
+  }
+
+  ~CudaDevice() override {
+    c10::cuda::CUDAGuard guard(index_);
+    for (auto& s : streams_) SH_CUDA_CHECK(cudaStreamSynchronize(s.stream()));
+    Reset();
+    for (auto& ring : events_) {
+      for (cudaEvent_t e : ring) cudaEventDestroy(e);
+    }
+  }
+
+  std::string name() const override { return absl::StrCat("cuda:", index_); }
+  c10::Device torch_device() const override { return c10::Device(c10::kCUDA, index_); }
+
+  absl::StatusOr<void*> Allocate(int64_t bytes, const std::string& what) override {
+    absl::MutexLock lock(&mu_);
+    if (used_ + bytes > budget_bytes_) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "device memory: ", what, " needs ", bytes, " bytes, ", used_, " of the budget of ",
+          budget_bytes_, " bytes are in use"));
+    }
+    c10::cuda::CUDAGuard guard(index_);
+    void* p = nullptr;
+    const cudaError_t err = cudaMalloc(&p, static_cast<size_t>(bytes));
+    if (err != cudaSuccess) {
+      return absl::ResourceExhaustedError(absl::StrCat("cudaMalloc of ", bytes, " bytes for ", what,
+                                                       ": ", cudaGetErrorString(err)));
+    }
+    blocks_.push_back(p);
+    used_ += bytes;
+    peak_ = std::max(peak_, used_);
+    return p;
+  }
+
+  void Reset() override {
+    absl::MutexLock lock(&mu_);
+    for (void* p : blocks_) cudaFree(p);
+    blocks_.clear();
+    used_ = 0;
+    peak_ = 0;
+  }
+
+  int64_t budget_bytes() const override { return budget_bytes_; }
+  int64_t used_bytes() const override {
+    absl::MutexLock lock(&mu_);
+    return used_;
+  }
+  int64_t peak_bytes() const override {
+    absl::MutexLock lock(&mu_);
+    return peak_;
+  }
+
+  absl::StatusOr<void*> AllocateHost(int64_t bytes) override {
+    void* p = nullptr;
+    const cudaError_t err = cudaHostAlloc(&p, static_cast<size_t>(bytes), cudaHostAllocDefault);
+    if (err != cudaSuccess) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "cudaHostAlloc (pinned) of ", bytes, " bytes: ", cudaGetErrorString(err),
+          " (check RLIMIT_MEMLOCK / LimitMEMLOCK)"));
+    }
+    return p;
+  }
+  void FreeHost(void* p) override { cudaFreeHost(p); }
+
+  void Copy(Queue queue, void* dst, const void* src, int64_t bytes, int /*layer*/) override {
+    CHECK(queue != Queue::kCompute);
+    const cudaMemcpyKind kind =
+        queue == Queue::kH2D ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost;
+    SH_CUDA_CHECK(cudaMemcpyAsync(dst, src, static_cast<size_t>(bytes), kind, stream(queue)));
+  }
+
+  Event Record(Queue queue) override {
+    const int q = static_cast<int>(queue);
+    const uint64_t seq = ++recorded_[q];
+    SH_CUDA_CHECK(cudaEventRecord(event(queue, seq), stream(queue)));
+    return Event{queue, seq};
+  }
+
+  void QueueWait(Queue queue, Event e) override {
+    if (e.sequence == 0 || e.queue == queue) return;
+    CheckLive(e);
+    SH_CUDA_CHECK(cudaStreamWaitEvent(stream(queue), event(e.queue, e.sequence), 0));
+  }
+
+  void HostWait(Event e) override {
+    if (e.sequence == 0) return;
+    CheckLive(e);
+    SH_CUDA_CHECK(cudaEventSynchronize(event(e.queue, e.sequence)));
+  }
+
+  std::shared_ptr<void> ComputeScope() override {
+    return std::make_shared<c10::cuda::CUDAStreamGuard>(streams_[0]);
+  }
+
+  void set_timeline(Timeline*) override {}  // copy spans are not timed on CUDA yet
+
+ private:
+  cudaStream_t stream(Queue q) const { return streams_[static_cast<int>(q)].stream(); }
+  cudaEvent_t event(Queue q, uint64_t seq) const {
+    return events_[static_cast<int>(q)][seq % kEventRing];
+  }
+  void CheckLive(Event e) const {
+    CHECK_LT(recorded_[static_cast<int>(e.queue)] - e.sequence, static_cast<uint64_t>(kEventRing))
+        << "event reused before it was waited on";
+  }
+
+  const int index_;
+  const int64_t budget_bytes_;
+  std::array<c10::cuda::CUDAStream, kQueues> streams_;   // compute, h2d, d2h
+  std::array<std::vector<cudaEvent_t>, kQueues> events_;
+  std::array<uint64_t, kQueues> recorded_{};  // engine thread only
+
+  mutable absl::Mutex mu_;
+  std::vector<void*> blocks_ ABSL_GUARDED_BY(mu_);
+  int64_t used_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t peak_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Device>> CreateCudaDevice(int index, int64_t budget_bytes) {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess || index < 0 || index >= count) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "--device: cuda:", index, " is not available (", count, " CUDA devices visible)"));
+  }
+  if (budget_bytes <= 0) {
+    c10::cuda::CUDAGuard guard(index);
+    size_t free_bytes = 0, total = 0;
+    SH_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total));
+    budget_bytes = static_cast<int64_t>(free_bytes);
+  }
+  return std::unique_ptr<Device>(new CudaDevice(index, budget_bytes));
+}
+
+}  // namespace stronghold::core
