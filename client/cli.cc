@@ -234,7 +234,8 @@ int RunCli(const std::vector<std::string>& args, const CliOptions& options) {
   CommandContext context{.client = &client,
                          .output = global_options->output,
                          .out = &out,
-                         .err = &err};
+                         .err = &err,
+                         .interactive = options.out_is_terminal};
   absl::StatusOr<int> exit_code = (*action)(context);
   out.flush();
   if (!exit_code.ok()) {

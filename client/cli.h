@@ -20,6 +20,7 @@ struct CliOptions {
   AddressEnvironment address_env;  // where --daemon defaults come from
   std::ostream* out = nullptr;     // results
   std::ostream* err = nullptr;     // errors and notes
+  bool out_is_terminal = false;    // `out` is a terminal: live progress lines
 };
 
 // Runs one command line; `args` excludes the program name. Returns the exit

@@ -27,6 +27,7 @@ struct CommandContext {
   OutputFormat output = OutputFormat::kTable;
   std::ostream* out = nullptr;  // results
   std::ostream* err = nullptr;  // diagnostics
+  bool interactive = false;     // `out` is a terminal
 };
 
 // Returns the exit code, or an error (printed as "CODE: message", exit 1).

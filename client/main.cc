@@ -1,5 +1,7 @@
 // strongholdctl: the command-line client of strongholdd. Everything but
 // reading the process's arguments and environment lives in cli.cc.
+#include <unistd.h>
+
 #include <iostream>
 #include <string>
 #include <vector>
@@ -13,5 +15,6 @@ int main(int argc, char** argv) {
       args,
       {.address_env = stronghold::client::AddressEnvironment::FromProcess(),
        .out = &std::cout,
-       .err = &std::cerr});
+       .err = &std::cerr,
+       .out_is_terminal = isatty(STDOUT_FILENO) == 1});
 }

@@ -1,11 +1,13 @@
 // `watch JOB`: follows a job's events until it ends. The exit code says how
 // it ended (0 only for SUCCEEDED) so scripts can `strongholdctl watch 7 &&
 // strongholdctl fetch 7 --out DIR`.
+#include <algorithm>
 #include <optional>
 #include <string>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "client/commands.h"
 #include "client/human_format.h"
 #include "client/job_printer.h"
@@ -21,9 +23,52 @@ struct Outcome {
   std::string error;  // the job's error, from the last event's snapshot
 };
 
+// On a terminal, one line that rewrites itself:
+//   step 12/30 [#######---------]  40%  ETA 0:00:35  loss 3.4521  12.3 samples/s  MFU 1.2%  W 2
+// Other events print above it.
+class ProgressLine {
+ public:
+  void Update(const v1::StepMetrics& m, int64_t total_steps) {
+    // The ETA follows an average of recent step times.
+    step_s_ = step_s_ == 0 ? m.step_s() : 0.8 * step_s_ + 0.2 * m.step_s();
+    const double fraction = total_steps > 0 ? static_cast<double>(m.step()) / total_steps : 0;
+    constexpr int kWidth = 20;
+    const int filled = static_cast<int>(fraction * kWidth);
+    const int64_t eta = static_cast<int64_t>(step_s_ * std::max<int64_t>(0, total_steps - m.step()));
+    line_ = absl::StrFormat(
+        "step %d/%d [%s%s] %3.0f%%  ETA %d:%02d:%02d  loss %.4f  %.1f samples/s", m.step(),
+        total_steps, std::string(filled, '#'), std::string(kWidth - filled, '-'), 100 * fraction,
+        eta / 3600, eta / 60 % 60, eta % 60, m.loss(), m.samples_per_s());
+    if (m.mfu() > 0) absl::StrAppend(&line_, absl::StrFormat("  MFU %.1f%%", 100 * m.mfu()));
+    if (m.window() > 0) absl::StrAppend(&line_, "  W ", m.window());
+  }
+  void Draw(std::ostream& out) const {
+    if (!line_.empty()) out << "\r\x1b[K" << line_;
+  }
+  void Print(const std::string& text, std::ostream& out) const {
+    out << "\r\x1b[K" << text << "\n";
+    Draw(out);
+  }
+  void Finish(std::ostream& out) const {
+    if (!line_.empty()) out << "\n";
+  }
+
+ private:
+  double step_s_ = 0;
+  std::string line_;
+};
+
 absl::Status PrintEvent(const v1::JobEvent& event, int64_t total_steps,
-                        const CommandContext& context) {
-  if (context.output == OutputFormat::kJson) {
+                        const CommandContext& context, ProgressLine* progress) {
+  if (context.output == OutputFormat::kTable && context.interactive) {
+    if (event.kind_case() == v1::JobEvent::kMetrics) {
+      progress->Update(event.metrics(), total_steps);
+      progress->Draw(*context.out);
+    } else {
+      const std::string line = FormatEvent(event, total_steps);
+      if (!line.empty()) progress->Print(line, *context.out);
+    }
+  } else if (context.output == OutputFormat::kJson) {
     ASSIGN_OR_RETURN(const std::string json,
                      MessageToJson(event, /*multiline=*/false));
     *context.out << json << "\n";
@@ -56,9 +101,10 @@ absl::StatusOr<int> Watch(const std::string& name, int64_t since_step,
   request.set_name(name);
   request.set_since_step(since_step);
   Outcome outcome;
+  ProgressLine progress;
   const absl::Status stream_status = context.client->WatchJob(
       request, [&](const v1::JobEvent& event) -> absl::Status {
-        RETURN_IF_ERROR(PrintEvent(event, total_steps, context));
+        RETURN_IF_ERROR(PrintEvent(event, total_steps, context, &progress));
         if (event.has_job()) outcome.error = event.job().error();
         if (event.kind_case() == v1::JobEvent::kState &&
             IsTerminal(event.state())) {
@@ -68,6 +114,7 @@ absl::StatusOr<int> Watch(const std::string& name, int64_t since_step,
         }
         return absl::OkStatus();
       });
+  if (context.interactive && context.output == OutputFormat::kTable) progress.Finish(*context.out);
 
   if (outcome.final_state.has_value() &&
       (*outcome.final_state == v1::Job::SUCCEEDED || !outcome.error.empty())) {

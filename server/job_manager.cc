@@ -86,6 +86,9 @@ class JobManager::Run final : public core::TrainerObserver {
     metrics.set_model_tflops(s.model_tflops);
     metrics.set_window(s.window);
     metrics.set_device_peak_bytes(s.device_peak_bytes);
+    if (m_->options_.device_peak_flops > 0) {
+      metrics.set_mfu(s.model_tflops * 1e12 / m_->options_.device_peak_flops);
+    }
     r.job.set_step(s.step);
     r.job.set_last_loss(s.loss);
     *r.job.mutable_last_metrics() = metrics;

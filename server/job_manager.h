@@ -52,6 +52,8 @@ struct JobManagerOptions {
   // The compute device for every job (a GPU); null = a host device made for
   // each job with that job's budget.
   std::shared_ptr<core::Device> device;
+  // Dense peak FLOP/s of the device, for StepMetrics.mfu (0 = unknown).
+  double device_peak_flops = 0;
 };
 
 class JobManager {

@@ -144,6 +144,7 @@ int Main() {
     metrics_server = *std::move(started);
   }
 
+  options.device_peak_flops = metrics_options.device_peak_flops_per_s;
   absl::StatusOr<std::unique_ptr<JobManager>> jobs = JobManager::Create(options);
   if (!jobs.ok()) return Fail(std::string(jobs.status().message()));
   metrics.SetNode((*jobs)->Node());
