@@ -1,88 +1,228 @@
 #include "core/checkpoint.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <filesystem>
+#include <map>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/file_util.h"
-#include "core/safetensors.h"
+#include "core/sha256.h"
 #include "core/status_macros.h"
 
 namespace stronghold::core {
 
 namespace fs = std::filesystem;
 
-std::string CheckpointName(int64_t step) { return absl::StrFormat("step-%06d", step); }
+namespace {
+
+constexpr char kTmpPrefix[] = ".tmp-";
+constexpr char kDeletePrefix[] = ".del-";
+
+// The embedding's and the final norm's tensors keep their own names (wte,
+// wpe, lnf); a block's get its buffer's name in front (layers.3.attn...).
+std::string TensorName(const BufferLayout& buffer, const TensorSlice& t) {
+  const bool top = buffer.name == "embedding" || buffer.name == "final_norm";
+  return top ? t.name : absl::StrCat(buffer.name, ".", t.name);
+}
+
+absl::Status FsError(absl::string_view op, const fs::path& path,
+                     const std::error_code& ec) {
+  return absl::InternalError(
+      absl::StrCat("cannot ", op, " ", path.string(), ": ", ec.message()));
+}
+
+// Writes `contents` as `path` and fsyncs it; returns its manifest entry.
+absl::StatusOr<ManifestFile> WriteSmallFile(const fs::path& path,
+                                            const std::string& contents) {
+  ASSIGN_OR_RETURN(WritableFile file, WritableFile::Create(path.string()));
+  RETURN_IF_ERROR(file.Append(contents.data(), contents.size()));
+  RETURN_IF_ERROR(file.SyncAndClose());
+  return ManifestFile{path.filename().string(),
+                      static_cast<int64_t>(contents.size()),
+                      Sha256Hex(contents)};
+}
+
+absl::StatusOr<ManifestFile> WriteTensors(
+    const fs::path& path, const std::vector<SafetensorsTarget>& targets,
+    const std::map<std::string, std::string>& metadata) {
+  std::vector<SafetensorsTensor> tensors;
+  tensors.reserve(targets.size());
+  for (const SafetensorsTarget& t : targets) {
+    tensors.push_back({t.name, t.shape, t.data});
+  }
+  ASSIGN_OR_RETURN(std::string digest,
+                   WriteSafetensors(path.string(), tensors, metadata));
+  ASSIGN_OR_RETURN(int64_t bytes, FileSize(path.string()));
+  return ManifestFile{path.filename().string(), bytes, std::move(digest)};
+}
+
+// Renames `dir` to a hidden name, then removes it.
+absl::Status RemoveCheckpointDir(const fs::path& dir) {
+  const fs::path doomed =
+      dir.parent_path() / absl::StrCat(kDeletePrefix, dir.filename().string());
+  std::error_code ec;
+  fs::remove_all(doomed, ec);
+  fs::rename(dir, doomed, ec);
+  if (ec) return FsError("rename", dir, ec);
+  fs::remove_all(doomed, ec);
+  if (ec) return FsError("remove", doomed, ec);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string CheckpointName(int64_t step) {
+  return absl::StrFormat("step-%06d", step);
+}
+
+std::optional<int64_t> CheckpointStep(const std::string& name) {
+  absl::string_view digits = name;
+  if (digits.rfind("step-", 0) != 0) return std::nullopt;
+  digits.remove_prefix(5);
+  int64_t step = 0;
+  if (digits.size() < 6 ||
+      !std::all_of(digits.begin(), digits.end(),
+                   [](char c) { return c >= '0' && c <= '9'; }) ||
+      !absl::SimpleAtoi(digits, &step)) {
+    return std::nullopt;
+  }
+  return step;
+}
+
+std::vector<SafetensorsTarget> ModelTensors(
+    const std::vector<CheckpointBuffer>& buffers) {
+  std::vector<SafetensorsTarget> out;
+  for (const CheckpointBuffer& b : buffers) {
+    for (const TensorSlice& t : b.layout.tensors) {
+      out.push_back({TensorName(b.layout, t), t.shape, b.param + t.offset});
+    }
+  }
+  return out;
+}
+
+std::vector<SafetensorsTarget> OptimizerTensors(
+    const std::vector<CheckpointBuffer>& buffers) {
+  std::vector<SafetensorsTarget> out;
+  for (const CheckpointBuffer& b : buffers) {
+    for (const TensorSlice& t : b.layout.tensors) {
+      out.push_back({absl::StrCat(TensorName(b.layout, t), ".exp_avg"),
+                     t.shape, b.exp_avg + t.offset});
+    }
+    for (const TensorSlice& t : b.layout.tensors) {
+      out.push_back({absl::StrCat(TensorName(b.layout, t), ".exp_avg_sq"),
+                     t.shape, b.exp_avg_sq + t.offset});
+    }
+  }
+  return out;
+}
 
 absl::StatusOr<std::string> WriteCheckpoint(
-    const std::string& checkpoints_dir, int64_t step,
-    const std::vector<BufferLayout>& layouts,
-    const std::vector<const float*>& params,
-    const std::map<std::string, std::string>& metadata) {
-  const std::string name = CheckpointName(step);
+    const std::string& checkpoints_dir, const ModelConfig& model,
+    const TrainingPosition& position,
+    const std::vector<CheckpointBuffer>& buffers, const std::string& job_json) {
+  const std::string name = CheckpointName(position.step);
   const fs::path final_dir = fs::path(checkpoints_dir) / name;
-  const fs::path tmp_dir = fs::path(checkpoints_dir) / absl::StrCat(".tmp-", name);
+  const fs::path tmp_dir =
+      fs::path(checkpoints_dir) / absl::StrCat(kTmpPrefix, name);
   std::error_code ec;
   fs::create_directories(checkpoints_dir, ec);
   fs::remove_all(tmp_dir, ec);
   if (!fs::create_directories(tmp_dir, ec)) {
-    return absl::InternalError(absl::StrCat("cannot create ", tmp_dir.string(), ": ", ec.message()));
+    return FsError("create", tmp_dir, ec);
   }
 
-  std::vector<SafetensorsTensor> tensors;
-  for (size_t b = 0; b < layouts.size(); ++b) {
-    const bool top = layouts[b].name == "embedding" || layouts[b].name == "final_norm";
-    for (const TensorSlice& t : layouts[b].tensors) {
-      tensors.push_back({top ? t.name : absl::StrCat(layouts[b].name, ".", t.name), t.shape,
-                         params[b] + t.offset});
-    }
+  // The safetensors metadata holds nothing job-specific, so two runs that
+  // reach the same state write byte-identical files.
+  const std::string step = absl::StrCat(position.step);
+  const std::map<std::string, std::string> model_meta = {
+      {"format", "pt"},
+      {"step", step},
+      {"layers", absl::StrCat(model.layers)},
+      {"hidden", absl::StrCat(model.hidden)},
+      {"heads", absl::StrCat(model.heads)},
+      {"seq_len", absl::StrCat(model.seq_len)},
+      {"vocab", absl::StrCat(model.vocab)},
+  };
+  const std::map<std::string, std::string> optimizer_meta = {
+      {"format", "pt"},
+      {"optimizer", "AdamW"},
+      {"step", absl::StrCat(position.optimizer_step)},
+  };
+  CheckpointManifest manifest;
+  manifest.position = position;
+  manifest.model = model;
+  ASSIGN_OR_RETURN(ManifestFile weights,
+                   WriteTensors(tmp_dir / kModelFile, ModelTensors(buffers),
+                                model_meta));
+  manifest.files.push_back(std::move(weights));
+  ASSIGN_OR_RETURN(ManifestFile moments,
+                   WriteTensors(tmp_dir / kOptimizerFile,
+                                OptimizerTensors(buffers), optimizer_meta));
+  manifest.files.push_back(std::move(moments));
+  if (!job_json.empty()) {
+    ASSIGN_OR_RETURN(ManifestFile spec,
+                     WriteSmallFile(tmp_dir / kJobSpecFile, job_json));
+    manifest.files.push_back(std::move(spec));
   }
-  const std::string model_path = (tmp_dir / kModelFile).string();
-  ASSIGN_OR_RETURN(std::string digest, WriteSafetensors(model_path, tensors, metadata));
-  ASSIGN_OR_RETURN(int64_t bytes, FileSize(model_path));
-
-  const std::string manifest = absl::StrFormat(
-      "{\n  \"format\": \"stronghold-checkpoint-v1\",\n  \"step\": %d,\n"
-      "  \"files\": [\n    {\"name\": \"%s\", \"bytes\": %d, \"sha256\": \"%s\"}\n  ]\n}\n",
-      step, kModelFile, bytes, digest);
-  RETURN_IF_ERROR(WriteFileAtomically((tmp_dir / kManifestFile).string(), manifest));
+  RETURN_IF_ERROR(
+      WriteSmallFile(tmp_dir / kManifestFile, ManifestToJson(manifest))
+          .status());
   RETURN_IF_ERROR(SyncDir(tmp_dir.string()));
 
-  fs::remove_all(final_dir, ec);  // an older checkpoint of the same step
+  if (fs::exists(final_dir, ec)) RETURN_IF_ERROR(RemoveCheckpointDir(final_dir));
   fs::rename(tmp_dir, final_dir, ec);
-  if (ec) {
-    return absl::InternalError(absl::StrCat("cannot rename ", tmp_dir.string(), ": ", ec.message()));
-  }
+  if (ec) return FsError("rename", tmp_dir, ec);
   RETURN_IF_ERROR(SyncDir(checkpoints_dir));
   return name;
 }
 
 std::vector<std::string> ListCheckpoints(const std::string& checkpoints_dir) {
-  std::vector<std::string> names;
+  std::vector<std::pair<int64_t, std::string>> found;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(checkpoints_dir, ec)) {
     const std::string n = entry.path().filename().string();
-    if (n.rfind("step-", 0) == 0 && fs::exists(entry.path() / kManifestFile, ec)) {
-      names.push_back(n);
+    const std::optional<int64_t> step = CheckpointStep(n);
+    if (step.has_value() && fs::exists(entry.path() / kManifestFile, ec)) {
+      found.emplace_back(*step, n);
     }
   }
-  std::sort(names.begin(), names.end());  // zero-padded: lexical = numeric
+  std::sort(found.begin(), found.end());
+  std::vector<std::string> names;
+  for (auto& [step, name] : found) names.push_back(std::move(name));
   return names;
 }
 
-absl::Status PruneCheckpoints(const std::string& checkpoints_dir, int keep_last) {
+absl::Status PruneCheckpoints(const std::string& checkpoints_dir,
+                              int keep_last) {
   if (keep_last <= 0) return absl::OkStatus();
   std::vector<std::string> names = ListCheckpoints(checkpoints_dir);
   for (size_t i = 0; i + keep_last < names.size(); ++i) {
-    std::error_code ec;
-    fs::remove_all(fs::path(checkpoints_dir) / names[i], ec);
-    if (ec) {
-      return absl::InternalError(absl::StrCat("cannot remove checkpoint ", names[i], ": ", ec.message()));
-    }
+    RETURN_IF_ERROR(
+        RemoveCheckpointDir(fs::path(checkpoints_dir) / names[i]));
   }
   return SyncDir(checkpoints_dir);
+}
+
+absl::StatusOr<int> RemoveIncompleteCheckpoints(
+    const std::string& checkpoints_dir) {
+  int removed = 0;
+  std::error_code ec;
+  std::vector<fs::path> doomed;
+  for (const auto& entry : fs::directory_iterator(checkpoints_dir, ec)) {
+    const std::string n = entry.path().filename().string();
+    if (n.rfind(kTmpPrefix, 0) == 0 || n.rfind(kDeletePrefix, 0) == 0) {
+      doomed.push_back(entry.path());
+    }
+  }
+  for (const fs::path& p : doomed) {
+    fs::remove_all(p, ec);
+    if (ec) return FsError("remove", p, ec);
+    ++removed;
+  }
+  if (removed > 0) RETURN_IF_ERROR(SyncDir(checkpoints_dir));
+  return removed;
 }
 
 }  // namespace stronghold::core

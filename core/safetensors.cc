@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -174,20 +175,121 @@ absl::StatusOr<std::string> WriteSafetensors(
   return digest.HexDigest();
 }
 
-absl::StatusOr<SafetensorsFile> ReadSafetensorsHeader(const std::string& path) {
+namespace {
+
+// The prefix and header of `path` (whose size is `size`), and the parsed
+// header.
+struct RawHeader {
+  std::string bytes;  // the 8-byte prefix and the JSON header, as in the file
+  SafetensorsFile file;
+};
+
+absl::StatusOr<RawHeader> ReadRawHeader(const std::string& path, int64_t size) {
   ASSIGN_OR_RETURN(std::string head, ReadFileRange(path, 0, 8));
   if (head.size() != 8) return Malformed(path, "shorter than 8 bytes");
   uint64_t n = 0;
   for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(static_cast<unsigned char>(head[i])) << (8 * i);
-  ASSIGN_OR_RETURN(int64_t size, FileSize(path));
   if (n > 100'000'000 || static_cast<int64_t>(8 + n) > size) {
     return Malformed(path, absl::StrCat("header of ", n, " bytes does not fit in ", size));
   }
   ASSIGN_OR_RETURN(std::string text, ReadFileRange(path, 8, static_cast<int64_t>(n)));
-  ASSIGN_OR_RETURN(SafetensorsFile file,
-                   HeaderParser(text, path).Parse(size - 8 - static_cast<int64_t>(n)));
-  file.data_offset = 8 + static_cast<int64_t>(n);
-  return file;
+  if (text.size() != n) return Malformed(path, "truncated header");
+  RawHeader raw;
+  ASSIGN_OR_RETURN(raw.file, HeaderParser(text, path).Parse(size - 8 - static_cast<int64_t>(n)));
+  raw.file.data_offset = 8 + static_cast<int64_t>(n);
+  raw.bytes = head + text;
+  return raw;
+}
+
+std::string ShapeText(const std::vector<int64_t>& shape) {
+  return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
+}
+
+// Reads `bytes` bytes at `offset` of `fd` into `dst` and hashes them.
+absl::Status ReadInto(int fd, const std::string& path, int64_t offset, int64_t bytes, char* dst,
+                      Sha256& digest) {
+  int64_t done = 0;
+  while (done < bytes) {
+    const size_t want = static_cast<size_t>(std::min<int64_t>(bytes - done, 64 << 20));
+    const ssize_t n = pread(fd, dst + done, want, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return absl::InternalError(absl::StrCat("cannot read ", path, ": ", strerror(errno)));
+    }
+    if (n == 0) return Malformed(path, absl::StrCat("truncated at byte ", offset + done));
+    digest.Update(dst + done, static_cast<size_t>(n));
+    done += n;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<SafetensorsFile> ReadSafetensorsHeader(const std::string& path) {
+  ASSIGN_OR_RETURN(int64_t size, FileSize(path));
+  ASSIGN_OR_RETURN(RawHeader raw, ReadRawHeader(path, size));
+  return std::move(raw.file);
+}
+
+absl::StatusOr<std::string> ReadSafetensorsInto(const std::string& path,
+                                                const std::vector<SafetensorsTarget>& tensors) {
+  ASSIGN_OR_RETURN(int64_t size, FileSize(path));
+  ASSIGN_OR_RETURN(RawHeader raw, ReadRawHeader(path, size));
+  const SafetensorsFile& file = raw.file;
+
+  // Match the file's tensors to the targets, then read them in file order.
+  std::vector<std::pair<const SafetensorsEntry*, const SafetensorsTarget*>> order;
+  for (const SafetensorsTarget& t : tensors) {
+    auto it = file.tensors.find(t.name);
+    if (it == file.tensors.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": tensor ", t.name, " is missing (another model shape?)"));
+    }
+    const SafetensorsEntry& e = it->second;
+    if (e.dtype != "F32" || e.shape != t.shape) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ": tensor ", t.name, " is ", e.dtype, " ", ShapeText(e.shape),
+          ", the job's model needs F32 ", ShapeText(t.shape)));
+    }
+    order.emplace_back(&e, &t);
+  }
+  if (file.tensors.size() != tensors.size()) {
+    for (const auto& [name, e] : file.tensors) {
+      const bool known = std::any_of(tensors.begin(), tensors.end(),
+                                     [&](const SafetensorsTarget& t) { return t.name == name; });
+      if (!known) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            path, ": tensor ", name, " is not part of the job's model (another model shape?)"));
+      }
+    }
+  }
+  std::sort(order.begin(), order.end(),
+            [](const auto& a, const auto& b) { return a.first->begin < b.first->begin; });
+  int64_t expect = 0;
+  for (const auto& [e, t] : order) {
+    if (e->begin != expect || e->end - e->begin != Numel(t->shape) * 4) {
+      return Malformed(path, absl::StrCat("tensor ", t->name, " is not packed after the one before"));
+    }
+    expect = e->end;
+  }
+  if (file.data_offset + expect != size) {
+    return Malformed(path, absl::StrCat("the file is ", size, " bytes, its header describes ",
+                                        file.data_offset + expect));
+  }
+
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return absl::NotFoundError(absl::StrCat("cannot open ", path, ": ", strerror(errno)));
+  Sha256 digest;
+  digest.Update(raw.bytes.data(), raw.bytes.size());
+  absl::Status status;
+  for (const auto& [e, t] : order) {
+    status = ReadInto(fd, path, file.data_offset + e->begin, e->end - e->begin,
+                      reinterpret_cast<char*>(t->data), digest);
+    if (!status.ok()) break;
+  }
+  close(fd);
+  RETURN_IF_ERROR(status);
+  return digest.HexDigest();
 }
 
 absl::StatusOr<std::vector<float>> ReadSafetensorsTensor(

@@ -45,6 +45,23 @@ struct SafetensorsFile {
 // DATA_LOSS naming the file when it is malformed or truncated.
 absl::StatusOr<SafetensorsFile> ReadSafetensorsHeader(const std::string& path);
 
+// A tensor to read straight into memory the caller owns.
+struct SafetensorsTarget {
+  std::string name;
+  std::vector<int64_t> shape;
+  float* data = nullptr;  // numel(shape) elements
+};
+
+// Reads `path`, which must hold exactly `tensors` (F32, these shapes, packed
+// back to back as WriteSafetensors writes them), into their buffers: every
+// byte is read once, straight into place, and hashed on the way, so loading
+// needs no second copy of the model. Returns the SHA-256 of the whole file.
+// INVALID_ARGUMENT naming the file and the tensor when one is missing, extra,
+// or of another shape or dtype; DATA_LOSS when the file is malformed or
+// truncated. On error the targets hold partial data.
+absl::StatusOr<std::string> ReadSafetensorsInto(
+    const std::string& path, const std::vector<SafetensorsTarget>& tensors);
+
 // Reads one F32 tensor's data.
 absl::StatusOr<std::vector<float>> ReadSafetensorsTensor(
     const std::string& path, const SafetensorsFile& file,

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/checkpoint.h"
+#include "core/checkpoint_reader.h"
 #include "core/dataset.h"
 #include "core/engine.h"
 #include "core/gpt.h"
@@ -153,7 +154,15 @@ class Trainer::Impl {
                                " on ", device_->name(), " with a budget of ",
                                device_->budget_bytes(), " bytes")
                 : ""));
-    for (int64_t step = 1; step <= t.steps; ++step) {
+    if (restore_failed_) {
+      return absl::FailedPreconditionError(
+          "the last Restore() failed: the host state is not a checkpoint's; not training from it");
+    }
+    if (start_step_ > 0) {
+      observer->OnMessage(absl::StrFormat("continuing after step %d from checkpoint %s",
+                                          start_step_, restored_from_));
+    }
+    for (int64_t step = start_step_ + 1; step <= t.steps; ++step) {
       StepReport report;
       const int64_t start = Timeline::NowNs();
       absl::Status s = engine_ ? EngineStep(step, observer, &report)
@@ -173,16 +182,33 @@ class Trainer::Impl {
       const bool periodic = config_.checkpoint.every_steps > 0 &&
                             step % config_.checkpoint.every_steps == 0;
       const StopRequest stop = observer->StopRequested();
-      if (last || periodic || stop == StopRequest::kShutdown) {
+      const bool stop_with_checkpoint =
+          stop == StopRequest::kShutdown || stop == StopRequest::kCheckpointAndCancel;
+      if (last || periodic || stop_with_checkpoint) {
         RETURN_IF_ERROR(Checkpoint(step, observer));
       }
       if (stop == StopRequest::kShutdown) {
         return absl::AbortedError(absl::StrCat("daemon shutting down; stopped after step ", step,
                                                ", checkpoint ", CheckpointName(step)));
       }
+      if (stop == StopRequest::kCheckpointAndCancel) {
+        return absl::CancelledError(absl::StrCat("cancelled after step ", step, ", checkpoint ",
+                                                 CheckpointName(step)));
+      }
       if (stop == StopRequest::kCancel) return absl::CancelledError("cancelled");
     }
     return absl::OkStatus();
+  }
+
+  absl::StatusOr<int64_t> Restore(const std::string& checkpoint_dir) {
+    if (engine_) RETURN_IF_ERROR(engine_->Drain());
+    restore_failed_ = true;  // until every byte is in
+    ASSIGN_OR_RETURN(const CheckpointManifest manifest,
+                     LoadCheckpoint(checkpoint_dir, config_.model, Buffers()));
+    restore_failed_ = false;
+    start_step_ = manifest.position.step;
+    restored_from_ = checkpoint_dir;
+    return start_step_;
   }
 
   std::vector<std::vector<float>> Weights() {
@@ -196,6 +222,17 @@ class Trainer::Impl {
   }
 
  private:
+  // The host state as checkpoints see it. Taken afresh each time: pinning
+  // replaces the tensors.
+  std::vector<CheckpointBuffer> Buffers() {
+    std::vector<CheckpointBuffer> out;
+    for (LayerState& s : layers_) {
+      out.push_back({s.layout, s.param.data_ptr<float>(), s.exp_avg.data_ptr<float>(),
+                     s.exp_avg_sq.data_ptr<float>()});
+    }
+    return out;
+  }
+
   bool Traced(int64_t step) const {
     return step <= 2 || (options_.trace_every > 0 && step % options_.trace_every == 0);
   }
@@ -234,7 +271,7 @@ class Trainer::Impl {
     report->optimizer_s = s.optimizer_s;
     report->window = engine_->window();
     report->device_peak_bytes = device_->peak_bytes();
-    if (auto_window_ && step == 1) RETURN_IF_ERROR(ChooseWindow(s, observer));
+    if (auto_window_ && step == start_step_ + 1) RETURN_IF_ERROR(ChooseWindow(s, observer));
     return absl::OkStatus();
   }
 
@@ -313,24 +350,19 @@ class Trainer::Impl {
   }
 
   absl::Status Checkpoint(int64_t step, TrainerObserver* observer) {
-    if (engine_) RETURN_IF_ERROR(engine_->Drain());
-    std::vector<BufferLayout> layouts;
-    std::vector<const float*> params;
-    for (const LayerState& s : layers_) {
-      layouts.push_back(s.layout);
-      params.push_back(s.param.data_ptr<float>());
-    }
+    if (engine_) RETURN_IF_ERROR(engine_->Drain());  // host masters current
+    const TrainingConfig& t = config_.training;
+    TrainingPosition position;
+    position.step = step;
+    position.optimizer_step = step;  // AdamWHyper(t, step, ...) counts steps
+    position.seed = t.seed;
+    position.batch = t.batch;
+    position.next_sample = step * t.batch;  // FillBatch: samples of step s start at (s-1)*batch
+    position.lr = LearningRate(t, step);
+    position.next_lr = LearningRate(t, step + 1);
     const std::string dir = (std::filesystem::path(options_.job_dir) / "checkpoints").string();
-    const std::map<std::string, std::string> metadata = {
-        {"format", "pt"},
-        {"step", absl::StrCat(step)},
-        {"layers", absl::StrCat(config_.model.layers)},
-        {"hidden", absl::StrCat(config_.model.hidden)},
-        {"heads", absl::StrCat(config_.model.heads)},
-        {"seq_len", absl::StrCat(config_.model.seq_len)},
-        {"vocab", absl::StrCat(config_.model.vocab)},
-    };
-    ASSIGN_OR_RETURN(std::string name, WriteCheckpoint(dir, step, layouts, params, metadata));
+    ASSIGN_OR_RETURN(std::string name, WriteCheckpoint(dir, config_.model, position, Buffers(),
+                                                       options_.job_spec_json));
     RETURN_IF_ERROR(PruneCheckpoints(dir, config_.checkpoint.keep_last));
     observer->OnCheckpoint(name);
     return absl::OkStatus();
@@ -350,6 +382,11 @@ class Trainer::Impl {
   Timeline timeline_;
   std::unique_ptr<WindowedEngine> engine_;
   bool auto_window_ = false;
+
+  // Resume: the last step the restored checkpoint finished (0 = fresh).
+  int64_t start_step_ = 0;
+  std::string restored_from_;
+  bool restore_failed_ = false;
 };
 
 absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const JobConfig& config,
@@ -378,6 +415,14 @@ Trainer::~Trainer() = default;
 absl::Status Trainer::Run(TrainerObserver* observer) {
   try {
     return impl_->Run(observer);
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("LibTorch: ", e.what_without_backtrace()));
+  }
+}
+
+absl::StatusOr<int64_t> Trainer::Restore(const std::string& checkpoint_dir) {
+  try {
+    return impl_->Restore(checkpoint_dir);
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("LibTorch: ", e.what_without_backtrace()));
   }

@@ -50,8 +50,9 @@ struct StepReport {
 
 enum class StopRequest {
   kNone,
-  kCancel,    // stop as soon as possible, no checkpoint
-  kShutdown,  // finish the current step, write a checkpoint, stop
+  kCancel,                // stop as soon as possible, no checkpoint
+  kShutdown,              // finish the current step, write a checkpoint, stop
+  kCheckpointAndCancel,   // the same, then end as cancelled
 };
 
 class TrainerObserver {
@@ -80,6 +81,9 @@ struct TrainerOptions {
   int optimizer_threads = 0;
   // Record the timeline of every n-th step (and always step 1 and 2).
   int trace_every = 10;
+  // Stored as job.json in every checkpoint; the daemon passes the effective
+  // JobSpec in JSON. Empty = no job.json.
+  std::string job_spec_json;
 };
 
 class Trainer {
@@ -90,10 +94,21 @@ class Trainer {
                                                          const TrainerOptions& options);
   ~Trainer();
 
-  // Trains until config.training.steps, writing checkpoints every
-  // checkpoint.every_steps and the final weights at the end. Returns OK when
-  // done, CANCELLED on kCancel, ABORTED on kShutdown (after the checkpoint),
-  // or the error that stopped training.
+  // Loads the checkpoint in `checkpoint_dir` (core/checkpoint.h) into the
+  // host state, streaming each file into the buffers and checking every
+  // byte against the manifest; Run() then continues with the step after the
+  // checkpoint's, exactly as if training had not stopped. Returns that step.
+  // DATA_LOSS or INVALID_ARGUMENT naming the file for a damaged checkpoint
+  // or one of another model shape (core/checkpoint_reader.h); after an
+  // error, Run() refuses to train until a Restore() succeeds. Call before
+  // Run().
+  absl::StatusOr<int64_t> Restore(const std::string& checkpoint_dir);
+
+  // Trains from the step after the restored one (else from step 1) until
+  // config.training.steps, writing checkpoints every checkpoint.every_steps
+  // and at the end. Returns OK when done, CANCELLED on kCancel and
+  // kCheckpointAndCancel (after the checkpoint), ABORTED on kShutdown (after
+  // the checkpoint), or the error that stopped training.
   absl::Status Run(TrainerObserver* observer);
 
   // The fp32 master weights of every buffer of ModelLayout(), for tests.
