@@ -18,6 +18,8 @@ step "building strongholdd and strongholdctl"
 bazel build //server:strongholdd //client:strongholdctl
 BIN=$(bazel info bazel-bin 2>/dev/null)
 DAEMON="$BIN/server/strongholdd"
+# OpenMP workers that spin between operations starve the optimizer and copy threads.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 CTL="$BIN/client/strongholdctl"
 
 mkdir -p "$OUT"

@@ -236,7 +236,8 @@ void JobManager::RunJob(int64_t id) {
   absl::StatusOr<std::unique_ptr<core::Trainer>> trainer = core::Trainer::Create(
       config, {.job_dir = store_.JobDir(id),
                .device = options_.device.get(),
-               .device_budget_bytes = plan.budget_device_bytes});
+               .device_budget_bytes = plan.budget_device_bytes,
+               .optimizer_threads = options_.optimizer_threads});
   status = trainer.ok() ? (*trainer)->Run(&run) : trainer.status();
   trainer = absl::CancelledError("released");  // free the model before recording the end
 

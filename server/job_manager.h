@@ -54,6 +54,8 @@ struct JobManagerOptions {
   std::shared_ptr<core::Device> device;
   // Dense peak FLOP/s of the device, for StepMetrics.mfu (0 = unknown).
   double device_peak_flops = 0;
+  // CPU optimizer threads per job (0 = every CPU the process may use).
+  int optimizer_threads = 0;
 };
 
 class JobManager {

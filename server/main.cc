@@ -42,6 +42,8 @@ ABSL_FLAG(std::string, state_dir, "",
 ABSL_FLAG(std::string, device, "auto", "Compute device: cpu, cuda:N or auto");
 ABSL_FLAG(std::string, device_memory_budget, "0",
           "Compute-device memory budget, e.g. 16GiB (0 = the device's capacity)");
+ABSL_FLAG(int, optimizer_threads, 0,
+          "CPU optimizer threads (0 = every CPU this process may use: affinity and cgroup quota)");
 ABSL_FLAG(std::string, host_memory_budget, "0",
           "Host memory budget for training state, e.g. 64GiB (0 = unlimited)");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
@@ -145,6 +147,8 @@ int Main() {
   }
 
   options.device_peak_flops = metrics_options.device_peak_flops_per_s;
+  options.optimizer_threads = absl::GetFlag(FLAGS_optimizer_threads);
+  if (options.optimizer_threads < 0) return Fail("--optimizer_threads: must be >= 0");
   absl::StatusOr<std::unique_ptr<JobManager>> jobs = JobManager::Create(options);
   if (!jobs.ok()) return Fail(std::string(jobs.status().message()));
   metrics.SetNode((*jobs)->Node());
