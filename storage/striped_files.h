@@ -1,0 +1,81 @@
+// The files behind the file backends (io_uring and pread): one per --ssd_dir,
+// with the device's address space striped over them in block-size units so
+// that several drives add their bandwidth:
+//
+//   device block b  ->  file b % n, file offset (b / n) * block_bytes
+//
+// The files are created (truncated), opened with O_DIRECT, preallocated with
+// fallocate so that a full disk is reported when the job starts rather than
+// in the middle of a step, and removed again when closed: they hold scratch
+// state of one job, never anything to keep.
+#ifndef STRONGHOLD_STORAGE_STRIPED_FILES_H_
+#define STRONGHOLD_STORAGE_STRIPED_FILES_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "storage/io_status.h"
+
+namespace stronghold::storage {
+
+struct StripedFilesOptions {
+  std::vector<std::string> dirs;  // one file per entry (repeats allowed)
+  std::string file_name;          // files are <dir>/<file_name>.<index>
+  int64_t capacity_bytes = 0;     // rounded up to whole stripes
+  int64_t block_bytes = 1 << 20;  // stripe unit and largest single I/O
+  bool direct_io = true;          // O_DIRECT; off (warning) where unsupported
+  bool delete_on_close = true;
+};
+
+// Not copyable; thread-safe after Open (only reads its members).
+class StripedFiles {
+ public:
+  // A piece of a request that lies within one block of one file.
+  struct Piece {
+    int file = 0;
+    int64_t file_offset = 0;
+    int64_t bytes = 0;
+    int64_t buffer_offset = 0;  // from the start of the request's buffer
+  };
+
+  // RESOURCE_EXHAUSTED (with the bytes needed and free) when a file cannot be
+  // preallocated; other errors name the path and errno.
+  static absl::StatusOr<std::unique_ptr<StripedFiles>> Open(
+      const StripedFilesOptions& options);
+  ~StripedFiles();
+  StripedFiles(const StripedFiles&) = delete;
+  StripedFiles& operator=(const StripedFiles&) = delete;
+
+  int count() const { return static_cast<int>(fds_.size()); }
+  int fd(int file) const { return fds_[file]; }
+  const std::string& path(int file) const { return paths_[file]; }
+  IoTarget target(int file) const { return {paths_[file], file_bytes_}; }
+  int64_t capacity() const { return file_bytes_ * count(); }
+  int64_t block_bytes() const { return block_bytes_; }
+  int64_t file_bytes() const { return file_bytes_; }
+  bool direct_io() const { return direct_io_; }
+
+  // Appends the pieces of device range [offset, offset + bytes) to `pieces`.
+  void Split(int64_t offset, int64_t bytes, std::vector<Piece>* pieces) const;
+
+  // fdatasync of every file; the first error, naming the file.
+  absl::Status SyncAll() const;
+
+ private:
+  StripedFiles() = default;
+
+  // Constant after Open.
+  std::vector<std::string> paths_;
+  std::vector<int> fds_;
+  int64_t block_bytes_ = 0;
+  int64_t file_bytes_ = 0;
+  bool direct_io_ = true;
+  bool delete_on_close_ = true;
+};
+
+}  // namespace stronghold::storage
+
+#endif  // STRONGHOLD_STORAGE_STRIPED_FILES_H_

@@ -1,0 +1,123 @@
+// The file backends' specifics: backend selection and its report for
+// metrics, striping layout on disk, preallocation and clean-up, option
+// validation, and file systems without O_DIRECT.
+#include "storage/block_device_factory.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "storage/aligned_buffer.h"
+#include "storage/uring_block_device.h"
+#include "tests/storage/test_devices.h"
+
+namespace stronghold::storage {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr int64_t kBlock = 64 << 10;
+
+FileBlockDeviceOptions Options(std::vector<std::string> dirs,
+                               int64_t capacity) {
+  FileBlockDeviceOptions options(std::move(dirs), capacity);
+  options.block_bytes = kBlock;
+  options.queue_depth = 4;
+  options.file_name = "test.blk";
+  return options;
+}
+
+TEST(BlockDeviceFactoryTest, AutoPicksIoUringWhereItWorksAndSaysSo) {
+  const std::string dir = testing::MakeTempDir("auto");
+  auto device = OpenFileBlockDevice(Options({dir}, 1 << 20));
+  ASSERT_TRUE(device.ok()) << device.status();
+  const absl::string_view expected = ProbeIoUring().ok() ? "io_uring" : "pread";
+  EXPECT_EQ((*device)->backend(), expected);
+  EXPECT_EQ(ActiveFileBackend(), expected);
+  FileBlockDeviceOptions pread = Options({dir}, 1 << 20);
+  pread.backend = FileBackend::kPread;
+  pread.file_name = "pread.blk";
+  auto fallback = OpenFileBlockDevice(pread);
+  ASSERT_TRUE(fallback.ok()) << fallback.status();
+  EXPECT_EQ((*fallback)->backend(), "pread");
+  EXPECT_EQ(ActiveFileBackend(), "pread");
+}
+
+TEST(BlockDeviceFactoryTest, StripesBlocksRoundRobinOverTheFiles) {
+  const std::string a = testing::MakeTempDir("stripe_a");
+  const std::string b = testing::MakeTempDir("stripe_b");
+  // Capacity 5 blocks over 2 files: 3 blocks each, 6 in all.
+  auto device = OpenFileBlockDevice(Options({a, b}, 5 * kBlock));
+  ASSERT_TRUE(device.ok()) << device.status();
+  EXPECT_EQ((*device)->capacity(), 6 * kBlock);
+  EXPECT_EQ(std::filesystem::file_size(a + "/test.blk.0"), 3 * kBlock);
+  EXPECT_EQ(std::filesystem::file_size(b + "/test.blk.1"), 3 * kBlock);
+  AlignedBuffer data(6 * kBlock);
+  for (int block = 0; block < 6; ++block) {
+    std::memset(data.data() + block * kBlock, 'A' + block, kBlock);
+  }
+  ASSERT_TRUE((*device)->Write(0, data.data(), data.size()).ok());
+  ASSERT_TRUE((*device)->Sync().ok());
+  // Device block 3 is the second block of file 1.
+  const int fd = open((b + "/test.blk.1").c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  char c = 0;
+  ASSERT_EQ(pread(fd, &c, 1, kBlock + 17), 1);
+  close(fd);
+  EXPECT_EQ(c, 'A' + 3);
+  device->reset();
+  EXPECT_FALSE(std::filesystem::exists(a + "/test.blk.0"));
+  EXPECT_FALSE(std::filesystem::exists(b + "/test.blk.1"));
+}
+
+TEST(BlockDeviceFactoryTest, RejectsBadOptions) {
+  const std::string dir = testing::MakeTempDir("bad");
+  EXPECT_EQ(OpenFileBlockDevice(Options({}, 1 << 20)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(OpenFileBlockDevice(Options({dir}, 0)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  FileBlockDeviceOptions odd_block = Options({dir}, 1 << 20);
+  odd_block.block_bytes = 1000;
+  EXPECT_EQ(OpenFileBlockDevice(odd_block).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  FileBlockDeviceOptions no_queue = Options({dir}, 1 << 20);
+  no_queue.queue_depth = 0;
+  EXPECT_EQ(OpenFileBlockDevice(no_queue).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  const absl::Status missing =
+      OpenFileBlockDevice(Options({dir + "/no/such/dir"}, 1 << 20)).status();
+  EXPECT_EQ(missing.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(missing.message()), HasSubstr(dir + "/no/such/dir"));
+}
+
+// tmpfs refuses O_DIRECT before Linux 6.6; either way the device works.
+TEST(BlockDeviceFactoryTest, WorksOnTmpfsWithOrWithoutODirect) {
+  if (!std::filesystem::is_directory("/dev/shm")) GTEST_SKIP() << "no tmpfs";
+  const std::string dir = absl::StrCat("/dev/shm/stronghold-test-", getpid());
+  std::filesystem::create_directories(dir);
+  const std::string probe = dir + "/probe";
+  const int fd = open(probe.c_str(), O_RDWR | O_CREAT | O_DIRECT, 0600);
+  const bool direct = fd >= 0;
+  if (fd >= 0) close(fd);
+  {
+    auto device = OpenFileBlockDevice(Options({dir}, 1 << 20));
+    ASSERT_TRUE(device.ok()) << device.status();
+    EXPECT_THAT((*device)->Describe(),
+                HasSubstr(direct ? "O_DIRECT" : "buffered"));
+    AlignedBuffer data(kBlock);
+    std::memset(data.data(), 7, kBlock);
+    ASSERT_TRUE((*device)->Write(0, data.data(), kBlock).ok());
+    AlignedBuffer back(kBlock);
+    ASSERT_TRUE((*device)->Read(0, back.data(), kBlock).ok());
+    EXPECT_EQ(std::memcmp(back.data(), data.data(), kBlock), 0);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace stronghold::storage
