@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
+#include "client/bench_command.h"
 #include "client/job_printer.h"
 #include "client/job_spec_flags.h"
 #include "client/json_output.h"
@@ -198,7 +199,7 @@ const std::vector<Command>& AllCommands() {
   static const auto* commands = new std::vector<Command>{
       SubmitCommand(), StatusCommand(), ListCommand(), CancelCommand(),
       WatchCommand(),  FetchCommand(),  PlanCommand(), NodeCommand(),
-      TraceCommand(),
+      TraceCommand(), BenchCommand(),
   };
   return *commands;
 }

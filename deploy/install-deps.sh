@@ -26,6 +26,9 @@ APT_PACKAGES=(
   # the real Prometheus and promtool, systemd-analyze and systemd-sysusers,
   # patchelf for deploy/install.sh, PyYAML for the tests' configuration.
   prometheus systemd patchelf python3-yaml
+  # `strongholdctl bench` draws its plots with Debian's python3 and matplotlib
+  # (deploy/bench/plot.py; tests/integration/bench_test).
+  python3-matplotlib
 )
 
 SUDO=""
