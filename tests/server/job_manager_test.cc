@@ -1,0 +1,155 @@
+// The job state machine of the daemon, in process (no gRPC): queueing,
+// running, success, cancel of queued and running jobs, the errors of each
+// method, paging, and what a restart finds in the state directory.
+#include "server/job_manager.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+
+namespace stronghold::server {
+namespace {
+
+namespace fs = std::filesystem;
+namespace v1 = ::stronghold::v1;
+
+std::string StateDir(const std::string& name) {
+  const fs::path p = fs::path(std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp") / name;
+  fs::remove_all(p);
+  return p.string();
+}
+
+v1::JobSpec Tiny(int steps) {
+  v1::JobSpec spec;
+  spec.set_name("tiny");
+  spec.mutable_model()->set_layers(1);
+  spec.mutable_model()->set_hidden(32);
+  spec.mutable_model()->set_heads(2);
+  spec.mutable_model()->set_seq_len(16);
+  spec.mutable_training()->set_batch(2);
+  spec.mutable_training()->set_steps(steps);
+  return spec;
+}
+
+std::unique_ptr<JobManager> Manager(const std::string& dir) {
+  auto m = JobManager::Create({.state_dir = dir, .optimizer_threads = 1});
+  EXPECT_TRUE(m.ok()) << m.status();
+  return std::move(*m);
+}
+
+v1::Job::State WaitWhile(JobManager& m, const std::string& name, v1::Job::State state) {
+  for (int i = 0; i < 600; ++i) {
+    const v1::Job::State now = m.Get(name)->state();
+    if (now != state) return now;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  return state;
+}
+
+TEST(JobManagerTest, QueuedRunningSucceeded) {
+  auto m = Manager(StateDir("jm_success"));
+  auto job = m->Submit(Tiny(5));
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->name(), "jobs/1");
+  EXPECT_EQ(job->state(), v1::Job::QUEUED);
+  EXPECT_EQ(job->spec().training().micro_batch(), 2) << "defaults are filled in";
+  std::vector<v1::Job::State> states;
+  int metrics = 0;
+  ASSERT_TRUE(m->Watch("jobs/1", 0,
+                       [&](const v1::JobEvent& e) {
+                         if (e.has_state()) states.push_back(e.state());
+                         if (e.has_metrics()) ++metrics;
+                         return true;
+                       },
+                       [] { return false; })
+                  .ok());
+  EXPECT_EQ(states, (std::vector<v1::Job::State>{v1::Job::QUEUED, v1::Job::RUNNING,
+                                                 v1::Job::SUCCEEDED}));
+  EXPECT_EQ(metrics, 5);
+  const v1::Job done = *m->Get("jobs/1");
+  EXPECT_EQ(done.step(), 5);
+  EXPECT_FALSE(done.checkpoints().empty());
+  EXPECT_TRUE(m->CheckpointPath("jobs/1", "", "").ok());
+  // A finished job cannot be cancelled.
+  EXPECT_EQ(m->Cancel("jobs/1").status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(JobManagerTest, CancelQueuedAndRunning) {
+  auto m = Manager(StateDir("jm_cancel"));
+  ASSERT_TRUE(m->Submit(Tiny(100000)).ok());  // runs
+  ASSERT_TRUE(m->Submit(Tiny(5)).ok());       // waits behind it (FIFO, one device)
+  EXPECT_EQ(WaitWhile(*m, "jobs/1", v1::Job::QUEUED), v1::Job::RUNNING);
+  EXPECT_EQ(m->Get("jobs/2")->state(), v1::Job::QUEUED);
+  EXPECT_EQ(m->Cancel("jobs/2")->state(), v1::Job::CANCELLED);
+  EXPECT_EQ(m->Cancel("jobs/1")->state(), v1::Job::CANCELLED);
+  EXPECT_EQ(m->Get("jobs/1")->error(), "cancelled by request");
+}
+
+TEST(JobManagerTest, ErrorsNameWhatIsWrong) {
+  auto m = Manager(StateDir("jm_errors"));
+  v1::JobSpec bad = Tiny(5);
+  bad.mutable_model()->set_heads(3);  // 32 % 3 != 0
+  EXPECT_EQ(m->Submit(bad).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(m->Get("jobs/7").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(m->Get("job/x").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(m->List(5000, "").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(m->List(0, "bogus").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(m->Trace("jobs/7").status().code(), absl::StatusCode::kNotFound);
+  v1::JobSpec huge = Tiny(5);
+  huge.mutable_offload()->set_gpu_memory_budget_bytes(1024);
+  huge.mutable_offload()->set_method(v1::STRONGHOLD);
+  EXPECT_EQ(m->Submit(huge).status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(m->CheckpointPath("jobs/1", "../x", "").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(JobManagerTest, ListPagesNewestFirst) {
+  auto m = Manager(StateDir("jm_list"));
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(m->Submit(Tiny(1)).ok());
+  auto page = m->List(2, "");
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->jobs_size(), 2);
+  EXPECT_EQ(page->jobs(0).name(), "jobs/5");
+  EXPECT_EQ(page->jobs(1).name(), "jobs/4");
+  std::vector<std::string> names;
+  std::string token = page->next_page_token();
+  while (!token.empty()) {
+    auto next = m->List(2, token);
+    ASSERT_TRUE(next.ok());
+    for (const v1::Job& j : next->jobs()) names.push_back(j.name());
+    token = next->next_page_token();
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"jobs/3", "jobs/2", "jobs/1"}));
+}
+
+TEST(JobManagerTest, RestartKeepsRecordsAndQueuesUnfinishedJobs) {
+  const std::string dir = StateDir("jm_restart");
+  {
+    auto m = Manager(dir);
+    ASSERT_TRUE(m->Submit(Tiny(2)).ok());
+    ASSERT_TRUE(m->Watch("jobs/1", 0, [](const v1::JobEvent&) { return true; },
+                         [] { return false; })
+                    .ok());  // returns when the job has ended
+    EXPECT_EQ(m->Get("jobs/1")->state(), v1::Job::SUCCEEDED);
+    ASSERT_TRUE(m->Submit(Tiny(100000)).ok());
+    EXPECT_EQ(WaitWhile(*m, "jobs/2", v1::Job::QUEUED), v1::Job::RUNNING);
+    m->Shutdown();  // like SIGTERM: the running job checkpoints and is queued again
+    EXPECT_EQ(m->Get("jobs/2")->state(), v1::Job::QUEUED);
+  }
+  auto m = Manager(dir);
+  EXPECT_EQ(m->Get("jobs/1")->state(), v1::Job::SUCCEEDED);
+  const v1::Job::State again = m->Get("jobs/2")->state();
+  EXPECT_TRUE(again == v1::Job::QUEUED || again == v1::Job::RUNNING) << again;
+  auto next = m->Submit(Tiny(1));
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(next->name(), "jobs/3") << "ids are never reused";
+  EXPECT_EQ(m->Cancel("jobs/2")->state(), v1::Job::CANCELLED);
+}
+
+}  // namespace
+}  // namespace stronghold::server
