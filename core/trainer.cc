@@ -158,10 +158,6 @@ class Trainer::Impl {
       return absl::FailedPreconditionError(
           "the last Restore() failed: the host state is not a checkpoint's; not training from it");
     }
-    if (start_step_ > 0) {
-      observer->OnMessage(absl::StrFormat("continuing after step %d from checkpoint %s",
-                                          start_step_, restored_from_));
-    }
     for (int64_t step = start_step_ + 1; step <= t.steps; ++step) {
       StepReport report;
       const int64_t start = Timeline::NowNs();
@@ -192,7 +188,7 @@ class Trainer::Impl {
                                                ", checkpoint ", CheckpointName(step)));
       }
       if (stop == StopRequest::kCheckpointAndCancel) {
-        return absl::CancelledError(absl::StrCat("cancelled after step ", step, ", checkpoint ",
+        return absl::CancelledError(absl::StrCat("stopped after step ", step, ", checkpoint ",
                                                  CheckpointName(step)));
       }
       if (stop == StopRequest::kCancel) return absl::CancelledError("cancelled");
@@ -207,7 +203,6 @@ class Trainer::Impl {
                      LoadCheckpoint(checkpoint_dir, config_.model, Buffers()));
     restore_failed_ = false;
     start_step_ = manifest.position.step;
-    restored_from_ = checkpoint_dir;
     return start_step_;
   }
 
@@ -385,7 +380,6 @@ class Trainer::Impl {
 
   // Resume: the last step the restored checkpoint finished (0 = fresh).
   int64_t start_step_ = 0;
-  std::string restored_from_;
   bool restore_failed_ = false;
 };
 

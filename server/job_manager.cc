@@ -1,5 +1,6 @@
 #include "server/job_manager.h"
 
+#include <google/protobuf/util/json_util.h>
 #include <google/protobuf/util/time_util.h>
 #include <unistd.h>
 
@@ -9,11 +10,13 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "core/checkpoint.h"
 #include "core/dataset.h"
 #include "core/status_macros.h"
 #include "core/trainer.h"
 #include "glog/logging.h"
+#include "server/resume.h"
 #include "server/spec_convert.h"
 #include "server/version.h"
 
@@ -116,8 +119,7 @@ class JobManager::Run final : public core::TrainerObserver {
   }
 
   void OnCheckpoint(const std::string& name) override {
-    const std::string dir = (fs::path(m_->store_.JobDir(id_)) / "checkpoints").string();
-    const std::vector<std::string> present = core::ListCheckpoints(dir);
+    const std::vector<std::string> present = core::ListCheckpoints(m_->CheckpointsDir(id_));
     absl::MutexLock lock(&m_->mu_);
     Record& r = m_->jobs_.at(id_);
     r.job.clear_checkpoints();
@@ -138,7 +140,11 @@ class JobManager::Run final : public core::TrainerObserver {
 
   core::StopRequest StopRequested() override {
     absl::MutexLock lock(&m_->mu_);
-    if (m_->jobs_.at(id_).cancel_requested) return core::StopRequest::kCancel;
+    const Record& r = m_->jobs_.at(id_);
+    if (r.cancel_requested) {
+      return r.cancel_checkpoint ? core::StopRequest::kCheckpointAndCancel
+                                 : core::StopRequest::kCancel;
+    }
     if (m_->shutdown_) return core::StopRequest::kShutdown;
     return core::StopRequest::kNone;
   }
@@ -159,13 +165,33 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(JobManagerOptions
       m->next_id_ = std::max(m->next_id_, id + 1);
       Record& r = m->jobs_[id];
       r.job = std::move(job);
+      // A crash may have interrupted a checkpoint write (a hidden directory
+      // to remove) or come between a checkpoint and the record's update
+      // (the directory is the truth).
+      const std::string dir = m->CheckpointsDir(id);
+      if (absl::StatusOr<int> removed = core::RemoveIncompleteCheckpoints(dir); !removed.ok()) {
+        LOG(WARNING) << r.job.name() << ": " << removed.status();
+      } else if (*removed > 0) {
+        LOG(INFO) << r.job.name() << ": removed " << *removed << " incomplete checkpoint(s)";
+      }
+      const std::vector<std::string> present = core::ListCheckpoints(dir);
+      r.job.clear_checkpoints();
+      for (const std::string& c : present) r.job.add_checkpoints(c);
       if (r.job.state() == v1::Job::QUEUED || r.job.state() == v1::Job::RUNNING) {
         const bool was_running = r.job.state() == v1::Job::RUNNING;
+        std::string from = "step 0";
         r.job.set_step(0);
+        if (!present.empty()) {
+          from = absl::StrCat("checkpoint ", present.back());
+          r.job.set_step(core::CheckpointStep(present.back()).value_or(0));
+        } else if (!r.job.spec().resume_from().empty()) {
+          from = r.job.spec().resume_from();
+        }
         m->SetStateLocked(r, v1::Job::QUEUED, "");
         v1::JobEvent note;
-        note.set_message(was_running ? "daemon restarted while this job ran; it starts again from step 0"
-                                     : "daemon restarted; job queued again");
+        note.set_message(absl::StrCat(was_running ? "daemon restarted while this job ran"
+                                                  : "daemon restarted; job queued again",
+                                      "; it will resume from ", from));
         m->AddEventLocked(r, std::move(note));
         m->queue_.push_back(id);
       }
@@ -221,12 +247,40 @@ void JobManager::WorkerLoop() {
   }
 }
 
+namespace {
+
+// The effective spec as stored in every checkpoint (job.json).
+std::string SpecJson(const v1::JobSpec& spec) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  std::string json;
+  if (!google::protobuf::util::MessageToJsonString(spec, &json, options).ok()) return "";
+  return json;
+}
+
+}  // namespace
+
+std::string JobManager::CheckpointsDir(int64_t id) const {
+  return (fs::path(store_.JobDir(id)) / "checkpoints").string();
+}
+
 void JobManager::RunJob(int64_t id) {
   core::JobConfig config;
+  std::string spec_json;
+  std::string resume_dir;  // the pinned checkpoint of spec.resume_from
   {
     absl::MutexLock lock(&mu_);
     Record& r = jobs_.at(id);
     config = ToJobConfig(r.job.spec());
+    spec_json = SpecJson(r.job.spec());
+    if (!r.job.spec().resume_from().empty()) {
+      absl::StatusOr<CheckpointRef> ref = ParseCheckpointRef(r.job.spec().resume_from());
+      if (ref.ok()) {
+        resume_dir = (fs::path(CheckpointsDir(ref->job_id)) / ref->checkpoint).string();
+      }
+    }
     *r.job.mutable_start_time() = TimeUtil::GetCurrentTime();
     SetStateLocked(r, v1::Job::RUNNING, "");
   }
@@ -237,8 +291,23 @@ void JobManager::RunJob(int64_t id) {
       config, {.job_dir = store_.JobDir(id),
                .device = options_.device.get(),
                .device_budget_bytes = plan.budget_device_bytes,
-               .optimizer_threads = options_.optimizer_threads});
-  status = trainer.ok() ? (*trainer)->Run(&run) : trainer.status();
+               .optimizer_threads = options_.optimizer_threads,
+               .job_spec_json = spec_json});
+  if (trainer.ok()) {
+    absl::StatusOr<Restored> restored = RestoreTrainer(**trainer, CheckpointsDir(id), resume_dir);
+    if (restored.ok()) {
+      if (!restored->note.empty()) run.OnMessage(restored->note);
+      {
+        absl::MutexLock lock(&mu_);
+        jobs_.at(id).job.set_step(restored->step);
+      }
+      status = (*trainer)->Run(&run);
+    } else {
+      status = restored.status();
+    }
+  } else {
+    status = trainer.status();
+  }
   trainer = absl::CancelledError("released");  // free the model before recording the end
 
   absl::MutexLock lock(&mu_);
@@ -246,7 +315,10 @@ void JobManager::RunJob(int64_t id) {
   if (status.ok()) {
     SetStateLocked(r, v1::Job::SUCCEEDED, "");
   } else if (absl::IsCancelled(status)) {
-    SetStateLocked(r, v1::Job::CANCELLED, "cancelled by request");
+    SetStateLocked(r, v1::Job::CANCELLED,
+                   r.cancel_checkpoint
+                       ? absl::StrCat("cancelled by request; ", status.message())
+                       : "cancelled by request");
   } else if (absl::IsAborted(status) && shutdown_) {
     v1::JobEvent note;
     note.set_message(std::string(status.message()));
@@ -294,7 +366,46 @@ absl::StatusOr<JobManager::Record*> JobManager::FindLocked(const std::string& na
   return &it->second;
 }
 
-absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec) {
+absl::StatusOr<v1::JobSpec> JobManager::ResolveResume(const v1::JobSpec& spec,
+                                                       std::string* checkpoint_dir) {
+  if (spec.resume_from().empty()) return spec;
+  ASSIGN_OR_RETURN(CheckpointRef ref, ParseCheckpointRef(spec.resume_from()));
+  v1::JobSpec base;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = jobs_.find(ref.job_id);
+    if (it == jobs_.end()) {
+      return absl::NotFoundError(
+          absl::StrCat("resume_from: job ", JobName(ref.job_id), " not found"));
+    }
+    const v1::Job& source = it->second.job;
+    const auto& names = source.checkpoints();
+    if (names.empty()) {
+      return absl::NotFoundError(
+          absl::StrCat("resume_from: job ", source.name(), " has no checkpoint yet"));
+    }
+    // Pin "the newest" now: the job keeps the same starting point however
+    // often it is restarted.
+    if (ref.checkpoint.empty()) ref.checkpoint = names[names.size() - 1];
+    if (std::find(names.begin(), names.end(), ref.checkpoint) == names.end()) {
+      return absl::NotFoundError(absl::StrCat("resume_from: job ", source.name(),
+                                              " has no checkpoint ", ref.checkpoint, " (it has ",
+                                              absl::StrJoin(names, ", "), ")"));
+    }
+    base = source.spec();
+  }
+  v1::JobSpec overrides = spec;
+  overrides.clear_resume_from();
+  base.clear_resume_from();
+  v1::JobSpec merged = MergeSpecs(base, overrides);
+  merged.set_resume_from(FormatCheckpointRef(ref));
+  *checkpoint_dir = (fs::path(CheckpointsDir(ref.job_id)) / ref.checkpoint).string();
+  return merged;
+}
+
+absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& submitted) {
+  std::string resume_dir;
+  ASSIGN_OR_RETURN(const v1::JobSpec spec, ResolveResume(submitted, &resume_dir));
   ASSIGN_OR_RETURN(core::JobConfig config, ValidatedConfig(spec));
   if (config.training.precision != core::Precision::kFp32) {
     return absl::UnimplementedError("training.precision: only FP32 is available in this version");
@@ -307,6 +418,9 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec) {
   }
   const core::MemoryPlan plan = core::PlanMemory(config, options_.budgets);
   if (!plan.fits) return absl::ResourceExhaustedError(plan.reason);
+  // The manifest, the files' sizes and the model's shape now; every byte
+  // when the job starts (reading a large checkpoint twice is not cheap).
+  if (!resume_dir.empty()) RETURN_IF_ERROR(CheckResumeSource(resume_dir, config).status());
 
   absl::MutexLock lock(&mu_);
   if (shutdown_) return absl::UnavailableError("the daemon is shutting down");
@@ -315,6 +429,7 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec) {
   r.job.set_name(JobName(id));
   r.job.set_display_name(config.name);
   *r.job.mutable_spec() = ToJobSpec(config);
+  r.job.mutable_spec()->set_resume_from(spec.resume_from());
   *r.job.mutable_create_time() = TimeUtil::GetCurrentTime();
   r.job.set_parameters(plan.parameters);
   r.job.set_state(v1::Job::QUEUED);
@@ -359,7 +474,7 @@ absl::StatusOr<v1::ListJobsResponse> JobManager::List(int page_size, const std::
   return out;
 }
 
-absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& name) {
+absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& name, bool checkpoint) {
   absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(Record * r, FindLocked(name));
   if (Ended(r->job.state())) {
@@ -373,6 +488,7 @@ absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& name) {
     return r->job;
   }
   r->cancel_requested = true;
+  r->cancel_checkpoint = checkpoint;
   // Training checks for cancellation between micro-batches; wait briefly so
   // the caller usually sees the final state.
   const absl::Time deadline = absl::Now() + absl::Seconds(30);
@@ -382,7 +498,9 @@ absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& name) {
   return r->job;
 }
 
-absl::StatusOr<v1::MemoryPlan> JobManager::Plan(const v1::JobSpec& spec) {
+absl::StatusOr<v1::MemoryPlan> JobManager::Plan(const v1::JobSpec& submitted) {
+  std::string resume_dir;
+  ASSIGN_OR_RETURN(const v1::JobSpec spec, ResolveResume(submitted, &resume_dir));
   ASSIGN_OR_RETURN(core::JobConfig config, ValidatedConfig(spec));
   return ToProto(core::PlanMemory(config, options_.budgets));
 }

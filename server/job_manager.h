@@ -4,8 +4,10 @@
 // events out to watchers. Knows nothing about gRPC: every method returns an
 // absl::Status that server/service.cc maps to a gRPC code.
 //
-// Restart: jobs found QUEUED or RUNNING in the state directory are queued
-// again (a RUNNING one starts over from step 0; training is deterministic).
+// Restart (after Shutdown() or a crash): jobs found QUEUED or RUNNING in the
+// state directory are queued again and resume from their newest intact
+// checkpoint (server/resume.h), so training continues exactly; hidden
+// leftovers of interrupted checkpoint writes are removed first.
 // Shutdown(): the running job finishes its current step, writes a
 // checkpoint, and is left QUEUED for the next start.
 //
@@ -68,7 +70,9 @@ class JobManager {
   // Newest first. page_token is the id the next page starts below.
   absl::StatusOr<stronghold::v1::ListJobsResponse> List(int page_size,
                                                         const std::string& page_token);
-  absl::StatusOr<stronghold::v1::Job> Cancel(const std::string& name);
+  // With `checkpoint`, a running job finishes its step and writes a
+  // checkpoint before it ends CANCELLED.
+  absl::StatusOr<stronghold::v1::Job> Cancel(const std::string& name, bool checkpoint = false);
   absl::StatusOr<stronghold::v1::MemoryPlan> Plan(const stronghold::v1::JobSpec& spec);
 
   // Replays the job's recorded events (metrics of steps after since_step),
@@ -98,11 +102,19 @@ class JobManager {
     std::deque<stronghold::v1::JobEvent> events;
     int64_t events_dropped = 0;
     bool cancel_requested = false;
+    bool cancel_checkpoint = false;  // checkpoint before cancelling
     stronghold::v1::JobTrace trace;  // empty until a windowed step recorded one
   };
 
   explicit JobManager(JobManagerOptions options, JobStore store);
   void WorkerLoop();
+  // With spec.resume_from: the source job's spec with `spec`'s fields on top
+  // and resume_from pinned to one checkpoint, whose directory goes to
+  // `checkpoint_dir`. Without: `spec` unchanged.
+  absl::StatusOr<stronghold::v1::JobSpec> ResolveResume(const stronghold::v1::JobSpec& spec,
+                                                        std::string* checkpoint_dir);
+  // <state_dir>/jobs/<id>/checkpoints
+  std::string CheckpointsDir(int64_t id) const;
   void RunJob(int64_t id);
   // Appends an event (state, metrics or message) and wakes watchers.
   void AddEventLocked(Record& r, stronghold::v1::JobEvent event)

@@ -48,7 +48,7 @@ grpc::Status StrongholdService::ListJobs(grpc::ServerContext*, const v1::ListJob
 
 grpc::Status StrongholdService::CancelJob(grpc::ServerContext*, const v1::CancelJobRequest* req,
                                           v1::Job* out) {
-  return Reply(jobs_->Cancel(req->name()), out);
+  return Reply(jobs_->Cancel(req->name(), req->checkpoint()), out);
 }
 
 grpc::Status StrongholdService::WatchJob(grpc::ServerContext* ctx, const v1::WatchJobRequest* req,

@@ -1,0 +1,106 @@
+#include "server/resume.h"
+
+#include <filesystem>
+#include <optional>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "core/checkpoint.h"
+#include "core/checkpoint_reader.h"
+#include "core/status_macros.h"
+#include "server/job_store.h"
+
+namespace stronghold::server {
+
+namespace fs = std::filesystem;
+namespace v1 = ::stronghold::v1;
+
+absl::StatusOr<CheckpointRef> ParseCheckpointRef(const std::string& text) {
+  const size_t at = text.find('@');
+  CheckpointRef ref;
+  absl::StatusOr<int64_t> id = ParseJobName(text.substr(0, at));
+  if (!id.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "resume_from: expected \"jobs/{id}\" or \"jobs/{id}@step-NNNNNN\", got \"", text, "\""));
+  }
+  ref.job_id = *id;
+  if (at == std::string::npos) return ref;
+  const std::string step_text = text.substr(at + 1);
+  int64_t step = 0;
+  if (std::optional<int64_t> named = core::CheckpointStep(step_text)) {
+    step = *named;
+  } else if (!absl::SimpleAtoi(step_text, &step) || step <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "resume_from: after '@' expected a step such as 10 or step-000010, got \"", step_text,
+        "\""));
+  }
+  ref.checkpoint = core::CheckpointName(step);
+  return ref;
+}
+
+std::string FormatCheckpointRef(const CheckpointRef& ref) {
+  return ref.checkpoint.empty() ? JobName(ref.job_id)
+                                : absl::StrCat(JobName(ref.job_id), "@", ref.checkpoint);
+}
+
+v1::JobSpec MergeSpecs(const v1::JobSpec& base, const v1::JobSpec& overrides) {
+  v1::JobSpec merged = base;
+  // Proto3 merging copies set optional fields and non-default plain ones,
+  // which is "the fields the client gave" (it never invents defaults), but
+  // appends repeated fields.
+  if (overrides.offload().ssd_dirs_size() > 0) merged.mutable_offload()->clear_ssd_dirs();
+  merged.MergeFrom(overrides);
+  return merged;
+}
+
+absl::StatusOr<int64_t> CheckResumeSource(const std::string& checkpoint_dir,
+                                          const core::JobConfig& config) {
+  ASSIGN_OR_RETURN(const core::CheckpointManifest manifest,
+                   core::ReadCheckpointManifest(checkpoint_dir));
+  RETURN_IF_ERROR(core::CheckResumable(manifest, config.model, checkpoint_dir));
+  const int64_t step = manifest.position.step;
+  if (config.training.steps <= step) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "training.steps: ", config.training.steps, " leaves nothing to train after checkpoint ",
+        fs::path(checkpoint_dir).filename().string(), " (step ", step,
+        "); give more, e.g. --steps ", step + config.training.steps));
+  }
+  return step;
+}
+
+absl::StatusOr<Restored> RestoreTrainer(core::Trainer& trainer,
+                                        const std::string& own_checkpoints_dir,
+                                        const std::string& resume_dir) {
+  Restored out;
+  std::vector<std::string> own = core::ListCheckpoints(own_checkpoints_dir);
+  absl::Status newest_error;
+  std::string skipped;
+  for (auto it = own.rbegin(); it != own.rend(); ++it) {
+    const std::string dir = (fs::path(own_checkpoints_dir) / *it).string();
+    absl::StatusOr<int64_t> step = trainer.Restore(dir);
+    if (step.ok()) {
+      out.step = *step;
+      out.note = absl::StrCat(skipped, "resuming from checkpoint ", *it, " (step ", *step, ")");
+      return out;
+    }
+    // Damage (bit rot, a disk that lied about fsync): an older intact
+    // checkpoint continues the same training exactly, just from earlier.
+    // Anything else (another shape, a v1 checkpoint) must stop the job.
+    if (!absl::IsDataLoss(step.status())) return step.status();
+    if (newest_error.ok()) newest_error = step.status();
+    absl::StrAppend(&skipped, "checkpoint ", *it, " is damaged (", step.status().message(),
+                    "); ");
+  }
+  if (!resume_dir.empty()) {
+    ASSIGN_OR_RETURN(out.step, trainer.Restore(resume_dir));
+    out.note = absl::StrCat(skipped, "resuming from ", resume_dir, " (step ", out.step, ")");
+    return out;
+  }
+  // Every own checkpoint damaged: starting over would quietly throw the
+  // job's progress away; stop and say why instead.
+  if (!newest_error.ok()) return newest_error;
+  return out;
+}
+
+}  // namespace stronghold::server
