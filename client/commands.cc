@@ -123,13 +123,22 @@ Command CancelCommand() {
       .args_usage = "JOB",
       .summary = "cancel a queued or running job",
       .positional_args = 1,
+      .flags = {{"checkpoint", "",
+                 "a running job finishes its step and writes a checkpoint "
+                 "first (continue it with submit --resume-from JOB)"}},
       .parse = [](const ParsedArgs& args) -> absl::StatusOr<Action> {
         ASSIGN_OR_RETURN(std::string name, JobName(args.positional()[0]));
-        return [name](CommandContext& context) -> absl::StatusOr<int> {
-          ASSIGN_OR_RETURN(const v1::Job job, context.client->CancelJob(name));
+        const bool checkpoint = args.Has("checkpoint");
+        return [name, checkpoint](CommandContext& context) -> absl::StatusOr<int> {
+          ASSIGN_OR_RETURN(const v1::Job job,
+                           context.client->CancelJob(name, checkpoint));
           RETURN_IF_ERROR(PrintResult(job, context, [&](std::ostream& out) {
-            out << job.name() << " " << v1::Job::State_Name(job.state())
-                << "\n";
+            out << job.name() << " " << v1::Job::State_Name(job.state());
+            if (checkpoint && job.checkpoints_size() > 0) {
+              out << ", checkpoint "
+                  << job.checkpoints(job.checkpoints_size() - 1);
+            }
+            out << "\n";
           }));
           return 0;
         };

@@ -100,9 +100,11 @@ absl::StatusOr<v1::ListJobsResponse> DaemonClient::ListJobs(
       });
 }
 
-absl::StatusOr<v1::Job> DaemonClient::CancelJob(const std::string& name) {
+absl::StatusOr<v1::Job> DaemonClient::CancelJob(const std::string& name,
+                                                bool checkpoint) {
   v1::CancelJobRequest request;
   request.set_name(name);
+  request.set_checkpoint(checkpoint);
   return Unary<v1::Job>(options_.timeout, [&](auto* context, auto* job) {
     return stub_->CancelJob(context, request, job);
   });

@@ -43,7 +43,9 @@ class DaemonClient {
   absl::StatusOr<v1::Job> GetJob(const std::string& name);
   absl::StatusOr<v1::ListJobsResponse> ListJobs(
       const v1::ListJobsRequest& request);
-  absl::StatusOr<v1::Job> CancelJob(const std::string& name);
+  // With `checkpoint`, a running job writes a checkpoint first.
+  absl::StatusOr<v1::Job> CancelJob(const std::string& name,
+                                    bool checkpoint = false);
   absl::StatusOr<v1::MemoryPlan> PlanJob(const v1::JobSpec& spec);
   absl::StatusOr<v1::Node> GetNode();
   absl::StatusOr<v1::JobTrace> GetJobTrace(const std::string& name);

@@ -206,6 +206,12 @@ const std::vector<SpecFlag>& SpecFlags() {
        Int32([](JobSpec& s, int32_t v) {
          s.mutable_checkpoint()->set_keep_last(v);
        })},
+      {{"resume-from", "JOB[@STEP]",
+        "continue from a checkpoint of JOB (its newest, or step STEP): "
+        "JOB's spec with the flags given here on top"},
+       String([](JobSpec& s, std::string v) {
+         s.set_resume_from(std::move(v));
+       })},
   };
   return *flags;
 }
