@@ -22,7 +22,8 @@ bad() { echo "FAIL: $*"; failed=$((failed + 1)); }
 check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
 
 start_daemon() {
-  "$DAEMON" --socket "$SOCK" --state_dir "$STATE" >>"$WORK/daemon.log" 2>&1 &
+  # No metrics port: tests run beside each other and beside real daemons.
+  "$DAEMON" --socket "$SOCK" --state_dir "$STATE" --metrics_listen= >>"$WORK/daemon.log" 2>&1 &
   PID=$!
   for _ in $(seq 1 100); do
     "$CTL" node >/dev/null 2>&1 && return 0
