@@ -75,6 +75,9 @@ void PrintJob(const v1::Job& job, std::ostream& out) {
     if (!job.spec().data().source().empty()) {
       rows.push_back({"data", job.spec().data().source()});
     }
+    if (!job.spec().resume_from().empty()) {
+      rows.push_back({"resumed from", job.spec().resume_from()});
+    }
   }
   rows.push_back({"created", FormatTimestamp(job.create_time())});
   rows.push_back({"started", FormatTimestamp(job.start_time())});
