@@ -4,9 +4,15 @@
 #include "storage/block_device_factory.h"
 
 #include <fcntl.h>
+#include <glog/logging.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cstddef>
 #include <cstring>
 #include <filesystem>
 
@@ -46,6 +52,55 @@ TEST(BlockDeviceFactoryTest, AutoPicksIoUringWhereItWorksAndSaysSo) {
   ASSERT_TRUE(fallback.ok()) << fallback.status();
   EXPECT_EQ((*fallback)->backend(), "pread");
   EXPECT_EQ(ActiveFileBackend(), "pread");
+}
+
+// Makes io_uring_setup fail with EPERM in this process, as container
+// runtimes' seccomp profiles do.
+void ForbidIoUring() {
+  sock_filter filter[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  sock_fprog program = {static_cast<unsigned short>(std::size(filter)), filter};
+  CHECK_EQ(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+  CHECK_EQ(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program), 0);
+}
+
+TEST(BlockDeviceFactoryTest, FallsBackToPreadWithOneWarning) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  const std::string dir = testing::MakeTempDir("fallback");
+  // In a child process: the probe's verdict is cached per process.
+  EXPECT_EXIT(
+      {
+        ForbidIoUring();
+        FLAGS_logtostderr = true;
+        ::testing::internal::CaptureStderr();
+        bool ok = true;
+        for (int i = 0; i < 2; ++i) {
+          FileBlockDeviceOptions options = Options({dir}, 1 << 20);
+          options.file_name = absl::StrCat("fallback", i);
+          auto device = OpenFileBlockDevice(options);
+          ok = ok && device.ok() && (*device)->backend() == "pread";
+          AlignedBuffer data(kBlock);
+          ok = ok && (*device)->Write(0, data.data(), kBlock).ok();
+        }
+        ok = ok && ActiveFileBackend() == "pread";
+        FileBlockDeviceOptions forced = Options({dir}, 1 << 20);
+        forced.backend = FileBackend::kIoUring;
+        ok = ok && !OpenFileBlockDevice(forced).ok();
+        const std::string log = ::testing::internal::GetCapturedStderr();
+        int warnings = 0;
+        for (size_t at = 0;
+             (at = log.find("io_uring is not usable", at)) != std::string::npos;
+             ++at) {
+          ++warnings;
+        }
+        std::fprintf(stderr, "%d warning(s), ok=%d\n", warnings, ok);
+        std::exit(ok && warnings == 1 ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "1 warning\\(s\\), ok=1");
 }
 
 TEST(BlockDeviceFactoryTest, StripesBlocksRoundRobinOverTheFiles) {
