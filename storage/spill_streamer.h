@@ -1,0 +1,143 @@
+// Streams spilled training state between the NVMe tier and a bounded set of
+// host staging slots, in the order the engine will need it.
+//
+// The state is a list of items (say, layer i's Adam moments m and v), each a
+// few arrays stored as checksummed extents (extent_store.h). Host memory for
+// them is only `staging_slots` slots, each big enough for the largest item.
+// The engine knows its order ahead of time (backward: the last layer is
+// updated first), so it calls Prefetch(order) at the start of a step; reads
+// start at once into free slots. Before updating an item it calls Acquire()
+// (normally the data is there already), and after the update Release(),
+// which writes the item back; the slot is free again when that write has
+// completed. A background thread reaps completions and starts the next reads
+// as slots free up, so reads of the next items overlap the update of this
+// one and the write-back of the last.
+//
+//   Prefetch(order) -> [read] -> kReady -> Acquire -> kHeld -> Release ->
+//   [write] -> free (or kReady again, if the item was wanted meanwhile)
+//
+// Errors: a failed read is returned by the Acquire of that item; a failed
+// write is sticky (every later Acquire, Release and Flush returns it), since
+// what is on the device is unknown. Both name the extent and the device
+// error (file, offset, errno).
+//
+// Thread-safe. Acquire/Release of one item must come from one thread at a
+// time; an item must be released before it is acquired again.
+#ifndef STRONGHOLD_STORAGE_SPILL_STREAMER_H_
+#define STRONGHOLD_STORAGE_SPILL_STREAMER_H_
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
+#include "storage/aligned_buffer.h"
+#include "storage/extent_store.h"
+
+namespace stronghold::storage {
+
+struct SpillItem {
+  std::string name;                  // "layer3", for extent names and errors
+  std::vector<std::string> arrays;   // "exp_avg", "exp_avg_sq"
+  std::vector<int64_t> array_bytes;  // same length as arrays
+};
+
+struct SpillStreamerOptions {
+  // Host slots, each holding one item. Two let the next item's read overlap
+  // this item's update; a third lets the last item's write-back overlap
+  // both. More help only when I/O is bursty.
+  int staging_slots = 3;
+};
+
+class SpillStreamer {
+ public:
+  // Allocates the extents and the staging slots (registered with the device
+  // for io_uring's fixed buffers). Items start unwritten: Write() each before
+  // the first Prefetch/Acquire.
+  static absl::StatusOr<std::unique_ptr<SpillStreamer>> Create(
+      ExtentStore* store, std::vector<SpillItem> items,
+      const SpillStreamerOptions& options);
+  // Host bytes the staging slots take for `items` (for the memory plan).
+  static int64_t StagingBytes(const std::vector<SpillItem>& items, int slots,
+                              int64_t alignment);
+  // Device bytes the items' extents take (for the memory plan).
+  static int64_t DeviceBytes(const std::vector<SpillItem>& items,
+                             int64_t alignment, int64_t block_bytes);
+
+  // Waits for the I/O in flight (errors are dropped: call Flush() first).
+  ~SpillStreamer();
+  SpillStreamer(const SpillStreamer&) = delete;
+  SpillStreamer& operator=(const SpillStreamer&) = delete;
+
+  // Synchronous whole-item transfers outside the pipeline, through a private
+  // bounce buffer: initial state, checkpoints, restores. The item must not be
+  // acquired. `arrays[k]` holds array_bytes[k] bytes (any alignment).
+  absl::Status Write(int item, absl::Span<const void* const> arrays);
+  absl::Status Read(int item, absl::Span<void* const> arrays);
+
+  // The items to stage next, in order (replaces the previous order). Reads
+  // start now as far as free slots allow.
+  void Prefetch(absl::Span<const int> order);
+  // Blocks until `item` is staged (reading it now if it was not queued) and
+  // returns its arrays in staging, valid until Release(item).
+  absl::StatusOr<std::vector<void*>> Acquire(int item);
+  // Starts writing the item back from staging.
+  absl::Status Release(int item);
+  // Waits until no read or write is in flight; the sticky write error.
+  absl::Status Flush();
+
+  int items() const { return static_cast<int>(items_.size()); }
+  int64_t staging_bytes() const { return staging_.size(); }
+
+ private:
+  enum class SlotState { kFree, kReading, kReady, kHeld, kWriting };
+  struct Slot {
+    SlotState state = SlotState::kFree;
+    int item = -1;
+    char* data = nullptr;
+    IoTicket ticket = 0;  // of the read or write in flight
+    bool wanted = false;  // kWriting: becomes kReady, not kFree, when done
+    absl::Status status;  // kReady: the read's outcome
+  };
+  struct Item {
+    SpillItem spec;
+    std::vector<ExtentId> extents;
+    std::vector<int64_t> offsets;  // of each array in a slot
+  };
+
+  SpillStreamer(ExtentStore* store, std::vector<Item> items, int64_t slot_bytes,
+                int slots);
+
+  int SlotOfLocked(int item) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int FreeSlotLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Starts reads for the front of order_ while slots are free.
+  void StartReadsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::vector<ExtentIo> Ios(IoOp op, int item, char* data) const;
+  void Reap();
+
+  // Constant after construction.
+  ExtentStore* const store_;
+  const std::vector<Item> items_;
+  const int64_t slot_bytes_;
+  AlignedBuffer staging_;
+
+  mutable absl::Mutex mu_;
+  std::vector<Slot> slots_ ABSL_GUARDED_BY(mu_);
+  std::deque<int> order_ ABSL_GUARDED_BY(mu_);      // items to stage
+  std::deque<int> in_flight_ ABSL_GUARDED_BY(mu_);  // slots, oldest first
+  int64_t changes_ ABSL_GUARDED_BY(mu_) = 0;        // completions so far
+  int writes_starting_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Status write_error_ ABSL_GUARDED_BY(mu_);
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread reaper_;
+};
+
+}  // namespace stronghold::storage
+
+#endif  // STRONGHOLD_STORAGE_SPILL_STREAMER_H_
