@@ -32,6 +32,27 @@ double ClipFactor(const TrainingConfig& t, double norm) {
   return (t.clip_norm > 0 && norm > t.clip_norm) ? t.clip_norm / (norm + 1e-6) : 1.0;
 }
 
+absl::Status NonFiniteGradient(int64_t step, const std::vector<BufferLayout>& layouts,
+                               const std::vector<StepStats>& stats) {
+  for (size_t b = 0; b < stats.size() && b < layouts.size(); ++b) {
+    if (stats[b].nonfinite_count > 0 || !std::isfinite(stats[b].grad_sq_sum)) {
+      std::string where = layouts[b].name;
+      for (const TensorSlice& t : layouts[b].tensors) {
+        if (stats[b].first_nonfinite >= t.offset &&
+            stats[b].first_nonfinite < t.offset + t.numel()) {
+          where = absl::StrCat(layouts[b].name, ".", t.name, " element ",
+                               stats[b].first_nonfinite - t.offset);
+        }
+      }
+      return absl::InternalError(absl::StrCat(
+          "step ", step, ": the gradient is not finite in ", where, " (", stats[b].nonfinite_count,
+          " non-finite elements in ", layouts[b].name,
+          "); the training diverged: lower training.lr or set training.clip_norm"));
+    }
+  }
+  return absl::InternalError(absl::StrCat("step ", step, ": the gradient norm is not finite"));
+}
+
 namespace {
 
 constexpr int64_t kFloat = 4;
@@ -76,8 +97,7 @@ class GradWorker {
   };
 
   GradWorker(Device* device, FusedAdamW* optimizer, Timeline* timeline, int buffers)
-      : device_(device), optimizer_(optimizer), timeline_(timeline), sq_(buffers, 0.0),
-        nonfinite_(buffers, 0) {
+      : device_(device), optimizer_(optimizer), timeline_(timeline), stats_(buffers) {
     thread_ = std::thread([this] { Loop(); });
   }
   ~GradWorker() {
@@ -104,9 +124,8 @@ class GradWorker {
     absl::MutexLock lock(&mu_);
     while (completed_ < submitted_) cv_.Wait(&mu_);
   }
-  // Sum of squared gradients (after grad_scale) of each buffer's last update.
-  double sq(int index) const { return sq_[index]; }
-  int64_t nonfinite(int index) const { return nonfinite_[index]; }
+  // What each buffer's last update saw in its gradient (after grad_scale).
+  const std::vector<StepStats>& stats() const { return stats_; }
   double optimizer_s() const { return optimizer_s_; }
   void reset_stats() { optimizer_s_ = 0; }
 
@@ -134,8 +153,7 @@ class GradWorker {
       if (t.update) {
         const int64_t start = Timeline::NowNs();
         const StepStats s = optimizer_->StepAndMeasure(ToParamBuffer(*t.buffer), t.hyper);
-        sq_[t.index] = s.grad_sq_sum;
-        nonfinite_[t.index] = s.nonfinite_count;
+        stats_[t.index] = s;
         optimizer_s_ += Since(start);
         if (timeline_ != nullptr) timeline_->Add({"adamw", Lane::kOptimizer, t.index, start, Timeline::NowNs()});
       }
@@ -148,8 +166,7 @@ class GradWorker {
   Device* const device_;
   FusedAdamW* const optimizer_;
   Timeline* const timeline_;
-  std::vector<double> sq_;          // written by the worker, read after WaitFor
-  std::vector<int64_t> nonfinite_;
+  std::vector<StepStats> stats_;  // written by the worker, read after WaitAll
   double optimizer_s_ = 0;
   absl::Mutex mu_;
   absl::CondVar cv_;
@@ -256,22 +273,22 @@ class WindowedEngine::Impl {
     }
     // Gradients must all have landed before the step's updates are decided.
     const int64_t wait_start = Timeline::NowNs();
-    double sum_sq = 0;
+    worker_.WaitAll();
+    std::vector<StepStats> grads = worker_.stats();
     if (defer) {
-      worker_.WaitAll();
       for (int b = 0; b < num_buffers(); ++b) {
         ASSIGN_OR_RETURN(StepFuture f, optimizer_->SubmitMeasure(ToParamBuffer(buffers_[b]), 1.0f));
-        sum_sq += f.Wait().grad_sq_sum;
+        grads[b] = f.Wait();
       }
-    } else {
-      worker_.WaitAll();
-      for (int b = 0; b < num_buffers(); ++b) sum_sq += worker_.sq(b);
     }
+    double sum_sq = 0;  // buffer order, as the reference sums it
+    for (const StepStats& g : grads) sum_sq += g.grad_sq_sum;
     stats_.optimizer_s += Since(wait_start);
     stats_.grad_norm = std::sqrt(sum_sq);
     if (!std::isfinite(stats_.grad_norm)) {
-      return absl::InternalError(absl::StrCat("step ", step, ": the gradient is not finite (norm ",
-                                              stats_.grad_norm, ")"));
+      std::vector<BufferLayout> layouts;
+      for (const HostBuffer& b : buffers_) layouts.push_back(b.layout);
+      return NonFiniteGradient(step, layouts, grads);
     }
     if (defer) {
       // Forward order, so the next step's forward waits only for its layer.

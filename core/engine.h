@@ -113,6 +113,11 @@ AdamWStep AdamWHyper(const TrainingConfig& training, int64_t step, double clip);
 // clip_norm / (norm + 1e-6) when clipping applies, else 1.
 double ClipFactor(const TrainingConfig& training, double norm);
 
+// The error of a step whose gradient is not finite: names the first buffer
+// (in ModelLayout order) with a non-finite element, and the element.
+absl::Status NonFiniteGradient(int64_t step, const std::vector<BufferLayout>& layouts,
+                               const std::vector<StepStats>& stats);
+
 }  // namespace stronghold::core
 
 #endif  // STRONGHOLD_CORE_ENGINE_H_

@@ -206,6 +206,8 @@ class Trainer::Impl {
     return start_step_;
   }
 
+  float* HostWeights(int index) { return layers_.at(index).param.data_ptr<float>(); }
+
   std::vector<std::vector<float>> Weights() {
     if (engine_) CHECK(engine_->Drain().ok());
     std::vector<std::vector<float>> out;
@@ -327,14 +329,17 @@ class Trainer::Impl {
 
     const int64_t opt_start = Timeline::NowNs();
     double sum_sq = 0.0;  // buffer order, as the engine sums it
+    std::vector<StepStats> grads;
     for (const LayerState& s : layers_) {
       ASSIGN_OR_RETURN(StepFuture f, optimizer_->SubmitMeasure(s.buffer(), 1.0f));
-      sum_sq += f.Wait().grad_sq_sum;
+      grads.push_back(f.Wait());
+      sum_sq += grads.back().grad_sq_sum;
     }
     const double norm = std::sqrt(sum_sq);
     if (!std::isfinite(norm)) {
-      return absl::InternalError(absl::StrCat("step ", step, ": the gradient is not finite (norm ",
-                                              norm, ")"));
+      std::vector<BufferLayout> layouts;
+      for (const LayerState& s : layers_) layouts.push_back(s.layout);
+      return NonFiniteGradient(step, layouts, grads);
     }
     const AdamWStep hyper = AdamWHyper(t, step, ClipFactor(t, norm));
     for (LayerState& s : layers_) optimizer_->Step(s.buffer(), hyper);
@@ -423,5 +428,9 @@ absl::StatusOr<int64_t> Trainer::Restore(const std::string& checkpoint_dir) {
 }
 
 std::vector<std::vector<float>> Trainer::Weights() { return impl_->Weights(); }
+
+float* TrainerTestPeer::HostWeights(Trainer& trainer, int index) {
+  return trainer.impl_->HostWeights(index);
+}
 
 }  // namespace stronghold::core

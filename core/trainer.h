@@ -115,9 +115,17 @@ class Trainer {
   std::vector<std::vector<float>> Weights();
 
  private:
+  friend class TrainerTestPeer;
   class Impl;
   explicit Trainer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
+};
+
+// Test access to a trainer's host state (used by tests/ only).
+class TrainerTestPeer {
+ public:
+  // The fp32 master weights of buffer `index` of ModelLayout().
+  static float* HostWeights(Trainer& trainer, int index);
 };
 
 // LibTorch's version, e.g. "2.11.0".

@@ -1,6 +1,8 @@
 // The windowed offload engine against the RESIDENT reference: bit-identical
 // training on the host device, the device budget, the overlap the schedule
-// promises (read from its own timeline), and refusal of budgets too small.
+// promises (read from its own timeline), refusal of budgets too small, and
+// a non-finite gradient reported with where it is.
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -8,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/gpt_layout.h"
 #include "core/planner.h"
 #include "core/trainer.h"
 #include "gtest/gtest.h"
@@ -200,6 +203,36 @@ TEST(EngineOverlapTest, PrefetchAndOptimizerOverlapCompute) {
   // On two shared cores a thread can be descheduled; most layers must overlap.
   EXPECT_GE(overlapped, (L - 1 + 1) / 2) << "AdamW overlapped backward for " << overlapped << " of "
                                          << L - 1 << " layers";
+}
+
+}  // namespace
+}  // namespace stronghold::core
+
+namespace stronghold::core {
+namespace {
+
+// A NaN in the weights makes the gradient non-finite: the job must stop at
+// that step with an error naming the layer, tensor and element, before any
+// update is applied (clipping on: updates wait for the norm).
+TEST(EngineNonFiniteTest, NonFiniteGradientNamesTheLayer) {
+  for (OffloadMethod method : {OffloadMethod::kResident, OffloadMethod::kStronghold}) {
+    JobConfig c = SixLayers(method, 2);
+    auto trainer = Trainer::Create(c, {.job_dir = Dir("nan"), .optimizer_threads = 1});
+    ASSERT_TRUE(trainer.ok()) << trainer.status();
+    // Block 3 is buffer 4; poison one weight of its MLP.
+    const BufferLayout block = BlockLayout(c.model, 3);
+    float* w = TrainerTestPeer::HostWeights(**trainer, 4);
+    w[block.tensor("mlp.fc1.weight").offset + 5] = std::nanf("");
+    const std::vector<float> before = (*trainer)->Weights()[2];
+    Recorder r;
+    const absl::Status s = (*trainer)->Run(&r);
+    ASSERT_EQ(s.code(), absl::StatusCode::kInternal) << s;
+    EXPECT_NE(s.message().find("step 1: the gradient is not finite in "), absl::string_view::npos)
+        << s;
+    EXPECT_NE(s.message().find(" element "), absl::string_view::npos) << s;
+    EXPECT_TRUE(r.losses.empty());
+    EXPECT_EQ((*trainer)->Weights()[2], before) << "no update was applied";
+  }
 }
 
 }  // namespace
