@@ -251,6 +251,7 @@ class WindowedEngine::Impl {
       WaitForUpdate(b);
       float* dst = b == 0 ? emb_param_ : fin_param_;
       device_->Copy(Queue::kH2D, dst, buffers_[b].param, buffers_[b].layout.count * kFloat, b);
+      stats_.h2d_bytes += buffers_[b].layout.count * kFloat;
     }
     device_->QueueWait(Queue::kCompute, device_->Record(Queue::kH2D));
 
@@ -358,6 +359,7 @@ class WindowedEngine::Impl {
       timeline_->Add({"issue_h2d", Lane::kWait, b, now, now});
     }
     device_->Copy(Queue::kH2D, slot->param, buffers_[b].param, buffers_[b].layout.count * kFloat, b);
+    stats_.h2d_bytes += buffers_[b].layout.count * kFloat;
     slot->h2d_done = device_->Record(Queue::kH2D);
     slot->buffer = b;
   }
@@ -416,6 +418,7 @@ class WindowedEngine::Impl {
     stats_.d2h_wait_s += Since(start);
     device_->QueueWait(Queue::kD2H, device_->Record(Queue::kCompute));
     device_->Copy(Queue::kD2H, staging_[staging], device_grad, buffers_[b].layout.count * kFloat, b);
+    stats_.d2h_bytes += buffers_[b].layout.count * kFloat;
     const Event landed = device_->Record(Queue::kD2H);
     if (l2l_) {
       const int64_t s = Timeline::NowNs();

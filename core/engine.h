@@ -64,6 +64,8 @@ struct EngineStepStats {
   double h2d_wait_s = 0.0;    // compute blocked on weight copies
   double d2h_wait_s = 0.0;    // compute blocked on gradient hand-off
   double optimizer_s = 0.0;   // compute blocked on CPU optimizer updates
+  int64_t h2d_bytes = 0;      // weights copied to the device
+  int64_t d2h_bytes = 0;      // gradients copied to the host
   // Per block layer, averaged over micro-batches: forward and backward
   // (with recompute) compute seconds, one H2D and one D2H copy seconds.
   double layer_forward_s = 0.0;

@@ -268,6 +268,8 @@ class Trainer::Impl {
     report->optimizer_s = s.optimizer_s;
     report->window = engine_->window();
     report->device_peak_bytes = device_->peak_bytes();
+    report->h2d_bytes = s.h2d_bytes;
+    report->d2h_bytes = s.d2h_bytes;
     if (auto_window_ && step == start_step_ + 1) RETURN_IF_ERROR(ChooseWindow(s, observer));
     return absl::OkStatus();
   }

@@ -46,6 +46,8 @@ struct StepReport {
   double model_tflops = 0.0;
   int window = 0;
   int64_t device_peak_bytes = 0;  // device arena high-water mark (windowed methods)
+  int64_t h2d_bytes = 0;          // bytes copied host -> device (windowed methods)
+  int64_t d2h_bytes = 0;          // bytes copied device -> host (windowed methods)
 };
 
 enum class StopRequest {

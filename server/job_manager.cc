@@ -89,6 +89,8 @@ class JobManager::Run final : public core::TrainerObserver {
     metrics.set_model_tflops(s.model_tflops);
     metrics.set_window(s.window);
     metrics.set_device_peak_bytes(s.device_peak_bytes);
+    metrics.set_h2d_bytes(s.h2d_bytes);
+    metrics.set_d2h_bytes(s.d2h_bytes);
     if (m_->options_.device_peak_flops > 0) {
       metrics.set_mfu(s.model_tflops * 1e12 / m_->options_.device_peak_flops);
     }

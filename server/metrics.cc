@@ -379,8 +379,9 @@ void Metrics::OnJobStep(const v1::Job& job, const v1::StepMetrics& step) {
   // Below a microsecond the rest is rounding, not time spent elsewhere.
   const double other = step.step_s() - accounted;
   if (other > 1e-6) s.phase[kOther]->Increment(other);
-  // The engine does not report bytes moved yet; the transfer counters stay
-  // at 0 until it does.
+  // Bytes moved (windowed methods; the NVMe tier does not report yet).
+  s.transfer[kH2d]->Increment(static_cast<double>(step.h2d_bytes()));
+  s.transfer[kD2h]->Increment(static_cast<double>(step.d2h_bytes()));
   s.optimizer_parameters->Increment(static_cast<double>(job.parameters()));
 }
 
