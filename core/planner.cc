@@ -4,7 +4,9 @@
 #include <functional>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
+#include "storage/extent_store.h"
 
 namespace stronghold::core {
 
@@ -138,6 +140,82 @@ void PlanWindowed(const JobConfig& c, int window, MemoryPlan& plan,
 
 }  // namespace
 
+namespace {
+
+// The NVMe tier's I/O geometry: O_DIRECT alignment and the block (and CRC32C)
+// size of storage/block_device_factory.h's defaults.
+constexpr int64_t kSsdAlignment = 4096;
+constexpr int64_t kSsdBlockBytes = 1 << 20;
+
+int64_t RoundUp(int64_t x, int64_t unit) { return (x + unit - 1) / unit * unit; }
+
+int64_t HostNeed(const MemoryPlan& plan, bool device_is_host) {
+  return plan.bytes_host + plan.bytes_pinned + (device_is_host ? plan.bytes_device : 0);
+}
+
+// Moves the Adam moments of as few block layers as needed from host to the
+// ssd tier (see PlanMemory in planner.h). Leaves the plan alone if the host
+// state fits or the tier is not available; FinishPlan judges the result.
+void PlaceOnSsd(const JobConfig& c, const NodeBudgets& node, MemoryPlan& plan,
+                const std::function<void(std::string, const char*, int64_t, std::string)>& add) {
+  const bool device_is_host = node.device == "cpu";
+  const int64_t need = HostNeed(plan, device_is_host);
+  if (!node.ssd_streaming || c.offload.ssd_dirs.empty() || plan.budget_host_bytes <= 0 ||
+      need <= plan.budget_host_bytes) {
+    return;
+  }
+  const int64_t layer = c.model.parameters_per_layer();
+  const int64_t moments_per_layer = 2 * layer * kFloat;
+  const int64_t staging = kSsdStagingSlots * 2 * RoundUp(layer * kFloat, kSsdAlignment);
+  const int64_t excess = need - plan.budget_host_bytes + staging;
+  const int64_t k = std::min<int64_t>((excess + moments_per_layer - 1) / moments_per_layer,
+                                      c.model.layers);
+  // Take the two host moment buffers out and put them back, smaller.
+  for (auto it = plan.buffers.begin(); it != plan.buffers.end();) {
+    if (it->name == "host.adam.exp_avg.fp32" || it->name == "host.adam.exp_avg_sq.fp32") {
+      plan.bytes_host -= it->bytes;
+      it = plan.buffers.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  const int64_t host_params = plan.parameters - k * layer;
+  const std::string params = absl::StrFormat("%d params fp32", host_params);
+  add("host.adam.exp_avg.fp32", kTierHost, host_params * kFloat, params);
+  add("host.adam.exp_avg_sq.fp32", kTierHost, host_params * kFloat, params);
+  add("host.staging.ssd", kTierHost, staging,
+      absl::StrFormat("%d slots x (exp_avg + exp_avg_sq) x %d params fp32", kSsdStagingSlots,
+                      layer));
+  const int64_t extent = storage::ExtentStore::StoredBytes(layer * kFloat, kSsdAlignment,
+                                                           kSsdBlockBytes);
+  add("ssd.adam.exp_avg+exp_avg_sq", kTierSsd, k * 2 * extent,
+      absl::StrFormat("layers 0..%d x 2 x %d params fp32, CRC32C per MiB", k - 1, layer));
+  plan.ssd_layers = static_cast<int>(k);
+}
+
+}  // namespace
+
+int MaxTrainableLayers(const JobConfig& config, const NodeBudgets& node) {
+  JobConfig c = config;
+  const auto fits = [&](int layers) {
+    c.model.layers = layers;
+    return PlanMemory(c, node).fits;
+  };
+  if (!fits(1)) return 0;
+  // Plans grow with the number of layers: double, then bisect.
+  int lo = 1, hi = 2;
+  while (hi < (1 << 24) && fits(hi)) {
+    lo = hi;
+    hi *= 2;
+  }
+  if (hi >= (1 << 24)) return lo;
+  while (hi - lo > 1) {
+    const int mid = lo + (hi - lo) / 2;
+    (fits(mid) ? lo : hi) = mid;
+  }
+  return lo;
+}
+
 MemoryPlan PlanMemory(const JobConfig& c, const NodeBudgets& node) {
   const ModelConfig& m = c.model;
   MemoryPlan plan;
@@ -173,7 +251,19 @@ MemoryPlan PlanMemory(const JobConfig& c, const NodeBudgets& node) {
     if (window == 0) window = std::max(1, MaxWindow(c, plan.budget_device_bytes));
     plan.window = window;
     PlanWindowed(c, window, plan, add, cuda);
+    PlaceOnSsd(c, node, plan, add);
     FinishPlan(c, plan, node.device == "cpu");
+    if (plan.fits && node.ssd_bytes > 0 && plan.bytes_ssd > node.ssd_bytes) {
+      plan.fits = false;
+      plan.reason = absl::StrCat("ssd: needs ", Human(plan.bytes_ssd), " (", plan.bytes_ssd,
+                                 " bytes) for the Adam moments of ", plan.ssd_layers,
+                                 " layers, budget ", Human(node.ssd_bytes), " (", node.ssd_bytes,
+                                 " bytes)");
+    } else if (!plan.fits && plan.ssd_layers == m.layers &&
+               absl::StartsWith(plan.reason, "host memory")) {
+      absl::StrAppend(&plan.reason, ", even with the Adam moments of all ", m.layers,
+                      " layers on the NVMe tier (weights are not placed there)");
+    }
     return plan;
   }
   // RESIDENT: the whole training state on the compute device, and the full

@@ -29,6 +29,14 @@ struct NodeBudgets {
   std::string device = "cpu";     // "cpu" or "cuda:N"
   int64_t device_bytes = 0;       // compute-device memory budget
   int64_t host_bytes = 0;         // host RAM budget
+  // Bytes the job may use in its NVMe tier directories (offload.ssd_dirs);
+  // 0 = not checked here (the tier preallocates its files when the job
+  // starts and fails then, with the bytes it needed).
+  int64_t ssd_bytes = 0;
+  // Whether the engine streams spilled state from the NVMe tier. Until the
+  // caller says so, the planner places nothing on ssd, so that no job is
+  // admitted on the strength of a tier it would not use.
+  bool ssd_streaming = false;
 };
 
 struct MemoryPlan {
@@ -43,13 +51,35 @@ struct MemoryPlan {
   bool fits = false;
   std::string reason;  // why it does not fit, with the numbers
   int window = 0;
+  // Block layers 0 .. ssd_layers-1 keep their Adam moments (exp_avg,
+  // exp_avg_sq) on the NVMe tier, streamed through kSsdStagingSlots host
+  // slots (storage/spill_streamer.h).
+  int ssd_layers = 0;
   std::string device;
   double model_flops_per_step = 0.0;
   std::vector<PlannedBuffer> buffers;
 };
 
 // The job's budgets override the node's where set (and may only lower them).
+//
+// NVMe placement (windowed methods, with offload.ssd_dirs and
+// node.ssd_streaming): when the host state exceeds the host budget, the Adam
+// moments of as many block layers as needed move to the ssd tier, from layer
+// 0 up (backward updates them last, so their reads have the most time to
+// arrive), plus kSsdStagingSlots layers' worth of host staging. The moments
+// go first because only the CPU optimizer touches them, once per step; the
+// weights are read for every micro-batch's forward and backward. If the
+// moments of every layer are not enough, the job does not fit: the engine
+// does not stream weights from the tier.
 MemoryPlan PlanMemory(const JobConfig& config, const NodeBudgets& node);
+
+// Host staging slots the NVMe tier uses (one layer's moments each): the next
+// layer's read, this layer's update and the last layer's write-back overlap.
+inline constexpr int kSsdStagingSlots = 3;
+
+// The largest model.layers (all else as in `config`) whose plan fits `node`
+// and the job's budgets; 0 if not even one layer fits.
+int MaxTrainableLayers(const JobConfig& config, const NodeBudgets& node);
 
 // Device slots the windowed engine allocates for `window` (L2L: one).
 int WindowSlots(const JobConfig& config, int window);

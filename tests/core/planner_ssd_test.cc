@@ -1,0 +1,149 @@
+// The planner's NVMe placement (core/planner.h): Adam moments of as few
+// layers as needed move to the ssd tier when the host budget is short, the
+// result fits, nothing moves unless the tier is there and streamed, and the
+// largest trainable number of layers grows with the tier.
+#include <string>
+
+#include "absl/strings/match.h"
+#include "core/planner.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "storage/extent_store.h"
+
+namespace stronghold::core {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr int64_t kFloat = 4;
+
+JobConfig Model(int layers) {
+  JobConfig c;
+  // Layers' state dominates (short sequences, one sequence per batch).
+  c.model = {
+      .layers = layers, .hidden = 512, .heads = 4, .seq_len = 16, .vocab = 128};
+  c.training.batch = 1;
+  c.training.micro_batch = 1;
+  c.offload.method = OffloadMethod::kStronghold;
+  c.offload.window = 1;
+  c.offload.ssd_dirs = {"/nvme0"};
+  return c;
+}
+
+NodeBudgets Node(int64_t host_bytes, bool streaming = true) {
+  return {.device = "cpu",
+          .device_bytes = int64_t{1} << 40,
+          .host_bytes = host_bytes,
+          .ssd_streaming = streaming};
+}
+
+int64_t HostNeed(const MemoryPlan& p) {
+  return p.bytes_host + p.bytes_pinned + p.bytes_device;
+}
+
+// Bytes of every layer's Adam moments.
+int64_t AllMoments(const JobConfig& c) {
+  return int64_t{2} * c.model.layers * c.model.parameters_per_layer() * kFloat;
+}
+
+const PlannedBuffer* Find(const MemoryPlan& p, const std::string& name) {
+  for (const PlannedBuffer& b : p.buffers) {
+    if (b.name == name) return &b;
+  }
+  return nullptr;
+}
+
+TEST(PlannerSsdTest, NothingMovesWhenTheHostStateFits) {
+  const MemoryPlan p = PlanMemory(Model(8), Node(/*host_bytes=*/0));
+  EXPECT_TRUE(p.fits);
+  EXPECT_EQ(p.ssd_layers, 0);
+  EXPECT_EQ(p.bytes_ssd, 0);
+}
+
+TEST(PlannerSsdTest, MovesTheMomentsOfAsFewLayersAsNeeded) {
+  const JobConfig c = Model(8);
+  const MemoryPlan all_in_ram = PlanMemory(c, Node(0));
+  const int64_t layer_moments = 2 * c.model.parameters_per_layer() * kFloat;
+  // Short by about two and a half layers' moments (plus the staging).
+  const int64_t budget = HostNeed(all_in_ram) - 5 * layer_moments / 2;
+  const MemoryPlan p = PlanMemory(c, Node(budget));
+  ASSERT_TRUE(p.fits) << p.reason;
+  EXPECT_LE(HostNeed(p), budget);
+  EXPECT_GE(p.ssd_layers, 3);
+  // One layer fewer would not have been enough.
+  EXPECT_GT(HostNeed(p) + layer_moments, budget);
+  const int64_t extent = storage::ExtentStore::StoredBytes(
+      c.model.parameters_per_layer() * kFloat, 4096, 1 << 20);
+  EXPECT_EQ(p.bytes_ssd, p.ssd_layers * 2 * extent);
+  const PlannedBuffer* ssd = Find(p, "ssd.adam.exp_avg+exp_avg_sq");
+  ASSERT_NE(ssd, nullptr);
+  EXPECT_EQ(ssd->tier, kTierSsd);
+  const PlannedBuffer* staging = Find(p, "host.staging.ssd");
+  ASSERT_NE(staging, nullptr);
+  EXPECT_EQ(staging->tier, kTierHost);
+  EXPECT_EQ(Find(p, "host.adam.exp_avg.fp32")->bytes,
+            (p.parameters - p.ssd_layers * p.parameters_per_layer) * kFloat);
+  // The weights stay in host memory.
+  EXPECT_EQ(Find(p, "host.weights.fp32")->bytes, p.parameters * kFloat);
+}
+
+TEST(PlannerSsdTest, NeedsTheTierAndItsStreaming) {
+  const JobConfig c = Model(8);
+  const int64_t budget = HostNeed(PlanMemory(c, Node(0))) - AllMoments(c) / 2;
+  EXPECT_TRUE(PlanMemory(c, Node(budget)).fits);
+  // Not streamed by the engine: the plan is what it was, and does not fit.
+  const MemoryPlan unstreamed =
+      PlanMemory(c, Node(budget, /*streaming=*/false));
+  EXPECT_FALSE(unstreamed.fits);
+  EXPECT_EQ(unstreamed.bytes_ssd, 0);
+  EXPECT_THAT(unstreamed.reason, HasSubstr("host memory"));
+  // No ssd directories.
+  JobConfig no_dirs = c;
+  no_dirs.offload.ssd_dirs.clear();
+  EXPECT_FALSE(PlanMemory(no_dirs, Node(budget)).fits);
+  // RESIDENT keeps everything on the device.
+  JobConfig resident = c;
+  resident.offload.method = OffloadMethod::kResident;
+  EXPECT_EQ(PlanMemory(resident, Node(budget)).bytes_ssd, 0);
+}
+
+TEST(PlannerSsdTest, TooSmallEvenWithEveryLayersMoments) {
+  const JobConfig c = Model(8);
+  const MemoryPlan p = PlanMemory(c, Node(/*host_bytes=*/4 << 20));
+  EXPECT_FALSE(p.fits);
+  EXPECT_EQ(p.ssd_layers, 8);
+  EXPECT_THAT(p.reason,
+              HasSubstr("even with the Adam moments of all 8 layers"));
+}
+
+TEST(PlannerSsdTest, SsdBudgetIsChecked) {
+  const JobConfig c = Model(8);
+  NodeBudgets node = Node(HostNeed(PlanMemory(c, Node(0))) - AllMoments(c) / 2);
+  node.ssd_bytes = 1 << 20;
+  const MemoryPlan p = PlanMemory(c, node);
+  EXPECT_FALSE(p.fits);
+  EXPECT_THAT(p.reason, HasSubstr("ssd: needs"));
+}
+
+TEST(PlannerSsdTest, MaxTrainableLayersMatchesAScanAndGrowsWithTheTier) {
+  const JobConfig c = Model(1);
+  const int64_t budget = 512 << 20;
+  for (bool streaming : {false, true}) {
+    const NodeBudgets node = Node(budget, streaming);
+    int scanned = 0;
+    for (int layers = 1; layers <= 40; ++layers) {
+      JobConfig l = c;
+      l.model.layers = layers;
+      if (PlanMemory(l, node).fits) scanned = layers;
+    }
+    EXPECT_EQ(MaxTrainableLayers(c, node), scanned)
+        << "streaming " << streaming;
+  }
+  // Moments are half of a layer's host state (weights, gradient, m, v).
+  EXPECT_GE(MaxTrainableLayers(c, Node(budget, true)),
+            MaxTrainableLayers(c, Node(budget, false)) * 3 / 2);
+  EXPECT_EQ(MaxTrainableLayers(c, Node(/*host_bytes=*/1 << 20, true)), 0);
+}
+
+}  // namespace
+}  // namespace stronghold::core
