@@ -291,6 +291,7 @@ class WindowedEngine::Impl {
       for (const HostBuffer& b : buffers_) layouts.push_back(b.layout);
       return NonFiniteGradient(step, layouts, grads);
     }
+    cut_ns_ = Timeline::NowNs();  // the next step's timeline starts here
     if (defer) {
       // Forward order, so the next step's forward waits only for its layer.
       const AdamWStep hyper = AdamWHyper(t, step, ClipFactor(t, stats_.grad_norm));
@@ -304,6 +305,8 @@ class WindowedEngine::Impl {
     stats_.layer_optimizer_s = worker_.optimizer_s() / num_buffers();
     return stats_;
   }
+
+  int64_t cut_ns() const { return cut_ns_; }
 
   absl::Status Drain() {
     worker_.WaitAll();
@@ -501,6 +504,7 @@ class WindowedEngine::Impl {
   GradWorker worker_;
 
   int64_t step_ = 0;
+  int64_t cut_ns_ = Timeline::NowNs();
   AdamWStep hyper_;
   EngineStepStats stats_;
 };
@@ -527,5 +531,7 @@ absl::StatusOr<EngineStepStats> WindowedEngine::Step(int64_t step, const BatchSo
 }
 
 absl::Status WindowedEngine::Drain() { return impl_->Drain(); }
+
+int64_t WindowedEngine::trace_cut_ns() const { return impl_->cut_ns(); }
 
 }  // namespace stronghold::core

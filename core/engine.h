@@ -98,6 +98,10 @@ class WindowedEngine {
   // Waits for every queued update: host masters are then current.
   absl::Status Drain();
 
+  // Spans that ended before this time belong to earlier steps: the start of
+  // the previous step's deferred updates (or its end, without clipping).
+  int64_t trace_cut_ns() const;
+
   // Create() allocates exactly WindowedArenaBytes(config, window) of device
   // memory (core/planner.h).
   int window() const { return window_; }

@@ -19,6 +19,13 @@ void Timeline::Clear() {
   spans_.clear();
 }
 
+void Timeline::DropBefore(int64_t ns) {
+  absl::MutexLock lock(&mu_);
+  spans_.erase(std::remove_if(spans_.begin(), spans_.end(),
+                              [ns](const Span& s) { return s.end_ns < ns; }),
+               spans_.end());
+}
+
 void Timeline::Add(Span span) {
   absl::MutexLock lock(&mu_);
   spans_.push_back(std::move(span));

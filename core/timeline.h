@@ -30,6 +30,8 @@ class Timeline {
   static int64_t NowNs();
 
   void Clear();
+  // Removes the spans that ended before `ns` (steady clock).
+  void DropBefore(int64_t ns);
   void Add(Span span);
   std::vector<Span> spans() const;
   // {"traceEvents": [...]} with one thread per lane, times in microseconds

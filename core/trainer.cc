@@ -253,7 +253,8 @@ class Trainer::Impl {
   }
 
   absl::Status EngineStep(int64_t step, TrainerObserver* observer, StepReport* report) {
-    timeline_.Clear();
+    // Keep the previous step's deferred updates: they run during this one.
+    timeline_.DropBefore(engine_->trace_cut_ns());
     ASSIGN_OR_RETURN(EngineStepStats s,
                      engine_->Step(step, [&](int micro, int64_t* in, int64_t* tg) {
                        if (observer->StopRequested() == StopRequest::kCancel) return false;

@@ -4,56 +4,7 @@
 # specs, unknown jobs, graceful SIGTERM and restart.
 set -uo pipefail
 
-RUNFILES="${TEST_SRCDIR:-$PWD/..}/stronghold"
-DAEMON="$RUNFILES/server/strongholdd"
-CTL="$RUNFILES/client/strongholdctl"
-WORK=$(mktemp -d "${TEST_TMPDIR:-/tmp}/e2e.XXXXXX")
-# Unix socket paths are limited to 107 bytes; TEST_TMPDIR can be longer.
-SOCK_DIR=$(mktemp -d /tmp/sh-e2e.XXXXXX)
-SOCK="$SOCK_DIR/d.sock"
-STATE="$WORK/state"
-export STRONGHOLD_DAEMON="unix:$SOCK"
-PID=""
-passed=0
-failed=0
-
-ok() { echo "PASS: $*"; passed=$((passed + 1)); }
-bad() { echo "FAIL: $*"; failed=$((failed + 1)); }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
-
-start_daemon() {
-  # No metrics port: tests run beside each other and beside real daemons.
-  "$DAEMON" --socket "$SOCK" --state_dir "$STATE" --metrics_listen= >>"$WORK/daemon.log" 2>&1 &
-  PID=$!
-  for _ in $(seq 1 100); do
-    "$CTL" node >/dev/null 2>&1 && return 0
-    sleep 0.1
-  done
-  echo "daemon did not come up:"; cat "$WORK/daemon.log"; exit 1
-}
-
-stop_daemon() {  # SIGTERM; the daemon must exit 0 by itself
-  kill -TERM "$PID"
-  local rc
-  wait "$PID"; rc=$?
-  PID=""
-  return $rc
-}
-
-cleanup() { [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; rm -rf "$SOCK_DIR"; }
-trap cleanup EXIT
-
-json_field() {  # json_field FIELD < json
-  python3 -c "import json,sys; print(json.load(sys.stdin).get('$1', ''))"
-}
-
-wait_state() {  # wait_state JOB STATE [tries]
-  for _ in $(seq 1 "${3:-300}"); do
-    [ "$("$CTL" status "$1" --output json | json_field state)" = "$2" ] && return 0
-    sleep 0.1
-  done
-  return 1
-}
+source "${TEST_SRCDIR}/stronghold/tests/integration/daemon_lib.sh"
 
 start_daemon
 
@@ -161,5 +112,4 @@ check "interrupted job cancelled after restart" wait_state 4 CANCELLED
 stop_daemon
 check "daemon exits 0 again" test $? -eq 0
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish
