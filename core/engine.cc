@@ -13,6 +13,7 @@
 #include "core/planner.h"
 #include "core/status_macros.h"
 #include "glog/logging.h"
+#include "storage/spill_streamer.h"
 
 namespace stronghold::core {
 
@@ -96,8 +97,10 @@ class GradWorker {
     AdamWStep hyper;
   };
 
-  GradWorker(Device* device, FusedAdamW* optimizer, Timeline* timeline, int buffers)
-      : device_(device), optimizer_(optimizer), timeline_(timeline), stats_(buffers) {
+  GradWorker(Device* device, FusedAdamW* optimizer, Timeline* timeline, int buffers,
+             storage::SpillStreamer* spill)
+      : device_(device), optimizer_(optimizer), timeline_(timeline), spill_(spill),
+        stats_(buffers) {
     thread_ = std::thread([this] { Loop(); });
   }
   ~GradWorker() {
@@ -128,6 +131,12 @@ class GradWorker {
   const std::vector<StepStats>& stats() const { return stats_; }
   double optimizer_s() const { return optimizer_s_; }
   void reset_stats() { optimizer_s_ = 0; }
+  // The first NVMe tier error met by an update (sticky: the state there is
+  // unknown afterwards).
+  absl::Status error() {
+    absl::MutexLock lock(&mu_);
+    return error_;
+  }
 
  private:
   void Loop() {
@@ -150,22 +159,43 @@ class GradWorker {
       } else {
         for (int64_t i = 0; i < n; ++i) acc[i] += t.staging[i];
       }
-      if (t.update) {
-        const int64_t start = Timeline::NowNs();
-        const StepStats s = optimizer_->StepAndMeasure(ToParamBuffer(*t.buffer), t.hyper);
-        stats_[t.index] = s;
-        optimizer_s_ += Since(start);
-        if (timeline_ != nullptr) timeline_->Add({"adamw", Lane::kOptimizer, t.index, start, Timeline::NowNs()});
-      }
+      absl::Status status;
+      if (t.update) status = Update(t);
       absl::MutexLock lock(&mu_);
+      if (error_.ok() && !status.ok()) error_ = status;
       ++completed_;
       cv_.SignalAll();
     }
   }
 
+  // AdamW on one buffer; spilled moments are staged for it (normally read
+  // ahead already) and written back after it. After an NVMe tier error no
+  // spilled buffer is updated any more: the step fails with that error.
+  absl::Status Update(const Task& t) {
+    ParamBuffer p = ToParamBuffer(*t.buffer);
+    const int item = t.buffer->spill_item;
+    if (item >= 0) {
+      if (absl::Status e = error(); !e.ok()) return e;
+      const int64_t wait_start = Timeline::NowNs();
+      absl::StatusOr<std::vector<void*>> moments = spill_->Acquire(item);
+      if (!moments.ok()) return moments.status();
+      if (timeline_ != nullptr && Since(wait_start) > 1e-4) {
+        timeline_->Add({"wait_ssd", Lane::kWait, t.index, wait_start, Timeline::NowNs()});
+      }
+      p.exp_avg = static_cast<float*>((*moments)[0]);
+      p.exp_avg_sq = static_cast<float*>((*moments)[1]);
+    }
+    const int64_t start = Timeline::NowNs();
+    stats_[t.index] = optimizer_->StepAndMeasure(p, t.hyper);
+    optimizer_s_ += Since(start);
+    if (timeline_ != nullptr) timeline_->Add({"adamw", Lane::kOptimizer, t.index, start, Timeline::NowNs()});
+    return item >= 0 ? spill_->Release(item) : absl::OkStatus();
+  }
+
   Device* const device_;
   FusedAdamW* const optimizer_;
   Timeline* const timeline_;
+  storage::SpillStreamer* const spill_;  // null: nothing spilled
   std::vector<StepStats> stats_;  // written by the worker, read after WaitAll
   double optimizer_s_ = 0;
   absl::Mutex mu_;
@@ -174,6 +204,7 @@ class GradWorker {
   uint64_t submitted_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t completed_ ABSL_GUARDED_BY(mu_) = 0;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status error_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
 };
 
@@ -182,7 +213,7 @@ class GradWorker {
 class WindowedEngine::Impl {
  public:
   Impl(const JobConfig& config, int window, Device* device, FusedAdamW* optimizer,
-       std::vector<HostBuffer> buffers, Timeline* timeline)
+       std::vector<HostBuffer> buffers, Timeline* timeline, storage::SpillStreamer* spill)
       : config_(config),
         window_(window),
         l2l_(config.offload.method == OffloadMethod::kL2L),
@@ -190,9 +221,10 @@ class WindowedEngine::Impl {
         device_(device),
         optimizer_(optimizer),
         timeline_(timeline),
+        spill_(spill),
         buffers_(std::move(buffers)),
         update_task_(buffers_.size(), 0),
-        worker_(device, optimizer, timeline, static_cast<int>(buffers_.size())) {}
+        worker_(device, optimizer, timeline, static_cast<int>(buffers_.size()), spill) {}
 
   ~Impl() {
     (void)Drain();
@@ -246,6 +278,10 @@ class WindowedEngine::Impl {
     auto scope = device_->ComputeScope();
     const auto dev = torch::TensorOptions().dtype(torch::kFloat32).device(device_->torch_device());
 
+    // Spilled moments are needed in backward order, during the last
+    // micro-batch: their reads overlap the forward passes.
+    if (!defer) StageSpilled(/*forward=*/false);
+
     // The embedding and final norm live on the device: bring their updates.
     for (int b : {0, last()}) {
       WaitForUpdate(b);
@@ -275,6 +311,7 @@ class WindowedEngine::Impl {
     // Gradients must all have landed before the step's updates are decided.
     const int64_t wait_start = Timeline::NowNs();
     worker_.WaitAll();
+    RETURN_IF_ERROR(worker_.error());  // the NVMe tier failed an update
     std::vector<StepStats> grads = worker_.stats();
     if (defer) {
       for (int b = 0; b < num_buffers(); ++b) {
@@ -295,6 +332,7 @@ class WindowedEngine::Impl {
     if (defer) {
       // Forward order, so the next step's forward waits only for its layer.
       const AdamWStep hyper = AdamWHyper(t, step, ClipFactor(t, stats_.grad_norm));
+      StageSpilled(/*forward=*/true);
       for (int b = 0; b < num_buffers(); ++b) {
         update_task_[b] = worker_.Submit({Event{}, nullptr, &buffers_[b], b, false, true, hyper});
       }
@@ -310,12 +348,25 @@ class WindowedEngine::Impl {
 
   absl::Status Drain() {
     worker_.WaitAll();
-    return absl::OkStatus();
+    RETURN_IF_ERROR(worker_.error());
+    return spill_ != nullptr ? spill_->Flush() : absl::OkStatus();
   }
 
  private:
   int last() const { return static_cast<int>(buffers_.size()) - 1; }
   int num_buffers() const { return static_cast<int>(buffers_.size()); }
+
+  // Starts reading the spilled moments in the order the updates will want
+  // them (the streamer's bounded slots limit how far ahead).
+  void StageSpilled(bool forward) {
+    if (spill_ == nullptr) return;
+    std::vector<int> order;
+    for (int i = 0; i < num_buffers(); ++i) {
+      const int b = forward ? i : num_buffers() - 1 - i;
+      if (buffers_[b].spill_item >= 0) order.push_back(buffers_[b].spill_item);
+    }
+    spill_->Prefetch(order);
+  }
   torch::Tensor Checkpoint(int i, const torch::TensorOptions& dev) {
     const int64_t act = BoundaryActivationBytes(config_) / kFloat;
     return torch::from_blob(ckpt_ + i * act,
@@ -487,6 +538,7 @@ class WindowedEngine::Impl {
   Device* const device_;
   FusedAdamW* const optimizer_;
   Timeline* const timeline_;
+  storage::SpillStreamer* const spill_;  // null: nothing spilled
   std::vector<HostBuffer> buffers_;   // embedding, layers..., final_norm
 
   // Device memory, allocated once by Allocate().
@@ -511,9 +563,16 @@ class WindowedEngine::Impl {
 
 absl::StatusOr<std::unique_ptr<WindowedEngine>> WindowedEngine::Create(
     const JobConfig& config, int window, Device* device, FusedAdamW* optimizer,
-    std::vector<HostBuffer> buffers, Timeline* timeline) {
+    std::vector<HostBuffer> buffers, Timeline* timeline, storage::SpillStreamer* spill) {
   if (window < 1) return absl::InvalidArgumentError("offload.window: must be >= 1 here");
-  auto impl = std::make_unique<Impl>(config, window, device, optimizer, std::move(buffers), timeline);
+  for (const HostBuffer& b : buffers) {
+    if (b.spill_item >= 0 && spill == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(b.layout.name, ": moments spilled, but no SpillStreamer"));
+    }
+  }
+  auto impl = std::make_unique<Impl>(config, window, device, optimizer, std::move(buffers), timeline,
+                                     spill);
   RETURN_IF_ERROR(impl->Allocate());
   return std::unique_ptr<WindowedEngine>(new WindowedEngine(std::move(impl), window));
 }

@@ -44,6 +44,10 @@
 #include "core/optim/fused_adamw.h"
 #include "core/timeline.h"
 
+namespace stronghold::storage {
+class SpillStreamer;
+}  // namespace stronghold::storage
+
 namespace stronghold::core {
 
 // One buffer's training state in host memory (owned by the caller): fp32
@@ -54,6 +58,10 @@ struct HostBuffer {
   float* grad = nullptr;
   float* exp_avg = nullptr;
   float* exp_avg_sq = nullptr;
+  // >= 0: the Adam moments live on the NVMe tier as item `spill_item` of the
+  // engine's SpillStreamer (arrays exp_avg, exp_avg_sq), and the two
+  // pointers above are null; they are staged in host slots for the update.
+  int spill_item = -1;
 };
 
 // What one step measured, for StepReport and the automatic window.
@@ -84,10 +92,14 @@ class WindowedEngine {
   // Allocates every device buffer (slots, embedding, final norm, activation
   // checkpoints) from `device` and the host staging buffers. `window` >= 1;
   // `buffers` are embedding, layers..., final_norm (ModelLayout order).
-  // RESOURCE_EXHAUSTED when the device budget is too small.
+  // RESOURCE_EXHAUSTED when the device budget is too small. `spill` (not
+  // owned; needed if any buffer has a spill_item) holds the moments spilled
+  // to the NVMe tier: each step stages them in update order ahead of the
+  // CPU optimizer and writes them back after each update.
   static absl::StatusOr<std::unique_ptr<WindowedEngine>> Create(
       const JobConfig& config, int window, Device* device, FusedAdamW* optimizer,
-      std::vector<HostBuffer> buffers, Timeline* timeline);
+      std::vector<HostBuffer> buffers, Timeline* timeline,
+      storage::SpillStreamer* spill = nullptr);
   ~WindowedEngine();
 
   // One optimizer step: every micro-batch's forward and backward, then the
@@ -95,7 +107,9 @@ class WindowedEngine {
   // Step, Drain() and the destructor wait for them).
   absl::StatusOr<EngineStepStats> Step(int64_t step, const BatchSource& batches);
 
-  // Waits for every queued update: host masters are then current.
+  // Waits for every queued update (and write-back to the NVMe tier): host
+  // masters and spilled moments are then current. The first I/O error of
+  // the NVMe tier, if any (it also fails the Step that met it).
   absl::Status Drain();
 
   // Spans that ended before this time belong to earlier steps: the start of

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
@@ -19,6 +20,10 @@
 #include "core/planner.h"
 #include "core/status_macros.h"
 #include "glog/logging.h"
+#include "storage/block_device.h"
+#include "storage/block_device_factory.h"
+#include "storage/extent_store.h"
+#include "storage/spill_streamer.h"
 
 namespace stronghold::core {
 
@@ -73,8 +78,10 @@ class Trainer::Impl {
       InitBuffer(s.layout, config.model, config.training.seed, static_cast<int>(i),
                  s.param.data_ptr<float>());
       s.grad = torch::zeros({s.layout.count}, f32);
-      s.exp_avg = torch::zeros({s.layout.count}, f32);
-      s.exp_avg_sq = torch::zeros({s.layout.count}, f32);
+      if (!Spilled(static_cast<int>(i))) {  // else on the NVMe tier (Prepare)
+        s.exp_avg = torch::zeros({s.layout.count}, f32);
+        s.exp_avg_sq = torch::zeros({s.layout.count}, f32);
+      }
       layers_.push_back(std::move(s));
     }
     const int micro = config.training.micro_batch, seq = config.model.seq_len;
@@ -91,6 +98,12 @@ class Trainer::Impl {
   absl::Status Prepare() {
     const OffloadConfig& o = config_.offload;
     const bool gpu = options_.device != nullptr && options_.device->name() != "cpu";
+    if (options_.ssd_layers > 0 &&
+        (o.method == OffloadMethod::kResident || options_.ssd_layers > config_.model.layers)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "ssd_layers ", options_.ssd_layers, ": the NVMe tier holds up to model.layers layers' "
+          "moments, for the windowed methods"));
+    }
     if (o.method == OffloadMethod::kResident && !gpu) {
       for (LayerState& s : layers_) {
         s.param.set_requires_grad(true);
@@ -131,7 +144,80 @@ class Trainer::Impl {
           " bytes; the smallest budget that works is ",
           WindowedArenaBytes(config_, 1) + WorkingBytes(config_), " bytes"));
     }
+    RETURN_IF_ERROR(OpenSsdTier());
     return MakeEngine(window);
+  }
+
+  // Buffer i (ModelLayout order) keeps its moments on the NVMe tier: block
+  // layers 0 .. ssd_layers-1, i.e. buffers 1 .. ssd_layers.
+  bool Spilled(int i) const {
+    return config_.offload.method != OffloadMethod::kResident && i >= 1 &&
+           i <= std::min(options_.ssd_layers, config_.model.layers);
+  }
+
+  // The spilled moments' extents, staging and their initial zeros.
+  absl::Status OpenSsdTier() {
+    if (options_.ssd_layers <= 0 || spill_ != nullptr) return absl::OkStatus();
+    std::vector<storage::SpillItem> items;
+    int64_t largest = 0;
+    for (int i = 1; Spilled(i); ++i) {
+      const int64_t bytes = layers_[i].layout.count * static_cast<int64_t>(sizeof(float));
+      items.push_back({layers_[i].layout.name, {"exp_avg", "exp_avg_sq"}, {bytes, bytes}});
+      largest = std::max(largest, layers_[i].layout.count);
+    }
+    storage::BlockDevice* device = options_.ssd_device;
+    if (device == nullptr) {
+      if (config_.offload.ssd_dirs.empty()) {
+        return absl::InvalidArgumentError("ssd_layers > 0 needs offload.ssd_dirs");
+      }
+      const storage::FileBlockDeviceOptions device_options(
+          config_.offload.ssd_dirs,
+          storage::SpillStreamer::DeviceBytes(items, /*alignment=*/4096, /*block_bytes=*/1 << 20));
+      ASSIGN_OR_RETURN(ssd_device_, storage::OpenFileBlockDevice(device_options));
+      device = ssd_device_.get();
+    }
+    ssd_store_ = std::make_unique<storage::ExtentStore>(device, storage::ExtentStoreOptions());
+    ASSIGN_OR_RETURN(spill_, storage::SpillStreamer::Create(ssd_store_.get(), items,
+                                                            {kSsdStagingSlots}));
+    const std::vector<float> zeros(largest, 0.0f);  // Adam's moments start at 0
+    for (int item = 0; item < spill_->items(); ++item) {
+      const void* arrays[] = {zeros.data(), zeros.data()};
+      RETURN_IF_ERROR(spill_->Write(item, arrays));
+    }
+    return absl::OkStatus();
+  }
+
+  // Checkpoints read and write moments in host memory: for a save or a
+  // restore, the spilled ones are brought in whole (above the host budget
+  // by their size, for its duration) and then dropped again (after a
+  // restore, written back first).
+  absl::Status BringInSpilled(bool read) {
+    if (spill_ == nullptr) return absl::OkStatus();
+    const auto f32 = torch::TensorOptions().dtype(torch::kFloat32);
+    for (int i = 1; Spilled(i); ++i) {
+      LayerState& s = layers_[i];
+      s.exp_avg = torch::zeros({s.layout.count}, f32);
+      s.exp_avg_sq = torch::zeros({s.layout.count}, f32);
+      if (read) {
+        void* arrays[] = {s.exp_avg.data_ptr<float>(), s.exp_avg_sq.data_ptr<float>()};
+        RETURN_IF_ERROR(spill_->Read(i - 1, arrays));
+      }
+    }
+    return absl::OkStatus();
+  }
+  absl::Status DropSpilled(bool write_back) {
+    if (spill_ == nullptr) return absl::OkStatus();
+    absl::Status status;
+    for (int i = 1; Spilled(i); ++i) {
+      LayerState& s = layers_[i];
+      if (write_back && status.ok() && s.exp_avg.defined()) {
+        const void* arrays[] = {s.exp_avg.data_ptr<float>(), s.exp_avg_sq.data_ptr<float>()};
+        status = spill_->Write(i - 1, arrays);
+      }
+      s.exp_avg = torch::Tensor();
+      s.exp_avg_sq = torch::Tensor();
+    }
+    return status;
   }
 
   // Host weights and gradients are copied to and from the GPU every step:
@@ -199,8 +285,11 @@ class Trainer::Impl {
   absl::StatusOr<int64_t> Restore(const std::string& checkpoint_dir) {
     if (engine_) RETURN_IF_ERROR(engine_->Drain());
     restore_failed_ = true;  // until every byte is in
-    ASSIGN_OR_RETURN(const CheckpointManifest manifest,
-                     LoadCheckpoint(checkpoint_dir, config_.model, Buffers()));
+    const absl::Status brought = BringInSpilled(/*read=*/false);
+    absl::StatusOr<CheckpointManifest> loaded =
+        brought.ok() ? LoadCheckpoint(checkpoint_dir, config_.model, Buffers()) : brought;
+    RETURN_IF_ERROR(DropSpilled(/*write_back=*/loaded.ok()));
+    ASSIGN_OR_RETURN(const CheckpointManifest manifest, std::move(loaded));
     restore_failed_ = false;
     start_step_ = manifest.position.step;
     return start_step_;
@@ -236,13 +325,18 @@ class Trainer::Impl {
 
   absl::Status MakeEngine(int window) {
     std::vector<HostBuffer> buffers;
-    for (LayerState& s : layers_) {
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      LayerState& s = layers_[i];
+      const bool spilled = Spilled(static_cast<int>(i));
       buffers.push_back({s.layout, s.param.data_ptr<float>(), s.grad.data_ptr<float>(),
-                         s.exp_avg.data_ptr<float>(), s.exp_avg_sq.data_ptr<float>()});
+                         spilled ? nullptr : s.exp_avg.data_ptr<float>(),
+                         spilled ? nullptr : s.exp_avg_sq.data_ptr<float>(),
+                         spilled ? static_cast<int>(i) - 1 : -1});
     }
     engine_.reset();
     ASSIGN_OR_RETURN(engine_, WindowedEngine::Create(config_, window, device_, optimizer_.get(),
-                                                     std::move(buffers), &timeline_));
+                                                     std::move(buffers), &timeline_,
+                                                     spill_.get()));
     return absl::OkStatus();
   }
 
@@ -364,8 +458,13 @@ class Trainer::Impl {
     position.lr = LearningRate(t, step);
     position.next_lr = LearningRate(t, step + 1);
     const std::string dir = (std::filesystem::path(options_.job_dir) / "checkpoints").string();
-    ASSIGN_OR_RETURN(std::string name, WriteCheckpoint(dir, config_.model, position, Buffers(),
-                                                       options_.job_spec_json));
+    const absl::Status brought = BringInSpilled(/*read=*/true);
+    absl::StatusOr<std::string> written =
+        brought.ok()
+            ? WriteCheckpoint(dir, config_.model, position, Buffers(), options_.job_spec_json)
+            : brought;
+    RETURN_IF_ERROR(DropSpilled(/*write_back=*/false));
+    ASSIGN_OR_RETURN(std::string name, std::move(written));
     RETURN_IF_ERROR(PruneCheckpoints(dir, config_.checkpoint.keep_last));
     observer->OnCheckpoint(name);
     return absl::OkStatus();
@@ -382,6 +481,11 @@ class Trainer::Impl {
   // Windowed methods only.
   Device* device_ = nullptr;
   std::unique_ptr<Device> owned_device_;
+  // The NVMe tier (options_.ssd_layers > 0), destroyed after the engine and
+  // in this order's reverse.
+  std::unique_ptr<storage::BlockDevice> ssd_device_;  // null if injected
+  std::unique_ptr<storage::ExtentStore> ssd_store_;
+  std::unique_ptr<storage::SpillStreamer> spill_;
   Timeline timeline_;
   std::unique_ptr<WindowedEngine> engine_;
   bool auto_window_ = false;

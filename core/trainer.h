@@ -26,6 +26,10 @@
 #include "absl/status/statusor.h"
 #include "core/job_config.h"
 
+namespace stronghold::storage {
+class BlockDevice;
+}  // namespace stronghold::storage
+
 namespace stronghold::core {
 
 class Device;
@@ -86,6 +90,14 @@ struct TrainerOptions {
   // Stored as job.json in every checkpoint; the daemon passes the effective
   // JobSpec in JSON. Empty = no job.json.
   std::string job_spec_json;
+  // Block layers 0 .. ssd_layers-1 keep their Adam moments on the NVMe tier
+  // (MemoryPlan::ssd_layers; windowed methods only): files in
+  // offload.ssd_dirs, streamed through kSsdStagingSlots host slots. An I/O
+  // error there fails the job naming the file, offset and errno.
+  int ssd_layers = 0;
+  // The NVMe tier's block device; null = opened on offload.ssd_dirs. Not
+  // owned (tests pass a fault-injecting one).
+  storage::BlockDevice* ssd_device = nullptr;
 };
 
 class Trainer {

@@ -34,6 +34,12 @@ int64_t RoundUp(int64_t x, int64_t unit) {
   return (x + unit - 1) / unit * unit;
 }
 
+// The device's error, same code, with what the store was doing in front.
+absl::Status Annotate(absl::string_view what, const absl::Status& status) {
+  return absl::Status(status.code(),
+                      absl::StrCat(what, ": ", status.message()));
+}
+
 int64_t Blocks(int64_t bytes, int64_t block_bytes) {
   return (bytes + block_bytes - 1) / block_bytes;
 }
@@ -194,6 +200,7 @@ absl::StatusOr<IoTicket> ExtentStore::Submit(absl::Span<const ExtentIo> ios) {
             absl::StrCat("unknown extent ", io.extent));
       }
       Extent& e = extents_[io.extent];
+      absl::StrAppend(&batch.what, batch.what.empty() ? "" : ", ", e.info.name);
       requests.push_back(
           {io.op, e.info.offset, e.info.buffer_bytes, io.buffer});
       AlignedBuffer trailer(e.trailer_bytes, device_->alignment());
@@ -223,8 +230,15 @@ absl::StatusOr<IoTicket> ExtentStore::Submit(absl::Span<const ExtentIo> ios) {
     BuildTrailer(w.extent, w.id, w.generation, w.data,
                  batch.trailers[i].data());
   }
+  bool any_write = false, any_read = false;
+  for (const ExtentIo& io : ios)
+    (io.op == IoOp::kWrite ? any_write : any_read) = true;
+  batch.what = absl::StrCat(any_write && any_read ? "transferring"
+                            : any_write           ? "writing"
+                                                  : "reading",
+                            " extent", ios.size() > 1 ? "s " : " ", batch.what);
   absl::StatusOr<IoTicket> device_ticket = device_->Submit(requests);
-  if (!device_ticket.ok()) return device_ticket.status();
+  if (!device_ticket.ok()) return Annotate(batch.what, device_ticket.status());
   batch.device_ticket = *device_ticket;
   absl::MutexLock lock(&mu_);
   const IoTicket ticket = next_ticket_++;
@@ -243,7 +257,9 @@ absl::Status ExtentStore::Wait(IoTicket ticket) {
     batch = std::move(it->second);
     batches_.erase(it);
   }
-  if (absl::Status s = device_->Wait(batch.device_ticket); !s.ok()) return s;
+  if (absl::Status s = device_->Wait(batch.device_ticket); !s.ok()) {
+    return Annotate(batch.what, s);
+  }
   for (const PendingRead& read : batch.reads) {
     Extent e;
     {

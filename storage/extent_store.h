@@ -82,7 +82,8 @@ class ExtentStore {
   BlockDevice* device() const { return device_; }
 
   // Starts a batch of extent transfers (with their trailers).
-  // FAILED_PRECONDITION for reads of extents never written.
+  // FAILED_PRECONDITION for reads of extents never written. Device errors
+  // (here or from Wait) keep their code and get the extents' names in front.
   absl::StatusOr<IoTicket> Submit(absl::Span<const ExtentIo> ios);
   // Waits for the batch and verifies what it read; the first error.
   absl::Status Wait(IoTicket ticket);
@@ -107,6 +108,7 @@ class ExtentStore {
   };
   struct Batch {
     IoTicket device_ticket = 0;
+    std::string what;  // "reading extents a, b", prefixed to device errors
     std::vector<PendingRead> reads;
     std::vector<AlignedBuffer> trailers;  // written ones, kept until done
   };

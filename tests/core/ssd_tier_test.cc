@@ -1,0 +1,220 @@
+// The NVMe tier through the trainer: a job whose Adam moments are spilled
+// (TrainerOptions::ssd_layers) trains bit-identically to the same job held in
+// RAM, with and without clipping (deferred and as-gradients-land updates),
+// for STRONGHOLD and L2L, through a checkpoint and a restore; and injected
+// faults (EIO, a silently torn write, ENOSPC) fail the job with an error
+// that says what failed, leave the last checkpoint intact, and do not stop
+// the next job from training.
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/checkpoint.h"
+#include "core/trainer.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "storage/fault_injecting_block_device.h"
+#include "storage/memory_block_device.h"
+
+namespace stronghold::core {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+class Recorder : public TrainerObserver {
+ public:
+  void OnStep(const StepReport& r) override {
+    losses.push_back(r.loss);
+    if (on_step) on_step(r.step);
+  }
+  void OnMessage(const std::string&) override {}
+  void OnCheckpoint(const std::string& name) override { checkpoints.push_back(name); }
+  StopRequest StopRequested() override { return StopRequest::kNone; }
+
+  std::vector<double> losses;
+  std::vector<std::string> checkpoints;
+  std::function<void(int64_t)> on_step;
+};
+
+JobConfig Job(OffloadMethod method, bool clip) {
+  JobConfig c;
+  c.model = {.layers = 6, .hidden = 64, .heads = 4, .seq_len = 32, .vocab = 256};
+  c.training.steps = 6;
+  c.training.batch = 8;
+  c.training.micro_batch = 4;
+  c.training.clip_norm = clip ? 0.5 : 0.0;
+  c.training.warmup_steps = 2;
+  c.offload.method = method;
+  c.offload.window = method == OffloadMethod::kL2L ? 0 : 2;
+  return c;
+}
+
+std::string Dir(const std::string& name) {
+  const fs::path p =
+      fs::path(std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp") / name;
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p.string();
+}
+
+struct Result {
+  absl::Status status;
+  std::vector<double> losses;
+  std::vector<std::vector<float>> weights;
+};
+
+// Trains `c`; ssd_layers > 0 spills them to files in a fresh directory, or
+// to `device` when given.
+Result Train(JobConfig c, const std::string& name, int ssd_layers,
+             storage::BlockDevice* device = nullptr, Recorder* recorder = nullptr,
+             const std::string& restore = "") {
+  if (ssd_layers > 0 && device == nullptr) c.offload.ssd_dirs = {Dir(name + "_ssd")};
+  Recorder local;
+  if (recorder == nullptr) recorder = &local;
+  Result r;
+  auto trainer = Trainer::Create(c, {.job_dir = Dir(name), .optimizer_threads = 2,
+                                     .ssd_layers = ssd_layers, .ssd_device = device});
+  if (!trainer.ok()) {
+    r.status = trainer.status();
+    return r;
+  }
+  if (!restore.empty()) {
+    auto step = (*trainer)->Restore(restore);
+    if (!step.ok()) {
+      r.status = step.status();
+      return r;
+    }
+  }
+  r.status = (*trainer)->Run(recorder);
+  r.losses = recorder->losses;
+  if (r.status.ok()) r.weights = (*trainer)->Weights();
+  return r;
+}
+
+void ExpectBitIdentical(const Result& a, const Result& b, const std::string& what) {
+  ASSERT_TRUE(a.status.ok()) << a.status;
+  ASSERT_TRUE(b.status.ok()) << what << ": " << b.status;
+  ASSERT_EQ(a.losses, b.losses) << what;
+  ASSERT_EQ(a.weights.size(), b.weights.size());
+  for (size_t buf = 0; buf < a.weights.size(); ++buf) {
+    ASSERT_EQ(0, std::memcmp(a.weights[buf].data(), b.weights[buf].data(),
+                             a.weights[buf].size() * sizeof(float)))
+        << what << ": weights of buffer " << buf << " differ";
+  }
+}
+
+TEST(SsdTierTest, SpilledMomentsTrainBitIdenticallyToRam) {
+  for (bool clip : {true, false}) {
+    const JobConfig c = Job(OffloadMethod::kStronghold, clip);
+    const std::string tag = clip ? "clip" : "noclip";
+    const Result ram = Train(c, "ram_" + tag, 0);
+    ExpectBitIdentical(ram, Train(c, "spill4_" + tag, 4), tag + ", 4 of 6 layers spilled");
+    ExpectBitIdentical(ram, Train(c, "spill6_" + tag, 6), tag + ", all 6 layers spilled");
+  }
+  const JobConfig l2l = Job(OffloadMethod::kL2L, true);
+  ExpectBitIdentical(Train(l2l, "ram_l2l", 0), Train(l2l, "spill_l2l", 3), "L2L, 3 spilled");
+}
+
+TEST(SsdTierTest, CheckpointAndRestoreCarryTheSpilledMoments) {
+  JobConfig c = Job(OffloadMethod::kStronghold, true);
+  const Result ram = Train(c, "ram_full", 0);
+  // Spilled, with checkpoints at steps 3 and 6 (the schedule depends on the
+  // total number of steps, so the job is the same one).
+  c.checkpoint.every_steps = 3;
+  Recorder recorder;
+  const Result part = Train(c, "spill_part", 5, nullptr, &recorder);
+  ASSERT_TRUE(part.status.ok()) << part.status;
+  EXPECT_EQ(part.weights, ram.weights);
+  ASSERT_EQ(recorder.checkpoints.size(), 2u);
+  const std::string checkpoint =
+      (fs::path(Dir("unused")).parent_path() / "spill_part" / "checkpoints" /
+       recorder.checkpoints[0])
+          .string();
+  // Resumed spilled, and resumed in RAM: both end where the RAM run ended.
+  Result resumed = Train(c, "spill_resumed", 5, nullptr, nullptr, checkpoint);
+  ASSERT_TRUE(resumed.status.ok()) << resumed.status;
+  EXPECT_EQ(resumed.weights, ram.weights);
+  Result resumed_ram = Train(c, "ram_resumed", 0, nullptr, nullptr, checkpoint);
+  ASSERT_TRUE(resumed_ram.status.ok()) << resumed_ram.status;
+  EXPECT_EQ(resumed_ram.weights, ram.weights);
+}
+
+// A fault-injecting device over memory, big enough for every layer's moments.
+std::unique_ptr<storage::FaultInjectingBlockDevice> FaultyDevice() {
+  return std::make_unique<storage::FaultInjectingBlockDevice>(
+      storage::NewMemoryBlockDevice(storage::MemoryBlockDeviceOptions(64 << 20)));
+}
+
+TEST(SsdTierTest, ReadErrorFailsTheJobNamingTheError) {
+  auto device = FaultyDevice();
+  Recorder recorder;
+  recorder.on_step = [&](int64_t step) {
+    if (step == 2) device->FailAllReads();
+  };
+  const Result r = Train(Job(OffloadMethod::kStronghold, false), "eio", 4, device.get(), &recorder);
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kDataLoss) << r.status;
+  EXPECT_THAT(std::string(r.status.message()), HasSubstr("reading extents layers."));
+  EXPECT_THAT(std::string(r.status.message()), HasSubstr("Input/output error (errno 5)"));
+  EXPECT_EQ(recorder.losses.size(), 2u);  // step 3 failed
+}
+
+TEST(SsdTierTest, SilentlyTornWriteFailsTheJobAtTheNextRead) {
+  auto device = FaultyDevice();
+  Recorder recorder;
+  recorder.on_step = [&](int64_t step) {
+    if (step == 2) device->TearNthWrite(1, storage::FaultInjectingBlockDevice::Tear::kSilent);
+  };
+  const Result r = Train(Job(OffloadMethod::kStronghold, false), "torn", 4, device.get(), &recorder);
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kDataLoss) << r.status;
+  EXPECT_THAT(std::string(r.status.message()), HasSubstr("CRC32C mismatch"));
+}
+
+TEST(SsdTierTest, FullDiskFailsTheJobWithResourceExhausted) {
+  auto device = FaultyDevice();
+  Recorder recorder;
+  recorder.on_step = [&](int64_t step) {
+    if (step == 2) device->SetSpaceLimit(0);
+  };
+  const Result r = Train(Job(OffloadMethod::kStronghold, true), "enospc", 4, device.get(),
+                         &recorder);
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kResourceExhausted) << r.status;
+  EXPECT_THAT(std::string(r.status.message()), HasSubstr("No space left on device"));
+  EXPECT_THAT(std::string(r.status.message()), HasSubstr("needs"));
+}
+
+TEST(SsdTierTest, AFailedWriteLeavesTheLastCheckpointIntactAndTheNextJobTrains) {
+  JobConfig c = Job(OffloadMethod::kStronghold, true);
+  c.checkpoint.every_steps = 2;
+  auto device = FaultyDevice();
+  Recorder recorder;
+  recorder.on_step = [&](int64_t step) {
+    if (step == 3) device->FailNthWrite(1);
+  };
+  const Result failed = Train(c, "failing", 4, device.get(), &recorder);
+  EXPECT_EQ(failed.status.code(), absl::StatusCode::kDataLoss) << failed.status;
+  EXPECT_THAT(std::string(failed.status.message()), HasSubstr("writing extents layers."));
+  ASSERT_EQ(recorder.checkpoints, std::vector<std::string>{CheckpointName(2)});
+  // The step-2 checkpoint loads, every byte checked, and training from it
+  // ends where an undisturbed run ends.
+  const std::string checkpoint =
+      (fs::path(Dir("unused")).parent_path() / "failing" / "checkpoints" / CheckpointName(2))
+          .string();
+  const Result resumed = Train(c, "after_failure", 4, nullptr, nullptr, checkpoint);
+  ASSERT_TRUE(resumed.status.ok()) << resumed.status;
+  EXPECT_EQ(resumed.weights, Train(c, "undisturbed", 0).weights);
+}
+
+TEST(SsdTierTest, SpillingNeedsAWindowedMethodAndDirectories) {
+  EXPECT_EQ(Train(Job(OffloadMethod::kResident, true), "resident", 2).status.code(),
+            absl::StatusCode::kInvalidArgument);
+  JobConfig c = Job(OffloadMethod::kStronghold, true);
+  auto trainer = Trainer::Create(c, {.job_dir = Dir("nodirs"), .ssd_layers = 2});
+  EXPECT_EQ(trainer.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace stronghold::core
