@@ -33,10 +33,9 @@ struct NodeBudgets {
   // 0 = not checked here (the tier preallocates its files when the job
   // starts and fails then, with the bytes it needed).
   int64_t ssd_bytes = 0;
-  // Whether the engine streams spilled state from the NVMe tier. Until the
-  // caller says so, the planner places nothing on ssd, so that no job is
-  // admitted on the strength of a tier it would not use.
-  bool ssd_streaming = false;
+  // Whether the engine streams spilled state from the NVMe tier (it does:
+  // TrainerOptions::ssd_layers). False plans as if there were no such tier.
+  bool ssd_streaming = true;
 };
 
 struct MemoryPlan {

@@ -294,7 +294,9 @@ void JobManager::RunJob(int64_t id) {
                .device = options_.device.get(),
                .device_budget_bytes = plan.budget_device_bytes,
                .optimizer_threads = options_.optimizer_threads,
-               .job_spec_json = spec_json});
+               .job_spec_json = spec_json,
+               // The Adam moments the plan put on the NVMe tier.
+               .ssd_layers = plan.ssd_layers});
   if (trainer.ok()) {
     absl::StatusOr<Restored> restored = RestoreTrainer(**trainer, CheckpointsDir(id), resume_dir);
     if (restored.ok()) {

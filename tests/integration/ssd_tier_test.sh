@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The NVMe tier end to end: with a host budget too small for the training
+# state and an --ssd-dir, `plan` puts the layers' Adam moments on the ssd
+# tier, the job trains, and its checkpoint is bit-identical to the same job
+# held in RAM; the tier's files are gone afterwards. A job whose tier cannot
+# be opened ends FAILED naming the path, and the next job succeeds.
+set -uo pipefail
+
+source "${TEST_SRCDIR}/stronghold/tests/integration/daemon_lib.sh"
+
+start_daemon
+SSD="$WORK/ssd"
+mkdir -p "$SSD"
+JOB=(--layers 8 --hidden 256 --heads 4 --seq-len 64 --vocab 512 --batch 4 --micro-batch 2
+     --steps 6 --method stronghold --window 2)
+# The state needs ~134 MiB of host memory on the CPU device; 110 MiB forces
+# the moments of 7 of the 8 layers out.
+SHORT=(--host-memory-budget 110MiB)
+
+"$CTL" plan "${JOB[@]}" "${SHORT[@]}" >"$WORK/plan_ram.txt" 2>&1
+check "without an ssd dir the short budget does not fit" grep -q "^fits: *no" "$WORK/plan_ram.txt"
+"$CTL" plan "${JOB[@]}" "${SHORT[@]}" --ssd-dir "$SSD" >"$WORK/plan.txt" 2>&1
+check "with one it fits" grep -q "^fits: *yes" "$WORK/plan.txt"
+check "plan shows the moments on the ssd tier" \
+  grep -q "ssd.adam.exp_avg+exp_avg_sq *ssd .*layers 0..6" "$WORK/plan.txt"
+check "plan shows the staging slots" grep -q "host.staging.ssd *host" "$WORK/plan.txt"
+
+"$CTL" submit --name spilled "${JOB[@]}" "${SHORT[@]}" --ssd-dir "$SSD" >/dev/null
+"$CTL" submit --name ram "${JOB[@]}" >/dev/null
+"$CTL" watch 1 >"$WORK/watch1.txt" 2>&1
+check "spilled job succeeds" test $? -eq 0
+"$CTL" watch 2 >/dev/null 2>&1
+check "RAM job succeeds" test $? -eq 0
+for f in model optimizer; do
+  a=$(sha256sum "$STATE/jobs/1/checkpoints/step-000006/$f.safetensors" | cut -d' ' -f1)
+  b=$(sha256sum "$STATE/jobs/2/checkpoints/step-000006/$f.safetensors" | cut -d' ' -f1)
+  check "$f.safetensors bit-identical to the RAM job's" test "$a" = "$b"
+done
+check "the tier's files are removed" test -z "$(ls -A "$SSD")"
+
+# Job 4 waits behind job 3 while its directory disappears.
+GONE="$WORK/gone"
+mkdir -p "$GONE"
+"$CTL" submit --name busy "${JOB[@]}" >/dev/null
+"$CTL" submit --name lost "${JOB[@]}" "${SHORT[@]}" --ssd-dir "$GONE" >/dev/null
+rm -rf "$GONE"
+check "a job whose tier cannot be opened fails" wait_state 4 FAILED
+"$CTL" status 4 >"$WORK/status4.txt" 2>&1
+check "its error names the path" grep -q "$GONE/stronghold-" "$WORK/status4.txt"
+"$CTL" submit --name next "${JOB[@]}" "${SHORT[@]}" --ssd-dir "$SSD" >/dev/null
+check "the next spilled job succeeds" wait_state 5 SUCCEEDED
+
+stop_daemon
+finish
