@@ -31,6 +31,7 @@
 #include "server/startup_checks.h"
 #include "server/systemd_notifier.h"
 #include "server/version.h"
+#include "storage/uring_block_device.h"
 
 ABSL_FLAG(std::string, socket, "",
           "Unix socket to serve on (default $XDG_RUNTIME_DIR/stronghold/strongholdd.sock, "
@@ -134,6 +135,9 @@ int Main() {
   metrics_options.torch_version = core::TorchVersion();
   Metrics metrics(metrics_options);
   options.listener = &metrics;
+  // The backend the NVMe tier's devices get (storage/block_device_factory.h
+  // probes the same way, once per process, when a job opens one).
+  metrics.SetIoBackend(storage::ProbeIoUring().ok() ? "io_uring" : "pread");
 
   // Listen for scrapes before anything else can fail late: a taken port is
   // a configuration error worth failing the start for.
