@@ -38,6 +38,7 @@ void PrintPlan(const v1::MemoryPlan& plan, std::ostream& out) {
       {"device budget", BudgetText(plan.device_budget_bytes())},
       {"host budget", BudgetText(plan.host_budget_bytes())},
       {"fits", plan.fits() ? "yes" : "no"},
+      {"largest trainable layers", absl::StrCat(plan.max_layers(), " (these budgets, all else as given)")},
   };
   if (!plan.reason().empty()) rows.push_back({"reason", plan.reason()});
   PrintKeyValues(rows, out);

@@ -506,7 +506,9 @@ absl::StatusOr<v1::MemoryPlan> JobManager::Plan(const v1::JobSpec& submitted) {
   std::string resume_dir;
   ASSIGN_OR_RETURN(const v1::JobSpec spec, ResolveResume(submitted, &resume_dir));
   ASSIGN_OR_RETURN(core::JobConfig config, ValidatedConfig(spec));
-  return ToProto(core::PlanMemory(config, options_.budgets));
+  v1::MemoryPlan plan = ToProto(core::PlanMemory(config, options_.budgets));
+  plan.set_max_layers(core::MaxTrainableLayers(config, options_.budgets));
+  return plan;
 }
 
 absl::Status JobManager::Watch(const std::string& name, int64_t since_step,

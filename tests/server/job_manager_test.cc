@@ -108,6 +108,23 @@ TEST(JobManagerTest, ErrorsNameWhatIsWrong) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST(JobManagerTest, PlanReportsTheLargestTrainableModel) {
+  auto m = Manager(StateDir("jm_plan"));
+  v1::JobSpec spec = Tiny(5);
+  spec.mutable_offload()->set_method(v1::STRONGHOLD);
+  spec.mutable_offload()->set_gpu_memory_budget_bytes(64 << 20);
+  spec.mutable_offload()->set_host_memory_budget_bytes(256 << 20);
+  auto plan = m->Plan(spec);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_TRUE(plan->fits()) << plan->reason();
+  ASSERT_GT(plan->max_layers(), 1);
+  // One layer more than the largest does not fit; the largest does.
+  spec.mutable_model()->set_layers(plan->max_layers());
+  EXPECT_TRUE(m->Plan(spec)->fits());
+  spec.mutable_model()->set_layers(plan->max_layers() + 1);
+  EXPECT_FALSE(m->Plan(spec)->fits());
+}
+
 TEST(JobManagerTest, ListPagesNewestFirst) {
   auto m = Manager(StateDir("jm_list"));
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(m->Submit(Tiny(1)).ok());
