@@ -347,14 +347,17 @@ class Trainer::Impl {
   }
 
   absl::Status EngineStep(int64_t step, TrainerObserver* observer, StepReport* report) {
-    // Keep the previous step's deferred updates: they run during this one.
-    timeline_.DropBefore(engine_->trace_cut_ns());
+    // Keep the previous step's deferred updates: they run during this one
+    // (or, when the automatic window rebuilt the engine, while the old one
+    // drained).
+    timeline_.DropBefore(trace_cut_ns_);
     ASSIGN_OR_RETURN(EngineStepStats s,
                      engine_->Step(step, [&](int micro, int64_t* in, int64_t* tg) {
                        if (observer->StopRequested() == StopRequest::kCancel) return false;
                        FillBatch(step, micro, in, tg);
                        return true;
                      }));
+    trace_cut_ns_ = engine_->trace_cut_ns();
     report->loss = s.loss;
     report->grad_norm = s.grad_norm;
     report->compute_s = s.compute_s;
@@ -489,6 +492,7 @@ class Trainer::Impl {
   Timeline timeline_;
   std::unique_ptr<WindowedEngine> engine_;
   bool auto_window_ = false;
+  int64_t trace_cut_ns_ = 0;  // spans that ended before belong to earlier steps
 
   // Resume: the last step the restored checkpoint finished (0 = fresh).
   int64_t start_step_ = 0;
