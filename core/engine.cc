@@ -130,7 +130,12 @@ class GradWorker {
   // What each buffer's last update saw in its gradient (after grad_scale).
   const std::vector<StepStats>& stats() const { return stats_; }
   double optimizer_s() const { return optimizer_s_; }
-  void reset_stats() { optimizer_s_ = 0; }
+  // Bytes of spilled moments staged from and written back to the NVMe tier.
+  int64_t nvme_bytes() const { return nvme_bytes_; }
+  void reset_stats() {
+    optimizer_s_ = 0;
+    nvme_bytes_ = 0;
+  }
   // The first NVMe tier error met by an update (sticky: the state there is
   // unknown afterwards).
   absl::Status error() {
@@ -184,6 +189,7 @@ class GradWorker {
       }
       p.exp_avg = static_cast<float*>((*moments)[0]);
       p.exp_avg_sq = static_cast<float*>((*moments)[1]);
+      nvme_bytes_ += 2 * t.buffer->layout.count * static_cast<int64_t>(sizeof(float));
     }
     const int64_t start = Timeline::NowNs();
     stats_[t.index] = optimizer_->StepAndMeasure(p, t.hyper);
@@ -198,6 +204,7 @@ class GradWorker {
   storage::SpillStreamer* const spill_;  // null: nothing spilled
   std::vector<StepStats> stats_;  // written by the worker, read after WaitAll
   double optimizer_s_ = 0;
+  int64_t nvme_bytes_ = 0;  // each way
   absl::Mutex mu_;
   absl::CondVar cv_;
   std::deque<Task> tasks_ ABSL_GUARDED_BY(mu_);
@@ -341,6 +348,9 @@ class WindowedEngine::Impl {
     stats_.layer_forward_s /= micro_batches;
     stats_.layer_backward_s /= micro_batches;
     stats_.layer_optimizer_s = worker_.optimizer_s() / num_buffers();
+    // Read before and written after each update of a spilled layer. Deferred
+    // updates run during the next step, so a step reports its predecessor's.
+    stats_.nvme_read_bytes = stats_.nvme_write_bytes = worker_.nvme_bytes();
     return stats_;
   }
 

@@ -74,6 +74,8 @@ struct EngineStepStats {
   double optimizer_s = 0.0;   // compute blocked on CPU optimizer updates
   int64_t h2d_bytes = 0;      // weights copied to the device
   int64_t d2h_bytes = 0;      // gradients copied to the host
+  int64_t nvme_read_bytes = 0;   // spilled moments staged from the NVMe tier
+  int64_t nvme_write_bytes = 0;  // and written back
   // Per block layer, averaged over micro-batches: forward and backward
   // (with recompute) compute seconds, one H2D and one D2H copy seconds.
   double layer_forward_s = 0.0;

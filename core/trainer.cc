@@ -368,6 +368,8 @@ class Trainer::Impl {
     report->device_peak_bytes = device_->peak_bytes();
     report->h2d_bytes = s.h2d_bytes;
     report->d2h_bytes = s.d2h_bytes;
+    report->nvme_read_bytes = s.nvme_read_bytes;
+    report->nvme_write_bytes = s.nvme_write_bytes;
     if (auto_window_ && step == start_step_ + 1) RETURN_IF_ERROR(ChooseWindow(s, observer));
     return absl::OkStatus();
   }

@@ -52,6 +52,8 @@ struct StepReport {
   int64_t device_peak_bytes = 0;  // device arena high-water mark (windowed methods)
   int64_t h2d_bytes = 0;          // bytes copied host -> device (windowed methods)
   int64_t d2h_bytes = 0;          // bytes copied device -> host (windowed methods)
+  int64_t nvme_read_bytes = 0;    // NVMe tier traffic (spilled optimizer state)
+  int64_t nvme_write_bytes = 0;
 };
 
 enum class StopRequest {

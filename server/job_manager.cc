@@ -91,6 +91,8 @@ class JobManager::Run final : public core::TrainerObserver {
     metrics.set_device_peak_bytes(s.device_peak_bytes);
     metrics.set_h2d_bytes(s.h2d_bytes);
     metrics.set_d2h_bytes(s.d2h_bytes);
+    metrics.set_nvme_read_bytes(s.nvme_read_bytes);
+    metrics.set_nvme_write_bytes(s.nvme_write_bytes);
     if (m_->options_.device_peak_flops > 0) {
       metrics.set_mfu(s.model_tflops * 1e12 / m_->options_.device_peak_flops);
     }

@@ -379,9 +379,11 @@ void Metrics::OnJobStep(const v1::Job& job, const v1::StepMetrics& step) {
   // Below a microsecond the rest is rounding, not time spent elsewhere.
   const double other = step.step_s() - accounted;
   if (other > 1e-6) s.phase[kOther]->Increment(other);
-  // Bytes moved (windowed methods; the NVMe tier does not report yet).
+  // Bytes moved: H2D/D2H by the windowed engine, NVMe by its spilled state.
   s.transfer[kH2d]->Increment(static_cast<double>(step.h2d_bytes()));
   s.transfer[kD2h]->Increment(static_cast<double>(step.d2h_bytes()));
+  s.transfer[kNvmeRead]->Increment(static_cast<double>(step.nvme_read_bytes()));
+  s.transfer[kNvmeWrite]->Increment(static_cast<double>(step.nvme_write_bytes()));
   s.optimizer_parameters->Increment(static_cast<double>(job.parameters()));
 }
 

@@ -29,6 +29,8 @@ class Recorder : public TrainerObserver {
  public:
   void OnStep(const StepReport& r) override {
     losses.push_back(r.loss);
+    nvme_read_bytes += r.nvme_read_bytes;
+    nvme_write_bytes += r.nvme_write_bytes;
     if (on_step) on_step(r.step);
   }
   void OnMessage(const std::string&) override {}
@@ -38,6 +40,8 @@ class Recorder : public TrainerObserver {
   std::vector<double> losses;
   std::vector<std::string> checkpoints;
   std::function<void(int64_t)> on_step;
+  int64_t nvme_read_bytes = 0;
+  int64_t nvme_write_bytes = 0;
 };
 
 JobConfig Job(OffloadMethod method, bool clip) {
@@ -111,8 +115,16 @@ TEST(SsdTierTest, SpilledMomentsTrainBitIdenticallyToRam) {
   for (bool clip : {true, false}) {
     const JobConfig c = Job(OffloadMethod::kStronghold, clip);
     const std::string tag = clip ? "clip" : "noclip";
-    const Result ram = Train(c, "ram_" + tag, 0);
-    ExpectBitIdentical(ram, Train(c, "spill4_" + tag, 4), tag + ", 4 of 6 layers spilled");
+    Recorder ram_steps, spill_steps;
+    const Result ram = Train(c, "ram_" + tag, 0, nullptr, &ram_steps);
+    ExpectBitIdentical(ram, Train(c, "spill4_" + tag, 4, nullptr, &spill_steps),
+                       tag + ", 4 of 6 layers spilled");
+    // The steps report the tier's traffic: each spilled update reads and
+    // writes m and v of its layer.
+    EXPECT_EQ(ram_steps.nvme_read_bytes, 0);
+    EXPECT_GT(spill_steps.nvme_read_bytes, 0);
+    EXPECT_EQ(spill_steps.nvme_read_bytes, spill_steps.nvme_write_bytes);
+    EXPECT_EQ(spill_steps.nvme_read_bytes % (2 * 4 * c.model.parameters_per_layer()), 0);
     ExpectBitIdentical(ram, Train(c, "spill6_" + tag, 6), tag + ", all 6 layers spilled");
   }
   const JobConfig l2l = Job(OffloadMethod::kL2L, true);
