@@ -43,16 +43,7 @@ class PreadBlockDevice final : public BlockDevice {
  protected:
   absl::StatusOr<IoTicket> DoSubmit(
       absl::Span<const IoRequest> requests) override {
-    std::vector<Work> work;
-    std::vector<StripedFiles::Piece> pieces;
-    for (const IoRequest& r : requests) {
-      pieces.clear();
-      files_->Split(r.offset, r.bytes, &pieces);
-      for (const StripedFiles::Piece& p : pieces) {
-        work.push_back(Work{0, r.op, p.file, p.file_offset, p.bytes,
-                            static_cast<char*>(r.buffer) + p.buffer_offset});
-      }
-    }
+    std::vector<Work> work = files_->SplitRequests(requests);
     const IoTicket ticket = tracker_.Begin(work.size());
     absl::MutexLock lock(&mu_);
     for (Work& w : work) {
@@ -67,14 +58,7 @@ class PreadBlockDevice final : public BlockDevice {
   absl::Status DoSync() override { return files_->SyncAll(); }
 
  private:
-  struct Work {
-    IoTicket ticket;
-    IoOp op;
-    int file;
-    int64_t file_offset;
-    int64_t bytes;
-    char* buffer;
-  };
+  using Work = StripedFiles::FileIo;
 
   void Run() {
     while (true) {

@@ -103,6 +103,21 @@ StripedFiles::~StripedFiles() {
   }
 }
 
+std::vector<StripedFiles::FileIo> StripedFiles::SplitRequests(
+    absl::Span<const IoRequest> requests) const {
+  std::vector<FileIo> out;
+  std::vector<Piece> pieces;
+  for (const IoRequest& r : requests) {
+    pieces.clear();
+    Split(r.offset, r.bytes, &pieces);
+    for (const Piece& p : pieces) {
+      out.push_back(FileIo{0, r.op, p.file, p.file_offset, p.bytes,
+                           static_cast<char*>(r.buffer) + p.buffer_offset});
+    }
+  }
+  return out;
+}
+
 void StripedFiles::Split(int64_t offset, int64_t bytes,
                          std::vector<Piece>* pieces) const {
   const int64_t n = count();

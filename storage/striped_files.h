@@ -17,6 +17,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "storage/block_device.h"
 #include "storage/io_status.h"
 
 namespace stronghold::storage {
@@ -60,6 +62,18 @@ class StripedFiles {
 
   // Appends the pieces of device range [offset, offset + bytes) to `pieces`.
   void Split(int64_t offset, int64_t bytes, std::vector<Piece>* pieces) const;
+
+  // One transfer a file backend runs: a piece of a request within one file.
+  struct FileIo {
+    IoTicket ticket = 0;  // the batch it belongs to; set by the backend
+    IoOp op = IoOp::kRead;
+    int file = 0;
+    int64_t file_offset = 0;
+    int64_t bytes = 0;
+    char* buffer = nullptr;  // this piece's part of the request's buffer
+  };
+  // Every request of a batch cut into its per-file transfers, in order.
+  std::vector<FileIo> SplitRequests(absl::Span<const IoRequest> requests) const;
 
   // fdatasync of every file; the first error, naming the file.
   absl::Status SyncAll() const;

@@ -166,16 +166,7 @@ class UringBlockDevice final : public BlockDevice {
  protected:
   absl::StatusOr<IoTicket> DoSubmit(
       absl::Span<const IoRequest> requests) override {
-    std::vector<Piece> work;
-    std::vector<StripedFiles::Piece> pieces;
-    for (const IoRequest& r : requests) {
-      pieces.clear();
-      files_->Split(r.offset, r.bytes, &pieces);
-      for (const StripedFiles::Piece& p : pieces) {
-        work.push_back(Piece{0, r.op, p.file, p.file_offset, p.bytes,
-                             static_cast<char*>(r.buffer) + p.buffer_offset});
-      }
-    }
+    std::vector<Piece> work = files_->SplitRequests(requests);
     const IoTicket ticket = tracker_.Begin(work.size());
     absl::MutexLock lock(&mu_);
     for (Piece& p : work) {
@@ -191,14 +182,7 @@ class UringBlockDevice final : public BlockDevice {
   absl::Status DoSync() override { return files_->SyncAll(); }
 
  private:
-  struct Piece {
-    IoTicket ticket;
-    IoOp op;
-    int file;
-    int64_t file_offset;
-    int64_t bytes;
-    char* buffer;
-  };
+  using Piece = StripedFiles::FileIo;
   struct FixedBuffer {
     char* begin;
     char* end;
