@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "core/paths.h"
 
 namespace stronghold::client {
 namespace {
@@ -43,11 +44,7 @@ AddressEnvironment AddressEnvironment::FromProcess() {
 }
 
 std::string DefaultSocketAddress(const AddressEnvironment& env) {
-  if (!env.xdg_runtime_dir.empty()) {
-    return absl::StrCat("unix:", env.xdg_runtime_dir,
-                        "/stronghold/strongholdd.sock");
-  }
-  return "unix:/run/stronghold/strongholdd.sock";
+  return absl::StrCat("unix:", core::DefaultSocketPath(env.xdg_runtime_dir));
 }
 
 std::string NormalizeDaemonAddress(absl::string_view address) {

@@ -5,16 +5,14 @@
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
+#include "core/paths.h"
 #include "core/size.h"
 
 namespace stronghold::server {
 
 std::string DefaultSocketPath() {
   const char* runtime = std::getenv("XDG_RUNTIME_DIR");
-  if (runtime != nullptr && runtime[0] != '\0') {
-    return absl::StrCat(runtime, "/stronghold/strongholdd.sock");
-  }
-  return "/run/stronghold/strongholdd.sock";
+  return core::DefaultSocketPath(runtime != nullptr ? runtime : "");
 }
 
 absl::Status CheckLoopback(const std::string& host_port) {

@@ -207,10 +207,14 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(JobManagerOptions
 
 namespace {
 
+int64_t PhysicalMemoryBytes() {
+  return static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGESIZE);
+}
+
 // Budgets left at 0 mean the whole tier: on the CPU device, device memory
 // and host memory are both the machine's RAM.
 JobManagerOptions WithDefaultBudgets(JobManagerOptions options) {
-  const int64_t ram = static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGESIZE);
+  const int64_t ram = PhysicalMemoryBytes();
   if (options.budgets.host_bytes == 0) options.budgets.host_bytes = ram;
   if (options.budgets.device_bytes == 0 && options.budgets.device == "cpu") {
     options.budgets.device_bytes = ram;
@@ -592,7 +596,7 @@ v1::Node JobManager::Node() {
   node.set_version(kVersion);
   node.set_torch_version(core::TorchVersion());
   node.set_cpu_threads(static_cast<int>(std::thread::hardware_concurrency()));
-  const int64_t ram = static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGESIZE);
+  const int64_t ram = PhysicalMemoryBytes();
   v1::Tier* device = node.add_tiers();
   device->set_name(core::kTierDevice);
   device->set_capacity_bytes(options_.budgets.device == "cpu" ? ram : 0);
