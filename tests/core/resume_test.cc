@@ -1,7 +1,7 @@
 // Exact resume: 20 steps straight and 10 steps + checkpoint + a new Trainer
 // (a restarted daemon) + Restore + 10 steps give bit-identical losses,
-// weights and checkpoint files, with RESIDENT and STRONGHOLD (fp32, host
-// device). Also: cancel with a checkpoint, refusal to train after a failed
+// weights and checkpoint files, with RESIDENT, STRONGHOLD and STRONGHOLD
+// with the Adam moments spilled to the NVMe tier (fp32, host device). Also: cancel with a checkpoint, refusal to train after a failed
 // restore, and the exported safetensors read back by an independent reader
 // (tests/core/safetensors_check.py).
 #include <cstdlib>
@@ -28,6 +28,7 @@ class Recorder : public TrainerObserver {
     steps.push_back(s.step);
     losses.push_back(s.loss);
     norms.push_back(s.grad_norm);
+    nvme_read_bytes += s.nvme_read_bytes;
     if (stop_after > 0 && s.step >= stop_after) stop = stop_kind;
   }
   void OnMessage(const std::string& m) override { messages.push_back(m); }
@@ -37,6 +38,7 @@ class Recorder : public TrainerObserver {
   std::vector<int64_t> steps;
   std::vector<double> losses, norms;
   std::vector<std::string> messages, checkpoints;
+  int64_t nvme_read_bytes = 0;
   int64_t stop_after = 0;
   StopRequest stop_kind = StopRequest::kNone;
   StopRequest stop = StopRequest::kNone;
@@ -66,9 +68,16 @@ std::string Dir(const std::string& name) {
   return p.string();
 }
 
-std::unique_ptr<Trainer> Make(const JobConfig& c, const std::string& dir) {
+// ssd_layers > 0: that many layers keep their Adam moments on the NVMe tier,
+// in files under `dir`/ssd (as a daemon with a short host budget does).
+std::unique_ptr<Trainer> Make(JobConfig c, const std::string& dir, int ssd_layers = 0) {
+  if (ssd_layers > 0) {
+    c.offload.ssd_dirs = {dir + "/ssd"};
+    fs::create_directories(c.offload.ssd_dirs[0]);
+  }
   auto trainer = Trainer::Create(c, {.job_dir = dir, .optimizer_threads = 2,
-                                     .job_spec_json = "{\"name\": \"resume\"}\n"});
+                                     .job_spec_json = "{\"name\": \"resume\"}\n",
+                                     .ssd_layers = ssd_layers});
   EXPECT_TRUE(trainer.ok()) << trainer.status();
   return trainer.ok() ? std::move(*trainer) : nullptr;
 }
@@ -82,6 +91,7 @@ struct ResumeCase {
   const char* name;
   OffloadMethod first;   // trains steps 1..10
   OffloadMethod second;  // resumes 11..20
+  int ssd_layers = 0;     // layers whose moments are on the NVMe tier
 };
 
 class ResumeTest : public ::testing::TestWithParam<ResumeCase> {};
@@ -92,7 +102,7 @@ TEST_P(ResumeTest, TwentyStepsEqualTenCheckpointRestartTen) {
   const std::string straight_dir = Dir(absl::StrCat("straight_", p.name));
   Recorder straight;
   {
-    auto t = Make(Config(p.second), straight_dir);
+    auto t = Make(Config(p.second), straight_dir, p.ssd_layers);
     ASSERT_NE(t, nullptr);
     ASSERT_TRUE(t->Run(&straight).ok());
   }
@@ -104,7 +114,7 @@ TEST_P(ResumeTest, TwentyStepsEqualTenCheckpointRestartTen) {
   first.stop_after = 10;
   first.stop_kind = StopRequest::kShutdown;
   {
-    auto t = Make(Config(p.first), split_dir);
+    auto t = Make(Config(p.first), split_dir, p.ssd_layers);
     ASSERT_NE(t, nullptr);
     EXPECT_EQ(t->Run(&first).code(), absl::StatusCode::kAborted);
   }
@@ -114,7 +124,7 @@ TEST_P(ResumeTest, TwentyStepsEqualTenCheckpointRestartTen) {
   Recorder second;
   std::vector<std::vector<float>> resumed_weights;
   {
-    auto t = Make(Config(p.second), split_dir);
+    auto t = Make(Config(p.second), split_dir, p.ssd_layers);
     ASSERT_NE(t, nullptr);
     auto step = t->Restore(split_dir + "/checkpoints/step-000010");
     ASSERT_TRUE(step.ok()) << step.status();
@@ -123,6 +133,10 @@ TEST_P(ResumeTest, TwentyStepsEqualTenCheckpointRestartTen) {
     resumed_weights = t->Weights();
   }
   ASSERT_EQ(second.steps.size(), 10u);
+  // The spilled case really read its moments from the tier, before and
+  // after the restore.
+  EXPECT_EQ(first.nvme_read_bytes > 0, p.ssd_layers > 0);
+  EXPECT_EQ(second.nvme_read_bytes > 0, p.ssd_layers > 0);
   EXPECT_EQ(second.steps.front(), 11);
   for (int i = 0; i < 20; ++i) {
     const Recorder& r = i < 10 ? first : second;
@@ -147,6 +161,11 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(ResumeCase{"resident", OffloadMethod::kResident, OffloadMethod::kResident},
                       ResumeCase{"stronghold", OffloadMethod::kStronghold,
                                  OffloadMethod::kStronghold},
+                      // Three of the four layers' moments on the NVMe tier:
+                      // the checkpoint streams them out of the tier and the
+                      // restore streams them back in.
+                      ResumeCase{"stronghold_spilled", OffloadMethod::kStronghold,
+                                 OffloadMethod::kStronghold, 3},
                       // Host state is the same for every method: switch on resume.
                       ResumeCase{"resident_then_stronghold", OffloadMethod::kResident,
                                  OffloadMethod::kStronghold}),

@@ -2,7 +2,8 @@
 # End to end, checkpoints and resume through the daemon:
 #  - exactness: 16 steps straight vs the same job's step-8 checkpoint resumed
 #    (submit --resume-from) after a daemon restart: bit-identical losses and
-#    byte-identical final checkpoints, RESIDENT and STRONGHOLD;
+#    byte-identical final checkpoints, RESIDENT, STRONGHOLD, and STRONGHOLD
+#    with a host budget that spills Adam moments to the NVMe tier;
 #  - cancel --checkpoint, then resume with more steps;
 #  - damaged or mismatched checkpoints refused with the file named;
 #  - fetch of a whole checkpoint, pinned and resumable, checked by
@@ -42,23 +43,52 @@ PY
 
 start_daemon
 
-# --- exactness: two jobs trained straight, 16 steps, checkpoints at 8 and 16
+# The spilled case needs layers big enough that the tier's staging slots
+# cost less than the moments they replace: 24 MiB of host memory puts the
+# moments of 4 of these 6 layers on the tier (26 MiB would hold everything).
+mkdir -p "$WORK/ssd"
+SPILLED=(--layers 6 --hidden 128 --heads 4 --seq-len 32 --batch 4 --micro-batch 2
+         --warmup-steps 3 --clip-norm 0.5 --seed 7 --method stronghold --window 1
+         --host-memory-budget 24MiB --ssd-dir "$WORK/ssd")
+"$CTL" plan "${SPILLED[@]}" >"$WORK/plan-spilled.txt" 2>&1
+check "spilled: the plan puts layers 0..3's moments on the ssd tier" \
+  grep -q "ssd.adam.exp_avg+exp_avg_sq .*layers 0..3" "$WORK/plan-spilled.txt"
+
+job_args() {  # job_args METHOD: the spec flags of each exactness case
+  case $1 in
+    resident) echo "${MODEL[@]}" --method resident ;;
+    stronghold) echo "${MODEL[@]}" --method stronghold --window 1 ;;
+    spilled) echo "${SPILLED[@]}" ;;
+  esac
+}
+
+# --- exactness: three jobs trained straight, 16 steps, checkpoints at 8 and 16
 declare -A straight
-for method in resident stronghold; do
-  extra=()
-  [ "$method" = stronghold ] && extra=(--window 1)
-  id=$("$CTL" submit "${MODEL[@]}" --method "$method" "${extra[@]}" --steps 16 \
+for method in resident stronghold spilled; do
+  # shellcheck disable=SC2207  # no spaces in these flags
+  args=($(job_args "$method"))
+  id=$("$CTL" submit "${args[@]}" --steps 16 \
        --checkpoint-every 8 --name "exact-$method" --output json | job_id)
   straight[$method]=$id
   "$CTL" watch "$id" --output json >"$WORK/straight-$method.json"
   check "$method: 16 steps straight succeed" wait_state "$id" SUCCEEDED 1
 done
 
+# The spilled job's steps read its moments from the tier.
+nvme_read() {
+  python3 - "$1" <<'PY'
+import json, sys
+print(sum(int(json.loads(l).get("metrics", {}).get("nvme_read_bytes", 0)) for l in open(sys.argv[1])))
+PY
+}
+check "spilled: its steps read from the NVMe tier" test "$(nvme_read "$WORK/straight-spilled.json")" -gt 0
+check "stronghold in RAM reads nothing from it" test "$(nvme_read "$WORK/straight-stronghold.json")" -eq 0
+
 stop_daemon
 check "daemon exits 0 on SIGTERM" test $? -eq 0
 start_daemon
 
-for method in resident stronghold; do
+for method in resident stronghold spilled; do
   s=${straight[$method]}
   id=$("$CTL" submit --resume-from "$s@8" --output json | job_id)
   "$CTL" watch "$id" --output json >"$WORK/resumed-$method.json"
@@ -77,6 +107,8 @@ PY
     diff "$WORK/want-$method.txt" "$WORK/got-$method.txt"
   check "$method: first step after the resume is 9" \
     test "$(head -1 "$WORK/got-$method.txt" | cut -d' ' -f1)" = 9
+  [ "$method" = spilled ] && check "spilled: the resumed steps read from the NVMe tier" \
+    test "$(nvme_read "$WORK/resumed-$method.json")" -gt 0
   for f in model.safetensors optimizer.safetensors; do
     check "$method: final $f byte-identical" cmp -s \
       "$STATE/jobs/$s/checkpoints/step-000016/$f" "$STATE/jobs/$id/checkpoints/step-000016/$f"
