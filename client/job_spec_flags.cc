@@ -182,6 +182,12 @@ const std::vector<SpecFlag>& SpecFlags() {
       {{"window", "N", "layers on the device (stronghold); 0 = automatic"},
        Int32(
            [](JobSpec& s, int32_t v) { s.mutable_offload()->set_window(v); })},
+      {{"kept-activation-layers", "N",
+        "stronghold: last N layers keep activations instead of recomputing "
+        "them; 0 = as many as the device budget holds, -1 = none"},
+       Int32([](JobSpec& s, int32_t v) {
+         s.mutable_offload()->set_kept_activation_layers(v);
+       })},
       {{"gpu-memory-budget", "SIZE", "device memory budget, e.g. 8GiB"},
        Size([](JobSpec& s, int64_t v) {
          s.mutable_offload()->set_gpu_memory_budget_bytes(v);

@@ -30,6 +30,8 @@ void PrintPlan(const v1::MemoryPlan& plan, std::ostream& out) {
       {"parameters", CountText(plan.parameters())},
       {"parameters per layer", CountText(plan.parameters_per_layer())},
       {"window", plan.window() > 0 ? absl::StrCat(plan.window()) : "-"},
+      {"kept activations", absl::StrCat(plan.kept_activation_layers(),
+                                        " layers (the others are recomputed in backward)")},
       {"model FLOPs per step", HumanCount(plan.model_flops_per_step())},
       {"device total", BytesText(plan.device_bytes())},
       {"pinned total", BytesText(plan.pinned_bytes())},

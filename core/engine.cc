@@ -230,6 +230,10 @@ class WindowedEngine::Impl {
         timeline_(timeline),
         spill_(spill),
         buffers_(std::move(buffers)),
+        host_ckpt_mode_(config.offload.host_checkpoints),
+        kept_from_(layers_ - (l2l_ ? 0 : std::clamp(config.offload.kept_activation_layers, 0,
+                                                       layers_))),
+        kept_(layers_),
         update_task_(buffers_.size(), 0),
         worker_(device, optimizer, timeline, static_cast<int>(buffers_.size()), spill) {}
 
@@ -237,6 +241,7 @@ class WindowedEngine::Impl {
     (void)Drain();
     device_->set_timeline(nullptr);
     for (float* s : staging_) device_->FreeHost(s);
+    if (host_ckpt_ != nullptr) device_->FreeHost(host_ckpt_);
     device_->Reset();
   }
 
@@ -260,8 +265,14 @@ class WindowedEngine::Impl {
       (b == 0 ? emb_grad_ : fin_grad_) = static_cast<float*>(g);
     }
     const int64_t act = BoundaryActivationBytes(config_);
-    ASSIGN_OR_RETURN(void* c, device_->Allocate((layers_ + 1) * act, "activation checkpoints"));
+    const int boundaries = host_ckpt_mode_ ? slots + 1 : layers_ + 1;
+    ASSIGN_OR_RETURN(void* c, device_->Allocate(boundaries * act, "activation checkpoints"));
     ckpt_ = static_cast<float*>(c);
+    if (host_ckpt_mode_) {
+      ASSIGN_OR_RETURN(void* h, device_->AllocateHost((layers_ + 1) * act));
+      host_ckpt_ = static_cast<float*>(h);
+      boundary_d2h_.resize(boundaries);
+    }
     // Host staging for gradients leaving the device: one per slot, one each
     // for the embedding and the final norm.
     for (int s = 0; s < slots + 2; ++s) {
@@ -377,11 +388,34 @@ class WindowedEngine::Impl {
     }
     spill_->Prefetch(order);
   }
+  // Where the input of block layer i (i = L: of the head) is on the device.
+  // With the checkpoints on the host, the device holds one boundary per
+  // slot, layer i's in its slot's (i mod slots), and the head's apart.
+  int BoundaryIndex(int i) const {
+    if (!host_ckpt_mode_) return i;
+    return i == layers_ ? static_cast<int>(slots_.size()) : i % static_cast<int>(slots_.size());
+  }
   torch::Tensor Checkpoint(int i, const torch::TensorOptions& dev) {
     const int64_t act = BoundaryActivationBytes(config_) / kFloat;
-    return torch::from_blob(ckpt_ + i * act,
+    return torch::from_blob(ckpt_ + BoundaryIndex(i) * act,
                             {config_.training.micro_batch, config_.model.seq_len, config_.model.hidden},
                             dev);
+  }
+  // Host checkpoints, forward: before compute overwrites layer i's device
+  // boundary, the copy of its previous content to the host must be done.
+  void BeforeWriting(int i) {
+    if (host_ckpt_mode_) device_->QueueWait(Queue::kCompute, boundary_d2h_[BoundaryIndex(i)]);
+  }
+  // ... and after compute wrote it, it goes to the host (the head's input
+  // stays on the device until backward).
+  void AfterWriting(int i) {
+    if (!host_ckpt_mode_ || i == layers_) return;
+    const int64_t act = BoundaryActivationBytes(config_);
+    device_->QueueWait(Queue::kD2H, device_->Record(Queue::kCompute));
+    device_->Copy(Queue::kD2H, reinterpret_cast<char*>(host_ckpt_) + i * act,
+                  reinterpret_cast<char*>(ckpt_) + BoundaryIndex(i) * act, act, i + 1);
+    stats_.d2h_bytes += act;
+    boundary_d2h_[BoundaryIndex(i)] = device_->Record(Queue::kD2H);
   }
   // Block layer i is buffer i + 1 (buffer 0 is the embedding).
   Slot* Resident(int layer) {
@@ -402,17 +436,15 @@ class WindowedEngine::Impl {
     }
   }
 
-  // Issues the H2D copy of block `layer` into a free slot.
-  void Fetch(int layer) {
+  // Issues the H2D copy of block `layer` into its slot. Layer i always uses
+  // slot i mod slots: the window keeps layers i..i+W resident going up and
+  // i..i-W going down, W + 1 consecutive layers, so that slot is free when
+  // the layer is fetched, and a layer whose activations were kept finds its
+  // weights at the addresses its autograd graph saved.
+  void Fetch(int layer, bool with_input = false) {
     if (Resident(layer) != nullptr) return;
-    Slot* slot = nullptr;
-    for (Slot& s : slots_) {
-      if (s.buffer == -1) {
-        slot = &s;
-        break;
-      }
-    }
-    CHECK(slot != nullptr) << "no free slot for layer " << layer << " (window " << window_ << ")";
+    Slot* slot = &slots_[layer % slots_.size()];
+    CHECK_EQ(slot->buffer, -1) << "slot of layer " << layer << " busy (window " << window_ << ")";
     const int b = layer + 1;
     WaitForUpdate(b);
     // The slot is reused only after its last compute and its last D2H.
@@ -424,13 +456,23 @@ class WindowedEngine::Impl {
     }
     device_->Copy(Queue::kH2D, slot->param, buffers_[b].param, buffers_[b].layout.count * kFloat, b);
     stats_.h2d_bytes += buffers_[b].layout.count * kFloat;
+    if (with_input && host_ckpt_mode_) {
+      // Backward: the layer's input comes back from the host with it (the
+      // boundary's last reader was this slot's previous layer; its last
+      // writer, forward's copy to the host).
+      const int64_t act = BoundaryActivationBytes(config_);
+      device_->QueueWait(Queue::kH2D, boundary_d2h_[BoundaryIndex(layer)]);
+      device_->Copy(Queue::kH2D, reinterpret_cast<char*>(ckpt_) + BoundaryIndex(layer) * act,
+                    reinterpret_cast<char*>(host_ckpt_) + layer * act, act, b);
+      stats_.h2d_bytes += act;
+    }
     slot->h2d_done = device_->Record(Queue::kH2D);
     slot->buffer = b;
   }
 
   // Makes compute wait for block `layer`'s weights (fetching it if needed).
-  Slot* Ensure(int layer) {
-    Fetch(layer);
+  Slot* Ensure(int layer, bool with_input = false) {
+    Fetch(layer, with_input);
     Slot* slot = Resident(layer);
     const int64_t start = Timeline::NowNs();
     if (l2l_) device_->HostWait(slot->h2d_done);  // L2L: synchronous copies
@@ -452,19 +494,42 @@ class WindowedEngine::Impl {
     return torch::from_blob(slot.param, {buffers_[slot.buffer].layout.count}, dev);
   }
 
+  // Layers kept_from_.. keep their autograd graph from forward to backward.
+  struct KeptLayer {
+    torch::Tensor weights;  // the leaf over the slot's weights
+    torch::Tensor input;    // x_i, the leaf whose gradient backward passes down
+    torch::Tensor output;   // x_{i+1} with its graph
+  };
+
   void Forward(const torch::Tensor& tokens, const torch::TensorOptions& dev) {
     torch::NoGradGuard no_grad;
     const int heads = config_.model.heads;
     const int64_t n = buffers_[0].layout.count;
-    Checkpoint(0, dev).copy_(gpt::Embed(torch::from_blob(emb_param_, {n}, dev), buffers_[0].layout, tokens));
     const int ahead = l2l_ ? 0 : window_;
     for (int i = 0; i < std::min(ahead, layers_); ++i) Fetch(i);  // fill the window
+    BeforeWriting(0);
+    Checkpoint(0, dev).copy_(gpt::Embed(torch::from_blob(emb_param_, {n}, dev), buffers_[0].layout, tokens));
+    AfterWriting(0);
     for (int i = 0; i < layers_; ++i) {
       if (i + ahead < layers_ && ahead > 0) Fetch(i + ahead);
       Slot* slot = Ensure(i);
       const int64_t start = Timeline::NowNs();
-      Checkpoint(i + 1, dev).copy_(
-          gpt::Block(Weights(*slot, dev), buffers_[slot->buffer].layout, Checkpoint(i, dev), heads));
+      const BufferLayout& layout = buffers_[slot->buffer].layout;
+      if (i >= kept_from_) {
+        // Backward will use this graph instead of recomputing the layer.
+        torch::AutoGradMode grad(true);
+        KeptLayer& k = kept_[i];
+        k.weights = Weights(*slot, dev).requires_grad_(true);
+        k.input = Checkpoint(i, dev).detach().requires_grad_(true);
+        k.output = gpt::Block(k.weights, layout, k.input, heads);
+        BeforeWriting(i + 1);
+        Checkpoint(i + 1, dev).copy_(k.output.detach());
+      } else {
+        torch::Tensor y = gpt::Block(Weights(*slot, dev), layout, Checkpoint(i, dev), heads);
+        BeforeWriting(i + 1);
+        Checkpoint(i + 1, dev).copy_(y);
+      }
+      AfterWriting(i + 1);
       Span span{"fwd", Lane::kCompute, i + 1, start, 0};
       const bool keep = i >= layers_ - std::max(window_, 1);  // the last W stay for backward
       if (!keep) Release(slot);
@@ -515,15 +580,24 @@ class WindowedEngine::Impl {
 
     const int ahead = l2l_ ? 0 : window_;
     for (int i = layers_ - 1; i >= 0; --i) {
-      if (ahead > 0 && i - ahead >= 0) Fetch(i - ahead);
-      Slot* slot = Ensure(i);
+      if (ahead > 0 && i - ahead >= 0) Fetch(i - ahead, /*with_input=*/true);
+      Slot* slot = Ensure(i, /*with_input=*/true);
       const BufferLayout& layout = buffers_[slot->buffer].layout;
       start = Timeline::NowNs();
-      torch::Tensor w = Weights(*slot, dev).requires_grad_(true);
-      w.mutable_grad() = torch::from_blob(slot->grad, {layout.count}, dev).zero_();
-      torch::Tensor xi = Checkpoint(i, dev).detach().requires_grad_(true);
-      gpt::Block(w, layout, xi, heads).backward(dy);
-      dy = xi.grad();
+      torch::Tensor grad = torch::from_blob(slot->grad, {layout.count}, dev).zero_();
+      if (i >= kept_from_) {
+        // The slot holds the same bytes as in forward (same slot, same step).
+        KeptLayer k = std::move(kept_[i]);
+        k.weights.mutable_grad() = grad;
+        k.output.backward(dy);
+        dy = k.input.grad();
+      } else {
+        torch::Tensor w = Weights(*slot, dev).requires_grad_(true);
+        w.mutable_grad() = grad;
+        torch::Tensor xi = Checkpoint(i, dev).detach().requires_grad_(true);
+        gpt::Block(w, layout, xi, heads).backward(dy);
+        dy = xi.grad();
+      }
       const int64_t end = Timeline::NowNs();
       stats_.compute_s += (end - start) / 1e9;
       stats_.layer_backward_s += (end - start) / 1e9 / layers_;
@@ -557,7 +631,16 @@ class WindowedEngine::Impl {
   float* emb_grad_ = nullptr;
   float* fin_param_ = nullptr;
   float* fin_grad_ = nullptr;
-  float* ckpt_ = nullptr;             // [L+1, micro_batch, seq_len, hidden]
+  // Activation checkpoints [L+1, micro_batch, seq_len, hidden] on the
+  // device, or with host_ckpt_mode_ in host_ckpt_ and one boundary per slot
+  // plus the head's on the device.
+  const bool host_ckpt_mode_;
+  float* ckpt_ = nullptr;
+  float* host_ckpt_ = nullptr;
+  std::vector<Event> boundary_d2h_;   // each device boundary's last copy to the host
+  // Block layers from kept_from_ on keep their activations (no recompute).
+  int kept_from_;
+  std::vector<KeptLayer> kept_;
   std::vector<float*> staging_;       // host, one per slot + embedding + final norm
   std::vector<uint64_t> staging_task_;  // last worker task reading each staging buffer
 

@@ -101,6 +101,8 @@ absl::Status ValidateTraining(const TrainingConfig& t) {
 absl::Status ValidateOffload(const JobConfig& c) {
   const OffloadConfig& o = c.offload;
   RETURN_IF_ERROR(CheckRange("offload.window", o.window, 0, c.model.layers));
+  RETURN_IF_ERROR(
+      CheckRange("offload.kept_activation_layers", o.kept_activation_layers, -1, c.model.layers));
   if (o.gpu_memory_budget_bytes < 0) {
     return Invalid("offload.gpu_memory_budget_bytes", "must be >= 0");
   }

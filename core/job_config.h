@@ -61,6 +61,14 @@ struct OffloadConfig {
   int64_t gpu_memory_budget_bytes = 0;   // 0 = device capacity
   int64_t host_memory_budget_bytes = 0;  // 0 = node budget
   std::vector<std::string> ssd_dirs;
+  // STRONGHOLD: the last N block layers keep their activations for backward
+  // instead of recomputing them. 0 = automatic (as many as the device budget
+  // holds beside the window), -1 = none. The engine reads it as resolved by
+  // the trainer (core/planner.h: KeptActivationLayers): <= 0 = none.
+  int kept_activation_layers = 0;
+  // Not part of the spec: resolved by the trainer and the planner from the
+  // device budget (core/planner.h: CheckpointsOnHost).
+  bool host_checkpoints = false;
 };
 
 struct DataConfig {

@@ -43,6 +43,16 @@ int64_t LayerWorkingBytes(const JobConfig& c) {
   return 34 * bsh + stats;
 }
 
+int KeptActivationLayers(const JobConfig& c, int64_t free_device_bytes) {
+  const int layers = c.model.layers;
+  if (c.offload.method == OffloadMethod::kResident) return layers;
+  if (c.offload.method != OffloadMethod::kStronghold) return 0;
+  const int k = c.offload.kept_activation_layers;
+  if (k != 0) return std::clamp(k, 0, layers);
+  if (free_device_bytes < 0) return layers;
+  return static_cast<int>(std::min<int64_t>(layers, free_device_bytes / LayerWorkingBytes(c)));
+}
+
 namespace {
 
 // Decides whether the plan fits its budgets; the reason carries the numbers.
@@ -51,9 +61,7 @@ void FinishPlan(const JobConfig& c, MemoryPlan& plan, bool device_is_host) {
   if (plan.budget_device_bytes > 0 && plan.bytes_device > plan.budget_device_bytes) {
     plan.fits = false;
     int64_t smallest = plan.bytes_device;
-    if (c.offload.method != OffloadMethod::kResident) {
-      smallest = WindowedArenaBytes(c, 1) + WorkingBytes(c);
-    }
+    if (c.offload.method != OffloadMethod::kResident) smallest = SmallestDeviceBudget(c);
     plan.reason = absl::StrCat("device memory: needs ", Human(plan.bytes_device), " (",
                                plan.bytes_device, " bytes), budget ",
                                Human(plan.budget_device_bytes), " (", plan.budget_device_bytes,
@@ -83,13 +91,30 @@ namespace {
 int64_t Round64(int64_t b) { return (b + 63) / 64 * 64; }
 }  // namespace
 
+int DeviceBoundaries(const JobConfig& c, int window) {
+  return c.offload.host_checkpoints ? WindowSlots(c, window) + 1 : c.model.layers + 1;
+}
+
 int64_t WindowedArenaBytes(const JobConfig& c, int window) {
   const ModelConfig& m = c.model;
   const int64_t emb = m.embedding_parameters() * kFloat;
   const int64_t fin = 2 * static_cast<int64_t>(m.hidden) * kFloat;
   return WindowSlots(c, window) * 2 * Round64(m.parameters_per_layer() * kFloat) +
          2 * Round64(emb) + 2 * Round64(fin) +
-         Round64((m.layers + 1) * BoundaryActivationBytes(c));
+         Round64(DeviceBoundaries(c, window) * BoundaryActivationBytes(c));
+}
+
+bool CheckpointsOnHost(const JobConfig& c, int64_t device_budget) {
+  if (c.offload.method == OffloadMethod::kResident || device_budget <= 0) return false;
+  JobConfig on_device = c;
+  on_device.offload.host_checkpoints = false;
+  return WindowedArenaBytes(on_device, 1) + WorkingBytes(on_device) > device_budget;
+}
+
+int64_t SmallestDeviceBudget(const JobConfig& c) {
+  JobConfig host = c;
+  host.offload.host_checkpoints = c.offload.method != OffloadMethod::kResident;
+  return WindowedArenaBytes(host, 1) + WorkingBytes(host);
 }
 
 int64_t WorkingBytes(const JobConfig& c) {
@@ -98,7 +123,9 @@ int64_t WorkingBytes(const JobConfig& c) {
   return LayerWorkingBytes(c) + 3 * logits;
 }
 
-int MaxWindow(const JobConfig& c, int64_t device_budget) {
+int MaxWindow(const JobConfig& config, int64_t device_budget) {
+  JobConfig c = config;
+  c.offload.host_checkpoints = CheckpointsOnHost(config, device_budget);
   int best = 0;
   for (int w = 1; w <= c.model.layers; ++w) {
     if (WindowedArenaBytes(c, w) + WorkingBytes(c) > device_budget) break;
@@ -122,9 +149,16 @@ void PlanWindowed(const JobConfig& c, int window, MemoryPlan& plan,
       2 * Round64(m.embedding_parameters() * kFloat) + 2 * Round64(2 * m.hidden * kFloat),
       absl::StrFormat("(weights + gradient) x %d params fp32",
                       m.embedding_parameters() + 2 * m.hidden));
-  add("activations.checkpoints", kTierDevice, Round64((m.layers + 1) * BoundaryActivationBytes(c)),
-      absl::StrFormat("%d x [%d, %d, %d] fp32", m.layers + 1, c.training.micro_batch, m.seq_len,
-                      m.hidden));
+  const std::string boundary =
+      absl::StrFormat("[%d, %d, %d] fp32", c.training.micro_batch, m.seq_len, m.hidden);
+  const int64_t act = BoundaryActivationBytes(c);
+  if (c.offload.host_checkpoints) {
+    add("activations.boundaries", kTierDevice, Round64((slots + 1) * act),
+        absl::StrFormat("%d x %s: one layer input per slot + the head's", slots + 1, boundary));
+  } else {
+    add("activations.checkpoints", kTierDevice, Round64((m.layers + 1) * act),
+        absl::StrFormat("%d x %s", m.layers + 1, boundary));
+  }
   add("activations.working", kTierDevice, WorkingBytes(c),
       "one layer's forward+backward working set + logits (allocated by LibTorch)");
   const char* host_tier = cuda ? kTierPinned : kTierHost;
@@ -136,6 +170,11 @@ void PlanWindowed(const JobConfig& c, int window, MemoryPlan& plan,
   add("host.staging.gradients", host_tier,
       (slots * layer + m.embedding_parameters() + 2 * m.hidden) * kFloat,
       absl::StrFormat("%d slots + embedding + final norm, fp32", slots));
+  if (c.offload.host_checkpoints) {
+    add("host.activations.checkpoints", host_tier, (m.layers + 1) * act,
+        absl::StrFormat("%d x %s, off the device: the budget has no room for them there",
+                        m.layers + 1, boundary));
+  }
 }
 
 }  // namespace
@@ -216,7 +255,35 @@ int MaxTrainableLayers(const JobConfig& config, const NodeBudgets& node) {
   return lo;
 }
 
-MemoryPlan PlanMemory(const JobConfig& c, const NodeBudgets& node) {
+namespace {
+
+// Spends what the budgets leave (after the window and the NVMe placement) on
+// keeping the last layers' activations, or adds the explicitly asked ones
+// (FinishPlan then refuses them if they do not fit).
+void PlanKeptActivations(
+    const JobConfig& c, bool device_is_host, MemoryPlan& plan,
+    const std::function<void(std::string, const char*, int64_t, std::string)>& add) {
+  int64_t free = -1;  // unlimited
+  if (plan.budget_device_bytes > 0) free = std::max<int64_t>(0, plan.budget_device_bytes - plan.bytes_device);
+  if (device_is_host && plan.budget_host_bytes > 0) {
+    const int64_t host_free = std::max<int64_t>(
+        0, plan.budget_host_bytes - plan.bytes_host - plan.bytes_pinned - plan.bytes_device);
+    free = free < 0 ? host_free : std::min(free, host_free);
+  }
+  const int k = KeptActivationLayers(c, free);
+  plan.kept_activation_layers = k;
+  if (k == 0) return;
+  add("activations.kept", kTierDevice, k * LayerWorkingBytes(c),
+      absl::StrFormat("layers %d..%d keep their autograd activations (no recompute), "
+                      "~34 x [%d, %d, %d] fp32 each",
+                      c.model.layers - k, c.model.layers - 1, c.training.micro_batch,
+                      c.model.seq_len, c.model.hidden));
+}
+
+}  // namespace
+
+MemoryPlan PlanMemory(const JobConfig& config, const NodeBudgets& node) {
+  const JobConfig& c = config;
   const ModelConfig& m = c.model;
   MemoryPlan plan;
   plan.device = node.device;
@@ -247,11 +314,14 @@ MemoryPlan PlanMemory(const JobConfig& c, const NodeBudgets& node) {
   const bool resident = c.offload.method == OffloadMethod::kResident;
   const bool cuda = node.device.rfind("cuda", 0) == 0;
   if (!resident) {
+    JobConfig c = config;  // with the checkpoints' tier resolved
+    c.offload.host_checkpoints = CheckpointsOnHost(config, plan.budget_device_bytes);
     int window = c.offload.method == OffloadMethod::kL2L ? 1 : c.offload.window;
     if (window == 0) window = std::max(1, MaxWindow(c, plan.budget_device_bytes));
     plan.window = window;
     PlanWindowed(c, window, plan, add, cuda);
     PlaceOnSsd(c, node, plan, add);
+    PlanKeptActivations(c, node.device == "cpu", plan, add);
     FinishPlan(c, plan, node.device == "cpu");
     if (plan.fits && node.ssd_bytes > 0 && plan.bytes_ssd > node.ssd_bytes) {
       plan.fits = false;

@@ -54,6 +54,9 @@ struct MemoryPlan {
   // exp_avg_sq) on the NVMe tier, streamed through kSsdStagingSlots host
   // slots (storage/spill_streamer.h).
   int ssd_layers = 0;
+  // STRONGHOLD: the last kept_activation_layers block layers keep their
+  // autograd activations from forward to backward (no recompute).
+  int kept_activation_layers = 0;
   std::string device;
   double model_flops_per_step = 0.0;
   std::vector<PlannedBuffer> buffers;
@@ -84,8 +87,17 @@ int MaxTrainableLayers(const JobConfig& config, const NodeBudgets& node);
 int WindowSlots(const JobConfig& config, int window);
 // Device bytes the windowed engine allocates (its arena): slots (weights and
 // gradient of one layer each), embedding and final norm (weights and
-// gradient), activation checkpoints at the L+1 layer boundaries.
+// gradient), activation checkpoints at the L+1 layer boundaries, or with
+// offload.host_checkpoints one boundary per slot plus the head's input.
 int64_t WindowedArenaBytes(const JobConfig& config, int window);
+// Whether the windowed methods keep the activation checkpoints in host
+// memory: only when a window of one layer does not fit `device_budget`
+// (> 0) with them on the device. The engine then copies each layer's input
+// to the host in forward and back in backward, with the layer's weights.
+bool CheckpointsOnHost(const JobConfig& config, int64_t device_budget);
+// The smallest device budget a windowed method can train with (a window of
+// one, checkpoints on the host).
+int64_t SmallestDeviceBudget(const JobConfig& config);
 // Compute working memory outside the arena: one layer's forward+backward
 // working set and the logits of one micro-batch.
 int64_t WorkingBytes(const JobConfig& config);
@@ -97,6 +109,13 @@ int MaxWindow(const JobConfig& config, int64_t device_budget);
 // one layer runs (forward + backward working set), fp32.
 int64_t BoundaryActivationBytes(const JobConfig& config);
 int64_t LayerWorkingBytes(const JobConfig& config);
+
+// How many of the last block layers keep their activations for backward
+// (STRONGHOLD; L2L always recomputes, RESIDENT never does): an explicit
+// offload.kept_activation_layers as given (-1 = none), 0 = as many as fit in
+// `free_device_bytes` (what the device budget leaves beside the window's
+// arena and working memory; < 0 = unlimited), at LayerWorkingBytes each.
+int KeptActivationLayers(const JobConfig& config, int64_t free_device_bytes);
 
 }  // namespace stronghold::core
 

@@ -124,6 +124,7 @@ class Trainer::Impl {
     const int64_t budget = options_.device_budget_bytes > 0
                                ? std::min(options_.device_budget_bytes, device_->budget_bytes())
                                : device_->budget_bytes();
+    device_budget_ = budget;
     int window = o.method == OffloadMethod::kL2L ? 1 : o.window;
     if (o.method == OffloadMethod::kResident) window = config_.model.layers;
     if (window == 0) {
@@ -131,18 +132,16 @@ class Trainer::Impl {
       window = MaxWindow(config_, budget);
       if (window == 0) {
         return absl::ResourceExhaustedError(absl::StrCat(
-            "device memory: a window of one layer needs ",
-            WindowedArenaBytes(config_, 1) + WorkingBytes(config_), " bytes, budget ", budget,
-            " bytes"));
+            "device memory: a window of one layer needs ", SmallestDeviceBudget(config_),
+            " bytes, budget ", budget, " bytes"));
       }
     }
-    const int64_t need = WindowedArenaBytes(config_, window) + WorkingBytes(config_);
+    const int64_t need = WindowedArenaBytes(EngineConfig(window), window) + WorkingBytes(config_);
     if (need > budget) {
       return absl::ResourceExhaustedError(absl::StrCat(
           "device memory: window ", window, " needs ", need, " bytes (layer slots, embedding, "
           "activation checkpoints and working memory), budget ", budget,
-          " bytes; the smallest budget that works is ",
-          WindowedArenaBytes(config_, 1) + WorkingBytes(config_), " bytes"));
+          " bytes; the smallest budget that works is ", SmallestDeviceBudget(config_), " bytes"));
     }
     RETURN_IF_ERROR(OpenSsdTier());
     return MakeEngine(window);
@@ -323,6 +322,26 @@ class Trainer::Impl {
     return step <= 2 || (options_.trace_every > 0 && step % options_.trace_every == 0);
   }
 
+  // The job as the engine runs it: where the activation checkpoints live and
+  // how many layers keep their activations, resolved for the device budget.
+  JobConfig EngineConfig(int window) const {
+    JobConfig c = config_;
+    c.offload.host_checkpoints = CheckpointsOnHost(config_, device_budget_);
+    c.offload.kept_activation_layers = KeptLayers(c, window);
+    return c;
+  }
+
+  // The layers whose activations the engine keeps (see TrainerOptions).
+  int KeptLayers(const JobConfig& engine_config, int window) const {
+    if (options_.kept_activation_layers.has_value()) {
+      return config_.offload.method == OffloadMethod::kResident ? config_.model.layers
+                                                                : *options_.kept_activation_layers;
+    }
+    const int64_t used = WindowedArenaBytes(engine_config, window) + WorkingBytes(config_);
+    return KeptActivationLayers(
+        config_, device_budget_ == INT64_MAX ? -1 : std::max<int64_t>(0, device_budget_ - used));
+  }
+
   absl::Status MakeEngine(int window) {
     std::vector<HostBuffer> buffers;
     for (size_t i = 0; i < layers_.size(); ++i) {
@@ -334,7 +353,7 @@ class Trainer::Impl {
                          spilled ? static_cast<int>(i) - 1 : -1});
     }
     engine_.reset();
-    ASSIGN_OR_RETURN(engine_, WindowedEngine::Create(config_, window, device_, optimizer_.get(),
+    ASSIGN_OR_RETURN(engine_, WindowedEngine::Create(EngineConfig(window), window, device_, optimizer_.get(),
                                                      std::move(buffers), &timeline_,
                                                      spill_.get()));
     return absl::OkStatus();
@@ -491,6 +510,7 @@ class Trainer::Impl {
   std::unique_ptr<storage::BlockDevice> ssd_device_;  // null if injected
   std::unique_ptr<storage::ExtentStore> ssd_store_;
   std::unique_ptr<storage::SpillStreamer> spill_;
+  int64_t device_budget_ = 0;  // the job's device budget (INT64_MAX: none)
   Timeline timeline_;
   std::unique_ptr<WindowedEngine> engine_;
   bool auto_window_ = false;

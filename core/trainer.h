@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -97,6 +98,11 @@ struct TrainerOptions {
   // offload.ssd_dirs, streamed through kSsdStagingSlots host slots. An I/O
   // error there fails the job naming the file, offset and errno.
   int ssd_layers = 0;
+  // STRONGHOLD: the last N block layers keep their activations instead of
+  // recomputing them (MemoryPlan::kept_activation_layers, which the daemon
+  // plans with both budgets). Unset: resolved from the device budget alone
+  // (core/planner.h: KeptActivationLayers).
+  std::optional<int> kept_activation_layers;
   // The NVMe tier's block device; null = opened on offload.ssd_dirs. Not
   // owned (tests pass a fault-injecting one).
   storage::BlockDevice* ssd_device = nullptr;

@@ -52,6 +52,7 @@ v1::MemoryPlan ToProto(const core::MemoryPlan& p) {
   out.set_fits(p.fits);
   out.set_reason(p.reason);
   out.set_window(p.window);
+  out.set_kept_activation_layers(p.kept_activation_layers);
   out.set_device(p.device);
   out.set_model_flops_per_step(p.model_flops_per_step);
   for (const core::PlannedBuffer& b : p.buffers) {
@@ -302,7 +303,9 @@ void JobManager::RunJob(int64_t id) {
                .optimizer_threads = options_.optimizer_threads,
                .job_spec_json = spec_json,
                // The Adam moments the plan put on the NVMe tier.
-               .ssd_layers = plan.ssd_layers});
+               .ssd_layers = plan.ssd_layers,
+               // The layers whose activations fit beside the window.
+               .kept_activation_layers = plan.kept_activation_layers});
   if (trainer.ok()) {
     absl::StatusOr<Restored> restored = RestoreTrainer(**trainer, CheckpointsDir(id), resume_dir);
     if (restored.ok()) {

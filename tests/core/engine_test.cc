@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "core/gpt_layout.h"
 #include "core/planner.h"
 #include "core/trainer.h"
@@ -94,10 +95,18 @@ TEST(EngineParityTest, WindowsAndL2LMatchResidentBitForBit) {
   const Result resident = Train(SixLayers(OffloadMethod::kResident, 0), "resident");
   ASSERT_EQ(resident.recorder.losses.size(), 10u);
   EXPECT_GT(resident.recorder.norms[0], 0.5) << "clipping should act in this test";
+  // Every layer recomputed (-1), the last 4 kept (beyond the window: their
+  // weights leave the device and come back to the same slot), all kept (0 =
+  // automatic, and the host device's budget is unlimited here).
   for (int w : {1, 2, 3}) {
-    const Result r = Train(SixLayers(OffloadMethod::kStronghold, w), "w" + std::to_string(w));
-    EXPECT_EQ(r.recorder.window, w);
-    ExpectBitIdentical(resident, r, "STRONGHOLD W=" + std::to_string(w));
+    for (int kept : {-1, 4, 0}) {
+      JobConfig c = SixLayers(OffloadMethod::kStronghold, w);
+      c.offload.kept_activation_layers = kept;
+      const std::string what = absl::StrCat("STRONGHOLD W=", w, " kept=", kept);
+      const Result r = Train(c, absl::StrCat("w", w, "_kept", kept));
+      EXPECT_EQ(r.recorder.window, w);
+      ExpectBitIdentical(resident, r, what);
+    }
   }
   ExpectBitIdentical(resident, Train(SixLayers(OffloadMethod::kL2L, 0), "l2l"), "L2L");
 }
@@ -105,7 +114,12 @@ TEST(EngineParityTest, WindowsAndL2LMatchResidentBitForBit) {
 TEST(EngineParityTest, UpdatesDuringBackwardMatchResidentWithoutClipping) {
   JobConfig r = SixLayers(OffloadMethod::kResident, 0), s = SixLayers(OffloadMethod::kStronghold, 2);
   r.training.clip_norm = s.training.clip_norm = 0;  // per-layer updates as gradients land
-  ExpectBitIdentical(Train(r, "r_noclip"), Train(s, "s_noclip"), "STRONGHOLD W=2 without clipping");
+  const Result reference = Train(r, "r_noclip");
+  for (int kept : {-1, 3}) {
+    s.offload.kept_activation_layers = kept;
+    ExpectBitIdentical(reference, Train(s, absl::StrCat("s_noclip", kept)),
+                       absl::StrCat("STRONGHOLD W=2 kept=", kept, " without clipping"));
+  }
 }
 
 TEST(EngineBudgetTest, PeakStaysWithinTheBudgetAndMatchesThePlan) {
@@ -128,12 +142,51 @@ TEST(EngineBudgetTest, PeakStaysWithinTheBudgetAndMatchesThePlan) {
   c.offload.window = r.recorder.window;
   const MemoryPlan plan = PlanMemory(c, {.device = "cpu", .device_bytes = budget, .host_bytes = 0});
   EXPECT_TRUE(plan.fits) << plan.reason;
-  EXPECT_EQ(plan.bytes_device, WindowedArenaBytes(c, r.recorder.window) + WorkingBytes(c));
+  EXPECT_EQ(plan.bytes_device, WindowedArenaBytes(c, r.recorder.window) + WorkingBytes(c) +
+                                   plan.kept_activation_layers * LayerWorkingBytes(c));
+  EXPECT_LE(plan.bytes_device, budget);
+}
+
+// A budget without room for the L+1 activation checkpoints beside a window of
+// one: they go to the host (each layer's input copied out in forward and back
+// in backward, with its weights), the arena holds one boundary per slot, and
+// training is still bit-identical to RESIDENT, for W = 1, 2 and L2L.
+TEST(EngineBudgetTest, CheckpointsGoToTheHostWhenTheDeviceIsShort) {
+  // Long sequences, so that the checkpoints weigh more than a layer.
+  auto config = [](OffloadMethod method, int window) {
+    JobConfig c = SixLayers(method, window);
+    c.model.seq_len = 256;
+    c.model.hidden = 32;
+    c.training.steps = 4;
+    return c;
+  };
+  const Result resident = Train(config(OffloadMethod::kResident, 0), "resident_hc");
+  for (int w : {1, 2, 0}) {
+    JobConfig c = config(w == 0 ? OffloadMethod::kL2L : OffloadMethod::kStronghold, w);
+    // One byte short of a window of one with the checkpoints on the device.
+    JobConfig on_device = c;
+    on_device.offload.window = 1;
+    const int64_t budget = WindowedArenaBytes(on_device, 1) + WorkingBytes(c) - 1;
+    ASSERT_TRUE(CheckpointsOnHost(c, budget)) << "window " << w;
+    ASSERT_GE(MaxWindow(c, budget), std::max(w, 1));
+    const MemoryPlan plan = PlanMemory(c, {.device = "cpu", .device_bytes = budget});
+    ASSERT_TRUE(plan.fits) << plan.reason;
+    bool on_host = false;
+    for (const PlannedBuffer& b : plan.buffers) on_host |= b.name == "host.activations.checkpoints";
+    EXPECT_TRUE(on_host) << "the plan shows the checkpoints on the host";
+    const std::string what = absl::StrCat(w == 0 ? "L2L" : "STRONGHOLD W=", w, ", checkpoints on the host");
+    const Result r = Train(c, absl::StrCat("hc", w), budget);
+    ExpectBitIdentical(resident, r, what);
+    EXPECT_EQ(r.recorder.peak, plan.bytes_device - WorkingBytes(c) -
+                                   plan.kept_activation_layers * LayerWorkingBytes(c))
+        << what;
+    EXPECT_LE(r.recorder.peak, budget);
+  }
 }
 
 TEST(EngineBudgetTest, TooSmallABudgetIsRefusedWithTheNumbers) {
   JobConfig c = SixLayers(OffloadMethod::kStronghold, 1);
-  const int64_t need = WindowedArenaBytes(c, 1) + WorkingBytes(c);
+  const int64_t need = SmallestDeviceBudget(c);  // a window of one, checkpoints on the host
   c.offload.gpu_memory_budget_bytes = need - 1;
   const MemoryPlan plan = PlanMemory(c, {.device = "cpu", .device_bytes = 1LL << 40});
   EXPECT_FALSE(plan.fits);
