@@ -174,6 +174,9 @@ class Trainer::Impl {
           config_.offload.ssd_dirs,
           storage::SpillStreamer::DeviceBytes(items, /*alignment=*/4096, /*block_bytes=*/1 << 20));
       ASSIGN_OR_RETURN(ssd_device_, storage::OpenFileBlockDevice(device_options));
+      if (options_.wrap_ssd_device) {
+        ssd_device_ = options_.wrap_ssd_device(std::move(ssd_device_));
+      }
       device = ssd_device_.get();
     }
     ssd_store_ = std::make_unique<storage::ExtentStore>(device, storage::ExtentStoreOptions());
