@@ -82,7 +82,8 @@ absl::StatusOr<IoTicket> FaultInjectingBlockDevice::DoSubmit(
       if (!batch.injected.ok()) return;
       const IoLocation where = base_->Locate(r.offset);
       const std::string file = absl::StrCat(where.file, " (injected fault)");
-      batch.injected = make_error(IoTarget{file, where.file_bytes}, where.offset);
+      batch.injected =
+          make_error(IoTarget{file, where.file_bytes}, where.offset);
     };
     const auto errno_error = [&](int err) {
       inject([&](const IoTarget& target, int64_t offset) {

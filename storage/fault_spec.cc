@@ -43,11 +43,13 @@ absl::StatusOr<FaultSpec> ParseFaultSpec(absl::string_view text) {
       return bad(absl::StrCat("unknown fault \"", parts[0], "\""));
     }
     if (!absl::SimpleAtoi(parts[1], &fault.n) || fault.n < 1) {
-      return bad(absl::StrCat("\"", parts[1], "\" is not a request number >= 1"));
+      return bad(
+          absl::StrCat("\"", parts[1], "\" is not a request number >= 1"));
     }
     bool& armed = IsWrite(fault.kind) ? write_armed : read_armed;
     if (armed) {
-      return bad(absl::StrCat("a second ", IsWrite(fault.kind) ? "write" : "read",
+      return bad(absl::StrCat("a second ",
+                              IsWrite(fault.kind) ? "write" : "read",
                               " fault (one of each kind at most)"));
     }
     armed = true;

@@ -136,7 +136,8 @@ void StripedFiles::Split(int64_t offset, int64_t bytes,
 IoLocation StripedFiles::Locate(int64_t offset) const {
   const int64_t block = offset / block_bytes_;
   return {paths_[block % count()],
-          (block / count()) * block_bytes_ + offset % block_bytes_, file_bytes_};
+          (block / count()) * block_bytes_ + offset % block_bytes_,
+          file_bytes_};
 }
 
 absl::Status StripedFiles::SyncAll() const {

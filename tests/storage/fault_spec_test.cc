@@ -24,7 +24,8 @@ TEST(FaultSpecTest, ParsesEveryKind) {
   EXPECT_EQ(spec->faults[1].kind, FaultKind::kTornWrite);
   EXPECT_EQ(spec->faults[1].n, 5);
   EXPECT_EQ(spec->text, "eio_read@3,torn_write@5");
-  EXPECT_EQ(ParseFaultSpec("eio_write@1")->faults[0].kind, FaultKind::kEioWrite);
+  EXPECT_EQ(ParseFaultSpec("eio_write@1")->faults[0].kind,
+            FaultKind::kEioWrite);
   EXPECT_EQ(ParseFaultSpec("enospc_write@7")->faults[0].kind,
             FaultKind::kEnospcWrite);
   EXPECT_TRUE(ParseFaultSpec("")->faults.empty());
@@ -39,8 +40,9 @@ TEST(FaultSpecTest, RefusesMalformedSpecsNamingTheEntry) {
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << text;
     EXPECT_THAT(std::string(s.message()), HasSubstr("eio_read@N")) << text;
   }
-  EXPECT_THAT(std::string(ParseFaultSpec("eio_read@1,bogus@2").status().message()),
-              HasSubstr("\"bogus@2\": unknown fault \"bogus\""));
+  EXPECT_THAT(
+      std::string(ParseFaultSpec("eio_read@1,bogus@2").status().message()),
+      HasSubstr("\"bogus@2\": unknown fault \"bogus\""));
 }
 
 TEST(FaultSpecTest, ArmedFaultsFireAtTheirRequestOnce) {
