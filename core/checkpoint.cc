@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <map>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -50,7 +51,7 @@ absl::StatusOr<ManifestFile> WriteTensors(
   std::vector<SafetensorsTensor> tensors;
   tensors.reserve(targets.size());
   for (const SafetensorsTarget& t : targets) {
-    tensors.push_back({t.name, t.shape, t.data});
+    tensors.push_back({t.name, t.shape, t.data, t.fill});
   }
   ASSIGN_OR_RETURN(std::string digest,
                    WriteSafetensors(path.string(), tensors, metadata));
@@ -106,6 +107,7 @@ std::vector<SafetensorsTarget> OptimizerTensors(
     const std::vector<CheckpointBuffer>& buffers) {
   std::vector<SafetensorsTarget> out;
   for (const CheckpointBuffer& b : buffers) {
+    const size_t first = out.size();
     for (const TensorSlice& t : b.layout.tensors) {
       out.push_back({absl::StrCat(TensorName(b.layout, t), ".exp_avg"),
                      t.shape, b.exp_avg + t.offset});
@@ -113,6 +115,12 @@ std::vector<SafetensorsTarget> OptimizerTensors(
     for (const TensorSlice& t : b.layout.tensors) {
       out.push_back({absl::StrCat(TensorName(b.layout, t), ".exp_avg_sq"),
                      t.shape, b.exp_avg_sq + t.offset});
+    }
+    // A buffer's moments are contiguous in the file: bring them in before
+    // the first is written, hand them on after the last is read.
+    if (out.size() > first) {
+      out[first].fill = b.load_moments;
+      out.back().done = b.store_moments;
     }
   }
   return out;
@@ -132,6 +140,13 @@ absl::StatusOr<std::string> WriteCheckpoint(
   if (!fs::create_directories(tmp_dir, ec)) {
     return FsError("create", tmp_dir, ec);
   }
+  // A write that fails (a full disk, an NVMe tier error while streaming the
+  // moments) leaves nothing behind.
+  bool renamed = false;
+  absl::Cleanup remove_tmp = [&] {
+    std::error_code ignored;
+    if (!renamed) fs::remove_all(tmp_dir, ignored);
+  };
 
   // The safetensors metadata holds nothing job-specific, so two runs that
   // reach the same state write byte-identical files.
@@ -174,6 +189,7 @@ absl::StatusOr<std::string> WriteCheckpoint(
   if (fs::exists(final_dir, ec)) RETURN_IF_ERROR(RemoveCheckpointDir(final_dir));
   fs::rename(tmp_dir, final_dir, ec);
   if (ec) return FsError("rename", tmp_dir, ec);
+  renamed = true;
   RETURN_IF_ERROR(SyncDir(checkpoints_dir));
   return name;
 }

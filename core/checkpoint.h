@@ -20,6 +20,7 @@
 #define STRONGHOLD_CORE_CHECKPOINT_H_
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -44,6 +45,13 @@ struct CheckpointBuffer {
   float* param = nullptr;       // fp32 master weights, layout.count
   float* exp_avg = nullptr;     // AdamW m, layout.count
   float* exp_avg_sq = nullptr;  // AdamW v, layout.count
+  // Moments held elsewhere (the NVMe tier), streamed through exp_avg and
+  // exp_avg_sq, which may then be a buffer shared with other such buffers:
+  // a save calls load_moments to fill them just before this buffer's
+  // moments are written, a load calls store_moments to take them just after
+  // the last of them was read. Empty for moments in host memory.
+  std::function<absl::Status()> load_moments;
+  std::function<absl::Status()> store_moments;
 };
 
 // "step-000030"
@@ -52,7 +60,9 @@ std::string CheckpointName(int64_t step);
 std::optional<int64_t> CheckpointStep(const std::string& name);
 
 // The tensors of model.safetensors and optimizer.safetensors over `buffers`,
-// in file order. Names: docs/checkpoints.md.
+// in file order. Names: docs/checkpoints.md. A buffer's load_moments and
+// store_moments become the fill hook of its first and the done hook of its
+// last optimizer tensor.
 std::vector<SafetensorsTarget> ModelTensors(
     const std::vector<CheckpointBuffer>& buffers);
 std::vector<SafetensorsTarget> OptimizerTensors(

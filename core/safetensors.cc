@@ -169,6 +169,7 @@ absl::StatusOr<std::string> WriteSafetensors(
   RETURN_IF_ERROR(write(prefix, 8));
   RETURN_IF_ERROR(write(header.data(), header.size()));
   for (const SafetensorsTensor& t : tensors) {
+    if (t.fill) RETURN_IF_ERROR(t.fill());
     RETURN_IF_ERROR(write(t.data, static_cast<size_t>(Numel(t.shape)) * 4));
   }
   RETURN_IF_ERROR(file.SyncAndClose());
@@ -265,6 +266,15 @@ absl::StatusOr<std::string> ReadSafetensorsInto(const std::string& path,
   }
   std::sort(order.begin(), order.end(),
             [](const auto& a, const auto& b) { return a.first->begin < b.first->begin; });
+  const bool hooked = std::any_of(tensors.begin(), tensors.end(),
+                                  [](const SafetensorsTarget& t) { return bool(t.done); });
+  for (size_t i = 0; hooked && i < order.size(); ++i) {
+    if (order[i].second != &tensors[i]) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ": tensor ", order[i].second->name, " is stored where ", tensors[i].name,
+          " was expected; streamed loads need the order this program writes"));
+    }
+  }
   int64_t expect = 0;
   for (const auto& [e, t] : order) {
     if (e->begin != expect || e->end - e->begin != Numel(t->shape) * 4) {
@@ -285,6 +295,7 @@ absl::StatusOr<std::string> ReadSafetensorsInto(const std::string& path,
   for (const auto& [e, t] : order) {
     status = ReadInto(fd, path, file.data_offset + e->begin, e->end - e->begin,
                       reinterpret_cast<char*>(t->data), digest);
+    if (status.ok() && t->done) status = t->done();
     if (!status.ok()) break;
   }
   close(fd);

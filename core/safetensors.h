@@ -8,6 +8,7 @@
 #define STRONGHOLD_CORE_SAFETENSORS_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -20,6 +21,10 @@ struct SafetensorsTensor {
   std::string name;
   std::vector<int64_t> shape;
   const float* data = nullptr;  // F32, numel(shape) elements
+  // Optional: called right before `data` is written, so that a caller can
+  // bring the tensor into a reused buffer just in time (the NVMe tier's
+  // moments, one layer at a time). Its error stops the write.
+  std::function<absl::Status()> fill;
 };
 
 // Writes `path` (created or truncated) and fsyncs it. Returns the SHA-256 of
@@ -50,6 +55,13 @@ struct SafetensorsTarget {
   std::string name;
   std::vector<int64_t> shape;
   float* data = nullptr;  // numel(shape) elements
+  // Optional, for streaming through a reused buffer: `fill` runs before the
+  // tensor is written (WriteCheckpoint passes it on as
+  // SafetensorsTensor::fill); `done` runs right after its bytes were read
+  // into `data` (ReadSafetensorsInto), so the caller can move them on
+  // before the buffer is reused. Their errors stop the transfer.
+  std::function<absl::Status()> fill;
+  std::function<absl::Status()> done;
 };
 
 // Reads `path`, which must hold exactly `tensors` (F32, these shapes, packed
@@ -58,7 +70,9 @@ struct SafetensorsTarget {
 // needs no second copy of the model. Returns the SHA-256 of the whole file.
 // INVALID_ARGUMENT naming the file and the tensor when one is missing, extra,
 // or of another shape or dtype; DATA_LOSS when the file is malformed or
-// truncated. On error the targets hold partial data.
+// truncated. When a target has a `done` hook, the file's tensors must lie in
+// the targets' order (the hooks assume it): INVALID_ARGUMENT otherwise. On
+// error the targets hold partial data.
 absl::StatusOr<std::string> ReadSafetensorsInto(
     const std::string& path, const std::vector<SafetensorsTarget>& tensors);
 

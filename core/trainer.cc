@@ -173,6 +173,9 @@ class Trainer::Impl {
           config_.offload.ssd_dirs,
           storage::SpillStreamer::DeviceBytes(items, /*alignment=*/4096, /*block_bytes=*/1 << 20));
       ASSIGN_OR_RETURN(ssd_device_, storage::OpenFileBlockDevice(device_options));
+      if (options_.wrap_ssd_device) {
+        ssd_device_ = options_.wrap_ssd_device(std::move(ssd_device_));
+      }
       device = ssd_device_.get();
     }
     ssd_store_ = std::make_unique<storage::ExtentStore>(device, storage::ExtentStoreOptions());
@@ -186,37 +189,49 @@ class Trainer::Impl {
     return absl::OkStatus();
   }
 
-  // Checkpoints read and write moments in host memory: for a save or a
-  // restore, the spilled ones are brought in whole (above the host budget
-  // by their size, for its duration) and then dropped again (after a
-  // restore, written back first).
-  absl::Status BringInSpilled(bool read) {
-    if (spill_ == nullptr) return absl::OkStatus();
-    const auto f32 = torch::TensorOptions().dtype(torch::kFloat32);
-    for (int i = 1; Spilled(i); ++i) {
-      LayerState& s = layers_[i];
-      s.exp_avg = torch::zeros({s.layout.count}, f32);
-      s.exp_avg_sq = torch::zeros({s.layout.count}, f32);
-      if (read) {
-        void* arrays[] = {s.exp_avg.data_ptr<float>(), s.exp_avg_sq.data_ptr<float>()};
-        RETURN_IF_ERROR(spill_->Read(i - 1, arrays));
-      }
-    }
-    return absl::OkStatus();
+  // Checkpoints stream the spilled moments one layer at a time through one
+  // layer-sized host buffer (moments_staging_, allocated for the save or
+  // restore): a save reads each layer from the tier just before its moments
+  // are written to optimizer.safetensors, a restore writes each layer to
+  // the tier as soon as its moments are read. So host memory beyond the
+  // budget is one layer's moments, not every spilled layer's.
+  void StageSpilled() {
+    if (spill_ == nullptr) return;
+    int64_t largest = 0;
+    for (int i = 1; Spilled(i); ++i) largest = std::max(largest, layers_[i].layout.count);
+    moments_staging_ = torch::empty({2, largest}, torch::TensorOptions().dtype(torch::kFloat32));
   }
-  absl::Status DropSpilled(bool write_back) {
-    if (spill_ == nullptr) return absl::OkStatus();
-    absl::Status status;
-    for (int i = 1; Spilled(i); ++i) {
+  void UnstageSpilled() { moments_staging_ = torch::Tensor(); }
+
+  // The host state as checkpoints see it, with the spilled layers' moments
+  // streamed through moments_staging_. Taken afresh each time: pinning
+  // replaces the tensors.
+  std::vector<CheckpointBuffer> Buffers() {
+    std::vector<CheckpointBuffer> out;
+    for (int i = 0; i < static_cast<int>(layers_.size()); ++i) {
       LayerState& s = layers_[i];
-      if (write_back && status.ok() && s.exp_avg.defined()) {
-        const void* arrays[] = {s.exp_avg.data_ptr<float>(), s.exp_avg_sq.data_ptr<float>()};
-        status = spill_->Write(i - 1, arrays);
+      if (!Spilled(i)) {
+        out.push_back({s.layout, s.param.data_ptr<float>(), s.exp_avg.data_ptr<float>(),
+                       s.exp_avg_sq.data_ptr<float>()});
+        continue;
       }
-      s.exp_avg = torch::Tensor();
-      s.exp_avg_sq = torch::Tensor();
+      CHECK(moments_staging_.defined()) << "StageSpilled() first";
+      float* m = moments_staging_[0].data_ptr<float>();
+      float* v = moments_staging_[1].data_ptr<float>();
+      const int item = i - 1;
+      out.push_back({s.layout, s.param.data_ptr<float>(), m, v,
+                     /*load_moments=*/
+                     [this, item, m, v] {
+                       void* arrays[] = {m, v};
+                       return spill_->Read(item, arrays);
+                     },
+                     /*store_moments=*/
+                     [this, item, m, v] {
+                       const void* arrays[] = {m, v};
+                       return spill_->Write(item, arrays);
+                     }});
     }
-    return status;
+    return out;
   }
 
   // Host weights and gradients are copied to and from the GPU every step:
@@ -284,10 +299,10 @@ class Trainer::Impl {
   absl::StatusOr<int64_t> Restore(const std::string& checkpoint_dir) {
     if (engine_) RETURN_IF_ERROR(engine_->Drain());
     restore_failed_ = true;  // until every byte is in
-    const absl::Status brought = BringInSpilled(/*read=*/false);
+    StageSpilled();
     absl::StatusOr<CheckpointManifest> loaded =
-        brought.ok() ? LoadCheckpoint(checkpoint_dir, config_.model, Buffers()) : brought;
-    RETURN_IF_ERROR(DropSpilled(/*write_back=*/loaded.ok()));
+        LoadCheckpoint(checkpoint_dir, config_.model, Buffers());
+    UnstageSpilled();
     ASSIGN_OR_RETURN(const CheckpointManifest manifest, std::move(loaded));
     restore_failed_ = false;
     start_step_ = manifest.position.step;
@@ -307,17 +322,6 @@ class Trainer::Impl {
   }
 
  private:
-  // The host state as checkpoints see it. Taken afresh each time: pinning
-  // replaces the tensors.
-  std::vector<CheckpointBuffer> Buffers() {
-    std::vector<CheckpointBuffer> out;
-    for (LayerState& s : layers_) {
-      out.push_back({s.layout, s.param.data_ptr<float>(), s.exp_avg.data_ptr<float>(),
-                     s.exp_avg_sq.data_ptr<float>()});
-    }
-    return out;
-  }
-
   bool Traced(int64_t step) const {
     return step <= 2 || (options_.trace_every > 0 && step % options_.trace_every == 0);
   }
@@ -482,12 +486,10 @@ class Trainer::Impl {
     position.lr = LearningRate(t, step);
     position.next_lr = LearningRate(t, step + 1);
     const std::string dir = (std::filesystem::path(options_.job_dir) / "checkpoints").string();
-    const absl::Status brought = BringInSpilled(/*read=*/true);
+    StageSpilled();
     absl::StatusOr<std::string> written =
-        brought.ok()
-            ? WriteCheckpoint(dir, config_.model, position, Buffers(), options_.job_spec_json)
-            : brought;
-    RETURN_IF_ERROR(DropSpilled(/*write_back=*/false));
+        WriteCheckpoint(dir, config_.model, position, Buffers(), options_.job_spec_json);
+    UnstageSpilled();
     ASSIGN_OR_RETURN(std::string name, std::move(written));
     RETURN_IF_ERROR(PruneCheckpoints(dir, config_.checkpoint.keep_last));
     observer->OnCheckpoint(name);
@@ -511,6 +513,9 @@ class Trainer::Impl {
   std::unique_ptr<storage::ExtentStore> ssd_store_;
   std::unique_ptr<storage::SpillStreamer> spill_;
   int64_t device_budget_ = 0;  // the job's device budget (INT64_MAX: none)
+  // One spilled layer's moments [2 (exp_avg, exp_avg_sq), largest count]
+  // fp32, only while a checkpoint is saved or restored.
+  torch::Tensor moments_staging_;
   Timeline timeline_;
   std::unique_ptr<WindowedEngine> engine_;
   bool auto_window_ = false;

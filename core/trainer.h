@@ -19,6 +19,7 @@
 #define STRONGHOLD_CORE_TRAINER_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -106,6 +107,13 @@ struct TrainerOptions {
   // The NVMe tier's block device; null = opened on offload.ssd_dirs. Not
   // owned (tests pass a fault-injecting one).
   storage::BlockDevice* ssd_device = nullptr;
+  // Applied to the device the trainer opens on offload.ssd_dirs (not to an
+  // injected ssd_device): takes it and returns the device the tier uses
+  // instead. The daemon's testing-only --ssd_fault_injection wraps it in a
+  // FaultInjectingBlockDevice here. Empty = the opened device as it is.
+  std::function<std::unique_ptr<storage::BlockDevice>(
+      std::unique_ptr<storage::BlockDevice>)>
+      wrap_ssd_device;
 };
 
 class Trainer {

@@ -296,16 +296,35 @@ void JobManager::RunJob(int64_t id) {
   Run run(this, id);
   absl::Status status;
   const core::MemoryPlan plan = core::PlanMemory(config, options_.budgets);
-  absl::StatusOr<std::unique_ptr<core::Trainer>> trainer = core::Trainer::Create(
-      config, {.job_dir = store_.JobDir(id),
-               .device = options_.device.get(),
-               .device_budget_bytes = plan.budget_device_bytes,
-               .optimizer_threads = options_.optimizer_threads,
-               .job_spec_json = spec_json,
-               // The Adam moments the plan put on the NVMe tier.
-               .ssd_layers = plan.ssd_layers,
-               // The layers whose activations fit beside the window.
-               .kept_activation_layers = plan.kept_activation_layers});
+  core::TrainerOptions trainer_options{.job_dir = store_.JobDir(id),
+                                       .device = options_.device.get(),
+                                       .device_budget_bytes = plan.budget_device_bytes,
+                                       .optimizer_threads = options_.optimizer_threads,
+                                       .job_spec_json = spec_json,
+                                       // The Adam moments the plan put on the NVMe tier.
+                                       .ssd_layers = plan.ssd_layers,
+                                       // The layers whose activations fit beside the window.
+                                       .kept_activation_layers = plan.kept_activation_layers};
+  if (!options_.ssd_fault_injection.faults.empty()) {
+    trainer_options.wrap_ssd_device = [this, id, &run](std::unique_ptr<storage::BlockDevice> device)
+        -> std::unique_ptr<storage::BlockDevice> {
+      {
+        absl::MutexLock lock(&mu_);
+        if (ssd_faults_spent_) return device;
+        ssd_faults_spent_ = true;
+      }
+      auto faulty = std::make_unique<storage::FaultInjectingBlockDevice>(std::move(device));
+      storage::ArmFaults(options_.ssd_fault_injection, faulty.get());
+      const std::string note =
+          absl::StrCat("TESTING: faults injected into this job's NVMe tier (--ssd_fault_injection=",
+                       options_.ssd_fault_injection.text, ")");
+      LOG(WARNING) << JobName(id) << ": " << note;
+      run.OnMessage(note);
+      return faulty;
+    };
+  }
+  absl::StatusOr<std::unique_ptr<core::Trainer>> trainer =
+      core::Trainer::Create(config, trainer_options);
   if (trainer.ok()) {
     absl::StatusOr<Restored> restored = RestoreTrainer(**trainer, CheckpointsDir(id), resume_dir);
     if (restored.ok()) {

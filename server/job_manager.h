@@ -30,6 +30,7 @@
 #include "core/device.h"
 #include "core/planner.h"
 #include "server/job_store.h"
+#include "storage/fault_spec.h"
 #include "stronghold/v1/stronghold.pb.h"
 
 namespace stronghold::server {
@@ -58,6 +59,10 @@ struct JobManagerOptions {
   double device_peak_flops = 0;
   // CPU optimizer threads per job (0 = every CPU the process may use).
   int optimizer_threads = 0;
+  // Testing only (--ssd_fault_injection): faults armed on the NVMe tier of
+  // the first job that opens one after the daemon starts; later jobs get a
+  // plain tier. Empty = none.
+  storage::FaultSpec ssd_fault_injection;
 };
 
 class JobManager {
@@ -136,6 +141,8 @@ class JobManager {
   int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   int64_t running_ ABSL_GUARDED_BY(mu_) = 0;
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
+  // options_.ssd_fault_injection has been armed on a job's tier.
+  bool ssd_faults_spent_ ABSL_GUARDED_BY(mu_) = false;
 
   std::thread worker_;
 };

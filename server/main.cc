@@ -31,6 +31,7 @@
 #include "server/startup_checks.h"
 #include "server/systemd_notifier.h"
 #include "server/version.h"
+#include "storage/fault_spec.h"
 #include "storage/uring_block_device.h"
 
 ABSL_FLAG(std::string, socket, "",
@@ -52,6 +53,11 @@ ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
 ABSL_FLAG(double, device_peak_flops, 0,
           "Dense peak FLOP/s of the compute device for MFU (0 = a nominal figure: "
           "40 GFLOP/s per CPU thread, 80 with AVX-512, on the cpu device)");
+
+ABSL_FLAG(std::string, ssd_fault_injection, "",
+          "TESTING ONLY, never in production: faults to inject into the NVMe tier of the first "
+          "job that opens one, e.g. eio_read@60, torn_write@61, enospc_write@61 (the N-th read "
+          "or write request of that tier; docs/storage.md). Empty = none");
 
 namespace stronghold::server {
 namespace {
@@ -103,6 +109,16 @@ int Main() {
   if (!host_budget.ok()) return Fail(absl::StrCat("--host_memory_budget: ", host_budget.status().message()));
   options.budgets.device_bytes = *device_budget;
   options.budgets.host_bytes = *host_budget;
+
+  absl::StatusOr<storage::FaultSpec> faults =
+      storage::ParseFaultSpec(absl::GetFlag(FLAGS_ssd_fault_injection));
+  if (!faults.ok()) return Fail(absl::StrCat("--ssd_fault_injection: ", faults.status().message()));
+  options.ssd_fault_injection = *std::move(faults);
+  if (!options.ssd_fault_injection.faults.empty()) {
+    LOG(WARNING) << "*** TESTING ONLY: --ssd_fault_injection=" << options.ssd_fault_injection.text
+                 << " will make the first job that spills to the NVMe tier FAIL on purpose. "
+                 << "Never run a production daemon with this flag. ***";
+  }
 
   std::string tcp = absl::GetFlag(FLAGS_listen);
   if (!tcp.empty()) {

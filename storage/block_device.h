@@ -61,6 +61,13 @@ struct IoBuffer {
   int64_t bytes = 0;
 };
 
+// Where a device byte lives, for error messages that name the file.
+struct IoLocation {
+  std::string file;        // the file's path, or the backend's name ("memory")
+  int64_t offset = 0;      // byte offset within that file
+  int64_t file_bytes = 0;  // the bytes that file must hold (for ENOSPC)
+};
+
 // Identifies a submitted batch until it is waited for.
 using IoTicket = uint64_t;
 
@@ -83,6 +90,13 @@ class BlockDevice {
   virtual int64_t alignment() const = 0;
   // Usable bytes, [0, capacity()).
   virtual int64_t capacity() const = 0;
+  // Where device byte `offset` lives (the stripe's file and the offset in
+  // it). For wrappers that report errors of their own, such as the fault
+  // injector, so that their messages name the file like real ones do.
+  // Default: the backend's name, the device offset and capacity().
+  virtual IoLocation Locate(int64_t offset) const {
+    return {std::string(backend()), offset, capacity()};
+  }
 
   // Validates and starts every request of the batch. On error nothing was
   // started: INVALID_ARGUMENT for misaligned or empty requests, OUT_OF_RANGE

@@ -134,6 +134,12 @@ void ExtentStore::BuildTrailer(const Extent& e, ExtentId id,
   std::memcpy(trailer + covered, &crc, 4);
 }
 
+std::string ExtentStore::Where(int64_t device_offset) const {
+  const IoLocation where = device_->Locate(device_offset);
+  return absl::StrCat("device offset ", device_offset, " = offset ",
+                      where.offset, " of ", where.file);
+}
+
 absl::Status ExtentStore::Verify(const Extent& e,
                                  const PendingRead& read) const {
   const char* trailer = read.trailer.data();
@@ -146,8 +152,8 @@ absl::Status ExtentStore::Verify(const Extent& e,
   uint32_t stored_crc;
   std::memcpy(&stored_crc, trailer + covered, 4);
   if (crc32c::Value(trailer, covered) != stored_crc) {
-    return corrupt(absl::StrCat("its checksum trailer at device offset ",
-                                e.trailer_offset, " is corrupt"));
+    return corrupt(absl::StrCat("its checksum trailer at ",
+                                Where(e.trailer_offset), " is corrupt"));
   }
   TrailerHeader header;
   std::memcpy(&header, trailer, sizeof(header));
@@ -157,7 +163,7 @@ absl::Status ExtentStore::Verify(const Extent& e,
       header.block_bytes != static_cast<uint64_t>(block_bytes_) ||
       header.blocks != static_cast<uint64_t>(e.blocks)) {
     return corrupt(
-        absl::StrCat("the checksum trailer at device offset ", e.trailer_offset,
+        absl::StrCat("the checksum trailer at ", Where(e.trailer_offset),
                      " belongs to another extent (", header.extent, ", ",
                      header.payload_bytes, " bytes): a misdirected write"));
   }
@@ -174,9 +180,10 @@ absl::Status ExtentStore::Verify(const Extent& e,
     const uint32_t actual = crc32c::Value(read.data + begin, len);
     if (actual != expected) {
       return corrupt(absl::StrFormat(
-          "CRC32C mismatch in block %d (bytes [%d, %d), device offset %d): "
-          "stored %08x, read data has %08x",
-          b, begin, begin + len, e.info.offset + begin, expected, actual));
+          "CRC32C mismatch in block %d (bytes [%d, %d), %s): "
+          "stored %08x, read data has %08x (a torn or corrupted write)",
+          b, begin, begin + len, Where(e.info.offset + begin), expected,
+          actual));
     }
   }
   return absl::OkStatus();

@@ -117,6 +117,8 @@ class ExtentStore {
   void BuildTrailer(const Extent& e, ExtentId id, uint64_t generation,
                     const char* data, char* trailer) const;
   absl::Status Verify(const Extent& e, const PendingRead& read) const;
+  // "device offset D = offset O of <file>", for corruption messages.
+  std::string Where(int64_t device_offset) const;
 
   // Constant after construction.
   BlockDevice* const device_;

@@ -72,21 +72,28 @@ std::string FaultInjectingBlockDevice::Describe() const {
 
 absl::StatusOr<IoTicket> FaultInjectingBlockDevice::DoSubmit(
     absl::Span<const IoRequest> requests) {
-  const std::string target_name =
-      absl::StrCat(base_->backend(), " device (injected fault)");
-  const IoTarget target{target_name, base_->capacity()};
   std::vector<IoRequest> passed;
   Batch batch;
   absl::MutexLock lock(&mu_);
   for (const IoRequest& r : requests) {
-    const auto inject = [&](const absl::Status& s) {
-      if (batch.injected.ok()) batch.injected = s;
+    // Injected errors read like the backend's own: the file and the offset
+    // in it where the request starts, marked as injected.
+    const auto inject = [&](auto&& make_error) {
+      if (!batch.injected.ok()) return;
+      const IoLocation where = base_->Locate(r.offset);
+      const std::string file = absl::StrCat(where.file, " (injected fault)");
+      batch.injected =
+          make_error(IoTarget{file, where.file_bytes}, where.offset);
+    };
+    const auto errno_error = [&](int err) {
+      inject([&](const IoTarget& target, int64_t offset) {
+        return IoErrnoError(r.op, target, offset, r.bytes, err);
+      });
     };
     if (r.op == IoOp::kRead) {
       const int64_t n = ++reads_seen_;
       if (fail_all_reads_ || n == fail_read_at_) {
-        inject(IoErrnoError(r.op, target, r.offset, r.bytes,
-                            fail_all_reads_ ? EIO : fail_read_errno_));
+        errno_error(fail_all_reads_ ? EIO : fail_read_errno_);
         continue;
       }
       passed.push_back(r);
@@ -94,11 +101,11 @@ absl::StatusOr<IoTicket> FaultInjectingBlockDevice::DoSubmit(
     }
     const int64_t n = ++writes_seen_;
     if (n == fail_write_at_) {
-      inject(IoErrnoError(r.op, target, r.offset, r.bytes, fail_write_errno_));
+      errno_error(fail_write_errno_);
       continue;
     }
     if (space_limit_ >= 0 && r.offset + r.bytes > space_limit_) {
-      inject(IoErrnoError(r.op, target, r.offset, r.bytes, ENOSPC));
+      errno_error(ENOSPC);
       continue;
     }
     if (n == tear_write_at_) {
@@ -106,7 +113,9 @@ absl::StatusOr<IoTicket> FaultInjectingBlockDevice::DoSubmit(
       const int64_t half = r.bytes / 2 / align * align;
       if (half > 0) passed.push_back({r.op, r.offset, half, r.buffer});
       if (tear_mode_ == Tear::kShortTransfer) {
-        inject(CheckTransfer(r.op, target, r.offset, r.bytes, half));
+        inject([&](const IoTarget& target, int64_t offset) {
+          return CheckTransfer(r.op, target, offset, r.bytes, half);
+        });
       }
       continue;
     }

@@ -57,6 +57,9 @@ class FaultInjectingBlockDevice final : public BlockDevice {
   std::string Describe() const override;
   int64_t alignment() const override { return base_->alignment(); }
   int64_t capacity() const override { return base_->capacity(); }
+  IoLocation Locate(int64_t offset) const override {
+    return base_->Locate(offset);
+  }
   absl::Status RegisterBuffers(absl::Span<const IoBuffer> buffers) override {
     return base_->RegisterBuffers(buffers);
   }

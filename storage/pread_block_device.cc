@@ -39,6 +39,9 @@ class PreadBlockDevice final : public BlockDevice {
   }
   int64_t alignment() const override { return 4096; }
   int64_t capacity() const override { return files_->capacity(); }
+  IoLocation Locate(int64_t offset) const override {
+    return files_->Locate(offset);
+  }
 
  protected:
   absl::StatusOr<IoTicket> DoSubmit(

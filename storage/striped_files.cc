@@ -133,6 +133,13 @@ void StripedFiles::Split(int64_t offset, int64_t bytes,
   }
 }
 
+IoLocation StripedFiles::Locate(int64_t offset) const {
+  const int64_t block = offset / block_bytes_;
+  return {paths_[block % count()],
+          (block / count()) * block_bytes_ + offset % block_bytes_,
+          file_bytes_};
+}
+
 absl::Status StripedFiles::SyncAll() const {
   for (int i = 0; i < count(); ++i) {
     if (fdatasync(fds_[i]) != 0) {

@@ -60,6 +60,9 @@ class StripedFiles {
   int64_t file_bytes() const { return file_bytes_; }
   bool direct_io() const { return direct_io_; }
 
+  // The file and file offset of device byte `offset`.
+  IoLocation Locate(int64_t offset) const;
+
   // Appends the pieces of device range [offset, offset + bytes) to `pieces`.
   void Split(int64_t offset, int64_t bytes, std::vector<Piece>* pieces) const;
 

@@ -113,6 +113,9 @@ class UringBlockDevice final : public BlockDevice {
   }
   int64_t alignment() const override { return 4096; }
   int64_t capacity() const override { return files_->capacity(); }
+  IoLocation Locate(int64_t offset) const override {
+    return files_->Locate(offset);
+  }
 
   absl::Status RegisterBuffers(absl::Span<const IoBuffer> buffers) override {
     std::vector<FixedBuffer> fixed;

@@ -1,7 +1,7 @@
 # Shared by the end-to-end tests: a real strongholdd on a private unix socket
 # and state directory, driven by the real strongholdctl. Source it; it sets
 # DAEMON, CTL, WORK, STATE, STRONGHOLD_DAEMON and a cleanup trap.
-#   start_daemon      starts it and waits until it answers
+#   start_daemon [FLAG...]  starts it (with extra daemon flags) and waits until it answers
 #   stop_daemon       SIGTERM; returns the daemon's exit code
 #   kill_daemon       SIGKILL (a crash); no clean-up happens
 #   wait_state JOB STATE [tries]   polls `status` every 0.1 s
@@ -28,7 +28,7 @@ check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; 
 start_daemon() {
   # No metrics port: tests run beside each other and beside real daemons.
   "$DAEMON" --socket "$SOCK" --state_dir "$STATE" --metrics_listen= \
-    --optimizer_threads 1 >>"$WORK/daemon.log" 2>&1 &
+    --optimizer_threads 1 "$@" >>"$WORK/daemon.log" 2>&1 &
   PID=$!
   for _ in $(seq 1 200); do
     "$CTL" node >/dev/null 2>&1 && return 0

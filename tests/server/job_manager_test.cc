@@ -11,6 +11,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "storage/fault_spec.h"
 
 namespace stronghold::server {
 namespace {
@@ -166,6 +167,53 @@ TEST(JobManagerTest, RestartKeepsRecordsAndQueuesUnfinishedJobs) {
   ASSERT_TRUE(next.ok());
   EXPECT_EQ(next->name(), "jobs/3") << "ids are never reused";
   EXPECT_EQ(m->Cancel("jobs/2")->state(), v1::Job::CANCELLED);
+}
+
+// --ssd_fault_injection: the faults reach the first job that opens an NVMe
+// tier and no other; a job without a tier before it does not use them up.
+TEST(JobManagerTest, InjectedSsdFaultsReachTheFirstJobWithATierOnly) {
+  const std::string dir = StateDir("jm_ssd_faults");
+  const std::string ssd = StateDir("jm_ssd_faults_tier");
+  fs::create_directories(ssd);
+  JobManagerOptions options{.state_dir = dir, .optimizer_threads = 1};
+  auto spec = storage::ParseFaultSpec("eio_read@1");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  options.ssd_fault_injection = *spec;
+  auto created = JobManager::Create(options);
+  ASSERT_TRUE(created.ok()) << created.status();
+  JobManager& m = **created;
+
+  // A windowed job whose host budget is a little short: some layers'
+  // moments go to the tier.
+  v1::JobSpec spilled = Tiny(2);
+  spilled.mutable_model()->set_layers(8);
+  spilled.mutable_model()->set_hidden(64);
+  spilled.mutable_offload()->set_method(v1::STRONGHOLD);
+  spilled.mutable_offload()->set_window(1);
+  spilled.mutable_offload()->add_ssd_dirs(ssd);
+  const int64_t host = m.Plan(spilled)->host_bytes();
+  for (int64_t budget = host - 1; budget > host / 4; budget -= host / 256) {
+    spilled.mutable_offload()->set_host_memory_budget_bytes(budget);
+    const v1::MemoryPlan plan = *m.Plan(spilled);
+    if (plan.fits() && plan.ssd_bytes() > 0) break;
+  }
+  ASSERT_GT(m.Plan(spilled)->ssd_bytes(), 0);
+  ASSERT_TRUE(m.Plan(spilled)->fits()) << m.Plan(spilled)->reason();
+
+  ASSERT_TRUE(m.Submit(Tiny(2)).ok());  // no tier: the faults stay armed
+  ASSERT_TRUE(m.Submit(spilled).ok());
+  ASSERT_TRUE(m.Submit(spilled).ok());
+  EXPECT_EQ(WaitWhile(m, "jobs/1", v1::Job::QUEUED), v1::Job::RUNNING);
+  EXPECT_EQ(WaitWhile(m, "jobs/1", v1::Job::RUNNING), v1::Job::SUCCEEDED);
+  EXPECT_EQ(WaitWhile(m, "jobs/2", v1::Job::QUEUED), v1::Job::RUNNING);
+  EXPECT_EQ(WaitWhile(m, "jobs/2", v1::Job::RUNNING), v1::Job::FAILED);
+  const std::string error = m.Get("jobs/2")->error();
+  EXPECT_NE(error.find("Input/output error (errno 5)"), std::string::npos) << error;
+  EXPECT_NE(error.find(ssd + "/stronghold-"), std::string::npos) << error;
+  EXPECT_NE(error.find("(injected fault)"), std::string::npos) << error;
+  EXPECT_EQ(WaitWhile(m, "jobs/3", v1::Job::QUEUED), v1::Job::RUNNING);
+  EXPECT_EQ(WaitWhile(m, "jobs/3", v1::Job::RUNNING), v1::Job::SUCCEEDED)
+      << m.Get("jobs/3")->error();
 }
 
 }  // namespace

@@ -247,8 +247,12 @@ TEST_P(BlockDeviceTest, FailedWriteIsStickyAndNamesOffsetAndErrno) {
   ASSERT_TRUE(device->Write(0, first.data(), kAlign).ok());
   const absl::Status failed = device->Write(8 * kAlign, second.data(), kAlign);
   EXPECT_EQ(failed.code(), absl::StatusCode::kDataLoss);
+  // Named like the backend's own errors: the stripe's file and the offset
+  // in it.
+  const IoLocation where = device->Locate(8 * kAlign);
   EXPECT_THAT(std::string(failed.message()),
-              HasSubstr(absl::StrCat("at offset ", 8 * kAlign)));
+              HasSubstr(absl::StrCat("at offset ", where.offset, " of ",
+                                     where.file, " (injected fault)")));
   EXPECT_THAT(std::string(failed.message()), HasSubstr("errno 5"));
   // The device's state is unknown now: later writes and syncs fail too,
   // with the original error, although no fault is armed any more.
@@ -340,8 +344,13 @@ TEST_P(BlockDeviceTest, FullDiskIsResourceExhaustedWithTheSpaceNeeded) {
   EXPECT_EQ(full.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(std::string(full.message()),
               HasSubstr("No space left on device"));
+  // Like the file backends' own ENOSPC: the file and the bytes it needs.
+  const IoLocation where = device->Locate(2 * kTestBlockBytes);
   EXPECT_THAT(std::string(full.message()),
-              HasSubstr(absl::StrCat("needs ", device->capacity(), " bytes")));
+              HasSubstr(absl::StrCat("at offset ", where.offset, " of ",
+                                     where.file, " (injected fault)")));
+  EXPECT_THAT(std::string(full.message()),
+              HasSubstr(absl::StrCat("needs ", where.file_bytes, " bytes")));
   EXPECT_EQ(device->Write(0, data.data(), data.size()), full);
 }
 

@@ -125,6 +125,12 @@ TEST(BlockDeviceFactoryTest, StripesBlocksRoundRobinOverTheFiles) {
   ASSERT_EQ(pread(fd, &c, 1, kBlock + 17), 1);
   close(fd);
   EXPECT_EQ(c, 'A' + 3);
+  // Locate() says the same (error messages of wrappers rely on it).
+  const IoLocation where = (*device)->Locate(3 * kBlock + 17);
+  EXPECT_EQ(where.file, b + "/test.blk.1");
+  EXPECT_EQ(where.offset, kBlock + 17);
+  EXPECT_EQ(where.file_bytes, 3 * kBlock);
+  EXPECT_EQ((*device)->Locate(4 * kBlock).file, a + "/test.blk.0");
   device->reset();
   EXPECT_FALSE(std::filesystem::exists(a + "/test.blk.0"));
   EXPECT_FALSE(std::filesystem::exists(b + "/test.blk.1"));

@@ -131,6 +131,11 @@ TEST_P(ExtentStoreTest, FlippedDataByteIsCaught) {
   EXPECT_THAT(std::string(status.message()),
               HasSubstr(absl::StrCat("CRC32C mismatch in block 2 (bytes [",
                                      2 * kBlock, ", ", 3 * kBlock, ")")));
+  // The file and the offset in it, as the device's own errors name them.
+  const IoLocation where = faulty_->Locate(offset - 77);
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr(absl::StrCat("offset ", where.offset, " of ",
+                                     where.file, ")")));
   // The last, partial block is covered too.
   FlipByteAt(offset);  // undo
   ASSERT_TRUE(store_->Read(id, back.data()).ok());
