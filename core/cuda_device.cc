@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "core/host_buffer_cache.h"
 #include "glog/logging.h"
 
 namespace stronghold::core {
@@ -25,6 +26,17 @@ namespace {
 // this many more; the engine records a few per layer per step and waits on
 // nothing older than one step.
 constexpr int kEventRing = 8192;
+
+absl::StatusOr<void*> PinnedAlloc(int64_t bytes) {
+  void* p = nullptr;
+  const cudaError_t err = cudaHostAlloc(&p, static_cast<size_t>(bytes), cudaHostAllocDefault);
+  if (err != cudaSuccess) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "cudaHostAlloc (pinned) of ", bytes, " bytes: ", cudaGetErrorString(err),
+        " (check RLIMIT_MEMLOCK / LimitMEMLOCK)"));
+  }
+  return p;
+}
 
 class CudaDevice final : public Device {
  public:
@@ -91,17 +103,10 @@ class CudaDevice final : public Device {
     return peak_;
   }
 
-  absl::StatusOr<void*> AllocateHost(int64_t bytes) override {
-    void* p = nullptr;
-    const cudaError_t err = cudaHostAlloc(&p, static_cast<size_t>(bytes), cudaHostAllocDefault);
-    if (err != cudaSuccess) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "cudaHostAlloc (pinned) of ", bytes, " bytes: ", cudaGetErrorString(err),
-          " (check RLIMIT_MEMLOCK / LimitMEMLOCK)"));
-    }
-    return p;
-  }
-  void FreeHost(void* p) override { cudaFreeHost(p); }
+  // Pinned memory comes from the daemon-long cache: a job's blocks serve the
+  // next job of the same shape without pinning anew.
+  absl::StatusOr<void*> AllocateHost(int64_t bytes) override { return pinned_.Allocate(bytes); }
+  void FreeHost(void* p) override { pinned_.Release(p); }
 
   void Copy(Queue queue, void* dst, const void* src, int64_t bytes, int /*layer*/) override {
     CHECK(queue != Queue::kCompute);
@@ -155,6 +160,8 @@ class CudaDevice final : public Device {
   std::vector<void*> blocks_ ABSL_GUARDED_BY(mu_);
   int64_t used_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t peak_ ABSL_GUARDED_BY(mu_) = 0;
+  // Last member: freed after the streams are synchronized in the destructor.
+  HostBufferCache pinned_{PinnedAlloc, [](void* p) { cudaFreeHost(p); }};
 };
 
 }  // namespace

@@ -119,7 +119,7 @@ class Trainer::Impl {
       owned_device_ = std::make_unique<HostDevice>(budget);
       device_ = owned_device_.get();
     }
-    if (gpu) PinHostState();
+    if (gpu) RETURN_IF_ERROR(PinHostState());
     // The job's budget, within what the device has.
     const int64_t budget = options_.device_budget_bytes > 0
                                ? std::min(options_.device_budget_bytes, device_->budget_bytes())
@@ -236,11 +236,23 @@ class Trainer::Impl {
 
   // Host weights and gradients are copied to and from the GPU every step:
   // pinned memory makes those copies asynchronous and full speed.
-  void PinHostState() {
+  // Moves the weights and gradients the device copies to and from into
+  // pinned memory from the device (its cache keeps the blocks for the next
+  // job, core/host_buffer_cache.h).
+  absl::Status PinHostState() {
     for (LayerState& s : layers_) {
-      s.param = s.param.pin_memory();
-      s.grad = s.grad.pin_memory();
+      ASSIGN_OR_RETURN(s.param, Pinned(s.param));
+      ASSIGN_OR_RETURN(s.grad, Pinned(s.grad));
     }
+    return absl::OkStatus();
+  }
+  absl::StatusOr<torch::Tensor> Pinned(const torch::Tensor& t) {
+    ASSIGN_OR_RETURN(void* p, device_->AllocateHost(t.numel() * t.element_size()));
+    Device* device = device_;  // outlives the job's tensors (the daemon's)
+    torch::Tensor pinned =
+        torch::from_blob(p, t.sizes(), [device](void* q) { device->FreeHost(q); }, t.options());
+    pinned.copy_(t);
+    return pinned;
   }
 
   absl::Status Run(TrainerObserver* observer) {
