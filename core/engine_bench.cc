@@ -7,6 +7,8 @@
 // The windowed methods get a device budget of budget_percent (default 50) of
 // the device memory RESIDENT needs, so STRONGHOLD really offloads; what the
 // window leaves of it keeps the last layers' activations (no recompute).
+// With repeats > 1 every case runs once per round and reports its fastest
+// round (for shared, noisy machines).
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -77,6 +79,7 @@ int Main(int argc, char** argv) {
   c.training.steps = arg(6, 8);
   c.training.clip_norm = 1.0;
   const int budget_percent = arg(7, 50);
+  const int repeats = std::max(1, arg(8, 1));
   const int warmup = 2;  // step 1 profiles the window; step 2 settles
 
   // The windowed methods get a device with budget_percent of the memory
@@ -92,27 +95,49 @@ int Main(int argc, char** argv) {
               "needs\n\n",
               budget / 1048576.0, budget_percent, resident_need / 1048576.0);
 
-  std::printf("  RESIDENT ...\n");
-  const Figures resident = Measure(c, 0, warmup);
+  // Every case runs once per round; each keeps its fastest round, so a burst
+  // of load from other processes on a shared machine hurts all cases alike.
+  struct Case {
+    const char* name;
+    JobConfig config;
+    int64_t budget;
+    Figures best;
+  };
   JobConfig sh = c;
   sh.offload.method = OffloadMethod::kStronghold;
   sh.offload.window = 0;
-  std::printf("  STRONGHOLD (automatic window, activations kept where the budget allows) ...\n");
-  const Figures stronghold = Measure(sh, budget, warmup);
   JobConfig recompute = sh;
   recompute.offload.kept_activation_layers = -1;
-  std::printf("  STRONGHOLD recomputing every layer ...\n");
-  const Figures recompute_f = Measure(recompute, budget, warmup);
   JobConfig l2l = c;
   l2l.offload.method = OffloadMethod::kL2L;
-  std::printf("  L2L ...\n");
-  const Figures l2l_f = Measure(l2l, budget, warmup);
   // The same engine with every layer in the window and every layer
   // recomputed: what activation checkpointing alone costs, nothing offloaded.
   JobConfig all = recompute;
   all.offload.window = c.model.layers;
-  std::printf("  STRONGHOLD with W = L, recomputing (no offload) ...\n");
-  const Figures all_f = Measure(all, 0, warmup);
+  // And with every layer's activations kept: the engine doing what RESIDENT
+  // does (no offload, no recompute), so any gap left is the engine's own.
+  JobConfig all_kept = all;
+  all_kept.offload.kept_activation_layers = c.model.layers;
+  std::vector<Case> cases = {
+      {"RESIDENT", c, 0, {}},
+      {"STRONGHOLD", sh, budget, {}},  // automatic window and kept activations
+      {"STRONGHOLD recompute", recompute, budget, {}},
+      {"L2L", l2l, budget, {}},
+      {"W=L recompute", all, 0, {}},
+      {"W=L kept", all_kept, 0, {}},
+  };
+  for (int round = 1; round <= repeats; ++round) {
+    for (Case& k : cases) {
+      std::printf("  round %d/%d: %s ...\n", round, repeats, k.name);
+      std::fflush(stdout);
+      const Figures f = Measure(k.config, k.budget, warmup);
+      if (round == 1 || f.step_s < k.best.step_s) k.best = f;
+    }
+  }
+  const Figures& resident = cases[0].best;
+  const Figures& stronghold = cases[1].best;
+  const Figures& recompute_f = cases[2].best;
+  const Figures& all_f = cases[4].best;
 
   // The layers whose activations the automatic STRONGHOLD run kept (the
   // trainer's rule, for the window it chose).
@@ -127,16 +152,14 @@ int Main(int argc, char** argv) {
                 k, f.step_s, f.compute_s, f.h2d_wait_s, f.d2h_wait_s, f.optimizer_s,
                 f.step_s / resident.step_s, f.peak / 1048576.0);
   };
-  row("RESIDENT", resident, c.model.layers);
-  row("STRONGHOLD", stronghold, kept(sh, stronghold, budget));
-  row("STRONGHOLD recompute", recompute_f, 0);
-  row("L2L", l2l_f, 0);
-  row("W=L recompute", all_f, 0);
+  for (const Case& k : cases) row(k.name, k.best, kept(k.config, k.best, k.budget));
   std::printf("\nSTRONGHOLD step time / RESIDENT: %.3f (target <= 1.15 when copies are hidden)\n",
               stronghold.step_s / resident.step_s);
   std::printf("STRONGHOLD recomputing every layer / W=L (same recomputation, nothing "
               "offloaded): %.3f\n",
               recompute_f.step_s / all_f.step_s);
+  std::printf("W=L keeping every layer (nothing offloaded or recomputed) / RESIDENT: %.3f\n",
+              cases[5].best.step_s / resident.step_s);
   return 0;
 }
 
