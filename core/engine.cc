@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "core/gpt.h"
+#include "core/optim/float16.h"
 #include "core/planner.h"
 #include "core/status_macros.h"
 #include "glog/logging.h"
@@ -17,16 +18,27 @@
 
 namespace stronghold::core {
 
-AdamWStep AdamWHyper(const TrainingConfig& t, int64_t step, double clip) {
+AdamWStep AdamWHyper(const TrainingConfig& t, int64_t step, int64_t adam_step,
+                     double grad_scale) {
   AdamWStep h;
   h.lr = static_cast<float>(LearningRate(t, step));
   h.beta1 = static_cast<float>(t.beta1);
   h.beta2 = static_cast<float>(t.beta2);
   h.eps = static_cast<float>(t.eps);
   h.weight_decay = static_cast<float>(t.weight_decay);
-  h.step = step;
-  h.grad_scale = static_cast<float>(clip);
+  h.step = adam_step;
+  h.grad_scale = static_cast<float>(grad_scale);
   return h;
+}
+
+void ToComputePrecision(const float* src, int64_t n, Precision precision, void* dst) {
+  uint16_t* out = static_cast<uint16_t*>(dst);
+  if (precision == Precision::kBf16) {
+    for (int64_t i = 0; i < n; ++i) out[i] = BFloat16FromFloat(src[i]);
+  } else {
+    CHECK(precision == Precision::kFp16);
+    for (int64_t i = 0; i < n; ++i) out[i] = HalfFromFloat(src[i]);
+  }
 }
 
 double ClipFactor(const TrainingConfig& t, double norm) {
@@ -56,11 +68,45 @@ absl::Status NonFiniteGradient(int64_t step, const std::vector<BufferLayout>& la
 
 namespace {
 
-constexpr int64_t kFloat = 4;
-
 double Since(int64_t start_ns) { return (Timeline::NowNs() - start_ns) / 1e9; }
 
-ParamBuffer ToParamBuffer(const HostBuffer& b) {
+DType ToDType(Precision p) {
+  switch (p) {
+    case Precision::kBf16: return DType::kBFloat16;
+    case Precision::kFp16: return DType::kFloat16;
+    default: return DType::kFloat32;
+  }
+}
+
+torch::ScalarType ToTorch(Precision p) {
+  switch (p) {
+    case Precision::kBf16: return torch::kBFloat16;
+    case Precision::kFp16: return torch::kHalf;
+    default: return torch::kFloat32;
+  }
+}
+
+// acc = (first ? 0 : acc) + g, with g's elements converted exactly to fp32:
+// the host accumulates every precision's gradients in fp32.
+void Accumulate(const void* g, DType dtype, bool first, int64_t n, float* acc) {
+  if (dtype == DType::kFloat32) {
+    const float* s = static_cast<const float*>(g);
+    if (first) {
+      for (int64_t i = 0; i < n; ++i) acc[i] = 0.0f + s[i];
+    } else {
+      for (int64_t i = 0; i < n; ++i) acc[i] += s[i];
+    }
+    return;
+  }
+  const uint16_t* s = static_cast<const uint16_t*>(g);
+  const bool bf16 = dtype == DType::kBFloat16;
+  for (int64_t i = 0; i < n; ++i) {
+    const float x = bf16 ? FloatFromBFloat16(s[i]) : FloatFromHalf(s[i]);
+    acc[i] = first ? 0.0f + x : acc[i] + x;
+  }
+}
+
+ParamBuffer ToParamBuffer(const HostBuffer& b, Precision precision) {
   ParamBuffer p;
   p.param = b.param;
   p.exp_avg = b.exp_avg;
@@ -68,13 +114,17 @@ ParamBuffer ToParamBuffer(const HostBuffer& b) {
   p.grad = b.grad;
   p.count = b.layout.count;
   p.decay_count = b.layout.decay_count;
+  if (b.working != nullptr) {
+    p.working = b.working;
+    p.working_dtype = ToDType(precision);
+  }
   return p;
 }
 
 // A device slot holding one block: its weights and its gradient.
 struct Slot {
-  float* param = nullptr;
-  float* grad = nullptr;
+  void* param = nullptr;  // in the compute precision
+  void* grad = nullptr;
   int buffer = -1;       // the buffer it holds, -1 when free
   Event h2d_done;        // its weights have arrived
   Event compute_done;    // the last compute that read it
@@ -89,7 +139,8 @@ class GradWorker {
  public:
   struct Task {
     Event landed;          // the D2H copy into `staging`
-    const float* staging = nullptr;  // null: no gradient to add, update only
+    const void* staging = nullptr;  // null: no gradient to add, update only
+    DType dtype = DType::kFloat32;  // of `staging`
     HostBuffer* buffer = nullptr;
     int index = -1;        // buffer index, for the timeline and stats
     bool first = false;    // first micro-batch: the accumulator starts at 0
@@ -98,9 +149,9 @@ class GradWorker {
   };
 
   GradWorker(Device* device, FusedAdamW* optimizer, Timeline* timeline, int buffers,
-             storage::SpillStreamer* spill)
+             storage::SpillStreamer* spill, Precision precision)
       : device_(device), optimizer_(optimizer), timeline_(timeline), spill_(spill),
-        stats_(buffers) {
+        precision_(precision), stats_(buffers) {
     thread_ = std::thread([this] { Loop(); });
   }
   ~GradWorker() {
@@ -155,14 +206,10 @@ class GradWorker {
         tasks_.pop_front();
       }
       device_->HostWait(t.landed);
-      float* acc = t.buffer->grad;
-      const int64_t n = t.buffer->layout.count;
-      if (t.staging == nullptr) {
-        // An update only (deferred until the global norm was known).
-      } else if (t.first) {
-        for (int64_t i = 0; i < n; ++i) acc[i] = 0.0f + t.staging[i];
-      } else {
-        for (int64_t i = 0; i < n; ++i) acc[i] += t.staging[i];
+      // Without staging: an update only (deferred until the global norm
+      // was known).
+      if (t.staging != nullptr) {
+        Accumulate(t.staging, t.dtype, t.first, t.buffer->layout.count, t.buffer->grad);
       }
       absl::Status status;
       if (t.update) status = Update(t);
@@ -177,7 +224,7 @@ class GradWorker {
   // ahead already) and written back after it. After an NVMe tier error no
   // spilled buffer is updated any more: the step fails with that error.
   absl::Status Update(const Task& t) {
-    ParamBuffer p = ToParamBuffer(*t.buffer);
+    ParamBuffer p = ToParamBuffer(*t.buffer, precision_);
     const int item = t.buffer->spill_item;
     if (item >= 0) {
       if (absl::Status e = error(); !e.ok()) return e;
@@ -202,6 +249,7 @@ class GradWorker {
   FusedAdamW* const optimizer_;
   Timeline* const timeline_;
   storage::SpillStreamer* const spill_;  // null: nothing spilled
+  const Precision precision_;
   std::vector<StepStats> stats_;  // written by the worker, read after WaitAll
   double optimizer_s_ = 0;
   int64_t nvme_bytes_ = 0;  // each way
@@ -220,23 +268,28 @@ class GradWorker {
 class WindowedEngine::Impl {
  public:
   Impl(const JobConfig& config, int window, Device* device, FusedAdamW* optimizer,
-       std::vector<HostBuffer> buffers, Timeline* timeline, storage::SpillStreamer* spill)
+       std::vector<HostBuffer> buffers, LossScaleState* state, Timeline* timeline,
+       storage::SpillStreamer* spill)
       : config_(config),
         window_(window),
         l2l_(config.offload.method == OffloadMethod::kL2L),
         layers_(config.model.layers),
+        precision_(config.training.precision),
+        elem_(ComputeElementBytes(precision_)),
         device_(device),
         optimizer_(optimizer),
         timeline_(timeline),
         spill_(spill),
         buffers_(std::move(buffers)),
+        state_(state),
         update_task_(buffers_.size(), 0),
-        worker_(device, optimizer, timeline, static_cast<int>(buffers_.size()), spill) {}
+        worker_(device, optimizer, timeline, static_cast<int>(buffers_.size()), spill,
+                precision_) {}
 
   ~Impl() {
     (void)Drain();
     device_->set_timeline(nullptr);
-    for (float* s : staging_) device_->FreeHost(s);
+    for (void* s : staging_) device_->FreeHost(s);
     device_->Reset();
   }
 
@@ -246,28 +299,25 @@ class WindowedEngine::Impl {
     const int slots = WindowSlots(config_, window_);
     for (int s = 0; s < slots; ++s) {
       Slot slot;
-      ASSIGN_OR_RETURN(void* p, device_->Allocate(block * kFloat, absl::StrCat("slot ", s, " weights")));
-      ASSIGN_OR_RETURN(void* g, device_->Allocate(block * kFloat, absl::StrCat("slot ", s, " gradient")));
-      slot.param = static_cast<float*>(p);
-      slot.grad = static_cast<float*>(g);
+      ASSIGN_OR_RETURN(slot.param, device_->Allocate(block * elem_, absl::StrCat("slot ", s, " weights")));
+      ASSIGN_OR_RETURN(slot.grad, device_->Allocate(block * elem_, absl::StrCat("slot ", s, " gradient")));
       slots_.push_back(slot);
     }
     for (int b : {0, static_cast<int>(buffers_.size()) - 1}) {
       const int64_t n = buffers_[b].layout.count;
-      ASSIGN_OR_RETURN(void* p, device_->Allocate(n * kFloat, buffers_[b].layout.name + " weights"));
-      ASSIGN_OR_RETURN(void* g, device_->Allocate(n * kFloat, buffers_[b].layout.name + " gradient"));
-      (b == 0 ? emb_param_ : fin_param_) = static_cast<float*>(p);
-      (b == 0 ? emb_grad_ : fin_grad_) = static_cast<float*>(g);
+      ASSIGN_OR_RETURN(void* p, device_->Allocate(n * elem_, buffers_[b].layout.name + " weights"));
+      ASSIGN_OR_RETURN(void* g, device_->Allocate(n * elem_, buffers_[b].layout.name + " gradient"));
+      (b == 0 ? emb_param_ : fin_param_) = p;
+      (b == 0 ? emb_grad_ : fin_grad_) = g;
     }
     const int64_t act = BoundaryActivationBytes(config_);
-    ASSIGN_OR_RETURN(void* c, device_->Allocate((layers_ + 1) * act, "activation checkpoints"));
-    ckpt_ = static_cast<float*>(c);
+    ASSIGN_OR_RETURN(ckpt_, device_->Allocate((layers_ + 1) * act, "activation checkpoints"));
     // Host staging for gradients leaving the device: one per slot, one each
     // for the embedding and the final norm.
     for (int s = 0; s < slots + 2; ++s) {
       const int64_t n = s < slots ? block : buffers_[s == slots ? 0 : buffers_.size() - 1].layout.count;
-      ASSIGN_OR_RETURN(void* h, device_->AllocateHost(n * kFloat));
-      staging_.push_back(static_cast<float*>(h));
+      ASSIGN_OR_RETURN(void* h, device_->AllocateHost(n * elem_));
+      staging_.push_back(h);
     }
     staging_task_.assign(staging_.size(), 0);
     device_->set_timeline(timeline_);
@@ -277,13 +327,19 @@ class WindowedEngine::Impl {
   absl::StatusOr<EngineStepStats> Step(int64_t step, const BatchSource& batches) {
     const TrainingConfig& t = config_.training;
     const int micro_batches = t.batch / t.micro_batch;
-    const bool defer = t.clip_norm > 0;  // clipping needs the global norm first
+    // Clipping needs the global norm before any update; fp16 needs to know
+    // that no layer overflowed (else the whole step is skipped).
+    const bool fp16 = precision_ == Precision::kFp16;
+    const bool defer = t.clip_norm > 0 || fp16;
+    const double scale = state_->scale;  // 1 unless fp16
+    const int64_t adam_step = state_->optimizer_step + 1;
     stats_ = EngineStepStats();
+    stats_.loss_scale = scale;
     worker_.reset_stats();
     step_ = step;
-    hyper_ = AdamWHyper(t, step, 1.0);
+    hyper_ = AdamWHyper(t, step, adam_step, 1.0);
     auto scope = device_->ComputeScope();
-    const auto dev = torch::TensorOptions().dtype(torch::kFloat32).device(device_->torch_device());
+    const auto dev = torch::TensorOptions().dtype(ToTorch(precision_)).device(device_->torch_device());
 
     // Spilled moments are needed in backward order, during the last
     // micro-batch: their reads overlap the forward passes.
@@ -292,9 +348,9 @@ class WindowedEngine::Impl {
     // The embedding and final norm live on the device: bring their updates.
     for (int b : {0, last()}) {
       WaitForUpdate(b);
-      float* dst = b == 0 ? emb_param_ : fin_param_;
-      device_->Copy(Queue::kH2D, dst, buffers_[b].param, buffers_[b].layout.count * kFloat, b);
-      stats_.h2d_bytes += buffers_[b].layout.count * kFloat;
+      void* dst = b == 0 ? emb_param_ : fin_param_;
+      device_->Copy(Queue::kH2D, dst, Source(b), buffers_[b].layout.count * elem_, b);
+      stats_.h2d_bytes += buffers_[b].layout.count * elem_;
     }
     device_->QueueWait(Queue::kCompute, device_->Record(Queue::kH2D));
 
@@ -313,7 +369,7 @@ class WindowedEngine::Impl {
       Forward(tokens, dev);
       const int64_t bwd_start = Timeline::NowNs();
       stats_.layer_forward_s += (bwd_start - fwd_start) / 1e9 / layers_;
-      loss_sum += Backward(tokens, labels, dev, mb == 0, last_mb && !defer, micro_batches);
+      loss_sum += Backward(tokens, labels, dev, mb == 0, last_mb && !defer, micro_batches, scale);
     }
     // Gradients must all have landed before the step's updates are decided.
     const int64_t wait_start = Timeline::NowNs();
@@ -322,7 +378,9 @@ class WindowedEngine::Impl {
     std::vector<StepStats> grads = worker_.stats();
     if (defer) {
       for (int b = 0; b < num_buffers(); ++b) {
-        ASSIGN_OR_RETURN(StepFuture f, optimizer_->SubmitMeasure(ToParamBuffer(buffers_[b]), 1.0f));
+        ASSIGN_OR_RETURN(StepFuture f, optimizer_->SubmitMeasure(
+                                           ToParamBuffer(buffers_[b], precision_),
+                                           static_cast<float>(1.0 / scale)));
         grads[b] = f.Wait();
       }
     }
@@ -330,18 +388,27 @@ class WindowedEngine::Impl {
     for (const StepStats& g : grads) sum_sq += g.grad_sq_sum;
     stats_.optimizer_s += Since(wait_start);
     stats_.grad_norm = std::sqrt(sum_sq);
-    if (!std::isfinite(stats_.grad_norm)) {
+    const bool finite = std::isfinite(stats_.grad_norm);
+    // fp16: an overflow skips the step and halves the scale, down to
+    // kMinLossScale; below, the gradient is not finite at any scale.
+    if (!finite && !(fp16 && scale / kLossScaleFactor >= kMinLossScale)) {
       std::vector<BufferLayout> layouts;
       for (const HostBuffer& b : buffers_) layouts.push_back(b.layout);
       return NonFiniteGradient(step, layouts, grads);
     }
+    AdvanceLossScale(precision_, finite, state_);
     cut_ns_ = Timeline::NowNs();  // the next step's timeline starts here
-    if (defer) {
+    if (!finite) {  // skipped: nothing was updated (the updates were deferred)
+      stats_.skipped = true;
+      stats_.grad_norm = 0;
+    } else if (defer) {
       // Forward order, so the next step's forward waits only for its layer.
-      const AdamWStep hyper = AdamWHyper(t, step, ClipFactor(t, stats_.grad_norm));
+      const double grad_scale = ClipFactor(t, stats_.grad_norm) / scale;
+      const AdamWStep hyper = AdamWHyper(t, step, adam_step, grad_scale);
       StageSpilled(/*forward=*/true);
       for (int b = 0; b < num_buffers(); ++b) {
-        update_task_[b] = worker_.Submit({Event{}, nullptr, &buffers_[b], b, false, true, hyper});
+        update_task_[b] =
+            worker_.Submit({Event{}, nullptr, DType::kFloat32, &buffers_[b], b, false, true, hyper});
       }
     }
     stats_.loss = loss_sum / micro_batches;
@@ -377,9 +444,14 @@ class WindowedEngine::Impl {
     }
     spill_->Prefetch(order);
   }
+  // What H2D sends for buffer b: the working copy, or the fp32 masters.
+  const void* Source(int b) const {
+    return buffers_[b].working != nullptr ? buffers_[b].working : buffers_[b].param;
+  }
+
   torch::Tensor Checkpoint(int i, const torch::TensorOptions& dev) {
-    const int64_t act = BoundaryActivationBytes(config_) / kFloat;
-    return torch::from_blob(ckpt_ + i * act,
+    const int64_t act = BoundaryActivationBytes(config_);  // bytes
+    return torch::from_blob(static_cast<char*>(ckpt_) + i * act,
                             {config_.training.micro_batch, config_.model.seq_len, config_.model.hidden},
                             dev);
   }
@@ -422,8 +494,8 @@ class WindowedEngine::Impl {
       const int64_t now = Timeline::NowNs();
       timeline_->Add({"issue_h2d", Lane::kWait, b, now, now});
     }
-    device_->Copy(Queue::kH2D, slot->param, buffers_[b].param, buffers_[b].layout.count * kFloat, b);
-    stats_.h2d_bytes += buffers_[b].layout.count * kFloat;
+    device_->Copy(Queue::kH2D, slot->param, Source(b), buffers_[b].layout.count * elem_, b);
+    stats_.h2d_bytes += buffers_[b].layout.count * elem_;
     slot->h2d_done = device_->Record(Queue::kH2D);
     slot->buffer = b;
   }
@@ -476,27 +548,29 @@ class WindowedEngine::Impl {
 
   // Copies a device gradient to host staging after the compute that made it,
   // and queues its accumulation (and update) on the CPU worker.
-  Event HandOff(int b, const float* device_grad, int staging, bool first, bool update) {
+  Event HandOff(int b, const void* device_grad, int staging, bool first, bool update) {
     const int64_t start = Timeline::NowNs();
     if (staging_task_[staging] != 0) worker_.WaitFor(staging_task_[staging]);  // staging reuse
     stats_.d2h_wait_s += Since(start);
     device_->QueueWait(Queue::kD2H, device_->Record(Queue::kCompute));
-    device_->Copy(Queue::kD2H, staging_[staging], device_grad, buffers_[b].layout.count * kFloat, b);
-    stats_.d2h_bytes += buffers_[b].layout.count * kFloat;
+    device_->Copy(Queue::kD2H, staging_[staging], device_grad, buffers_[b].layout.count * elem_, b);
+    stats_.d2h_bytes += buffers_[b].layout.count * elem_;
     const Event landed = device_->Record(Queue::kD2H);
     if (l2l_) {
       const int64_t s = Timeline::NowNs();
       device_->HostWait(landed);  // L2L: synchronous copies
       stats_.d2h_wait_s += Since(s);
     }
-    GradWorker::Task task{landed, staging_[staging], &buffers_[b], b, first, update, hyper_};
+    GradWorker::Task task{landed, staging_[staging], ToDType(precision_), &buffers_[b], b, first,
+                          update, hyper_};
     staging_task_[staging] = worker_.Submit(task);
     if (update) update_task_[b] = staging_task_[staging];
     return landed;
   }
 
   double Backward(const torch::Tensor& tokens, const torch::Tensor& labels,
-                  const torch::TensorOptions& dev, bool first, bool update, int micro_batches) {
+                  const torch::TensorOptions& dev, bool first, bool update, int micro_batches,
+                  double loss_scale) {
     const int heads = config_.model.heads;
     const BufferLayout& emb_layout = buffers_[0].layout;
     const BufferLayout& fin_layout = buffers_[last()].layout;
@@ -509,7 +583,7 @@ class WindowedEngine::Impl {
     torch::Tensor x = Checkpoint(layers_, dev).detach().requires_grad_(true);
     torch::Tensor loss = gpt::HeadLoss(fin, fin_layout, emb, emb_layout, x, labels);
     const double loss_value = loss.item<double>();
-    (loss / micro_batches).backward();
+    gpt::LossObjective(loss, micro_batches, loss_scale).backward();
     torch::Tensor dy = x.grad();
     stats_.compute_s += Since(start);
 
@@ -545,20 +619,24 @@ class WindowedEngine::Impl {
   const int window_;
   const bool l2l_;
   const int layers_;
+  const Precision precision_;
+  const int64_t elem_;  // bytes of one device element (ComputeElementBytes)
   Device* const device_;
   FusedAdamW* const optimizer_;
   Timeline* const timeline_;
   storage::SpillStreamer* const spill_;  // null: nothing spilled
   std::vector<HostBuffer> buffers_;   // embedding, layers..., final_norm
+  LossScaleState* const state_;       // not owned
 
   // Device memory, allocated once by Allocate().
+  // Weights, gradients and activations are in the compute precision.
   std::vector<Slot> slots_;
-  float* emb_param_ = nullptr;
-  float* emb_grad_ = nullptr;
-  float* fin_param_ = nullptr;
-  float* fin_grad_ = nullptr;
-  float* ckpt_ = nullptr;             // [L+1, micro_batch, seq_len, hidden]
-  std::vector<float*> staging_;       // host, one per slot + embedding + final norm
+  void* emb_param_ = nullptr;
+  void* emb_grad_ = nullptr;
+  void* fin_param_ = nullptr;
+  void* fin_grad_ = nullptr;
+  void* ckpt_ = nullptr;              // [L+1, micro_batch, seq_len, hidden]
+  std::vector<void*> staging_;        // host, one per slot + embedding + final norm
   std::vector<uint64_t> staging_task_;  // last worker task reading each staging buffer
 
   // The worker task that updates each buffer (0: none yet).
@@ -573,7 +651,8 @@ class WindowedEngine::Impl {
 
 absl::StatusOr<std::unique_ptr<WindowedEngine>> WindowedEngine::Create(
     const JobConfig& config, int window, Device* device, FusedAdamW* optimizer,
-    std::vector<HostBuffer> buffers, Timeline* timeline, storage::SpillStreamer* spill) {
+    std::vector<HostBuffer> buffers, LossScaleState* state, Timeline* timeline,
+    storage::SpillStreamer* spill) {
   if (window < 1) return absl::InvalidArgumentError("offload.window: must be >= 1 here");
   for (const HostBuffer& b : buffers) {
     if (b.spill_item >= 0 && spill == nullptr) {
@@ -581,8 +660,15 @@ absl::StatusOr<std::unique_ptr<WindowedEngine>> WindowedEngine::Create(
           absl::StrCat(b.layout.name, ": moments spilled, but no SpillStreamer"));
     }
   }
-  auto impl = std::make_unique<Impl>(config, window, device, optimizer, std::move(buffers), timeline,
-                                     spill);
+  CHECK(state != nullptr);
+  for (const HostBuffer& b : buffers) {
+    if ((b.working != nullptr) != (config.training.precision != Precision::kFp32)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          b.layout.name, ": a working copy is needed exactly when training in bf16 or fp16"));
+    }
+  }
+  auto impl = std::make_unique<Impl>(config, window, device, optimizer, std::move(buffers), state,
+                                     timeline, spill);
   RETURN_IF_ERROR(impl->Allocate());
   return std::unique_ptr<WindowedEngine>(new WindowedEngine(std::move(impl), window));
 }
