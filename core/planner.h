@@ -84,7 +84,8 @@ int MaxTrainableLayers(const JobConfig& config, const NodeBudgets& node);
 int WindowSlots(const JobConfig& config, int window);
 // Device bytes the windowed engine allocates (its arena): slots (weights and
 // gradient of one layer each), embedding and final norm (weights and
-// gradient), activation checkpoints at the L+1 layer boundaries.
+// gradient), activation checkpoints at the L+1 layer boundaries, all in the
+// compute precision.
 int64_t WindowedArenaBytes(const JobConfig& config, int window);
 // Compute working memory outside the arena: one layer's forward+backward
 // working set and the logits of one micro-batch.
@@ -94,7 +95,8 @@ int64_t WorkingBytes(const JobConfig& config);
 int MaxWindow(const JobConfig& config, int64_t device_budget);
 
 // Bytes of activations one micro-batch keeps per layer boundary and while
-// one layer runs (forward + backward working set), fp32.
+// one layer runs (forward + backward working set), in the compute precision
+// (fp32, or 2 bytes per element in bf16/fp16).
 int64_t BoundaryActivationBytes(const JobConfig& config);
 int64_t LayerWorkingBytes(const JobConfig& config);
 

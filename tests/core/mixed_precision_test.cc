@@ -14,6 +14,7 @@
 #include "core/checkpoint_reader.h"
 #include "core/gpt_layout.h"
 #include "core/loss_scale.h"
+#include "core/planner.h"
 #include "core/trainer.h"
 #include "gtest/gtest.h"
 
@@ -29,6 +30,7 @@ class Recorder : public TrainerObserver {
     norms.push_back(r.grad_norm);
     scales.push_back(r.loss_scale);
     skipped.push_back(r.skipped);
+    peak = r.device_peak_bytes;
     if (stop_after > 0 && r.step >= stop_after) stop = StopRequest::kShutdown;
   }
   void OnMessage(const std::string& m) override { messages.push_back(m); }
@@ -37,6 +39,7 @@ class Recorder : public TrainerObserver {
 
   std::vector<double> losses, norms, scales;
   std::vector<bool> skipped;
+  int64_t peak = 0;
   std::vector<std::string> messages;
   int64_t stop_after = 0;
   StopRequest stop = StopRequest::kNone;
@@ -109,8 +112,11 @@ TEST_P(PrecisionTest, WindowsAndL2LMatchTheFullWindowBitForBit) {
   ASSERT_EQ(full.recorder.losses.size(), 10u);
   EXPECT_GT(full.recorder.norms[0], 0.5) << "clipping should act in this test";
   for (int w : {1, 2}) {
-    const Result r = Train(SixLayers(p, OffloadMethod::kStronghold, w), name + "_w" + std::to_string(w));
+    const JobConfig c = SixLayers(p, OffloadMethod::kStronghold, w);
+    const Result r = Train(c, name + "_w" + std::to_string(w));
     ExpectBitIdentical(full, r, name + " STRONGHOLD W=" + std::to_string(w));
+    // 2-byte slots, embedding and checkpoints: exactly what the plan says.
+    EXPECT_EQ(r.recorder.peak, WindowedArenaBytes(c, w)) << name << " W=" << w;
   }
   ExpectBitIdentical(full, Train(SixLayers(p, OffloadMethod::kL2L, 0), name + "_l2l"), name + " L2L");
 }
