@@ -17,33 +17,10 @@
 #include "core/planner.h"
 #include "core/trainer.h"
 #include "gtest/gtest.h"
+#include "tests/core/training_test_util.h"
 
 namespace stronghold::core {
 namespace {
-
-namespace fs = std::filesystem;
-
-class Recorder : public TrainerObserver {
- public:
-  void OnStep(const StepReport& r) override {
-    losses.push_back(r.loss);
-    norms.push_back(r.grad_norm);
-    scales.push_back(r.loss_scale);
-    skipped.push_back(r.skipped);
-    peak = r.device_peak_bytes;
-    if (stop_after > 0 && r.step >= stop_after) stop = StopRequest::kShutdown;
-  }
-  void OnMessage(const std::string& m) override { messages.push_back(m); }
-  void OnCheckpoint(const std::string&) override {}
-  StopRequest StopRequested() override { return stop; }
-
-  std::vector<double> losses, norms, scales;
-  std::vector<bool> skipped;
-  int64_t peak = 0;
-  std::vector<std::string> messages;
-  int64_t stop_after = 0;
-  StopRequest stop = StopRequest::kNone;
-};
 
 // As engine_test's: two micro-batches, clipping that acts, warm-up.
 JobConfig SixLayers(Precision precision, OffloadMethod method, int window) {
@@ -60,47 +37,10 @@ JobConfig SixLayers(Precision precision, OffloadMethod method, int window) {
   return c;
 }
 
-std::string Dir(const std::string& name) {
-  const fs::path p = fs::path(std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp") / name;
-  fs::remove_all(p);
-  return p.string();
-}
-
 std::unique_ptr<Trainer> Make(const JobConfig& c, const std::string& dir) {
   auto trainer = Trainer::Create(c, {.job_dir = dir, .optimizer_threads = 2});
   EXPECT_TRUE(trainer.ok()) << trainer.status();
   return trainer.ok() ? std::move(*trainer) : nullptr;
-}
-
-struct Result {
-  Recorder recorder;
-  std::vector<std::vector<float>> weights;
-};
-
-// Trains `c` to the end; `scale` > 0 sets fp16's initial loss scale.
-Result Train(const JobConfig& c, const std::string& name, double scale = 0) {
-  Result r;
-  auto trainer = Make(c, Dir(name));
-  if (trainer == nullptr) return r;
-  if (scale > 0) TrainerTestPeer::SetLossScale(*trainer, scale);
-  const absl::Status s = trainer->Run(&r.recorder);
-  EXPECT_TRUE(s.ok()) << s;
-  r.weights = trainer->Weights();
-  return r;
-}
-
-void ExpectBitIdentical(const Result& a, const Result& b, const std::string& what) {
-  ASSERT_EQ(a.recorder.losses.size(), b.recorder.losses.size()) << what;
-  for (size_t i = 0; i < a.recorder.losses.size(); ++i) {
-    EXPECT_EQ(a.recorder.losses[i], b.recorder.losses[i]) << what << " loss of step " << i + 1;
-    EXPECT_EQ(a.recorder.norms[i], b.recorder.norms[i]) << what << " norm of step " << i + 1;
-  }
-  ASSERT_EQ(a.weights.size(), b.weights.size()) << what;
-  for (size_t buf = 0; buf < a.weights.size(); ++buf) {
-    ASSERT_EQ(0, std::memcmp(a.weights[buf].data(), b.weights[buf].data(),
-                             a.weights[buf].size() * sizeof(float)))
-        << what << ": weights of buffer " << buf << " differ";
-  }
 }
 
 class PrecisionTest : public ::testing::TestWithParam<Precision> {};
@@ -108,12 +48,12 @@ class PrecisionTest : public ::testing::TestWithParam<Precision> {};
 TEST_P(PrecisionTest, WindowsAndL2LMatchTheFullWindowBitForBit) {
   const Precision p = GetParam();
   const std::string name = PrecisionName(p);
-  const Result full = Train(SixLayers(p, OffloadMethod::kResident, 0), name + "_full");
+  const TrainedRun full = Train(SixLayers(p, OffloadMethod::kResident, 0), name + "_full");
   ASSERT_EQ(full.recorder.losses.size(), 10u);
   EXPECT_GT(full.recorder.norms[0], 0.5) << "clipping should act in this test";
   for (int w : {1, 2}) {
     const JobConfig c = SixLayers(p, OffloadMethod::kStronghold, w);
-    const Result r = Train(c, name + "_w" + std::to_string(w));
+    const TrainedRun r = Train(c, name + "_w" + std::to_string(w));
     ExpectBitIdentical(full, r, name + " STRONGHOLD W=" + std::to_string(w));
     // 2-byte slots, embedding and checkpoints: exactly what the plan says.
     EXPECT_EQ(r.recorder.peak, WindowedArenaBytes(c, w)) << name << " W=" << w;
@@ -138,11 +78,11 @@ TEST_P(PrecisionTest, LossFallsAndStaysNearFp32) {
   const Precision p = GetParam();
   JobConfig c = SixLayers(Precision::kFp32, OffloadMethod::kResident, 0);
   c.training.steps = 20;
-  const Result fp32 = Train(c, "near_fp32");
+  const TrainedRun fp32 = Train(c, "near_fp32");
   c.training.precision = p;
   c.offload.method = OffloadMethod::kStronghold;
   c.offload.window = 2;
-  const Result low = Train(c, "near_low");
+  const TrainedRun low = Train(c, "near_low");
   ASSERT_EQ(low.recorder.losses.size(), 20u);
   for (int i = 0; i < 5; ++i) {
     EXPECT_NEAR(low.recorder.losses[i], fp32.recorder.losses[i], 0.02 * fp32.recorder.losses[i])
@@ -188,7 +128,7 @@ JobConfig Fp16Constant(int steps) {
 TEST(Fp16LossScaleTest, OverflowSkipsTheStepAndHalvesTheScale) {
   constexpr int kSteps = 30;
   const double start = std::ldexp(1.0, 32);
-  const Result r = Train(Fp16Constant(kSteps), "overflow", start);
+  const TrainedRun r = Train(Fp16Constant(kSteps), "overflow", 0, start);
   ASSERT_EQ(r.recorder.losses.size(), kSteps);
   EXPECT_EQ(r.recorder.scales[0], start);
   EXPECT_TRUE(r.recorder.skipped[0]);
@@ -217,10 +157,10 @@ TEST(Fp16LossScaleTest, OverflowSkipsTheStepAndHalvesTheScale) {
   // The same job stopped at its first applied step: every skipped step left
   // the weights alone, and the one update was AdamW's first (|dw| = lr per
   // element; a second step's bias correction would give ~0.74 lr).
-  const Result initial = Train(Fp16Constant(first_applied), "overflow_skipped", start);
-  const Result one = Train(Fp16Constant(first_applied + 1), "overflow_one", start);
-  const Result fresh = Train(Fp16Constant(1), "overflow_fresh", 0);  // weights to compare with
-  auto untrained = Make(Fp16Constant(1), Dir("untrained"));
+  const TrainedRun initial = Train(Fp16Constant(first_applied), "overflow_skipped", 0, start);
+  const TrainedRun one = Train(Fp16Constant(first_applied + 1), "overflow_one", 0, start);
+  const TrainedRun fresh = Train(Fp16Constant(1), "overflow_fresh");  // weights to compare with
+  auto untrained = Make(Fp16Constant(1), TestDir("untrained"));
   ASSERT_NE(untrained, nullptr);
   const std::vector<std::vector<float>> init = untrained->Weights();
   EXPECT_TRUE(initial.weights == init) << "a skipped step changed the weights";
@@ -241,8 +181,8 @@ TEST(Fp16LossScaleTest, ResumeKeepsTheLossScale) {
   c.training.steps = 20;
   c.checkpoint.every_steps = 10;
   const double start = std::ldexp(1.0, 30);  // some skipped steps before step 10
-  const std::string straight_dir = Dir("fp16_straight");
-  Recorder straight;
+  const std::string straight_dir = TestDir("fp16_straight");
+  StepRecorder straight;
   {
     auto t = Make(c, straight_dir);
     ASSERT_NE(t, nullptr);
@@ -253,9 +193,10 @@ TEST(Fp16LossScaleTest, ResumeKeepsTheLossScale) {
   ASSERT_TRUE(straight.skipped[0]);
   ASSERT_NE(straight.scales[9], start);
 
-  const std::string split_dir = Dir("fp16_split");
-  Recorder first, second;
+  const std::string split_dir = TestDir("fp16_split");
+  StepRecorder first, second;
   first.stop_after = 10;
+  first.stop_kind = StopRequest::kShutdown;
   {
     auto t = Make(c, split_dir);
     ASSERT_NE(t, nullptr);
@@ -276,7 +217,7 @@ TEST(Fp16LossScaleTest, ResumeKeepsTheLossScale) {
   }
   ASSERT_EQ(second.losses.size(), 10u);
   for (int i = 0; i < 20; ++i) {
-    const Recorder& r = i < 10 ? first : second;
+    const StepRecorder& r = i < 10 ? first : second;
     EXPECT_EQ(r.losses[i % 10], straight.losses[i]) << "loss of step " << i + 1;
     EXPECT_EQ(r.scales[i % 10], straight.scales[i]) << "loss scale of step " << i + 1;
     EXPECT_EQ(r.skipped[i % 10], straight.skipped[i]) << "step " << i + 1;
@@ -295,13 +236,13 @@ TEST(Fp16LossScaleTest, ResumeKeepsTheLossScale) {
 TEST(MixedPrecisionNonFiniteTest, NonFiniteGradientNamesTheLayer) {
   for (Precision p : {Precision::kBf16, Precision::kFp16}) {
     JobConfig c = SixLayers(p, OffloadMethod::kStronghold, 2);
-    auto trainer = Make(c, Dir("nan"));
+    auto trainer = Make(c, TestDir("nan"));
     ASSERT_NE(trainer, nullptr);
     if (p == Precision::kFp16) TrainerTestPeer::SetLossScale(*trainer, 2 * kMinLossScale);
     const BufferLayout block = BlockLayout(c.model, 3);
     TrainerTestPeer::HostWeights(*trainer, 4)[block.tensor("mlp.fc1.weight").offset + 5] =
         std::nanf("");
-    Recorder r;
+    StepRecorder r;
     const absl::Status s = trainer->Run(&r);
     ASSERT_EQ(s.code(), absl::StatusCode::kInternal) << s;
     const std::string step = p == Precision::kFp16 ? "step 2" : "step 1";
