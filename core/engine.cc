@@ -4,12 +4,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <deque>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "core/gpt.h"
+#include "core/grad_worker.h"
 #include "core/optim/float16.h"
 #include "core/planner.h"
 #include "core/status_macros.h"
@@ -70,55 +68,12 @@ namespace {
 
 double Since(int64_t start_ns) { return (Timeline::NowNs() - start_ns) / 1e9; }
 
-DType ToDType(Precision p) {
-  switch (p) {
-    case Precision::kBf16: return DType::kBFloat16;
-    case Precision::kFp16: return DType::kFloat16;
-    default: return DType::kFloat32;
-  }
-}
-
 torch::ScalarType ToTorch(Precision p) {
   switch (p) {
     case Precision::kBf16: return torch::kBFloat16;
     case Precision::kFp16: return torch::kHalf;
     default: return torch::kFloat32;
   }
-}
-
-// acc = (first ? 0 : acc) + g, with g's elements converted exactly to fp32:
-// the host accumulates every precision's gradients in fp32.
-void Accumulate(const void* g, DType dtype, bool first, int64_t n, float* acc) {
-  if (dtype == DType::kFloat32) {
-    const float* s = static_cast<const float*>(g);
-    if (first) {
-      for (int64_t i = 0; i < n; ++i) acc[i] = 0.0f + s[i];
-    } else {
-      for (int64_t i = 0; i < n; ++i) acc[i] += s[i];
-    }
-    return;
-  }
-  const uint16_t* s = static_cast<const uint16_t*>(g);
-  const bool bf16 = dtype == DType::kBFloat16;
-  for (int64_t i = 0; i < n; ++i) {
-    const float x = bf16 ? FloatFromBFloat16(s[i]) : FloatFromHalf(s[i]);
-    acc[i] = first ? 0.0f + x : acc[i] + x;
-  }
-}
-
-ParamBuffer ToParamBuffer(const HostBuffer& b, Precision precision) {
-  ParamBuffer p;
-  p.param = b.param;
-  p.exp_avg = b.exp_avg;
-  p.exp_avg_sq = b.exp_avg_sq;
-  p.grad = b.grad;
-  p.count = b.layout.count;
-  p.decay_count = b.layout.decay_count;
-  if (b.working != nullptr) {
-    p.working = b.working;
-    p.working_dtype = ToDType(precision);
-  }
-  return p;
 }
 
 // A device slot holding one block: its weights and its gradient.
@@ -129,138 +84,6 @@ struct Slot {
   Event h2d_done;        // its weights have arrived
   Event compute_done;    // the last compute that read it
   Event d2h_done;        // its gradient has left
-};
-
-// The CPU side of backward: for each gradient that lands in a staging
-// buffer, add it into the host accumulator and, when asked, run the layer's
-// AdamW step. One thread, tasks in order; the optimizer's own pool does the
-// arithmetic.
-class GradWorker {
- public:
-  struct Task {
-    Event landed;          // the D2H copy into `staging`
-    const void* staging = nullptr;  // null: no gradient to add, update only
-    DType dtype = DType::kFloat32;  // of `staging`
-    HostBuffer* buffer = nullptr;
-    int index = -1;        // buffer index, for the timeline and stats
-    bool first = false;    // first micro-batch: the accumulator starts at 0
-    bool update = false;   // run AdamW after accumulating
-    AdamWStep hyper;
-  };
-
-  GradWorker(Device* device, FusedAdamW* optimizer, Timeline* timeline, int buffers,
-             storage::SpillStreamer* spill, Precision precision)
-      : device_(device), optimizer_(optimizer), timeline_(timeline), spill_(spill),
-        precision_(precision), stats_(buffers) {
-    thread_ = std::thread([this] { Loop(); });
-  }
-  ~GradWorker() {
-    {
-      absl::MutexLock lock(&mu_);
-      stop_ = true;
-      cv_.SignalAll();
-    }
-    thread_.join();
-  }
-
-  // Returns the task's sequence number (1-based).
-  uint64_t Submit(const Task& task) {
-    absl::MutexLock lock(&mu_);
-    tasks_.push_back(task);
-    cv_.SignalAll();
-    return ++submitted_;
-  }
-  void WaitFor(uint64_t sequence) {
-    absl::MutexLock lock(&mu_);
-    while (completed_ < sequence) cv_.Wait(&mu_);
-  }
-  void WaitAll() {
-    absl::MutexLock lock(&mu_);
-    while (completed_ < submitted_) cv_.Wait(&mu_);
-  }
-  // What each buffer's last update saw in its gradient (after grad_scale).
-  const std::vector<StepStats>& stats() const { return stats_; }
-  double optimizer_s() const { return optimizer_s_; }
-  // Bytes of spilled moments staged from and written back to the NVMe tier.
-  int64_t nvme_bytes() const { return nvme_bytes_; }
-  void reset_stats() {
-    optimizer_s_ = 0;
-    nvme_bytes_ = 0;
-  }
-  // The first NVMe tier error met by an update (sticky: the state there is
-  // unknown afterwards).
-  absl::Status error() {
-    absl::MutexLock lock(&mu_);
-    return error_;
-  }
-
- private:
-  void Loop() {
-    while (true) {
-      Task t;
-      {
-        absl::MutexLock lock(&mu_);
-        while (!stop_ && tasks_.empty()) cv_.Wait(&mu_);
-        if (tasks_.empty()) return;
-        t = tasks_.front();
-        tasks_.pop_front();
-      }
-      device_->HostWait(t.landed);
-      // Without staging: an update only (deferred until the global norm
-      // was known).
-      if (t.staging != nullptr) {
-        Accumulate(t.staging, t.dtype, t.first, t.buffer->layout.count, t.buffer->grad);
-      }
-      absl::Status status;
-      if (t.update) status = Update(t);
-      absl::MutexLock lock(&mu_);
-      if (error_.ok() && !status.ok()) error_ = status;
-      ++completed_;
-      cv_.SignalAll();
-    }
-  }
-
-  // AdamW on one buffer; spilled moments are staged for it (normally read
-  // ahead already) and written back after it. After an NVMe tier error no
-  // spilled buffer is updated any more: the step fails with that error.
-  absl::Status Update(const Task& t) {
-    ParamBuffer p = ToParamBuffer(*t.buffer, precision_);
-    const int item = t.buffer->spill_item;
-    if (item >= 0) {
-      if (absl::Status e = error(); !e.ok()) return e;
-      const int64_t wait_start = Timeline::NowNs();
-      absl::StatusOr<std::vector<void*>> moments = spill_->Acquire(item);
-      if (!moments.ok()) return moments.status();
-      if (timeline_ != nullptr && Since(wait_start) > 1e-4) {
-        timeline_->Add({"wait_ssd", Lane::kWait, t.index, wait_start, Timeline::NowNs()});
-      }
-      p.exp_avg = static_cast<float*>((*moments)[0]);
-      p.exp_avg_sq = static_cast<float*>((*moments)[1]);
-      nvme_bytes_ += 2 * t.buffer->layout.count * static_cast<int64_t>(sizeof(float));
-    }
-    const int64_t start = Timeline::NowNs();
-    stats_[t.index] = optimizer_->StepAndMeasure(p, t.hyper);
-    optimizer_s_ += Since(start);
-    if (timeline_ != nullptr) timeline_->Add({"adamw", Lane::kOptimizer, t.index, start, Timeline::NowNs()});
-    return item >= 0 ? spill_->Release(item) : absl::OkStatus();
-  }
-
-  Device* const device_;
-  FusedAdamW* const optimizer_;
-  Timeline* const timeline_;
-  storage::SpillStreamer* const spill_;  // null: nothing spilled
-  const Precision precision_;
-  std::vector<StepStats> stats_;  // written by the worker, read after WaitAll
-  double optimizer_s_ = 0;
-  int64_t nvme_bytes_ = 0;  // each way
-  absl::Mutex mu_;
-  absl::CondVar cv_;
-  std::deque<Task> tasks_ ABSL_GUARDED_BY(mu_);
-  uint64_t submitted_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t completed_ ABSL_GUARDED_BY(mu_) = 0;
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  absl::Status error_ ABSL_GUARDED_BY(mu_);
-  std::thread thread_;
 };
 
 }  // namespace
