@@ -2,7 +2,11 @@
 // the same model and data in one run, with ratios against RESIDENT, the
 // device-arena peak and the chosen window. Not a test: it prints figures.
 //
-//   bazel run -c opt //core:engine_bench -- [layers hidden heads seq batch steps budget_layers]
+//   bazel run -c opt //core:engine_bench -- [layers hidden heads seq batch steps budget_layers
+//                                            precision]
+//
+// precision: fp32 (default), bf16 or fp16 (RESIDENT is then the engine
+// with W = L, as in the trainer).
 //
 // budget_layers sets the device budget to hold that many layers' worth of
 // windowed state (default: half the model), so STRONGHOLD really offloads.
@@ -75,6 +79,16 @@ int Main(int argc, char** argv) {
   c.training.batch = c.training.micro_batch = arg(5, 4);
   c.training.steps = arg(6, 8);
   c.training.clip_norm = 1.0;
+  const std::string precision = argc > 8 ? argv[8] : "fp32";
+  if (precision == "bf16") {
+    c.training.precision = Precision::kBf16;
+  } else if (precision == "fp16") {
+    c.training.precision = Precision::kFp16;
+  } else if (precision != "fp32") {
+    std::fprintf(stderr, "engine_bench: precision %s: expected fp32, bf16 or fp16\n",
+                 precision.c_str());
+    return 2;
+  }
   const int budget_layers = arg(7, std::max(1, c.model.layers / 2));
   const int warmup = 2;  // step 1 profiles the window; step 2 settles
 
@@ -83,10 +97,10 @@ int Main(int argc, char** argv) {
   sh.offload.window = 0;
   const int64_t budget = WindowedArenaBytes(sh, budget_layers - 1) + WorkingBytes(sh);
   std::printf("model: %d layers, hidden %d, heads %d, seq %d, batch %d; %lld parameters "
-              "(%.1f MiB fp32); %d steps, %d warm-up steps not counted\n",
+              "(%.1f MiB fp32); %s; %d steps, %d warm-up steps not counted\n",
               c.model.layers, c.model.hidden, c.model.heads, c.model.seq_len, c.training.batch,
               static_cast<long long>(c.model.parameters()), c.model.parameters() * 4 / 1048576.0,
-              c.training.steps, warmup);
+              precision.c_str(), c.training.steps, warmup);
   std::printf("device budget for the windowed methods: %.1f MiB (room for %d layer slots)\n\n",
               budget / 1048576.0, budget_layers);
 
