@@ -267,6 +267,7 @@ class WindowedEngine::Impl {
     }
     spill_->Prefetch(order);
   }
+
   // What H2D sends for buffer b: the working copy, or the fp32 masters.
   const void* Source(int b) const {
     return buffers_[b].working != nullptr ? buffers_[b].working : buffers_[b].param;
