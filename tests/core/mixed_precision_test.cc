@@ -72,8 +72,11 @@ TEST_P(PrecisionTest, NoClippingMatchesTheFullWindowBitForBit) {
                      std::string(PrecisionName(p)) + " W=2 without clipping");
 }
 
-// The built-in corpus, lr 3e-3: the loss falls, and the first steps stay
-// within 2% of fp32's (same initial masters, same data).
+// The built-in corpus, lr 3e-3: the loss falls, the first five steps stay
+// within 0.5% of fp32's loss (same initial masters, same data; measured:
+// within 0.02%), step 20 within 2% (measured 0.3%: trajectories drift apart
+// after ~8 steps, up to 3.5% at one step in bf16), and step 1's gradient norm
+// within 1% of fp32's (a loss scale not divided out would be off 65536x).
 TEST_P(PrecisionTest, LossFallsAndStaysNearFp32) {
   const Precision p = GetParam();
   JobConfig c = SixLayers(Precision::kFp32, OffloadMethod::kResident, 0);
@@ -85,13 +88,15 @@ TEST_P(PrecisionTest, LossFallsAndStaysNearFp32) {
   const TrainedRun low = Train(c, "near_low");
   ASSERT_EQ(low.recorder.losses.size(), 20u);
   for (int i = 0; i < 5; ++i) {
-    EXPECT_NEAR(low.recorder.losses[i], fp32.recorder.losses[i], 0.02 * fp32.recorder.losses[i])
+    EXPECT_NEAR(low.recorder.losses[i], fp32.recorder.losses[i], 0.005 * fp32.recorder.losses[i])
         << PrecisionName(p) << " step " << i + 1;
   }
   EXPECT_LT(low.recorder.losses.back(), 0.9 * low.recorder.losses.front()) << PrecisionName(p);
   EXPECT_NEAR(low.recorder.losses.back(), fp32.recorder.losses.back(),
-              0.05 * fp32.recorder.losses.back())
+              0.02 * fp32.recorder.losses.back())
       << PrecisionName(p) << " step 20";
+  EXPECT_NEAR(low.recorder.norms[0], fp32.recorder.norms[0], 0.01 * fp32.recorder.norms[0])
+      << PrecisionName(p) << " gradient norm of step 1";
   for (bool s : low.recorder.skipped) EXPECT_FALSE(s) << "no overflow at the default scale";
   const double expected_scale = p == Precision::kFp16 ? kInitialLossScale : 1.0;
   EXPECT_EQ(low.recorder.scales.front(), expected_scale);
