@@ -102,6 +102,23 @@ TEST_P(PrecisionTest, LossFallsAndStaysNearFp32) {
   EXPECT_EQ(low.recorder.scales.front(), expected_scale);
 }
 
+// The automatic window within a device budget sized for 2-byte slots: a
+// window of 2 fits and 3 does not; the arena peak is the plan's.
+TEST_P(PrecisionTest, AutomaticWindowFitsTheBudget) {
+  JobConfig c = SixLayers(GetParam(), OffloadMethod::kStronghold, 0);
+  c.training.steps = 3;
+  const int64_t budget = WindowedArenaBytes(c, 2) + WorkingBytes(c);
+  ASSERT_LT(budget, WindowedArenaBytes(c, 3) + WorkingBytes(c));
+  JobConfig fp32 = c;
+  fp32.training.precision = Precision::kFp32;
+  ASSERT_LT(budget, WindowedArenaBytes(fp32, 1) + WorkingBytes(fp32))
+      << "the budget is below what fp32 needs for a window of 1";
+  const TrainedRun r = Train(c, "auto_window", budget);
+  ASSERT_EQ(r.recorder.losses.size(), 3u);
+  EXPECT_LE(r.recorder.window, 2);
+  EXPECT_EQ(r.recorder.peak, WindowedArenaBytes(c, r.recorder.window));
+}
+
 INSTANTIATE_TEST_SUITE_P(LowPrecision, PrecisionTest,
                          ::testing::Values(Precision::kBf16, Precision::kFp16),
                          [](const ::testing::TestParamInfo<Precision>& info) {
