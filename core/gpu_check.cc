@@ -88,7 +88,8 @@ double MaxWeightDiff(const Run& a, const Run& b) {
   return worst;
 }
 
-int Parity(Device* gpu) {
+// 6 layers, hidden 256, seq 128, batch 8 in 2 micro-batches, clip 0.5, 10 steps.
+JobConfig ParityModel() {
   JobConfig c;
   c.model = {.layers = 6, .hidden = 256, .heads = 4, .seq_len = 128, .vocab = 256};
   c.training.steps = 10;
@@ -96,6 +97,11 @@ int Parity(Device* gpu) {
   c.training.micro_batch = 4;
   c.training.clip_norm = 0.5;
   c.training.warmup_steps = 2;
+  return c;
+}
+
+int Parity(Device* gpu) {
+  const JobConfig c = ParityModel();
   // After 10 steps of AdamW, fp32 kernels that differ between CPU and GPU
   // (summation order) leave losses within this relative tolerance.
   constexpr double kLossTolerance = 1e-3;
@@ -134,13 +140,7 @@ int Parity(Device* gpu) {
 
 // The same model as Parity(), in bf16 and fp16.
 int MixedParity(Device* gpu) {
-  JobConfig c;
-  c.model = {.layers = 6, .hidden = 256, .heads = 4, .seq_len = 128, .vocab = 256};
-  c.training.steps = 10;
-  c.training.batch = 8;
-  c.training.micro_batch = 4;
-  c.training.clip_norm = 0.5;
-  c.training.warmup_steps = 2;
+  const JobConfig c = ParityModel();
   // The windows run the same kernels on the same data as W = L: only
   // non-deterministic kernels (atomics) can separate them.
   constexpr double kWindowLossTolerance = 1e-3;
