@@ -102,10 +102,16 @@ void PrintJobTable(absl::Span<const v1::Job> jobs, std::ostream& out) {
 std::string FormatMetrics(const v1::StepMetrics& metrics, int64_t total_steps) {
   std::string step = absl::StrCat(metrics.step());
   if (total_steps > 0) absl::StrAppend(&step, "/", total_steps);
-  return absl::StrFormat(
+  std::string text = absl::StrFormat(
       "step %s loss %.4f lr %.2e %.1f samples/s %.0f tok/s step %.2fs", step,
       metrics.loss(), metrics.lr(), metrics.samples_per_s(),
       metrics.tokens_per_s(), metrics.step_s());
+  // FP16 only (FP32/BF16 report 1; older daemons 0).
+  if (metrics.loss_scale() != 0 && metrics.loss_scale() != 1) {
+    absl::StrAppend(&text, absl::StrFormat(" loss scale %g", metrics.loss_scale()));
+  }
+  if (metrics.skipped()) absl::StrAppend(&text, " (skipped: fp16 overflow)");
+  return text;
 }
 
 std::string FormatEvent(const v1::JobEvent& event, int64_t total_steps) {

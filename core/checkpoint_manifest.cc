@@ -91,6 +91,11 @@ absl::Status ReadV2(const JsonValue& root, CheckpointManifest& m) {
   ASSIGN_OR_RETURN(p.next_sample, t->Int("next_sample"));
   ASSIGN_OR_RETURN(p.lr, t->Double("lr"));
   ASSIGN_OR_RETURN(p.next_lr, t->Double("next_lr"));
+  // Optional: absent before mixed precision and in fp32/bf16 checkpoints.
+  if (t->object.count("loss_scale") > 0) {
+    ASSIGN_OR_RETURN(p.loss_scale, t->Double("loss_scale"));
+    ASSIGN_OR_RETURN(p.loss_scale_good_steps, t->Int("loss_scale_good_steps"));
+  }
   return absl::OkStatus();
 }
 
@@ -118,7 +123,12 @@ std::string ManifestToJson(const CheckpointManifest& m) {
                   "\"optimizer_step\": ", p.optimizer_step,
                   ", \"seed\": ", p.seed, ", \"batch\": ", p.batch,
                   ", \"next_sample\": ", p.next_sample, ", \"lr\": ",
-                  Exact(p.lr), ", \"next_lr\": ", Exact(p.next_lr), "},\n");
+                  Exact(p.lr), ", \"next_lr\": ", Exact(p.next_lr));
+  if (p.loss_scale > 0) {
+    absl::StrAppend(&out, ", \"loss_scale\": ", Exact(p.loss_scale),
+                    ", \"loss_scale_good_steps\": ", p.loss_scale_good_steps);
+  }
+  absl::StrAppend(&out, "},\n");
   absl::StrAppend(&out, "  \"files\": [");
   for (size_t i = 0; i < m.files.size(); ++i) {
     const ManifestFile& f = m.files[i];

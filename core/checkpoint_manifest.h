@@ -42,13 +42,21 @@ struct TrainingPosition {
   int64_t next_sample = 0;     // global index of the next sample: step * batch
   double lr = 0.0;             // learning rate of `step`
   double next_lr = 0.0;        // learning rate of step + 1
+  // fp16's dynamic loss scale (core/loss_scale.h) after `step`, and the
+  // consecutive good steps at it; 0 = none (fp32, bf16, or a checkpoint
+  // written before mixed precision: a resume then starts afresh).
+  // optimizer_step is below `step` by the fp16 steps that were skipped.
+  double loss_scale = 0.0;
+  int64_t loss_scale_good_steps = 0;
 };
 
 struct CheckpointManifest {
   std::string format = kCheckpointFormat;
   TrainingPosition position;
   ModelConfig model;
-  std::string precision = "fp32";  // of the stored tensors and the training
+  // Of the stored tensors (masters and moments are fp32 in every training
+  // precision; the training precision is in job.json).
+  std::string precision = "fp32";
   std::vector<ManifestFile> files;
 
   // The entry named `name`, or null.

@@ -4,12 +4,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <deque>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "core/gpt.h"
+#include "core/grad_worker.h"
+#include "core/optim/float16.h"
 #include "core/planner.h"
 #include "core/status_macros.h"
 #include "glog/logging.h"
@@ -17,16 +16,27 @@
 
 namespace stronghold::core {
 
-AdamWStep AdamWHyper(const TrainingConfig& t, int64_t step, double clip) {
+AdamWStep AdamWHyper(const TrainingConfig& t, int64_t step, int64_t adam_step,
+                     double grad_scale) {
   AdamWStep h;
   h.lr = static_cast<float>(LearningRate(t, step));
   h.beta1 = static_cast<float>(t.beta1);
   h.beta2 = static_cast<float>(t.beta2);
   h.eps = static_cast<float>(t.eps);
   h.weight_decay = static_cast<float>(t.weight_decay);
-  h.step = step;
-  h.grad_scale = static_cast<float>(clip);
+  h.step = adam_step;
+  h.grad_scale = static_cast<float>(grad_scale);
   return h;
+}
+
+void ToComputePrecision(const float* src, int64_t n, Precision precision, void* dst) {
+  uint16_t* out = static_cast<uint16_t*>(dst);
+  if (precision == Precision::kBf16) {
+    for (int64_t i = 0; i < n; ++i) out[i] = BFloat16FromFloat(src[i]);
+  } else {
+    CHECK(precision == Precision::kFp16);
+    for (int64_t i = 0; i < n; ++i) out[i] = HalfFromFloat(src[i]);
+  }
 }
 
 double ClipFactor(const TrainingConfig& t, double norm) {
@@ -56,163 +66,24 @@ absl::Status NonFiniteGradient(int64_t step, const std::vector<BufferLayout>& la
 
 namespace {
 
-constexpr int64_t kFloat = 4;
-
 double Since(int64_t start_ns) { return (Timeline::NowNs() - start_ns) / 1e9; }
 
-ParamBuffer ToParamBuffer(const HostBuffer& b) {
-  ParamBuffer p;
-  p.param = b.param;
-  p.exp_avg = b.exp_avg;
-  p.exp_avg_sq = b.exp_avg_sq;
-  p.grad = b.grad;
-  p.count = b.layout.count;
-  p.decay_count = b.layout.decay_count;
-  return p;
+torch::ScalarType ToTorch(Precision p) {
+  switch (p) {
+    case Precision::kBf16: return torch::kBFloat16;
+    case Precision::kFp16: return torch::kHalf;
+    default: return torch::kFloat32;
+  }
 }
 
 // A device slot holding one block: its weights and its gradient.
 struct Slot {
-  float* param = nullptr;
-  float* grad = nullptr;
+  void* param = nullptr;  // in the compute precision
+  void* grad = nullptr;
   int buffer = -1;       // the buffer it holds, -1 when free
   Event h2d_done;        // its weights have arrived
   Event compute_done;    // the last compute that read it
   Event d2h_done;        // its gradient has left
-};
-
-// The CPU side of backward: for each gradient that lands in a staging
-// buffer, add it into the host accumulator and, when asked, run the layer's
-// AdamW step. One thread, tasks in order; the optimizer's own pool does the
-// arithmetic.
-class GradWorker {
- public:
-  struct Task {
-    Event landed;          // the D2H copy into `staging`
-    const float* staging = nullptr;  // null: no gradient to add, update only
-    HostBuffer* buffer = nullptr;
-    int index = -1;        // buffer index, for the timeline and stats
-    bool first = false;    // first micro-batch: the accumulator starts at 0
-    bool update = false;   // run AdamW after accumulating
-    AdamWStep hyper;
-  };
-
-  GradWorker(Device* device, FusedAdamW* optimizer, Timeline* timeline, int buffers,
-             storage::SpillStreamer* spill)
-      : device_(device), optimizer_(optimizer), timeline_(timeline), spill_(spill),
-        stats_(buffers) {
-    thread_ = std::thread([this] { Loop(); });
-  }
-  ~GradWorker() {
-    {
-      absl::MutexLock lock(&mu_);
-      stop_ = true;
-      cv_.SignalAll();
-    }
-    thread_.join();
-  }
-
-  // Returns the task's sequence number (1-based).
-  uint64_t Submit(const Task& task) {
-    absl::MutexLock lock(&mu_);
-    tasks_.push_back(task);
-    cv_.SignalAll();
-    return ++submitted_;
-  }
-  void WaitFor(uint64_t sequence) {
-    absl::MutexLock lock(&mu_);
-    while (completed_ < sequence) cv_.Wait(&mu_);
-  }
-  void WaitAll() {
-    absl::MutexLock lock(&mu_);
-    while (completed_ < submitted_) cv_.Wait(&mu_);
-  }
-  // What each buffer's last update saw in its gradient (after grad_scale).
-  const std::vector<StepStats>& stats() const { return stats_; }
-  double optimizer_s() const { return optimizer_s_; }
-  // Bytes of spilled moments staged from and written back to the NVMe tier.
-  int64_t nvme_bytes() const { return nvme_bytes_; }
-  void reset_stats() {
-    optimizer_s_ = 0;
-    nvme_bytes_ = 0;
-  }
-  // The first NVMe tier error met by an update (sticky: the state there is
-  // unknown afterwards).
-  absl::Status error() {
-    absl::MutexLock lock(&mu_);
-    return error_;
-  }
-
- private:
-  void Loop() {
-    while (true) {
-      Task t;
-      {
-        absl::MutexLock lock(&mu_);
-        while (!stop_ && tasks_.empty()) cv_.Wait(&mu_);
-        if (tasks_.empty()) return;
-        t = tasks_.front();
-        tasks_.pop_front();
-      }
-      device_->HostWait(t.landed);
-      float* acc = t.buffer->grad;
-      const int64_t n = t.buffer->layout.count;
-      if (t.staging == nullptr) {
-        // An update only (deferred until the global norm was known).
-      } else if (t.first) {
-        for (int64_t i = 0; i < n; ++i) acc[i] = 0.0f + t.staging[i];
-      } else {
-        for (int64_t i = 0; i < n; ++i) acc[i] += t.staging[i];
-      }
-      absl::Status status;
-      if (t.update) status = Update(t);
-      absl::MutexLock lock(&mu_);
-      if (error_.ok() && !status.ok()) error_ = status;
-      ++completed_;
-      cv_.SignalAll();
-    }
-  }
-
-  // AdamW on one buffer; spilled moments are staged for it (normally read
-  // ahead already) and written back after it. After an NVMe tier error no
-  // spilled buffer is updated any more: the step fails with that error.
-  absl::Status Update(const Task& t) {
-    ParamBuffer p = ToParamBuffer(*t.buffer);
-    const int item = t.buffer->spill_item;
-    if (item >= 0) {
-      if (absl::Status e = error(); !e.ok()) return e;
-      const int64_t wait_start = Timeline::NowNs();
-      absl::StatusOr<std::vector<void*>> moments = spill_->Acquire(item);
-      if (!moments.ok()) return moments.status();
-      if (timeline_ != nullptr && Since(wait_start) > 1e-4) {
-        timeline_->Add({"wait_ssd", Lane::kWait, t.index, wait_start, Timeline::NowNs()});
-      }
-      p.exp_avg = static_cast<float*>((*moments)[0]);
-      p.exp_avg_sq = static_cast<float*>((*moments)[1]);
-      nvme_bytes_ += 2 * t.buffer->layout.count * static_cast<int64_t>(sizeof(float));
-    }
-    const int64_t start = Timeline::NowNs();
-    stats_[t.index] = optimizer_->StepAndMeasure(p, t.hyper);
-    optimizer_s_ += Since(start);
-    if (timeline_ != nullptr) timeline_->Add({"adamw", Lane::kOptimizer, t.index, start, Timeline::NowNs()});
-    return item >= 0 ? spill_->Release(item) : absl::OkStatus();
-  }
-
-  Device* const device_;
-  FusedAdamW* const optimizer_;
-  Timeline* const timeline_;
-  storage::SpillStreamer* const spill_;  // null: nothing spilled
-  std::vector<StepStats> stats_;  // written by the worker, read after WaitAll
-  double optimizer_s_ = 0;
-  int64_t nvme_bytes_ = 0;  // each way
-  absl::Mutex mu_;
-  absl::CondVar cv_;
-  std::deque<Task> tasks_ ABSL_GUARDED_BY(mu_);
-  uint64_t submitted_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t completed_ ABSL_GUARDED_BY(mu_) = 0;
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  absl::Status error_ ABSL_GUARDED_BY(mu_);
-  std::thread thread_;
 };
 
 }  // namespace
@@ -220,27 +91,32 @@ class GradWorker {
 class WindowedEngine::Impl {
  public:
   Impl(const JobConfig& config, int window, Device* device, FusedAdamW* optimizer,
-       std::vector<HostBuffer> buffers, Timeline* timeline, storage::SpillStreamer* spill)
+       std::vector<HostBuffer> buffers, LossScaleState* state, Timeline* timeline,
+       storage::SpillStreamer* spill)
       : config_(config),
         window_(window),
         l2l_(config.offload.method == OffloadMethod::kL2L),
         layers_(config.model.layers),
+        precision_(config.training.precision),
+        elem_(ComputeElementBytes(precision_)),
         device_(device),
         optimizer_(optimizer),
         timeline_(timeline),
         spill_(spill),
         buffers_(std::move(buffers)),
+        state_(state),
         host_ckpt_mode_(config.offload.host_checkpoints),
         kept_from_(layers_ - (l2l_ ? 0 : std::clamp(config.offload.kept_activation_layers, 0,
                                                        layers_))),
         kept_(layers_),
         update_task_(buffers_.size(), 0),
-        worker_(device, optimizer, timeline, static_cast<int>(buffers_.size()), spill) {}
+        worker_(device, optimizer, timeline, static_cast<int>(buffers_.size()), spill,
+                precision_) {}
 
   ~Impl() {
     (void)Drain();
     device_->set_timeline(nullptr);
-    for (float* s : staging_) device_->FreeHost(s);
+    for (void* s : staging_) device_->FreeHost(s);
     if (host_ckpt_ != nullptr) device_->FreeHost(host_ckpt_);
     device_->Reset();
   }
@@ -251,34 +127,30 @@ class WindowedEngine::Impl {
     const int slots = WindowSlots(config_, window_);
     for (int s = 0; s < slots; ++s) {
       Slot slot;
-      ASSIGN_OR_RETURN(void* p, device_->Allocate(block * kFloat, absl::StrCat("slot ", s, " weights")));
-      ASSIGN_OR_RETURN(void* g, device_->Allocate(block * kFloat, absl::StrCat("slot ", s, " gradient")));
-      slot.param = static_cast<float*>(p);
-      slot.grad = static_cast<float*>(g);
+      ASSIGN_OR_RETURN(slot.param, device_->Allocate(block * elem_, absl::StrCat("slot ", s, " weights")));
+      ASSIGN_OR_RETURN(slot.grad, device_->Allocate(block * elem_, absl::StrCat("slot ", s, " gradient")));
       slots_.push_back(slot);
     }
     for (int b : {0, static_cast<int>(buffers_.size()) - 1}) {
       const int64_t n = buffers_[b].layout.count;
-      ASSIGN_OR_RETURN(void* p, device_->Allocate(n * kFloat, buffers_[b].layout.name + " weights"));
-      ASSIGN_OR_RETURN(void* g, device_->Allocate(n * kFloat, buffers_[b].layout.name + " gradient"));
-      (b == 0 ? emb_param_ : fin_param_) = static_cast<float*>(p);
-      (b == 0 ? emb_grad_ : fin_grad_) = static_cast<float*>(g);
+      ASSIGN_OR_RETURN(void* p, device_->Allocate(n * elem_, buffers_[b].layout.name + " weights"));
+      ASSIGN_OR_RETURN(void* g, device_->Allocate(n * elem_, buffers_[b].layout.name + " gradient"));
+      (b == 0 ? emb_param_ : fin_param_) = p;
+      (b == 0 ? emb_grad_ : fin_grad_) = g;
     }
     const int64_t act = BoundaryActivationBytes(config_);
     const int boundaries = host_ckpt_mode_ ? slots + 1 : layers_ + 1;
-    ASSIGN_OR_RETURN(void* c, device_->Allocate(boundaries * act, "activation checkpoints"));
-    ckpt_ = static_cast<float*>(c);
+    ASSIGN_OR_RETURN(ckpt_, device_->Allocate(boundaries * act, "activation checkpoints"));
     if (host_ckpt_mode_) {
-      ASSIGN_OR_RETURN(void* h, device_->AllocateHost((layers_ + 1) * act));
-      host_ckpt_ = static_cast<float*>(h);
+      ASSIGN_OR_RETURN(host_ckpt_, device_->AllocateHost((layers_ + 1) * act));
       boundary_d2h_.resize(boundaries);
     }
     // Host staging for gradients leaving the device: one per slot, one each
     // for the embedding and the final norm.
     for (int s = 0; s < slots + 2; ++s) {
       const int64_t n = s < slots ? block : buffers_[s == slots ? 0 : buffers_.size() - 1].layout.count;
-      ASSIGN_OR_RETURN(void* h, device_->AllocateHost(n * kFloat));
-      staging_.push_back(static_cast<float*>(h));
+      ASSIGN_OR_RETURN(void* h, device_->AllocateHost(n * elem_));
+      staging_.push_back(h);
     }
     staging_task_.assign(staging_.size(), 0);
     device_->set_timeline(timeline_);
@@ -288,13 +160,19 @@ class WindowedEngine::Impl {
   absl::StatusOr<EngineStepStats> Step(int64_t step, const BatchSource& batches) {
     const TrainingConfig& t = config_.training;
     const int micro_batches = t.batch / t.micro_batch;
-    const bool defer = t.clip_norm > 0;  // clipping needs the global norm first
+    // Clipping needs the global norm before any update; fp16 needs to know
+    // that no layer overflowed (else the whole step is skipped).
+    const bool fp16 = precision_ == Precision::kFp16;
+    const bool defer = t.clip_norm > 0 || fp16;
+    const double scale = state_->scale;  // 1 unless fp16
+    const int64_t adam_step = state_->optimizer_step + 1;
     stats_ = EngineStepStats();
+    stats_.loss_scale = scale;
     worker_.reset_stats();
     step_ = step;
-    hyper_ = AdamWHyper(t, step, 1.0);
+    hyper_ = AdamWHyper(t, step, adam_step, 1.0);
     auto scope = device_->ComputeScope();
-    const auto dev = torch::TensorOptions().dtype(torch::kFloat32).device(device_->torch_device());
+    const auto dev = torch::TensorOptions().dtype(ToTorch(precision_)).device(device_->torch_device());
 
     // Spilled moments are needed in backward order, during the last
     // micro-batch: their reads overlap the forward passes.
@@ -303,9 +181,9 @@ class WindowedEngine::Impl {
     // The embedding and final norm live on the device: bring their updates.
     for (int b : {0, last()}) {
       WaitForUpdate(b);
-      float* dst = b == 0 ? emb_param_ : fin_param_;
-      device_->Copy(Queue::kH2D, dst, buffers_[b].param, buffers_[b].layout.count * kFloat, b);
-      stats_.h2d_bytes += buffers_[b].layout.count * kFloat;
+      void* dst = b == 0 ? emb_param_ : fin_param_;
+      device_->Copy(Queue::kH2D, dst, Source(b), buffers_[b].layout.count * elem_, b);
+      stats_.h2d_bytes += buffers_[b].layout.count * elem_;
     }
     device_->QueueWait(Queue::kCompute, device_->Record(Queue::kH2D));
 
@@ -324,7 +202,7 @@ class WindowedEngine::Impl {
       Forward(tokens, dev);
       const int64_t bwd_start = Timeline::NowNs();
       stats_.layer_forward_s += (bwd_start - fwd_start) / 1e9 / layers_;
-      loss_sum += Backward(tokens, labels, dev, mb == 0, last_mb && !defer, micro_batches);
+      loss_sum += Backward(tokens, labels, dev, mb == 0, last_mb && !defer, micro_batches, scale);
     }
     // Gradients must all have landed before the step's updates are decided.
     const int64_t wait_start = Timeline::NowNs();
@@ -333,7 +211,9 @@ class WindowedEngine::Impl {
     std::vector<StepStats> grads = worker_.stats();
     if (defer) {
       for (int b = 0; b < num_buffers(); ++b) {
-        ASSIGN_OR_RETURN(StepFuture f, optimizer_->SubmitMeasure(ToParamBuffer(buffers_[b]), 1.0f));
+        ASSIGN_OR_RETURN(StepFuture f, optimizer_->SubmitMeasure(
+                                           ToParamBuffer(buffers_[b], precision_),
+                                           static_cast<float>(1.0 / scale)));
         grads[b] = f.Wait();
       }
     }
@@ -341,18 +221,27 @@ class WindowedEngine::Impl {
     for (const StepStats& g : grads) sum_sq += g.grad_sq_sum;
     stats_.optimizer_s += Since(wait_start);
     stats_.grad_norm = std::sqrt(sum_sq);
-    if (!std::isfinite(stats_.grad_norm)) {
+    const bool finite = std::isfinite(stats_.grad_norm);
+    // fp16: an overflow skips the step and halves the scale, down to
+    // kMinLossScale; below, the gradient is not finite at any scale.
+    if (!finite && !(fp16 && scale / kLossScaleFactor >= kMinLossScale)) {
       std::vector<BufferLayout> layouts;
       for (const HostBuffer& b : buffers_) layouts.push_back(b.layout);
       return NonFiniteGradient(step, layouts, grads);
     }
+    AdvanceLossScale(precision_, finite, state_);
     cut_ns_ = Timeline::NowNs();  // the next step's timeline starts here
-    if (defer) {
+    if (!finite) {  // skipped: nothing was updated (the updates were deferred)
+      stats_.skipped = true;
+      stats_.grad_norm = 0;
+    } else if (defer) {
       // Forward order, so the next step's forward waits only for its layer.
-      const AdamWStep hyper = AdamWHyper(t, step, ClipFactor(t, stats_.grad_norm));
+      const double grad_scale = ClipFactor(t, stats_.grad_norm) / scale;
+      const AdamWStep hyper = AdamWHyper(t, step, adam_step, grad_scale);
       StageSpilled(/*forward=*/true);
       for (int b = 0; b < num_buffers(); ++b) {
-        update_task_[b] = worker_.Submit({Event{}, nullptr, &buffers_[b], b, false, true, hyper});
+        update_task_[b] =
+            worker_.Submit({Event{}, nullptr, DType::kFloat32, &buffers_[b], b, false, true, hyper});
       }
     }
     stats_.loss = loss_sum / micro_batches;
@@ -388,6 +277,12 @@ class WindowedEngine::Impl {
     }
     spill_->Prefetch(order);
   }
+
+  // What H2D sends for buffer b: the working copy, or the fp32 masters.
+  const void* Source(int b) const {
+    return buffers_[b].working != nullptr ? buffers_[b].working : buffers_[b].param;
+  }
+
   // Where the input of block layer i (i = L: of the head) is on the device.
   // With the checkpoints on the host, the device holds one boundary per
   // slot, layer i's in its slot's (i mod slots), and the head's apart.
@@ -396,8 +291,8 @@ class WindowedEngine::Impl {
     return i == layers_ ? static_cast<int>(slots_.size()) : i % static_cast<int>(slots_.size());
   }
   torch::Tensor Checkpoint(int i, const torch::TensorOptions& dev) {
-    const int64_t act = BoundaryActivationBytes(config_) / kFloat;
-    return torch::from_blob(ckpt_ + BoundaryIndex(i) * act,
+    const int64_t act = BoundaryActivationBytes(config_);  // bytes
+    return torch::from_blob(static_cast<char*>(ckpt_) + BoundaryIndex(i) * act,
                             {config_.training.micro_batch, config_.model.seq_len, config_.model.hidden},
                             dev);
   }
@@ -412,8 +307,8 @@ class WindowedEngine::Impl {
     if (!host_ckpt_mode_ || i == layers_) return;
     const int64_t act = BoundaryActivationBytes(config_);
     device_->QueueWait(Queue::kD2H, device_->Record(Queue::kCompute));
-    device_->Copy(Queue::kD2H, reinterpret_cast<char*>(host_ckpt_) + i * act,
-                  reinterpret_cast<char*>(ckpt_) + BoundaryIndex(i) * act, act, i + 1);
+    device_->Copy(Queue::kD2H, static_cast<char*>(host_ckpt_) + i * act,
+                  static_cast<char*>(ckpt_) + BoundaryIndex(i) * act, act, i + 1);
     stats_.d2h_bytes += act;
     boundary_d2h_[BoundaryIndex(i)] = device_->Record(Queue::kD2H);
   }
@@ -454,16 +349,16 @@ class WindowedEngine::Impl {
       const int64_t now = Timeline::NowNs();
       timeline_->Add({"issue_h2d", Lane::kWait, b, now, now});
     }
-    device_->Copy(Queue::kH2D, slot->param, buffers_[b].param, buffers_[b].layout.count * kFloat, b);
-    stats_.h2d_bytes += buffers_[b].layout.count * kFloat;
+    device_->Copy(Queue::kH2D, slot->param, Source(b), buffers_[b].layout.count * elem_, b);
+    stats_.h2d_bytes += buffers_[b].layout.count * elem_;
     if (with_input && host_ckpt_mode_) {
       // Backward: the layer's input comes back from the host with it (the
       // boundary's last reader was this slot's previous layer; its last
       // writer, forward's copy to the host).
       const int64_t act = BoundaryActivationBytes(config_);
       device_->QueueWait(Queue::kH2D, boundary_d2h_[BoundaryIndex(layer)]);
-      device_->Copy(Queue::kH2D, reinterpret_cast<char*>(ckpt_) + BoundaryIndex(layer) * act,
-                    reinterpret_cast<char*>(host_ckpt_) + layer * act, act, b);
+      device_->Copy(Queue::kH2D, static_cast<char*>(ckpt_) + BoundaryIndex(layer) * act,
+                    static_cast<char*>(host_ckpt_) + layer * act, act, b);
       stats_.h2d_bytes += act;
     }
     slot->h2d_done = device_->Record(Queue::kH2D);
@@ -541,27 +436,29 @@ class WindowedEngine::Impl {
 
   // Copies a device gradient to host staging after the compute that made it,
   // and queues its accumulation (and update) on the CPU worker.
-  Event HandOff(int b, const float* device_grad, int staging, bool first, bool update) {
+  Event HandOff(int b, const void* device_grad, int staging, bool first, bool update) {
     const int64_t start = Timeline::NowNs();
     if (staging_task_[staging] != 0) worker_.WaitFor(staging_task_[staging]);  // staging reuse
     stats_.d2h_wait_s += Since(start);
     device_->QueueWait(Queue::kD2H, device_->Record(Queue::kCompute));
-    device_->Copy(Queue::kD2H, staging_[staging], device_grad, buffers_[b].layout.count * kFloat, b);
-    stats_.d2h_bytes += buffers_[b].layout.count * kFloat;
+    device_->Copy(Queue::kD2H, staging_[staging], device_grad, buffers_[b].layout.count * elem_, b);
+    stats_.d2h_bytes += buffers_[b].layout.count * elem_;
     const Event landed = device_->Record(Queue::kD2H);
     if (l2l_) {
       const int64_t s = Timeline::NowNs();
       device_->HostWait(landed);  // L2L: synchronous copies
       stats_.d2h_wait_s += Since(s);
     }
-    GradWorker::Task task{landed, staging_[staging], &buffers_[b], b, first, update, hyper_};
+    GradWorker::Task task{landed, staging_[staging], ToDType(precision_), &buffers_[b], b, first,
+                          update, hyper_};
     staging_task_[staging] = worker_.Submit(task);
     if (update) update_task_[b] = staging_task_[staging];
     return landed;
   }
 
   double Backward(const torch::Tensor& tokens, const torch::Tensor& labels,
-                  const torch::TensorOptions& dev, bool first, bool update, int micro_batches) {
+                  const torch::TensorOptions& dev, bool first, bool update, int micro_batches,
+                  double loss_scale) {
     const int heads = config_.model.heads;
     const BufferLayout& emb_layout = buffers_[0].layout;
     const BufferLayout& fin_layout = buffers_[last()].layout;
@@ -574,7 +471,7 @@ class WindowedEngine::Impl {
     torch::Tensor x = Checkpoint(layers_, dev).detach().requires_grad_(true);
     torch::Tensor loss = gpt::HeadLoss(fin, fin_layout, emb, emb_layout, x, labels);
     const double loss_value = loss.item<double>();
-    (loss / micro_batches).backward();
+    gpt::LossObjective(loss, micro_batches, loss_scale).backward();
     torch::Tensor dy = x.grad();
     stats_.compute_s += Since(start);
 
@@ -619,29 +516,33 @@ class WindowedEngine::Impl {
   const int window_;
   const bool l2l_;
   const int layers_;
+  const Precision precision_;
+  const int64_t elem_;  // bytes of one device element (ComputeElementBytes)
   Device* const device_;
   FusedAdamW* const optimizer_;
   Timeline* const timeline_;
   storage::SpillStreamer* const spill_;  // null: nothing spilled
   std::vector<HostBuffer> buffers_;   // embedding, layers..., final_norm
+  LossScaleState* const state_;       // not owned
 
   // Device memory, allocated once by Allocate().
+  // Weights, gradients and activations are in the compute precision.
   std::vector<Slot> slots_;
-  float* emb_param_ = nullptr;
-  float* emb_grad_ = nullptr;
-  float* fin_param_ = nullptr;
-  float* fin_grad_ = nullptr;
+  void* emb_param_ = nullptr;
+  void* emb_grad_ = nullptr;
+  void* fin_param_ = nullptr;
+  void* fin_grad_ = nullptr;
   // Activation checkpoints [L+1, micro_batch, seq_len, hidden] on the
   // device, or with host_ckpt_mode_ in host_ckpt_ and one boundary per slot
   // plus the head's on the device.
   const bool host_ckpt_mode_;
-  float* ckpt_ = nullptr;
-  float* host_ckpt_ = nullptr;
+  void* ckpt_ = nullptr;
+  void* host_ckpt_ = nullptr;
   std::vector<Event> boundary_d2h_;   // each device boundary's last copy to the host
   // Block layers from kept_from_ on keep their activations (no recompute).
   int kept_from_;
   std::vector<KeptLayer> kept_;
-  std::vector<float*> staging_;       // host, one per slot + embedding + final norm
+  std::vector<void*> staging_;        // host, one per slot + embedding + final norm
   std::vector<uint64_t> staging_task_;  // last worker task reading each staging buffer
 
   // The worker task that updates each buffer (0: none yet).
@@ -656,7 +557,8 @@ class WindowedEngine::Impl {
 
 absl::StatusOr<std::unique_ptr<WindowedEngine>> WindowedEngine::Create(
     const JobConfig& config, int window, Device* device, FusedAdamW* optimizer,
-    std::vector<HostBuffer> buffers, Timeline* timeline, storage::SpillStreamer* spill) {
+    std::vector<HostBuffer> buffers, LossScaleState* state, Timeline* timeline,
+    storage::SpillStreamer* spill) {
   if (window < 1) return absl::InvalidArgumentError("offload.window: must be >= 1 here");
   for (const HostBuffer& b : buffers) {
     if (b.spill_item >= 0 && spill == nullptr) {
@@ -664,8 +566,15 @@ absl::StatusOr<std::unique_ptr<WindowedEngine>> WindowedEngine::Create(
           absl::StrCat(b.layout.name, ": moments spilled, but no SpillStreamer"));
     }
   }
-  auto impl = std::make_unique<Impl>(config, window, device, optimizer, std::move(buffers), timeline,
-                                     spill);
+  CHECK(state != nullptr);
+  for (const HostBuffer& b : buffers) {
+    if ((b.working != nullptr) != (config.training.precision != Precision::kFp32)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          b.layout.name, ": a working copy is needed exactly when training in bf16 or fp16"));
+    }
+  }
+  auto impl = std::make_unique<Impl>(config, window, device, optimizer, std::move(buffers), state,
+                                     timeline, spill);
   RETURN_IF_ERROR(impl->Allocate());
   return std::unique_ptr<WindowedEngine>(new WindowedEngine(std::move(impl), window));
 }

@@ -27,6 +27,13 @@
 //
 // L2L is the same loop with one slot and synchronous copies.
 //
+// Mixed precision (bf16, fp16): the device holds weights, gradients and
+// activations in the compute precision; the host keeps fp32 masters, moments
+// and gradient accumulator, and a working copy in the compute precision that
+// the optimizer writes and H2D sends. Under fp16 the loss is multiplied by a
+// dynamic loss scale, and the updates are deferred like clipping's, so an
+// overflow anywhere skips the whole step (core/loss_scale.h).
+//
 // Thread safety: one thread calls Step(); a CPU worker thread and the
 // optimizer's pool run alongside.
 #ifndef STRONGHOLD_CORE_ENGINE_H_
@@ -41,6 +48,7 @@
 #include "core/device.h"
 #include "core/gpt_layout.h"
 #include "core/job_config.h"
+#include "core/loss_scale.h"
 #include "core/optim/fused_adamw.h"
 #include "core/timeline.h"
 
@@ -62,6 +70,10 @@ struct HostBuffer {
   // engine's SpillStreamer (arrays exp_avg, exp_avg_sq), and the two
   // pointers above are null; they are staged in host slots for the update.
   int spill_item = -1;
+  // bf16/fp16 jobs: layout.count elements in the compute precision, the
+  // copy of `param` that the optimizer writes and H2D sends. Null in fp32
+  // (the masters are sent).
+  void* working = nullptr;
 };
 
 // What one step measured, for StepReport and the automatic window.
@@ -83,6 +95,8 @@ struct EngineStepStats {
   double layer_h2d_s = 0.0;
   double layer_d2h_s = 0.0;
   double layer_optimizer_s = 0.0;
+  double loss_scale = 1.0;  // the loss was multiplied by it (fp16; else 1)
+  bool skipped = false;     // fp16 overflow: no layer was updated
 };
 
 // Fills inputs/targets [micro_batch, seq_len] for micro-batch `index` of a
@@ -94,13 +108,16 @@ class WindowedEngine {
   // Allocates every device buffer (slots, embedding, final norm, activation
   // checkpoints) from `device` and the host staging buffers. `window` >= 1;
   // `buffers` are embedding, layers..., final_norm (ModelLayout order).
-  // RESOURCE_EXHAUSTED when the device budget is too small. `spill` (not
+  // RESOURCE_EXHAUSTED when the device budget is too small. `state` (not
+  // owned, required) is the loss scale and AdamW's step count, which Step
+  // reads and advances; it outlives the engine (an automatic-window rebuild
+  // or a checkpoint keeps it). `spill` (not
   // owned; needed if any buffer has a spill_item) holds the moments spilled
   // to the NVMe tier: each step stages them in update order ahead of the
   // CPU optimizer and writes them back after each update.
   static absl::StatusOr<std::unique_ptr<WindowedEngine>> Create(
       const JobConfig& config, int window, Device* device, FusedAdamW* optimizer,
-      std::vector<HostBuffer> buffers, Timeline* timeline,
+      std::vector<HostBuffer> buffers, LossScaleState* state, Timeline* timeline,
       storage::SpillStreamer* spill = nullptr);
   ~WindowedEngine();
 
@@ -129,14 +146,22 @@ class WindowedEngine {
   int window_;
 };
 
-// The AdamW hyper-parameters of `step` (1-based) with clip factor `clip`.
-AdamWStep AdamWHyper(const TrainingConfig& training, int64_t step, double clip);
+// The AdamW hyper-parameters of training step `step` (1-based; the learning
+// rate follows it) as AdamW update number `adam_step` (bias correction; below
+// `step` by the skipped fp16 steps), each gradient element multiplied by
+// `grad_scale` (clip factor / loss scale).
+AdamWStep AdamWHyper(const TrainingConfig& training, int64_t step, int64_t adam_step,
+                     double grad_scale);
 
 // clip_norm / (norm + 1e-6) when clipping applies, else 1.
 double ClipFactor(const TrainingConfig& training, double norm);
 
 // The error of a step whose gradient is not finite: names the first buffer
 // (in ModelLayout order) with a non-finite element, and the element.
+// Converts `count` fp32 values to the compute precision `precision` (bf16 or
+// fp16, rounded to nearest even like the optimizer's working copy).
+void ToComputePrecision(const float* src, int64_t count, Precision precision, void* dst);
+
 absl::Status NonFiniteGradient(int64_t step, const std::vector<BufferLayout>& layouts,
                                const std::vector<StepStats>& stats);
 

@@ -2,7 +2,11 @@
 // the same model and data in one run, with ratios against RESIDENT, the
 // device-arena peak and the chosen window. Not a test: it prints figures.
 //
-//   bazel run -c opt //core:engine_bench -- [layers hidden heads seq batch steps budget_percent]
+//   bazel run -c opt //core:engine_bench -- [layers hidden heads seq batch steps budget_percent
+//                                            repeats precision]
+//
+// precision: fp32 (default), bf16 or fp16 (RESIDENT is then the engine
+// with W = L, as in the trainer).
 //
 // The windowed methods get a device budget of budget_percent (default 50) of
 // the device memory RESIDENT needs, so STRONGHOLD really offloads; what the
@@ -80,6 +84,16 @@ int Main(int argc, char** argv) {
   c.training.clip_norm = 1.0;
   const int budget_percent = arg(7, 50);
   const int repeats = std::max(1, arg(8, 1));
+  const std::string precision = argc > 9 ? argv[9] : "fp32";
+  if (precision == "bf16") {
+    c.training.precision = Precision::kBf16;
+  } else if (precision == "fp16") {
+    c.training.precision = Precision::kFp16;
+  } else if (precision != "fp32") {
+    std::fprintf(stderr, "engine_bench: precision %s: expected fp32, bf16 or fp16\n",
+                 precision.c_str());
+    return 2;
+  }
   const int warmup = 2;  // step 1 profiles the window; step 2 settles
 
   // The windowed methods get a device with budget_percent of the memory
@@ -87,10 +101,10 @@ int Main(int argc, char** argv) {
   const int64_t resident_need = PlanMemory(c, {.device = "cpu"}).bytes_device;
   const int64_t budget = resident_need * budget_percent / 100;
   std::printf("model: %d layers, hidden %d, heads %d, seq %d, batch %d; %lld parameters "
-              "(%.1f MiB fp32); %d steps, %d warm-up steps not counted\n",
+              "(%.1f MiB fp32); %s; %d steps, %d warm-up steps not counted\n",
               c.model.layers, c.model.hidden, c.model.heads, c.model.seq_len, c.training.batch,
               static_cast<long long>(c.model.parameters()), c.model.parameters() * 4 / 1048576.0,
-              c.training.steps, warmup);
+              precision.c_str(), c.training.steps, warmup);
   std::printf("device budget for the windowed methods: %.1f MiB, %d%% of the %.1f MiB RESIDENT "
               "needs\n\n",
               budget / 1048576.0, budget_percent, resident_need / 1048576.0);

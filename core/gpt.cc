@@ -47,8 +47,15 @@ torch::Tensor HeadLoss(const torch::Tensor& final_norm,
                                       View(final_norm, final_layout.tensor("lnf.bias")));
   const torch::Tensor wte = View(embedding, embedding_layout.tensor("wte.weight"));
   torch::Tensor logits = torch::matmul(y, wte.t());  // [B, S, V]
-  return torch::cross_entropy_loss(logits.view({-1, logits.size(-1)}),
+  // .to() is a no-op for fp32 logits.
+  return torch::cross_entropy_loss(logits.view({-1, logits.size(-1)}).to(torch::kFloat32),
                                    targets.reshape({-1}));
+}
+
+torch::Tensor LossObjective(const torch::Tensor& loss, int micro_batches,
+                            double loss_scale) {
+  torch::Tensor objective = loss / micro_batches;
+  return loss_scale == 1.0 ? objective : objective * loss_scale;
 }
 
 }  // namespace stronghold::core::gpt

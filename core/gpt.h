@@ -27,11 +27,20 @@ torch::Tensor Block(const torch::Tensor& block, const BufferLayout& layout,
                     const torch::Tensor& x, int heads);
 
 // Final LayerNorm, tied LM head and mean cross-entropy over all B*S tokens.
+// The logits are computed in the weights' precision and the cross-entropy in
+// fp32 (a bf16/fp16 softmax over the vocabulary loses too much); the loss is
+// fp32.
 torch::Tensor HeadLoss(const torch::Tensor& final_norm,
                        const BufferLayout& final_layout,
                        const torch::Tensor& embedding,
                        const BufferLayout& embedding_layout,
                        const torch::Tensor& x, const torch::Tensor& targets);
+
+// What backward starts from: loss / micro_batches (gradient accumulation),
+// times `loss_scale` when it is not 1 (fp16). With a scale of 1 it is the
+// fp32 expression exactly, so fp32 training is unchanged bit for bit.
+torch::Tensor LossObjective(const torch::Tensor& loss, int micro_batches,
+                            double loss_scale);
 
 }  // namespace stronghold::core::gpt
 

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
+#include "core/loss_scale.h"
 #include "storage/extent_store.h"
 
 namespace stronghold::core {
@@ -29,11 +30,12 @@ std::string Human(int64_t bytes) {
 
 int64_t BoundaryActivationBytes(const JobConfig& c) {
   return static_cast<int64_t>(c.training.micro_batch) * c.model.seq_len *
-         c.model.hidden * kFloat;
+         c.model.hidden * ComputeElementBytes(c.training.precision);
 }
 
 int64_t LayerWorkingBytes(const JobConfig& c) {
-  // Saved tensors of one block for backward, in units of [b, s, h] fp32:
+  // Saved tensors of one block for backward, in units of [b, s, h] (compute
+  // precision):
   // ln1 out, qkv (3), attention out, proj out, residual, ln2 out, fc1 out (4),
   // gelu out (4), fc2 out, plus their gradients during backward: ~34 x, and
   // the attention's per-head softmax statistics (b*heads*s).
@@ -97,9 +99,10 @@ int DeviceBoundaries(const JobConfig& c, int window) {
 
 int64_t WindowedArenaBytes(const JobConfig& c, int window) {
   const ModelConfig& m = c.model;
-  const int64_t emb = m.embedding_parameters() * kFloat;
-  const int64_t fin = 2 * static_cast<int64_t>(m.hidden) * kFloat;
-  return WindowSlots(c, window) * 2 * Round64(m.parameters_per_layer() * kFloat) +
+  const int64_t e = ComputeElementBytes(c.training.precision);
+  const int64_t emb = m.embedding_parameters() * e;
+  const int64_t fin = 2 * static_cast<int64_t>(m.hidden) * e;
+  return WindowSlots(c, window) * 2 * Round64(m.parameters_per_layer() * e) +
          2 * Round64(emb) + 2 * Round64(fin) +
          Round64(DeviceBoundaries(c, window) * BoundaryActivationBytes(c));
 }
@@ -118,6 +121,8 @@ int64_t SmallestDeviceBudget(const JobConfig& c) {
 }
 
 int64_t WorkingBytes(const JobConfig& c) {
+  // The loss is computed in fp32 in every precision (gpt::HeadLoss), so
+  // the logits' softmax and gradient are fp32.
   const int64_t logits = static_cast<int64_t>(c.training.micro_batch) * c.model.seq_len *
                          c.model.padded_vocab() * kFloat;
   return LayerWorkingBytes(c) + 3 * logits;
@@ -143,14 +148,20 @@ void PlanWindowed(const JobConfig& c, int window, MemoryPlan& plan,
   const ModelConfig& m = c.model;
   const int slots = WindowSlots(c, window);
   const int64_t layer = m.parameters_per_layer();
-  add("window.slots", kTierDevice, slots * 2 * Round64(layer * kFloat),
-      absl::StrFormat("%d slots x (weights + gradient) x %d params fp32", slots, layer));
+  // Weights, gradients and activations on the device, the working copy and
+  // the gradient staging on the host are in the compute precision; masters,
+  // the gradient accumulator and the moments are fp32 (docs/engine.md).
+  const Precision precision = c.training.precision;
+  const int64_t e = ComputeElementBytes(precision);
+  const char* lowp = PrecisionName(precision);
+  add("window.slots", kTierDevice, slots * 2 * Round64(layer * e),
+      absl::StrFormat("%d slots x (weights + gradient) x %d params %s", slots, layer, lowp));
   add("embedding+final_norm", kTierDevice,
-      2 * Round64(m.embedding_parameters() * kFloat) + 2 * Round64(2 * m.hidden * kFloat),
-      absl::StrFormat("(weights + gradient) x %d params fp32",
-                      m.embedding_parameters() + 2 * m.hidden));
+      2 * Round64(m.embedding_parameters() * e) + 2 * Round64(2 * m.hidden * e),
+      absl::StrFormat("(weights + gradient) x %d params %s",
+                      m.embedding_parameters() + 2 * m.hidden, lowp));
   const std::string boundary =
-      absl::StrFormat("[%d, %d, %d] fp32", c.training.micro_batch, m.seq_len, m.hidden);
+      absl::StrFormat("[%d, %d, %d] %s", c.training.micro_batch, m.seq_len, m.hidden, lowp);
   const int64_t act = BoundaryActivationBytes(c);
   if (c.offload.host_checkpoints) {
     add("activations.boundaries", kTierDevice, Round64((slots + 1) * act),
@@ -162,14 +173,22 @@ void PlanWindowed(const JobConfig& c, int window, MemoryPlan& plan,
   add("activations.working", kTierDevice, WorkingBytes(c),
       "one layer's forward+backward working set + logits (allocated by LibTorch)");
   const char* host_tier = cuda ? kTierPinned : kTierHost;
+  const bool fp32 = precision == Precision::kFp32;
   const std::string params = absl::StrFormat("%d params fp32", plan.parameters);
-  add("host.weights.fp32", host_tier, plan.parameters * kFloat, params);
-  add("host.grads.fp32", host_tier, plan.parameters * kFloat, params);
+  // In fp32 the masters themselves are copied to the device (pinned); else
+  // the working copy is, and the masters stay in pageable memory.
+  add("host.weights.fp32", fp32 ? host_tier : kTierHost, plan.parameters * kFloat, params);
+  if (!fp32) {
+    add(absl::StrCat("host.weights.", lowp), host_tier, plan.parameters * e,
+        absl::StrFormat("%d params %s (working copy the optimizer writes, sent H2D)",
+                        plan.parameters, lowp));
+  }
+  add("host.grads.fp32", fp32 ? host_tier : kTierHost, plan.parameters * kFloat, params);
   add("host.adam.exp_avg.fp32", kTierHost, plan.parameters * kFloat, params);
   add("host.adam.exp_avg_sq.fp32", kTierHost, plan.parameters * kFloat, params);
   add("host.staging.gradients", host_tier,
-      (slots * layer + m.embedding_parameters() + 2 * m.hidden) * kFloat,
-      absl::StrFormat("%d slots + embedding + final norm, fp32", slots));
+      (slots * layer + m.embedding_parameters() + 2 * m.hidden) * e,
+      absl::StrFormat("%d slots + embedding + final norm, %s", slots, lowp));
   if (c.offload.host_checkpoints) {
     add("host.activations.checkpoints", host_tier, (m.layers + 1) * act,
         absl::StrFormat("%d x %s, off the device: the budget has no room for them there",
@@ -311,12 +330,16 @@ MemoryPlan PlanMemory(const JobConfig& config, const NodeBudgets& node) {
     if (tier == std::string(kTierSsd)) plan.bytes_ssd += bytes;
   };
 
-  const bool resident = c.offload.method == OffloadMethod::kResident;
+  // RESIDENT in bf16/fp16 runs as the engine with every layer kept (see
+  // Trainer), so it is planned as a window of L.
+  const bool resident = c.offload.method == OffloadMethod::kResident &&
+                        c.training.precision == Precision::kFp32;
   const bool cuda = node.device.rfind("cuda", 0) == 0;
   if (!resident) {
     JobConfig c = config;  // with the checkpoints' tier resolved
     c.offload.host_checkpoints = CheckpointsOnHost(config, plan.budget_device_bytes);
     int window = c.offload.method == OffloadMethod::kL2L ? 1 : c.offload.window;
+    if (c.offload.method == OffloadMethod::kResident) window = m.layers;
     if (window == 0) window = std::max(1, MaxWindow(c, plan.budget_device_bytes));
     plan.window = window;
     PlanWindowed(c, window, plan, add, cuda);

@@ -88,7 +88,8 @@ int WindowSlots(const JobConfig& config, int window);
 // Device bytes the windowed engine allocates (its arena): slots (weights and
 // gradient of one layer each), embedding and final norm (weights and
 // gradient), activation checkpoints at the L+1 layer boundaries, or with
-// offload.host_checkpoints one boundary per slot plus the head's input.
+// offload.host_checkpoints one boundary per slot plus the head's input; all
+// in the compute precision.
 int64_t WindowedArenaBytes(const JobConfig& config, int window);
 // Whether the windowed methods keep the activation checkpoints in host
 // memory: only when a window of one layer does not fit `device_budget`
@@ -106,7 +107,8 @@ int64_t WorkingBytes(const JobConfig& config);
 int MaxWindow(const JobConfig& config, int64_t device_budget);
 
 // Bytes of activations one micro-batch keeps per layer boundary and while
-// one layer runs (forward + backward working set), fp32.
+// one layer runs (forward + backward working set), in the compute precision
+// (fp32, or 2 bytes per element in bf16/fp16).
 int64_t BoundaryActivationBytes(const JobConfig& config);
 int64_t LayerWorkingBytes(const JobConfig& config);
 

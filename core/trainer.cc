@@ -17,6 +17,7 @@
 #include "core/gpt_init.h"
 #include "core/gpt_layout.h"
 #include "core/host_device.h"
+#include "core/loss_scale.h"
 #include "core/planner.h"
 #include "core/status_macros.h"
 #include "glog/logging.h"
@@ -40,6 +41,9 @@ struct LayerState {
   torch::Tensor grad;
   torch::Tensor exp_avg;
   torch::Tensor exp_avg_sq;
+  // bf16/fp16 only: the weights in the compute precision, written by the
+  // optimizer with each update, sent to the device (2 bytes per parameter).
+  torch::Tensor working;
 
   ParamBuffer buffer() const {
     ParamBuffer b;
@@ -82,6 +86,11 @@ class Trainer::Impl {
         s.exp_avg = torch::zeros({s.layout.count}, f32);
         s.exp_avg_sq = torch::zeros({s.layout.count}, f32);
       }
+      if (config.training.precision != Precision::kFp32) {
+        // 16-bit raw storage: only our converters (core/optim/float16.h)
+        // read and write it.
+        s.working = torch::empty({s.layout.count}, torch::kInt16);
+      }
       layers_.push_back(std::move(s));
     }
     const int micro = config.training.micro_batch, seq = config.model.seq_len;
@@ -95,6 +104,11 @@ class Trainer::Impl {
 
   // Sets up the windowed engine (L2L, STRONGHOLD); RESIDENT on the CPU
   // needs nothing. On a GPU, RESIDENT is the engine with every layer kept.
+  // So is RESIDENT in bf16/fp16: plain autograd would need its own copy of
+  // the mixed-precision machinery (working copies, fp32 accumulation, loss
+  // scale, skipped steps); with W = L the engine is that reference, and the
+  // fp32 parity tests (plain autograd == engine, bit for bit) are what make
+  // the engine trustworthy as one.
   absl::Status Prepare() {
     const OffloadConfig& o = config_.offload;
     const bool gpu = options_.device != nullptr && options_.device->name() != "cpu";
@@ -104,7 +118,8 @@ class Trainer::Impl {
           "ssd_layers ", options_.ssd_layers, ": the NVMe tier holds up to model.layers layers' "
           "moments, for the windowed methods"));
     }
-    if (o.method == OffloadMethod::kResident && !gpu) {
+    const bool fp32 = config_.training.precision == Precision::kFp32;
+    if (o.method == OffloadMethod::kResident && !gpu && fp32) {
       for (LayerState& s : layers_) {
         s.param.set_requires_grad(true);
         s.param.mutable_grad() = s.grad;  // backward accumulates in place
@@ -241,6 +256,10 @@ class Trainer::Impl {
   // job, core/host_buffer_cache.h).
   absl::Status PinHostState() {
     for (LayerState& s : layers_) {
+      if (s.working.defined()) {  // bf16/fp16: the working copy is what moves
+        ASSIGN_OR_RETURN(s.working, Pinned(s.working));
+        continue;
+      }
       ASSIGN_OR_RETURN(s.param, Pinned(s.param));
       ASSIGN_OR_RETURN(s.grad, Pinned(s.grad));
     }
@@ -255,12 +274,23 @@ class Trainer::Impl {
     return pinned;
   }
 
+  // The working copies follow the masters (after the initialization, a
+  // Restore() or a test's edit of the masters); the optimizer keeps them so.
+  void RefreshWorkingCopies() {
+    for (LayerState& s : layers_) {
+      if (!s.working.defined()) continue;
+      ToComputePrecision(s.param.data_ptr<float>(), s.layout.count, config_.training.precision,
+                         s.working.data_ptr());
+    }
+  }
+
   absl::Status Run(TrainerObserver* observer) {
     const TrainingConfig& t = config_.training;
     observer->OnMessage(absl::StrFormat(
-        "training %d parameters, method %s, fp32, %d steps of %d sequences (%d micro-batches of "
+        "training %d parameters, method %s, %s, %d steps of %d sequences (%d micro-batches of "
         "%d)%s",
-        config_.model.parameters(), MethodName(config_.offload.method), t.steps, t.batch,
+        config_.model.parameters(), MethodName(config_.offload.method),
+        PrecisionName(t.precision), t.steps, t.batch,
         t.batch / t.micro_batch, t.micro_batch,
         engine_ ? absl::StrCat(", window ", engine_->window(), auto_window_ ? " (profiling)" : "",
                                " on ", device_->name(), " with a budget of ",
@@ -270,6 +300,8 @@ class Trainer::Impl {
       return absl::FailedPreconditionError(
           "the last Restore() failed: the host state is not a checkpoint's; not training from it");
     }
+    if (engine_) RETURN_IF_ERROR(engine_->Drain());
+    RefreshWorkingCopies();
     for (int64_t step = start_step_ + 1; step <= t.steps; ++step) {
       StepReport report;
       const int64_t start = Timeline::NowNs();
@@ -318,10 +350,19 @@ class Trainer::Impl {
     ASSIGN_OR_RETURN(const CheckpointManifest manifest, std::move(loaded));
     restore_failed_ = false;
     start_step_ = manifest.position.step;
+    // The loss scale continues where it was; a checkpoint without one (fp32,
+    // bf16, or older) starts fp16's policy afresh.
+    loss_scale_ = InitialLossScale(config_.training.precision);
+    loss_scale_.optimizer_step = manifest.position.optimizer_step;
+    if (config_.training.precision == Precision::kFp16 && manifest.position.loss_scale > 0) {
+      loss_scale_.scale = manifest.position.loss_scale;
+      loss_scale_.good_steps = manifest.position.loss_scale_good_steps;
+    }
     return start_step_;
   }
 
   float* HostWeights(int index) { return layers_.at(index).param.data_ptr<float>(); }
+  void SetLossScale(double scale) { loss_scale_.scale = scale; }
 
   std::vector<std::vector<float>> Weights() {
     if (engine_) CHECK(engine_->Drain().ok());
@@ -366,11 +407,13 @@ class Trainer::Impl {
       buffers.push_back({s.layout, s.param.data_ptr<float>(), s.grad.data_ptr<float>(),
                          spilled ? nullptr : s.exp_avg.data_ptr<float>(),
                          spilled ? nullptr : s.exp_avg_sq.data_ptr<float>(),
-                         spilled ? static_cast<int>(i) - 1 : -1});
+                         spilled ? static_cast<int>(i) - 1 : -1,
+                         s.working.defined() ? s.working.data_ptr() : nullptr});
     }
     engine_.reset();
-    ASSIGN_OR_RETURN(engine_, WindowedEngine::Create(EngineConfig(window), window, device_, optimizer_.get(),
-                                                     std::move(buffers), &timeline_,
+    ASSIGN_OR_RETURN(engine_, WindowedEngine::Create(EngineConfig(window), window, device_,
+                                                     optimizer_.get(), std::move(buffers),
+                                                     &loss_scale_, &timeline_,
                                                      spill_.get()));
     return absl::OkStatus();
   }
@@ -405,6 +448,14 @@ class Trainer::Impl {
     report->d2h_bytes = s.d2h_bytes;
     report->nvme_read_bytes = s.nvme_read_bytes;
     report->nvme_write_bytes = s.nvme_write_bytes;
+    report->loss_scale = s.loss_scale;
+    report->skipped = s.skipped;
+    if (s.skipped) {
+      observer->OnMessage(absl::StrFormat(
+          "step %d: fp16 gradient overflow at loss scale %g; step skipped (no update), loss "
+          "scale now %g",
+          step, s.loss_scale, loss_scale_.scale));
+    }
     if (auto_window_ && step == start_step_ + 1) RETURN_IF_ERROR(ChooseWindow(s, observer));
     return absl::OkStatus();
   }
@@ -478,8 +529,10 @@ class Trainer::Impl {
       for (const LayerState& s : layers_) layouts.push_back(s.layout);
       return NonFiniteGradient(step, layouts, grads);
     }
-    const AdamWStep hyper = AdamWHyper(t, step, ClipFactor(t, norm));
+    const AdamWStep hyper =
+        AdamWHyper(t, step, loss_scale_.optimizer_step + 1, ClipFactor(t, norm));
     for (LayerState& s : layers_) optimizer_->Step(s.buffer(), hyper);
+    AdvanceLossScale(t.precision, /*finite=*/true, &loss_scale_);
     report->optimizer_s = Since(opt_start);
     report->loss = loss_sum / micro_batches;
     report->grad_norm = norm;
@@ -491,7 +544,11 @@ class Trainer::Impl {
     const TrainingConfig& t = config_.training;
     TrainingPosition position;
     position.step = step;
-    position.optimizer_step = step;  // AdamWHyper(t, step, ...) counts steps
+    position.optimizer_step = loss_scale_.optimizer_step;  // below step by skipped fp16 steps
+    if (t.precision == Precision::kFp16) {
+      position.loss_scale = loss_scale_.scale;
+      position.loss_scale_good_steps = loss_scale_.good_steps;
+    }
     position.seed = t.seed;
     position.batch = t.batch;
     position.next_sample = step * t.batch;  // FillBatch: samples of step s start at (s-1)*batch
@@ -535,14 +592,14 @@ class Trainer::Impl {
 
   // Resume: the last step the restored checkpoint finished (0 = fresh).
   int64_t start_step_ = 0;
+  // fp16's loss scale and AdamW's update count: checkpointed, and kept
+  // across engine rebuilds.
+  LossScaleState loss_scale_ = InitialLossScale(config_.training.precision);
   bool restore_failed_ = false;
 };
 
 absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const JobConfig& config,
                                                          const TrainerOptions& options) {
-  if (config.training.precision != Precision::kFp32) {
-    return absl::UnimplementedError("training.precision: only FP32 is implemented so far");
-  }
   ASSIGN_OR_RETURN(std::unique_ptr<Dataset> data,
                    Dataset::Open(config.data, config.model.padded_vocab(), config.model.seq_len));
   FusedAdamWOptions opt;
@@ -581,6 +638,10 @@ std::vector<std::vector<float>> Trainer::Weights() { return impl_->Weights(); }
 
 float* TrainerTestPeer::HostWeights(Trainer& trainer, int index) {
   return trainer.impl_->HostWeights(index);
+}
+
+void TrainerTestPeer::SetLossScale(Trainer& trainer, double scale) {
+  trainer.impl_->SetLossScale(scale);
 }
 
 }  // namespace stronghold::core

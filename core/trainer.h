@@ -1,11 +1,13 @@
 // Trains one job: owns its host training state (fp32 weights, gradients and
-// Adam moments, one flat buffer per layer), runs the steps and reports each
-// one to an observer.
+// Adam moments, one flat buffer per layer, plus a bf16/fp16 working copy of
+// the weights in mixed precision), runs the steps and reports each one to an
+// observer.
 //
 // Methods:
 //   RESIDENT   every buffer on the compute device (here the CPU), plain
 //              autograd over the whole model: the reference the offload
-//              engine is checked against, bit for bit.
+//              engine is checked against, bit for bit. In bf16/fp16 (and on
+//              a GPU) it is the engine with every layer kept (W = L).
 //   STRONGHOLD the windowed offload engine (core/engine.h) on a device whose
 //              memory holds W+1 layers; W = 0 chooses W after profiling the
 //              first step (docs/engine.md).
@@ -56,6 +58,8 @@ struct StepReport {
   int64_t d2h_bytes = 0;          // bytes copied device -> host (windowed methods)
   int64_t nvme_read_bytes = 0;    // NVMe tier traffic (spilled optimizer state)
   int64_t nvme_write_bytes = 0;
+  double loss_scale = 1.0;  // fp16's dynamic loss scale used by this step (else 1)
+  bool skipped = false;     // fp16 overflow: the step updated nothing (grad_norm 0)
 };
 
 enum class StopRequest {
@@ -156,6 +160,8 @@ class TrainerTestPeer {
  public:
   // The fp32 master weights of buffer `index` of ModelLayout().
   static float* HostWeights(Trainer& trainer, int index);
+  // Sets fp16's current loss scale (e.g. 2^40, to force an overflow).
+  static void SetLossScale(Trainer& trainer, double scale);
 };
 
 // LibTorch's version, e.g. "2.11.0".

@@ -94,6 +94,8 @@ class JobManager::Run final : public core::TrainerObserver {
     metrics.set_d2h_bytes(s.d2h_bytes);
     metrics.set_nvme_read_bytes(s.nvme_read_bytes);
     metrics.set_nvme_write_bytes(s.nvme_write_bytes);
+    metrics.set_loss_scale(s.loss_scale);
+    metrics.set_skipped(s.skipped);
     if (m_->options_.device_peak_flops > 0) {
       metrics.set_mfu(s.model_tflops * 1e12 / m_->options_.device_peak_flops);
     }
@@ -439,9 +441,6 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& submitted) {
   std::string resume_dir;
   ASSIGN_OR_RETURN(const v1::JobSpec spec, ResolveResume(submitted, &resume_dir));
   ASSIGN_OR_RETURN(core::JobConfig config, ValidatedConfig(spec));
-  if (config.training.precision != core::Precision::kFp32) {
-    return absl::UnimplementedError("training.precision: only FP32 is available in this version");
-  }
   {
     // Opening checks the token file (size, ids below model.vocab).
     ASSIGN_OR_RETURN(std::unique_ptr<core::Dataset> data,

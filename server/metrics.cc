@@ -85,6 +85,8 @@ struct Metrics::JobSeries {
   Gauge* loss = nullptr;
   Gauge* lr = nullptr;
   Gauge* grad_norm = nullptr;
+  Gauge* loss_scale = nullptr;
+  Counter* skipped_steps = nullptr;
   Gauge* model_flops = nullptr;
   Gauge* mfu = nullptr;
   Gauge* window = nullptr;
@@ -130,6 +132,15 @@ Metrics::Metrics(MetricsOptions options)
               .Name("stronghold_job_grad_norm")
               .Help("Global gradient norm of the last step, before clipping")
               .Register(*registry_)),
+      loss_scale_(BuildGauge()
+                      .Name("stronghold_job_loss_scale")
+                      .Help("FP16's dynamic loss scale of the last step (1 for FP32 and BF16)")
+                      .Register(*registry_)),
+      skipped_steps_(BuildCounter()
+                         .Name("stronghold_job_skipped_steps_total")
+                         .Help("FP16 steps skipped because a gradient overflowed (nothing "
+                               "updated, loss scale halved)")
+                         .Register(*registry_)),
       model_flops_(BuildGauge()
                        .Name("stronghold_job_model_flops_per_second")
                        .Help("Model FLOP/s of the last step (Megatron formula, "
@@ -259,6 +270,8 @@ Metrics::JobSeries& Metrics::SeriesLocked(const v1::Job& job) {
   s->loss = &loss_.Add(labels);
   s->lr = &lr_.Add(labels);
   s->grad_norm = &grad_norm_.Add(labels);
+  s->loss_scale = &loss_scale_.Add(labels);
+  s->skipped_steps = &skipped_steps_.Add(labels);
   s->model_flops = &model_flops_.Add(labels);
   s->mfu = &mfu_.Add(labels);
   s->window = &window_.Add(labels);
@@ -293,6 +306,8 @@ void Metrics::RemoveSeriesLocked(const std::string& name) {
   loss_.Remove(s.loss);
   lr_.Remove(s.lr);
   grad_norm_.Remove(s.grad_norm);
+  loss_scale_.Remove(s.loss_scale);
+  skipped_steps_.Remove(s.skipped_steps);
   model_flops_.Remove(s.model_flops);
   mfu_.Remove(s.mfu);
   window_.Remove(s.window);
@@ -358,6 +373,8 @@ void Metrics::OnJobStep(const v1::Job& job, const v1::StepMetrics& step) {
   s.loss->Set(step.loss());
   s.lr->Set(step.lr());
   s.grad_norm->Set(step.grad_norm());
+  s.loss_scale->Set(step.loss_scale());
+  if (step.skipped()) s.skipped_steps->Increment();
   const double flops = step.model_tflops() * 1e12;
   s.model_flops->Set(flops);
   s.mfu->Set(options_.device_peak_flops_per_s > 0

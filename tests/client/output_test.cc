@@ -42,6 +42,17 @@ TEST(JobPrinterTest, MetricsLine) {
   EXPECT_THAT(FormatMetrics(metrics, 0), testing::StartsWith("step 12 loss"));
 }
 
+TEST(JobPrinterTest, MetricsLineOfAnFp16Step) {
+  v1::StepMetrics metrics;
+  metrics.set_step(3);
+  metrics.set_loss_scale(1);  // FP32 and BF16: nothing added
+  EXPECT_EQ(FormatMetrics(metrics, 0).find("scale"), std::string::npos);
+  metrics.set_loss_scale(32768);
+  metrics.set_skipped(true);
+  EXPECT_THAT(FormatMetrics(metrics, 0),
+              testing::EndsWith(" loss scale 32768 (skipped: fp16 overflow)"));
+}
+
 TEST(JobPrinterTest, EventLines) {
   v1::JobEvent event;
   event.set_state(v1::Job::RUNNING);

@@ -143,6 +143,20 @@ TEST(ManifestTest, RoundTripsExactly) {
   EXPECT_EQ(back->model.vocab, 16);
   ASSERT_EQ(back->files.size(), 1u);
   EXPECT_EQ(back->files[0].bytes, 123);
+  // Written before mixed precision, or in fp32/bf16: no loss scale.
+  EXPECT_EQ(text.find("loss_scale"), std::string::npos);
+  EXPECT_EQ(back->position.loss_scale, 0);
+
+  // fp16's loss-scale state round-trips too.
+  CheckpointManifest fp16 = m;
+  fp16.position.optimizer_step = 9;  // 3 steps skipped
+  fp16.position.loss_scale = 8192;
+  fp16.position.loss_scale_good_steps = 1999;
+  auto fp16_back = ParseManifest(ManifestToJson(fp16), "x/manifest.json");
+  ASSERT_TRUE(fp16_back.ok()) << fp16_back.status();
+  EXPECT_EQ(fp16_back->position.optimizer_step, 9);
+  EXPECT_EQ(fp16_back->position.loss_scale, 8192);
+  EXPECT_EQ(fp16_back->position.loss_scale_good_steps, 1999);
 
   // Every single flipped byte is caught by the self-digest (or the parser).
   for (size_t i = 0; i < text.size(); ++i) {

@@ -15,31 +15,10 @@
 #include "core/planner.h"
 #include "core/trainer.h"
 #include "gtest/gtest.h"
+#include "tests/core/training_test_util.h"
 
 namespace stronghold::core {
 namespace {
-
-namespace fs = std::filesystem;
-
-class Recorder : public TrainerObserver {
- public:
-  void OnStep(const StepReport& r) override {
-    losses.push_back(r.loss);
-    norms.push_back(r.grad_norm);
-    peak = r.device_peak_bytes;  // of the last step (the window may change after step 1)
-    window = r.window;
-  }
-  void OnMessage(const std::string& m) override { messages.push_back(m); }
-  void OnCheckpoint(const std::string&) override {}
-  StopRequest StopRequested() override { return StopRequest::kNone; }
-  void OnTrace(int64_t step, const std::string& json) override { traces[step] = json; }
-
-  std::vector<double> losses, norms;
-  std::vector<std::string> messages;
-  std::map<int64_t, std::string> traces;
-  int64_t peak = 0;
-  int window = 0;
-};
 
 JobConfig SixLayers(OffloadMethod method, int window) {
   JobConfig c;
@@ -54,45 +33,8 @@ JobConfig SixLayers(OffloadMethod method, int window) {
   return c;
 }
 
-std::string Dir(const std::string& name) {
-  const fs::path p = fs::path(std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp") / name;
-  fs::remove_all(p);
-  return p.string();
-}
-
-struct Result {
-  Recorder recorder;
-  std::vector<std::vector<float>> weights;
-};
-
-Result Train(const JobConfig& c, const std::string& name, int64_t budget = 0) {
-  Result r;
-  auto trainer = Trainer::Create(c, {.job_dir = Dir(name), .device_budget_bytes = budget,
-                                     .optimizer_threads = 2, .trace_every = 1});
-  EXPECT_TRUE(trainer.ok()) << trainer.status();
-  if (!trainer.ok()) return r;
-  const absl::Status s = (*trainer)->Run(&r.recorder);
-  EXPECT_TRUE(s.ok()) << s;
-  r.weights = (*trainer)->Weights();
-  return r;
-}
-
-void ExpectBitIdentical(const Result& a, const Result& b, const std::string& what) {
-  ASSERT_EQ(a.recorder.losses.size(), b.recorder.losses.size()) << what;
-  for (size_t i = 0; i < a.recorder.losses.size(); ++i) {
-    EXPECT_EQ(a.recorder.losses[i], b.recorder.losses[i]) << what << " loss of step " << i + 1;
-    EXPECT_EQ(a.recorder.norms[i], b.recorder.norms[i]) << what << " norm of step " << i + 1;
-  }
-  ASSERT_EQ(a.weights.size(), b.weights.size());
-  for (size_t buf = 0; buf < a.weights.size(); ++buf) {
-    ASSERT_EQ(0, std::memcmp(a.weights[buf].data(), b.weights[buf].data(),
-                             a.weights[buf].size() * sizeof(float)))
-        << what << ": weights of buffer " << buf << " differ";
-  }
-}
-
 TEST(EngineParityTest, WindowsAndL2LMatchResidentBitForBit) {
-  const Result resident = Train(SixLayers(OffloadMethod::kResident, 0), "resident");
+  const TrainedRun resident = Train(SixLayers(OffloadMethod::kResident, 0), "resident");
   ASSERT_EQ(resident.recorder.losses.size(), 10u);
   EXPECT_GT(resident.recorder.norms[0], 0.5) << "clipping should act in this test";
   // Every layer recomputed (-1), the last 4 kept (beyond the window: their
@@ -103,7 +45,7 @@ TEST(EngineParityTest, WindowsAndL2LMatchResidentBitForBit) {
       JobConfig c = SixLayers(OffloadMethod::kStronghold, w);
       c.offload.kept_activation_layers = kept;
       const std::string what = absl::StrCat("STRONGHOLD W=", w, " kept=", kept);
-      const Result r = Train(c, absl::StrCat("w", w, "_kept", kept));
+      const TrainedRun r = Train(c, absl::StrCat("w", w, "_kept", kept));
       EXPECT_EQ(r.recorder.window, w);
       ExpectBitIdentical(resident, r, what);
     }
@@ -114,7 +56,7 @@ TEST(EngineParityTest, WindowsAndL2LMatchResidentBitForBit) {
 TEST(EngineParityTest, UpdatesDuringBackwardMatchResidentWithoutClipping) {
   JobConfig r = SixLayers(OffloadMethod::kResident, 0), s = SixLayers(OffloadMethod::kStronghold, 2);
   r.training.clip_norm = s.training.clip_norm = 0;  // per-layer updates as gradients land
-  const Result reference = Train(r, "r_noclip");
+  const TrainedRun reference = Train(r, "r_noclip");
   for (int kept : {-1, 3}) {
     s.offload.kept_activation_layers = kept;
     ExpectBitIdentical(reference, Train(s, absl::StrCat("s_noclip", kept)),
@@ -129,7 +71,7 @@ TEST(EngineBudgetTest, PeakStaysWithinTheBudgetAndMatchesThePlan) {
   const int64_t budget = WindowedArenaBytes(c, 2) + WorkingBytes(c);
   ASSERT_LT(budget, WindowedArenaBytes(c, 3) + WorkingBytes(c));
   ASSERT_EQ(MaxWindow(c, budget), 2);
-  const Result r = Train(c, "budget", budget);
+  const TrainedRun r = Train(c, "budget", budget);
   EXPECT_LE(r.recorder.window, 2);
   EXPECT_GT(r.recorder.peak, 0);
   EXPECT_LE(r.recorder.peak, budget - WorkingBytes(c));
@@ -160,7 +102,7 @@ TEST(EngineBudgetTest, CheckpointsGoToTheHostWhenTheDeviceIsShort) {
     c.training.steps = 4;
     return c;
   };
-  const Result resident = Train(config(OffloadMethod::kResident, 0), "resident_hc");
+  const TrainedRun resident = Train(config(OffloadMethod::kResident, 0), "resident_hc");
   for (int w : {1, 2, 0}) {
     JobConfig c = config(w == 0 ? OffloadMethod::kL2L : OffloadMethod::kStronghold, w);
     // One byte short of a window of one with the checkpoints on the device.
@@ -175,7 +117,7 @@ TEST(EngineBudgetTest, CheckpointsGoToTheHostWhenTheDeviceIsShort) {
     for (const PlannedBuffer& b : plan.buffers) on_host |= b.name == "host.activations.checkpoints";
     EXPECT_TRUE(on_host) << "the plan shows the checkpoints on the host";
     const std::string what = absl::StrCat(w == 0 ? "L2L" : "STRONGHOLD W=", w, ", checkpoints on the host");
-    const Result r = Train(c, absl::StrCat("hc", w), budget);
+    const TrainedRun r = Train(c, absl::StrCat("hc", w), budget);
     ExpectBitIdentical(resident, r, what);
     EXPECT_EQ(r.recorder.peak, plan.bytes_device - WorkingBytes(c) -
                                    plan.kept_activation_layers * LayerWorkingBytes(c))
@@ -191,7 +133,7 @@ TEST(EngineBudgetTest, TooSmallABudgetIsRefusedWithTheNumbers) {
   const MemoryPlan plan = PlanMemory(c, {.device = "cpu", .device_bytes = 1LL << 40});
   EXPECT_FALSE(plan.fits);
   EXPECT_NE(plan.reason.find(std::to_string(need)), std::string::npos) << plan.reason;
-  auto trainer = Trainer::Create(c, {.job_dir = Dir("small"), .device_budget_bytes = need / 2});
+  auto trainer = Trainer::Create(c, {.job_dir = TestDir("small"), .device_budget_bytes = need / 2});
   ASSERT_FALSE(trainer.ok());
   EXPECT_EQ(trainer.status().code(), absl::StatusCode::kResourceExhausted) << trainer.status();
 }
@@ -223,7 +165,7 @@ TEST(EngineOverlapTest, PrefetchAndOptimizerOverlapCompute) {
   c.training.clip_norm = 0;  // updates start as gradients land
   c.offload.method = OffloadMethod::kStronghold;
   c.offload.window = 2;
-  const Result r = Train(c, "overlap");
+  const TrainedRun r = Train(c, "overlap");
   ASSERT_TRUE(r.recorder.traces.count(2)) << "no trace of step 2";
   const std::vector<TraceSpan> spans = ParseTrace(r.recorder.traces.at(2));
   auto find = [&](const std::string& name, int layer) -> const TraceSpan* {
@@ -270,14 +212,14 @@ namespace {
 TEST(EngineNonFiniteTest, NonFiniteGradientNamesTheLayer) {
   for (OffloadMethod method : {OffloadMethod::kResident, OffloadMethod::kStronghold}) {
     JobConfig c = SixLayers(method, 2);
-    auto trainer = Trainer::Create(c, {.job_dir = Dir("nan"), .optimizer_threads = 1});
+    auto trainer = Trainer::Create(c, {.job_dir = TestDir("nan"), .optimizer_threads = 1});
     ASSERT_TRUE(trainer.ok()) << trainer.status();
     // Block 3 is buffer 4; poison one weight of its MLP.
     const BufferLayout block = BlockLayout(c.model, 3);
     float* w = TrainerTestPeer::HostWeights(**trainer, 4);
     w[block.tensor("mlp.fc1.weight").offset + 5] = std::nanf("");
     const std::vector<float> before = (*trainer)->Weights()[2];
-    Recorder r;
+    StepRecorder r;
     const absl::Status s = (*trainer)->Run(&r);
     ASSERT_EQ(s.code(), absl::StatusCode::kInternal) << s;
     EXPECT_NE(s.message().find("step 1: the gradient is not finite in "), absl::string_view::npos)

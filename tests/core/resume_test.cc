@@ -16,33 +16,12 @@
 #include "core/sha256.h"
 #include "core/trainer.h"
 #include "gtest/gtest.h"
+#include "tests/core/training_test_util.h"
 
 namespace stronghold::core {
 namespace {
 
 namespace fs = std::filesystem;
-
-class Recorder : public TrainerObserver {
- public:
-  void OnStep(const StepReport& s) override {
-    steps.push_back(s.step);
-    losses.push_back(s.loss);
-    norms.push_back(s.grad_norm);
-    nvme_read_bytes += s.nvme_read_bytes;
-    if (stop_after > 0 && s.step >= stop_after) stop = stop_kind;
-  }
-  void OnMessage(const std::string& m) override { messages.push_back(m); }
-  void OnCheckpoint(const std::string& name) override { checkpoints.push_back(name); }
-  StopRequest StopRequested() override { return stop; }
-
-  std::vector<int64_t> steps;
-  std::vector<double> losses, norms;
-  std::vector<std::string> messages, checkpoints;
-  int64_t nvme_read_bytes = 0;
-  int64_t stop_after = 0;
-  StopRequest stop_kind = StopRequest::kNone;
-  StopRequest stop = StopRequest::kNone;
-};
 
 // Four layers so the window really slides; warm-up, cosine decay, clipping
 // that acts and two micro-batches, so every piece of position matters.
@@ -60,12 +39,6 @@ JobConfig Config(OffloadMethod method) {
   c.offload.method = method;
   c.offload.window = method == OffloadMethod::kStronghold ? 2 : 0;
   return c;
-}
-
-std::string Dir(const std::string& name) {
-  const fs::path p = fs::path(std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp") / name;
-  fs::remove_all(p);
-  return p.string();
 }
 
 // ssd_layers > 0: that many layers keep their Adam moments on the NVMe tier,
@@ -99,8 +72,8 @@ class ResumeTest : public ::testing::TestWithParam<ResumeCase> {};
 TEST_P(ResumeTest, TwentyStepsEqualTenCheckpointRestartTen) {
   const ResumeCase& p = GetParam();
   // Straight through.
-  const std::string straight_dir = Dir(absl::StrCat("straight_", p.name));
-  Recorder straight;
+  const std::string straight_dir = TestDir(absl::StrCat("straight_", p.name));
+  StepRecorder straight;
   {
     auto t = Make(Config(p.second), straight_dir, p.ssd_layers);
     ASSERT_NE(t, nullptr);
@@ -109,8 +82,8 @@ TEST_P(ResumeTest, TwentyStepsEqualTenCheckpointRestartTen) {
   ASSERT_EQ(straight.losses.size(), 20u);
 
   // Ten steps, then stop as the daemon does on SIGTERM.
-  const std::string split_dir = Dir(absl::StrCat("split_", p.name));
-  Recorder first;
+  const std::string split_dir = TestDir(absl::StrCat("split_", p.name));
+  StepRecorder first;
   first.stop_after = 10;
   first.stop_kind = StopRequest::kShutdown;
   {
@@ -121,7 +94,7 @@ TEST_P(ResumeTest, TwentyStepsEqualTenCheckpointRestartTen) {
   EXPECT_EQ(first.checkpoints, std::vector<std::string>{"step-000010"});
 
   // A new trainer (fresh random init, zero moments) restores and finishes.
-  Recorder second;
+  StepRecorder second;
   std::vector<std::vector<float>> resumed_weights;
   {
     auto t = Make(Config(p.second), split_dir, p.ssd_layers);
@@ -139,7 +112,7 @@ TEST_P(ResumeTest, TwentyStepsEqualTenCheckpointRestartTen) {
   EXPECT_EQ(second.nvme_read_bytes > 0, p.ssd_layers > 0);
   EXPECT_EQ(second.steps.front(), 11);
   for (int i = 0; i < 20; ++i) {
-    const Recorder& r = i < 10 ? first : second;
+    const StepRecorder& r = i < 10 ? first : second;
     EXPECT_EQ(r.losses[i % 10], straight.losses[i]) << "loss of step " << i + 1;  // bit for bit
     EXPECT_EQ(r.norms[i % 10], straight.norms[i]) << "grad norm of step " << i + 1;
   }
@@ -150,7 +123,7 @@ TEST_P(ResumeTest, TwentyStepsEqualTenCheckpointRestartTen) {
         << file;
   }
   // And the weights in memory match the straight run's final checkpoint.
-  auto t = Make(Config(p.second), Dir(absl::StrCat("reload_", p.name)));
+  auto t = Make(Config(p.second), TestDir(absl::StrCat("reload_", p.name)));
   ASSERT_NE(t, nullptr);
   ASSERT_TRUE(t->Restore(straight_dir + "/checkpoints/step-000020").ok());
   EXPECT_TRUE(t->Weights() == resumed_weights);
@@ -172,10 +145,10 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<ResumeCase>& info) { return std::string(info.param.name); });
 
 TEST(ResumeTest, CancelWithCheckpointStopsAfterTheStepAndCheckpoints) {
-  const std::string dir = Dir("cancel_checkpoint");
+  const std::string dir = TestDir("cancel_checkpoint");
   auto t = Make(Config(OffloadMethod::kResident), dir);
   ASSERT_NE(t, nullptr);
-  Recorder r;
+  StepRecorder r;
   r.stop_after = 4;
   r.stop_kind = StopRequest::kCheckpointAndCancel;
   const absl::Status s = t->Run(&r);
@@ -186,10 +159,10 @@ TEST(ResumeTest, CancelWithCheckpointStopsAfterTheStepAndCheckpoints) {
 }
 
 TEST(ResumeTest, NoTrainingAfterAFailedRestore) {
-  const std::string dir = Dir("failed_restore");
+  const std::string dir = TestDir("failed_restore");
   {
     auto t = Make(Config(OffloadMethod::kResident), dir);
-    Recorder r;
+    StepRecorder r;
     r.stop_after = 2;
     r.stop_kind = StopRequest::kCheckpointAndCancel;
     ASSERT_EQ(t->Run(&r).code(), absl::StatusCode::kCancelled);
@@ -205,14 +178,14 @@ TEST(ResumeTest, NoTrainingAfterAFailedRestore) {
   ASSERT_FALSE(step.ok());
   EXPECT_EQ(step.status().code(), absl::StatusCode::kDataLoss) << step.status();
   EXPECT_NE(step.status().message().find("optimizer.safetensors"), absl::string_view::npos);
-  Recorder r;
+  StepRecorder r;
   EXPECT_EQ(t->Run(&r).code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(r.steps.empty());
 
   // Another model shape: INVALID_ARGUMENT naming the manifest.
   JobConfig wider = Config(OffloadMethod::kResident);
   wider.model.hidden = 64;
-  auto w = Make(wider, Dir("wider"));
+  auto w = Make(wider, TestDir("wider"));
   step = w->Restore(dir + "/checkpoints/step-000002");
   EXPECT_EQ(step.status().code(), absl::StatusCode::kInvalidArgument) << step.status();
   EXPECT_NE(step.status().message().find("manifest.json"), absl::string_view::npos);
@@ -220,12 +193,12 @@ TEST(ResumeTest, NoTrainingAfterAFailedRestore) {
 
 // The exported weights, read by a reader that shares no code with ours.
 TEST(ResumeTest, SafetensorsReadBackByAnIndependentReader) {
-  const std::string dir = Dir("independent");
+  const std::string dir = TestDir("independent");
   JobConfig c = Config(OffloadMethod::kStronghold);
   c.training.steps = 3;
   auto t = Make(c, dir);
   ASSERT_NE(t, nullptr);
-  Recorder r;
+  StepRecorder r;
   ASSERT_TRUE(t->Run(&r).ok());
   std::vector<std::vector<float>> weights = t->Weights();
 

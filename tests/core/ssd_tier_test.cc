@@ -131,6 +131,18 @@ TEST(SsdTierTest, SpilledMomentsTrainBitIdenticallyToRam) {
   ExpectBitIdentical(Train(l2l, "ram_l2l", 0), Train(l2l, "spill_l2l", 3), "L2L, 3 spilled");
 }
 
+// bf16 without clipping stages the spilled moments in backward order, fp16
+// (deferred updates) in forward order; both equal the job held in RAM.
+TEST(SsdTierTest, MixedPrecisionSpillsBitIdenticallyToRam) {
+  for (Precision p : {Precision::kBf16, Precision::kFp16}) {
+    JobConfig c = Job(OffloadMethod::kStronghold, /*clip=*/false);
+    c.training.precision = p;
+    const std::string tag = p == Precision::kBf16 ? "bf16" : "fp16";
+    ExpectBitIdentical(Train(c, "ram_" + tag, 0), Train(c, "spill_" + tag, 3),
+                       tag + ", 3 of 6 layers spilled");
+  }
+}
+
 TEST(SsdTierTest, CheckpointAndRestoreCarryTheSpilledMoments) {
   JobConfig c = Job(OffloadMethod::kStronghold, true);
   const Result ram = Train(c, "ram_full", 0);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End to end: a real strongholdd process on a temporary unix socket, driven by
 # the real strongholdctl binary. Checks training, status, fetch, cancel, bad
-# specs, unknown jobs, graceful SIGTERM and restart.
+# specs, unknown jobs, graceful SIGTERM and restart, bf16 and fp16 jobs.
 set -uo pipefail
 
 source "${TEST_SRCDIR}/stronghold/tests/integration/daemon_lib.sh"
@@ -109,6 +109,18 @@ assert jobs["jobs/4"] in ("QUEUED", "RUNNING"), jobs
 PY
 "$CTL" cancel 4 >/dev/null 2>&1
 check "interrupted job cancelled after restart" wait_state 4 CANCELLED
+
+# --- mixed precision through the daemon: bf16 and fp16 STRONGHOLD jobs train
+"$CTL" submit --name bf16 --layers 4 --hidden 64 --heads 4 --seq-len 64 --steps 6 \
+  --method stronghold --window 2 --precision bf16 >/dev/null
+"$CTL" watch 5 >"$WORK/watch5.txt" 2>&1
+check "bf16 STRONGHOLD job succeeds" test $? -eq 0
+check "bf16 job says its precision" grep -q "method STRONGHOLD, bf16" "$WORK/watch5.txt"
+"$CTL" submit --name fp16 --layers 4 --hidden 64 --heads 4 --seq-len 64 --steps 6 \
+  --method stronghold --window 2 --precision fp16 >/dev/null
+"$CTL" watch 6 >"$WORK/watch6.txt" 2>&1
+check "fp16 STRONGHOLD job succeeds" test $? -eq 0
+check "fp16 steps show the loss scale" grep -q "loss scale 65536" "$WORK/watch6.txt"
 stop_daemon
 check "daemon exits 0 again" test $? -eq 0
 

@@ -162,6 +162,22 @@ TEST(MetricsTest, StepsBecomePerJobSeries) {
   }
 }
 
+TEST(MetricsTest, Fp16LossScaleAndSkippedSteps) {
+  Metrics metrics(Options());
+  const v1::Job job = MakeJob(1, v1::Job::RUNNING);
+  v1::StepMetrics skipped = Step(1);
+  skipped.set_loss_scale(65536);
+  skipped.set_skipped(true);
+  metrics.OnJobStep(job, skipped);
+  v1::StepMetrics applied = Step(2);
+  applied.set_loss_scale(32768);
+  metrics.OnJobStep(job, applied);
+  const std::map<std::string, std::string> j = {{"job_name", "jobs/1"}};
+  EXPECT_EQ(Value(metrics, "stronghold_job_loss_scale", j), 32768);
+  EXPECT_EQ(Value(metrics, "stronghold_job_skipped_steps_total", j), 1);
+  EXPECT_EQ(Value(metrics, "stronghold_job_steps_total", j), 2);
+}
+
 TEST(MetricsTest, JobStatesAreCountedOnce) {
   Metrics metrics(Options());
   metrics.OnJobState(MakeJob(1, v1::Job::QUEUED));

@@ -1,0 +1,123 @@
+#include "core/grad_worker.h"
+
+#include <utility>
+
+#include "glog/logging.h"
+#include "core/optim/float16.h"
+#include "storage/spill_streamer.h"
+
+namespace stronghold::core {
+
+namespace {
+
+double Since(int64_t start_ns) { return (Timeline::NowNs() - start_ns) / 1e9; }
+
+}  // namespace
+
+DType ToDType(Precision p) {
+  switch (p) {
+    case Precision::kBf16: return DType::kBFloat16;
+    case Precision::kFp16: return DType::kFloat16;
+    default: return DType::kFloat32;
+  }
+}
+
+// fp32 keeps the expressions the RESIDENT reference's autograd accumulation
+// matches bit for bit.
+void Accumulate(const void* g, DType dtype, bool first, int64_t n, float* acc) {
+  if (dtype == DType::kFloat32) {
+    const float* s = static_cast<const float*>(g);
+    if (first) {
+      for (int64_t i = 0; i < n; ++i) acc[i] = 0.0f + s[i];
+    } else {
+      for (int64_t i = 0; i < n; ++i) acc[i] += s[i];
+    }
+    return;
+  }
+  const uint16_t* s = static_cast<const uint16_t*>(g);
+  const bool bf16 = dtype == DType::kBFloat16;
+  for (int64_t i = 0; i < n; ++i) {
+    const float x = bf16 ? FloatFromBFloat16(s[i]) : FloatFromHalf(s[i]);
+    acc[i] = first ? 0.0f + x : acc[i] + x;
+  }
+}
+
+ParamBuffer ToParamBuffer(const HostBuffer& b, Precision precision) {
+  ParamBuffer p;
+  p.param = b.param;
+  p.exp_avg = b.exp_avg;
+  p.exp_avg_sq = b.exp_avg_sq;
+  p.grad = b.grad;
+  p.count = b.layout.count;
+  p.decay_count = b.layout.decay_count;
+  if (b.working != nullptr) {
+    p.working = b.working;
+    p.working_dtype = ToDType(precision);
+  }
+  return p;
+}
+
+GradWorker::GradWorker(Device* device, FusedAdamW* optimizer, Timeline* timeline, int buffers,
+                       storage::SpillStreamer* spill, Precision precision)
+    : device_(device), optimizer_(optimizer), timeline_(timeline), spill_(spill),
+      precision_(precision), stats_(buffers) {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+GradWorker::~GradWorker() {
+  {
+    absl::MutexLock lock(&mu_);
+    stop_ = true;
+    cv_.SignalAll();
+  }
+  thread_.join();
+}
+
+void GradWorker::Loop() {
+  while (true) {
+    Task t;
+    {
+      absl::MutexLock lock(&mu_);
+      while (!stop_ && tasks_.empty()) cv_.Wait(&mu_);
+      if (tasks_.empty()) return;
+      t = tasks_.front();
+      tasks_.pop_front();
+    }
+    device_->HostWait(t.landed);
+    // Without staging: an update only (deferred until the global norm
+    // was known).
+    if (t.staging != nullptr) {
+      Accumulate(t.staging, t.dtype, t.first, t.buffer->layout.count, t.buffer->grad);
+    }
+    absl::Status status;
+    if (t.update) status = Update(t);
+    absl::MutexLock lock(&mu_);
+    if (error_.ok() && !status.ok()) error_ = status;
+    ++completed_;
+    cv_.SignalAll();
+  }
+}
+
+absl::Status GradWorker::Update(const Task& t) {
+  ParamBuffer p = ToParamBuffer(*t.buffer, precision_);
+  const int item = t.buffer->spill_item;
+  if (item >= 0) {
+    if (absl::Status e = error(); !e.ok()) return e;
+    const int64_t wait_start = Timeline::NowNs();
+    absl::StatusOr<std::vector<void*>> moments = spill_->Acquire(item);
+    if (!moments.ok()) return moments.status();
+    if (timeline_ != nullptr && Since(wait_start) > 1e-4) {
+      timeline_->Add({"wait_ssd", Lane::kWait, t.index, wait_start, Timeline::NowNs()});
+    }
+    p.exp_avg = static_cast<float*>((*moments)[0]);
+    p.exp_avg_sq = static_cast<float*>((*moments)[1]);
+    nvme_bytes_ += 2 * t.buffer->layout.count * static_cast<int64_t>(sizeof(float));
+  }
+  const int64_t start = Timeline::NowNs();
+  stats_[t.index] = optimizer_->StepAndMeasure(p, t.hyper);
+  optimizer_s_ += Since(start);
+  if (timeline_ != nullptr) timeline_->Add({"adamw", Lane::kOptimizer, t.index, start, Timeline::NowNs()});
+  return item >= 0 ? spill_->Release(item) : absl::OkStatus();
+}
+
+}  // namespace stronghold::core

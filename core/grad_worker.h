@@ -1,0 +1,120 @@
+// The CPU side of the windowed engine's backward (core/engine.cc): one
+// thread that, for each gradient landing in a host staging buffer, adds it
+// into the layer's fp32 host accumulator (converting bf16/fp16 exactly) and,
+// when asked, runs the layer's AdamW step on the optimizer's pool, staging
+// moments spilled to the NVMe tier around it.
+//
+// Thread safety: Submit/WaitFor/WaitAll/error may be called from the engine
+// thread while the worker runs; stats(), optimizer_s(), nvme_bytes() and
+// reset_stats() only while no task is pending (after WaitAll).
+#ifndef STRONGHOLD_CORE_GRAD_WORKER_H_
+#define STRONGHOLD_CORE_GRAD_WORKER_H_
+
+#include <cstdint>
+#include <deque>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "core/device.h"
+#include "core/engine.h"
+#include "core/optim/fused_adamw.h"
+#include "core/timeline.h"
+
+namespace stronghold::storage {
+class SpillStreamer;
+}  // namespace stronghold::storage
+
+namespace stronghold::core {
+
+// The optimizer's element type for the compute precision.
+DType ToDType(Precision precision);
+
+// acc = (first ? 0 : acc) + g over n elements, g of `dtype` converted
+// exactly to fp32 (the host accumulates every precision's gradients in fp32).
+void Accumulate(const void* g, DType dtype, bool first, int64_t n, float* acc);
+
+// The optimizer's view of a host buffer; its working copy (if any) is
+// written in the compute precision.
+ParamBuffer ToParamBuffer(const HostBuffer& buffer, Precision precision);
+
+// One thread, tasks in order; the optimizer's own pool does the arithmetic.
+class GradWorker {
+ public:
+  struct Task {
+    Event landed;          // the D2H copy into `staging`
+    const void* staging = nullptr;  // null: no gradient to add, update only
+    DType dtype = DType::kFloat32;  // of `staging`
+    HostBuffer* buffer = nullptr;
+    int index = -1;        // buffer index, for the timeline and stats
+    bool first = false;    // first micro-batch: the accumulator starts at 0
+    bool update = false;   // run AdamW after accumulating
+    AdamWStep hyper;
+  };
+
+  GradWorker(Device* device, FusedAdamW* optimizer, Timeline* timeline, int buffers,
+             storage::SpillStreamer* spill, Precision precision);
+  ~GradWorker();
+
+  // Returns the task's sequence number (1-based).
+  uint64_t Submit(const Task& task) {
+    absl::MutexLock lock(&mu_);
+    tasks_.push_back(task);
+    cv_.SignalAll();
+    return ++submitted_;
+  }
+  void WaitFor(uint64_t sequence) {
+    absl::MutexLock lock(&mu_);
+    while (completed_ < sequence) cv_.Wait(&mu_);
+  }
+  void WaitAll() {
+    absl::MutexLock lock(&mu_);
+    while (completed_ < submitted_) cv_.Wait(&mu_);
+  }
+  // What each buffer's last update saw in its gradient (after grad_scale).
+  const std::vector<StepStats>& stats() const { return stats_; }
+  double optimizer_s() const { return optimizer_s_; }
+  // Bytes of spilled moments staged from and written back to the NVMe tier.
+  int64_t nvme_bytes() const { return nvme_bytes_; }
+  void reset_stats() {
+    optimizer_s_ = 0;
+    nvme_bytes_ = 0;
+  }
+  // The first NVMe tier error met by an update (sticky: the state there is
+  // unknown afterwards).
+  absl::Status error() {
+    absl::MutexLock lock(&mu_);
+    return error_;
+  }
+
+ private:
+  void Loop();
+
+  // AdamW on one buffer; spilled moments are staged for it (normally read
+  // ahead already) and written back after it. After an NVMe tier error no
+  // spilled buffer is updated any more: the step fails with that error.
+  absl::Status Update(const Task& t);
+
+  Device* const device_;
+  FusedAdamW* const optimizer_;
+  Timeline* const timeline_;
+  storage::SpillStreamer* const spill_;  // null: nothing spilled
+  const Precision precision_;
+  std::vector<StepStats> stats_;  // written by the worker, read after WaitAll
+  double optimizer_s_ = 0;
+  int64_t nvme_bytes_ = 0;  // each way
+  absl::Mutex mu_;
+  absl::CondVar cv_;
+  std::deque<Task> tasks_ ABSL_GUARDED_BY(mu_);
+  uint64_t submitted_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t completed_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status error_ ABSL_GUARDED_BY(mu_);
+  std::thread thread_;
+};
+
+}  // namespace stronghold::core
+
+#endif  // STRONGHOLD_CORE_GRAD_WORKER_H_

@@ -1,0 +1,59 @@
+#include "tests/core/training_test_util.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+
+#include "gtest/gtest.h"
+
+namespace stronghold::core {
+
+std::string TestDir(const std::string& name) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  const std::filesystem::path p = std::filesystem::path(tmp != nullptr ? tmp : "/tmp") / name;
+  std::filesystem::remove_all(p);
+  return p.string();
+}
+
+void StepRecorder::OnStep(const StepReport& r) {
+  steps.push_back(r.step);
+  losses.push_back(r.loss);
+  norms.push_back(r.grad_norm);
+  scales.push_back(r.loss_scale);
+  skipped.push_back(r.skipped);
+  peak = r.device_peak_bytes;
+  window = r.window;
+  nvme_read_bytes += r.nvme_read_bytes;
+  if (stop_after > 0 && r.step >= stop_after) stop = stop_kind;
+}
+
+TrainedRun Train(const JobConfig& config, const std::string& name, int64_t device_budget_bytes,
+                 double loss_scale) {
+  TrainedRun r;
+  auto trainer = Trainer::Create(config, {.job_dir = TestDir(name),
+                                          .device_budget_bytes = device_budget_bytes,
+                                          .optimizer_threads = 2, .trace_every = 1});
+  EXPECT_TRUE(trainer.ok()) << trainer.status();
+  if (!trainer.ok()) return r;
+  if (loss_scale > 0) TrainerTestPeer::SetLossScale(**trainer, loss_scale);
+  const absl::Status s = (*trainer)->Run(&r.recorder);
+  EXPECT_TRUE(s.ok()) << s;
+  r.weights = (*trainer)->Weights();
+  return r;
+}
+
+void ExpectBitIdentical(const TrainedRun& a, const TrainedRun& b, const std::string& what) {
+  ASSERT_EQ(a.recorder.losses.size(), b.recorder.losses.size()) << what;
+  for (size_t i = 0; i < a.recorder.losses.size(); ++i) {
+    EXPECT_EQ(a.recorder.losses[i], b.recorder.losses[i]) << what << " loss of step " << i + 1;
+    EXPECT_EQ(a.recorder.norms[i], b.recorder.norms[i]) << what << " norm of step " << i + 1;
+  }
+  ASSERT_EQ(a.weights.size(), b.weights.size()) << what;
+  for (size_t buf = 0; buf < a.weights.size(); ++buf) {
+    ASSERT_EQ(0, std::memcmp(a.weights[buf].data(), b.weights[buf].data(),
+                             a.weights[buf].size() * sizeof(float)))
+        << what << ": weights of buffer " << buf << " differ";
+  }
+}
+
+}  // namespace stronghold::core

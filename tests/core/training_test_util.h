@@ -1,0 +1,58 @@
+// What the training tests share: a fresh directory per test, an observer
+// that records every step, one training run to its end, and a bit-for-bit
+// comparison of two runs.
+#ifndef STRONGHOLD_TESTS_CORE_TRAINING_TEST_UTIL_H_
+#define STRONGHOLD_TESTS_CORE_TRAINING_TEST_UTIL_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/trainer.h"
+
+namespace stronghold::core {
+
+// $TEST_TMPDIR/<name> (or /tmp/<name>), emptied.
+std::string TestDir(const std::string& name);
+
+// Records each step's report; asks to stop with `stop_kind` once step
+// `stop_after` (> 0) is done.
+class StepRecorder : public TrainerObserver {
+ public:
+  void OnStep(const StepReport& r) override;
+  void OnMessage(const std::string& m) override { messages.push_back(m); }
+  void OnCheckpoint(const std::string& name) override { checkpoints.push_back(name); }
+  StopRequest StopRequested() override { return stop; }
+  void OnTrace(int64_t step, const std::string& json) override { traces[step] = json; }
+
+  std::vector<int64_t> steps;
+  std::vector<double> losses, norms, scales;  // scales: StepReport::loss_scale
+  std::vector<bool> skipped;
+  std::vector<std::string> messages, checkpoints;
+  std::map<int64_t, std::string> traces;
+  int64_t peak = 0;  // of the last step (the window may change after step 1)
+  int window = 0;
+  int64_t nvme_read_bytes = 0;  // summed over the steps
+  int64_t stop_after = 0;
+  StopRequest stop_kind = StopRequest::kNone;
+  StopRequest stop = StopRequest::kNone;
+};
+
+struct TrainedRun {
+  StepRecorder recorder;
+  std::vector<std::vector<float>> weights;  // fp32 masters at the end
+};
+
+// Trains `config` to its end in TestDir(name) with two optimizer threads,
+// tracing every step. `device_budget_bytes` as in TrainerOptions;
+// `loss_scale` > 0 sets fp16's loss scale before step 1.
+TrainedRun Train(const JobConfig& config, const std::string& name,
+                 int64_t device_budget_bytes = 0, double loss_scale = 0);
+
+// Same losses and gradient norms at every step, same weight bits.
+void ExpectBitIdentical(const TrainedRun& a, const TrainedRun& b, const std::string& what);
+
+}  // namespace stronghold::core
+
+#endif  // STRONGHOLD_TESTS_CORE_TRAINING_TEST_UTIL_H_
