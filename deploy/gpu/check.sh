@@ -14,11 +14,11 @@
 #   ./deploy/gpu/check.sh [--quick] [gpu_check flags...]   # under 8 minutes
 #
 # Wall time per part (estimates for an H100 machine with 16 cores; not yet
-# measured): build ~60-120 s (21 files, 16 at a time; the peer's cpu_adam is
+# measured): build ~60-120 s (40 files, 16 at a time; the peer's cpu_adam is
 # JIT-built in the background meanwhile, ~60 s); parity ~20 s; cases ~150 s
 # (--quick: ~60 s; no run starts after gpu_check's --max-seconds, 140 / 80 s;
-# gpu_check as a whole under `timeout 240`); peer ~60-120 s (timeout 150 s).
-# Worst case about 90 + 240 + 150 s. Set PEER=0 to skip the peer.
+# gpu_check as a whole under `timeout 220`); peer ~40-90 s (timeout 120 s).
+# Worst case about the build + 220 + 120 s. Set PEER=0 to skip the peer.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
@@ -110,12 +110,13 @@ compile() {  # compile SRC [extra flags...]
 }
 export -f compile
 export BUILD ROOT
-# Every library source of core/ (not the other binaries' mains, not the
-# device factories: gpu_check makes its CUDA device directly).
+# Every library source of core/ and storage/ (the trainer's NVMe tier; not
+# the other binaries' mains, not the device factories: gpu_check makes its
+# CUDA device directly).
 SOURCES=()
-for src in core/*.cc core/optim/*.cc; do
+for src in core/*.cc core/optim/*.cc storage/*.cc; do
   case "$src" in
-    core/engine_bench.cc|core/device_factory*.cc|core/optim/adamw_bench.cc) ;;
+    core/engine_bench.cc|core/device_factory*.cc|core/optim/adamw_bench.cc|storage/io_bench.cc) ;;
     *) SOURCES+=("$src") ;;
   esac
 done
@@ -136,14 +137,14 @@ while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || failed=1; done
 [ "$failed" -eq 0 ] || { echo "check: compilation failed" >&2; exit 1; }
 ABSL=$(cd "$DEPS/lib" && ls libabsl_*.so | sed 's/^lib\(.*\)\.so$/-l\1/' | tr '\n' ' ')
 g++ -o "$BUILD/gpu_check" "$BUILD"/*.o -L"$TORCH/lib" -ltorch_cuda -ltorch_cpu -lc10_cuda -lc10 \
-  -ltorch -L"$CUDART_DIR" -l:"$CUDART" -L"$DEPS/lib" $ABSL -lglog -lcrypto \
+  -ltorch -L"$CUDART_DIR" -l:"$CUDART" -L"$DEPS/lib" $ABSL -lglog -lcrypto -luring \
   -pthread -Wl,--no-as-needed -Wl,--allow-shlib-undefined \
   -Wl,-rpath,"$TORCH/lib:$DEPS/lib:$CUDART_DIR"
 echo "built in $(( $(date +%s) - start )) s"
 status=0
 set -o pipefail
-OMP_WAIT_POLICY=passive timeout 240 "$BUILD/gpu_check" "$@" 2>&1 | tee "$BUILD/gpu_check.log" || status=$?
-[ "$status" -eq 124 ] && echo "gpu_check: stopped by timeout 240 s"
+OMP_WAIT_POLICY=passive timeout 220 "$BUILD/gpu_check" "$@" 2>&1 | tee "$BUILD/gpu_check.log" || status=$?
+[ "$status" -eq 124 ] && echo "gpu_check: stopped by timeout 220 s"
 echo "gpu_check: exit $status, $(( $(date +%s) - T0 )) s since the start of check.sh"
 
 # The peer, on the model and GPU of gpu_check's runs.
@@ -157,11 +158,11 @@ if [ -z "$PEER_REASON" ]; then
       "log $BUILD/cpu_adam.log)"
     STEPS=5; case " $* " in *" --quick "*) STEPS=4 ;; esac
     # shellcheck disable=SC2086  # ARGS is gpu_check's word list
-    peer_env timeout 150 "$PYTHON" -u "$ROOT/deploy/gpu/zero_offload_peer.py" $ARGS --steps "$STEPS" \
+    peer_env timeout 120 "$PYTHON" -u "$ROOT/deploy/gpu/zero_offload_peer.py" $ARGS --steps "$STEPS" \
       2>&1 | tee "$BUILD/peer.log" | grep -v '^\[' || true
     rc=$(grep -c '^csv,zero_offload' "$BUILD/peer.log" || true)
     if [ "$rc" = 0 ] && ! grep -q '^peer: not run' "$BUILD/peer.log"; then
-      PEER_REASON="no result within timeout 150 s (log $BUILD/peer.log: $(tail -n 1 "$BUILD/peer.log"))"
+      PEER_REASON="no result within timeout 120 s (log $BUILD/peer.log: $(tail -n 1 "$BUILD/peer.log"))"
     fi
   fi
 fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Packs what deploy/gpu/check.sh needs besides CUDA and PyTorch into
 # .deps/gpu (git-ignored), to be carried to a GPU machine that has no
-# network: Abseil, glog/gflags/libunwind and OpenSSL's libcrypto headers and
+# network: Abseil, glog/gflags/libunwind, liburing and OpenSSL's libcrypto headers and
 # shared libraries from this Debian 12 machine (about 45 MiB with
 # the CUDA runtime headers), and, where PyPI can be reached, the DeepSpeed
 # ZeRO-Offload peer's wheels in .deps/gpu/wheels (about 7 MiB; see below).
@@ -22,8 +22,12 @@ done
 # CUDA runtime headers, for a GPU machine whose CUDA came only with pip's
 # nvidia-* wheels (check.sh prefers the machine's own headers).
 cp -r /usr/local/cuda/include "$OUT/cuda-include"
+# liburing: the NVMe tier's io_uring backend (storage/), linked into every
+# binary that has the trainer.
+[ -f /usr/include/liburing.h ] || { echo "prepare: /usr/include/liburing.h missing (run deploy/install-deps.sh)" >&2; exit 1; }
+cp -r /usr/include/liburing.h /usr/include/liburing "$OUT/include/"
 cp -P "$LIB"/libabsl_*.so* "$LIB"/libglog.so* "$LIB"/libgflags.so* "$LIB"/libunwind.so.8* \
-  "$LIB"/libcrypto.so* "$OUT/lib/"
+  "$LIB"/libcrypto.so* "$LIB"/liburing.so* "$OUT/lib/"
 
 # The peer (deploy/gpu/zero_offload_peer.py, run by check.sh): DeepSpeed as a
 # pure-Python wheel built here from its sdist with DS_BUILD_OPS=0 (no torch

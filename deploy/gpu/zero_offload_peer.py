@@ -155,7 +155,7 @@ def row(name, step_s, a, peak):
         if a.resident_samples_per_s else f"{'-':>10}"
     mfu = f"{100 * tflops / peak:5.1f}%" if peak else "    -"
     # gpu_check's columns: method, window, step_s, samples/s, opt_wait, TFLOPS, MFU, vs RESID., GPU peak
-    return f"{name:<28} {'-':>6} {step_s:9.3f} {sps:9.3f} {'-':>9} {tflops:9.2f} {mfu:>6} {ratio} {'':>11}"
+    return f"{name:<28} {'-':>6} {step_s:9.3f} {sps:9.3f} {'-':>9} {tflops:9.2f} {mfu:>6} {ratio}"
 
 
 def main():
@@ -227,7 +227,7 @@ def main():
     if a.dtype != "fp32":
         peak = 0  # --peak-tflops is gpu_check's fp32 peak: no MFU for bf16
     peak_gib = torch.cuda.max_memory_allocated() / 2**30
-    print(row(f"ZeRO-Offload ({a.dtype})", step_s, a, peak) + f"{peak_gib:7.2f} GiB")
+    print(row(f"ZeRO-Offload ({a.dtype})", step_s, a, peak) + f" {peak_gib:7.2f} GiB")
     sps = a.batch / step_s
     if a.stronghold_samples_per_s:
         print(f"STRONGHOLD / ZeRO-Offload: {a.stronghold_samples_per_s / sps:.2f}x "
