@@ -156,6 +156,11 @@ if [ -z "$PEER_REASON" ]; then
     echo "peer: cpu_adam JIT build: $(tail -n 1 "$BUILD/cpu_adam.log" 2>/dev/null)" \
       "(exit $(cat "$BUILD/cpu_adam.rc" 2>/dev/null || echo 'none yet: still running, the peer waits for it');" \
       "log $BUILD/cpu_adam.log)"
+    # A background build that failed or timed out may leave torch's lock
+    # behind, on which the peer would wait: it then builds cpu_adam itself.
+    if [ -f "$BUILD/cpu_adam.rc" ] && [ "$(cat "$BUILD/cpu_adam.rc")" != 0 ]; then
+      rm -f "$PEER_EXT/cpu_adam/lock"
+    fi
     STEPS=5; case " $* " in *" --quick "*) STEPS=4 ;; esac
     # shellcheck disable=SC2086  # ARGS is gpu_check's word list
     peer_env timeout 120 "$PYTHON" -u "$ROOT/deploy/gpu/zero_offload_peer.py" $ARGS --steps "$STEPS" \
