@@ -19,6 +19,8 @@ run it).
 
   zero_offload_peer.py --layers 15 --steps 5            # on a GPU
   zero_offload_peer.py --dry-run                         # on a CPU: builds the model, checks the config
+  zero_offload_peer.py --cpu --layers 2 --hidden 64 --heads 4 --seq-len 32 --vocab 256 --batch 2
+                                                         # on a CPU: the whole DeepSpeed path, tiny
 
 On failure it prints `peer: not run: <reason>` and exits 3.
 """
@@ -46,6 +48,9 @@ def parse_args():
                    help="gpu_check's RESIDENT samples/s on this model, for the ratio column")
     p.add_argument("--stronghold-samples-per-s", type=float, default=0.0,
                    help="gpu_check's STRONGHOLD samples/s on this model, for STRONGHOLD / ZeRO-Offload")
+    p.add_argument("--cpu", action="store_true",
+                   help="train on the CPU (DeepSpeed's CPU accelerator, gloo): a smoke test of the "
+                        "whole path where there is no GPU; use a small model")
     p.add_argument("--dry-run", action="store_true",
                    help="CPU: build the model (at --layers), run one tiny forward/backward, "
                         "check the DeepSpeed config; no DeepSpeed engine")
@@ -167,10 +172,12 @@ def main():
         return 3
     if a.dry_run:
         return dry_run(a, torch)
-    if not torch.cuda.is_available():
-        print("peer: not run: no CUDA device (use --dry-run on a CPU)")
+    if not a.cpu and not torch.cuda.is_available():
+        print("peer: not run: no CUDA device (on a CPU: --dry-run, or --cpu with a small model)")
         return 3
-    os.environ.setdefault("DS_ACCELERATOR", "cuda")
+    dev = "cpu" if a.cpu else "cuda"
+    sync = (lambda: None) if a.cpu else torch.cuda.synchronize
+    os.environ["DS_ACCELERATOR"] = dev
     for k, v in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1",
                  "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29517"}.items():
         os.environ.setdefault(k, v)
@@ -184,12 +191,12 @@ def main():
     torch.manual_seed(0)
     peak = a.peak_tflops
     print(f"peer: DeepSpeed {deepspeed.__version__}, torch {torch.__version__}, "
-          f"{torch.cuda.get_device_name(0)}; ZeRO-2 + offload_optimizer cpu (DeepSpeedCPUAdam), "
+          f"{'CPU' if a.cpu else torch.cuda.get_device_name(0)}; ZeRO-2 + offload_optimizer cpu (DeepSpeedCPUAdam), "
           f"{a.dtype}{' (TF32 on)' if a.tf32 else ' (TF32 off)'}, activation checkpointing per layer; "
           f"{a.layers} layers, hidden {a.hidden}, {a.heads} heads, seq {a.seq_len}, batch {a.batch}, "
           f"vocab {a.vocab}: {parameters(a) / 1e9:.3f}B parameters", flush=True)
     try:
-        deepspeed.init_distributed(dist_backend="nccl", verbose=False)
+        deepspeed.init_distributed(dist_backend="gloo" if a.cpu else "nccl", verbose=False)
     except Exception as e:  # noqa: BLE001
         print(f"peer: not run: init_distributed: {type(e).__name__}: {e}"[:600])
         return 3
@@ -204,20 +211,22 @@ def main():
             print(f"peer: fp32 refused at initialize ({type(e).__name__}: "
                   f"{str(e).strip()[:300]}); retrying in bf16", flush=True)
             a.dtype = "bf16"
-            torch.cuda.empty_cache()
+            if not a.cpu:
+                torch.cuda.empty_cache()
             engine = make_engine(a, torch, deepspeed)
-        gen = torch.Generator(device="cuda").manual_seed(1)
+        gen = torch.Generator(device=dev).manual_seed(1)
         times = []
         for step in range(a.steps):
-            tokens = torch.randint(0, a.vocab, (a.batch, a.seq_len + 1), device="cuda", generator=gen)
-            torch.cuda.synchronize()
+            tokens = torch.randint(0, a.vocab, (a.batch, a.seq_len + 1), device=dev, generator=gen)
+            sync()
             t = time.perf_counter()
             loss = engine(tokens[:, :-1], tokens[:, 1:])
             engine.backward(loss)
             engine.step()
-            torch.cuda.synchronize()
+            sync()
             times.append(time.perf_counter() - t)
-            print(f"peer: step {step + 1}/{a.steps} {times[-1]:.3f} s loss {loss.item():.4f}", flush=True)
+            print(f"peer: step {step + 1}/{a.steps} {times[-1]:.3f} s loss {loss.detach().item():.4f}",
+                  flush=True)
         measured = times[a.warmup:] or times
         step_s = sum(measured) / len(measured)
     except Exception as e:  # noqa: BLE001
@@ -226,7 +235,7 @@ def main():
         return 3
     if a.dtype != "fp32":
         peak = 0  # --peak-tflops is gpu_check's fp32 peak: no MFU for bf16
-    peak_gib = torch.cuda.max_memory_allocated() / 2**30
+    peak_gib = 0.0 if a.cpu else torch.cuda.max_memory_allocated() / 2**30
     print(row(f"ZeRO-Offload ({a.dtype})", step_s, a, peak) + f" {peak_gib:7.2f} GiB")
     sps = a.batch / step_s
     if a.stronghold_samples_per_s:
@@ -251,6 +260,7 @@ def dry_run(a, torch):
     tokens = torch.randint(0, a.vocab, (1, min(a.seq_len, 16) + 1))
     loss = model(tokens[:, :-1], tokens[:, 1:])
     loss.backward()
+    loss = loss.detach()
     grads = sum(p.grad is not None for p in model.parameters())
     print(f"peer dry run: loss {loss.item():.4f} (ln V = {math.log(a.vocab):.4f}), "
           f"{grads} of {len(list(model.parameters()))} tensors got gradients")
