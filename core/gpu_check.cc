@@ -383,6 +383,9 @@ int Cases(Device* gpu, const Options& o, const Peaks& peaks) {
   // comparison still has its baseline on the same model.
   double all_gpu = 0;
   {
+    // LibTorch's CUDA allocator exists only after a first CUDA tensor (with
+    // --bench-only nothing made one yet); setMemoryFraction asserts it does.
+    torch::empty({1}, torch::TensorOptions().device(torch::kCUDA, 0));
     size_t free_b = 0, total_b = 0;
     cudaMemGetInfo(&free_b, &total_b);
     const double cap = std::min(1.0, static_cast<double>(budget) / static_cast<double>(total_b));
