@@ -80,9 +80,11 @@ peer_install() {
     --find-links "$w" --target "$PEER_SITE" "${pkgs[@]}" > "$BUILD/peer_install.log" 2>&1 \
     || { PEER_REASON="pip install from $w failed: $(tail -n 1 "$BUILD/peer_install.log")"; return 1; }
 }
-# DS_SKIP_CUDA_CHECK: a minor CUDA version difference between the image's
-# nvcc and torch's build does not matter for cpu_adam; ninja from the
-# interpreter's own bin/ if that is not on PATH.
+# cpu_adam is a CPU op (DeepSpeed 0.19.8's CUDA accelerator takes it from
+# op_builder/cpu: g++ -O3 -march=native -fopenmp, no nvcc, no CUDA
+# libraries); DS_SKIP_CUDA_CHECK only keeps a CUDA version check of other
+# ops from failing. ninja from the interpreter's own bin/ if that is not on
+# PATH.
 PYBIN=$("$PYTHON" -c 'import os, sys; print(os.path.dirname(sys.executable))' 2>/dev/null || true)
 peer_env() {
   env PYTHONPATH="$PEER_SITE${PYTHONPATH:+:$PYTHONPATH}" PATH="$PEER_SITE/bin:$PATH:$PYBIN" \
