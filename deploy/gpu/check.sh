@@ -91,9 +91,10 @@ peer_env() {
     TORCH_EXTENSIONS_DIR="$PEER_EXT" DS_ACCELERATOR=cuda DS_SKIP_CUDA_CHECK=1 "$@"
 }
 if [ "$PEER" = 1 ] && peer_install; then
-  rm -f "$BUILD/cpu_adam.rc"
+  # Locks left by a build killed in an earlier run would make this one wait.
+  rm -f "$BUILD/cpu_adam.rc" "$PEER_EXT"/*/lock
   ( ( rc=0
-      peer_env timeout 300 "$PYTHON" -c 'import time; t = time.time()
+      peer_env timeout 420 "$PYTHON" -c 'import time; t = time.time()
 from deepspeed.ops.op_builder import CPUAdamBuilder
 CPUAdamBuilder().load()
 print("cpu_adam built/loaded in %.0f s" % (time.time() - t))' || rc=$?
