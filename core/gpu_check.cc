@@ -7,14 +7,28 @@
 //      GPU against RESIDENT (W = L) on the GPU in the same precision, and that
 //      against the host device's W = L run in that precision. The tolerances
 //      are first guesses: this part has not run on a GPU yet.
-//   3. benchmark: RESIDENT vs STRONGHOLD (automatic window) vs L2L on a model
-//      that fits the GPU, STRONGHOLD with a GPU budget far smaller than the
-//      model, and STRONGHOLD in bf16. One table.
+//   3. cases (the seed's, short; docs/benchmarks.md "GPU check"): with a GPU
+//      budget that emulates a 32 GB card (--budget-gib), the seed's model
+//      (hidden 2048, 16 heads, seq 1024, batch 4, V 50304, fp32): the
+//      planner's largest RESIDENT, STRONGHOLD and L2L models under the
+//      budgets; then, on the largest RESIDENT model, RESIDENT (all on the
+//      GPU: autograd and AdamW on the GPU, the planner's RESIDENT), RESIDENT
+//      in the engine (every layer kept, W = L), STRONGHOLD (automatic
+//      window), a window sweep, L2L and STRONGHOLD under a small budget. One
+//      table, CSV lines, and a `peer-args:` line for the DeepSpeed peer.
 //
-//   gpu_check [--quick]
+//   gpu_check [--quick] [--bench-only] [--layers N] [--hidden N] [--heads N]
+//             [--seq-len N] [--batch N] [--vocab N] [--steps N] [--warmup N]
+//             [--budget-gib X] [--host-budget-gib X] [--windows 2,4,8]
+//             [--tf32] [--max-seconds S] [--plan-only]
 #include <ATen/Context.h>
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <cuda_runtime.h>
+#include <torch/torch.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -22,7 +36,12 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+
 #include "core/cuda_device.h"
+#include "core/gpt.h"
+#include "core/gpt_layout.h"
 #include "core/loss_scale.h"
 #include "core/planner.h"
 #include "core/trainer.h"
@@ -37,8 +56,15 @@ class Meter : public TrainerObserver {
     if (m.find("chosen") != std::string::npos) std::printf("    %s\n", m.c_str());
   }
   void OnCheckpoint(const std::string&) override {}
-  StopRequest StopRequested() override { return StopRequest::kNone; }
+  // Cancels once `cancel_after` steps are reported (0 = never): the trainer
+  // writes no checkpoint for a cancelled run.
+  StopRequest StopRequested() override {
+    return cancel_after > 0 && static_cast<int64_t>(reports.size()) >= cancel_after
+               ? StopRequest::kCancel
+               : StopRequest::kNone;
+  }
   std::vector<StepReport> reports;
+  int64_t cancel_after = 0;
 };
 
 struct Run {
@@ -48,8 +74,14 @@ struct Run {
   std::vector<std::vector<float>> weights;
 };
 
-Run Train(const JobConfig& c, Device* device, int64_t budget, const std::string& name) {
+// Trains `c` for c.training.steps steps. checkpoint = false: without the
+// final checkpoint (the benchmark's models would write 14 GB each): one more
+// step is configured and the run is cancelled before it.
+Run Train(const JobConfig& config, Device* device, int64_t budget, const std::string& name,
+          bool checkpoint = true) {
   Run run;
+  JobConfig c = config;
+  if (!checkpoint) ++c.training.steps;
   const std::string dir = std::filesystem::temp_directory_path() / ("gpu_check_" + name);
   auto trainer = Trainer::Create(c, {.job_dir = dir, .device = device,
                                      .device_budget_bytes = budget, .trace_every = 0});
@@ -58,14 +90,16 @@ Run Train(const JobConfig& c, Device* device, int64_t budget, const std::string&
     return run;
   }
   Meter m;
+  if (!checkpoint) m.cancel_after = config.training.steps;
   const absl::Status s = (*trainer)->Run(&m);
-  if (!s.ok()) {
+  if (!s.ok() && !(absl::IsCancelled(s) && !checkpoint &&
+                   static_cast<int64_t>(m.reports.size()) == config.training.steps)) {
     run.error = std::string(s.message());
     return run;
   }
   run.ok = true;
   run.reports = m.reports;
-  run.weights = (*trainer)->Weights();
+  if (checkpoint) run.weights = (*trainer)->Weights();  // parity only
   return run;
 }
 
@@ -183,69 +217,403 @@ int MixedParity(Device* gpu) {
   return failures;
 }
 
-void Bench(Device* gpu, bool quick) {
+struct Options {
+  bool quick = false;
+  bool bench_only = false;
+  bool plan_only = false;     // the planner's part only; needs no GPU
+  int layers = 0;  // 0 = the planner's largest RESIDENT model
+  int hidden = 2048, heads = 16, seq_len = 1024, batch = 4, vocab = 50304;
+  int steps = 0, warmup = 2;  // steps 0 = 4 (--quick) or 5
+  double budget_gib = 32;     // emulated card
+  double host_budget_gib = 0; // 0 = 90% of physical memory
+  std::vector<int> windows;   // sweep; empty = 2,4,8 (none with --quick)
+  bool windows_given = false;
+  bool tf32 = false;
+  double max_seconds = 0;     // 0 = 80 (--quick) or 140: later runs are skipped
+};
+
+// Dense peaks (no sparsity) from NVIDIA's datasheets, TFLOPS: fp32 without
+// tensor cores, TF32 and bf16 tensor cores. 0 = unknown card.
+struct Peaks {
+  double fp32 = 0, tf32 = 0, bf16 = 0;
+  std::string card;
+};
+
+Peaks DevicePeaks(const std::string& name) {
+  auto has = [&](const char* s) { return name.find(s) != std::string::npos; };
+  if (has("H200")) return {66.9, 494.7, 989.4, "H200 SXM"};
+  if (has("H100") && has("PCIe")) return {51.2, 378.0, 756.0, "H100 PCIe"};
+  if (has("H100") && has("NVL")) return {60.0, 417.5, 835.0, "H100 NVL"};
+  if (has("H100")) return {66.9, 494.7, 989.4, "H100 SXM"};
+  if (has("A100")) return {19.5, 156.0, 312.0, "A100"};
+  if (has("V100")) return {15.7, 0, 0, "V100 SXM2"};
+  return {};
+}
+
+int64_t HostBudget(const Options& o) {
+  if (o.host_budget_gib > 0) return static_cast<int64_t>(o.host_budget_gib * (1LL << 30));
+  const int64_t phys = static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGE_SIZE);
+  return phys / 10 * 9;
+}
+
+double Gib(int64_t b) { return b / 1073741824.0; }
+
+struct Row {
+  std::string name;
+  int window = 0;
+  double step_s = 0, opt_s = 0, tflops = 0;
+  int64_t peak_bytes = 0;
+  double samples_per_s() const { return step_s > 0 ? batch / step_s : 0; }
+  int batch = 0;
+};
+
+// RESIDENT as Megatron-LM runs it (the planner's RESIDENT plan): the whole
+// training state on the GPU, one autograd graph per step (no
+// recomputation), LibTorch's AdamW on the GPU, global-norm clipping. Weights
+// are drawn N(0, 0.02) on the GPU (speed only; the engine's runs use
+// core/gpt_init). The caching allocator is capped at the emulated budget.
+absl::StatusOr<Row> ResidentAllOnGpu(const JobConfig& c, int warmup) {
+  Row row{.name = "RESIDENT (all on GPU)", .window = c.model.layers, .batch = c.training.batch};
+  try {
+    const auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(torch::kCUDA, 0);
+    const std::vector<BufferLayout> layout = ModelLayout(c.model);
+    std::vector<torch::Tensor> params;
+    for (const BufferLayout& l : layout) {
+      params.push_back(torch::empty({l.count}, opts).normal_(0.0, 0.02).set_requires_grad(true));
+    }
+    torch::optim::AdamW adam(params, torch::optim::AdamWOptions(c.training.lr)
+                                         .betas({c.training.beta1, c.training.beta2})
+                                         .eps(c.training.eps)
+                                         .weight_decay(c.training.weight_decay));
+    c10::cuda::CUDACachingAllocator::resetPeakStats(0);
+    const int64_t b = c.training.batch, s = c.model.seq_len;
+    const auto tok = torch::TensorOptions().dtype(torch::kInt64).device(torch::kCUDA, 0);
+    double total = 0;
+    int n = 0;
+    for (int step = 0; step < c.training.steps; ++step) {
+      torch::Tensor data = torch::randint(0, c.model.vocab, {b, s + 1}, tok);
+      torch::cuda::synchronize();
+      const auto t0 = std::chrono::steady_clock::now();
+      adam.zero_grad();
+      torch::Tensor x = gpt::Embed(params.front(), layout.front(), data.narrow(1, 0, s));
+      for (size_t i = 1; i + 1 < layout.size(); ++i) {
+        x = gpt::Block(params[i], layout[i], x, c.model.heads);
+      }
+      torch::Tensor loss = gpt::HeadLoss(params.back(), layout.back(), params.front(),
+                                         layout.front(), x, data.narrow(1, 1, s));
+      loss.backward();
+      if (c.training.clip_norm > 0) torch::nn::utils::clip_grad_norm_(params, c.training.clip_norm);
+      adam.step();
+      torch::cuda::synchronize();
+      const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (step >= warmup) {
+        total += dt;
+        ++n;
+      }
+    }
+    row.step_s = total / std::max(n, 1);
+    row.tflops = c.model.model_flops_per_step(b) / row.step_s / 1e12;
+    row.peak_bytes = c10::cuda::CUDACachingAllocator::getDeviceStats(0)
+                         .allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)]
+                         .peak;
+  } catch (const c10::Error& e) {
+    c10::cuda::CUDACachingAllocator::emptyCache();
+    std::string what = e.what_without_backtrace();
+    return absl::ResourceExhaustedError(what.substr(0, what.find('\n')));
+  } catch (const std::exception& e) {
+    c10::cuda::CUDACachingAllocator::emptyCache();
+    return absl::InternalError(e.what());
+  }
+  c10::cuda::CUDACachingAllocator::emptyCache();
+  return row;
+}
+
+void PrintPlan(const char* method, const JobConfig& c, const NodeBudgets& node) {
+  JobConfig m = c;
+  const int layers = MaxTrainableLayers(m, node);
+  if (layers == 0) {
+    m.model.layers = 1;
+    std::printf("  %-12s not even 1 layer fits: %s\n", method, PlanMemory(m, node).reason.c_str());
+    return;
+  }
+  m.model.layers = layers;
+  const MemoryPlan plan = PlanMemory(m, node);
+  m.model.layers = layers + 1;
+  const MemoryPlan next = PlanMemory(m, node);
+  std::printf("  %-12s %4d layers  %6.3fB params  window %3s  device %6.2f / %.2f GiB  host %7.2f / "
+              "%.2f GiB\n               one more layer: %s\n",
+              method, layers, plan.parameters / 1e9,
+              c.offload.method == OffloadMethod::kResident ? "-" : std::to_string(plan.window).c_str(),
+              Gib(plan.bytes_device), Gib(plan.budget_device_bytes),
+              Gib(plan.bytes_host + plan.bytes_pinned), Gib(plan.budget_host_bytes),
+              next.reason.c_str());
+  std::printf("csv,plan,%s,%d,%lld,%d,%lld,%lld,%lld,%lld\n", method, layers,
+              static_cast<long long>(plan.parameters), plan.window,
+              static_cast<long long>(plan.bytes_device),
+              static_cast<long long>(plan.budget_device_bytes),
+              static_cast<long long>(plan.bytes_host + plan.bytes_pinned),
+              static_cast<long long>(plan.budget_host_bytes));
+}
+
+// The cases' model at one layer, and its training settings.
+JobConfig CasesConfig(const Options& o) {
   JobConfig c;
-  c.model = {.layers = quick ? 8 : 16, .hidden = 2048, .heads = 16, .seq_len = 1024,
-             .vocab = 50304};
-  c.training.batch = c.training.micro_batch = 4;
-  c.training.steps = quick ? 4 : 6;
-  const int warmup = 2;
-  std::printf("\nbenchmark: %d layers, hidden 2048, seq 1024, batch 4, fp32 (TF32 off), %d steps "
-              "(%d warm-up not counted); %.3fB parameters\n",
-              c.model.layers, c.training.steps, warmup, c.model.parameters() / 1e9);
-  std::printf("%-28s %6s %9s %9s %9s %9s %10s %11s\n", "method", "window", "step_s", "samples/s",
-              "opt_wait", "TFLOPS", "vs RESID.", "GPU arena");
-  double resident_s = 0;
-  auto bench = [&](const char* name, OffloadMethod method, int window, int64_t budget) {
+  c.model = {.layers = 1, .hidden = o.hidden, .heads = o.heads, .seq_len = o.seq_len, .vocab = o.vocab};
+  c.training.batch = c.training.micro_batch = o.batch;
+  c.training.steps = o.steps > 0 ? o.steps : (o.quick ? 4 : 5);
+  c.training.lr = 1e-4;  // as strongholdctl bench: a fresh fp32 model stays finite
+  c.training.clip_norm = 1.0;
+  return c;
+}
+
+// Prints the planner's largest models under the budgets; returns RESIDENT's
+// number of layers.
+int PlanSection(const Options& o) {
+  const JobConfig c = CasesConfig(o);
+  const int64_t budget = static_cast<int64_t>(o.budget_gib * (1LL << 30));
+  const NodeBudgets node{.device = "cuda:0", .device_bytes = budget, .host_bytes = HostBudget(o)};
+
+  std::printf("\ncases: hidden %d, %d heads, seq %d, batch %d, vocab %d, fp32 (TF32 %s); GPU budget "
+              "%.1f GiB (an emulated %.0f GB card), host budget %.1f GiB\n",
+              o.hidden, o.heads, o.seq_len, o.batch, o.vocab, o.tf32 ? "on" : "off", o.budget_gib,
+              o.budget_gib, Gib(node.host_bytes));
+  std::printf("largest trainable models (the planner: MaxTrainableLayers / PlanMemory; not run):\n");
+  std::printf("csv,plan,method,layers,parameters,window,device_plan_bytes,device_budget_bytes,"
+              "host_plan_bytes,host_budget_bytes\n");
+  int resident_layers = 0;
+  for (OffloadMethod m : {OffloadMethod::kResident, OffloadMethod::kStronghold, OffloadMethod::kL2L}) {
+    JobConfig mc = c;
+    mc.offload.method = m;
+    const char* name = m == OffloadMethod::kResident ? "RESIDENT"
+                       : m == OffloadMethod::kL2L    ? "L2L"
+                                                     : "STRONGHOLD";
+    PrintPlan(name, mc, node);
+    if (m == OffloadMethod::kResident) resident_layers = MaxTrainableLayers(mc, node);
+  }
+  return resident_layers;
+}
+
+int Cases(Device* gpu, const Options& o, const Peaks& peaks) {
+  const auto begin = std::chrono::steady_clock::now();
+  const double max_s = o.max_seconds > 0 ? o.max_seconds : (o.quick ? 80 : 140);
+  auto elapsed = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+  };
+  const int64_t budget = static_cast<int64_t>(o.budget_gib * (1LL << 30));
+  JobConfig c = CasesConfig(o);
+  const int resident_layers = PlanSection(o);
+  c.model.layers = o.layers > 0 ? o.layers : resident_layers;
+  if (c.model.layers <= 0) {
+    std::printf("no RESIDENT model fits the budget; give --layers\n");
+    return 1;
+  }
+  const double peak = o.tf32 ? peaks.tf32 : peaks.fp32;
+  std::printf("\nruns on %s%d layers (%.3fB parameters), %d steps each, the first %d not counted; "
+              "MFU against %s's dense %s peak %.1f TFLOPS (bf16 dense peak %.1f); model FLOPs "
+              "(Megatron's formula; the engine's methods recompute each layer's forward, ~4/3 of it)\n",
+              o.layers > 0 ? "" : "the largest RESIDENT model, ", c.model.layers,
+              c.model.parameters() / 1e9, c.training.steps, o.warmup,
+              peaks.card.empty() ? "an unknown card" : peaks.card.c_str(),
+              o.tf32 ? "TF32 tensor-core" : "fp32 (no tensor cores)", peak, peaks.bf16);
+  std::printf("%-28s %6s %9s %9s %9s %9s %6s %10s %11s\n", "method", "window", "step_s",
+              "samples/s", "opt_wait", "TFLOPS", "MFU", "vs RESID.", "GPU peak");
+  std::vector<Row> rows;
+  double resident_sps = 0;
+  auto print = [&](const Row& r) {
+    const double sps = r.samples_per_s();
+    if (resident_sps == 0) resident_sps = sps;
+    std::printf("%-28s %6d %9.3f %9.3f %9.3f %9.2f %5.1f%% %9.3fx %7.2f GiB\n", r.name.c_str(),
+                r.window, r.step_s, sps, r.opt_s, r.tflops, peak > 0 ? 100 * r.tflops / peak : 0.0,
+                sps / resident_sps, Gib(r.peak_bytes));
+    std::fflush(stdout);
+    rows.push_back(r);
+  };
+  auto skipped = [&](const std::string& name) {
+    if (elapsed() < max_s) return false;
+    std::printf("%-28s skipped: the cases' time box of %.0f s is spent\n", name.c_str(), max_s);
+    return true;
+  };
+  // 1. RESIDENT, all on the GPU, with LibTorch's allocator capped at the
+  // emulated card. Should the planner's estimate be short of what autograd
+  // really keeps, it runs once more without the cap and says so, so that the
+  // comparison still has its baseline on the same model.
+  double all_gpu = 0;
+  {
+    // LibTorch's CUDA allocator exists only after a first CUDA tensor (with
+    // --bench-only nothing made one yet); setMemoryFraction asserts it does.
+    torch::empty({1}, torch::TensorOptions().device(torch::kCUDA, 0));
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    const double cap = std::min(1.0, static_cast<double>(budget) / static_cast<double>(total_b));
+    c10::cuda::CUDACachingAllocator::setMemoryFraction(cap, 0);
+    absl::StatusOr<Row> r = ResidentAllOnGpu(c, o.warmup);
+    if (!r.ok()) {
+      std::printf("%-28s does not run under the %.1f GiB cap: %s\n", "RESIDENT (all on GPU)",
+                  o.budget_gib, std::string(r.status().message()).c_str());
+      c10::cuda::CUDACachingAllocator::setMemoryFraction(1.0, 0);
+      r = ResidentAllOnGpu(c, o.warmup);
+      if (r.ok()) r->name = "RESIDENT (all GPU, no cap)";
+      c10::cuda::CUDACachingAllocator::setMemoryFraction(cap, 0);
+    }
+    if (r.ok()) {
+      all_gpu = r->samples_per_s();
+      print(*r);
+    } else {
+      std::printf("%-28s does not run: %s\n", "RESIDENT (all on GPU)",
+                  std::string(r.status().message()).c_str());
+    }
+  }
+  // 2. The engine's methods.
+  auto bench = [&](const std::string& name, OffloadMethod method, int window, int64_t b) -> double {
+    if (skipped(name)) return 0;
     JobConfig g = c;
     g.offload.method = method;
     g.offload.window = window;
-    const Run r = Train(g, gpu, budget, name);
+    const Run r = Train(g, gpu, b, name.substr(0, name.find(' ')) + std::to_string(window),
+                        /*checkpoint=*/false);
     if (!r.ok) {
-      std::printf("%-28s does not run: %s\n", name, r.error.c_str());
-      return;
+      std::printf("%-28s does not run: %s\n", name.c_str(), r.error.c_str());
+      return 0;
     }
-    double step_s = 0, opt = 0, tflops = 0;
+    Row row{.name = name, .window = r.reports.back().window, .batch = c.training.batch};
     int n = 0;
-    for (size_t i = warmup; i < r.reports.size(); ++i, ++n) {
-      step_s += r.reports[i].step_s;
-      opt += r.reports[i].optimizer_s;
-      tflops += r.reports[i].model_tflops;
+    for (size_t i = o.warmup; i < r.reports.size(); ++i, ++n) {
+      row.step_s += r.reports[i].step_s;
+      row.opt_s += r.reports[i].optimizer_s;
     }
-    step_s /= n;
-    if (resident_s == 0) resident_s = step_s;
-    std::printf("%-28s %6d %9.3f %9.3f %9.3f %9.2f %9.3fx %7.2f GiB\n", name,
-                r.reports.back().window, step_s, c.training.batch / step_s, opt / n, tflops / n,
-                step_s / resident_s, r.reports.back().device_peak_bytes / 1073741824.0);
+    n = std::max(n, 1);
+    row.step_s /= n;
+    row.opt_s /= n;
+    row.tflops = c.model.model_flops_per_step(c.training.batch) / row.step_s / 1e12;
+    row.peak_bytes = r.reports.back().device_peak_bytes;
+    print(row);
+    return row.samples_per_s();
   };
-  bench("RESIDENT", OffloadMethod::kResident, 0, 0);
-  bench("STRONGHOLD (auto window)", OffloadMethod::kStronghold, 0, 0);
-  bench("L2L", OffloadMethod::kL2L, 0, 0);
-  JobConfig small = c;
-  small.offload.method = OffloadMethod::kStronghold;
-  const int64_t budget = WindowedArenaBytes(small, 3) + WorkingBytes(small);
-  std::printf("(GPU budget for the next row: %.2f GiB, the model's fp32 weights alone are %.2f GiB)\n",
-              budget / 1073741824.0, c.model.parameters() * 4 / 1073741824.0);
-  bench("STRONGHOLD, small budget", OffloadMethod::kStronghold, 0, budget);
-  c.training.precision = Precision::kBf16;
-  bench("STRONGHOLD bf16 (auto window)", OffloadMethod::kStronghold, 0, 0);
+  const double engine_resident = bench("RESIDENT (engine, W=L)", OffloadMethod::kResident, 0, budget);
+  const double stronghold = bench("STRONGHOLD (auto window)", OffloadMethod::kStronghold, 0, budget);
+  std::vector<int> windows = o.windows;
+  if (!o.windows_given && !o.quick) windows = {2, 4, 8};
+  for (int w : windows) {
+    if (w >= c.model.layers) continue;
+    bench("STRONGHOLD W=" + std::to_string(w), OffloadMethod::kStronghold, w, budget);
+  }
+  if (!o.quick) {
+    bench("L2L", OffloadMethod::kL2L, 0, budget);
+    JobConfig small = c;
+    small.offload.method = OffloadMethod::kStronghold;
+    const int64_t b = WindowedArenaBytes(small, 3) + WorkingBytes(small);
+    std::printf("(next row: GPU budget %.2f GiB, the model's fp32 weights alone are %.2f GiB)\n",
+                Gib(b), c.model.parameters() * 4 / 1073741824.0);
+    bench("STRONGHOLD, budget for W=3", OffloadMethod::kStronghold, 0, b);
+    // Mixed precision: bf16 weights, gradients and compute on the GPU.
+    c.training.precision = Precision::kBf16;
+    bench("STRONGHOLD bf16 (auto window)", OffloadMethod::kStronghold, 0, budget);
+    c.training.precision = Precision::kFp32;
+  }
+  std::printf("(GPU peak: LibTorch's allocated high-water mark for the all-on-GPU row; the engine's "
+              "arena high-water mark for the others, LibTorch's working memory not included)\n");
+  std::printf("csv,run,method,layers,parameters,window,step_s,samples_per_s,model_tflops,mfu_percent,"
+              "gpu_peak_bytes\n");
+  for (const Row& r : rows) {
+    std::printf("csv,run,%s,%d,%lld,%d,%.4f,%.4f,%.3f,%.2f,%lld\n", r.name.c_str(), c.model.layers,
+                static_cast<long long>(c.model.parameters()), r.window, r.step_s,
+                r.samples_per_s(), r.tflops, peak > 0 ? 100 * r.tflops / peak : 0.0,
+                static_cast<long long>(r.peak_bytes));
+  }
+  if (stronghold > 0 && all_gpu > 0) {
+    std::printf("STRONGHOLD / %s: %.3f (target 0.95 or more)\n", rows.front().name.c_str(),
+                stronghold / all_gpu);
+  }
+  if (stronghold > 0 && engine_resident > 0) {
+    std::printf("STRONGHOLD / RESIDENT (engine, W=L): %.3f\n", stronghold / engine_resident);
+  }
+  std::printf("peer-args: --layers %d --hidden %d --heads %d --seq-len %d --batch %d --vocab %d "
+              "--peak-tflops %.1f --resident-samples-per-s %.4f --stronghold-samples-per-s %.4f%s\n",
+              c.model.layers, o.hidden, o.heads, o.seq_len, o.batch, o.vocab, peak, resident_sps,
+              stronghold, o.tf32 ? " --tf32" : "");
+  std::printf("cases: %.0f s\n", elapsed());
+  return 0;
+}
+
+bool ParseArgs(int argc, char** argv, Options* o) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> const char* { return i + 1 < argc ? argv[++i] : ""; };
+    auto integer = [&](int* out) { return absl::SimpleAtoi(value(), out); };
+    auto real = [&](double* out) { return absl::SimpleAtod(value(), out); };
+    bool ok = true;
+    if (a == "--quick") o->quick = true;
+    else if (a == "--bench-only") o->bench_only = true;
+    else if (a == "--plan-only") o->plan_only = true;
+    else if (a == "--tf32") o->tf32 = true;
+    else if (a == "--layers") ok = integer(&o->layers);
+    else if (a == "--hidden") ok = integer(&o->hidden);
+    else if (a == "--heads") ok = integer(&o->heads);
+    else if (a == "--seq-len") ok = integer(&o->seq_len);
+    else if (a == "--batch") ok = integer(&o->batch);
+    else if (a == "--vocab") ok = integer(&o->vocab);
+    else if (a == "--steps") ok = integer(&o->steps);
+    else if (a == "--warmup") ok = integer(&o->warmup);
+    else if (a == "--budget-gib") ok = real(&o->budget_gib);
+    else if (a == "--host-budget-gib") ok = real(&o->host_budget_gib);
+    else if (a == "--max-seconds") ok = real(&o->max_seconds);
+    else if (a == "--windows") {
+      o->windows_given = true;
+      for (absl::string_view w : absl::StrSplit(value(), ',', absl::SkipEmpty())) {
+        int v = 0;
+        ok = ok && absl::SimpleAtoi(w, &v) && v > 0;
+        o->windows.push_back(v);
+      }
+    } else {
+      ok = false;
+    }
+    if (!ok) {
+      std::fprintf(stderr, "gpu_check: bad argument %s\n", a.c_str());
+      return false;
+    }
+  }
+  const int steps = o->steps > 0 ? o->steps : (o->quick ? 4 : 5);
+  if (o->warmup < 0 || o->warmup >= steps || o->hidden % o->heads != 0 || o->budget_gib <= 0) {
+    std::fprintf(stderr, "gpu_check: need 0 <= --warmup < --steps, heads dividing hidden, a budget\n");
+    return false;
+  }
+  return true;
 }
 
 int Main(int argc, char** argv) {
-  const bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
-  at::globalContext().setAllowTF32CuBLAS(false);
-  at::globalContext().setAllowTF32CuDNN(false);
-  absl::StatusOr<std::unique_ptr<Device>> gpu = CreateCudaDevice(0, 0);
+  Options o;
+  if (!ParseArgs(argc, argv, &o)) return 2;
+  if (o.plan_only) return PlanSection(o) > 0 ? 0 : 1;
+  at::globalContext().setAllowTF32CuBLAS(o.tf32);
+  at::globalContext().setAllowTF32CuDNN(o.tf32);
+  const int64_t budget = static_cast<int64_t>(o.budget_gib * (1LL << 30));
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
+    std::printf("gpu_check: no CUDA device visible (%d); nothing run\n", count);
+    return 2;
+  }
+  cudaDeviceProp prop{};
+  cudaGetDeviceProperties(&prop, 0);
+  size_t free_b = 0, total_b = 0;
+  cudaMemGetInfo(&free_b, &total_b);
+  // The engine's budget: the emulated card, within what is free.
+  absl::StatusOr<std::unique_ptr<Device>> gpu =
+      CreateCudaDevice(0, std::min<int64_t>(budget, static_cast<int64_t>(free_b)));
   if (!gpu.ok()) {
     std::printf("gpu_check: %s\n", std::string(gpu.status().message()).c_str());
     return 2;
   }
-  std::printf("device %s, budget %.1f GiB\n\n", (*gpu)->name().c_str(),
-              (*gpu)->budget_bytes() / 1073741824.0);
-  const int failures = Parity(gpu->get()) + MixedParity(gpu->get());
-  Bench(gpu->get(), quick);
-  std::printf("\nparity: %s\n", failures == 0 ? "PASS" : "FAIL");
-  return failures == 0 ? 0 : 1;
+  const Peaks peaks = DevicePeaks(prop.name);
+  std::printf("device %s: %s, %.1f GiB (%.1f free); engine budget %.1f GiB; host %.1f GiB; %s\n",
+              (*gpu)->name().c_str(), prop.name, Gib(total_b), Gib(free_b),
+              Gib((*gpu)->budget_bytes()), Gib(HostBudget(o)), o.quick ? "--quick" : "full run");
+  int failures = 0;
+  if (!o.bench_only) {
+    failures = Parity(gpu->get()) + MixedParity(gpu->get());
+  }
+  const int bench = Cases(gpu->get(), o, peaks);
+  if (!o.bench_only) std::printf("\nparity: %s\n", failures == 0 ? "PASS" : "FAIL");
+  return failures == 0 && bench == 0 ? 0 : 1;
 }
 
 }  // namespace

@@ -4,8 +4,10 @@
 #include <torch/version.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <filesystem>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -79,8 +81,6 @@ class Trainer::Impl {
       LayerState s;
       s.layout = layouts[i];
       s.param = torch::empty({s.layout.count}, f32);
-      InitBuffer(s.layout, config.model, config.training.seed, static_cast<int>(i),
-                 s.param.data_ptr<float>());
       s.grad = torch::zeros({s.layout.count}, f32);
       if (!Spilled(static_cast<int>(i))) {  // else on the NVMe tier (Prepare)
         s.exp_avg = torch::zeros({s.layout.count}, f32);
@@ -93,6 +93,23 @@ class Trainer::Impl {
       }
       layers_.push_back(std::move(s));
     }
+    // The initial weights. Each buffer is its own counter-based stream
+    // (core/gpt_init.h), so buffers are drawn in parallel with the same
+    // result; serially, a log, a sine and a cosine per value add up for the
+    // seed's 1B-parameter models, which gpu_check creates several times.
+    std::atomic<size_t> next{0};
+    std::vector<std::thread> pool;
+    const size_t threads =
+        std::min<size_t>(layers_.size(), std::max(1u, std::thread::hardware_concurrency()));
+    for (size_t t = 0; t < threads; ++t) {
+      pool.emplace_back([&] {
+        for (size_t i = next++; i < layers_.size(); i = next++) {
+          InitBuffer(layers_[i].layout, config.model, config.training.seed, static_cast<int>(i),
+                     layers_[i].param.data_ptr<float>());
+        }
+      });
+    }
+    for (std::thread& t : pool) t.join();
     const int micro = config.training.micro_batch, seq = config.model.seq_len;
     inputs_ = torch::empty({micro, seq}, torch::kInt64);
     targets_ = torch::empty({micro, seq}, torch::kInt64);

@@ -1,12 +1,24 @@
 #!/usr/bin/env bash
 # The GPU check: on a bare H100/H200 machine with CUDA and PyTorch 2.11 but no
 # Bazel and no network, builds core/ and core/gpu_check.cc against that
-# machine's torch with g++, then runs the CUDA parity tests and a short
-# benchmark (RESIDENT vs STRONGHOLD vs L2L on a model that fits, and
-# STRONGHOLD with a GPU budget far smaller than the model) and prints one
-# table. Needs .deps/gpu from deploy/gpu/prepare.sh (carried along).
+# machine's torch with g++, then runs gpu_check: the CUDA parity tests and
+# the seed's cases, short, under a GPU budget that emulates a 32 GB card
+# (the planner's largest RESIDENT/STRONGHOLD/L2L models; RESIDENT all on the
+# GPU, RESIDENT in the engine, STRONGHOLD with the automatic window, a window
+# sweep, L2L and a small budget, all on the largest RESIDENT model), and then,
+# if .deps/gpu/wheels is there, the DeepSpeed ZeRO-Offload peer
+# (deploy/gpu/zero_offload_peer.py) on the same model and GPU. One table;
+# `csv,` lines for docs/benchmarks.md. Needs .deps/gpu from
+# deploy/gpu/prepare.sh (carried along). docs/benchmarks.md, "GPU check".
 #
-#   ./deploy/gpu/check.sh [--quick]        # well under 8 minutes
+#   ./deploy/gpu/check.sh [--quick] [gpu_check flags...]   # under 8 minutes
+#
+# Wall time per part (estimates for an H100 machine with 16 cores; not yet
+# measured): build ~60-120 s (40 files, 16 at a time; the peer's cpu_adam is
+# JIT-built in the background meanwhile, ~60 s); parity ~20 s; cases ~150 s
+# (--quick: ~60 s; no run starts after gpu_check's --max-seconds, 140 / 80 s;
+# gpu_check as a whole under `timeout 220`); peer ~40-90 s (timeout 120 s).
+# Worst case about the build + 220 + 120 s. Set PEER=0 to skip the peer.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
@@ -45,6 +57,52 @@ CUDART=$(cd "$CUDART_DIR" && ls libcudart.so* | sort | head -n 1)
 echo "CUDA headers: $CUDA_INC; runtime: $CUDART_DIR/$CUDART"
 
 mkdir -p "$BUILD"
+T0=$(date +%s)
+
+# The peer's Python packages: installed (offline) into $PEER_SITE from the
+# carried wheels; DeepSpeed's cpu_adam JIT-built in the background while
+# core/ compiles (not a job of this shell, so the compile loop below does not
+# count it). Packages the image has are installed only where the import fails.
+PEER=${PEER:-1}
+PEER_SITE=${PEER_SITE:-/tmp/stronghold-peer-site}
+PEER_EXT=${PEER_EXT:-/tmp/stronghold-peer-ext}
+PEER_REASON=""
+peer_install() {
+  local w="$DEPS/wheels" pm
+  [ -d "$w" ] || { PEER_REASON="no $w (prepare.sh could not fetch the wheels)"; return 1; }
+  local pkgs=(deepspeed hjson pydantic pydantic-core annotated-types typing-inspection typing-extensions)
+  for pm in ninja:ninja psutil:psutil msgpack:msgpack packaging:packaging py-cpuinfo:cpuinfo \
+            einops:einops nvidia-ml-py:pynvml; do
+    "$PYTHON" -c "import ${pm#*:}" 2>/dev/null || pkgs+=("${pm%%:*}")
+  done
+  rm -rf "$PEER_SITE"
+  "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --disable-pip-version-check \
+    --find-links "$w" --target "$PEER_SITE" "${pkgs[@]}" > "$BUILD/peer_install.log" 2>&1 \
+    || { PEER_REASON="pip install from $w failed: $(tail -n 1 "$BUILD/peer_install.log")"; return 1; }
+}
+# cpu_adam is a CPU op (DeepSpeed 0.19.8's CUDA accelerator takes it from
+# op_builder/cpu: g++ -O3 -march=native -fopenmp, no nvcc, no CUDA
+# libraries); DS_SKIP_CUDA_CHECK only keeps a CUDA version check of other
+# ops from failing. ninja from the interpreter's own bin/ if that is not on
+# PATH.
+PYBIN=$("$PYTHON" -c 'import os, sys; print(os.path.dirname(sys.executable))' 2>/dev/null || true)
+peer_env() {
+  env PYTHONPATH="$PEER_SITE${PYTHONPATH:+:$PYTHONPATH}" PATH="$PEER_SITE/bin:$PATH:$PYBIN" \
+    TORCH_EXTENSIONS_DIR="$PEER_EXT" DS_ACCELERATOR=cuda DS_SKIP_CUDA_CHECK=1 "$@"
+}
+if [ "$PEER" = 1 ] && peer_install; then
+  # Locks left by a build killed in an earlier run would make this one wait.
+  rm -f "$BUILD/cpu_adam.rc" "$PEER_EXT"/*/lock
+  ( ( rc=0
+      peer_env timeout 420 "$PYTHON" -c 'import time; t = time.time()
+from deepspeed.ops.op_builder import CPUAdamBuilder
+CPUAdamBuilder().load()
+print("cpu_adam built/loaded in %.0f s" % (time.time() - t))' || rc=$?
+      echo "$rc" > "$BUILD/cpu_adam.rc" ) > "$BUILD/cpu_adam.log" 2>&1 & )
+elif [ "$PEER" != 1 ]; then
+  PEER_REASON="PEER=$PEER"
+fi
+
 CXXFLAGS=(-std=c++20 -O2 -DNDEBUG -fPIC -D_GLIBCXX_USE_CXX11_ABI=1 -I"$ROOT" -isystem "$DEPS/include"
           -isystem "$TORCH/include" -isystem "$TORCH/include/torch/csrc/api/include"
           -isystem "$CUDA_INC" -Wno-deprecated-declarations)
@@ -55,12 +113,13 @@ compile() {  # compile SRC [extra flags...]
 }
 export -f compile
 export BUILD ROOT
-# Every library source of core/ (not the other binaries' mains, not the
-# device factories: gpu_check makes its CUDA device directly).
+# Every library source of core/ and storage/ (the trainer's NVMe tier; not
+# the other binaries' mains, not the device factories: gpu_check makes its
+# CUDA device directly).
 SOURCES=()
-for src in core/*.cc core/optim/*.cc; do
+for src in core/*.cc core/optim/*.cc storage/*.cc; do
   case "$src" in
-    core/engine_bench.cc|core/device_factory*.cc|core/optim/adamw_bench.cc) ;;
+    core/engine_bench.cc|core/device_factory*.cc|core/optim/adamw_bench.cc|storage/io_bench.cc) ;;
     *) SOURCES+=("$src") ;;
   esac
 done
@@ -81,8 +140,40 @@ while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || failed=1; done
 [ "$failed" -eq 0 ] || { echo "check: compilation failed" >&2; exit 1; }
 ABSL=$(cd "$DEPS/lib" && ls libabsl_*.so | sed 's/^lib\(.*\)\.so$/-l\1/' | tr '\n' ' ')
 g++ -o "$BUILD/gpu_check" "$BUILD"/*.o -L"$TORCH/lib" -ltorch_cuda -ltorch_cpu -lc10_cuda -lc10 \
-  -ltorch -L"$CUDART_DIR" -l:"$CUDART" -L"$DEPS/lib" $ABSL -lglog -lcrypto \
+  -ltorch -L"$CUDART_DIR" -l:"$CUDART" -L"$DEPS/lib" $ABSL -lglog -lcrypto -luring \
   -pthread -Wl,--no-as-needed -Wl,--allow-shlib-undefined \
   -Wl,-rpath,"$TORCH/lib:$DEPS/lib:$CUDART_DIR"
 echo "built in $(( $(date +%s) - start )) s"
-OMP_WAIT_POLICY=passive timeout 420 "$BUILD/gpu_check" "$@"
+status=0
+set -o pipefail
+OMP_WAIT_POLICY=passive timeout 220 "$BUILD/gpu_check" "$@" 2>&1 | tee "$BUILD/gpu_check.log" || status=$?
+[ "$status" -eq 124 ] && echo "gpu_check: stopped by timeout 220 s"
+echo "gpu_check: exit $status, $(( $(date +%s) - T0 )) s since the start of check.sh"
+
+# The peer, on the model and GPU of gpu_check's runs.
+if [ -z "$PEER_REASON" ]; then
+  ARGS=$(sed -n 's/^peer-args: //p' "$BUILD/gpu_check.log" | tail -n 1)
+  if [ -z "$ARGS" ]; then
+    PEER_REASON="gpu_check printed no peer-args line"
+  else
+    echo "peer: cpu_adam JIT build: $(tail -n 1 "$BUILD/cpu_adam.log" 2>/dev/null)" \
+      "(exit $(cat "$BUILD/cpu_adam.rc" 2>/dev/null || echo 'none yet: still running, the peer waits for it');" \
+      "log $BUILD/cpu_adam.log)"
+    # A background build that failed or timed out may leave torch's lock
+    # behind, on which the peer would wait: it then builds cpu_adam itself.
+    if [ -f "$BUILD/cpu_adam.rc" ] && [ "$(cat "$BUILD/cpu_adam.rc")" != 0 ]; then
+      rm -f "$PEER_EXT/cpu_adam/lock"
+    fi
+    STEPS=5; case " $* " in *" --quick "*) STEPS=4 ;; esac
+    # shellcheck disable=SC2086  # ARGS is gpu_check's word list
+    peer_env timeout 120 "$PYTHON" -u "$ROOT/deploy/gpu/zero_offload_peer.py" $ARGS --steps "$STEPS" \
+      2>&1 | tee "$BUILD/peer.log" | grep -v '^\[' || true
+    rc=$(grep -c '^csv,zero_offload' "$BUILD/peer.log" || true)
+    if [ "$rc" = 0 ] && ! grep -q '^peer: not run' "$BUILD/peer.log"; then
+      PEER_REASON="no result within timeout 120 s (log $BUILD/peer.log: $(tail -n 1 "$BUILD/peer.log"))"
+    fi
+  fi
+fi
+[ -n "$PEER_REASON" ] && echo "peer: not run: $PEER_REASON"
+echo "check.sh: $(( $(date +%s) - T0 )) s in all"
+exit "$status"
