@@ -5,11 +5,13 @@
 #include <cuda_runtime.h>
 
 #include <array>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "core/host_buffer_cache.h"
+#include "core/timeline.h"
 #include "glog/logging.h"
 
 namespace stronghold::core {
@@ -60,6 +62,11 @@ class CudaDevice final : public Device {
     for (auto& ring : events_) {
       for (cudaEvent_t e : ring) cudaEventDestroy(e);
     }
+    for (auto& [start, end] : timing_) {
+      cudaEventDestroy(start);
+      cudaEventDestroy(end);
+    }
+    if (anchor_ != nullptr) cudaEventDestroy(anchor_);
   }
 
   std::string name() const override { return absl::StrCat("cuda:", index_); }
@@ -108,11 +115,17 @@ class CudaDevice final : public Device {
   absl::StatusOr<void*> AllocateHost(int64_t bytes) override { return pinned_.Allocate(bytes); }
   void FreeHost(void* p) override { pinned_.Release(p); }
 
-  void Copy(Queue queue, void* dst, const void* src, int64_t bytes, int /*layer*/) override {
+  void Copy(Queue queue, void* dst, const void* src, int64_t bytes, int layer) override {
     CHECK(queue != Queue::kCompute);
     const cudaMemcpyKind kind =
         queue == Queue::kH2D ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost;
+    const int pair = timeline_ != nullptr ? TakeTimingPair() : -1;
+    if (pair >= 0) SH_CUDA_CHECK(cudaEventRecord(timing_[pair].first, stream(queue)));
     SH_CUDA_CHECK(cudaMemcpyAsync(dst, src, static_cast<size_t>(bytes), kind, stream(queue)));
+    if (pair >= 0) {
+      SH_CUDA_CHECK(cudaEventRecord(timing_[pair].second, stream(queue)));
+      timed_.push_back({queue, layer, pair});
+    }
   }
 
   Event Record(Queue queue) override {
@@ -138,12 +151,64 @@ class CudaDevice final : public Device {
     return std::make_shared<c10::cuda::CUDAStreamGuard>(streams_[0]);
   }
 
-  void set_timeline(Timeline*) override {}  // copy spans are not timed on CUDA yet
+  // Copies are timed with a pair of timing events around each (a separate
+  // pool: the ordering events are created without timing, which is cheaper).
+  void set_timeline(Timeline* timeline) override {
+    FlushTimeline();
+    timeline_ = timeline;
+    if (timeline_ == nullptr) {  // copies still in flight are not reported
+      for (const TimedCopy& t : timed_) free_pairs_.push_back(t.pair);
+      timed_.clear();
+    }
+  }
+
+  // GPU timestamps become host clock times through an anchor event: record
+  // it now, wait for it, and read the host clock; every finished copy's
+  // events are then that many milliseconds before the anchor.
+  void FlushTimeline() override {
+    if (timeline_ == nullptr || timed_.empty()) return;
+    if (anchor_ == nullptr) SH_CUDA_CHECK(cudaEventCreate(&anchor_));
+    SH_CUDA_CHECK(cudaEventRecord(anchor_, stream(Queue::kD2H)));
+    SH_CUDA_CHECK(cudaEventSynchronize(anchor_));
+    const int64_t anchor_ns = Timeline::NowNs();
+    std::vector<TimedCopy> pending;
+    for (const TimedCopy& t : timed_) {
+      const auto& [start, end] = timing_[t.pair];
+      if (cudaEventQuery(end) != cudaSuccess) {  // still queued behind a wait
+        pending.push_back(t);
+        continue;
+      }
+      float before_start = 0, before_end = 0;  // ms before the anchor
+      SH_CUDA_CHECK(cudaEventElapsedTime(&before_start, start, anchor_));
+      SH_CUDA_CHECK(cudaEventElapsedTime(&before_end, end, anchor_));
+      const bool h2d = t.queue == Queue::kH2D;
+      timeline_->Add({h2d ? "h2d" : "d2h", h2d ? Lane::kH2D : Lane::kD2H, t.layer,
+                      anchor_ns - static_cast<int64_t>(before_start * 1e6),
+                      anchor_ns - static_cast<int64_t>(before_end * 1e6)});
+      free_pairs_.push_back(t.pair);
+    }
+    timed_ = std::move(pending);
+  }
 
  private:
   cudaStream_t stream(Queue q) const { return streams_[static_cast<int>(q)].stream(); }
   cudaEvent_t event(Queue q, uint64_t seq) const {
     return events_[static_cast<int>(q)][seq % kEventRing];
+  }
+  // A free pair of timing events, created on first use; -1 when all are in
+  // flight (that copy is then not timed).
+  int TakeTimingPair() {
+    if (free_pairs_.empty()) {
+      if (timing_.size() >= kTimingPairs) return -1;
+      std::pair<cudaEvent_t, cudaEvent_t> p;
+      SH_CUDA_CHECK(cudaEventCreate(&p.first));
+      SH_CUDA_CHECK(cudaEventCreate(&p.second));
+      timing_.push_back(p);
+      return static_cast<int>(timing_.size()) - 1;
+    }
+    const int pair = free_pairs_.back();
+    free_pairs_.pop_back();
+    return pair;
   }
   void CheckLive(Event e) const {
     CHECK_LT(recorded_[static_cast<int>(e.queue)] - e.sequence, static_cast<uint64_t>(kEventRing))
@@ -155,6 +220,19 @@ class CudaDevice final : public Device {
   std::array<c10::cuda::CUDAStream, kQueues> streams_;   // compute, h2d, d2h
   std::array<std::vector<cudaEvent_t>, kQueues> events_;
   std::array<uint64_t, kQueues> recorded_{};  // engine thread only
+
+  // Copy timing (engine thread only).
+  struct TimedCopy {
+    Queue queue;
+    int layer;
+    int pair;
+  };
+  static constexpr size_t kTimingPairs = 4096;  // copies timed between two flushes
+  Timeline* timeline_ = nullptr;
+  std::vector<std::pair<cudaEvent_t, cudaEvent_t>> timing_;
+  std::vector<int> free_pairs_;
+  std::vector<TimedCopy> timed_;
+  cudaEvent_t anchor_ = nullptr;
 
   mutable absl::Mutex mu_;
   std::vector<void*> blocks_ ABSL_GUARDED_BY(mu_);

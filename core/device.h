@@ -77,6 +77,10 @@ class Device {
   virtual std::shared_ptr<void> ComputeScope() = 0;
   // Where copies record their spans (may be null; not owned).
   virtual void set_timeline(Timeline* timeline) = 0;
+  // Adds the spans of copies that have finished but are not in the timeline
+  // yet (CUDA times them on the GPU and reads them back here; the host
+  // device records them as they happen, and this is a no-op).
+  virtual void FlushTimeline() {}
 };
 
 // The device for `name` ("cpu", "cuda:N") with a memory budget of

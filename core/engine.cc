@@ -251,6 +251,7 @@ class WindowedEngine::Impl {
     // Read before and written after each update of a spilled layer. Deferred
     // updates run during the next step, so a step reports its predecessor's.
     stats_.nvme_read_bytes = stats_.nvme_write_bytes = worker_.nvme_bytes();
+    device_->FlushTimeline();  // CUDA: the step's finished copies, timed on the GPU
     return stats_;
   }
 
