@@ -310,8 +310,9 @@ class Trainer::Impl {
         PrecisionName(t.precision), t.steps, t.batch,
         t.batch / t.micro_batch, t.micro_batch,
         engine_ ? absl::StrCat(", window ", engine_->window(), auto_window_ ? " (profiling)" : "",
-                               " on ", device_->name(), " with a budget of ",
-                               device_->budget_bytes(), " bytes")
+                               ActivationsText(EngineConfig(engine_->window())), " on ",
+                               device_->name(), " with a budget of ", device_->budget_bytes(),
+                               " bytes")
                 : ""));
     if (restore_failed_) {
       return absl::FailedPreconditionError(
@@ -403,6 +404,12 @@ class Trainer::Impl {
     c.offload.host_checkpoints = CheckpointsOnHost(config_, device_budget_);
     c.offload.kept_activation_layers = KeptLayers(c, window);
     return c;
+  }
+
+  static std::string ActivationsText(const JobConfig& c) {
+    return absl::StrCat(", ", std::max(0, c.offload.kept_activation_layers), " of ", c.model.layers,
+                        " layers keep their activations (the others are recomputed)",
+                        c.offload.host_checkpoints ? ", activation checkpoints on the host" : "");
   }
 
   // The layers whose activations the engine keeps (see TrainerOptions).
