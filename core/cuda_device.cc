@@ -124,7 +124,7 @@ class CudaDevice final : public Device {
     SH_CUDA_CHECK(cudaMemcpyAsync(dst, src, static_cast<size_t>(bytes), kind, stream(queue)));
     if (pair >= 0) {
       SH_CUDA_CHECK(cudaEventRecord(timing_[pair].second, stream(queue)));
-      timed_.push_back({queue, layer, pair});
+      timed_.push_back({queue, layer, pair, queue});
     }
   }
 
@@ -135,10 +135,19 @@ class CudaDevice final : public Device {
     return Event{queue, seq};
   }
 
+  // A compute-queue wait is timed like a copy: the event before it passes
+  // when the compute before it is done, the one after it when the awaited
+  // copy is done too, so the time between them is the wait compute saw.
   void QueueWait(Queue queue, Event e) override {
     if (e.sequence == 0 || e.queue == queue) return;
     CheckLive(e);
+    const int pair = timeline_ != nullptr && queue == Queue::kCompute ? TakeTimingPair() : -1;
+    if (pair >= 0) SH_CUDA_CHECK(cudaEventRecord(timing_[pair].first, stream(queue)));
     SH_CUDA_CHECK(cudaStreamWaitEvent(stream(queue), event(e.queue, e.sequence), 0));
+    if (pair >= 0) {
+      SH_CUDA_CHECK(cudaEventRecord(timing_[pair].second, stream(queue)));
+      timed_.push_back({queue, /*layer=*/-1, pair, e.queue});
+    }
   }
 
   void HostWait(Event e) override {
@@ -181,10 +190,15 @@ class CudaDevice final : public Device {
       float before_start = 0, before_end = 0;  // ms before the anchor
       SH_CUDA_CHECK(cudaEventElapsedTime(&before_start, start, anchor_));
       SH_CUDA_CHECK(cudaEventElapsedTime(&before_end, end, anchor_));
-      const bool h2d = t.queue == Queue::kH2D;
-      timeline_->Add({h2d ? "h2d" : "d2h", h2d ? Lane::kH2D : Lane::kD2H, t.layer,
-                      anchor_ns - static_cast<int64_t>(before_start * 1e6),
-                      anchor_ns - static_cast<int64_t>(before_end * 1e6)});
+      const int64_t start_ns = anchor_ns - static_cast<int64_t>(before_start * 1e6);
+      const int64_t end_ns = anchor_ns - static_cast<int64_t>(before_end * 1e6);
+      const bool h2d = t.on == Queue::kH2D;
+      if (t.queue != Queue::kCompute) {
+        timeline_->Add({h2d ? "h2d" : "d2h", h2d ? Lane::kH2D : Lane::kD2H, t.layer, start_ns,
+                        end_ns});
+      } else if (end_ns - start_ns > 100'000) {  // as the host device: waits over 0.1 ms
+        timeline_->Add({h2d ? "wait_h2d" : "wait_d2h", Lane::kWait, t.layer, start_ns, end_ns});
+      }
       free_pairs_.push_back(t.pair);
     }
     timed_ = std::move(pending);
@@ -222,10 +236,11 @@ class CudaDevice final : public Device {
   std::array<uint64_t, kQueues> recorded_{};  // engine thread only
 
   // Copy timing (engine thread only).
-  struct TimedCopy {
+  struct TimedCopy {  // a copy on `queue`, or a wait of the compute queue
     Queue queue;
     int layer;
     int pair;
+    Queue on;  // the copy's queue, or the queue the compute queue waited on
   };
   static constexpr size_t kTimingPairs = 4096;  // copies timed between two flushes
   Timeline* timeline_ = nullptr;
