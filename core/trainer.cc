@@ -266,11 +266,10 @@ class Trainer::Impl {
     return out;
   }
 
-  // Host weights and gradients are copied to and from the GPU every step:
-  // pinned memory makes those copies asynchronous and full speed.
-  // Moves the weights and gradients the device copies to and from into
-  // pinned memory from the device (its cache keeps the blocks for the next
-  // job, core/host_buffer_cache.h).
+  // What the GPU copies every step goes to pinned memory, which makes those
+  // copies asynchronous and full speed: the weights and gradients, or in
+  // bf16/fp16 the working copy. The blocks come from the device's cache,
+  // which keeps them for the next job (core/host_buffer_cache.h).
   absl::Status PinHostState() {
     for (LayerState& s : layers_) {
       if (s.working.defined()) {  // bf16/fp16: the working copy is what moves
