@@ -506,9 +506,9 @@ class Trainer::Impl {
     }
     observer->OnMessage(absl::StrFormat(
         "window %d chosen (largest that fits: %d): per layer forward %.2f ms, backward %.2f ms, "
-        "H2D %.2f ms, AdamW %.2f ms; %s",
+        "H2D %.2f ms, AdamW %.2f ms; %s%s",
         window, max_window, 1e3 * s.layer_forward_s, 1e3 * s.layer_backward_s, 1e3 * h2d,
-        1e3 * s.layer_optimizer_s, why));
+        1e3 * s.layer_optimizer_s, why, ActivationsText(EngineConfig(window))));
     if (window != max_window) RETURN_IF_ERROR(MakeEngine(window));
     return absl::OkStatus();
   }

@@ -304,9 +304,14 @@ void JobManager::RunJob(int64_t id) {
                                        .optimizer_threads = options_.optimizer_threads,
                                        .job_spec_json = spec_json,
                                        // The Adam moments the plan put on the NVMe tier.
-                                       .ssd_layers = plan.ssd_layers,
-                                       // The layers whose activations fit beside the window.
-                                       .kept_activation_layers = plan.kept_activation_layers};
+                                       .ssd_layers = plan.ssd_layers};
+  // The layers whose activations fit beside the window: the plan's count
+  // where host memory bounds them too (the CPU device) or the spec names a
+  // count; on a GPU with the automatic count the trainer resolves it again
+  // for the window it settles on (a smaller window leaves room for more).
+  if (config.offload.kept_activation_layers != 0 || options_.budgets.device == "cpu") {
+    trainer_options.kept_activation_layers = plan.kept_activation_layers;
+  }
   if (!options_.ssd_fault_injection.faults.empty()) {
     trainer_options.wrap_ssd_device = [this, id, &run](std::unique_ptr<storage::BlockDevice> device)
         -> std::unique_ptr<storage::BlockDevice> {
