@@ -12,6 +12,7 @@
 #include "client/human_format.h"
 #include "client/table.h"
 #include "core/status_macros.h"
+#include "stronghold/v1/names.h"
 
 namespace stronghold::client {
 namespace {
@@ -145,7 +146,7 @@ absl::StatusOr<CaseResult> RunLargestCase(BenchRunner& runner,
          PlanBytes(plan.device_bytes(), plan.device_budget_bytes()),
          PlanBytes(plan.host_bytes(), plan.host_budget_bytes()), confirmed});
     limits.push_back(absl::StrCat(name, ": ", Limit(search)));
-    csv.AddRow({MethodFlagName(method), absl::StrCat(search.layers),
+    csv.AddRow({v1::OffloadMethodName(method), absl::StrCat(search.layers),
                 search.layers > 0 ? absl::StrCat(plan.parameters()) : "0",
                 search.at_bound ? "true" : "false", absl::StrCat(plan.window()),
                 absl::StrCat(plan.device_bytes()),
@@ -200,7 +201,7 @@ absl::StatusOr<CaseResult> RunThroughputCase(BenchRunner& runner,
   for (int layers : order) {
     std::vector<std::string> names;
     for (v1::OffloadMethod m : owners[layers])
-      names.push_back(MethodFlagName(m));
+      names.push_back(v1::OffloadMethodName(m));
     const std::string size = absl::StrCat(absl::StrJoin(names, "/"), " max");
     std::vector<BenchRun> runs;
     for (v1::OffloadMethod method : o.methods) {

@@ -4,6 +4,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "client/human_format.h"
+#include "stronghold/v1/names.h"
 
 namespace stronghold::client {
 namespace {
@@ -110,7 +111,7 @@ std::string WindowText(const BenchPoint& point) {
 std::string LogFileName(const BenchPoint& point, const BenchOptions& options,
                         absl::Time time) {
   return absl::StrCat(
-      "log_", MethodFlagName(point.method), "_l-", point.layers, "_h-",
+      "log_", v1::OffloadMethodName(point.method), "_l-", point.layers, "_h-",
       options.hidden, "_bs-", options.batch, "_ws-", point.window, "_",
       absl::FormatTime("%Y%m%d-%H%M%S", time, absl::LocalTimeZone()), ".txt");
 }
@@ -118,7 +119,7 @@ std::string LogFileName(const BenchPoint& point, const BenchOptions& options,
 std::string RepeatCommand(const BenchPoint& point,
                           const BenchOptions& options) {
   std::string command = absl::StrCat(
-      "strongholdctl bench --method ", MethodFlagName(point.method),
+      "strongholdctl bench --method ", v1::OffloadMethodName(point.method),
       " --layers ", point.layers, " --hidden ", options.hidden, " --heads ",
       options.heads, " --seq-len ", options.seq_len, " --vocab ", options.vocab,
       " --batch ", options.batch);

@@ -179,17 +179,6 @@ absl::StatusOr<BenchOptions> ParseBenchOptions(const ParsedArgs& args) {
   return o;
 }
 
-std::string MethodFlagName(v1::OffloadMethod method) {
-  switch (method) {
-    case v1::L2L:
-      return "l2l";
-    case v1::STRONGHOLD:
-      return "stronghold";
-    default:
-      return "resident";
-  }
-}
-
 std::string BenchCaseName(BenchCase bench_case) {
   switch (bench_case) {
     case BenchCase::kLargest:

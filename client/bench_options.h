@@ -82,8 +82,6 @@ const std::vector<FlagSpec>& BenchFlags();
 // method the case cannot run (window: STRONGHOLD only).
 absl::StatusOr<BenchOptions> ParseBenchOptions(const ParsedArgs& args);
 
-// "resident", "l2l", "stronghold".
-std::string MethodFlagName(v1::OffloadMethod method);
 // "largest", ...; "run" for kRun.
 std::string BenchCaseName(BenchCase bench_case);
 

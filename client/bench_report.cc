@@ -5,6 +5,7 @@
 #include "client/bench_log.h"
 #include "core/file_util.h"
 #include "core/status_macros.h"
+#include "stronghold/v1/names.h"
 
 namespace stronghold::client {
 namespace {
@@ -70,7 +71,7 @@ std::vector<std::string> RunCsvCells(const BenchRun& run,
     return ok ? Fixed(value, decimals) : std::string();
   };
   return {
-      MethodFlagName(run.point.method),
+      v1::OffloadMethodName(run.point.method),
       absl::StrCat(run.point.layers),
       absl::StrCat(run.parameters),
       absl::StrCat(run.point.window),

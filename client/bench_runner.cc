@@ -12,6 +12,7 @@
 #include "client/human_format.h"
 #include "core/file_util.h"
 #include "core/status_macros.h"
+#include "stronghold/v1/names.h"
 
 namespace stronghold::client {
 namespace {
@@ -65,7 +66,7 @@ BenchPoint BenchRunner::Point(v1::OffloadMethod method, int layers,
 
 v1::JobSpec BenchRunner::Spec(const BenchPoint& point) const {
   v1::JobSpec spec;
-  spec.set_name(absl::StrCat("bench ", MethodFlagName(point.method), " l-",
+  spec.set_name(absl::StrCat("bench ", v1::OffloadMethodName(point.method), " l-",
                              point.layers, " h-", options_.hidden, " bs-",
                              options_.batch, " ws-", point.window));
   v1::ModelSpec* model = spec.mutable_model();
@@ -189,7 +190,7 @@ void BenchRunner::AdoptDaemonPeak(const v1::StepMetrics& metrics) {
 void BenchRunner::Report(const BenchRun& run) const {
   if (environment_.progress == nullptr) return;
   std::ostream& out = *environment_.progress;
-  out << MethodFlagName(run.point.method) << " l-" << run.point.layers << " ws-"
+  out << v1::OffloadMethodName(run.point.method) << " l-" << run.point.layers << " ws-"
       << run.point.window << ": ";
   if (run.succeeded()) {
     out << absl::StrFormat("%s, %.4f samples/s, %.1f ms/iteration", run.job,

@@ -13,6 +13,7 @@
 #include "client/human_format.h"
 #include "client/table.h"
 #include "core/status_macros.h"
+#include "stronghold/v1/names.h"
 
 namespace stronghold::client {
 namespace {
@@ -79,7 +80,7 @@ absl::StatusOr<CaseResult> RunScalingCase(BenchRunner& runner,
         "%s: iteration time = %.3f ms/layer x layers + %.3f ms, R^2 = %.4f "
         "(%d points)",
         name, fit->slope, fit->intercept, fit->r2, fit->points));
-    fits.AddRow({MethodFlagName(method), absl::StrFormat("%.6f", fit->slope),
+    fits.AddRow({v1::OffloadMethodName(method), absl::StrFormat("%.6f", fit->slope),
                  absl::StrFormat("%.6f", fit->intercept),
                  absl::StrFormat("%.6f", fit->r2), absl::StrCat(fit->points)});
   }

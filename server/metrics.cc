@@ -5,6 +5,7 @@
 
 #include "absl/strings/ascii.h"
 #include "server/spec_convert.h"
+#include "stronghold/v1/names.h"
 
 namespace stronghold::server {
 
@@ -55,17 +56,6 @@ std::string StateLabel(v1::Job::State state) {
 bool Ended(v1::Job::State s) {
   return s == v1::Job::SUCCEEDED || s == v1::Job::FAILED ||
          s == v1::Job::CANCELLED;
-}
-
-const char* MethodName(v1::OffloadMethod m) {
-  switch (m) {
-    case v1::L2L:
-      return "l2l";
-    case v1::STRONGHOLD:
-      return "stronghold";
-    default:
-      return "resident";
-  }
 }
 
 }  // namespace
@@ -290,7 +280,7 @@ Metrics::JobSeries& Metrics::SeriesLocked(const v1::Job& job) {
   s->info =
       &job_info_.Add({{kJobLabel, job.name()},
                       {"display_name", job.display_name()},
-                      {"method", MethodName(job.spec().offload().method())}});
+                      {"method", v1::OffloadMethodName(job.spec().offload().method())}});
   s->info->Set(1);
   return *s;
 }
