@@ -12,36 +12,13 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "storage/fault_spec.h"
+#include "tests/server/job_manager_test_util.h"
 
 namespace stronghold::server {
 namespace {
 
 namespace fs = std::filesystem;
 namespace v1 = ::stronghold::v1;
-
-std::string StateDir(const std::string& name) {
-  const fs::path p = fs::path(std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp") / name;
-  fs::remove_all(p);
-  return p.string();
-}
-
-v1::JobSpec Tiny(int steps) {
-  v1::JobSpec spec;
-  spec.set_name("tiny");
-  spec.mutable_model()->set_layers(1);
-  spec.mutable_model()->set_hidden(32);
-  spec.mutable_model()->set_heads(2);
-  spec.mutable_model()->set_seq_len(16);
-  spec.mutable_training()->set_batch(2);
-  spec.mutable_training()->set_steps(steps);
-  return spec;
-}
-
-std::unique_ptr<JobManager> Manager(const std::string& dir) {
-  auto m = JobManager::Create({.state_dir = dir, .optimizer_threads = 1});
-  EXPECT_TRUE(m.ok()) << m.status();
-  return std::move(*m);
-}
 
 v1::Job::State WaitWhile(JobManager& m, const std::string& name, v1::Job::State state) {
   for (int i = 0; i < 600; ++i) {

@@ -16,18 +16,13 @@
 #include "core/checkpoint.h"
 #include "gtest/gtest.h"
 #include "server/job_manager.h"
+#include "tests/server/job_manager_test_util.h"
 
 namespace stronghold::server {
 namespace {
 
 namespace fs = std::filesystem;
 namespace v1 = ::stronghold::v1;
-
-std::string Dir(const std::string& name) {
-  const fs::path p = fs::path(std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp") / name;
-  fs::remove_all(p);
-  return p.string();
-}
 
 core::JobConfig TinyConfig(int steps) {
   core::JobConfig c;
@@ -98,14 +93,14 @@ TEST(MergeSpecsTest, GivenFieldsOverrideAndListsAreReplaced) {
 }
 
 TEST(RestoreTrainerTest, NewestIntactOwnCheckpointElseResumeFromElseFresh) {
-  const std::string dir = Dir("restore_own");
+  const std::string dir = StateDir("restore_own");
   {
     auto t = MakeTrainer(TinyConfig(4), dir);
     NullObserver o;
     ASSERT_TRUE(t->Run(&o).ok());  // checkpoints at 2 and 4
   }
   const std::string own = dir + "/checkpoints";
-  auto t = MakeTrainer(TinyConfig(6), Dir("restore_other"));
+  auto t = MakeTrainer(TinyConfig(6), StateDir("restore_other"));
   auto r = RestoreTrainer(*t, own, "");
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->step, 4);
@@ -127,37 +122,20 @@ TEST(RestoreTrainerTest, NewestIntactOwnCheckpointElseResumeFromElseFresh) {
   EXPECT_EQ(t->Run(&o).code(), absl::StatusCode::kFailedPrecondition);
 
   // No own checkpoint: resume_from, else a fresh start.
-  const std::string source = Dir("restore_source");
+  const std::string source = StateDir("restore_source");
   {
     auto s = MakeTrainer(TinyConfig(2), source);
     ASSERT_TRUE(s->Run(&o).ok());
   }
-  auto fresh = MakeTrainer(TinyConfig(6), Dir("restore_fresh"));
-  r = RestoreTrainer(*fresh, Dir("restore_none") + "/checkpoints", source + "/checkpoints/step-000002");
+  auto fresh = MakeTrainer(TinyConfig(6), StateDir("restore_fresh"));
+  r = RestoreTrainer(*fresh, StateDir("restore_none") + "/checkpoints",
+                     source + "/checkpoints/step-000002");
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->step, 2);
-  r = RestoreTrainer(*fresh, Dir("restore_none") + "/checkpoints", "");
+  r = RestoreTrainer(*fresh, StateDir("restore_none") + "/checkpoints", "");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->step, 0);
   EXPECT_EQ(r->note, "");
-}
-
-v1::JobSpec TinySpec(int steps) {
-  v1::JobSpec spec;
-  spec.set_name("tiny");
-  spec.mutable_model()->set_layers(1);
-  spec.mutable_model()->set_hidden(32);
-  spec.mutable_model()->set_heads(2);
-  spec.mutable_model()->set_seq_len(16);
-  spec.mutable_training()->set_batch(2);
-  spec.mutable_training()->set_steps(steps);
-  return spec;
-}
-
-std::unique_ptr<JobManager> Manager(const std::string& dir) {
-  auto m = JobManager::Create({.state_dir = dir, .optimizer_threads = 1});
-  EXPECT_TRUE(m.ok()) << m.status();
-  return std::move(*m);
 }
 
 bool WaitFor(const std::function<bool()>& done) {
@@ -183,8 +161,8 @@ std::vector<std::string> Messages(JobManager& m, const std::string& name) {
 }
 
 TEST(JobManagerResumeTest, CancelWithCheckpointThenResumeFromIt) {
-  auto m = Manager(Dir("jm_resume"));
-  ASSERT_TRUE(m->Submit(TinySpec(100000)).ok());
+  auto m = Manager(StateDir("jm_resume"));
+  ASSERT_TRUE(m->Submit(Tiny(100000)).ok());
   ASSERT_TRUE(WaitFor([&] { return m->Get("jobs/1")->step() >= 2; }));
   auto cancelled = m->Cancel("jobs/1", /*checkpoint=*/true);
   ASSERT_TRUE(cancelled.ok()) << cancelled.status();
@@ -219,11 +197,11 @@ TEST(JobManagerResumeTest, CancelWithCheckpointThenResumeFromIt) {
 }
 
 TEST(JobManagerResumeTest, AfterShutdownTheJobResumesFromItsCheckpoint) {
-  const std::string dir = Dir("jm_restart_resume");
+  const std::string dir = StateDir("jm_restart_resume");
   int64_t stopped_at = 0;
   {
     auto m = Manager(dir);
-    ASSERT_TRUE(m->Submit(TinySpec(100000)).ok());
+    ASSERT_TRUE(m->Submit(Tiny(100000)).ok());
     ASSERT_TRUE(WaitFor([&] { return m->Get("jobs/1")->step() >= 2; }));
     m->Shutdown();  // like SIGTERM: checkpoint, back to QUEUED
     stopped_at = m->Get("jobs/1")->step();
