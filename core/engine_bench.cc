@@ -156,8 +156,7 @@ int Main(int argc, char** argv) {
   // The layers whose activations the automatic STRONGHOLD run kept (the
   // trainer's rule, for the window it chose).
   auto kept = [&](const JobConfig& j, const Figures& f, int64_t b) {
-    const int64_t used = WindowedArenaBytes(j, f.window) + WorkingBytes(j);
-    return KeptActivationLayers(j, b == 0 ? -1 : std::max<int64_t>(0, b - used));
+    return KeptActivationLayersForDevice(j, f.window, b);
   };
   std::printf("\n%-20s %7s %5s %9s %9s %9s %9s %9s %10s %12s\n", "method", "window", "kept",
               "step_s", "compute_s", "h2d_wait", "d2h_wait", "opt_wait", "vs RESID.", "arena peak");

@@ -1,6 +1,7 @@
 #include "core/planner.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <functional>
 
 #include "absl/strings/str_cat.h"
@@ -53,6 +54,14 @@ int KeptActivationLayers(const JobConfig& c, int64_t free_device_bytes) {
   if (k != 0) return std::clamp(k, 0, layers);
   if (free_device_bytes < 0) return layers;
   return static_cast<int>(std::min<int64_t>(layers, free_device_bytes / LayerWorkingBytes(c)));
+}
+
+int KeptActivationLayersForDevice(const JobConfig& config, int window, int64_t device_budget) {
+  if (device_budget <= 0 || device_budget == INT64_MAX) return KeptActivationLayers(config, -1);
+  JobConfig c = config;
+  c.offload.host_checkpoints = CheckpointsOnHost(config, device_budget);
+  const int64_t used = WindowedArenaBytes(c, window) + WorkingBytes(c);
+  return KeptActivationLayers(config, std::max<int64_t>(0, device_budget - used));
 }
 
 namespace {

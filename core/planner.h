@@ -118,6 +118,10 @@ int64_t LayerWorkingBytes(const JobConfig& config);
 // `free_device_bytes` (what the device budget leaves beside the window's
 // arena and working memory; < 0 = unlimited), at LayerWorkingBytes each.
 int KeptActivationLayers(const JobConfig& config, int64_t free_device_bytes);
+// The same for a device budget alone (no host bound), beside the arena of
+// `window` with the checkpoints where CheckpointsOnHost puts them; a budget
+// <= 0 or INT64_MAX is unlimited.
+int KeptActivationLayersForDevice(const JobConfig& config, int window, int64_t device_budget);
 
 }  // namespace stronghold::core
 

@@ -401,7 +401,7 @@ class Trainer::Impl {
   JobConfig EngineConfig(int window) const {
     JobConfig c = config_;
     c.offload.host_checkpoints = CheckpointsOnHost(config_, device_budget_);
-    c.offload.kept_activation_layers = KeptLayers(c, window);
+    c.offload.kept_activation_layers = KeptLayers(window);
     return c;
   }
 
@@ -412,14 +412,12 @@ class Trainer::Impl {
   }
 
   // The layers whose activations the engine keeps (see TrainerOptions).
-  int KeptLayers(const JobConfig& engine_config, int window) const {
+  int KeptLayers(int window) const {
     if (options_.kept_activation_layers.has_value()) {
       return config_.offload.method == OffloadMethod::kResident ? config_.model.layers
                                                                 : *options_.kept_activation_layers;
     }
-    const int64_t used = WindowedArenaBytes(engine_config, window) + WorkingBytes(config_);
-    return KeptActivationLayers(
-        config_, device_budget_ == INT64_MAX ? -1 : std::max<int64_t>(0, device_budget_ - used));
+    return KeptActivationLayersForDevice(config_, window, device_budget_);
   }
 
   absl::Status MakeEngine(int window) {
