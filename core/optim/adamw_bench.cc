@@ -1,7 +1,10 @@
 // Benchmark: the fused CPU AdamW against the memory bandwidth of this machine
 // and against LibTorch's torch::optim::AdamW, on the same buffers.
 //
-//   bazel run -c opt //core/optim:adamw_bench [-- PARAMS]   (default 64Mi)
+//   bazel run -c opt //core/optim:adamw_bench [-- PARAMS [THREADS]]
+//
+// PARAMS defaults to 64Mi; THREADS is a comma-separated list of thread counts
+// for the sweeps (default 1..the usable CPUs; e.g. 1,8,16 on a big machine).
 //
 // Prints, per configuration, the best and median of several steps as
 // parameters/s and effective GB/s. Bytes per parameter count what a step must
@@ -25,6 +28,8 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "core/optim/adamw_kernel.h"
 #include "core/optim/cpu_budget.h"
 #include "core/optim/float16.h"
@@ -160,6 +165,21 @@ std::string CpuModel() {
 int Main(int argc, char** argv) {
   const int64_t count = argc > 1 ? std::atoll(argv[1]) : int64_t{64} << 20;
   const int max_threads = UsableCpuCount();
+  std::vector<int> sweep;  // the thread counts of the 1..N sweeps
+  if (argc > 2) {
+    for (absl::string_view t : absl::StrSplit(argv[2], ',', absl::SkipEmpty())) {
+      int n = 0;
+      if (!absl::SimpleAtoi(t, &n) || n < 1 || n > max_threads) {
+        std::fprintf(stderr, "adamw_bench: THREADS entry '%s' must be 1..%d\n",
+                     std::string(t).c_str(), max_threads);
+        return 2;
+      }
+      sweep.push_back(n);
+    }
+  }
+  if (sweep.empty()) {
+    for (int t = 1; t <= max_threads; ++t) sweep.push_back(t);
+  }
   std::printf(
       "CPU: %s; usable CPUs (affinity, cgroup quota): %d; "
       "hardware_concurrency: %u\n",
@@ -212,13 +232,13 @@ int Main(int argc, char** argv) {
     Triad(a.get(), param.get(), grad.get(), count, max_threads);  // touch a
     Triad(b.get(), param.get(), grad.get(), count, max_threads);
     Triad(c.get(), param.get(), grad.get(), count, max_threads);
-    for (int t = 1; t <= max_threads; ++t) {
+    for (int t : sweep) {
       const Timing timing =
           Measure([&] { Triad(a.get(), b.get(), c.get(), count, t); });
       triad_gbs = std::max(
           triad_gbs, Report("triad a=b+s*c (12 B/elem)", t, count, 12, timing));
     }
-    for (int t = 1; t <= max_threads; ++t) {
+    for (int t : sweep) {
       const Timing timing =
           Measure([&] { Triad(a.get(), a.get(), c.get(), count, t); });
       inplace_gbs = std::max(inplace_gbs, Report("in-place a+=s*c (12 B/elem)",
@@ -236,7 +256,7 @@ int Main(int argc, char** argv) {
       opt.Step(b, hyper);
     });
   };
-  for (int t = 1; t <= max_threads; ++t) {
+  for (int t : sweep) {
     auto opt = FusedAdamW::Create({.threads = t});
     const Timing timing = run_ours(**opt, buffer);
     const double gbs =
@@ -261,7 +281,7 @@ int Main(int argc, char** argv) {
     std::memcpy(g.get(), grad.get(), count * sizeof(float));
     const ParamBuffer aligned{p.get(), m.get(), v.get(),
                               g.get(), count,   buffer.decay_count};
-    for (int t = 1; t <= max_threads; ++t) {
+    for (int t : sweep) {
       auto opt_t = FusedAdamW::Create({.threads = t});
       Report("  same page offsets (no stagger)", t, count, 28,
              run_ours(**opt_t, aligned));

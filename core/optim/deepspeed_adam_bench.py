@@ -3,9 +3,10 @@
 Usage (needs the deepspeed and torch Python packages and a C++ compiler:
 DeepSpeed JIT-builds its cpu_adam extension with ninja on first use):
 
-    python3 core/optim/deepspeed_adam_bench.py [PARAMS] [MAX_THREADS]
+    python3 core/optim/deepspeed_adam_bench.py [PARAMS] [THREADS]
 
-PARAMS defaults to 64Mi, MAX_THREADS to the CPUs this process may use. Each
+PARAMS defaults to 64Mi. THREADS is a thread count N (runs 1..N) or a
+comma-separated list (1,8,16); by default 1..the CPUs this process may use. Each
 thread count runs in a fresh child process with OMP_NUM_THREADS set before
 torch is imported: the extension parallelises with its own OpenMP runtime,
 which torch.set_num_threads() does not reach.
@@ -51,13 +52,14 @@ def main() -> None:
         child(int(sys.argv[2]), int(sys.argv[3]))
         return
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 64 << 20
-    max_threads = (int(sys.argv[2]) if len(sys.argv) > 2 else
-                   len(os.sched_getaffinity(0)))
+    arg = sys.argv[2] if len(sys.argv) > 2 else str(len(os.sched_getaffinity(0)))
+    sweep = ([int(t) for t in arg.split(",") if t] if "," in arg else
+             list(range(1, int(arg) + 1)))
     print("params: %d; %d timed steps after 1 warm-up" % (count, REPEATS))
     print("%-34s %7s %10s %10s %9s %9s %9s" %
           ("configuration", "threads", "Mparam/s", "(median)", "GB/s",
            "(median)", "best s"), flush=True)
-    for threads in range(1, max_threads + 1):
+    for threads in sweep:
         env = dict(os.environ, OMP_NUM_THREADS=str(threads))
         subprocess.run([sys.executable, __file__, "--child", str(count),
                         str(threads)], env=env, check=True)

@@ -7,8 +7,10 @@
 # GPU, RESIDENT in the engine, STRONGHOLD with the automatic window, a window
 # sweep, L2L and a small budget, all on the largest RESIDENT model), and then,
 # if .deps/gpu/wheels is there, the DeepSpeed ZeRO-Offload peer
-# (deploy/gpu/zero_offload_peer.py) on the same model and GPU. One table;
-# `csv,` lines for docs/benchmarks.md. Needs .deps/gpu from
+# (deploy/gpu/zero_offload_peer.py) on the same model and GPU, and last,
+# time permitting, the fused CPU AdamW against DeepSpeedCPUAdam on this
+# machine's cores. One table; `csv,` lines for docs/benchmarks.md. Where
+# this machine cannot build, it runs the binaries prepare.sh built. Needs .deps/gpu from
 # deploy/gpu/prepare.sh (carried along). docs/benchmarks.md, "GPU check".
 #
 #   ./deploy/gpu/check.sh [--quick] [gpu_check flags...]   # under 8 minutes
@@ -18,7 +20,8 @@
 # JIT-built in the background meanwhile, ~60 s); parity ~20 s; cases ~150 s
 # (--quick: ~60 s; no run starts after gpu_check's --max-seconds, 140 / 80 s;
 # gpu_check as a whole under `timeout 220`); peer ~40-90 s (timeout 120 s).
-# Worst case about the build + 220 + 120 s. Set PEER=0 to skip the peer.
+# Worst case about the build + 220 + 120 s; then the AdamW comparison
+# (~60 s) unless 420 s are spent. PEER=0 / ADAM=0 skip those.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
@@ -34,6 +37,8 @@ else
   echo "torch $("$PYTHON" -c 'import torch; print(torch.__version__, torch.version.cuda)') at $TORCH"
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+echo "host: $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)" \
+  "RAM, kernel $(uname -r)"
 
 # CUDA headers and libcudart: the toolkit if present, else pip's nvidia-*
 # wheels beside torch, else (headers only) the ones prepare.sh carried.
@@ -115,38 +120,55 @@ export -f compile
 export BUILD ROOT
 # Every library source of core/ and storage/ (the trainer's NVMe tier; not
 # the other binaries' mains, not the device factories: gpu_check makes its
-# CUDA device directly).
+# CUDA device directly), and adamw_bench for the CPU optimizer's comparison.
 SOURCES=()
 for src in core/*.cc core/optim/*.cc storage/*.cc; do
   case "$src" in
-    core/engine_bench.cc|core/device_factory*.cc|core/optim/adamw_bench.cc|storage/io_bench.cc) ;;
+    core/engine_bench.cc|core/device_factory*.cc|storage/io_bench.cc) ;;
     *) SOURCES+=("$src") ;;
   esac
 done
-echo "compiling ${#SOURCES[@]} files on $(nproc) cores ..."
-start=$(date +%s)
-failed=0
-for src in "${SOURCES[@]}"; do
-  case "$src" in
-    core/optim/adamw_kernel_avx2.cc) flags=("${FP[@]}" -mavx2 -mf16c) ;;
-    core/optim/adamw_kernel_avx512.cc) flags=("${FP[@]}" -mavx512f) ;;
-    core/optim/*) flags=("${FP[@]}") ;;
-    *) flags=() ;;
-  esac
-  while [ "$(jobs -rp | wc -l)" -ge "$(nproc)" ]; do wait -n || failed=1; done  # ~1.5 GB each
-  compile "$src" "${flags[@]}" &
-done
-while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || failed=1; done
-[ "$failed" -eq 0 ] || { echo "check: compilation failed" >&2; exit 1; }
-ABSL=$(cd "$DEPS/lib" && ls libabsl_*.so | sed 's/^lib\(.*\)\.so$/-l\1/' | tr '\n' ' ')
-g++ -o "$BUILD/gpu_check" "$BUILD"/*.o -L"$TORCH/lib" -ltorch_cuda -ltorch_cpu -lc10_cuda -lc10 \
-  -ltorch -L"$CUDART_DIR" -l:"$CUDART" -L"$DEPS/lib" $ABSL -lglog -lcrypto -luring \
-  -pthread -Wl,--no-as-needed -Wl,--allow-shlib-undefined \
-  -Wl,-rpath,"$TORCH/lib:$DEPS/lib:$CUDART_DIR"
-echo "built in $(( $(date +%s) - start )) s"
+LIBS=(-L"$TORCH/lib" -ltorch_cuda -ltorch_cpu -lc10_cuda -lc10 -ltorch -L"$CUDART_DIR" -l:"$CUDART"
+      -L"$DEPS/lib" $(cd "$DEPS/lib" && ls libabsl_*.so | sed 's/^lib\(.*\)\.so$/-l\1/')
+      -lglog -lcrypto -luring -pthread -Wl,--no-as-needed -Wl,--allow-shlib-undefined)
+build() {  # compiles and links $BUILD/gpu_check and $BUILD/adamw_bench
+  command -v g++ > /dev/null || { echo "check: no g++ on this machine" >&2; return 1; }
+  echo "compiling ${#SOURCES[@]} files with $(g++ --version | head -n 1) on $(nproc) cores ..."
+  local start failed=0 src flags
+  start=$(date +%s)
+  for src in "${SOURCES[@]}"; do
+    case "$src" in
+      core/optim/adamw_kernel_avx2.cc) flags=("${FP[@]}" -mavx2 -mf16c) ;;
+      core/optim/adamw_kernel_avx512.cc) flags=("${FP[@]}" -mavx512f) ;;
+      core/optim/*) flags=("${FP[@]}") ;;
+      *) flags=() ;;
+    esac
+    while [ "$(jobs -rp | wc -l)" -ge "$(nproc)" ]; do wait -n || failed=1; done  # ~1.5 GB each
+    compile "$src" "${flags[@]}" &
+  done
+  while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || failed=1; done
+  [ "$failed" -eq 0 ] || { echo "check: compilation failed" >&2; return 1; }
+  local main_check="$BUILD/core_gpu_check.cc.o" main_adam="$BUILD/core_optim_adamw_bench.cc.o" objs=()
+  for o in "$BUILD"/*.o; do [ "$o" = "$main_check" ] || [ "$o" = "$main_adam" ] || objs+=("$o"); done
+  local rpath=-Wl,-rpath,"$TORCH/lib:$DEPS/lib:$CUDART_DIR"
+  g++ -o "$BUILD/gpu_check" "$main_check" "${objs[@]}" "${LIBS[@]}" "$rpath" &&
+    g++ -o "$BUILD/adamw_bench" "$main_adam" "${objs[@]}" "${LIBS[@]}" "$rpath" || return 1
+  echo "built in $(( $(date +%s) - start )) s"
+}
+# Binaries prepare.sh built on the Debian machine against the same LibTorch
+# 2.11 (cu130) wheel: used only where this machine cannot build (no g++, or
+# a compiler that fails), with the libraries found through LD_LIBRARY_PATH.
+BIN=$BUILD
+if ! build; then
+  [ -x "$DEPS/bin/gpu_check" ] || { echo "check: build failed and no prebuilt $DEPS/bin" >&2; exit 1; }
+  echo "check: build failed here; running the binaries prepare.sh built ($DEPS/bin)"
+  BIN=$DEPS/bin
+  export LD_LIBRARY_PATH="$TORCH/lib:$DEPS/lib:$CUDART_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
+[ -n "${BUILD_ONLY:-}" ] && exit 0
 status=0
 set -o pipefail
-OMP_WAIT_POLICY=passive timeout 220 "$BUILD/gpu_check" "$@" 2>&1 | tee "$BUILD/gpu_check.log" || status=$?
+OMP_WAIT_POLICY=passive timeout 220 "$BIN/gpu_check" "$@" 2>&1 | tee "$BUILD/gpu_check.log" || status=$?
 [ "$status" -eq 124 ] && echo "gpu_check: stopped by timeout 220 s"
 echo "gpu_check: exit $status, $(( $(date +%s) - T0 )) s since the start of check.sh"
 
@@ -175,5 +197,28 @@ if [ -z "$PEER_REASON" ]; then
   fi
 fi
 [ -n "$PEER_REASON" ] && echo "peer: not run: $PEER_REASON"
+
+# The CPU optimizer against DeepSpeed's CPU Adam on this machine's cores, the
+# same 64 Mi parameters and thread counts (docs/benchmarks.md, "CPU AdamW";
+# the Debian machine has 2 cores only), when time is left (ADAM=0 skips it).
+ADAM=${ADAM:-1}
+ADAM_AFTER=${ADAM_AFTER:-420}  # seconds since the start past which it is skipped
+if [ "$ADAM" = 1 ]; then
+  spent=$(( $(date +%s) - T0 ))
+  if [ "$spent" -gt "$ADAM_AFTER" ]; then
+    echo "adam: not run: $spent s spent (ADAM_AFTER=$ADAM_AFTER)"
+  else
+    n=$(nproc)
+    THREADS=$(printf '%s\n' 1 $((n / 4)) $((n / 2)) "$n" | awk '$1 > 0' | sort -nu | paste -sd,)
+    echo "adam: fused AdamW and DeepSpeedCPUAdam at $THREADS threads, 64 Mi parameters"
+    timeout 60 "$BIN/adamw_bench" $((64 << 20)) "$THREADS" 2>&1 || echo "adam: adamw_bench exit $?"
+    if [ -z "$PEER_REASON" ] && [ "$(cat "$BUILD/cpu_adam.rc" 2>/dev/null)" = 0 ]; then
+      peer_env timeout 90 "$PYTHON" -u "$ROOT/core/optim/deepspeed_adam_bench.py" $((64 << 20)) \
+        "$THREADS," 2>&1 | grep -v '^\[' || echo "adam: deepspeed_adam_bench failed"
+    else
+      echo "adam: DeepSpeedCPUAdam not run (peer: ${PEER_REASON:-cpu_adam not built})"
+    fi
+  fi
+fi
 echo "check.sh: $(( $(date +%s) - T0 )) s in all"
 exit "$status"

@@ -60,4 +60,18 @@ if [ -z "${NO_PEER:-}" ]; then
   peer_wheels || { echo "prepare: the DeepSpeed peer's wheels could not be prepared (network?);" \
                         "check.sh will report 'peer: not run'" >&2; rm -rf "$OUT/wheels"; }
 fi
+# Fallback binaries (gpu_check, adamw_bench), built here by check.sh against
+# the LibTorch wheel of .deps/libtorch (the GPU machine's torch version), for
+# a GPU machine that cannot compile; about 2 MiB.
+if [ -z "${NO_PREBUILT:-}" ] && [ -f "$ROOT/.deps/libtorch/lib/libtorch_cuda.so" ]; then
+  tmp=$(mktemp -d)
+  if BUILD_ONLY=1 PEER=0 TORCH_DIR="$ROOT/.deps/libtorch" GPU_BUILD_DIR="$tmp" \
+       "$ROOT/deploy/gpu/check.sh" > "$tmp/build.log" 2>&1; then
+    mkdir -p "$OUT/bin" && cp "$tmp/gpu_check" "$tmp/adamw_bench" "$OUT/bin/"
+  else
+    echo "prepare: the fallback binaries did not build (tail of $tmp/build.log):" >&2
+    tail -n 5 "$tmp/build.log" >&2
+  fi
+  rm -rf "$tmp"
+fi
 echo "prepared $OUT ($(du -sh "$OUT" | cut -f1)); carry it with the working tree"
