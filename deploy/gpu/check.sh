@@ -54,8 +54,14 @@ find_first() {  # find_first NAME DIR...
   return 1
 }
 SITE=$(dirname "$TORCH")
-CUDA_INC=$(find_first cuda_runtime.h "$CUDA_HOME/include" "$SITE/nvidia" "$DEPS/cuda-include") \
-  || { echo "check: no cuda_runtime.h found" >&2; exit 1; }
+# The runtime headers include crt/host_config.h, which pip's nvidia-* wheels
+# leave out (seen on the H200 image): take the first tree that has both.
+CUDA_INC=""
+for d in "$CUDA_HOME/include" "$SITE/nvidia" "$DEPS/cuda-include"; do
+  inc=$(find_first cuda_runtime.h "$d") || continue
+  [ -f "$inc/crt/host_config.h" ] && { CUDA_INC=$inc; break; }
+done
+[ -n "$CUDA_INC" ] || { echo "check: no cuda_runtime.h with crt/host_config.h found" >&2; exit 1; }
 CUDART_DIR=$(find_first 'libcudart.so*' "$CUDA_HOME/lib64" "$CUDA_HOME/lib" "$SITE/nvidia") \
   || { echo "check: no libcudart found" >&2; exit 1; }
 CUDART=$(cd "$CUDART_DIR" && ls libcudart.so* | sort | head -n 1)
@@ -128,9 +134,12 @@ for src in core/*.cc core/optim/*.cc storage/*.cc; do
     *) SOURCES+=("$src") ;;
   esac
 done
-LIBS=(-L"$TORCH/lib" -ltorch_cuda -ltorch_cpu -lc10_cuda -lc10 -ltorch -L"$CUDART_DIR" -l:"$CUDART"
+# --no-as-needed first: nothing in core/ names a symbol of libtorch_cuda.so,
+# but without it LibTorch's CUDA hooks are never registered (a linker that
+# defaults to --as-needed, as Ubuntu's does, drops it).
+LIBS=(-Wl,--no-as-needed -Wl,--allow-shlib-undefined -L"$TORCH/lib" -ltorch_cuda -ltorch_cpu -lc10_cuda -lc10 -ltorch -L"$CUDART_DIR" -l:"$CUDART"
       -L"$DEPS/lib" $(cd "$DEPS/lib" && ls libabsl_*.so | sed 's/^lib\(.*\)\.so$/-l\1/')
-      -lglog -lcrypto -luring -pthread -Wl,--no-as-needed -Wl,--allow-shlib-undefined)
+      -lglog -lcrypto -luring -pthread)
 build() {  # compiles and links $BUILD/gpu_check and $BUILD/adamw_bench
   command -v g++ > /dev/null || { echo "check: no g++ on this machine" >&2; return 1; }
   echo "compiling ${#SOURCES[@]} files with $(g++ --version | head -n 1) on $(nproc) cores ..."
