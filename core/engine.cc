@@ -66,6 +66,13 @@ absl::Status NonFiniteGradient(int64_t step, const std::vector<BufferLayout>& la
 
 namespace {
 
+// What follows a layer's gradient accumulation on the host in a micro-batch.
+enum class GradTail {
+  kNone,     // more micro-batches to come
+  kUpdate,   // the last one: the layer's AdamW step right away
+  kMeasure,  // the last one, updates deferred: measure it for the global norm
+};
+
 double Since(int64_t start_ns) { return (Timeline::NowNs() - start_ns) / 1e9; }
 
 torch::ScalarType ToTorch(Precision p) {
@@ -167,6 +174,7 @@ class WindowedEngine::Impl {
     const double scale = state_->scale;  // 1 unless fp16
     const int64_t adam_step = state_->optimizer_step + 1;
     stats_ = EngineStepStats();
+    const bool profile = std::exchange(profile_, false);
     stats_.loss_scale = scale;
     worker_.reset_stats();
     step_ = step;
@@ -199,24 +207,21 @@ class WindowedEngine::Impl {
       const torch::Tensor labels = targets.to(device_->torch_device());
       const bool last_mb = mb + 1 == micro_batches;
       const int64_t fwd_start = Timeline::NowNs();
-      Forward(tokens, dev);
+      Forward(tokens, dev, profile);
       const int64_t bwd_start = Timeline::NowNs();
       stats_.layer_forward_s += (bwd_start - fwd_start) / 1e9 / layers_;
-      loss_sum += Backward(tokens, labels, dev, mb == 0, last_mb && !defer, micro_batches, scale);
+      // The last micro-batch: each layer's update follows its gradient, or,
+      // deferred, its accumulation measures the gradient for the global norm.
+      const GradTail tail = !last_mb ? GradTail::kNone : defer ? GradTail::kMeasure : GradTail::kUpdate;
+      loss_sum += Backward(tokens, labels, dev, mb == 0, tail, micro_batches, scale);
     }
     // Gradients must all have landed before the step's updates are decided.
     const int64_t wait_start = Timeline::NowNs();
     worker_.WaitAll();
     RETURN_IF_ERROR(worker_.error());  // the NVMe tier failed an update
-    std::vector<StepStats> grads = worker_.stats();
-    if (defer) {
-      for (int b = 0; b < num_buffers(); ++b) {
-        ASSIGN_OR_RETURN(StepFuture f, optimizer_->SubmitMeasure(
-                                           ToParamBuffer(buffers_[b], precision_),
-                                           static_cast<float>(1.0 / scale)));
-        grads[b] = f.Wait();
-      }
-    }
+    // Deferred: the last accumulation measured each gradient (scaled by
+    // 1 / loss scale), so the global norm needs no second pass.
+    const std::vector<StepStats> grads = defer ? worker_.measured() : worker_.stats();
     double sum_sq = 0;  // buffer order, as the reference sums it
     for (const StepStats& g : grads) sum_sq += g.grad_sq_sum;
     stats_.optimizer_s += Since(wait_start);
@@ -246,6 +251,12 @@ class WindowedEngine::Impl {
     }
     stats_.loss = loss_sum / micro_batches;
     stats_.layer_forward_s /= micro_batches;
+    if (!profiled_forward_s_.empty()) {  // ProfileNextStep: the median layer
+      auto mid = profiled_forward_s_.begin() + profiled_forward_s_.size() / 2;
+      std::nth_element(profiled_forward_s_.begin(), mid, profiled_forward_s_.end());
+      stats_.layer_forward_s = *mid;
+      profiled_forward_s_.clear();
+    }
     stats_.layer_backward_s /= micro_batches;
     stats_.layer_optimizer_s = worker_.optimizer_s() / num_buffers();
     // Read before and written after each update of a spilled layer. Deferred
@@ -256,6 +267,7 @@ class WindowedEngine::Impl {
   }
 
   int64_t cut_ns() const { return cut_ns_; }
+  void ProfileNextStep() { profile_ = true; }
 
   absl::Status Drain() {
     worker_.WaitAll();
@@ -397,7 +409,7 @@ class WindowedEngine::Impl {
     torch::Tensor output;   // x_{i+1} with its graph
   };
 
-  void Forward(const torch::Tensor& tokens, const torch::TensorOptions& dev) {
+  void Forward(const torch::Tensor& tokens, const torch::TensorOptions& dev, bool profile) {
     torch::NoGradGuard no_grad;
     const int heads = config_.model.heads;
     const int64_t n = buffers_[0].layout.count;
@@ -426,6 +438,10 @@ class WindowedEngine::Impl {
         Checkpoint(i + 1, dev).copy_(y);
       }
       AfterWriting(i + 1);
+      if (profile) {
+        device_->HostWait(device_->Record(Queue::kCompute));
+        profiled_forward_s_.push_back(Since(start));
+      }
       Span span{"fwd", Lane::kCompute, i + 1, start, 0};
       const bool keep = i >= layers_ - std::max(window_, 1);  // the last W stay for backward
       if (!keep) Release(slot);
@@ -437,7 +453,8 @@ class WindowedEngine::Impl {
 
   // Copies a device gradient to host staging after the compute that made it,
   // and queues its accumulation (and update) on the CPU worker.
-  Event HandOff(int b, const void* device_grad, int staging, bool first, bool update) {
+  Event HandOff(int b, const void* device_grad, int staging, bool first, GradTail tail) {
+    const bool update = tail == GradTail::kUpdate;
     const int64_t start = Timeline::NowNs();
     if (staging_task_[staging] != 0) worker_.WaitFor(staging_task_[staging]);  // staging reuse
     stats_.d2h_wait_s += Since(start);
@@ -451,20 +468,25 @@ class WindowedEngine::Impl {
       stats_.d2h_wait_s += Since(s);
     }
     GradWorker::Task task{landed, staging_[staging], ToDType(precision_), &buffers_[b], b, first,
-                          update, hyper_};
+                          update, hyper_, tail == GradTail::kMeasure,
+                          static_cast<float>(1.0 / state_->scale)};
     staging_task_[staging] = worker_.Submit(task);
     if (update) update_task_[b] = staging_task_[staging];
     return landed;
   }
 
   double Backward(const torch::Tensor& tokens, const torch::Tensor& labels,
-                  const torch::TensorOptions& dev, bool first, bool update, int micro_batches,
+                  const torch::TensorOptions& dev, bool first, GradTail tail, int micro_batches,
                   double loss_scale) {
     const int heads = config_.model.heads;
     const BufferLayout& emb_layout = buffers_[0].layout;
     const BufferLayout& fin_layout = buffers_[last()].layout;
     torch::Tensor emb = torch::from_blob(emb_param_, {emb_layout.count}, dev).requires_grad_(true);
     torch::Tensor fin = torch::from_blob(fin_param_, {fin_layout.count}, dev).requires_grad_(true);
+    // Their gradients' previous D2H copies must have left before compute
+    // zeroes them (the layers' slots get the same order through Fetch).
+    device_->QueueWait(Queue::kCompute, emb_d2h_);
+    device_->QueueWait(Queue::kCompute, fin_d2h_);
     emb.mutable_grad() = torch::from_blob(emb_grad_, {emb_layout.count}, dev).zero_();
     fin.mutable_grad() = torch::from_blob(fin_grad_, {fin_layout.count}, dev).zero_();
 
@@ -501,15 +523,15 @@ class WindowedEngine::Impl {
       stats_.layer_backward_s += (end - start) / 1e9 / layers_;
       if (timeline_ != nullptr) timeline_->Add({"bwd", Lane::kCompute, i + 1, start, end});
       const int staging = static_cast<int>(slot - slots_.data());
-      slot->d2h_done = HandOff(slot->buffer, slot->grad, staging, first, update);
+      slot->d2h_done = HandOff(slot->buffer, slot->grad, staging, first, tail);
       Release(slot);
     }
     start = Timeline::NowNs();
     gpt::Embed(emb, emb_layout, tokens).backward(dy);
     stats_.compute_s += Since(start);
     const int slots = static_cast<int>(slots_.size());
-    HandOff(0, emb_grad_, slots, first, update);
-    HandOff(last(), fin_grad_, slots + 1, first, update);
+    emb_d2h_ = HandOff(0, emb_grad_, slots, first, tail);
+    fin_d2h_ = HandOff(last(), fin_grad_, slots + 1, first, tail);
     return loss_value;
   }
 
@@ -533,6 +555,7 @@ class WindowedEngine::Impl {
   void* emb_grad_ = nullptr;
   void* fin_param_ = nullptr;
   void* fin_grad_ = nullptr;
+  Event emb_d2h_, fin_d2h_;  // the last D2H copies of emb_grad_ and fin_grad_
   // Activation checkpoints [L+1, micro_batch, seq_len, hidden] on the
   // device, or with host_ckpt_mode_ in host_ckpt_ and one boundary per slot
   // plus the head's on the device.
@@ -549,6 +572,8 @@ class WindowedEngine::Impl {
   // The worker task that updates each buffer (0: none yet).
   std::vector<uint64_t> update_task_;
   GradWorker worker_;
+  bool profile_ = false;                    // ProfileNextStep
+  std::vector<double> profiled_forward_s_;  // its layers' forward seconds
 
   int64_t step_ = 0;
   int64_t cut_ns_ = Timeline::NowNs();
@@ -593,6 +618,8 @@ absl::StatusOr<EngineStepStats> WindowedEngine::Step(int64_t step, const BatchSo
 }
 
 absl::Status WindowedEngine::Drain() { return impl_->Drain(); }
+
+void WindowedEngine::ProfileNextStep() { impl_->ProfileNextStep(); }
 
 int64_t WindowedEngine::trace_cut_ns() const { return impl_->cut_ns(); }
 

@@ -126,6 +126,14 @@ class WindowedEngine {
   // Step, Drain() and the destructor wait for them).
   absl::StatusOr<EngineStepStats> Step(int64_t step, const BatchSource& batches);
 
+  // The next Step measures each layer's forward with the compute queue
+  // drained after it (on a GPU the host would otherwise time only the
+  // kernel launches) and reports the median layer as layer_forward_s, which
+  // a first layer's one-off costs (kernel loading, library set-up) do not
+  // move. For the automatic window's profiling step; costs one host wait
+  // per layer in that step.
+  void ProfileNextStep();
+
   // Waits for every queued update (and write-back to the NVMe tier): host
   // masters and spilled moments are then current. The first I/O error of
   // the NVMe tier, if any (it also fails the Step that met it).

@@ -3,7 +3,6 @@
 #include <utility>
 
 #include "glog/logging.h"
-#include "core/optim/float16.h"
 #include "storage/spill_streamer.h"
 
 namespace stronghold::core {
@@ -19,26 +18,6 @@ DType ToDType(Precision p) {
     case Precision::kBf16: return DType::kBFloat16;
     case Precision::kFp16: return DType::kFloat16;
     default: return DType::kFloat32;
-  }
-}
-
-// fp32 keeps the expressions the RESIDENT reference's autograd accumulation
-// matches bit for bit.
-void Accumulate(const void* g, DType dtype, bool first, int64_t n, float* acc) {
-  if (dtype == DType::kFloat32) {
-    const float* s = static_cast<const float*>(g);
-    if (first) {
-      for (int64_t i = 0; i < n; ++i) acc[i] = 0.0f + s[i];
-    } else {
-      for (int64_t i = 0; i < n; ++i) acc[i] += s[i];
-    }
-    return;
-  }
-  const uint16_t* s = static_cast<const uint16_t*>(g);
-  const bool bf16 = dtype == DType::kBFloat16;
-  for (int64_t i = 0; i < n; ++i) {
-    const float x = bf16 ? FloatFromBFloat16(s[i]) : FloatFromHalf(s[i]);
-    acc[i] = first ? 0.0f + x : acc[i] + x;
   }
 }
 
@@ -60,7 +39,7 @@ ParamBuffer ToParamBuffer(const HostBuffer& b, Precision precision) {
 GradWorker::GradWorker(Device* device, FusedAdamW* optimizer, Timeline* timeline, int buffers,
                        storage::SpillStreamer* spill, Precision precision)
     : device_(device), optimizer_(optimizer), timeline_(timeline), spill_(spill),
-      precision_(precision), stats_(buffers) {
+      precision_(precision), stats_(buffers), measured_(buffers) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -86,16 +65,25 @@ void GradWorker::Loop() {
     device_->HostWait(t.landed);
     // Without staging: an update only (deferred until the global norm
     // was known).
-    if (t.staging != nullptr) {
-      Accumulate(t.staging, t.dtype, t.first, t.buffer->layout.count, t.buffer->grad);
-    }
     absl::Status status;
-    if (t.update) status = Update(t);
+    if (t.staging != nullptr) status = Accumulate(t);
+    if (status.ok() && t.update) status = Update(t);
     absl::MutexLock lock(&mu_);
     if (error_.ok() && !status.ok()) error_ = status;
     ++completed_;
     cv_.SignalAll();
   }
+}
+
+absl::Status GradWorker::Accumulate(const Task& t) {
+  const int64_t start = Timeline::NowNs();
+  absl::StatusOr<StepFuture> f = optimizer_->SubmitAccumulate(
+      ToParamBuffer(*t.buffer, precision_), t.staging, t.dtype, t.first, t.measure, t.measure_scale);
+  if (!f.ok()) return f.status();
+  const StepStats stats = f->Wait();
+  if (t.measure) measured_[t.index] = stats;
+  if (timeline_ != nullptr) timeline_->Add({"grad_add", Lane::kOptimizer, t.index, start, Timeline::NowNs()});
+  return absl::OkStatus();
 }
 
 absl::Status GradWorker::Update(const Task& t) {

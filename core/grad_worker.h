@@ -1,6 +1,7 @@
 // The CPU side of the windowed engine's backward (core/engine.cc): one
-// thread that, for each gradient landing in a host staging buffer, adds it
-// into the layer's fp32 host accumulator (converting bf16/fp16 exactly) and,
+// thread that, for each gradient landing in a host staging buffer, has the
+// optimizer's pool add it into the layer's fp32 host accumulator (converting
+// bf16/fp16 exactly; measuring it in the same pass when asked) and,
 // when asked, runs the layer's AdamW step on the optimizer's pool, staging
 // moments spilled to the NVMe tier around it.
 //
@@ -32,10 +33,6 @@ namespace stronghold::core {
 // The optimizer's element type for the compute precision.
 DType ToDType(Precision precision);
 
-// acc = (first ? 0 : acc) + g over n elements, g of `dtype` converted
-// exactly to fp32 (the host accumulates every precision's gradients in fp32).
-void Accumulate(const void* g, DType dtype, bool first, int64_t n, float* acc);
-
 // The optimizer's view of a host buffer; its working copy (if any) is
 // written in the compute precision.
 ParamBuffer ToParamBuffer(const HostBuffer& buffer, Precision precision);
@@ -52,6 +49,11 @@ class GradWorker {
     bool first = false;    // first micro-batch: the accumulator starts at 0
     bool update = false;   // run AdamW after accumulating
     AdamWStep hyper;
+    // Measure the accumulated gradient in the same pass (the last
+    // micro-batch of a step whose updates wait for the global norm): the
+    // statistics land in measured(index).
+    bool measure = false;
+    float measure_scale = 1.0f;  // grad_scale of that measure
   };
 
   GradWorker(Device* device, FusedAdamW* optimizer, Timeline* timeline, int buffers,
@@ -75,6 +77,8 @@ class GradWorker {
   }
   // What each buffer's last update saw in its gradient (after grad_scale).
   const std::vector<StepStats>& stats() const { return stats_; }
+  // What each buffer's last measuring accumulation saw (Task::measure).
+  const std::vector<StepStats>& measured() const { return measured_; }
   double optimizer_s() const { return optimizer_s_; }
   // Bytes of spilled moments staged from and written back to the NVMe tier.
   int64_t nvme_bytes() const { return nvme_bytes_; }
@@ -92,6 +96,8 @@ class GradWorker {
  private:
   void Loop();
 
+  // The task's gradient into its buffer's fp32 accumulator, on the pool.
+  absl::Status Accumulate(const Task& t);
   // AdamW on one buffer; spilled moments are staged for it (normally read
   // ahead already) and written back after it. After an NVMe tier error no
   // spilled buffer is updated any more: the step fails with that error.
@@ -102,7 +108,8 @@ class GradWorker {
   Timeline* const timeline_;
   storage::SpillStreamer* const spill_;  // null: nothing spilled
   const Precision precision_;
-  std::vector<StepStats> stats_;  // written by the worker, read after WaitAll
+  std::vector<StepStats> stats_;     // written by the worker, read after WaitAll
+  std::vector<StepStats> measured_;  // likewise
   double optimizer_s_ = 0;
   int64_t nvme_bytes_ = 0;  // each way
   absl::Mutex mu_;

@@ -450,6 +450,7 @@ class Trainer::Impl {
     // (or, when the automatic window rebuilt the engine, while the old one
     // drained).
     timeline_.DropBefore(trace_cut_ns_);
+    if (auto_window_ && step == start_step_ + 1) engine_->ProfileNextStep();  // ChooseWindow's
     ASSIGN_OR_RETURN(EngineStepStats s,
                      engine_->Step(step, [&](int micro, int64_t* in, int64_t* tg) {
                        if (observer->StopRequested() == StopRequest::kCancel) return false;
@@ -483,7 +484,9 @@ class Trainer::Impl {
 
   // The smallest window whose prefetch hides a layer's copy behind the
   // compute of the layers before it: W * forward(layer) >= H2D(layer), with
-  // 25% margin, within what the budget allows.
+  // 25% margin, within what the budget allows. forward(layer) is the median
+  // layer of the profiling step with the compute drained after each layer
+  // (ProfileNextStep), H2D(layer) the copies' own times (GPU-timed on CUDA).
   absl::Status ChooseWindow(const EngineStepStats& s, TrainerObserver* observer) {
     const int max_window = engine_->window();
     double h2d = 0;  // the measured copy time of one layer, from the timeline

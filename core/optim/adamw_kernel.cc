@@ -7,6 +7,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "core/optim/adamw_kernel_internal.h"
+#include "core/optim/float16.h"
 
 namespace stronghold::core {
 namespace {
@@ -219,6 +220,31 @@ StepStats MeasureRange(Isa isa, const ParamBuffer& b, float grad_scale,
         &stats);
   }
   return stats;
+}
+
+void AccumulateRange(const void* g, DType dtype, bool first, float* acc,
+                     int64_t begin, int64_t end) {
+  if (dtype == DType::kFloat32) {
+    const float* s = static_cast<const float*>(g);
+    if (first) {
+      for (int64_t i = begin; i < end; ++i) acc[i] = 0.0f + s[i];
+    } else {
+      for (int64_t i = begin; i < end; ++i) acc[i] += s[i];
+    }
+    return;
+  }
+  const uint16_t* s = static_cast<const uint16_t*>(g);
+  if (dtype == DType::kBFloat16) {
+    for (int64_t i = begin; i < end; ++i) {
+      const float x = FloatFromBFloat16(s[i]);
+      acc[i] = first ? 0.0f + x : acc[i] + x;
+    }
+  } else {
+    for (int64_t i = begin; i < end; ++i) {
+      const float x = FloatFromHalf(s[i]);
+      acc[i] = first ? 0.0f + x : acc[i] + x;
+    }
+  }
 }
 
 void AppendStats(const StepStats& next, StepStats* into) {

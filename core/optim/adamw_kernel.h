@@ -86,6 +86,14 @@ StepStats AdamWRange(Isa isa, const ParamBuffer& buffer,
 StepStats MeasureRange(Isa isa, const ParamBuffer& buffer, float grad_scale,
                        int64_t begin, int64_t end);
 
+// acc[i] = (first ? 0 + g[i] : acc[i] + g[i]) for i in [begin, end), g of
+// `dtype` converted exactly to fp32 (gradients of every precision are
+// accumulated in fp32 on the host). `0 + g` turns -0 into +0, as autograd's
+// first accumulation does. Exact elementwise IEEE adds: any split of the
+// range gives the same bits.
+void AccumulateRange(const void* g, DType dtype, bool first, float* acc,
+                     int64_t begin, int64_t end);
+
 // Folds `next` (the statistics of a range that follows `into`'s) into `into`.
 void AppendStats(const StepStats& next, StepStats* into);
 

@@ -27,7 +27,13 @@ struct FusedAdamW::Task {
   // Set by Enqueue under mu_, then read-only until the task is done.
   Mode mode = Mode::kStep;
   ParamBuffer buffer;        // kTouch: working/working_dtype/count only
-  AdamWConstants constants;  // kMeasure: only grad_scale
+  AdamWConstants constants;  // kMeasure, kAccumulate: only grad_scale
+  // kAccumulate: buffer.grad += source (or = with first); measure afterwards.
+  float* accumulator = nullptr;
+  const void* source = nullptr;
+  DType source_dtype = DType::kFloat32;
+  bool first = false;
+  bool measure = false;
   int64_t chunk_elements = 0;
   int num_chunks = 0;
 
@@ -132,7 +138,7 @@ absl::StatusOr<StepFuture> FusedAdamW::Submit(const ParamBuffer& buffer,
                                               const AdamWStep& hyper) {
   if (absl::Status s = ValidateParamBuffer(buffer); !s.ok()) return s;
   if (absl::Status s = ValidateAdamWStep(hyper); !s.ok()) return s;
-  return Enqueue(Mode::kStep, buffer, MakeAdamWConstants(hyper));
+  return Enqueue(Mode::kStep, buffer, MakeAdamWConstants(hyper), {});
 }
 
 absl::StatusOr<StepFuture> FusedAdamW::SubmitMeasure(const ParamBuffer& buffer,
@@ -146,7 +152,24 @@ absl::StatusOr<StepFuture> FusedAdamW::SubmitMeasure(const ParamBuffer& buffer,
   gradient_only.decay_count = buffer.decay_count;
   AdamWConstants constants;
   constants.grad_scale = grad_scale;
-  return Enqueue(Mode::kMeasure, gradient_only, constants);
+  return Enqueue(Mode::kMeasure, gradient_only, constants, {});
+}
+
+absl::StatusOr<StepFuture> FusedAdamW::SubmitAccumulate(
+    const ParamBuffer& buffer, const void* g, DType dtype, bool first,
+    bool measure, float grad_scale) {
+  ParamBuffer accumulator;
+  accumulator.grad = buffer.grad;
+  accumulator.count = buffer.count;
+  accumulator.decay_count = buffer.decay_count;
+  if (absl::Status s = ValidateGradient(accumulator); !s.ok()) return s;
+  if (buffer.count > 0 && g == nullptr) {
+    return absl::InvalidArgumentError("SubmitAccumulate of a null gradient");
+  }
+  AdamWConstants constants;
+  constants.grad_scale = grad_scale;
+  return Enqueue(Mode::kAccumulate, accumulator, constants,
+                 {const_cast<float*>(buffer.grad), g, dtype, first, measure});
 }
 
 absl::Status FusedAdamW::FirstTouch(void* data, int64_t count, DType dtype) {
@@ -159,7 +182,7 @@ absl::Status FusedAdamW::FirstTouch(void* data, int64_t count, DType dtype) {
   target.working = data;
   target.working_dtype = dtype;
   target.count = count;
-  absl::StatusOr<StepFuture> future = Enqueue(Mode::kTouch, target, {});
+  absl::StatusOr<StepFuture> future = Enqueue(Mode::kTouch, target, {}, {});
   if (!future.ok()) return future.status();
   future->Wait();
   return absl::OkStatus();
@@ -177,7 +200,8 @@ StepStats FusedAdamW::StepAndMeasure(const ParamBuffer& buffer,
 }
 
 absl::StatusOr<StepFuture> FusedAdamW::Enqueue(
-    Mode mode, const ParamBuffer& buffer, const AdamWConstants& constants) {
+    Mode mode, const ParamBuffer& buffer, const AdamWConstants& constants,
+    const AccumulateArgs& accumulate) {
   const int64_t chunk = ChunkElements(buffer.count);
   const int num_chunks = static_cast<int>((buffer.count + chunk - 1) / chunk);
   const int64_t threads = static_cast<int64_t>(workers_.size());
@@ -189,6 +213,11 @@ absl::StatusOr<StepFuture> FusedAdamW::Enqueue(
   task.mode = mode;
   task.buffer = buffer;
   task.constants = constants;
+  task.accumulator = accumulate.accumulator;
+  task.source = accumulate.source;
+  task.source_dtype = accumulate.dtype;
+  task.first = accumulate.first;
+  task.measure = accumulate.measure;
   task.chunk_elements = chunk;
   task.num_chunks = num_chunks;
   task.unclaimed = task.unfinished = num_chunks;
@@ -270,6 +299,13 @@ void FusedAdamW::RunChunk(Task& task, int chunk) {
     case Mode::kMeasure:
       stats = MeasureRange(isa_, task.buffer, task.constants.grad_scale, begin,
                            end);
+      break;
+    case Mode::kAccumulate:
+      AccumulateRange(task.source, task.source_dtype, task.first,
+                      task.accumulator, begin, end);
+      stats = task.measure ? MeasureRange(isa_, task.buffer,
+                                          task.constants.grad_scale, begin, end)
+                           : StepStats();
       break;
     case Mode::kTouch: {
       const int bytes = DTypeBytes(task.buffer.working_dtype);

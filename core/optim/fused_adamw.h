@@ -141,6 +141,19 @@ class FusedAdamW final : public Optimizer {
   absl::StatusOr<StepFuture> SubmitMeasure(const ParamBuffer& buffer,
                                            float grad_scale);
 
+  // Queues the host side of a gradient's arrival: buffer.grad (fp32, the
+  // accumulator) = (first ? 0 : buffer.grad) + g over buffer.count elements,
+  // g of `dtype` (see AccumulateRange), spread over the pool. With
+  // `measure`, the future's StepStats are what SubmitMeasure(buffer,
+  // grad_scale) would give afterwards, bit for bit, taken in the same pass
+  // while each chunk is in cache: the global norm for clipping costs no
+  // second read of the gradients. `g` must stay untouched until the future
+  // is waited on.
+  absl::StatusOr<StepFuture> SubmitAccumulate(const ParamBuffer& buffer,
+                                              const void* g, DType dtype,
+                                              bool first, bool measure,
+                                              float grad_scale);
+
   // Zero-fills `count` elements of `dtype` at `data` from the pool threads,
   // each writing the chunks it will own in steps of a `count`-element
   // buffer, so that first-touch page placement puts them on its NUMA node.
@@ -161,12 +174,20 @@ class FusedAdamW final : public Optimizer {
  private:
   friend class StepFuture;
   struct Task;
-  enum class Mode { kStep, kMeasure, kTouch };
+  enum class Mode { kStep, kMeasure, kAccumulate, kTouch };
 
   FusedAdamW(const FusedAdamWOptions& options, Isa isa, int threads);
 
+  struct AccumulateArgs {
+    float* accumulator = nullptr;  // the buffer's grad, written
+    const void* source = nullptr;
+    DType dtype = DType::kFloat32;
+    bool first = false;
+    bool measure = false;
+  };
   absl::StatusOr<StepFuture> Enqueue(Mode mode, const ParamBuffer& buffer,
-                                     const AdamWConstants& constants);
+                                     const AdamWConstants& constants,
+                                     const AccumulateArgs& accumulate);
   StepStats WaitSlot(int slot);
   void WorkerLoop(int thread);
   // Finds a chunk for `thread`; false when none is claimable.

@@ -155,6 +155,70 @@ TEST(FusedAdamWTest, MeasureMatchesTheStepAndWritesNothing) {
   EXPECT_GT(measured.grad_sq_sum, 0.0);
 }
 
+// The engine's host side of a gradient: accumulate over micro-batches on the
+// pool, measuring the last; the same bits as a serial loop and a separate
+// SubmitMeasure, for every thread count and gradient precision.
+TEST(FusedAdamWTest, AccumulateMatchesASerialLoopAndMeasuresInTheSamePass) {
+  for (DType dtype : {DType::kFloat32, DType::kBFloat16, DType::kFloat16}) {
+    // Micro-batch gradients in `dtype`, -0 included (first turns it to +0).
+    std::vector<TestLayer> micro;
+    for (int k = 0; k < 3; ++k) {
+      micro.emplace_back(4001, 1500, dtype, false, DType::kFloat32, 20 + k);
+      micro.back().SetGrad(17, -0.0f);
+    }
+    auto source = [&](int k) -> const void* {
+      return dtype == DType::kFloat32 ? static_cast<const void*>(micro[k].view.grad)
+                                      : micro[k].view.grad_data;
+    };
+    std::vector<float> expected(4001);
+    for (int k = 0; k < 3; ++k) AccumulateRange(source(k), dtype, k == 0, expected.data(), 0, 4001);
+    EXPECT_FALSE(std::signbit(expected[17]));  // 0 + -0 = +0
+    for (int threads : {1, 3, 8}) {
+      auto opt = MakeOptimizer(SmallChunks(threads));
+      std::vector<float> acc(4001, 123.0f);
+      ParamBuffer target;
+      target.grad = acc.data();
+      target.count = 4001;
+      target.decay_count = 1500;
+      StepStats last;
+      for (int k = 0; k < 3; ++k) {
+        last = opt->SubmitAccumulate(target, source(k), dtype, k == 0, k == 2, 0.25f)->Wait();
+      }
+      for (int64_t i = 0; i < 4001; ++i) {
+        ASSERT_EQ(std::bit_cast<uint32_t>(acc[i]), std::bit_cast<uint32_t>(expected[i]))
+            << "element " << i << ", " << threads << " threads";
+      }
+      const StepStats measured = opt->SubmitMeasure(target, 0.25f)->Wait();
+      EXPECT_GT(last.grad_sq_sum, 0.0);
+      EXPECT_EQ(std::bit_cast<uint64_t>(last.grad_sq_sum),
+                std::bit_cast<uint64_t>(measured.grad_sq_sum));
+      EXPECT_EQ(last.nonfinite_count, 0);
+    }
+  }
+}
+
+TEST(FusedAdamWTest, AccumulateReportsNonFiniteAndRefusesBadInput) {
+  auto opt = MakeOptimizer(SmallChunks(4));
+  std::vector<float> g(3000, 1.0f), acc(3000);
+  g[2500] = std::numeric_limits<float>::infinity();
+  ParamBuffer target;
+  target.grad = acc.data();
+  target.count = 3000;
+  const StepStats s = opt->SubmitAccumulate(target, g.data(), DType::kFloat32, true, true, 1.0f)->Wait();
+  EXPECT_EQ(s.nonfinite_count, 1);
+  EXPECT_EQ(s.first_nonfinite, 2500);
+  EXPECT_EQ(acc[0], 1.0f);
+  const StepStats unmeasured =
+      opt->SubmitAccumulate(target, g.data(), DType::kFloat32, false, false, 1.0f)->Wait();
+  EXPECT_EQ(unmeasured.nonfinite_count, 0);
+  EXPECT_EQ(acc[0], 2.0f);
+  EXPECT_EQ(opt->SubmitAccumulate(target, nullptr, DType::kFloat32, true, false, 1.0f).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  target.grad = nullptr;
+  EXPECT_EQ(opt->SubmitAccumulate(target, g.data(), DType::kFloat32, true, false, 1.0f).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST(FusedAdamWTest, FirstTouchZeroFills) {
   auto opt = MakeOptimizer(SmallChunks(3));
   std::vector<uint16_t> data(3333, 0xffff);
