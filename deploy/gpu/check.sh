@@ -15,13 +15,13 @@
 #
 #   ./deploy/gpu/check.sh [--quick] [gpu_check flags...]   # under 8 minutes
 #
-# Wall time per part (estimates for an H100 machine with 16 cores; not yet
-# measured): build ~60-120 s (40 files, 16 at a time; the peer's cpu_adam is
-# JIT-built in the background meanwhile, ~60 s); parity ~20 s; cases ~150 s
-# (--quick: ~60 s; no run starts after gpu_check's --max-seconds, 140 / 80 s;
-# gpu_check as a whole under `timeout 220`); peer ~40-90 s (timeout 120 s).
-# Worst case about the build + 220 + 120 s; then the AdamW comparison
-# (~60 s) unless 420 s are spent. PEER=0 / ADAM=0 skip those.
+# Wall time per part, measured on an H200 machine with 16 cores (2026-11-27,
+# docs/benchmarks.md "GPU check"): build 22-35 s (45 files, 16 at a time;
+# the peer's cpu_adam is JIT-built in the background meanwhile, 45 s);
+# parity ~20 s; cases 102 s (no run starts after gpu_check's --max-seconds,
+# 140 / 80 s with --quick; gpu_check as a whole under `timeout 220`); peer
+# ~50 s (timeout 120 s); the AdamW comparison ~50 s, skipped once 420 s are
+# spent. The whole check: 263 s. PEER=0 / ADAM=0 skip those two.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
@@ -159,9 +159,9 @@ build() {  # compiles and links $BUILD/gpu_check and $BUILD/adamw_bench
   [ "$failed" -eq 0 ] || { echo "check: compilation failed" >&2; return 1; }
   local main_check="$BUILD/core_gpu_check.cc.o" main_adam="$BUILD/core_optim_adamw_bench.cc.o" objs=()
   for o in "$BUILD"/*.o; do [ "$o" = "$main_check" ] || [ "$o" = "$main_adam" ] || objs+=("$o"); done
-  local rpath=-Wl,-rpath,"$TORCH/lib:$DEPS/lib:$CUDART_DIR"
-  g++ -o "$BUILD/gpu_check" "$main_check" "${objs[@]}" "${LIBS[@]}" "$rpath" &&
-    g++ -o "$BUILD/adamw_bench" "$main_adam" "${objs[@]}" "${LIBS[@]}" "$rpath" || return 1
+  local rpath=(-Wl,--disable-new-dtags -Wl,-rpath,"$TORCH/lib:$DEPS/lib:$CUDART_DIR")
+  g++ -o "$BUILD/gpu_check" "$main_check" "${objs[@]}" "${LIBS[@]}" "${rpath[@]}" &&
+    g++ -o "$BUILD/adamw_bench" "$main_adam" "${objs[@]}" "${LIBS[@]}" "${rpath[@]}" || return 1
   echo "built in $(( $(date +%s) - start )) s"
 }
 # Binaries prepare.sh built on the Debian machine against the same LibTorch
@@ -172,12 +172,15 @@ if ! build; then
   [ -x "$DEPS/bin/gpu_check" ] || { echo "check: build failed and no prebuilt $DEPS/bin" >&2; exit 1; }
   echo "check: build failed here; running the binaries prepare.sh built ($DEPS/bin)"
   BIN=$DEPS/bin
-  export LD_LIBRARY_PATH="$TORCH/lib:$DEPS/lib:$CUDART_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
 [ -n "${BUILD_ONLY:-}" ] && exit 0
+# Our binaries' libraries: RPATH covers libglog -> libgflags (RUNPATH, the
+# default of Ubuntu's linker, would not); LD_LIBRARY_PATH besides, for them
+# only (the peer's Python keeps its own libraries).
+OURS=(env LD_LIBRARY_PATH="$TORCH/lib:$DEPS/lib:$CUDART_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}")
 status=0
 set -o pipefail
-OMP_WAIT_POLICY=passive timeout 220 "$BIN/gpu_check" "$@" 2>&1 | tee "$BUILD/gpu_check.log" || status=$?
+"${OURS[@]}" OMP_WAIT_POLICY=passive timeout 220 "$BIN/gpu_check" "$@" 2>&1 | tee "$BUILD/gpu_check.log" || status=$?
 [ "$status" -eq 124 ] && echo "gpu_check: stopped by timeout 220 s"
 echo "gpu_check: exit $status, $(( $(date +%s) - T0 )) s since the start of check.sh"
 
@@ -220,7 +223,7 @@ if [ "$ADAM" = 1 ]; then
     n=$(nproc)
     THREADS=$(printf '%s\n' 1 $((n / 4)) $((n / 2)) "$n" | awk '$1 > 0' | sort -nu | paste -sd,)
     echo "adam: fused AdamW and DeepSpeedCPUAdam at $THREADS threads, 64 Mi parameters"
-    timeout 60 "$BIN/adamw_bench" $((64 << 20)) "$THREADS" 2>&1 || echo "adam: adamw_bench exit $?"
+    "${OURS[@]}" timeout 60 "$BIN/adamw_bench" $((64 << 20)) "$THREADS" 2>&1 || echo "adam: adamw_bench exit $?"
     if [ -z "$PEER_REASON" ] && [ "$(cat "$BUILD/cpu_adam.rc" 2>/dev/null)" = 0 ]; then
       peer_env timeout 90 "$PYTHON" -u "$ROOT/core/optim/deepspeed_adam_bench.py" $((64 << 20)) \
         "$THREADS," 2>&1 | grep -v '^\[' || echo "adam: deepspeed_adam_bench failed"
