@@ -14,8 +14,9 @@
 //      budgets; then, on the largest RESIDENT model, RESIDENT (all on the
 //      GPU: autograd and AdamW on the GPU, the planner's RESIDENT), RESIDENT
 //      in the engine (every layer kept, W = L), STRONGHOLD (automatic
-//      window), a window sweep, L2L and STRONGHOLD under a small budget. One
-//      table, CSV lines, and a `peer-args:` line for the DeepSpeed peer.
+//      window), a window sweep, L2L, STRONGHOLD under a small budget, in
+//      bf16, and RESIDENT (all on the GPU) and STRONGHOLD without clipping.
+//      One table, CSV lines, and a `peer-args:` line for the DeepSpeed peer.
 //
 //   gpu_check [--quick] [--bench-only] [--layers N] [--hidden N] [--heads N]
 //             [--seq-len N] [--batch N] [--vocab N] [--steps N] [--warmup N]
@@ -509,6 +510,23 @@ int Cases(Device* gpu, const Options& o, const Peaks& peaks) {
     c.training.precision = Precision::kBf16;
     bench("STRONGHOLD bf16 (auto window)", OffloadMethod::kStronghold, 0, budget);
     c.training.precision = Precision::kFp32;
+    // Without clipping each layer's update overlaps the backward of the
+    // layers before it (docs/engine.md, "Global-norm clipping, honestly"):
+    // what the engine does when the CPU AdamW is off the critical path,
+    // against the all-GPU baseline without clipping too.
+    c.training.clip_norm = 0;
+    if (!skipped("RESIDENT (all GPU), no clip")) {
+      absl::StatusOr<Row> r = ResidentAllOnGpu(c, o.warmup);
+      if (r.ok()) {
+        r->name = "RESIDENT (all GPU), no clip";
+        print(*r);
+      } else {
+        std::printf("%-28s does not run: %s\n", "RESIDENT (all GPU), no clip",
+                    std::string(r.status().message()).c_str());
+      }
+    }
+    bench("STRONGHOLD (auto), no clip", OffloadMethod::kStronghold, 0, budget);
+    c.training.clip_norm = 1.0;
   }
   std::printf("(GPU peak: LibTorch's allocated high-water mark for the all-on-GPU row; the engine's "
               "arena high-water mark for the others, LibTorch's working memory not included)\n");
@@ -526,6 +544,16 @@ int Cases(Device* gpu, const Options& o, const Peaks& peaks) {
   }
   if (stronghold > 0 && engine_resident > 0) {
     std::printf("STRONGHOLD / RESIDENT (engine, W=L): %.3f\n", stronghold / engine_resident);
+  }
+  auto sps = [&](const std::string& name) {
+    for (const Row& r : rows) {
+      if (r.name == name) return r.samples_per_s();
+    }
+    return 0.0;
+  };
+  if (sps("STRONGHOLD (auto), no clip") > 0 && sps("RESIDENT (all GPU), no clip") > 0) {
+    std::printf("STRONGHOLD / RESIDENT (all on GPU), both without clipping: %.3f\n",
+                sps("STRONGHOLD (auto), no clip") / sps("RESIDENT (all GPU), no clip"));
   }
   std::printf("peer-args: --layers %d --hidden %d --heads %d --seq-len %d --batch %d --vocab %d "
               "--peak-tflops %.1f --resident-samples-per-s %.4f --stronghold-samples-per-s %.4f%s\n",
