@@ -188,6 +188,14 @@ const std::vector<SpecFlag>& SpecFlags() {
        Int32([](JobSpec& s, int32_t v) {
          s.mutable_offload()->set_kept_activation_layers(v);
        })},
+      {{"speculative-updates", "on|off",
+        "stronghold/l2l with clipping: update layers during backward, undo "
+        "and redo clipped steps (same results; 12-14 B/param more host "
+        "memory)"},
+       Enum<bool>({{"on", true}, {"off", false}},
+                  [](JobSpec& s, bool v) {
+                    s.mutable_offload()->set_speculative_updates(v);
+                  })},
       {{"gpu-memory-budget", "SIZE", "device memory budget, e.g. 8GiB"},
        Size([](JobSpec& s, int64_t v) {
          s.mutable_offload()->set_gpu_memory_budget_bytes(v);

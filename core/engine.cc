@@ -117,6 +117,7 @@ class WindowedEngine::Impl {
                                                        layers_))),
         kept_(layers_),
         update_task_(buffers_.size(), 0),
+        speculate_(SpeculativeUpdates(config.offload, config.training)),
         worker_(device, optimizer, timeline, static_cast<int>(buffers_.size()), spill,
                 precision_) {}
 
@@ -145,6 +146,20 @@ class WindowedEngine::Impl {
       (b == 0 ? emb_param_ : fin_param_) = p;
       (b == 0 ? emb_grad_ : fin_grad_) = g;
     }
+    if (speculate_) {  // host memory; the pool first-touches it with the first backup
+      for (const HostBuffer& b : buffers_) {
+        const int64_t n = b.layout.count;
+        const bool working = b.working != nullptr;  // restored too: a skipped step resends it
+        backup_storage_.push_back(std::make_unique<float[]>(3 * n + (working ? (n + 1) / 2 : 0)));
+        float* base = backup_storage_.back().get();
+        ParamBuffer backup = ToParamBuffer(b, precision_);
+        backup.param = base;
+        backup.exp_avg = base + n;
+        backup.exp_avg_sq = base + 2 * n;
+        backup.working = working ? base + 3 * n : nullptr;
+        backups_.push_back(backup);
+      }
+    }
     const int64_t act = BoundaryActivationBytes(config_);
     const int boundaries = host_ckpt_mode_ ? slots + 1 : layers_ + 1;
     ASSIGN_OR_RETURN(ckpt_, device_->Allocate(boundaries * act, "activation checkpoints"));
@@ -170,7 +185,11 @@ class WindowedEngine::Impl {
     // Clipping needs the global norm before any update; fp16 needs to know
     // that no layer overflowed (else the whole step is skipped).
     const bool fp16 = precision_ == Precision::kFp16;
-    const bool defer = t.clip_norm > 0 || fp16;
+    // Speculative updates run as gradients land, as if the step were not
+    // clipped and finite, after saving each layer's state; a step that turns
+    // out clipped or overflowed is rolled back and redone (docs/engine.md).
+    speculating_ = speculate_;
+    const bool defer = (t.clip_norm > 0 || fp16) && !speculating_;
     const double scale = state_->scale;  // 1 unless fp16
     const int64_t adam_step = state_->optimizer_step + 1;
     stats_ = EngineStepStats();
@@ -178,7 +197,7 @@ class WindowedEngine::Impl {
     stats_.loss_scale = scale;
     worker_.reset_stats();
     step_ = step;
-    hyper_ = AdamWHyper(t, step, adam_step, 1.0);
+    hyper_ = AdamWHyper(t, step, adam_step, 1.0 / scale);  // as if not clipped
     auto scope = device_->ComputeScope();
     const auto dev = torch::TensorOptions().dtype(ToTorch(precision_)).device(device_->torch_device());
 
@@ -229,16 +248,31 @@ class WindowedEngine::Impl {
     const bool finite = std::isfinite(stats_.grad_norm);
     // fp16: an overflow skips the step and halves the scale, down to
     // kMinLossScale; below, the gradient is not finite at any scale.
+    // A speculative step is kept only if its clip factor is 1 and it is
+    // finite: then it is exactly the step the deferred path would take.
+    const bool roll_back =
+        speculating_ && (!finite || ClipFactor(t, stats_.grad_norm) != 1.0);
+    stats_.rolled_back = roll_back;
     if (!finite && !(fp16 && scale / kLossScaleFactor >= kMinLossScale)) {
+      if (roll_back) {  // the job fails; its host state is left as before the step
+        for (int b = 0; b < num_buffers(); ++b) RollBack(b, nullptr);
+        worker_.WaitAll();
+      }
       std::vector<BufferLayout> layouts;
       for (const HostBuffer& b : buffers_) layouts.push_back(b.layout);
       return NonFiniteGradient(step, layouts, grads);
     }
     AdvanceLossScale(precision_, finite, state_);
     cut_ns_ = Timeline::NowNs();  // the next step's timeline starts here
-    if (!finite) {  // skipped: nothing was updated (the updates were deferred)
+    if (!finite) {  // skipped: nothing was updated (the updates were deferred or are undone)
       stats_.skipped = true;
       stats_.grad_norm = 0;
+      if (roll_back) {
+        for (int b = 0; b < num_buffers(); ++b) RollBack(b, nullptr);
+      }
+    } else if (roll_back) {  // clipped: undo each layer and update it again, in forward order
+      const AdamWStep hyper = AdamWHyper(t, step, adam_step, ClipFactor(t, stats_.grad_norm) / scale);
+      for (int b = 0; b < num_buffers(); ++b) RollBack(b, &hyper);
     } else if (defer) {
       // Forward order, so the next step's forward waits only for its layer.
       const double grad_scale = ClipFactor(t, stats_.grad_norm) / scale;
@@ -278,6 +312,16 @@ class WindowedEngine::Impl {
  private:
   int last() const { return static_cast<int>(buffers_.size()) - 1; }
   int num_buffers() const { return static_cast<int>(buffers_.size()); }
+
+  // Queues buffer b's restore from its backup and, with `redo`, its update
+  // again with those hyper-parameters; the next forward waits for it.
+  void RollBack(int b, const AdamWStep* redo) {
+    GradWorker::Task task{Event{}, nullptr, DType::kFloat32, &buffers_[b], b, false,
+                          redo != nullptr, redo != nullptr ? *redo : hyper_};
+    task.backup = &backups_[b];
+    task.restore = true;
+    update_task_[b] = worker_.Submit(task);
+  }
 
   // Starts reading the spilled moments in the order the updates will want
   // them (the streamer's bounded slots limit how far ahead).
@@ -470,6 +514,7 @@ class WindowedEngine::Impl {
     GradWorker::Task task{landed, staging_[staging], ToDType(precision_), &buffers_[b], b, first,
                           update, hyper_, tail == GradTail::kMeasure,
                           static_cast<float>(1.0 / state_->scale)};
+    if (update && speculating_) task.backup = &backups_[b];  // saved before the update
     staging_task_[staging] = worker_.Submit(task);
     if (update) update_task_[b] = staging_task_[staging];
     return landed;
@@ -571,6 +616,13 @@ class WindowedEngine::Impl {
 
   // The worker task that updates each buffer (0: none yet).
   std::vector<uint64_t> update_task_;
+  // Speculative updates (offload.speculative_updates): each buffer's param,
+  // exp_avg, exp_avg_sq (and 16-bit working copy) as they were before this
+  // step's update.
+  const bool speculate_;
+  bool speculating_ = false;  // this step's updates are speculative
+  std::vector<std::unique_ptr<float[]>> backup_storage_;
+  std::vector<ParamBuffer> backups_;
   GradWorker worker_;
   bool profile_ = false;                    // ProfileNextStep
   std::vector<double> profiled_forward_s_;  // its layers' forward seconds

@@ -97,6 +97,8 @@ struct EngineStepStats {
   double layer_optimizer_s = 0.0;
   double loss_scale = 1.0;  // the loss was multiplied by it (fp16; else 1)
   bool skipped = false;     // fp16 overflow: no layer was updated
+  // Speculative updates were undone: the step was clipped or not finite.
+  bool rolled_back = false;
 };
 
 // Fills inputs/targets [micro_batch, seq_len] for micro-batch `index` of a

@@ -38,6 +38,8 @@
 #include <vector>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 
 #include "core/cuda_device.h"
@@ -488,6 +490,16 @@ int Cases(Device* gpu, const Options& o, const Peaks& peaks) {
     row.tflops = c.model.model_flops_per_step(c.training.batch) / row.step_s / 1e12;
     row.peak_bytes = r.reports.back().device_peak_bytes;
     print(row);
+    if (g.offload.speculative_updates) {
+      int rolled = 0;
+      std::string norms;
+      for (const StepReport& s : r.reports) {
+        rolled += s.rolled_back;
+        absl::StrAppend(&norms, norms.empty() ? "" : " ", absl::StrFormat("%.3g", s.grad_norm));
+      }
+      std::printf("    %d of %zu steps rolled back (clip %.2g; gradient norms %s)\n", rolled,
+                  r.reports.size(), c.training.clip_norm, norms.c_str());
+    }
     return row.samples_per_s();
   };
   const double engine_resident = bench("RESIDENT (engine, W=L)", OffloadMethod::kResident, 0, budget);
@@ -527,6 +539,11 @@ int Cases(Device* gpu, const Options& o, const Peaks& peaks) {
     }
     bench("STRONGHOLD (auto), no clip", OffloadMethod::kStronghold, 0, budget);
     c.training.clip_norm = 1.0;
+    // Clipping 1.0 with speculative updates: exact, and as fast as no
+    // clipping on steps that turn out unclipped (the row says how many).
+    c.offload.speculative_updates = true;
+    bench("STRONGHOLD (auto), speculative", OffloadMethod::kStronghold, 0, budget);
+    c.offload.speculative_updates = false;
   }
   std::printf("(GPU peak: LibTorch's allocated high-water mark for the all-on-GPU row; the engine's "
               "arena high-water mark for the others, LibTorch's working memory not included)\n");

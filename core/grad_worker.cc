@@ -66,7 +66,11 @@ void GradWorker::Loop() {
     // Without staging: an update only (deferred until the global norm
     // was known).
     absl::Status status;
-    if (t.staging != nullptr) status = Accumulate(t);
+    if (t.restore) status = CopyState(t, /*restore=*/true);
+    if (status.ok() && t.staging != nullptr) status = Accumulate(t);
+    if (status.ok() && t.update && t.backup != nullptr && !t.restore) {
+      status = CopyState(t, /*restore=*/false);
+    }
     if (status.ok() && t.update) status = Update(t);
     absl::MutexLock lock(&mu_);
     if (error_.ok() && !status.ok()) error_ = status;
@@ -83,6 +87,19 @@ absl::Status GradWorker::Accumulate(const Task& t) {
   const StepStats stats = f->Wait();
   if (t.measure) measured_[t.index] = stats;
   if (timeline_ != nullptr) timeline_->Add({"grad_add", Lane::kOptimizer, t.index, start, Timeline::NowNs()});
+  return absl::OkStatus();
+}
+
+absl::Status GradWorker::CopyState(const Task& t, bool restore) {
+  const int64_t start = Timeline::NowNs();
+  const ParamBuffer state = ToParamBuffer(*t.buffer, precision_);
+  absl::StatusOr<StepFuture> f =
+      restore ? optimizer_->SubmitCopyState(*t.backup, state) : optimizer_->SubmitCopyState(state, *t.backup);
+  if (!f.ok()) return f.status();
+  f->Wait();
+  if (timeline_ != nullptr) {
+    timeline_->Add({restore ? "restore" : "backup", Lane::kOptimizer, t.index, start, Timeline::NowNs()});
+  }
   return absl::OkStatus();
 }
 

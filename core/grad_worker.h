@@ -54,6 +54,11 @@ class GradWorker {
     // statistics land in measured(index).
     bool measure = false;
     float measure_scale = 1.0f;  // grad_scale of that measure
+    // Speculative updates: the buffer's param, exp_avg and exp_avg_sq are
+    // saved here before the update, or, with `restore`, copied back from
+    // here before anything else the task does.
+    const ParamBuffer* backup = nullptr;
+    bool restore = false;
   };
 
   GradWorker(Device* device, FusedAdamW* optimizer, Timeline* timeline, int buffers,
@@ -98,6 +103,8 @@ class GradWorker {
 
   // The task's gradient into its buffer's fp32 accumulator, on the pool.
   absl::Status Accumulate(const Task& t);
+  // The buffer's optimizer state to (save) or from (restore) t.backup.
+  absl::Status CopyState(const Task& t, bool restore);
   // AdamW on one buffer; spilled moments are staged for it (normally read
   // ahead already) and written back after it. After an NVMe tier error no
   // spilled buffer is updated any more: the step fails with that error.

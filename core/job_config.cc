@@ -103,6 +103,10 @@ absl::Status ValidateOffload(const JobConfig& c) {
   RETURN_IF_ERROR(CheckRange("offload.window", o.window, 0, c.model.layers));
   RETURN_IF_ERROR(
       CheckRange("offload.kept_activation_layers", o.kept_activation_layers, -1, c.model.layers));
+  if (o.speculative_updates && o.method == OffloadMethod::kResident) {
+    return Invalid("offload.speculative_updates",
+                   "applies to the windowed methods (stronghold, l2l), not resident");
+  }
   if (o.gpu_memory_budget_bytes < 0) {
     return Invalid("offload.gpu_memory_budget_bytes", "must be >= 0");
   }

@@ -66,10 +66,23 @@ struct OffloadConfig {
   // holds beside the window), -1 = none. The engine reads it as resolved by
   // the trainer (core/planner.h: KeptActivationLayers): <= 0 = none.
   int kept_activation_layers = 0;
+  // STRONGHOLD/L2L with clipping or fp16: update each layer as its gradient
+  // lands, as if the step will not be clipped, after saving its param and
+  // moments on the host (12 B per parameter); a step that turns out clipped
+  // (or, in fp16, overflowed) is restored and redone. The same results as
+  // waiting for the global norm; the CPU AdamW leaves the critical path on
+  // steps that are not clipped. docs/engine.md, "Global-norm clipping".
+  bool speculative_updates = false;
   // Not part of the spec: resolved by the trainer and the planner from the
   // device budget (core/planner.h: CheckpointsOnHost).
   bool host_checkpoints = false;
 };
+
+// Whether a job's updates are speculative: the option is set and its updates
+// would otherwise wait for the whole step's gradient (clipping, or fp16).
+inline bool SpeculativeUpdates(const OffloadConfig& o, const TrainingConfig& t) {
+  return o.speculative_updates && (t.clip_norm > 0 || t.precision == Precision::kFp16);
+}
 
 struct DataConfig {
   std::string source = "builtin";  // "builtin" or a token file path

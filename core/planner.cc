@@ -198,6 +198,12 @@ void PlanWindowed(const JobConfig& c, int window, MemoryPlan& plan,
   add("host.staging.gradients", host_tier,
       (slots * layer + m.embedding_parameters() + 2 * m.hidden) * e,
       absl::StrFormat("%d slots + embedding + final norm, %s", slots, lowp));
+  if (SpeculativeUpdates(c.offload, c.training)) {
+    add("host.speculative_backup", kTierHost, plan.parameters * (3 * kFloat + (fp32 ? 0 : e)),
+        absl::StrFormat("%d params x (param + exp_avg + exp_avg_sq%s), saved before each "
+                        "speculative update",
+                        plan.parameters, fp32 ? "" : absl::StrCat(" + ", lowp)));
+  }
   if (c.offload.host_checkpoints) {
     add("host.activations.checkpoints", host_tier, (m.layers + 1) * act,
         absl::StrFormat("%d x %s, off the device: the budget has no room for them there",
@@ -227,8 +233,9 @@ void PlaceOnSsd(const JobConfig& c, const NodeBudgets& node, MemoryPlan& plan,
                 const std::function<void(std::string, const char*, int64_t, std::string)>& add) {
   const bool device_is_host = node.device == "cpu";
   const int64_t need = HostNeed(plan, device_is_host);
+  // Speculative updates save state that the tier would hold: not together.
   if (!node.ssd_streaming || c.offload.ssd_dirs.empty() || plan.budget_host_bytes <= 0 ||
-      need <= plan.budget_host_bytes) {
+      need <= plan.budget_host_bytes || SpeculativeUpdates(c.offload, c.training)) {
     return;
   }
   const int64_t layer = c.model.parameters_per_layer();

@@ -135,6 +135,11 @@ class Trainer::Impl {
           "ssd_layers ", options_.ssd_layers, ": the NVMe tier holds up to model.layers layers' "
           "moments, for the windowed methods"));
     }
+    if (options_.ssd_layers > 0 && SpeculativeUpdates(o, config_.training)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "offload.speculative_updates: not with state on the NVMe tier (ssd_layers ",
+          options_.ssd_layers, "); raise the host budget or turn speculation off"));
+    }
     const bool fp32 = config_.training.precision == Precision::kFp32;
     if (o.method == OffloadMethod::kResident && !gpu && fp32) {
       for (LayerState& s : layers_) {
@@ -472,6 +477,7 @@ class Trainer::Impl {
     report->nvme_write_bytes = s.nvme_write_bytes;
     report->loss_scale = s.loss_scale;
     report->skipped = s.skipped;
+    report->rolled_back = s.rolled_back;
     if (s.skipped) {
       observer->OnMessage(absl::StrFormat(
           "step %d: fp16 gradient overflow at loss scale %g; step skipped (no update), loss "

@@ -60,6 +60,7 @@ struct StepReport {
   int64_t nvme_write_bytes = 0;
   double loss_scale = 1.0;  // fp16's dynamic loss scale used by this step (else 1)
   bool skipped = false;     // fp16 overflow: the step updated nothing (grad_norm 0)
+  bool rolled_back = false; // speculative updates undone (offload.speculative_updates)
 };
 
 enum class StopRequest {

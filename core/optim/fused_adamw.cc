@@ -34,6 +34,8 @@ struct FusedAdamW::Task {
   DType source_dtype = DType::kFloat32;
   bool first = false;
   bool measure = false;
+  // kCopy: buffer's param, exp_avg, exp_avg_sq into copy_to's.
+  ParamBuffer copy_to;
   int64_t chunk_elements = 0;
   int num_chunks = 0;
 
@@ -169,7 +171,38 @@ absl::StatusOr<StepFuture> FusedAdamW::SubmitAccumulate(
   AdamWConstants constants;
   constants.grad_scale = grad_scale;
   return Enqueue(Mode::kAccumulate, accumulator, constants,
-                 {const_cast<float*>(buffer.grad), g, dtype, first, measure});
+                 {.accumulator = const_cast<float*>(buffer.grad),
+                  .source = g,
+                  .dtype = dtype,
+                  .first = first,
+                  .measure = measure});
+}
+
+absl::StatusOr<StepFuture> FusedAdamW::SubmitCopyState(const ParamBuffer& from,
+                                                       const ParamBuffer& to) {
+  const bool missing = from.count > 0 &&
+                       (from.param == nullptr || from.exp_avg == nullptr ||
+                        from.exp_avg_sq == nullptr || to.param == nullptr ||
+                        to.exp_avg == nullptr || to.exp_avg_sq == nullptr);
+  const bool working = from.working != nullptr && to.working != nullptr;
+  if (from.count < 0 || from.count != to.count || missing ||
+      (working && from.working_dtype != to.working_dtype)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "SubmitCopyState of ", from.count, " into ", to.count,
+        " elements", missing ? " with a missing array" : ""));
+  }
+  ParamBuffer source;
+  source.param = from.param;
+  source.exp_avg = from.exp_avg;
+  source.exp_avg_sq = from.exp_avg_sq;
+  source.count = from.count;
+  if (working) {
+    source.working = from.working;
+    source.working_dtype = from.working_dtype;
+  }
+  TaskArgs args;
+  args.copy_to = to;
+  return Enqueue(Mode::kCopy, source, {}, args);
 }
 
 absl::Status FusedAdamW::FirstTouch(void* data, int64_t count, DType dtype) {
@@ -201,7 +234,7 @@ StepStats FusedAdamW::StepAndMeasure(const ParamBuffer& buffer,
 
 absl::StatusOr<StepFuture> FusedAdamW::Enqueue(
     Mode mode, const ParamBuffer& buffer, const AdamWConstants& constants,
-    const AccumulateArgs& accumulate) {
+    const TaskArgs& args) {
   const int64_t chunk = ChunkElements(buffer.count);
   const int num_chunks = static_cast<int>((buffer.count + chunk - 1) / chunk);
   const int64_t threads = static_cast<int64_t>(workers_.size());
@@ -213,11 +246,12 @@ absl::StatusOr<StepFuture> FusedAdamW::Enqueue(
   task.mode = mode;
   task.buffer = buffer;
   task.constants = constants;
-  task.accumulator = accumulate.accumulator;
-  task.source = accumulate.source;
-  task.source_dtype = accumulate.dtype;
-  task.first = accumulate.first;
-  task.measure = accumulate.measure;
+  task.accumulator = args.accumulator;
+  task.source = args.source;
+  task.source_dtype = args.dtype;
+  task.first = args.first;
+  task.measure = args.measure;
+  task.copy_to = args.copy_to;
   task.chunk_elements = chunk;
   task.num_chunks = num_chunks;
   task.unclaimed = task.unfinished = num_chunks;
@@ -307,6 +341,19 @@ void FusedAdamW::RunChunk(Task& task, int chunk) {
                                           task.constants.grad_scale, begin, end)
                            : StepStats();
       break;
+    case Mode::kCopy: {
+      const size_t bytes = (end - begin) * sizeof(float);
+      std::memcpy(task.copy_to.param + begin, task.buffer.param + begin, bytes);
+      std::memcpy(task.copy_to.exp_avg + begin, task.buffer.exp_avg + begin, bytes);
+      std::memcpy(task.copy_to.exp_avg_sq + begin, task.buffer.exp_avg_sq + begin, bytes);
+      if (task.buffer.working != nullptr) {
+        const int w = DTypeBytes(task.buffer.working_dtype);
+        std::memcpy(static_cast<char*>(task.copy_to.working) + begin * w,
+                    static_cast<const char*>(task.buffer.working) + begin * w, (end - begin) * w);
+      }
+      stats = StepStats();
+      break;
+    }
     case Mode::kTouch: {
       const int bytes = DTypeBytes(task.buffer.working_dtype);
       std::memset(static_cast<char*>(task.buffer.working) + begin * bytes, 0,

@@ -154,6 +154,13 @@ class FusedAdamW final : public Optimizer {
                                               bool first, bool measure,
                                               float grad_scale);
 
+  // Queues a copy of the optimizer state (param, exp_avg, exp_avg_sq, and
+  // the working copy where both have one, of the same dtype) of `from` into
+  // `to` (same count), spread over the pool: the backup and the restore of
+  // speculative updates. 12-14 bytes read and written per element.
+  absl::StatusOr<StepFuture> SubmitCopyState(const ParamBuffer& from,
+                                             const ParamBuffer& to);
+
   // Zero-fills `count` elements of `dtype` at `data` from the pool threads,
   // each writing the chunks it will own in steps of a `count`-element
   // buffer, so that first-touch page placement puts them on its NUMA node.
@@ -174,20 +181,22 @@ class FusedAdamW final : public Optimizer {
  private:
   friend class StepFuture;
   struct Task;
-  enum class Mode { kStep, kMeasure, kAccumulate, kTouch };
+  enum class Mode { kStep, kMeasure, kAccumulate, kCopy, kTouch };
 
   FusedAdamW(const FusedAdamWOptions& options, Isa isa, int threads);
 
-  struct AccumulateArgs {
-    float* accumulator = nullptr;  // the buffer's grad, written
+  // What kAccumulate and kCopy need beyond the buffer and constants.
+  struct TaskArgs {
+    float* accumulator = nullptr;  // kAccumulate: the buffer's grad, written
     const void* source = nullptr;
     DType dtype = DType::kFloat32;
     bool first = false;
     bool measure = false;
+    ParamBuffer copy_to;  // kCopy: where the state goes
   };
   absl::StatusOr<StepFuture> Enqueue(Mode mode, const ParamBuffer& buffer,
                                      const AdamWConstants& constants,
-                                     const AccumulateArgs& accumulate);
+                                     const TaskArgs& args);
   StepStats WaitSlot(int slot);
   void WorkerLoop(int thread);
   // Finds a chunk for `thread`; false when none is claimable.

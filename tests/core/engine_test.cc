@@ -200,6 +200,45 @@ TEST(EngineOverlapTest, PrefetchAndOptimizerOverlapCompute) {
                                          << L - 1 << " layers";
 }
 
+// Speculative updates (offload.speculative_updates) train exactly like the
+// deferred path: clip 0.5 clips every step here, so every step is rolled
+// back and redone; clip 1e6 never clips, so none is. The trace shows which.
+TEST(EngineParityTest, SpeculativeUpdatesMatchResidentWhetherRolledBackOrNot) {
+  for (double clip : {0.5, 1e6}) {
+    JobConfig r = SixLayers(OffloadMethod::kResident, 0);
+    JobConfig s = SixLayers(OffloadMethod::kStronghold, 2);
+    r.training.clip_norm = s.training.clip_norm = clip;
+    s.offload.speculative_updates = true;
+    const std::string what = absl::StrCat("speculative updates, clip ", clip);
+    const TrainedRun reference = Train(r, absl::StrCat("spec_ref", clip));
+    const TrainedRun got = Train(s, absl::StrCat("spec", clip));
+    ExpectBitIdentical(reference, got, what);
+    ASSERT_GT(reference.recorder.norms[3], 0.5);
+    ASSERT_LT(reference.recorder.norms[3], 1e6);
+    int backups = 0, restores = 0;
+    for (const auto& [step, json] : got.recorder.traces) {
+      for (const TraceSpan& span : ParseTrace(json)) {
+        backups += span.name == "backup";
+        restores += span.name == "restore";
+      }
+    }
+    EXPECT_GT(backups, 0) << what;
+    if (clip < 1) {
+      EXPECT_GT(restores, 0) << what << ": every step is clipped, so rolled back";
+    } else {
+      EXPECT_EQ(restores, 0) << what << ": no step is clipped";
+    }
+  }
+}
+
+TEST(EngineParityTest, SpeculativeUpdatesAreRefusedForResident) {
+  JobConfig c = SixLayers(OffloadMethod::kResident, 0);
+  c.offload.speculative_updates = true;
+  const absl::Status s = ValidateJobConfig(c);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("offload.speculative_updates"), std::string::npos) << s;
+}
+
 }  // namespace
 }  // namespace stronghold::core
 

@@ -196,6 +196,29 @@ TEST(Fp16LossScaleTest, OverflowSkipsTheStepAndHalvesTheScale) {
   EXPECT_FALSE(fresh.weights == init);
 }
 
+// Speculative updates in fp16 run before the step is known to be finite:
+// the overflowing steps at 2^32 are rolled back, and the run is the same bit
+// for bit as the deferred one (which never updated them).
+TEST(Fp16LossScaleTest, SpeculativeUpdatesRollBackOverflowedSteps) {
+  const double start = std::ldexp(1.0, 32);
+  JobConfig c = Fp16Constant(20);
+  const TrainedRun deferred = Train(c, "spec_fp16_deferred", 0, start);
+  c.offload.speculative_updates = true;
+  const TrainedRun speculative = Train(c, "spec_fp16", 0, start);
+  ASSERT_TRUE(deferred.recorder.skipped[0]);
+  EXPECT_EQ(speculative.recorder.skipped, deferred.recorder.skipped);
+  EXPECT_EQ(speculative.recorder.scales, deferred.recorder.scales);
+  ExpectBitIdentical(deferred, speculative, "fp16 speculative updates");
+}
+
+// bf16 with clipping: the same bits with and without speculation.
+TEST(SpeculativeUpdatesTest, Bf16MatchesTheDeferredPath) {
+  JobConfig c = SixLayers(Precision::kBf16, OffloadMethod::kStronghold, 2);
+  const TrainedRun deferred = Train(c, "spec_bf16_deferred");
+  c.offload.speculative_updates = true;
+  ExpectBitIdentical(deferred, Train(c, "spec_bf16"), "bf16 speculative updates");
+}
+
 // fp16's scale, its good-step count and AdamW's step count are checkpoint
 // state: ten steps, a restart and ten more equal twenty straight.
 TEST(Fp16LossScaleTest, ResumeKeepsTheLossScale) {

@@ -121,6 +121,21 @@ check "bf16 job says its precision" grep -q "method STRONGHOLD, bf16" "$WORK/wat
 "$CTL" watch 6 >"$WORK/watch6.txt" 2>&1
 check "fp16 STRONGHOLD job succeeds" test $? -eq 0
 check "fp16 steps show the loss scale" grep -q "loss scale 65536" "$WORK/watch6.txt"
+
+# --- speculative updates: planned (the host backup), trained, refused where they do not apply
+SPEC=(--layers 4 --hidden 64 --heads 4 --seq-len 64 --steps 6 --method stronghold --window 2
+      --speculative-updates on)
+"$CTL" plan "${SPEC[@]}" >"$WORK/plan-spec.txt" 2>&1
+check "the plan holds the speculative backup" grep -q "host.speculative_backup" "$WORK/plan-spec.txt"
+"$CTL" submit --name spec "${SPEC[@]}" >/dev/null
+"$CTL" watch 7 >"$WORK/watch7.txt" 2>&1
+check "speculative STRONGHOLD job succeeds" test $? -eq 0
+"$CTL" submit --layers 2 --hidden 64 --heads 4 --speculative-updates on >/dev/null 2>"$WORK/err-spec.txt"
+check "speculative updates for resident -> INVALID_ARGUMENT naming the field" \
+  grep -q "INVALID_ARGUMENT: offload.speculative_updates" "$WORK/err-spec.txt"
+"$CTL" submit --layers 2 --speculative-updates maybe >/dev/null 2>"$WORK/err-spec2.txt"
+check "a bad --speculative-updates value names the flag" \
+  grep -q -- "--speculative-updates: invalid value \"maybe\" (expected on|off)" "$WORK/err-spec2.txt"
 stop_daemon
 check "daemon exits 0 again" test $? -eq 0
 

@@ -219,6 +219,24 @@ TEST(FusedAdamWTest, AccumulateReportsNonFiniteAndRefusesBadInput) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST(FusedAdamWTest, CopyStateCopiesParamMomentsAndWorkingCopy) {
+  TestLayer from(3001, 1000, DType::kFloat32, true, DType::kBFloat16, 31);
+  TestLayer to(3001, 1000, DType::kFloat32, true, DType::kBFloat16, 32);
+  auto opt = MakeOptimizer(SmallChunks(3));
+  ASSERT_TRUE(opt->SubmitCopyState(from.view, to.view)->Wait().nonfinite_count == 0);
+  EXPECT_EQ(FirstBitDifference(to.param, from.param), -1);
+  EXPECT_EQ(FirstBitDifference(to.exp_avg, from.exp_avg), -1);
+  EXPECT_EQ(FirstBitDifference(to.exp_avg_sq, from.exp_avg_sq), -1);
+  EXPECT_EQ(to.working, from.working);
+  TestLayer shorter(3000, 1000, DType::kFloat32, false, DType::kFloat32, 33);
+  EXPECT_EQ(opt->SubmitCopyState(from.view, shorter.view).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  ParamBuffer no_moments = to.view;
+  no_moments.exp_avg = nullptr;
+  EXPECT_EQ(opt->SubmitCopyState(from.view, no_moments).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST(FusedAdamWTest, FirstTouchZeroFills) {
   auto opt = MakeOptimizer(SmallChunks(3));
   std::vector<uint16_t> data(3333, 0xffff);
