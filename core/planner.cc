@@ -240,25 +240,16 @@ void PlaceOnSsd(const JobConfig& c, const NodeBudgets& node, MemoryPlan& plan,
   const int64_t excess = need - plan.budget_host_bytes + staging;
   const int64_t k = std::min<int64_t>((excess + state_per_layer - 1) / state_per_layer,
                                       c.model.layers);
-  // Take the host buffers the spilled layers leave out and put them back,
-  // smaller.
-  const auto spilled = [masters](const std::string& name) {
-    return name == "host.adam.exp_avg.fp32" || name == "host.adam.exp_avg_sq.fp32" ||
-           (masters && name == "host.weights.fp32");
-  };
-  for (auto it = plan.buffers.begin(); it != plan.buffers.end();) {
-    if (spilled(it->name)) {
-      plan.bytes_host -= it->bytes;
-      it = plan.buffers.erase(it);
-    } else {
-      ++it;
+  // The host buffers the spilled layers leave shrink in place.
+  const int64_t host_params = plan.parameters - k * layer;
+  for (PlannedBuffer& b : plan.buffers) {
+    if (b.name == "host.adam.exp_avg.fp32" || b.name == "host.adam.exp_avg_sq.fp32" ||
+        (masters && b.name == "host.weights.fp32")) {
+      plan.bytes_host -= b.bytes - host_params * kFloat;
+      b.bytes = host_params * kFloat;
+      b.shape = absl::StrFormat("%d params fp32", host_params);
     }
   }
-  const int64_t host_params = plan.parameters - k * layer;
-  const std::string params = absl::StrFormat("%d params fp32", host_params);
-  if (masters) add("host.weights.fp32", kTierHost, host_params * kFloat, params);
-  add("host.adam.exp_avg.fp32", kTierHost, host_params * kFloat, params);
-  add("host.adam.exp_avg_sq.fp32", kTierHost, host_params * kFloat, params);
   const char* slot = masters ? "exp_avg + exp_avg_sq + master" : "exp_avg + exp_avg_sq";
   add("host.staging.ssd", kTierHost, staging,
       absl::StrFormat("%d slots x (%s) x %d params fp32", kSsdStagingSlots, slot, layer));
