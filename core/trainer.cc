@@ -346,11 +346,13 @@ class Trainer::Impl {
     for (int i = 0; i < static_cast<int>(layers_.size()); ++i) {
       LayerState& s = layers_[i];
       if (!s.working.defined()) continue;
-      const float* p = s.param.defined() ? s.param.data_ptr<float>() : nullptr;
-      if (p == nullptr) {
+      const float* p = nullptr;
+      if (MasterSpilled(i)) {
         master.resize(s.layout.count);
         RETURN_IF_ERROR(ReadMaster(i, master.data()));
         p = master.data();
+      } else {
+        p = s.param.data_ptr<float>();
       }
       ToComputePrecision(p, s.layout.count, config_.training.precision, s.working.data_ptr());
     }

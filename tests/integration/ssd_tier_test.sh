@@ -32,12 +32,16 @@ check "plan shows the staging slots" grep -q "host.staging.ssd *host" "$WORK/pla
 check "spilled job succeeds" test $? -eq 0
 "$CTL" watch 2 >/dev/null 2>&1
 check "RAM job succeeds" test $? -eq 0
-for f in model optimizer; do
-  a=$(sha256sum "$STATE/jobs/1/checkpoints/step-000006/$f.safetensors" | cut -d' ' -f1)
-  b=$(sha256sum "$STATE/jobs/2/checkpoints/step-000006/$f.safetensors" | cut -d' ' -f1)
-  check "$f.safetensors bit-identical to the RAM job's" test "$a" = "$b"
-done
-check "the tier's files are removed" test -z "$(ls -A "$SSD")"
+same_checkpoints() {  # same_checkpoints SPILLED_JOB RAM_JOB LABEL: the final checkpoints agree
+  local f a b
+  for f in model optimizer; do
+    a=$(sha256sum "$STATE/jobs/$1/checkpoints/step-000006/$f.safetensors" | cut -d' ' -f1)
+    b=$(sha256sum "$STATE/jobs/$2/checkpoints/step-000006/$f.safetensors" | cut -d' ' -f1)
+    check "$3$f.safetensors bit-identical to the RAM job's" test "$a" = "$b"
+  done
+  check "$3the tier's files are removed" test -z "$(ls -A "$SSD")"
+}
+same_checkpoints 1 2 ""
 
 # In bf16 the fp32 masters go to the tier too: 95 MiB fits only with the
 # masters and moments of 7 of the 8 layers there (moments alone cannot make
@@ -51,12 +55,7 @@ check "bf16: the plan puts the masters on the ssd tier" \
 "$CTL" submit --name ram_bf16 "${BF16[@]}" >/dev/null
 check "bf16 spilled job succeeds" wait_state 3 SUCCEEDED
 check "bf16 RAM job succeeds" wait_state 4 SUCCEEDED
-for f in model optimizer; do
-  a=$(sha256sum "$STATE/jobs/3/checkpoints/step-000006/$f.safetensors" | cut -d' ' -f1)
-  b=$(sha256sum "$STATE/jobs/4/checkpoints/step-000006/$f.safetensors" | cut -d' ' -f1)
-  check "bf16: $f.safetensors bit-identical to the RAM job's" test "$a" = "$b"
-done
-check "bf16: the tier's files are removed" test -z "$(ls -A "$SSD")"
+same_checkpoints 3 4 "bf16: "
 
 # Job 6 waits behind job 5 while its directory disappears.
 GONE="$WORK/gone"
