@@ -72,6 +72,17 @@ absl::Status RemoveCheckpointDir(const fs::path& dir) {
   return absl::OkStatus();
 }
 
+// A buffer's tensors, out[first..], are contiguous in the file: `load`
+// brings them in before the first is written, `store` hands them on after
+// the last is read.
+void StreamThrough(std::vector<SafetensorsTarget>& out, size_t first,
+                   const std::function<absl::Status()>& load,
+                   const std::function<absl::Status()>& store) {
+  if (out.size() == first) return;
+  out[first].fill = load;
+  out.back().done = store;
+}
+
 }  // namespace
 
 std::string CheckpointName(int64_t step) {
@@ -96,9 +107,11 @@ std::vector<SafetensorsTarget> ModelTensors(
     const std::vector<CheckpointBuffer>& buffers) {
   std::vector<SafetensorsTarget> out;
   for (const CheckpointBuffer& b : buffers) {
+    const size_t first = out.size();
     for (const TensorSlice& t : b.layout.tensors) {
       out.push_back({TensorName(b.layout, t), t.shape, b.param + t.offset});
     }
+    StreamThrough(out, first, b.load_param, b.store_param);
   }
   return out;
 }
@@ -116,12 +129,7 @@ std::vector<SafetensorsTarget> OptimizerTensors(
       out.push_back({absl::StrCat(TensorName(b.layout, t), ".exp_avg_sq"),
                      t.shape, b.exp_avg_sq + t.offset});
     }
-    // A buffer's moments are contiguous in the file: bring them in before
-    // the first is written, hand them on after the last is read.
-    if (out.size() > first) {
-      out[first].fill = b.load_moments;
-      out.back().done = b.store_moments;
-    }
+    StreamThrough(out, first, b.load_moments, b.store_moments);
   }
   return out;
 }

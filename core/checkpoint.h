@@ -52,6 +52,9 @@ struct CheckpointBuffer {
   // the last of them was read. Empty for moments in host memory.
   std::function<absl::Status()> load_moments;
   std::function<absl::Status()> store_moments;
+  // The same for masters held elsewhere, streamed through `param`.
+  std::function<absl::Status()> load_param;
+  std::function<absl::Status()> store_param;
 };
 
 // "step-000030"
@@ -60,9 +63,10 @@ std::string CheckpointName(int64_t step);
 std::optional<int64_t> CheckpointStep(const std::string& name);
 
 // The tensors of model.safetensors and optimizer.safetensors over `buffers`,
-// in file order. Names: docs/checkpoints.md. A buffer's load_moments and
-// store_moments become the fill hook of its first and the done hook of its
-// last optimizer tensor.
+// in file order. Names: docs/checkpoints.md. A buffer's load_param and
+// store_param become the fill hook of its first and the done hook of its
+// last model tensor, load_moments and store_moments those of its optimizer
+// tensors.
 std::vector<SafetensorsTarget> ModelTensors(
     const std::vector<CheckpointBuffer>& buffers);
 std::vector<SafetensorsTarget> OptimizerTensors(

@@ -643,6 +643,11 @@ absl::StatusOr<std::unique_ptr<WindowedEngine>> WindowedEngine::Create(
       return absl::InvalidArgumentError(
           absl::StrCat(b.layout.name, ": moments spilled, but no SpillStreamer"));
     }
+    if (b.param == nullptr && (b.spill_item < 0 || b.working == nullptr)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          b.layout.name, ": masters may be left out of host memory only when spilled and "
+                         "a working copy is what H2D sends"));
+    }
   }
   CHECK(state != nullptr);
   for (const HostBuffer& b : buffers) {

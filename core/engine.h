@@ -69,6 +69,8 @@ struct HostBuffer {
   // >= 0: the Adam moments live on the NVMe tier as item `spill_item` of the
   // engine's SpillStreamer (arrays exp_avg, exp_avg_sq), and the two
   // pointers above are null; they are staged in host slots for the update.
+  // With a working copy the item may hold a third array, the master, and
+  // then `param` is null too.
   int spill_item = -1;
   // bf16/fp16 jobs: layout.count elements in the compute precision, the
   // copy of `param` that the optimizer writes and H2D sends. Null in fp32

@@ -109,14 +109,16 @@ absl::Status GradWorker::Update(const Task& t) {
   if (item >= 0) {
     if (absl::Status e = error(); !e.ok()) return e;
     const int64_t wait_start = Timeline::NowNs();
-    absl::StatusOr<std::vector<void*>> moments = spill_->Acquire(item);
-    if (!moments.ok()) return moments.status();
+    absl::StatusOr<std::vector<void*>> state = spill_->Acquire(item);
+    if (!state.ok()) return state.status();
     if (timeline_ != nullptr && Since(wait_start) > 1e-4) {
       timeline_->Add({"wait_ssd", Lane::kWait, t.index, wait_start, Timeline::NowNs()});
     }
-    p.exp_avg = static_cast<float*>((*moments)[0]);
-    p.exp_avg_sq = static_cast<float*>((*moments)[1]);
-    nvme_bytes_ += 2 * t.buffer->layout.count * static_cast<int64_t>(sizeof(float));
+    p.exp_avg = static_cast<float*>((*state)[0]);
+    p.exp_avg_sq = static_cast<float*>((*state)[1]);
+    // bf16/fp16: the fp32 master is spilled with the moments.
+    if (state->size() > 2) p.param = static_cast<float*>((*state)[2]);
+    nvme_bytes_ += state->size() * t.buffer->layout.count * static_cast<int64_t>(sizeof(float));
   }
   const int64_t start = Timeline::NowNs();
   stats_[t.index] = optimizer_->StepAndMeasure(p, t.hyper);

@@ -3,7 +3,8 @@
 // optimizer's pool add it into the layer's fp32 host accumulator (converting
 // bf16/fp16 exactly; measuring it in the same pass when asked) and,
 // when asked, runs the layer's AdamW step on the optimizer's pool, staging
-// moments spilled to the NVMe tier around it.
+// the state spilled to the NVMe tier (moments, and in bf16/fp16 the fp32
+// master) around it.
 //
 // Thread safety: Submit/WaitFor/WaitAll/error may be called from the engine
 // thread while the worker runs; stats(), optimizer_s(), nvme_bytes() and
@@ -85,7 +86,7 @@ class GradWorker {
   // What each buffer's last measuring accumulation saw (Task::measure).
   const std::vector<StepStats>& measured() const { return measured_; }
   double optimizer_s() const { return optimizer_s_; }
-  // Bytes of spilled moments staged from and written back to the NVMe tier.
+  // Bytes of spilled state staged from and written back to the NVMe tier.
   int64_t nvme_bytes() const { return nvme_bytes_; }
   void reset_stats() {
     optimizer_s_ = 0;
@@ -105,7 +106,7 @@ class GradWorker {
   absl::Status Accumulate(const Task& t);
   // The buffer's optimizer state to (save) or from (restore) t.backup.
   absl::Status CopyState(const Task& t, bool restore);
-  // AdamW on one buffer; spilled moments are staged for it (normally read
+  // AdamW on one buffer; spilled state is staged for it (normally read
   // ahead already) and written back after it. After an NVMe tier error no
   // spilled buffer is updated any more: the step fails with that error.
   absl::Status Update(const Task& t);

@@ -226,9 +226,10 @@ int64_t HostNeed(const MemoryPlan& plan, bool device_is_host) {
   return plan.bytes_host + plan.bytes_pinned + (device_is_host ? plan.bytes_device : 0);
 }
 
-// Moves the Adam moments of as few block layers as needed from host to the
-// ssd tier (see PlanMemory in planner.h). Leaves the plan alone if the host
-// state fits or the tier is not available; FinishPlan judges the result.
+// Moves the optimizer state of as few block layers as needed from host to
+// the ssd tier (see PlanMemory in planner.h): the Adam moments and, in
+// bf16/fp16, the fp32 masters. Leaves the plan alone if the host state fits
+// or the tier is not available; FinishPlan judges the result.
 void PlaceOnSsd(const JobConfig& c, const NodeBudgets& node, MemoryPlan& plan,
                 const std::function<void(std::string, const char*, int64_t, std::string)>& add) {
   const bool device_is_host = node.device == "cpu";
@@ -238,33 +239,42 @@ void PlaceOnSsd(const JobConfig& c, const NodeBudgets& node, MemoryPlan& plan,
       need <= plan.budget_host_bytes || SpeculativeUpdates(c.offload, c.training)) {
     return;
   }
+  const bool masters = SsdHoldsMasters(c.training.precision);
+  const int arrays = masters ? 3 : 2;
   const int64_t layer = c.model.parameters_per_layer();
-  const int64_t moments_per_layer = 2 * layer * kFloat;
-  const int64_t staging = kSsdStagingSlots * 2 * RoundUp(layer * kFloat, kSsdAlignment);
+  const int64_t state_per_layer = arrays * layer * kFloat;
+  const int64_t staging = kSsdStagingSlots * arrays * RoundUp(layer * kFloat, kSsdAlignment);
   const int64_t excess = need - plan.budget_host_bytes + staging;
-  const int64_t k = std::min<int64_t>((excess + moments_per_layer - 1) / moments_per_layer,
+  const int64_t k = std::min<int64_t>((excess + state_per_layer - 1) / state_per_layer,
                                       c.model.layers);
-  // Take the two host moment buffers out and put them back, smaller.
-  for (auto it = plan.buffers.begin(); it != plan.buffers.end();) {
-    if (it->name == "host.adam.exp_avg.fp32" || it->name == "host.adam.exp_avg_sq.fp32") {
-      plan.bytes_host -= it->bytes;
-      it = plan.buffers.erase(it);
-    } else {
-      ++it;
+  // The host buffers the spilled layers leave shrink in place.
+  const int64_t host_params = plan.parameters - k * layer;
+  for (PlannedBuffer& b : plan.buffers) {
+    if (b.name == "host.adam.exp_avg.fp32" || b.name == "host.adam.exp_avg_sq.fp32" ||
+        (masters && b.name == "host.weights.fp32")) {
+      plan.bytes_host -= b.bytes - host_params * kFloat;
+      b.bytes = host_params * kFloat;
+      b.shape = absl::StrFormat("%d params fp32", host_params);
     }
   }
-  const int64_t host_params = plan.parameters - k * layer;
-  const std::string params = absl::StrFormat("%d params fp32", host_params);
-  add("host.adam.exp_avg.fp32", kTierHost, host_params * kFloat, params);
-  add("host.adam.exp_avg_sq.fp32", kTierHost, host_params * kFloat, params);
+  const char* slot = masters ? "exp_avg + exp_avg_sq + master" : "exp_avg + exp_avg_sq";
   add("host.staging.ssd", kTierHost, staging,
-      absl::StrFormat("%d slots x (exp_avg + exp_avg_sq) x %d params fp32", kSsdStagingSlots,
-                      layer));
+      absl::StrFormat("%d slots x (%s) x %d params fp32", kSsdStagingSlots, slot, layer));
   const int64_t extent = storage::ExtentStore::StoredBytes(layer * kFloat, kSsdAlignment,
                                                            kSsdBlockBytes);
-  add("ssd.adam.exp_avg+exp_avg_sq", kTierSsd, k * 2 * extent,
-      absl::StrFormat("layers 0..%d x 2 x %d params fp32, CRC32C per MiB", k - 1, layer));
+  // In fp32 the masters are what H2D sends, so they stay in host memory; in
+  // bf16/fp16 the working copy is sent and only the optimizer reads them.
+  add(masters ? "ssd.adam.exp_avg+exp_avg_sq+master" : "ssd.adam.exp_avg+exp_avg_sq", kTierSsd,
+      k * arrays * extent,
+      absl::StrFormat("layers 0..%d x %d x %d params fp32, CRC32C per MiB%s", k - 1, arrays,
+                      layer,
+                      masters ? "" : " (masters stay in host memory: H2D sends them)"));
   plan.ssd_layers = static_cast<int>(k);
+}
+
+// What the ssd tier holds of a spilled layer, for the plan's reasons.
+std::string SpilledStateName(Precision precision) {
+  return SsdHoldsMasters(precision) ? "fp32 masters and Adam moments" : "Adam moments";
 }
 
 }  // namespace
@@ -365,13 +375,19 @@ MemoryPlan PlanMemory(const JobConfig& config, const NodeBudgets& node) {
     if (plan.fits && node.ssd_bytes > 0 && plan.bytes_ssd > node.ssd_bytes) {
       plan.fits = false;
       plan.reason = absl::StrCat("ssd: needs ", Human(plan.bytes_ssd), " (", plan.bytes_ssd,
-                                 " bytes) for the Adam moments of ", plan.ssd_layers,
+                                 " bytes) for the ", SpilledStateName(c.training.precision),
+                                 " of ", plan.ssd_layers,
                                  " layers, budget ", Human(node.ssd_bytes), " (", node.ssd_bytes,
                                  " bytes)");
     } else if (!plan.fits && plan.ssd_layers == m.layers &&
                absl::StartsWith(plan.reason, "host memory")) {
-      absl::StrAppend(&plan.reason, ", even with the Adam moments of all ", m.layers,
-                      " layers on the NVMe tier (weights are not placed there)");
+      absl::StrAppend(&plan.reason, ", even with the ", SpilledStateName(c.training.precision),
+                      " of all ", m.layers, " layers on the NVMe tier (",
+                      SsdHoldsMasters(c.training.precision)
+                          ? absl::StrCat("the ", PrecisionName(c.training.precision),
+                                         " working copies are not placed there")
+                          : "the fp32 masters are not placed there: H2D sends them",
+                      ")");
     }
     return plan;
   }

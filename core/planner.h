@@ -51,8 +51,9 @@ struct MemoryPlan {
   std::string reason;  // why it does not fit, with the numbers
   int window = 0;
   // Block layers 0 .. ssd_layers-1 keep their Adam moments (exp_avg,
-  // exp_avg_sq) on the NVMe tier, streamed through kSsdStagingSlots host
-  // slots (storage/spill_streamer.h).
+  // exp_avg_sq) and, in bf16/fp16, their fp32 masters (SsdHoldsMasters) on
+  // the NVMe tier, streamed through kSsdStagingSlots host slots
+  // (storage/spill_streamer.h).
   int ssd_layers = 0;
   // STRONGHOLD: the last kept_activation_layers block layers keep their
   // autograd activations from forward to backward (no recompute).
@@ -65,17 +66,24 @@ struct MemoryPlan {
 // The job's budgets override the node's where set (and may only lower them).
 //
 // NVMe placement (windowed methods, with offload.ssd_dirs and
-// node.ssd_streaming): when the host state exceeds the host budget, the Adam
-// moments of as many block layers as needed move to the ssd tier, from layer
-// 0 up (backward updates them last, so their reads have the most time to
-// arrive), plus kSsdStagingSlots layers' worth of host staging. The moments
-// go first because only the CPU optimizer touches them, once per step; the
-// weights are read for every micro-batch's forward and backward. If the
-// moments of every layer are not enough, the job does not fit: the engine
-// does not stream weights from the tier.
+// node.ssd_streaming): when the host state exceeds the host budget, the
+// optimizer state of as many block layers as needed moves to the ssd tier,
+// from layer 0 up (backward updates them last, so their reads have the most
+// time to arrive), plus kSsdStagingSlots layers' worth of host staging. That
+// state is the Adam moments and, in bf16/fp16, the fp32 masters: only the
+// CPU optimizer touches them, once per step. What the device reads for
+// every micro-batch's forward and backward stays in host memory: the
+// bf16/fp16 working copy, or in fp32 the masters themselves. If the state
+// of every layer is not enough, the job does not fit.
 MemoryPlan PlanMemory(const JobConfig& config, const NodeBudgets& node);
 
-// Host staging slots the NVMe tier uses (one layer's moments each): the next
+// Whether a spilled layer's fp32 masters go to the NVMe tier with its
+// moments: in bf16/fp16, where H2D sends the working copy and only the
+// optimizer, checkpoints and Weights() read the masters; not in fp32, where
+// the masters are what H2D sends every micro-batch.
+inline bool SsdHoldsMasters(Precision precision) { return precision != Precision::kFp32; }
+
+// Host staging slots the NVMe tier uses (one layer's spilled state each): the next
 // layer's read, this layer's update and the last layer's write-back overlap.
 inline constexpr int kSsdStagingSlots = 3;
 

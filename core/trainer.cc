@@ -37,6 +37,8 @@ namespace {
 double Since(int64_t start_ns) { return (Timeline::NowNs() - start_ns) / 1e9; }
 
 // One buffer's host training state: flat fp32 tensors of layout.count.
+// Undefined where the state is on the NVMe tier: the moments of a spilled
+// layer, and its master in bf16/fp16 (Trainer::Impl::Spilled).
 struct LayerState {
   BufferLayout layout;
   torch::Tensor param;  // leaf, requires_grad (RESIDENT); its .grad is `grad`
@@ -80,9 +82,10 @@ class Trainer::Impl {
     for (size_t i = 0; i < layouts.size(); ++i) {
       LayerState s;
       s.layout = layouts[i];
-      s.param = torch::empty({s.layout.count}, f32);
+      // Else on the NVMe tier, written there by Prepare().
+      if (!MasterSpilled(static_cast<int>(i))) s.param = torch::empty({s.layout.count}, f32);
       s.grad = torch::zeros({s.layout.count}, f32);
-      if (!Spilled(static_cast<int>(i))) {  // else on the NVMe tier (Prepare)
+      if (!Spilled(static_cast<int>(i))) {
         s.exp_avg = torch::zeros({s.layout.count}, f32);
         s.exp_avg_sq = torch::zeros({s.layout.count}, f32);
       }
@@ -93,10 +96,11 @@ class Trainer::Impl {
       }
       layers_.push_back(std::move(s));
     }
-    // The initial weights. Each buffer is its own counter-based stream
-    // (core/gpt_init.h), so buffers are drawn in parallel with the same
-    // result; serially, a log, a sine and a cosine per value add up for the
-    // seed's 1B-parameter models, which gpu_check creates several times.
+    // The initial weights (of spilled masters: OpenSsdTier). Each buffer is
+    // its own counter-based stream (core/gpt_init.h), so buffers are drawn
+    // in parallel with the same result; serially, a log, a sine and a cosine
+    // per value add up for the seed's 1B-parameter models, which gpu_check
+    // creates several times.
     std::atomic<size_t> next{0};
     std::vector<std::thread> pool;
     const size_t threads =
@@ -104,6 +108,7 @@ class Trainer::Impl {
     for (size_t t = 0; t < threads; ++t) {
       pool.emplace_back([&] {
         for (size_t i = next++; i < layers_.size(); i = next++) {
+          if (!layers_[i].param.defined()) continue;
           InitBuffer(layers_[i].layout, config.model, config.training.seed, static_cast<int>(i),
                      layers_[i].param.data_ptr<float>());
         }
@@ -190,16 +195,45 @@ class Trainer::Impl {
     return config_.offload.method != OffloadMethod::kResident && i >= 1 &&
            i <= std::min(options_.ssd_layers, config_.model.layers);
   }
+  // And its fp32 master too (bf16/fp16: core/planner.h, SsdHoldsMasters).
+  bool MasterSpilled(int i) const {
+    return Spilled(i) && SsdHoldsMasters(config_.training.precision);
+  }
 
-  // The spilled moments' extents, staging and their initial zeros.
+  // The largest spilled buffer's element count.
+  int64_t LargestSpilled() const {
+    int64_t largest = 0;
+    for (int i = 1; Spilled(i); ++i) largest = std::max(largest, layers_[i].layout.count);
+    return largest;
+  }
+
+  // Item i-1's arrays as SpillStreamer::Read/Write take them: the moments
+  // and, where spilled, the master (null ones are not transferred).
+  template <typename T>
+  std::vector<T*> SpillArrays(int i, T* exp_avg, T* exp_avg_sq, T* master) const {
+    if (!MasterSpilled(i)) return {exp_avg, exp_avg_sq};
+    return {exp_avg, exp_avg_sq, master};
+  }
+
+  // Buffer i's fp32 master from the NVMe tier into `out` (layout.count).
+  absl::Status ReadMaster(int i, float* out) {
+    return spill_->Read(i - 1, SpillArrays<void>(i, nullptr, nullptr, out));
+  }
+
+  // The spilled state's extents, staging and initial values: zero moments
+  // and, for spilled masters, the initial weights, drawn here one layer at
+  // a time so that they never all sit in host memory.
   absl::Status OpenSsdTier() {
     if (options_.ssd_layers <= 0 || spill_ != nullptr) return absl::OkStatus();
     std::vector<storage::SpillItem> items;
-    int64_t largest = 0;
     for (int i = 1; Spilled(i); ++i) {
       const int64_t bytes = layers_[i].layout.count * static_cast<int64_t>(sizeof(float));
-      items.push_back({layers_[i].layout.name, {"exp_avg", "exp_avg_sq"}, {bytes, bytes}});
-      largest = std::max(largest, layers_[i].layout.count);
+      storage::SpillItem item{layers_[i].layout.name, {"exp_avg", "exp_avg_sq"}, {bytes, bytes}};
+      if (MasterSpilled(i)) {
+        item.arrays.push_back("master");
+        item.array_bytes.push_back(bytes);
+      }
+      items.push_back(std::move(item));
     }
     storage::BlockDevice* device = options_.ssd_device;
     if (device == nullptr) {
@@ -218,30 +252,34 @@ class Trainer::Impl {
     ssd_store_ = std::make_unique<storage::ExtentStore>(device, storage::ExtentStoreOptions());
     ASSIGN_OR_RETURN(spill_, storage::SpillStreamer::Create(ssd_store_.get(), items,
                                                             {kSsdStagingSlots}));
-    const std::vector<float> zeros(largest, 0.0f);  // Adam's moments start at 0
-    for (int item = 0; item < spill_->items(); ++item) {
-      const void* arrays[] = {zeros.data(), zeros.data()};
-      RETURN_IF_ERROR(spill_->Write(item, arrays));
+    const std::vector<float> zeros(LargestSpilled(), 0.0f);  // Adam's moments start at 0
+    std::vector<float> master(MasterSpilled(1) ? zeros.size() : 0);
+    for (int i = 1; Spilled(i); ++i) {
+      if (MasterSpilled(i)) {
+        InitBuffer(layers_[i].layout, config_.model, config_.training.seed, i, master.data());
+      }
+      RETURN_IF_ERROR(spill_->Write(
+          i - 1, SpillArrays<const void>(i, zeros.data(), zeros.data(), master.data())));
     }
     return absl::OkStatus();
   }
 
-  // Checkpoints stream the spilled moments one layer at a time through one
-  // layer-sized host buffer (moments_staging_, allocated for the save or
-  // restore): a save reads each layer from the tier just before its moments
-  // are written to optimizer.safetensors, a restore writes each layer to
-  // the tier as soon as its moments are read. So host memory beyond the
-  // budget is one layer's moments, not every spilled layer's.
+  // Checkpoints stream the spilled state one layer at a time through one
+  // layer-sized host buffer (spill_staging_, allocated for the save or
+  // restore): a save reads each layer's master (if spilled) from the tier
+  // just before it is written to model.safetensors, and its moments just
+  // before optimizer.safetensors gets them; a restore writes each to the
+  // tier as soon as it is read. So host memory beyond the budget is one
+  // layer's state, not every spilled layer's.
   void StageSpilled() {
     if (spill_ == nullptr) return;
-    int64_t largest = 0;
-    for (int i = 1; Spilled(i); ++i) largest = std::max(largest, layers_[i].layout.count);
-    moments_staging_ = torch::empty({2, largest}, torch::TensorOptions().dtype(torch::kFloat32));
+    spill_staging_ = torch::empty({MasterSpilled(1) ? 3 : 2, LargestSpilled()},
+                                  torch::TensorOptions().dtype(torch::kFloat32));
   }
-  void UnstageSpilled() { moments_staging_ = torch::Tensor(); }
+  void UnstageSpilled() { spill_staging_ = torch::Tensor(); }
 
-  // The host state as checkpoints see it, with the spilled layers' moments
-  // streamed through moments_staging_. Taken afresh each time: pinning
+  // The host state as checkpoints see it, with the spilled layers' state
+  // streamed through spill_staging_. Taken afresh each time: pinning
   // replaces the tensors.
   std::vector<CheckpointBuffer> Buffers() {
     std::vector<CheckpointBuffer> out;
@@ -252,21 +290,31 @@ class Trainer::Impl {
                        s.exp_avg_sq.data_ptr<float>()});
         continue;
       }
-      CHECK(moments_staging_.defined()) << "StageSpilled() first";
-      float* m = moments_staging_[0].data_ptr<float>();
-      float* v = moments_staging_[1].data_ptr<float>();
+      CHECK(spill_staging_.defined()) << "StageSpilled() first";
+      float* m = spill_staging_[0].data_ptr<float>();
+      float* v = spill_staging_[1].data_ptr<float>();
       const int item = i - 1;
-      out.push_back({s.layout, s.param.data_ptr<float>(), m, v,
-                     /*load_moments=*/
-                     [this, item, m, v] {
-                       void* arrays[] = {m, v};
-                       return spill_->Read(item, arrays);
-                     },
-                     /*store_moments=*/
-                     [this, item, m, v] {
-                       const void* arrays[] = {m, v};
-                       return spill_->Write(item, arrays);
-                     }});
+      CheckpointBuffer b{s.layout, nullptr, m, v,
+                         /*load_moments=*/
+                         [this, i, item, m, v] {
+                           return spill_->Read(item, SpillArrays<void>(i, m, v, nullptr));
+                         },
+                         /*store_moments=*/
+                         [this, i, item, m, v] {
+                           return spill_->Write(item,
+                                                SpillArrays<const void>(i, m, v, nullptr));
+                         }};
+      if (!MasterSpilled(i)) {
+        b.param = s.param.data_ptr<float>();
+      } else {
+        float* w = spill_staging_[2].data_ptr<float>();
+        b.param = w;
+        b.load_param = [this, i, w] { return ReadMaster(i, w); };
+        b.store_param = [this, i, item, w] {
+          return spill_->Write(item, SpillArrays<const void>(i, nullptr, nullptr, w));
+        };
+      }
+      out.push_back(std::move(b));
     }
     return out;
   }
@@ -297,12 +345,23 @@ class Trainer::Impl {
 
   // The working copies follow the masters (after the initialization, a
   // Restore() or a test's edit of the masters); the optimizer keeps them so.
-  void RefreshWorkingCopies() {
-    for (LayerState& s : layers_) {
+  // Spilled masters are read from the tier one layer at a time.
+  absl::Status RefreshWorkingCopies() {
+    std::vector<float> master;
+    for (int i = 0; i < static_cast<int>(layers_.size()); ++i) {
+      LayerState& s = layers_[i];
       if (!s.working.defined()) continue;
-      ToComputePrecision(s.param.data_ptr<float>(), s.layout.count, config_.training.precision,
-                         s.working.data_ptr());
+      const float* p = nullptr;
+      if (MasterSpilled(i)) {
+        master.resize(s.layout.count);
+        RETURN_IF_ERROR(ReadMaster(i, master.data()));
+        p = master.data();
+      } else {
+        p = s.param.data_ptr<float>();
+      }
+      ToComputePrecision(p, s.layout.count, config_.training.precision, s.working.data_ptr());
     }
+    return absl::OkStatus();
   }
 
   absl::Status Run(TrainerObserver* observer) {
@@ -323,7 +382,7 @@ class Trainer::Impl {
           "the last Restore() failed: the host state is not a checkpoint's; not training from it");
     }
     if (engine_) RETURN_IF_ERROR(engine_->Drain());
-    RefreshWorkingCopies();
+    RETURN_IF_ERROR(RefreshWorkingCopies());
     for (int64_t step = start_step_ + 1; step <= t.steps; ++step) {
       StepReport report;
       const int64_t start = Timeline::NowNs();
@@ -383,13 +442,23 @@ class Trainer::Impl {
     return start_step_;
   }
 
-  float* HostWeights(int index) { return layers_.at(index).param.data_ptr<float>(); }
+  float* HostWeights(int index) {
+    CHECK(!MasterSpilled(index)) << "buffer " << index << "'s master is on the NVMe tier";
+    return layers_.at(index).param.data_ptr<float>();
+  }
   void SetLossScale(double scale) { loss_scale_.scale = scale; }
 
   std::vector<std::vector<float>> Weights() {
     if (engine_) CHECK(engine_->Drain().ok());
     std::vector<std::vector<float>> out;
-    for (const LayerState& s : layers_) {
+    for (int i = 0; i < static_cast<int>(layers_.size()); ++i) {
+      const LayerState& s = layers_[i];
+      if (MasterSpilled(i)) {
+        out.emplace_back(s.layout.count);
+        const absl::Status read = ReadMaster(i, out.back().data());
+        CHECK(read.ok()) << read;
+        continue;
+      }
       const float* p = s.param.data_ptr<float>();
       out.emplace_back(p, p + s.layout.count);
     }
@@ -430,7 +499,8 @@ class Trainer::Impl {
     for (size_t i = 0; i < layers_.size(); ++i) {
       LayerState& s = layers_[i];
       const bool spilled = Spilled(static_cast<int>(i));
-      buffers.push_back({s.layout, s.param.data_ptr<float>(), s.grad.data_ptr<float>(),
+      buffers.push_back({s.layout, s.param.defined() ? s.param.data_ptr<float>() : nullptr,
+                         s.grad.data_ptr<float>(),
                          spilled ? nullptr : s.exp_avg.data_ptr<float>(),
                          spilled ? nullptr : s.exp_avg_sq.data_ptr<float>(),
                          spilled ? static_cast<int>(i) - 1 : -1,
@@ -612,9 +682,9 @@ class Trainer::Impl {
   std::unique_ptr<storage::ExtentStore> ssd_store_;
   std::unique_ptr<storage::SpillStreamer> spill_;
   int64_t device_budget_ = 0;  // the job's device budget (INT64_MAX: none)
-  // One spilled layer's moments [2 (exp_avg, exp_avg_sq), largest count]
-  // fp32, only while a checkpoint is saved or restored.
-  torch::Tensor moments_staging_;
+  // One spilled layer's state [exp_avg, exp_avg_sq(, master), largest
+  // count] fp32, only while a checkpoint is saved or restored.
+  torch::Tensor spill_staging_;
   Timeline timeline_;
   std::unique_ptr<WindowedEngine> engine_;
   bool auto_window_ = false;

@@ -1,7 +1,8 @@
 // Trains one job: owns its host training state (fp32 weights, gradients and
 // Adam moments, one flat buffer per layer, plus a bf16/fp16 working copy of
-// the weights in mixed precision), runs the steps and reports each one to an
-// observer.
+// the weights in mixed precision; the optimizer state of layers spilled to
+// the NVMe tier lives there instead), runs the steps and reports each one to
+// an observer.
 //
 // Methods:
 //   RESIDENT   every buffer on the compute device (here the CPU), plain
@@ -99,9 +100,10 @@ struct TrainerOptions {
   // Stored as job.json in every checkpoint; the daemon passes the effective
   // JobSpec in JSON. Empty = no job.json.
   std::string job_spec_json;
-  // Block layers 0 .. ssd_layers-1 keep their Adam moments on the NVMe tier
-  // (MemoryPlan::ssd_layers; windowed methods only): files in
-  // offload.ssd_dirs, streamed through kSsdStagingSlots host slots. An I/O
+  // Block layers 0 .. ssd_layers-1 keep their Adam moments, and in
+  // bf16/fp16 their fp32 masters, on the NVMe tier (MemoryPlan::ssd_layers;
+  // windowed methods only): files in offload.ssd_dirs, streamed through
+  // kSsdStagingSlots host slots. An I/O
   // error there fails the job naming the file, offset and errno.
   int ssd_layers = 0;
   // STRONGHOLD: the last N block layers keep their activations instead of
@@ -159,7 +161,8 @@ class Trainer {
 // Test access to a trainer's host state (used by tests/ only).
 class TrainerTestPeer {
  public:
-  // The fp32 master weights of buffer `index` of ModelLayout().
+  // The fp32 master weights of buffer `index` of ModelLayout() (not of a
+  // layer whose master is on the NVMe tier).
   static float* HostWeights(Trainer& trainer, int index);
   // Sets fp16's current loss scale (e.g. 2^40, to force an overflow).
   static void SetLossScale(Trainer& trainer, double scale);

@@ -353,6 +353,7 @@ absl::Status SpillStreamer::Write(int item,
     }
   }
   for (size_t k = 0; k < it.extents.size(); ++k) {
+    if (arrays[k] == nullptr) continue;
     const int64_t bytes = it.spec.array_bytes[k];
     AlignedBuffer bounce(bytes, store_->device()->alignment());
     std::memcpy(bounce.data(), arrays[k], bytes);
@@ -386,6 +387,7 @@ absl::Status SpillStreamer::Read(int item, absl::Span<void* const> arrays) {
     }
   }
   for (size_t k = 0; k < it.extents.size(); ++k) {
+    if (arrays[k] == nullptr) continue;
     const int64_t bytes = it.spec.array_bytes[k];
     AlignedBuffer bounce(bytes, store_->device()->alignment());
     absl::Status status = store_->Read(it.extents[k], bounce.data());

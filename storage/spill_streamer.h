@@ -44,7 +44,7 @@ namespace stronghold::storage {
 
 struct SpillItem {
   std::string name;                  // "layer3", for extent names and errors
-  std::vector<std::string> arrays;   // "exp_avg", "exp_avg_sq"
+  std::vector<std::string> arrays;   // "exp_avg", "exp_avg_sq", "master"
   std::vector<int64_t> array_bytes;  // same length as arrays
 };
 
@@ -77,7 +77,9 @@ class SpillStreamer {
 
   // Synchronous whole-item transfers outside the pipeline, through a private
   // bounce buffer: initial state, checkpoints, restores. The item must not be
-  // acquired. `arrays[k]` holds array_bytes[k] bytes (any alignment).
+  // acquired. `arrays[k]` holds array_bytes[k] bytes (any alignment); a null
+  // arrays[k] leaves that array alone (a checkpoint moves a layer's masters
+  // and its moments at different times).
   absl::Status Write(int item, absl::Span<const void* const> arrays);
   absl::Status Read(int item, absl::Span<void* const> arrays);
 

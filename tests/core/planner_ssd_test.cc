@@ -1,10 +1,13 @@
-// The planner's NVMe placement (core/planner.h): Adam moments of as few
-// layers as needed move to the ssd tier when the host budget is short, the
-// result fits, nothing moves unless the tier is there and streamed, and the
-// largest trainable number of layers grows with the tier.
+// The planner's NVMe placement (core/planner.h): Adam moments (and in
+// bf16/fp16 the fp32 masters) of as few layers as needed move to the ssd
+// tier when the host budget is short, the result fits, nothing moves unless
+// the tier is there and streamed, and the largest trainable number of layers
+// grows with the tier.
 #include <string>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "core/loss_scale.h"
 #include "core/planner.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -87,6 +90,57 @@ TEST(PlannerSsdTest, MovesTheMomentsOfAsFewLayersAsNeeded) {
   EXPECT_EQ(Find(p, "host.weights.fp32")->bytes, p.parameters * kFloat);
 }
 
+// Host bytes of the buffers a spilled layer leaves: masters and moments.
+int64_t HostOptimizerState(const MemoryPlan& p) {
+  int64_t bytes = 0;
+  for (const char* name :
+       {"host.weights.fp32", "host.adam.exp_avg.fp32", "host.adam.exp_avg_sq.fp32"}) {
+    bytes += Find(p, name)->bytes;
+  }
+  return bytes;
+}
+
+// In fp32 a spilled layer frees its moments (8 B/param): the masters are
+// what H2D sends. In bf16/fp16 it frees the masters too (12 B/param), and
+// the staging slots and extents hold three arrays.
+TEST(PlannerSsdTest, MixedPrecisionMovesTheMastersToo) {
+  for (Precision precision : {Precision::kFp32, Precision::kBf16, Precision::kFp16}) {
+    JobConfig c = Model(8);
+    c.training.precision = precision;
+    const bool masters = precision != Precision::kFp32;
+    const int arrays = masters ? 3 : 2;
+    const int64_t layer = c.model.parameters_per_layer();
+    const MemoryPlan all_in_ram = PlanMemory(c, Node(0));
+    const int64_t layer_state = arrays * layer * kFloat;
+    const int64_t budget = HostNeed(all_in_ram) - 5 * layer_state / 2;
+    const MemoryPlan p = PlanMemory(c, Node(budget));
+    const std::string what = PrecisionName(precision);
+    ASSERT_TRUE(p.fits) << what << ": " << p.reason;
+    EXPECT_LE(HostNeed(p), budget) << what;
+    EXPECT_GE(p.ssd_layers, 3) << what;
+    EXPECT_GT(HostNeed(p) + layer_state, budget) << what;
+    EXPECT_EQ(HostOptimizerState(all_in_ram) - HostOptimizerState(p),
+              p.ssd_layers * layer * (masters ? 12 : 8))
+        << what;
+    EXPECT_EQ(Find(p, "host.staging.ssd")->bytes,
+              kSsdStagingSlots * arrays * ((layer * kFloat + 4095) / 4096 * 4096))
+        << what;
+    const PlannedBuffer* ssd = Find(
+        p, masters ? "ssd.adam.exp_avg+exp_avg_sq+master" : "ssd.adam.exp_avg+exp_avg_sq");
+    ASSERT_NE(ssd, nullptr) << what;
+    EXPECT_EQ(ssd->bytes, p.bytes_ssd) << what;
+    EXPECT_EQ(p.bytes_ssd,
+              p.ssd_layers * arrays *
+                  storage::ExtentStore::StoredBytes(layer * kFloat, 4096, 1 << 20))
+        << what;
+    // The working copy, which H2D sends, stays in host memory.
+    if (masters) {
+      EXPECT_EQ(Find(p, absl::StrCat("host.weights.", what))->bytes,
+                all_in_ram.parameters * 2);
+    }
+  }
+}
+
 TEST(PlannerSsdTest, NeedsTheTierAndItsStreaming) {
   const JobConfig c = Model(8);
   const int64_t budget = HostNeed(PlanMemory(c, Node(0))) - AllMoments(c) / 2;
@@ -114,6 +168,15 @@ TEST(PlannerSsdTest, TooSmallEvenWithEveryLayersMoments) {
   EXPECT_EQ(p.ssd_layers, 8);
   EXPECT_THAT(p.reason,
               HasSubstr("even with the Adam moments of all 8 layers"));
+  EXPECT_THAT(p.reason, HasSubstr("the fp32 masters are not placed there"));
+  JobConfig bf16 = c;
+  bf16.training.precision = Precision::kBf16;
+  const MemoryPlan q = PlanMemory(bf16, Node(/*host_bytes=*/4 << 20));
+  EXPECT_FALSE(q.fits);
+  EXPECT_EQ(q.ssd_layers, 8);
+  EXPECT_THAT(q.reason, HasSubstr("even with the fp32 masters and Adam moments of all 8 "
+                                  "layers on the NVMe tier (the bf16 working copies are not "
+                                  "placed there)"));
 }
 
 TEST(PlannerSsdTest, SsdBudgetIsChecked) {

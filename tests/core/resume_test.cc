@@ -1,7 +1,9 @@
 // Exact resume: 20 steps straight and 10 steps + checkpoint + a new Trainer
 // (a restarted daemon) + Restore + 10 steps give bit-identical losses,
 // weights and checkpoint files, with RESIDENT, STRONGHOLD and STRONGHOLD
-// with the Adam moments spilled to the NVMe tier (fp32, host device). Also: cancel with a checkpoint, refusal to train after a failed
+// with the Adam moments spilled to the NVMe tier (fp32, host device), and in
+// bf16 with the fp32 masters spilled too. Also: cancel with a checkpoint,
+// refusal to train after a failed
 // restore, and the exported safetensors read back by an independent reader
 // (tests/core/safetensors_check.py).
 #include <cstdlib>
@@ -25,8 +27,9 @@ namespace fs = std::filesystem;
 
 // Four layers so the window really slides; warm-up, cosine decay, clipping
 // that acts and two micro-batches, so every piece of position matters.
-JobConfig Config(OffloadMethod method) {
+JobConfig Config(OffloadMethod method, Precision precision = Precision::kFp32) {
   JobConfig c;
+  c.training.precision = precision;
   c.model = {.layers = 4, .hidden = 32, .heads = 4, .seq_len = 32, .vocab = 256};
   c.training.steps = 20;
   c.training.batch = 4;
@@ -65,6 +68,7 @@ struct ResumeCase {
   OffloadMethod first;   // trains steps 1..10
   OffloadMethod second;  // resumes 11..20
   int ssd_layers = 0;     // layers whose moments are on the NVMe tier
+  Precision precision = Precision::kFp32;
 };
 
 class ResumeTest : public ::testing::TestWithParam<ResumeCase> {};
@@ -75,7 +79,7 @@ TEST_P(ResumeTest, TwentyStepsEqualTenCheckpointRestartTen) {
   const std::string straight_dir = TestDir(absl::StrCat("straight_", p.name));
   StepRecorder straight;
   {
-    auto t = Make(Config(p.second), straight_dir, p.ssd_layers);
+    auto t = Make(Config(p.second, p.precision), straight_dir, p.ssd_layers);
     ASSERT_NE(t, nullptr);
     ASSERT_TRUE(t->Run(&straight).ok());
   }
@@ -87,7 +91,7 @@ TEST_P(ResumeTest, TwentyStepsEqualTenCheckpointRestartTen) {
   first.stop_after = 10;
   first.stop_kind = StopRequest::kShutdown;
   {
-    auto t = Make(Config(p.first), split_dir, p.ssd_layers);
+    auto t = Make(Config(p.first, p.precision), split_dir, p.ssd_layers);
     ASSERT_NE(t, nullptr);
     EXPECT_EQ(t->Run(&first).code(), absl::StatusCode::kAborted);
   }
@@ -97,7 +101,7 @@ TEST_P(ResumeTest, TwentyStepsEqualTenCheckpointRestartTen) {
   StepRecorder second;
   std::vector<std::vector<float>> resumed_weights;
   {
-    auto t = Make(Config(p.second), split_dir, p.ssd_layers);
+    auto t = Make(Config(p.second, p.precision), split_dir, p.ssd_layers);
     ASSERT_NE(t, nullptr);
     auto step = t->Restore(split_dir + "/checkpoints/step-000010");
     ASSERT_TRUE(step.ok()) << step.status();
@@ -123,7 +127,7 @@ TEST_P(ResumeTest, TwentyStepsEqualTenCheckpointRestartTen) {
         << file;
   }
   // And the weights in memory match the straight run's final checkpoint.
-  auto t = Make(Config(p.second), TestDir(absl::StrCat("reload_", p.name)));
+  auto t = Make(Config(p.second, p.precision), TestDir(absl::StrCat("reload_", p.name)));
   ASSERT_NE(t, nullptr);
   ASSERT_TRUE(t->Restore(straight_dir + "/checkpoints/step-000020").ok());
   EXPECT_TRUE(t->Weights() == resumed_weights);
@@ -139,6 +143,9 @@ INSTANTIATE_TEST_SUITE_P(
                       // restore streams them back in.
                       ResumeCase{"stronghold_spilled", OffloadMethod::kStronghold,
                                  OffloadMethod::kStronghold, 3},
+                      // bf16: their fp32 masters too, through model.safetensors.
+                      ResumeCase{"stronghold_bf16_spilled", OffloadMethod::kStronghold,
+                                 OffloadMethod::kStronghold, 3, Precision::kBf16},
                       // Host state is the same for every method: switch on resume.
                       ResumeCase{"resident_then_stronghold", OffloadMethod::kResident,
                                  OffloadMethod::kStronghold}),

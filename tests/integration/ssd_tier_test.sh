@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The NVMe tier end to end: with a host budget too small for the training
-# state and an --ssd-dir, `plan` puts the layers' Adam moments on the ssd
-# tier, the job trains, and its checkpoint is bit-identical to the same job
-# held in RAM; the tier's files are gone afterwards. A job whose tier cannot
+# state and an --ssd-dir, `plan` puts the layers' Adam moments (in bf16 also
+# their fp32 masters) on the ssd tier, the job trains, and its checkpoint is
+# bit-identical to the same job held in RAM; the tier's files are gone
+# afterwards. A job whose tier cannot
 # be opened ends FAILED naming the path, and the next job succeeds.
 set -uo pipefail
 
@@ -31,24 +32,42 @@ check "plan shows the staging slots" grep -q "host.staging.ssd *host" "$WORK/pla
 check "spilled job succeeds" test $? -eq 0
 "$CTL" watch 2 >/dev/null 2>&1
 check "RAM job succeeds" test $? -eq 0
-for f in model optimizer; do
-  a=$(sha256sum "$STATE/jobs/1/checkpoints/step-000006/$f.safetensors" | cut -d' ' -f1)
-  b=$(sha256sum "$STATE/jobs/2/checkpoints/step-000006/$f.safetensors" | cut -d' ' -f1)
-  check "$f.safetensors bit-identical to the RAM job's" test "$a" = "$b"
-done
-check "the tier's files are removed" test -z "$(ls -A "$SSD")"
+same_checkpoints() {  # same_checkpoints SPILLED_JOB RAM_JOB LABEL: the final checkpoints agree
+  local f a b
+  for f in model optimizer; do
+    a=$(sha256sum "$STATE/jobs/$1/checkpoints/step-000006/$f.safetensors" | cut -d' ' -f1)
+    b=$(sha256sum "$STATE/jobs/$2/checkpoints/step-000006/$f.safetensors" | cut -d' ' -f1)
+    check "$3$f.safetensors bit-identical to the RAM job's" test "$a" = "$b"
+  done
+  check "$3the tier's files are removed" test -z "$(ls -A "$SSD")"
+}
+same_checkpoints 1 2 ""
 
-# Job 4 waits behind job 3 while its directory disappears.
+# In bf16 the fp32 masters go to the tier too: 95 MiB fits only with the
+# masters and moments of 7 of the 8 layers there (moments alone cannot make
+# it), and the spilled job's checkpoint equals the bf16 RAM job's.
+BF16=("${JOB[@]}" --precision bf16)
+"$CTL" plan "${BF16[@]}" --host-memory-budget 95MiB --ssd-dir "$SSD" >"$WORK/plan_bf16.txt" 2>&1
+check "bf16: the plan puts the masters on the ssd tier" \
+  grep -q "ssd.adam.exp_avg+exp_avg_sq+master *ssd .*layers 0..6 x 3 x" "$WORK/plan_bf16.txt"
+"$CTL" submit --name spilled_bf16 "${BF16[@]}" --host-memory-budget 95MiB --ssd-dir "$SSD" \
+  >/dev/null
+"$CTL" submit --name ram_bf16 "${BF16[@]}" >/dev/null
+check "bf16 spilled job succeeds" wait_state 3 SUCCEEDED
+check "bf16 RAM job succeeds" wait_state 4 SUCCEEDED
+same_checkpoints 3 4 "bf16: "
+
+# Job 6 waits behind job 5 while its directory disappears.
 GONE="$WORK/gone"
 mkdir -p "$GONE"
 "$CTL" submit --name busy "${JOB[@]}" >/dev/null
 "$CTL" submit --name lost "${JOB[@]}" "${SHORT[@]}" --ssd-dir "$GONE" >/dev/null
 rm -rf "$GONE"
-check "a job whose tier cannot be opened fails" wait_state 4 FAILED
-"$CTL" status 4 >"$WORK/status4.txt" 2>&1
-check "its error names the path" grep -q "$GONE/stronghold-" "$WORK/status4.txt"
+check "a job whose tier cannot be opened fails" wait_state 6 FAILED
+"$CTL" status 6 >"$WORK/status6.txt" 2>&1
+check "its error names the path" grep -q "$GONE/stronghold-" "$WORK/status6.txt"
 "$CTL" submit --name next "${JOB[@]}" "${SHORT[@]}" --ssd-dir "$SSD" >/dev/null
-check "the next spilled job succeeds" wait_state 5 SUCCEEDED
+check "the next spilled job succeeds" wait_state 7 SUCCEEDED
 
 stop_daemon
 finish

@@ -97,6 +97,26 @@ TEST_P(SpillStreamerTest, StagesInOrderAndWritesBack) {
   EXPECT_EQ(v[kFloats + 36], -302);
 }
 
+// A null array is left alone: written alone, one array replaces only itself
+// (and a staged copy of the item is dropped, not served stale); read alone,
+// it fills only its own buffer.
+TEST_P(SpillStreamerTest, NullArraysAreSkipped) {
+  streamer_->Prefetch(std::vector<int>{3});
+  std::vector<float> v(kFloats + 37, 7);
+  const void* only_v[] = {nullptr, v.data()};
+  ASSERT_TRUE(streamer_->Write(3, only_v).ok());
+  auto staged = streamer_->Acquire(3);
+  ASSERT_TRUE(staged.ok()) << staged.status();
+  EXPECT_EQ(static_cast<const float*>((*staged)[0])[kFloats - 1], 3);
+  EXPECT_EQ(static_cast<const float*>((*staged)[1])[kFloats + 36], 7);
+  ASSERT_TRUE(streamer_->Release(3).ok());
+  std::vector<float> m(kFloats, -1);
+  void* only_m[] = {m.data(), nullptr};
+  ASSERT_TRUE(streamer_->Read(3, only_m).ok());
+  EXPECT_EQ(m[0], 3);
+  EXPECT_EQ(m[kFloats - 1], 3);
+}
+
 TEST_P(SpillStreamerTest, AnyOrderWorksEvenWithEverySlotStagedForLater) {
   streamer_->Prefetch(std::vector<int>{0, 1, 2});  // fills all 3 slots
   for (int i : {5, 0, 3, 2, 1, 4}) {
