@@ -111,6 +111,7 @@ std::string FormatMetrics(const v1::StepMetrics& metrics, int64_t total_steps) {
     absl::StrAppend(&text, absl::StrFormat(" loss scale %g", metrics.loss_scale()));
   }
   if (metrics.skipped()) absl::StrAppend(&text, " (skipped: fp16 overflow)");
+  if (metrics.rolled_back()) absl::StrAppend(&text, " (speculative updates redone)");
   return text;
 }
 

@@ -132,6 +132,10 @@ int Main(int argc, char** argv) {
   // does (no offload, no recompute), so any gap left is the engine's own.
   JobConfig all_kept = all;
   all_kept.offload.kept_activation_layers = c.model.layers;
+  // Updates during backward, undone and redone on clipped steps
+  // (offload.speculative_updates): on a CPU the backups compete with compute.
+  JobConfig speculative = sh;
+  speculative.offload.speculative_updates = true;
   std::vector<Case> cases = {
       {"RESIDENT", c, 0, {}},
       {"STRONGHOLD", sh, budget, {}},  // automatic window and kept activations
@@ -139,6 +143,7 @@ int Main(int argc, char** argv) {
       {"L2L", l2l, budget, {}},
       {"W=L recompute", all, 0, {}},
       {"W=L kept", all_kept, 0, {}},
+      {"STRONGHOLD specul.", speculative, budget, {}},
   };
   for (int round = 1; round <= repeats; ++round) {
     for (Case& k : cases) {
@@ -173,6 +178,8 @@ int Main(int argc, char** argv) {
               recompute_f.step_s / all_f.step_s);
   std::printf("W=L keeping every layer (nothing offloaded or recomputed) / RESIDENT: %.3f\n",
               cases[5].best.step_s / resident.step_s);
+  std::printf("STRONGHOLD with speculative updates / without: %.3f\n",
+              cases[6].best.step_s / stronghold.step_s);
   return 0;
 }
 

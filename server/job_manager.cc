@@ -96,6 +96,7 @@ class JobManager::Run final : public core::TrainerObserver {
     metrics.set_nvme_write_bytes(s.nvme_write_bytes);
     metrics.set_loss_scale(s.loss_scale);
     metrics.set_skipped(s.skipped);
+    metrics.set_rolled_back(s.rolled_back);
     if (m_->options_.device_peak_flops > 0) {
       metrics.set_mfu(s.model_tflops * 1e12 / m_->options_.device_peak_flops);
     }

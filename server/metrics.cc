@@ -77,6 +77,7 @@ struct Metrics::JobSeries {
   Gauge* grad_norm = nullptr;
   Gauge* loss_scale = nullptr;
   Counter* skipped_steps = nullptr;
+  Counter* rolled_back_steps = nullptr;
   Gauge* model_flops = nullptr;
   Gauge* mfu = nullptr;
   Gauge* window = nullptr;
@@ -131,6 +132,11 @@ Metrics::Metrics(MetricsOptions options)
                          .Help("FP16 steps skipped because a gradient overflowed (nothing "
                                "updated, loss scale halved)")
                          .Register(*registry_)),
+      rolled_back_steps_(BuildCounter()
+                             .Name("stronghold_job_rolled_back_steps_total")
+                             .Help("Steps whose speculative updates were undone (clipped: "
+                                   "redone with the clip factor; FP16 overflow: skipped)")
+                             .Register(*registry_)),
       model_flops_(BuildGauge()
                        .Name("stronghold_job_model_flops_per_second")
                        .Help("Model FLOP/s of the last step (Megatron formula, "
@@ -262,6 +268,7 @@ Metrics::JobSeries& Metrics::SeriesLocked(const v1::Job& job) {
   s->grad_norm = &grad_norm_.Add(labels);
   s->loss_scale = &loss_scale_.Add(labels);
   s->skipped_steps = &skipped_steps_.Add(labels);
+  s->rolled_back_steps = &rolled_back_steps_.Add(labels);
   s->model_flops = &model_flops_.Add(labels);
   s->mfu = &mfu_.Add(labels);
   s->window = &window_.Add(labels);
@@ -298,6 +305,7 @@ void Metrics::RemoveSeriesLocked(const std::string& name) {
   grad_norm_.Remove(s.grad_norm);
   loss_scale_.Remove(s.loss_scale);
   skipped_steps_.Remove(s.skipped_steps);
+  rolled_back_steps_.Remove(s.rolled_back_steps);
   model_flops_.Remove(s.model_flops);
   mfu_.Remove(s.mfu);
   window_.Remove(s.window);
@@ -365,6 +373,7 @@ void Metrics::OnJobStep(const v1::Job& job, const v1::StepMetrics& step) {
   s.grad_norm->Set(step.grad_norm());
   s.loss_scale->Set(step.loss_scale());
   if (step.skipped()) s.skipped_steps->Increment();
+  if (step.rolled_back()) s.rolled_back_steps->Increment();
   const double flops = step.model_tflops() * 1e12;
   s.model_flops->Set(flops);
   s.mfu->Set(options_.device_peak_flops_per_s > 0

@@ -118,6 +118,7 @@ class Metrics final : public JobListener {
   prometheus::Family<prometheus::Gauge>& grad_norm_;
   prometheus::Family<prometheus::Gauge>& loss_scale_;
   prometheus::Family<prometheus::Counter>& skipped_steps_;
+  prometheus::Family<prometheus::Counter>& rolled_back_steps_;
   prometheus::Family<prometheus::Gauge>& model_flops_;
   prometheus::Family<prometheus::Gauge>& mfu_;
   prometheus::Family<prometheus::Gauge>& window_;

@@ -169,13 +169,16 @@ TEST(MetricsTest, Fp16LossScaleAndSkippedSteps) {
   skipped.set_loss_scale(65536);
   skipped.set_skipped(true);
   metrics.OnJobStep(job, skipped);
+  skipped.set_rolled_back(true);  // speculative updates undone
+  metrics.OnJobStep(job, skipped);
   v1::StepMetrics applied = Step(2);
   applied.set_loss_scale(32768);
   metrics.OnJobStep(job, applied);
   const std::map<std::string, std::string> j = {{"job_name", "jobs/1"}};
   EXPECT_EQ(Value(metrics, "stronghold_job_loss_scale", j), 32768);
-  EXPECT_EQ(Value(metrics, "stronghold_job_skipped_steps_total", j), 1);
-  EXPECT_EQ(Value(metrics, "stronghold_job_steps_total", j), 2);
+  EXPECT_EQ(Value(metrics, "stronghold_job_skipped_steps_total", j), 2);
+  EXPECT_EQ(Value(metrics, "stronghold_job_rolled_back_steps_total", j), 1);
+  EXPECT_EQ(Value(metrics, "stronghold_job_steps_total", j), 3);
 }
 
 TEST(MetricsTest, JobStatesAreCountedOnce) {
