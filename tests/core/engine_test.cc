@@ -231,6 +231,41 @@ TEST(EngineParityTest, SpeculativeUpdatesMatchResidentWhetherRolledBackOrNot) {
   }
 }
 
+// The point of speculation: with clipping on, the update of block i starts
+// before the backward of block i-1 ends, as without clipping.
+TEST(EngineOverlapTest, SpeculativeUpdatesOverlapBackwardWithClipping) {
+  JobConfig c;
+  c.model = {.layers = 6, .hidden = 256, .heads = 4, .seq_len = 64, .vocab = 256};
+  c.training.steps = 2;
+  c.training.batch = 4;
+  c.training.micro_batch = 4;
+  c.training.clip_norm = 1e6;  // on, and never clips: no step is rolled back
+  c.offload.method = OffloadMethod::kStronghold;
+  c.offload.window = 2;
+  c.offload.speculative_updates = true;
+  const TrainedRun r = Train(c, "spec_overlap");
+  ASSERT_TRUE(r.recorder.traces.count(2)) << "no trace of step 2";
+  const std::vector<TraceSpan> spans = ParseTrace(r.recorder.traces.at(2));
+  auto find = [&](const std::string& name, int layer) -> const TraceSpan* {
+    for (const TraceSpan& s : spans) {
+      if (s.name == name && s.layer == layer) return &s;
+    }
+    return nullptr;
+  };
+  int overlapped = 0;
+  const int L = 6;
+  for (int b = 2; b <= L; ++b) {
+    const TraceSpan* backup = find("backup", b);
+    const TraceSpan* bwd = find("bwd", b - 1);
+    ASSERT_NE(backup, nullptr) << "backup " << b;
+    ASSERT_NE(bwd, nullptr) << "bwd " << b - 1;
+    if (backup->start < bwd->end) ++overlapped;
+  }
+  // Two shared cores: most layers must overlap (as in the test above).
+  EXPECT_GE(overlapped, L / 2) << "speculative updates overlapped backward for " << overlapped
+                               << " of " << L - 1 << " layers";
+}
+
 TEST(EngineParityTest, SpeculativeUpdatesAreRefusedForResident) {
   JobConfig c = SixLayers(OffloadMethod::kResident, 0);
   c.offload.speculative_updates = true;
