@@ -129,6 +129,9 @@ const std::vector<FlagSpec>& BenchFlags() {
       {"layers-list", "N,N,...", "scaling: layer counts (default L,2L,3L,4L)"},
       {"windows", "N,N,...",
        "window: windows, 0 = automatic (default 1,2,3,4,6,8 up to L)"},
+      {"speculative-updates", "on|off",
+       "stronghold/l2l runs update layers during backward and redo clipped "
+       "steps (default off; docs/engine.md)"},
       {"no-plot", "", "write CSV files but no PNG plots"},
       {"python", "PATH",
        "interpreter with matplotlib (default /usr/bin/python3)"},
@@ -167,6 +170,12 @@ absl::StatusOr<BenchOptions> ParseBenchOptions(const ParsedArgs& args) {
   if (std::optional<std::string> dir = args.Get("out-dir")) {
     if (dir->empty()) return BadValue("out-dir", *dir, "a directory");
     o.out_dir = *dir;
+  }
+  if (std::optional<std::string> text = args.Get("speculative-updates")) {
+    if (*text != "on" && *text != "off") {
+      return BadValue("speculative-updates", *text, "on|off");
+    }
+    o.speculative_updates = *text == "on";
   }
   o.plot = !args.Has("no-plot");
   o.python = args.Get("python").value_or("");

@@ -66,6 +66,10 @@ struct BenchOptions {
   // window: the windows (0 = automatic); empty = 1, 2, 3, 4, 6, 8 up to L.
   std::vector<int> windows;
 
+  // STRONGHOLD and L2L runs with offload.speculative_updates (RESIDENT has
+  // no such option): layers updated during backward, clipped steps redone.
+  bool speculative_updates = false;
+
   // Plots (a PNG per case) by deploy/bench/plot.py with matplotlib.
   bool plot = true;
   std::string python;       // empty = /usr/bin/python3 if present, else python3

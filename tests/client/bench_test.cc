@@ -56,7 +56,8 @@ TEST(BenchOptionsTest, FlagsOverride) {
   absl::StatusOr<BenchOptions> o =
       Parse({"--case", "scaling", "--method", "all", "--layers-list", "2,4,8",
              "--windows", "0,1,3", "--gpu-memory-budget", "8MiB",
-             "--peak-tflops", "1.5", "--no-plot", "--window", "0"});
+             "--peak-tflops", "1.5", "--no-plot", "--window", "0",
+             "--speculative-updates", "on"});
   ASSERT_TRUE(o.ok()) << o.status();
   EXPECT_EQ(o->methods.size(), 3u);
   EXPECT_EQ(o->layers_list, (std::vector<int>{2, 4, 8}));
@@ -64,6 +65,7 @@ TEST(BenchOptionsTest, FlagsOverride) {
   EXPECT_EQ(o->gpu_memory_budget_bytes, 8 << 20);
   EXPECT_DOUBLE_EQ(o->peak_tflops, 1.5);
   EXPECT_FALSE(o->plot);
+  EXPECT_TRUE(o->speculative_updates);
   // Automatic window: profiling + first iteration at the chosen window.
   EXPECT_EQ(o->WarmupIterations(/*automatic_window=*/true, 5), 2);
   EXPECT_EQ(o->WarmupIterations(/*automatic_window=*/false, 5), 1);
@@ -81,12 +83,28 @@ TEST(BenchOptionsTest, BadValuesNameTheFlag) {
       {{"--peak-tflops", "-1"}, "--peak-tflops"},
       {{"--gpu-memory-budget", "lots"}, "gpu-memory-budget"},
       {{"--steps", "3", "--warmup-iterations", "3"}, "--warmup-iterations"},
-      {{"--case", "window", "--method", "resident"}, "--method must be"}};
+      {{"--case", "window", "--method", "resident"}, "--method must be"},
+      {{"--speculative-updates", "yes"}, "--speculative-updates"}};
   for (const auto& [args, flag] : cases) {
     absl::StatusOr<BenchOptions> o = Parse(args);
     ASSERT_FALSE(o.ok()) << args[0];
     EXPECT_EQ(o.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_THAT(std::string(o.status().message()), HasSubstr(flag));
+  }
+}
+
+// Speculative updates reach the windowed methods' jobs, never RESIDENT's
+// (which refuses the option); off unless asked.
+TEST(BenchRunnerTest, SpeculativeUpdatesGoToTheWindowedMethodsOnly) {
+  absl::StatusOr<BenchOptions> plain = Parse({});
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_FALSE(plain->speculative_updates);
+  absl::StatusOr<BenchOptions> o = Parse({"--speculative-updates", "on"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  const BenchRunner runner(*o, BenchEnvironment{});
+  for (v1::OffloadMethod m : {v1::RESIDENT, v1::L2L, v1::STRONGHOLD}) {
+    EXPECT_EQ(runner.Spec(runner.Point(m, 4, 3)).offload().speculative_updates(), m != v1::RESIDENT)
+        << v1::OffloadMethod_Name(m);
   }
 }
 
