@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Faults of the NVMe tier through the daemon (issue 5): for an injected EIO
-# on a read, a silently torn write and ENOSPC (--ssd_fault_injection, the
+# on a read or a write, a silently torn write and ENOSPC (--ssd_fault_injection, the
 # daemon's testing-only flag), a job whose Adam moments spill ends FAILED
 # with an error naming the file, offset and errno (EIO), a CRC32C mismatch
 # naming the file and offset (torn write, caught by the next read), or
@@ -90,6 +90,12 @@ run_case torn torn_write@61 \
 run_case enospc enospc_write@61 \
   "^RESOURCE_EXHAUSTED: writing extents layers\.[0-9]+\.exp_avg" \
   "write of [0-9]+ bytes at offset [0-9]+ of [^ ]*/stronghold-[^ ]* \(injected fault\) failed: No space left on device \(errno 28\); it needs [0-9]+ bytes of space"
+
+# Write 61 fails with EIO: sticky (what is on the device is unknown), the
+# step fails with it.
+run_case eio-write eio_write@61 \
+  "^DATA_LOSS: writing extents layers\.[0-9]+\.exp_avg" \
+  "write of [0-9]+ bytes at offset [0-9]+ of [^ ]*/stronghold-[^ ]* \(injected fault\) failed: Input/output error \(errno 5\)"
 
 # A malformed spec: the daemon refuses to start and names the flag.
 "$DAEMON" --socket "$SOCK" --state_dir "$WORK/state-bad" --metrics_listen= \
