@@ -228,6 +228,11 @@ TEST(EngineParityTest, SpeculativeUpdatesMatchResidentWhetherRolledBackOrNot) {
     const TrainedRun reference = Train(r, absl::StrCat("spec_ref", clip));
     const TrainedRun got = Train(s, absl::StrCat("spec", clip));
     ExpectBitIdentical(reference, got, what);
+    // The automatic window rebuilds the engine after step 1, its backups too.
+    JobConfig automatic = s;
+    automatic.offload.window = 0;
+    ExpectBitIdentical(reference, Train(automatic, absl::StrCat("spec_auto", clip)),
+                       what + ", automatic window");
     ASSERT_GT(reference.recorder.norms[3], 0.5);
     ASSERT_LT(reference.recorder.norms[3], 1e6);
     int backups = 0, restores = 0;
