@@ -145,6 +145,9 @@ class Trainer::Impl {
           "offload.speculative_updates: not with state on the NVMe tier (ssd_layers ",
           options_.ssd_layers, "); raise the host budget or turn speculation off"));
     }
+    if (options_.ssd_weight_layers > 0) {
+      return absl::UnimplementedError("ssd_weight_layers: working copies on the NVMe tier");
+    }
     const bool fp32 = config_.training.precision == Precision::kFp32;
     if (o.method == OffloadMethod::kResident && !gpu && fp32) {
       for (LayerState& s : layers_) {
