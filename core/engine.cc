@@ -247,8 +247,8 @@ class WindowedEngine::Impl {
     // Gradients must all have landed before the step's updates are decided.
     const int64_t wait_start = Timeline::NowNs();
     worker_.WaitAll();
-    RETURN_IF_ERROR(worker_.error());  // the NVMe tier failed an update
-    RETURN_IF_ERROR(tier_error_);      // or a working copy's read
+    RETURN_IF_ERROR(tier_error_);      // the NVMe tier failed a working copy's read
+    RETURN_IF_ERROR(worker_.error());  // or an update
     // Deferred: the last accumulation measured each gradient (scaled by
     // 1 / loss scale), so the global norm needs no second pass.
     const std::vector<StepStats> grads = defer ? worker_.measured() : worker_.stats();

@@ -325,6 +325,22 @@ TEST(SsdTierTest, ReadErrorFailsTheJobNamingTheError) {
   EXPECT_EQ(recorder.losses.size(), 2u);  // step 3 failed
 }
 
+// A read error on a working copy's fetch fails the step with its extent.
+TEST(SsdTierTest, WorkingCopyReadErrorFailsTheJobNamingTheError) {
+  auto device = FaultyDevice();
+  Recorder recorder;
+  recorder.on_step = [&](int64_t step) {
+    if (step == 2) device->FailAllReads();
+  };
+  JobConfig c = Job(OffloadMethod::kStronghold, false);
+  c.training.precision = Precision::kBf16;
+  const Result r = Train(c, "eio_weights", 6, device.get(), &recorder, "", 2);
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kDataLoss) << r.status;
+  EXPECT_THAT(std::string(r.status.message()), HasSubstr(".weights.working"));
+  EXPECT_THAT(std::string(r.status.message()), HasSubstr("Input/output error (errno 5)"));
+  EXPECT_EQ(recorder.losses.size(), 2u);  // step 3 failed
+}
+
 TEST(SsdTierTest, SilentlyTornWriteFailsTheJobAtTheNextRead) {
   auto device = FaultyDevice();
   Recorder recorder;
