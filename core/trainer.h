@@ -1,8 +1,8 @@
 // Trains one job: owns its host training state (fp32 weights, gradients and
 // Adam moments, one flat buffer per layer, plus a bf16/fp16 working copy of
 // the weights in mixed precision; the optimizer state of layers spilled to
-// the NVMe tier lives there instead), runs the steps and reports each one to
-// an observer.
+// the NVMe tier, and perhaps their working copies, live there instead), runs
+// the steps and reports each one to an observer.
 //
 // Methods:
 //   RESIDENT   every buffer on the compute device (here the CPU), plain
