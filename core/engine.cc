@@ -88,6 +88,9 @@ struct Slot {
   void* param = nullptr;  // in the compute precision
   void* grad = nullptr;
   int buffer = -1;       // the buffer it holds, -1 when free
+  // Host staging for working copies read from the NVMe tier (layer-sized;
+  // null when none is there); the slot's last H2D reads it.
+  void* tier_staging = nullptr;
   Event h2d_done;        // its weights have arrived
   Event compute_done;    // the last compute that read it
   Event d2h_done;        // its gradient has left
@@ -125,6 +128,9 @@ class WindowedEngine::Impl {
     (void)Drain();
     device_->set_timeline(nullptr);
     for (void* s : staging_) device_->FreeHost(s);
+    for (const Slot& s : slots_) {
+      if (s.tier_staging != nullptr) device_->FreeHost(s.tier_staging);
+    }
     if (host_ckpt_ != nullptr) device_->FreeHost(host_ckpt_);
     device_->Reset();
   }
@@ -137,6 +143,10 @@ class WindowedEngine::Impl {
       Slot slot;
       ASSIGN_OR_RETURN(slot.param, device_->Allocate(block * elem_, absl::StrCat("slot ", s, " weights")));
       ASSIGN_OR_RETURN(slot.grad, device_->Allocate(block * elem_, absl::StrCat("slot ", s, " gradient")));
+      if (std::any_of(buffers_.begin(), buffers_.end(),
+                      [](const HostBuffer& b) { return b.weight_item >= 0; })) {
+        ASSIGN_OR_RETURN(slot.tier_staging, device_->AllocateHost(block * elem_));
+      }
       slots_.push_back(slot);
     }
     for (int b : {0, static_cast<int>(buffers_.size()) - 1}) {
@@ -237,7 +247,8 @@ class WindowedEngine::Impl {
     // Gradients must all have landed before the step's updates are decided.
     const int64_t wait_start = Timeline::NowNs();
     worker_.WaitAll();
-    RETURN_IF_ERROR(worker_.error());  // the NVMe tier failed an update
+    RETURN_IF_ERROR(tier_error_);      // the NVMe tier failed a working copy's read
+    RETURN_IF_ERROR(worker_.error());  // or an update
     // Deferred: the last accumulation measured each gradient (scaled by
     // 1 / loss scale), so the global norm needs no second pass.
     const std::vector<StepStats> grads = defer ? worker_.measured() : worker_.stats();
@@ -293,9 +304,12 @@ class WindowedEngine::Impl {
     }
     stats_.layer_backward_s /= micro_batches;
     stats_.layer_optimizer_s = worker_.optimizer_s() / num_buffers();
-    // Read before and written after each update of a spilled layer. Deferred
-    // updates run during the next step, so a step reports its predecessor's.
-    stats_.nvme_read_bytes = stats_.nvme_write_bytes = worker_.nvme_bytes();
+    // Read before and written after each update of a spilled layer (and its
+    // working copy on the tier written after it, read for each fetch).
+    // Deferred updates run during the next step, so a step reports its
+    // predecessor's.
+    stats_.nvme_read_bytes += worker_.nvme_read_bytes();
+    stats_.nvme_write_bytes += worker_.nvme_write_bytes();
     device_->FlushTimeline();  // CUDA: the step's finished copies, timed on the GPU
     return stats_;
   }
@@ -406,7 +420,8 @@ class WindowedEngine::Impl {
       const int64_t now = Timeline::NowNs();
       timeline_->Add({"issue_h2d", Lane::kWait, b, now, now});
     }
-    device_->Copy(Queue::kH2D, slot->param, Source(b), buffers_[b].layout.count * elem_, b);
+    const void* source = buffers_[b].weight_item >= 0 ? ReadWorking(slot, b) : Source(b);
+    device_->Copy(Queue::kH2D, slot->param, source, buffers_[b].layout.count * elem_, b);
     stats_.h2d_bytes += buffers_[b].layout.count * elem_;
     if (with_input && host_ckpt_mode_) {
       // Backward: the layer's input comes back from the host with it (the
@@ -420,6 +435,18 @@ class WindowedEngine::Impl {
     }
     slot->h2d_done = device_->Record(Queue::kH2D);
     slot->buffer = b;
+  }
+
+  // Buffer b's working copy from the NVMe tier into the slot's host
+  // staging, once the slot's last H2D (which read that staging) is done.
+  // A failed read is kept in tier_error_, which fails the step (the layer
+  // then computes with stale weights, but the job ends with the error).
+  const void* ReadWorking(Slot* slot, int b) {
+    device_->HostWait(slot->h2d_done);
+    const absl::Status read = spill_->Read(buffers_[b].weight_item, {slot->tier_staging});
+    if (tier_error_.ok()) tier_error_ = read;
+    stats_.nvme_read_bytes += buffers_[b].layout.count * elem_;
+    return slot->tier_staging;
   }
 
   // Makes compute wait for block `layer`'s weights (fetching it if needed).
@@ -590,6 +617,7 @@ class WindowedEngine::Impl {
   FusedAdamW* const optimizer_;
   Timeline* const timeline_;
   storage::SpillStreamer* const spill_;  // null: nothing spilled
+  absl::Status tier_error_;  // the first failed read of a working copy (sticky)
   std::vector<HostBuffer> buffers_;   // embedding, layers..., final_norm
   LossScaleState* const state_;       // not owned
 
@@ -639,11 +667,11 @@ absl::StatusOr<std::unique_ptr<WindowedEngine>> WindowedEngine::Create(
     storage::SpillStreamer* spill) {
   if (window < 1) return absl::InvalidArgumentError("offload.window: must be >= 1 here");
   for (const HostBuffer& b : buffers) {
-    if (b.spill_item >= 0 && spill == nullptr) {
+    if ((b.spill_item >= 0 || b.weight_item >= 0) && spill == nullptr) {
       return absl::InvalidArgumentError(
-          absl::StrCat(b.layout.name, ": moments spilled, but no SpillStreamer"));
+          absl::StrCat(b.layout.name, ": state spilled, but no SpillStreamer"));
     }
-    if (b.param == nullptr && (b.spill_item < 0 || b.working == nullptr)) {
+    if (b.param == nullptr && (b.spill_item < 0 || (b.working == nullptr && b.weight_item < 0))) {
       return absl::InvalidArgumentError(absl::StrCat(
           b.layout.name, ": masters may be left out of host memory only when spilled and "
                          "a working copy is what H2D sends"));
@@ -651,7 +679,8 @@ absl::StatusOr<std::unique_ptr<WindowedEngine>> WindowedEngine::Create(
   }
   CHECK(state != nullptr);
   for (const HostBuffer& b : buffers) {
-    if ((b.working != nullptr) != (config.training.precision != Precision::kFp32)) {
+    if ((b.working != nullptr || b.weight_item >= 0) !=
+        (config.training.precision != Precision::kFp32)) {
       return absl::InvalidArgumentError(absl::StrCat(
           b.layout.name, ": a working copy is needed exactly when training in bf16 or fp16"));
     }

@@ -76,6 +76,11 @@ struct HostBuffer {
   // copy of `param` that the optimizer writes and H2D sends. Null in fp32
   // (the masters are sent).
   void* working = nullptr;
+  // bf16/fp16, >= 0: the working copy lives on the NVMe tier instead, as
+  // item `weight_item` of the engine's SpillStreamer (one array), and
+  // `working` is null. Each fetch reads it synchronously into the device
+  // slot's host staging; each update writes it back synchronously.
+  int weight_item = -1;
 };
 
 // What one step measured, for StepReport and the automatic window.
@@ -88,8 +93,10 @@ struct EngineStepStats {
   double optimizer_s = 0.0;   // compute blocked on CPU optimizer updates
   int64_t h2d_bytes = 0;      // weights copied to the device
   int64_t d2h_bytes = 0;      // gradients copied to the host
-  int64_t nvme_read_bytes = 0;   // spilled moments staged from the NVMe tier
-  int64_t nvme_write_bytes = 0;  // and written back
+  // Spilled state staged from the NVMe tier (and working copies read for
+  // H2D), and written back.
+  int64_t nvme_read_bytes = 0;
+  int64_t nvme_write_bytes = 0;
   // Per block layer, averaged over micro-batches: forward and backward
   // (with recompute) compute seconds, one H2D and one D2H copy seconds.
   double layer_forward_s = 0.0;

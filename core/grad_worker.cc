@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "core/status_macros.h"
 #include "glog/logging.h"
 #include "storage/spill_streamer.h"
 
@@ -118,13 +119,27 @@ absl::Status GradWorker::Update(const Task& t) {
     p.exp_avg_sq = static_cast<float*>((*state)[1]);
     // bf16/fp16: the fp32 master is spilled with the moments.
     if (state->size() > 2) p.param = static_cast<float*>((*state)[2]);
-    nvme_bytes_ += state->size() * t.buffer->layout.count * static_cast<int64_t>(sizeof(float));
+    const int64_t bytes =
+        state->size() * t.buffer->layout.count * static_cast<int64_t>(sizeof(float));
+    nvme_read_bytes_ += bytes;
+    nvme_write_bytes_ += bytes;
+  }
+  const int weights = t.buffer->weight_item;
+  const int64_t working_bytes = t.buffer->layout.count * ComputeElementBytes(precision_);
+  if (weights >= 0) {
+    working_.resize(working_bytes);
+    p.working = working_.data();
+    p.working_dtype = ToDType(precision_);
   }
   const int64_t start = Timeline::NowNs();
   stats_[t.index] = optimizer_->StepAndMeasure(p, t.hyper);
   optimizer_s_ += Since(start);
   if (timeline_ != nullptr) timeline_->Add({"adamw", Lane::kOptimizer, t.index, start, Timeline::NowNs()});
-  return item >= 0 ? spill_->Release(item) : absl::OkStatus();
+  if (item >= 0) RETURN_IF_ERROR(spill_->Release(item));
+  if (weights < 0) return absl::OkStatus();
+  // The engine fetches this layer only after this task: it reads the new copy.
+  nvme_write_bytes_ += working_bytes;
+  return spill_->Write(weights, {static_cast<const void*>(working_.data())});
 }
 
 }  // namespace stronghold::core

@@ -7,7 +7,7 @@
 // master) around it.
 //
 // Thread safety: Submit/WaitFor/WaitAll/error may be called from the engine
-// thread while the worker runs; stats(), optimizer_s(), nvme_bytes() and
+// thread while the worker runs; stats(), optimizer_s(), nvme_*_bytes() and
 // reset_stats() only while no task is pending (after WaitAll).
 #ifndef STRONGHOLD_CORE_GRAD_WORKER_H_
 #define STRONGHOLD_CORE_GRAD_WORKER_H_
@@ -86,11 +86,13 @@ class GradWorker {
   // What each buffer's last measuring accumulation saw (Task::measure).
   const std::vector<StepStats>& measured() const { return measured_; }
   double optimizer_s() const { return optimizer_s_; }
-  // Bytes of spilled state staged from and written back to the NVMe tier.
-  int64_t nvme_bytes() const { return nvme_bytes_; }
+  // Bytes of spilled state staged from and written back to the NVMe tier
+  // (with the working copies written there).
+  int64_t nvme_read_bytes() const { return nvme_read_bytes_; }
+  int64_t nvme_write_bytes() const { return nvme_write_bytes_; }
   void reset_stats() {
     optimizer_s_ = 0;
-    nvme_bytes_ = 0;
+    nvme_read_bytes_ = nvme_write_bytes_ = 0;
   }
   // The first NVMe tier error met by an update (sticky: the state there is
   // unknown afterwards).
@@ -107,7 +109,9 @@ class GradWorker {
   // The buffer's optimizer state to (save) or from (restore) t.backup.
   absl::Status CopyState(const Task& t, bool restore);
   // AdamW on one buffer; spilled state is staged for it (normally read
-  // ahead already) and written back after it. After an NVMe tier error no
+  // ahead already) and written back after it. A working copy on the tier
+  // (HostBuffer::weight_item) is written into working_ and from there to
+  // the tier, synchronously. After an NVMe tier error no
   // spilled buffer is updated any more: the step fails with that error.
   absl::Status Update(const Task& t);
 
@@ -119,7 +123,9 @@ class GradWorker {
   std::vector<StepStats> stats_;     // written by the worker, read after WaitAll
   std::vector<StepStats> measured_;  // likewise
   double optimizer_s_ = 0;
-  int64_t nvme_bytes_ = 0;  // each way
+  int64_t nvme_read_bytes_ = 0;
+  int64_t nvme_write_bytes_ = 0;
+  std::vector<char> working_;  // staging of a working copy bound for the tier
   absl::Mutex mu_;
   absl::CondVar cv_;
   std::deque<Task> tasks_ ABSL_GUARDED_BY(mu_);

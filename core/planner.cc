@@ -226,6 +226,42 @@ int64_t HostNeed(const MemoryPlan& plan, bool device_is_host) {
   return plan.bytes_host + plan.bytes_pinned + (device_is_host ? plan.bytes_device : 0);
 }
 
+// bf16/fp16, with the optimizer state of every block layer on the ssd tier
+// already: moves the working copies of as few block layers as needed too
+// (2 bytes per parameter each, from layer 0 up). The engine reads one into a
+// device slot's host staging before each H2D, and the optimizer writes its
+// update from its own staging: WindowSlots + 1 layers of staging.
+void PlaceWeightsOnSsd(
+    const JobConfig& c, const NodeBudgets& node, MemoryPlan& plan,
+    const std::function<void(std::string, const char*, int64_t, std::string)>& add) {
+  const int64_t need = HostNeed(plan, node.device == "cpu");
+  if (need <= plan.budget_host_bytes) return;
+  const int64_t layer = c.model.parameters_per_layer();
+  const int64_t e = ComputeElementBytes(c.training.precision);
+  const char* lowp = PrecisionName(c.training.precision);
+  const int slots = WindowSlots(c, plan.window) + 1;
+  const int64_t staging = slots * layer * e;
+  const int64_t excess = need - plan.budget_host_bytes + staging;
+  const int64_t k = std::min<int64_t>((excess + layer * e - 1) / (layer * e), c.model.layers);
+  const std::string working = absl::StrCat("host.weights.", lowp);
+  const char* host_tier = kTierHost;
+  for (PlannedBuffer& b : plan.buffers) {
+    if (b.name != working) continue;
+    host_tier = b.tier == kTierPinned ? kTierPinned : kTierHost;
+    (host_tier == kTierPinned ? plan.bytes_pinned : plan.bytes_host) -= k * layer * e;
+    b.bytes -= k * layer * e;
+    b.shape = absl::StrFormat("%d params %s (working copy the optimizer writes, sent H2D)",
+                              plan.parameters - k * layer, lowp);
+  }
+  add("host.staging.ssd_weights", host_tier, staging,
+      absl::StrFormat("%d slots (window + optimizer) x %d params %s", slots, layer, lowp));
+  add(absl::StrCat("ssd.weights.", lowp), kTierSsd,
+      k * storage::ExtentStore::StoredBytes(layer * e, kSsdAlignment, kSsdBlockBytes),
+      absl::StrFormat("layers 0..%d x %d params %s (working copies), CRC32C per MiB", k - 1,
+                      layer, lowp));
+  plan.ssd_weight_layers = static_cast<int>(k);
+}
+
 // Moves the optimizer state of as few block layers as needed from host to
 // the ssd tier (see PlanMemory in planner.h): the Adam moments and, in
 // bf16/fp16, the fp32 masters. Leaves the plan alone if the host state fits
@@ -270,11 +306,15 @@ void PlaceOnSsd(const JobConfig& c, const NodeBudgets& node, MemoryPlan& plan,
                       layer,
                       masters ? "" : " (masters stay in host memory: H2D sends them)"));
   plan.ssd_layers = static_cast<int>(k);
+  if (k == c.model.layers && masters) PlaceWeightsOnSsd(c, node, plan, add);
 }
 
-// What the ssd tier holds of a spilled layer, for the plan's reasons.
-std::string SpilledStateName(Precision precision) {
-  return SsdHoldsMasters(precision) ? "fp32 masters and Adam moments" : "Adam moments";
+// What the ssd tier holds of the spilled layers, for the plan's reasons.
+std::string SpilledStateName(const MemoryPlan& plan, Precision precision) {
+  if (!SsdHoldsMasters(precision)) return "Adam moments";
+  if (plan.ssd_weight_layers == 0) return "fp32 masters and Adam moments";
+  return absl::StrCat("fp32 masters, Adam moments and ", PrecisionName(precision),
+                      " working copies");
 }
 
 }  // namespace
@@ -375,19 +415,18 @@ MemoryPlan PlanMemory(const JobConfig& config, const NodeBudgets& node) {
     if (plan.fits && node.ssd_bytes > 0 && plan.bytes_ssd > node.ssd_bytes) {
       plan.fits = false;
       plan.reason = absl::StrCat("ssd: needs ", Human(plan.bytes_ssd), " (", plan.bytes_ssd,
-                                 " bytes) for the ", SpilledStateName(c.training.precision),
+                                 " bytes) for the ", SpilledStateName(plan, c.training.precision),
                                  " of ", plan.ssd_layers,
                                  " layers, budget ", Human(node.ssd_bytes), " (", node.ssd_bytes,
                                  " bytes)");
     } else if (!plan.fits && plan.ssd_layers == m.layers &&
                absl::StartsWith(plan.reason, "host memory")) {
-      absl::StrAppend(&plan.reason, ", even with the ", SpilledStateName(c.training.precision),
-                      " of all ", m.layers, " layers on the NVMe tier (",
+      absl::StrAppend(&plan.reason, ", even with the ",
+                      SpilledStateName(plan, c.training.precision), " of all ", m.layers,
+                      " layers on the NVMe tier",
                       SsdHoldsMasters(c.training.precision)
-                          ? absl::StrCat("the ", PrecisionName(c.training.precision),
-                                         " working copies are not placed there")
-                          : "the fp32 masters are not placed there: H2D sends them",
-                      ")");
+                          ? ""
+                          : " (the fp32 masters are not placed there: H2D sends them)");
     }
     return plan;
   }

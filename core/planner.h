@@ -55,6 +55,11 @@ struct MemoryPlan {
   // the NVMe tier, streamed through kSsdStagingSlots host slots
   // (storage/spill_streamer.h).
   int ssd_layers = 0;
+  // bf16/fp16, only when ssd_layers is every layer and that is not enough:
+  // block layers 0 .. ssd_weight_layers-1 keep their 16-bit working copies
+  // on the NVMe tier too, read into a device slot's host staging before
+  // each H2D (WindowSlots + 1 layers of staging, one for the optimizer).
+  int ssd_weight_layers = 0;
   // STRONGHOLD: the last kept_activation_layers block layers keep their
   // autograd activations from forward to backward (no recompute).
   int kept_activation_layers = 0;
@@ -74,7 +79,10 @@ struct MemoryPlan {
 // CPU optimizer touches them, once per step. What the device reads for
 // every micro-batch's forward and backward stays in host memory: the
 // bf16/fp16 working copy, or in fp32 the masters themselves. If the state
-// of every layer is not enough, the job does not fit.
+// of every layer is not enough, in bf16/fp16 the working copies of as few
+// block layers as needed (from layer 0 up) go to the tier too
+// (ssd_weight_layers); if that is not enough either, or in fp32, the job
+// does not fit.
 MemoryPlan PlanMemory(const JobConfig& config, const NodeBudgets& node);
 
 // Whether a spilled layer's fp32 masters go to the NVMe tier with its

@@ -38,7 +38,8 @@ double Since(int64_t start_ns) { return (Timeline::NowNs() - start_ns) / 1e9; }
 
 // One buffer's host training state: flat fp32 tensors of layout.count.
 // Undefined where the state is on the NVMe tier: the moments of a spilled
-// layer, and its master in bf16/fp16 (Trainer::Impl::Spilled).
+// layer, its master in bf16/fp16 (Trainer::Impl::Spilled) and perhaps its
+// working copy (WeightSpilled).
 struct LayerState {
   BufferLayout layout;
   torch::Tensor param;  // leaf, requires_grad (RESIDENT); its .grad is `grad`
@@ -89,7 +90,7 @@ class Trainer::Impl {
         s.exp_avg = torch::zeros({s.layout.count}, f32);
         s.exp_avg_sq = torch::zeros({s.layout.count}, f32);
       }
-      if (config.training.precision != Precision::kFp32) {
+      if (config.training.precision != Precision::kFp32 && !WeightSpilled(static_cast<int>(i))) {
         // 16-bit raw storage: only our converters (core/optim/float16.h)
         // read and write it.
         s.working = torch::empty({s.layout.count}, torch::kInt16);
@@ -144,6 +145,14 @@ class Trainer::Impl {
       return absl::InvalidArgumentError(absl::StrCat(
           "offload.speculative_updates: not with state on the NVMe tier (ssd_layers ",
           options_.ssd_layers, "); raise the host budget or turn speculation off"));
+    }
+    if (options_.ssd_weight_layers > 0 &&
+        (config_.training.precision == Precision::kFp32 ||
+         options_.ssd_weight_layers > std::min(options_.ssd_layers, config_.model.layers))) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "ssd_weight_layers ", options_.ssd_weight_layers, ": working copies go to the NVMe "
+          "tier only in bf16/fp16, for layers whose optimizer state is there (ssd_layers ",
+          options_.ssd_layers, ")"));
     }
     const bool fp32 = config_.training.precision == Precision::kFp32;
     if (o.method == OffloadMethod::kResident && !gpu && fp32) {
@@ -200,6 +209,16 @@ class Trainer::Impl {
     return Spilled(i) && SsdHoldsMasters(config_.training.precision);
   }
 
+  // And its 16-bit working copy too (TrainerOptions::ssd_weight_layers), as
+  // item WeightItem(i) of spill_, after the items of the spilled state.
+  bool WeightSpilled(int i) const {
+    return Spilled(i) && i <= options_.ssd_weight_layers &&
+           config_.training.precision != Precision::kFp32;
+  }
+  int WeightItem(int i) const {
+    return WeightSpilled(i) ? std::min(options_.ssd_layers, config_.model.layers) + i - 1 : -1;
+  }
+
   // The largest spilled buffer's element count.
   int64_t LargestSpilled() const {
     int64_t largest = 0;
@@ -234,6 +253,12 @@ class Trainer::Impl {
         item.array_bytes.push_back(bytes);
       }
       items.push_back(std::move(item));
+    }
+    // Written by RefreshWorkingCopies before the first step reads them.
+    const int64_t e = ComputeElementBytes(config_.training.precision);
+    for (int i = 1; WeightSpilled(i); ++i) {
+      items.push_back({absl::StrCat(layers_[i].layout.name, ".weights"), {"working"},
+                       {layers_[i].layout.count * e}});
     }
     storage::BlockDevice* device = options_.ssd_device;
     if (device == nullptr) {
@@ -325,8 +350,12 @@ class Trainer::Impl {
   // which keeps them for the next job (core/host_buffer_cache.h).
   absl::Status PinHostState() {
     for (LayerState& s : layers_) {
-      if (s.working.defined()) {  // bf16/fp16: the working copy is what moves
-        ASSIGN_OR_RETURN(s.working, Pinned(s.working));
+      // bf16/fp16: the working copy is what moves (unless on the NVMe tier:
+      // the engine stages it in pinned memory).
+      if (config_.training.precision != Precision::kFp32) {
+        if (s.working.defined()) {
+          ASSIGN_OR_RETURN(s.working, Pinned(s.working));
+        }
         continue;
       }
       ASSIGN_OR_RETURN(s.param, Pinned(s.param));
@@ -345,12 +374,14 @@ class Trainer::Impl {
 
   // The working copies follow the masters (after the initialization, a
   // Restore() or a test's edit of the masters); the optimizer keeps them so.
-  // Spilled masters are read from the tier one layer at a time.
+  // Spilled masters are read from the tier one layer at a time, and working
+  // copies there are written through one layer-sized buffer.
   absl::Status RefreshWorkingCopies() {
+    if (config_.training.precision == Precision::kFp32) return absl::OkStatus();
     std::vector<float> master;
+    std::vector<int16_t> tier_working;
     for (int i = 0; i < static_cast<int>(layers_.size()); ++i) {
       LayerState& s = layers_[i];
-      if (!s.working.defined()) continue;
       const float* p = nullptr;
       if (MasterSpilled(i)) {
         master.resize(s.layout.count);
@@ -359,7 +390,14 @@ class Trainer::Impl {
       } else {
         p = s.param.data_ptr<float>();
       }
-      ToComputePrecision(p, s.layout.count, config_.training.precision, s.working.data_ptr());
+      if (!WeightSpilled(i)) {
+        ToComputePrecision(p, s.layout.count, config_.training.precision, s.working.data_ptr());
+        continue;
+      }
+      tier_working.resize(s.layout.count);
+      ToComputePrecision(p, s.layout.count, config_.training.precision, tier_working.data());
+      RETURN_IF_ERROR(
+          spill_->Write(WeightItem(i), {static_cast<const void*>(tier_working.data())}));
     }
     return absl::OkStatus();
   }
@@ -504,7 +542,8 @@ class Trainer::Impl {
                          spilled ? nullptr : s.exp_avg.data_ptr<float>(),
                          spilled ? nullptr : s.exp_avg_sq.data_ptr<float>(),
                          spilled ? static_cast<int>(i) - 1 : -1,
-                         s.working.defined() ? s.working.data_ptr() : nullptr});
+                         s.working.defined() ? s.working.data_ptr() : nullptr,
+                         WeightItem(static_cast<int>(i))});
     }
     engine_.reset();
     ASSIGN_OR_RETURN(engine_, WindowedEngine::Create(EngineConfig(window), window, device_,

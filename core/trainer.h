@@ -1,8 +1,8 @@
 // Trains one job: owns its host training state (fp32 weights, gradients and
 // Adam moments, one flat buffer per layer, plus a bf16/fp16 working copy of
 // the weights in mixed precision; the optimizer state of layers spilled to
-// the NVMe tier lives there instead), runs the steps and reports each one to
-// an observer.
+// the NVMe tier, and perhaps their working copies, live there instead), runs
+// the steps and reports each one to an observer.
 //
 // Methods:
 //   RESIDENT   every buffer on the compute device (here the CPU), plain
@@ -106,6 +106,11 @@ struct TrainerOptions {
   // kSsdStagingSlots host slots. An I/O
   // error there fails the job naming the file, offset and errno.
   int ssd_layers = 0;
+  // bf16/fp16, with ssd_layers > 0: block layers 0 .. ssd_weight_layers-1
+  // (at most ssd_layers) keep their 16-bit working copies on the tier too
+  // (MemoryPlan::ssd_weight_layers), read synchronously for every H2D of
+  // the layer and written after each of its updates.
+  int ssd_weight_layers = 0;
   // STRONGHOLD: the last N block layers keep their activations instead of
   // recomputing them (MemoryPlan::kept_activation_layers, which the daemon
   // plans with both budgets). Unset: resolved from the device budget alone

@@ -53,6 +53,8 @@ v1::MemoryPlan ToProto(const core::MemoryPlan& p) {
   out.set_reason(p.reason);
   out.set_window(p.window);
   out.set_kept_activation_layers(p.kept_activation_layers);
+  out.set_ssd_layers(p.ssd_layers);
+  out.set_ssd_weight_layers(p.ssd_weight_layers);
   out.set_device(p.device);
   out.set_model_flops_per_step(p.model_flops_per_step);
   for (const core::PlannedBuffer& b : p.buffers) {
@@ -305,7 +307,9 @@ void JobManager::RunJob(int64_t id) {
                                        .optimizer_threads = options_.optimizer_threads,
                                        .job_spec_json = spec_json,
                                        // The Adam moments the plan put on the NVMe tier.
-                                       .ssd_layers = plan.ssd_layers};
+                                       .ssd_layers = plan.ssd_layers,
+                                       // And the working copies, when even that was short.
+                                       .ssd_weight_layers = plan.ssd_weight_layers};
   // The layers whose activations fit beside the window: the plan's count
   // where host memory bounds them too (the CPU device) or the spec names a
   // count; on a GPU with the automatic count the trainer resolves it again

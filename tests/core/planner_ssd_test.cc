@@ -174,9 +174,66 @@ TEST(PlannerSsdTest, TooSmallEvenWithEveryLayersMoments) {
   const MemoryPlan q = PlanMemory(bf16, Node(/*host_bytes=*/4 << 20));
   EXPECT_FALSE(q.fits);
   EXPECT_EQ(q.ssd_layers, 8);
-  EXPECT_THAT(q.reason, HasSubstr("even with the fp32 masters and Adam moments of all 8 "
-                                  "layers on the NVMe tier (the bf16 working copies are not "
-                                  "placed there)"));
+  EXPECT_EQ(q.ssd_weight_layers, 8);
+  EXPECT_THAT(q.reason, HasSubstr("even with the fp32 masters, Adam moments and bf16 working "
+                                  "copies of all 8 layers on the NVMe tier"));
+}
+
+// bf16/fp16: the working copies of as few layers as needed go to the tier
+// too, but only once the optimizer state of every layer is there; the bytes
+// add up. fp32 never moves its masters (H2D sends them).
+TEST(PlannerSsdTest, WorkingCopiesMoveOnlyWhenAllOptimizerStateIsNotEnough) {
+  for (Precision precision : {Precision::kBf16, Precision::kFp16}) {
+    JobConfig c = Model(8);
+    c.training.precision = precision;
+    const std::string what = PrecisionName(precision);
+    const int64_t layer = c.model.parameters_per_layer();
+    const int64_t layer_weights = layer * 2;
+    // Just enough with every layer's optimizer state on the tier: no
+    // working copies there.
+    const MemoryPlan state_only = PlanMemory(c, Node(0));
+    int64_t budget = HostNeed(state_only) - 12 * 8 * layer +
+                     kSsdStagingSlots * 3 * ((layer * kFloat + 4095) / 4096 * 4096);
+    const MemoryPlan all_state = PlanMemory(c, Node(budget));
+    ASSERT_TRUE(all_state.fits) << what << ": " << all_state.reason;
+    EXPECT_EQ(all_state.ssd_layers, 8) << what;
+    EXPECT_EQ(all_state.ssd_weight_layers, 0) << what;
+    EXPECT_EQ(Find(all_state, "ssd.weights." + what), nullptr) << what;
+    // Short by two and a half layers' working copies more (plus staging).
+    budget -= 5 * layer_weights / 2;
+    const MemoryPlan p = PlanMemory(c, Node(budget));
+    ASSERT_TRUE(p.fits) << what << ": " << p.reason;
+    EXPECT_EQ(p.ssd_layers, 8) << what;
+    EXPECT_GE(p.ssd_weight_layers, 3) << what;
+    EXPECT_LT(p.ssd_weight_layers, 8) << what;
+    EXPECT_LE(HostNeed(p), budget) << what;
+    EXPECT_GT(HostNeed(p) + layer_weights, budget) << what;  // one layer fewer: short
+    const int slots = WindowSlots(c, p.window) + 1;
+    EXPECT_EQ(Find(p, "host.staging.ssd_weights")->bytes, slots * layer_weights) << what;
+    EXPECT_EQ(Find(p, "host.weights." + what)->bytes,
+              (p.parameters - p.ssd_weight_layers * layer) * 2)
+        << what;
+    // (Host memory left over goes to kept activations, on the device tier.)
+    EXPECT_EQ(all_state.bytes_host + all_state.bytes_pinned - p.bytes_host - p.bytes_pinned,
+              p.ssd_weight_layers * layer_weights - slots * layer_weights)
+        << what;
+    const PlannedBuffer* ssd = Find(p, "ssd.weights." + what);
+    ASSERT_NE(ssd, nullptr) << what;
+    EXPECT_EQ(ssd->tier, kTierSsd);
+    EXPECT_EQ(ssd->bytes, p.ssd_weight_layers * storage::ExtentStore::StoredBytes(
+                                                    layer_weights, 4096, 1 << 20))
+        << what;
+    EXPECT_EQ(p.bytes_ssd, ssd->bytes + Find(p, "ssd.adam.exp_avg+exp_avg_sq+master")->bytes)
+        << what;
+  }
+  // fp32 at the same shortfall: the masters stay, the job does not fit.
+  JobConfig fp32 = Model(8);
+  const int64_t layer = fp32.model.parameters_per_layer();
+  const MemoryPlan p = PlanMemory(
+      fp32, Node(HostNeed(PlanMemory(fp32, Node(0))) - 8 * 8 * layer - 3 * layer));
+  EXPECT_FALSE(p.fits);
+  EXPECT_EQ(p.ssd_layers, 8);
+  EXPECT_EQ(p.ssd_weight_layers, 0);
 }
 
 TEST(PlannerSsdTest, SsdBudgetIsChecked) {

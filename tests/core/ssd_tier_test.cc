@@ -2,7 +2,8 @@
 // (TrainerOptions::ssd_layers) trains bit-identically to the same job held in
 // RAM, with and without clipping (deferred and as-gradients-land updates),
 // for STRONGHOLD and L2L, through a checkpoint and a restore; in bf16/fp16
-// with the fp32 masters spilled too, where the host budget asks for it; and
+// with the fp32 masters spilled too, where the host budget asks for it,
+// and the 16-bit working copies too where even that is short; and
 // injected
 // faults (EIO, a silently torn write, ENOSPC) fail the job with an error
 // that says what failed, leave the last checkpoint intact, and do not stop
@@ -76,17 +77,19 @@ struct Result {
   std::vector<std::vector<float>> weights;
 };
 
-// Trains `c`; ssd_layers > 0 spills them to files in a fresh directory, or
-// to `device` when given.
+// Trains `c`; ssd_layers > 0 spills them (and the working copies of
+// ssd_weight_layers) to files in a fresh directory, or to `device` when given.
 Result Train(JobConfig c, const std::string& name, int ssd_layers,
              storage::BlockDevice* device = nullptr, Recorder* recorder = nullptr,
-             const std::string& restore = "") {
+             const std::string& restore = "", int ssd_weight_layers = 0) {
   if (ssd_layers > 0 && device == nullptr) c.offload.ssd_dirs = {Dir(name + "_ssd")};
   Recorder local;
   if (recorder == nullptr) recorder = &local;
   Result r;
   auto trainer = Trainer::Create(c, {.job_dir = Dir(name), .optimizer_threads = 2,
-                                     .ssd_layers = ssd_layers, .ssd_device = device});
+                                     .ssd_layers = ssd_layers,
+                                     .ssd_weight_layers = ssd_weight_layers,
+                                     .ssd_device = device});
   if (!trainer.ok()) {
     r.status = trainer.status();
     return r;
@@ -215,6 +218,70 @@ TEST(SsdTierTest, MixedPrecisionMastersOnTheTierTrainBitIdenticallyToRam) {
   }
 }
 
+// A host budget that even every layer's masters and moments on the tier
+// cannot meet: the planner puts working copies there too, and the job
+// trains bit-identically to the same job in RAM (losses, masters, checkpoint
+// files), with STRONGHOLD and L2L, and resumed from a checkpoint.
+TEST(SsdTierTest, MixedPrecisionWorkingCopiesOnTheTierTrainBitIdenticallyToRam) {
+  for (Precision p : {Precision::kBf16, Precision::kFp16}) {
+    JobConfig c = Job(OffloadMethod::kStronghold, /*clip=*/p == Precision::kBf16);
+    c.training.precision = p;
+    c.checkpoint.every_steps = 3;
+    c.offload.ssd_dirs = {"/unused"};  // for the plan: a tier exists
+    const std::string tag = PrecisionName(p);
+    NodeBudgets node{.device = "cpu", .host_bytes = 0};
+    const MemoryPlan ram_plan = PlanMemory(c, node);
+    int64_t need = ram_plan.bytes_host + ram_plan.bytes_pinned + ram_plan.bytes_device;
+    for (const PlannedBuffer& b : ram_plan.buffers) {
+      if (b.name == "activations.kept") need -= b.bytes;
+    }
+    // Every layer's masters and moments on the tier free this (net of their
+    // staging); half of every layer's working copy, net of its staging,
+    // more is asked for.
+    const int64_t layer = c.model.parameters_per_layer();
+    const int64_t slot_array = (layer * 4 + 4095) / 4096 * 4096;
+    const int64_t state_free = c.model.layers * 12 * layer - kSsdStagingSlots * 3 * slot_array;
+    const int64_t weights_free =
+        c.model.layers * 2 * layer - (WindowSlots(c, c.offload.window) + 1) * 2 * layer;
+    ASSERT_GT(weights_free, 0);
+    node.host_bytes = need - state_free - weights_free / 2;
+    const MemoryPlan plan = PlanMemory(c, node);
+    ASSERT_TRUE(plan.fits) << tag << ": " << plan.reason;
+    ASSERT_EQ(plan.ssd_layers, c.model.layers) << tag;
+    ASSERT_GT(plan.ssd_weight_layers, 0) << tag;
+    ASSERT_LT(plan.ssd_weight_layers, c.model.layers) << tag;
+
+    c.offload.ssd_dirs.clear();
+    const std::string ram_name = "ram_weights_" + tag, tier_name = "tier_weights_" + tag;
+    const Result ram = Train(c, ram_name, 0);
+    Recorder tier_steps;
+    const Result tier = Train(c, tier_name, plan.ssd_layers, nullptr, &tier_steps, "",
+                              plan.ssd_weight_layers);
+    ExpectBitIdentical(ram, tier, tag + ", working copies of " +
+                                      std::to_string(plan.ssd_weight_layers) + " layers spilled");
+    // Every fetch of such a layer (forward and backward) reads it.
+    EXPECT_GT(tier_steps.nvme_read_bytes, tier_steps.nvme_write_bytes) << tag;
+    for (const char* file : {kModelFile, kOptimizerFile}) {
+      auto a = Sha256File(CheckpointFile(ram_name, c.training.steps, file));
+      auto b = Sha256File(CheckpointFile(tier_name, c.training.steps, file));
+      ASSERT_TRUE(a.ok() && b.ok()) << a.status() << b.status();
+      EXPECT_EQ(*a, *b) << tag << ": " << file;
+    }
+    // Resumed from step 3: the working copies on the tier follow the
+    // restored masters.
+    const Result resumed = Train(c, "tier_weights_resumed_" + tag, plan.ssd_layers, nullptr,
+                                 nullptr, fs::path(CheckpointFile(tier_name, 3, "x")).parent_path(),
+                                 plan.ssd_weight_layers);
+    ASSERT_TRUE(resumed.status.ok()) << resumed.status;
+    EXPECT_EQ(resumed.weights, ram.weights) << tag;
+  }
+  JobConfig l2l = Job(OffloadMethod::kL2L, /*clip=*/true);
+  l2l.training.precision = Precision::kBf16;
+  ExpectBitIdentical(Train(l2l, "ram_weights_l2l", 0),
+                     Train(l2l, "tier_weights_l2l", 6, nullptr, nullptr, "", 4),
+                     "L2L bf16, working copies of 4 layers spilled");
+}
+
 TEST(SsdTierTest, CheckpointAndRestoreCarryTheSpilledMoments) {
   JobConfig c = Job(OffloadMethod::kStronghold, true);
   const Result ram = Train(c, "ram_full", 0);
@@ -254,6 +321,22 @@ TEST(SsdTierTest, ReadErrorFailsTheJobNamingTheError) {
   const Result r = Train(Job(OffloadMethod::kStronghold, false), "eio", 4, device.get(), &recorder);
   EXPECT_EQ(r.status.code(), absl::StatusCode::kDataLoss) << r.status;
   EXPECT_THAT(std::string(r.status.message()), HasSubstr("reading extents layers."));
+  EXPECT_THAT(std::string(r.status.message()), HasSubstr("Input/output error (errno 5)"));
+  EXPECT_EQ(recorder.losses.size(), 2u);  // step 3 failed
+}
+
+// A read error on a working copy's fetch fails the step with its extent.
+TEST(SsdTierTest, WorkingCopyReadErrorFailsTheJobNamingTheError) {
+  auto device = FaultyDevice();
+  Recorder recorder;
+  recorder.on_step = [&](int64_t step) {
+    if (step == 2) device->FailAllReads();
+  };
+  JobConfig c = Job(OffloadMethod::kStronghold, false);
+  c.training.precision = Precision::kBf16;
+  const Result r = Train(c, "eio_weights", 6, device.get(), &recorder, "", 2);
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kDataLoss) << r.status;
+  EXPECT_THAT(std::string(r.status.message()), HasSubstr(".weights.working"));
   EXPECT_THAT(std::string(r.status.message()), HasSubstr("Input/output error (errno 5)"));
   EXPECT_EQ(recorder.losses.size(), 2u);  // step 3 failed
 }
@@ -310,6 +393,19 @@ TEST(SsdTierTest, SpillingNeedsAWindowedMethodAndDirectories) {
   JobConfig c = Job(OffloadMethod::kStronghold, true);
   auto trainer = Trainer::Create(c, {.job_dir = Dir("nodirs"), .ssd_layers = 2});
   EXPECT_EQ(trainer.status().code(), absl::StatusCode::kInvalidArgument);
+  // Working copies: only in bf16/fp16, and only of layers whose state is there.
+  c.offload.ssd_dirs = {Dir("weights_fp32_ssd")};
+  EXPECT_EQ(Trainer::Create(c, {.job_dir = Dir("weights_fp32"), .ssd_layers = 2,
+                                .ssd_weight_layers = 1})
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  c.training.precision = Precision::kBf16;
+  EXPECT_EQ(Trainer::Create(c, {.job_dir = Dir("weights_bf16"), .ssd_layers = 2,
+                                .ssd_weight_layers = 3})
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The NVMe tier end to end: with a host budget too small for the training
 # state and an --ssd-dir, `plan` puts the layers' Adam moments (in bf16 also
-# their fp32 masters) on the ssd tier, the job trains, and its checkpoint is
+# their fp32 masters, and at a smaller budget some 16-bit working copies) on
+# the ssd tier, the job trains, and its checkpoint is
 # bit-identical to the same job held in RAM; the tier's files are gone
 # afterwards. A job whose tier cannot
 # be opened ends FAILED naming the path, and the next job succeeds.
@@ -57,17 +58,30 @@ check "bf16 spilled job succeeds" wait_state 3 SUCCEEDED
 check "bf16 RAM job succeeds" wait_state 4 SUCCEEDED
 same_checkpoints 3 4 "bf16: "
 
-# Job 6 waits behind job 5 while its directory disappears.
+# 82 MiB is short even with every layer's masters and moments there: the
+# working copies of layers 0..5 go to the tier too, and the checkpoint still
+# equals the bf16 RAM job's.
+"$CTL" plan "${BF16[@]}" --host-memory-budget 82MiB --ssd-dir "$SSD" >"$WORK/plan_w.txt" 2>&1
+check "bf16: the plan puts working copies on the ssd tier" \
+  grep -q "ssd.weights.bf16 *ssd .*layers 0..5 x" "$WORK/plan_w.txt"
+check "bf16: plan prints the counts" \
+  grep -q "8 layers' optimizer state, 6 layers' working copies" "$WORK/plan_w.txt"
+"$CTL" submit --name weights_bf16 "${BF16[@]}" --host-memory-budget 82MiB --ssd-dir "$SSD" \
+  >/dev/null
+check "bf16 job with working copies on the tier succeeds" wait_state 5 SUCCEEDED
+same_checkpoints 5 4 "bf16 working copies: "
+
+# Job 7 waits behind job 6 while its directory disappears.
 GONE="$WORK/gone"
 mkdir -p "$GONE"
 "$CTL" submit --name busy "${JOB[@]}" >/dev/null
 "$CTL" submit --name lost "${JOB[@]}" "${SHORT[@]}" --ssd-dir "$GONE" >/dev/null
 rm -rf "$GONE"
-check "a job whose tier cannot be opened fails" wait_state 6 FAILED
-"$CTL" status 6 >"$WORK/status6.txt" 2>&1
-check "its error names the path" grep -q "$GONE/stronghold-" "$WORK/status6.txt"
+check "a job whose tier cannot be opened fails" wait_state 7 FAILED
+"$CTL" status 7 >"$WORK/status7.txt" 2>&1
+check "its error names the path" grep -q "$GONE/stronghold-" "$WORK/status7.txt"
 "$CTL" submit --name next "${JOB[@]}" "${SHORT[@]}" --ssd-dir "$SSD" >/dev/null
-check "the next spilled job succeeds" wait_state 7 SUCCEEDED
+check "the next spilled job succeeds" wait_state 8 SUCCEEDED
 
 stop_daemon
 finish
