@@ -158,6 +158,22 @@ std::string CheckpointFile(const std::string& name, int64_t step, const std::str
       .string();
 }
 
+// The host memory `c` needs with everything in RAM (NVMe tier ignored),
+// before the kept activations, which spend whatever is left.
+int64_t HostNeedBeforeKept(const JobConfig& c) {
+  const MemoryPlan plan = PlanMemory(c, {.device = "cpu", .host_bytes = 0});
+  int64_t need = plan.bytes_host + plan.bytes_pinned + plan.bytes_device;
+  for (const PlannedBuffer& b : plan.buffers) {
+    if (b.name == "activations.kept") need -= b.bytes;
+  }
+  return need;
+}
+
+// One layer's fp32 array in a tier staging slot (4 KiB-aligned).
+int64_t SlotArrayBytes(const JobConfig& c) {
+  return (c.model.parameters_per_layer() * 4 + 4095) / 4096 * 4096;
+}
+
 // A host budget that moving every layer's moments cannot meet: the planner
 // puts the fp32 masters on the tier too, and the job trains bit-identically
 // to the same job in RAM: losses, masters, and the checkpoint's weights and
@@ -169,16 +185,11 @@ TEST(SsdTierTest, MixedPrecisionMastersOnTheTierTrainBitIdenticallyToRam) {
     c.offload.ssd_dirs = {"/unused"};  // for the plan: a tier exists
     const std::string tag = PrecisionName(p);
     NodeBudgets node{.device = "cpu", .host_bytes = 0};
-    const MemoryPlan ram_plan = PlanMemory(c, node);
-    // The host need before the kept activations, which spend what is left.
-    int64_t need = ram_plan.bytes_host + ram_plan.bytes_pinned + ram_plan.bytes_device;
-    for (const PlannedBuffer& b : ram_plan.buffers) {
-      if (b.name == "activations.kept") need -= b.bytes;
-    }
+    const int64_t need = HostNeedBeforeKept(c);
     // What spilling every layer frees net of its staging slots: moments
     // only (8 B/param, 2 arrays) and with the masters (12 B/param, 3).
     const int64_t layer = c.model.parameters_per_layer();
-    const int64_t slot_array = (layer * 4 + 4095) / 4096 * 4096;
+    const int64_t slot_array = SlotArrayBytes(c);
     const int64_t moments_free = c.model.layers * 8 * layer - kSsdStagingSlots * 2 * slot_array;
     const int64_t masters_free = c.model.layers * 12 * layer - kSsdStagingSlots * 3 * slot_array;
     ASSERT_GT(masters_free, moments_free);
@@ -230,16 +241,12 @@ TEST(SsdTierTest, MixedPrecisionWorkingCopiesOnTheTierTrainBitIdenticallyToRam) 
     c.offload.ssd_dirs = {"/unused"};  // for the plan: a tier exists
     const std::string tag = PrecisionName(p);
     NodeBudgets node{.device = "cpu", .host_bytes = 0};
-    const MemoryPlan ram_plan = PlanMemory(c, node);
-    int64_t need = ram_plan.bytes_host + ram_plan.bytes_pinned + ram_plan.bytes_device;
-    for (const PlannedBuffer& b : ram_plan.buffers) {
-      if (b.name == "activations.kept") need -= b.bytes;
-    }
+    const int64_t need = HostNeedBeforeKept(c);
     // Every layer's masters and moments on the tier free this (net of their
     // staging); half of every layer's working copy, net of its staging,
     // more is asked for.
     const int64_t layer = c.model.parameters_per_layer();
-    const int64_t slot_array = (layer * 4 + 4095) / 4096 * 4096;
+    const int64_t slot_array = SlotArrayBytes(c);
     const int64_t state_free = c.model.layers * 12 * layer - kSsdStagingSlots * 3 * slot_array;
     const int64_t weights_free =
         c.model.layers * 2 * layer - (WindowSlots(c, c.offload.window) + 1) * 2 * layer;
