@@ -198,8 +198,7 @@ class WindowedEngine::Impl {
     // Speculative updates run as gradients land, as if the step were not
     // clipped and finite, after saving each layer's state; a step that turns
     // out clipped or overflowed is rolled back and redone (docs/engine.md).
-    speculating_ = speculate_;
-    const bool defer = (t.clip_norm > 0 || fp16) && !speculating_;
+    const bool defer = (t.clip_norm > 0 || fp16) && !speculate_;
     const double scale = state_->scale;  // 1 unless fp16
     const int64_t adam_step = state_->optimizer_step + 1;
     stats_ = EngineStepStats();
@@ -262,7 +261,7 @@ class WindowedEngine::Impl {
     // A speculative step is kept only if its clip factor is 1 and it is
     // finite: then it is exactly the step the deferred path would take.
     const bool roll_back =
-        speculating_ && (!finite || ClipFactor(t, stats_.grad_norm) != 1.0);
+        speculate_ && (!finite || ClipFactor(t, stats_.grad_norm) != 1.0);
     stats_.rolled_back = roll_back;
     if (!finite && !(fp16 && scale / kLossScaleFactor >= kMinLossScale)) {
       if (roll_back) {  // the job fails; its host state is left as before the step
@@ -541,7 +540,7 @@ class WindowedEngine::Impl {
     GradWorker::Task task{landed, staging_[staging], ToDType(precision_), &buffers_[b], b, first,
                           update, hyper_, tail == GradTail::kMeasure,
                           static_cast<float>(1.0 / state_->scale)};
-    if (update && speculating_) task.backup = &backups_[b];  // saved before the update
+    if (update && speculate_) task.backup = &backups_[b];  // saved before the update
     staging_task_[staging] = worker_.Submit(task);
     if (update) update_task_[b] = staging_task_[staging];
     return landed;
@@ -647,8 +646,7 @@ class WindowedEngine::Impl {
   // Speculative updates (offload.speculative_updates): each buffer's param,
   // exp_avg, exp_avg_sq (and 16-bit working copy) as they were before this
   // step's update.
-  const bool speculate_;
-  bool speculating_ = false;  // this step's updates are speculative
+  const bool speculate_;  // SpeculativeUpdates(): every step's updates are speculative
   std::vector<std::unique_ptr<float[]>> backup_storage_;
   std::vector<ParamBuffer> backups_;
   GradWorker worker_;

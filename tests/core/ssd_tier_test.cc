@@ -169,9 +169,13 @@ int64_t HostNeedBeforeKept(const JobConfig& c) {
   return need;
 }
 
-// One layer's fp32 array in a tier staging slot (4 KiB-aligned).
-int64_t SlotArrayBytes(const JobConfig& c) {
-  return (c.model.parameters_per_layer() * 4 + 4095) / 4096 * 4096;
+// The host bytes that moving `arrays` fp32 arrays (`bytes_per_param` in
+// all) of every layer to the tier frees, net of the staging slots, each of
+// which holds one layer's arrays 4 KiB-aligned.
+int64_t TierFrees(const JobConfig& c, int bytes_per_param, int arrays) {
+  const int64_t layer = c.model.parameters_per_layer();
+  const int64_t slot_array = (layer * 4 + 4095) / 4096 * 4096;
+  return c.model.layers * bytes_per_param * layer - kSsdStagingSlots * arrays * slot_array;
 }
 
 // A host budget that moving every layer's moments cannot meet: the planner
@@ -189,9 +193,8 @@ TEST(SsdTierTest, MixedPrecisionMastersOnTheTierTrainBitIdenticallyToRam) {
     // What spilling every layer frees net of its staging slots: moments
     // only (8 B/param, 2 arrays) and with the masters (12 B/param, 3).
     const int64_t layer = c.model.parameters_per_layer();
-    const int64_t slot_array = SlotArrayBytes(c);
-    const int64_t moments_free = c.model.layers * 8 * layer - kSsdStagingSlots * 2 * slot_array;
-    const int64_t masters_free = c.model.layers * 12 * layer - kSsdStagingSlots * 3 * slot_array;
+    const int64_t moments_free = TierFrees(c, 8, 2);
+    const int64_t masters_free = TierFrees(c, 12, 3);
     ASSERT_GT(masters_free, moments_free);
     node.host_bytes = need - (moments_free + masters_free) / 2;
     const MemoryPlan plan = PlanMemory(c, node);
@@ -246,8 +249,7 @@ TEST(SsdTierTest, MixedPrecisionWorkingCopiesOnTheTierTrainBitIdenticallyToRam) 
     // staging); half of every layer's working copy, net of its staging,
     // more is asked for.
     const int64_t layer = c.model.parameters_per_layer();
-    const int64_t slot_array = SlotArrayBytes(c);
-    const int64_t state_free = c.model.layers * 12 * layer - kSsdStagingSlots * 3 * slot_array;
+    const int64_t state_free = TierFrees(c, 12, 3);
     const int64_t weights_free =
         c.model.layers * 2 * layer - (WindowSlots(c, c.offload.window) + 1) * 2 * layer;
     ASSERT_GT(weights_free, 0);
