@@ -1,5 +1,6 @@
 #include "client/plan_printer.h"
 
+#include <algorithm>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -25,6 +26,9 @@ std::string CountText(int64_t count) {
 }  // namespace
 
 void PrintPlan(const v1::MemoryPlan& plan, std::ostream& out) {
+  // What H2D sends may be on the tier too: fp32 masters or 16-bit working copies.
+  const bool fp32_masters = std::any_of(plan.buffers().begin(), plan.buffers().end(),
+                                        [](const auto& b) { return b.name() == "ssd.master.fp32"; });
   KeyValues rows = {
       {"device", plan.device().empty() ? "-" : plan.device()},
       {"parameters", CountText(plan.parameters())},
@@ -33,7 +37,9 @@ void PrintPlan(const v1::MemoryPlan& plan, std::ostream& out) {
       {"kept activations", absl::StrCat(plan.kept_activation_layers(),
                                         " layers (the others are recomputed in backward)")},
       {"on the NVMe tier", absl::StrCat(plan.ssd_layers(), " layers' optimizer state, ",
-                                        plan.ssd_weight_layers(), " layers' working copies")},
+                                        plan.ssd_weight_layers(), " layers' ",
+                                        fp32_masters ? "fp32 masters" : "working copies",
+                                        " (sent to the device, read ahead)")},
       {"model FLOPs per step", HumanCount(plan.model_flops_per_step())},
       {"device total", BytesText(plan.device_bytes())},
       {"pinned total", BytesText(plan.pinned_bytes())},

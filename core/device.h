@@ -58,7 +58,8 @@ class Device {
   virtual int64_t used_bytes() const = 0;
   virtual int64_t peak_bytes() const = 0;
 
-  // Host memory suited to copies (pinned on CUDA). Freed with FreeHost().
+  // Host memory suited to copies (pinned on CUDA), aligned to 4096 bytes
+  // (O_DIRECT reads from the NVMe tier land in it). Freed with FreeHost().
   virtual absl::StatusOr<void*> AllocateHost(int64_t bytes) = 0;
   virtual void FreeHost(void* p) = 0;
 
@@ -72,6 +73,8 @@ class Device {
   virtual void QueueWait(Queue queue, Event event) = 0;
   // Blocks the calling thread until `event` has completed.
   virtual void HostWait(Event event) = 0;
+  // Whether `event` has completed, without blocking.
+  virtual bool Done(Event event) = 0;
   // Makes LibTorch compute issued by the calling thread run on the compute
   // queue (a no-op for HostDevice). Returns a guard object to keep alive.
   virtual std::shared_ptr<void> ComputeScope() = 0;

@@ -11,6 +11,7 @@
 #include "core/optim/float16.h"
 #include "core/planner.h"
 #include "core/status_macros.h"
+#include "core/tier_reader.h"
 #include "glog/logging.h"
 #include "storage/spill_streamer.h"
 
@@ -88,9 +89,6 @@ struct Slot {
   void* param = nullptr;  // in the compute precision
   void* grad = nullptr;
   int buffer = -1;       // the buffer it holds, -1 when free
-  // Host staging for working copies read from the NVMe tier (layer-sized;
-  // null when none is there); the slot's last H2D reads it.
-  void* tier_staging = nullptr;
   Event h2d_done;        // its weights have arrived
   Event compute_done;    // the last compute that read it
   Event d2h_done;        // its gradient has left
@@ -128,9 +126,7 @@ class WindowedEngine::Impl {
     (void)Drain();
     device_->set_timeline(nullptr);
     for (void* s : staging_) device_->FreeHost(s);
-    for (const Slot& s : slots_) {
-      if (s.tier_staging != nullptr) device_->FreeHost(s.tier_staging);
-    }
+    tier_.reset();  // waits for its reads and H2D copies
     if (host_ckpt_ != nullptr) device_->FreeHost(host_ckpt_);
     device_->Reset();
   }
@@ -143,12 +139,23 @@ class WindowedEngine::Impl {
       Slot slot;
       ASSIGN_OR_RETURN(slot.param, device_->Allocate(block * elem_, absl::StrCat("slot ", s, " weights")));
       ASSIGN_OR_RETURN(slot.grad, device_->Allocate(block * elem_, absl::StrCat("slot ", s, " gradient")));
-      if (std::any_of(buffers_.begin(), buffers_.end(),
-                      [](const HostBuffer& b) { return b.weight_item >= 0; })) {
-        ASSIGN_OR_RETURN(slot.tier_staging, device_->AllocateHost(block * elem_));
-      }
       slots_.push_back(slot);
     }
+    // What H2D sends but the NVMe tier holds: a bf16/fp16 working copy, or
+    // an fp32 master (the third array of the layer's spilled state).
+    std::vector<TierReader::Source> sources;
+    for (const HostBuffer& b : buffers_) {
+      const int64_t bytes = b.layout.count * elem_;
+      if (b.weight_item >= 0) {
+        sources.push_back({b.weight_item, 0, bytes});
+      } else if (b.param == nullptr && b.working == nullptr) {
+        sources.push_back({b.spill_item, 2, bytes});
+      } else {
+        sources.push_back({});
+      }
+    }
+    ASSIGN_OR_RETURN(tier_, TierReader::Create(device_, spill_, std::move(sources),
+                                               TierReadRing(config_, window_)));
     for (int b : {0, static_cast<int>(buffers_.size()) - 1}) {
       const int64_t n = buffers_[b].layout.count;
       ASSIGN_OR_RETURN(void* p, device_->Allocate(n * elem_, buffers_[b].layout.name + " weights"));
@@ -202,6 +209,8 @@ class WindowedEngine::Impl {
     const double scale = state_->scale;  // 1 unless fp16
     const int64_t adam_step = state_->optimizer_step + 1;
     stats_ = EngineStepStats();
+    tier_->reset_stats();
+    tier_->Plan(FetchOrder(micro_batches), Updated());
     const bool profile = std::exchange(profile_, false);
     stats_.loss_scale = scale;
     worker_.reset_stats();
@@ -246,7 +255,7 @@ class WindowedEngine::Impl {
     // Gradients must all have landed before the step's updates are decided.
     const int64_t wait_start = Timeline::NowNs();
     worker_.WaitAll();
-    RETURN_IF_ERROR(tier_error_);      // the NVMe tier failed a working copy's read
+    RETURN_IF_ERROR(tier_error_);      // the NVMe tier failed a read for H2D
     RETURN_IF_ERROR(worker_.error());  // or an update
     // Deferred: the last accumulation measured each gradient (scaled by
     // 1 / loss scale), so the global norm needs no second pass.
@@ -307,8 +316,10 @@ class WindowedEngine::Impl {
     // working copy on the tier written after it, read for each fetch).
     // Deferred updates run during the next step, so a step reports its
     // predecessor's.
-    stats_.nvme_read_bytes += worker_.nvme_read_bytes();
+    stats_.nvme_read_bytes += worker_.nvme_read_bytes() + tier_->stats().read_bytes;
     stats_.nvme_write_bytes += worker_.nvme_write_bytes();
+    stats_.tier_wait_s = tier_->stats().wait_s;
+    stats_.tier_unplanned_reads = tier_->stats().unplanned;
     device_->FlushTimeline();  // CUDA: the step's finished copies, timed on the GPU
     return stats_;
   }
@@ -317,6 +328,7 @@ class WindowedEngine::Impl {
   void ProfileNextStep() { profile_ = true; }
 
   absl::Status Drain() {
+    tier_->Plan({}, Updated());  // a cancelled step's reads ahead
     worker_.WaitAll();
     RETURN_IF_ERROR(worker_.error());
     return spill_ != nullptr ? spill_->Flush() : absl::OkStatus();
@@ -334,6 +346,24 @@ class WindowedEngine::Impl {
     task.backup = &backups_[b];
     task.restore = true;
     update_task_[b] = worker_.Submit(task);
+  }
+
+  // The buffers Fetch() copies to the device this step, in order: per
+  // micro-batch, forward 0..L-1, then backward from below the layers that
+  // stay from forward (the last W) down to 0.
+  std::vector<int> FetchOrder(int micro_batches) const {
+    std::vector<int> order;
+    const int stay = std::max(window_, 1);
+    for (int mb = 0; mb < micro_batches; ++mb) {
+      for (int i = 0; i < layers_; ++i) order.push_back(i + 1);
+      for (int i = layers_ - 1 - stay; i >= 0; --i) order.push_back(i + 1);
+    }
+    return order;
+  }
+  // Whether buffer b has no update pending: its newest data is where the
+  // tier reader reads it.
+  std::function<bool(int)> Updated() {
+    return [this](int b) { return update_task_[b] == 0 || worker_.Completed(update_task_[b]); };
   }
 
   // Starts reading the spilled moments in the order the updates will want
@@ -419,7 +449,8 @@ class WindowedEngine::Impl {
       const int64_t now = Timeline::NowNs();
       timeline_->Add({"issue_h2d", Lane::kWait, b, now, now});
     }
-    const void* source = buffers_[b].weight_item >= 0 ? ReadWorking(slot, b) : Source(b);
+    const bool tier = tier_->on_tier(b);
+    const void* source = tier ? tier_->Take(b, &tier_error_) : Source(b);
     device_->Copy(Queue::kH2D, slot->param, source, buffers_[b].layout.count * elem_, b);
     stats_.h2d_bytes += buffers_[b].layout.count * elem_;
     if (with_input && host_ckpt_mode_) {
@@ -434,22 +465,13 @@ class WindowedEngine::Impl {
     }
     slot->h2d_done = device_->Record(Queue::kH2D);
     slot->buffer = b;
-  }
-
-  // Buffer b's working copy from the NVMe tier into the slot's host
-  // staging, once the slot's last H2D (which read that staging) is done.
-  // A failed read is kept in tier_error_, which fails the step (the layer
-  // then computes with stale weights, but the job ends with the error).
-  const void* ReadWorking(Slot* slot, int b) {
-    device_->HostWait(slot->h2d_done);
-    const absl::Status read = spill_->Read(buffers_[b].weight_item, {slot->tier_staging});
-    if (tier_error_.ok()) tier_error_ = read;
-    stats_.nvme_read_bytes += buffers_[b].layout.count * elem_;
-    return slot->tier_staging;
+    if (tier) tier_->Sent(slot->h2d_done);
+    tier_->Pump(Updated());
   }
 
   // Makes compute wait for block `layer`'s weights (fetching it if needed).
   Slot* Ensure(int layer, bool with_input = false) {
+    tier_->Pump(Updated());
     Fetch(layer, with_input);
     Slot* slot = Resident(layer);
     const int64_t start = Timeline::NowNs();
@@ -616,7 +638,11 @@ class WindowedEngine::Impl {
   FusedAdamW* const optimizer_;
   Timeline* const timeline_;
   storage::SpillStreamer* const spill_;  // null: nothing spilled
-  absl::Status tier_error_;  // the first failed read of a working copy (sticky)
+  // What H2D sends from the NVMe tier, read ahead (core/tier_reader.h). A
+  // failed read is kept in tier_error_, which fails the step (the layer
+  // then computes with undefined weights, but the job ends with the error).
+  std::unique_ptr<TierReader> tier_;
+  absl::Status tier_error_;
   std::vector<HostBuffer> buffers_;   // embedding, layers..., final_norm
   LossScaleState* const state_;       // not owned
 
@@ -669,10 +695,10 @@ absl::StatusOr<std::unique_ptr<WindowedEngine>> WindowedEngine::Create(
       return absl::InvalidArgumentError(
           absl::StrCat(b.layout.name, ": state spilled, but no SpillStreamer"));
     }
-    if (b.param == nullptr && (b.spill_item < 0 || (b.working == nullptr && b.weight_item < 0))) {
+    if (b.param == nullptr && b.spill_item < 0) {
       return absl::InvalidArgumentError(absl::StrCat(
-          b.layout.name, ": masters may be left out of host memory only when spilled and "
-                         "a working copy is what H2D sends"));
+          b.layout.name, ": masters may be left out of host memory only when spilled (the "
+                         "third array of its spilled state)"));
     }
   }
   CHECK(state != nullptr);

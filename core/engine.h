@@ -69,8 +69,9 @@ struct HostBuffer {
   // >= 0: the Adam moments live on the NVMe tier as item `spill_item` of the
   // engine's SpillStreamer (arrays exp_avg, exp_avg_sq), and the two
   // pointers above are null; they are staged in host slots for the update.
-  // With a working copy the item may hold a third array, the master, and
-  // then `param` is null too.
+  // The item may hold a third array, the master, and then `param` is null
+  // too; in fp32, where the masters are what H2D sends, the engine reads
+  // that array ahead of each fetch (core/tier_reader.h).
   int spill_item = -1;
   // bf16/fp16 jobs: layout.count elements in the compute precision, the
   // copy of `param` that the optimizer writes and H2D sends. Null in fp32
@@ -78,8 +79,8 @@ struct HostBuffer {
   void* working = nullptr;
   // bf16/fp16, >= 0: the working copy lives on the NVMe tier instead, as
   // item `weight_item` of the engine's SpillStreamer (one array), and
-  // `working` is null. Each fetch reads it synchronously into the device
-  // slot's host staging; each update writes it back synchronously.
+  // `working` is null. The engine reads it ahead of each fetch into a ring
+  // of host buffers (core/tier_reader.h); each update writes it back.
   int weight_item = -1;
 };
 
@@ -97,6 +98,11 @@ struct EngineStepStats {
   // H2D), and written back.
   int64_t nvme_read_bytes = 0;
   int64_t nvme_write_bytes = 0;
+  // Seconds the engine waited for reads of what H2D sends from the tier
+  // (0 when they were all read ahead in time), and how many of those reads
+  // were not in the step's planned order (read synchronously; 0 normally).
+  double tier_wait_s = 0.0;
+  int64_t tier_unplanned_reads = 0;
   // Per block layer, averaged over micro-batches: forward and backward
   // (with recompute) compute seconds, one H2D and one D2H copy seconds.
   double layer_forward_s = 0.0;

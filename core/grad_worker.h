@@ -77,6 +77,11 @@ class GradWorker {
     absl::MutexLock lock(&mu_);
     while (completed_ < sequence) cv_.Wait(&mu_);
   }
+  // Whether task `sequence` (0: none) has finished, without blocking.
+  bool Completed(uint64_t sequence) {
+    absl::MutexLock lock(&mu_);
+    return completed_ >= sequence;
+  }
   void WaitAll() {
     absl::MutexLock lock(&mu_);
     while (completed_ < submitted_) cv_.Wait(&mu_);

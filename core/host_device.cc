@@ -69,7 +69,8 @@ int64_t HostDevice::peak_bytes() const {
 }
 
 absl::StatusOr<void*> HostDevice::AllocateHost(int64_t bytes) {
-  void* p = std::aligned_alloc(64, static_cast<size_t>((bytes + 63) / 64 * 64));
+  constexpr int64_t kAlign = 4096;  // Device::AllocateHost's promise
+  void* p = std::aligned_alloc(kAlign, static_cast<size_t>((bytes + kAlign - 1) / kAlign * kAlign));
   if (p == nullptr) return absl::ResourceExhaustedError(absl::StrCat("host allocation of ", bytes, " bytes failed"));
   return p;
 }
@@ -137,6 +138,13 @@ void HostDevice::HostWait(Event event) {
   Worker& w = workers_[static_cast<int>(event.queue)];
   absl::MutexLock lock(&w.mu);
   while (w.completed < event.sequence) w.cv.Wait(&w.mu);
+}
+
+bool HostDevice::Done(Event event) {
+  if (event.sequence == 0) return true;
+  Worker& w = workers_[static_cast<int>(event.queue)];
+  absl::MutexLock lock(&w.mu);
+  return w.completed >= event.sequence;
 }
 
 }  // namespace stronghold::core

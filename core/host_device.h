@@ -35,6 +35,7 @@ class HostDevice final : public Device {
   Event Record(Queue queue) override;
   void QueueWait(Queue queue, Event event) override;
   void HostWait(Event event) override;
+  bool Done(Event event) override;
   std::shared_ptr<void> ComputeScope() override { return nullptr; }
   void set_timeline(Timeline* timeline) override { timeline_ = timeline; }
 

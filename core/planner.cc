@@ -98,6 +98,8 @@ int WindowSlots(const JobConfig& c, int window) {
   return std::min(window + 1, c.model.layers);
 }
 
+int TierReadRing(const JobConfig& c, int window) { return WindowSlots(c, window) + 1; }
+
 namespace {
 int64_t Round64(int64_t b) { return (b + 63) / 64 * 64; }
 }  // namespace
@@ -226,39 +228,49 @@ int64_t HostNeed(const MemoryPlan& plan, bool device_is_host) {
   return plan.bytes_host + plan.bytes_pinned + (device_is_host ? plan.bytes_device : 0);
 }
 
-// bf16/fp16, with the optimizer state of every block layer on the ssd tier
-// already: moves the working copies of as few block layers as needed too
-// (2 bytes per parameter each, from layer 0 up). The engine reads one into a
-// device slot's host staging before each H2D, and the optimizer writes its
-// update from its own staging: WindowSlots + 1 layers of staging.
+// With the optimizer state of every block layer on the ssd tier already:
+// moves what H2D sends of as few block layers as needed there too, from
+// layer 0 up: the bf16/fp16 working copies (2 bytes per parameter), or in
+// fp32 the masters (4), which then join the layer's spilled state as its
+// third array. The engine reads them ahead of each fetch into a ring of
+// TierReadRing host buffers (pinned on a GPU); the optimizer stages the
+// rest: a working copy's update, or the masters in its kSsdStagingSlots.
 void PlaceWeightsOnSsd(
-    const JobConfig& c, const NodeBudgets& node, MemoryPlan& plan,
+    const JobConfig& c, const NodeBudgets& node, MemoryPlan& plan, bool cuda,
     const std::function<void(std::string, const char*, int64_t, std::string)>& add) {
   const int64_t need = HostNeed(plan, node.device == "cpu");
   if (need <= plan.budget_host_bytes) return;
   const int64_t layer = c.model.parameters_per_layer();
   const int64_t e = ComputeElementBytes(c.training.precision);
+  const bool fp32 = c.training.precision == Precision::kFp32;
   const char* lowp = PrecisionName(c.training.precision);
-  const int slots = WindowSlots(c, plan.window) + 1;
-  const int64_t staging = slots * layer * e;
-  const int64_t excess = need - plan.budget_host_bytes + staging;
+  const int ring = TierReadRing(c, plan.window);
+  const int64_t one = RoundUp(layer * e, kSsdAlignment);
+  const int64_t optimizer = fp32 ? kSsdStagingSlots * one : layer * e;
+  const int64_t excess = need - plan.budget_host_bytes + ring * one + optimizer;
   const int64_t k = std::min<int64_t>((excess + layer * e - 1) / (layer * e), c.model.layers);
-  const std::string working = absl::StrCat("host.weights.", lowp);
-  const char* host_tier = kTierHost;
+  const std::string sent = absl::StrCat("host.weights.", lowp);
   for (PlannedBuffer& b : plan.buffers) {
-    if (b.name != working) continue;
-    host_tier = b.tier == kTierPinned ? kTierPinned : kTierHost;
-    (host_tier == kTierPinned ? plan.bytes_pinned : plan.bytes_host) -= k * layer * e;
+    if (b.name != sent) continue;
+    (b.tier == kTierPinned ? plan.bytes_pinned : plan.bytes_host) -= k * layer * e;
     b.bytes -= k * layer * e;
-    b.shape = absl::StrFormat("%d params %s (working copy the optimizer writes, sent H2D)",
+    b.shape = absl::StrFormat(fp32 ? "%d params fp32 (masters, sent H2D)"
+                                   : "%d params %s (working copy the optimizer writes, sent H2D)",
                               plan.parameters - k * layer, lowp);
   }
-  add("host.staging.ssd_weights", host_tier, staging,
-      absl::StrFormat("%d slots (window + optimizer) x %d params %s", slots, layer, lowp));
-  add(absl::StrCat("ssd.weights.", lowp), kTierSsd,
+  add("host.staging.ssd_weights", cuda ? kTierPinned : kTierHost, ring * one,
+      absl::StrFormat("%d read-ahead buffers (window slots + 1) x %d params %s", ring, layer,
+                      lowp));
+  add(fp32 ? "host.staging.ssd.master" : "host.staging.ssd_weights.optimizer", kTierHost,
+      optimizer,
+      fp32 ? absl::StrFormat("%d optimizer slots x %d params fp32 (the master beside the moments)",
+                             kSsdStagingSlots, layer)
+           : absl::StrFormat("1 x %d params %s (the optimizer's update, bound for the tier)",
+                             layer, lowp));
+  add(fp32 ? "ssd.master.fp32" : absl::StrCat("ssd.weights.", lowp), kTierSsd,
       k * storage::ExtentStore::StoredBytes(layer * e, kSsdAlignment, kSsdBlockBytes),
-      absl::StrFormat("layers 0..%d x %d params %s (working copies), CRC32C per MiB", k - 1,
-                      layer, lowp));
+      absl::StrFormat("layers 0..%d x %d params %s (%s), CRC32C per MiB", k - 1, layer, lowp,
+                      fp32 ? "masters, sent H2D" : "working copies"));
   plan.ssd_weight_layers = static_cast<int>(k);
 }
 
@@ -306,12 +318,14 @@ void PlaceOnSsd(const JobConfig& c, const NodeBudgets& node, MemoryPlan& plan,
                       layer,
                       masters ? "" : " (masters stay in host memory: H2D sends them)"));
   plan.ssd_layers = static_cast<int>(k);
-  if (k == c.model.layers && masters) PlaceWeightsOnSsd(c, node, plan, add);
+  if (k == c.model.layers) PlaceWeightsOnSsd(c, node, plan, node.device.rfind("cuda", 0) == 0, add);
 }
 
 // What the ssd tier holds of the spilled layers, for the plan's reasons.
 std::string SpilledStateName(const MemoryPlan& plan, Precision precision) {
-  if (!SsdHoldsMasters(precision)) return "Adam moments";
+  if (!SsdHoldsMasters(precision)) {
+    return plan.ssd_weight_layers == 0 ? "Adam moments" : "Adam moments and fp32 masters";
+  }
   if (plan.ssd_weight_layers == 0) return "fp32 masters and Adam moments";
   return absl::StrCat("fp32 masters, Adam moments and ", PrecisionName(precision),
                       " working copies");
@@ -423,10 +437,7 @@ MemoryPlan PlanMemory(const JobConfig& config, const NodeBudgets& node) {
                absl::StartsWith(plan.reason, "host memory")) {
       absl::StrAppend(&plan.reason, ", even with the ",
                       SpilledStateName(plan, c.training.precision), " of all ", m.layers,
-                      " layers on the NVMe tier",
-                      SsdHoldsMasters(c.training.precision)
-                          ? ""
-                          : " (the fp32 masters are not placed there: H2D sends them)");
+                      " layers on the NVMe tier");
     }
     return plan;
   }

@@ -55,10 +55,10 @@ struct MemoryPlan {
   // the NVMe tier, streamed through kSsdStagingSlots host slots
   // (storage/spill_streamer.h).
   int ssd_layers = 0;
-  // bf16/fp16, only when ssd_layers is every layer and that is not enough:
-  // block layers 0 .. ssd_weight_layers-1 keep their 16-bit working copies
-  // on the NVMe tier too, read into a device slot's host staging before
-  // each H2D (WindowSlots + 1 layers of staging, one for the optimizer).
+  // Only when ssd_layers is every layer and that is not enough: block
+  // layers 0 .. ssd_weight_layers-1 keep what H2D sends on the NVMe tier
+  // too, their 16-bit working copies in bf16/fp16 or their fp32 masters in
+  // fp32, read ahead of each fetch into TierReadRing host buffers.
   int ssd_weight_layers = 0;
   // STRONGHOLD: the last kept_activation_layers block layers keep their
   // autograd activations from forward to backward (no recompute).
@@ -77,12 +77,12 @@ struct MemoryPlan {
 // time to arrive), plus kSsdStagingSlots layers' worth of host staging. That
 // state is the Adam moments and, in bf16/fp16, the fp32 masters: only the
 // CPU optimizer touches them, once per step. What the device reads for
-// every micro-batch's forward and backward stays in host memory: the
-// bf16/fp16 working copy, or in fp32 the masters themselves. If the state
-// of every layer is not enough, in bf16/fp16 the working copies of as few
-// block layers as needed (from layer 0 up) go to the tier too
-// (ssd_weight_layers); if that is not enough either, or in fp32, the job
-// does not fit.
+// every micro-batch's forward and backward (the bf16/fp16 working copy, or
+// in fp32 the masters themselves) stays in host memory while that is
+// enough; if the state of every layer is not, that too goes to the tier
+// for as few block layers as needed, from layer 0 up (ssd_weight_layers),
+// read ahead of each fetch. If that is not enough either, the job does not
+// fit.
 MemoryPlan PlanMemory(const JobConfig& config, const NodeBudgets& node);
 
 // Whether a spilled layer's fp32 masters go to the NVMe tier with its
@@ -101,6 +101,10 @@ int MaxTrainableLayers(const JobConfig& config, const NodeBudgets& node);
 
 // Device slots the windowed engine allocates for `window` (L2L: one).
 int WindowSlots(const JobConfig& config, int window);
+// Host buffers the engine reads what H2D sends from the NVMe tier into,
+// ahead of use (core/tier_reader.h): one per slot and one more, so that a
+// read can start while the slots' copies are still queued.
+int TierReadRing(const JobConfig& config, int window);
 // Device bytes the windowed engine allocates (its arena): slots (weights and
 // gradient of one layer each), embedding and final norm (weights and
 // gradient), activation checkpoints at the L+1 layer boundaries, or with

@@ -146,12 +146,10 @@ class Trainer::Impl {
           "offload.speculative_updates: not with state on the NVMe tier (ssd_layers ",
           options_.ssd_layers, "); raise the host budget or turn speculation off"));
     }
-    if (options_.ssd_weight_layers > 0 &&
-        (config_.training.precision == Precision::kFp32 ||
-         options_.ssd_weight_layers > std::min(options_.ssd_layers, config_.model.layers))) {
+    if (options_.ssd_weight_layers > std::min(options_.ssd_layers, config_.model.layers)) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "ssd_weight_layers ", options_.ssd_weight_layers, ": working copies go to the NVMe "
-          "tier only in bf16/fp16, for layers whose optimizer state is there (ssd_layers ",
+          "ssd_weight_layers ", options_.ssd_weight_layers, ": what H2D sends goes to the NVMe "
+          "tier only for layers whose optimizer state is there (ssd_layers ",
           options_.ssd_layers, ")"));
     }
     const bool fp32 = config_.training.precision == Precision::kFp32;
@@ -204,9 +202,12 @@ class Trainer::Impl {
     return config_.offload.method != OffloadMethod::kResident && i >= 1 &&
            i <= std::min(options_.ssd_layers, config_.model.layers);
   }
-  // And its fp32 master too (bf16/fp16: core/planner.h, SsdHoldsMasters).
+  // And its fp32 master too, as the third array of its item: in bf16/fp16
+  // always (core/planner.h, SsdHoldsMasters), in fp32, where the masters
+  // are what H2D sends, for block layers 0 .. ssd_weight_layers-1.
   bool MasterSpilled(int i) const {
-    return Spilled(i) && SsdHoldsMasters(config_.training.precision);
+    return Spilled(i) && (SsdHoldsMasters(config_.training.precision) ||
+                          i <= options_.ssd_weight_layers);
   }
 
   // And its 16-bit working copy too (TrainerOptions::ssd_weight_layers), as
@@ -358,7 +359,10 @@ class Trainer::Impl {
         }
         continue;
       }
-      ASSIGN_OR_RETURN(s.param, Pinned(s.param));
+      // A master on the NVMe tier: the engine reads it into pinned staging.
+      if (s.param.defined()) {
+        ASSIGN_OR_RETURN(s.param, Pinned(s.param));
+      }
       ASSIGN_OR_RETURN(s.grad, Pinned(s.grad));
     }
     return absl::OkStatus();
@@ -577,6 +581,7 @@ class Trainer::Impl {
     report->compute_s = s.compute_s;
     report->h2d_wait_s = s.h2d_wait_s;
     report->d2h_wait_s = s.d2h_wait_s;
+    report->nvme_wait_s = s.tier_wait_s;
     report->optimizer_s = s.optimizer_s;
     report->window = engine_->window();
     report->device_peak_bytes = device_->peak_bytes();
@@ -584,6 +589,7 @@ class Trainer::Impl {
     report->d2h_bytes = s.d2h_bytes;
     report->nvme_read_bytes = s.nvme_read_bytes;
     report->nvme_write_bytes = s.nvme_write_bytes;
+    report->nvme_unplanned_reads = s.tier_unplanned_reads;
     report->loss_scale = s.loss_scale;
     report->skipped = s.skipped;
     report->rolled_back = s.rolled_back;

@@ -50,6 +50,7 @@ struct StepReport {
   double optimizer_s = 0.0;  // exposed: time compute waited for AdamW
   double h2d_wait_s = 0.0;   // exposed: time compute waited for weights
   double d2h_wait_s = 0.0;   // exposed: time compute waited for gradient hand-off
+  double nvme_wait_s = 0.0;  // exposed: time the engine waited for tier reads for H2D
   double samples_per_s = 0.0;
   double tokens_per_s = 0.0;
   double model_tflops = 0.0;
@@ -59,6 +60,10 @@ struct StepReport {
   int64_t d2h_bytes = 0;          // bytes copied device -> host (windowed methods)
   int64_t nvme_read_bytes = 0;    // NVMe tier traffic (spilled optimizer state)
   int64_t nvme_write_bytes = 0;
+  // Reads from the tier for H2D outside the engine's planned fetch order
+  // (each one synchronous): 0 unless the engine's order changed, a
+  // performance bug that tests catch.
+  int64_t nvme_unplanned_reads = 0;
   double loss_scale = 1.0;  // fp16's dynamic loss scale used by this step (else 1)
   bool skipped = false;     // fp16 overflow: the step updated nothing (grad_norm 0)
   bool rolled_back = false; // speculative updates undone (offload.speculative_updates)
@@ -106,10 +111,11 @@ struct TrainerOptions {
   // kSsdStagingSlots host slots. An I/O
   // error there fails the job naming the file, offset and errno.
   int ssd_layers = 0;
-  // bf16/fp16, with ssd_layers > 0: block layers 0 .. ssd_weight_layers-1
-  // (at most ssd_layers) keep their 16-bit working copies on the tier too
-  // (MemoryPlan::ssd_weight_layers), read synchronously for every H2D of
-  // the layer and written after each of its updates.
+  // With ssd_layers > 0: block layers 0 .. ssd_weight_layers-1 (at most
+  // ssd_layers) keep what H2D sends on the tier too (MemoryPlan::
+  // ssd_weight_layers): their 16-bit working copies in bf16/fp16, their
+  // fp32 masters in fp32. The engine reads them ahead of every fetch of the
+  // layer (core/tier_reader.h); each update writes them back.
   int ssd_weight_layers = 0;
   // STRONGHOLD: the last N block layers keep their activations instead of
   // recomputing them (MemoryPlan::kept_activation_layers, which the daemon

@@ -88,6 +88,7 @@ class JobManager::Run final : public core::TrainerObserver {
     metrics.set_compute_s(s.compute_s);
     metrics.set_h2d_wait_s(s.h2d_wait_s);
     metrics.set_d2h_wait_s(s.d2h_wait_s);
+    metrics.set_nvme_wait_s(s.nvme_wait_s);
     metrics.set_optimizer_s(s.optimizer_s);
     metrics.set_model_tflops(s.model_tflops);
     metrics.set_window(s.window);

@@ -385,8 +385,7 @@ void Metrics::OnJobStep(const v1::Job& job, const v1::StepMetrics& step) {
   // Exposed waits only: copies hidden behind compute cost nothing here.
   const double parts[kNumPhases - 1] = {
       step.compute_s(), step.h2d_wait_s(), step.d2h_wait_s(),
-      step.optimizer_s(),
-      /*nvme_wait: the engine has no NVMe tier yet*/ 0.0};
+      step.optimizer_s(), step.nvme_wait_s()};
   double accounted = 0;
   for (int p = 0; p < kNumPhases - 1; ++p) {
     s.phase[p]->Increment(std::max(0.0, parts[p]));

@@ -397,4 +397,47 @@ absl::Status SpillStreamer::Read(int item, absl::Span<void* const> arrays) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<IoTicket> SpillStreamer::StartArrayRead(int item, int array,
+                                                      void* buffer) {
+  if (item < 0 || item >= items()) {
+    return absl::InvalidArgumentError(absl::StrCat("no spill item ", item));
+  }
+  const Item& it = items_[item];
+  if (array < 0 || array >= static_cast<int>(it.extents.size())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(it.spec.name, " has no array ", array));
+  }
+  const int64_t align = store_->device()->alignment();
+  if (reinterpret_cast<uintptr_t>(buffer) % align != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("reading ", it.spec.name, ".", it.spec.arrays[array],
+                     ": buffer not aligned to ", align, " bytes"));
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    if (!write_error_.ok()) return write_error_;
+    const int s = SlotOfLocked(item);
+    if (s >= 0) {
+      const Slot& slot = slots_[s];
+      if (slot.state == SlotState::kHeld) {
+        return absl::FailedPreconditionError(
+            absl::StrCat(it.spec.name, " is acquired"));
+      }
+      if (slot.state == SlotState::kWriting ||
+          (slot.state == SlotState::kReady && slot.status.ok())) {
+        std::memcpy(buffer, slot.data + it.offsets[array],
+                    it.spec.array_bytes[array]);
+        return IoTicket{0};
+      }
+      // kReading: the device holds the same data; read it alongside.
+    }
+  }
+  const ExtentIo io{IoOp::kRead, it.extents[array], buffer};
+  return store_->Submit({&io, 1});
+}
+
+absl::Status SpillStreamer::FinishArrayRead(IoTicket ticket) {
+  return ticket == 0 ? absl::OkStatus() : store_->Wait(ticket);
+}
+
 }  // namespace stronghold::storage

@@ -83,6 +83,17 @@ class SpillStreamer {
   absl::Status Write(int item, absl::Span<const void* const> arrays);
   absl::Status Read(int item, absl::Span<void* const> arrays);
 
+  // Reads array `array` of `item` straight into `buffer`, beside the
+  // staging slots, for a reader that only looks at it (the engine's H2D
+  // source). `buffer` is aligned to the device's alignment and holds the
+  // array's bytes rounded up to it. If a slot holds the item's newest data
+  // (staged, or being written back), it is copied from there and the ticket
+  // is 0. FAILED_PRECONDITION while the item is acquired. The caller must
+  // not write or release the item before FinishArrayRead.
+  absl::StatusOr<IoTicket> StartArrayRead(int item, int array, void* buffer);
+  // Waits for a StartArrayRead and verifies its checksums.
+  absl::Status FinishArrayRead(IoTicket ticket);
+
   // The items to stage next, in order (replaces the previous order). Reads
   // start now as far as free slots allow.
   void Prefetch(absl::Span<const int> order);

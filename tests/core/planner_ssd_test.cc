@@ -105,7 +105,10 @@ int64_t HostOptimizerState(const MemoryPlan& p) {
 // the staging slots and extents hold three arrays.
 TEST(PlannerSsdTest, MixedPrecisionMovesTheMastersToo) {
   for (Precision precision : {Precision::kFp32, Precision::kBf16, Precision::kFp16}) {
-    JobConfig c = Model(8);
+    // Deep enough that the read-ahead ring and, in fp32, the optimizer's
+    // master slots (6 layers' masters at window 1) cost less than moving
+    // the masters saves.
+    JobConfig c = Model(12);
     c.training.precision = precision;
     const bool masters = precision != Precision::kFp32;
     const int arrays = masters ? 3 : 2;
@@ -166,9 +169,9 @@ TEST(PlannerSsdTest, TooSmallEvenWithEveryLayersMoments) {
   const MemoryPlan p = PlanMemory(c, Node(/*host_bytes=*/4 << 20));
   EXPECT_FALSE(p.fits);
   EXPECT_EQ(p.ssd_layers, 8);
-  EXPECT_THAT(p.reason,
-              HasSubstr("even with the Adam moments of all 8 layers"));
-  EXPECT_THAT(p.reason, HasSubstr("the fp32 masters are not placed there"));
+  EXPECT_EQ(p.ssd_weight_layers, 8);
+  EXPECT_THAT(p.reason, HasSubstr("even with the Adam moments and fp32 masters of all 8 layers "
+                                  "on the NVMe tier"));
   JobConfig bf16 = c;
   bf16.training.precision = Precision::kBf16;
   const MemoryPlan q = PlanMemory(bf16, Node(/*host_bytes=*/4 << 20));
@@ -179,61 +182,67 @@ TEST(PlannerSsdTest, TooSmallEvenWithEveryLayersMoments) {
                                   "copies of all 8 layers on the NVMe tier"));
 }
 
-// bf16/fp16: the working copies of as few layers as needed go to the tier
-// too, but only once the optimizer state of every layer is there; the bytes
-// add up. fp32 never moves its masters (H2D sends them).
-TEST(PlannerSsdTest, WorkingCopiesMoveOnlyWhenAllOptimizerStateIsNotEnough) {
-  for (Precision precision : {Precision::kBf16, Precision::kFp16}) {
-    JobConfig c = Model(8);
+// What H2D sends (bf16/fp16 working copies, fp32 masters) of as few layers
+// as needed goes to the tier too, but only once the optimizer state of
+// every layer is there; the bytes add up, the engine's read-ahead ring and
+// the optimizer's staging for it included.
+TEST(PlannerSsdTest, WhatH2dSendsMovesOnlyWhenAllOptimizerStateIsNotEnough) {
+  for (Precision precision : {Precision::kFp32, Precision::kBf16, Precision::kFp16}) {
+    // Deep enough that the read-ahead ring and, in fp32, the optimizer's
+    // master slots (6 layers' masters at window 1) cost less than moving
+    // the masters saves.
+    JobConfig c = Model(12);
     c.training.precision = precision;
+    const bool fp32 = precision == Precision::kFp32;
     const std::string what = PrecisionName(precision);
     const int64_t layer = c.model.parameters_per_layer();
-    const int64_t layer_weights = layer * 2;
-    // Just enough with every layer's optimizer state on the tier: no
-    // working copies there.
+    const int64_t e = fp32 ? 4 : 2;
+    const int64_t layer_weights = layer * e;
+    const int64_t aligned = (layer_weights + 4095) / 4096 * 4096;
+    // Just enough with every layer's optimizer state on the tier (the
+    // moments, and in bf16/fp16 the masters): nothing sent is there.
+    const int state_arrays = fp32 ? 2 : 3;
     const MemoryPlan state_only = PlanMemory(c, Node(0));
-    int64_t budget = HostNeed(state_only) - 12 * 8 * layer +
-                     kSsdStagingSlots * 3 * ((layer * kFloat + 4095) / 4096 * 4096);
+    int64_t budget = HostNeed(state_only) - state_arrays * 4 * 12 * layer +
+                     kSsdStagingSlots * state_arrays * ((layer * kFloat + 4095) / 4096 * 4096);
     const MemoryPlan all_state = PlanMemory(c, Node(budget));
     ASSERT_TRUE(all_state.fits) << what << ": " << all_state.reason;
-    EXPECT_EQ(all_state.ssd_layers, 8) << what;
+    EXPECT_EQ(all_state.ssd_layers, 12) << what;
     EXPECT_EQ(all_state.ssd_weight_layers, 0) << what;
-    EXPECT_EQ(Find(all_state, "ssd.weights." + what), nullptr) << what;
-    // Short by two and a half layers' working copies more (plus staging).
+    const std::string ssd_name = fp32 ? "ssd.master.fp32" : "ssd.weights." + what;
+    EXPECT_EQ(Find(all_state, ssd_name), nullptr) << what;
+    // Short by two and a half layers' worth more (plus staging).
     budget -= 5 * layer_weights / 2;
     const MemoryPlan p = PlanMemory(c, Node(budget));
     ASSERT_TRUE(p.fits) << what << ": " << p.reason;
-    EXPECT_EQ(p.ssd_layers, 8) << what;
+    EXPECT_EQ(p.ssd_layers, 12) << what;
     EXPECT_GE(p.ssd_weight_layers, 3) << what;
-    EXPECT_LT(p.ssd_weight_layers, 8) << what;
+    EXPECT_LT(p.ssd_weight_layers, 12) << what;
     EXPECT_LE(HostNeed(p), budget) << what;
     EXPECT_GT(HostNeed(p) + layer_weights, budget) << what;  // one layer fewer: short
-    const int slots = WindowSlots(c, p.window) + 1;
-    EXPECT_EQ(Find(p, "host.staging.ssd_weights")->bytes, slots * layer_weights) << what;
+    const int64_t ring = TierReadRing(c, p.window) * aligned;
+    const int64_t optimizer = fp32 ? kSsdStagingSlots * aligned : layer_weights;
+    EXPECT_EQ(Find(p, "host.staging.ssd_weights")->bytes, ring) << what;
+    EXPECT_EQ(Find(p, fp32 ? "host.staging.ssd.master" : "host.staging.ssd_weights.optimizer")
+                  ->bytes,
+              optimizer)
+        << what;
     EXPECT_EQ(Find(p, "host.weights." + what)->bytes,
-              (p.parameters - p.ssd_weight_layers * layer) * 2)
+              (p.parameters - p.ssd_weight_layers * layer) * e)
         << what;
     // (Host memory left over goes to kept activations, on the device tier.)
     EXPECT_EQ(all_state.bytes_host + all_state.bytes_pinned - p.bytes_host - p.bytes_pinned,
-              p.ssd_weight_layers * layer_weights - slots * layer_weights)
+              p.ssd_weight_layers * layer_weights - ring - optimizer)
         << what;
-    const PlannedBuffer* ssd = Find(p, "ssd.weights." + what);
+    const PlannedBuffer* ssd = Find(p, ssd_name);
     ASSERT_NE(ssd, nullptr) << what;
     EXPECT_EQ(ssd->tier, kTierSsd);
     EXPECT_EQ(ssd->bytes, p.ssd_weight_layers * storage::ExtentStore::StoredBytes(
                                                     layer_weights, 4096, 1 << 20))
         << what;
-    EXPECT_EQ(p.bytes_ssd, ssd->bytes + Find(p, "ssd.adam.exp_avg+exp_avg_sq+master")->bytes)
-        << what;
+    const char* state = fp32 ? "ssd.adam.exp_avg+exp_avg_sq" : "ssd.adam.exp_avg+exp_avg_sq+master";
+    EXPECT_EQ(p.bytes_ssd, ssd->bytes + Find(p, state)->bytes) << what;
   }
-  // fp32 at the same shortfall: the masters stay, the job does not fit.
-  JobConfig fp32 = Model(8);
-  const int64_t layer = fp32.model.parameters_per_layer();
-  const MemoryPlan p = PlanMemory(
-      fp32, Node(HostNeed(PlanMemory(fp32, Node(0))) - 8 * 8 * layer - 3 * layer));
-  EXPECT_FALSE(p.fits);
-  EXPECT_EQ(p.ssd_layers, 8);
-  EXPECT_EQ(p.ssd_weight_layers, 0);
 }
 
 TEST(PlannerSsdTest, SsdBudgetIsChecked) {

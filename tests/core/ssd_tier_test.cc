@@ -37,6 +37,7 @@ class Recorder : public TrainerObserver {
     losses.push_back(r.loss);
     nvme_read_bytes += r.nvme_read_bytes;
     nvme_write_bytes += r.nvme_write_bytes;
+    nvme_unplanned_reads += r.nvme_unplanned_reads;
     if (on_step) on_step(r.step);
   }
   void OnMessage(const std::string&) override {}
@@ -48,6 +49,7 @@ class Recorder : public TrainerObserver {
   std::function<void(int64_t)> on_step;
   int64_t nvme_read_bytes = 0;
   int64_t nvme_write_bytes = 0;
+  int64_t nvme_unplanned_reads = 0;
 };
 
 JobConfig Job(OffloadMethod method, bool clip) {
@@ -178,6 +180,41 @@ int64_t TierFrees(const JobConfig& c, int bytes_per_param, int arrays) {
   return c.model.layers * bytes_per_param * layer - kSsdStagingSlots * arrays * slot_array;
 }
 
+// The final checkpoints of the jobs trained as `a` and `b` are the same
+// files, byte for byte.
+void ExpectSameFinalCheckpoint(const JobConfig& c, const std::string& a_name,
+                               const std::string& b_name, const std::string& tag) {
+  for (const char* file : {kModelFile, kOptimizerFile}) {
+    auto a = Sha256File(CheckpointFile(a_name, c.training.steps, file));
+    auto b = Sha256File(CheckpointFile(b_name, c.training.steps, file));
+    ASSERT_TRUE(a.ok() && b.ok()) << a.status() << b.status();
+    EXPECT_EQ(*a, *b) << tag << ": " << file;
+  }
+}
+
+// `c`, resumed from the step-3 checkpoint of the job trained as `name` with
+// `plan`'s placement, ends with `expected`'s weights.
+void ExpectResumesTo(const JobConfig& c, const std::string& name, const MemoryPlan& plan,
+                     const Result& expected, const std::string& tag) {
+  const Result resumed =
+      Train(c, name + "_resumed", plan.ssd_layers, nullptr, nullptr,
+            fs::path(CheckpointFile(name, 3, "x")).parent_path(), plan.ssd_weight_layers);
+  ASSERT_TRUE(resumed.status.ok()) << tag << ": " << resumed.status;
+  EXPECT_EQ(resumed.weights, expected.weights) << tag;
+}
+
+// The host bytes that moving what H2D sends (working copies, or fp32
+// masters) of every layer to the tier frees, net of the engine's read-ahead
+// ring and the optimizer's staging for it.
+int64_t SentFrees(const JobConfig& c) {
+  const int64_t layer = c.model.parameters_per_layer();
+  const int64_t e = ComputeElementBytes(c.training.precision);
+  const int64_t one = (layer * e + 4095) / 4096 * 4096;
+  const int64_t optimizer =
+      c.training.precision == Precision::kFp32 ? kSsdStagingSlots * one : layer * e;
+  return c.model.layers * e * layer - TierReadRing(c, c.offload.window) * one - optimizer;
+}
+
 // A host budget that moving every layer's moments cannot meet: the planner
 // puts the fp32 masters on the tier too, and the job trains bit-identically
 // to the same job in RAM: losses, masters, and the checkpoint's weights and
@@ -223,12 +260,7 @@ TEST(SsdTierTest, MixedPrecisionMastersOnTheTierTrainBitIdenticallyToRam) {
     if (p == Precision::kBf16) {
       EXPECT_GE(spill_steps.nvme_read_bytes, (c.training.steps - 1) * per_step);
     }
-    for (const char* file : {kModelFile, kOptimizerFile}) {
-      auto a = Sha256File(CheckpointFile("ram_masters_" + tag, c.training.steps, file));
-      auto b = Sha256File(CheckpointFile("spill_masters_" + tag, c.training.steps, file));
-      ASSERT_TRUE(a.ok() && b.ok()) << a.status() << b.status();
-      EXPECT_EQ(*a, *b) << tag << ": " << file;
-    }
+    ExpectSameFinalCheckpoint(c, "ram_masters_" + tag, "spill_masters_" + tag, tag);
   }
 }
 
@@ -239,6 +271,7 @@ TEST(SsdTierTest, MixedPrecisionMastersOnTheTierTrainBitIdenticallyToRam) {
 TEST(SsdTierTest, MixedPrecisionWorkingCopiesOnTheTierTrainBitIdenticallyToRam) {
   for (Precision p : {Precision::kBf16, Precision::kFp16}) {
     JobConfig c = Job(OffloadMethod::kStronghold, /*clip=*/p == Precision::kBf16);
+    c.model.layers = 12;  // so that moving some layers' copies pays for their staging
     c.training.precision = p;
     c.checkpoint.every_steps = 3;
     c.offload.ssd_dirs = {"/unused"};  // for the plan: a tier exists
@@ -248,10 +281,8 @@ TEST(SsdTierTest, MixedPrecisionWorkingCopiesOnTheTierTrainBitIdenticallyToRam) 
     // Every layer's masters and moments on the tier free this (net of their
     // staging); half of every layer's working copy, net of its staging,
     // more is asked for.
-    const int64_t layer = c.model.parameters_per_layer();
     const int64_t state_free = TierFrees(c, 12, 3);
-    const int64_t weights_free =
-        c.model.layers * 2 * layer - (WindowSlots(c, c.offload.window) + 1) * 2 * layer;
+    const int64_t weights_free = SentFrees(c);
     ASSERT_GT(weights_free, 0);
     node.host_bytes = need - state_free - weights_free / 2;
     const MemoryPlan plan = PlanMemory(c, node);
@@ -268,27 +299,79 @@ TEST(SsdTierTest, MixedPrecisionWorkingCopiesOnTheTierTrainBitIdenticallyToRam) 
                               plan.ssd_weight_layers);
     ExpectBitIdentical(ram, tier, tag + ", working copies of " +
                                       std::to_string(plan.ssd_weight_layers) + " layers spilled");
-    // Every fetch of such a layer (forward and backward) reads it.
+    // Every fetch of such a layer (forward and backward) reads it, ahead,
+    // in the planned order.
     EXPECT_GT(tier_steps.nvme_read_bytes, tier_steps.nvme_write_bytes) << tag;
-    for (const char* file : {kModelFile, kOptimizerFile}) {
-      auto a = Sha256File(CheckpointFile(ram_name, c.training.steps, file));
-      auto b = Sha256File(CheckpointFile(tier_name, c.training.steps, file));
-      ASSERT_TRUE(a.ok() && b.ok()) << a.status() << b.status();
-      EXPECT_EQ(*a, *b) << tag << ": " << file;
-    }
+    EXPECT_EQ(tier_steps.nvme_unplanned_reads, 0) << tag;
+    ExpectSameFinalCheckpoint(c, ram_name, tier_name, tag);
     // Resumed from step 3: the working copies on the tier follow the
     // restored masters.
-    const Result resumed = Train(c, "tier_weights_resumed_" + tag, plan.ssd_layers, nullptr,
-                                 nullptr, fs::path(CheckpointFile(tier_name, 3, "x")).parent_path(),
-                                 plan.ssd_weight_layers);
-    ASSERT_TRUE(resumed.status.ok()) << resumed.status;
-    EXPECT_EQ(resumed.weights, ram.weights) << tag;
+    ExpectResumesTo(c, tier_name, plan, ram, tag);
   }
   JobConfig l2l = Job(OffloadMethod::kL2L, /*clip=*/true);
   l2l.training.precision = Precision::kBf16;
   ExpectBitIdentical(Train(l2l, "ram_weights_l2l", 0),
                      Train(l2l, "tier_weights_l2l", 6, nullptr, nullptr, "", 4),
                      "L2L bf16, working copies of 4 layers spilled");
+}
+
+// fp32, with a host budget that every layer's moments on the tier cannot
+// meet: the planner puts the masters, which H2D sends, of some layers there
+// too; the engine reads them ahead of every fetch, in its planned order,
+// and the job trains bit-identically to RAM (losses, masters, checkpoint
+// files) with deferred (clipped) and as-gradients-land updates, with L2L,
+// and resumed from a checkpoint.
+TEST(SsdTierTest, Fp32MastersOnTheTierTrainBitIdenticallyToRam) {
+  for (bool clip : {true, false}) {
+    JobConfig c = Job(OffloadMethod::kStronghold, clip);
+    // Deep enough that moving some layers' masters pays for the read-ahead
+    // ring and the optimizer's master slots (7 layers' masters at W = 2).
+    c.model.layers = 12;
+    c.checkpoint.every_steps = 3;
+    c.offload.ssd_dirs = {"/unused"};  // for the plan: a tier exists
+    const std::string tag = clip ? "clip" : "noclip";
+    const int64_t sent_free = SentFrees(c);
+    ASSERT_GT(sent_free, 0);
+    const NodeBudgets node{.device = "cpu",
+                           .host_bytes = HostNeedBeforeKept(c) - TierFrees(c, 8, 2) - sent_free / 2};
+    const MemoryPlan plan = PlanMemory(c, node);
+    ASSERT_TRUE(plan.fits) << tag << ": " << plan.reason;
+    ASSERT_EQ(plan.ssd_layers, c.model.layers) << tag;
+    ASSERT_GT(plan.ssd_weight_layers, 0) << tag;
+    ASSERT_LT(plan.ssd_weight_layers, c.model.layers) << tag;
+    bool masters_on_ssd = false;
+    for (const PlannedBuffer& b : plan.buffers) masters_on_ssd |= b.name == "ssd.master.fp32";
+    EXPECT_TRUE(masters_on_ssd) << tag;
+
+    c.offload.ssd_dirs.clear();
+    const std::string ram_name = "ram_fp32_masters_" + tag;
+    const std::string tier_name = "tier_fp32_masters_" + tag;
+    const Result ram = Train(c, ram_name, 0);
+    Recorder tier_steps;
+    const Result tier = Train(c, tier_name, plan.ssd_layers, nullptr, &tier_steps, "",
+                              plan.ssd_weight_layers);
+    ExpectBitIdentical(ram, tier, tag + ", fp32 masters of " +
+                                      std::to_string(plan.ssd_weight_layers) + " layers spilled");
+    // Per step: each micro-batch fetches a spilled layer in forward, and in
+    // backward unless it is among the last W, which stay from forward.
+    int64_t fetches = 0;
+    for (int i = 0; i < plan.ssd_weight_layers; ++i) {
+      fetches += i < c.model.layers - c.offload.window ? 2 : 1;
+    }
+    const int64_t fetch_bytes = fetches * c.training.steps * c.training.batch /
+                                c.training.micro_batch * 4 * c.model.parameters_per_layer();
+    // The optimizer reads and writes the moments and masters alike.
+    EXPECT_EQ(tier_steps.nvme_read_bytes - tier_steps.nvme_write_bytes, fetch_bytes) << tag;
+    EXPECT_EQ(tier_steps.nvme_unplanned_reads, 0) << tag;
+    ExpectSameFinalCheckpoint(c, ram_name, tier_name, tag);
+    ExpectResumesTo(c, tier_name, plan, ram, tag);
+  }
+  const JobConfig l2l = Job(OffloadMethod::kL2L, /*clip=*/true);
+  Recorder l2l_steps;
+  ExpectBitIdentical(Train(l2l, "ram_fp32_masters_l2l", 0),
+                     Train(l2l, "tier_fp32_masters_l2l", 6, nullptr, &l2l_steps, "", 4),
+                     "L2L fp32, masters of 4 layers spilled");
+  EXPECT_EQ(l2l_steps.nvme_unplanned_reads, 0);
 }
 
 TEST(SsdTierTest, CheckpointAndRestoreCarryTheSpilledMoments) {
@@ -350,6 +433,21 @@ TEST(SsdTierTest, WorkingCopyReadErrorFailsTheJobNamingTheError) {
   EXPECT_EQ(recorder.losses.size(), 2u);  // step 3 failed
 }
 
+// A read error on an fp32 master's fetch fails the step with its extent.
+TEST(SsdTierTest, Fp32MasterReadErrorFailsTheJobNamingTheError) {
+  auto device = FaultyDevice();
+  Recorder recorder;
+  recorder.on_step = [&](int64_t step) {
+    if (step == 2) device->FailAllReads();
+  };
+  const Result r = Train(Job(OffloadMethod::kStronghold, false), "eio_fp32_masters", 6,
+                         device.get(), &recorder, "", 2);
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kDataLoss) << r.status;
+  EXPECT_THAT(std::string(r.status.message()), HasSubstr(".master"));
+  EXPECT_THAT(std::string(r.status.message()), HasSubstr("Input/output error (errno 5)"));
+  EXPECT_EQ(recorder.losses.size(), 2u);  // step 3 failed
+}
+
 TEST(SsdTierTest, SilentlyTornWriteFailsTheJobAtTheNextRead) {
   auto device = FaultyDevice();
   Recorder recorder;
@@ -402,10 +500,10 @@ TEST(SsdTierTest, SpillingNeedsAWindowedMethodAndDirectories) {
   JobConfig c = Job(OffloadMethod::kStronghold, true);
   auto trainer = Trainer::Create(c, {.job_dir = Dir("nodirs"), .ssd_layers = 2});
   EXPECT_EQ(trainer.status().code(), absl::StatusCode::kInvalidArgument);
-  // Working copies: only in bf16/fp16, and only of layers whose state is there.
+  // What H2D sends goes there only for layers whose state is there.
   c.offload.ssd_dirs = {Dir("weights_fp32_ssd")};
   EXPECT_EQ(Trainer::Create(c, {.job_dir = Dir("weights_fp32"), .ssd_layers = 2,
-                                .ssd_weight_layers = 1})
+                                .ssd_weight_layers = 3})
                 .status()
                 .code(),
             absl::StatusCode::kInvalidArgument);

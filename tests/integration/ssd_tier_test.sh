@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The NVMe tier end to end: with a host budget too small for the training
 # state and an --ssd-dir, `plan` puts the layers' Adam moments (in bf16 also
-# their fp32 masters, and at a smaller budget some 16-bit working copies) on
-# the ssd tier, the job trains, and its checkpoint is
+# their fp32 masters, and at a smaller budget some 16-bit working copies; in
+# fp32 at a smaller budget some masters) on the ssd tier, the job trains,
+# and its checkpoint is
 # bit-identical to the same job held in RAM; the tier's files are gone
 # afterwards. A job whose tier cannot
 # be opened ends FAILED naming the path, and the next job succeeds.
@@ -47,26 +48,32 @@ same_checkpoints 1 2 ""
 # In bf16 the fp32 masters go to the tier too: 95 MiB fits only with the
 # masters and moments of 7 of the 8 layers there (moments alone cannot make
 # it), and the spilled job's checkpoint equals the bf16 RAM job's.
+# tier_vs_ram LABEL BUDGET PLAN_PATTERN TIER_JOB JOB_ARGS...: `plan` at
+# BUDGET shows PLAN_PATTERN; the job at BUDGET on the tier (number TIER_JOB)
+# and the same job in RAM (the next number) succeed with equal checkpoints.
+tier_vs_ram() {
+  local label=$1 budget=$2 pattern=$3 id=$4
+  shift 4
+  "$CTL" plan "$@" --host-memory-budget "$budget" --ssd-dir "$SSD" >"$WORK/plan_$id.txt" 2>&1
+  check "$label: the plan shows $pattern" grep -q "$pattern" "$WORK/plan_$id.txt"
+  "$CTL" submit --name "tier_$id" "$@" --host-memory-budget "$budget" --ssd-dir "$SSD" >/dev/null
+  "$CTL" submit --name "ram_$id" "$@" >/dev/null
+  check "$label: the job on the tier succeeds" wait_state "$id" SUCCEEDED
+  check "$label: the RAM job succeeds" wait_state $((id + 1)) SUCCEEDED
+  same_checkpoints "$id" $((id + 1)) "$label: "
+}
 BF16=("${JOB[@]}" --precision bf16)
-"$CTL" plan "${BF16[@]}" --host-memory-budget 95MiB --ssd-dir "$SSD" >"$WORK/plan_bf16.txt" 2>&1
-check "bf16: the plan puts the masters on the ssd tier" \
-  grep -q "ssd.adam.exp_avg+exp_avg_sq+master *ssd .*layers 0..6 x 3 x" "$WORK/plan_bf16.txt"
-"$CTL" submit --name spilled_bf16 "${BF16[@]}" --host-memory-budget 95MiB --ssd-dir "$SSD" \
-  >/dev/null
-"$CTL" submit --name ram_bf16 "${BF16[@]}" >/dev/null
-check "bf16 spilled job succeeds" wait_state 3 SUCCEEDED
-check "bf16 RAM job succeeds" wait_state 4 SUCCEEDED
-same_checkpoints 3 4 "bf16: "
+tier_vs_ram bf16 95MiB "ssd.adam.exp_avg+exp_avg_sq+master *ssd .*layers 0..6 x 3 x" 3 "${BF16[@]}"
 
-# 82 MiB is short even with every layer's masters and moments there: the
-# working copies of layers 0..5 go to the tier too, and the checkpoint still
-# equals the bf16 RAM job's.
-"$CTL" plan "${BF16[@]}" --host-memory-budget 82MiB --ssd-dir "$SSD" >"$WORK/plan_w.txt" 2>&1
+# 83 MiB is short even with every layer's masters and moments there: the
+# working copies of layers 0..5 go to the tier too (read ahead into 4
+# buffers for W = 2), and the checkpoint still equals the bf16 RAM job's.
+"$CTL" plan "${BF16[@]}" --host-memory-budget 83MiB --ssd-dir "$SSD" >"$WORK/plan_w.txt" 2>&1
 check "bf16: the plan puts working copies on the ssd tier" \
   grep -q "ssd.weights.bf16 *ssd .*layers 0..5 x" "$WORK/plan_w.txt"
 check "bf16: plan prints the counts" \
   grep -q "8 layers' optimizer state, 6 layers' working copies" "$WORK/plan_w.txt"
-"$CTL" submit --name weights_bf16 "${BF16[@]}" --host-memory-budget 82MiB --ssd-dir "$SSD" \
+"$CTL" submit --name weights_bf16 "${BF16[@]}" --host-memory-budget 83MiB --ssd-dir "$SSD" \
   >/dev/null
 check "bf16 job with working copies on the tier succeeds" wait_state 5 SUCCEEDED
 same_checkpoints 5 4 "bf16 working copies: "
@@ -82,6 +89,16 @@ check "a job whose tier cannot be opened fails" wait_state 7 FAILED
 check "its error names the path" grep -q "$GONE/stronghold-" "$WORK/status7.txt"
 "$CTL" submit --name next "${JOB[@]}" "${SHORT[@]}" --ssd-dir "$SSD" >/dev/null
 check "the next spilled job succeeds" wait_state 8 SUCCEEDED
+
+# fp32, 12 layers, W = 1: at 110 MiB even every layer's moments on the tier
+# are not enough, so the masters of layers 0..9, which H2D sends, go there
+# too; the engine reads them ahead of each fetch, and the checkpoint equals
+# the RAM job's.
+FP32=(--layers 12 --hidden 256 --heads 4 --seq-len 64 --vocab 512 --batch 4 --micro-batch 2
+      --steps 6 --method stronghold --window 1)
+tier_vs_ram "fp32 masters" 110MiB "ssd.master.fp32 *ssd .*layers 0..9 x" 9 "${FP32[@]}"
+check "fp32: plan prints the counts" \
+  grep -q "12 layers' optimizer state, 10 layers' fp32 masters" "$WORK/plan_9.txt"
 
 stop_daemon
 finish

@@ -139,6 +139,46 @@ TEST_P(SpillStreamerTest, ReacquiringDuringTheWriteBackSeesTheNewData) {
   ASSERT_TRUE(streamer_->Flush().ok());
 }
 
+// Array reads beside the slots (the engine's H2D source): from the device,
+// or, while a slot holds the newest data (written back or staged), from it.
+TEST_P(SpillStreamerTest, ArrayReadsSeeTheNewestDataWhereverItIs) {
+  AlignedBuffer v(4096 * ((4 * (kFloats + 37) + 4095) / 4096), 4096);
+  const auto holds = [&](float value) {
+    const float* f = reinterpret_cast<const float*>(v.data());
+    return f[0] == -value && f[kFloats + 36] == -value;
+  };
+  auto read = [&](int item) {
+    absl::StatusOr<IoTicket> t = streamer_->StartArrayRead(item, 1, v.data());
+    return t.ok() ? streamer_->FinishArrayRead(*t) : t.status();
+  };
+  ASSERT_TRUE(read(4).ok());  // from the device
+  EXPECT_TRUE(holds(4));
+  // Acquired: the data is being changed.
+  auto arrays = streamer_->Acquire(4);
+  ASSERT_TRUE(arrays.ok());
+  EXPECT_EQ(read(4).code(), absl::StatusCode::kFailedPrecondition);
+  Fill(*arrays, 44);
+  ASSERT_TRUE(streamer_->Release(4).ok());
+  ASSERT_TRUE(read(4).ok());  // during or after its write-back: the new data
+  EXPECT_TRUE(holds(44));
+  ASSERT_TRUE(streamer_->Flush().ok());
+  ASSERT_TRUE(read(4).ok());
+  EXPECT_TRUE(holds(44));
+  // Misuse names what is wrong.
+  EXPECT_EQ(streamer_->StartArrayRead(4, 2, v.data()).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(streamer_->StartArrayRead(kItems, 0, v.data()).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(
+      std::string(streamer_->StartArrayRead(4, 1, v.data() + 8).status().message()),
+      HasSubstr("not aligned"));
+  // A failed read is that read's error.
+  faulty_->FailNthRead(1);
+  EXPECT_EQ(read(3).code(), absl::StatusCode::kDataLoss);
+  ASSERT_TRUE(read(3).ok());
+  EXPECT_TRUE(holds(3));
+}
+
 TEST_P(SpillStreamerTest, MisuseIsAnErrorNotADeadlock) {
   Open(/*slots=*/2);
   ASSERT_TRUE(streamer_->Acquire(0).ok());
