@@ -209,8 +209,8 @@ class WindowedEngine::Impl {
     const double scale = state_->scale;  // 1 unless fp16
     const int64_t adam_step = state_->optimizer_step + 1;
     stats_ = EngineStepStats();
-    tier_->reset_stats();
-    tier_->Plan(FetchOrder(micro_batches), Updated());
+    // The last step planned this one as soon as its updates were queued.
+    if (!std::exchange(tier_planned_, false)) tier_->Plan(FetchOrder(micro_batches), Updated());
     const bool profile = std::exchange(profile_, false);
     stats_.loss_scale = scale;
     worker_.reset_stats();
@@ -219,9 +219,6 @@ class WindowedEngine::Impl {
     auto scope = device_->ComputeScope();
     const auto dev = torch::TensorOptions().dtype(ToTorch(precision_)).device(device_->torch_device());
 
-    // Spilled moments are needed in backward order, during the last
-    // micro-batch: their reads overlap the forward passes.
-    if (!defer) StageSpilled(/*forward=*/false);
 
     // The embedding and final norm live on the device: bring their updates.
     for (int b : {0, last()}) {
@@ -244,7 +241,11 @@ class WindowedEngine::Impl {
       const torch::Tensor labels = targets.to(device_->torch_device());
       const bool last_mb = mb + 1 == micro_batches;
       const int64_t fwd_start = Timeline::NowNs();
-      Forward(tokens, dev, profile);
+      // Spilled optimizer state is needed in backward order, during the
+      // last micro-batch: its reads start halfway through that forward, so
+      // they overlap it without delaying the reads forward needs first
+      // (what H2D sends from the tier, core/tier_reader.h).
+      Forward(tokens, dev, profile, last_mb && !defer ? layers_ / 2 : -1);
       const int64_t bwd_start = Timeline::NowNs();
       stats_.layer_forward_s += (bwd_start - fwd_start) / 1e9 / layers_;
       // The last micro-batch: each layer's update follows its gradient, or,
@@ -316,10 +317,17 @@ class WindowedEngine::Impl {
     // working copy on the tier written after it, read for each fetch).
     // Deferred updates run during the next step, so a step reports its
     // predecessor's.
-    stats_.nvme_read_bytes += worker_.nvme_read_bytes() + tier_->stats().read_bytes;
+    // The tier reader's figures since the last step's end.
+    const TierReader::Stats& tier = tier_->stats();
+    stats_.nvme_read_bytes += worker_.nvme_read_bytes() + tier.read_bytes - tier_seen_.read_bytes;
     stats_.nvme_write_bytes += worker_.nvme_write_bytes();
-    stats_.tier_wait_s = tier_->stats().wait_s;
-    stats_.tier_unplanned_reads = tier_->stats().unplanned;
+    stats_.tier_wait_s = tier.wait_s - tier_seen_.wait_s;
+    stats_.tier_unplanned_reads = tier.unplanned - tier_seen_.unplanned;
+    tier_seen_ = tier;
+    // The next step fetches in the same order: its first reads from the
+    // tier start now, as their layers' updates finish (they count for it).
+    tier_->Plan(FetchOrder(micro_batches), Updated());
+    tier_planned_ = true;
     device_->FlushTimeline();  // CUDA: the step's finished copies, timed on the GPU
     return stats_;
   }
@@ -327,8 +335,12 @@ class WindowedEngine::Impl {
   int64_t cut_ns() const { return cut_ns_; }
   void ProfileNextStep() { profile_ = true; }
 
+  void StopReadingAhead() {
+    tier_->Plan({}, Updated());  // waits for the reads in flight
+    tier_planned_ = false;
+  }
+
   absl::Status Drain() {
-    tier_->Plan({}, Updated());  // a cancelled step's reads ahead
     worker_.WaitAll();
     RETURN_IF_ERROR(worker_.error());
     return spill_ != nullptr ? spill_->Flush() : absl::OkStatus();
@@ -501,7 +513,10 @@ class WindowedEngine::Impl {
     torch::Tensor output;   // x_{i+1} with its graph
   };
 
-  void Forward(const torch::Tensor& tokens, const torch::TensorOptions& dev, bool profile) {
+  // Stages the spilled optimizer state (backward order) at layer `stage_at`
+  // (< 0: not).
+  void Forward(const torch::Tensor& tokens, const torch::TensorOptions& dev, bool profile,
+               int stage_at) {
     torch::NoGradGuard no_grad;
     const int heads = config_.model.heads;
     const int64_t n = buffers_[0].layout.count;
@@ -511,6 +526,7 @@ class WindowedEngine::Impl {
     Checkpoint(0, dev).copy_(gpt::Embed(torch::from_blob(emb_param_, {n}, dev), buffers_[0].layout, tokens));
     AfterWriting(0);
     for (int i = 0; i < layers_; ++i) {
+      if (i == stage_at) StageSpilled(/*forward=*/false);
       if (i + ahead < layers_ && ahead > 0) Fetch(i + ahead);
       Slot* slot = Ensure(i);
       const int64_t start = Timeline::NowNs();
@@ -642,6 +658,8 @@ class WindowedEngine::Impl {
   // failed read is kept in tier_error_, which fails the step (the layer
   // then computes with undefined weights, but the job ends with the error).
   std::unique_ptr<TierReader> tier_;
+  bool tier_planned_ = false;  // the next Step's fetch order is planned already
+  TierReader::Stats tier_seen_;  // tier_->stats() at the last step's end
   absl::Status tier_error_;
   std::vector<HostBuffer> buffers_;   // embedding, layers..., final_norm
   LossScaleState* const state_;       // not owned
@@ -728,6 +746,8 @@ absl::StatusOr<EngineStepStats> WindowedEngine::Step(int64_t step, const BatchSo
 }
 
 absl::Status WindowedEngine::Drain() { return impl_->Drain(); }
+
+void WindowedEngine::StopReadingAhead() { impl_->StopReadingAhead(); }
 
 void WindowedEngine::ProfileNextStep() { impl_->ProfileNextStep(); }
 

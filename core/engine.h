@@ -155,6 +155,11 @@ class WindowedEngine {
   // masters and spilled moments are then current. The first I/O error of
   // the NVMe tier, if any (it also fails the Step that met it).
   absl::Status Drain();
+  // Each Step plans the next one's reads from the NVMe tier and starts them
+  // (core/tier_reader.h). Call this (after Drain) before writing the tier
+  // outside the pipeline (a restore, fresh working copies): it waits for
+  // those reads and forgets them.
+  void StopReadingAhead();
 
   // Spans that ended before this time belong to earlier steps: the start of
   // the previous step's deferred updates (or its end, without clipping).

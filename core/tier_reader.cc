@@ -68,7 +68,7 @@ void TierReader::Plan(std::vector<int> order, const std::function<bool(int)>& re
 void TierReader::Start(int64_t k) {
   Entry& e = ring_[k % ring_.size()];
   const Source& s = sources_[order_[k]];
-  absl::StatusOr<storage::IoTicket> ticket = spill_->StartArrayRead(s.item, s.array, e.data);
+  absl::StatusOr<uint64_t> ticket = spill_->StartArrayRead(s.item, s.array, e.data);
   e.reading = ticket.ok();
   e.ticket = ticket.ok() ? *ticket : 0;
   e.error = ticket.status();

@@ -80,14 +80,14 @@ class TierReader {
   // The H2D from the last Take's buffer was queued; `h2d` marks its end.
   void Sent(Event h2d);
 
+  // Since Create.
   const Stats& stats() const { return stats_; }
-  void reset_stats() { stats_ = Stats(); }
 
  private:
   struct Entry {
     void* data = nullptr;
     Event last_h2d;               // the last copy that read `data`
-    storage::IoTicket ticket = 0; // of the read in flight into it
+    uint64_t ticket = 0;          // of the read in flight into it
     bool reading = false;
     absl::Status error;           // the read could not even start
   };

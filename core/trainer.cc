@@ -423,7 +423,10 @@ class Trainer::Impl {
       return absl::FailedPreconditionError(
           "the last Restore() failed: the host state is not a checkpoint's; not training from it");
     }
-    if (engine_) RETURN_IF_ERROR(engine_->Drain());
+    if (engine_) {
+      RETURN_IF_ERROR(engine_->Drain());
+      engine_->StopReadingAhead();  // RefreshWorkingCopies writes the tier
+    }
     RETURN_IF_ERROR(RefreshWorkingCopies());
     for (int64_t step = start_step_ + 1; step <= t.steps; ++step) {
       StepReport report;
@@ -464,7 +467,10 @@ class Trainer::Impl {
   }
 
   absl::StatusOr<int64_t> Restore(const std::string& checkpoint_dir) {
-    if (engine_) RETURN_IF_ERROR(engine_->Drain());
+    if (engine_) {
+      RETURN_IF_ERROR(engine_->Drain());
+      engine_->StopReadingAhead();  // the restore writes the tier
+    }
     restore_failed_ = true;  // until every byte is in
     StageSpilled();
     absl::StatusOr<CheckpointManifest> loaded =

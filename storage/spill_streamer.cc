@@ -129,11 +129,17 @@ int SpillStreamer::SlotOfLocked(int item) const {
   return -1;
 }
 
-int SpillStreamer::FreeSlotLocked() const {
+int SpillStreamer::FreeSlotLocked() {
+  int cached = -1;
   for (size_t s = 0; s < slots_.size(); ++s) {
     if (slots_[s].state == SlotState::kFree) return static_cast<int>(s);
+    if (slots_[s].state == SlotState::kCached && cached < 0) cached = static_cast<int>(s);
   }
-  return -1;
+  if (cached >= 0) {  // its item is on the device too: give the copy up
+    slots_[cached].state = SlotState::kFree;
+    slots_[cached].item = -1;
+  }
+  return cached;
 }
 
 void SpillStreamer::StartReadsLocked() {
@@ -145,6 +151,9 @@ void SpillStreamer::StartReadsLocked() {
       // still holds the newest data: keep it instead of reading it again.
       if (slots_[staged].state == SlotState::kWriting) {
         slots_[staged].wanted = true;
+      }
+      if (slots_[staged].state == SlotState::kCached) {
+        slots_[staged].state = SlotState::kReady;  // kept for its Acquire
       }
       order_.pop_front();
       continue;
@@ -165,7 +174,7 @@ void SpillStreamer::StartReadsLocked() {
     }
     slot.state = SlotState::kReading;
     slot.ticket = *ticket;
-    in_flight_.push_back(s);
+    in_flight_.push_back({s, 0});
   }
 }
 
@@ -179,12 +188,21 @@ void SpillStreamer::Reap() {
     if (in_flight_.empty()) return;  // stopping, nothing left
     // Completions are taken oldest first; the device finishes them in
     // roughly that order anyway.
-    const int s = in_flight_.front();
-    const IoTicket ticket = slots_[s].ticket;
+    const InFlight next = in_flight_.front();
+    const IoTicket ticket = next.slot >= 0 ? slots_[next.slot].ticket
+                                           : array_reads_[next.array_read].ticket;
     mu_.Unlock();
     absl::Status status = store_->Wait(ticket);
     mu_.Lock();
     in_flight_.pop_front();
+    ++changes_;
+    if (next.slot < 0) {
+      ArrayRead& read = array_reads_[next.array_read];
+      read.done = true;
+      read.status = std::move(status);
+      continue;
+    }
+    const int s = next.slot;
     Slot& slot = slots_[s];
     if (slot.state == SlotState::kReading) {
       slot.state = SlotState::kReady;
@@ -192,12 +210,13 @@ void SpillStreamer::Reap() {
     } else {
       CHECK(slot.state == SlotState::kWriting);
       if (!status.ok() && write_error_.ok()) write_error_ = status;
-      slot.state =
-          slot.wanted && status.ok() ? SlotState::kReady : SlotState::kFree;
+      slot.state = !status.ok()   ? SlotState::kFree
+                   : slot.wanted ? SlotState::kReady
+                                 : SlotState::kCached;
+      if (slot.state == SlotState::kFree) slot.item = -1;
       slot.status = absl::OkStatus();
       slot.wanted = false;
     }
-    ++changes_;
     StartReadsLocked();
   }
 }
@@ -220,7 +239,10 @@ absl::StatusOr<std::vector<void*>> SpillStreamer::Acquire(int item) {
       return absl::FailedPreconditionError(
           absl::StrCat(items_[item].spec.name, " is already acquired"));
     }
-    if (s >= 0 && slots_[s].state == SlotState::kReady) break;
+    if (s >= 0 && (slots_[s].state == SlotState::kReady ||
+                   slots_[s].state == SlotState::kCached)) {
+      break;
+    }
     if (s >= 0 && slots_[s].state == SlotState::kWriting) {
       slots_[s].wanted = true;
     }
@@ -312,7 +334,7 @@ absl::Status SpillStreamer::Release(int item) {
     return ticket.status();
   }
   slots_[s].ticket = *ticket;
-  in_flight_.push_back(s);
+  in_flight_.push_back({s, 0});
   return absl::OkStatus();
 }
 
@@ -338,6 +360,7 @@ absl::Status SpillStreamer::Write(int item,
     const auto quiet = [this, item]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
       const int s = SlotOfLocked(item);
       return s < 0 || slots_[s].state == SlotState::kReady ||
+             slots_[s].state == SlotState::kCached ||
              slots_[s].state == SlotState::kHeld;
     };
     mu_.Await(absl::Condition(&quiet));
@@ -397,7 +420,7 @@ absl::Status SpillStreamer::Read(int item, absl::Span<void* const> arrays) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<IoTicket> SpillStreamer::StartArrayRead(int item, int array,
+absl::StatusOr<uint64_t> SpillStreamer::StartArrayRead(int item, int array,
                                                       void* buffer) {
   if (item < 0 || item >= items()) {
     return absl::InvalidArgumentError(absl::StrCat("no spill item ", item));
@@ -424,20 +447,39 @@ absl::StatusOr<IoTicket> SpillStreamer::StartArrayRead(int item, int array,
             absl::StrCat(it.spec.name, " is acquired"));
       }
       if (slot.state == SlotState::kWriting ||
+          slot.state == SlotState::kCached ||
           (slot.state == SlotState::kReady && slot.status.ok())) {
         std::memcpy(buffer, slot.data + it.offsets[array],
                     it.spec.array_bytes[array]);
-        return IoTicket{0};
+        return uint64_t{0};
       }
       // kReading: the device holds the same data; read it alongside.
     }
   }
   const ExtentIo io{IoOp::kRead, it.extents[array], buffer};
-  return store_->Submit({&io, 1});
+  absl::StatusOr<IoTicket> ticket = store_->Submit({&io, 1});
+  if (!ticket.ok()) return ticket.status();
+  absl::MutexLock lock(&mu_);
+  const uint64_t id = next_array_read_++;
+  array_reads_[id].ticket = *ticket;
+  in_flight_.push_back({-1, id});
+  return id;
 }
 
-absl::Status SpillStreamer::FinishArrayRead(IoTicket ticket) {
-  return ticket == 0 ? absl::OkStatus() : store_->Wait(ticket);
+absl::Status SpillStreamer::FinishArrayRead(uint64_t read) {
+  if (read == 0) return absl::OkStatus();
+  absl::MutexLock lock(&mu_);
+  if (!array_reads_.contains(read)) {
+    return absl::InvalidArgumentError(absl::StrCat("no array read ", read));
+  }
+  // Looked up each time: other reads' insertions may move the entry.
+  const auto done = [this, read]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    return array_reads_.find(read)->second.done;
+  };
+  mu_.Await(absl::Condition(&done));
+  absl::Status status = std::move(array_reads_.find(read)->second.status);
+  array_reads_.erase(read);
+  return status;
 }
 
 }  // namespace stronghold::storage

@@ -14,7 +14,11 @@
 // one and the write-back of the last.
 //
 //   Prefetch(order) -> [read] -> kReady -> Acquire -> kHeld -> Release ->
-//   [write] -> free (or kReady again, if the item was wanted meanwhile)
+//   [write] -> kCached (or kReady again, if the item was wanted meanwhile)
+//
+// A cached slot still holds the item as written: a later Prefetch, Acquire
+// or StartArrayRead of that item takes it from there without a read, and
+// any of them may take the slot over for another item (it is free).
 //
 // Errors: a failed read is returned by the Acquire of that item; a failed
 // write is sticky (every later Acquire, Release and Flush returns it), since
@@ -34,6 +38,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
@@ -89,10 +94,11 @@ class SpillStreamer {
   // array's bytes rounded up to it. If a slot holds the item's newest data
   // (staged, or being written back), it is copied from there and the ticket
   // is 0. FAILED_PRECONDITION while the item is acquired. The caller must
-  // not write or release the item before FinishArrayRead.
-  absl::StatusOr<IoTicket> StartArrayRead(int item, int array, void* buffer);
-  // Waits for a StartArrayRead and verifies its checksums.
-  absl::Status FinishArrayRead(IoTicket ticket);
+  // not write or release the item before FinishArrayRead. The background
+  // thread reaps the read and verifies its checksums, off the caller's path.
+  absl::StatusOr<uint64_t> StartArrayRead(int item, int array, void* buffer);
+  // Waits for a StartArrayRead (0: done already); its outcome.
+  absl::Status FinishArrayRead(uint64_t read);
 
   // The items to stage next, in order (replaces the previous order). Reads
   // start now as far as free slots allow.
@@ -109,14 +115,25 @@ class SpillStreamer {
   int64_t staging_bytes() const { return staging_.size(); }
 
  private:
-  enum class SlotState { kFree, kReading, kReady, kHeld, kWriting };
+  enum class SlotState { kFree, kReading, kReady, kHeld, kWriting, kCached };
   struct Slot {
     SlotState state = SlotState::kFree;
     int item = -1;
     char* data = nullptr;
     IoTicket ticket = 0;  // of the read or write in flight
-    bool wanted = false;  // kWriting: becomes kReady, not kFree, when done
+    bool wanted = false;  // kWriting: becomes kReady, not kCached, when done
     absl::Status status;  // kReady: the read's outcome
+  };
+  // A StartArrayRead in flight, or reaped (done) and not yet finished.
+  struct ArrayRead {
+    IoTicket ticket = 0;
+    bool done = false;
+    absl::Status status;
+  };
+  // What the reaper waits for next: a slot's read or write, or an array read.
+  struct InFlight {
+    int slot = -1;            // >= 0: slots_[slot]
+    uint64_t array_read = 0;  // else: array_reads_[array_read]
   };
   struct Item {
     SpillItem spec;
@@ -128,7 +145,8 @@ class SpillStreamer {
                 int slots);
 
   int SlotOfLocked(int item) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  int FreeSlotLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A free slot, giving up a cached copy if there is no other; -1 if none.
+  int FreeSlotLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Starts reads for the front of order_ while slots are free.
   void StartReadsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::vector<ExtentIo> Ios(IoOp op, int item, char* data) const;
@@ -143,7 +161,9 @@ class SpillStreamer {
   mutable absl::Mutex mu_;
   std::vector<Slot> slots_ ABSL_GUARDED_BY(mu_);
   std::deque<int> order_ ABSL_GUARDED_BY(mu_);      // items to stage
-  std::deque<int> in_flight_ ABSL_GUARDED_BY(mu_);  // slots, oldest first
+  std::deque<InFlight> in_flight_ ABSL_GUARDED_BY(mu_);  // oldest first
+  absl::flat_hash_map<uint64_t, ArrayRead> array_reads_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_array_read_ ABSL_GUARDED_BY(mu_) = 1;
   int64_t changes_ ABSL_GUARDED_BY(mu_) = 0;        // completions so far
   int writes_starting_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Status write_error_ ABSL_GUARDED_BY(mu_);

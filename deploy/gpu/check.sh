@@ -130,7 +130,7 @@ export BUILD ROOT
 SOURCES=()
 for src in core/*.cc core/optim/*.cc storage/*.cc; do
   case "$src" in
-    core/engine_bench.cc|core/device_factory*.cc|storage/io_bench.cc) ;;
+    core/engine_bench.cc|core/tier_bench.cc|core/device_factory*.cc|storage/io_bench.cc) ;;
     *) SOURCES+=("$src") ;;
   esac
 done
