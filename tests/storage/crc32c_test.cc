@@ -70,6 +70,22 @@ TEST(Crc32cTest, ImplementationsAgreeOnEveryLengthAndAlignment) {
   }
 }
 
+// Lengths around the hardware path's three-stream blocks (3 x 8 KiB).
+TEST(Crc32cTest, ImplementationsAgreeAcrossTheThreeStreamBlocks) {
+  std::mt19937 rng(7);
+  std::vector<unsigned char> data(5 * 24576 + 64);
+  for (auto& c : data) c = static_cast<unsigned char>(rng());
+  for (size_t start : {0, 3}) {
+    for (size_t n : {24575, 24576, 24577, 24576 + 8, 2 * 24576 - 1, 2 * 24576, 5 * 24576 + 13}) {
+      const uint32_t expected = internal::ExtendPortable(0x1234, &data[start], n);
+      for (const auto& [name, fn] : Implementations()) {
+        ASSERT_EQ(fn(0x1234, &data[start], n), expected)
+            << name << " start " << start << " length " << n;
+      }
+    }
+  }
+}
+
 TEST(Crc32cTest, AnySingleFlippedBitChangesTheValue) {
   std::vector<unsigned char> data(1024);
   std::mt19937 rng(7);
