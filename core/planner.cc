@@ -316,7 +316,7 @@ void PlaceOnSsd(const JobConfig& c, const NodeBudgets& node, MemoryPlan& plan,
       k * arrays * extent,
       absl::StrFormat("layers 0..%d x %d x %d params fp32, CRC32C per MiB%s", k - 1, arrays,
                       layer,
-                      masters ? "" : " (masters stay in host memory: H2D sends them)"));
+                      masters ? "" : " (the masters, which H2D sends, follow only if this is not enough)"));
   plan.ssd_layers = static_cast<int>(k);
   if (k == c.model.layers) PlaceWeightsOnSsd(c, node, plan, node.device.rfind("cuda", 0) == 0, add);
 }
