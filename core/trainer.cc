@@ -21,12 +21,9 @@
 #include "core/host_device.h"
 #include "core/loss_scale.h"
 #include "core/planner.h"
+#include "core/ssd_tier.h"
 #include "core/status_macros.h"
 #include "glog/logging.h"
-#include "storage/block_device.h"
-#include "storage/block_device_factory.h"
-#include "storage/extent_store.h"
-#include "storage/spill_streamer.h"
 
 namespace stronghold::core {
 
@@ -38,8 +35,8 @@ double Since(int64_t start_ns) { return (Timeline::NowNs() - start_ns) / 1e9; }
 
 // One buffer's host training state: flat fp32 tensors of layout.count.
 // Undefined where the state is on the NVMe tier: the moments of a spilled
-// layer, its master in bf16/fp16 (Trainer::Impl::Spilled) and perhaps its
-// working copy (WeightSpilled).
+// layer, its master in bf16/fp16 (SsdTier::MasterSpilled) and perhaps its
+// working copy (SsdTier::WeightSpilled).
 struct LayerState {
   BufferLayout layout;
   torch::Tensor param;  // leaf, requires_grad (RESIDENT); its .grad is `grad`
@@ -77,27 +74,30 @@ class Trainer::Impl {
   Impl(const JobConfig& config, const TrainerOptions& options, std::unique_ptr<Dataset> data,
        std::unique_ptr<FusedAdamW> optimizer)
       : config_(config), options_(options), data_(std::move(data)),
-        optimizer_(std::move(optimizer)) {
+        optimizer_(std::move(optimizer)), tier_(config, options) {
     const std::vector<BufferLayout> layouts = ModelLayout(config.model);
     const auto f32 = torch::TensorOptions().dtype(torch::kFloat32);
     for (size_t i = 0; i < layouts.size(); ++i) {
       LayerState s;
       s.layout = layouts[i];
       // Else on the NVMe tier, written there by Prepare().
-      if (!MasterSpilled(static_cast<int>(i))) s.param = torch::empty({s.layout.count}, f32);
+      if (!tier_.MasterSpilled(static_cast<int>(i))) {
+        s.param = torch::empty({s.layout.count}, f32);
+      }
       s.grad = torch::zeros({s.layout.count}, f32);
-      if (!Spilled(static_cast<int>(i))) {
+      if (!tier_.Spilled(static_cast<int>(i))) {
         s.exp_avg = torch::zeros({s.layout.count}, f32);
         s.exp_avg_sq = torch::zeros({s.layout.count}, f32);
       }
-      if (config.training.precision != Precision::kFp32 && !WeightSpilled(static_cast<int>(i))) {
+      if (config.training.precision != Precision::kFp32 &&
+          !tier_.WeightSpilled(static_cast<int>(i))) {
         // 16-bit raw storage: only our converters (core/optim/float16.h)
         // read and write it.
         s.working = torch::empty({s.layout.count}, torch::kInt16);
       }
       layers_.push_back(std::move(s));
     }
-    // The initial weights (of spilled masters: OpenSsdTier). Each buffer is
+    // The initial weights (of spilled masters: SsdTier::Open). Each buffer is
     // its own counter-based stream (core/gpt_init.h), so buffers are drawn
     // in parallel with the same result; serially, a log, a sine and a cosine
     // per value add up for the seed's 1B-parameter models, which gpu_check
@@ -135,23 +135,7 @@ class Trainer::Impl {
   absl::Status Prepare() {
     const OffloadConfig& o = config_.offload;
     const bool gpu = options_.device != nullptr && options_.device->name() != "cpu";
-    if (options_.ssd_layers > 0 &&
-        (o.method == OffloadMethod::kResident || options_.ssd_layers > config_.model.layers)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "ssd_layers ", options_.ssd_layers, ": the NVMe tier holds up to model.layers layers' "
-          "moments, for the windowed methods"));
-    }
-    if (options_.ssd_layers > 0 && SpeculativeUpdates(o, config_.training)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "offload.speculative_updates: not with state on the NVMe tier (ssd_layers ",
-          options_.ssd_layers, "); raise the host budget or turn speculation off"));
-    }
-    if (options_.ssd_weight_layers > std::min(options_.ssd_layers, config_.model.layers)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "ssd_weight_layers ", options_.ssd_weight_layers, ": what H2D sends goes to the NVMe "
-          "tier only for layers whose optimizer state is there (ssd_layers ",
-          options_.ssd_layers, ")"));
-    }
+    RETURN_IF_ERROR(tier_.CheckOptions());
     const bool fp32 = config_.training.precision == Precision::kFp32;
     if (o.method == OffloadMethod::kResident && !gpu && fp32) {
       for (LayerState& s : layers_) {
@@ -192,155 +176,24 @@ class Trainer::Impl {
           "activation checkpoints and working memory), budget ", budget,
           " bytes; the smallest budget that works is ", SmallestDeviceBudget(config_), " bytes"));
     }
-    RETURN_IF_ERROR(OpenSsdTier());
+    RETURN_IF_ERROR(tier_.Open());
     return MakeEngine(window);
   }
 
-  // Buffer i (ModelLayout order) keeps its moments on the NVMe tier: block
-  // layers 0 .. ssd_layers-1, i.e. buffers 1 .. ssd_layers.
-  bool Spilled(int i) const {
-    return config_.offload.method != OffloadMethod::kResident && i >= 1 &&
-           i <= std::min(options_.ssd_layers, config_.model.layers);
-  }
-  // And its fp32 master too, as the third array of its item: in bf16/fp16
-  // always (core/planner.h, SsdHoldsMasters), in fp32, where the masters
-  // are what H2D sends, for block layers 0 .. ssd_weight_layers-1.
-  bool MasterSpilled(int i) const {
-    return Spilled(i) && (SsdHoldsMasters(config_.training.precision) ||
-                          i <= options_.ssd_weight_layers);
-  }
-
-  // And its 16-bit working copy too (TrainerOptions::ssd_weight_layers), as
-  // item WeightItem(i) of spill_, after the items of the spilled state.
-  bool WeightSpilled(int i) const {
-    return Spilled(i) && i <= options_.ssd_weight_layers &&
-           config_.training.precision != Precision::kFp32;
-  }
-  int WeightItem(int i) const {
-    return WeightSpilled(i) ? std::min(options_.ssd_layers, config_.model.layers) + i - 1 : -1;
-  }
-
-  // The largest spilled buffer's element count.
-  int64_t LargestSpilled() const {
-    int64_t largest = 0;
-    for (int i = 1; Spilled(i); ++i) largest = std::max(largest, layers_[i].layout.count);
-    return largest;
-  }
-
-  // Item i-1's arrays as SpillStreamer::Read/Write take them: the moments
-  // and, where spilled, the master (null ones are not transferred).
-  template <typename T>
-  std::vector<T*> SpillArrays(int i, T* exp_avg, T* exp_avg_sq, T* master) const {
-    if (!MasterSpilled(i)) return {exp_avg, exp_avg_sq};
-    return {exp_avg, exp_avg_sq, master};
-  }
-
-  // Buffer i's fp32 master from the NVMe tier into `out` (layout.count).
-  absl::Status ReadMaster(int i, float* out) {
-    return spill_->Read(i - 1, SpillArrays<void>(i, nullptr, nullptr, out));
-  }
-
-  // The spilled state's extents, staging and initial values: zero moments
-  // and, for spilled masters, the initial weights, drawn here one layer at
-  // a time so that they never all sit in host memory.
-  absl::Status OpenSsdTier() {
-    if (options_.ssd_layers <= 0 || spill_ != nullptr) return absl::OkStatus();
-    std::vector<storage::SpillItem> items;
-    for (int i = 1; Spilled(i); ++i) {
-      const int64_t bytes = layers_[i].layout.count * static_cast<int64_t>(sizeof(float));
-      storage::SpillItem item{layers_[i].layout.name, {"exp_avg", "exp_avg_sq"}, {bytes, bytes}};
-      if (MasterSpilled(i)) {
-        item.arrays.push_back("master");
-        item.array_bytes.push_back(bytes);
-      }
-      items.push_back(std::move(item));
-    }
-    // Written by RefreshWorkingCopies before the first step reads them.
-    const int64_t e = ComputeElementBytes(config_.training.precision);
-    for (int i = 1; WeightSpilled(i); ++i) {
-      items.push_back({absl::StrCat(layers_[i].layout.name, ".weights"), {"working"},
-                       {layers_[i].layout.count * e}});
-    }
-    storage::BlockDevice* device = options_.ssd_device;
-    if (device == nullptr) {
-      if (config_.offload.ssd_dirs.empty()) {
-        return absl::InvalidArgumentError("ssd_layers > 0 needs offload.ssd_dirs");
-      }
-      const storage::FileBlockDeviceOptions device_options(
-          config_.offload.ssd_dirs,
-          storage::SpillStreamer::DeviceBytes(items, /*alignment=*/4096, /*block_bytes=*/1 << 20));
-      ASSIGN_OR_RETURN(ssd_device_, storage::OpenFileBlockDevice(device_options));
-      if (options_.wrap_ssd_device) {
-        ssd_device_ = options_.wrap_ssd_device(std::move(ssd_device_));
-      }
-      device = ssd_device_.get();
-    }
-    ssd_store_ = std::make_unique<storage::ExtentStore>(device, storage::ExtentStoreOptions());
-    ASSIGN_OR_RETURN(spill_, storage::SpillStreamer::Create(ssd_store_.get(), items,
-                                                            {kSsdStagingSlots}));
-    const std::vector<float> zeros(LargestSpilled(), 0.0f);  // Adam's moments start at 0
-    std::vector<float> master(MasterSpilled(1) ? zeros.size() : 0);
-    for (int i = 1; Spilled(i); ++i) {
-      if (MasterSpilled(i)) {
-        InitBuffer(layers_[i].layout, config_.model, config_.training.seed, i, master.data());
-      }
-      RETURN_IF_ERROR(spill_->Write(
-          i - 1, SpillArrays<const void>(i, zeros.data(), zeros.data(), master.data())));
-    }
-    return absl::OkStatus();
-  }
-
-  // Checkpoints stream the spilled state one layer at a time through one
-  // layer-sized host buffer (spill_staging_, allocated for the save or
-  // restore): a save reads each layer's master (if spilled) from the tier
-  // just before it is written to model.safetensors, and its moments just
-  // before optimizer.safetensors gets them; a restore writes each to the
-  // tier as soon as it is read. So host memory beyond the budget is one
-  // layer's state, not every spilled layer's.
-  void StageSpilled() {
-    if (spill_ == nullptr) return;
-    spill_staging_ = torch::empty({MasterSpilled(1) ? 3 : 2, LargestSpilled()},
-                                  torch::TensorOptions().dtype(torch::kFloat32));
-  }
-  void UnstageSpilled() { spill_staging_ = torch::Tensor(); }
-
   // The host state as checkpoints see it, with the spilled layers' state
-  // streamed through spill_staging_. Taken afresh each time: pinning
-  // replaces the tensors.
+  // streamed through the tier's staging buffer (SsdTier::StageSpilled).
+  // Taken afresh each time: pinning replaces the tensors.
   std::vector<CheckpointBuffer> Buffers() {
     std::vector<CheckpointBuffer> out;
     for (int i = 0; i < static_cast<int>(layers_.size()); ++i) {
       LayerState& s = layers_[i];
-      if (!Spilled(i)) {
+      if (!tier_.Spilled(i)) {
         out.push_back({s.layout, s.param.data_ptr<float>(), s.exp_avg.data_ptr<float>(),
                        s.exp_avg_sq.data_ptr<float>()});
         continue;
       }
-      CHECK(spill_staging_.defined()) << "StageSpilled() first";
-      float* m = spill_staging_[0].data_ptr<float>();
-      float* v = spill_staging_[1].data_ptr<float>();
-      const int item = i - 1;
-      CheckpointBuffer b{s.layout, nullptr, m, v,
-                         /*load_moments=*/
-                         [this, i, item, m, v] {
-                           return spill_->Read(item, SpillArrays<void>(i, m, v, nullptr));
-                         },
-                         /*store_moments=*/
-                         [this, i, item, m, v] {
-                           return spill_->Write(item,
-                                                SpillArrays<const void>(i, m, v, nullptr));
-                         }};
-      if (!MasterSpilled(i)) {
-        b.param = s.param.data_ptr<float>();
-      } else {
-        float* w = spill_staging_[2].data_ptr<float>();
-        b.param = w;
-        b.load_param = [this, i, w] { return ReadMaster(i, w); };
-        b.store_param = [this, i, item, w] {
-          return spill_->Write(item, SpillArrays<const void>(i, nullptr, nullptr, w));
-        };
-      }
-      out.push_back(std::move(b));
+      out.push_back(tier_.SpilledCheckpointBuffer(
+          i, s.param.defined() ? s.param.data_ptr<float>() : nullptr));
     }
     return out;
   }
@@ -387,21 +240,20 @@ class Trainer::Impl {
     for (int i = 0; i < static_cast<int>(layers_.size()); ++i) {
       LayerState& s = layers_[i];
       const float* p = nullptr;
-      if (MasterSpilled(i)) {
+      if (tier_.MasterSpilled(i)) {
         master.resize(s.layout.count);
-        RETURN_IF_ERROR(ReadMaster(i, master.data()));
+        RETURN_IF_ERROR(tier_.ReadMaster(i, master.data()));
         p = master.data();
       } else {
         p = s.param.data_ptr<float>();
       }
-      if (!WeightSpilled(i)) {
+      if (!tier_.WeightSpilled(i)) {
         ToComputePrecision(p, s.layout.count, config_.training.precision, s.working.data_ptr());
         continue;
       }
       tier_working.resize(s.layout.count);
       ToComputePrecision(p, s.layout.count, config_.training.precision, tier_working.data());
-      RETURN_IF_ERROR(
-          spill_->Write(WeightItem(i), {static_cast<const void*>(tier_working.data())}));
+      RETURN_IF_ERROR(tier_.WriteWorking(i, tier_working.data()));
     }
     return absl::OkStatus();
   }
@@ -472,10 +324,10 @@ class Trainer::Impl {
       engine_->StopReadingAhead();  // the restore writes the tier
     }
     restore_failed_ = true;  // until every byte is in
-    StageSpilled();
+    tier_.StageSpilled();
     absl::StatusOr<CheckpointManifest> loaded =
         LoadCheckpoint(checkpoint_dir, config_.model, Buffers());
-    UnstageSpilled();
+    tier_.UnstageSpilled();
     ASSIGN_OR_RETURN(const CheckpointManifest manifest, std::move(loaded));
     restore_failed_ = false;
     start_step_ = manifest.position.step;
@@ -491,7 +343,7 @@ class Trainer::Impl {
   }
 
   float* HostWeights(int index) {
-    CHECK(!MasterSpilled(index)) << "buffer " << index << "'s master is on the NVMe tier";
+    CHECK(!tier_.MasterSpilled(index)) << "buffer " << index << "'s master is on the NVMe tier";
     return layers_.at(index).param.data_ptr<float>();
   }
   void SetLossScale(double scale) { loss_scale_.scale = scale; }
@@ -501,9 +353,9 @@ class Trainer::Impl {
     std::vector<std::vector<float>> out;
     for (int i = 0; i < static_cast<int>(layers_.size()); ++i) {
       const LayerState& s = layers_[i];
-      if (MasterSpilled(i)) {
+      if (tier_.MasterSpilled(i)) {
         out.emplace_back(s.layout.count);
-        const absl::Status read = ReadMaster(i, out.back().data());
+        const absl::Status read = tier_.ReadMaster(i, out.back().data());
         CHECK(read.ok()) << read;
         continue;
       }
@@ -546,20 +398,20 @@ class Trainer::Impl {
     std::vector<HostBuffer> buffers;
     for (size_t i = 0; i < layers_.size(); ++i) {
       LayerState& s = layers_[i];
-      const bool spilled = Spilled(static_cast<int>(i));
+      const bool spilled = tier_.Spilled(static_cast<int>(i));
       buffers.push_back({s.layout, s.param.defined() ? s.param.data_ptr<float>() : nullptr,
                          s.grad.data_ptr<float>(),
                          spilled ? nullptr : s.exp_avg.data_ptr<float>(),
                          spilled ? nullptr : s.exp_avg_sq.data_ptr<float>(),
                          spilled ? static_cast<int>(i) - 1 : -1,
                          s.working.defined() ? s.working.data_ptr() : nullptr,
-                         WeightItem(static_cast<int>(i))});
+                         tier_.WeightItem(static_cast<int>(i))});
     }
     engine_.reset();
     ASSIGN_OR_RETURN(engine_, WindowedEngine::Create(EngineConfig(window), window, device_,
                                                      optimizer_.get(), std::move(buffers),
                                                      &loss_scale_, &timeline_,
-                                                     spill_.get()));
+                                                     tier_.streamer()));
     return absl::OkStatus();
   }
 
@@ -706,10 +558,10 @@ class Trainer::Impl {
     position.lr = LearningRate(t, step);
     position.next_lr = LearningRate(t, step + 1);
     const std::string dir = (std::filesystem::path(options_.job_dir) / "checkpoints").string();
-    StageSpilled();
+    tier_.StageSpilled();
     absl::StatusOr<std::string> written =
         WriteCheckpoint(dir, config_.model, position, Buffers(), options_.job_spec_json);
-    UnstageSpilled();
+    tier_.UnstageSpilled();
     ASSIGN_OR_RETURN(std::string name, std::move(written));
     RETURN_IF_ERROR(PruneCheckpoints(dir, config_.checkpoint.keep_last));
     observer->OnCheckpoint(name);
@@ -727,15 +579,9 @@ class Trainer::Impl {
   // Windowed methods only.
   Device* device_ = nullptr;
   std::unique_ptr<Device> owned_device_;
-  // The NVMe tier (options_.ssd_layers > 0), destroyed after the engine and
-  // in this order's reverse.
-  std::unique_ptr<storage::BlockDevice> ssd_device_;  // null if injected
-  std::unique_ptr<storage::ExtentStore> ssd_store_;
-  std::unique_ptr<storage::SpillStreamer> spill_;
+  // The NVMe tier (options_.ssd_layers > 0), destroyed after the engine.
+  SsdTier tier_;
   int64_t device_budget_ = 0;  // the job's device budget (INT64_MAX: none)
-  // One spilled layer's state [exp_avg, exp_avg_sq(, master), largest
-  // count] fp32, only while a checkpoint is saved or restored.
-  torch::Tensor spill_staging_;
   Timeline timeline_;
   std::unique_ptr<WindowedEngine> engine_;
   bool auto_window_ = false;
