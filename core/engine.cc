@@ -156,6 +156,7 @@ class WindowedEngine::Impl {
     }
     ASSIGN_OR_RETURN(tier_, TierReader::Create(device_, spill_, std::move(sources),
                                                TierReadRing(config_, window_)));
+    if (spill_ != nullptr) traffic_seen_ = spill_->traffic();  // an earlier engine's is not ours
     for (int b : {0, static_cast<int>(buffers_.size()) - 1}) {
       const int64_t n = buffers_[b].layout.count;
       ASSIGN_OR_RETURN(void* p, device_->Allocate(n * elem_, buffers_[b].layout.name + " weights"));
@@ -258,6 +259,19 @@ class WindowedEngine::Impl {
     worker_.WaitAll();
     RETURN_IF_ERROR(tier_error_);      // the NVMe tier failed a read for H2D
     RETURN_IF_ERROR(worker_.error());  // or an update
+    // The tier's traffic since this point in the last step: each spilled
+    // update's state staged and written back, each fetch's read of what
+    // H2D sends from there, the working copies the updates wrote there.
+    // Deferred updates (staged and run after this) count for the next step,
+    // as do the reads the next step's plan starts at this step's end.
+    if (spill_ != nullptr) {
+      const storage::SpillStreamer::Traffic traffic = spill_->traffic();
+      stats_.nvme_read_bytes = traffic.read - traffic_seen_.read;
+      stats_.nvme_reused_bytes = traffic.reused - traffic_seen_.reused;
+      stats_.nvme_write_bytes =
+          traffic.written - traffic_seen_.written + worker_.tier_working_bytes();
+      traffic_seen_ = traffic;
+    }
     // Deferred: the last accumulation measured each gradient (scaled by
     // 1 / loss scale), so the global norm needs no second pass.
     const std::vector<StepStats> grads = defer ? worker_.measured() : worker_.stats();
@@ -313,14 +327,7 @@ class WindowedEngine::Impl {
     }
     stats_.layer_backward_s /= micro_batches;
     stats_.layer_optimizer_s = worker_.optimizer_s() / num_buffers();
-    // Read before and written after each update of a spilled layer (and its
-    // working copy on the tier written after it, read for each fetch).
-    // Deferred updates run during the next step, so a step reports its
-    // predecessor's.
-    // The tier reader's figures since the last step's end.
     const TierReader::Stats& tier = tier_->stats();
-    stats_.nvme_read_bytes += worker_.nvme_read_bytes() + tier.read_bytes - tier_seen_.read_bytes;
-    stats_.nvme_write_bytes += worker_.nvme_write_bytes();
     stats_.tier_wait_s = tier.wait_s - tier_seen_.wait_s;
     stats_.tier_unplanned_reads = tier.unplanned - tier_seen_.unplanned;
     tier_seen_ = tier;
@@ -660,6 +667,7 @@ class WindowedEngine::Impl {
   std::unique_ptr<TierReader> tier_;
   bool tier_planned_ = false;  // the next Step's fetch order is planned already
   TierReader::Stats tier_seen_;  // tier_->stats() at the last step's end
+  storage::SpillStreamer::Traffic traffic_seen_;  // spill_->traffic() likewise
   absl::Status tier_error_;
   std::vector<HostBuffer> buffers_;   // embedding, layers..., final_norm
   LossScaleState* const state_;       // not owned

@@ -94,9 +94,11 @@ struct EngineStepStats {
   double optimizer_s = 0.0;   // compute blocked on CPU optimizer updates
   int64_t h2d_bytes = 0;      // weights copied to the device
   int64_t d2h_bytes = 0;      // gradients copied to the host
-  // Spilled state staged from the NVMe tier (and working copies read for
-  // H2D), and written back.
+  // The NVMe tier's traffic (storage::SpillStreamer::Traffic): spilled
+  // state and what H2D sends read from the device, or reused from a
+  // staging slot that still held it; state and working copies written.
   int64_t nvme_read_bytes = 0;
+  int64_t nvme_reused_bytes = 0;
   int64_t nvme_write_bytes = 0;
   // Seconds the engine waited for reads of what H2D sends from the tier
   // (0 when they were all read ahead in time), and how many of those reads

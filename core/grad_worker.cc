@@ -117,12 +117,8 @@ absl::Status GradWorker::Update(const Task& t) {
     }
     p.exp_avg = static_cast<float*>((*state)[0]);
     p.exp_avg_sq = static_cast<float*>((*state)[1]);
-    // bf16/fp16: the fp32 master is spilled with the moments.
+    // The fp32 master, where it is spilled with the moments.
     if (state->size() > 2) p.param = static_cast<float*>((*state)[2]);
-    const int64_t bytes =
-        state->size() * t.buffer->layout.count * static_cast<int64_t>(sizeof(float));
-    nvme_read_bytes_ += bytes;
-    nvme_write_bytes_ += bytes;
   }
   const int weights = t.buffer->weight_item;
   const int64_t working_bytes = t.buffer->layout.count * ComputeElementBytes(precision_);
@@ -138,7 +134,7 @@ absl::Status GradWorker::Update(const Task& t) {
   if (item >= 0) RETURN_IF_ERROR(spill_->Release(item));
   if (weights < 0) return absl::OkStatus();
   // The engine fetches this layer only after this task: it reads the new copy.
-  nvme_write_bytes_ += working_bytes;
+  tier_working_bytes_ += working_bytes;
   return spill_->Write(weights, {static_cast<const void*>(working_.data())});
 }
 

@@ -91,13 +91,12 @@ class GradWorker {
   // What each buffer's last measuring accumulation saw (Task::measure).
   const std::vector<StepStats>& measured() const { return measured_; }
   double optimizer_s() const { return optimizer_s_; }
-  // Bytes of spilled state staged from and written back to the NVMe tier
-  // (with the working copies written there).
-  int64_t nvme_read_bytes() const { return nvme_read_bytes_; }
-  int64_t nvme_write_bytes() const { return nvme_write_bytes_; }
+  // Bytes of working copies written to the NVMe tier (synchronously,
+  // outside the streamer's pipeline, which counts the rest).
+  int64_t tier_working_bytes() const { return tier_working_bytes_; }
   void reset_stats() {
     optimizer_s_ = 0;
-    nvme_read_bytes_ = nvme_write_bytes_ = 0;
+    tier_working_bytes_ = 0;
   }
   // The first NVMe tier error met by an update (sticky: the state there is
   // unknown afterwards).
@@ -128,8 +127,7 @@ class GradWorker {
   std::vector<StepStats> stats_;     // written by the worker, read after WaitAll
   std::vector<StepStats> measured_;  // likewise
   double optimizer_s_ = 0;
-  int64_t nvme_read_bytes_ = 0;
-  int64_t nvme_write_bytes_ = 0;
+  int64_t tier_working_bytes_ = 0;
   std::vector<char> working_;  // staging of a working copy bound for the tier
   absl::Mutex mu_;
   absl::CondVar cv_;

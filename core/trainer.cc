@@ -447,6 +447,7 @@ class Trainer::Impl {
     report->d2h_bytes = s.d2h_bytes;
     report->nvme_read_bytes = s.nvme_read_bytes;
     report->nvme_write_bytes = s.nvme_write_bytes;
+    report->nvme_reused_bytes = s.nvme_reused_bytes;
     report->nvme_unplanned_reads = s.tier_unplanned_reads;
     report->loss_scale = s.loss_scale;
     report->skipped = s.skipped;

@@ -58,7 +58,10 @@ struct StepReport {
   int64_t device_peak_bytes = 0;  // device arena high-water mark (windowed methods)
   int64_t h2d_bytes = 0;          // bytes copied host -> device (windowed methods)
   int64_t d2h_bytes = 0;          // bytes copied device -> host (windowed methods)
-  int64_t nvme_read_bytes = 0;    // NVMe tier traffic (spilled optimizer state)
+  // NVMe tier traffic (WindowedEngine's EngineStepStats): read from the
+  // device, reused from its staging instead of read, written.
+  int64_t nvme_read_bytes = 0;
+  int64_t nvme_reused_bytes = 0;
   int64_t nvme_write_bytes = 0;
   // Reads from the tier for H2D outside the engine's planned fetch order
   // (each one synchronous): 0 unless the engine's order changed, a

@@ -120,6 +120,17 @@ std::vector<ExtentIo> SpillStreamer::Ios(IoOp op, int item, char* data) const {
   return ios;
 }
 
+int64_t SpillStreamer::ItemBytes(int item) const {
+  int64_t bytes = 0;
+  for (int64_t b : items_[item].spec.array_bytes) bytes += b;
+  return bytes;
+}
+
+SpillStreamer::Traffic SpillStreamer::traffic() const {
+  absl::MutexLock lock(&mu_);
+  return traffic_;
+}
+
 int SpillStreamer::SlotOfLocked(int item) const {
   for (size_t s = 0; s < slots_.size(); ++s) {
     if (slots_[s].state != SlotState::kFree && slots_[s].item == item) {
@@ -154,6 +165,7 @@ void SpillStreamer::StartReadsLocked() {
       }
       if (slots_[staged].state == SlotState::kCached) {
         slots_[staged].state = SlotState::kReady;  // kept for its Acquire
+        traffic_.reused += ItemBytes(item);
       }
       order_.pop_front();
       continue;
@@ -175,6 +187,7 @@ void SpillStreamer::StartReadsLocked() {
     slot.state = SlotState::kReading;
     slot.ticket = *ticket;
     in_flight_.push_back({s, 0});
+    traffic_.read += ItemBytes(item);
   }
 }
 
@@ -213,6 +226,7 @@ void SpillStreamer::Reap() {
       slot.state = !status.ok()   ? SlotState::kFree
                    : slot.wanted ? SlotState::kReady
                                  : SlotState::kCached;
+      if (slot.state == SlotState::kReady) traffic_.reused += ItemBytes(slot.item);
       if (slot.state == SlotState::kFree) slot.item = -1;
       slot.status = absl::OkStatus();
       slot.wanted = false;
@@ -239,10 +253,11 @@ absl::StatusOr<std::vector<void*>> SpillStreamer::Acquire(int item) {
       return absl::FailedPreconditionError(
           absl::StrCat(items_[item].spec.name, " is already acquired"));
     }
-    if (s >= 0 && (slots_[s].state == SlotState::kReady ||
-                   slots_[s].state == SlotState::kCached)) {
+    if (s >= 0 && slots_[s].state == SlotState::kCached) {
+      traffic_.reused += ItemBytes(item);
       break;
     }
+    if (s >= 0 && slots_[s].state == SlotState::kReady) break;
     if (s >= 0 && slots_[s].state == SlotState::kWriting) {
       slots_[s].wanted = true;
     }
@@ -335,6 +350,7 @@ absl::Status SpillStreamer::Release(int item) {
   }
   slots_[s].ticket = *ticket;
   in_flight_.push_back({s, 0});
+  traffic_.written += ItemBytes(item);
   return absl::OkStatus();
 }
 
@@ -451,6 +467,7 @@ absl::StatusOr<uint64_t> SpillStreamer::StartArrayRead(int item, int array,
           (slot.state == SlotState::kReady && slot.status.ok())) {
         std::memcpy(buffer, slot.data + it.offsets[array],
                     it.spec.array_bytes[array]);
+        traffic_.reused += it.spec.array_bytes[array];
         return uint64_t{0};
       }
       // kReading: the device holds the same data; read it alongside.
@@ -460,6 +477,7 @@ absl::StatusOr<uint64_t> SpillStreamer::StartArrayRead(int item, int array,
   absl::StatusOr<IoTicket> ticket = store_->Submit({&io, 1});
   if (!ticket.ok()) return ticket.status();
   absl::MutexLock lock(&mu_);
+  traffic_.read += it.spec.array_bytes[array];
   const uint64_t id = next_array_read_++;
   array_reads_[id].ticket = *ticket;
   in_flight_.push_back({-1, id});

@@ -114,6 +114,18 @@ class SpillStreamer {
   int items() const { return static_cast<int>(items_.size()); }
   int64_t staging_bytes() const { return staging_.size(); }
 
+  // Payload bytes (checksum trailers not counted) the pipeline moved so
+  // far: staged by Prefetch/Acquire and StartArrayRead from the device
+  // (`read`) or from a slot that held the item already (`reused`: just
+  // written back, or cached), and written back by Release (`written`). The
+  // synchronous Read and Write, outside the pipeline, are not counted.
+  struct Traffic {
+    int64_t read = 0;
+    int64_t written = 0;
+    int64_t reused = 0;
+  };
+  Traffic traffic() const;
+
  private:
   enum class SlotState { kFree, kReading, kReady, kHeld, kWriting, kCached };
   struct Slot {
@@ -150,6 +162,7 @@ class SpillStreamer {
   // Starts reads for the front of order_ while slots are free.
   void StartReadsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::vector<ExtentIo> Ios(IoOp op, int item, char* data) const;
+  int64_t ItemBytes(int item) const;
   void Reap();
 
   // Constant after construction.
@@ -167,6 +180,7 @@ class SpillStreamer {
   int64_t changes_ ABSL_GUARDED_BY(mu_) = 0;        // completions so far
   int writes_starting_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Status write_error_ ABSL_GUARDED_BY(mu_);
+  Traffic traffic_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread reaper_;
 };

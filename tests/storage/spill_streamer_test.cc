@@ -189,9 +189,14 @@ TEST_P(SpillStreamerTest, AWrittenBackSlotServesTheItemAgainWithoutARead) {
   ASSERT_TRUE(streamer_->Release(2).ok());
   ASSERT_TRUE(streamer_->Flush().ok());
   faulty_->FailAllReads();
+  const SpillStreamer::Traffic before = streamer_->traffic();
   auto again = streamer_->Acquire(2);
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_TRUE(Holds(*again, 22));
+  // Counted as reused, not read.
+  const SpillStreamer::Traffic after = streamer_->traffic();
+  EXPECT_EQ(after.read, before.read);
+  EXPECT_EQ(after.reused - before.reused, (2 * kFloats + 37) * 4);
   ASSERT_TRUE(streamer_->Release(2).ok());
   ASSERT_TRUE(streamer_->Flush().ok());
   // Three other items take every slot over: item 2 is read from the device.
