@@ -36,10 +36,13 @@ void PrintPlan(const v1::MemoryPlan& plan, std::ostream& out) {
       {"window", plan.window() > 0 ? absl::StrCat(plan.window()) : "-"},
       {"kept activations", absl::StrCat(plan.kept_activation_layers(),
                                         " layers (the others are recomputed in backward)")},
-      {"on the NVMe tier", absl::StrCat(plan.ssd_layers(), " layers' optimizer state, ",
-                                        plan.ssd_weight_layers(), " layers' ",
-                                        fp32_masters ? "fp32 masters" : "working copies",
-                                        " (sent to the device, read ahead)")},
+      {"on the NVMe tier",
+       absl::StrCat(plan.ssd_layers(), " layers' optimizer state, ",
+                    plan.ssd_weight_layers() == 0
+                        ? std::string("none of what the device reads")
+                        : absl::StrCat(plan.ssd_weight_layers(), " layers' ",
+                                       fp32_masters ? "fp32 masters" : "working copies",
+                                       " (sent to the device, read ahead)"))},
       {"model FLOPs per step", HumanCount(plan.model_flops_per_step())},
       {"device total", BytesText(plan.device_bytes())},
       {"pinned total", BytesText(plan.pinned_bytes())},
