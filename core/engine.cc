@@ -211,7 +211,9 @@ class WindowedEngine::Impl {
     const int64_t adam_step = state_->optimizer_step + 1;
     stats_ = EngineStepStats();
     // The last step planned this one as soon as its updates were queued.
-    if (!std::exchange(tier_planned_, false)) tier_->Plan(FetchOrder(micro_batches), Updated());
+    if (!std::exchange(tier_planned_, false) && tier_->active()) {
+      tier_->Plan(FetchOrder(micro_batches), Updated());
+    }
     const bool profile = std::exchange(profile_, false);
     stats_.loss_scale = scale;
     worker_.reset_stats();
@@ -219,7 +221,6 @@ class WindowedEngine::Impl {
     hyper_ = AdamWHyper(t, step, adam_step, 1.0 / scale);  // as if not clipped
     auto scope = device_->ComputeScope();
     const auto dev = torch::TensorOptions().dtype(ToTorch(precision_)).device(device_->torch_device());
-
 
     // The embedding and final norm live on the device: bring their updates.
     for (int b : {0, last()}) {
@@ -333,8 +334,10 @@ class WindowedEngine::Impl {
     tier_seen_ = tier;
     // The next step fetches in the same order: its first reads from the
     // tier start now, as their layers' updates finish (they count for it).
-    tier_->Plan(FetchOrder(micro_batches), Updated());
-    tier_planned_ = true;
+    if (tier_->active()) {
+      tier_->Plan(FetchOrder(micro_batches), Updated());
+      tier_planned_ = true;
+    }
     device_->FlushTimeline();  // CUDA: the step's finished copies, timed on the GPU
     return stats_;
   }

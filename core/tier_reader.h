@@ -63,6 +63,8 @@ class TierReader {
   TierReader(const TierReader&) = delete;
   TierReader& operator=(const TierReader&) = delete;
 
+  // Whether any source is on the tier (else every call is a no-op).
+  bool active() const { return !ring_.empty(); }
   bool on_tier(int b) const {
     return b >= 0 && b < static_cast<int>(sources_.size()) && sources_[b].item >= 0;
   }
