@@ -142,17 +142,12 @@ class WindowedEngine::Impl {
       slots_.push_back(slot);
     }
     // What H2D sends but the NVMe tier holds: a bf16/fp16 working copy, or
-    // an fp32 master (the third array of the layer's spilled state).
+    // an fp32 master (HostBuffer::sent_array).
     std::vector<TierReader::Source> sources;
     for (const HostBuffer& b : buffers_) {
-      const int64_t bytes = b.layout.count * elem_;
-      if (b.weight_item >= 0) {
-        sources.push_back({b.weight_item, 0, bytes});
-      } else if (b.param == nullptr && b.working == nullptr) {
-        sources.push_back({b.spill_item, 2, bytes});
-      } else {
-        sources.push_back({});
-      }
+      sources.push_back(b.sent_array >= 0
+                            ? TierReader::Source{b.spill_item, b.sent_array, b.layout.count * elem_}
+                            : TierReader::Source{});
     }
     ASSIGN_OR_RETURN(tier_, TierReader::Create(device_, spill_, std::move(sources),
                                                TierReadRing(config_, window_)));
@@ -261,16 +256,16 @@ class WindowedEngine::Impl {
     RETURN_IF_ERROR(tier_error_);      // the NVMe tier failed a read for H2D
     RETURN_IF_ERROR(worker_.error());  // or an update
     // The tier's traffic since this point in the last step: each spilled
-    // update's state staged and written back, each fetch's read of what
-    // H2D sends from there, the working copies the updates wrote there.
+    // update's state staged and written back (with the working copy it
+    // wrote, where that is there), each fetch's read of what H2D sends from
+    // there.
     // Deferred updates (staged and run after this) count for the next step,
     // as do the reads the next step's plan starts at this step's end.
     if (spill_ != nullptr) {
       const storage::SpillStreamer::Traffic traffic = spill_->traffic();
       stats_.nvme_read_bytes = traffic.read - traffic_seen_.read;
       stats_.nvme_reused_bytes = traffic.reused - traffic_seen_.reused;
-      stats_.nvme_write_bytes =
-          traffic.written - traffic_seen_.written + worker_.tier_working_bytes();
+      stats_.nvme_write_bytes = traffic.written - traffic_seen_.written;
       traffic_seen_ = traffic;
     }
     // Deferred: the last accumulation measured each gradient (scaled by
@@ -719,25 +714,27 @@ absl::StatusOr<std::unique_ptr<WindowedEngine>> WindowedEngine::Create(
     std::vector<HostBuffer> buffers, LossScaleState* state, Timeline* timeline,
     storage::SpillStreamer* spill) {
   if (window < 1) return absl::InvalidArgumentError("offload.window: must be >= 1 here");
+  const bool fp32 = config.training.precision == Precision::kFp32;
   for (const HostBuffer& b : buffers) {
-    if ((b.spill_item >= 0 || b.weight_item >= 0) && spill == nullptr) {
+    if (b.spill_item >= 0 && spill == nullptr) {
       return absl::InvalidArgumentError(
           absl::StrCat(b.layout.name, ": state spilled, but no SpillStreamer"));
     }
-    if (b.param == nullptr && b.spill_item < 0) {
+    if ((b.param == nullptr || b.sent_array >= 0) && b.spill_item < 0) {
       return absl::InvalidArgumentError(absl::StrCat(
-          b.layout.name, ": masters may be left out of host memory only when spilled (the "
-                         "third array of its spilled state)"));
+          b.layout.name, ": masters (and what H2D sends) may be left out of host memory only "
+                         "when the buffer's state is spilled"));
+    }
+    // H2D sends exactly one thing: the fp32 master, or the 16-bit working copy.
+    const bool sent_ok = fp32 ? b.working == nullptr && (b.param == nullptr) == (b.sent_array == 2)
+                              : (b.working != nullptr) != (b.sent_array == 3);
+    if (!sent_ok) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          b.layout.name, ": H2D sends the fp32 master in fp32 and a working copy in bf16 or "
+                         "fp16, each from host memory or the NVMe tier"));
     }
   }
   CHECK(state != nullptr);
-  for (const HostBuffer& b : buffers) {
-    if ((b.working != nullptr || b.weight_item >= 0) !=
-        (config.training.precision != Precision::kFp32)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          b.layout.name, ": a working copy is needed exactly when training in bf16 or fp16"));
-    }
-  }
   auto impl = std::make_unique<Impl>(config, window, device, optimizer, std::move(buffers), state,
                                      timeline, spill);
   RETURN_IF_ERROR(impl->Allocate());

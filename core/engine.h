@@ -77,11 +77,13 @@ struct HostBuffer {
   // copy of `param` that the optimizer writes and H2D sends. Null in fp32
   // (the masters are sent).
   void* working = nullptr;
-  // bf16/fp16, >= 0: the working copy lives on the NVMe tier instead, as
-  // item `weight_item` of the engine's SpillStreamer (one array), and
-  // `working` is null. The engine reads it ahead of each fetch into a ring
-  // of host buffers (core/tier_reader.h); each update writes it back.
-  int weight_item = -1;
+  // >= 0: what H2D sends lives on the NVMe tier, as array `sent_array` of
+  // item `spill_item`: 2, the master, in fp32 (`param` is null); 3, the
+  // working copy, in bf16/fp16 (`working` is null; the update writes it in
+  // the item's staging slot and it goes back with the rest). The engine
+  // reads it ahead of each fetch into a ring of host buffers
+  // (core/tier_reader.h).
+  int sent_array = -1;
 };
 
 // What one step measured, for StepReport and the automatic window.

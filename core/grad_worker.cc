@@ -117,25 +117,22 @@ absl::Status GradWorker::Update(const Task& t) {
     }
     p.exp_avg = static_cast<float*>((*state)[0]);
     p.exp_avg_sq = static_cast<float*>((*state)[1]);
-    // The fp32 master, where it is spilled with the moments.
+    // The fp32 master, where it is spilled with the moments, and the
+    // working copy, where it is there too (not staged: the update writes
+    // it, and it goes back with the rest).
     if (state->size() > 2) p.param = static_cast<float*>((*state)[2]);
-  }
-  const int weights = t.buffer->weight_item;
-  const int64_t working_bytes = t.buffer->layout.count * ComputeElementBytes(precision_);
-  if (weights >= 0) {
-    working_.resize(working_bytes);
-    p.working = working_.data();
-    p.working_dtype = ToDType(precision_);
+    if (state->size() > 3) {
+      p.working = (*state)[3];
+      p.working_dtype = ToDType(precision_);
+    }
   }
   const int64_t start = Timeline::NowNs();
   stats_[t.index] = optimizer_->StepAndMeasure(p, t.hyper);
   optimizer_s_ += Since(start);
   if (timeline_ != nullptr) timeline_->Add({"adamw", Lane::kOptimizer, t.index, start, Timeline::NowNs()});
-  if (item >= 0) RETURN_IF_ERROR(spill_->Release(item));
-  if (weights < 0) return absl::OkStatus();
-  // The engine fetches this layer only after this task: it reads the new copy.
-  tier_working_bytes_ += working_bytes;
-  return spill_->Write(weights, {static_cast<const void*>(working_.data())});
+  // Written back asynchronously; a read of it meanwhile (the engine's next
+  // fetch, core/tier_reader.h) is served from the slot.
+  return item >= 0 ? spill_->Release(item) : absl::OkStatus();
 }
 
 }  // namespace stronghold::core

@@ -91,13 +91,7 @@ class GradWorker {
   // What each buffer's last measuring accumulation saw (Task::measure).
   const std::vector<StepStats>& measured() const { return measured_; }
   double optimizer_s() const { return optimizer_s_; }
-  // Bytes of working copies written to the NVMe tier (synchronously,
-  // outside the streamer's pipeline, which counts the rest).
-  int64_t tier_working_bytes() const { return tier_working_bytes_; }
-  void reset_stats() {
-    optimizer_s_ = 0;
-    tier_working_bytes_ = 0;
-  }
+  void reset_stats() { optimizer_s_ = 0; }
   // The first NVMe tier error met by an update (sticky: the state there is
   // unknown afterwards).
   absl::Status error() {
@@ -113,9 +107,9 @@ class GradWorker {
   // The buffer's optimizer state to (save) or from (restore) t.backup.
   absl::Status CopyState(const Task& t, bool restore);
   // AdamW on one buffer; spilled state is staged for it (normally read
-  // ahead already) and written back after it. A working copy on the tier
-  // (HostBuffer::weight_item) is written into working_ and from there to
-  // the tier, synchronously. After an NVMe tier error no
+  // ahead already) and written back after it, with the working copy the
+  // update writes into the staging slot where that lives on the tier
+  // (HostBuffer::sent_array). After an NVMe tier error no
   // spilled buffer is updated any more: the step fails with that error.
   absl::Status Update(const Task& t);
 
@@ -127,8 +121,7 @@ class GradWorker {
   std::vector<StepStats> stats_;     // written by the worker, read after WaitAll
   std::vector<StepStats> measured_;  // likewise
   double optimizer_s_ = 0;
-  int64_t tier_working_bytes_ = 0;
-  std::vector<char> working_;  // staging of a working copy bound for the tier
+
   absl::Mutex mu_;
   absl::CondVar cv_;
   std::deque<Task> tasks_ ABSL_GUARDED_BY(mu_);

@@ -232,9 +232,9 @@ int64_t HostNeed(const MemoryPlan& plan, bool device_is_host) {
 // moves what H2D sends of as few block layers as needed there too, from
 // layer 0 up: the bf16/fp16 working copies (2 bytes per parameter), or in
 // fp32 the masters (4), which then join the layer's spilled state as its
-// third array. The engine reads them ahead of each fetch into a ring of
-// TierReadRing host buffers (pinned on a GPU); the optimizer stages the
-// rest: a working copy's update, or the masters in its kSsdStagingSlots.
+// third array (bf16/fp16 working copies are its fourth). The engine reads
+// them ahead of each fetch into a ring of TierReadRing host buffers (pinned
+// on a GPU); the optimizer's kSsdStagingSlots slots grow by that array.
 void PlaceWeightsOnSsd(
     const JobConfig& c, const NodeBudgets& node, MemoryPlan& plan, bool cuda,
     const std::function<void(std::string, const char*, int64_t, std::string)>& add) {
@@ -246,7 +246,7 @@ void PlaceWeightsOnSsd(
   const char* lowp = PrecisionName(c.training.precision);
   const int ring = TierReadRing(c, plan.window);
   const int64_t one = RoundUp(layer * e, kSsdAlignment);
-  const int64_t optimizer = fp32 ? kSsdStagingSlots * one : layer * e;
+  const int64_t optimizer = kSsdStagingSlots * one;
   const int64_t excess = need - plan.budget_host_bytes + ring * one + optimizer;
   const int64_t k = std::min<int64_t>((excess + layer * e - 1) / (layer * e), c.model.layers);
   const std::string sent = absl::StrCat("host.weights.", lowp);
@@ -261,12 +261,10 @@ void PlaceWeightsOnSsd(
   add("host.staging.ssd_weights", cuda ? kTierPinned : kTierHost, ring * one,
       absl::StrFormat("%d read-ahead buffers (window slots + 1) x %d params %s", ring, layer,
                       lowp));
-  add(fp32 ? "host.staging.ssd.master" : "host.staging.ssd_weights.optimizer", kTierHost,
-      optimizer,
-      fp32 ? absl::StrFormat("%d optimizer slots x %d params fp32 (the master beside the moments)",
-                             kSsdStagingSlots, layer)
-           : absl::StrFormat("1 x %d params %s (the optimizer's update, bound for the tier)",
-                             layer, lowp));
+  add(fp32 ? "host.staging.ssd.master" : "host.staging.ssd.working", kTierHost, optimizer,
+      absl::StrFormat("%d optimizer slots x %d params %s (%s)", kSsdStagingSlots, layer, lowp,
+                      fp32 ? "the master beside the moments"
+                           : "the working copy the update writes, written back with them"));
   add(fp32 ? "ssd.master.fp32" : absl::StrCat("ssd.weights.", lowp), kTierSsd,
       k * storage::ExtentStore::StoredBytes(layer * e, kSsdAlignment, kSsdBlockBytes),
       absl::StrFormat("layers 0..%d x %d params %s (%s), CRC32C per MiB", k - 1, layer, lowp,

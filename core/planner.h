@@ -58,7 +58,8 @@ struct MemoryPlan {
   // Only when ssd_layers is every layer and that is not enough: block
   // layers 0 .. ssd_weight_layers-1 keep what H2D sends on the NVMe tier
   // too, their 16-bit working copies in bf16/fp16 or their fp32 masters in
-  // fp32, read ahead of each fetch into TierReadRing host buffers.
+  // fp32 (an array of their spilled state), read ahead of each fetch into
+  // TierReadRing host buffers.
   int ssd_weight_layers = 0;
   // STRONGHOLD: the last kept_activation_layers block layers keep their
   // autograd activations from forward to backward (no recompute).

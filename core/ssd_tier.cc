@@ -53,8 +53,9 @@ bool SsdTier::WeightSpilled(int i) const {
          config_.training.precision != Precision::kFp32;
 }
 
-int SsdTier::WeightItem(int i) const {
-  return WeightSpilled(i) ? std::min(options_.ssd_layers, config_.model.layers) + i - 1 : -1;
+int SsdTier::SentArray(int i) const {
+  if (WeightSpilled(i)) return 3;
+  return MasterSpilled(i) && config_.training.precision == Precision::kFp32 ? 2 : -1;
 }
 
 int64_t SsdTier::LargestSpilled() const {
@@ -64,11 +65,12 @@ int64_t SsdTier::LargestSpilled() const {
 }
 
 // The moments and, where spilled, the master (null ones are not
-// transferred).
+// transferred; nor is the working copy, WriteWorking's).
 template <typename T>
 std::vector<T*> SsdTier::SpillArrays(int i, T* exp_avg, T* exp_avg_sq, T* master) const {
   if (!MasterSpilled(i)) return {exp_avg, exp_avg_sq};
-  return {exp_avg, exp_avg_sq, master};
+  if (!WeightSpilled(i)) return {exp_avg, exp_avg_sq, master};
+  return {exp_avg, exp_avg_sq, master, nullptr};
 }
 
 // The initial weights are drawn here one layer at a time so that they never
@@ -83,13 +85,14 @@ absl::Status SsdTier::Open() {
       item.arrays.push_back("master");
       item.array_bytes.push_back(bytes);
     }
+    if (WeightSpilled(i)) {
+      // Written by the trainer (RefreshWorkingCopies) before the first step
+      // reads it, then by each update; never staged for one.
+      item.arrays.push_back("working");
+      item.array_bytes.push_back(layouts_[i].count * ComputeElementBytes(config_.training.precision));
+      item.staged_arrays = 3;
+    }
     items.push_back(std::move(item));
-  }
-  // Written by RefreshWorkingCopies before the first step reads them.
-  const int64_t e = ComputeElementBytes(config_.training.precision);
-  for (int i = 1; WeightSpilled(i); ++i) {
-    items.push_back({absl::StrCat(layouts_[i].name, ".weights"), {"working"},
-                     {layouts_[i].count * e}});
   }
   storage::BlockDevice* device = options_.ssd_device;
   if (device == nullptr) {
@@ -125,7 +128,7 @@ absl::Status SsdTier::ReadMaster(int i, float* out) {
 }
 
 absl::Status SsdTier::WriteWorking(int i, const void* working) {
-  return spill_->Write(WeightItem(i), {working});
+  return spill_->Write(i - 1, {nullptr, nullptr, nullptr, working});
 }
 
 void SsdTier::StageSpilled() {

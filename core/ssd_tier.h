@@ -50,9 +50,13 @@ class SsdTier {
   // are what H2D sends, for block layers 0 .. ssd_weight_layers-1.
   bool MasterSpilled(int i) const;
   // And its 16-bit working copy too (TrainerOptions::ssd_weight_layers), as
-  // item WeightItem(i) of streamer(), after the items of the spilled state.
+  // the fourth array of its item: not staged for the update (which writes
+  // it), written back with the rest.
   bool WeightSpilled(int i) const;
-  int WeightItem(int i) const;  // -1 unless WeightSpilled(i)
+  // The array of item i-1 that H2D sends (HostBuffer::sent_array): 3, the
+  // working copy, where WeightSpilled(i); in fp32 2, the master, where
+  // MasterSpilled(i); else -1.
+  int SentArray(int i) const;
 
   // The spilled state's extents, staging and initial values: zero moments
   // and, for spilled masters, the initial weights (InitBuffer, as for host

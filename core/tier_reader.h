@@ -1,7 +1,7 @@
 // Reads what the windowed engine sends to the device but keeps on the NVMe
-// tier (bf16/fp16 working copies, fp32 masters: HostBuffer::weight_item and
-// the master array of spill_item) ahead of its use, into a ring of host
-// buffers (pinned on CUDA) from which the H2D copies go.
+// tier (bf16/fp16 working copies, fp32 masters: HostBuffer::sent_array of
+// spill_item) ahead of its use, into a ring of host buffers (pinned on
+// CUDA) from which the H2D copies go.
 //
 // The engine knows each step's fetch order (forward 0..L-1, backward
 // L-1-W..0, per micro-batch) and gives it to Plan(). Pump() starts reads for

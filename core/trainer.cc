@@ -405,7 +405,7 @@ class Trainer::Impl {
                          spilled ? nullptr : s.exp_avg_sq.data_ptr<float>(),
                          spilled ? static_cast<int>(i) - 1 : -1,
                          s.working.defined() ? s.working.data_ptr() : nullptr,
-                         tier_.WeightItem(static_cast<int>(i))});
+                         tier_.SentArray(static_cast<int>(i))});
     }
     engine_.reset();
     ASSIGN_OR_RETURN(engine_, WindowedEngine::Create(EngineConfig(window), window, device_,

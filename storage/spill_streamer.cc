@@ -114,15 +114,22 @@ SpillStreamer::~SpillStreamer() {
 std::vector<ExtentIo> SpillStreamer::Ios(IoOp op, int item, char* data) const {
   std::vector<ExtentIo> ios;
   const Item& it = items_[item];
+  const size_t staged = it.spec.staged_arrays < 0 ? it.extents.size()
+                                                  : static_cast<size_t>(it.spec.staged_arrays);
   for (size_t k = 0; k < it.extents.size(); ++k) {
+    if (op == IoOp::kRead && k >= staged) break;
     ios.push_back({op, it.extents[k], data + it.offsets[k]});
   }
   return ios;
 }
 
-int64_t SpillStreamer::ItemBytes(int item) const {
+int64_t SpillStreamer::ItemBytes(IoOp op, int item) const {
+  const SpillItem& spec = items_[item].spec;
+  const size_t n = op == IoOp::kRead && spec.staged_arrays >= 0
+                       ? static_cast<size_t>(spec.staged_arrays)
+                       : spec.array_bytes.size();
   int64_t bytes = 0;
-  for (int64_t b : items_[item].spec.array_bytes) bytes += b;
+  for (size_t k = 0; k < n; ++k) bytes += spec.array_bytes[k];
   return bytes;
 }
 
@@ -165,7 +172,7 @@ void SpillStreamer::StartReadsLocked() {
       }
       if (slots_[staged].state == SlotState::kCached) {
         slots_[staged].state = SlotState::kReady;  // kept for its Acquire
-        traffic_.reused += ItemBytes(item);
+        traffic_.reused += ItemBytes(IoOp::kRead, item);
       }
       order_.pop_front();
       continue;
@@ -187,7 +194,7 @@ void SpillStreamer::StartReadsLocked() {
     slot.state = SlotState::kReading;
     slot.ticket = *ticket;
     in_flight_.push_back({s, 0});
-    traffic_.read += ItemBytes(item);
+    traffic_.read += ItemBytes(IoOp::kRead, item);
   }
 }
 
@@ -226,7 +233,7 @@ void SpillStreamer::Reap() {
       slot.state = !status.ok()   ? SlotState::kFree
                    : slot.wanted ? SlotState::kReady
                                  : SlotState::kCached;
-      if (slot.state == SlotState::kReady) traffic_.reused += ItemBytes(slot.item);
+      if (slot.state == SlotState::kReady) traffic_.reused += ItemBytes(IoOp::kRead, slot.item);
       if (slot.state == SlotState::kFree) slot.item = -1;
       slot.status = absl::OkStatus();
       slot.wanted = false;
@@ -254,7 +261,7 @@ absl::StatusOr<std::vector<void*>> SpillStreamer::Acquire(int item) {
           absl::StrCat(items_[item].spec.name, " is already acquired"));
     }
     if (s >= 0 && slots_[s].state == SlotState::kCached) {
-      traffic_.reused += ItemBytes(item);
+      traffic_.reused += ItemBytes(IoOp::kRead, item);
       break;
     }
     if (s >= 0 && slots_[s].state == SlotState::kReady) break;
@@ -350,7 +357,7 @@ absl::Status SpillStreamer::Release(int item) {
   }
   slots_[s].ticket = *ticket;
   in_flight_.push_back({s, 0});
-  traffic_.written += ItemBytes(item);
+  traffic_.written += ItemBytes(IoOp::kWrite, item);
   return absl::OkStatus();
 }
 

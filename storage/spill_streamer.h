@@ -51,6 +51,10 @@ struct SpillItem {
   std::string name;                  // "layer3", for extent names and errors
   std::vector<std::string> arrays;   // "exp_avg", "exp_avg_sq", "master"
   std::vector<int64_t> array_bytes;  // same length as arrays
+  // Staging (Prefetch/Acquire) reads only the first `staged_arrays` arrays
+  // (-1: all); the holder writes the others before Release (say, a working
+  // copy the update derives). Read, Write and StartArrayRead reach all.
+  int staged_arrays = -1;
 };
 
 struct SpillStreamerOptions {
@@ -161,8 +165,10 @@ class SpillStreamer {
   int FreeSlotLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Starts reads for the front of order_ while slots are free.
   void StartReadsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The extents of `item` that `op` moves through a slot: all for writes,
+  // the staged ones for reads.
   std::vector<ExtentIo> Ios(IoOp op, int item, char* data) const;
-  int64_t ItemBytes(int item) const;
+  int64_t ItemBytes(IoOp op, int item) const;
   void Reap();
 
   // Constant after construction.

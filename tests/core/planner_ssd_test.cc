@@ -221,10 +221,9 @@ TEST(PlannerSsdTest, WhatH2dSendsMovesOnlyWhenAllOptimizerStateIsNotEnough) {
     EXPECT_LE(HostNeed(p), budget) << what;
     EXPECT_GT(HostNeed(p) + layer_weights, budget) << what;  // one layer fewer: short
     const int64_t ring = TierReadRing(c, p.window) * aligned;
-    const int64_t optimizer = fp32 ? kSsdStagingSlots * aligned : layer_weights;
+    const int64_t optimizer = kSsdStagingSlots * aligned;
     EXPECT_EQ(Find(p, "host.staging.ssd_weights")->bytes, ring) << what;
-    EXPECT_EQ(Find(p, fp32 ? "host.staging.ssd.master" : "host.staging.ssd_weights.optimizer")
-                  ->bytes,
+    EXPECT_EQ(Find(p, fp32 ? "host.staging.ssd.master" : "host.staging.ssd.working")->bytes,
               optimizer)
         << what;
     EXPECT_EQ(Find(p, "host.weights." + what)->bytes,

@@ -215,9 +215,7 @@ int64_t SentFrees(const JobConfig& c) {
   const int64_t layer = c.model.parameters_per_layer();
   const int64_t e = ComputeElementBytes(c.training.precision);
   const int64_t one = (layer * e + 4095) / 4096 * 4096;
-  const int64_t optimizer =
-      c.training.precision == Precision::kFp32 ? kSsdStagingSlots * one : layer * e;
-  return c.model.layers * e * layer - TierReadRing(c, c.offload.window) * one - optimizer;
+  return c.model.layers * e * layer - (TierReadRing(c, c.offload.window) + kSsdStagingSlots) * one;
 }
 
 // A host budget that moving every layer's moments cannot meet: the planner
@@ -422,37 +420,28 @@ TEST(SsdTierTest, ReadErrorFailsTheJobNamingTheError) {
   EXPECT_EQ(recorder.losses.size(), 2u);  // step 3 failed
 }
 
-// A read error on a working copy's fetch fails the step with its extent.
-TEST(SsdTierTest, WorkingCopyReadErrorFailsTheJobNamingTheError) {
-  auto device = FaultyDevice();
-  Recorder recorder;
-  recorder.on_step = [&](int64_t step) {
-    if (step == 2) device->FailAllReads();
-  };
-  JobConfig c = Job(OffloadMethod::kStronghold, false);
-  c.training.precision = Precision::kBf16;
-  const Result r = Train(c, "eio_weights", 6, device.get(), &recorder, "", 2);
-  EXPECT_EQ(r.status.code(), absl::StatusCode::kDataLoss) << r.status;
-  EXPECT_THAT(std::string(r.status.message()), HasSubstr(".weights.working"));
-  EXPECT_THAT(std::string(r.status.message()), HasSubstr("Input/output error (errno 5)"));
-  EXPECT_EQ(recorder.losses.size(), 2u);  // step 3 failed
-}
-
-// A read error on an fp32 master's fetch fails the step with its extent.
-TEST(SsdTierTest, Fp32MasterReadErrorFailsTheJobNamingTheError) {
-  auto device = FaultyDevice();
-  Recorder recorder;
-  recorder.on_step = [&](int64_t step) {
-    if (step == 2) device->FailAllReads();
-  };
-  // Every layer's master there: step 3's forward reads most of them after
-  // the fault (the first few were read ahead at the end of step 2).
-  const Result r = Train(Job(OffloadMethod::kStronghold, false), "eio_fp32_masters", 6,
-                         device.get(), &recorder, "", 6);
-  EXPECT_EQ(r.status.code(), absl::StatusCode::kDataLoss) << r.status;
-  EXPECT_THAT(std::string(r.status.message()), HasSubstr(".master"));
-  EXPECT_THAT(std::string(r.status.message()), HasSubstr("Input/output error (errno 5)"));
-  EXPECT_EQ(recorder.losses.size(), 2u);  // step 3 failed
+// A read error on a fetch of what H2D sends from the tier (a bf16 working
+// copy, an fp32 master) fails the step naming its extent. Every layer's is
+// there: step 3's forward reads most of them after the fault (the first
+// few were read ahead at the end of step 2).
+TEST(SsdTierTest, ReadErrorOnAFetchFailsTheJobNamingTheError) {
+  for (Precision p : {Precision::kBf16, Precision::kFp32}) {
+    auto device = FaultyDevice();
+    Recorder recorder;
+    recorder.on_step = [&](int64_t step) {
+      if (step == 2) device->FailAllReads();
+    };
+    JobConfig c = Job(OffloadMethod::kStronghold, false);
+    c.training.precision = p;
+    const std::string tag = PrecisionName(p);
+    const Result r = Train(c, "eio_fetch_" + tag, 6, device.get(), &recorder, "", 6);
+    EXPECT_EQ(r.status.code(), absl::StatusCode::kDataLoss) << tag << ": " << r.status;
+    EXPECT_THAT(std::string(r.status.message()),
+                HasSubstr(p == Precision::kFp32 ? ".master" : ".working"))
+        << tag;
+    EXPECT_THAT(std::string(r.status.message()), HasSubstr("Input/output error (errno 5)"));
+    EXPECT_EQ(recorder.losses.size(), 2u) << tag;  // step 3 failed
+  }
 }
 
 TEST(SsdTierTest, SilentlyTornWriteFailsTheJobAtTheNextRead) {
