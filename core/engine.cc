@@ -614,6 +614,10 @@ class WindowedEngine::Impl {
 
     const int ahead = l2l_ ? 0 : window_;
     for (int i = layers_ - 1; i >= 0; --i) {
+      // Deferred updates run in forward order once the global norm is
+      // known; staging their state needs no norm, so the first ones' reads
+      // start halfway through the last backward, while the slots are idle.
+      if (tail == GradTail::kMeasure && i == layers_ / 2) StageSpilled(/*forward=*/true);
       if (ahead > 0 && i - ahead >= 0) Fetch(i - ahead, /*with_input=*/true);
       Slot* slot = Ensure(i, /*with_input=*/true);
       const BufferLayout& layout = buffers_[slot->buffer].layout;
