@@ -259,8 +259,9 @@ class WindowedEngine::Impl {
     // update's state staged and written back (with the working copy it
     // wrote, where that is there), each fetch's read of what H2D sends from
     // there.
-    // Deferred updates (staged and run after this) count for the next step,
-    // as do the reads the next step's plan starts at this step's end.
+    // Deferred updates run after this and count for the next step (but for
+    // the first slots' staging, which starts in the last backward), as do
+    // the reads the next step's plan starts at this step's end.
     if (spill_ != nullptr) {
       const storage::SpillStreamer::Traffic traffic = spill_->traffic();
       stats_.nvme_read_bytes = traffic.read - traffic_seen_.read;

@@ -469,9 +469,12 @@ absl::StatusOr<uint64_t> SpillStreamer::StartArrayRead(int item, int array,
         return absl::FailedPreconditionError(
             absl::StrCat(it.spec.name, " is acquired"));
       }
+      // Written back (or being written) from the slot: every array there
+      // is the newest. Staged by a read: only the staged arrays are there.
+      const bool staged = it.spec.staged_arrays < 0 || array < it.spec.staged_arrays;
       if (slot.state == SlotState::kWriting ||
           slot.state == SlotState::kCached ||
-          (slot.state == SlotState::kReady && slot.status.ok())) {
+          (slot.state == SlotState::kReady && slot.status.ok() && staged)) {
         std::memcpy(buffer, slot.data + it.offsets[array],
                     it.spec.array_bytes[array]);
         traffic_.reused += it.spec.array_bytes[array];
