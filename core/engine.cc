@@ -207,7 +207,7 @@ class WindowedEngine::Impl {
     stats_ = EngineStepStats();
     // The last step planned this one as soon as its updates were queued.
     if (!std::exchange(tier_planned_, false) && tier_->active()) {
-      tier_->Plan(FetchOrder(micro_batches), Updated());
+      tier_->Plan(FetchOrder(micro_batches), updated_);
     }
     const bool profile = std::exchange(profile_, false);
     stats_.loss_scale = scale;
@@ -331,7 +331,7 @@ class WindowedEngine::Impl {
     // The next step fetches in the same order: its first reads from the
     // tier start now, as their layers' updates finish (they count for it).
     if (tier_->active()) {
-      tier_->Plan(FetchOrder(micro_batches), Updated());
+      tier_->Plan(FetchOrder(micro_batches), updated_);
       tier_planned_ = true;
     }
     device_->FlushTimeline();  // CUDA: the step's finished copies, timed on the GPU
@@ -342,7 +342,7 @@ class WindowedEngine::Impl {
   void ProfileNextStep() { profile_ = true; }
 
   void StopReadingAhead() {
-    tier_->Plan({}, Updated());  // waits for the reads in flight
+    tier_->Plan({}, updated_);  // waits for the reads in flight
     tier_planned_ = false;
   }
 
@@ -378,12 +378,6 @@ class WindowedEngine::Impl {
     }
     return order;
   }
-  // Whether buffer b has no update pending: its newest data is where the
-  // tier reader reads it.
-  std::function<bool(int)> Updated() {
-    return [this](int b) { return update_task_[b] == 0 || worker_.Completed(update_task_[b]); };
-  }
-
   // Starts reading the spilled moments in the order the updates will want
   // them (the streamer's bounded slots limit how far ahead).
   void StageSpilled(bool forward) {
@@ -484,12 +478,12 @@ class WindowedEngine::Impl {
     slot->h2d_done = device_->Record(Queue::kH2D);
     slot->buffer = b;
     if (tier) tier_->Sent(slot->h2d_done);
-    tier_->Pump(Updated());
+    tier_->Pump(updated_);
   }
 
   // Makes compute wait for block `layer`'s weights (fetching it if needed).
   Slot* Ensure(int layer, bool with_input = false) {
-    tier_->Pump(Updated());
+    tier_->Pump(updated_);
     Fetch(layer, with_input);
     Slot* slot = Resident(layer);
     const int64_t start = Timeline::NowNs();
@@ -668,6 +662,11 @@ class WindowedEngine::Impl {
   // failed read is kept in tier_error_, which fails the step (the layer
   // then computes with undefined weights, but the job ends with the error).
   std::unique_ptr<TierReader> tier_;
+  // Whether buffer b has no update pending: its newest data is where the
+  // tier reader reads it.
+  const std::function<bool(int)> updated_ = [this](int b) {
+    return update_task_[b] == 0 || worker_.Completed(update_task_[b]);
+  };
   bool tier_planned_ = false;  // the next Step's fetch order is planned already
   TierReader::Stats tier_seen_;  // tier_->stats() at the last step's end
   storage::SpillStreamer::Traffic traffic_seen_;  // spill_->traffic() likewise

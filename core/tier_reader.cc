@@ -16,8 +16,6 @@ int64_t RoundUp(int64_t x, int64_t unit) { return (x + unit - 1) / unit * unit; 
 
 }  // namespace
 
-int64_t TierReader::RingBytes(int64_t bytes, int ring) { return ring * RoundUp(bytes, kAlignment); }
-
 absl::StatusOr<std::unique_ptr<TierReader>> TierReader::Create(Device* device,
                                                                storage::SpillStreamer* spill,
                                                                std::vector<Source> sources,
@@ -31,7 +29,7 @@ absl::StatusOr<std::unique_ptr<TierReader>> TierReader::Create(Device* device,
   if (largest == 0) return reader;  // nothing on the tier: no ring
   if (spill == nullptr) return absl::InvalidArgumentError("tier reader: sources but no streamer");
   for (int i = 0; i < ring; ++i) {
-    absl::StatusOr<void*> data = device->AllocateHost(RingBytes(largest, 1));
+    absl::StatusOr<void*> data = device->AllocateHost(RoundUp(largest, kAlignment));
     if (!data.ok()) return data.status();  // the destructor frees the others
     CHECK_EQ(reinterpret_cast<uintptr_t>(*data) % kAlignment, 0u);
     reader->ring_.push_back(Entry{*data});

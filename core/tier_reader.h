@@ -56,8 +56,6 @@ class TierReader {
   static absl::StatusOr<std::unique_ptr<TierReader>> Create(Device* device,
                                                              storage::SpillStreamer* spill,
                                                              std::vector<Source> sources, int ring);
-  // Host bytes Create takes for `ring` buffers of `bytes` sources.
-  static int64_t RingBytes(int64_t bytes, int ring);
   // Waits for the reads in flight; frees the ring.
   ~TierReader();
   TierReader(const TierReader&) = delete;

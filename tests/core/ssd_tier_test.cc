@@ -228,6 +228,24 @@ int64_t SentFrees(const JobConfig& c) {
   return c.model.layers * e * layer - (TierReadRing(c, c.offload.window) + kSsdStagingSlots) * one;
 }
 
+// The plan of `c` (12 layers, with a tier) for a host budget that even
+// every layer's optimizer state on the tier cannot meet: that frees this
+// (net of its staging), and half of what moving every layer's H2D source
+// frees (net of its staging) more is asked for, so the planner moves what
+// H2D sends of some layers, not all.
+void PlanWithSentOnTier(const JobConfig& c, const std::string& tag, MemoryPlan* plan) {
+  const int64_t state_free = c.training.precision == Precision::kFp32 ? TierFrees(c, 8, 2)
+                                                                       : TierFrees(c, 12, 3);
+  const int64_t sent_free = SentFrees(c);
+  ASSERT_GT(sent_free, 0) << tag;
+  *plan = PlanMemory(c, {.device = "cpu",
+                         .host_bytes = HostNeedBeforeKept(c) - state_free - sent_free / 2});
+  ASSERT_TRUE(plan->fits) << tag << ": " << plan->reason;
+  ASSERT_EQ(plan->ssd_layers, c.model.layers) << tag;
+  ASSERT_GT(plan->ssd_weight_layers, 0) << tag;
+  ASSERT_LT(plan->ssd_weight_layers, c.model.layers) << tag;
+}
+
 // A host budget that moving every layer's moments cannot meet: the planner
 // puts the fp32 masters on the tier too, and the job trains bit-identically
 // to the same job in RAM: losses, masters, and the checkpoint's weights and
@@ -293,20 +311,8 @@ TEST(SsdTierTest, MixedPrecisionWorkingCopiesOnTheTierTrainBitIdenticallyToRam) 
     c.checkpoint.every_steps = 3;
     c.offload.ssd_dirs = {"/unused"};  // for the plan: a tier exists
     const std::string tag = absl::StrCat(PrecisionName(p), clip ? "_clip" : "");
-    NodeBudgets node{.device = "cpu", .host_bytes = 0};
-    const int64_t need = HostNeedBeforeKept(c);
-    // Every layer's masters and moments on the tier free this (net of their
-    // staging); half of every layer's working copy, net of its staging,
-    // more is asked for.
-    const int64_t state_free = TierFrees(c, 12, 3);
-    const int64_t weights_free = SentFrees(c);
-    ASSERT_GT(weights_free, 0);
-    node.host_bytes = need - state_free - weights_free / 2;
-    const MemoryPlan plan = PlanMemory(c, node);
-    ASSERT_TRUE(plan.fits) << tag << ": " << plan.reason;
-    ASSERT_EQ(plan.ssd_layers, c.model.layers) << tag;
-    ASSERT_GT(plan.ssd_weight_layers, 0) << tag;
-    ASSERT_LT(plan.ssd_weight_layers, c.model.layers) << tag;
+    MemoryPlan plan;
+    ASSERT_NO_FATAL_FAILURE(PlanWithSentOnTier(c, tag, &plan));
 
     c.offload.ssd_dirs.clear();
     const std::string ram_name = "ram_weights_" + tag, tier_name = "tier_weights_" + tag;
@@ -347,15 +353,8 @@ TEST(SsdTierTest, Fp32MastersOnTheTierTrainBitIdenticallyToRam) {
     c.checkpoint.every_steps = 3;
     c.offload.ssd_dirs = {"/unused"};  // for the plan: a tier exists
     const std::string tag = clip ? "clip" : "noclip";
-    const int64_t sent_free = SentFrees(c);
-    ASSERT_GT(sent_free, 0);
-    const NodeBudgets node{.device = "cpu",
-                           .host_bytes = HostNeedBeforeKept(c) - TierFrees(c, 8, 2) - sent_free / 2};
-    const MemoryPlan plan = PlanMemory(c, node);
-    ASSERT_TRUE(plan.fits) << tag << ": " << plan.reason;
-    ASSERT_EQ(plan.ssd_layers, c.model.layers) << tag;
-    ASSERT_GT(plan.ssd_weight_layers, 0) << tag;
-    ASSERT_LT(plan.ssd_weight_layers, c.model.layers) << tag;
+    MemoryPlan plan;
+    ASSERT_NO_FATAL_FAILURE(PlanWithSentOnTier(c, tag, &plan));
     bool masters_on_ssd = false;
     for (const PlannedBuffer& b : plan.buffers) masters_on_ssd |= b.name == "ssd.master.fp32";
     EXPECT_TRUE(masters_on_ssd) << tag;
