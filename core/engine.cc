@@ -303,13 +303,14 @@ class WindowedEngine::Impl {
       }
     } else if (roll_back) {  // clipped: undo each layer and update it again, in forward order
       const AdamWStep hyper = AdamWHyper(t, step, adam_step, ClipFactor(t, stats_.grad_norm) / scale);
-      for (int b = 0; b < num_buffers(); ++b) RollBack(b, &hyper);
+      for (int b : UpdateOrder()) RollBack(b, &hyper);
     } else if (defer) {
-      // Forward order, so the next step's forward waits only for its layer.
+      // Forward order, so the next step's forward waits only for its layer
+      // (UpdateOrder).
       const double grad_scale = ClipFactor(t, stats_.grad_norm) / scale;
       const AdamWStep hyper = AdamWHyper(t, step, adam_step, grad_scale);
       StageSpilled(/*forward=*/true);
-      for (int b = 0; b < num_buffers(); ++b) {
+      for (int b : UpdateOrder()) {
         update_task_[b] =
             worker_.Submit({Event{}, nullptr, DType::kFloat32, &buffers_[b], b, false, true, hyper});
       }
@@ -355,6 +356,19 @@ class WindowedEngine::Impl {
  private:
   int last() const { return static_cast<int>(buffers_.size()) - 1; }
   int num_buffers() const { return static_cast<int>(buffers_.size()); }
+
+  // The order in which the next step's forward needs the buffers: the
+  // embedding and the final norm (both copied at its start), then the
+  // block layers. Updates that run after backward (deferred, or redone
+  // after a roll-back) are queued in it, so the forward of layer i waits
+  // for the updates of the buffers before it and no others. (Buffer order
+  // would put the final norm last: the next step would wait for every
+  // update before its first layer, as it did until 2026-11-27.)
+  std::vector<int> UpdateOrder() const {
+    std::vector<int> order = {0, last()};
+    for (int b = 1; b < last(); ++b) order.push_back(b);
+    return order;
+  }
 
   // Queues buffer b's restore from its backup and, with `redo`, its update
   // again with those hyper-parameters; the next forward waits for it.
@@ -481,6 +495,22 @@ class WindowedEngine::Impl {
     tier_->Pump(updated_);
   }
 
+  // Fetches block layers first..last (those that exist) that are not
+  // resident yet, in order, up to the first whose update is still running
+  // (`first` is the lowest layer not fetched yet, so the order is Fetch's).
+  // Forward prefetches this way so that compute is held up only by the
+  // layer it needs now: with updates deferred to after backward, the
+  // optimizer is still working through the layers when the next forward
+  // starts, and Ensure() waits for the layer at hand alone. When nothing
+  // is pending (updates overlapped backward) it prefetches the whole window.
+  void PrefetchReady(int first, int last) {
+    for (int i = first; i <= std::min(last, layers_ - 1); ++i) {
+      if (Resident(i) != nullptr) continue;
+      if (!updated_(i + 1)) return;
+      Fetch(i);
+    }
+  }
+
   // Makes compute wait for block `layer`'s weights (fetching it if needed).
   Slot* Ensure(int layer, bool with_input = false) {
     tier_->Pump(updated_);
@@ -521,13 +551,13 @@ class WindowedEngine::Impl {
     const int heads = config_.model.heads;
     const int64_t n = buffers_[0].layout.count;
     const int ahead = l2l_ ? 0 : window_;
-    for (int i = 0; i < std::min(ahead, layers_); ++i) Fetch(i);  // fill the window
+    PrefetchReady(0, ahead - 1);  // fill the window
     BeforeWriting(0);
     Checkpoint(0, dev).copy_(gpt::Embed(torch::from_blob(emb_param_, {n}, dev), buffers_[0].layout, tokens));
     AfterWriting(0);
     for (int i = 0; i < layers_; ++i) {
       if (i == stage_at) StageSpilled(/*forward=*/false);
-      if (i + ahead < layers_ && ahead > 0) Fetch(i + ahead);
+      PrefetchReady(i, i + ahead);
       Slot* slot = Ensure(i);
       const int64_t start = Timeline::NowNs();
       const BufferLayout& layout = buffers_[slot->buffer].layout;

@@ -215,6 +215,33 @@ TEST(EngineOverlapTest, PrefetchAndOptimizerOverlapCompute) {
                                          << L - 1 << " layers";
 }
 
+// With clipping the updates wait for the global norm and run after
+// backward; they are queued in the order the next forward needs the
+// buffers, and that forward waits only for the layer at hand: it starts
+// while the optimizer is still updating the last layers.
+TEST(EngineOverlapTest, DeferredUpdatesOverlapTheNextForward) {
+  const TrainedRun r = Train(OverlapModel(/*clip_norm=*/1e6), "deferred_overlap");
+  ASSERT_TRUE(r.recorder.traces.count(2)) << "no trace of step 2";
+  // Step 2's trace holds step 1's deferred updates (they ran after its cut)
+  // and step 2's forward.
+  const std::vector<TraceSpan> spans = ParseTrace(r.recorder.traces.at(2));
+  const int L = 6;
+  const TraceSpan* first_fwd = FindSpan(spans, "fwd", 1);
+  const TraceSpan* last_update = FindSpan(spans, "adamw", L);
+  ASSERT_NE(first_fwd, nullptr);
+  ASSERT_NE(last_update, nullptr) << "step 1's update of block " << L - 1 << " is not in step 2's trace";
+  EXPECT_LT(first_fwd->start, last_update->end)
+      << "the forward of block 0 waited for the update of block " << L - 1;
+  // Each layer's forward still comes after its own update.
+  for (int b = 1; b <= L; ++b) {
+    const TraceSpan* fwd = FindSpan(spans, "fwd", b);
+    const TraceSpan* update = FindSpan(spans, "adamw", b);
+    ASSERT_NE(fwd, nullptr);
+    ASSERT_NE(update, nullptr);
+    EXPECT_GE(fwd->start, update->end) << "block " << b - 1 << " computed before its update";
+  }
+}
+
 // Speculative updates (offload.speculative_updates) train exactly like the
 // deferred path: clip 0.5 clips every step here, so every step is rolled
 // back and redone; clip 1e6 never clips, so none is. The trace shows which.
