@@ -225,6 +225,21 @@ class WindowedEngine::Impl {
       stats_.h2d_bytes += buffers_[b].layout.count * elem_;
     }
     device_->QueueWait(Queue::kCompute, device_->Record(Queue::kH2D));
+    if (speculate_) {
+      // The backups need no gradient: the worker saves each buffer while it
+      // has nothing else to do (forward, mostly), in the order backward
+      // updates them, after the last step's updates (queued before). This
+      // takes 24-28 bytes per parameter of copying off backward's path.
+      ++epoch_;
+      std::vector<int> order;
+      for (int b = last() - 1; b >= 0; --b) order.push_back(b);
+      order.push_back(last());
+      for (int b : order) {
+        GradWorker::Task save{.buffer = &buffers_[b], .index = b, .backup = &backups_[b]};
+        save.epoch = epoch_;
+        worker_.SubmitBackground(save);
+      }
+    }
 
     torch::Tensor inputs = torch::empty({t.micro_batch, config_.model.seq_len}, torch::kInt64);
     torch::Tensor targets = torch::empty_like(inputs);
@@ -251,6 +266,10 @@ class WindowedEngine::Impl {
       loss_sum += Backward(tokens, labels, dev, mb == 0, tail, micro_batches, scale);
     }
     // Gradients must all have landed before the step's updates are decided.
+    // The device finishes backward first: on a GPU the host is ahead of it
+    // by as many layers as there are slots, and that wait is compute, not
+    // the optimizer (with W = L it was most of backward).
+    device_->HostWait(device_->Record(Queue::kCompute));
     const int64_t wait_start = Timeline::NowNs();
     worker_.WaitAll();
     RETURN_IF_ERROR(tier_error_);      // the NVMe tier failed a read for H2D
@@ -608,7 +627,10 @@ class WindowedEngine::Impl {
     GradWorker::Task task{landed, staging_[staging], ToDType(precision_), &buffers_[b], b, first,
                           update, hyper_, tail == GradTail::kMeasure,
                           static_cast<float>(1.0 / state_->scale)};
-    if (update && speculate_) task.backup = &backups_[b];  // saved before the update
+    if (update && speculate_) {  // saved before the update, unless in the background already
+      task.backup = &backups_[b];
+      task.epoch = epoch_;
+    }
     staging_task_[staging] = worker_.Submit(task);
     if (update) update_task_[b] = staging_task_[staging];
     return landed;
@@ -733,6 +755,7 @@ class WindowedEngine::Impl {
   const bool speculate_;  // SpeculativeUpdates(): every step's updates are speculative
   std::vector<std::unique_ptr<float[]>> backup_storage_;
   std::vector<ParamBuffer> backups_;
+  int64_t epoch_ = 0;  // speculative steps begun: a backup is saved once per epoch
   GradWorker worker_;
   bool profile_ = false;                    // ProfileNextStep
   std::vector<double> profiled_forward_s_;  // its layers' forward seconds

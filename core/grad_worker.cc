@@ -40,7 +40,7 @@ ParamBuffer ToParamBuffer(const HostBuffer& b, Precision precision) {
 GradWorker::GradWorker(Device* device, FusedAdamW* optimizer, Timeline* timeline, int buffers,
                        storage::SpillStreamer* spill, Precision precision)
     : device_(device), optimizer_(optimizer), timeline_(timeline), spill_(spill),
-      precision_(precision), stats_(buffers), measured_(buffers) {
+      precision_(precision), stats_(buffers), measured_(buffers), saved_epoch_(buffers, -1) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -58,10 +58,24 @@ void GradWorker::Loop() {
     Task t;
     {
       absl::MutexLock lock(&mu_);
-      while (!stop_ && tasks_.empty()) cv_.Wait(&mu_);
-      if (tasks_.empty()) return;
-      t = tasks_.front();
-      tasks_.pop_front();
+      while (!stop_ && tasks_.empty() && background_.empty()) cv_.Wait(&mu_);
+      if (stop_ && tasks_.empty()) return;
+      if (tasks_.empty()) {  // nothing else to do: a background save
+        t = background_.front();
+        background_.pop_front();
+        background_running_ = true;
+      } else {
+        t = tasks_.front();
+        tasks_.pop_front();
+      }
+    }
+    if (t.staging == nullptr && !t.update && !t.restore) {  // background
+      const absl::Status status = Save(t);
+      absl::MutexLock lock(&mu_);
+      if (error_.ok() && !status.ok()) error_ = status;
+      background_running_ = false;
+      cv_.SignalAll();
+      continue;
     }
     device_->HostWait(t.landed);
     // Without staging: an update only (deferred until the global norm
@@ -69,9 +83,7 @@ void GradWorker::Loop() {
     absl::Status status;
     if (t.restore) status = CopyState(t, /*restore=*/true);
     if (status.ok() && t.staging != nullptr) status = Accumulate(t);
-    if (status.ok() && t.update && t.backup != nullptr && !t.restore) {
-      status = CopyState(t, /*restore=*/false);
-    }
+    if (status.ok() && t.update && t.backup != nullptr && !t.restore) status = Save(t);
     if (status.ok() && t.update) status = Update(t);
     absl::MutexLock lock(&mu_);
     if (error_.ok() && !status.ok()) error_ = status;
@@ -89,6 +101,12 @@ absl::Status GradWorker::Accumulate(const Task& t) {
   if (t.measure) measured_[t.index] = stats;
   if (timeline_ != nullptr) timeline_->Add({"grad_add", Lane::kOptimizer, t.index, start, Timeline::NowNs()});
   return absl::OkStatus();
+}
+
+absl::Status GradWorker::Save(const Task& t) {
+  if (saved_epoch_[t.index] == t.epoch) return absl::OkStatus();
+  saved_epoch_[t.index] = t.epoch;
+  return CopyState(t, /*restore=*/false);
 }
 
 absl::Status GradWorker::CopyState(const Task& t, bool restore) {

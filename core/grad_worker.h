@@ -6,7 +6,7 @@
 // the state spilled to the NVMe tier (moments, and in bf16/fp16 the fp32
 // master) around it.
 //
-// Thread safety: Submit/WaitFor/WaitAll/error may be called from the engine
+// Thread safety: Submit/SubmitBackground/WaitFor/WaitAll/error may be called from the engine
 // thread while the worker runs; stats(), optimizer_s(), nvme_*_bytes() and
 // reset_stats() only while no task is pending (after WaitAll).
 #ifndef STRONGHOLD_CORE_GRAD_WORKER_H_
@@ -60,6 +60,9 @@ class GradWorker {
     // here before anything else the task does.
     const ParamBuffer* backup = nullptr;
     bool restore = false;
+    // The step whose starting state a save puts in `backup`: a buffer is
+    // saved once per epoch, by its update or earlier by a background task.
+    int64_t epoch = 0;
   };
 
   GradWorker(Device* device, FusedAdamW* optimizer, Timeline* timeline, int buffers,
@@ -73,6 +76,18 @@ class GradWorker {
     cv_.SignalAll();
     return ++submitted_;
   }
+  // Speculative updates: saves task.buffer's state into task.backup (a
+  // task with `backup` and `epoch` set, nothing else) when the worker has
+  // nothing else to do, so that the update, when its gradient lands, need
+  // not save it first. Foreground tasks (Submit) go first; one waits at
+  // most for the background save running when it came. The state must be
+  // final for the epoch (no update of it pending or to come before the
+  // epoch's own) when this is called.
+  void SubmitBackground(const Task& task) {
+    absl::MutexLock lock(&mu_);
+    background_.push_back(task);
+    cv_.SignalAll();
+  }
   void WaitFor(uint64_t sequence) {
     absl::MutexLock lock(&mu_);
     while (completed_ < sequence) cv_.Wait(&mu_);
@@ -82,9 +97,12 @@ class GradWorker {
     absl::MutexLock lock(&mu_);
     return completed_ >= sequence;
   }
+  // Waits for every Submit()ted task; drops the background saves not
+  // started (a later update saves inline) and waits for the one running.
   void WaitAll() {
     absl::MutexLock lock(&mu_);
-    while (completed_ < submitted_) cv_.Wait(&mu_);
+    background_.clear();
+    while (completed_ < submitted_ || background_running_) cv_.Wait(&mu_);
   }
   // What each buffer's last update saw in its gradient (after grad_scale).
   const std::vector<StepStats>& stats() const { return stats_; }
@@ -106,6 +124,8 @@ class GradWorker {
   absl::Status Accumulate(const Task& t);
   // The buffer's optimizer state to (save) or from (restore) t.backup.
   absl::Status CopyState(const Task& t, bool restore);
+  // Saves t's buffer into t.backup unless saved for t.epoch already.
+  absl::Status Save(const Task& t);
   // AdamW on one buffer; spilled state is staged for it (normally read
   // ahead already) and written back after it, with the working copy the
   // update writes into the staging slot where that lives on the tier
@@ -121,10 +141,13 @@ class GradWorker {
   std::vector<StepStats> stats_;     // written by the worker, read after WaitAll
   std::vector<StepStats> measured_;  // likewise
   double optimizer_s_ = 0;
+  std::vector<int64_t> saved_epoch_;  // worker thread only: each buffer's last save
 
   absl::Mutex mu_;
   absl::CondVar cv_;
   std::deque<Task> tasks_ ABSL_GUARDED_BY(mu_);
+  std::deque<Task> background_ ABSL_GUARDED_BY(mu_);  // SubmitBackground's
+  bool background_running_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t submitted_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t completed_ ABSL_GUARDED_BY(mu_) = 0;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;

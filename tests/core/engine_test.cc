@@ -2,6 +2,7 @@
 // training on the host device, the device budget, the overlap the schedule
 // promises (read from its own timeline), refusal of budgets too small, and
 // a non-finite gradient reported with where it is.
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -289,6 +290,28 @@ TEST(EngineOverlapTest, SpeculativeUpdatesOverlapBackwardWithClipping) {
   // Two shared cores: most layers must overlap (as in the test above).
   EXPECT_GE(overlapped, 3) << "speculative updates overlapped backward for " << overlapped
                            << " of 5 layers";
+}
+
+// The backups need no gradient: the worker saves them while it is idle,
+// during forward, instead of in front of each update during backward.
+TEST(EngineOverlapTest, SpeculativeBackupsRunDuringForward) {
+  JobConfig c = OverlapModel(/*clip_norm=*/1e6);
+  c.offload.speculative_updates = true;
+  const TrainedRun r = Train(c, "spec_backup_fwd");
+  ASSERT_TRUE(r.recorder.traces.count(2)) << "no trace of step 2";
+  const std::vector<TraceSpan> spans = ParseTrace(r.recorder.traces.at(2));
+  double first_bwd = 1e300;
+  for (const TraceSpan& s : spans) {
+    if (s.name == "bwd") first_bwd = std::min(first_bwd, s.start);
+  }
+  int backups = 0, before_backward = 0;
+  for (const TraceSpan& s : spans) {
+    if (s.name != "backup") continue;
+    ++backups;
+    before_backward += s.start < first_bwd;
+  }
+  EXPECT_EQ(backups, 8) << "one backup per buffer (embedding, 6 layers, final norm)";
+  EXPECT_GE(before_backward, 1) << "no backup ran before backward";
 }
 
 TEST(EngineParityTest, SpeculativeUpdatesAreRefusedForResident) {
