@@ -196,6 +196,13 @@ const std::vector<SpecFlag>& SpecFlags() {
                   [](JobSpec& s, bool v) {
                     s.mutable_offload()->set_speculative_updates(v);
                   })},
+      {{"device-embedding-optimizer", "on|off",
+        "update the embedding on the device (its Adam state there: 12-16 "
+        "B/embedding param of device memory) instead of the CPU"},
+       Enum<bool>({{"on", true}, {"off", false}},
+                  [](JobSpec& s, bool v) {
+                    s.mutable_offload()->set_device_embedding_optimizer(v);
+                  })},
       {{"gpu-memory-budget", "SIZE", "device memory budget, e.g. 8GiB"},
        Size([](JobSpec& s, int64_t v) {
          s.mutable_offload()->set_gpu_memory_budget_bytes(v);

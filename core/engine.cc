@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "core/device_adamw.h"
 #include "core/gpt.h"
 #include "core/grad_worker.h"
 #include "core/optim/float16.h"
@@ -119,6 +120,7 @@ class WindowedEngine::Impl {
         kept_(layers_),
         update_task_(buffers_.size(), 0),
         speculate_(SpeculativeUpdates(config.offload, config.training)),
+        emb_on_device_(config.offload.device_embedding_optimizer),
         worker_(device, optimizer, timeline, static_cast<int>(buffers_.size()), spill,
                 precision_) {}
 
@@ -159,6 +161,7 @@ class WindowedEngine::Impl {
       (b == 0 ? emb_param_ : fin_param_) = p;
       (b == 0 ? emb_grad_ : fin_grad_) = g;
     }
+    if (emb_on_device_) RETURN_IF_ERROR(AllocateEmbeddingOptimizer());
     if (speculate_) {  // host memory; the pool first-touches it with the first backup
       for (const HostBuffer& b : buffers_) {
         const int64_t n = b.layout.count;
@@ -219,6 +222,10 @@ class WindowedEngine::Impl {
 
     // The embedding and final norm live on the device: bring their updates.
     for (int b : {0, last()}) {
+      if (b == 0 && emb_on_device_) {  // updated there; uploaded after the host state was read
+        if (std::exchange(emb_upload_, false)) UploadEmbedding();
+        continue;
+      }
       WaitForUpdate(b);
       void* dst = b == 0 ? emb_param_ : fin_param_;
       device_->Copy(Queue::kH2D, dst, Source(b), buffers_[b].layout.count * elem_, b);
@@ -232,7 +239,7 @@ class WindowedEngine::Impl {
       // takes 24-28 bytes per parameter of copying off backward's path.
       ++epoch_;
       std::vector<int> order;
-      for (int b = last() - 1; b >= 0; --b) order.push_back(b);
+      for (int b = last() - 1; b >= (emb_on_device_ ? 1 : 0); --b) order.push_back(b);
       order.push_back(last());
       for (int b : order) {
         GradWorker::Task save{.buffer = &buffers_[b], .index = b, .backup = &backups_[b]};
@@ -290,7 +297,8 @@ class WindowedEngine::Impl {
     }
     // Deferred: the last accumulation measured each gradient (scaled by
     // 1 / loss scale), so the global norm needs no second pass.
-    const std::vector<StepStats> grads = defer ? worker_.measured() : worker_.stats();
+    std::vector<StepStats> grads = defer ? worker_.measured() : worker_.stats();
+    if (emb_on_device_) grads[0] = emb_measured_;
     double sum_sq = 0;  // buffer order, as the reference sums it
     for (const StepStats& g : grads) sum_sq += g.grad_sq_sum;
     stats_.optimizer_s += Since(wait_start);
@@ -305,7 +313,7 @@ class WindowedEngine::Impl {
     stats_.rolled_back = roll_back;
     if (!finite && !(fp16 && scale / kLossScaleFactor >= kMinLossScale)) {
       if (roll_back) {  // the job fails; its host state is left as before the step
-        for (int b = 0; b < num_buffers(); ++b) RollBack(b, nullptr);
+        for (int b : UpdateOrder()) RollBack(b, nullptr);
         worker_.WaitAll();
       }
       std::vector<BufferLayout> layouts;
@@ -318,7 +326,7 @@ class WindowedEngine::Impl {
       stats_.skipped = true;
       stats_.grad_norm = 0;
       if (roll_back) {
-        for (int b = 0; b < num_buffers(); ++b) RollBack(b, nullptr);
+        for (int b : UpdateOrder()) RollBack(b, nullptr);
       }
     } else if (roll_back) {  // clipped: undo each layer and update it again, in forward order
       const AdamWStep hyper = AdamWHyper(t, step, adam_step, ClipFactor(t, stats_.grad_norm) / scale);
@@ -333,6 +341,15 @@ class WindowedEngine::Impl {
         update_task_[b] =
             worker_.Submit({Event{}, nullptr, DType::kFloat32, &buffers_[b], b, false, true, hyper});
       }
+    }
+    if (emb_on_device_ && finite) {
+      // Never speculative: its gradient is the step's last, the norm is known.
+      const int64_t start = Timeline::NowNs();
+      emb_adamw_->Step(emb_state_, AdamWHyper(t, step, adam_step,
+                                              ClipFactor(t, stats_.grad_norm) / scale));
+      emb_dirty_ = true;
+      stats_.optimizer_s += Since(start);  // the host device's update runs here
+      if (timeline_ != nullptr) timeline_->Add({"adamw", Lane::kOptimizer, 0, start, Timeline::NowNs()});
     }
     stats_.loss = loss_sum / micro_batches;
     stats_.layer_forward_s /= micro_batches;
@@ -368,6 +385,10 @@ class WindowedEngine::Impl {
 
   absl::Status Drain() {
     worker_.WaitAll();
+    if (emb_on_device_) {
+      if (std::exchange(emb_dirty_, false)) DownloadEmbedding();
+      emb_upload_ = true;  // the caller may write the host state next
+    }
     RETURN_IF_ERROR(worker_.error());
     return spill_ != nullptr ? spill_->Flush() : absl::OkStatus();
   }
@@ -375,6 +396,60 @@ class WindowedEngine::Impl {
  private:
   int last() const { return static_cast<int>(buffers_.size()) - 1; }
   int num_buffers() const { return static_cast<int>(buffers_.size()); }
+
+  // offload.device_embedding_optimizer (core/device_adamw.h): the fp32
+  // arrays beside the embedding's weights and gradient on the device; in
+  // fp32 the weights are the master.
+  absl::Status AllocateEmbeddingOptimizer() {
+    const int64_t n = buffers_[0].layout.count;
+    const bool fp32 = precision_ == Precision::kFp32;
+    std::vector<float*> arrays;
+    for (int i = 0; i < DeviceEmbeddingOptimizerArrays(config_); ++i) {
+      static const char* const kWhat[] = {"exp_avg", "exp_avg_sq", "gradient accumulator", "master"};
+      ASSIGN_OR_RETURN(void* p, device_->Allocate(n * static_cast<int64_t>(sizeof(float)),
+                                                  absl::StrCat("embedding ", kWhat[i])));
+      arrays.push_back(static_cast<float*>(p));
+    }
+    emb_state_.exp_avg = arrays[0];
+    emb_state_.exp_avg_sq = arrays[1];
+    emb_state_.accumulator = arrays[2];
+    emb_state_.master = fp32 ? static_cast<float*>(emb_param_) : arrays[3];
+    emb_state_.working = fp32 ? nullptr : emb_param_;
+    emb_state_.working_dtype = ToDType(precision_);
+    emb_state_.count = n;
+    emb_state_.decay_count = buffers_[0].layout.decay_count;
+    emb_adamw_ = DeviceAdamW::ForDevice(device_, optimizer_);
+    return absl::OkStatus();
+  }
+  // The host's embedding state (master, moments, working copy) to the
+  // device, before the first step and after the host state was read or
+  // written (Drain).
+  void UploadEmbedding() {
+    const HostBuffer& h = buffers_[0];
+    const int64_t bytes = h.layout.count * static_cast<int64_t>(sizeof(float));
+    device_->Copy(Queue::kH2D, emb_state_.master, h.param, bytes, 0);
+    device_->Copy(Queue::kH2D, emb_state_.exp_avg, h.exp_avg, bytes, 0);
+    device_->Copy(Queue::kH2D, emb_state_.exp_avg_sq, h.exp_avg_sq, bytes, 0);
+    stats_.h2d_bytes += 3 * bytes;
+    if (emb_state_.working != nullptr) {
+      device_->Copy(Queue::kH2D, emb_state_.working, h.working, h.layout.count * elem_, 0);
+      stats_.h2d_bytes += h.layout.count * elem_;
+    }
+  }
+  // ... and back, once the device's updates are done: the host state is
+  // then current (checkpoints, Weights()).
+  void DownloadEmbedding() {
+    const HostBuffer& h = buffers_[0];
+    const int64_t bytes = h.layout.count * static_cast<int64_t>(sizeof(float));
+    device_->QueueWait(Queue::kD2H, device_->Record(Queue::kCompute));
+    device_->Copy(Queue::kD2H, h.param, emb_state_.master, bytes, 0);
+    device_->Copy(Queue::kD2H, h.exp_avg, emb_state_.exp_avg, bytes, 0);
+    device_->Copy(Queue::kD2H, h.exp_avg_sq, emb_state_.exp_avg_sq, bytes, 0);
+    if (emb_state_.working != nullptr) {
+      device_->Copy(Queue::kD2H, h.working, emb_state_.working, h.layout.count * elem_, 0);
+    }
+    device_->HostWait(device_->Record(Queue::kD2H));
+  }
 
   // The order in which the next step's forward needs the buffers: the
   // embedding and the final norm (both copied at its start), then the
@@ -384,7 +459,8 @@ class WindowedEngine::Impl {
   // would put the final norm last: the next step would wait for every
   // update before its first layer, as it did until 2026-11-27.)
   std::vector<int> UpdateOrder() const {
-    std::vector<int> order = {0, last()};
+    std::vector<int> order = {last()};
+    if (!emb_on_device_) order.insert(order.begin(), 0);
     for (int b = 1; b < last(); ++b) order.push_back(b);
     return order;
   }
@@ -695,7 +771,13 @@ class WindowedEngine::Impl {
     gpt::Embed(emb, emb_layout, tokens).backward(dy);
     stats_.compute_s += Since(start);
     const int slots = static_cast<int>(slots_.size());
-    emb_d2h_ = HandOff(0, emb_grad_, slots, first, tail);
+    if (emb_on_device_) {  // accumulated (and on the last micro-batch measured) there
+      emb_measured_ = emb_adamw_->Accumulate(emb_state_, emb_grad_, ToDType(precision_), first,
+                                             tail != GradTail::kNone,
+                                             static_cast<float>(1.0 / state_->scale));
+    } else {
+      emb_d2h_ = HandOff(0, emb_grad_, slots, first, tail);
+    }
     fin_d2h_ = HandOff(last(), fin_grad_, slots + 1, first, tail);
     return loss_value;
   }
@@ -756,6 +838,14 @@ class WindowedEngine::Impl {
   std::vector<std::unique_ptr<float[]>> backup_storage_;
   std::vector<ParamBuffer> backups_;
   int64_t epoch_ = 0;  // speculative steps begun: a backup is saved once per epoch
+  // offload.device_embedding_optimizer: buffer 0's AdamW runs on the device
+  // (no worker task, backup or host copy each step).
+  const bool emb_on_device_;
+  std::unique_ptr<DeviceAdamW> emb_adamw_;
+  DeviceAdamWState emb_state_;
+  StepStats emb_measured_;   // its gradient, measured on the step's last micro-batch
+  bool emb_upload_ = true;   // the host's state is newer than the device's
+  bool emb_dirty_ = false;   // the device's state is newer than the host's
   GradWorker worker_;
   bool profile_ = false;                    // ProfileNextStep
   std::vector<double> profiled_forward_s_;  // its layers' forward seconds

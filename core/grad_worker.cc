@@ -56,20 +56,18 @@ GradWorker::~GradWorker() {
 void GradWorker::Loop() {
   while (true) {
     Task t;
+    bool background = false;
     {
       absl::MutexLock lock(&mu_);
       while (!stop_ && tasks_.empty() && background_.empty()) cv_.Wait(&mu_);
       if (stop_ && tasks_.empty()) return;
-      if (tasks_.empty()) {  // nothing else to do: a background save
-        t = background_.front();
-        background_.pop_front();
-        background_running_ = true;
-      } else {
-        t = tasks_.front();
-        tasks_.pop_front();
-      }
+      background = tasks_.empty();  // nothing else to do: a background save
+      std::deque<Task>& queue = background ? background_ : tasks_;
+      t = queue.front();
+      queue.pop_front();
+      background_running_ = background;
     }
-    if (t.staging == nullptr && !t.update && !t.restore) {  // background
+    if (background) {
       const absl::Status status = Save(t);
       absl::MutexLock lock(&mu_);
       if (error_.ok() && !status.ok()) error_ = status;

@@ -73,6 +73,14 @@ struct OffloadConfig {
   // waiting for the global norm; the CPU AdamW leaves the critical path on
   // steps that are not clipped. docs/engine.md, "Global-norm clipping".
   bool speculative_updates = false;
+  // The windowed methods: the embedding's AdamW state (fp32 moments and
+  // gradient accumulator, and in bf16/fp16 the fp32 master) stays on the
+  // device and is updated there once the step's global norm is known
+  // (core/device_adamw.h): 12-16 B per embedding parameter of device memory,
+  // and the embedding's D2H copy, CPU update and H2D copy leave the gap
+  // between two steps. The host copy is brought up to date whenever the
+  // host state is read (checkpoints). docs/engine.md.
+  bool device_embedding_optimizer = false;
   // Not part of the spec: resolved by the trainer and the planner from the
   // device budget (core/planner.h: CheckpointsOnHost).
   bool host_checkpoints = false;

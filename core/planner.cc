@@ -114,8 +114,17 @@ int64_t WindowedArenaBytes(const JobConfig& c, int window) {
   const int64_t emb = m.embedding_parameters() * e;
   const int64_t fin = 2 * static_cast<int64_t>(m.hidden) * e;
   return WindowSlots(c, window) * 2 * Round64(m.parameters_per_layer() * e) +
-         2 * Round64(emb) + 2 * Round64(fin) +
+         2 * Round64(emb) + 2 * Round64(fin) + DeviceEmbeddingOptimizerBytes(c) +
          Round64(DeviceBoundaries(c, window) * BoundaryActivationBytes(c));
+}
+
+int DeviceEmbeddingOptimizerArrays(const JobConfig& c) {
+  if (!c.offload.device_embedding_optimizer) return 0;
+  return c.training.precision == Precision::kFp32 ? 3 : 4;
+}
+
+int64_t DeviceEmbeddingOptimizerBytes(const JobConfig& c) {
+  return DeviceEmbeddingOptimizerArrays(c) * Round64(c.model.embedding_parameters() * kFloat);
 }
 
 bool CheckpointsOnHost(const JobConfig& c, int64_t device_budget) {
@@ -171,6 +180,12 @@ void PlanWindowed(const JobConfig& c, int window, MemoryPlan& plan,
       2 * Round64(m.embedding_parameters() * e) + 2 * Round64(2 * m.hidden * e),
       absl::StrFormat("(weights + gradient) x %d params %s",
                       m.embedding_parameters() + 2 * m.hidden, lowp));
+  if (const int arrays = DeviceEmbeddingOptimizerArrays(c); arrays > 0) {
+    add("embedding.optimizer", kTierDevice, DeviceEmbeddingOptimizerBytes(c),
+        absl::StrFormat("%s exp_avg, exp_avg_sq, gradient accumulator x %d params fp32 "
+                        "(offload.device_embedding_optimizer)",
+                        arrays == 4 ? "master," : "", m.embedding_parameters()));
+  }
   const std::string boundary =
       absl::StrFormat("[%d, %d, %d] %s", c.training.micro_batch, m.seq_len, m.hidden, lowp);
   const int64_t act = BoundaryActivationBytes(c);

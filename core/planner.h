@@ -110,8 +110,14 @@ int TierReadRing(const JobConfig& config, int window);
 // gradient of one layer each), embedding and final norm (weights and
 // gradient), activation checkpoints at the L+1 layer boundaries, or with
 // offload.host_checkpoints one boundary per slot plus the head's input; all
-// in the compute precision.
+// in the compute precision; with offload.device_embedding_optimizer, the
+// embedding's optimizer state too.
 int64_t WindowedArenaBytes(const JobConfig& config, int window);
+// offload.device_embedding_optimizer: the fp32 arrays of embedding size the
+// device holds for the embedding's AdamW (exp_avg, exp_avg_sq, gradient
+// accumulator, and in bf16/fp16 the master; 0 when off), and their bytes.
+int DeviceEmbeddingOptimizerArrays(const JobConfig& config);
+int64_t DeviceEmbeddingOptimizerBytes(const JobConfig& config);
 // Whether the windowed methods keep the activation checkpoints in host
 // memory: only when a window of one layer does not fit `device_budget`
 // (> 0) with them on the device. The engine then copies each layer's input

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "core/checkpoint_reader.h"
 #include "core/gpt_layout.h"
 #include "core/loss_scale.h"
@@ -59,6 +60,23 @@ TEST_P(PrecisionTest, WindowsAndL2LMatchTheFullWindowBitForBit) {
     EXPECT_EQ(r.recorder.peak, WindowedArenaBytes(c, w)) << name << " W=" << w;
   }
   ExpectBitIdentical(full, Train(SixLayers(p, OffloadMethod::kL2L, 0), name + "_l2l"), name + " L2L");
+}
+
+// The embedding's AdamW on the device, in the compute precision's working
+// copy there: the same bits, with clipping and without.
+TEST_P(PrecisionTest, EmbeddingOptimizerOnTheDeviceMatchesTheFullWindowBitForBit) {
+  const Precision p = GetParam();
+  const std::string name = PrecisionName(p);
+  for (double clip : {0.5, 0.0}) {
+    JobConfig full = SixLayers(p, OffloadMethod::kResident, 0);
+    JobConfig w2 = SixLayers(p, OffloadMethod::kStronghold, 2);
+    full.training.clip_norm = w2.training.clip_norm = clip;
+    w2.offload.device_embedding_optimizer = true;
+    const TrainedRun r = Train(w2, absl::StrCat(name, "_emb_dev", clip));
+    ExpectBitIdentical(Train(full, absl::StrCat(name, "_emb_full", clip)), r,
+                       absl::StrCat(name, " W=2, embedding on the device, clip ", clip));
+    EXPECT_EQ(r.recorder.peak, WindowedArenaBytes(w2, 2)) << "the master is a fourth array";
+  }
 }
 
 // Without clipping bf16 updates each layer as its gradient lands; fp16 still

@@ -69,7 +69,17 @@ struct ResumeCase {
   OffloadMethod second;  // resumes 11..20
   int ssd_layers = 0;     // layers whose moments are on the NVMe tier
   Precision precision = Precision::kFp32;
+  // offload.device_embedding_optimizer for the windowed runs: the
+  // embedding's state comes back from the device for each checkpoint and
+  // goes to it again after the restore.
+  bool emb_on_device = false;
 };
+
+JobConfig Config(const ResumeCase& p, OffloadMethod method) {
+  JobConfig c = Config(method, p.precision);
+  c.offload.device_embedding_optimizer = p.emb_on_device && method != OffloadMethod::kResident;
+  return c;
+}
 
 class ResumeTest : public ::testing::TestWithParam<ResumeCase> {};
 
@@ -79,7 +89,7 @@ TEST_P(ResumeTest, TwentyStepsEqualTenCheckpointRestartTen) {
   const std::string straight_dir = TestDir(absl::StrCat("straight_", p.name));
   StepRecorder straight;
   {
-    auto t = Make(Config(p.second, p.precision), straight_dir, p.ssd_layers);
+    auto t = Make(Config(p, p.second), straight_dir, p.ssd_layers);
     ASSERT_NE(t, nullptr);
     ASSERT_TRUE(t->Run(&straight).ok());
   }
@@ -91,7 +101,7 @@ TEST_P(ResumeTest, TwentyStepsEqualTenCheckpointRestartTen) {
   first.stop_after = 10;
   first.stop_kind = StopRequest::kShutdown;
   {
-    auto t = Make(Config(p.first, p.precision), split_dir, p.ssd_layers);
+    auto t = Make(Config(p, p.first), split_dir, p.ssd_layers);
     ASSERT_NE(t, nullptr);
     EXPECT_EQ(t->Run(&first).code(), absl::StatusCode::kAborted);
   }
@@ -101,7 +111,7 @@ TEST_P(ResumeTest, TwentyStepsEqualTenCheckpointRestartTen) {
   StepRecorder second;
   std::vector<std::vector<float>> resumed_weights;
   {
-    auto t = Make(Config(p.second, p.precision), split_dir, p.ssd_layers);
+    auto t = Make(Config(p, p.second), split_dir, p.ssd_layers);
     ASSERT_NE(t, nullptr);
     auto step = t->Restore(split_dir + "/checkpoints/step-000010");
     ASSERT_TRUE(step.ok()) << step.status();
@@ -127,7 +137,7 @@ TEST_P(ResumeTest, TwentyStepsEqualTenCheckpointRestartTen) {
         << file;
   }
   // And the weights in memory match the straight run's final checkpoint.
-  auto t = Make(Config(p.second, p.precision), TestDir(absl::StrCat("reload_", p.name)));
+  auto t = Make(Config(p, p.second), TestDir(absl::StrCat("reload_", p.name)));
   ASSERT_NE(t, nullptr);
   ASSERT_TRUE(t->Restore(straight_dir + "/checkpoints/step-000020").ok());
   EXPECT_TRUE(t->Weights() == resumed_weights);
@@ -148,7 +158,11 @@ INSTANTIATE_TEST_SUITE_P(
                                  OffloadMethod::kStronghold, 3, Precision::kBf16},
                       // Host state is the same for every method: switch on resume.
                       ResumeCase{"resident_then_stronghold", OffloadMethod::kResident,
-                                 OffloadMethod::kStronghold}),
+                                 OffloadMethod::kStronghold},
+                      ResumeCase{"stronghold_emb_on_device", OffloadMethod::kStronghold,
+                                 OffloadMethod::kStronghold, 0, Precision::kFp32, true},
+                      ResumeCase{"resident_then_bf16_emb_on_device", OffloadMethod::kResident,
+                                 OffloadMethod::kStronghold, 0, Precision::kBf16, true}),
     [](const ::testing::TestParamInfo<ResumeCase>& info) { return std::string(info.param.name); });
 
 TEST(ResumeTest, CancelWithCheckpointStopsAfterTheStepAndCheckpoints) {

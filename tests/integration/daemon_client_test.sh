@@ -122,11 +122,14 @@ check "bf16 job says its precision" grep -q "method STRONGHOLD, bf16" "$WORK/wat
 check "fp16 STRONGHOLD job succeeds" test $? -eq 0
 check "fp16 steps show the loss scale" grep -q "loss scale 65536" "$WORK/watch6.txt"
 
-# --- speculative updates: planned (the host backup), trained, refused where they do not apply
+# --- speculative updates: planned (the host backup), trained, refused where they do not apply;
+# with the embedding's optimizer on the device (planned there)
 SPEC=(--layers 4 --hidden 64 --heads 4 --seq-len 64 --steps 6 --method stronghold --window 2
-      --speculative-updates on)
+      --speculative-updates on --device-embedding-optimizer on)
 "$CTL" plan "${SPEC[@]}" >"$WORK/plan-spec.txt" 2>&1
 check "the plan holds the speculative backup" grep -q "host.speculative_backup" "$WORK/plan-spec.txt"
+check "the plan holds the embedding's optimizer on the device" \
+  grep -q "embedding.optimizer" "$WORK/plan-spec.txt"
 "$CTL" submit --name spec "${SPEC[@]}" >/dev/null
 "$CTL" watch 7 >"$WORK/watch7.txt" 2>&1
 check "speculative STRONGHOLD job succeeds" test $? -eq 0
