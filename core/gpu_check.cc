@@ -23,7 +23,7 @@
 //   gpu_check [--quick] [--bench-only] [--layers N] [--hidden N] [--heads N]
 //             [--seq-len N] [--batch N] [--vocab N] [--steps N] [--warmup N]
 //             [--budget-gib X] [--host-budget-gib X] [--windows 2,4,8]
-//             [--tf32] [--max-seconds S] [--plan-only]
+//             [--tf32] [--max-seconds S] [--trace-dir DIR] [--plan-only]
 #include <ATen/Context.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <cuda_runtime.h>
@@ -31,11 +31,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -57,6 +59,7 @@ namespace {
 class Meter : public TrainerObserver {
  public:
   void OnStep(const StepReport& r) override { reports.push_back(r); }
+  void OnTrace(int64_t, const std::string& json) override { last_trace = json; }
   void OnMessage(const std::string& m) override {
     if (m.find("chosen") != std::string::npos) std::printf("    %s\n", m.c_str());
   }
@@ -70,6 +73,7 @@ class Meter : public TrainerObserver {
   }
   std::vector<StepReport> reports;
   int64_t cancel_after = 0;
+  std::string last_trace;  // the Chrome trace of the last step reported
 };
 
 struct Run {
@@ -83,13 +87,14 @@ struct Run {
 // final checkpoint (the benchmark's models would write 14 GB each): one more
 // step is configured and the run is cancelled before it.
 Run Train(const JobConfig& config, Device* device, int64_t budget, const std::string& name,
-          bool checkpoint = true) {
+          bool checkpoint = true, const std::string& trace_file = "") {
   Run run;
   JobConfig c = config;
   if (!checkpoint) ++c.training.steps;
   const std::string dir = std::filesystem::temp_directory_path() / ("gpu_check_" + name);
   auto trainer = Trainer::Create(c, {.job_dir = dir, .device = device,
-                                     .device_budget_bytes = budget, .trace_every = 0});
+                                     .device_budget_bytes = budget,
+                                     .trace_every = trace_file.empty() ? 0 : 1});
   if (!trainer.ok()) {
     run.error = std::string(trainer.status().message());
     return run;
@@ -104,6 +109,9 @@ Run Train(const JobConfig& config, Device* device, int64_t budget, const std::st
   }
   run.ok = true;
   run.reports = m.reports;
+  if (!trace_file.empty() && !m.last_trace.empty()) {
+    std::ofstream(trace_file) << m.last_trace;
+  }
   if (checkpoint) run.weights = (*trainer)->Weights();  // parity only
   return run;
 }
@@ -238,6 +246,10 @@ struct Options {
   bool windows_given = false;
   bool tf32 = false;
   double max_seconds = 0;     // 0 = 80 (--quick) or 140: later runs are skipped
+  // Where each benchmark row's last step goes as a Chrome trace (empty:
+  // none); the copies in it are timed on the GPU, compute spans are the
+  // host's launches.
+  std::string trace_dir;
 };
 
 // Dense peaks (no sparsity) from NVIDIA's datasheets, TFLOPS: fp32 without
@@ -270,6 +282,7 @@ struct Row {
   std::string name;
   int window = 0;
   double step_s = 0, opt_s = 0, tflops = 0;
+  double h2d_wait_s = 0, d2h_wait_s = 0;  // the engine's rows
   int64_t peak_bytes = 0;
   double samples_per_s() const { return step_s > 0 ? batch / step_s : 0; }
   int batch = 0;
@@ -424,16 +437,17 @@ int Cases(Device* gpu, const Options& o, const Peaks& peaks) {
               c.model.parameters() / 1e9, c.training.steps, o.warmup,
               peaks.card.empty() ? "an unknown card" : peaks.card.c_str(),
               o.tf32 ? "TF32 tensor-core" : "fp32 (no tensor cores)", peak, peaks.bf16);
-  std::printf("%-28s %6s %9s %9s %9s %9s %6s %10s %11s\n", "method", "window", "step_s",
-              "samples/s", "opt_wait", "TFLOPS", "MFU", "vs RESID.", "GPU peak");
+  std::printf("%-28s %6s %9s %9s %9s %9s %6s %10s %11s %7s %7s\n", "method", "window", "step_s",
+              "samples/s", "opt_wait", "TFLOPS", "MFU", "vs RESID.", "GPU peak", "h2d_w", "d2h_w");
   std::vector<Row> rows;
   double resident_sps = 0;
   auto print = [&](const Row& r) {
     const double sps = r.samples_per_s();
     if (resident_sps == 0) resident_sps = sps;
-    std::printf("%-28s %6d %9.3f %9.3f %9.3f %9.2f %5.1f%% %9.3fx %7.2f GiB\n", r.name.c_str(),
-                r.window, r.step_s, sps, r.opt_s, r.tflops, peak > 0 ? 100 * r.tflops / peak : 0.0,
-                sps / resident_sps, Gib(r.peak_bytes));
+    std::printf("%-28s %6d %9.3f %9.3f %9.3f %9.2f %5.1f%% %9.3fx %7.2f GiB %7.3f %7.3f\n",
+                r.name.c_str(), r.window, r.step_s, sps, r.opt_s, r.tflops,
+                peak > 0 ? 100 * r.tflops / peak : 0.0, sps / resident_sps, Gib(r.peak_bytes),
+                r.h2d_wait_s, r.d2h_wait_s);
     std::fflush(stdout);
     rows.push_back(r);
   };
@@ -478,8 +492,14 @@ int Cases(Device* gpu, const Options& o, const Peaks& peaks) {
     JobConfig g = c;
     g.offload.method = method;
     g.offload.window = window;
+    std::string file;
+    if (!o.trace_dir.empty()) {
+      file = o.trace_dir + "/";
+      for (char ch : name) file += std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
+      file += ".json";
+    }
     const Run r = Train(g, gpu, b, name.substr(0, name.find(' ')) + std::to_string(window),
-                        /*checkpoint=*/false);
+                        /*checkpoint=*/false, file);
     if (!r.ok) {
       std::printf("%-28s does not run: %s\n", name.c_str(), r.error.c_str());
       return 0;
@@ -489,10 +509,14 @@ int Cases(Device* gpu, const Options& o, const Peaks& peaks) {
     for (size_t i = o.warmup; i < r.reports.size(); ++i, ++n) {
       row.step_s += r.reports[i].step_s;
       row.opt_s += r.reports[i].optimizer_s;
+      row.h2d_wait_s += r.reports[i].h2d_wait_s;
+      row.d2h_wait_s += r.reports[i].d2h_wait_s;
     }
     n = std::max(n, 1);
     row.step_s /= n;
     row.opt_s /= n;
+    row.h2d_wait_s /= n;
+    row.d2h_wait_s /= n;
     row.tflops = c.model.model_flops_per_step(c.training.batch) / row.step_s / 1e12;
     row.peak_bytes = r.reports.back().device_peak_bytes;
     print(row);
@@ -628,6 +652,7 @@ bool ParseArgs(int argc, char** argv, Options* o) {
     else if (a == "--budget-gib") ok = real(&o->budget_gib);
     else if (a == "--host-budget-gib") ok = real(&o->host_budget_gib);
     else if (a == "--max-seconds") ok = real(&o->max_seconds);
+    else if (a == "--trace-dir") o->trace_dir = value();
     else if (a == "--windows") {
       o->windows_given = true;
       for (absl::string_view w : absl::StrSplit(value(), ',', absl::SkipEmpty())) {

@@ -180,7 +180,11 @@ fi
 OURS=(env LD_LIBRARY_PATH="$TORCH/lib:$DEPS/lib:$CUDART_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}")
 status=0
 set -o pipefail
-"${OURS[@]}" OMP_WAIT_POLICY=passive timeout 220 "$BIN/gpu_check" "$@" 2>&1 | tee "$BUILD/gpu_check.log" || status=$?
+# Each benchmark row's last step as a Chrome trace (chrome://tracing, Perfetto).
+rm -rf "$BUILD/traces" && mkdir -p "$BUILD/traces"
+"${OURS[@]}" OMP_WAIT_POLICY=passive timeout 220 "$BIN/gpu_check" --trace-dir "$BUILD/traces" "$@" 2>&1 \
+  | tee "$BUILD/gpu_check.log" || status=$?
+echo "gpu_check: traces in $BUILD/traces ($(ls "$BUILD/traces" | wc -l) files)"
 [ "$status" -eq 124 ] && echo "gpu_check: stopped by timeout 220 s"
 echo "gpu_check: exit $status, $(( $(date +%s) - T0 )) s since the start of check.sh"
 
