@@ -203,6 +203,12 @@ const std::vector<SpecFlag>& SpecFlags() {
                   [](JobSpec& s, bool v) {
                     s.mutable_offload()->set_device_embedding_optimizer(v);
                   })},
+      {{"device-resident-layers", "N",
+        "stronghold: layers 0..N-1 stay on the device with their optimizer "
+        "state, updated there (20 B/param in fp32); 0 = none"},
+       Int32([](JobSpec& s, int32_t v) {
+         s.mutable_offload()->set_device_resident_layers(v);
+       })},
       {{"gpu-memory-budget", "SIZE", "device memory budget, e.g. 8GiB"},
        Size([](JobSpec& s, int64_t v) {
          s.mutable_offload()->set_gpu_memory_budget_bytes(v);

@@ -29,11 +29,15 @@ class PoolAdamW : public DeviceAdamW {
  public:
   explicit PoolAdamW(FusedAdamW* pool) : pool_(pool) { CHECK(pool_ != nullptr); }
 
-  StepStats Accumulate(const DeviceAdamWState& s, const void* g, DType dtype, bool first,
-                       bool measure, float grad_scale) override {
+  void Accumulate(const DeviceAdamWState& s, const void* g, DType dtype, bool first) override {
     absl::StatusOr<StepFuture> f =
-        pool_->SubmitAccumulate(Buffer(s), g, dtype, first, measure, grad_scale);
+        pool_->SubmitAccumulate(Buffer(s), g, dtype, first, /*measure=*/false, 1.0f);
     CHECK(f.ok()) << f.status();  // only a closed pool fails
+    f->Wait();
+  }
+  StepStats Measure(const DeviceAdamWState& s, float grad_scale) override {
+    absl::StatusOr<StepFuture> f = pool_->SubmitMeasure(Buffer(s), grad_scale);
+    CHECK(f.ok()) << f.status();
     return f->Wait();
   }
   void Step(const DeviceAdamWState& s, const AdamWStep& hyper) override {
@@ -63,8 +67,7 @@ class TorchAdamW : public DeviceAdamW {
  public:
   explicit TorchAdamW(const c10::Device& device) : device_(device) {}
 
-  StepStats Accumulate(const DeviceAdamWState& s, const void* g, DType dtype, bool first,
-                       bool measure, float grad_scale) override {
+  void Accumulate(const DeviceAdamWState& s, const void* g, DType dtype, bool first) override {
     torch::Tensor acc = Of(s.accumulator, s.count, DType::kFloat32);
     const torch::Tensor grad = Of(g, s.count, dtype);
     if (first) {
@@ -72,8 +75,11 @@ class TorchAdamW : public DeviceAdamW {
     } else {
       acc.add_(grad.to(torch::kFloat32));
     }
+  }
+
+  StepStats Measure(const DeviceAdamWState& s, float grad_scale) override {
+    const torch::Tensor acc = Of(s.accumulator, s.count, DType::kFloat32);
     StepStats stats;
-    if (!measure) return stats;
     torch::Tensor sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(device_));
     for (int64_t at = 0; at < s.count; at += kChunk) {
       const int64_t n = std::min(kChunk, s.count - at);

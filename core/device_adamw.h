@@ -1,6 +1,7 @@
 // AdamW for a buffer whose optimizer state lives on the compute device: the
-// embedding, with offload.device_embedding_optimizer (docs/engine.md,
-// "The embedding's optimizer on the device").
+// embedding, with offload.device_embedding_optimizer, and block layers
+// 0..K-1 with offload.device_resident_layers (docs/engine.md, "Optimizer
+// state on the device").
 //
 // The embedding's gradient is the last to be complete in backward (the
 // token lookup comes first in forward) and its weights are the first the
@@ -55,11 +56,13 @@ class DeviceAdamW {
   virtual ~DeviceAdamW() = default;
 
   // accumulator = (first ? 0 : accumulator) + g, g being `count` elements of
-  // `dtype` on the device; with `measure`, returns what the accumulated
-  // gradient times `grad_scale` holds (its sum of squares, non-finite
-  // elements), which waits for the device (the global norm needs it).
-  virtual StepStats Accumulate(const DeviceAdamWState& s, const void* g, DType dtype, bool first,
-                               bool measure, float grad_scale) = 0;
+  // `dtype` on the device. Queued on the compute queue (CUDA) or done on
+  // return (host device).
+  virtual void Accumulate(const DeviceAdamWState& s, const void* g, DType dtype, bool first) = 0;
+  // What the accumulated gradient times `grad_scale` holds (its sum of
+  // squares, non-finite elements), as FusedAdamW::SubmitMeasure gives it on
+  // the host device; waits for the device (the global norm needs it).
+  virtual StepStats Measure(const DeviceAdamWState& s, float grad_scale) = 0;
   // One AdamW step from the accumulator; writes the working copy too.
   // Queued on the compute queue (CUDA) or done on return (host device).
   virtual void Step(const DeviceAdamWState& s, const AdamWStep& hyper) = 0;

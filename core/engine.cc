@@ -121,6 +121,9 @@ class WindowedEngine::Impl {
         update_task_(buffers_.size(), 0),
         speculate_(SpeculativeUpdates(config.offload, config.training)),
         emb_on_device_(config.offload.device_embedding_optimizer),
+        resident_layers_(config.offload.method == OffloadMethod::kStronghold
+                             ? config.offload.device_resident_layers
+                             : 0),
         worker_(device, optimizer, timeline, static_cast<int>(buffers_.size()), spill,
                 precision_) {}
 
@@ -137,6 +140,20 @@ class WindowedEngine::Impl {
     const ModelConfig& m = config_.model;
     const int64_t block = m.parameters_per_layer();
     const int slots = WindowSlots(config_, window_);
+    if (resident_layers_ > 0 && host_ckpt_mode_) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "offload.device_resident_layers: ", resident_layers_,
+          " layers do not fit the device beside the activation checkpoints (they would have to go "
+          "to the host); lower it or raise the device budget"));
+    }
+    // Block layers 0..K-1 stay on the device (offload.device_resident_layers).
+    for (int i = 0; i < resident_layers_; ++i) {
+      Slot slot;
+      ASSIGN_OR_RETURN(slot.param, device_->Allocate(block * elem_, absl::StrCat("layer ", i, " weights")));
+      ASSIGN_OR_RETURN(slot.grad, device_->Allocate(block * elem_, absl::StrCat("layer ", i, " gradient")));
+      slot.buffer = i + 1;
+      resident_.push_back(slot);
+    }
     for (int s = 0; s < slots; ++s) {
       Slot slot;
       ASSIGN_OR_RETURN(slot.param, device_->Allocate(block * elem_, absl::StrCat("slot ", s, " weights")));
@@ -161,7 +178,11 @@ class WindowedEngine::Impl {
       (b == 0 ? emb_param_ : fin_param_) = p;
       (b == 0 ? emb_grad_ : fin_grad_) = g;
     }
-    if (emb_on_device_) RETURN_IF_ERROR(AllocateEmbeddingOptimizer());
+    dev_opt_.assign(buffers_.size(), DeviceAdamWState{});
+    if (emb_on_device_) RETURN_IF_ERROR(AllocateDeviceOptimizer(0, emb_param_));
+    for (int i = 0; i < resident_layers_; ++i) {
+      RETURN_IF_ERROR(AllocateDeviceOptimizer(i + 1, resident_[i].param));
+    }
     if (speculate_) {  // host memory; the pool first-touches it with the first backup
       for (const HostBuffer& b : buffers_) {
         const int64_t n = b.layout.count;
@@ -221,11 +242,10 @@ class WindowedEngine::Impl {
     const auto dev = torch::TensorOptions().dtype(ToTorch(precision_)).device(device_->torch_device());
 
     // The embedding and final norm live on the device: bring their updates.
+    // Buffers updated on the device: uploaded after the host state was read.
+    if (std::exchange(dev_upload_, false)) CopyDeviceState(/*to_device=*/true);
     for (int b : {0, last()}) {
-      if (b == 0 && emb_on_device_) {  // updated there; uploaded after the host state was read
-        if (std::exchange(emb_upload_, false)) UploadEmbedding();
-        continue;
-      }
+      if (OnDevice(b)) continue;
       WaitForUpdate(b);
       void* dst = b == 0 ? emb_param_ : fin_param_;
       device_->Copy(Queue::kH2D, dst, Source(b), buffers_[b].layout.count * elem_, b);
@@ -239,7 +259,9 @@ class WindowedEngine::Impl {
       // takes 24-28 bytes per parameter of copying off backward's path.
       ++epoch_;
       std::vector<int> order;
-      for (int b = last() - 1; b >= (emb_on_device_ ? 1 : 0); --b) order.push_back(b);
+      for (int b = last() - 1; b >= 0; --b) {
+        if (!OnDevice(b)) order.push_back(b);
+      }
       order.push_back(last());
       for (int b : order) {
         GradWorker::Task save{.buffer = &buffers_[b], .index = b, .backup = &backups_[b]};
@@ -298,7 +320,9 @@ class WindowedEngine::Impl {
     // Deferred: the last accumulation measured each gradient (scaled by
     // 1 / loss scale), so the global norm needs no second pass.
     std::vector<StepStats> grads = defer ? worker_.measured() : worker_.stats();
-    if (emb_on_device_) grads[0] = emb_measured_;
+    for (int b = 0; b < num_buffers(); ++b) {
+      if (OnDevice(b)) grads[b] = device_adamw_->Measure(dev_opt_[b], static_cast<float>(1.0 / scale));
+    }
     double sum_sq = 0;  // buffer order, as the reference sums it
     for (const StepStats& g : grads) sum_sq += g.grad_sq_sum;
     stats_.optimizer_s += Since(wait_start);
@@ -342,14 +366,17 @@ class WindowedEngine::Impl {
             worker_.Submit({Event{}, nullptr, DType::kFloat32, &buffers_[b], b, false, true, hyper});
       }
     }
-    if (emb_on_device_ && finite) {
-      // Never speculative: its gradient is the step's last, the norm is known.
-      const int64_t start = Timeline::NowNs();
-      emb_adamw_->Step(emb_state_, AdamWHyper(t, step, adam_step,
-                                              ClipFactor(t, stats_.grad_norm) / scale));
-      emb_dirty_ = true;
-      stats_.optimizer_s += Since(start);  // the host device's update runs here
-      if (timeline_ != nullptr) timeline_->Add({"adamw", Lane::kOptimizer, 0, start, Timeline::NowNs()});
+    if (device_adamw_ != nullptr && finite) {
+      // Never speculative: the norm is known, and nothing is left to overlap.
+      const AdamWStep hyper = AdamWHyper(t, step, adam_step, ClipFactor(t, stats_.grad_norm) / scale);
+      for (int b = 0; b < num_buffers(); ++b) {
+        if (!OnDevice(b)) continue;
+        const int64_t start = Timeline::NowNs();
+        device_adamw_->Step(dev_opt_[b], hyper);
+        stats_.optimizer_s += Since(start);  // the host device's update runs here
+        if (timeline_ != nullptr) timeline_->Add({"adamw", Lane::kOptimizer, b, start, Timeline::NowNs()});
+      }
+      dev_dirty_ = true;
     }
     stats_.loss = loss_sum / micro_batches;
     stats_.layer_forward_s /= micro_batches;
@@ -385,10 +412,8 @@ class WindowedEngine::Impl {
 
   absl::Status Drain() {
     worker_.WaitAll();
-    if (emb_on_device_) {
-      if (std::exchange(emb_dirty_, false)) DownloadEmbedding();
-      emb_upload_ = true;  // the caller may write the host state next
-    }
+    if (std::exchange(dev_dirty_, false)) CopyDeviceState(/*to_device=*/false);
+    dev_upload_ = true;  // the caller may write the host state next
     RETURN_IF_ERROR(worker_.error());
     return spill_ != nullptr ? spill_->Flush() : absl::OkStatus();
   }
@@ -397,58 +422,57 @@ class WindowedEngine::Impl {
   int last() const { return static_cast<int>(buffers_.size()) - 1; }
   int num_buffers() const { return static_cast<int>(buffers_.size()); }
 
-  // offload.device_embedding_optimizer (core/device_adamw.h): the fp32
-  // arrays beside the embedding's weights and gradient on the device; in
-  // fp32 the weights are the master.
-  absl::Status AllocateEmbeddingOptimizer() {
-    const int64_t n = buffers_[0].layout.count;
+  bool OnDevice(int b) const { return !dev_opt_.empty() && dev_opt_[b].count > 0; }
+
+  // Buffer b's AdamW on the device (core/device_adamw.h): the fp32 arrays
+  // beside its weights and gradient there; in fp32 the weights are the
+  // master. The embedding (offload.device_embedding_optimizer) and block
+  // layers 0..K-1 (offload.device_resident_layers).
+  absl::Status AllocateDeviceOptimizer(int b, void* weights) {
+    const int64_t n = buffers_[b].layout.count;
     const bool fp32 = precision_ == Precision::kFp32;
     std::vector<float*> arrays;
-    for (int i = 0; i < DeviceEmbeddingOptimizerArrays(config_); ++i) {
+    for (int i = 0; i < DeviceOptimizerArrays(precision_); ++i) {
       static const char* const kWhat[] = {"exp_avg", "exp_avg_sq", "gradient accumulator", "master"};
       ASSIGN_OR_RETURN(void* p, device_->Allocate(n * static_cast<int64_t>(sizeof(float)),
-                                                  absl::StrCat("embedding ", kWhat[i])));
+                                                  absl::StrCat(buffers_[b].layout.name, " ", kWhat[i])));
       arrays.push_back(static_cast<float*>(p));
     }
-    emb_state_.exp_avg = arrays[0];
-    emb_state_.exp_avg_sq = arrays[1];
-    emb_state_.accumulator = arrays[2];
-    emb_state_.master = fp32 ? static_cast<float*>(emb_param_) : arrays[3];
-    emb_state_.working = fp32 ? nullptr : emb_param_;
-    emb_state_.working_dtype = ToDType(precision_);
-    emb_state_.count = n;
-    emb_state_.decay_count = buffers_[0].layout.decay_count;
-    emb_adamw_ = DeviceAdamW::ForDevice(device_, optimizer_);
+    DeviceAdamWState& st = dev_opt_[b];
+    st.exp_avg = arrays[0];
+    st.exp_avg_sq = arrays[1];
+    st.accumulator = arrays[2];
+    st.master = fp32 ? static_cast<float*>(weights) : arrays[3];
+    st.working = fp32 ? nullptr : weights;
+    st.working_dtype = ToDType(precision_);
+    st.count = n;
+    st.decay_count = buffers_[b].layout.decay_count;
+    if (device_adamw_ == nullptr) device_adamw_ = DeviceAdamW::ForDevice(device_, optimizer_);
     return absl::OkStatus();
   }
-  // The host's embedding state (master, moments, working copy) to the
-  // device, before the first step and after the host state was read or
-  // written (Drain).
-  void UploadEmbedding() {
-    const HostBuffer& h = buffers_[0];
-    const int64_t bytes = h.layout.count * static_cast<int64_t>(sizeof(float));
-    device_->Copy(Queue::kH2D, emb_state_.master, h.param, bytes, 0);
-    device_->Copy(Queue::kH2D, emb_state_.exp_avg, h.exp_avg, bytes, 0);
-    device_->Copy(Queue::kH2D, emb_state_.exp_avg_sq, h.exp_avg_sq, bytes, 0);
-    stats_.h2d_bytes += 3 * bytes;
-    if (emb_state_.working != nullptr) {
-      device_->Copy(Queue::kH2D, emb_state_.working, h.working, h.layout.count * elem_, 0);
-      stats_.h2d_bytes += h.layout.count * elem_;
+  // The state (master, moments, working copy) of the buffers updated on the
+  // device: to it (`to_device`) before the first step and after the host
+  // state was read or written (Drain); from it, once its updates are done,
+  // so that the host state is current (checkpoints, Weights()).
+  void CopyDeviceState(bool to_device) {
+    const Queue queue = to_device ? Queue::kH2D : Queue::kD2H;
+    if (!to_device) device_->QueueWait(queue, device_->Record(Queue::kCompute));
+    for (int b = 0; b < num_buffers(); ++b) {
+      if (!OnDevice(b)) continue;
+      const HostBuffer& h = buffers_[b];
+      const DeviceAdamWState& st = dev_opt_[b];
+      auto copy = [&](void* dev, void* host, int64_t bytes) {
+        if (host == nullptr || dev == nullptr) return;
+        device_->Copy(queue, to_device ? dev : host, to_device ? host : dev, bytes, b);
+        if (to_device) stats_.h2d_bytes += bytes;
+      };
+      const int64_t bytes = h.layout.count * static_cast<int64_t>(sizeof(float));
+      copy(st.master, h.param, bytes);
+      copy(st.exp_avg, h.exp_avg, bytes);
+      copy(st.exp_avg_sq, h.exp_avg_sq, bytes);
+      copy(st.working, h.working, h.layout.count * elem_);
     }
-  }
-  // ... and back, once the device's updates are done: the host state is
-  // then current (checkpoints, Weights()).
-  void DownloadEmbedding() {
-    const HostBuffer& h = buffers_[0];
-    const int64_t bytes = h.layout.count * static_cast<int64_t>(sizeof(float));
-    device_->QueueWait(Queue::kD2H, device_->Record(Queue::kCompute));
-    device_->Copy(Queue::kD2H, h.param, emb_state_.master, bytes, 0);
-    device_->Copy(Queue::kD2H, h.exp_avg, emb_state_.exp_avg, bytes, 0);
-    device_->Copy(Queue::kD2H, h.exp_avg_sq, emb_state_.exp_avg_sq, bytes, 0);
-    if (emb_state_.working != nullptr) {
-      device_->Copy(Queue::kD2H, h.working, emb_state_.working, h.layout.count * elem_, 0);
-    }
-    device_->HostWait(device_->Record(Queue::kD2H));
+    if (!to_device) device_->HostWait(device_->Record(queue));
   }
 
   // The order in which the next step's forward needs the buffers: the
@@ -459,9 +483,13 @@ class WindowedEngine::Impl {
   // would put the final norm last: the next step would wait for every
   // update before its first layer, as it did until 2026-11-27.)
   std::vector<int> UpdateOrder() const {
-    std::vector<int> order = {last()};
-    if (!emb_on_device_) order.insert(order.begin(), 0);
-    for (int b = 1; b < last(); ++b) order.push_back(b);
+    std::vector<int> order;
+    for (int b : {0, last()}) {
+      if (!OnDevice(b)) order.push_back(b);
+    }
+    for (int b = 1; b < last(); ++b) {
+      if (!OnDevice(b)) order.push_back(b);
+    }
     return order;
   }
 
@@ -482,8 +510,8 @@ class WindowedEngine::Impl {
     std::vector<int> order;
     const int stay = std::max(window_, 1);
     for (int mb = 0; mb < micro_batches; ++mb) {
-      for (int i = 0; i < layers_; ++i) order.push_back(i + 1);
-      for (int i = layers_ - 1 - stay; i >= 0; --i) order.push_back(i + 1);
+      for (int i = resident_layers_; i < layers_; ++i) order.push_back(i + 1);
+      for (int i = layers_ - 1 - stay; i >= resident_layers_; --i) order.push_back(i + 1);
     }
     return order;
   }
@@ -535,6 +563,7 @@ class WindowedEngine::Impl {
   }
   // Block layer i is buffer i + 1 (buffer 0 is the embedding).
   Slot* Resident(int layer) {
+    if (layer < resident_layers_) return &resident_[layer];
     for (Slot& s : slots_) {
       if (s.buffer == layer + 1) return &s;
     }
@@ -559,7 +588,7 @@ class WindowedEngine::Impl {
   // weights at the addresses its autograd graph saved.
   void Fetch(int layer, bool with_input = false) {
     if (Resident(layer) != nullptr) return;
-    Slot* slot = &slots_[layer % slots_.size()];
+    Slot* slot = &slots_[(layer - resident_layers_) % slots_.size()];
     CHECK_EQ(slot->buffer, -1) << "slot of layer " << layer << " busy (window " << window_ << ")";
     const int b = layer + 1;
     WaitForUpdate(b);
@@ -677,7 +706,7 @@ class WindowedEngine::Impl {
       }
       Span span{"fwd", Lane::kCompute, i + 1, start, 0};
       const bool keep = i >= layers_ - std::max(window_, 1);  // the last W stay for backward
-      if (!keep) Release(slot);
+      if (!keep && i >= resident_layers_) Release(slot);
       span.end_ns = Timeline::NowNs();
       stats_.compute_s += (span.end_ns - start) / 1e9;
       if (timeline_ != nullptr) timeline_->Add(span);
@@ -763,6 +792,10 @@ class WindowedEngine::Impl {
       stats_.compute_s += (end - start) / 1e9;
       stats_.layer_backward_s += (end - start) / 1e9 / layers_;
       if (timeline_ != nullptr) timeline_->Add({"bwd", Lane::kCompute, i + 1, start, end});
+      if (i < resident_layers_) {  // stays; its gradient is accumulated there
+        device_adamw_->Accumulate(dev_opt_[i + 1], slot->grad, ToDType(precision_), first);
+        continue;
+      }
       const int staging = static_cast<int>(slot - slots_.data());
       slot->d2h_done = HandOff(slot->buffer, slot->grad, staging, first, tail);
       Release(slot);
@@ -771,10 +804,8 @@ class WindowedEngine::Impl {
     gpt::Embed(emb, emb_layout, tokens).backward(dy);
     stats_.compute_s += Since(start);
     const int slots = static_cast<int>(slots_.size());
-    if (emb_on_device_) {  // accumulated (and on the last micro-batch measured) there
-      emb_measured_ = emb_adamw_->Accumulate(emb_state_, emb_grad_, ToDType(precision_), first,
-                                             tail != GradTail::kNone,
-                                             static_cast<float>(1.0 / state_->scale));
+    if (OnDevice(0)) {  // accumulated there (measured once every micro-batch is in)
+      device_adamw_->Accumulate(dev_opt_[0], emb_grad_, ToDType(precision_), first);
     } else {
       emb_d2h_ = HandOff(0, emb_grad_, slots, first, tail);
     }
@@ -841,11 +872,15 @@ class WindowedEngine::Impl {
   // offload.device_embedding_optimizer: buffer 0's AdamW runs on the device
   // (no worker task, backup or host copy each step).
   const bool emb_on_device_;
-  std::unique_ptr<DeviceAdamW> emb_adamw_;
-  DeviceAdamWState emb_state_;
-  StepStats emb_measured_;   // its gradient, measured on the step's last micro-batch
-  bool emb_upload_ = true;   // the host's state is newer than the device's
-  bool emb_dirty_ = false;   // the device's state is newer than the host's
+  // offload.device_resident_layers: block layers 0..K-1 stay on the device
+  // (weights and gradient in resident_, never fetched or released) and are
+  // updated there like the embedding.
+  const int resident_layers_;
+  std::vector<Slot> resident_;
+  std::unique_ptr<DeviceAdamW> device_adamw_;  // null: every buffer is updated on the host
+  std::vector<DeviceAdamWState> dev_opt_;      // per buffer; count 0: updated on the host
+  bool dev_upload_ = true;   // the host's state is newer than the device's
+  bool dev_dirty_ = false;   // the device's state is newer than the host's
   GradWorker worker_;
   bool profile_ = false;                    // ProfileNextStep
   std::vector<double> profiled_forward_s_;  // its layers' forward seconds

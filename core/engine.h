@@ -19,7 +19,9 @@
 // The embedding and final LayerNorm stay on the device; their updated
 // weights are copied in at the start of each step (with
 // offload.device_embedding_optimizer the embedding is updated there instead,
-// core/device_adamw.h).
+// core/device_adamw.h). With offload.device_resident_layers = K, block layers
+// 0..K-1 stay on the device too, updated there, and the window's slots
+// rotate through the others.
 //
 // Global-norm clipping needs every gradient before any update; with
 // clip_norm > 0 the updates are deferred until backward ends, then run in
@@ -158,9 +160,10 @@ class WindowedEngine {
   void ProfileNextStep();
 
   // Waits for every queued update (and write-back to the NVMe tier): host
-  // masters and spilled moments are then current (the embedding's state is
-  // copied back from the device when it is updated there, and is copied to
-  // it again at the next Step, so the caller may also write host state). The first I/O error of
+  // masters and spilled moments are then current (the state of the buffers
+  // updated on the device, core/device_adamw.h, is copied back, and copied
+  // to the device again at the next Step, so the caller may also write host
+  // state). The first I/O error of
   // the NVMe tier, if any (it also fails the Step that met it).
   absl::Status Drain();
   // Each Step plans the next one's reads from the NVMe tier and starts them

@@ -161,11 +161,13 @@ int Parity(Device* gpu) {
     return 1;
   }
   int failures = 0;
-  auto check = [&](const char* name, OffloadMethod method, int window, bool emb_on_gpu = false) {
+  auto check = [&](const char* name, OffloadMethod method, int window, bool emb_on_gpu = false,
+                   int resident = 0) {
     JobConfig g = c;
     g.offload.method = method;
     g.offload.window = window;
     g.offload.device_embedding_optimizer = emb_on_gpu;
+    g.offload.device_resident_layers = resident;
     const Run r = Train(g, gpu, 0, name);
     if (!r.ok) {
       std::printf("  %-16s FAILED: %s\n", name, r.error.c_str());
@@ -185,6 +187,7 @@ int Parity(Device* gpu) {
   check("L2L", OffloadMethod::kL2L, 0);
   // The embedding's AdamW in LibTorch ops on the GPU (core/device_adamw.h).
   check("W=2, emb. on GPU", OffloadMethod::kStronghold, 2, /*emb_on_gpu=*/true);
+  check("W=2, 2 layers on GPU", OffloadMethod::kStronghold, 2, /*emb_on_gpu=*/true, /*resident=*/2);
   return failures;
 }
 
@@ -566,6 +569,11 @@ int Cases(Device* gpu, const Options& o, const Peaks& peaks) {
     c.offload.speculative_updates = true;
     bench("STRONGHOLD, emb. on GPU + spec.", OffloadMethod::kStronghold, 0, budget);
     c.offload.speculative_updates = false;
+    // Layers 0..3 stay on the GPU too: the next forward starts while the CPU
+    // updates the others, and the CPU updates 4 fewer layers.
+    c.offload.device_resident_layers = 4;
+    bench("STRONGHOLD, 4 layers+emb. on GPU", OffloadMethod::kStronghold, 0, budget);
+    c.offload.device_resident_layers = 0;
     c.offload.device_embedding_optimizer = false;
   }
   std::vector<int> windows = o.windows;
@@ -616,7 +624,7 @@ int Cases(Device* gpu, const Options& o, const Peaks& peaks) {
   }
   // Clipping 1.0 both sides: the engine's options against the first row.
   for (const char* name : {"STRONGHOLD (auto), speculative", "STRONGHOLD (auto), emb. on GPU",
-                           "STRONGHOLD, emb. on GPU + spec."}) {
+                           "STRONGHOLD, emb. on GPU + spec.", "STRONGHOLD, 4 layers+emb. on GPU"}) {
     if (sps(name) > 0 && all_gpu > 0) {
       std::printf("%s / %s: %.3f (target 0.95 or more)\n", name, rows.front().name.c_str(),
                   sps(name) / all_gpu);

@@ -103,6 +103,17 @@ absl::Status ValidateOffload(const JobConfig& c) {
   RETURN_IF_ERROR(CheckRange("offload.window", o.window, 0, c.model.layers));
   RETURN_IF_ERROR(
       CheckRange("offload.kept_activation_layers", o.kept_activation_layers, -1, c.model.layers));
+  RETURN_IF_ERROR(CheckRange("offload.device_resident_layers", o.device_resident_layers, 0,
+                             c.model.layers - 1));
+  if (o.device_resident_layers > 0 && o.method != OffloadMethod::kStronghold) {
+    return Invalid("offload.device_resident_layers", "applies to stronghold only");
+  }
+  if (o.device_resident_layers > 0 && o.window > c.model.layers - o.device_resident_layers) {
+    return Invalid("offload.window",
+                   absl::StrCat(o.window, " is more than the ", c.model.layers - o.device_resident_layers,
+                                " layers left beside offload.device_resident_layers ",
+                                o.device_resident_layers));
+  }
   if (o.speculative_updates && o.method == OffloadMethod::kResident) {
     return Invalid("offload.speculative_updates",
                    "applies to the windowed methods (stronghold, l2l), not resident");

@@ -81,6 +81,14 @@ struct OffloadConfig {
   // between two steps. The host copy is brought up to date whenever the
   // host state is read (checkpoints). docs/engine.md.
   bool device_embedding_optimizer = false;
+  // STRONGHOLD: block layers 0..N-1 stay on the device (weights, gradient,
+  // and the optimizer state as above: 8 + 12 B per parameter in fp32, 4 + 16
+  // in bf16/fp16), are never copied in or out, and are updated there once
+  // the global norm is known; the window rotates through the other layers
+  // (window <= layers - N). The next step's first N layers then wait for no
+  // CPU update, and the CPU updates N fewer layers (algorithm.md §2: the
+  // artifact kept layers 0..W-1 on the GPU). 0 = none.
+  int device_resident_layers = 0;
   // Not part of the spec: resolved by the trainer and the planner from the
   // device budget (core/planner.h: CheckpointsOnHost).
   bool host_checkpoints = false;

@@ -95,7 +95,11 @@ void FinishPlan(const JobConfig& c, MemoryPlan& plan, bool device_is_host) {
 
 int WindowSlots(const JobConfig& c, int window) {
   if (c.offload.method == OffloadMethod::kL2L) return 1;
-  return std::min(window + 1, c.model.layers);
+  return std::min(window + 1, c.model.layers - DeviceResidentLayers(c));
+}
+
+int DeviceResidentLayers(const JobConfig& c) {
+  return c.offload.method == OffloadMethod::kStronghold ? c.offload.device_resident_layers : 0;
 }
 
 int TierReadRing(const JobConfig& c, int window) { return WindowSlots(c, window) + 1; }
@@ -115,16 +119,23 @@ int64_t WindowedArenaBytes(const JobConfig& c, int window) {
   const int64_t fin = 2 * static_cast<int64_t>(m.hidden) * e;
   return WindowSlots(c, window) * 2 * Round64(m.parameters_per_layer() * e) +
          2 * Round64(emb) + 2 * Round64(fin) + DeviceEmbeddingOptimizerBytes(c) +
+         DeviceResidentLayersBytes(c) +
          Round64(DeviceBoundaries(c, window) * BoundaryActivationBytes(c));
 }
 
-int DeviceEmbeddingOptimizerArrays(const JobConfig& c) {
-  if (!c.offload.device_embedding_optimizer) return 0;
-  return c.training.precision == Precision::kFp32 ? 3 : 4;
-}
+int DeviceOptimizerArrays(Precision precision) { return precision == Precision::kFp32 ? 3 : 4; }
 
 int64_t DeviceEmbeddingOptimizerBytes(const JobConfig& c) {
-  return DeviceEmbeddingOptimizerArrays(c) * Round64(c.model.embedding_parameters() * kFloat);
+  if (!c.offload.device_embedding_optimizer) return 0;
+  return DeviceOptimizerArrays(c.training.precision) *
+         Round64(c.model.embedding_parameters() * kFloat);
+}
+
+int64_t DeviceResidentLayersBytes(const JobConfig& c) {
+  const int64_t layer = c.model.parameters_per_layer();
+  return DeviceResidentLayers(c) *
+         (2 * Round64(layer * ComputeElementBytes(c.training.precision)) +
+          DeviceOptimizerArrays(c.training.precision) * Round64(layer * kFloat));
 }
 
 bool CheckpointsOnHost(const JobConfig& c, int64_t device_budget) {
@@ -155,7 +166,7 @@ int MaxWindow(const JobConfig& config, int64_t device_budget) {
   for (int w = 1; w <= c.model.layers; ++w) {
     if (WindowedArenaBytes(c, w) + WorkingBytes(c) > device_budget) break;
     best = w;
-    if (WindowSlots(c, w) >= c.model.layers) break;
+    if (WindowSlots(c, w) >= c.model.layers - DeviceResidentLayers(c)) break;
   }
   return best;
 }
@@ -180,11 +191,19 @@ void PlanWindowed(const JobConfig& c, int window, MemoryPlan& plan,
       2 * Round64(m.embedding_parameters() * e) + 2 * Round64(2 * m.hidden * e),
       absl::StrFormat("(weights + gradient) x %d params %s",
                       m.embedding_parameters() + 2 * m.hidden, lowp));
-  if (const int arrays = DeviceEmbeddingOptimizerArrays(c); arrays > 0) {
+  const char* dev_arrays = DeviceOptimizerArrays(precision) == 4
+                               ? "master, exp_avg, exp_avg_sq, gradient accumulator"
+                               : "exp_avg, exp_avg_sq, gradient accumulator";
+  if (c.offload.device_embedding_optimizer) {
     add("embedding.optimizer", kTierDevice, DeviceEmbeddingOptimizerBytes(c),
-        absl::StrFormat("%s exp_avg, exp_avg_sq, gradient accumulator x %d params fp32 "
-                        "(offload.device_embedding_optimizer)",
-                        arrays == 4 ? "master," : "", m.embedding_parameters()));
+        absl::StrFormat("%s x %d params fp32 (offload.device_embedding_optimizer)", dev_arrays,
+                        m.embedding_parameters()));
+  }
+  if (const int k = DeviceResidentLayers(c); k > 0) {
+    add("layers.resident", kTierDevice, DeviceResidentLayersBytes(c),
+        absl::StrFormat("layers 0..%d stay: %d x ((weights + gradient) x %d params %s + %s x %d "
+                        "params fp32) (offload.device_resident_layers)",
+                        k - 1, k, layer, lowp, dev_arrays, layer));
   }
   const std::string boundary =
       absl::StrFormat("[%d, %d, %d] %s", c.training.micro_batch, m.seq_len, m.hidden, lowp);
@@ -295,9 +314,11 @@ void PlaceOnSsd(const JobConfig& c, const NodeBudgets& node, MemoryPlan& plan,
                 const std::function<void(std::string, const char*, int64_t, std::string)>& add) {
   const bool device_is_host = node.device == "cpu";
   const int64_t need = HostNeed(plan, device_is_host);
-  // Speculative updates save state that the tier would hold: not together.
+  // Speculative updates save state that the tier would hold, and resident
+  // layers are the ones the tier would take first: not together.
   if (!node.ssd_streaming || c.offload.ssd_dirs.empty() || plan.budget_host_bytes <= 0 ||
-      need <= plan.budget_host_bytes || SpeculativeUpdates(c.offload, c.training)) {
+      need <= plan.budget_host_bytes || SpeculativeUpdates(c.offload, c.training) ||
+      DeviceResidentLayers(c) > 0) {
     return;
   }
   const bool masters = SsdHoldsMasters(c.training.precision);

@@ -113,11 +113,18 @@ int TierReadRing(const JobConfig& config, int window);
 // in the compute precision; with offload.device_embedding_optimizer, the
 // embedding's optimizer state too.
 int64_t WindowedArenaBytes(const JobConfig& config, int window);
-// offload.device_embedding_optimizer: the fp32 arrays of embedding size the
-// device holds for the embedding's AdamW (exp_avg, exp_avg_sq, gradient
-// accumulator, and in bf16/fp16 the master; 0 when off), and their bytes.
-int DeviceEmbeddingOptimizerArrays(const JobConfig& config);
+// The fp32 arrays a buffer updated on the device holds beside its weights
+// and gradient (core/device_adamw.h): exp_avg, exp_avg_sq, the gradient
+// accumulator, and in bf16/fp16 the master.
+int DeviceOptimizerArrays(Precision precision);
+// offload.device_embedding_optimizer: the embedding's arrays (0 when off).
 int64_t DeviceEmbeddingOptimizerBytes(const JobConfig& config);
+// offload.device_resident_layers, for STRONGHOLD (0 otherwise): how many
+// block layers (0..K-1) stay on the device, and their bytes there (weights
+// and gradient in the compute precision, the optimizer's arrays). The
+// window's slots rotate through the other L - K layers.
+int DeviceResidentLayers(const JobConfig& config);
+int64_t DeviceResidentLayersBytes(const JobConfig& config);
 // Whether the windowed methods keep the activation checkpoints in host
 // memory: only when a window of one layer does not fit `device_budget`
 // (> 0) with them on the device. The engine then copies each layer's input

@@ -29,6 +29,11 @@ absl::Status SsdTier::CheckOptions() const {
         "offload.speculative_updates: not with state on the NVMe tier (ssd_layers ",
         options_.ssd_layers, "); raise the host budget or turn speculation off"));
   }
+  if (options_.ssd_layers > 0 && DeviceResidentLayers(config_) > 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "offload.device_resident_layers: not with state on the NVMe tier (ssd_layers ",
+        options_.ssd_layers, ", which start at layer 0); raise the host budget or set it to 0"));
+  }
   if (options_.ssd_weight_layers > std::min(options_.ssd_layers, config_.model.layers)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "ssd_weight_layers ", options_.ssd_weight_layers, ": what H2D sends goes to the NVMe "

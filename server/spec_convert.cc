@@ -76,6 +76,7 @@ core::JobConfig ToJobConfig(const v1::JobSpec& spec) {
   c.offload.kept_activation_layers = o.kept_activation_layers();
   c.offload.speculative_updates = o.speculative_updates();
   c.offload.device_embedding_optimizer = o.device_embedding_optimizer();
+  c.offload.device_resident_layers = o.device_resident_layers();
   c.offload.gpu_memory_budget_bytes = o.gpu_memory_budget_bytes();
   c.offload.host_memory_budget_bytes = o.host_memory_budget_bytes();
   c.offload.ssd_dirs.assign(o.ssd_dirs().begin(), o.ssd_dirs().end());
@@ -117,6 +118,7 @@ v1::JobSpec ToJobSpec(const core::JobConfig& c) {
   o->set_kept_activation_layers(c.offload.kept_activation_layers);
   o->set_speculative_updates(c.offload.speculative_updates);
   o->set_device_embedding_optimizer(c.offload.device_embedding_optimizer);
+  o->set_device_resident_layers(c.offload.device_resident_layers);
   o->set_gpu_memory_budget_bytes(c.offload.gpu_memory_budget_bytes);
   o->set_host_memory_budget_bytes(c.offload.host_memory_budget_bytes);
   for (const std::string& d : c.offload.ssd_dirs) o->add_ssd_dirs(d);

@@ -52,9 +52,10 @@ void ExpectMatchesReference(bool bf16) {
   for (int step = 1; step <= 3; ++step) {
     // Two micro-batches of fp32 gradients; the reference adds them the same way.
     const std::vector<float> g1 = Random(kCount, 1e-3f, 10 + step), g2 = Random(kCount, 1e-3f, 20 + step);
-    adamw->Accumulate(s, g1.data(), DType::kFloat32, /*first=*/true, /*measure=*/false, 1.0f);
+    adamw->Accumulate(s, g1.data(), DType::kFloat32, /*first=*/true);
     const float scale = 0.5f;
-    const StepStats got = adamw->Accumulate(s, g2.data(), DType::kFloat32, false, true, scale);
+    adamw->Accumulate(s, g2.data(), DType::kFloat32, /*first=*/false);
+    const StepStats got = adamw->Measure(s, scale);
     for (int64_t i = 0; i < kCount; ++i) racc[i] = g1[i] + g2[i];
     EXPECT_EQ(acc, racc) << "accumulation, step " << step;
     ParamBuffer rb{.param = rp.data(), .exp_avg = rm.data(), .exp_avg_sq = rv.data(),
@@ -97,8 +98,8 @@ TEST(DeviceAdamWTest, Bf16GradientsAccumulateExactly) {
   }
   DeviceAdamWState s{.accumulator = acc.data(), .count = n};
   std::unique_ptr<DeviceAdamW> adamw = DeviceAdamW::Torch(torch::kCPU);
-  adamw->Accumulate(s, ga.data(), DType::kBFloat16, true, false, 1.0f);
-  adamw->Accumulate(s, gb.data(), DType::kBFloat16, false, false, 1.0f);
+  adamw->Accumulate(s, ga.data(), DType::kBFloat16, true);
+  adamw->Accumulate(s, gb.data(), DType::kBFloat16, false);
   for (int64_t i = 0; i < n; ++i) {
     ASSERT_EQ(acc[i], FloatFromBFloat16(ga[i]) + FloatFromBFloat16(gb[i])) << i;
   }
@@ -110,8 +111,9 @@ TEST(DeviceAdamWTest, NonFiniteGradientIsReportedWithItsFirstElement) {
   g[1234] = std::nanf("");
   g[5000] = INFINITY;
   DeviceAdamWState s{.accumulator = acc.data(), .count = n};
-  const StepStats st =
-      DeviceAdamW::Torch(torch::kCPU)->Accumulate(s, g.data(), DType::kFloat32, true, true, 1.0f);
+  std::unique_ptr<DeviceAdamW> adamw = DeviceAdamW::Torch(torch::kCPU);
+  adamw->Accumulate(s, g.data(), DType::kFloat32, true);
+  const StepStats st = adamw->Measure(s, 1.0f);
   EXPECT_FALSE(std::isfinite(st.grad_sq_sum));
   EXPECT_EQ(st.nonfinite_count, 2);
   EXPECT_EQ(st.first_nonfinite, 1234);

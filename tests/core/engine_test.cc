@@ -105,6 +105,75 @@ TEST(EngineParityTest, EmbeddingOptimizerOnTheDeviceMatchesResidentBitForBit) {
   }
 }
 
+// offload.device_resident_layers: block layers 0..K-1 stay on the device and
+// are updated there (with the embedding, and without); the window rotates
+// through the others. The same bits as RESIDENT with clipping and
+// accumulation, without clipping, with speculative updates (the resident
+// layers are never speculative), with kept activations, and across the
+// automatic window's rebuild; the arena is what the plan says.
+TEST(EngineParityTest, ResidentLayersMatchResidentBitForBit) {
+  for (double clip : {0.5, 0.0}) {
+    JobConfig r = SixLayers(OffloadMethod::kResident, 0);
+    r.training.clip_norm = clip;
+    const TrainedRun reference = Train(r, absl::StrCat("res_ref", clip));
+    struct Case {
+      int resident, window, kept;
+      bool emb;
+    };
+    for (const Case& k : {Case{1, 2, -1, false}, Case{3, 2, 0, true}, Case{5, 1, -1, true},
+                          Case{2, 0, 0, false}}) {
+      JobConfig s = SixLayers(OffloadMethod::kStronghold, k.window);
+      s.training.clip_norm = clip;
+      s.offload.device_resident_layers = k.resident;
+      s.offload.kept_activation_layers = k.kept;
+      s.offload.device_embedding_optimizer = k.emb;
+      const std::string what = absl::StrCat("layers 0..", k.resident - 1, " resident, W=", k.window,
+                                            " kept=", k.kept, k.emb ? ", embedding too" : "",
+                                            ", clip ", clip);
+      const TrainedRun got = Train(s, absl::StrCat("res", k.resident, "_w", k.window, "_", clip));
+      ExpectBitIdentical(reference, got, what);
+      if (k.window > 0) {
+        EXPECT_EQ(got.recorder.peak, WindowedArenaBytes(s, k.window)) << what;
+      } else {
+        EXPECT_LE(got.recorder.window, 6 - k.resident) << what;
+      }
+    }
+    if (clip > 0) {
+      JobConfig spec = SixLayers(OffloadMethod::kStronghold, 2);
+      spec.offload.speculative_updates = true;
+      spec.offload.device_resident_layers = 2;
+      ExpectBitIdentical(reference, Train(spec, "res_spec"),
+                         "2 resident layers, speculative updates (every step rolled back)");
+    }
+  }
+  JobConfig c = SixLayers(OffloadMethod::kStronghold, 2);
+  c.offload.device_resident_layers = 3;
+  const int64_t layer = c.model.parameters_per_layer();
+  JobConfig none = c;
+  none.offload.device_resident_layers = 0;
+  // 3 slots either way (W + 1 of the 3 rotating layers); each resident layer
+  // adds fp32 weights and gradient and three fp32 optimizer arrays.
+  EXPECT_EQ(WindowedArenaBytes(c, 2) - WindowedArenaBytes(none, 2), 3 * 5 * ((layer * 4 + 63) / 64 * 64));
+}
+
+TEST(EngineParityTest, ResidentLayersAreRefusedWhereTheyDoNotApply) {
+  JobConfig c = SixLayers(OffloadMethod::kL2L, 0);
+  c.offload.device_resident_layers = 2;
+  absl::Status s = ValidateJobConfig(c);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("offload.device_resident_layers"), std::string::npos) << s;
+  c = SixLayers(OffloadMethod::kStronghold, 5);
+  c.offload.device_resident_layers = 2;
+  s = ValidateJobConfig(c);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("offload.window: 5 is more than the 4 layers"), std::string::npos) << s;
+  c = SixLayers(OffloadMethod::kStronghold, 2);
+  c.offload.device_resident_layers = 6;
+  s = ValidateJobConfig(c);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("offload.device_resident_layers"), std::string::npos) << s;
+}
+
 TEST(EngineBudgetTest, PeakStaysWithinTheBudgetAndMatchesThePlan) {
   JobConfig c = SixLayers(OffloadMethod::kStronghold, 0);  // automatic window
   c.training.steps = 3;

@@ -72,10 +72,16 @@ TEST_P(PrecisionTest, EmbeddingOptimizerOnTheDeviceMatchesTheFullWindowBitForBit
     JobConfig w2 = SixLayers(p, OffloadMethod::kStronghold, 2);
     full.training.clip_norm = w2.training.clip_norm = clip;
     w2.offload.device_embedding_optimizer = true;
+    const TrainedRun reference = Train(full, absl::StrCat(name, "_emb_full", clip));
     const TrainedRun r = Train(w2, absl::StrCat(name, "_emb_dev", clip));
-    ExpectBitIdentical(Train(full, absl::StrCat(name, "_emb_full", clip)), r,
-                       absl::StrCat(name, " W=2, embedding on the device, clip ", clip));
+    ExpectBitIdentical(reference, r, absl::StrCat(name, " W=2, embedding on the device, clip ", clip));
     EXPECT_EQ(r.recorder.peak, WindowedArenaBytes(w2, 2)) << "the master is a fourth array";
+    // And block layers 0..1 resident there too (offload.device_resident_layers).
+    w2.offload.device_resident_layers = 2;
+    const TrainedRun res = Train(w2, absl::StrCat(name, "_res_dev", clip));
+    ExpectBitIdentical(reference, res, absl::StrCat(name, " W=2, layers 0..1 and the embedding on "
+                                                    "the device, clip ", clip));
+    EXPECT_EQ(res.recorder.peak, WindowedArenaBytes(w2, 2));
   }
 }
 

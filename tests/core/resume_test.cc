@@ -73,11 +73,13 @@ struct ResumeCase {
   // embedding's state comes back from the device for each checkpoint and
   // goes to it again after the restore.
   bool emb_on_device = false;
+  int resident_layers = 0;  // offload.device_resident_layers of the STRONGHOLD runs
 };
 
 JobConfig Config(const ResumeCase& p, OffloadMethod method) {
   JobConfig c = Config(method, p.precision);
   c.offload.device_embedding_optimizer = p.emb_on_device && method != OffloadMethod::kResident;
+  if (method == OffloadMethod::kStronghold) c.offload.device_resident_layers = p.resident_layers;
   return c;
 }
 
@@ -162,7 +164,10 @@ INSTANTIATE_TEST_SUITE_P(
                       ResumeCase{"stronghold_emb_on_device", OffloadMethod::kStronghold,
                                  OffloadMethod::kStronghold, 0, Precision::kFp32, true},
                       ResumeCase{"resident_then_bf16_emb_on_device", OffloadMethod::kResident,
-                                 OffloadMethod::kStronghold, 0, Precision::kBf16, true}),
+                                 OffloadMethod::kStronghold, 0, Precision::kBf16, true},
+                      // Layer 0 stays on the device with the embedding.
+                      ResumeCase{"stronghold_resident_layer", OffloadMethod::kStronghold,
+                                 OffloadMethod::kStronghold, 0, Precision::kFp32, true, 1}),
     [](const ::testing::TestParamInfo<ResumeCase>& info) { return std::string(info.param.name); });
 
 TEST(ResumeTest, CancelWithCheckpointStopsAfterTheStepAndCheckpoints) {

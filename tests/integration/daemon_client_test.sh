@@ -125,11 +125,16 @@ check "fp16 steps show the loss scale" grep -q "loss scale 65536" "$WORK/watch6.
 # --- speculative updates: planned (the host backup), trained, refused where they do not apply;
 # with the embedding's optimizer on the device (planned there)
 SPEC=(--layers 4 --hidden 64 --heads 4 --seq-len 64 --steps 6 --method stronghold --window 2
-      --speculative-updates on --device-embedding-optimizer on)
+      --speculative-updates on --device-embedding-optimizer on --device-resident-layers 1)
 "$CTL" plan "${SPEC[@]}" >"$WORK/plan-spec.txt" 2>&1
 check "the plan holds the speculative backup" grep -q "host.speculative_backup" "$WORK/plan-spec.txt"
 check "the plan holds the embedding's optimizer on the device" \
   grep -q "embedding.optimizer" "$WORK/plan-spec.txt"
+check "the plan holds the resident layer" grep -q "layers.resident" "$WORK/plan-spec.txt"
+"$CTL" submit --layers 2 --hidden 64 --heads 4 --method stronghold --device-resident-layers 2 \
+  >/dev/null 2>"$WORK/err-res.txt"
+check "as many resident layers as layers -> INVALID_ARGUMENT naming the field" \
+  grep -q "INVALID_ARGUMENT: offload.device_resident_layers" "$WORK/err-res.txt"
 "$CTL" submit --name spec "${SPEC[@]}" >/dev/null
 "$CTL" watch 7 >"$WORK/watch7.txt" 2>&1
 check "speculative STRONGHOLD job succeeds" test $? -eq 0
