@@ -138,6 +138,16 @@ std::string RepeatCommand(const BenchPoint& point,
   if (options.peak_tflops > 0) {
     absl::StrAppend(&command, " --peak-tflops ", options.peak_tflops);
   }
+  // The engine's options the run had (as BenchRunner::Spec passes them).
+  if (point.method != v1::RESIDENT) {
+    if (options.speculative_updates) absl::StrAppend(&command, " --speculative-updates on");
+    if (options.device_embedding_optimizer) {
+      absl::StrAppend(&command, " --device-embedding-optimizer on");
+    }
+  }
+  if (point.method == v1::STRONGHOLD && options.device_resident_layers > 0) {
+    absl::StrAppend(&command, " --device-resident-layers ", options.device_resident_layers);
+  }
   return command;
 }
 

@@ -132,6 +132,12 @@ const std::vector<FlagSpec>& BenchFlags() {
       {"speculative-updates", "on|off",
        "stronghold/l2l runs update layers during backward and redo clipped "
        "steps (default off; docs/engine.md)"},
+      {"device-embedding-optimizer", "on|off",
+       "stronghold/l2l runs update the embedding on the device (default off; "
+       "docs/engine.md)"},
+      {"device-resident-layers", "N",
+       "stronghold runs keep layers 0..N-1 on the device, updated there "
+       "(default 0; docs/engine.md)"},
       {"no-plot", "", "write CSV files but no PNG plots"},
       {"python", "PATH",
        "interpreter with matplotlib (default /usr/bin/python3)"},
@@ -177,6 +183,13 @@ absl::StatusOr<BenchOptions> ParseBenchOptions(const ParsedArgs& args) {
     }
     o.speculative_updates = *text == "on";
   }
+  if (std::optional<std::string> text = args.Get("device-embedding-optimizer")) {
+    if (*text != "on" && *text != "off") {
+      return BadValue("device-embedding-optimizer", *text, "on|off");
+    }
+    o.device_embedding_optimizer = *text == "on";
+  }
+  RETURN_IF_ERROR(IntFlag(args, "device-resident-layers", 0, o.device_resident_layers));
   o.plot = !args.Has("no-plot");
   o.python = args.Get("python").value_or("");
   o.plot_script = args.Get("plot-script").value_or("");

@@ -69,6 +69,12 @@ struct BenchOptions {
   // STRONGHOLD and L2L runs with offload.speculative_updates (RESIDENT has
   // no such option): layers updated during backward, clipped steps redone.
   bool speculative_updates = false;
+  // STRONGHOLD and L2L runs with offload.device_embedding_optimizer, and
+  // STRONGHOLD runs with offload.device_resident_layers (every point needs
+  // more layers than that: the daemon refuses the others with
+  // INVALID_ARGUMENT, which stops the bench).
+  bool device_embedding_optimizer = false;
+  int device_resident_layers = 0;
 
   // Plots (a PNG per case) by deploy/bench/plot.py with matplotlib.
   bool plot = true;

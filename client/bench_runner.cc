@@ -86,7 +86,11 @@ v1::JobSpec BenchRunner::Spec(const BenchPoint& point) const {
   v1::OffloadSpec* offload = spec.mutable_offload();
   offload->set_method(point.method);
   if (point.method == v1::STRONGHOLD) offload->set_window(point.window);
-  if (point.method != v1::RESIDENT) offload->set_speculative_updates(options_.speculative_updates);
+  if (point.method != v1::RESIDENT) {
+    offload->set_speculative_updates(options_.speculative_updates);
+    offload->set_device_embedding_optimizer(options_.device_embedding_optimizer);
+  }
+  if (point.method == v1::STRONGHOLD) offload->set_device_resident_layers(options_.device_resident_layers);
   offload->set_gpu_memory_budget_bytes(options_.gpu_memory_budget_bytes);
   offload->set_host_memory_budget_bytes(options_.host_memory_budget_bytes);
   spec.mutable_checkpoint()->set_keep_last(1);  // the final one only

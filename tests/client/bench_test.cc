@@ -57,7 +57,8 @@ TEST(BenchOptionsTest, FlagsOverride) {
       Parse({"--case", "scaling", "--method", "all", "--layers-list", "2,4,8",
              "--windows", "0,1,3", "--gpu-memory-budget", "8MiB",
              "--peak-tflops", "1.5", "--no-plot", "--window", "0",
-             "--speculative-updates", "on"});
+             "--speculative-updates", "on", "--device-embedding-optimizer", "on",
+             "--device-resident-layers", "2"});
   ASSERT_TRUE(o.ok()) << o.status();
   EXPECT_EQ(o->methods.size(), 3u);
   EXPECT_EQ(o->layers_list, (std::vector<int>{2, 4, 8}));
@@ -66,6 +67,8 @@ TEST(BenchOptionsTest, FlagsOverride) {
   EXPECT_DOUBLE_EQ(o->peak_tflops, 1.5);
   EXPECT_FALSE(o->plot);
   EXPECT_TRUE(o->speculative_updates);
+  EXPECT_TRUE(o->device_embedding_optimizer);
+  EXPECT_EQ(o->device_resident_layers, 2);
   // Automatic window: profiling + first iteration at the chosen window.
   EXPECT_EQ(o->WarmupIterations(/*automatic_window=*/true, 5), 2);
   EXPECT_EQ(o->WarmupIterations(/*automatic_window=*/false, 5), 1);
@@ -84,7 +87,9 @@ TEST(BenchOptionsTest, BadValuesNameTheFlag) {
       {{"--gpu-memory-budget", "lots"}, "gpu-memory-budget"},
       {{"--steps", "3", "--warmup-iterations", "3"}, "--warmup-iterations"},
       {{"--case", "window", "--method", "resident"}, "--method must be"},
-      {{"--speculative-updates", "yes"}, "--speculative-updates"}};
+      {{"--speculative-updates", "yes"}, "--speculative-updates"},
+      {{"--device-embedding-optimizer", "1"}, "--device-embedding-optimizer"},
+      {{"--device-resident-layers", "-1"}, "--device-resident-layers"}};
   for (const auto& [args, flag] : cases) {
     absl::StatusOr<BenchOptions> o = Parse(args);
     ASSERT_FALSE(o.ok()) << args[0];
@@ -105,6 +110,20 @@ TEST(BenchRunnerTest, SpeculativeUpdatesGoToTheWindowedMethodsOnly) {
   for (v1::OffloadMethod m : {v1::RESIDENT, v1::L2L, v1::STRONGHOLD}) {
     EXPECT_EQ(runner.Spec(runner.Point(m, 4, 3)).offload().speculative_updates(), m != v1::RESIDENT)
         << v1::OffloadMethod_Name(m);
+  }
+}
+
+// The device optimizer options likewise: the embedding's for the windowed
+// methods, resident layers for STRONGHOLD only (the others refuse them).
+TEST(BenchRunnerTest, DeviceOptimizerOptionsGoWhereTheyApply) {
+  absl::StatusOr<BenchOptions> o =
+      Parse({"--device-embedding-optimizer", "on", "--device-resident-layers", "2"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  const BenchRunner runner(*o, BenchEnvironment{});
+  for (v1::OffloadMethod m : {v1::RESIDENT, v1::L2L, v1::STRONGHOLD}) {
+    const v1::OffloadSpec spec = runner.Spec(runner.Point(m, 4, 3)).offload();
+    EXPECT_EQ(spec.device_embedding_optimizer(), m != v1::RESIDENT) << v1::OffloadMethod_Name(m);
+    EXPECT_EQ(spec.device_resident_layers(), m == v1::STRONGHOLD ? 2 : 0) << v1::OffloadMethod_Name(m);
   }
 }
 
