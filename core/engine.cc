@@ -463,7 +463,9 @@ class WindowedEngine::Impl {
       const DeviceAdamWState& st = dev_opt_[b];
       auto copy = [&](void* dev, void* host, int64_t bytes) {
         if (host == nullptr || dev == nullptr) return;
-        device_->Copy(queue, to_device ? dev : host, to_device ? host : dev, bytes, b);
+        // Unlabelled (-1): not a weight fetch, so out of the automatic
+        // window's H2D profile.
+        device_->Copy(queue, to_device ? dev : host, to_device ? host : dev, bytes, -1);
         if (to_device) stats_.h2d_bytes += bytes;
       };
       const int64_t bytes = h.layout.count * static_cast<int64_t>(sizeof(float));
