@@ -352,6 +352,27 @@ TEST(EngineOverlapTest, DeferredUpdatesOverlapTheNextForward) {
   }
 }
 
+// Resident layers never move: in a step's trace they have no H2D or D2H
+// copy (the other layers do) and their updates are the device's.
+TEST(EngineOverlapTest, ResidentLayersAreNeitherCopiedNorHandedOff) {
+  JobConfig c = OverlapModel(/*clip_norm=*/1e6);
+  c.offload.device_resident_layers = 2;
+  const TrainedRun r = Train(c, "resident_trace");
+  ASSERT_TRUE(r.recorder.traces.count(2)) << "no trace of step 2";
+  std::map<std::string, std::map<int, int>> count;  // span name -> buffer -> spans
+  for (const TraceSpan& s : ParseTrace(r.recorder.traces.at(2))) ++count[s.name][s.layer];
+  for (int b = 1; b <= 2; ++b) {
+    EXPECT_EQ(count["h2d"][b], 0) << "resident buffer " << b << " was fetched";
+    EXPECT_EQ(count["d2h"][b], 0) << "resident buffer " << b << "'s gradient left the device";
+    EXPECT_EQ(count["grad_add"][b], 0) << "the CPU worker handled resident buffer " << b;
+    EXPECT_GE(count["adamw"][b], 1) << "resident buffer " << b << " was not updated";
+  }
+  for (int b = 3; b <= 6; ++b) {
+    EXPECT_GE(count["h2d"][b], 1) << "buffer " << b;
+    EXPECT_GE(count["grad_add"][b], 1) << "buffer " << b;
+  }
+}
+
 // Speculative updates (offload.speculative_updates) train exactly like the
 // deferred path: clip 0.5 clips every step here, so every step is rolled
 // back and redone; clip 1e6 never clips, so none is. The trace shows which.
