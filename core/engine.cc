@@ -212,6 +212,7 @@ class WindowedEngine::Impl {
       staging_.push_back(h);
     }
     staging_task_.assign(staging_.size(), 0);
+    PlanUpdateOrders();
     device_->set_timeline(timeline_);
     return absl::OkStatus();
   }
@@ -258,12 +259,7 @@ class WindowedEngine::Impl {
       // updates them, after the last step's updates (queued before). This
       // takes 24-28 bytes per parameter of copying off backward's path.
       ++epoch_;
-      std::vector<int> order;
-      for (int b = last() - 1; b >= 0; --b) {
-        if (!OnDevice(b)) order.push_back(b);
-      }
-      order.push_back(last());
-      for (int b : order) {
+      for (int b : backup_order_) {
         GradWorker::Task save{.buffer = &buffers_[b], .index = b, .backup = &backups_[b]};
         save.epoch = epoch_;
         worker_.SubmitBackground(save);
@@ -337,7 +333,7 @@ class WindowedEngine::Impl {
     stats_.rolled_back = roll_back;
     if (!finite && !(fp16 && scale / kLossScaleFactor >= kMinLossScale)) {
       if (roll_back) {  // the job fails; its host state is left as before the step
-        for (int b : UpdateOrder()) RollBack(b, nullptr);
+        for (int b : update_order_) RollBack(b, nullptr);
         worker_.WaitAll();
       }
       std::vector<BufferLayout> layouts;
@@ -350,18 +346,18 @@ class WindowedEngine::Impl {
       stats_.skipped = true;
       stats_.grad_norm = 0;
       if (roll_back) {
-        for (int b : UpdateOrder()) RollBack(b, nullptr);
+        for (int b : update_order_) RollBack(b, nullptr);
       }
     } else if (roll_back) {  // clipped: undo each layer and update it again, in forward order
       const AdamWStep hyper = AdamWHyper(t, step, adam_step, ClipFactor(t, stats_.grad_norm) / scale);
-      for (int b : UpdateOrder()) RollBack(b, &hyper);
+      for (int b : update_order_) RollBack(b, &hyper);
     } else if (defer) {
       // Forward order, so the next step's forward waits only for its layer
-      // (UpdateOrder).
+      // (update_order_).
       const double grad_scale = ClipFactor(t, stats_.grad_norm) / scale;
       const AdamWStep hyper = AdamWHyper(t, step, adam_step, grad_scale);
       StageSpilled(/*forward=*/true);
-      for (int b : UpdateOrder()) {
+      for (int b : update_order_) {
         update_task_[b] =
             worker_.Submit({Event{}, nullptr, DType::kFloat32, &buffers_[b], b, false, true, hyper});
       }
@@ -484,15 +480,21 @@ class WindowedEngine::Impl {
   // for the updates of the buffers before it and no others. (Buffer order
   // would put the final norm last: the next step would wait for every
   // update before its first layer, as it did until 2026-11-27.)
-  std::vector<int> UpdateOrder() const {
-    std::vector<int> order;
+  // The host-updated buffers in that order (update_order_), and in the
+  // order backward updates them, the block layers down, the embedding, the
+  // final norm (backup_order_: speculative backups). Fixed once Allocate()
+  // knows which buffers the device updates.
+  void PlanUpdateOrders() {
     for (int b : {0, last()}) {
-      if (!OnDevice(b)) order.push_back(b);
+      if (!OnDevice(b)) update_order_.push_back(b);
     }
     for (int b = 1; b < last(); ++b) {
-      if (!OnDevice(b)) order.push_back(b);
+      if (!OnDevice(b)) update_order_.push_back(b);
     }
-    return order;
+    for (int b = last() - 1; b >= 0; --b) {
+      if (!OnDevice(b)) backup_order_.push_back(b);
+    }
+    backup_order_.push_back(last());
   }
 
   // Queues buffer b's restore from its backup and, with `redo`, its update
@@ -871,6 +873,8 @@ class WindowedEngine::Impl {
   std::vector<std::unique_ptr<float[]>> backup_storage_;
   std::vector<ParamBuffer> backups_;
   int64_t epoch_ = 0;  // speculative steps begun: a backup is saved once per epoch
+  std::vector<int> update_order_;  // PlanUpdateOrders()
+  std::vector<int> backup_order_;
   // offload.device_embedding_optimizer: buffer 0's AdamW runs on the device
   // (no worker task, backup or host copy each step).
   const bool emb_on_device_;
