@@ -9,7 +9,7 @@
 #include "client/bench_output.h"
 #include "client/bench_runner.h"
 #include "client/bench_stats.h"
-#include "core/status_macros.h"
+#include "core/util/status_macros.h"
 
 namespace stronghold::client {
 namespace {

@@ -7,8 +7,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "core/size.h"
-#include "core/status_macros.h"
+#include "core/util/size.h"
+#include "core/util/status_macros.h"
 
 namespace stronghold::client {
 namespace {

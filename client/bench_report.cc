@@ -3,8 +3,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/bench_log.h"
-#include "core/file_util.h"
-#include "core/status_macros.h"
+#include "core/util/file_util.h"
+#include "core/util/status_macros.h"
 #include "stronghold/v1/names.h"
 
 namespace stronghold::client {

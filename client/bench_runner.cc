@@ -10,8 +10,8 @@
 #include "client/bench_log.h"
 #include "client/bench_output.h"
 #include "client/human_format.h"
-#include "core/file_util.h"
-#include "core/status_macros.h"
+#include "core/util/file_util.h"
+#include "core/util/status_macros.h"
 #include "stronghold/v1/names.h"
 
 namespace stronghold::client {

@@ -12,7 +12,7 @@
 #include "client/bench_stats.h"
 #include "client/human_format.h"
 #include "client/table.h"
-#include "core/status_macros.h"
+#include "core/util/status_macros.h"
 #include "stronghold/v1/names.h"
 
 namespace stronghold::client {

@@ -9,7 +9,7 @@
 #include "client/arg_parser.h"
 #include "client/commands.h"
 #include "client/daemon_client.h"
-#include "core/status_macros.h"
+#include "core/util/status_macros.h"
 
 namespace stronghold::client {
 namespace {

@@ -13,8 +13,8 @@
 #include "client/job_spec_flags.h"
 #include "client/json_output.h"
 #include "client/plan_printer.h"
-#include "core/file_util.h"
-#include "core/status_macros.h"
+#include "core/util/file_util.h"
+#include "core/util/status_macros.h"
 
 namespace stronghold::client {
 namespace {

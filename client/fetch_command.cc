@@ -24,11 +24,11 @@
 #include "client/human_format.h"
 #include "client/json_output.h"
 #include "client/table.h"
-#include "core/checkpoint.h"
-#include "core/checkpoint_manifest.h"
-#include "core/file_util.h"
-#include "core/sha256.h"
-#include "core/status_macros.h"
+#include "core/checkpoint/checkpoint.h"
+#include "core/checkpoint/checkpoint_manifest.h"
+#include "core/util/file_util.h"
+#include "core/util/sha256.h"
+#include "core/util/status_macros.h"
 
 namespace stronghold::client {
 namespace {

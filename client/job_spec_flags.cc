@@ -14,8 +14,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "core/size.h"
-#include "core/status_macros.h"
+#include "core/util/size.h"
+#include "core/util/status_macros.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace stronghold::client {

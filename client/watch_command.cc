@@ -12,7 +12,7 @@
 #include "client/human_format.h"
 #include "client/job_printer.h"
 #include "client/json_output.h"
-#include "core/status_macros.h"
+#include "core/util/status_macros.h"
 
 namespace stronghold::client {
 namespace {

@@ -29,7 +29,7 @@ APT_PACKAGES=(
   # `strongholdctl bench` draws its plots with Debian's python3 and matplotlib
   # (deploy/bench/plot.py; tests/integration/bench_test).
   python3-matplotlib
-  # The NVMe tier's benchmark (//storage:io_bench) runs fio beside its own
+  # The NVMe tier's benchmark (//core/tools:io_bench) runs fio beside its own
   # backends at the same block size, queue depth and O_DIRECT.
   fio
 )

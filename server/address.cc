@@ -5,8 +5,8 @@
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
-#include "core/paths.h"
-#include "core/size.h"
+#include "core/util/paths.h"
+#include "core/util/size.h"
 
 namespace stronghold::server {
 

@@ -5,8 +5,8 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "core/file_util.h"
-#include "core/status_macros.h"
+#include "core/util/file_util.h"
+#include "core/util/status_macros.h"
 #include "glog/logging.h"
 
 namespace stronghold::server {

@@ -6,9 +6,9 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "core/checkpoint.h"
-#include "core/checkpoint_reader.h"
-#include "core/status_macros.h"
+#include "core/checkpoint/checkpoint.h"
+#include "core/checkpoint/checkpoint_reader.h"
+#include "core/util/status_macros.h"
 #include "server/job_store.h"
 
 namespace stronghold::server {

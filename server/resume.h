@@ -13,8 +13,8 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "core/job_config.h"
-#include "core/trainer.h"
+#include "core/plan/job_config.h"
+#include "core/train/trainer.h"
 #include "stronghold/v1/stronghold.pb.h"
 
 namespace stronghold::server {

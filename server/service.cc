@@ -4,8 +4,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "core/file_util.h"
-#include "core/sha256.h"
+#include "core/util/file_util.h"
+#include "core/util/sha256.h"
 
 namespace stronghold::server {
 

@@ -41,7 +41,7 @@ v1::OffloadMethod FromMethod(core::OffloadMethod m) {
 }  // namespace
 
 core::JobConfig ToJobConfig(const v1::JobSpec& spec) {
-  core::JobConfig c;  // defaults live in core/job_config.h
+  core::JobConfig c;  // defaults live in core/plan/job_config.h
   c.name = spec.name();
 #define SH_TAKE(msg, field, out) \
   if ((msg).has_##field()) (out) = (msg).field()

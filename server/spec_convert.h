@@ -4,7 +4,7 @@
 #ifndef STRONGHOLD_SERVER_SPEC_CONVERT_H_
 #define STRONGHOLD_SERVER_SPEC_CONVERT_H_
 
-#include "core/job_config.h"
+#include "core/plan/job_config.h"
 #include "stronghold/v1/stronghold.pb.h"
 
 namespace stronghold::server {

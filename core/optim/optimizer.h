@@ -1,7 +1,7 @@
 // The per-layer optimizer interface the training engine drives.
 //
 // Parameters, gradients and Adam moments live in one flat fp32 buffer per
-// layer (see core/gpt_layout.h). Within a buffer, the first `decay_count`
+// layer (see core/model/gpt_layout.h). Within a buffer, the first `decay_count`
 // elements are weight matrices that get AdamW's decoupled weight decay; the
 // rest (biases, LayerNorm gains) do not.
 //

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU check: on a bare H100/H200 machine with CUDA and PyTorch 2.11 but no
-# Bazel and no network, builds core/ and core/gpu_check.cc against that
+# Bazel and no network, builds core/ and core/tools/gpu_check.cc against that
 # machine's torch with g++, then runs gpu_check: the CUDA parity tests and
 # the seed's cases, short, under a GPU budget that emulates a 32 GB card
 # (the planner's largest RESIDENT/STRONGHOLD/L2L models; RESIDENT all on the
@@ -124,13 +124,15 @@ compile() {  # compile SRC [extra flags...]
 }
 export -f compile
 export BUILD ROOT
-# Every library source of core/ and storage/ (the trainer's NVMe tier; not
-# the other binaries' mains, not the device factories: gpu_check makes its
-# CUDA device directly), and adamw_bench for the CPU optimizer's comparison.
+# Every library source of core/'s packages and storage/ (the trainer's NVMe
+# tier; not core/tools' other mains, not the device factories: gpu_check
+# makes its CUDA device directly), and adamw_bench for the CPU optimizer's
+# comparison.
 SOURCES=()
-for src in core/*.cc core/optim/*.cc storage/*.cc; do
+for src in core/*/*.cc storage/*.cc; do
   case "$src" in
-    core/engine_bench.cc|core/tier_bench.cc|core/device_factory*.cc|storage/io_bench.cc) ;;
+    core/tools/gpu_check.cc|core/tools/adamw_bench.cc) SOURCES+=("$src") ;;
+    core/tools/*|core/device/device_factory*.cc) ;;
     *) SOURCES+=("$src") ;;
   esac
 done
@@ -157,7 +159,7 @@ build() {  # compiles and links $BUILD/gpu_check and $BUILD/adamw_bench
   done
   while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || failed=1; done
   [ "$failed" -eq 0 ] || { echo "check: compilation failed" >&2; return 1; }
-  local main_check="$BUILD/core_gpu_check.cc.o" main_adam="$BUILD/core_optim_adamw_bench.cc.o" objs=()
+  local main_check="$BUILD/core_tools_gpu_check.cc.o" main_adam="$BUILD/core_tools_adamw_bench.cc.o" objs=()
   for o in "$BUILD"/*.o; do [ "$o" = "$main_check" ] || [ "$o" = "$main_adam" ] || objs+=("$o"); done
   local rpath=(-Wl,--disable-new-dtags -Wl,-rpath,"$TORCH/lib:$DEPS/lib:$CUDART_DIR")
   g++ -o "$BUILD/gpu_check" "$main_check" "${objs[@]}" "${LIBS[@]}" "${rpath[@]}" &&
@@ -229,7 +231,7 @@ if [ "$ADAM" = 1 ]; then
     echo "adam: fused AdamW and DeepSpeedCPUAdam at $THREADS threads, 64 Mi parameters"
     "${OURS[@]}" timeout 60 "$BIN/adamw_bench" $((64 << 20)) "$THREADS" 2>&1 || echo "adam: adamw_bench exit $?"
     if [ -z "$PEER_REASON" ] && [ "$(cat "$BUILD/cpu_adam.rc" 2>/dev/null)" = 0 ]; then
-      peer_env timeout 90 "$PYTHON" -u "$ROOT/core/optim/deepspeed_adam_bench.py" $((64 << 20)) \
+      peer_env timeout 90 "$PYTHON" -u "$ROOT/core/tools/deepspeed_adam_bench.py" $((64 << 20)) \
         "$THREADS," 2>&1 | grep -v '^\[' || echo "adam: deepspeed_adam_bench failed"
     else
       echo "adam: DeepSpeedCPUAdam not run (peer: ${PEER_REASON:-cpu_adam not built})"

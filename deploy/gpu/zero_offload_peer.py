@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""DeepSpeed ZeRO-Offload on the GPT that core/gpu_check.cc benchmarks (the peer).
+"""DeepSpeed ZeRO-Offload on the GPT that core/tools/gpu_check.cc benchmarks (the peer).
 
 deploy/gpu/check.sh runs this after gpu_check, on the same GPU, with the same
 model (--layers/--hidden/--heads/--seq-len/--batch/--vocab) as gpu_check's
@@ -99,7 +99,7 @@ def build_model(a, torch):
             self.wpe = nn.Embedding(a.seq_len, a.hidden)
             self.blocks = nn.ModuleList(Block(a.hidden, a.heads) for _ in range(a.layers))
             self.lnf = nn.LayerNorm(a.hidden)
-            for m in self.modules():  # GPT-2's initialisation, as core/gpt_init.cc
+            for m in self.modules():  # GPT-2's initialisation, as core/model/gpt_init.cc
                 if isinstance(m, (nn.Linear, nn.Embedding)):
                     nn.init.normal_(m.weight, std=0.02)
                 if isinstance(m, nn.Linear):

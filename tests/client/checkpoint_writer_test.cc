@@ -9,7 +9,7 @@
 #include <string>
 
 #include "absl/strings/ascii.h"
-#include "core/sha256.h"
+#include "core/util/sha256.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

@@ -1,7 +1,7 @@
 // Checkpoint files on their own (no training): the layout and manifest, the
 // round trip into host buffers, atomicity leftovers, and refusal of every
 // kind of damage with the damaged file named.
-#include "core/checkpoint.h"
+#include "core/checkpoint/checkpoint.h"
 
 #include <algorithm>
 #include <cmath>
@@ -13,11 +13,11 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "core/checkpoint_reader.h"
-#include "core/file_util.h"
-#include "core/json.h"
-#include "core/safetensors.h"
-#include "core/sha256.h"
+#include "core/checkpoint/checkpoint_reader.h"
+#include "core/util/file_util.h"
+#include "core/util/json.h"
+#include "core/checkpoint/safetensors.h"
+#include "core/util/sha256.h"
 #include "gtest/gtest.h"
 
 namespace stronghold::core {

@@ -10,7 +10,7 @@
 
 #include <torch/torch.h>
 
-#include "core/device_adamw.h"
+#include "core/optim/device_adamw.h"
 #include "core/optim/float16.h"
 #include "core/optim/optimizer.h"
 #include "gtest/gtest.h"

@@ -12,9 +12,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "core/gpt_layout.h"
-#include "core/planner.h"
-#include "core/trainer.h"
+#include "core/model/gpt_layout.h"
+#include "core/plan/planner.h"
+#include "core/train/trainer.h"
 #include "gtest/gtest.h"
 #include "tests/core/training_test_util.h"
 

@@ -1,8 +1,8 @@
-// The pinned-buffer cache of the CUDA device (core/host_buffer_cache.h),
+// The pinned-buffer cache of the CUDA device (core/device/host_buffer_cache.h),
 // over a counting allocator: a second job of the same shape allocates
 // nothing, other sizes get their own blocks, an allocator failure frees the
 // idle blocks and retries, and idle memory stays within its cap.
-#include "core/host_buffer_cache.h"
+#include "core/device/host_buffer_cache.h"
 
 #include <cstdlib>
 #include <map>

@@ -1,9 +1,9 @@
-#include "core/job_config.h"
+#include "core/plan/job_config.h"
 
 #include <functional>
 #include <string>
 
-#include "core/gpt_layout.h"
+#include "core/model/gpt_layout.h"
 #include "gtest/gtest.h"
 
 namespace stronghold::core {

@@ -1,6 +1,6 @@
 // fp16's dynamic loss-scale policy as a pure function of each step's
 // outcome (the trainer-level behaviour is in mixed_precision_test).
-#include "core/loss_scale.h"
+#include "core/engine/loss_scale.h"
 
 #include "gtest/gtest.h"
 

@@ -12,11 +12,11 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "core/checkpoint_reader.h"
-#include "core/gpt_layout.h"
-#include "core/loss_scale.h"
-#include "core/planner.h"
-#include "core/trainer.h"
+#include "core/checkpoint/checkpoint_reader.h"
+#include "core/model/gpt_layout.h"
+#include "core/engine/loss_scale.h"
+#include "core/plan/planner.h"
+#include "core/train/trainer.h"
 #include "gtest/gtest.h"
 #include "tests/core/training_test_util.h"
 

@@ -4,7 +4,7 @@
 // expected bytes are written out from the shapes, not from the planner.
 #include <string>
 
-#include "core/planner.h"
+#include "core/plan/planner.h"
 #include "gtest/gtest.h"
 
 namespace stronghold::core {

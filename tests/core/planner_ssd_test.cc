@@ -1,4 +1,4 @@
-// The planner's NVMe placement (core/planner.h): Adam moments (and in
+// The planner's NVMe placement (core/plan/planner.h): Adam moments (and in
 // bf16/fp16 the fp32 masters) of as few layers as needed move to the ssd
 // tier when the host budget is short, the result fits, nothing moves unless
 // the tier is there and streamed, and the largest trainable number of layers
@@ -7,8 +7,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "core/loss_scale.h"
-#include "core/planner.h"
+#include "core/engine/loss_scale.h"
+#include "core/plan/planner.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "storage/extent_store.h"

@@ -14,9 +14,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "core/checkpoint.h"
-#include "core/sha256.h"
-#include "core/trainer.h"
+#include "core/checkpoint/checkpoint.h"
+#include "core/util/sha256.h"
+#include "core/train/trainer.h"
 #include "gtest/gtest.h"
 #include "tests/core/training_test_util.h"
 

@@ -1,4 +1,4 @@
-#include "core/size.h"
+#include "core/util/size.h"
 
 #include <cstdint>
 #include <limits>

@@ -16,11 +16,11 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "core/checkpoint.h"
-#include "core/loss_scale.h"
-#include "core/planner.h"
-#include "core/sha256.h"
-#include "core/trainer.h"
+#include "core/checkpoint/checkpoint.h"
+#include "core/engine/loss_scale.h"
+#include "core/plan/planner.h"
+#include "core/util/sha256.h"
+#include "core/train/trainer.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "storage/fault_injecting_block_device.h"

@@ -1,13 +1,13 @@
-// TierReader (core/tier_reader.h) on the host device and an in-memory block
+// TierReader (core/engine/tier_reader.h) on the host device and an in-memory block
 // device: reads start ahead of the planned Takes as far as the ring and the
 // pending updates allow, never out of order; every Take returns the newest
 // data; a Take off the plan is still right and is counted.
-#include "core/tier_reader.h"
+#include "core/engine/tier_reader.h"
 
 #include <memory>
 #include <vector>
 
-#include "core/host_device.h"
+#include "core/device/host_device.h"
 #include "gtest/gtest.h"
 #include "storage/extent_store.h"
 #include "storage/fault_injecting_block_device.h"

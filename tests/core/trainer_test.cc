@@ -1,4 +1,4 @@
-#include "core/trainer.h"
+#include "core/train/trainer.h"
 
 #include <atomic>
 #include <cstdlib>
@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "core/checkpoint.h"
+#include "core/checkpoint/checkpoint.h"
 #include "gtest/gtest.h"
 
 namespace stronghold::core {

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "core/trainer.h"
+#include "core/train/trainer.h"
 
 namespace stronghold::core {
 

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "absl/time/clock.h"
-#include "core/checkpoint.h"
+#include "core/checkpoint/checkpoint.h"
 #include "gtest/gtest.h"
 #include "server/job_manager.h"
 #include "tests/server/job_manager_test_util.h"

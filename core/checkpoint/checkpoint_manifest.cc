@@ -1,0 +1,179 @@
+#include "core/checkpoint/checkpoint_manifest.h"
+
+#include <algorithm>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "core/util/json.h"
+#include "core/util/sha256.h"
+#include "core/util/status_macros.h"
+
+namespace stronghold::core {
+
+namespace {
+
+constexpr char kDigestKey[] = "\"manifest_sha256\": \"";
+constexpr size_t kHexDigits = 64;
+
+bool IsHexDigest(absl::string_view s) {
+  return s.size() == kHexDigits &&
+         std::all_of(s.begin(), s.end(), [](char c) {
+           return absl::ascii_isdigit(c) || (c >= 'a' && c <= 'f');
+         });
+}
+
+// SHA-256 of `text` with the 64 characters at `at` read as '0's.
+std::string DigestWithHole(absl::string_view text, size_t at) {
+  Sha256 digest;
+  digest.Update(text.data(), at);
+  const std::string zeros(kHexDigits, '0');
+  digest.Update(zeros.data(), zeros.size());
+  digest.Update(text.data() + at + kHexDigits,
+                text.size() - at - kHexDigits);
+  return digest.HexDigest();
+}
+
+// %.17g: doubles survive the round trip through text exactly.
+std::string Exact(double x) { return absl::StrFormat("%.17g", x); }
+
+absl::Status Damaged(const std::string& path, absl::string_view what) {
+  return absl::DataLossError(
+      absl::StrCat(path, ": damaged checkpoint manifest: ", what));
+}
+
+// Reads the fields shared by v1 and v2.
+absl::Status ReadFiles(const JsonValue& root, CheckpointManifest& m) {
+  ASSIGN_OR_RETURN(m.position.step, root.Int("step"));
+  ASSIGN_OR_RETURN(const JsonValue* files,
+                   root.Member("files", JsonValue::Kind::kArray));
+  for (const JsonValue& f : files->array) {
+    if (f.kind != JsonValue::Kind::kObject) {
+      return absl::InvalidArgumentError("\"files\" must hold objects");
+    }
+    ManifestFile file;
+    ASSIGN_OR_RETURN(file.name, f.String("name"));
+    ASSIGN_OR_RETURN(file.bytes, f.Int("bytes"));
+    ASSIGN_OR_RETURN(file.sha256, f.String("sha256"));
+    if (file.name.empty() || file.name.find('/') != std::string::npos ||
+        file.name[0] == '.') {
+      return absl::InvalidArgumentError(
+          absl::StrCat("file name \"", file.name, "\" is not a plain name"));
+    }
+    if (file.bytes < 0 || !IsHexDigest(file.sha256)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("bad size or digest of ", file.name));
+    }
+    if (m.file(file.name) != nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(file.name, " listed twice"));
+    }
+    m.files.push_back(std::move(file));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadV2(const JsonValue& root, CheckpointManifest& m) {
+  ASSIGN_OR_RETURN(m.precision, root.String("precision"));
+  ASSIGN_OR_RETURN(const JsonValue* model,
+                   root.Member("model", JsonValue::Kind::kObject));
+  ASSIGN_OR_RETURN(m.model.layers, model->Int("layers"));
+  ASSIGN_OR_RETURN(m.model.hidden, model->Int("hidden"));
+  ASSIGN_OR_RETURN(m.model.heads, model->Int("heads"));
+  ASSIGN_OR_RETURN(m.model.seq_len, model->Int("seq_len"));
+  ASSIGN_OR_RETURN(m.model.vocab, model->Int("vocab"));
+  ASSIGN_OR_RETURN(const JsonValue* t,
+                   root.Member("training", JsonValue::Kind::kObject));
+  TrainingPosition& p = m.position;
+  ASSIGN_OR_RETURN(p.optimizer_step, t->Int("optimizer_step"));
+  ASSIGN_OR_RETURN(p.seed, t->Uint("seed"));
+  ASSIGN_OR_RETURN(p.batch, t->Int("batch"));
+  ASSIGN_OR_RETURN(p.next_sample, t->Int("next_sample"));
+  ASSIGN_OR_RETURN(p.lr, t->Double("lr"));
+  ASSIGN_OR_RETURN(p.next_lr, t->Double("next_lr"));
+  // Optional: absent before mixed precision and in fp32/bf16 checkpoints.
+  if (t->object.count("loss_scale") > 0) {
+    ASSIGN_OR_RETURN(p.loss_scale, t->Double("loss_scale"));
+    ASSIGN_OR_RETURN(p.loss_scale_good_steps, t->Int("loss_scale_good_steps"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+const ManifestFile* CheckpointManifest::file(absl::string_view name) const {
+  for (const ManifestFile& f : files) {
+    if (f.name == name) return &f;
+  }
+  return nullptr;
+}
+
+std::string ManifestToJson(const CheckpointManifest& m) {
+  const TrainingPosition& p = m.position;
+  std::string out = absl::StrCat(
+      "{\n  \"format\": ", JsonQuoted(m.format), ",\n  \"step\": ", p.step,
+      ",\n  \"precision\": ", JsonQuoted(m.precision), ",\n");
+  absl::StrAppend(&out, "  \"model\": {\"layers\": ", m.model.layers,
+                  ", \"hidden\": ", m.model.hidden, ", \"heads\": ",
+                  m.model.heads, ", \"seq_len\": ", m.model.seq_len,
+                  ", \"vocab\": ", m.model.vocab, ", \"padded_vocab\": ",
+                  m.model.padded_vocab(), ", \"parameters\": ",
+                  m.model.parameters(), "},\n");
+  absl::StrAppend(&out, "  \"training\": {\"optimizer\": \"AdamW\", ",
+                  "\"optimizer_step\": ", p.optimizer_step,
+                  ", \"seed\": ", p.seed, ", \"batch\": ", p.batch,
+                  ", \"next_sample\": ", p.next_sample, ", \"lr\": ",
+                  Exact(p.lr), ", \"next_lr\": ", Exact(p.next_lr));
+  if (p.loss_scale > 0) {
+    absl::StrAppend(&out, ", \"loss_scale\": ", Exact(p.loss_scale),
+                    ", \"loss_scale_good_steps\": ", p.loss_scale_good_steps);
+  }
+  absl::StrAppend(&out, "},\n");
+  absl::StrAppend(&out, "  \"files\": [");
+  for (size_t i = 0; i < m.files.size(); ++i) {
+    const ManifestFile& f = m.files[i];
+    absl::StrAppend(&out, i == 0 ? "\n" : ",\n", "    {\"name\": ",
+                    JsonQuoted(f.name), ", \"bytes\": ", f.bytes,
+                    ", \"sha256\": \"", f.sha256, "\"}");
+  }
+  absl::StrAppend(&out, "\n  ],\n  ", kDigestKey);
+  const size_t hole = out.size();
+  absl::StrAppend(&out, std::string(kHexDigits, '0'), "\"\n}\n");
+  const std::string digest = DigestWithHole(out, hole);
+  out.replace(hole, kHexDigits, digest);
+  return out;
+}
+
+absl::StatusOr<CheckpointManifest> ParseManifest(absl::string_view text,
+                                                 const std::string& path) {
+  absl::StatusOr<JsonValue> root = ParseJson(text);
+  if (!root.ok()) return Damaged(path, root.status().message());
+  if (root->kind != JsonValue::Kind::kObject) {
+    return Damaged(path, "not a JSON object");
+  }
+  CheckpointManifest m;
+  absl::StatusOr<std::string> format = root->String("format");
+  if (!format.ok()) return Damaged(path, format.status().message());
+  m.format = *format;
+  if (m.format == kCheckpointFormat) {
+    const size_t at = text.find(kDigestKey);
+    if (at == absl::string_view::npos ||
+        text.find(kDigestKey, at + 1) != absl::string_view::npos) {
+      return Damaged(path, "no single \"manifest_sha256\"");
+    }
+    const size_t hole = at + sizeof(kDigestKey) - 1;
+    const absl::string_view recorded = text.substr(hole, kHexDigits);
+    if (!IsHexDigest(recorded) || DigestWithHole(text, hole) != recorded) {
+      return Damaged(path, "its SHA-256 does not match \"manifest_sha256\"");
+    }
+    absl::Status s = ReadV2(*root, m);
+    if (!s.ok()) return Damaged(path, s.message());
+  } else if (m.format != kCheckpointFormatV1) {
+    return Damaged(path, absl::StrCat("unknown format \"", m.format, "\""));
+  }
+  absl::Status s = ReadFiles(*root, m);
+  if (!s.ok()) return Damaged(path, s.message());
+  return m;
+}
+
+}  // namespace stronghold::core

@@ -1,0 +1,40 @@
+// One buffer's (the embedding's, a block layer's or the final norm's)
+// training state in host memory, as the windowed engine reads and writes it.
+#ifndef STRONGHOLD_CORE_ENGINE_HOST_BUFFER_H_
+#define STRONGHOLD_CORE_ENGINE_HOST_BUFFER_H_
+
+#include "core/model/gpt_layout.h"
+
+namespace stronghold::core {
+
+// One buffer's training state in host memory (owned by the caller): fp32
+// master weights, gradient accumulator and Adam moments, layout.count each.
+struct HostBuffer {
+  BufferLayout layout;
+  float* param = nullptr;
+  float* grad = nullptr;
+  float* exp_avg = nullptr;
+  float* exp_avg_sq = nullptr;
+  // >= 0: the Adam moments live on the NVMe tier as item `spill_item` of the
+  // engine's SpillStreamer (arrays exp_avg, exp_avg_sq), and the two
+  // pointers above are null; they are staged in host slots for the update.
+  // The item may hold a third array, the master, and then `param` is null
+  // too; in fp32, where the masters are what H2D sends, the engine reads
+  // that array ahead of each fetch (core/engine/tier_reader.h).
+  int spill_item = -1;
+  // bf16/fp16 jobs: layout.count elements in the compute precision, the
+  // copy of `param` that the optimizer writes and H2D sends. Null in fp32
+  // (the masters are sent).
+  void* working = nullptr;
+  // >= 0: what H2D sends lives on the NVMe tier, as array `sent_array` of
+  // item `spill_item`: 2, the master, in fp32 (`param` is null); 3, the
+  // working copy, in bf16/fp16 (`working` is null; the update writes it in
+  // the item's staging slot and it goes back with the rest). The engine
+  // reads it ahead of each fetch into a ring of host buffers
+  // (core/engine/tier_reader.h).
+  int sent_array = -1;
+};
+
+}  // namespace stronghold::core
+
+#endif  // STRONGHOLD_CORE_ENGINE_HOST_BUFFER_H_

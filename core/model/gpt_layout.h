@@ -1,0 +1,47 @@
+// Where every GPT parameter lives: the model's weights are kept in one flat
+// fp32 buffer per layer (one large copy per layer between tiers), and each
+// tensor is a view at a fixed offset in its buffer. This header is the single
+// source of those offsets, shapes and names (safetensors names included).
+//
+// Buffers, in execution order:
+//   "embedding"    wte [V, h], wpe [S, h]          (V = padded vocabulary)
+//   "layers.{i}"   one transformer block, 12h^2 + 13h parameters
+//   "final_norm"   lnf.weight [h], lnf.bias [h]
+// Weight matrices come first in each buffer, so AdamW's weight decay applies
+// to the prefix [0, decay_count) and biases/LayerNorm gains are not decayed.
+#ifndef STRONGHOLD_CORE_MODEL_GPT_LAYOUT_H_
+#define STRONGHOLD_CORE_MODEL_GPT_LAYOUT_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/plan/job_config.h"
+
+namespace stronghold::core {
+
+struct TensorSlice {
+  std::string name;             // e.g. "attn.qkv.weight"
+  int64_t offset = 0;           // elements from the buffer's start
+  std::vector<int64_t> shape;   // row-major
+  int64_t numel() const;
+};
+
+struct BufferLayout {
+  std::string name;             // "embedding", "layers.3", "final_norm"
+  int64_t count = 0;            // fp32 elements
+  int64_t decay_count = 0;      // [0, decay_count) gets weight decay
+  std::vector<TensorSlice> tensors;
+  const TensorSlice& tensor(std::string_view name) const;  // CHECKs it exists
+};
+
+BufferLayout EmbeddingLayout(const ModelConfig& model);
+BufferLayout BlockLayout(const ModelConfig& model, int layer);
+BufferLayout FinalNormLayout(const ModelConfig& model);
+
+// All buffers in execution order: embedding, layers.0 .. layers.L-1, final_norm.
+std::vector<BufferLayout> ModelLayout(const ModelConfig& model);
+
+}  // namespace stronghold::core
+
+#endif  // STRONGHOLD_CORE_MODEL_GPT_LAYOUT_H_

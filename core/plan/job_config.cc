@@ -1,0 +1,182 @@
+#include "core/plan/job_config.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "core/util/status_macros.h"
+
+namespace stronghold::core {
+
+int64_t ModelConfig::parameters_per_layer() const {
+  const int64_t h = hidden;
+  return 12 * h * h + 13 * h;
+}
+
+int64_t ModelConfig::embedding_parameters() const {
+  return (padded_vocab() + seq_len) * static_cast<int64_t>(hidden);
+}
+
+int64_t ModelConfig::parameters() const {
+  return layers * parameters_per_layer() + embedding_parameters() +
+         2 * static_cast<int64_t>(hidden);
+}
+
+double ModelConfig::model_flops_per_step(int64_t batch) const {
+  const double b = batch, s = seq_len, l = layers, h = hidden;
+  const double v = static_cast<double>(padded_vocab());
+  return 72.0 * b * s * l * h * h * (1.0 + s / (6.0 * h) + v / (12.0 * l * h));
+}
+
+double LearningRate(const TrainingConfig& t, int64_t step) {
+  if (t.warmup_steps > 0 && step <= t.warmup_steps) {
+    return t.lr * static_cast<double>(step) / t.warmup_steps;
+  }
+  const int64_t decay_steps = std::max<int64_t>(1, t.steps - t.warmup_steps);
+  const double progress =
+      std::min(1.0, static_cast<double>(step - t.warmup_steps) / decay_steps);
+  return t.min_lr + 0.5 * (t.lr - t.min_lr) * (1.0 + std::cos(M_PI * progress));
+}
+
+namespace {
+
+absl::Status Invalid(absl::string_view field, absl::string_view message) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", message));
+}
+
+absl::Status CheckRange(absl::string_view field, int64_t value, int64_t lo,
+                        int64_t hi) {
+  if (value < lo || value > hi) {
+    return Invalid(field, absl::StrCat("must be in [", lo, ", ", hi,
+                                       "], got ", value));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckFinite(absl::string_view field, double value, double lo,
+                         double hi, bool lo_open = false) {
+  if (!std::isfinite(value) || value < lo || value > hi ||
+      (lo_open && value == lo)) {
+    return Invalid(field, absl::StrCat("must be in ", lo_open ? "(" : "[", lo,
+                                       ", ", hi, "], got ", value));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateModel(const ModelConfig& m) {
+  RETURN_IF_ERROR(CheckRange("model.layers", m.layers, 1, kMaxLayers));
+  RETURN_IF_ERROR(CheckRange("model.hidden", m.hidden, 1, kMaxHidden));
+  RETURN_IF_ERROR(CheckRange("model.heads", m.heads, 1, m.hidden));
+  if (m.hidden % m.heads != 0) {
+    return Invalid("model.hidden", absl::StrCat("must be divisible by model.heads (",
+                                                m.heads, "), got ", m.hidden));
+  }
+  RETURN_IF_ERROR(CheckRange("model.seq_len", m.seq_len, 1, kMaxSeqLen));
+  RETURN_IF_ERROR(CheckRange("model.vocab", m.vocab, 2, kMaxVocab));
+  return absl::OkStatus();
+}
+
+absl::Status ValidateTraining(const TrainingConfig& t) {
+  RETURN_IF_ERROR(CheckRange("training.batch", t.batch, 1, 1 << 20));
+  RETURN_IF_ERROR(CheckRange("training.micro_batch", t.micro_batch, 1, t.batch));
+  if (t.batch % t.micro_batch != 0) {
+    return Invalid("training.batch",
+                   absl::StrCat("must be a multiple of training.micro_batch (",
+                                t.micro_batch, "), got ", t.batch));
+  }
+  RETURN_IF_ERROR(CheckRange("training.steps", t.steps, 1, kMaxSteps));
+  RETURN_IF_ERROR(CheckFinite("training.lr", t.lr, 0.0, 10.0, /*lo_open=*/true));
+  RETURN_IF_ERROR(CheckRange("training.warmup_steps", t.warmup_steps, 0, t.steps));
+  RETURN_IF_ERROR(CheckFinite("training.min_lr", t.min_lr, 0.0, t.lr));
+  RETURN_IF_ERROR(CheckFinite("training.weight_decay", t.weight_decay, 0.0, 1.0));
+  RETURN_IF_ERROR(CheckFinite("training.beta1", t.beta1, 0.0, 0.999999));
+  RETURN_IF_ERROR(CheckFinite("training.beta2", t.beta2, 0.0, 0.999999));
+  RETURN_IF_ERROR(CheckFinite("training.eps", t.eps, 0.0, 1.0, /*lo_open=*/true));
+  RETURN_IF_ERROR(CheckFinite("training.clip_norm", t.clip_norm, 0.0, 1e6));
+  RETURN_IF_ERROR(CheckRange("training.log_every", t.log_every, 1, kMaxSteps));
+  return absl::OkStatus();
+}
+
+absl::Status ValidateOffload(const JobConfig& c) {
+  const OffloadConfig& o = c.offload;
+  RETURN_IF_ERROR(CheckRange("offload.window", o.window, 0, c.model.layers));
+  RETURN_IF_ERROR(
+      CheckRange("offload.kept_activation_layers", o.kept_activation_layers, -1, c.model.layers));
+  RETURN_IF_ERROR(CheckRange("offload.device_resident_layers", o.device_resident_layers, 0,
+                             c.model.layers - 1));
+  if (o.device_resident_layers > 0 && o.method != OffloadMethod::kStronghold) {
+    return Invalid("offload.device_resident_layers", "applies to stronghold only");
+  }
+  if (o.device_resident_layers > 0 && o.window > c.model.layers - o.device_resident_layers) {
+    return Invalid("offload.window",
+                   absl::StrCat(o.window, " is more than the ", c.model.layers - o.device_resident_layers,
+                                " layers left beside offload.device_resident_layers ",
+                                o.device_resident_layers));
+  }
+  if (o.speculative_updates && o.method == OffloadMethod::kResident) {
+    return Invalid("offload.speculative_updates",
+                   "applies to the windowed methods (stronghold, l2l), not resident");
+  }
+  if (o.gpu_memory_budget_bytes < 0) {
+    return Invalid("offload.gpu_memory_budget_bytes", "must be >= 0");
+  }
+  if (o.host_memory_budget_bytes < 0) {
+    return Invalid("offload.host_memory_budget_bytes", "must be >= 0");
+  }
+  for (const std::string& dir : o.ssd_dirs) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(dir, ec)) {
+      return Invalid("offload.ssd_dirs",
+                     absl::StrCat("'", dir, "' is not a directory"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateData(const DataConfig& d) {
+  if (d.token_bytes != 0 && d.token_bytes != 2 && d.token_bytes != 4) {
+    return Invalid("data.token_bytes",
+                   absl::StrCat("must be 0, 2 or 4, got ", d.token_bytes));
+  }
+  if (d.source.empty()) return Invalid("data.source", "must not be empty");
+  if (d.source == "builtin") return absl::OkStatus();
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(d.source, ec)) {
+    return Invalid("data.source",
+                   absl::StrCat("token file '", d.source, "' does not exist"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateJobConfig(const JobConfig& c) {
+  if (c.name.size() > kMaxNameLength) {
+    return Invalid("name", absl::StrCat("at most ", kMaxNameLength,
+                                        " characters, got ", c.name.size()));
+  }
+  RETURN_IF_ERROR(ValidateModel(c.model));
+  RETURN_IF_ERROR(ValidateTraining(c.training));
+  RETURN_IF_ERROR(ValidateOffload(c));
+  RETURN_IF_ERROR(ValidateData(c.data));
+  RETURN_IF_ERROR(CheckRange("checkpoint.every_steps", c.checkpoint.every_steps, 0,
+                      kMaxSteps));
+  RETURN_IF_ERROR(CheckRange("checkpoint.keep_last", c.checkpoint.keep_last, 0,
+                      1'000'000));
+  return absl::OkStatus();
+}
+
+int ComputeElementBytes(Precision precision) {
+  return precision == Precision::kFp32 ? 4 : 2;
+}
+
+const char* PrecisionName(Precision precision) {
+  switch (precision) {
+    case Precision::kBf16: return "bf16";
+    case Precision::kFp16: return "fp16";
+    default: return "fp32";
+  }
+}
+
+}  // namespace stronghold::core

@@ -1,0 +1,148 @@
+// A training job's configuration as the engine sees it: plain structs, no
+// protobuf. server/ converts the API's JobSpec into this, filling defaults.
+#ifndef STRONGHOLD_CORE_PLAN_JOB_CONFIG_H_
+#define STRONGHOLD_CORE_PLAN_JOB_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace stronghold::core {
+
+// Megatron-style GPT (docs/model.md).
+struct ModelConfig {
+  int layers = 2;
+  int hidden = 64;
+  int heads = 4;
+  int seq_len = 64;  // also the size of the position table
+  int vocab = 256;   // as given; padded_vocab() is what is allocated
+
+  static constexpr int kVocabPadding = 128;
+  int64_t padded_vocab() const {
+    return (static_cast<int64_t>(vocab) + kVocabPadding - 1) / kVocabPadding *
+           kVocabPadding;
+  }
+  // 12h^2 + 13h: LN1, QKV, projection, LN2, MLP (h -> 4h -> h), with biases.
+  int64_t parameters_per_layer() const;
+  // (V + S) * h: token and position embeddings (the LM head is tied).
+  int64_t embedding_parameters() const;
+  // P = L*(12h^2 + 13h) + (V + S)*h + 2h.
+  int64_t parameters() const;
+  // Megatron's model FLOPs of one training step over `batch` sequences:
+  // 72*B*s*L*h^2*(1 + s/(6h) + V/(12*L*h)).
+  double model_flops_per_step(int64_t batch) const;
+};
+
+enum class Precision { kFp32, kBf16, kFp16 };
+enum class OffloadMethod { kResident, kL2L, kStronghold };
+
+// Bytes per element of weights, gradients and activations on the compute
+// device: 4 for fp32, 2 for bf16 and fp16.
+int ComputeElementBytes(Precision precision);
+// "fp32", "bf16", "fp16".
+const char* PrecisionName(Precision precision);
+
+
+struct TrainingConfig {
+  int batch = 8;        // global batch, sequences
+  int micro_batch = 8;  // sequences per forward/backward
+  int steps = 30;
+  double lr = 3e-3;
+  int warmup_steps = 0;
+  double min_lr = 0.0;
+  double weight_decay = 0.1;
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double eps = 1e-8;
+  double clip_norm = 1.0;  // 0 = no clipping
+  uint64_t seed = 1234;
+  Precision precision = Precision::kFp32;
+  int log_every = 1;
+};
+
+struct OffloadConfig {
+  OffloadMethod method = OffloadMethod::kResident;
+  int window = 0;                        // 0 = automatic
+  int64_t gpu_memory_budget_bytes = 0;   // 0 = device capacity
+  int64_t host_memory_budget_bytes = 0;  // 0 = node budget
+  std::vector<std::string> ssd_dirs;
+  // STRONGHOLD: the last N block layers keep their activations for backward
+  // instead of recomputing them. 0 = automatic (as many as the device budget
+  // holds beside the window), -1 = none. The engine reads it as resolved by
+  // the trainer (core/plan/planner.h: KeptActivationLayers): <= 0 = none.
+  int kept_activation_layers = 0;
+  // STRONGHOLD/L2L with clipping or fp16: update each layer as its gradient
+  // lands, as if the step will not be clipped, after saving its param and
+  // moments on the host (12 B per parameter); a step that turns out clipped
+  // (or, in fp16, overflowed) is restored and redone. The same results as
+  // waiting for the global norm; the CPU AdamW leaves the critical path on
+  // steps that are not clipped. docs/engine.md, "Global-norm clipping".
+  bool speculative_updates = false;
+  // The windowed methods: the embedding's AdamW state (fp32 moments and
+  // gradient accumulator, and in bf16/fp16 the fp32 master) stays on the
+  // device and is updated there once the step's global norm is known
+  // (core/optim/device_adamw.h): 12-16 B per embedding parameter of device memory,
+  // and the embedding's D2H copy, CPU update and H2D copy leave the gap
+  // between two steps. The host copy is brought up to date whenever the
+  // host state is read (checkpoints). docs/engine.md.
+  bool device_embedding_optimizer = false;
+  // STRONGHOLD: block layers 0..N-1 stay on the device (weights, gradient,
+  // and the optimizer state as above: 8 + 12 B per parameter in fp32, 4 + 16
+  // in bf16/fp16), are never copied in or out, and are updated there once
+  // the global norm is known; the window rotates through the other layers
+  // (window <= layers - N). The next step's first N layers then wait for no
+  // CPU update, and the CPU updates N fewer layers (algorithm.md §2: the
+  // artifact kept layers 0..W-1 on the GPU). 0 = none.
+  int device_resident_layers = 0;
+  // Not part of the spec: resolved by the trainer and the planner from the
+  // device budget (core/plan/planner.h: CheckpointsOnHost).
+  bool host_checkpoints = false;
+};
+
+// Whether a job's updates are speculative: the option is set and its updates
+// would otherwise wait for the whole step's gradient (clipping, or fp16).
+inline bool SpeculativeUpdates(const OffloadConfig& o, const TrainingConfig& t) {
+  return o.speculative_updates && (t.clip_norm > 0 || t.precision == Precision::kFp16);
+}
+
+struct DataConfig {
+  std::string source = "builtin";  // "builtin" or a token file path
+  int token_bytes = 0;             // 2 or 4; 0 = from the file name
+};
+
+struct CheckpointConfig {
+  int every_steps = 0;
+  int keep_last = 0;
+};
+
+struct JobConfig {
+  std::string name;
+  ModelConfig model;
+  TrainingConfig training;
+  OffloadConfig offload;
+  DataConfig data;
+  CheckpointConfig checkpoint;
+};
+
+// Learning rate of 1-based `step`: linear warm-up to lr over warmup_steps,
+// then cosine decay to min_lr at `steps`.
+double LearningRate(const TrainingConfig& training, int64_t step);
+
+// Checks every field against its limit before anything is allocated.
+// Returns INVALID_ARGUMENT naming the field (as in the API, e.g.
+// "model.hidden") and the limit it broke. Checks that the data file exists.
+absl::Status ValidateJobConfig(const JobConfig& config);
+
+// Limits enforced by ValidateJobConfig.
+inline constexpr int kMaxLayers = 1024;
+inline constexpr int kMaxHidden = 65536;
+inline constexpr int kMaxSeqLen = 65536;
+inline constexpr int kMaxVocab = 1 << 22;
+inline constexpr int kMaxSteps = 100'000'000;
+inline constexpr int kMaxNameLength = 128;
+
+}  // namespace stronghold::core
+
+#endif  // STRONGHOLD_CORE_PLAN_JOB_CONFIG_H_

@@ -1,0 +1,189 @@
+// engine_bench: RESIDENT vs STRONGHOLD vs L2L step time on the host device,
+// the same model and data in one run, with ratios against RESIDENT, the
+// device-arena peak and the chosen window. Not a test: it prints figures.
+//
+//   bazel run -c opt //core:engine_bench -- [layers hidden heads seq batch steps budget_percent
+//                                            repeats precision]
+//
+// precision: fp32 (default), bf16 or fp16 (RESIDENT is then the engine
+// with W = L, as in the trainer).
+//
+// The windowed methods get a device budget of budget_percent (default 50) of
+// the device memory RESIDENT needs, so STRONGHOLD really offloads; what the
+// window leaves of it keeps the last layers' activations (no recompute).
+// With repeats > 1 every case runs once per round and reports its fastest
+// round (for shared, noisy machines).
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "core/plan/planner.h"
+#include "core/train/trainer.h"
+
+namespace stronghold::core {
+namespace {
+
+class Meter : public TrainerObserver {
+ public:
+  void OnStep(const StepReport& r) override {
+    reports.push_back(r);
+  }
+  void OnMessage(const std::string& m) override {
+    if (m.find("chosen") != std::string::npos) std::printf("    %s\n", m.c_str());
+  }
+  void OnCheckpoint(const std::string&) override {}
+  StopRequest StopRequested() override { return StopRequest::kNone; }
+  std::vector<StepReport> reports;
+};
+
+struct Figures {
+  double step_s = 0, compute_s = 0, h2d_wait_s = 0, d2h_wait_s = 0, optimizer_s = 0;
+  int window = 0;
+  int64_t peak = 0;
+};
+
+Figures Measure(const JobConfig& c, int64_t budget, int warmup) {
+  const std::string dir = std::filesystem::temp_directory_path() / "engine_bench";
+  auto trainer = Trainer::Create(c, {.job_dir = dir, .device_budget_bytes = budget, .trace_every = 0});
+  if (!trainer.ok()) {
+    std::fprintf(stderr, "engine_bench: %s\n", std::string(trainer.status().message()).c_str());
+    std::exit(1);
+  }
+  Meter m;
+  const absl::Status s = (*trainer)->Run(&m);
+  if (!s.ok()) {
+    std::fprintf(stderr, "engine_bench: %s\n", std::string(s.message()).c_str());
+    std::exit(1);
+  }
+  Figures f;
+  int n = 0;
+  for (size_t i = warmup; i < m.reports.size(); ++i, ++n) {
+    const StepReport& r = m.reports[i];
+    f.step_s += r.step_s;
+    f.compute_s += r.compute_s;
+    f.h2d_wait_s += r.h2d_wait_s;
+    f.d2h_wait_s += r.d2h_wait_s;
+    f.optimizer_s += r.optimizer_s;
+  }
+  for (double* v : {&f.step_s, &f.compute_s, &f.h2d_wait_s, &f.d2h_wait_s, &f.optimizer_s}) *v /= n;
+  f.window = m.reports.back().window;
+  f.peak = m.reports.back().device_peak_bytes;
+  return f;
+}
+
+int Main(int argc, char** argv) {
+  auto arg = [&](int i, int fallback) { return argc > i ? std::atoi(argv[i]) : fallback; };
+  JobConfig c;
+  c.model = {.layers = arg(1, 8), .hidden = arg(2, 512), .heads = arg(3, 8),
+             .seq_len = arg(4, 256), .vocab = 256};
+  c.training.batch = c.training.micro_batch = arg(5, 4);
+  c.training.steps = arg(6, 8);
+  c.training.clip_norm = 1.0;
+  const int budget_percent = arg(7, 50);
+  const int repeats = std::max(1, arg(8, 1));
+  const std::string precision = argc > 9 ? argv[9] : "fp32";
+  if (precision == "bf16") {
+    c.training.precision = Precision::kBf16;
+  } else if (precision == "fp16") {
+    c.training.precision = Precision::kFp16;
+  } else if (precision != "fp32") {
+    std::fprintf(stderr, "engine_bench: precision %s: expected fp32, bf16 or fp16\n",
+                 precision.c_str());
+    return 2;
+  }
+  const int warmup = 2;  // step 1 profiles the window; step 2 settles
+
+  // The windowed methods get a device with budget_percent of the memory
+  // RESIDENT needs (its whole training state and every layer's activations).
+  const int64_t resident_need = PlanMemory(c, {.device = "cpu"}).bytes_device;
+  const int64_t budget = resident_need * budget_percent / 100;
+  std::printf("model: %d layers, hidden %d, heads %d, seq %d, batch %d; %lld parameters "
+              "(%.1f MiB fp32); %s; %d steps, %d warm-up steps not counted\n",
+              c.model.layers, c.model.hidden, c.model.heads, c.model.seq_len, c.training.batch,
+              static_cast<long long>(c.model.parameters()), c.model.parameters() * 4 / 1048576.0,
+              precision.c_str(), c.training.steps, warmup);
+  std::printf("device budget for the windowed methods: %.1f MiB, %d%% of the %.1f MiB RESIDENT "
+              "needs\n\n",
+              budget / 1048576.0, budget_percent, resident_need / 1048576.0);
+
+  // Every case runs once per round; each keeps its fastest round, so a burst
+  // of load from other processes on a shared machine hurts all cases alike.
+  struct Case {
+    const char* name;
+    JobConfig config;
+    int64_t budget;
+    Figures best;
+  };
+  JobConfig sh = c;
+  sh.offload.method = OffloadMethod::kStronghold;
+  sh.offload.window = 0;
+  JobConfig recompute = sh;
+  recompute.offload.kept_activation_layers = -1;
+  JobConfig l2l = c;
+  l2l.offload.method = OffloadMethod::kL2L;
+  // The same engine with every layer in the window and every layer
+  // recomputed: what activation checkpointing alone costs, nothing offloaded.
+  JobConfig all = recompute;
+  all.offload.window = c.model.layers;
+  // And with every layer's activations kept: the engine doing what RESIDENT
+  // does (no offload, no recompute), so any gap left is the engine's own.
+  JobConfig all_kept = all;
+  all_kept.offload.kept_activation_layers = c.model.layers;
+  // Updates during backward, undone and redone on clipped steps
+  // (offload.speculative_updates): on a CPU the backups compete with compute.
+  JobConfig speculative = sh;
+  speculative.offload.speculative_updates = true;
+  std::vector<Case> cases = {
+      {"RESIDENT", c, 0, {}},
+      {"STRONGHOLD", sh, budget, {}},  // automatic window and kept activations
+      {"STRONGHOLD recompute", recompute, budget, {}},
+      {"L2L", l2l, budget, {}},
+      {"W=L recompute", all, 0, {}},
+      {"W=L kept", all_kept, 0, {}},
+      {"STRONGHOLD specul.", speculative, budget, {}},
+  };
+  for (int round = 1; round <= repeats; ++round) {
+    for (Case& k : cases) {
+      std::printf("  round %d/%d: %s ...\n", round, repeats, k.name);
+      std::fflush(stdout);
+      const Figures f = Measure(k.config, k.budget, warmup);
+      if (round == 1 || f.step_s < k.best.step_s) k.best = f;
+    }
+  }
+  const Figures& resident = cases[0].best;
+  const Figures& stronghold = cases[1].best;
+  const Figures& recompute_f = cases[2].best;
+  const Figures& all_f = cases[4].best;
+
+  // The layers whose activations the automatic STRONGHOLD run kept (the
+  // trainer's rule, for the window it chose).
+  auto kept = [&](const JobConfig& j, const Figures& f, int64_t b) {
+    return KeptActivationLayersForDevice(j, f.window, b);
+  };
+  std::printf("\n%-20s %7s %5s %9s %9s %9s %9s %9s %10s %12s\n", "method", "window", "kept",
+              "step_s", "compute_s", "h2d_wait", "d2h_wait", "opt_wait", "vs RESID.", "arena peak");
+  auto row = [&](const char* name, const Figures& f, int k) {
+    std::printf("%-20s %7d %5d %9.4f %9.4f %9.4f %9.4f %9.4f %9.3fx %8.1f MiB\n", name, f.window,
+                k, f.step_s, f.compute_s, f.h2d_wait_s, f.d2h_wait_s, f.optimizer_s,
+                f.step_s / resident.step_s, f.peak / 1048576.0);
+  };
+  for (const Case& k : cases) row(k.name, k.best, kept(k.config, k.best, k.budget));
+  std::printf("\nSTRONGHOLD step time / RESIDENT: %.3f (target <= 1.15 when copies are hidden)\n",
+              stronghold.step_s / resident.step_s);
+  std::printf("STRONGHOLD recomputing every layer / W=L (same recomputation, nothing "
+              "offloaded): %.3f\n",
+              recompute_f.step_s / all_f.step_s);
+  std::printf("W=L keeping every layer (nothing offloaded or recomputed) / RESIDENT: %.3f\n",
+              cases[5].best.step_s / resident.step_s);
+  std::printf("STRONGHOLD with speculative updates / without: %.3f\n",
+              cases[6].best.step_s / stronghold.step_s);
+  return 0;
+}
+
+}  // namespace
+}  // namespace stronghold::core
+
+int main(int argc, char** argv) { return stronghold::core::Main(argc, argv); }

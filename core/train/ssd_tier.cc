@@ -1,0 +1,174 @@
+#include "core/train/ssd_tier.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "core/model/gpt_init.h"
+#include "core/engine/loss_scale.h"
+#include "core/plan/planner.h"
+#include "core/util/status_macros.h"
+#include "glog/logging.h"
+#include "storage/block_device_factory.h"
+
+namespace stronghold::core {
+
+SsdTier::SsdTier(const JobConfig& config, const TrainerOptions& options)
+    : config_(config), options_(options), layouts_(ModelLayout(config.model)) {}
+
+absl::Status SsdTier::CheckOptions() const {
+  const OffloadConfig& o = config_.offload;
+  if (options_.ssd_layers > 0 &&
+      (o.method == OffloadMethod::kResident || options_.ssd_layers > config_.model.layers)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ssd_layers ", options_.ssd_layers, ": the NVMe tier holds up to model.layers layers' "
+        "moments, for the windowed methods"));
+  }
+  if (options_.ssd_layers > 0 && SpeculativeUpdates(o, config_.training)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "offload.speculative_updates: not with state on the NVMe tier (ssd_layers ",
+        options_.ssd_layers, "); raise the host budget or turn speculation off"));
+  }
+  if (options_.ssd_layers > 0 && DeviceResidentLayers(config_) > 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "offload.device_resident_layers: not with state on the NVMe tier (ssd_layers ",
+        options_.ssd_layers, ", which start at layer 0); raise the host budget or set it to 0"));
+  }
+  if (options_.ssd_weight_layers > std::min(options_.ssd_layers, config_.model.layers)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ssd_weight_layers ", options_.ssd_weight_layers, ": what H2D sends goes to the NVMe "
+        "tier only for layers whose optimizer state is there (ssd_layers ",
+        options_.ssd_layers, ")"));
+  }
+  return absl::OkStatus();
+}
+
+bool SsdTier::Spilled(int i) const {
+  return config_.offload.method != OffloadMethod::kResident && i >= 1 &&
+         i <= std::min(options_.ssd_layers, config_.model.layers);
+}
+
+bool SsdTier::MasterSpilled(int i) const {
+  return Spilled(i) && (SsdHoldsMasters(config_.training.precision) ||
+                        i <= options_.ssd_weight_layers);
+}
+
+bool SsdTier::WeightSpilled(int i) const {
+  return Spilled(i) && i <= options_.ssd_weight_layers &&
+         config_.training.precision != Precision::kFp32;
+}
+
+int SsdTier::SentArray(int i) const {
+  if (WeightSpilled(i)) return 3;
+  return MasterSpilled(i) && config_.training.precision == Precision::kFp32 ? 2 : -1;
+}
+
+int64_t SsdTier::LargestSpilled() const {
+  int64_t largest = 0;
+  for (int i = 1; Spilled(i); ++i) largest = std::max(largest, layouts_[i].count);
+  return largest;
+}
+
+// The moments and, where spilled, the master (null ones are not
+// transferred; nor is the working copy, WriteWorking's).
+template <typename T>
+std::vector<T*> SsdTier::SpillArrays(int i, T* exp_avg, T* exp_avg_sq, T* master) const {
+  if (!MasterSpilled(i)) return {exp_avg, exp_avg_sq};
+  if (!WeightSpilled(i)) return {exp_avg, exp_avg_sq, master};
+  return {exp_avg, exp_avg_sq, master, nullptr};
+}
+
+// The initial weights are drawn here one layer at a time so that they never
+// all sit in host memory.
+absl::Status SsdTier::Open() {
+  if (options_.ssd_layers <= 0 || spill_ != nullptr) return absl::OkStatus();
+  std::vector<storage::SpillItem> items;
+  for (int i = 1; Spilled(i); ++i) {
+    const int64_t bytes = layouts_[i].count * static_cast<int64_t>(sizeof(float));
+    storage::SpillItem item{layouts_[i].name, {"exp_avg", "exp_avg_sq"}, {bytes, bytes}};
+    if (MasterSpilled(i)) {
+      item.arrays.push_back("master");
+      item.array_bytes.push_back(bytes);
+    }
+    if (WeightSpilled(i)) {
+      // Written by the trainer (RefreshWorkingCopies) before the first step
+      // reads it, then by each update; never staged for one.
+      item.arrays.push_back("working");
+      item.array_bytes.push_back(layouts_[i].count * ComputeElementBytes(config_.training.precision));
+      item.staged_arrays = 3;
+    }
+    items.push_back(std::move(item));
+  }
+  storage::BlockDevice* device = options_.ssd_device;
+  if (device == nullptr) {
+    if (config_.offload.ssd_dirs.empty()) {
+      return absl::InvalidArgumentError("ssd_layers > 0 needs offload.ssd_dirs");
+    }
+    const storage::FileBlockDeviceOptions device_options(
+        config_.offload.ssd_dirs,
+        storage::SpillStreamer::DeviceBytes(items, /*alignment=*/4096, /*block_bytes=*/1 << 20));
+    ASSIGN_OR_RETURN(ssd_device_, storage::OpenFileBlockDevice(device_options));
+    if (options_.wrap_ssd_device) {
+      ssd_device_ = options_.wrap_ssd_device(std::move(ssd_device_));
+    }
+    device = ssd_device_.get();
+  }
+  ssd_store_ = std::make_unique<storage::ExtentStore>(device, storage::ExtentStoreOptions());
+  ASSIGN_OR_RETURN(spill_, storage::SpillStreamer::Create(ssd_store_.get(), items,
+                                                          {kSsdStagingSlots}));
+  const std::vector<float> zeros(LargestSpilled(), 0.0f);  // Adam's moments start at 0
+  std::vector<float> master(MasterSpilled(1) ? zeros.size() : 0);
+  for (int i = 1; Spilled(i); ++i) {
+    if (MasterSpilled(i)) {
+      InitBuffer(layouts_[i], config_.model, config_.training.seed, i, master.data());
+    }
+    RETURN_IF_ERROR(spill_->Write(
+        i - 1, SpillArrays<const void>(i, zeros.data(), zeros.data(), master.data())));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SsdTier::ReadMaster(int i, float* out) {
+  return spill_->Read(i - 1, SpillArrays<void>(i, nullptr, nullptr, out));
+}
+
+absl::Status SsdTier::WriteWorking(int i, const void* working) {
+  return spill_->Write(i - 1, {nullptr, nullptr, nullptr, working});
+}
+
+void SsdTier::StageSpilled() {
+  if (spill_ == nullptr) return;
+  spill_staging_ = torch::empty({MasterSpilled(1) ? 3 : 2, LargestSpilled()},
+                                torch::TensorOptions().dtype(torch::kFloat32));
+}
+
+void SsdTier::UnstageSpilled() { spill_staging_ = torch::Tensor(); }
+
+CheckpointBuffer SsdTier::SpilledCheckpointBuffer(int i, float* host_master) {
+  CHECK(spill_staging_.defined()) << "StageSpilled() first";
+  float* m = spill_staging_[0].data_ptr<float>();
+  float* v = spill_staging_[1].data_ptr<float>();
+  const int item = i - 1;
+  CheckpointBuffer b{layouts_[i], nullptr, m, v,
+                     /*load_moments=*/
+                     [this, i, item, m, v] {
+                       return spill_->Read(item, SpillArrays<void>(i, m, v, nullptr));
+                     },
+                     /*store_moments=*/
+                     [this, i, item, m, v] {
+                       return spill_->Write(item, SpillArrays<const void>(i, m, v, nullptr));
+                     }};
+  if (!MasterSpilled(i)) {
+    b.param = host_master;
+  } else {
+    float* w = spill_staging_[2].data_ptr<float>();
+    b.param = w;
+    b.load_param = [this, i, w] { return ReadMaster(i, w); };
+    b.store_param = [this, i, item, w] {
+      return spill_->Write(item, SpillArrays<const void>(i, nullptr, nullptr, w));
+    };
+  }
+  return b;
+}
+
+}  // namespace stronghold::core

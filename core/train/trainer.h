@@ -1,0 +1,142 @@
+// Trains one job: owns its host training state (fp32 weights, gradients and
+// Adam moments, one flat buffer per layer, plus a bf16/fp16 working copy of
+// the weights in mixed precision; the optimizer state of layers spilled to
+// the NVMe tier, and perhaps their working copies, live there instead), runs
+// the steps and reports each one to an observer.
+//
+// Methods:
+//   RESIDENT   every buffer on the compute device (here the CPU), plain
+//              autograd over the whole model: the reference the offload
+//              engine is checked against, bit for bit. In bf16/fp16 (and on
+//              a GPU) it is the engine with every layer kept (W = L).
+//   STRONGHOLD the windowed offload engine (core/engine/engine.h) on a device whose
+//              memory holds W+1 layers; W = 0 chooses W after profiling the
+//              first step (docs/engine.md).
+//   L2L        the same engine with one layer and synchronous copies.
+// All methods share the data, the loss, the global-norm clipping and the
+// optimizer (core/optim/fused_adamw.h), so they train identically.
+//
+// Thread safety: Run() is called from one thread; the observer's
+// StopRequested() may flip from any thread.
+#ifndef STRONGHOLD_CORE_TRAIN_TRAINER_H_
+#define STRONGHOLD_CORE_TRAIN_TRAINER_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/plan/job_config.h"
+#include "core/train/trainer_options.h"
+
+namespace stronghold::core {
+
+class Device;
+
+struct StepReport {
+  int64_t step = 0;  // 1-based
+  int64_t steps = 0;
+  double loss = 0.0;
+  double lr = 0.0;
+  double grad_norm = 0.0;
+  double step_s = 0.0;
+  double compute_s = 0.0;    // forward + backward
+  double optimizer_s = 0.0;  // exposed: time compute waited for AdamW
+  double h2d_wait_s = 0.0;   // exposed: time compute waited for weights
+  double d2h_wait_s = 0.0;   // exposed: time compute waited for gradient hand-off
+  double nvme_wait_s = 0.0;  // exposed: time the engine waited for tier reads for H2D
+  double samples_per_s = 0.0;
+  double tokens_per_s = 0.0;
+  double model_tflops = 0.0;
+  int window = 0;
+  int64_t device_peak_bytes = 0;  // device arena high-water mark (windowed methods)
+  int64_t h2d_bytes = 0;          // bytes copied host -> device (windowed methods)
+  int64_t d2h_bytes = 0;          // bytes copied device -> host (windowed methods)
+  // NVMe tier traffic (WindowedEngine's EngineStepStats): read from the
+  // device, reused from its staging instead of read, written.
+  int64_t nvme_read_bytes = 0;
+  int64_t nvme_reused_bytes = 0;
+  int64_t nvme_write_bytes = 0;
+  // Reads from the tier for H2D outside the engine's planned fetch order
+  // (each one synchronous): 0 unless the engine's order changed, a
+  // performance bug that tests catch.
+  int64_t nvme_unplanned_reads = 0;
+  double loss_scale = 1.0;  // fp16's dynamic loss scale used by this step (else 1)
+  bool skipped = false;     // fp16 overflow: the step updated nothing (grad_norm 0)
+  bool rolled_back = false; // speculative updates undone (offload.speculative_updates)
+};
+
+enum class StopRequest {
+  kNone,
+  kCancel,                // stop as soon as possible, no checkpoint
+  kShutdown,              // finish the current step, write a checkpoint, stop
+  kCheckpointAndCancel,   // the same, then end as cancelled
+};
+
+class TrainerObserver {
+ public:
+  virtual ~TrainerObserver() = default;
+  virtual void OnStep(const StepReport& report) = 0;
+  virtual void OnMessage(const std::string& message) = 0;
+  // A checkpoint named `name` is complete and durable.
+  virtual void OnCheckpoint(const std::string& name) = 0;
+  virtual StopRequest StopRequested() = 0;
+  // The Chrome trace of the step just finished (windowed methods; called
+  // every `trace_every` steps). Default: ignored.
+  virtual void OnTrace(int64_t step, const std::string& chrome_trace_json) {}
+};
+
+class Trainer {
+ public:
+  // Opens the data and allocates the host state and, for windowed methods,
+  // the device buffers (RESOURCE_EXHAUSTED when they do not fit).
+  static absl::StatusOr<std::unique_ptr<Trainer>> Create(const JobConfig& config,
+                                                         const TrainerOptions& options);
+  ~Trainer();
+
+  // Loads the checkpoint in `checkpoint_dir` (core/checkpoint/checkpoint.h) into the
+  // host state, streaming each file into the buffers and checking every
+  // byte against the manifest; Run() then continues with the step after the
+  // checkpoint's, exactly as if training had not stopped. Returns that step.
+  // DATA_LOSS or INVALID_ARGUMENT naming the file for a damaged checkpoint
+  // or one of another model shape (core/checkpoint/checkpoint_reader.h); after an
+  // error, Run() refuses to train until a Restore() succeeds. Call before
+  // Run().
+  absl::StatusOr<int64_t> Restore(const std::string& checkpoint_dir);
+
+  // Trains from the step after the restored one (else from step 1) until
+  // config.training.steps, writing checkpoints every checkpoint.every_steps
+  // and at the end. Returns OK when done, CANCELLED on kCancel and
+  // kCheckpointAndCancel (after the checkpoint), ABORTED on kShutdown (after
+  // the checkpoint), or the error that stopped training.
+  absl::Status Run(TrainerObserver* observer);
+
+  // The fp32 master weights of every buffer of ModelLayout(), for tests.
+  std::vector<std::vector<float>> Weights();
+
+ private:
+  friend class TrainerTestPeer;
+  class Impl;
+  explicit Trainer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Test access to a trainer's host state (used by tests/ only).
+class TrainerTestPeer {
+ public:
+  // The fp32 master weights of buffer `index` of ModelLayout() (not of a
+  // layer whose master is on the NVMe tier).
+  static float* HostWeights(Trainer& trainer, int index);
+  // Sets fp16's current loss scale (e.g. 2^40, to force an overflow).
+  static void SetLossScale(Trainer& trainer, double scale);
+};
+
+// LibTorch's version, e.g. "2.11.0".
+std::string TorchVersion();
+
+}  // namespace stronghold::core
+
+#endif  // STRONGHOLD_CORE_TRAIN_TRAINER_H_
