@@ -39,7 +39,7 @@ absl::StatusOr<core::JobConfig> ValidatedConfig(const v1::JobSpec& spec) {
   return config;
 }
 
-v1::MemoryPlan ToProto(const core::MemoryPlan& p) {
+v1::MemoryPlan ToProto(const core::ExecutionPlan& p) {
   v1::MemoryPlan out;
   out.set_parameters(p.parameters);
   out.set_parameters_per_layer(p.parameters_per_layer);
@@ -301,23 +301,11 @@ void JobManager::RunJob(int64_t id) {
   }
   Run run(this, id);
   absl::Status status;
-  const core::MemoryPlan plan = core::PlanMemory(config, options_.budgets);
+  const core::ExecutionPlan plan = core::PlanExecution(config, options_.budgets);
   core::TrainerOptions trainer_options{.job_dir = store_.JobDir(id),
                                        .device = options_.device.get(),
-                                       .device_budget_bytes = plan.budget_device_bytes,
                                        .optimizer_threads = options_.optimizer_threads,
-                                       .job_spec_json = spec_json,
-                                       // The Adam moments the plan put on the NVMe tier.
-                                       .ssd_layers = plan.ssd_layers,
-                                       // And the working copies, when even that was short.
-                                       .ssd_weight_layers = plan.ssd_weight_layers};
-  // The layers whose activations fit beside the window: the plan's count
-  // where host memory bounds them too (the CPU device) or the spec names a
-  // count; on a GPU with the automatic count the trainer resolves it again
-  // for the window it settles on (a smaller window leaves room for more).
-  if (config.offload.kept_activation_layers != 0 || options_.budgets.device == "cpu") {
-    trainer_options.kept_activation_layers = plan.kept_activation_layers;
-  }
+                                       .job_spec_json = spec_json};
   if (!options_.ssd_fault_injection.faults.empty()) {
     trainer_options.wrap_ssd_device = [this, id, &run](std::unique_ptr<storage::BlockDevice> device)
         -> std::unique_ptr<storage::BlockDevice> {
@@ -337,7 +325,7 @@ void JobManager::RunJob(int64_t id) {
     };
   }
   absl::StatusOr<std::unique_ptr<core::Trainer>> trainer =
-      core::Trainer::Create(config, trainer_options);
+      core::Trainer::Create(config, plan, trainer_options);
   if (trainer.ok()) {
     absl::StatusOr<Restored> restored = RestoreTrainer(**trainer, CheckpointsDir(id), resume_dir);
     if (restored.ok()) {
@@ -458,7 +446,7 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& submitted) {
                      core::Dataset::Open(config.data, config.model.padded_vocab(),
                                          config.model.seq_len));
   }
-  const core::MemoryPlan plan = core::PlanMemory(config, options_.budgets);
+  const core::ExecutionPlan plan = core::PlanExecution(config, options_.budgets);
   if (!plan.fits) return absl::ResourceExhaustedError(plan.reason);
   // The manifest, the files' sizes and the model's shape now; every byte
   // when the job starts (reading a large checkpoint twice is not cheap).
@@ -544,7 +532,7 @@ absl::StatusOr<v1::MemoryPlan> JobManager::Plan(const v1::JobSpec& submitted) {
   std::string resume_dir;
   ASSIGN_OR_RETURN(const v1::JobSpec spec, ResolveResume(submitted, &resume_dir));
   ASSIGN_OR_RETURN(core::JobConfig config, ValidatedConfig(spec));
-  v1::MemoryPlan plan = ToProto(core::PlanMemory(config, options_.budgets));
+  v1::MemoryPlan plan = ToProto(core::PlanExecution(config, options_.budgets));
   plan.set_max_layers(core::MaxTrainableLayers(config, options_.budgets));
   return plan;
 }

@@ -336,8 +336,8 @@ void Metrics::OnJobState(const v1::Job& job) {
 
   if (job.state() == v1::Job::RUNNING) {
     SeriesLocked(job);
-    const core::MemoryPlan plan =
-        core::PlanMemory(ToJobConfig(job.spec()), options_.budgets);
+    const core::ExecutionPlan plan =
+        core::PlanExecution(ToJobConfig(job.spec()), options_.budgets);
     running_bytes_[job.name()] = {{core::kTierDevice, plan.bytes_device},
                                   {core::kTierPinned, plan.bytes_pinned},
                                   {core::kTierHost, plan.bytes_host},

@@ -99,12 +99,13 @@ struct Slot {
 
 class WindowedEngine::Impl {
  public:
-  Impl(const JobConfig& config, int window, Device* device, FusedAdamW* optimizer,
+  Impl(const JobConfig& config, const ExecutionPlan& plan, Device* device, FusedAdamW* optimizer,
        std::vector<HostBuffer> buffers, LossScaleState* state, Timeline* timeline,
        storage::SpillStreamer* spill)
       : config_(config),
-        window_(window),
-        l2l_(config.offload.method == OffloadMethod::kL2L),
+        window_(plan.window),
+        slots_count_(plan.slots),
+        l2l_(plan.method == OffloadMethod::kL2L),
         layers_(config.model.layers),
         precision_(config.training.precision),
         elem_(ComputeElementBytes(precision_)),
@@ -114,16 +115,14 @@ class WindowedEngine::Impl {
         spill_(spill),
         buffers_(std::move(buffers)),
         state_(state),
-        host_ckpt_mode_(config.offload.host_checkpoints),
-        kept_from_(layers_ - (l2l_ ? 0 : std::clamp(config.offload.kept_activation_layers, 0,
+        host_ckpt_mode_(plan.host_checkpoints),
+        kept_from_(layers_ - (l2l_ ? 0 : std::clamp(plan.kept_activation_layers, 0,
                                                        layers_))),
         kept_(layers_),
         update_task_(buffers_.size(), 0),
-        speculate_(SpeculativeUpdates(config.offload, config.training)),
-        emb_on_device_(config.offload.device_embedding_optimizer),
-        resident_layers_(config.offload.method == OffloadMethod::kStronghold
-                             ? config.offload.device_resident_layers
-                             : 0),
+        speculate_(plan.speculative_updates),
+        emb_on_device_(plan.device_embedding_optimizer),
+        resident_layers_(plan.device_resident_layers),
         worker_(device, optimizer, timeline, static_cast<int>(buffers_.size()), spill,
                 precision_) {}
 
@@ -139,7 +138,7 @@ class WindowedEngine::Impl {
   absl::Status Allocate() {
     const ModelConfig& m = config_.model;
     const int64_t block = m.parameters_per_layer();
-    const int slots = WindowSlots(config_, window_);
+    const int slots = slots_count_;
     if (resident_layers_ > 0 && host_ckpt_mode_) {
       return absl::FailedPreconditionError(absl::StrCat(
           "offload.device_resident_layers: ", resident_layers_,
@@ -169,7 +168,7 @@ class WindowedEngine::Impl {
                             : TierReader::Source{});
     }
     ASSIGN_OR_RETURN(tier_, TierReader::Create(device_, spill_, std::move(sources),
-                                               TierReadRing(config_, window_)));
+                                               slots + 1));  // TierReadRing
     if (spill_ != nullptr) traffic_seen_ = spill_->traffic();  // an earlier engine's is not ours
     for (int b : {0, static_cast<int>(buffers_.size()) - 1}) {
       const int64_t n = buffers_[b].layout.count;
@@ -819,6 +818,7 @@ class WindowedEngine::Impl {
 
   const JobConfig config_;
   const int window_;
+  const int slots_count_;  // ExecutionPlan::slots
   const bool l2l_;
   const int layers_;
   const Precision precision_;
@@ -898,10 +898,13 @@ class WindowedEngine::Impl {
 };
 
 absl::StatusOr<std::unique_ptr<WindowedEngine>> WindowedEngine::Create(
-    const JobConfig& config, int window, Device* device, FusedAdamW* optimizer,
+    const JobConfig& config, const ExecutionPlan& plan, Device* device, FusedAdamW* optimizer,
     std::vector<HostBuffer> buffers, LossScaleState* state, Timeline* timeline,
     storage::SpillStreamer* spill) {
-  if (window < 1) return absl::InvalidArgumentError("offload.window: must be >= 1 here");
+  if (plan.reference || plan.window < 1 || plan.slots < 1) {
+    return absl::InvalidArgumentError(
+        "the windowed engine needs an engine plan with a window and slots (core/plan/planner.h)");
+  }
   const bool fp32 = config.training.precision == Precision::kFp32;
   for (const HostBuffer& b : buffers) {
     if (b.spill_item >= 0 && spill == nullptr) {
@@ -923,10 +926,10 @@ absl::StatusOr<std::unique_ptr<WindowedEngine>> WindowedEngine::Create(
     }
   }
   CHECK(state != nullptr);
-  auto impl = std::make_unique<Impl>(config, window, device, optimizer, std::move(buffers), state,
+  auto impl = std::make_unique<Impl>(config, plan, device, optimizer, std::move(buffers), state,
                                      timeline, spill);
   RETURN_IF_ERROR(impl->Allocate());
-  return std::unique_ptr<WindowedEngine>(new WindowedEngine(std::move(impl), window));
+  return std::unique_ptr<WindowedEngine>(new WindowedEngine(std::move(impl), plan.window));
 }
 
 WindowedEngine::WindowedEngine(std::unique_ptr<Impl> impl, int window)

@@ -52,6 +52,7 @@
 #include "core/device/device.h"
 #include "core/engine/host_buffer.h"
 #include "core/model/gpt_layout.h"
+#include "core/plan/execution_plan.h"
 #include "core/plan/job_config.h"
 #include "core/engine/loss_scale.h"
 #include "core/optim/fused_adamw.h"
@@ -104,7 +105,8 @@ using BatchSource = std::function<bool(int index, int64_t* inputs, int64_t* targ
 class WindowedEngine {
  public:
   // Allocates every device buffer (slots, embedding, final norm, activation
-  // checkpoints) from `device` and the host staging buffers. `window` >= 1;
+  // checkpoints) from `device` and the host staging buffers, as `plan` (an
+  // engine plan: window and slots >= 1, core/plan/execution_plan.h) says;
   // `buffers` are embedding, layers..., final_norm (ModelLayout order).
   // RESOURCE_EXHAUSTED when the device budget is too small. `state` (not
   // owned, required) is the loss scale and AdamW's step count, which Step
@@ -114,7 +116,7 @@ class WindowedEngine {
   // to the NVMe tier: each step stages them in update order ahead of the
   // CPU optimizer and writes them back after each update.
   static absl::StatusOr<std::unique_ptr<WindowedEngine>> Create(
-      const JobConfig& config, int window, Device* device, FusedAdamW* optimizer,
+      const JobConfig& config, const ExecutionPlan& plan, Device* device, FusedAdamW* optimizer,
       std::vector<HostBuffer> buffers, LossScaleState* state, Timeline* timeline,
       storage::SpillStreamer* spill = nullptr);
   ~WindowedEngine();
@@ -149,8 +151,8 @@ class WindowedEngine {
   // the previous step's deferred updates (or its end, without clipping).
   int64_t trace_cut_ns() const;
 
-  // Create() allocates exactly WindowedArenaBytes(config, window) of device
-  // memory (core/plan/planner.h).
+  // Create() allocates exactly WindowedArenaBytes(config, plan.window,
+  // plan.host_checkpoints) of device memory (core/plan/planner.h).
   int window() const { return window_; }
 
  private:

@@ -1,5 +1,7 @@
-// A training job's configuration as the engine sees it: plain structs, no
-// protobuf. server/ converts the API's JobSpec into this, filling defaults.
+// A training job's configuration: what the user asked, in plain structs (no
+// protobuf; server/ converts the API's JobSpec into this, filling defaults).
+// Requests such as "0 = automatic" stay requests here: the planner resolves
+// them once into the job's execution plan (core/plan/execution_plan.h).
 #ifndef STRONGHOLD_CORE_PLAN_JOB_CONFIG_H_
 #define STRONGHOLD_CORE_PLAN_JOB_CONFIG_H_
 
@@ -70,8 +72,8 @@ struct OffloadConfig {
   std::vector<std::string> ssd_dirs;
   // STRONGHOLD: the last N block layers keep their activations for backward
   // instead of recomputing them. 0 = automatic (as many as the device budget
-  // holds beside the window), -1 = none. The engine reads it as resolved by
-  // the trainer (core/plan/planner.h: KeptActivationLayers): <= 0 = none.
+  // holds beside the window), -1 = none (resolved by the planner:
+  // ExecutionPlan::kept_activation_layers).
   int kept_activation_layers = 0;
   // STRONGHOLD/L2L with clipping or fp16: update each layer as its gradient
   // lands, as if the step will not be clipped, after saving its param and
@@ -96,9 +98,6 @@ struct OffloadConfig {
   // CPU update, and the CPU updates N fewer layers (algorithm.md §2: the
   // artifact kept layers 0..W-1 on the GPU). 0 = none.
   int device_resident_layers = 0;
-  // Not part of the spec: resolved by the trainer and the planner from the
-  // device budget (core/plan/planner.h: CheckpointsOnHost).
-  bool host_checkpoints = false;
 };
 
 // Whether a job's updates are speculative: the option is set and its updates

@@ -57,16 +57,16 @@ int KeptActivationLayers(const JobConfig& c, int64_t free_device_bytes) {
 
 int KeptActivationLayersForDevice(const JobConfig& config, int window, int64_t device_budget) {
   if (device_budget <= 0 || device_budget == INT64_MAX) return KeptActivationLayers(config, -1);
-  JobConfig c = config;
-  c.offload.host_checkpoints = CheckpointsOnHost(config, device_budget);
-  const int64_t used = WindowedArenaBytes(c, window) + WorkingBytes(c);
+  const int64_t used =
+      WindowedArenaBytes(config, window, CheckpointsOnHost(config, device_budget)) +
+      WorkingBytes(config);
   return KeptActivationLayers(config, std::max<int64_t>(0, device_budget - used));
 }
 
 namespace {
 
 // Decides whether the plan fits its budgets; the reason carries the numbers.
-void FinishPlan(const JobConfig& c, MemoryPlan& plan, bool device_is_host) {
+void FinishPlan(const JobConfig& c, ExecutionPlan& plan, bool device_is_host) {
   plan.fits = true;
   if (plan.budget_device_bytes > 0 && plan.bytes_device > plan.budget_device_bytes) {
     plan.fits = false;
@@ -107,11 +107,11 @@ namespace {
 int64_t Round64(int64_t b) { return (b + 63) / 64 * 64; }
 }  // namespace
 
-int DeviceBoundaries(const JobConfig& c, int window) {
-  return c.offload.host_checkpoints ? WindowSlots(c, window) + 1 : c.model.layers + 1;
+int DeviceBoundaries(const JobConfig& c, int window, bool host_checkpoints) {
+  return host_checkpoints ? WindowSlots(c, window) + 1 : c.model.layers + 1;
 }
 
-int64_t WindowedArenaBytes(const JobConfig& c, int window) {
+int64_t WindowedArenaBytes(const JobConfig& c, int window, bool host_checkpoints) {
   const ModelConfig& m = c.model;
   const int64_t e = ComputeElementBytes(c.training.precision);
   const int64_t emb = m.embedding_parameters() * e;
@@ -119,7 +119,7 @@ int64_t WindowedArenaBytes(const JobConfig& c, int window) {
   return WindowSlots(c, window) * 2 * Round64(m.parameters_per_layer() * e) +
          2 * Round64(emb) + 2 * Round64(fin) + DeviceEmbeddingOptimizerBytes(c) +
          DeviceResidentLayersBytes(c) +
-         Round64(DeviceBoundaries(c, window) * BoundaryActivationBytes(c));
+         Round64(DeviceBoundaries(c, window, host_checkpoints) * BoundaryActivationBytes(c));
 }
 
 int DeviceOptimizerArrays(Precision precision) { return precision == Precision::kFp32 ? 3 : 4; }
@@ -139,15 +139,12 @@ int64_t DeviceResidentLayersBytes(const JobConfig& c) {
 
 bool CheckpointsOnHost(const JobConfig& c, int64_t device_budget) {
   if (c.offload.method == OffloadMethod::kResident || device_budget <= 0) return false;
-  JobConfig on_device = c;
-  on_device.offload.host_checkpoints = false;
-  return WindowedArenaBytes(on_device, 1) + WorkingBytes(on_device) > device_budget;
+  return WindowedArenaBytes(c, 1, /*host_checkpoints=*/false) + WorkingBytes(c) > device_budget;
 }
 
 int64_t SmallestDeviceBudget(const JobConfig& c) {
-  JobConfig host = c;
-  host.offload.host_checkpoints = c.offload.method != OffloadMethod::kResident;
-  return WindowedArenaBytes(host, 1) + WorkingBytes(host);
+  return WindowedArenaBytes(c, 1, /*host_checkpoints=*/c.offload.method != OffloadMethod::kResident) +
+         WorkingBytes(c);
 }
 
 int64_t WorkingBytes(const JobConfig& c) {
@@ -158,12 +155,11 @@ int64_t WorkingBytes(const JobConfig& c) {
   return LayerWorkingBytes(c) + 3 * logits;
 }
 
-int MaxWindow(const JobConfig& config, int64_t device_budget) {
-  JobConfig c = config;
-  c.offload.host_checkpoints = CheckpointsOnHost(config, device_budget);
+int MaxWindow(const JobConfig& c, int64_t device_budget) {
+  const bool host_checkpoints = CheckpointsOnHost(c, device_budget);
   int best = 0;
   for (int w = 1; w <= c.model.layers; ++w) {
-    if (WindowedArenaBytes(c, w) + WorkingBytes(c) > device_budget) break;
+    if (WindowedArenaBytes(c, w, host_checkpoints) + WorkingBytes(c) > device_budget) break;
     best = w;
     if (WindowSlots(c, w) >= c.model.layers - DeviceResidentLayers(c)) break;
   }
@@ -172,11 +168,11 @@ int MaxWindow(const JobConfig& config, int64_t device_budget) {
 
 namespace {
 
-void PlanWindowed(const JobConfig& c, int window, MemoryPlan& plan,
+void PlanWindowed(const JobConfig& c, ExecutionPlan& plan,
                   const std::function<void(std::string, const char*, int64_t, std::string)>& add,
                   bool cuda) {
   const ModelConfig& m = c.model;
-  const int slots = WindowSlots(c, window);
+  const int slots = plan.slots;
   const int64_t layer = m.parameters_per_layer();
   // Weights, gradients and activations on the device, the working copy and
   // the gradient staging on the host are in the compute precision; masters,
@@ -193,12 +189,12 @@ void PlanWindowed(const JobConfig& c, int window, MemoryPlan& plan,
   const char* dev_arrays = DeviceOptimizerArrays(precision) == 4
                                ? "master, exp_avg, exp_avg_sq, gradient accumulator"
                                : "exp_avg, exp_avg_sq, gradient accumulator";
-  if (c.offload.device_embedding_optimizer) {
+  if (plan.device_embedding_optimizer) {
     add("embedding.optimizer", kTierDevice, DeviceEmbeddingOptimizerBytes(c),
         absl::StrFormat("%s x %d params fp32 (offload.device_embedding_optimizer)", dev_arrays,
                         m.embedding_parameters()));
   }
-  if (const int k = DeviceResidentLayers(c); k > 0) {
+  if (const int k = plan.device_resident_layers; k > 0) {
     add("layers.resident", kTierDevice, DeviceResidentLayersBytes(c),
         absl::StrFormat("layers 0..%d stay: %d x ((weights + gradient) x %d params %s + %s x %d "
                         "params fp32) (offload.device_resident_layers)",
@@ -207,7 +203,7 @@ void PlanWindowed(const JobConfig& c, int window, MemoryPlan& plan,
   const std::string boundary =
       absl::StrFormat("[%d, %d, %d] %s", c.training.micro_batch, m.seq_len, m.hidden, lowp);
   const int64_t act = BoundaryActivationBytes(c);
-  if (c.offload.host_checkpoints) {
+  if (plan.host_checkpoints) {
     add("activations.boundaries", kTierDevice, Round64((slots + 1) * act),
         absl::StrFormat("%d x %s: one layer input per slot + the head's", slots + 1, boundary));
   } else {
@@ -233,13 +229,13 @@ void PlanWindowed(const JobConfig& c, int window, MemoryPlan& plan,
   add("host.staging.gradients", host_tier,
       (slots * layer + m.embedding_parameters() + 2 * m.hidden) * e,
       absl::StrFormat("%d slots + embedding + final norm, %s", slots, lowp));
-  if (SpeculativeUpdates(c.offload, c.training)) {
+  if (plan.speculative_updates) {
     add("host.speculative_backup", kTierHost, plan.parameters * (3 * kFloat + (fp32 ? 0 : e)),
         absl::StrFormat("%d params x (param + exp_avg + exp_avg_sq%s), saved before each "
                         "speculative update",
                         plan.parameters, fp32 ? "" : absl::StrCat(" + ", lowp)));
   }
-  if (c.offload.host_checkpoints) {
+  if (plan.host_checkpoints) {
     add("host.activations.checkpoints", host_tier, (m.layers + 1) * act,
         absl::StrFormat("%d x %s, off the device: the budget has no room for them there",
                         m.layers + 1, boundary));
@@ -257,7 +253,7 @@ constexpr int64_t kSsdBlockBytes = 1 << 20;
 
 int64_t RoundUp(int64_t x, int64_t unit) { return (x + unit - 1) / unit * unit; }
 
-int64_t HostNeed(const MemoryPlan& plan, bool device_is_host) {
+int64_t HostNeed(const ExecutionPlan& plan, bool device_is_host) {
   return plan.bytes_host + plan.bytes_pinned + (device_is_host ? plan.bytes_device : 0);
 }
 
@@ -269,7 +265,7 @@ int64_t HostNeed(const MemoryPlan& plan, bool device_is_host) {
 // them ahead of each fetch into a ring of TierReadRing host buffers (pinned
 // on a GPU); the optimizer's kSsdStagingSlots slots grow by that array.
 void PlaceWeightsOnSsd(
-    const JobConfig& c, const NodeBudgets& node, MemoryPlan& plan, bool cuda,
+    const JobConfig& c, const NodeBudgets& node, ExecutionPlan& plan, bool cuda,
     const std::function<void(std::string, const char*, int64_t, std::string)>& add) {
   const int64_t need = HostNeed(plan, node.device == "cpu");
   if (need <= plan.budget_host_bytes) return;
@@ -277,7 +273,7 @@ void PlaceWeightsOnSsd(
   const int64_t e = ComputeElementBytes(c.training.precision);
   const bool fp32 = c.training.precision == Precision::kFp32;
   const char* lowp = PrecisionName(c.training.precision);
-  const int ring = TierReadRing(c, plan.window);
+  const int ring = plan.slots + 1;  // TierReadRing
   const int64_t one = RoundUp(layer * e, kSsdAlignment);
   const int64_t optimizer = kSsdStagingSlots * one;
   const int64_t excess = need - plan.budget_host_bytes + ring * one + optimizer;
@@ -306,18 +302,18 @@ void PlaceWeightsOnSsd(
 }
 
 // Moves the optimizer state of as few block layers as needed from host to
-// the ssd tier (see PlanMemory in planner.h): the Adam moments and, in
+// the ssd tier (see PlanExecution in planner.h): the Adam moments and, in
 // bf16/fp16, the fp32 masters. Leaves the plan alone if the host state fits
 // or the tier is not available; FinishPlan judges the result.
-void PlaceOnSsd(const JobConfig& c, const NodeBudgets& node, MemoryPlan& plan,
+void PlaceOnSsd(const JobConfig& c, const NodeBudgets& node, ExecutionPlan& plan,
                 const std::function<void(std::string, const char*, int64_t, std::string)>& add) {
   const bool device_is_host = node.device == "cpu";
   const int64_t need = HostNeed(plan, device_is_host);
   // Speculative updates save state that the tier would hold, and resident
   // layers are the ones the tier would take first: not together.
   if (!node.ssd_streaming || c.offload.ssd_dirs.empty() || plan.budget_host_bytes <= 0 ||
-      need <= plan.budget_host_bytes || SpeculativeUpdates(c.offload, c.training) ||
-      DeviceResidentLayers(c) > 0) {
+      need <= plan.budget_host_bytes || plan.speculative_updates ||
+      plan.device_resident_layers > 0) {
     return;
   }
   const bool masters = SsdHoldsMasters(c.training.precision);
@@ -355,7 +351,7 @@ void PlaceOnSsd(const JobConfig& c, const NodeBudgets& node, MemoryPlan& plan,
 }
 
 // What the ssd tier holds of the spilled layers, for the plan's reasons.
-std::string SpilledStateName(const MemoryPlan& plan, Precision precision) {
+std::string SpilledStateName(const ExecutionPlan& plan, Precision precision) {
   if (!SsdHoldsMasters(precision)) {
     return plan.ssd_weight_layers == 0 ? "Adam moments" : "Adam moments and fp32 masters";
   }
@@ -370,7 +366,7 @@ int MaxTrainableLayers(const JobConfig& config, const NodeBudgets& node) {
   JobConfig c = config;
   const auto fits = [&](int layers) {
     c.model.layers = layers;
-    return PlanMemory(c, node).fits;
+    return PlanExecution(c, node).fits;
   };
   if (!fits(1)) return 0;
   // Plans grow with the number of layers: double, then bisect.
@@ -393,7 +389,7 @@ namespace {
 // keeping the last layers' activations, or adds the explicitly asked ones
 // (FinishPlan then refuses them if they do not fit).
 void PlanKeptActivations(
-    const JobConfig& c, bool device_is_host, MemoryPlan& plan,
+    const JobConfig& c, bool device_is_host, ExecutionPlan& plan,
     const std::function<void(std::string, const char*, int64_t, std::string)>& add) {
   int64_t free = -1;  // unlimited
   if (plan.budget_device_bytes > 0) free = std::max<int64_t>(0, plan.budget_device_bytes - plan.bytes_device);
@@ -414,25 +410,27 @@ void PlanKeptActivations(
 
 }  // namespace
 
-MemoryPlan PlanMemory(const JobConfig& config, const NodeBudgets& node) {
+ExecutionPlan PlanExecution(const JobConfig& config, const NodeBudgets& node) {
   const JobConfig& c = config;
   const ModelConfig& m = c.model;
-  MemoryPlan plan;
+  const OffloadConfig& o = c.offload;
+  ExecutionPlan plan;
+  plan.method = o.method;
   plan.device = node.device;
   plan.parameters = m.parameters();
   plan.parameters_per_layer = m.parameters_per_layer();
   plan.model_flops_per_step = m.model_flops_per_step(c.training.batch);
   plan.budget_device_bytes = node.device_bytes;
-  if (c.offload.gpu_memory_budget_bytes > 0) {
+  if (o.gpu_memory_budget_bytes > 0) {
     plan.budget_device_bytes = node.device_bytes > 0
-                                   ? std::min(node.device_bytes, c.offload.gpu_memory_budget_bytes)
-                                   : c.offload.gpu_memory_budget_bytes;
+                                   ? std::min(node.device_bytes, o.gpu_memory_budget_bytes)
+                                   : o.gpu_memory_budget_bytes;
   }
   plan.budget_host_bytes = node.host_bytes;
-  if (c.offload.host_memory_budget_bytes > 0) {
+  if (o.host_memory_budget_bytes > 0) {
     plan.budget_host_bytes = node.host_bytes > 0
-                                 ? std::min(node.host_bytes, c.offload.host_memory_budget_bytes)
-                                 : c.offload.host_memory_budget_bytes;
+                                 ? std::min(node.host_bytes, o.host_memory_budget_bytes)
+                                 : o.host_memory_budget_bytes;
   }
 
   auto add = [&](std::string name, const char* tier, int64_t bytes, std::string shape) {
@@ -443,22 +441,36 @@ MemoryPlan PlanMemory(const JobConfig& config, const NodeBudgets& node) {
     if (tier == std::string(kTierSsd)) plan.bytes_ssd += bytes;
   };
 
-  // RESIDENT in bf16/fp16 runs as the engine with every layer kept (see
-  // Trainer), so it is planned as a window of L.
-  const bool resident = c.offload.method == OffloadMethod::kResident &&
-                        c.training.precision == Precision::kFp32;
+  // Plain autograd needs every state on the compute device and the host's
+  // optimizer: the host device in fp32. RESIDENT elsewhere (a GPU, bf16/fp16:
+  // the mixed-precision machinery is the engine's) is the engine with every
+  // layer kept.
+  const bool device_is_host = node.device == "cpu";
+  plan.reference = o.method == OffloadMethod::kResident &&
+                   c.training.precision == Precision::kFp32 && device_is_host;
   const bool cuda = node.device.rfind("cuda", 0) == 0;
-  if (!resident) {
-    JobConfig c = config;  // with the checkpoints' tier resolved
-    c.offload.host_checkpoints = CheckpointsOnHost(config, plan.budget_device_bytes);
-    int window = c.offload.method == OffloadMethod::kL2L ? 1 : c.offload.window;
-    if (c.offload.method == OffloadMethod::kResident) window = m.layers;
-    if (window == 0) window = std::max(1, MaxWindow(c, plan.budget_device_bytes));
-    plan.window = window;
-    PlanWindowed(c, window, plan, add, cuda);
+  if (!plan.reference) {
+    plan.host_checkpoints = CheckpointsOnHost(c, plan.budget_device_bytes);
+    plan.window = o.method == OffloadMethod::kL2L        ? 1
+                  : o.method == OffloadMethod::kResident ? m.layers
+                                                         : o.window;
+    if (plan.window == 0) {
+      plan.automatic_window = true;
+      plan.window = std::max(1, MaxWindow(c, plan.budget_device_bytes));
+    }
+    plan.slots = WindowSlots(c, plan.window);
+    plan.device_resident_layers = DeviceResidentLayers(c);
+    plan.device_embedding_optimizer = o.device_embedding_optimizer;
+    plan.speculative_updates = SpeculativeUpdates(o, c.training);
+    // On a GPU only the device budget bounds the kept layers, so a window
+    // settled smaller leaves room for more; on the host device host memory
+    // bounds them too, and the count planned here with both stands.
+    plan.kept_follows_window = plan.automatic_window && o.method == OffloadMethod::kStronghold &&
+                               o.kept_activation_layers == 0 && !device_is_host;
+    PlanWindowed(c, plan, add, cuda);
     PlaceOnSsd(c, node, plan, add);
-    PlanKeptActivations(c, node.device == "cpu", plan, add);
-    FinishPlan(c, plan, node.device == "cpu");
+    PlanKeptActivations(c, device_is_host, plan, add);
+    FinishPlan(c, plan, device_is_host);
     if (plan.fits && node.ssd_bytes > 0 && plan.bytes_ssd > node.ssd_bytes) {
       plan.fits = false;
       plan.reason = absl::StrCat("ssd: needs ", Human(plan.bytes_ssd), " (", plan.bytes_ssd,
@@ -490,8 +502,19 @@ MemoryPlan PlanMemory(const JobConfig& config, const NodeBudgets& node) {
   add("activations.logits", kTierDevice, 3 * logits,
       absl::StrFormat("3 x [%d, %d, %d] fp32 (logits, softmax, grad)",
                       c.training.micro_batch, m.seq_len, m.padded_vocab()));
-  FinishPlan(c, plan, node.device == "cpu");
+  FinishPlan(c, plan, device_is_host);
   return plan;
+}
+
+ExecutionPlan SettleWindow(const JobConfig& config, const ExecutionPlan& plan, int window) {
+  ExecutionPlan settled = plan;
+  settled.window = std::clamp(window, 1, plan.window);
+  settled.slots = WindowSlots(config, settled.window);
+  if (plan.kept_follows_window) {
+    settled.kept_activation_layers =
+        KeptActivationLayersForDevice(config, settled.window, plan.budget_device_bytes);
+  }
+  return settled;
 }
 
 }  // namespace stronghold::core

@@ -1,7 +1,12 @@
-// The memory planner: a pure function from a job's configuration and the
-// node's budgets to every buffer the job will allocate, with its tier and
-// bytes. Jobs that do not fit are refused with these numbers before anything
-// is allocated; `strongholdctl plan` prints the same table.
+// The planner: a pure function from a job's configuration (what the user
+// asked) and the node's budgets to its execution plan (core/plan/
+// execution_plan.h): how it runs, resolved once, and every buffer it will
+// allocate, with its tier and bytes. Jobs that do not fit are refused with
+// these numbers before anything is allocated; `strongholdctl plan` prints the
+// same table. Every rule that turns a request into a setting ("L2L -> a
+// window of 1, RESIDENT -> L, 0 -> automatic", where the activation
+// checkpoints go, how many layers keep their activations, what spills to the
+// NVMe tier) is here and nowhere else.
 #ifndef STRONGHOLD_CORE_PLAN_PLANNER_H_
 #define STRONGHOLD_CORE_PLAN_PLANNER_H_
 
@@ -9,21 +14,10 @@
 #include <string>
 #include <vector>
 
+#include "core/plan/execution_plan.h"
 #include "core/plan/job_config.h"
 
 namespace stronghold::core {
-
-inline constexpr char kTierDevice[] = "device";
-inline constexpr char kTierPinned[] = "pinned";
-inline constexpr char kTierHost[] = "host";
-inline constexpr char kTierSsd[] = "ssd";
-
-struct PlannedBuffer {
-  std::string name;   // e.g. "weights.fp32"
-  std::string tier;   // kTier*
-  int64_t bytes = 0;
-  std::string shape;  // e.g. "[2 layers] x 49,408 fp32"
-};
 
 struct NodeBudgets {
   std::string device = "cpu";     // "cpu" or "cuda:N"
@@ -34,40 +28,10 @@ struct NodeBudgets {
   // starts and fails then, with the bytes it needed).
   int64_t ssd_bytes = 0;
   // Whether the engine streams spilled state from the NVMe tier (it does:
-  // TrainerOptions::ssd_layers). False plans as if there were no such tier.
+  // ExecutionPlan::ssd_layers). False plans as if there were no such tier.
   bool ssd_streaming = true;
 };
 
-struct MemoryPlan {
-  int64_t parameters = 0;
-  int64_t parameters_per_layer = 0;
-  int64_t bytes_device = 0;
-  int64_t bytes_pinned = 0;
-  int64_t bytes_host = 0;
-  int64_t bytes_ssd = 0;
-  int64_t budget_device_bytes = 0;
-  int64_t budget_host_bytes = 0;
-  bool fits = false;
-  std::string reason;  // why it does not fit, with the numbers
-  int window = 0;
-  // Block layers 0 .. ssd_layers-1 keep their Adam moments (exp_avg,
-  // exp_avg_sq) and, in bf16/fp16, their fp32 masters (SsdHoldsMasters) on
-  // the NVMe tier, streamed through kSsdStagingSlots host slots
-  // (storage/spill_streamer.h).
-  int ssd_layers = 0;
-  // Only when ssd_layers is every layer and that is not enough: block
-  // layers 0 .. ssd_weight_layers-1 keep what H2D sends on the NVMe tier
-  // too, their 16-bit working copies in bf16/fp16 or their fp32 masters in
-  // fp32 (an array of their spilled state), read ahead of each fetch into
-  // TierReadRing host buffers.
-  int ssd_weight_layers = 0;
-  // STRONGHOLD: the last kept_activation_layers block layers keep their
-  // autograd activations from forward to backward (no recompute).
-  int kept_activation_layers = 0;
-  std::string device;
-  double model_flops_per_step = 0.0;
-  std::vector<PlannedBuffer> buffers;
-};
 
 // The job's budgets override the node's where set (and may only lower them).
 //
@@ -84,7 +48,18 @@ struct MemoryPlan {
 // for as few block layers as needed, from layer 0 up (ssd_weight_layers),
 // read ahead of each fetch. If that is not enough either, the job does not
 // fit.
-MemoryPlan PlanMemory(const JobConfig& config, const NodeBudgets& node);
+//
+// Which engine: RESIDENT in fp32 on the host device is the plain-autograd
+// reference (ExecutionPlan::reference); every other job runs the windowed
+// engine, RESIDENT as a window of every layer (on a GPU, or in bf16/fp16).
+ExecutionPlan PlanExecution(const JobConfig& config, const NodeBudgets& node);
+
+// The plan of an automatic window (ExecutionPlan::automatic_window) settled
+// on `window` (1 .. plan.window) after profiling: the window and its slots,
+// and the kept activation layers resolved again for it where they follow the
+// window (ExecutionPlan::kept_follows_window). The memory table stays the
+// largest window's, which bounds the settled one's.
+ExecutionPlan SettleWindow(const JobConfig& config, const ExecutionPlan& plan, int window);
 
 // Whether a spilled layer's fp32 masters go to the NVMe tier with its
 // moments: in bf16/fp16, where H2D sends the working copy and only the
@@ -109,10 +84,10 @@ int TierReadRing(const JobConfig& config, int window);
 // Device bytes the windowed engine allocates (its arena): slots (weights and
 // gradient of one layer each), embedding and final norm (weights and
 // gradient), activation checkpoints at the L+1 layer boundaries, or with
-// offload.host_checkpoints one boundary per slot plus the head's input; all
-// in the compute precision; with offload.device_embedding_optimizer, the
-// embedding's optimizer state too.
-int64_t WindowedArenaBytes(const JobConfig& config, int window);
+// `host_checkpoints` one boundary per slot plus the head's input; all in the
+// compute precision; with offload.device_embedding_optimizer, the
+// embedding's optimizer state too (and the device-resident layers').
+int64_t WindowedArenaBytes(const JobConfig& config, int window, bool host_checkpoints = false);
 // The fp32 arrays a buffer updated on the device holds beside its weights
 // and gradient (core/optim/device_adamw.h): exp_avg, exp_avg_sq, the gradient
 // accumulator, and in bf16/fp16 the master.
@@ -154,7 +129,8 @@ int64_t LayerWorkingBytes(const JobConfig& config);
 int KeptActivationLayers(const JobConfig& config, int64_t free_device_bytes);
 // The same for a device budget alone (no host bound), beside the arena of
 // `window` with the checkpoints where CheckpointsOnHost puts them; a budget
-// <= 0 or INT64_MAX is unlimited.
+// <= 0 or INT64_MAX is unlimited. (SettleWindow's rule; tools compare with
+// it.)
 int KeptActivationLayersForDevice(const JobConfig& config, int window, int64_t device_budget);
 
 }  // namespace stronghold::core

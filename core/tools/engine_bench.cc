@@ -47,7 +47,8 @@ struct Figures {
 
 Figures Measure(const JobConfig& c, int64_t budget, int warmup) {
   const std::string dir = std::filesystem::temp_directory_path() / "engine_bench";
-  auto trainer = Trainer::Create(c, {.job_dir = dir, .device_budget_bytes = budget, .trace_every = 0});
+  auto trainer = Trainer::Create(c, PlanExecution(c, {.device = "cpu", .device_bytes = budget}),
+                                 {.job_dir = dir, .trace_every = 0});
   if (!trainer.ok()) {
     std::fprintf(stderr, "engine_bench: %s\n", std::string(trainer.status().message()).c_str());
     std::exit(1);
@@ -98,7 +99,7 @@ int Main(int argc, char** argv) {
 
   // The windowed methods get a device with budget_percent of the memory
   // RESIDENT needs (its whole training state and every layer's activations).
-  const int64_t resident_need = PlanMemory(c, {.device = "cpu"}).bytes_device;
+  const int64_t resident_need = PlanExecution(c, {.device = "cpu"}).bytes_device;
   const int64_t budget = resident_need * budget_percent / 100;
   std::printf("model: %d layers, hidden %d, heads %d, seq %d, batch %d; %lld parameters "
               "(%.1f MiB fp32); %s; %d steps, %d warm-up steps not counted\n",
@@ -158,10 +159,11 @@ int Main(int argc, char** argv) {
   const Figures& recompute_f = cases[2].best;
   const Figures& all_f = cases[4].best;
 
-  // The layers whose activations the automatic STRONGHOLD run kept (the
-  // trainer's rule, for the window it chose).
+  // The layers whose activations the run kept: its plan, settled on the
+  // window it chose.
   auto kept = [&](const JobConfig& j, const Figures& f, int64_t b) {
-    return KeptActivationLayersForDevice(j, f.window, b);
+    const ExecutionPlan plan = PlanExecution(j, {.device = "cpu", .device_bytes = b});
+    return plan.reference ? j.model.layers : SettleWindow(j, plan, f.window).kept_activation_layers;
   };
   std::printf("\n%-20s %7s %5s %9s %9s %9s %9s %9s %10s %12s\n", "method", "window", "kept",
               "step_s", "compute_s", "h2d_wait", "d2h_wait", "opt_wait", "vs RESID.", "arena peak");

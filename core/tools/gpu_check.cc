@@ -92,8 +92,9 @@ Run Train(const JobConfig& config, Device* device, int64_t budget, const std::st
   JobConfig c = config;
   if (!checkpoint) ++c.training.steps;
   const std::string dir = std::filesystem::temp_directory_path() / ("gpu_check_" + name);
-  auto trainer = Trainer::Create(c, {.job_dir = dir, .device = device,
-                                     .device_budget_bytes = budget,
+  const ExecutionPlan plan =
+      PlanExecution(c, {.device = device->name(), .device_bytes = budget});
+  auto trainer = Trainer::Create(c, plan, {.job_dir = dir, .device = device,
                                      .trace_every = trace_file.empty() ? 0 : 1});
   if (!trainer.ok()) {
     run.error = std::string(trainer.status().message());
@@ -357,13 +358,13 @@ void PrintPlan(const char* method, const JobConfig& c, const NodeBudgets& node) 
   const int layers = MaxTrainableLayers(m, node);
   if (layers == 0) {
     m.model.layers = 1;
-    std::printf("  %-12s not even 1 layer fits: %s\n", method, PlanMemory(m, node).reason.c_str());
+    std::printf("  %-12s not even 1 layer fits: %s\n", method, PlanExecution(m, node).reason.c_str());
     return;
   }
   m.model.layers = layers;
-  const MemoryPlan plan = PlanMemory(m, node);
+  const ExecutionPlan plan = PlanExecution(m, node);
   m.model.layers = layers + 1;
-  const MemoryPlan next = PlanMemory(m, node);
+  const ExecutionPlan next = PlanExecution(m, node);
   std::printf("  %-12s %4d layers  %6.3fB params  window %3s  device %6.2f / %.2f GiB  host %7.2f / "
               "%.2f GiB\n               one more layer: %s\n",
               method, layers, plan.parameters / 1e9,
@@ -401,7 +402,7 @@ int PlanSection(const Options& o) {
               "%.1f GiB (an emulated %.0f GB card), host budget %.1f GiB\n",
               o.hidden, o.heads, o.seq_len, o.batch, o.vocab, o.tf32 ? "on" : "off", o.budget_gib,
               o.budget_gib, Gib(node.host_bytes));
-  std::printf("largest trainable models (the planner: MaxTrainableLayers / PlanMemory; not run):\n");
+  std::printf("largest trainable models (the planner: MaxTrainableLayers / PlanExecution; not run):\n");
   std::printf("csv,plan,method,layers,parameters,window,device_plan_bytes,device_budget_bytes,"
               "host_plan_bytes,host_budget_bytes\n");
   int resident_layers = 0;
@@ -411,8 +412,14 @@ int PlanSection(const Options& o) {
     const char* name = m == OffloadMethod::kResident ? "RESIDENT"
                        : m == OffloadMethod::kL2L    ? "L2L"
                                                      : "STRONGHOLD";
-    PrintPlan(name, mc, node);
-    if (m == OffloadMethod::kResident) resident_layers = MaxTrainableLayers(mc, node);
+    // RESIDENT here is LibTorch's all on the GPU (row 1 below): the whole
+    // training state on the device, as the planner's reference table plans
+    // it on a node whose compute device is the host (on a GPU node the
+    // daemon runs RESIDENT as the engine with every layer kept instead).
+    const NodeBudgets all_on_device{.device = "cpu", .device_bytes = budget};
+    const NodeBudgets& planned = m == OffloadMethod::kResident ? all_on_device : node;
+    PrintPlan(name, mc, planned);
+    if (m == OffloadMethod::kResident) resident_layers = MaxTrainableLayers(mc, planned);
   }
   return resident_layers;
 }

@@ -77,9 +77,12 @@ constexpr int kWarmup = 2;
 Figures Measure(const JobConfig& c, const std::string& job_dir, int ssd_layers,
                 int ssd_weight_layers) {
   std::filesystem::remove_all(job_dir);
-  auto trainer = Trainer::Create(c, {.job_dir = job_dir, .trace_every = 0,
-                                     .ssd_layers = ssd_layers,
-                                     .ssd_weight_layers = ssd_weight_layers});
+  // The tier's share as the benchmark sets it (a short host budget would
+  // make the planner choose it so).
+  ExecutionPlan plan = PlanExecution(c, {.device = "cpu"});
+  plan.ssd_layers = ssd_layers;
+  plan.ssd_weight_layers = ssd_weight_layers;
+  auto trainer = Trainer::Create(c, plan, {.job_dir = job_dir, .trace_every = 0});
   Meter m;
   const absl::Status s = trainer.ok() ? (*trainer)->Run(&m) : trainer.status();
   if (!s.ok()) LOG(FATAL) << "tier_bench: " << s;

@@ -13,48 +13,47 @@
 
 namespace stronghold::core {
 
-SsdTier::SsdTier(const JobConfig& config, const TrainerOptions& options)
-    : config_(config), options_(options), layouts_(ModelLayout(config.model)) {}
+SsdTier::SsdTier(const JobConfig& config, const ExecutionPlan& plan, const TrainerOptions& options)
+    : config_(config), plan_(plan), options_(options), layouts_(ModelLayout(config.model)) {}
 
-absl::Status SsdTier::CheckOptions() const {
-  const OffloadConfig& o = config_.offload;
-  if (options_.ssd_layers > 0 &&
-      (o.method == OffloadMethod::kResident || options_.ssd_layers > config_.model.layers)) {
+absl::Status SsdTier::CheckPlan() const {
+  if (plan_.ssd_layers > 0 &&
+      (plan_.method == OffloadMethod::kResident || plan_.ssd_layers > config_.model.layers)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "ssd_layers ", options_.ssd_layers, ": the NVMe tier holds up to model.layers layers' "
+        "ssd_layers ", plan_.ssd_layers, ": the NVMe tier holds up to model.layers layers' "
         "moments, for the windowed methods"));
   }
-  if (options_.ssd_layers > 0 && SpeculativeUpdates(o, config_.training)) {
+  if (plan_.ssd_layers > 0 && plan_.speculative_updates) {
     return absl::InvalidArgumentError(absl::StrCat(
         "offload.speculative_updates: not with state on the NVMe tier (ssd_layers ",
-        options_.ssd_layers, "); raise the host budget or turn speculation off"));
+        plan_.ssd_layers, "); raise the host budget or turn speculation off"));
   }
-  if (options_.ssd_layers > 0 && DeviceResidentLayers(config_) > 0) {
+  if (plan_.ssd_layers > 0 && plan_.device_resident_layers > 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "offload.device_resident_layers: not with state on the NVMe tier (ssd_layers ",
-        options_.ssd_layers, ", which start at layer 0); raise the host budget or set it to 0"));
+        plan_.ssd_layers, ", which start at layer 0); raise the host budget or set it to 0"));
   }
-  if (options_.ssd_weight_layers > std::min(options_.ssd_layers, config_.model.layers)) {
+  if (plan_.ssd_weight_layers > std::min(plan_.ssd_layers, config_.model.layers)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "ssd_weight_layers ", options_.ssd_weight_layers, ": what H2D sends goes to the NVMe "
+        "ssd_weight_layers ", plan_.ssd_weight_layers, ": what H2D sends goes to the NVMe "
         "tier only for layers whose optimizer state is there (ssd_layers ",
-        options_.ssd_layers, ")"));
+        plan_.ssd_layers, ")"));
   }
   return absl::OkStatus();
 }
 
 bool SsdTier::Spilled(int i) const {
-  return config_.offload.method != OffloadMethod::kResident && i >= 1 &&
-         i <= std::min(options_.ssd_layers, config_.model.layers);
+  return plan_.method != OffloadMethod::kResident && i >= 1 &&
+         i <= std::min(plan_.ssd_layers, config_.model.layers);
 }
 
 bool SsdTier::MasterSpilled(int i) const {
   return Spilled(i) && (SsdHoldsMasters(config_.training.precision) ||
-                        i <= options_.ssd_weight_layers);
+                        i <= plan_.ssd_weight_layers);
 }
 
 bool SsdTier::WeightSpilled(int i) const {
-  return Spilled(i) && i <= options_.ssd_weight_layers &&
+  return Spilled(i) && i <= plan_.ssd_weight_layers &&
          config_.training.precision != Precision::kFp32;
 }
 
@@ -81,7 +80,7 @@ std::vector<T*> SsdTier::SpillArrays(int i, T* exp_avg, T* exp_avg_sq, T* master
 // The initial weights are drawn here one layer at a time so that they never
 // all sit in host memory.
 absl::Status SsdTier::Open() {
-  if (options_.ssd_layers <= 0 || spill_ != nullptr) return absl::OkStatus();
+  if (plan_.ssd_layers <= 0 || spill_ != nullptr) return absl::OkStatus();
   std::vector<storage::SpillItem> items;
   for (int i = 1; Spilled(i); ++i) {
     const int64_t bytes = layouts_[i].count * static_cast<int64_t>(sizeof(float));

@@ -1,5 +1,5 @@
-// The trainer's view of the NVMe tier (TrainerOptions::ssd_layers > 0, the
-// windowed methods): which buffers keep which state there, opening the tier
+// The trainer's view of the NVMe tier (ExecutionPlan::ssd_layers > 0, the
+// windowed engine): which buffers keep which state there, opening the tier
 // with that state's initial values, and streaming it for checkpoints.
 //
 // Buffers are numbered in ModelLayout() order. Block layers 0 .. ssd_layers-1
@@ -24,6 +24,7 @@
 #include "absl/status/status.h"
 #include "core/checkpoint/checkpoint.h"
 #include "core/model/gpt_layout.h"
+#include "core/plan/execution_plan.h"
 #include "core/plan/job_config.h"
 #include "core/train/trainer_options.h"
 #include "storage/block_device.h"
@@ -35,12 +36,13 @@ namespace stronghold::core {
 class SsdTier {
  public:
   // Opens nothing (Open() does): until then only the predicates work.
-  SsdTier(const JobConfig& config, const TrainerOptions& options);
+  SsdTier(const JobConfig& config, const ExecutionPlan& plan, const TrainerOptions& options);
   SsdTier(const SsdTier&) = delete;
   SsdTier& operator=(const SsdTier&) = delete;
 
-  // INVALID_ARGUMENT when ssd_layers or ssd_weight_layers do not fit the job.
-  absl::Status CheckOptions() const;
+  // INVALID_ARGUMENT when the plan's ssd_layers or ssd_weight_layers do not
+  // fit the job (a plan not made by the planner, say).
+  absl::Status CheckPlan() const;
 
   // Buffer i keeps its moments on the NVMe tier: block layers
   // 0 .. ssd_layers-1, i.e. buffers 1 .. ssd_layers.
@@ -49,7 +51,7 @@ class SsdTier {
   // always (core/plan/planner.h, SsdHoldsMasters), in fp32, where the masters
   // are what H2D sends, for block layers 0 .. ssd_weight_layers-1.
   bool MasterSpilled(int i) const;
-  // And its 16-bit working copy too (TrainerOptions::ssd_weight_layers), as
+  // And its 16-bit working copy too (ExecutionPlan::ssd_weight_layers), as
   // the fourth array of its item: not staged for the update (which writes
   // it), written back with the rest.
   bool WeightSpilled(int i) const;
@@ -96,6 +98,7 @@ class SsdTier {
   std::vector<T*> SpillArrays(int i, T* exp_avg, T* exp_avg_sq, T* master) const;
 
   const JobConfig config_;
+  const ExecutionPlan plan_;
   const TrainerOptions options_;
   const std::vector<BufferLayout> layouts_;  // ModelLayout(config_.model)
 

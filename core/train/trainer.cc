@@ -71,10 +71,10 @@ const char* MethodName(OffloadMethod m) {
 
 class Trainer::Impl {
  public:
-  Impl(const JobConfig& config, const TrainerOptions& options, std::unique_ptr<Dataset> data,
-       std::unique_ptr<FusedAdamW> optimizer)
-      : config_(config), options_(options), data_(std::move(data)),
-        optimizer_(std::move(optimizer)), tier_(config, options) {
+  Impl(const JobConfig& config, const ExecutionPlan& plan, const TrainerOptions& options,
+       std::unique_ptr<Dataset> data, std::unique_ptr<FusedAdamW> optimizer)
+      : config_(config), plan_(plan), options_(options), data_(std::move(data)),
+        optimizer_(std::move(optimizer)), tier_(config, plan, options) {
     const std::vector<BufferLayout> layouts = ModelLayout(config.model);
     const auto f32 = torch::TensorOptions().dtype(torch::kFloat32);
     for (size_t i = 0; i < layouts.size(); ++i) {
@@ -125,19 +125,22 @@ class Trainer::Impl {
     engine_.reset();  // frees its device memory before the device goes
   }
 
-  // Sets up the windowed engine (L2L, STRONGHOLD); RESIDENT on the CPU
-  // needs nothing. On a GPU, RESIDENT is the engine with every layer kept.
-  // So is RESIDENT in bf16/fp16: plain autograd would need its own copy of
-  // the mixed-precision machinery (working copies, fp32 accumulation, loss
-  // scale, skipped steps); with W = L the engine is that reference, and the
-  // fp32 parity tests (plain autograd == engine, bit for bit) are what make
-  // the engine trustworthy as one.
+  // Sets up what the plan runs: the windowed engine, or for the reference
+  // (RESIDENT in fp32 on the host device) plain autograd, which needs
+  // nothing more. Elsewhere RESIDENT is the engine with every layer kept:
+  // plain autograd would need its own copy of the mixed-precision machinery
+  // (working copies, fp32 accumulation, loss scale, skipped steps); with
+  // W = L the engine is that reference, and the fp32 parity tests (plain
+  // autograd == engine, bit for bit) make the engine trustworthy as one.
   absl::Status Prepare() {
-    const OffloadConfig& o = config_.offload;
+    if (!plan_.fits) return absl::ResourceExhaustedError(plan_.reason);
     const bool gpu = options_.device != nullptr && options_.device->name() != "cpu";
-    RETURN_IF_ERROR(tier_.CheckOptions());
-    const bool fp32 = config_.training.precision == Precision::kFp32;
-    if (o.method == OffloadMethod::kResident && !gpu && fp32) {
+    RETURN_IF_ERROR(tier_.CheckPlan());
+    if (plan_.reference) {
+      if (gpu) {
+        return absl::InvalidArgumentError(
+            "the reference plan (RESIDENT, fp32) runs on the host device, not on a GPU");
+      }
       for (LayerState& s : layers_) {
         s.param.set_requires_grad(true);
         s.param.mutable_grad() = s.grad;  // backward accumulates in place
@@ -146,38 +149,13 @@ class Trainer::Impl {
     }
     device_ = options_.device;
     if (device_ == nullptr) {
-      int64_t budget = options_.device_budget_bytes > 0 ? options_.device_budget_bytes
-                                                         : o.gpu_memory_budget_bytes;
-      if (budget <= 0) budget = INT64_MAX;
-      owned_device_ = std::make_unique<HostDevice>(budget);
+      owned_device_ = std::make_unique<HostDevice>(
+          plan_.budget_device_bytes > 0 ? plan_.budget_device_bytes : INT64_MAX);
       device_ = owned_device_.get();
     }
     if (gpu) RETURN_IF_ERROR(PinHostState());
-    // The job's budget, within what the device has.
-    const int64_t budget = options_.device_budget_bytes > 0
-                               ? std::min(options_.device_budget_bytes, device_->budget_bytes())
-                               : device_->budget_bytes();
-    device_budget_ = budget;
-    int window = o.method == OffloadMethod::kL2L ? 1 : o.window;
-    if (o.method == OffloadMethod::kResident) window = config_.model.layers;
-    if (window == 0) {
-      auto_window_ = true;
-      window = MaxWindow(config_, budget);
-      if (window == 0) {
-        return absl::ResourceExhaustedError(absl::StrCat(
-            "device memory: a window of one layer needs ", SmallestDeviceBudget(config_),
-            " bytes, budget ", budget, " bytes"));
-      }
-    }
-    const int64_t need = WindowedArenaBytes(EngineConfig(window), window) + WorkingBytes(config_);
-    if (need > budget) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "device memory: window ", window, " needs ", need, " bytes (layer slots, embedding, "
-          "activation checkpoints and working memory), budget ", budget,
-          " bytes; the smallest budget that works is ", SmallestDeviceBudget(config_), " bytes"));
-    }
     RETURN_IF_ERROR(tier_.Open());
-    return MakeEngine(window);
+    return MakeEngine();
   }
 
   // The host state as checkpoints see it, with the spilled layers' state
@@ -266,8 +244,9 @@ class Trainer::Impl {
         config_.model.parameters(), MethodName(config_.offload.method),
         PrecisionName(t.precision), t.steps, t.batch,
         t.batch / t.micro_batch, t.micro_batch,
-        engine_ ? absl::StrCat(", window ", engine_->window(), auto_window_ ? " (profiling)" : "",
-                               ActivationsText(EngineConfig(engine_->window())), " on ",
+        engine_ ? absl::StrCat(", window ", engine_->window(),
+                               plan_.automatic_window ? " (profiling)" : "",
+                               ActivationsText(plan_, config_.model.layers), " on ",
                                device_->name(), " with a budget of ", device_->budget_bytes(),
                                " bytes")
                 : ""));
@@ -370,31 +349,15 @@ class Trainer::Impl {
     return step <= 2 || (options_.trace_every > 0 && step % options_.trace_every == 0);
   }
 
-  // The job as the engine runs it: where the activation checkpoints live and
-  // how many layers keep their activations, resolved for the device budget.
-  JobConfig EngineConfig(int window) const {
-    JobConfig c = config_;
-    c.offload.host_checkpoints = CheckpointsOnHost(config_, device_budget_);
-    c.offload.kept_activation_layers = KeptLayers(window);
-    return c;
-  }
-
-  static std::string ActivationsText(const JobConfig& c) {
-    return absl::StrCat(", ", std::max(0, c.offload.kept_activation_layers), " of ", c.model.layers,
+  static std::string ActivationsText(const ExecutionPlan& p, int layers) {
+    return absl::StrCat(", ", std::max(0, p.kept_activation_layers), " of ", layers,
                         " layers keep their activations (the others are recomputed)",
-                        c.offload.host_checkpoints ? ", activation checkpoints on the host" : "");
+                        p.host_checkpoints ? ", activation checkpoints on the host" : "");
   }
 
-  // The layers whose activations the engine keeps (see TrainerOptions).
-  int KeptLayers(int window) const {
-    if (options_.kept_activation_layers.has_value()) {
-      return config_.offload.method == OffloadMethod::kResident ? config_.model.layers
-                                                                : *options_.kept_activation_layers;
-    }
-    return KeptActivationLayersForDevice(config_, window, device_budget_);
-  }
-
-  absl::Status MakeEngine(int window) {
+  // (Re)builds the engine for plan_ (the automatic window's settled plan
+  // after profiling).
+  absl::Status MakeEngine() {
     std::vector<HostBuffer> buffers;
     for (size_t i = 0; i < layers_.size(); ++i) {
       LayerState& s = layers_[i];
@@ -408,7 +371,7 @@ class Trainer::Impl {
                          tier_.SentArray(static_cast<int>(i))});
     }
     engine_.reset();
-    ASSIGN_OR_RETURN(engine_, WindowedEngine::Create(EngineConfig(window), window, device_,
+    ASSIGN_OR_RETURN(engine_, WindowedEngine::Create(config_, plan_, device_,
                                                      optimizer_.get(), std::move(buffers),
                                                      &loss_scale_, &timeline_,
                                                      tier_.streamer()));
@@ -426,7 +389,7 @@ class Trainer::Impl {
     // (or, when the automatic window rebuilt the engine, while the old one
     // drained).
     timeline_.DropBefore(trace_cut_ns_);
-    if (auto_window_ && step == start_step_ + 1) engine_->ProfileNextStep();  // ChooseWindow's
+    if (plan_.automatic_window && step == start_step_ + 1) engine_->ProfileNextStep();  // ChooseWindow's
     ASSIGN_OR_RETURN(EngineStepStats s,
                      engine_->Step(step, [&](int micro, int64_t* in, int64_t* tg) {
                        if (observer->StopRequested() == StopRequest::kCancel) return false;
@@ -458,7 +421,9 @@ class Trainer::Impl {
           "scale now %g",
           step, s.loss_scale, loss_scale_.scale));
     }
-    if (auto_window_ && step == start_step_ + 1) RETURN_IF_ERROR(ChooseWindow(s, observer));
+    if (plan_.automatic_window && step == start_step_ + 1) {
+      RETURN_IF_ERROR(ChooseWindow(s, observer));
+    }
     return absl::OkStatus();
   }
 
@@ -489,8 +454,12 @@ class Trainer::Impl {
         "window %d chosen (largest that fits: %d): per layer forward %.2f ms, backward %.2f ms, "
         "H2D %.2f ms, AdamW %.2f ms; %s%s",
         window, max_window, 1e3 * s.layer_forward_s, 1e3 * s.layer_backward_s, 1e3 * h2d,
-        1e3 * s.layer_optimizer_s, why, ActivationsText(EngineConfig(window))));
-    if (window != max_window) RETURN_IF_ERROR(MakeEngine(window));
+        1e3 * s.layer_optimizer_s, why,
+        ActivationsText(SettleWindow(config_, plan_, window), config_.model.layers)));
+    if (window != max_window) {
+      plan_ = SettleWindow(config_, plan_, window);
+      RETURN_IF_ERROR(MakeEngine());
+    }
     return absl::OkStatus();
   }
 
@@ -570,6 +539,8 @@ class Trainer::Impl {
   }
 
   const JobConfig config_;
+  // The execution plan; an automatic window's is settled after profiling.
+  ExecutionPlan plan_;
   const TrainerOptions options_;
   std::unique_ptr<Dataset> data_;
   std::unique_ptr<FusedAdamW> optimizer_;
@@ -582,10 +553,8 @@ class Trainer::Impl {
   std::unique_ptr<Device> owned_device_;
   // The NVMe tier (options_.ssd_layers > 0), destroyed after the engine.
   SsdTier tier_;
-  int64_t device_budget_ = 0;  // the job's device budget (INT64_MAX: none)
   Timeline timeline_;
   std::unique_ptr<WindowedEngine> engine_;
-  bool auto_window_ = false;
   int64_t trace_cut_ns_ = 0;  // spans that ended before belong to earlier steps
 
   // Resume: the last step the restored checkpoint finished (0 = fresh).
@@ -597,6 +566,7 @@ class Trainer::Impl {
 };
 
 absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const JobConfig& config,
+                                                         const ExecutionPlan& plan,
                                                          const TrainerOptions& options) {
   ASSIGN_OR_RETURN(std::unique_ptr<Dataset> data,
                    Dataset::Open(config.data, config.model.padded_vocab(), config.model.seq_len));
@@ -604,7 +574,8 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const JobConfig& config
   opt.threads = options.optimizer_threads;
   ASSIGN_OR_RETURN(std::unique_ptr<FusedAdamW> optimizer, FusedAdamW::Create(opt));
   try {
-    auto impl = std::make_unique<Impl>(config, options, std::move(data), std::move(optimizer));
+    auto impl =
+        std::make_unique<Impl>(config, plan, options, std::move(data), std::move(optimizer));
     RETURN_IF_ERROR(impl->Prepare());
     return std::unique_ptr<Trainer>(new Trainer(std::move(impl)));
   } catch (const c10::Error& e) {

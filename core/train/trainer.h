@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/plan/execution_plan.h"
 #include "core/plan/job_config.h"
 #include "core/train/trainer_options.h"
 
@@ -91,9 +92,12 @@ class TrainerObserver {
 
 class Trainer {
  public:
-  // Opens the data and allocates the host state and, for windowed methods,
-  // the device buffers (RESOURCE_EXHAUSTED when they do not fit).
+  // Opens the data and allocates the host state and, for the windowed
+  // engine, the device buffers, as `plan` says (PlanExecution(config, ...):
+  // the trainer re-derives nothing). RESOURCE_EXHAUSTED with the plan's
+  // reason when it does not fit.
   static absl::StatusOr<std::unique_ptr<Trainer>> Create(const JobConfig& config,
+                                                         const ExecutionPlan& plan,
                                                          const TrainerOptions& options);
   ~Trainer();
 

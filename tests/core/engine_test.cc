@@ -192,7 +192,7 @@ TEST(EngineBudgetTest, PeakStaysWithinTheBudgetAndMatchesThePlan) {
 
   // The planner reports the same bytes for the device arena.
   c.offload.window = r.recorder.window;
-  const MemoryPlan plan = PlanMemory(c, {.device = "cpu", .device_bytes = budget, .host_bytes = 0});
+  const ExecutionPlan plan = PlanExecution(c, {.device = "cpu", .device_bytes = budget, .host_bytes = 0});
   EXPECT_TRUE(plan.fits) << plan.reason;
   EXPECT_EQ(plan.bytes_device, WindowedArenaBytes(c, r.recorder.window) + WorkingBytes(c) +
                                    plan.kept_activation_layers * LayerWorkingBytes(c));
@@ -221,7 +221,7 @@ TEST(EngineBudgetTest, CheckpointsGoToTheHostWhenTheDeviceIsShort) {
     const int64_t budget = WindowedArenaBytes(on_device, 1) + WorkingBytes(c) - 1;
     ASSERT_TRUE(CheckpointsOnHost(c, budget)) << "window " << w;
     ASSERT_GE(MaxWindow(c, budget), std::max(w, 1));
-    const MemoryPlan plan = PlanMemory(c, {.device = "cpu", .device_bytes = budget});
+    const ExecutionPlan plan = PlanExecution(c, {.device = "cpu", .device_bytes = budget});
     ASSERT_TRUE(plan.fits) << plan.reason;
     bool on_host = false;
     for (const PlannedBuffer& b : plan.buffers) on_host |= b.name == "host.activations.checkpoints";
@@ -240,10 +240,10 @@ TEST(EngineBudgetTest, TooSmallABudgetIsRefusedWithTheNumbers) {
   JobConfig c = SixLayers(OffloadMethod::kStronghold, 1);
   const int64_t need = SmallestDeviceBudget(c);  // a window of one, checkpoints on the host
   c.offload.gpu_memory_budget_bytes = need - 1;
-  const MemoryPlan plan = PlanMemory(c, {.device = "cpu", .device_bytes = 1LL << 40});
+  const ExecutionPlan plan = PlanExecution(c, {.device = "cpu", .device_bytes = 1LL << 40});
   EXPECT_FALSE(plan.fits);
   EXPECT_NE(plan.reason.find(std::to_string(need)), std::string::npos) << plan.reason;
-  auto trainer = Trainer::Create(c, {.job_dir = TestDir("small"), .device_budget_bytes = need / 2});
+  auto trainer = Trainer::Create(c, PlanFor(c, need / 2), {.job_dir = TestDir("small")});
   ASSERT_FALSE(trainer.ok());
   EXPECT_EQ(trainer.status().code(), absl::StatusCode::kResourceExhausted) << trainer.status();
 }
@@ -464,7 +464,7 @@ namespace {
 TEST(EngineNonFiniteTest, NonFiniteGradientNamesTheLayer) {
   for (OffloadMethod method : {OffloadMethod::kResident, OffloadMethod::kStronghold}) {
     JobConfig c = SixLayers(method, 2);
-    auto trainer = Trainer::Create(c, {.job_dir = TestDir("nan"), .optimizer_threads = 1});
+    auto trainer = Trainer::Create(c, PlanFor(c), {.job_dir = TestDir("nan"), .optimizer_threads = 1});
     ASSERT_TRUE(trainer.ok()) << trainer.status();
     // Block 3 is buffer 4; poison one weight of its MLP.
     const BufferLayout block = BlockLayout(c.model, 3);

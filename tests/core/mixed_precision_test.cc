@@ -39,7 +39,7 @@ JobConfig SixLayers(Precision precision, OffloadMethod method, int window) {
 }
 
 std::unique_ptr<Trainer> Make(const JobConfig& c, const std::string& dir) {
-  auto trainer = Trainer::Create(c, {.job_dir = dir, .optimizer_threads = 2});
+  auto trainer = Trainer::Create(c, PlanFor(c), {.job_dir = dir, .optimizer_threads = 2});
   EXPECT_TRUE(trainer.ok()) << trainer.status();
   return trainer.ok() ? std::move(*trainer) : nullptr;
 }

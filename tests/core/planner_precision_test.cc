@@ -29,7 +29,7 @@ JobConfig Config(Precision precision, OffloadMethod method) {
   return c;
 }
 
-int64_t Bytes(const MemoryPlan& plan, const std::string& name) {
+int64_t Bytes(const ExecutionPlan& plan, const std::string& name) {
   for (const PlannedBuffer& b : plan.buffers) {
     if (b.name == name) return b.bytes;
   }
@@ -37,7 +37,7 @@ int64_t Bytes(const MemoryPlan& plan, const std::string& name) {
   return -1;
 }
 
-bool Has(const MemoryPlan& plan, const std::string& name) {
+bool Has(const ExecutionPlan& plan, const std::string& name) {
   for (const PlannedBuffer& b : plan.buffers) {
     if (b.name == name) return true;
   }
@@ -46,8 +46,8 @@ bool Has(const MemoryPlan& plan, const std::string& name) {
 
 TEST(PlannerPrecisionTest, Bf16HalvesTheDeviceAndAddsTheHostWorkingCopy) {
   const NodeBudgets node{.device = "cpu"};
-  const MemoryPlan bf16 = PlanMemory(Config(Precision::kBf16, OffloadMethod::kStronghold), node);
-  const MemoryPlan fp32 = PlanMemory(Config(Precision::kFp32, OffloadMethod::kStronghold), node);
+  const ExecutionPlan bf16 = PlanExecution(Config(Precision::kBf16, OffloadMethod::kStronghold), node);
+  const ExecutionPlan fp32 = PlanExecution(Config(Precision::kFp32, OffloadMethod::kStronghold), node);
   // Device: 3 slots x (weights + gradient), all sizes multiples of 64 bytes.
   EXPECT_EQ(Bytes(bf16, "window.slots"), 3 * 2 * kLayer * 2);
   EXPECT_EQ(Bytes(fp32, "window.slots"), 3 * 2 * kLayer * 4);
@@ -72,15 +72,15 @@ TEST(PlannerPrecisionTest, Bf16HalvesTheDeviceAndAddsTheHostWorkingCopy) {
 
 TEST(PlannerPrecisionTest, Fp16IsPlannedLikeBf16) {
   const NodeBudgets node{.device = "cpu"};
-  const MemoryPlan fp16 = PlanMemory(Config(Precision::kFp16, OffloadMethod::kStronghold), node);
+  const ExecutionPlan fp16 = PlanExecution(Config(Precision::kFp16, OffloadMethod::kStronghold), node);
   EXPECT_EQ(Bytes(fp16, "window.slots"), 3 * 2 * kLayer * 2);
   EXPECT_EQ(Bytes(fp16, "host.weights.fp16"), kParams * 2);
 }
 
 // RESIDENT in bf16/fp16 runs as the engine with every layer kept.
 TEST(PlannerPrecisionTest, ResidentBf16IsTheFullWindow) {
-  const MemoryPlan plan =
-      PlanMemory(Config(Precision::kBf16, OffloadMethod::kResident), {.device = "cpu"});
+  const ExecutionPlan plan =
+      PlanExecution(Config(Precision::kBf16, OffloadMethod::kResident), {.device = "cpu"});
   EXPECT_EQ(plan.window, 4);
   EXPECT_EQ(Bytes(plan, "window.slots"), 4 * 2 * kLayer * 2);
   EXPECT_FALSE(Has(plan, "weights.fp32"));

@@ -40,7 +40,7 @@ NodeBudgets Node(int64_t host_bytes, bool streaming = true) {
           .ssd_streaming = streaming};
 }
 
-int64_t HostNeed(const MemoryPlan& p) {
+int64_t HostNeed(const ExecutionPlan& p) {
   return p.bytes_host + p.bytes_pinned + p.bytes_device;
 }
 
@@ -49,7 +49,7 @@ int64_t AllMoments(const JobConfig& c) {
   return int64_t{2} * c.model.layers * c.model.parameters_per_layer() * kFloat;
 }
 
-const PlannedBuffer* Find(const MemoryPlan& p, const std::string& name) {
+const PlannedBuffer* Find(const ExecutionPlan& p, const std::string& name) {
   for (const PlannedBuffer& b : p.buffers) {
     if (b.name == name) return &b;
   }
@@ -57,7 +57,7 @@ const PlannedBuffer* Find(const MemoryPlan& p, const std::string& name) {
 }
 
 TEST(PlannerSsdTest, NothingMovesWhenTheHostStateFits) {
-  const MemoryPlan p = PlanMemory(Model(8), Node(/*host_bytes=*/0));
+  const ExecutionPlan p = PlanExecution(Model(8), Node(/*host_bytes=*/0));
   EXPECT_TRUE(p.fits);
   EXPECT_EQ(p.ssd_layers, 0);
   EXPECT_EQ(p.bytes_ssd, 0);
@@ -65,11 +65,11 @@ TEST(PlannerSsdTest, NothingMovesWhenTheHostStateFits) {
 
 TEST(PlannerSsdTest, MovesTheMomentsOfAsFewLayersAsNeeded) {
   const JobConfig c = Model(8);
-  const MemoryPlan all_in_ram = PlanMemory(c, Node(0));
+  const ExecutionPlan all_in_ram = PlanExecution(c, Node(0));
   const int64_t layer_moments = 2 * c.model.parameters_per_layer() * kFloat;
   // Short by about two and a half layers' moments (plus the staging).
   const int64_t budget = HostNeed(all_in_ram) - 5 * layer_moments / 2;
-  const MemoryPlan p = PlanMemory(c, Node(budget));
+  const ExecutionPlan p = PlanExecution(c, Node(budget));
   ASSERT_TRUE(p.fits) << p.reason;
   EXPECT_LE(HostNeed(p), budget);
   EXPECT_GE(p.ssd_layers, 3);
@@ -91,7 +91,7 @@ TEST(PlannerSsdTest, MovesTheMomentsOfAsFewLayersAsNeeded) {
 }
 
 // Host bytes of the buffers a spilled layer leaves: masters and moments.
-int64_t HostOptimizerState(const MemoryPlan& p) {
+int64_t HostOptimizerState(const ExecutionPlan& p) {
   int64_t bytes = 0;
   for (const char* name :
        {"host.weights.fp32", "host.adam.exp_avg.fp32", "host.adam.exp_avg_sq.fp32"}) {
@@ -113,10 +113,10 @@ TEST(PlannerSsdTest, MixedPrecisionMovesTheMastersToo) {
     const bool masters = precision != Precision::kFp32;
     const int arrays = masters ? 3 : 2;
     const int64_t layer = c.model.parameters_per_layer();
-    const MemoryPlan all_in_ram = PlanMemory(c, Node(0));
+    const ExecutionPlan all_in_ram = PlanExecution(c, Node(0));
     const int64_t layer_state = arrays * layer * kFloat;
     const int64_t budget = HostNeed(all_in_ram) - 5 * layer_state / 2;
-    const MemoryPlan p = PlanMemory(c, Node(budget));
+    const ExecutionPlan p = PlanExecution(c, Node(budget));
     const std::string what = PrecisionName(precision);
     ASSERT_TRUE(p.fits) << what << ": " << p.reason;
     EXPECT_LE(HostNeed(p), budget) << what;
@@ -146,27 +146,27 @@ TEST(PlannerSsdTest, MixedPrecisionMovesTheMastersToo) {
 
 TEST(PlannerSsdTest, NeedsTheTierAndItsStreaming) {
   const JobConfig c = Model(8);
-  const int64_t budget = HostNeed(PlanMemory(c, Node(0))) - AllMoments(c) / 2;
-  EXPECT_TRUE(PlanMemory(c, Node(budget)).fits);
+  const int64_t budget = HostNeed(PlanExecution(c, Node(0))) - AllMoments(c) / 2;
+  EXPECT_TRUE(PlanExecution(c, Node(budget)).fits);
   // Not streamed by the engine: the plan is what it was, and does not fit.
-  const MemoryPlan unstreamed =
-      PlanMemory(c, Node(budget, /*streaming=*/false));
+  const ExecutionPlan unstreamed =
+      PlanExecution(c, Node(budget, /*streaming=*/false));
   EXPECT_FALSE(unstreamed.fits);
   EXPECT_EQ(unstreamed.bytes_ssd, 0);
   EXPECT_THAT(unstreamed.reason, HasSubstr("host memory"));
   // No ssd directories.
   JobConfig no_dirs = c;
   no_dirs.offload.ssd_dirs.clear();
-  EXPECT_FALSE(PlanMemory(no_dirs, Node(budget)).fits);
+  EXPECT_FALSE(PlanExecution(no_dirs, Node(budget)).fits);
   // RESIDENT keeps everything on the device.
   JobConfig resident = c;
   resident.offload.method = OffloadMethod::kResident;
-  EXPECT_EQ(PlanMemory(resident, Node(budget)).bytes_ssd, 0);
+  EXPECT_EQ(PlanExecution(resident, Node(budget)).bytes_ssd, 0);
 }
 
 TEST(PlannerSsdTest, TooSmallEvenWithEveryLayersMoments) {
   const JobConfig c = Model(8);
-  const MemoryPlan p = PlanMemory(c, Node(/*host_bytes=*/4 << 20));
+  const ExecutionPlan p = PlanExecution(c, Node(/*host_bytes=*/4 << 20));
   EXPECT_FALSE(p.fits);
   EXPECT_EQ(p.ssd_layers, 8);
   EXPECT_EQ(p.ssd_weight_layers, 8);
@@ -174,7 +174,7 @@ TEST(PlannerSsdTest, TooSmallEvenWithEveryLayersMoments) {
                                   "on the NVMe tier"));
   JobConfig bf16 = c;
   bf16.training.precision = Precision::kBf16;
-  const MemoryPlan q = PlanMemory(bf16, Node(/*host_bytes=*/4 << 20));
+  const ExecutionPlan q = PlanExecution(bf16, Node(/*host_bytes=*/4 << 20));
   EXPECT_FALSE(q.fits);
   EXPECT_EQ(q.ssd_layers, 8);
   EXPECT_EQ(q.ssd_weight_layers, 8);
@@ -202,10 +202,10 @@ TEST(PlannerSsdTest, WhatH2dSendsMovesOnlyWhenAllOptimizerStateIsNotEnough) {
     // Just enough with every layer's optimizer state on the tier (the
     // moments, and in bf16/fp16 the masters): nothing sent is there.
     const int state_arrays = fp32 ? 2 : 3;
-    const MemoryPlan state_only = PlanMemory(c, Node(0));
+    const ExecutionPlan state_only = PlanExecution(c, Node(0));
     int64_t budget = HostNeed(state_only) - state_arrays * 4 * 12 * layer +
                      kSsdStagingSlots * state_arrays * ((layer * kFloat + 4095) / 4096 * 4096);
-    const MemoryPlan all_state = PlanMemory(c, Node(budget));
+    const ExecutionPlan all_state = PlanExecution(c, Node(budget));
     ASSERT_TRUE(all_state.fits) << what << ": " << all_state.reason;
     EXPECT_EQ(all_state.ssd_layers, 12) << what;
     EXPECT_EQ(all_state.ssd_weight_layers, 0) << what;
@@ -213,7 +213,7 @@ TEST(PlannerSsdTest, WhatH2dSendsMovesOnlyWhenAllOptimizerStateIsNotEnough) {
     EXPECT_EQ(Find(all_state, ssd_name), nullptr) << what;
     // Short by two and a half layers' worth more (plus staging).
     budget -= 5 * layer_weights / 2;
-    const MemoryPlan p = PlanMemory(c, Node(budget));
+    const ExecutionPlan p = PlanExecution(c, Node(budget));
     ASSERT_TRUE(p.fits) << what << ": " << p.reason;
     EXPECT_EQ(p.ssd_layers, 12) << what;
     EXPECT_GE(p.ssd_weight_layers, 3) << what;
@@ -246,9 +246,9 @@ TEST(PlannerSsdTest, WhatH2dSendsMovesOnlyWhenAllOptimizerStateIsNotEnough) {
 
 TEST(PlannerSsdTest, SsdBudgetIsChecked) {
   const JobConfig c = Model(8);
-  NodeBudgets node = Node(HostNeed(PlanMemory(c, Node(0))) - AllMoments(c) / 2);
+  NodeBudgets node = Node(HostNeed(PlanExecution(c, Node(0))) - AllMoments(c) / 2);
   node.ssd_bytes = 1 << 20;
-  const MemoryPlan p = PlanMemory(c, node);
+  const ExecutionPlan p = PlanExecution(c, node);
   EXPECT_FALSE(p.fits);
   EXPECT_THAT(p.reason, HasSubstr("ssd: needs"));
 }
@@ -262,7 +262,7 @@ TEST(PlannerSsdTest, MaxTrainableLayersMatchesAScanAndGrowsWithTheTier) {
     for (int layers = 1; layers <= 40; ++layers) {
       JobConfig l = c;
       l.model.layers = layers;
-      if (PlanMemory(l, node).fits) scanned = layers;
+      if (PlanExecution(l, node).fits) scanned = layers;
     }
     EXPECT_EQ(MaxTrainableLayers(c, node), scanned)
         << "streaming " << streaming;

@@ -51,9 +51,9 @@ std::unique_ptr<Trainer> Make(JobConfig c, const std::string& dir, int ssd_layer
     c.offload.ssd_dirs = {dir + "/ssd"};
     fs::create_directories(c.offload.ssd_dirs[0]);
   }
-  auto trainer = Trainer::Create(c, {.job_dir = dir, .optimizer_threads = 2,
-                                     .job_spec_json = "{\"name\": \"resume\"}\n",
-                                     .ssd_layers = ssd_layers});
+  auto trainer = Trainer::Create(c, PlanWithSsd(c, ssd_layers),
+                                 {.job_dir = dir, .optimizer_threads = 2,
+                                  .job_spec_json = "{\"name\": \"resume\"}\n"});
   EXPECT_TRUE(trainer.ok()) << trainer.status();
   return trainer.ok() ? std::move(*trainer) : nullptr;
 }

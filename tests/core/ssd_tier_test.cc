@@ -23,6 +23,7 @@
 #include "core/train/trainer.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/core/training_test_util.h"
 #include "storage/fault_injecting_block_device.h"
 #include "storage/memory_block_device.h"
 
@@ -102,10 +103,9 @@ Result Train(JobConfig c, const std::string& name, int ssd_layers,
   Recorder local;
   if (recorder == nullptr) recorder = &local;
   Result r;
-  auto trainer = Trainer::Create(c, {.job_dir = Dir(name), .optimizer_threads = 2,
-                                     .ssd_layers = ssd_layers,
-                                     .ssd_weight_layers = ssd_weight_layers,
-                                     .ssd_device = device});
+  auto trainer = Trainer::Create(c, PlanWithSsd(c, ssd_layers, ssd_weight_layers),
+                                 {.job_dir = Dir(name), .optimizer_threads = 2,
+                                  .ssd_device = device});
   if (!trainer.ok()) {
     r.status = trainer.status();
     return r;
@@ -178,7 +178,7 @@ std::string CheckpointFile(const std::string& name, int64_t step, const std::str
 // The host memory `c` needs with everything in RAM (NVMe tier ignored),
 // before the kept activations, which spend whatever is left.
 int64_t HostNeedBeforeKept(const JobConfig& c) {
-  const MemoryPlan plan = PlanMemory(c, {.device = "cpu", .host_bytes = 0});
+  const ExecutionPlan plan = PlanExecution(c, {.device = "cpu", .host_bytes = 0});
   int64_t need = plan.bytes_host + plan.bytes_pinned + plan.bytes_device;
   for (const PlannedBuffer& b : plan.buffers) {
     if (b.name == "activations.kept") need -= b.bytes;
@@ -209,7 +209,7 @@ void ExpectSameFinalCheckpoint(const JobConfig& c, const std::string& a_name,
 
 // `c`, resumed from the step-3 checkpoint of the job trained as `name` with
 // `plan`'s placement, ends with `expected`'s weights.
-void ExpectResumesTo(const JobConfig& c, const std::string& name, const MemoryPlan& plan,
+void ExpectResumesTo(const JobConfig& c, const std::string& name, const ExecutionPlan& plan,
                      const Result& expected, const std::string& tag) {
   const Result resumed =
       Train(c, name + "_resumed", plan.ssd_layers, nullptr, nullptr,
@@ -233,12 +233,12 @@ int64_t SentFrees(const JobConfig& c) {
 // (net of its staging), and half of what moving every layer's H2D source
 // frees (net of its staging) more is asked for, so the planner moves what
 // H2D sends of some layers, not all.
-void PlanWithSentOnTier(const JobConfig& c, const std::string& tag, MemoryPlan* plan) {
+void PlanWithSentOnTier(const JobConfig& c, const std::string& tag, ExecutionPlan* plan) {
   const int64_t state_free = c.training.precision == Precision::kFp32 ? TierFrees(c, 8, 2)
                                                                        : TierFrees(c, 12, 3);
   const int64_t sent_free = SentFrees(c);
   ASSERT_GT(sent_free, 0) << tag;
-  *plan = PlanMemory(c, {.device = "cpu",
+  *plan = PlanExecution(c, {.device = "cpu",
                          .host_bytes = HostNeedBeforeKept(c) - state_free - sent_free / 2});
   ASSERT_TRUE(plan->fits) << tag << ": " << plan->reason;
   ASSERT_EQ(plan->ssd_layers, c.model.layers) << tag;
@@ -265,7 +265,7 @@ TEST(SsdTierTest, MixedPrecisionMastersOnTheTierTrainBitIdenticallyToRam) {
     const int64_t masters_free = TierFrees(c, 12, 3);
     ASSERT_GT(masters_free, moments_free);
     node.host_bytes = need - (moments_free + masters_free) / 2;
-    const MemoryPlan plan = PlanMemory(c, node);
+    const ExecutionPlan plan = PlanExecution(c, node);
     ASSERT_TRUE(plan.fits) << tag << ": " << plan.reason;
     ASSERT_GT(plan.ssd_layers, 0);
     bool masters_on_ssd = false;
@@ -311,7 +311,7 @@ TEST(SsdTierTest, MixedPrecisionWorkingCopiesOnTheTierTrainBitIdenticallyToRam) 
     c.checkpoint.every_steps = 3;
     c.offload.ssd_dirs = {"/unused"};  // for the plan: a tier exists
     const std::string tag = absl::StrCat(PrecisionName(p), clip ? "_clip" : "");
-    MemoryPlan plan;
+    ExecutionPlan plan;
     ASSERT_NO_FATAL_FAILURE(PlanWithSentOnTier(c, tag, &plan));
 
     c.offload.ssd_dirs.clear();
@@ -353,7 +353,7 @@ TEST(SsdTierTest, Fp32MastersOnTheTierTrainBitIdenticallyToRam) {
     c.checkpoint.every_steps = 3;
     c.offload.ssd_dirs = {"/unused"};  // for the plan: a tier exists
     const std::string tag = clip ? "clip" : "noclip";
-    MemoryPlan plan;
+    ExecutionPlan plan;
     ASSERT_NO_FATAL_FAILURE(PlanWithSentOnTier(c, tag, &plan));
     bool masters_on_ssd = false;
     for (const PlannedBuffer& b : plan.buffers) masters_on_ssd |= b.name == "ssd.master.fp32";
@@ -507,18 +507,16 @@ TEST(SsdTierTest, SpillingNeedsAWindowedMethodAndDirectories) {
   EXPECT_EQ(Train(Job(OffloadMethod::kResident, true), "resident", 2).status.code(),
             absl::StatusCode::kInvalidArgument);
   JobConfig c = Job(OffloadMethod::kStronghold, true);
-  auto trainer = Trainer::Create(c, {.job_dir = Dir("nodirs"), .ssd_layers = 2});
+  auto trainer = Trainer::Create(c, PlanWithSsd(c, 2), {.job_dir = Dir("nodirs")});
   EXPECT_EQ(trainer.status().code(), absl::StatusCode::kInvalidArgument);
   // What H2D sends goes there only for layers whose state is there.
   c.offload.ssd_dirs = {Dir("weights_fp32_ssd")};
-  EXPECT_EQ(Trainer::Create(c, {.job_dir = Dir("weights_fp32"), .ssd_layers = 2,
-                                .ssd_weight_layers = 3})
+  EXPECT_EQ(Trainer::Create(c, PlanWithSsd(c, 2, 3), {.job_dir = Dir("weights_fp32")})
                 .status()
                 .code(),
             absl::StatusCode::kInvalidArgument);
   c.training.precision = Precision::kBf16;
-  EXPECT_EQ(Trainer::Create(c, {.job_dir = Dir("weights_bf16"), .ssd_layers = 2,
-                                .ssd_weight_layers = 3})
+  EXPECT_EQ(Trainer::Create(c, PlanWithSsd(c, 2, 3), {.job_dir = Dir("weights_bf16")})
                 .status()
                 .code(),
             absl::StatusCode::kInvalidArgument);

@@ -8,6 +8,7 @@
 
 #include "core/checkpoint/checkpoint.h"
 #include "gtest/gtest.h"
+#include "tests/core/training_test_util.h"
 
 namespace stronghold::core {
 namespace {
@@ -63,7 +64,7 @@ TEST(TrainerTest, LossFallsAndTrainingIsDeterministic) {
   std::vector<std::vector<float>> weights[2];
   std::vector<double> losses[2];
   for (int run = 0; run < 2; ++run) {
-    auto trainer = Trainer::Create(Tiny(30), {.job_dir = JobDir("det" + std::to_string(run))});
+    auto trainer = Trainer::Create(Tiny(30), PlanFor(Tiny(30)), {.job_dir = JobDir("det" + std::to_string(run))});
     ASSERT_TRUE(trainer.ok()) << trainer.status();
     Recorder r;
     ASSERT_TRUE((*trainer)->Run(&r).ok());
@@ -80,8 +81,8 @@ TEST(TrainerTest, LossFallsAndTrainingIsDeterministic) {
 TEST(TrainerTest, GradientAccumulationMatchesOneLargeBatch) {
   JobConfig whole = Tiny(3), split = Tiny(3);
   split.training.micro_batch = 2;  // 4 micro-batches
-  auto a = Trainer::Create(whole, {.job_dir = JobDir("acc_a")});
-  auto b = Trainer::Create(split, {.job_dir = JobDir("acc_b")});
+  auto a = Trainer::Create(whole, PlanFor(whole), {.job_dir = JobDir("acc_a")});
+  auto b = Trainer::Create(split, PlanFor(split), {.job_dir = JobDir("acc_b")});
   ASSERT_TRUE(a.ok() && b.ok());
   Recorder ra, rb;
   ASSERT_TRUE((*a)->Run(&ra).ok());
@@ -96,7 +97,7 @@ TEST(TrainerTest, GradientAccumulationMatchesOneLargeBatch) {
 }
 
 TEST(TrainerTest, CancelStopsWithoutCheckpoint) {
-  auto trainer = Trainer::Create(Tiny(30), {.job_dir = JobDir("cancel")});
+  auto trainer = Trainer::Create(Tiny(30), PlanFor(Tiny(30)), {.job_dir = JobDir("cancel")});
   ASSERT_TRUE(trainer.ok());
   Recorder r;
   r.stop_after = 3;
@@ -108,7 +109,7 @@ TEST(TrainerTest, CancelStopsWithoutCheckpoint) {
 
 TEST(TrainerTest, ShutdownFinishesTheStepAndCheckpoints) {
   const std::string dir = JobDir("shutdown");
-  auto trainer = Trainer::Create(Tiny(30), {.job_dir = dir});
+  auto trainer = Trainer::Create(Tiny(30), PlanFor(Tiny(30)), {.job_dir = dir});
   ASSERT_TRUE(trainer.ok());
   Recorder r;
   r.stop_after = 4;
@@ -123,7 +124,7 @@ TEST(TrainerTest, PeriodicCheckpointsKeepLast) {
   c.checkpoint.every_steps = 2;
   c.checkpoint.keep_last = 2;
   const std::string dir = JobDir("periodic");
-  auto trainer = Trainer::Create(c, {.job_dir = dir});
+  auto trainer = Trainer::Create(c, PlanFor(c), {.job_dir = dir});
   ASSERT_TRUE(trainer.ok());
   Recorder r;
   ASSERT_TRUE((*trainer)->Run(&r).ok());

@@ -27,12 +27,23 @@ void StepRecorder::OnStep(const StepReport& r) {
   if (stop_after > 0 && r.step >= stop_after) stop = stop_kind;
 }
 
+ExecutionPlan PlanFor(const JobConfig& config, int64_t device_budget_bytes) {
+  return PlanExecution(config, {.device = "cpu", .device_bytes = device_budget_bytes});
+}
+
+ExecutionPlan PlanWithSsd(const JobConfig& config, int ssd_layers, int ssd_weight_layers) {
+  ExecutionPlan plan = PlanFor(config);
+  plan.ssd_layers = ssd_layers;
+  plan.ssd_weight_layers = ssd_weight_layers;
+  return plan;
+}
+
 TrainedRun Train(const JobConfig& config, const std::string& name, int64_t device_budget_bytes,
                  double loss_scale) {
   TrainedRun r;
-  auto trainer = Trainer::Create(config, {.job_dir = TestDir(name),
-                                          .device_budget_bytes = device_budget_bytes,
-                                          .optimizer_threads = 2, .trace_every = 1});
+  auto trainer = Trainer::Create(config, PlanFor(config, device_budget_bytes),
+                                 {.job_dir = TestDir(name), .optimizer_threads = 2,
+                                  .trace_every = 1});
   EXPECT_TRUE(trainer.ok()) << trainer.status();
   if (!trainer.ok()) return r;
   if (loss_scale > 0) TrainerTestPeer::SetLossScale(**trainer, loss_scale);

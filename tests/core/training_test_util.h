@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/plan/planner.h"
 #include "core/train/trainer.h"
 
 namespace stronghold::core {
@@ -44,8 +45,16 @@ struct TrainedRun {
   std::vector<std::vector<float>> weights;  // fp32 masters at the end
 };
 
+// The job's plan on the host device: `device_budget_bytes` (0 = the job's
+// offload.gpu_memory_budget_bytes, else unlimited), host memory unlimited.
+ExecutionPlan PlanFor(const JobConfig& config, int64_t device_budget_bytes = 0);
+// That plan with block layers 0..ssd_layers-1 on the NVMe tier (and
+// 0..ssd_weight_layers-1's working copies or fp32 masters), as a short host
+// budget would place them.
+ExecutionPlan PlanWithSsd(const JobConfig& config, int ssd_layers, int ssd_weight_layers = 0);
+
 // Trains `config` to its end in TestDir(name) with two optimizer threads,
-// tracing every step. `device_budget_bytes` as in TrainerOptions;
+// tracing every step, as PlanFor(config, device_budget_bytes) says;
 // `loss_scale` > 0 sets fp16's loss scale before step 1.
 TrainedRun Train(const JobConfig& config, const std::string& name,
                  int64_t device_budget_bytes = 0, double loss_scale = 0);

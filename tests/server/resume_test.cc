@@ -14,6 +14,7 @@
 
 #include "absl/time/clock.h"
 #include "core/checkpoint/checkpoint.h"
+#include "core/plan/planner.h"
 #include "gtest/gtest.h"
 #include "server/job_manager.h"
 #include "tests/server/job_manager_test_util.h"
@@ -43,7 +44,8 @@ class NullObserver : public core::TrainerObserver {
 };
 
 std::unique_ptr<core::Trainer> MakeTrainer(const core::JobConfig& c, const std::string& dir) {
-  auto t = core::Trainer::Create(c, {.job_dir = dir, .optimizer_threads = 1});
+  auto t = core::Trainer::Create(c, core::PlanExecution(c, {.device = "cpu"}),
+                                 {.job_dir = dir, .optimizer_threads = 1});
   EXPECT_TRUE(t.ok()) << t.status();
   return std::move(*t);
 }
