@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "core/util/status_macros.h"
 
 namespace stronghold::core {
@@ -149,7 +150,57 @@ absl::Status ValidateData(const DataConfig& d) {
   return absl::OkStatus();
 }
 
+std::string Thousands(double v) {
+  std::string digits = absl::StrFormat("%.0f", v);
+  std::string out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
 }  // namespace
+
+absl::Status CheckDerivedSizes(const JobConfig& c) {
+  // Doubles: exact enough to compare with 2^60, and no product of these
+  // fields can overflow them.
+  const double layers = c.model.layers, h = c.model.hidden, heads = c.model.heads;
+  const double seq = c.model.seq_len, micro = c.training.micro_batch;
+  const double vocab = static_cast<double>(c.model.padded_vocab());
+  const double limit = static_cast<double>(kMaxDerivedBytes);
+  const double params = layers * (12 * h * h + 13 * h) + (vocab + seq) * h + 2 * h;
+  // The planner's largest multiples of each (core/plan/planner.cc): ~40
+  // bytes of host and device state per parameter at most (weights, their
+  // gradient, moments, working copy, speculative backup, staging); a layer
+  // boundary's activations at most L+1 times over (checkpoints), each layer's
+  // working set (~34 boundaries and the attention's statistics) at most L
+  // times (kept activations); three logits-sized fp32 tensors.
+  const double boundary = micro * seq * h * 4;
+  const double layer_work = 34 * boundary + micro * heads * seq * 4;
+  const double logits = micro * seq * vocab * 4;
+  if (params * 64 > limit) {
+    return Invalid("model.layers x model.hidden^2", absl::StrCat(
+        c.model.layers, " x ", c.model.hidden, "^2 (and model.vocab ", c.model.vocab, ") gives ",
+        Thousands(params), " parameters, whose training state would exceed the limit of ",
+        Thousands(limit), " bytes that sizes are checked against"));
+  }
+  if ((layers + 1) * (boundary + layer_work) > limit) {
+    return Invalid("training.micro_batch x model.seq_len x model.hidden", absl::StrCat(
+        c.training.micro_batch, " x ", c.model.seq_len, " x ", c.model.hidden,
+        " gives activations of ", Thousands(boundary),
+        " bytes per layer boundary (", Thousands(layer_work), " per layer while it runs) over ",
+        c.model.layers, " layers exceed the limit of ", Thousands(limit),
+        " bytes that sizes are checked against"));
+  }
+  if (3 * logits > limit) {
+    return Invalid("training.micro_batch x model.seq_len x model.vocab", absl::StrCat(
+        c.training.micro_batch, " x ", c.model.seq_len, " x ", c.model.padded_vocab(),
+        " (padded) gives logits of ", Thousands(logits),
+        " bytes exceed the limit of ", Thousands(limit), " bytes that sizes are checked against"));
+  }
+  return absl::OkStatus();
+}
 
 absl::Status ValidateJobConfig(const JobConfig& c) {
   if (c.name.size() > kMaxNameLength) {
@@ -158,6 +209,7 @@ absl::Status ValidateJobConfig(const JobConfig& c) {
   }
   RETURN_IF_ERROR(ValidateModel(c.model));
   RETURN_IF_ERROR(ValidateTraining(c.training));
+  RETURN_IF_ERROR(CheckDerivedSizes(c));
   RETURN_IF_ERROR(ValidateOffload(c));
   RETURN_IF_ERROR(ValidateData(c.data));
   RETURN_IF_ERROR(CheckRange("checkpoint.every_steps", c.checkpoint.every_steps, 0,

@@ -134,6 +134,14 @@ double LearningRate(const TrainingConfig& training, int64_t step);
 // "model.hidden") and the limit it broke. Checks that the data file exists.
 absl::Status ValidateJobConfig(const JobConfig& config);
 
+// The sizes a job derives from its fields (parameters, the training state's
+// bytes, activations per layer boundary and per layer, logits), estimated
+// without overflow: INVALID_ARGUMENT naming the fields whose product is
+// beyond kMaxDerivedBytes. Each field has its own limit, but their products
+// need not fit in 64 bits; below this bound every byte count the planner
+// computes does. ValidateJobConfig and PlanExecution check it.
+absl::Status CheckDerivedSizes(const JobConfig& config);
+
 // Limits enforced by ValidateJobConfig.
 inline constexpr int kMaxLayers = 1024;
 inline constexpr int kMaxHidden = 65536;
@@ -141,6 +149,8 @@ inline constexpr int kMaxSeqLen = 65536;
 inline constexpr int kMaxVocab = 1 << 22;
 inline constexpr int kMaxSteps = 100'000'000;
 inline constexpr int kMaxNameLength = 128;
+// 1 EiB: far above any node's memory and disks, far below int64's range.
+inline constexpr int64_t kMaxDerivedBytes = int64_t{1} << 60;
 
 }  // namespace stronghold::core
 

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
+#include "core/util/checked_math.h"
 #include "storage/extent_store.h"
 
 namespace stronghold::core {
@@ -369,13 +370,17 @@ int MaxTrainableLayers(const JobConfig& config, const NodeBudgets& node) {
     return PlanExecution(c, node).fits;
   };
   if (!fits(1)) return 0;
-  // Plans grow with the number of layers: double, then bisect.
+  // Plans grow with the number of layers: double, then bisect; at most the
+  // largest model.layers a spec may ask for.
   int lo = 1, hi = 2;
-  while (hi < (1 << 24) && fits(hi)) {
+  while (hi <= kMaxLayers && fits(hi)) {
     lo = hi;
     hi *= 2;
   }
-  if (hi >= (1 << 24)) return lo;
+  if (hi > kMaxLayers) {
+    if (lo == kMaxLayers || fits(kMaxLayers)) return kMaxLayers;
+    hi = kMaxLayers;
+  }
   while (hi - lo > 1) {
     const int mid = lo + (hi - lo) / 2;
     (fits(mid) ? lo : hi) = mid;
@@ -433,12 +438,21 @@ ExecutionPlan PlanExecution(const JobConfig& config, const NodeBudgets& node) {
                                  : o.host_memory_budget_bytes;
   }
 
+  // Sizes beyond what is checked (core/plan/job_config.h) are never planned:
+  // such a plan does not fit and says why.
+  if (absl::Status sizes = CheckDerivedSizes(c); !sizes.ok()) {
+    plan.reason = std::string(sizes.message());
+    return plan;
+  }
+  // Below that bound no size computed here overflows; the totals saturate
+  // all the same (a saturated total never fits).
   auto add = [&](std::string name, const char* tier, int64_t bytes, std::string shape) {
     plan.buffers.push_back({std::move(name), tier, bytes, std::move(shape)});
-    if (tier == std::string(kTierDevice)) plan.bytes_device += bytes;
-    if (tier == std::string(kTierPinned)) plan.bytes_pinned += bytes;
-    if (tier == std::string(kTierHost)) plan.bytes_host += bytes;
-    if (tier == std::string(kTierSsd)) plan.bytes_ssd += bytes;
+    int64_t* total = tier == std::string(kTierDevice)   ? &plan.bytes_device
+                     : tier == std::string(kTierPinned) ? &plan.bytes_pinned
+                     : tier == std::string(kTierHost)   ? &plan.bytes_host
+                                                        : &plan.bytes_ssd;
+    *total = SaturatingAdd(*total, bytes);
   };
 
   // Plain autograd needs every state on the compute device and the host's
