@@ -55,7 +55,7 @@ struct BenchOptions {
 
   std::string out_dir = "results";
   // Dense peak of the device for MFU, in TFLOPS; 0 = a nominal figure
-  // (bench_stats.h: NominalPeak), which the log names as such.
+  // (stats.h: NominalPeak), which the log names as such.
   double peak_tflops = 0;
 
   // largest: the search covers 1..max_layers; the confirming run is short.

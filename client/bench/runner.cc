@@ -1,4 +1,4 @@
-#include "client/bench_runner.h"
+#include "client/bench/runner.h"
 
 #include <algorithm>
 #include <cmath>
@@ -7,8 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "client/bench_log.h"
-#include "client/bench_output.h"
+#include "client/bench/log.h"
+#include "client/bench/output.h"
 #include "client/human_format.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"

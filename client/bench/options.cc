@@ -1,4 +1,4 @@
-#include "client/bench_options.h"
+#include "client/bench/options.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,4 +1,4 @@
-#include "client/bench_log.h"
+#include "client/bench/log.h"
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"

@@ -1,4 +1,4 @@
-// The two sweeps of bench_cases.h: iteration time against layers (with its
+// The two sweeps of cases.h: iteration time against layers (with its
 // linear fit) and against STRONGHOLD's window.
 #include <algorithm>
 #include <vector>
@@ -6,10 +6,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "client/bench_cases.h"
-#include "client/bench_log.h"
-#include "client/bench_report.h"
-#include "client/bench_stats.h"
+#include "client/bench/cases.h"
+#include "client/bench/log.h"
+#include "client/bench/report.h"
+#include "client/bench/stats.h"
 #include "client/human_format.h"
 #include "client/table.h"
 #include "core/util/status_macros.h"

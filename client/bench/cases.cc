@@ -1,4 +1,4 @@
-#include "client/bench_cases.h"
+#include "client/bench/cases.h"
 
 #include <map>
 #include <vector>
@@ -7,8 +7,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
-#include "client/bench_log.h"
-#include "client/bench_report.h"
+#include "client/bench/log.h"
+#include "client/bench/report.h"
 #include "client/human_format.h"
 #include "client/table.h"
 #include "core/util/status_macros.h"
