@@ -289,7 +289,8 @@ absl::StatusOr<JobSpec> BuildJobSpec(const ParsedArgs& args,
   if (std::optional<std::string> path = args.Get("spec")) {
     ASSIGN_OR_RETURN(const std::string json, ReadFile(*path));
     google::protobuf::util::JsonParseOptions parse_options;
-    parse_options.ignore_unknown_fields = false;  // a typo must not go unnoticed
+    // A typo must not go unnoticed.
+    parse_options.ignore_unknown_fields = false;
     JobSpec from_file;
     const auto status = google::protobuf::util::JsonStringToMessage(
         json, &from_file, parse_options);
