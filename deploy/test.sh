@@ -8,6 +8,8 @@ cd "$ROOT"
 ./deploy/install-deps.sh
 echo "==> bazel build //..."
 bazel build //...
+echo "==> tests/client/thin_client_check.sh"
+./tests/client/thin_client_check.sh
 echo "==> bazel test //..."
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

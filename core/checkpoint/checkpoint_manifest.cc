@@ -82,6 +82,14 @@ absl::Status ReadV2(const JsonValue& root, CheckpointManifest& m) {
   ASSIGN_OR_RETURN(m.model.heads, model->Int("heads"));
   ASSIGN_OR_RETURN(m.model.seq_len, model->Int("seq_len"));
   ASSIGN_OR_RETURN(m.model.vocab, model->Int("vocab"));
+  // Optional: derived values, so a manifest parsed and written again is the
+  // same text.
+  if (model->object.count("padded_vocab") > 0) {
+    ASSIGN_OR_RETURN(m.model.padded_vocab, model->Int("padded_vocab"));
+  }
+  if (model->object.count("parameters") > 0) {
+    ASSIGN_OR_RETURN(m.model.parameters, model->Int("parameters"));
+  }
   ASSIGN_OR_RETURN(const JsonValue* t,
                    root.Member("training", JsonValue::Kind::kObject));
   TrainingPosition& p = m.position;
@@ -117,8 +125,8 @@ std::string ManifestToJson(const CheckpointManifest& m) {
                   ", \"hidden\": ", m.model.hidden, ", \"heads\": ",
                   m.model.heads, ", \"seq_len\": ", m.model.seq_len,
                   ", \"vocab\": ", m.model.vocab, ", \"padded_vocab\": ",
-                  m.model.padded_vocab(), ", \"parameters\": ",
-                  m.model.parameters(), "},\n");
+                  m.model.padded_vocab, ", \"parameters\": ",
+                  m.model.parameters, "},\n");
   absl::StrAppend(&out, "  \"training\": {\"optimizer\": \"AdamW\", ",
                   "\"optimizer_step\": ", p.optimizer_step,
                   ", \"seed\": ", p.seed, ", \"batch\": ", p.batch,

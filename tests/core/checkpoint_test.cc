@@ -132,7 +132,7 @@ TEST(ManifestTest, RoundTripsExactly) {
   CheckpointManifest m;
   m.position = Position(12);
   m.position.seed = std::numeric_limits<uint64_t>::max();
-  m.model = kModel;
+  m.model = ManifestModelOf(kModel);
   m.files.push_back({"model.safetensors", 123, std::string(64, 'a')});
   const std::string text = ManifestToJson(m);
   auto back = ParseManifest(text, "x/manifest.json");
@@ -371,7 +371,7 @@ TEST_F(DamageTest, AnotherModelShapeIsInvalidArgument) {
   ASSERT_TRUE(WriteCheckpoint(dir, wide, Position(3), wide_state.Buffers(), "").ok());
   auto manifest = ReadCheckpointManifest(dir + "/step-000003");
   ASSERT_TRUE(manifest.ok());
-  manifest->model = kModel;
+  manifest->model = ManifestModelOf(kModel);
   ASSERT_TRUE(WriteFileAtomically(dir + "/step-000003/manifest.json", ManifestToJson(*manifest)).ok());
   State small;
   m = LoadCheckpoint(dir + "/step-000003", kModel, small.Buffers());

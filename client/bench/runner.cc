@@ -1,4 +1,4 @@
-#include "client/bench_runner.h"
+#include "client/bench/runner.h"
 
 #include <algorithm>
 #include <cmath>
@@ -7,8 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "client/bench_log.h"
-#include "client/bench_output.h"
+#include "client/bench/log.h"
+#include "client/bench/output.h"
 #include "client/human_format.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
@@ -16,10 +16,6 @@
 
 namespace stronghold::client {
 namespace {
-
-// A learning rate that keeps a few fp32 steps of a fresh model finite at any
-// size (GPT-3's 1.3B used 2e-4); the loss is not what is measured.
-constexpr double kBenchLr = 1e-4;
 
 bool Terminal(v1::Job::State state) {
   return state == v1::Job::SUCCEEDED || state == v1::Job::FAILED ||
@@ -60,40 +56,31 @@ BenchPoint BenchRunner::Point(v1::OffloadMethod method, int layers,
   BenchPoint point{.method = method, .layers = layers, .steps = steps};
   if (method == v1::L2L) point.window = 1;
   if (method == v1::STRONGHOLD)
-    point.window = std::min(options_.window, layers);
+    point.window = std::min(options_.spec.offload().window(), layers);
   return point;
 }
 
 v1::JobSpec BenchRunner::Spec(const BenchPoint& point) const {
-  v1::JobSpec spec;
-  spec.set_name(absl::StrCat("bench ", v1::OffloadMethodName(point.method), " l-",
-                             point.layers, " h-", options_.hidden, " bs-",
-                             options_.batch, " ws-", point.window));
-  v1::ModelSpec* model = spec.mutable_model();
-  model->set_layers(point.layers);
-  model->set_hidden(options_.hidden);
-  model->set_heads(options_.heads);
-  model->set_seq_len(options_.seq_len);
-  model->set_vocab(options_.vocab);
-  v1::TrainingSpec* training = spec.mutable_training();
-  training->set_batch(options_.batch);
-  training->set_micro_batch(options_.batch);
-  training->set_steps(point.steps);
-  training->set_lr(kBenchLr);
-  training->set_warmup_steps(0);
-  training->set_precision(v1::FP32);
-  training->set_log_every(1);  // every iteration is a logging interval
+  v1::JobSpec spec = options_.spec;
+  spec.set_name(absl::StrCat(spec.name(), " ",
+                             v1::OffloadMethodName(point.method), " l-",
+                             point.layers, " h-", spec.model().hidden(),
+                             " bs-", spec.training().batch(), " ws-",
+                             point.window));
+  spec.mutable_model()->set_layers(point.layers);
+  spec.mutable_training()->set_steps(point.steps);
   v1::OffloadSpec* offload = spec.mutable_offload();
   offload->set_method(point.method);
-  if (point.method == v1::STRONGHOLD) offload->set_window(point.window);
-  if (point.method != v1::RESIDENT) {
-    offload->set_speculative_updates(options_.speculative_updates);
-    offload->set_device_embedding_optimizer(options_.device_embedding_optimizer);
+  // One set of flags serves every method of a sweep: what a method refuses
+  // (resident layers off STRONGHOLD, speculative updates on RESIDENT) or does
+  // not use (the window off STRONGHOLD) is left out, and RESIDENT, the seed's
+  // Megatron-LM baseline, keeps the embedding's optimizer on the CPU too.
+  offload->set_window(point.method == v1::STRONGHOLD ? point.window : 0);
+  if (point.method != v1::STRONGHOLD) offload->clear_device_resident_layers();
+  if (point.method == v1::RESIDENT) {
+    offload->clear_speculative_updates();
+    offload->clear_device_embedding_optimizer();
   }
-  if (point.method == v1::STRONGHOLD) offload->set_device_resident_layers(options_.device_resident_layers);
-  offload->set_gpu_memory_budget_bytes(options_.gpu_memory_budget_bytes);
-  offload->set_host_memory_budget_bytes(options_.host_memory_budget_bytes);
-  spec.mutable_checkpoint()->set_keep_last(1);  // the final one only
   return spec;
 }
 

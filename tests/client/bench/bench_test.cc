@@ -6,11 +6,11 @@
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
 #include "client/arg_parser.h"
-#include "client/bench_log.h"
-#include "client/bench_options.h"
-#include "client/bench_output.h"
-#include "client/bench_runner.h"
-#include "client/bench_stats.h"
+#include "client/bench/log.h"
+#include "client/bench/options.h"
+#include "client/bench/output.h"
+#include "client/bench/runner.h"
+#include "client/bench/stats.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -32,14 +32,14 @@ TEST(BenchOptionsTest, DefaultsAreTheSeeds) {
   EXPECT_EQ(o->bench_case, BenchCase::kRun);
   EXPECT_EQ(o->methods, (std::vector<v1::OffloadMethod>{v1::RESIDENT, v1::L2L,
                                                         v1::STRONGHOLD}));
-  EXPECT_EQ(o->layers, 16);
-  EXPECT_EQ(o->hidden, 2048);
-  EXPECT_EQ(o->heads, 16);
-  EXPECT_EQ(o->seq_len, 1024);
-  EXPECT_EQ(o->batch, 4);
-  EXPECT_EQ(o->window, 4);
-  EXPECT_EQ(o->vocab, 50304);
-  EXPECT_EQ(o->steps, 5);
+  EXPECT_EQ(o->spec.model().layers(), 16);
+  EXPECT_EQ(o->spec.model().hidden(), 2048);
+  EXPECT_EQ(o->spec.model().heads(), 16);
+  EXPECT_EQ(o->spec.model().seq_len(), 1024);
+  EXPECT_EQ(o->spec.training().batch(), 4);
+  EXPECT_EQ(o->spec.offload().window(), 4);
+  EXPECT_EQ(o->spec.model().vocab(), 50304);
+  EXPECT_EQ(o->spec.training().steps(), 5);
   EXPECT_EQ(o->out_dir, "results");
   EXPECT_TRUE(o->plot);
 }
@@ -63,12 +63,12 @@ TEST(BenchOptionsTest, FlagsOverride) {
   EXPECT_EQ(o->methods.size(), 3u);
   EXPECT_EQ(o->layers_list, (std::vector<int>{2, 4, 8}));
   EXPECT_EQ(o->windows, (std::vector<int>{0, 1, 3}));
-  EXPECT_EQ(o->gpu_memory_budget_bytes, 8 << 20);
+  EXPECT_EQ(o->spec.offload().gpu_memory_budget_bytes(), 8 << 20);
   EXPECT_DOUBLE_EQ(o->peak_tflops, 1.5);
   EXPECT_FALSE(o->plot);
-  EXPECT_TRUE(o->speculative_updates);
-  EXPECT_TRUE(o->device_embedding_optimizer);
-  EXPECT_EQ(o->device_resident_layers, 2);
+  EXPECT_TRUE(o->spec.offload().speculative_updates());
+  EXPECT_TRUE(o->spec.offload().device_embedding_optimizer());
+  EXPECT_EQ(o->spec.offload().device_resident_layers(), 2);
   // Automatic window: profiling + first iteration at the chosen window.
   EXPECT_EQ(o->WarmupIterations(/*automatic_window=*/true, 5), 2);
   EXPECT_EQ(o->WarmupIterations(/*automatic_window=*/false, 5), 1);
@@ -103,7 +103,7 @@ TEST(BenchOptionsTest, BadValuesNameTheFlag) {
 TEST(BenchRunnerTest, SpeculativeUpdatesGoToTheWindowedMethodsOnly) {
   absl::StatusOr<BenchOptions> plain = Parse({});
   ASSERT_TRUE(plain.ok()) << plain.status();
-  EXPECT_FALSE(plain->speculative_updates);
+  EXPECT_FALSE(plain->spec.offload().speculative_updates());
   absl::StatusOr<BenchOptions> o = Parse({"--speculative-updates", "on"});
   ASSERT_TRUE(o.ok()) << o.status();
   const BenchRunner runner(*o, BenchEnvironment{});
@@ -217,8 +217,8 @@ TEST(BenchStatsTest, LinearFit) {
 
 TEST(BenchLogTest, FileNameIsTheSeeds) {
   BenchOptions o;
-  o.hidden = 64;
-  o.batch = 2;
+  o.spec.mutable_model()->set_hidden(64);
+  o.spec.mutable_training()->set_batch(2);
   const absl::Time time = absl::FromCivil(
       absl::CivilSecond(2024, 5, 1, 12, 34, 56), absl::LocalTimeZone());
   EXPECT_EQ(LogFileName({.method = v1::STRONGHOLD, .layers = 4, .window = 0}, o,

@@ -16,8 +16,8 @@
 #include <string>
 
 #include "absl/time/time.h"
-#include "client/bench_options.h"
-#include "client/bench_runner.h"
+#include "client/bench/options.h"
+#include "client/bench/runner.h"
 
 namespace stronghold::client {
 

@@ -1,4 +1,4 @@
-#include "client/bench_output.h"
+#include "client/bench/output.h"
 
 #include <spawn.h>
 #include <sys/wait.h>

@@ -1,8 +1,11 @@
-#include "client/bench_log.h"
+#include "client/bench/log.h"
 
+#include "absl/algorithm/container.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "client/human_format.h"
 #include "stronghold/v1/names.h"
 
@@ -13,6 +16,17 @@ constexpr int kVocabPadding = 128;  // as core::ModelConfig::padded_vocab()
 
 int PaddedVocab(int vocab) {
   return (vocab + kVocabPadding - 1) / kVocabPadding * kVocabPadding;
+}
+
+// `word` as a shell reads it back: as is when it holds only characters the
+// shell leaves alone, else in single quotes (a job name may hold spaces).
+std::string ShellWord(absl::string_view word) {
+  const bool plain = !word.empty() && absl::c_all_of(word, [](char c) {
+    return absl::ascii_isalnum(c) || absl::string_view("-_./:=,+@%").find(c) !=
+                                           absl::string_view::npos;
+  });
+  if (plain) return std::string(word);
+  return absl::StrCat("'", absl::StrReplaceAll(word, {{"'", "'\\''"}}), "'");
 }
 
 std::string Iterations(size_t n) {
@@ -112,41 +126,30 @@ std::string LogFileName(const BenchPoint& point, const BenchOptions& options,
                         absl::Time time) {
   return absl::StrCat(
       "log_", v1::OffloadMethodName(point.method), "_l-", point.layers, "_h-",
-      options.hidden, "_bs-", options.batch, "_ws-", point.window, "_",
+      options.spec.model().hidden(), "_bs-", options.spec.training().batch(),
+      "_ws-", point.window, "_",
       absl::FormatTime("%Y%m%d-%H%M%S", time, absl::LocalTimeZone()), ".txt");
 }
 
 std::string RepeatCommand(const BenchPoint& point,
                           const BenchOptions& options) {
+  const v1::ModelSpec& model = options.spec.model();
   std::string command = absl::StrCat(
       "strongholdctl bench --method ", v1::OffloadMethodName(point.method),
-      " --layers ", point.layers, " --hidden ", options.hidden, " --heads ",
-      options.heads, " --seq-len ", options.seq_len, " --vocab ", options.vocab,
-      " --batch ", options.batch);
+      " --layers ", point.layers, " --hidden ", model.hidden(), " --heads ",
+      model.heads(), " --seq-len ", model.seq_len(), " --vocab ",
+      model.vocab(), " --batch ", options.spec.training().batch());
   if (point.method == v1::STRONGHOLD) {
     absl::StrAppend(&command, " --window ", point.window);
   }
   absl::StrAppend(&command, " --steps ", point.steps);
-  if (options.gpu_memory_budget_bytes > 0) {
-    absl::StrAppend(&command, " --gpu-memory-budget ",
-                    options.gpu_memory_budget_bytes);
-  }
-  if (options.host_memory_budget_bytes > 0) {
-    absl::StrAppend(&command, " --host-memory-budget ",
-                    options.host_memory_budget_bytes);
+  // Every other spec flag as given: the run had them (BenchRunner::Spec
+  // leaves out what its method does not take, and so would the repeat).
+  for (const std::string& word : options.spec_args) {
+    absl::StrAppend(&command, " ", ShellWord(word));
   }
   if (options.peak_tflops > 0) {
     absl::StrAppend(&command, " --peak-tflops ", options.peak_tflops);
-  }
-  // The engine's options the run had (as BenchRunner::Spec passes them).
-  if (point.method != v1::RESIDENT) {
-    if (options.speculative_updates) absl::StrAppend(&command, " --speculative-updates on");
-    if (options.device_embedding_optimizer) {
-      absl::StrAppend(&command, " --device-embedding-optimizer on");
-    }
-  }
-  if (point.method == v1::STRONGHOLD && options.device_resident_layers > 0) {
-    absl::StrAppend(&command, " --device-resident-layers ", options.device_resident_layers);
   }
   return command;
 }
@@ -161,22 +164,25 @@ std::string FormatLog(const BenchRun& run, const BenchOptions& options,
   const BenchPoint& p = run.point;
   const v1::Node& node = environment.node;
   const v1::MemoryPlan& plan = run.plan;
-  const int vocab = PaddedVocab(options.vocab);
+  const v1::ModelSpec& model = options.spec.model();
+  const int batch = options.spec.training().batch();
+  const int vocab = PaddedVocab(model.vocab());
   std::string log;
   auto line = [&log](auto&&... parts) {
     absl::StrAppend(&log, parts..., "\n");
   };
   line("# strongholdctl bench: ", v1::OffloadMethod_Name(p.method), ", ",
-       p.layers, " layers, hidden ", options.hidden, ", batch ", options.batch,
+       p.layers, " layers, hidden ", model.hidden(), ", batch ", batch,
        ", window ", WindowText(p));
   line("command: ", RepeatCommand(p, options));
   line("job: ", run.job.empty() ? "none (not submitted)" : run.job);
   line("device: ", node.device(), " (host ", node.hostname(), ", ",
        node.cpu_threads(), " CPU threads, strongholdd ", node.version(),
        ", LibTorch ", node.torch_version(), ")");
-  line("model: GPT, layers ", p.layers, ", hidden ", options.hidden, ", heads ",
-       options.heads, ", seq_len ", options.seq_len, ", vocab ", options.vocab,
-       " (padded ", vocab, "), batch ", options.batch, ", fp32");
+  line("model: GPT, layers ", p.layers, ", hidden ", model.hidden(),
+       ", heads ", model.heads(), ", seq_len ", model.seq_len(), ", vocab ",
+       model.vocab(), " (padded ", vocab, "), batch ", batch, ", ",
+       v1::PrecisionName(options.spec.training().precision()));
   line("total parameters: ", plan.parameters());
   line("iterations: ", p.steps, " (", run.warmup_iterations,
        " of them warm-up, reported apart)");
@@ -186,8 +192,8 @@ std::string FormatLog(const BenchRun& run, const BenchOptions& options,
   const bool recompute = p.method != v1::RESIDENT;
   line("hardware FLOPs per iteration: ",
        absl::StrFormat("%.6g",
-                       IterationFlops(options.batch, options.seq_len, p.layers,
-                                      options.hidden, vocab, recompute)),
+                       IterationFlops(batch, model.seq_len(), p.layers,
+                                      model.hidden(), vocab, recompute)),
        recompute ? " (with recomputation: 96*B*s*L*h^2*(1 + s/(6h) + "
                    "V/(16*L*h)))"
                  : " (no recomputation: the model FLOPs)");

@@ -11,8 +11,8 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "client/bench_output.h"
-#include "client/bench_runner.h"
+#include "client/bench/output.h"
+#include "client/bench/runner.h"
 
 namespace stronghold::client {
 

@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "client/bench_options.h"
-#include "client/bench_stats.h"
+#include "client/bench/options.h"
+#include "client/bench/stats.h"
 #include "client/daemon_client.h"
 #include "stronghold/v1/stronghold.pb.h"
 

@@ -11,7 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "client/bench_options.h"
+#include "client/bench/options.h"
 
 namespace stronghold::client {
 

@@ -1,6 +1,6 @@
 // The seed's experiments (../shared/seed/stronghold-artifact-readme.md, cases
 // 2.1.1-2.1.5) as functions over a BenchRunner. Each prints a table like the
-// seed's README, and the cases write a CSV and a PNG (bench_report.h).
+// seed's README, and the cases write a CSV and a PNG (report.h).
 //
 //   run         every method at --layers (the seed's run.sh)
 //   largest     the largest layer count the planner accepts per method under
@@ -15,7 +15,7 @@
 #include <ostream>
 
 #include "absl/status/statusor.h"
-#include "client/bench_runner.h"
+#include "client/bench/runner.h"
 
 namespace stronghold::client {
 

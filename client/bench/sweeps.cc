@@ -1,4 +1,4 @@
-// The two sweeps of bench_cases.h: iteration time against layers (with its
+// The two sweeps of cases.h: iteration time against layers (with its
 // linear fit) and against STRONGHOLD's window.
 #include <algorithm>
 #include <vector>
@@ -6,10 +6,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "client/bench_cases.h"
-#include "client/bench_log.h"
-#include "client/bench_report.h"
-#include "client/bench_stats.h"
+#include "client/bench/cases.h"
+#include "client/bench/log.h"
+#include "client/bench/report.h"
+#include "client/bench/stats.h"
 #include "client/human_format.h"
 #include "client/table.h"
 #include "core/util/status_macros.h"
@@ -20,7 +20,8 @@ namespace {
 
 std::vector<int> ScalingLayers(const BenchOptions& o) {
   if (!o.layers_list.empty()) return o.layers_list;
-  return {o.layers, 2 * o.layers, 3 * o.layers, 4 * o.layers};
+  const int layers = o.spec.model().layers();
+  return {layers, 2 * layers, 3 * layers, 4 * layers};
 }
 
 // The seed swept W = 2..14 at 32 layers; on small models a window past a few
@@ -29,7 +30,7 @@ std::vector<int> Windows(const BenchOptions& o) {
   if (!o.windows.empty()) return o.windows;
   std::vector<int> windows;
   for (int w : {1, 2, 3, 4, 6, 8}) {
-    if (w <= o.layers) windows.push_back(w);
+    if (w <= o.spec.model().layers()) windows.push_back(w);
   }
   return windows;
 }
@@ -55,8 +56,9 @@ absl::StatusOr<CaseResult> RunScalingCase(BenchRunner& runner,
   for (v1::OffloadMethod method : o.methods) {
     std::vector<double> xs, ys;
     for (int layers : ScalingLayers(o)) {
-      ASSIGN_OR_RETURN(BenchRun run,
-                       runner.Run(runner.Point(method, layers, o.steps)));
+      ASSIGN_OR_RETURN(BenchRun run, runner.Run(runner.Point(
+                                          method, layers,
+                                          o.spec.training().steps())));
       if (run.outcome == RunOutcome::kFailed) ++result.failed_runs;
       table.AddRow({v1::OffloadMethod_Name(method), absl::StrCat(layers),
                     SizeText(run.parameters), IterationMsText(run),
@@ -96,6 +98,7 @@ absl::StatusOr<CaseResult> RunScalingCase(BenchRunner& runner,
 absl::StatusOr<CaseResult> RunWindowCase(BenchRunner& runner,
                                          std::ostream& out) {
   const BenchOptions& o = runner.options();
+  const int layers = o.spec.model().layers();
   const DevicePeak& peak = runner.environment().peak;
   const absl::Time time = absl::Now();
   Csv csv(RunCsvHeader());
@@ -105,9 +108,9 @@ absl::StatusOr<CaseResult> RunWindowCase(BenchRunner& runner,
   CaseResult result;
   for (int window : Windows(o)) {
     const BenchPoint point{.method = v1::STRONGHOLD,
-                           .layers = o.layers,
-                           .window = std::min(window, o.layers),
-                           .steps = o.steps};
+                           .layers = layers,
+                           .window = std::min(window, layers),
+                           .steps = o.spec.training().steps()};
     ASSIGN_OR_RETURN(BenchRun run, runner.Run(point));
     if (run.outcome == RunOutcome::kFailed) ++result.failed_runs;
     const bool ok = run.succeeded();
@@ -120,7 +123,7 @@ absl::StatusOr<CaseResult> RunWindowCase(BenchRunner& runner,
                   ResultText(run)});
     csv.AddRow(RunCsvCells(run, peak));
   }
-  out << "\nImpact of the working window (STRONGHOLD, " << o.layers
+  out << "\nImpact of the working window (STRONGHOLD, " << layers
       << " layers):\n";
   table.Print(out);
   RETURN_IF_ERROR(

@@ -1,8 +1,8 @@
-#include "client/bench_report.h"
+#include "client/bench/report.h"
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "client/bench_log.h"
+#include "client/bench/log.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 #include "stronghold/v1/names.h"

@@ -1,17 +1,43 @@
-#include "client/bench_options.h"
+#include "client/bench/options.h"
 
 #include <algorithm>
 #include <cmath>
 #include <optional>
 
+#include "absl/algorithm/container.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "core/util/size.h"
+#include "client/job_spec_flags.h"
 #include "core/util/status_macros.h"
 
 namespace stronghold::client {
 namespace {
+
+// The seed's defaults, given to the spec flags as if typed before the user's
+// (SeedSpec), and shown in the help of those flags.
+const std::vector<std::pair<std::string, std::string>>& SeedFlags() {
+  static const auto* flags =
+      new std::vector<std::pair<std::string, std::string>>{
+          {"name", "bench"},  {"layers", "16"},      {"hidden", "2048"},
+          {"heads", "16"},    {"seq-len", "1024"},   {"vocab", "50304"},
+          {"batch", "4"},     {"window", "4"},       {"steps", "5"},
+          {"lr", "1e-4"},     {"warmup-steps", "0"}, {"precision", "fp32"},
+          {"log-every", "1"}, {"keep-last", "1"},
+      };
+  return *flags;
+}
+
+// --method is the bench's: a list of methods, each run in turn.
+JobSpecFlagsOptions SpecFlagOptions(v1::JobSpec base) {
+  return {.base = std::move(base), .own_flags = {"method"}};
+}
+
+// The spec flags that the log's repeat command writes itself, from the point
+// and the spec (log.cc: RepeatCommand).
+constexpr const char* kRepeatedFromSpec[] = {"layers",  "hidden", "heads",
+                                             "seq-len", "vocab",  "batch",
+                                             "window",  "steps"};
 
 absl::Status BadValue(absl::string_view flag, absl::string_view text,
                       absl::string_view expected) {
@@ -30,12 +56,12 @@ absl::Status IntFlag(const ParsedArgs& args, absl::string_view name, int min,
   return absl::OkStatus();
 }
 
-absl::Status SizeFlag(const ParsedArgs& args, absl::string_view name,
-                      int64_t& bytes) {
-  std::optional<std::string> text = args.Get(name);
-  if (!text.has_value()) return absl::OkStatus();
-  ASSIGN_OR_RETURN(bytes, core::ParseSize(name, *text));
-  return absl::OkStatus();
+// A value of the spec that the bench works from must be >= `min`, whether a
+// flag or the --spec file gave it.
+absl::Status AtLeast(absl::string_view flag, int64_t value, int min) {
+  if (value >= min) return absl::OkStatus();
+  return BadValue(flag, absl::StrCat(value),
+                  absl::StrCat("an integer >= ", min));
 }
 
 // "2,4,8" -> {2, 4, 8}; every element >= `min`.
@@ -93,7 +119,42 @@ absl::Status ParseCase(const ParsedArgs& args, BenchOptions& options) {
   return BadValue("case", *text, "largest|throughput|scaling|window");
 }
 
+// The spec from the seed's defaults, --spec and the flags, and the flags as
+// given for the repeat command.
+absl::Status ParseSpec(const ParsedArgs& args, BenchOptions& o) {
+  ASSIGN_OR_RETURN(o.spec, BuildJobSpec(args, SpecFlagOptions(SeedSpec())));
+  const v1::JobSpec& spec = o.spec;
+  RETURN_IF_ERROR(AtLeast("layers", spec.model().layers(), 1));
+  RETURN_IF_ERROR(AtLeast("window", spec.offload().window(), 0));
+  RETURN_IF_ERROR(AtLeast("steps", spec.training().steps(), 1));
+  RETURN_IF_ERROR(AtLeast("device-resident-layers",
+                          spec.offload().device_resident_layers(), 0));
+  for (const FlagSpec& flag : JobSpecFlags(SpecFlagOptions({}))) {
+    if (absl::c_linear_search(kRepeatedFromSpec, flag.name)) continue;
+    for (const std::string& value : args.GetAll(flag.name)) {
+      o.spec_args.push_back(absl::StrCat("--", flag.name));
+      o.spec_args.push_back(value);
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+v1::JobSpec SeedSpec() {
+  static const auto* spec = [] {
+    std::vector<std::string> words;
+    for (const auto& [flag, value] : SeedFlags()) {
+      words.push_back(absl::StrCat("--", flag));
+      words.push_back(value);
+    }
+    // Constants, parsed in every unit test of the bench: they cannot fail.
+    const std::vector<FlagSpec> flags = JobSpecFlags(SpecFlagOptions({}));
+    const ParsedArgs args = ParseArgs(words, flags, {}).value();
+    return new v1::JobSpec(BuildJobSpec(args, SpecFlagOptions({})).value());
+  }();
+  return *spec;
+}
 
 int BenchOptions::WarmupIterations(bool automatic_window, int steps) const {
   const int wanted = warmup_iterations >= 0 ? warmup_iterations
@@ -103,46 +164,40 @@ int BenchOptions::WarmupIterations(bool automatic_window, int steps) const {
 }
 
 const std::vector<FlagSpec>& BenchFlags() {
-  static const auto* flags = new std::vector<FlagSpec>{
-      {"method", "resident|l2l|stronghold|all",
-       "methods to run (default all; stronghold for scaling and window)"},
-      {"case", "largest|throughput|scaling|window",
-       "one of the seed's cases (default: one run per method)"},
-      {"layers", "N", "transformer layers (default 16)"},
-      {"hidden", "N", "hidden size (default 2048)"},
-      {"heads", "N", "attention heads (default 16)"},
-      {"seq-len", "N", "sequence length (default 1024)"},
-      {"vocab", "N", "vocabulary (default 50304)"},
-      {"batch", "N", "batch size in sequences (default 4)"},
-      {"window", "N", "STRONGHOLD's window; 0 = automatic (default 4)"},
-      {"steps", "N", "iterations per run (default 5)"},
-      {"warmup-iterations", "N",
-       "first iterations reported apart (default 1; 2 with --window 0)"},
-      {"gpu-memory-budget", "SIZE", "device budget of every job, e.g. 32GiB"},
-      {"host-memory-budget", "SIZE", "host budget of every job, e.g. 64GiB"},
-      {"out-dir", "DIR", "where logs, CSV and plots go (default ./results)"},
-      {"peak-tflops", "X",
-       "device dense peak for MFU (default: nominal, see docs/bench.md)"},
-      {"max-layers", "N", "largest: search up to N layers (default 1024)"},
-      {"confirm-steps", "N",
-       "largest: iterations of the confirming run (default 2)"},
-      {"layers-list", "N,N,...", "scaling: layer counts (default L,2L,3L,4L)"},
-      {"windows", "N,N,...",
-       "window: windows, 0 = automatic (default 1,2,3,4,6,8 up to L)"},
-      {"speculative-updates", "on|off",
-       "stronghold/l2l runs update layers during backward and redo clipped "
-       "steps (default off; docs/engine.md)"},
-      {"device-embedding-optimizer", "on|off",
-       "stronghold/l2l runs update the embedding on the device (default off; "
-       "docs/engine.md)"},
-      {"device-resident-layers", "N",
-       "stronghold runs keep layers 0..N-1 on the device, updated there "
-       "(default 0; docs/engine.md)"},
-      {"no-plot", "", "write CSV files but no PNG plots"},
-      {"python", "PATH",
-       "interpreter with matplotlib (default /usr/bin/python3)"},
-      {"plot-script", "PATH", "the plotting script (default: found)"},
-  };
+  static const auto* flags = [] {
+    auto* all = new std::vector<FlagSpec>{
+        {"method", "resident|l2l|stronghold|all",
+         "methods to run (default all; stronghold for scaling and window)"},
+        {"case", "largest|throughput|scaling|window",
+         "one of the seed's cases (default: one run per method)"},
+        {"warmup-iterations", "N",
+         "first iterations reported apart (default 1; 2 with --window 0)"},
+        {"out-dir", "DIR", "where logs, CSV and plots go (default ./results)"},
+        {"peak-tflops", "X",
+         "device dense peak for MFU (default: nominal, see docs/bench.md)"},
+        {"max-layers", "N", "largest: search up to N layers (default 1024)"},
+        {"confirm-steps", "N",
+         "largest: iterations of the confirming run (default 2)"},
+        {"layers-list", "N,N,...",
+         "scaling: layer counts (default L,2L,3L,4L)"},
+        {"windows", "N,N,...",
+         "window: windows, 0 = automatic (default 1,2,3,4,6,8 up to L)"},
+        {"no-plot", "", "write CSV files but no PNG plots"},
+        {"python", "PATH",
+         "interpreter with matplotlib (default /usr/bin/python3)"},
+        {"plot-script", "PATH", "the plotting script (default: found)"},
+    };
+    // Then every flag of `submit`, with the seed's default where it has one.
+    for (FlagSpec flag : JobSpecFlags(SpecFlagOptions({}))) {
+      for (const auto& [name, value] : SeedFlags()) {
+        if (name == flag.name) {
+          absl::StrAppend(&flag.help, " (bench default ", value, ")");
+        }
+      }
+      all->push_back(std::move(flag));
+    }
+    return all;
+  }();
   return *flags;
 }
 
@@ -150,19 +205,8 @@ absl::StatusOr<BenchOptions> ParseBenchOptions(const ParsedArgs& args) {
   BenchOptions o;
   RETURN_IF_ERROR(ParseCase(args, o));
   RETURN_IF_ERROR(ParseMethods(args, o));
-  RETURN_IF_ERROR(IntFlag(args, "layers", 1, o.layers));
-  RETURN_IF_ERROR(IntFlag(args, "hidden", 1, o.hidden));
-  RETURN_IF_ERROR(IntFlag(args, "heads", 1, o.heads));
-  RETURN_IF_ERROR(IntFlag(args, "seq-len", 1, o.seq_len));
-  RETURN_IF_ERROR(IntFlag(args, "vocab", 2, o.vocab));
-  RETURN_IF_ERROR(IntFlag(args, "batch", 1, o.batch));
-  RETURN_IF_ERROR(IntFlag(args, "window", 0, o.window));
-  RETURN_IF_ERROR(IntFlag(args, "steps", 1, o.steps));
+  RETURN_IF_ERROR(ParseSpec(args, o));
   RETURN_IF_ERROR(IntFlag(args, "warmup-iterations", 0, o.warmup_iterations));
-  RETURN_IF_ERROR(
-      SizeFlag(args, "gpu-memory-budget", o.gpu_memory_budget_bytes));
-  RETURN_IF_ERROR(
-      SizeFlag(args, "host-memory-budget", o.host_memory_budget_bytes));
   RETURN_IF_ERROR(IntFlag(args, "max-layers", 1, o.max_layers));
   RETURN_IF_ERROR(IntFlag(args, "confirm-steps", 1, o.confirm_steps));
   RETURN_IF_ERROR(IntListFlag(args, "layers-list", 1, o.layers_list));
@@ -177,26 +221,14 @@ absl::StatusOr<BenchOptions> ParseBenchOptions(const ParsedArgs& args) {
     if (dir->empty()) return BadValue("out-dir", *dir, "a directory");
     o.out_dir = *dir;
   }
-  if (std::optional<std::string> text = args.Get("speculative-updates")) {
-    if (*text != "on" && *text != "off") {
-      return BadValue("speculative-updates", *text, "on|off");
-    }
-    o.speculative_updates = *text == "on";
-  }
-  if (std::optional<std::string> text = args.Get("device-embedding-optimizer")) {
-    if (*text != "on" && *text != "off") {
-      return BadValue("device-embedding-optimizer", *text, "on|off");
-    }
-    o.device_embedding_optimizer = *text == "on";
-  }
-  RETURN_IF_ERROR(IntFlag(args, "device-resident-layers", 0, o.device_resident_layers));
   o.plot = !args.Has("no-plot");
   o.python = args.Get("python").value_or("");
   o.plot_script = args.Get("plot-script").value_or("");
-  if (o.warmup_iterations >= 0 && o.warmup_iterations >= o.steps) {
+  const int steps = o.spec.training().steps();
+  if (o.warmup_iterations >= 0 && o.warmup_iterations >= steps) {
     return absl::InvalidArgumentError(
         absl::StrCat("--warmup-iterations: ", o.warmup_iterations,
-                     " leaves no measured iteration of --steps ", o.steps));
+                     " leaves no measured iteration of --steps ", steps));
   }
   return o;
 }

@@ -1,14 +1,14 @@
 // `bench`: parses the options, checks what a long run would only discover at
 // its end (the plotter), picks the device peak and hands over to the cases.
-#include "client/bench_command.h"
+#include "client/bench/command.h"
 
 #include <unistd.h>
 
-#include "client/bench_cases.h"
-#include "client/bench_options.h"
-#include "client/bench_output.h"
-#include "client/bench_runner.h"
-#include "client/bench_stats.h"
+#include "client/bench/cases.h"
+#include "client/bench/options.h"
+#include "client/bench/output.h"
+#include "client/bench/runner.h"
+#include "client/bench/stats.h"
 #include "core/util/status_macros.h"
 
 namespace stronghold::client {

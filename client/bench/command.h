@@ -3,7 +3,7 @@
 #ifndef STRONGHOLD_CLIENT_BENCH_COMMAND_H_
 #define STRONGHOLD_CLIENT_BENCH_COMMAND_H_
 
-#include "client/commands.h"
+#include "client/command.h"
 
 namespace stronghold::client {
 

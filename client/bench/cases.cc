@@ -1,4 +1,4 @@
-#include "client/bench_cases.h"
+#include "client/bench/cases.h"
 
 #include <map>
 #include <vector>
@@ -7,8 +7,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
-#include "client/bench_log.h"
-#include "client/bench_report.h"
+#include "client/bench/log.h"
+#include "client/bench/report.h"
 #include "client/human_format.h"
 #include "client/table.h"
 #include "core/util/status_macros.h"
@@ -32,13 +32,21 @@ std::string Limit(const LargestSearch& search) {
                       " layers do not fit: ", search.beyond.reason());
 }
 
+// The seed's columns after the layers: the rest of the model's shape.
+void AppendWidth(const BenchOptions& o, std::vector<std::string>& row) {
+  const v1::ModelSpec& model = o.spec.model();
+  row.insert(row.end(), {absl::StrCat(model.hidden()),
+                         absl::StrCat(model.heads()),
+                         absl::StrCat(model.seq_len()),
+                         absl::StrCat(o.spec.training().batch())});
+}
+
 // The seed's columns after the figures: size and shape of the model.
 void AppendShape(const BenchRun& run, const BenchOptions& o,
                  std::vector<std::string>& row) {
   row.insert(row.end(),
-             {SizeText(run.parameters), absl::StrCat(run.point.layers),
-              absl::StrCat(o.hidden), absl::StrCat(o.heads),
-              absl::StrCat(o.seq_len), absl::StrCat(o.batch)});
+             {SizeText(run.parameters), absl::StrCat(run.point.layers)});
+  AppendWidth(o, row);
 }
 
 const std::vector<std::string> kShapeHeader = {"Trainable Size",  "Layers",
@@ -60,7 +68,8 @@ absl::StatusOr<CaseResult> RunEachMethod(BenchRunner& runner,
   std::vector<BenchRun> runs;
   for (v1::OffloadMethod method : o.methods) {
     ASSIGN_OR_RETURN(BenchRun run,
-                     runner.Run(runner.Point(method, o.layers, o.steps)));
+                     runner.Run(runner.Point(method, o.spec.model().layers(),
+                                             o.spec.training().steps())));
     if (run.outcome == RunOutcome::kFailed) ++result.failed_runs;
     std::vector<std::string> row = {
         v1::OffloadMethod_Name(method), SamplesText(run), IterationMsText(run),
@@ -137,14 +146,16 @@ absl::StatusOr<CaseResult> RunLargestCase(BenchRunner& runner,
       log = run.log_path;
     }
     const std::string name = v1::OffloadMethod_Name(method);
-    table.AddRow(
-        {name, search.layers > 0 ? SizeText(plan.parameters()) : "does not fit",
-         absl::StrCat(search.layers, search.at_bound ? "+" : ""),
-         absl::StrCat(o.hidden), absl::StrCat(o.heads), absl::StrCat(o.seq_len),
-         absl::StrCat(o.batch),
-         method == v1::RESIDENT ? "-" : absl::StrCat(plan.window()),
-         PlanBytes(plan.device_bytes(), plan.device_budget_bytes()),
-         PlanBytes(plan.host_bytes(), plan.host_budget_bytes()), confirmed});
+    std::vector<std::string> row = {
+        name, search.layers > 0 ? SizeText(plan.parameters()) : "does not fit",
+        absl::StrCat(search.layers, search.at_bound ? "+" : "")};
+    AppendWidth(o, row);
+    row.insert(row.end(),
+               {method == v1::RESIDENT ? "-" : absl::StrCat(plan.window()),
+                PlanBytes(plan.device_bytes(), plan.device_budget_bytes()),
+                PlanBytes(plan.host_bytes(), plan.host_budget_bytes()),
+                confirmed});
+    table.AddRow(std::move(row));
     limits.push_back(absl::StrCat(name, ": ", Limit(search)));
     csv.AddRow({v1::OffloadMethodName(method), absl::StrCat(search.layers),
                 search.layers > 0 ? absl::StrCat(plan.parameters()) : "0",
@@ -205,8 +216,9 @@ absl::StatusOr<CaseResult> RunThroughputCase(BenchRunner& runner,
     const std::string size = absl::StrCat(absl::StrJoin(names, "/"), " max");
     std::vector<BenchRun> runs;
     for (v1::OffloadMethod method : o.methods) {
-      ASSIGN_OR_RETURN(BenchRun run,
-                       runner.Run(runner.Point(method, layers, o.steps)));
+      ASSIGN_OR_RETURN(BenchRun run, runner.Run(runner.Point(
+                                          method, layers,
+                                          o.spec.training().steps())));
       if (run.outcome == RunOutcome::kFailed) ++result.failed_runs;
       runs.push_back(std::move(run));
     }
