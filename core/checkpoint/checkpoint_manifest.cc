@@ -102,6 +102,12 @@ absl::Status ReadV2(const JsonValue& root, CheckpointManifest& m) {
   // Optional: absent before mixed precision and in fp32/bf16 checkpoints.
   if (t->object.count("loss_scale") > 0) {
     ASSIGN_OR_RETURN(p.loss_scale, t->Double("loss_scale"));
+    // 0 means "none" and is written by leaving the member out; a scale of
+    // 0 or below would flip or zero every gradient of a resumed fp16 job.
+    if (!(p.loss_scale > 0)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "\"loss_scale\" must be > 0 when present, got ", p.loss_scale));
+    }
     ASSIGN_OR_RETURN(p.loss_scale_good_steps, t->Int("loss_scale_good_steps", 0));
   }
   return absl::OkStatus();

@@ -244,7 +244,10 @@ absl::StatusOr<std::string> ReadSafetensorsInto(const std::string& path,
     order.emplace_back(&e, &t);
   }
   if (file.tensors.size() != tensors.size()) {
-    for (const auto& [name, e] : file.tensors) {
+    // Not a structured binding: clang 14 (the fuzzers' compiler) cannot
+    // capture one in a lambda.
+    for (const auto& entry : file.tensors) {
+      const std::string& name = entry.first;
       const bool known = std::any_of(tensors.begin(), tensors.end(),
                                      [&](const SafetensorsTarget& t) { return t.name == name; });
       if (!known) {

@@ -77,6 +77,20 @@ TEST(ManifestParseTest, RefusesNumbersBeyondTheirType) {
   ExpectRefused(Edited("\"lr\": 0.001", "\"lr\": 1e999"), "does not fit in a double");
 }
 
+TEST(ManifestParseTest, RefusesALossScaleThatIsNotPositive) {
+  // An fp16 manifest; ManifestToJson leaves a scale of 0 (none) out.
+  const std::string fp16 = Edited("\"next_lr\": 0.001", "\"next_lr\": 0.001, \"loss_scale\": 8192, "
+                                  "\"loss_scale_good_steps\": 3");
+  auto m = ParseManifest(fp16, "x/manifest.json");
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->position.loss_scale, 8192);
+  for (const char* scale : {"-8192", "0", "-0"}) {
+    std::string bad = fp16;
+    bad.replace(bad.find("8192"), 4, scale);
+    ExpectRefused(Redigest(bad), "\"loss_scale\" must be > 0 when present");
+  }
+}
+
 TEST(ManifestParseTest, RefusesFileNamesThatAreNotPlain) {
   ExpectRefused(Edited("\"model.safetensors\"", "\"model\\u0000.safetensors\""),
                 "is not a plain name");
