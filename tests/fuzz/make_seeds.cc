@@ -65,6 +65,8 @@ void Safetensors(const std::string& scratch) {
 
 void Manifests() {
   core::CheckpointManifest m;
+  m.model = {.layers = 2, .hidden = 64, .heads = 4, .seq_len = 64, .vocab = 256,
+             .padded_vocab = 256, .parameters = 120'576};
   m.position = {.step = 30, .optimizer_step = 30, .seed = 1234, .batch = 8, .next_sample = 240,
                 .lr = 1e-3 / 3, .next_lr = 2e-3 / 7};
   m.files = {{"model.safetensors", 4096, std::string(64, 'a')},

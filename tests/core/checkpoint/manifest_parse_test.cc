@@ -24,6 +24,8 @@ std::string Redigest(std::string text) {
 
 std::string Manifest() {
   CheckpointManifest m;
+  m.model = {.layers = 2, .hidden = 64, .heads = 4, .seq_len = 64, .vocab = 256,
+             .padded_vocab = 256, .parameters = 120'576};
   m.position = {.step = 3, .optimizer_step = 3, .seed = 7, .batch = 8, .next_sample = 24,
                 .lr = 1e-3, .next_lr = 1e-3};
   m.files.push_back({"model.safetensors", 123, std::string(64, 'a')});
