@@ -8,7 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
-#include "client/bench_command.h"
+#include "client/bench/command.h"
 #include "client/job_printer.h"
 #include "client/job_spec_flags.h"
 #include "client/json_output.h"

@@ -24,7 +24,7 @@
 #include "client/human_format.h"
 #include "client/json_output.h"
 #include "client/table.h"
-#include "core/checkpoint/checkpoint.h"
+#include "core/checkpoint/checkpoint_files.h"
 #include "core/checkpoint/checkpoint_manifest.h"
 #include "core/util/file_util.h"
 #include "core/util/sha256.h"

@@ -10,6 +10,7 @@
 #include <string>
 #include <utility>
 
+#include "absl/algorithm/container.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -254,6 +255,10 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   return text.str();
 }
 
+bool Own(const JobSpecFlagsOptions& options, absl::string_view name) {
+  return absl::c_linear_search(options.own_flags, name);
+}
+
 }  // namespace
 
 const std::vector<FlagSpec>& JobSpecFlags() {
@@ -270,26 +275,39 @@ const std::vector<FlagSpec>& JobSpecFlags() {
   return *flags;
 }
 
-absl::StatusOr<JobSpec> BuildJobSpec(const ParsedArgs& args) {
-  JobSpec spec;
+std::vector<FlagSpec> JobSpecFlags(const JobSpecFlagsOptions& options) {
+  std::vector<FlagSpec> flags;
+  for (const FlagSpec& flag : JobSpecFlags()) {
+    if (!Own(options, flag.name)) flags.push_back(flag);
+  }
+  return flags;
+}
+
+absl::StatusOr<JobSpec> BuildJobSpec(const ParsedArgs& args,
+                                     const JobSpecFlagsOptions& options) {
+  JobSpec spec = options.base;
   if (std::optional<std::string> path = args.Get("spec")) {
     ASSIGN_OR_RETURN(const std::string json, ReadFile(*path));
-    google::protobuf::util::JsonParseOptions options;
-    options.ignore_unknown_fields = false;  // a typo must not go unnoticed
-    const auto status =
-        google::protobuf::util::JsonStringToMessage(json, &spec, options);
+    google::protobuf::util::JsonParseOptions parse_options;
+    // A typo must not go unnoticed.
+    parse_options.ignore_unknown_fields = false;
+    JobSpec from_file;
+    const auto status = google::protobuf::util::JsonStringToMessage(
+        json, &from_file, parse_options);
     if (!status.ok()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "--spec ", *path,
           ": not a valid JobSpec in JSON: ", std::string(status.message())));
     }
+    spec.MergeFrom(from_file);
   }
   for (const SpecFlag& spec_flag : SpecFlags()) {
+    if (Own(options, spec_flag.flag.name)) continue;
     if (std::optional<std::string> text = args.Get(spec_flag.flag.name)) {
       RETURN_IF_ERROR(spec_flag.set(spec_flag.flag.name, *text, spec));
     }
   }
-  if (args.Has("ssd-dir")) {
+  if (args.Has("ssd-dir") && !Own(options, "ssd-dir")) {
     auto* dirs = spec.mutable_offload()->mutable_ssd_dirs();
     dirs->Clear();
     for (const std::string& dir : args.GetAll("ssd-dir")) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything strongholdd needs to build and test, idempotently:
 #   1. Debian packages (Bazel 4 from bazel-bootstrap, gRPC, protobuf, Abseil, glog,
-#      GoogleTest, liburing, prometheus-cpp, libsystemd, and test tools);
+#      GoogleTest, liburing, prometheus-cpp, libsystemd, and test tools, clang's
+#      libFuzzer included);
 #   2. LibTorch 2.11.0 unpacked from the torch==2.11.0 wheel on PyPI into the
 #      project-local, git-ignored prefix .deps/libtorch (only include/ and lib/).
 # Each step says what it does; a step that cannot be done stops the script with
@@ -29,6 +30,10 @@ APT_PACKAGES=(
   # `strongholdctl bench` draws its plots with Debian's python3 and matplotlib
   # (deploy/bench/plot.py; tests/integration/bench_test).
   python3-matplotlib
+  # The fuzzers (tests/fuzz/build_and_run.sh): clang with libFuzzer and the
+  # ASan/UBSan runtimes (libclang-rt-14-dev), make, and pkg-config for the
+  # system libraries' link flags.
+  clang-14 libclang-rt-14-dev make pkgconf
   # The NVMe tier's benchmark (//core/tools:io_bench) runs fio beside its own
   # backends at the same block size, queue depth and O_DIRECT.
   fio

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds everything and runs every test.
+# Installs what is missing, builds everything and runs every test, then the
+# fuzzers (tests/fuzz/build_and_run.sh; FUZZ_SECONDS per target, default 30).
 # Usage: ./deploy/test.sh [extra bazel test flags]
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -8,15 +9,23 @@ cd "$ROOT"
 ./deploy/install-deps.sh
 echo "==> bazel build //..."
 bazel build //...
+echo "==> tests/client/thin_client_check.sh"
+./tests/client/thin_client_check.sh
 echo "==> bazel test //..."
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
 bazel test //... --test_summary=short "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
+# The untrusted parsers under libFuzzer, ASan and UBSan (docs/fuzzing.md):
+# one line per target, "fuzz/<target> PASSED|FAILED", counted below.
+echo "==> fuzz: tests/fuzz/build_and_run.sh (${FUZZ_SECONDS:-30} s per target)"
+tests/fuzz/build_and_run.sh 2>&1 | tee -a "$log"
+fuzz_rc=${PIPESTATUS[0]}
 set -e
-passed=$(grep -cE '^//.* PASSED( |$)' "$log" || true)
-failed=$(grep -cE '^//.* (FAILED|TIMEOUT|NO STATUS|INCOMPLETE)( |$)' "$log" || true)
+passed=$(grep -cE '^(//.*|fuzz/[a-z_]+) PASSED( |$)' "$log" || true)
+failed=$(grep -cE '^(//.* (FAILED|TIMEOUT|NO STATUS|INCOMPLETE)|fuzz/[a-z_]+ FAILED)( |$)' "$log" || true)
 echo
 echo "tests: $passed passed, $failed failed"
+[ "$rc" -ne 0 ] || rc=$fuzz_rc
 exit "$rc"

@@ -3,11 +3,10 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
+#include <optional>
 
 #include "absl/cleanup/cleanup.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "core/util/file_util.h"
 #include "core/util/sha256.h"
 #include "core/util/status_macros.h"
@@ -85,22 +84,14 @@ void StreamThrough(std::vector<SafetensorsTarget>& out, size_t first,
 
 }  // namespace
 
-std::string CheckpointName(int64_t step) {
-  return absl::StrFormat("step-%06d", step);
-}
-
-std::optional<int64_t> CheckpointStep(const std::string& name) {
-  absl::string_view digits = name;
-  if (digits.rfind("step-", 0) != 0) return std::nullopt;
-  digits.remove_prefix(5);
-  int64_t step = 0;
-  if (digits.size() < 6 ||
-      !std::all_of(digits.begin(), digits.end(),
-                   [](char c) { return c >= '0' && c <= '9'; }) ||
-      !absl::SimpleAtoi(digits, &step)) {
-    return std::nullopt;
-  }
-  return step;
+ManifestModel ManifestModelOf(const ModelConfig& model) {
+  return {.layers = model.layers,
+          .hidden = model.hidden,
+          .heads = model.heads,
+          .seq_len = model.seq_len,
+          .vocab = model.vocab,
+          .padded_vocab = model.padded_vocab(),
+          .parameters = model.parameters()};
 }
 
 std::vector<SafetensorsTarget> ModelTensors(
@@ -175,7 +166,7 @@ absl::StatusOr<std::string> WriteCheckpoint(
   };
   CheckpointManifest manifest;
   manifest.position = position;
-  manifest.model = model;
+  manifest.model = ManifestModelOf(model);
   ASSIGN_OR_RETURN(ManifestFile weights,
                    WriteTensors(tmp_dir / kModelFile, ModelTensors(buffers),
                                 model_meta));

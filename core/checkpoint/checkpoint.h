@@ -21,21 +21,17 @@
 
 #include <cstdint>
 #include <functional>
-#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/checkpoint/checkpoint_files.h"
 #include "core/checkpoint/checkpoint_manifest.h"
-#include "core/model/gpt_layout.h"
 #include "core/checkpoint/safetensors.h"
+#include "core/model/gpt_layout.h"
+#include "core/plan/job_config.h"
 
 namespace stronghold::core {
-
-inline constexpr char kModelFile[] = "model.safetensors";
-inline constexpr char kOptimizerFile[] = "optimizer.safetensors";
-inline constexpr char kJobSpecFile[] = "job.json";
-inline constexpr char kManifestFile[] = "manifest.json";
 
 // One buffer's training state in host memory (core/model/gpt_layout.h): what a
 // checkpoint stores and what a resume fills. Gradients are not stored: every
@@ -57,10 +53,8 @@ struct CheckpointBuffer {
   std::function<absl::Status()> store_param;
 };
 
-// "step-000030"
-std::string CheckpointName(int64_t step);
-// "step-000030" -> 30; nullopt for anything else.
-std::optional<int64_t> CheckpointStep(const std::string& name);
+// The shape of `model` as the manifest records it.
+ManifestModel ManifestModelOf(const ModelConfig& model);
 
 // The tensors of model.safetensors and optimizer.safetensors over `buffers`,
 // in file order. Names: docs/checkpoints.md. A buffer's load_param and

@@ -1,6 +1,7 @@
 #include "core/checkpoint/checkpoint_manifest.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -44,7 +45,7 @@ absl::Status Damaged(const std::string& path, absl::string_view what) {
 
 // Reads the fields shared by v1 and v2.
 absl::Status ReadFiles(const JsonValue& root, CheckpointManifest& m) {
-  ASSIGN_OR_RETURN(m.position.step, root.Int("step"));
+  ASSIGN_OR_RETURN(m.position.step, root.Int("step", 0));
   ASSIGN_OR_RETURN(const JsonValue* files,
                    root.Member("files", JsonValue::Kind::kArray));
   for (const JsonValue& f : files->array) {
@@ -53,16 +54,20 @@ absl::Status ReadFiles(const JsonValue& root, CheckpointManifest& m) {
     }
     ManifestFile file;
     ASSIGN_OR_RETURN(file.name, f.String("name"));
-    ASSIGN_OR_RETURN(file.bytes, f.Int("bytes"));
+    ASSIGN_OR_RETURN(file.bytes, f.Int("bytes", 0));
     ASSIGN_OR_RETURN(file.sha256, f.String("sha256"));
+    // A name is opened inside the checkpoint directory: no separators, no
+    // hidden or dot names, no control characters (a NUL would cut the path).
     if (file.name.empty() || file.name.find('/') != std::string::npos ||
-        file.name[0] == '.') {
+        file.name[0] == '.' ||
+        std::any_of(file.name.begin(), file.name.end(),
+                    [](char c) { return static_cast<unsigned char>(c) < 0x20; })) {
       return absl::InvalidArgumentError(
-          absl::StrCat("file name \"", file.name, "\" is not a plain name"));
+          absl::StrCat("file name ", JsonQuoted(file.name), " is not a plain name"));
     }
-    if (file.bytes < 0 || !IsHexDigest(file.sha256)) {
+    if (!IsHexDigest(file.sha256)) {
       return absl::InvalidArgumentError(
-          absl::StrCat("bad size or digest of ", file.name));
+          absl::StrCat("bad digest of ", file.name));
     }
     if (m.file(file.name) != nullptr) {
       return absl::InvalidArgumentError(
@@ -77,24 +82,41 @@ absl::Status ReadV2(const JsonValue& root, CheckpointManifest& m) {
   ASSIGN_OR_RETURN(m.precision, root.String("precision"));
   ASSIGN_OR_RETURN(const JsonValue* model,
                    root.Member("model", JsonValue::Kind::kObject));
-  ASSIGN_OR_RETURN(m.model.layers, model->Int("layers"));
-  ASSIGN_OR_RETURN(m.model.hidden, model->Int("hidden"));
-  ASSIGN_OR_RETURN(m.model.heads, model->Int("heads"));
-  ASSIGN_OR_RETURN(m.model.seq_len, model->Int("seq_len"));
-  ASSIGN_OR_RETURN(m.model.vocab, model->Int("vocab"));
+  // The model's sizes and the batch are ints: refused, not truncated, when
+  // they do not fit.
+  constexpr int64_t kIntMax = std::numeric_limits<int>::max();
+  ASSIGN_OR_RETURN(m.model.layers, model->Int("layers", 1, kIntMax));
+  ASSIGN_OR_RETURN(m.model.hidden, model->Int("hidden", 1, kIntMax));
+  ASSIGN_OR_RETURN(m.model.heads, model->Int("heads", 1, kIntMax));
+  ASSIGN_OR_RETURN(m.model.seq_len, model->Int("seq_len", 1, kIntMax));
+  ASSIGN_OR_RETURN(m.model.vocab, model->Int("vocab", 1, kIntMax));
+  // Optional: derived values, so a manifest parsed and written again is the
+  // same text.
+  if (model->object.count("padded_vocab") > 0) {
+    ASSIGN_OR_RETURN(m.model.padded_vocab, model->Int("padded_vocab"));
+  }
+  if (model->object.count("parameters") > 0) {
+    ASSIGN_OR_RETURN(m.model.parameters, model->Int("parameters"));
+  }
   ASSIGN_OR_RETURN(const JsonValue* t,
                    root.Member("training", JsonValue::Kind::kObject));
   TrainingPosition& p = m.position;
-  ASSIGN_OR_RETURN(p.optimizer_step, t->Int("optimizer_step"));
+  ASSIGN_OR_RETURN(p.optimizer_step, t->Int("optimizer_step", 0));
   ASSIGN_OR_RETURN(p.seed, t->Uint("seed"));
-  ASSIGN_OR_RETURN(p.batch, t->Int("batch"));
-  ASSIGN_OR_RETURN(p.next_sample, t->Int("next_sample"));
+  ASSIGN_OR_RETURN(p.batch, t->Int("batch", 1, kIntMax));
+  ASSIGN_OR_RETURN(p.next_sample, t->Int("next_sample", 0));
   ASSIGN_OR_RETURN(p.lr, t->Double("lr"));
   ASSIGN_OR_RETURN(p.next_lr, t->Double("next_lr"));
   // Optional: absent before mixed precision and in fp32/bf16 checkpoints.
   if (t->object.count("loss_scale") > 0) {
     ASSIGN_OR_RETURN(p.loss_scale, t->Double("loss_scale"));
-    ASSIGN_OR_RETURN(p.loss_scale_good_steps, t->Int("loss_scale_good_steps"));
+    // 0 means "none" and is written by leaving the member out; a scale of
+    // 0 or below would flip or zero every gradient of a resumed fp16 job.
+    if (!(p.loss_scale > 0)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "\"loss_scale\" must be > 0 when present, got ", p.loss_scale));
+    }
+    ASSIGN_OR_RETURN(p.loss_scale_good_steps, t->Int("loss_scale_good_steps", 0));
   }
   return absl::OkStatus();
 }
@@ -117,8 +139,8 @@ std::string ManifestToJson(const CheckpointManifest& m) {
                   ", \"hidden\": ", m.model.hidden, ", \"heads\": ",
                   m.model.heads, ", \"seq_len\": ", m.model.seq_len,
                   ", \"vocab\": ", m.model.vocab, ", \"padded_vocab\": ",
-                  m.model.padded_vocab(), ", \"parameters\": ",
-                  m.model.parameters(), "},\n");
+                  m.model.padded_vocab, ", \"parameters\": ",
+                  m.model.parameters, "},\n");
   absl::StrAppend(&out, "  \"training\": {\"optimizer\": \"AdamW\", ",
                   "\"optimizer_step\": ", p.optimizer_step,
                   ", \"seed\": ", p.seed, ", \"batch\": ", p.batch,

@@ -16,7 +16,6 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "core/plan/job_config.h"
 
 namespace stronghold::core {
 
@@ -50,10 +49,27 @@ struct TrainingPosition {
   int64_t loss_scale_good_steps = 0;
 };
 
+// The model's shape as the manifest records it. Its own plain struct, not
+// core/plan's ModelConfig, so the file format (and strongholdctl, which
+// checks what it downloads with it) does not depend on the planner; the
+// writer fills it with ManifestModelOf() (core/checkpoint/checkpoint.h).
+struct ManifestModel {
+  int layers = 0;
+  int hidden = 0;
+  int heads = 0;
+  int seq_len = 0;
+  int vocab = 0;  // as given
+  // Derived from the shape by the writer, recorded for readers of the file:
+  // the vocabulary rows allocated, and the parameter count. Absent from
+  // manifests that never had them (read as 0).
+  int64_t padded_vocab = 0;
+  int64_t parameters = 0;
+};
+
 struct CheckpointManifest {
   std::string format = kCheckpointFormat;
   TrainingPosition position;
-  ModelConfig model;
+  ManifestModel model;
   // Of the stored tensors (masters and moments are fp32 in every training
   // precision; the training precision is in job.json).
   std::string precision = "fp32";

@@ -107,7 +107,7 @@ absl::Status CheckResumable(const CheckpointManifest& m,
     return absl::InvalidArgumentError(
         absl::StrCat(path, ": precision ", m.precision, " is not fp32"));
   }
-  const ModelConfig& c = m.model;
+  const ManifestModel& c = m.model;
   if (c.layers != model.layers || c.hidden != model.hidden ||
       c.heads != model.heads || c.seq_len != model.seq_len ||
       c.vocab != model.vocab) {

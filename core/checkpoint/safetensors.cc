@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/util/file_util.h"
+#include "core/util/json.h"
 #include "core/util/sha256.h"
 #include "core/util/status_macros.h"
 
@@ -27,113 +28,101 @@ absl::Status Malformed(const std::string& path, absl::string_view what) {
   return absl::DataLossError(absl::StrCat(path, ": not a valid safetensors file: ", what));
 }
 
-// A minimal JSON reader for the safetensors header (objects, arrays,
-// strings without escapes beyond \" and \\, integers).
-class HeaderParser {
- public:
-  HeaderParser(absl::string_view text, const std::string& path)
-      : s_(text), path_(path) {}
+// The largest header accepted, as in the format's reference implementation.
+constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 
-  absl::StatusOr<SafetensorsFile> Parse(int64_t data_bytes) {
-    SafetensorsFile file;
-    RETURN_IF_ERROR(Expect('{'));
-    if (Peek() == '}') return (++i_, file);
-    while (true) {
-      ASSIGN_OR_RETURN(std::string key, String());
-      RETURN_IF_ERROR(Expect(':'));
-      if (key == "__metadata__") {
-        RETURN_IF_ERROR(Expect('{'));
-        while (Peek() != '}') {
-          ASSIGN_OR_RETURN(std::string k, String());
-          RETURN_IF_ERROR(Expect(':'));
-          ASSIGN_OR_RETURN(std::string v, String());
-          file.metadata[k] = v;
-          if (Peek() == ',') ++i_;
+// Bytes per element of each dtype the format defines; 0 = not a dtype.
+int64_t DtypeBytes(absl::string_view dtype) {
+  static const auto* const kBytes = new std::map<std::string, int64_t, std::less<>>{
+      {"BOOL", 1}, {"U8", 1},  {"I8", 1},   {"F8_E5M2", 1}, {"F8_E4M3", 1},
+      {"I16", 2},  {"U16", 2}, {"F16", 2},  {"BF16", 2},    {"I32", 4},
+      {"U32", 4},  {"F32", 4}, {"F64", 8},  {"I64", 8},     {"U64", 8}};
+  auto it = kBytes->find(dtype);
+  return it == kBytes->end() ? 0 : it->second;
+}
+
+// One tensor's entry, {"dtype", "shape", "data_offsets"} and nothing else,
+// checked against the data section's `data_bytes`: the offsets are uint64
+// in the format, and any that do not fit, lie outside the data or disagree
+// with the shape's bytes are refused (INVALID_ARGUMENT, the caller adds the
+// file), so nothing downstream can overflow on them.
+absl::StatusOr<SafetensorsEntry> ParseEntry(const JsonValue& v, int64_t data_bytes) {
+  if (v.kind != JsonValue::Kind::kObject) {
+    return absl::InvalidArgumentError(absl::StrCat("is ", JsonKindName(v.kind), ", not an object"));
+  }
+  for (const auto& [key, unused] : v.object) {
+    if (key != "dtype" && key != "shape" && key != "data_offsets") {
+      return absl::InvalidArgumentError(absl::StrCat("unknown key ", JsonQuoted(key)));
+    }
+  }
+  SafetensorsEntry e;
+  ASSIGN_OR_RETURN(e.dtype, v.String("dtype"));
+  const int64_t element_bytes = DtypeBytes(e.dtype);
+  if (element_bytes == 0) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown dtype ", JsonQuoted(e.dtype)));
+  }
+  ASSIGN_OR_RETURN(const JsonValue* shape, v.Member("shape", JsonValue::Kind::kArray));
+  int64_t bytes = element_bytes;
+  for (const JsonValue& d : shape->array) {
+    ASSIGN_OR_RETURN(int64_t dim, d.AsInt64("a \"shape\" dimension"));
+    if (dim < 0) return absl::InvalidArgumentError(absl::StrCat("shape dimension ", dim, " < 0"));
+    if (__builtin_mul_overflow(bytes, dim, &bytes)) {
+      return absl::InvalidArgumentError("the shape's bytes overflow 64 bits");
+    }
+    e.shape.push_back(dim);
+  }
+  ASSIGN_OR_RETURN(const JsonValue* offsets, v.Member("data_offsets", JsonValue::Kind::kArray));
+  if (offsets->array.size() != 2) {
+    return absl::InvalidArgumentError("\"data_offsets\" needs 2 numbers");
+  }
+  ASSIGN_OR_RETURN(uint64_t begin, offsets->array[0].AsUint64("\"data_offsets\"[0]"));
+  ASSIGN_OR_RETURN(uint64_t end, offsets->array[1].AsUint64("\"data_offsets\"[1]"));
+  if (begin > end || end > static_cast<uint64_t>(data_bytes)) {
+    return absl::InvalidArgumentError(absl::StrCat("data_offsets [", begin, ", ", end,
+                                                   "] lie outside the ", data_bytes,
+                                                   " bytes of data"));
+  }
+  e.begin = static_cast<int64_t>(begin);
+  e.end = static_cast<int64_t>(end);
+  if (e.end - e.begin != bytes) {
+    return absl::InvalidArgumentError(absl::StrCat("holds ", e.end - e.begin, " bytes, its ",
+                                                   e.dtype, " shape needs ", bytes));
+  }
+  return e;
+}
+
+// The JSON header (whose data section has `data_bytes`): an object of
+// entries and an optional "__metadata__" object of strings.
+absl::StatusOr<SafetensorsFile> ParseHeader(absl::string_view text, int64_t data_bytes,
+                                            const std::string& path) {
+  JsonOptions options;
+  options.max_bytes = kMaxHeaderBytes;
+  absl::StatusOr<JsonValue> root = ParseJson(text, options);
+  if (!root.ok()) return Malformed(path, absl::StrCat("header: ", root.status().message()));
+  if (root->kind != JsonValue::Kind::kObject) return Malformed(path, "the header is not an object");
+  SafetensorsFile file;
+  for (const auto& [name, value] : root->object) {
+    if (name == "__metadata__") {
+      if (value.kind != JsonValue::Kind::kObject) {
+        return Malformed(path, "\"__metadata__\" is not an object");
+      }
+      for (const auto& [k, v] : value.object) {
+        if (v.kind != JsonValue::Kind::kString) {
+          return Malformed(path, absl::StrCat("metadata ", JsonQuoted(k), " is not a string"));
         }
-        ++i_;
-      } else {
-        ASSIGN_OR_RETURN(SafetensorsEntry e, Entry());
-        if (e.begin < 0 || e.end < e.begin || e.end > data_bytes) {
-          return Malformed(path_, absl::StrCat("tensor ", key, " lies outside the file"));
-        }
-        file.tensors[key] = std::move(e);
+        file.metadata[k] = v.text;
       }
-      if (Peek() == ',') {
-        ++i_;
-        continue;
-      }
-      return Expect('}').ok() ? absl::StatusOr<SafetensorsFile>(std::move(file))
-                              : Malformed(path_, "unterminated header");
+      continue;
     }
-  }
-
- private:
-  char Peek() {
-    while (i_ < s_.size() && isspace(static_cast<unsigned char>(s_[i_]))) ++i_;
-    return i_ < s_.size() ? s_[i_] : '\0';
-  }
-  absl::Status Expect(char c) {
-    if (Peek() != c) return Malformed(path_, absl::StrCat("expected '", std::string(1, c), "'"));
-    ++i_;
-    return absl::OkStatus();
-  }
-  absl::StatusOr<std::string> String() {
-    RETURN_IF_ERROR(Expect('"'));
-    std::string out;
-    while (i_ < s_.size() && s_[i_] != '"') {
-      if (s_[i_] == '\\' && i_ + 1 < s_.size()) ++i_;
-      out += s_[i_++];
+    absl::StatusOr<SafetensorsEntry> e = ParseEntry(value, data_bytes);
+    if (!e.ok()) {
+      return Malformed(path, absl::StrCat("tensor ", JsonQuoted(name), " (header byte ",
+                                          value.offset, "): ", e.status().message()));
     }
-    if (i_ >= s_.size()) return Malformed(path_, "unterminated string");
-    ++i_;
-    return out;
+    file.tensors[name] = *std::move(e);
   }
-  absl::StatusOr<int64_t> Int() {
-    Peek();
-    size_t start = i_;
-    while (i_ < s_.size() && isdigit(static_cast<unsigned char>(s_[i_]))) ++i_;
-    if (start == i_ || i_ - start > 18) return Malformed(path_, "bad integer");
-    return std::stoll(std::string(s_.substr(start, i_ - start)));
-  }
-  absl::StatusOr<std::vector<int64_t>> IntArray() {
-    std::vector<int64_t> out;
-    RETURN_IF_ERROR(Expect('['));
-    while (Peek() != ']') {
-      ASSIGN_OR_RETURN(int64_t v, Int());
-      out.push_back(v);
-      if (Peek() == ',') ++i_;
-    }
-    ++i_;
-    return out;
-  }
-  absl::StatusOr<SafetensorsEntry> Entry() {
-    SafetensorsEntry e;
-    RETURN_IF_ERROR(Expect('{'));
-    while (Peek() != '}') {
-      ASSIGN_OR_RETURN(std::string k, String());
-      RETURN_IF_ERROR(Expect(':'));
-      if (k == "dtype") {
-        ASSIGN_OR_RETURN(e.dtype, String());
-      } else if (k == "shape") {
-        ASSIGN_OR_RETURN(e.shape, IntArray());
-      } else if (k == "data_offsets") {
-        ASSIGN_OR_RETURN(std::vector<int64_t> o, IntArray());
-        if (o.size() != 2) return Malformed(path_, "data_offsets needs 2 numbers");
-        e.begin = o[0];
-        e.end = o[1];
-      } else {
-        return Malformed(path_, absl::StrCat("unknown key ", k));
-      }
-      if (Peek() == ',') ++i_;
-    }
-    ++i_;
-    return e;
-  }
-
-  absl::string_view s_;
-  const std::string& path_;
-  size_t i_ = 0;
-};
+  return file;
+}
 
 }  // namespace
 
@@ -143,13 +132,13 @@ absl::StatusOr<std::string> WriteSafetensors(
   std::vector<std::string> fields;
   if (!metadata.empty()) {
     std::vector<std::string> kv;
-    for (const auto& [k, v] : metadata) kv.push_back(absl::StrCat("\"", k, "\":\"", v, "\""));
+    for (const auto& [k, v] : metadata) kv.push_back(absl::StrCat(JsonQuoted(k), ":", JsonQuoted(v)));
     fields.push_back(absl::StrCat("\"__metadata__\":{", absl::StrJoin(kv, ","), "}"));
   }
   int64_t offset = 0;
   for (const SafetensorsTensor& t : tensors) {
     const int64_t bytes = Numel(t.shape) * 4;
-    fields.push_back(absl::StrCat("\"", t.name, "\":{\"dtype\":\"F32\",\"shape\":[",
+    fields.push_back(absl::StrCat(JsonQuoted(t.name), ":{\"dtype\":\"F32\",\"shape\":[",
                                   absl::StrJoin(t.shape, ","), "],\"data_offsets\":[",
                                   offset, ",", offset + bytes, "]}"));
     offset += bytes;
@@ -190,13 +179,13 @@ absl::StatusOr<RawHeader> ReadRawHeader(const std::string& path, int64_t size) {
   if (head.size() != 8) return Malformed(path, "shorter than 8 bytes");
   uint64_t n = 0;
   for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(static_cast<unsigned char>(head[i])) << (8 * i);
-  if (n > 100'000'000 || static_cast<int64_t>(8 + n) > size) {
+  if (n > kMaxHeaderBytes || static_cast<int64_t>(8 + n) > size) {
     return Malformed(path, absl::StrCat("header of ", n, " bytes does not fit in ", size));
   }
   ASSIGN_OR_RETURN(std::string text, ReadFileRange(path, 8, static_cast<int64_t>(n)));
   if (text.size() != n) return Malformed(path, "truncated header");
   RawHeader raw;
-  ASSIGN_OR_RETURN(raw.file, HeaderParser(text, path).Parse(size - 8 - static_cast<int64_t>(n)));
+  ASSIGN_OR_RETURN(raw.file, ParseHeader(text, size - 8 - static_cast<int64_t>(n), path));
   raw.file.data_offset = 8 + static_cast<int64_t>(n);
   raw.bytes = head + text;
   return raw;
@@ -255,7 +244,10 @@ absl::StatusOr<std::string> ReadSafetensorsInto(const std::string& path,
     order.emplace_back(&e, &t);
   }
   if (file.tensors.size() != tensors.size()) {
-    for (const auto& [name, e] : file.tensors) {
+    // Not a structured binding: clang 14 (the fuzzers' compiler) cannot
+    // capture one in a lambda.
+    for (const auto& entry : file.tensors) {
+      const std::string& name = entry.first;
       const bool known = std::any_of(tensors.begin(), tensors.end(),
                                      [&](const SafetensorsTarget& t) { return t.name == name; });
       if (!known) {

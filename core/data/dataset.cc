@@ -184,12 +184,16 @@ void Dataset::Fill(uint64_t seed, int64_t first_sample, int rows,
                    int64_t* inputs, int64_t* targets) const {
   const uint64_t windows = static_cast<uint64_t>(num_tokens_ - seq_len_);
   for (int r = 0; r < rows; ++r) {
-    const uint64_t index = static_cast<uint64_t>(first_sample + r);
+    // The index only feeds the hash: summed as uint64, so that it wraps
+    // (defined) instead of overflowing near INT64_MAX.
+    const uint64_t index = static_cast<uint64_t>(first_sample) + static_cast<uint64_t>(r);
     const int64_t offset =
         static_cast<int64_t>(Mix64(Mix64(seed) ^ index) % windows);
+    // In int64: rows x seq_len can pass INT_MAX (micro_batch 2^20, seq_len 2^16).
+    const int64_t row = int64_t{r} * seq_len_;
     for (int j = 0; j < seq_len_; ++j) {
-      inputs[r * seq_len_ + j] = Token(offset + j);
-      targets[r * seq_len_ + j] = Token(offset + j + 1);
+      inputs[row + j] = Token(offset + j);
+      targets[row + j] = Token(offset + j + 1);
     }
   }
 }

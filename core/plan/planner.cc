@@ -284,9 +284,10 @@ void PlaceWeightsOnSsd(
     if (b.name != sent) continue;
     (b.tier == kTierPinned ? plan.bytes_pinned : plan.bytes_host) -= k * layer * e;
     b.bytes -= k * layer * e;
-    b.shape = absl::StrFormat(fp32 ? "%d params fp32 (masters, sent H2D)"
-                                   : "%d params %s (working copy the optimizer writes, sent H2D)",
-                              plan.parameters - k * layer, lowp);
+    b.shape = fp32 ? absl::StrFormat("%d params fp32 (masters, sent H2D)",
+                                     plan.parameters - k * layer)
+                   : absl::StrFormat("%d params %s (working copy the optimizer writes, sent H2D)",
+                                     plan.parameters - k * layer, lowp);
   }
   add("host.staging.ssd_weights", cuda ? kTierPinned : kTierHost, ring * one,
       absl::StrFormat("%d read-ahead buffers (window slots + 1) x %d params %s", ring, layer,

@@ -7,7 +7,7 @@ Usage:
 
 strongholdctl runs this itself after a case (docs/bench.md); it can also be run
 by hand on the CSV files of an earlier case. The CSV columns are those that
-client/bench_report.cc and client/bench_cases.cc write. Runs that did not fit
+client/bench/report.cc and client/bench/cases.cc write. Runs that did not fit
 or failed are drawn as such, never left out.
 """
 import csv

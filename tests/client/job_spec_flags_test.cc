@@ -177,6 +177,37 @@ TEST(JobSpecFlagsTest, SpecFileMergedWithFlags) {
   EXPECT_THAT(spec->offload().ssd_dirs(), ElementsAre("/file/a", "/file/b"));
 }
 
+// bench's use: its defaults under the file, the file under the flags, and a
+// flag it declares itself (with another meaning) neither listed nor read.
+TEST(JobSpecFlagsTest, BaseUnderFileUnderFlagsAndOwnFlagsLeftAlone) {
+  JobSpecFlagsOptions options;
+  options.base.mutable_model()->set_layers(16);
+  options.base.mutable_model()->set_hidden(2048);
+  options.base.mutable_training()->set_lr(1e-4);
+  options.base.mutable_offload()->set_window(4);
+  options.own_flags = {"method"};
+  for (const FlagSpec& flag : JobSpecFlags(options)) {
+    EXPECT_NE(flag.name, "method");
+  }
+  EXPECT_EQ(JobSpecFlags(options).size() + 1, JobSpecFlags().size());
+
+  const std::string path = WriteSpecFile(
+      "base.json", R"({"model": {"hidden": 64}, "training": {"lr": 0.5}})");
+  // A command that declares --method itself parses it with its own flags.
+  std::vector<FlagSpec> flags = JobSpecFlags(options);
+  flags.push_back({"method", "LIST", "the command's own"});
+  absl::StatusOr<ParsedArgs> args = ParseArgs(
+      {"--spec", path, "--lr", "0.25", "--method", "all"}, flags, {});
+  ASSERT_TRUE(args.ok()) << args.status();
+  absl::StatusOr<JobSpec> spec = BuildJobSpec(*args, options);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->model().layers(), 16);          // base only
+  EXPECT_EQ(spec->model().hidden(), 64);          // file over base
+  EXPECT_DOUBLE_EQ(spec->training().lr(), 0.25);  // flag over file
+  EXPECT_EQ(spec->offload().window(), 4);         // base only
+  EXPECT_EQ(spec->offload().method(), v1::OFFLOAD_METHOD_UNSPECIFIED);
+}
+
 TEST(JobSpecFlagsTest, SsdDirFlagReplacesFileList) {
   const std::string path = WriteSpecFile(
       "ssd.json", R"({"offload": {"ssd_dirs": ["/file/a", "/file/b"]}})");

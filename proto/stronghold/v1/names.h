@@ -19,6 +19,19 @@ inline const char* OffloadMethodName(OffloadMethod method) {
   }
 }
 
+// "fp32" (also for PRECISION_UNSPECIFIED, which means it), "bf16", "fp16":
+// the spelling of `strongholdctl --precision`.
+inline const char* PrecisionName(Precision precision) {
+  switch (precision) {
+    case BF16:
+      return "bf16";
+    case FP16:
+      return "fp16";
+    default:
+      return "fp32";
+  }
+}
+
 }  // namespace stronghold::v1
 
 #endif  // STRONGHOLD_PROTO_STRONGHOLD_V1_NAMES_H_

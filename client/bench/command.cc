@@ -1,0 +1,77 @@
+// `bench`: parses the options, checks what a long run would only discover at
+// its end (the plotter), picks the device peak and hands over to the cases.
+#include "client/bench/command.h"
+
+#include <unistd.h>
+
+#include "client/bench/cases.h"
+#include "client/bench/options.h"
+#include "client/bench/output.h"
+#include "client/bench/runner.h"
+#include "client/bench/stats.h"
+#include "core/util/status_macros.h"
+
+namespace stronghold::client {
+namespace {
+
+// The client can only tell the CPU features of its own host; the daemon's
+// is the one that runs the jobs.
+bool DaemonHasAvx512(const v1::Node& node) {
+  char host[256] = {};
+  if (gethostname(host, sizeof(host) - 1) != 0) return false;
+  return node.hostname() == host && __builtin_cpu_supports("avx512f");
+}
+
+absl::StatusOr<int> Bench(const BenchOptions& options,
+                          CommandContext& context) {
+  if (context.output == OutputFormat::kJson) {
+    return absl::InvalidArgumentError(
+        "bench writes its results as logs and CSV files under --out-dir; "
+        "--output json is not supported");
+  }
+  if (options.plot && options.bench_case != BenchCase::kRun) {
+    RETURN_IF_ERROR(CheckPlotter(options));
+  }
+  ASSIGN_OR_RETURN(const v1::Node node, context.client->GetNode());
+  BenchEnvironment environment{
+      .client = context.client,
+      .node = node,
+      .peak = ChoosePeak(options.peak_tflops, node, DaemonHasAvx512(node)),
+      .out_dir = options.out_dir,
+      .progress = context.out,
+  };
+  std::ostream& out = *context.out;
+  out << "bench " << BenchCaseName(options.bench_case) << " on "
+      << node.device() << " (" << node.hostname() << "); device peak "
+      << environment.peak.source << "\n";
+  if (node.queued_jobs() > 0 || !node.running_job().empty()) {
+    *context.err << "strongholdctl: note: the daemon has other jobs ("
+                 << node.queued_jobs() << " queued"
+                 << (node.running_job().empty()
+                         ? ""
+                         : ", " + node.running_job() + " running")
+                 << "); benchmark jobs wait for them and run alone\n";
+  }
+  BenchRunner runner(options, std::move(environment));
+  return RunBench(runner, out, *context.err);
+}
+
+}  // namespace
+
+Command BenchCommand() {
+  return {
+      .name = "bench",
+      .summary =
+          "benchmark the methods like the seed's run.sh and cases: "
+          "logs, CSV, plots",
+      .flags = BenchFlags(),
+      .parse = [](const ParsedArgs& args) -> absl::StatusOr<Action> {
+        ASSIGN_OR_RETURN(BenchOptions options, ParseBenchOptions(args));
+        return [options](CommandContext& context) {
+          return Bench(options, context);
+        };
+      },
+  };
+}
+
+}  // namespace stronghold::client

@@ -1,0 +1,120 @@
+#include "client/bench/report.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "client/bench/log.h"
+#include "core/util/file_util.h"
+#include "core/util/status_macros.h"
+#include "stronghold/v1/names.h"
+
+namespace stronghold::client {
+namespace {
+
+std::string Fixed(double value, int decimals) {
+  return absl::StrFormat("%.*f", decimals, value);
+}
+
+}  // namespace
+
+std::string SizeText(int64_t parameters) {
+  const double p = static_cast<double>(parameters);
+  if (p >= 1e9) return absl::StrFormat("%.3f B", p / 1e9);
+  if (p >= 1e6) return absl::StrFormat("%.3f M", p / 1e6);
+  return absl::StrFormat("%.3f K", p / 1e3);
+}
+
+std::string SamplesText(const BenchRun& run) {
+  return run.succeeded() ? Fixed(run.summary.samples_per_s, 4)
+                         : OutcomeName(run.outcome);
+}
+
+std::string IterationMsText(const BenchRun& run) {
+  return run.succeeded() ? Fixed(1e3 * run.summary.step_s, 1) : "-";
+}
+
+std::string ResultText(const BenchRun& run) {
+  return run.reason.empty()
+             ? OutcomeName(run.outcome)
+             : absl::StrCat(OutcomeName(run.outcome), ": ", run.reason);
+}
+
+std::vector<std::string> RunCsvHeader() {
+  return {"method",
+          "layers",
+          "parameters",
+          "window_requested",
+          "window_used",
+          "outcome",
+          "samples_per_s",
+          "iteration_ms",
+          "tokens_per_s",
+          "model_tflops",
+          "mfu_percent",
+          "compute_ms",
+          "h2d_wait_ms",
+          "d2h_wait_ms",
+          "optimizer_ms",
+          "device_plan_bytes",
+          "device_budget_bytes",
+          "host_plan_bytes",
+          "host_budget_bytes",
+          "device_peak_bytes",
+          "reason",
+          "log"};
+}
+
+std::vector<std::string> RunCsvCells(const BenchRun& run,
+                                     const DevicePeak& peak) {
+  const IterationSummary& s = run.summary;
+  const bool ok = run.succeeded();
+  auto figure = [ok](double value, int decimals) {
+    return ok ? Fixed(value, decimals) : std::string();
+  };
+  return {
+      v1::OffloadMethodName(run.point.method),
+      absl::StrCat(run.point.layers),
+      absl::StrCat(run.parameters),
+      absl::StrCat(run.point.window),
+      ok ? absl::StrCat(run.window_used) : "",
+      OutcomeName(run.outcome),
+      figure(s.samples_per_s, 6),
+      figure(1e3 * s.step_s, 3),
+      figure(s.tokens_per_s, 3),
+      figure(s.model_tflops, 9),
+      ok && peak.tflops > 0 ? Fixed(100.0 * s.model_tflops / peak.tflops, 4)
+                            : "",
+      figure(1e3 * s.compute_s, 3),
+      figure(1e3 * s.h2d_wait_s, 3),
+      figure(1e3 * s.d2h_wait_s, 3),
+      figure(1e3 * s.optimizer_s, 3),
+      absl::StrCat(run.plan.device_bytes()),
+      absl::StrCat(run.plan.device_budget_bytes()),
+      absl::StrCat(run.plan.host_bytes()),
+      absl::StrCat(run.plan.host_budget_bytes()),
+      ok ? absl::StrCat(s.device_peak_bytes) : "",
+      run.reason,
+      run.log_path,
+  };
+}
+
+absl::Status WriteCaseFiles(const BenchRunner& runner, absl::string_view name,
+                            absl::Time time, const std::vector<CaseCsv>& csvs,
+                            std::ostream& out) {
+  const std::string& dir = runner.environment().out_dir;
+  RETURN_IF_ERROR(EnsureDir(dir));
+  std::vector<std::string> paths;
+  for (const CaseCsv& csv : csvs) {
+    paths.push_back(
+        CaseFilePath(dir, absl::StrCat(name, csv.suffix), time, "csv"));
+    RETURN_IF_ERROR(
+        core::WriteFileAtomically(paths.back(), csv.csv.ToString()));
+    out << "csv: " << paths.back() << "\n";
+  }
+  if (!runner.options().plot) return absl::OkStatus();
+  const std::string png = CaseFilePath(dir, name, time, "png");
+  RETURN_IF_ERROR(Plot(runner.options(), name, png, paths));
+  out << "plot: " << png << "\n";
+  return absl::OkStatus();
+}
+
+}  // namespace stronghold::client
