@@ -101,8 +101,9 @@ class WindowedEngine::Impl {
  public:
   Impl(const JobConfig& config, const ExecutionPlan& plan, Device* device, FusedAdamW* optimizer,
        std::vector<HostBuffer> buffers, LossScaleState* state, Timeline* timeline,
-       storage::SpillStreamer* spill)
+       storage::SpillStreamer* spill, HostLedger* ledger)
       : config_(config),
+        ledger_(ledger),
         window_(plan.window),
         slots_count_(plan.slots),
         l2l_(plan.method == OffloadMethod::kL2L),
@@ -133,6 +134,16 @@ class WindowedEngine::Impl {
     tier_.reset();  // waits for its reads and H2D copies
     if (host_ckpt_ != nullptr) device_->FreeHost(host_ckpt_);
     device_->Reset();
+    for (const auto& [name, bytes] : charged_) ledger_->Release(name, bytes);
+  }
+
+  // Charges host memory about to be allocated to its planned buffer
+  // (core/plan/host_ledger.h); released when the engine goes.
+  absl::Status Charge(const char* name, int64_t bytes) {
+    if (ledger_ == nullptr || bytes == 0) return absl::OkStatus();
+    RETURN_IF_ERROR(ledger_->Charge(name, bytes));
+    charged_.emplace_back(name, bytes);
+    return absl::OkStatus();
   }
 
   absl::Status Allocate() {
@@ -162,11 +173,15 @@ class WindowedEngine::Impl {
     // What H2D sends but the NVMe tier holds: a bf16/fp16 working copy, or
     // an fp32 master (HostBuffer::sent_array).
     std::vector<TierReader::Source> sources;
+    int64_t largest_sent = 0;
     for (const HostBuffer& b : buffers_) {
       sources.push_back(b.sent_array >= 0
                             ? TierReader::Source{b.spill_item, b.sent_array, b.layout.count * elem_}
                             : TierReader::Source{});
+      if (b.sent_array >= 0) largest_sent = std::max(largest_sent, b.layout.count * elem_);
     }
+    RETURN_IF_ERROR(Charge("host.staging.ssd_weights",
+                           (slots + 1) * TierReader::RingEntryBytes(largest_sent)));
     ASSIGN_OR_RETURN(tier_, TierReader::Create(device_, spill_, std::move(sources),
                                                slots + 1));  // TierReadRing
     if (spill_ != nullptr) traffic_seen_ = spill_->traffic();  // an earlier engine's is not ours
@@ -186,13 +201,18 @@ class WindowedEngine::Impl {
       for (const HostBuffer& b : buffers_) {
         const int64_t n = b.layout.count;
         const bool working = b.working != nullptr;  // restored too: a skipped step resends it
-        backup_storage_.push_back(std::make_unique<float[]>(3 * n + (working ? (n + 1) / 2 : 0)));
+        RETURN_IF_ERROR(Charge("host.speculative_backup", 3 * n * 4 + (working ? n * elem_ : 0)));
+        backup_storage_.push_back(std::make_unique<float[]>(3 * n));
         float* base = backup_storage_.back().get();
         ParamBuffer backup = ToParamBuffer(b, precision_);
         backup.param = base;
         backup.exp_avg = base + n;
         backup.exp_avg_sq = base + 2 * n;
-        backup.working = working ? base + 3 * n : nullptr;
+        backup.working = nullptr;
+        if (working) {
+          backup_working_.push_back(std::make_unique<uint16_t[]>(n));
+          backup.working = backup_working_.back().get();
+        }
         backups_.push_back(backup);
       }
     }
@@ -200,6 +220,7 @@ class WindowedEngine::Impl {
     const int boundaries = host_ckpt_mode_ ? slots + 1 : layers_ + 1;
     ASSIGN_OR_RETURN(ckpt_, device_->Allocate(boundaries * act, "activation checkpoints"));
     if (host_ckpt_mode_) {
+      RETURN_IF_ERROR(Charge("host.activations.checkpoints", (layers_ + 1) * act));
       ASSIGN_OR_RETURN(host_ckpt_, device_->AllocateHost((layers_ + 1) * act));
       boundary_d2h_.resize(boundaries);
     }
@@ -207,6 +228,7 @@ class WindowedEngine::Impl {
     // for the embedding and the final norm.
     for (int s = 0; s < slots + 2; ++s) {
       const int64_t n = s < slots ? block : buffers_[s == slots ? 0 : buffers_.size() - 1].layout.count;
+      RETURN_IF_ERROR(Charge("host.staging.gradients", n * elem_));
       ASSIGN_OR_RETURN(void* h, device_->AllocateHost(n * elem_));
       staging_.push_back(h);
     }
@@ -817,6 +839,8 @@ class WindowedEngine::Impl {
   }
 
   const JobConfig config_;
+  HostLedger* const ledger_;  // not owned; null: host memory not accounted
+  std::vector<std::pair<const char*, int64_t>> charged_;  // to release
   const int window_;
   const int slots_count_;  // ExecutionPlan::slots
   const bool l2l_;
@@ -871,6 +895,7 @@ class WindowedEngine::Impl {
   // step's update.
   const bool speculate_;  // SpeculativeUpdates(): every step's updates are speculative
   std::vector<std::unique_ptr<float[]>> backup_storage_;
+  std::vector<std::unique_ptr<uint16_t[]>> backup_working_;  // bf16/fp16 working copies
   std::vector<ParamBuffer> backups_;
   int64_t epoch_ = 0;  // speculative steps begun: a backup is saved once per epoch
   std::vector<int> update_order_;  // PlanUpdateOrders()
@@ -900,7 +925,7 @@ class WindowedEngine::Impl {
 absl::StatusOr<std::unique_ptr<WindowedEngine>> WindowedEngine::Create(
     const JobConfig& config, const ExecutionPlan& plan, Device* device, FusedAdamW* optimizer,
     std::vector<HostBuffer> buffers, LossScaleState* state, Timeline* timeline,
-    storage::SpillStreamer* spill) {
+    storage::SpillStreamer* spill, HostLedger* ledger) {
   if (plan.reference || plan.window < 1 || plan.slots < 1) {
     return absl::InvalidArgumentError(
         "the windowed engine needs an engine plan with a window and slots (core/plan/planner.h)");
@@ -927,7 +952,7 @@ absl::StatusOr<std::unique_ptr<WindowedEngine>> WindowedEngine::Create(
   }
   CHECK(state != nullptr);
   auto impl = std::make_unique<Impl>(config, plan, device, optimizer, std::move(buffers), state,
-                                     timeline, spill);
+                                     timeline, spill, ledger);
   RETURN_IF_ERROR(impl->Allocate());
   return std::unique_ptr<WindowedEngine>(new WindowedEngine(std::move(impl), plan.window));
 }

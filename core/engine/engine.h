@@ -53,6 +53,7 @@
 #include "core/engine/host_buffer.h"
 #include "core/model/gpt_layout.h"
 #include "core/plan/execution_plan.h"
+#include "core/plan/host_ledger.h"
 #include "core/plan/job_config.h"
 #include "core/engine/loss_scale.h"
 #include "core/optim/fused_adamw.h"
@@ -114,11 +115,15 @@ class WindowedEngine {
   // or a checkpoint keeps it). `spill` (not
   // owned; needed if any buffer has a spill_item) holds the moments spilled
   // to the NVMe tier: each step stages them in update order ahead of the
-  // CPU optimizer and writes them back after each update.
+  // CPU optimizer and writes them back after each update. `ledger` (not
+  // owned; optional) is charged the host memory the engine allocates
+  // (staging, host activation checkpoints, speculative backups, the NVMe
+  // read-ahead ring), each to its planned buffer, and released when the
+  // engine goes.
   static absl::StatusOr<std::unique_ptr<WindowedEngine>> Create(
       const JobConfig& config, const ExecutionPlan& plan, Device* device, FusedAdamW* optimizer,
       std::vector<HostBuffer> buffers, LossScaleState* state, Timeline* timeline,
-      storage::SpillStreamer* spill = nullptr);
+      storage::SpillStreamer* spill = nullptr, HostLedger* ledger = nullptr);
   ~WindowedEngine();
 
   // One optimizer step: every micro-batch's forward and backward, then the

@@ -29,12 +29,16 @@ absl::StatusOr<std::unique_ptr<TierReader>> TierReader::Create(Device* device,
   if (largest == 0) return reader;  // nothing on the tier: no ring
   if (spill == nullptr) return absl::InvalidArgumentError("tier reader: sources but no streamer");
   for (int i = 0; i < ring; ++i) {
-    absl::StatusOr<void*> data = device->AllocateHost(RoundUp(largest, kAlignment));
+    absl::StatusOr<void*> data = device->AllocateHost(RingEntryBytes(largest));
     if (!data.ok()) return data.status();  // the destructor frees the others
     CHECK_EQ(reinterpret_cast<uintptr_t>(*data) % kAlignment, 0u);
     reader->ring_.push_back(Entry{*data});
   }
   return reader;
+}
+
+int64_t TierReader::RingEntryBytes(int64_t largest_source_bytes) {
+  return RoundUp(largest_source_bytes, kAlignment);
 }
 
 TierReader::~TierReader() {

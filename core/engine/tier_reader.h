@@ -51,8 +51,11 @@ class TierReader {
     int64_t unplanned = 0;   // Takes out of the planned order
   };
 
-  // `ring` host buffers, each as large as the largest source (rounded up to
-  // 4096 bytes), from `device` (not owned; nor is `spill`).
+  // Bytes of one ring buffer for sources of up to `largest_source_bytes`
+  // (0 without sources: no ring).
+  static int64_t RingEntryBytes(int64_t largest_source_bytes);
+  // `ring` host buffers, each RingEntryBytes(the largest source), from
+  // `device` (not owned; nor is `spill`).
   static absl::StatusOr<std::unique_ptr<TierReader>> Create(Device* device,
                                                              storage::SpillStreamer* spill,
                                                              std::vector<Source> sources, int ring);

@@ -269,7 +269,8 @@ void PlaceWeightsOnSsd(
     const JobConfig& c, const NodeBudgets& node, ExecutionPlan& plan, bool cuda,
     const std::function<void(std::string, const char*, int64_t, std::string)>& add) {
   const int64_t need = HostNeed(plan, node.device == "cpu");
-  if (need <= plan.budget_host_bytes) return;
+  const bool forced = node.force_ssd_weight_layers >= 0;
+  if (forced ? node.force_ssd_weight_layers == 0 : need <= plan.budget_host_bytes) return;
   const int64_t layer = c.model.parameters_per_layer();
   const int64_t e = ComputeElementBytes(c.training.precision);
   const bool fp32 = c.training.precision == Precision::kFp32;
@@ -278,7 +279,10 @@ void PlaceWeightsOnSsd(
   const int64_t one = RoundUp(layer * e, kSsdAlignment);
   const int64_t optimizer = kSsdStagingSlots * one;
   const int64_t excess = need - plan.budget_host_bytes + ring * one + optimizer;
-  const int64_t k = std::min<int64_t>((excess + layer * e - 1) / (layer * e), c.model.layers);
+  // (Forced beyond the layers whose state is there, the trainer refuses it.)
+  const int64_t k = forced ? std::min(node.force_ssd_weight_layers, c.model.layers)
+                           : std::min<int64_t>((excess + layer * e - 1) / (layer * e),
+                                               std::min(plan.ssd_layers, c.model.layers));
   const std::string sent = absl::StrCat("host.weights.", lowp);
   for (PlannedBuffer& b : plan.buffers) {
     if (b.name != sent) continue;
@@ -311,11 +315,13 @@ void PlaceOnSsd(const JobConfig& c, const NodeBudgets& node, ExecutionPlan& plan
                 const std::function<void(std::string, const char*, int64_t, std::string)>& add) {
   const bool device_is_host = node.device == "cpu";
   const int64_t need = HostNeed(plan, device_is_host);
+  const bool forced = node.force_ssd_layers >= 0;
   // Speculative updates save state that the tier would hold, and resident
   // layers are the ones the tier would take first: not together.
-  if (!node.ssd_streaming || c.offload.ssd_dirs.empty() || plan.budget_host_bytes <= 0 ||
-      need <= plan.budget_host_bytes || plan.speculative_updates ||
-      plan.device_resident_layers > 0) {
+  if (forced ? node.force_ssd_layers == 0
+             : (!node.ssd_streaming || c.offload.ssd_dirs.empty() ||
+                plan.budget_host_bytes <= 0 || need <= plan.budget_host_bytes ||
+                plan.speculative_updates || plan.device_resident_layers > 0)) {
     return;
   }
   const bool masters = SsdHoldsMasters(c.training.precision);
@@ -324,8 +330,9 @@ void PlaceOnSsd(const JobConfig& c, const NodeBudgets& node, ExecutionPlan& plan
   const int64_t state_per_layer = arrays * layer * kFloat;
   const int64_t staging = kSsdStagingSlots * arrays * RoundUp(layer * kFloat, kSsdAlignment);
   const int64_t excess = need - plan.budget_host_bytes + staging;
-  const int64_t k = std::min<int64_t>((excess + state_per_layer - 1) / state_per_layer,
-                                      c.model.layers);
+  const int64_t k = std::min<int64_t>(
+      forced ? node.force_ssd_layers : (excess + state_per_layer - 1) / state_per_layer,
+      c.model.layers);
   // The host buffers the spilled layers leave shrink in place.
   const int64_t host_params = plan.parameters - k * layer;
   for (PlannedBuffer& b : plan.buffers) {
@@ -349,7 +356,9 @@ void PlaceOnSsd(const JobConfig& c, const NodeBudgets& node, ExecutionPlan& plan
                       layer,
                       masters ? "" : " (the masters, which H2D sends, follow only if this is not enough)"));
   plan.ssd_layers = static_cast<int>(k);
-  if (k == c.model.layers) PlaceWeightsOnSsd(c, node, plan, node.device.rfind("cuda", 0) == 0, add);
+  if (forced ? node.force_ssd_weight_layers > 0 : k == c.model.layers) {
+    PlaceWeightsOnSsd(c, node, plan, node.device.rfind("cuda", 0) == 0, add);
+  }
 }
 
 // What the ssd tier holds of the spilled layers, for the plan's reasons.
@@ -502,7 +511,9 @@ ExecutionPlan PlanExecution(const JobConfig& config, const NodeBudgets& node) {
     return plan;
   }
   // RESIDENT: the whole training state on the compute device, and the full
-  // autograd graph of one micro-batch (no recomputation).
+  // autograd graph of one micro-batch (no recomputation). (A forced NVMe
+  // share is recorded for the trainer to refuse.)
+  plan.ssd_layers = std::max(0, node.force_ssd_layers);
   const int64_t p = plan.parameters;
   const std::string params = absl::StrFormat("%d params fp32", p);
   add("weights.fp32", kTierDevice, p * kFloat, params);

@@ -30,6 +30,14 @@ struct NodeBudgets {
   // Whether the engine streams spilled state from the NVMe tier (it does:
   // ExecutionPlan::ssd_layers). False plans as if there were no such tier.
   bool ssd_streaming = true;
+  // Tests and benchmarks only (-1 = as the host budget requires): place
+  // exactly this many block layers' optimizer state (and what H2D sends of
+  // force_ssd_weight_layers of them) on the NVMe tier, whatever the budget,
+  // with the staging that needs, so that the plan's table and its settings
+  // still agree. Honoured wherever a spill is possible (the trainer refuses
+  // it where it is not: no ssd_dirs, speculative updates, RESIDENT).
+  int force_ssd_layers = -1;
+  int force_ssd_weight_layers = -1;
 };
 
 

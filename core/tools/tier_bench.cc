@@ -79,9 +79,10 @@ Figures Measure(const JobConfig& c, const std::string& job_dir, int ssd_layers,
   std::filesystem::remove_all(job_dir);
   // The tier's share as the benchmark sets it (a short host budget would
   // make the planner choose it so).
-  ExecutionPlan plan = PlanExecution(c, {.device = "cpu"});
-  plan.ssd_layers = ssd_layers;
-  plan.ssd_weight_layers = ssd_weight_layers;
+  const ExecutionPlan plan =
+      PlanExecution(c, {.device = "cpu",
+                        .force_ssd_layers = ssd_layers,
+                        .force_ssd_weight_layers = ssd_weight_layers});
   auto trainer = Trainer::Create(c, plan, {.job_dir = job_dir, .trace_every = 0});
   Meter m;
   const absl::Status s = trainer.ok() ? (*trainer)->Run(&m) : trainer.status();

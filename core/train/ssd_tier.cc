@@ -79,7 +79,7 @@ std::vector<T*> SsdTier::SpillArrays(int i, T* exp_avg, T* exp_avg_sq, T* master
 
 // The initial weights are drawn here one layer at a time so that they never
 // all sit in host memory.
-absl::Status SsdTier::Open() {
+absl::Status SsdTier::Open(HostLedger* ledger) {
   if (plan_.ssd_layers <= 0 || spill_ != nullptr) return absl::OkStatus();
   std::vector<storage::SpillItem> items;
   for (int i = 1; Spilled(i); ++i) {
@@ -112,6 +112,11 @@ absl::Status SsdTier::Open() {
     }
     device = ssd_device_.get();
   }
+  // The staging slots (with the master or working copy where they hold it),
+  // charged to the plan's host.staging.ssd and host.staging.ssd.*.
+  RETURN_IF_ERROR(ledger->Charge(
+      "host.staging.ssd",
+      storage::SpillStreamer::StagingBytes(items, kSsdStagingSlots, device->alignment())));
   ssd_store_ = std::make_unique<storage::ExtentStore>(device, storage::ExtentStoreOptions());
   ASSIGN_OR_RETURN(spill_, storage::SpillStreamer::Create(ssd_store_.get(), items,
                                                           {kSsdStagingSlots}));

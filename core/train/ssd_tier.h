@@ -25,6 +25,7 @@
 #include "core/checkpoint/checkpoint.h"
 #include "core/model/gpt_layout.h"
 #include "core/plan/execution_plan.h"
+#include "core/plan/host_ledger.h"
 #include "core/plan/job_config.h"
 #include "core/train/trainer_options.h"
 #include "storage/block_device.h"
@@ -65,7 +66,8 @@ class SsdTier {
   // masters). Working copies there are the trainer's to write before the
   // first step reads them (WriteWorking). OK and nothing done without
   // ssd_layers or when open already.
-  absl::Status Open();
+  // Its host staging is charged to `ledger` (not owned).
+  absl::Status Open(HostLedger* ledger);
   // What the engine streams the spilled state through; null until Open()
   // and without ssd_layers.
   storage::SpillStreamer* streamer() const { return spill_.get(); }

@@ -20,6 +20,7 @@
 #include "core/model/gpt_layout.h"
 #include "core/device/host_device.h"
 #include "core/engine/loss_scale.h"
+#include "core/plan/host_ledger.h"
 #include "core/plan/planner.h"
 #include "core/train/ssd_tier.h"
 #include "core/util/status_macros.h"
@@ -74,48 +75,7 @@ class Trainer::Impl {
   Impl(const JobConfig& config, const ExecutionPlan& plan, const TrainerOptions& options,
        std::unique_ptr<Dataset> data, std::unique_ptr<FusedAdamW> optimizer)
       : config_(config), plan_(plan), options_(options), data_(std::move(data)),
-        optimizer_(std::move(optimizer)), tier_(config, plan, options) {
-    const std::vector<BufferLayout> layouts = ModelLayout(config.model);
-    const auto f32 = torch::TensorOptions().dtype(torch::kFloat32);
-    for (size_t i = 0; i < layouts.size(); ++i) {
-      LayerState s;
-      s.layout = layouts[i];
-      // Else on the NVMe tier, written there by Prepare().
-      if (!tier_.MasterSpilled(static_cast<int>(i))) {
-        s.param = torch::empty({s.layout.count}, f32);
-      }
-      s.grad = torch::zeros({s.layout.count}, f32);
-      if (!tier_.Spilled(static_cast<int>(i))) {
-        s.exp_avg = torch::zeros({s.layout.count}, f32);
-        s.exp_avg_sq = torch::zeros({s.layout.count}, f32);
-      }
-      if (config.training.precision != Precision::kFp32 &&
-          !tier_.WeightSpilled(static_cast<int>(i))) {
-        // 16-bit raw storage: only our converters (core/optim/float16.h)
-        // read and write it.
-        s.working = torch::empty({s.layout.count}, torch::kInt16);
-      }
-      layers_.push_back(std::move(s));
-    }
-    // The initial weights (of spilled masters: SsdTier::Open). Each buffer is
-    // its own counter-based stream (core/model/gpt_init.h), so buffers are drawn
-    // in parallel with the same result; serially, a log, a sine and a cosine
-    // per value add up for the seed's 1B-parameter models, which gpu_check
-    // creates several times.
-    std::atomic<size_t> next{0};
-    std::vector<std::thread> pool;
-    const size_t threads =
-        std::min<size_t>(layers_.size(), std::max(1u, std::thread::hardware_concurrency()));
-    for (size_t t = 0; t < threads; ++t) {
-      pool.emplace_back([&] {
-        for (size_t i = next++; i < layers_.size(); i = next++) {
-          if (!layers_[i].param.defined()) continue;
-          InitBuffer(layers_[i].layout, config.model, config.training.seed, static_cast<int>(i),
-                     layers_[i].param.data_ptr<float>());
-        }
-      });
-    }
-    for (std::thread& t : pool) t.join();
+        optimizer_(std::move(optimizer)), ledger_(plan), tier_(config, plan, options) {
     const int micro = config.training.micro_batch, seq = config.model.seq_len;
     inputs_ = torch::empty({micro, seq}, torch::kInt64);
     targets_ = torch::empty({micro, seq}, torch::kInt64);
@@ -125,42 +85,122 @@ class Trainer::Impl {
     engine_.reset();  // frees its device memory before the device goes
   }
 
-  // Sets up what the plan runs: the windowed engine, or for the reference
-  // (RESIDENT in fp32 on the host device) plain autograd, which needs
-  // nothing more. Elsewhere RESIDENT is the engine with every layer kept:
-  // plain autograd would need its own copy of the mixed-precision machinery
-  // (working copies, fp32 accumulation, loss scale, skipped steps); with
-  // W = L the engine is that reference, and the fp32 parity tests (plain
-  // autograd == engine, bit for bit) make the engine trustworthy as one.
+  // Sets up what the plan runs: the host state, and the windowed engine, or
+  // for the reference (RESIDENT in fp32 on the host device) plain autograd,
+  // which needs nothing more. Elsewhere RESIDENT is the engine with every
+  // layer kept: plain autograd would need its own copy of the
+  // mixed-precision machinery (working copies, fp32 accumulation, loss
+  // scale, skipped steps); with W = L the engine is that reference, and the
+  // fp32 parity tests (plain autograd == engine, bit for bit) make the
+  // engine trustworthy as one.
   absl::Status Prepare() {
     if (!plan_.fits) return absl::ResourceExhaustedError(plan_.reason);
     const bool gpu = options_.device != nullptr && options_.device->name() != "cpu";
     RETURN_IF_ERROR(tier_.CheckPlan());
-    if (plan_.reference) {
-      if (gpu) {
-        return absl::InvalidArgumentError(
-            "the reference plan (RESIDENT, fp32) runs on the host device, not on a GPU");
+    if (plan_.reference && gpu) {
+      return absl::InvalidArgumentError(
+          "the reference plan (RESIDENT, fp32) runs on the host device, not on a GPU");
+    }
+    if (!plan_.reference) {
+      device_ = options_.device;
+      if (device_ == nullptr) {
+        owned_device_ = std::make_unique<HostDevice>(
+            plan_.budget_device_bytes > 0 ? plan_.budget_device_bytes : INT64_MAX);
+        device_ = owned_device_.get();
       }
+    }
+    RETURN_IF_ERROR(AllocateHostState(gpu));
+    InitWeights();
+    if (plan_.reference) {
       for (LayerState& s : layers_) {
         s.param.set_requires_grad(true);
         s.param.mutable_grad() = s.grad;  // backward accumulates in place
       }
       return absl::OkStatus();
     }
-    device_ = options_.device;
-    if (device_ == nullptr) {
-      owned_device_ = std::make_unique<HostDevice>(
-          plan_.budget_device_bytes > 0 ? plan_.budget_device_bytes : INT64_MAX);
-      device_ = owned_device_.get();
-    }
-    if (gpu) RETURN_IF_ERROR(PinHostState());
-    RETURN_IF_ERROR(tier_.Open());
+    RETURN_IF_ERROR(tier_.Open(&ledger_));
     return MakeEngine();
+  }
+
+  // Every buffer's host state, each array charged to its planned buffer
+  // (core/plan/host_ledger.h) before it is allocated. Undefined where the
+  // NVMe tier holds it. On a GPU what H2D copies every step is pinned (the
+  // blocks come from the device's cache, which keeps them for the next job,
+  // core/device/host_buffer_cache.h), which makes those copies asynchronous
+  // and full speed: the fp32 masters and gradients, or in bf16/fp16 the
+  // working copy (unless on the NVMe tier: the engine stages it in pinned
+  // memory).
+  absl::Status AllocateHostState(bool gpu) {
+    const bool fp32 = config_.training.precision == Precision::kFp32;
+    // The reference's state is the (host) device's; the engine's the host's.
+    const std::string prefix = plan_.reference ? "" : "host.";
+    const std::vector<BufferLayout> layouts = ModelLayout(config_.model);
+    for (size_t b = 0; b < layouts.size(); ++b) {
+      const int i = static_cast<int>(b);
+      LayerState s;
+      s.layout = layouts[b];
+      const int64_t n = s.layout.count;
+      if (!tier_.MasterSpilled(i)) {
+        ASSIGN_OR_RETURN(s.param, Allocate(prefix + "weights.fp32", n, torch::kFloat32,
+                                           gpu && fp32, /*zero=*/false));
+      }
+      ASSIGN_OR_RETURN(s.grad, Allocate(prefix + "grads.fp32", n, torch::kFloat32, gpu && fp32,
+                                        /*zero=*/true));
+      if (!tier_.Spilled(i)) {
+        ASSIGN_OR_RETURN(s.exp_avg, Allocate(prefix + "adam.exp_avg.fp32", n, torch::kFloat32,
+                                             false, /*zero=*/true));
+        ASSIGN_OR_RETURN(s.exp_avg_sq, Allocate(prefix + "adam.exp_avg_sq.fp32", n,
+                                                torch::kFloat32, false, /*zero=*/true));
+      }
+      if (!fp32 && !tier_.WeightSpilled(i)) {
+        // 16-bit raw storage: only our converters (core/optim/float16.h)
+        // read and write it.
+        ASSIGN_OR_RETURN(s.working,
+                         Allocate(absl::StrCat(prefix, "weights.",
+                                               PrecisionName(config_.training.precision)),
+                                  n, torch::kInt16, gpu, /*zero=*/false));
+      }
+      layers_.push_back(std::move(s));
+    }
+    return absl::OkStatus();
+  }
+  absl::StatusOr<torch::Tensor> Allocate(const std::string& name, int64_t count,
+                                         torch::ScalarType dtype, bool pinned, bool zero) {
+    const auto options = torch::TensorOptions().dtype(dtype);
+    RETURN_IF_ERROR(ledger_.Charge(name, count * static_cast<int64_t>(c10::elementSize(dtype))));
+    if (!pinned) return zero ? torch::zeros({count}, options) : torch::empty({count}, options);
+    ASSIGN_OR_RETURN(void* p, device_->AllocateHost(count * c10::elementSize(dtype)));
+    Device* device = device_;  // outlives the job's tensors (the daemon's)
+    torch::Tensor t =
+        torch::from_blob(p, {count}, [device](void* q) { device->FreeHost(q); }, options);
+    if (zero) t.zero_();  // the cache hands out used blocks
+    return t;
+  }
+
+  // The initial weights (of spilled masters: SsdTier::Open). Each buffer is
+  // its own counter-based stream (core/model/gpt_init.h), so buffers are
+  // drawn in parallel with the same result; serially, a log, a sine and a
+  // cosine per value add up for the seed's 1B-parameter models, which
+  // gpu_check creates several times.
+  void InitWeights() {
+    std::atomic<size_t> next{0};
+    std::vector<std::thread> pool;
+    const size_t threads =
+        std::min<size_t>(layers_.size(), std::max(1u, std::thread::hardware_concurrency()));
+    for (size_t t = 0; t < threads; ++t) {
+      pool.emplace_back([&] {
+        for (size_t i = next++; i < layers_.size(); i = next++) {
+          if (!layers_[i].param.defined()) continue;
+          InitBuffer(layers_[i].layout, config_.model, config_.training.seed,
+                     static_cast<int>(i), layers_[i].param.data_ptr<float>());
+        }
+      });
+    }
+    for (std::thread& t : pool) t.join();
   }
 
   // The host state as checkpoints see it, with the spilled layers' state
   // streamed through the tier's staging buffer (SsdTier::StageSpilled).
-  // Taken afresh each time: pinning replaces the tensors.
   std::vector<CheckpointBuffer> Buffers() {
     std::vector<CheckpointBuffer> out;
     for (int i = 0; i < static_cast<int>(layers_.size()); ++i) {
@@ -174,37 +214,6 @@ class Trainer::Impl {
           i, s.param.defined() ? s.param.data_ptr<float>() : nullptr));
     }
     return out;
-  }
-
-  // What the GPU copies every step goes to pinned memory, which makes those
-  // copies asynchronous and full speed: the weights and gradients, or in
-  // bf16/fp16 the working copy. The blocks come from the device's cache,
-  // which keeps them for the next job (core/device/host_buffer_cache.h).
-  absl::Status PinHostState() {
-    for (LayerState& s : layers_) {
-      // bf16/fp16: the working copy is what moves (unless on the NVMe tier:
-      // the engine stages it in pinned memory).
-      if (config_.training.precision != Precision::kFp32) {
-        if (s.working.defined()) {
-          ASSIGN_OR_RETURN(s.working, Pinned(s.working));
-        }
-        continue;
-      }
-      // A master on the NVMe tier: the engine reads it into pinned staging.
-      if (s.param.defined()) {
-        ASSIGN_OR_RETURN(s.param, Pinned(s.param));
-      }
-      ASSIGN_OR_RETURN(s.grad, Pinned(s.grad));
-    }
-    return absl::OkStatus();
-  }
-  absl::StatusOr<torch::Tensor> Pinned(const torch::Tensor& t) {
-    ASSIGN_OR_RETURN(void* p, device_->AllocateHost(t.numel() * t.element_size()));
-    Device* device = device_;  // outlives the job's tensors (the daemon's)
-    torch::Tensor pinned =
-        torch::from_blob(p, t.sizes(), [device](void* q) { device->FreeHost(q); }, t.options());
-    pinned.copy_(t);
-    return pinned;
   }
 
   // The working copies follow the masters (after the initialization, a
@@ -326,6 +335,7 @@ class Trainer::Impl {
     return layers_.at(index).param.data_ptr<float>();
   }
   void SetLossScale(double scale) { loss_scale_.scale = scale; }
+  const HostLedger& ledger() const { return ledger_; }
 
   std::vector<std::vector<float>> Weights() {
     if (engine_) CHECK(engine_->Drain().ok());
@@ -374,7 +384,7 @@ class Trainer::Impl {
     ASSIGN_OR_RETURN(engine_, WindowedEngine::Create(config_, plan_, device_,
                                                      optimizer_.get(), std::move(buffers),
                                                      &loss_scale_, &timeline_,
-                                                     tier_.streamer()));
+                                                     tier_.streamer(), &ledger_));
     return absl::OkStatus();
   }
 
@@ -544,6 +554,8 @@ class Trainer::Impl {
   const TrainerOptions options_;
   std::unique_ptr<Dataset> data_;
   std::unique_ptr<FusedAdamW> optimizer_;
+  // The host memory of the training state, charged against the plan.
+  HostLedger ledger_;
   std::vector<LayerState> layers_;  // embedding, blocks..., final_norm
   torch::Tensor inputs_;            // [micro_batch, seq_len] int64
   torch::Tensor targets_;           // [micro_batch, seq_len] int64
@@ -611,6 +623,10 @@ float* TrainerTestPeer::HostWeights(Trainer& trainer, int index) {
 
 void TrainerTestPeer::SetLossScale(Trainer& trainer, double scale) {
   trainer.impl_->SetLossScale(scale);
+}
+
+std::vector<std::string> TrainerTestPeer::HostLedgerDifferences(Trainer& trainer) {
+  return trainer.impl_->ledger().Differences();
 }
 
 }  // namespace stronghold::core

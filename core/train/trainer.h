@@ -136,6 +136,9 @@ class TrainerTestPeer {
   static float* HostWeights(Trainer& trainer, int index);
   // Sets fp16's current loss scale (e.g. 2^40, to force an overflow).
   static void SetLossScale(Trainer& trainer, double scale);
+  // The planned host buffers the trainer does not hold exactly (core/plan/
+  // host_ledger.h: HostLedger::Differences); empty when it holds its plan.
+  static std::vector<std::string> HostLedgerDifferences(Trainer& trainer);
 };
 
 // LibTorch's version, e.g. "2.11.0".

@@ -32,10 +32,9 @@ ExecutionPlan PlanFor(const JobConfig& config, int64_t device_budget_bytes) {
 }
 
 ExecutionPlan PlanWithSsd(const JobConfig& config, int ssd_layers, int ssd_weight_layers) {
-  ExecutionPlan plan = PlanFor(config);
-  plan.ssd_layers = ssd_layers;
-  plan.ssd_weight_layers = ssd_weight_layers;
-  return plan;
+  return PlanExecution(config, {.device = "cpu",
+                                .force_ssd_layers = ssd_layers,
+                                .force_ssd_weight_layers = ssd_weight_layers});
 }
 
 TrainedRun Train(const JobConfig& config, const std::string& name, int64_t device_budget_bytes,
