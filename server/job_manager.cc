@@ -17,7 +17,7 @@
 #include "core/train/trainer.h"
 #include "glog/logging.h"
 #include "server/resume.h"
-#include "server/spec_convert.h"
+#include "server/proto_convert.h"
 #include "server/version.h"
 
 namespace stronghold::server {
@@ -39,34 +39,6 @@ absl::StatusOr<core::JobConfig> ValidatedConfig(const v1::JobSpec& spec) {
   return config;
 }
 
-v1::MemoryPlan ToProto(const core::MemoryPlan& p) {
-  v1::MemoryPlan out;
-  out.set_parameters(p.parameters);
-  out.set_parameters_per_layer(p.parameters_per_layer);
-  out.set_device_bytes(p.bytes_device);
-  out.set_pinned_bytes(p.bytes_pinned);
-  out.set_host_bytes(p.bytes_host);
-  out.set_ssd_bytes(p.bytes_ssd);
-  out.set_device_budget_bytes(p.budget_device_bytes);
-  out.set_host_budget_bytes(p.budget_host_bytes);
-  out.set_fits(p.fits);
-  out.set_reason(p.reason);
-  out.set_window(p.window);
-  out.set_kept_activation_layers(p.kept_activation_layers);
-  out.set_ssd_layers(p.ssd_layers);
-  out.set_ssd_weight_layers(p.ssd_weight_layers);
-  out.set_device(p.device);
-  out.set_model_flops_per_step(p.model_flops_per_step);
-  for (const core::PlannedBuffer& b : p.buffers) {
-    v1::PlannedBuffer* pb = out.add_buffers();
-    pb->set_name(b.name);
-    pb->set_tier(b.tier);
-    pb->set_bytes(b.bytes);
-    pb->set_shape(b.shape);
-  }
-  return out;
-}
-
 }  // namespace
 
 // Reports one running job's progress into its record.
@@ -77,32 +49,8 @@ class JobManager::Run final : public core::TrainerObserver {
   void OnStep(const core::StepReport& s) override {
     absl::MutexLock lock(&m_->mu_);
     Record& r = m_->jobs_.at(id_);
-    v1::StepMetrics metrics;
-    metrics.set_step(s.step);
-    metrics.set_loss(s.loss);
-    metrics.set_lr(s.lr);
-    metrics.set_grad_norm(s.grad_norm);
-    metrics.set_samples_per_s(s.samples_per_s);
-    metrics.set_tokens_per_s(s.tokens_per_s);
-    metrics.set_step_s(s.step_s);
-    metrics.set_compute_s(s.compute_s);
-    metrics.set_h2d_wait_s(s.h2d_wait_s);
-    metrics.set_d2h_wait_s(s.d2h_wait_s);
-    metrics.set_nvme_wait_s(s.nvme_wait_s);
-    metrics.set_optimizer_s(s.optimizer_s);
-    metrics.set_model_tflops(s.model_tflops);
-    metrics.set_window(s.window);
-    metrics.set_device_peak_bytes(s.device_peak_bytes);
-    metrics.set_h2d_bytes(s.h2d_bytes);
-    metrics.set_d2h_bytes(s.d2h_bytes);
-    metrics.set_nvme_read_bytes(s.nvme_read_bytes);
-    metrics.set_nvme_write_bytes(s.nvme_write_bytes);
-    metrics.set_loss_scale(s.loss_scale);
-    metrics.set_skipped(s.skipped);
-    metrics.set_rolled_back(s.rolled_back);
-    if (m_->options_.device_peak_flops > 0) {
-      metrics.set_mfu(s.model_tflops * 1e12 / m_->options_.device_peak_flops);
-    }
+    const v1::StepMetrics metrics =
+        ToStepMetrics(s, m_->options_.device_peak_flops);
     r.job.set_step(s.step);
     r.job.set_last_loss(s.loss);
     *r.job.mutable_last_metrics() = metrics;

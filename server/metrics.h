@@ -126,6 +126,8 @@ class Metrics final : public JobListener {
   prometheus::Family<prometheus::Gauge>& target_steps_;
   prometheus::Family<prometheus::Counter>& phase_seconds_;
   prometheus::Family<prometheus::Counter>& transfer_bytes_;
+  prometheus::Family<prometheus::Counter>& nvme_reused_bytes_;
+  prometheus::Family<prometheus::Counter>& nvme_unplanned_reads_;
   prometheus::Family<prometheus::Counter>& optimizer_parameters_;
   prometheus::Family<prometheus::Gauge>& job_info_;
   // Per node.

@@ -181,6 +181,29 @@ TEST(MetricsTest, Fp16LossScaleAndSkippedSteps) {
   EXPECT_EQ(Value(metrics, "stronghold_job_steps_total", j), 3);
 }
 
+// Every NVMe figure a step reports: the drive's traffic as transfer
+// directions, staging-slot reuse and unplanned reads as their own counters.
+TEST(MetricsTest, NvmeTierFiguresAccumulate) {
+  Metrics metrics(Options());
+  const v1::Job job = MakeJob(1, v1::Job::RUNNING);
+  v1::StepMetrics step = Step(1);
+  step.set_nvme_read_bytes(1000);
+  step.set_nvme_write_bytes(300);
+  step.set_nvme_reused_bytes(200);
+  step.set_nvme_unplanned_reads(1);
+  metrics.OnJobStep(job, step);
+  metrics.OnJobStep(job, step);
+  const std::map<std::string, std::string> j = {{"job_name", "jobs/1"}};
+  EXPECT_EQ(Value(metrics, "stronghold_job_transfer_bytes_total",
+                  {{"job_name", "jobs/1"}, {"direction", "nvme_read"}}),
+            2000);
+  EXPECT_EQ(Value(metrics, "stronghold_job_transfer_bytes_total",
+                  {{"job_name", "jobs/1"}, {"direction", "nvme_write"}}),
+            600);
+  EXPECT_EQ(Value(metrics, "stronghold_job_nvme_reused_bytes_total", j), 400);
+  EXPECT_EQ(Value(metrics, "stronghold_job_nvme_unplanned_reads_total", j), 2);
+}
+
 TEST(MetricsTest, JobStatesAreCountedOnce) {
   Metrics metrics(Options());
   metrics.OnJobState(MakeJob(1, v1::Job::QUEUED));
