@@ -1,0 +1,128 @@
+#include "server/job_runner.h"
+
+#include <google/protobuf/util/json_util.h>
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "core/checkpoint/checkpoint.h"
+#include "core/util/status_macros.h"
+#include "glog/logging.h"
+#include "server/job_store.h"
+#include "server/proto_convert.h"
+#include "server/resume.h"
+
+namespace stronghold::server {
+
+namespace v1 = ::stronghold::v1;
+
+namespace {
+
+// Reports one running job's progress to its recorder.
+class RecordingObserver final : public core::TrainerObserver {
+ public:
+  RecordingObserver(const JobRun& run, JobRecorder& recorder,
+                    double device_peak_flops)
+      : run_(run), recorder_(recorder), peak_flops_(device_peak_flops) {}
+
+  void OnStep(const core::StepReport& report) override {
+    recorder_.RecordStep(run_.id, ToStepMetrics(report, peak_flops_));
+  }
+  void OnMessage(const std::string& message) override {
+    recorder_.RecordMessage(run_.id, message);
+  }
+  void OnCheckpoint(const std::string& name) override {
+    // The directory is the truth: keep_last may have pruned older ones.
+    recorder_.RecordCheckpoints(
+        run_.id, core::ListCheckpoints(run_.checkpoints_dir), name);
+  }
+  void OnTrace(int64_t step, const std::string& json) override {
+    recorder_.RecordTrace(run_.id, step, json);
+  }
+  core::StopRequest StopRequested() override {
+    return recorder_.StopRequested(run_.id);
+  }
+
+ private:
+  const JobRun& run_;
+  JobRecorder& recorder_;
+  const double peak_flops_;
+};
+
+// The effective spec as stored in every checkpoint (job.json).
+std::string SpecJson(const v1::JobSpec& spec) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  std::string json;
+  if (!google::protobuf::util::MessageToJsonString(spec, &json, options).ok()) {
+    return "";
+  }
+  return json;
+}
+
+}  // namespace
+
+JobRunner::JobRunner(JobRunnerOptions options) : options_(std::move(options)) {}
+
+absl::Status JobRunner::Run(const JobRun& run, JobRecorder& recorder) {
+  RecordingObserver observer(run, recorder, options_.device_peak_flops);
+  ASSIGN_OR_RETURN(std::unique_ptr<core::Trainer> trainer,
+                   CreateTrainer(run, observer));
+  ASSIGN_OR_RETURN(
+      const Restored restored,
+      RestoreTrainer(*trainer, run.checkpoints_dir, run.resume_dir));
+  if (!restored.note.empty()) observer.OnMessage(restored.note);
+  recorder.RecordRestored(run.id, restored.step);
+  return trainer->Run(&observer);
+}
+
+absl::StatusOr<std::unique_ptr<core::Trainer>> JobRunner::CreateTrainer(
+    const JobRun& run, core::TrainerObserver& observer) {
+  const core::JobConfig config = ToJobConfig(run.spec);
+  const core::MemoryPlan plan = core::PlanMemory(config, options_.budgets);
+  core::TrainerOptions trainer_options{
+      .job_dir = run.job_dir,
+      .device = options_.device.get(),
+      .device_budget_bytes = plan.budget_device_bytes,
+      .optimizer_threads = options_.optimizer_threads,
+      .job_spec_json = SpecJson(run.spec),
+      // The Adam moments the plan put on the NVMe tier.
+      .ssd_layers = plan.ssd_layers,
+      // And the working copies, when even that was short.
+      .ssd_weight_layers = plan.ssd_weight_layers};
+  // The layers whose activations fit beside the window: the plan's count
+  // where host memory bounds them too (the CPU device) or the spec names a
+  // count; on a GPU with the automatic count the trainer resolves it again
+  // for the window it settles on (a smaller window leaves room for more).
+  if (config.offload.kept_activation_layers != 0 ||
+      options_.budgets.device == "cpu") {
+    trainer_options.kept_activation_layers = plan.kept_activation_layers;
+  }
+  if (!options_.ssd_fault_injection.faults.empty()) {
+    trainer_options.wrap_ssd_device = SsdFaultWrapper(run.id, observer);
+  }
+  return core::Trainer::Create(config, trainer_options);
+}
+
+std::function<std::unique_ptr<storage::BlockDevice>(
+    std::unique_ptr<storage::BlockDevice>)>
+JobRunner::SsdFaultWrapper(int64_t id, core::TrainerObserver& observer) {
+  return [this, id, &observer](std::unique_ptr<storage::BlockDevice> device)
+             -> std::unique_ptr<storage::BlockDevice> {
+    if (ssd_faults_spent_.exchange(true)) return device;
+    auto faulty =
+        std::make_unique<storage::FaultInjectingBlockDevice>(std::move(device));
+    storage::ArmFaults(options_.ssd_fault_injection, faulty.get());
+    const std::string note = absl::StrCat(
+        "TESTING: faults injected into this job's NVMe tier "
+        "(--ssd_fault_injection=",
+        options_.ssd_fault_injection.text, ")");
+    LOG(WARNING) << JobName(id) << ": " << note;
+    observer.OnMessage(note);
+    return faulty;
+  };
+}
+
+}  // namespace stronghold::server
