@@ -1,10 +1,14 @@
 #include "server/job_runner.h"
 
+#include <cxxabi.h>
 #include <google/protobuf/util/json_util.h>
 
+#include <exception>
+#include <new>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "core/checkpoint/checkpoint.h"
 #include "core/util/status_macros.h"
 #include "glog/logging.h"
@@ -49,6 +53,13 @@ class RecordingObserver final : public core::TrainerObserver {
   const double peak_flops_;
 };
 
+// The first line of an exception's message: c10::Error appends a C++ stack
+// trace, which belongs in the log, not in Job.error.
+std::string FirstLine(const char* what) {
+  const absl::string_view text(what != nullptr ? what : "");
+  return std::string(text.substr(0, text.find('\n')));
+}
+
 // The effective spec as stored in every checkpoint (job.json).
 std::string SpecJson(const v1::JobSpec& spec) {
   google::protobuf::util::JsonPrintOptions options;
@@ -64,17 +75,48 @@ std::string SpecJson(const v1::JobSpec& spec) {
 
 }  // namespace
 
-JobRunner::JobRunner(JobRunnerOptions options) : options_(std::move(options)) {}
+JobRunner::JobRunner(JobRunnerOptions options)
+    : options_(std::move(options)), create_trainer_(&core::Trainer::Create) {}
 
 absl::Status JobRunner::Run(const JobRun& run, JobRecorder& recorder) {
   RecordingObserver observer(run, recorder, options_.device_peak_flops);
+  const char* doing = "starting";
+  // The trainer lives inside Train(), so unwinding frees it before the
+  // error is recorded (the memory an out-of-memory job held is back).
+  try {
+    return Train(run, recorder, observer, &doing);
+  } catch (const abi::__forced_unwind&) {
+    throw;  // thread cancellation must unwind to the end
+  } catch (const std::bad_alloc& e) {
+    LOG(ERROR) << JobName(run.id) << ": out of memory while " << doing << ": "
+               << e.what();
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "out of memory while ", doing, " (", FirstLine(e.what()), ")"));
+  } catch (const std::exception& e) {
+    LOG(ERROR) << JobName(run.id) << ": exception while " << doing << ": "
+               << e.what();
+    return absl::InternalError(
+        absl::StrCat("exception while ", doing, ": ", FirstLine(e.what())));
+  } catch (...) {
+    LOG(ERROR) << JobName(run.id) << ": unknown exception while " << doing;
+    return absl::InternalError(
+        absl::StrCat("exception of an unknown type while ", doing));
+  }
+}
+
+absl::Status JobRunner::Train(const JobRun& run, JobRecorder& recorder,
+                              core::TrainerObserver& observer,
+                              const char** doing) {
+  *doing = "creating the trainer";
   ASSIGN_OR_RETURN(std::unique_ptr<core::Trainer> trainer,
                    CreateTrainer(run, observer));
+  *doing = "restoring the trainer";
   ASSIGN_OR_RETURN(
       const Restored restored,
       RestoreTrainer(*trainer, run.checkpoints_dir, run.resume_dir));
   if (!restored.note.empty()) observer.OnMessage(restored.note);
   recorder.RecordRestored(run.id, restored.step);
+  *doing = "training";
   return trainer->Run(&observer);
 }
 
@@ -103,7 +145,7 @@ absl::StatusOr<std::unique_ptr<core::Trainer>> JobRunner::CreateTrainer(
   if (!options_.ssd_fault_injection.faults.empty()) {
     trainer_options.wrap_ssd_device = SsdFaultWrapper(run.id, observer);
   }
-  return core::Trainer::Create(config, trainer_options);
+  return create_trainer_(config, trainer_options);
 }
 
 std::function<std::unique_ptr<storage::BlockDevice>(

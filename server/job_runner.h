@@ -2,6 +2,13 @@
 // from the checkpoint it continues from (server/resume.h), trains it, and
 // reports its progress to a JobRecorder (the manager's record of the job).
 //
+// A job can never take the daemon down: every exception thrown while the
+// trainer is created, restored or run (std::bad_alloc; c10::Error, which
+// derives from std::exception; any other std::exception; anything else) is
+// caught here and ends the run with a status naming what was happening and
+// the exception, which fails the job like any other error. The trainer is
+// destroyed, its memory freed, before Run() returns.
+//
 // Thread safety: Run() is called by one thread at a time (the manager's
 // worker); the recorder is called from that thread only.
 #ifndef STRONGHOLD_SERVER_JOB_RUNNER_H_
@@ -84,10 +91,20 @@ class JobRunner {
   // Trains `run` from its newest intact checkpoint (else resume_dir, else
   // step 0) to its end. Returns what core::Trainer::Run does (OK when done,
   // CANCELLED or ABORTED on a stop request, or the error that stopped
-  // training), or the error of creating or restoring the trainer.
+  // training), the error of creating or restoring the trainer, or for an
+  // exception RESOURCE_EXHAUSTED (std::bad_alloc) or INTERNAL (any other),
+  // with what the runner was doing and the exception's message.
   absl::Status Run(const JobRun& run, JobRecorder& recorder);
 
  private:
+  friend class JobRunnerTestPeer;
+  using TrainerFactory =
+      std::function<absl::StatusOr<std::unique_ptr<core::Trainer>>(
+          const core::JobConfig&, const core::TrainerOptions&)>;
+
+  // Create, restore, run; `*doing` says which, for an exception's message.
+  absl::Status Train(const JobRun& run, JobRecorder& recorder,
+                     core::TrainerObserver& observer, const char** doing);
   // The one place a job becomes a trainer: its config and the node's
   // options turned into core::Trainer::Create's arguments.
   absl::StatusOr<std::unique_ptr<core::Trainer>> CreateTrainer(
@@ -101,6 +118,10 @@ class JobRunner {
 
   // Constant after construction.
   const JobRunnerOptions options_;
+  // core::Trainer::Create; tests replace it (JobRunnerTestPeer) to make
+  // creation fail in ways a real trainer cannot be told to.
+  TrainerFactory create_trainer_;
+
   // options_.ssd_fault_injection has been armed on a job's tier.
   std::atomic<bool> ssd_faults_spent_{false};
 };

@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -192,6 +193,39 @@ TEST(JobManagerTest, InjectedSsdFaultsReachTheFirstJobWithATierOnly) {
   EXPECT_NE(error.find(ssd + "/stronghold-"), std::string::npos) << error;
   EXPECT_NE(error.find("(injected fault)"), std::string::npos) << error;
   EXPECT_EQ(ended("jobs/3"), v1::Job::SUCCEEDED) << m.Get("jobs/3")->error();
+}
+
+// A listener that throws from the job path (it is called from inside
+// core::Trainer::Run, through the run's observer): std::bad_alloc on step 2
+// of jobs/1, nothing for other jobs.
+class ThrowingListener : public JobListener {
+ public:
+  void OnJobState(const v1::Job&) override {}
+  void OnJobStep(const v1::Job& job, const v1::StepMetrics& m) override {
+    if (job.name() == "jobs/1" && m.step() == 2) throw std::bad_alloc();
+  }
+};
+
+TEST(JobManagerTest, AJobThatThrowsFailsAndTheDaemonKeepsServing) {
+  ThrowingListener listener;
+  auto created = JobManager::Create({.state_dir = StateDir("jm_throws"),
+                                     .listener = &listener,
+                                     .optimizer_threads = 1});
+  ASSERT_TRUE(created.ok()) << created.status();
+  JobManager& m = **created;
+  ASSERT_TRUE(m.Submit(Tiny(5)).ok());
+  ASSERT_TRUE(m.Submit(Tiny(3)).ok());
+  auto ended = [&](const std::string& name) {
+    const auto state = WaitWhile(m, name, v1::Job::QUEUED);
+    return state == v1::Job::RUNNING ? WaitWhile(m, name, v1::Job::RUNNING)
+                                     : state;
+  };
+  EXPECT_EQ(ended("jobs/1"), v1::Job::FAILED);
+  EXPECT_EQ(m.Get("jobs/1")->error(),
+            "RESOURCE_EXHAUSTED: out of memory while training "
+            "(std::bad_alloc)");
+  EXPECT_EQ(ended("jobs/2"), v1::Job::SUCCEEDED) << m.Get("jobs/2")->error();
+  EXPECT_EQ(m.List(0, "")->jobs_size(), 2);
 }
 
 }  // namespace
