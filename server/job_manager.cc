@@ -47,6 +47,10 @@ JobRunnerOptions RunnerOptions(const JobManagerOptions& options) {
 
 absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(
     JobManagerOptions options) {
+  if (options.max_job_restarts < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_job_restarts: must be >= 0, got ", options.max_job_restarts));
+  }
   ASSIGN_OR_RETURN(JobStore store, JobStore::Open(options.state_dir));
   std::unique_ptr<JobManager> m(
       new JobManager(std::move(options), std::move(store)));
@@ -55,17 +59,23 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(
     for (v1::Job& job : m->store_.LoadAll()) {
       const int64_t id = *ParseJobName(job.name());
       m->next_id_ = std::max(m->next_id_, id + 1);
-      const JobRecovery recovery =
-          RecoverJob(job, m->store_.CheckpointsDir(id));
+      const JobRecovery recovery = RecoverJob(job, m->store_.CheckpointsDir(id),
+                                              m->options_.max_job_restarts);
       Record& r = m->jobs_[id];
       r.job = std::move(job);
       switch (recovery.action) {
         case JobRecovery::Action::kKeep:
           break;
         case JobRecovery::Action::kRequeue:
+          // Persists daemon_stops too, before the job can run again.
           m->SetStateLocked(r, v1::Job::QUEUED, "").IgnoreError();
           m->AddMessageLocked(r, recovery.note);
           m->queue_.push_back(id);
+          break;
+        case JobRecovery::Action::kFail:
+          LOG(WARNING) << r.job.name() << ": " << recovery.note;
+          m->AddMessageLocked(r, recovery.note);
+          m->SetStateLocked(r, v1::Job::FAILED, recovery.error).IgnoreError();
           break;
       }
     }
@@ -120,7 +130,15 @@ void JobManager::RunJob(int64_t id) {
     run.resume_dir = ResumeDir(run.spec, store_);
     *r.job.mutable_start_time() = TimeUtil::GetCurrentTime();
     r.persisted = std::chrono::steady_clock::now();
-    SetStateLocked(r, v1::Job::RUNNING, "").IgnoreError();
+    // The record must say RUNNING before the job runs: that is how the
+    // next start counts a crash under it (server/job_recovery.h).
+    if (absl::Status s = SetStateLocked(r, v1::Job::RUNNING, ""); !s.ok()) {
+      SetStateLocked(
+          r, v1::Job::FAILED,
+          absl::StrCat("cannot record that the job started: ", s.message()))
+          .IgnoreError();
+      return;
+    }
   }
   const absl::Status status = runner_.Run(run, *this);
 

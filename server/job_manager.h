@@ -14,7 +14,8 @@
 // Restart (after Shutdown() or a crash): jobs found QUEUED or RUNNING in the
 // state directory are queued again and resume from their newest intact
 // checkpoint (server/resume.h), so training continues exactly; hidden
-// leftovers of interrupted checkpoint writes are removed first.
+// leftovers of interrupted checkpoint writes are removed first. A job the
+// daemon died under more than max_job_restarts times fails instead.
 // Shutdown(): the running job finishes its current step, writes a
 // checkpoint, and is left QUEUED for the next start.
 //
@@ -70,6 +71,11 @@ struct JobManagerOptions {
   double device_peak_flops = 0;
   // CPU optimizer threads per job (0 = every CPU the process may use).
   int optimizer_threads = 0;
+  // How many times a job the daemon stopped under (crash, kill -9, the OOM
+  // killer) is resumed at the next start; the stop after that fails it
+  // ("the daemon stopped N times while running this job"). >= 0; 0 fails
+  // it at the first. Bounds a crash loop caused by one job.
+  int max_job_restarts = 2;
   // Testing only (--ssd_fault_injection): faults armed on the NVMe tier of
   // the first job that opens one after the daemon starts; later jobs get a
   // plain tier. Empty = none.
@@ -78,7 +84,8 @@ struct JobManagerOptions {
 
 class JobManager : private JobRecorder {
  public:
-  // The state directory's errors.
+  // INVALID_ARGUMENT naming the option for a bad option; the state
+  // directory's errors.
   static absl::StatusOr<std::unique_ptr<JobManager>> Create(
       JobManagerOptions options);
   ~JobManager() override;

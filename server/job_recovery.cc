@@ -11,7 +11,8 @@ namespace stronghold::server {
 
 namespace v1 = ::stronghold::v1;
 
-JobRecovery RecoverJob(v1::Job& job, const std::string& checkpoints_dir) {
+JobRecovery RecoverJob(v1::Job& job, const std::string& checkpoints_dir,
+                       int max_restarts) {
   if (absl::StatusOr<int> removed =
           core::RemoveIncompleteCheckpoints(checkpoints_dir);
       !removed.ok()) {
@@ -30,6 +31,15 @@ JobRecovery RecoverJob(v1::Job& job, const std::string& checkpoints_dir) {
     return out;
   }
   const bool was_running = job.state() == v1::Job::RUNNING;
+  if (was_running) job.set_daemon_stops(job.daemon_stops() + 1);
+  if (was_running && job.daemon_stops() > max_restarts) {
+    out.action = JobRecovery::Action::kFail;
+    out.error = absl::StrCat("the daemon stopped ", job.daemon_stops(),
+                             " times while running this job");
+    out.note = absl::StrCat(out.error, "; not resumed again (at most ",
+                            max_restarts, " restart(s): --max_job_restarts)");
+    return out;
+  }
   std::string from = "step 0";
   job.set_step(0);
   if (!present.empty()) {

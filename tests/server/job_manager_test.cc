@@ -12,6 +12,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "server/job_store.h"
 #include "storage/fault_spec.h"
 #include "tests/server/job_manager_test_util.h"
 
@@ -226,6 +227,55 @@ TEST(JobManagerTest, AJobThatThrowsFailsAndTheDaemonKeepsServing) {
             "(std::bad_alloc)");
   EXPECT_EQ(ended("jobs/2"), v1::Job::SUCCEEDED) << m.Get("jobs/2")->error();
   EXPECT_EQ(m.List(0, "")->jobs_size(), 2);
+}
+
+TEST(JobManagerTest, NegativeMaxJobRestartsIsRefused) {
+  auto m = JobManager::Create(
+      {.state_dir = StateDir("jm_restarts_bad"), .max_job_restarts = -1});
+  EXPECT_EQ(m.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(m.status().message().find("max_job_restarts"), std::string::npos);
+}
+
+// A daemon that dies while a job runs leaves its record RUNNING; each
+// start counts that, durably, and past max_job_restarts (default 2) the job
+// fails instead of taking the daemon down again.
+TEST(JobManagerTest, AJobTheDaemonDiesUnderIsResumedAtMostTwice) {
+  const std::string dir = StateDir("jm_restarts");
+  {
+    auto m = Manager(dir);
+    ASSERT_TRUE(m->Submit(Tiny(100000)).ok());
+    EXPECT_EQ(WaitWhile(*m, "jobs/1", v1::Job::QUEUED), v1::Job::RUNNING);
+  }
+  // What kill -9 leaves: the record as it was while the job ran (Shutdown()
+  // above left it QUEUED).
+  auto crashed = [&] {
+    JobStore store = *JobStore::Open(dir);
+    v1::Job job = store.LoadAll().at(0);
+    job.set_state(v1::Job::RUNNING);
+    ASSERT_TRUE(store.Save(job).ok());
+  };
+  for (int stop = 1; stop <= 2; ++stop) {
+    crashed();
+    auto m = Manager(dir);
+    EXPECT_EQ(m->Get("jobs/1")->daemon_stops(), stop);
+    EXPECT_EQ(WaitWhile(*m, "jobs/1", v1::Job::QUEUED), v1::Job::RUNNING);
+    // On disk before it runs: a crash now counts.
+    const v1::Job stored = JobStore::Open(dir)->LoadAll().at(0);
+    EXPECT_EQ(stored.state(), v1::Job::RUNNING);
+    EXPECT_EQ(stored.daemon_stops(), stop);
+  }
+  crashed();
+  auto m = Manager(dir);
+  const v1::Job failed = *m->Get("jobs/1");
+  EXPECT_EQ(failed.state(), v1::Job::FAILED);
+  EXPECT_EQ(failed.error(), "the daemon stopped 3 times while running this job");
+  EXPECT_EQ(JobStore::Open(dir)->LoadAll().at(0).state(), v1::Job::FAILED);
+  // And the manager serves: a new job runs.
+  ASSERT_TRUE(m->Submit(Tiny(2)).ok());
+  EXPECT_TRUE(m->Watch("jobs/2", 0, [](const v1::JobEvent&) { return true; },
+                       [] { return false; })
+                  .ok());
+  EXPECT_EQ(m->Get("jobs/2")->state(), v1::Job::SUCCEEDED);
 }
 
 }  // namespace
