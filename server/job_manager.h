@@ -158,7 +158,7 @@ class JobManager : private JobRecorder {
   void AddMessageLocked(const Record& r, const std::string& message)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Records the state (an event, the listener) and persists the record;
-  // returns whether that write failed (it is logged either way).
+  // returns that write's status (a failure is logged either way).
   absl::Status SetStateLocked(Record& r, stronghold::v1::Job::State state,
                               const std::string& error)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
