@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "client/human_format.h"
+#include "client/plan_printer.h"
 #include "client/table.h"
 
 namespace stronghold::client {
@@ -72,6 +73,7 @@ void PrintJob(const v1::Job& job, std::ostream& out) {
   if (job.has_spec()) {
     rows.push_back({"model", ModelText(job.spec().model())});
     rows.push_back({"offload", OffloadText(job.spec().offload())});
+    if (job.has_plan()) rows.push_back({"runs as", RunsAsText(job.plan())});
     if (!job.spec().data().source().empty()) {
       rows.push_back({"data", job.spec().data().source()});
     }

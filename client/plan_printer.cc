@@ -23,7 +23,33 @@ std::string CountText(int64_t count) {
   return absl::StrCat(HumanCount(count), " (", count, ")");
 }
 
+const char* MethodText(v1::OffloadMethod m) {
+  switch (m) {
+    case v1::L2L: return "L2L";
+    case v1::STRONGHOLD: return "STRONGHOLD";
+    default: return "RESIDENT";
+  }
+}
+
 }  // namespace
+
+std::string RunsAsText(const v1::MemoryPlan& plan) {
+  if (plan.reference()) return "the reference: plain autograd over the whole model on the host device";
+  std::string text = absl::StrCat(MethodText(plan.method()), " engine, window ", plan.window());
+  if (plan.automatic_window()) {
+    absl::StrAppend(&text, " (automatic: the largest that fits; the smallest that hides the "
+                           "copies is chosen after profiling step 1)");
+  }
+  absl::StrAppend(&text, ", ", plan.slots(), " device slot", plan.slots() == 1 ? "" : "s");
+  if (plan.host_checkpoints()) absl::StrAppend(&text, ", activation checkpoints on the host");
+  if (plan.device_resident_layers() > 0) {
+    absl::StrAppend(&text, ", layers 0..", plan.device_resident_layers() - 1,
+                    " resident on the device");
+  }
+  if (plan.device_embedding_optimizer()) absl::StrAppend(&text, ", embedding updated on the device");
+  if (plan.speculative_updates()) absl::StrAppend(&text, ", speculative updates");
+  return text;
+}
 
 void PrintPlan(const v1::MemoryPlan& plan, std::ostream& out) {
   // What H2D sends may be on the tier too: fp32 masters or 16-bit working copies.
@@ -33,7 +59,7 @@ void PrintPlan(const v1::MemoryPlan& plan, std::ostream& out) {
       {"device", plan.device().empty() ? "-" : plan.device()},
       {"parameters", CountText(plan.parameters())},
       {"parameters per layer", CountText(plan.parameters_per_layer())},
-      {"window", plan.window() > 0 ? absl::StrCat(plan.window()) : "-"},
+      {"runs as", RunsAsText(plan)},
       {"kept activations", absl::StrCat(plan.kept_activation_layers(),
                                         " layers (the others are recomputed in backward)")},
       {"on the NVMe tier",

@@ -3,6 +3,7 @@
 #define STRONGHOLD_CLIENT_PLAN_PRINTER_H_
 
 #include <ostream>
+#include <string>
 
 #include "stronghold/v1/stronghold.pb.h"
 
@@ -11,6 +12,11 @@ namespace stronghold::client {
 // The plan's parameters, totals per tier, budgets and whether it fits, then
 // a table of its buffers: NAME, TIER, BYTES, SHAPE.
 void PrintPlan(const v1::MemoryPlan& plan, std::ostream& out);
+
+// How a plan runs the job, in one line: "the reference (plain autograd on the
+// host device)", or "STRONGHOLD engine, window 3 of 8 (automatic: ...), 4
+// slots" with the placements that differ from the defaults.
+std::string RunsAsText(const v1::MemoryPlan& plan);
 
 // The node's device and versions, then a table of its memory tiers.
 void PrintNode(const v1::Node& node, std::ostream& out);

@@ -42,6 +42,10 @@ std::string JobStore::JobDir(int64_t id) const {
   return (fs::path(jobs_dir_) / absl::StrCat(id)).string();
 }
 
+std::string JobStore::CheckpointsDir(int64_t id) const {
+  return (fs::path(JobDir(id)) / "checkpoints").string();
+}
+
 std::vector<v1::Job> JobStore::LoadAll() const {
   std::vector<v1::Job> jobs;
   std::error_code ec;

@@ -29,6 +29,8 @@ class JobStore {
 
   // <state_dir>/jobs/<id>
   std::string JobDir(int64_t id) const;
+  // <state_dir>/jobs/<id>/checkpoints
+  std::string CheckpointsDir(int64_t id) const;
 
  private:
   explicit JobStore(std::string jobs_dir) : jobs_dir_(std::move(jobs_dir)) {}

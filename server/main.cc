@@ -54,6 +54,11 @@ ABSL_FLAG(double, device_peak_flops, 0,
           "Dense peak FLOP/s of the compute device for MFU (0 = a nominal figure: "
           "40 GFLOP/s per CPU thread, 80 with AVX-512, on the cpu device)");
 
+ABSL_FLAG(int, max_job_restarts, 2,
+          "Times a job the daemon stopped under (crash, kill -9, OOM killer) is resumed at the "
+          "next start; the stop after that fails it, so one job cannot crash-loop the daemon "
+          "(0 = fail it at the first)");
+
 ABSL_FLAG(std::string, ssd_fault_injection, "",
           "TESTING ONLY, never in production: faults to inject into the NVMe tier of the first "
           "job that opens one, e.g. eio_read@60, torn_write@61, enospc_write@61 (the N-th read "
@@ -146,7 +151,6 @@ int Main() {
             << metrics_options.device_peak_flops_per_s / 1e9 << " GFLOP/s"
             << (absl::GetFlag(FLAGS_device_peak_flops) > 0 ? " (--device_peak_flops)"
                                                            : " (nominal; set --device_peak_flops)");
-  metrics_options.budgets = options.budgets;
   metrics_options.version = kVersion;
   metrics_options.torch_version = core::TorchVersion();
   Metrics metrics(metrics_options);
@@ -169,6 +173,10 @@ int Main() {
   options.device_peak_flops = metrics_options.device_peak_flops_per_s;
   options.optimizer_threads = absl::GetFlag(FLAGS_optimizer_threads);
   if (options.optimizer_threads < 0) return Fail("--optimizer_threads: must be >= 0");
+  options.max_job_restarts = absl::GetFlag(FLAGS_max_job_restarts);
+  if (options.max_job_restarts < 0) {
+    return Fail(absl::StrCat("--max_job_restarts: must be >= 0, got ", options.max_job_restarts));
+  }
   absl::StatusOr<std::unique_ptr<JobManager>> jobs = JobManager::Create(options);
   if (!jobs.ok()) return Fail(std::string(jobs.status().message()));
   metrics.SetNode((*jobs)->Node());

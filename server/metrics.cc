@@ -4,7 +4,7 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
-#include "server/spec_convert.h"
+#include "server/proto_convert.h"
 #include "stronghold/v1/names.h"
 
 namespace stronghold::server {
@@ -85,6 +85,8 @@ struct Metrics::JobSeries {
   Gauge* target_steps = nullptr;
   Counter* phase[kNumPhases] = {};
   Counter* transfer[kNumDirections] = {};
+  Counter* nvme_reused_bytes = nullptr;
+  Counter* nvme_unplanned_reads = nullptr;
   Counter* optimizer_parameters = nullptr;
   Gauge* info = nullptr;
 };
@@ -174,6 +176,19 @@ Metrics::Metrics(MetricsOptions options)
               .Name("stronghold_job_transfer_bytes_total")
               .Help("Bytes moved between tiers (0 until the offload engine "
                     "reports them)")
+              .Register(*registry_)),
+      nvme_reused_bytes_(
+          BuildCounter()
+              .Name("stronghold_job_nvme_reused_bytes_total")
+              .Help("NVMe tier bytes staged from a slot that still held them "
+                    "instead of read from the drive (no I/O)")
+              .Register(*registry_)),
+      nvme_unplanned_reads_(
+          BuildCounter()
+              .Name("stronghold_job_nvme_unplanned_reads_total")
+              .Help("Synchronous reads from the NVMe tier outside the "
+                    "engine's planned fetch order (0 unless that order "
+                    "changed: a performance bug)")
               .Register(*registry_)),
       optimizer_parameters_(
           BuildCounter()
@@ -283,6 +298,8 @@ Metrics::JobSeries& Metrics::SeriesLocked(const v1::Job& job) {
     s->transfer[d] = &transfer_bytes_.Add(
         {{kJobLabel, job.name()}, {"direction", kDirectionNames[d]}});
   }
+  s->nvme_reused_bytes = &nvme_reused_bytes_.Add(labels);
+  s->nvme_unplanned_reads = &nvme_unplanned_reads_.Add(labels);
   s->optimizer_parameters = &optimizer_parameters_.Add(labels);
   s->info =
       &job_info_.Add({{kJobLabel, job.name()},
@@ -313,6 +330,8 @@ void Metrics::RemoveSeriesLocked(const std::string& name) {
   target_steps_.Remove(s.target_steps);
   for (Counter* c : s.phase) phase_seconds_.Remove(c);
   for (Counter* c : s.transfer) transfer_bytes_.Remove(c);
+  nvme_reused_bytes_.Remove(s.nvme_reused_bytes);
+  nvme_unplanned_reads_.Remove(s.nvme_unplanned_reads);
   optimizer_parameters_.Remove(s.optimizer_parameters);
   job_info_.Remove(s.info);
   series_.erase(it);
@@ -336,12 +355,12 @@ void Metrics::OnJobState(const v1::Job& job) {
 
   if (job.state() == v1::Job::RUNNING) {
     SeriesLocked(job);
-    const core::ExecutionPlan plan =
-        core::PlanExecution(ToJobConfig(job.spec()), options_.budgets);
-    running_bytes_[job.name()] = {{core::kTierDevice, plan.bytes_device},
-                                  {core::kTierPinned, plan.bytes_pinned},
-                                  {core::kTierHost, plan.bytes_host},
-                                  {core::kTierSsd, plan.bytes_ssd}};
+    // The run's plan, as the job manager recorded it when the run started.
+    const v1::MemoryPlan& plan = job.plan();
+    running_bytes_[job.name()] = {{core::kTierDevice, plan.device_bytes()},
+                                  {core::kTierPinned, plan.pinned_bytes()},
+                                  {core::kTierHost, plan.host_bytes()},
+                                  {core::kTierSsd, plan.ssd_bytes()}};
   } else {
     running_bytes_.erase(job.name());
   }
@@ -399,6 +418,9 @@ void Metrics::OnJobStep(const v1::Job& job, const v1::StepMetrics& step) {
   s.transfer[kD2h]->Increment(static_cast<double>(step.d2h_bytes()));
   s.transfer[kNvmeRead]->Increment(static_cast<double>(step.nvme_read_bytes()));
   s.transfer[kNvmeWrite]->Increment(static_cast<double>(step.nvme_write_bytes()));
+  s.nvme_reused_bytes->Increment(static_cast<double>(step.nvme_reused_bytes()));
+  s.nvme_unplanned_reads->Increment(
+      static_cast<double>(step.nvme_unplanned_reads()));
   s.optimizer_parameters->Increment(static_cast<double>(job.parameters()));
 }
 

@@ -45,9 +45,6 @@ struct MetricsOptions {
   // takes --device_peak_flops or NominalPeakFlops().
   double device_peak_flops_per_s = 0.0;
   std::string device = "cpu";  // the compute device, for stronghold_device_info
-  // The node's budgets as given to the JobManager; the running job's tier
-  // usage is its memory plan under these budgets.
-  core::NodeBudgets budgets;
   std::string version;        // strongholdd's version (stronghold_build_info)
   std::string torch_version;  // LibTorch's version (stronghold_build_info)
   // Per-job series of ended jobs are kept for the newest this many ended
@@ -126,6 +123,8 @@ class Metrics final : public JobListener {
   prometheus::Family<prometheus::Gauge>& target_steps_;
   prometheus::Family<prometheus::Counter>& phase_seconds_;
   prometheus::Family<prometheus::Counter>& transfer_bytes_;
+  prometheus::Family<prometheus::Counter>& nvme_reused_bytes_;
+  prometheus::Family<prometheus::Counter>& nvme_unplanned_reads_;
   prometheus::Family<prometheus::Counter>& optimizer_parameters_;
   prometheus::Family<prometheus::Gauge>& job_info_;
   // Per node.

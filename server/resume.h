@@ -10,11 +10,14 @@
 #define STRONGHOLD_SERVER_RESUME_H_
 
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "core/plan/job_config.h"
 #include "core/train/trainer.h"
+#include "server/job_store.h"
 #include "stronghold/v1/stronghold.pb.h"
 
 namespace stronghold::server {
@@ -36,6 +39,22 @@ std::string FormatCheckpointRef(const CheckpointRef& ref);
 // base's. resume_from is left to the caller.
 stronghold::v1::JobSpec MergeSpecs(const stronghold::v1::JobSpec& base,
                                    const stronghold::v1::JobSpec& overrides);
+
+// A copy of job `id`'s record; nullopt for an unknown job.
+using JobLookup = std::function<std::optional<stronghold::v1::Job>(int64_t id)>;
+
+// With spec.resume_from: the source job's spec (found with `lookup`) with
+// `spec`'s fields on top, and resume_from pinned to one checkpoint ("the
+// newest" becomes its name now, so the job keeps the same starting point
+// however often it is restarted). Without: `spec` unchanged. NOT_FOUND
+// naming resume_from for an unknown job or checkpoint.
+absl::StatusOr<stronghold::v1::JobSpec> ResolveResume(
+    const stronghold::v1::JobSpec& spec, const JobLookup& lookup);
+
+// The directory of the checkpoint a resolved spec's resume_from pins, in
+// `store`; empty without one.
+std::string ResumeDir(const stronghold::v1::JobSpec& spec,
+                      const JobStore& store);
 
 // The cheap checks SubmitJob makes on a checkpoint a job will start from:
 // the manifest is intact, every file is there with its size, the model is

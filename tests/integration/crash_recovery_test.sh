@@ -4,16 +4,20 @@
 # directory: no test hook in the daemon). After each crash: every listed
 # checkpoint is complete, the restarted daemon resumes the job from the
 # newest one (step N+1 comes next), and at the end the job's final state is
-# byte-identical to an uninterrupted run of the same spec.
+# byte-identical to an uninterrupted run of the same spec. Last, a job the
+# daemon keeps dying under is resumed at most --max_job_restarts times (the
+# default, 2), then FAILED, and the daemon serves on.
 set -uo pipefail
 source "${TEST_SRCDIR}/stronghold/tests/integration/daemon_lib.sh"
 CHECK_CKPT="$RUNFILES/tests/integration/checkpoint_check.py"
+# The rounds below kill the daemon under jobs/2 up to 8 times on purpose.
+MANY_RESTARTS=(--max_job_restarts 100)
 
 SPEC=(--layers 2 --hidden 32 --heads 4 --seq-len 32 --batch 4 --micro-batch 2
       --warmup-steps 3 --clip-norm 0.5 --seed 11 --steps 100 --checkpoint-every 1
       --keep-last 3 --name crash)
 
-start_daemon
+start_daemon "${MANY_RESTARTS[@]}"
 "$CTL" submit "${SPEC[@]}" >/dev/null   # jobs/1: the uninterrupted reference
 "$CTL" submit "${SPEC[@]}" >/dev/null   # jobs/2: the one we crash
 check "reference job succeeds" wait_state 1 SUCCEEDED
@@ -57,7 +61,7 @@ after_crash() {  # after_crash ROUND: checks, restarts, records what follows
   # shellcheck disable=SC2046
   check "round $round: every listed checkpoint is complete" \
     python3 "$CHECK_CKPT" $(ls "$DIR" | grep '^step-' | sed "s|^|$DIR/|")
-  start_daemon
+  start_daemon "${MANY_RESTARTS[@]}"
   "$CTL" status 2 --output json >"$WORK/status$round.json"
   # The job is running again, so it may have written and pruned since: of
   # what it lists, the ones up to the crash must be those found complete.
@@ -104,7 +108,7 @@ for try in 1 2 3 4 5; do
   PID=""
   if [ "$landed" -eq 0 ]; then mid_write=1; break; fi
   echo "try $try: the write finished before the kill; again"
-  start_daemon
+  start_daemon "${MANY_RESTARTS[@]}"
   wait_step "$(( $("$CTL" status 2 --output json | json_field step) + 1 ))"
 done
 check "a kill landed in the middle of a checkpoint write" test "$mid_write" -eq 1
@@ -136,4 +140,27 @@ l2=$("$CTL" status 2 --output json | json_field last_loss)
 check "final loss equal ($l1 = $l2)" test "$l1" = "$l2"
 stop_daemon
 check "daemon exits 0" test $? -eq 0
+
+# A job the daemon keeps dying under (issue 15: one job must not crash-loop
+# the daemon): the default --max_job_restarts 2 resumes it twice; the third
+# stop fails it, and the daemon serves on.
+start_daemon
+"$CTL" submit --layers 1 --hidden 32 --heads 4 --seq-len 32 --batch 2 \
+  --steps 100000 --name doomed >/dev/null   # jobs/3
+for stop in 1 2 3; do
+  check "stop $stop: jobs/3 runs" wait_state 3 RUNNING
+  kill_daemon
+  start_daemon
+  stops=$("$CTL" status 3 --output json | json_field daemon_stops)
+  check "stop $stop: counted ($stops)" test "$stops" = "$stop"
+done
+check "jobs/3 FAILED after the third stop" wait_state 3 FAILED 1
+error=$("$CTL" status 3 --output json | json_field error)
+check "its error says why ($error)" \
+  test "$error" = "the daemon stopped 3 times while running this job"
+check "the daemon serves: list" bash -c '"$0" list | grep -q "jobs/3.*FAILED"' "$CTL"
+"$CTL" submit --layers 1 --hidden 32 --heads 4 --seq-len 32 --steps 2 >/dev/null
+check "the daemon serves: a new job succeeds" wait_state 4 SUCCEEDED
+stop_daemon
+check "daemon exits 0 after it" test $? -eq 0
 finish

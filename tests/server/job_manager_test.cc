@@ -3,14 +3,17 @@
 // method, paging, and what a restart finds in the state directory.
 #include "server/job_manager.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <new>
 #include <string>
 #include <vector>
 
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "server/job_store.h"
 #include "storage/fault_spec.h"
 #include "tests/server/job_manager_test_util.h"
 
@@ -192,6 +195,127 @@ TEST(JobManagerTest, InjectedSsdFaultsReachTheFirstJobWithATierOnly) {
   EXPECT_NE(error.find(ssd + "/stronghold-"), std::string::npos) << error;
   EXPECT_NE(error.find("(injected fault)"), std::string::npos) << error;
   EXPECT_EQ(ended("jobs/3"), v1::Job::SUCCEEDED) << m.Get("jobs/3")->error();
+}
+
+// A listener that throws from the job path (it is called from inside
+// core::Trainer::Run, through the run's observer): std::bad_alloc on step 2
+// of jobs/1, nothing for other jobs.
+class ThrowingListener : public JobListener {
+ public:
+  void OnJobState(const v1::Job&) override {}
+  void OnJobStep(const v1::Job& job, const v1::StepMetrics& m) override {
+    if (job.name() == "jobs/1" && m.step() == 2) throw std::bad_alloc();
+  }
+};
+
+TEST(JobManagerTest, AJobThatThrowsFailsAndTheDaemonKeepsServing) {
+  ThrowingListener listener;
+  auto created = JobManager::Create({.state_dir = StateDir("jm_throws"),
+                                     .listener = &listener,
+                                     .optimizer_threads = 1});
+  ASSERT_TRUE(created.ok()) << created.status();
+  JobManager& m = **created;
+  ASSERT_TRUE(m.Submit(Tiny(5)).ok());
+  ASSERT_TRUE(m.Submit(Tiny(3)).ok());
+  auto ended = [&](const std::string& name) {
+    const auto state = WaitWhile(m, name, v1::Job::QUEUED);
+    return state == v1::Job::RUNNING ? WaitWhile(m, name, v1::Job::RUNNING)
+                                     : state;
+  };
+  EXPECT_EQ(ended("jobs/1"), v1::Job::FAILED);
+  EXPECT_EQ(m.Get("jobs/1")->error(),
+            "RESOURCE_EXHAUSTED: out of memory while training "
+            "(std::bad_alloc)");
+  EXPECT_EQ(ended("jobs/2"), v1::Job::SUCCEEDED) << m.Get("jobs/2")->error();
+  EXPECT_EQ(m.List(0, "")->jobs_size(), 2);
+}
+
+// A job's settings are resolved once (issue 16): planned at submission to
+// refuse what does not fit, then once when its run starts, the plan stored
+// in the record and handed to the trainer. Nothing else plans it: not the
+// trainer, not the metrics' view of the running job, not GetJob or GetNode.
+TEST(JobManagerTest, ARunningJobIsPlannedOnce) {
+  std::atomic<int> plans{0};
+  auto created = JobManager::Create(
+      {.state_dir = StateDir("jm_planned_once"),
+       .optimizer_threads = 1,
+       .planner = [&](const core::JobConfig& c, const core::NodeBudgets& node) {
+         ++plans;
+         return core::PlanExecution(c, node);
+       }});
+  ASSERT_TRUE(created.ok()) << created.status();
+  JobManager& m = **created;
+  v1::JobSpec spec = Tiny(4);
+  spec.mutable_offload()->set_method(v1::STRONGHOLD);  // window 0: automatic
+  const auto job = m.Submit(spec);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(plans, 1) << "submission";
+  EXPECT_TRUE(job->plan().automatic_window()) << "the submission's plan is in the record";
+  const auto state = WaitWhile(m, "jobs/1", v1::Job::QUEUED);
+  const int at_start = plans;
+  if (state == v1::Job::RUNNING) {
+    for (int i = 0; i < 5; ++i) {
+      m.Get("jobs/1").IgnoreError();
+      m.Node();
+    }
+  }
+  EXPECT_EQ(WaitWhile(m, "jobs/1", v1::Job::RUNNING), v1::Job::SUCCEEDED)
+      << m.Get("jobs/1")->error();
+  EXPECT_EQ(plans, 2) << "once more when the run started, and never again";
+  EXPECT_EQ(at_start, 2);
+  const v1::MemoryPlan& plan = m.Get("jobs/1")->plan();
+  EXPECT_EQ(plan.method(), v1::STRONGHOLD);
+  EXPECT_GE(plan.window(), 1);
+  EXPECT_EQ(plan.slots(), std::min(plan.window() + 1, 1));
+}
+
+TEST(JobManagerTest, NegativeMaxJobRestartsIsRefused) {
+  auto m = JobManager::Create(
+      {.state_dir = StateDir("jm_restarts_bad"), .max_job_restarts = -1});
+  EXPECT_EQ(m.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(m.status().message().find("max_job_restarts"), std::string::npos);
+}
+
+// A daemon that dies while a job runs leaves its record RUNNING; each
+// start counts that, durably, and past max_job_restarts (default 2) the job
+// fails instead of taking the daemon down again.
+TEST(JobManagerTest, AJobTheDaemonDiesUnderIsResumedAtMostTwice) {
+  const std::string dir = StateDir("jm_restarts");
+  {
+    auto m = Manager(dir);
+    ASSERT_TRUE(m->Submit(Tiny(100000)).ok());
+    EXPECT_EQ(WaitWhile(*m, "jobs/1", v1::Job::QUEUED), v1::Job::RUNNING);
+  }
+  // What kill -9 leaves: the record as it was while the job ran (Shutdown()
+  // above left it QUEUED).
+  auto crashed = [&] {
+    JobStore store = *JobStore::Open(dir);
+    v1::Job job = store.LoadAll().at(0);
+    job.set_state(v1::Job::RUNNING);
+    ASSERT_TRUE(store.Save(job).ok());
+  };
+  for (int stop = 1; stop <= 2; ++stop) {
+    crashed();
+    auto m = Manager(dir);
+    EXPECT_EQ(m->Get("jobs/1")->daemon_stops(), stop);
+    EXPECT_EQ(WaitWhile(*m, "jobs/1", v1::Job::QUEUED), v1::Job::RUNNING);
+    // On disk before it runs: a crash now counts.
+    const v1::Job stored = JobStore::Open(dir)->LoadAll().at(0);
+    EXPECT_EQ(stored.state(), v1::Job::RUNNING);
+    EXPECT_EQ(stored.daemon_stops(), stop);
+  }
+  crashed();
+  auto m = Manager(dir);
+  const v1::Job failed = *m->Get("jobs/1");
+  EXPECT_EQ(failed.state(), v1::Job::FAILED);
+  EXPECT_EQ(failed.error(), "the daemon stopped 3 times while running this job");
+  EXPECT_EQ(JobStore::Open(dir)->LoadAll().at(0).state(), v1::Job::FAILED);
+  // And the manager serves: a new job runs.
+  ASSERT_TRUE(m->Submit(Tiny(2)).ok());
+  EXPECT_TRUE(m->Watch("jobs/2", 0, [](const v1::JobEvent&) { return true; },
+                       [] { return false; })
+                  .ok());
+  EXPECT_EQ(m->Get("jobs/2")->state(), v1::Job::SUCCEEDED);
 }
 
 }  // namespace

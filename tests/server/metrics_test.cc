@@ -5,7 +5,9 @@
 #include <string>
 
 #include "gtest/gtest.h"
+#include "core/plan/planner.h"
 #include "prometheus/text_serializer.h"
+#include "server/proto_convert.h"
 
 namespace stronghold::server {
 namespace {
@@ -64,6 +66,9 @@ v1::Job MakeJob(int id, v1::Job::State state) {
   job.mutable_spec()->mutable_training()->set_batch(8);
   job.mutable_spec()->mutable_training()->set_micro_batch(8);
   job.mutable_spec()->mutable_training()->set_steps(30);
+  // As the job manager records it when a run starts.
+  *job.mutable_plan() =
+      ToProto(core::PlanExecution(ToJobConfig(job.spec()), {.device = "cpu"}));
   return job;
 }
 
@@ -179,6 +184,29 @@ TEST(MetricsTest, Fp16LossScaleAndSkippedSteps) {
   EXPECT_EQ(Value(metrics, "stronghold_job_skipped_steps_total", j), 2);
   EXPECT_EQ(Value(metrics, "stronghold_job_rolled_back_steps_total", j), 1);
   EXPECT_EQ(Value(metrics, "stronghold_job_steps_total", j), 3);
+}
+
+// Every NVMe figure a step reports: the drive's traffic as transfer
+// directions, staging-slot reuse and unplanned reads as their own counters.
+TEST(MetricsTest, NvmeTierFiguresAccumulate) {
+  Metrics metrics(Options());
+  const v1::Job job = MakeJob(1, v1::Job::RUNNING);
+  v1::StepMetrics step = Step(1);
+  step.set_nvme_read_bytes(1000);
+  step.set_nvme_write_bytes(300);
+  step.set_nvme_reused_bytes(200);
+  step.set_nvme_unplanned_reads(1);
+  metrics.OnJobStep(job, step);
+  metrics.OnJobStep(job, step);
+  const std::map<std::string, std::string> j = {{"job_name", "jobs/1"}};
+  EXPECT_EQ(Value(metrics, "stronghold_job_transfer_bytes_total",
+                  {{"job_name", "jobs/1"}, {"direction", "nvme_read"}}),
+            2000);
+  EXPECT_EQ(Value(metrics, "stronghold_job_transfer_bytes_total",
+                  {{"job_name", "jobs/1"}, {"direction", "nvme_write"}}),
+            600);
+  EXPECT_EQ(Value(metrics, "stronghold_job_nvme_reused_bytes_total", j), 400);
+  EXPECT_EQ(Value(metrics, "stronghold_job_nvme_unplanned_reads_total", j), 2);
 }
 
 TEST(MetricsTest, JobStatesAreCountedOnce) {

@@ -1,4 +1,4 @@
-#include "server/spec_convert.h"
+#include "server/proto_convert.h"
 
 namespace stronghold::server {
 
@@ -8,33 +8,45 @@ namespace {
 
 core::Precision ToPrecision(v1::Precision p) {
   switch (p) {
-    case v1::BF16: return core::Precision::kBf16;
-    case v1::FP16: return core::Precision::kFp16;
-    default: return core::Precision::kFp32;
+    case v1::BF16:
+      return core::Precision::kBf16;
+    case v1::FP16:
+      return core::Precision::kFp16;
+    default:
+      return core::Precision::kFp32;
   }
 }
 
 v1::Precision FromPrecision(core::Precision p) {
   switch (p) {
-    case core::Precision::kBf16: return v1::BF16;
-    case core::Precision::kFp16: return v1::FP16;
-    default: return v1::FP32;
+    case core::Precision::kBf16:
+      return v1::BF16;
+    case core::Precision::kFp16:
+      return v1::FP16;
+    default:
+      return v1::FP32;
   }
 }
 
 core::OffloadMethod ToMethod(v1::OffloadMethod m) {
   switch (m) {
-    case v1::L2L: return core::OffloadMethod::kL2L;
-    case v1::STRONGHOLD: return core::OffloadMethod::kStronghold;
-    default: return core::OffloadMethod::kResident;
+    case v1::L2L:
+      return core::OffloadMethod::kL2L;
+    case v1::STRONGHOLD:
+      return core::OffloadMethod::kStronghold;
+    default:
+      return core::OffloadMethod::kResident;
   }
 }
 
 v1::OffloadMethod FromMethod(core::OffloadMethod m) {
   switch (m) {
-    case core::OffloadMethod::kL2L: return v1::L2L;
-    case core::OffloadMethod::kStronghold: return v1::STRONGHOLD;
-    default: return v1::RESIDENT;
+    case core::OffloadMethod::kL2L:
+      return v1::L2L;
+    case core::OffloadMethod::kStronghold:
+      return v1::STRONGHOLD;
+    default:
+      return v1::RESIDENT;
   }
 }
 
@@ -55,7 +67,8 @@ core::JobConfig ToJobConfig(const v1::JobSpec& spec) {
   const v1::TrainingSpec& t = spec.training();
   SH_TAKE(t, batch, c.training.batch);
   // micro_batch defaults to the whole batch (no accumulation).
-  c.training.micro_batch = t.has_micro_batch() ? t.micro_batch() : c.training.batch;
+  c.training.micro_batch =
+      t.has_micro_batch() ? t.micro_batch() : c.training.batch;
   SH_TAKE(t, steps, c.training.steps);
   SH_TAKE(t, lr, c.training.lr);
   SH_TAKE(t, warmup_steps, c.training.warmup_steps);
@@ -127,6 +140,77 @@ v1::JobSpec ToJobSpec(const core::JobConfig& c) {
   spec.mutable_checkpoint()->set_every_steps(c.checkpoint.every_steps);
   spec.mutable_checkpoint()->set_keep_last(c.checkpoint.keep_last);
   return spec;
+}
+
+v1::MemoryPlan ToProto(const core::ExecutionPlan& p) {
+  v1::MemoryPlan out;
+  out.set_method(FromMethod(p.method));
+  out.set_reference(p.reference);
+  out.set_automatic_window(p.automatic_window);
+  out.set_slots(p.slots);
+  out.set_host_checkpoints(p.host_checkpoints);
+  out.set_kept_follows_window(p.kept_follows_window);
+  out.set_device_resident_layers(p.device_resident_layers);
+  out.set_device_embedding_optimizer(p.device_embedding_optimizer);
+  out.set_speculative_updates(p.speculative_updates);
+  out.set_parameters(p.parameters);
+  out.set_parameters_per_layer(p.parameters_per_layer);
+  out.set_device_bytes(p.bytes_device);
+  out.set_pinned_bytes(p.bytes_pinned);
+  out.set_host_bytes(p.bytes_host);
+  out.set_ssd_bytes(p.bytes_ssd);
+  out.set_device_budget_bytes(p.budget_device_bytes);
+  out.set_host_budget_bytes(p.budget_host_bytes);
+  out.set_fits(p.fits);
+  out.set_reason(p.reason);
+  out.set_window(p.window);
+  out.set_kept_activation_layers(p.kept_activation_layers);
+  out.set_ssd_layers(p.ssd_layers);
+  out.set_ssd_weight_layers(p.ssd_weight_layers);
+  out.set_device(p.device);
+  out.set_model_flops_per_step(p.model_flops_per_step);
+  for (const core::PlannedBuffer& b : p.buffers) {
+    v1::PlannedBuffer* pb = out.add_buffers();
+    pb->set_name(b.name);
+    pb->set_tier(b.tier);
+    pb->set_bytes(b.bytes);
+    pb->set_shape(b.shape);
+  }
+  return out;
+}
+
+v1::StepMetrics ToStepMetrics(const core::StepReport& s,
+                              double device_peak_flops) {
+  v1::StepMetrics m;
+  m.set_step(s.step);
+  m.set_total_steps(s.steps);
+  m.set_loss(s.loss);
+  m.set_lr(s.lr);
+  m.set_grad_norm(s.grad_norm);
+  m.set_samples_per_s(s.samples_per_s);
+  m.set_tokens_per_s(s.tokens_per_s);
+  m.set_step_s(s.step_s);
+  m.set_compute_s(s.compute_s);
+  m.set_h2d_wait_s(s.h2d_wait_s);
+  m.set_d2h_wait_s(s.d2h_wait_s);
+  m.set_nvme_wait_s(s.nvme_wait_s);
+  m.set_optimizer_s(s.optimizer_s);
+  m.set_model_tflops(s.model_tflops);
+  m.set_window(s.window);
+  m.set_device_peak_bytes(s.device_peak_bytes);
+  m.set_h2d_bytes(s.h2d_bytes);
+  m.set_d2h_bytes(s.d2h_bytes);
+  m.set_nvme_read_bytes(s.nvme_read_bytes);
+  m.set_nvme_reused_bytes(s.nvme_reused_bytes);
+  m.set_nvme_write_bytes(s.nvme_write_bytes);
+  m.set_nvme_unplanned_reads(s.nvme_unplanned_reads);
+  m.set_loss_scale(s.loss_scale);
+  m.set_skipped(s.skipped);
+  m.set_rolled_back(s.rolled_back);
+  if (device_peak_flops > 0) {
+    m.set_mfu(s.model_tflops * 1e12 / device_peak_flops);
+  }
+  return m;
 }
 
 }  // namespace stronghold::server

@@ -1,0 +1,40 @@
+#include "server/job_admission.h"
+
+#include <memory>
+#include <string>
+
+#include "core/data/dataset.h"
+#include "core/util/status_macros.h"
+#include "server/proto_convert.h"
+
+namespace stronghold::server {
+
+namespace v1 = ::stronghold::v1;
+
+absl::StatusOr<ResolvedJob> ResolveJob(const v1::JobSpec& submitted,
+                                       const JobLookup& lookup,
+                                       const core::NodeBudgets& budgets,
+                                       const Planner& planner) {
+  ASSIGN_OR_RETURN(const v1::JobSpec spec, ResolveResume(submitted, lookup));
+  ResolvedJob job;
+  job.config = ToJobConfig(spec);
+  RETURN_IF_ERROR(core::ValidateJobConfig(job.config));
+  job.spec = ToJobSpec(job.config);
+  job.spec.set_resume_from(spec.resume_from());
+  job.plan = planner(job.config, budgets);
+  return job;
+}
+
+absl::Status CheckRunnable(const ResolvedJob& job, const JobStore& store) {
+  const core::JobConfig& config = job.config;
+  ASSIGN_OR_RETURN(const std::unique_ptr<core::Dataset> data,
+                   core::Dataset::Open(config.data, config.model.padded_vocab(),
+                                       config.model.seq_len));
+  if (!job.plan.fits) return absl::ResourceExhaustedError(job.plan.reason);
+  if (const std::string dir = ResumeDir(job.spec, store); !dir.empty()) {
+    RETURN_IF_ERROR(CheckResumeSource(dir, config).status());
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace stronghold::server

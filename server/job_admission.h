@@ -1,0 +1,52 @@
+// What a submitted spec goes through before the daemon plans it (PlanJob)
+// or accepts it as a job (SubmitJob): resume_from resolved against the
+// source job (server/resume.h), defaults filled in, every field validated,
+// the memory planned under the node's budgets; and for a job to run, the
+// checks that need its files: the token file, the plan's fit, the
+// checkpoint it starts from. Plain functions: no locks (the lookup takes
+// the job manager's).
+#ifndef STRONGHOLD_SERVER_JOB_ADMISSION_H_
+#define STRONGHOLD_SERVER_JOB_ADMISSION_H_
+
+#include <functional>
+
+#include "absl/status/statusor.h"
+#include "core/plan/job_config.h"
+#include "core/plan/planner.h"
+#include "server/job_store.h"
+#include "server/resume.h"
+#include "stronghold/v1/stronghold.pb.h"
+
+namespace stronghold::server {
+
+struct ResolvedJob {
+  // The effective spec: every default filled in, resume_from pinned to one
+  // checkpoint. What the job record stores and the job runs with.
+  stronghold::v1::JobSpec spec;
+  core::JobConfig config;  // validated
+  core::ExecutionPlan plan;  // under the node's budgets; may not fit
+};
+
+// How a job is planned: core::PlanExecution, or a test's wrapper of it
+// (JobManagerOptions::planner).
+using Planner =
+    std::function<core::ExecutionPlan(const core::JobConfig&, const core::NodeBudgets&)>;
+
+// Resolves resume_from with `lookup`, validates (INVALID_ARGUMENT naming
+// the field and its limit; NOT_FOUND for an unknown resume_from) and plans.
+absl::StatusOr<ResolvedJob> ResolveJob(const stronghold::v1::JobSpec& submitted,
+                                       const JobLookup& lookup,
+                                       const core::NodeBudgets& budgets,
+                                       const Planner& planner);
+
+// What a job to run must pass besides: its token file opens (size, ids
+// below model.vocab), its plan fits (RESOURCE_EXHAUSTED with the plan's
+// reason), and the checkpoint of its resume_from is intact as far as the
+// manifest, the files' sizes and the model's shape go (every byte is
+// checked when the job starts: reading a large checkpoint twice is not
+// cheap).
+absl::Status CheckRunnable(const ResolvedJob& job, const JobStore& store);
+
+}  // namespace stronghold::server
+
+#endif  // STRONGHOLD_SERVER_JOB_ADMISSION_H_

@@ -1,0 +1,154 @@
+#include "server/job_runner.h"
+
+#include <cxxabi.h>
+#include <google/protobuf/util/json_util.h>
+
+#include <exception>
+#include <new>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "core/checkpoint/checkpoint.h"
+#include "core/util/status_macros.h"
+#include "glog/logging.h"
+#include "server/job_store.h"
+#include "server/proto_convert.h"
+#include "server/resume.h"
+
+namespace stronghold::server {
+
+namespace v1 = ::stronghold::v1;
+
+namespace {
+
+// Reports one running job's progress to its recorder.
+class RecordingObserver final : public core::TrainerObserver {
+ public:
+  RecordingObserver(const JobRun& run, JobRecorder& recorder,
+                    double device_peak_flops)
+      : run_(run), recorder_(recorder), peak_flops_(device_peak_flops) {}
+
+  void OnStep(const core::StepReport& report) override {
+    recorder_.RecordStep(run_.id, ToStepMetrics(report, peak_flops_));
+  }
+  void OnMessage(const std::string& message) override {
+    recorder_.RecordMessage(run_.id, message);
+  }
+  void OnCheckpoint(const std::string& name) override {
+    // The directory is the truth: keep_last may have pruned older ones.
+    recorder_.RecordCheckpoints(
+        run_.id, core::ListCheckpoints(run_.checkpoints_dir), name);
+  }
+  void OnTrace(int64_t step, const std::string& json) override {
+    recorder_.RecordTrace(run_.id, step, json);
+  }
+  core::StopRequest StopRequested() override {
+    return recorder_.StopRequested(run_.id);
+  }
+
+ private:
+  const JobRun& run_;
+  JobRecorder& recorder_;
+  const double peak_flops_;
+};
+
+// The first line of an exception's message: c10::Error appends a C++ stack
+// trace, which belongs in the log, not in Job.error.
+std::string FirstLine(const char* what) {
+  const absl::string_view text(what != nullptr ? what : "");
+  return std::string(text.substr(0, text.find('\n')));
+}
+
+// The effective spec as stored in every checkpoint (job.json).
+std::string SpecJson(const v1::JobSpec& spec) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  std::string json;
+  if (!google::protobuf::util::MessageToJsonString(spec, &json, options).ok()) {
+    return "";
+  }
+  return json;
+}
+
+}  // namespace
+
+JobRunner::JobRunner(JobRunnerOptions options)
+    : options_(std::move(options)), create_trainer_(&core::Trainer::Create) {}
+
+absl::Status JobRunner::Run(const JobRun& run, JobRecorder& recorder) {
+  RecordingObserver observer(run, recorder, options_.device_peak_flops);
+  const char* doing = "starting";
+  // The trainer lives inside Train(), so unwinding frees it before the
+  // error is recorded (the memory an out-of-memory job held is back).
+  try {
+    return Train(run, recorder, observer, &doing);
+  } catch (const abi::__forced_unwind&) {
+    throw;  // thread cancellation must unwind to the end
+  } catch (const std::bad_alloc& e) {
+    LOG(ERROR) << JobName(run.id) << ": out of memory while " << doing << ": "
+               << e.what();
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "out of memory while ", doing, " (", FirstLine(e.what()), ")"));
+  } catch (const std::exception& e) {
+    LOG(ERROR) << JobName(run.id) << ": exception while " << doing << ": "
+               << e.what();
+    return absl::InternalError(
+        absl::StrCat("exception while ", doing, ": ", FirstLine(e.what())));
+  } catch (...) {
+    LOG(ERROR) << JobName(run.id) << ": unknown exception while " << doing;
+    return absl::InternalError(
+        absl::StrCat("exception of an unknown type while ", doing));
+  }
+}
+
+absl::Status JobRunner::Train(const JobRun& run, JobRecorder& recorder,
+                              core::TrainerObserver& observer,
+                              const char** doing) {
+  *doing = "creating the trainer";
+  ASSIGN_OR_RETURN(std::unique_ptr<core::Trainer> trainer,
+                   CreateTrainer(run, observer));
+  *doing = "restoring the trainer";
+  ASSIGN_OR_RETURN(
+      const Restored restored,
+      RestoreTrainer(*trainer, run.checkpoints_dir, run.resume_dir));
+  if (!restored.note.empty()) observer.OnMessage(restored.note);
+  recorder.RecordRestored(run.id, restored.step);
+  *doing = "training";
+  return trainer->Run(&observer);
+}
+
+absl::StatusOr<std::unique_ptr<core::Trainer>> JobRunner::CreateTrainer(
+    const JobRun& run, core::TrainerObserver& observer) {
+  core::TrainerOptions trainer_options{.job_dir = run.job_dir,
+                                       .device = options_.device.get(),
+                                       .optimizer_threads = options_.optimizer_threads,
+                                       .job_spec_json = SpecJson(run.spec)};
+  if (!options_.ssd_fault_injection.faults.empty()) {
+    trainer_options.wrap_ssd_device = SsdFaultWrapper(run.id, observer);
+  }
+  return create_trainer_(ToJobConfig(run.spec), run.plan, trainer_options);
+}
+
+std::function<std::unique_ptr<storage::BlockDevice>(
+    std::unique_ptr<storage::BlockDevice>)>
+JobRunner::SsdFaultWrapper(int64_t id, core::TrainerObserver& observer) {
+  return [this, id, &observer](std::unique_ptr<storage::BlockDevice> device)
+             -> std::unique_ptr<storage::BlockDevice> {
+    if (ssd_faults_spent_.exchange(true)) return device;
+    auto faulty =
+        std::make_unique<storage::FaultInjectingBlockDevice>(std::move(device));
+    storage::ArmFaults(options_.ssd_fault_injection, faulty.get());
+    const std::string note = absl::StrCat(
+        "TESTING: faults injected into this job's NVMe tier "
+        "(--ssd_fault_injection=",
+        options_.ssd_fault_injection.text, ")");
+    LOG(WARNING) << JobName(id) << ": " << note;
+    observer.OnMessage(note);
+    return faulty;
+  };
+}
+
+}  // namespace stronghold::server

@@ -1,0 +1,133 @@
+// Runs one job for the JobManager: builds its core::Trainer, restores it
+// from the checkpoint it continues from (server/resume.h), trains it, and
+// reports its progress to a JobRecorder (the manager's record of the job).
+//
+// A job can never take the daemon down: every exception thrown while the
+// trainer is created, restored or run (std::bad_alloc; c10::Error, which
+// derives from std::exception; any other std::exception; anything else) is
+// caught here and ends the run with a status naming what was happening and
+// the exception, which fails the job like any other error. The trainer is
+// destroyed, its memory freed, before Run() returns.
+//
+// Thread safety: Run() is called by one thread at a time (the manager's
+// worker); the recorder is called from that thread only.
+#ifndef STRONGHOLD_SERVER_JOB_RUNNER_H_
+#define STRONGHOLD_SERVER_JOB_RUNNER_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/device/device.h"
+#include "core/plan/job_config.h"
+#include "core/plan/planner.h"
+#include "core/train/trainer.h"
+#include "storage/fault_spec.h"
+#include "stronghold/v1/stronghold.pb.h"
+
+namespace stronghold::server {
+
+// Where a running job's progress goes, and whether it should stop. `id` is
+// the job's (JobRun::id). Implementations take their own locks and must
+// not call back into the runner.
+class JobRecorder {
+ public:
+  virtual ~JobRecorder() = default;
+  // A step finished.
+  virtual void RecordStep(int64_t id,
+                          const stronghold::v1::StepMetrics& metrics) = 0;
+  // A note for the job's events.
+  virtual void RecordMessage(int64_t id, const std::string& message) = 0;
+  // Checkpoint `written` is complete and durable; `present` is every
+  // checkpoint the job has now, oldest first.
+  virtual void RecordCheckpoints(int64_t id,
+                                 const std::vector<std::string>& present,
+                                 const std::string& written) = 0;
+  // The Chrome trace of `step` (windowed methods).
+  virtual void RecordTrace(int64_t id, int64_t step,
+                           const std::string& chrome_trace_json) = 0;
+  // The trainer was restored: training continues after `step` (0 = from
+  // the start).
+  virtual void RecordRestored(int64_t id, int64_t step) = 0;
+  virtual core::StopRequest StopRequested(int64_t id) = 0;
+};
+
+struct JobRunnerOptions {
+  // The node's budgets, defaults filled in (JobManager does).
+  core::NodeBudgets budgets;
+  // The compute device for every job; null = a host device made for each
+  // job with that job's budget.
+  std::shared_ptr<core::Device> device;
+  // Dense peak FLOP/s of the device, for StepMetrics.mfu (0 = unknown).
+  double device_peak_flops = 0;
+  // CPU optimizer threads per job (0 = every CPU the process may use).
+  int optimizer_threads = 0;
+  // Testing only: faults armed on the NVMe tier of the first job that opens
+  // one (JobManagerOptions::ssd_fault_injection). Empty = none.
+  storage::FaultSpec ssd_fault_injection;
+};
+
+// One run of a job, as the manager resolved it from the job's record.
+struct JobRun {
+  int64_t id = 0;
+  // The effective spec (defaults filled in, resume_from pinned); stored as
+  // job.json in every checkpoint.
+  stronghold::v1::JobSpec spec;
+  std::string job_dir;          // <state_dir>/jobs/<id>
+  std::string checkpoints_dir;  // where the trainer writes them:
+                                // <job_dir>/checkpoints
+  // The pinned checkpoint of spec.resume_from; empty = none.
+  std::string resume_dir;
+  // The run's execution plan (JobManagerOptions::planner, once per run).
+  core::ExecutionPlan plan;
+};
+
+class JobRunner {
+ public:
+  explicit JobRunner(JobRunnerOptions options);
+
+  // Trains `run` from its newest intact checkpoint (else resume_dir, else
+  // step 0) to its end. Returns what core::Trainer::Run does (OK when done,
+  // CANCELLED or ABORTED on a stop request, or the error that stopped
+  // training), the error of creating or restoring the trainer, or for an
+  // exception RESOURCE_EXHAUSTED (std::bad_alloc) or INTERNAL (any other),
+  // with what the runner was doing and the exception's message.
+  absl::Status Run(const JobRun& run, JobRecorder& recorder);
+
+ private:
+  friend class JobRunnerTestPeer;
+  using TrainerFactory =
+      std::function<absl::StatusOr<std::unique_ptr<core::Trainer>>(
+          const core::JobConfig&, const core::ExecutionPlan&, const core::TrainerOptions&)>;
+
+  // Create, restore, run; `*doing` says which, for an exception's message.
+  absl::Status Train(const JobRun& run, JobRecorder& recorder,
+                     core::TrainerObserver& observer, const char** doing);
+  // The one place a job becomes a trainer: its config, its run's plan and
+  // the node's options turned into core::Trainer::Create's arguments.
+  absl::StatusOr<std::unique_ptr<core::Trainer>> CreateTrainer(
+      const JobRun& run, core::TrainerObserver& observer);
+  // TrainerOptions::wrap_ssd_device for --ssd_fault_injection: arms the
+  // faults on the first tier opened in this runner's life, says so in that
+  // job's events, and leaves later tiers alone.
+  std::function<std::unique_ptr<storage::BlockDevice>(
+      std::unique_ptr<storage::BlockDevice>)>
+  SsdFaultWrapper(int64_t id, core::TrainerObserver& observer);
+
+  // Constant after construction.
+  const JobRunnerOptions options_;
+  // core::Trainer::Create; tests replace it (JobRunnerTestPeer) to make
+  // creation fail in ways a real trainer cannot be told to.
+  TrainerFactory create_trainer_;
+
+  // options_.ssd_fault_injection has been armed on a job's tier.
+  std::atomic<bool> ssd_faults_spent_{false};
+};
+
+}  // namespace stronghold::server
+
+#endif  // STRONGHOLD_SERVER_JOB_RUNNER_H_
