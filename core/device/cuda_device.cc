@@ -9,20 +9,59 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "core/device/host_buffer_cache.h"
+#include "core/device/sticky_error.h"
 #include "core/device/timeline.h"
+#include "core/util/status_macros.h"
 #include "glog/logging.h"
 
 namespace stronghold::core {
 
 namespace {
 
-#define SH_CUDA_CHECK(expr)                                                       \
-  do {                                                                            \
-    const cudaError_t sh_err_ = (expr);                                           \
-    CHECK_EQ(sh_err_, cudaSuccess) << #expr << ": " << cudaGetErrorString(sh_err_); \
-  } while (0)
+// CUDA errors after which every later CUDA call of the process fails the
+// same way: driver_types.h documents each with "To continue using CUDA, the
+// process must be terminated and relaunched". Any other error (an
+// out-of-memory, an invalid argument) leaves the context usable.
+bool LosesDevice(cudaError_t err) {
+  switch (err) {
+    case cudaErrorContained:
+    case cudaErrorIllegalAddress:
+    case cudaErrorLaunchTimeout:
+    case cudaErrorAssert:
+    case cudaErrorHardwareStackError:
+    case cudaErrorIllegalInstruction:
+    case cudaErrorMisalignedAddress:
+    case cudaErrorInvalidAddressSpace:
+    case cudaErrorInvalidPc:
+    case cudaErrorLaunchFailure:
+    case cudaErrorTensorMemoryLeak:
+    case cudaErrorMpsClientTerminated:
+    case cudaErrorExternalDevice:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// The status of `call` on cuda:`index`, which returned `err`:
+// RESOURCE_EXHAUSTED for an out-of-memory, else INTERNAL, saying so when
+// the device is lost for the rest of the process.
+absl::Status CudaStatus(cudaError_t err, int index, absl::string_view call) {
+  const std::string what = absl::StrCat("cuda:", index, ": ", call, " failed: ",
+                                        cudaGetErrorName(err), " (", cudaGetErrorString(err), ")");
+  if (err == cudaErrorMemoryAllocation) {
+    return absl::ResourceExhaustedError(absl::StrCat("device out of memory: ", what));
+  }
+  if (LosesDevice(err)) {
+    return absl::InternalError(absl::StrCat(
+        what, "; the CUDA context is lost: every later job on cuda:", index,
+        " fails until strongholdd is restarted"));
+  }
+  return absl::InternalError(what);
+}
 
 // Events per queue. An event value stays valid until its queue has recorded
 // this many more; the engine records a few per layer per step and waits on
@@ -33,9 +72,12 @@ absl::StatusOr<void*> PinnedAlloc(int64_t bytes) {
   void* p = nullptr;
   const cudaError_t err = cudaHostAlloc(&p, static_cast<size_t>(bytes), cudaHostAllocDefault);
   if (err != cudaSuccess) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "cudaHostAlloc (pinned) of ", bytes, " bytes: ", cudaGetErrorString(err),
-        " (check RLIMIT_MEMLOCK / LimitMEMLOCK)"));
+    (void)cudaGetLastError();  // handled here: not LibTorch's next error
+    const std::string what = absl::StrCat("cudaHostAlloc (pinned) of ", bytes, " bytes: ",
+                                          cudaGetErrorString(err));
+    if (err != cudaErrorMemoryAllocation) return absl::InternalError(what);
+    return absl::ResourceExhaustedError(
+        absl::StrCat(what, " (check RLIMIT_MEMLOCK / LimitMEMLOCK)"));
   }
   return p;
 }
@@ -47,20 +89,29 @@ class CudaDevice final : public Device {
         budget_bytes_(budget_bytes),
         streams_{c10::cuda::getStreamFromPool(/*isHighPriority=*/true, index),
                  c10::cuda::getStreamFromPool(false, index),
-                 c10::cuda::getStreamFromPool(false, index)} {
+                 c10::cuda::getStreamFromPool(false, index)} {}
+
+  // Creates the event rings (what can fail of the construction).
+  absl::Status Init() {
     c10::cuda::CUDAGuard guard(index_);
     for (auto& ring : events_) {
-      ring.resize(kEventRing);
-      for (cudaEvent_t& e : ring) SH_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+      ring.assign(kEventRing, nullptr);
+      for (cudaEvent_t& e : ring) {
+        if (!Ok(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreateWithFlags")) {
+          return error_.status();
+        }
+      }
     }
+    return absl::OkStatus();
   }
 
   ~CudaDevice() override {
     c10::cuda::CUDAGuard guard(index_);
-    for (auto& s : streams_) SH_CUDA_CHECK(cudaStreamSynchronize(s.stream()));
-    Reset();
+    Reset();  // synchronizes the streams first
     for (auto& ring : events_) {
-      for (cudaEvent_t e : ring) cudaEventDestroy(e);
+      for (cudaEvent_t e : ring) {
+        if (e != nullptr) cudaEventDestroy(e);
+      }
     }
     for (auto& [start, end] : timing_) {
       cudaEventDestroy(start);
@@ -74,6 +125,12 @@ class CudaDevice final : public Device {
 
   absl::StatusOr<void*> Allocate(int64_t bytes, const std::string& what) override {
     absl::MutexLock lock(&mu_);
+    if (error_.lost()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "cuda:", index_, " is unusable: an earlier job lost its CUDA context (",
+          error_.status().message(), ")"));
+    }
+    RETURN_IF_ERROR(error_.status());  // this job's work failed already
     if (used_ + bytes > budget_bytes_) {
       return absl::ResourceExhaustedError(absl::StrCat(
           "device memory: ", what, " needs ", bytes, " bytes, ", used_, " of the budget of ",
@@ -82,9 +139,22 @@ class CudaDevice final : public Device {
     c10::cuda::CUDAGuard guard(index_);
     void* p = nullptr;
     const cudaError_t err = cudaMalloc(&p, static_cast<size_t>(bytes));
+    if (err == cudaErrorMemoryAllocation) {
+      // Recoverable, and this job's answer: not a sticky error, and not
+      // CUDA's last error either (LibTorch's next launch check would
+      // report it as its own).
+      (void)cudaGetLastError();
+      size_t free_bytes = 0, total_bytes = 0;
+      (void)cudaMemGetInfo(&free_bytes, &total_bytes);
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "device out of memory: cudaMalloc of ", bytes, " bytes for ", what, " on cuda:", index_,
+          " failed with ", free_bytes, " of ", total_bytes, " bytes free; this job uses ", used_,
+          " of its budget of ", budget_bytes_, " bytes (LibTorch's cache or other processes hold "
+          "the rest)"));
+    }
     if (err != cudaSuccess) {
-      return absl::ResourceExhaustedError(absl::StrCat("cudaMalloc of ", bytes, " bytes for ", what,
-                                                       ": ", cudaGetErrorString(err)));
+      Fail(err, absl::StrCat("cudaMalloc of ", bytes, " bytes for ", what));
+      return error_.status();
     }
     blocks_.push_back(p);
     used_ += bytes;
@@ -92,12 +162,17 @@ class CudaDevice final : public Device {
     return p;
   }
 
+  // A step that failed half way may have left work queued: the streams
+  // finish it before anything is freed.
   void Reset() override {
     absl::MutexLock lock(&mu_);
-    for (void* p : blocks_) cudaFree(p);
+    c10::cuda::CUDAGuard guard(index_);
+    for (auto& s : streams_) Ok(cudaStreamSynchronize(s.stream()), "cudaStreamSynchronize");
+    for (void* p : blocks_) Ok(cudaFree(p), "cudaFree");
     blocks_.clear();
     used_ = 0;
     peak_ = 0;
+    error_.ClearRecoverable();
   }
 
   int64_t budget_bytes() const override { return budget_bytes_; }
@@ -117,13 +192,21 @@ class CudaDevice final : public Device {
 
   void Copy(Queue queue, void* dst, const void* src, int64_t bytes, int layer) override {
     CHECK(queue != Queue::kCompute);
-    const cudaMemcpyKind kind =
-        queue == Queue::kH2D ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost;
+    if (error_.failed()) return;  // no work after an error (status())
+    const bool h2d = queue == Queue::kH2D;
     const int pair = timeline_ != nullptr ? TakeTimingPair() : -1;
-    if (pair >= 0) SH_CUDA_CHECK(cudaEventRecord(timing_[pair].first, stream(queue)));
-    SH_CUDA_CHECK(cudaMemcpyAsync(dst, src, static_cast<size_t>(bytes), kind, stream(queue)));
-    if (pair >= 0) {
-      SH_CUDA_CHECK(cudaEventRecord(timing_[pair].second, stream(queue)));
+    if (pair >= 0 && !Ok(cudaEventRecord(timing_[pair].first, stream(queue)), "cudaEventRecord")) {
+      return;
+    }
+    const cudaError_t err =
+        cudaMemcpyAsync(dst, src, static_cast<size_t>(bytes),
+                        h2d ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost, stream(queue));
+    if (err != cudaSuccess) {
+      if (pair >= 0) free_pairs_.push_back(pair);
+      return Fail(err, absl::StrCat("cudaMemcpyAsync ", h2d ? "host to device" : "device to host",
+                                    " of ", bytes, " bytes (layer ", layer, ")"));
+    }
+    if (pair >= 0 && Ok(cudaEventRecord(timing_[pair].second, stream(queue)), "cudaEventRecord")) {
       timed_.push_back({queue, layer, pair, queue});
     }
   }
@@ -131,7 +214,7 @@ class CudaDevice final : public Device {
   Event Record(Queue queue) override {
     const int q = static_cast<int>(queue);
     const uint64_t seq = ++recorded_[q];
-    SH_CUDA_CHECK(cudaEventRecord(event(queue, seq), stream(queue)));
+    if (!error_.failed()) Ok(cudaEventRecord(event(queue, seq), stream(queue)), "cudaEventRecord");
     return Event{queue, seq};
   }
 
@@ -139,21 +222,25 @@ class CudaDevice final : public Device {
   // when the compute before it is done, the one after it when the awaited
   // copy is done too, so the time between them is the wait compute saw.
   void QueueWait(Queue queue, Event e) override {
-    if (e.sequence == 0 || e.queue == queue) return;
+    if (e.sequence == 0 || e.queue == queue || error_.failed()) return;
     CheckLive(e);
     const int pair = timeline_ != nullptr && queue == Queue::kCompute ? TakeTimingPair() : -1;
-    if (pair >= 0) SH_CUDA_CHECK(cudaEventRecord(timing_[pair].first, stream(queue)));
-    SH_CUDA_CHECK(cudaStreamWaitEvent(stream(queue), event(e.queue, e.sequence), 0));
-    if (pair >= 0) {
-      SH_CUDA_CHECK(cudaEventRecord(timing_[pair].second, stream(queue)));
+    if (pair >= 0 && !Ok(cudaEventRecord(timing_[pair].first, stream(queue)), "cudaEventRecord")) {
+      return;
+    }
+    if (!Ok(cudaStreamWaitEvent(stream(queue), event(e.queue, e.sequence), 0),
+            "cudaStreamWaitEvent")) {
+      return;
+    }
+    if (pair >= 0 && Ok(cudaEventRecord(timing_[pair].second, stream(queue)), "cudaEventRecord")) {
       timed_.push_back({queue, /*layer=*/-1, pair, e.queue});
     }
   }
 
   void HostWait(Event e) override {
-    if (e.sequence == 0) return;
+    if (e.sequence == 0) return;  // after an error too: a buffer may be in a copy issued before
     CheckLive(e);
-    SH_CUDA_CHECK(cudaEventSynchronize(event(e.queue, e.sequence)));
+    Ok(cudaEventSynchronize(event(e.queue, e.sequence)), "cudaEventSynchronize");
   }
 
   bool Done(Event e) override {
@@ -162,7 +249,7 @@ class CudaDevice final : public Device {
     // the same stream: that one's completion implies this one's.
     const cudaError_t err = cudaEventQuery(event(e.queue, e.sequence));
     if (err == cudaErrorNotReady) return false;
-    SH_CUDA_CHECK(err);
+    Ok(err, "cudaEventQuery");
     return true;
   }
 
@@ -186,9 +273,16 @@ class CudaDevice final : public Device {
   // events are then that many milliseconds before the anchor.
   void FlushTimeline() override {
     if (timeline_ == nullptr || timed_.empty()) return;
-    if (anchor_ == nullptr) SH_CUDA_CHECK(cudaEventCreate(&anchor_));
-    SH_CUDA_CHECK(cudaEventRecord(anchor_, stream(Queue::kD2H)));
-    SH_CUDA_CHECK(cudaEventSynchronize(anchor_));
+    if (error_.failed()) {  // their times are unknown
+      for (const TimedCopy& t : timed_) free_pairs_.push_back(t.pair);
+      timed_.clear();
+      return;
+    }
+    if (anchor_ == nullptr && !Ok(cudaEventCreate(&anchor_), "cudaEventCreate")) return;
+    if (!Ok(cudaEventRecord(anchor_, stream(Queue::kD2H)), "cudaEventRecord") ||
+        !Ok(cudaEventSynchronize(anchor_), "cudaEventSynchronize")) {
+      return;
+    }
     const int64_t anchor_ns = Timeline::NowNs();
     std::vector<TimedCopy> pending;
     for (const TimedCopy& t : timed_) {
@@ -198,8 +292,10 @@ class CudaDevice final : public Device {
         continue;
       }
       float before_start = 0, before_end = 0;  // ms before the anchor
-      SH_CUDA_CHECK(cudaEventElapsedTime(&before_start, start, anchor_));
-      SH_CUDA_CHECK(cudaEventElapsedTime(&before_end, end, anchor_));
+      if (!Ok(cudaEventElapsedTime(&before_start, start, anchor_), "cudaEventElapsedTime") ||
+          !Ok(cudaEventElapsedTime(&before_end, end, anchor_), "cudaEventElapsedTime")) {
+        return;
+      }
       const int64_t start_ns = anchor_ns - static_cast<int64_t>(before_start * 1e6);
       const int64_t end_ns = anchor_ns - static_cast<int64_t>(before_end * 1e6);
       const bool h2d = t.on == Queue::kH2D;
@@ -214,7 +310,24 @@ class CudaDevice final : public Device {
     timed_ = std::move(pending);
   }
 
+  absl::Status status() const override { return error_.status(); }
+
  private:
+  // Whether `err` is cudaSuccess; else Fail().
+  bool Ok(cudaError_t err, absl::string_view call) {
+    if (err == cudaSuccess) return true;
+    Fail(err, call);
+    return false;
+  }
+  // Keeps the failure of `call` as the device's sticky error (status()),
+  // and clears it as CUDA's last error, so that LibTorch's next launch
+  // check does not report it as its own (a lost context fails that check
+  // anyway).
+  void Fail(cudaError_t err, absl::string_view call) {
+    const absl::Status error = CudaStatus(err, index_, call);
+    if (error_.Record(error, LosesDevice(err))) LOG(ERROR) << error;
+    (void)cudaGetLastError();
+  }
   cudaStream_t stream(Queue q) const { return streams_[static_cast<int>(q)].stream(); }
   cudaEvent_t event(Queue q, uint64_t seq) const {
     return events_[static_cast<int>(q)][seq % kEventRing];
@@ -224,9 +337,12 @@ class CudaDevice final : public Device {
   int TakeTimingPair() {
     if (free_pairs_.empty()) {
       if (timing_.size() >= kTimingPairs) return -1;
-      std::pair<cudaEvent_t, cudaEvent_t> p;
-      SH_CUDA_CHECK(cudaEventCreate(&p.first));
-      SH_CUDA_CHECK(cudaEventCreate(&p.second));
+      std::pair<cudaEvent_t, cudaEvent_t> p{nullptr, nullptr};
+      if (!Ok(cudaEventCreate(&p.first), "cudaEventCreate") ||
+          !Ok(cudaEventCreate(&p.second), "cudaEventCreate")) {
+        if (p.first != nullptr) cudaEventDestroy(p.first);
+        return -1;
+      }
       timing_.push_back(p);
       return static_cast<int>(timing_.size()) - 1;
     }
@@ -259,6 +375,8 @@ class CudaDevice final : public Device {
   std::vector<TimedCopy> timed_;
   cudaEvent_t anchor_ = nullptr;
 
+  StickyError error_;  // the first failed call of the queues' work (status())
+
   mutable absl::Mutex mu_;
   std::vector<void*> blocks_ ABSL_GUARDED_BY(mu_);
   int64_t used_ ABSL_GUARDED_BY(mu_) = 0;
@@ -278,10 +396,13 @@ absl::StatusOr<std::unique_ptr<Device>> CreateCudaDevice(int index, int64_t budg
   if (budget_bytes <= 0) {
     c10::cuda::CUDAGuard guard(index);
     size_t free_bytes = 0, total = 0;
-    SH_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total));
+    const cudaError_t err = cudaMemGetInfo(&free_bytes, &total);
+    if (err != cudaSuccess) return CudaStatus(err, index, "cudaMemGetInfo");
     budget_bytes = static_cast<int64_t>(free_bytes);
   }
-  return std::unique_ptr<Device>(new CudaDevice(index, budget_bytes));
+  auto device = std::make_unique<CudaDevice>(index, budget_bytes);
+  RETURN_IF_ERROR(device->Init());
+  return std::unique_ptr<Device>(std::move(device));
 }
 
 }  // namespace stronghold::core

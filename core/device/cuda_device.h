@@ -4,6 +4,16 @@
 // hard budget, pinned host memory from cudaHostAlloc. LibTorch compute issued
 // inside ComputeScope() runs on the compute stream.
 //
+// No CUDA error ends the process: a failed cudaMalloc is the allocation's
+// status (RESOURCE_EXHAUSTED for an out-of-memory, naming what was being
+// allocated), and a failed call of the queues' work (a copy, an event, a
+// wait) becomes the device's sticky status() (INTERNAL naming the call and
+// CUDA's error), after which no copy or event is issued until Reset(). An
+// error that
+// loses the CUDA context (an illegal address, a kernel fault) cannot be
+// recovered from in this process: every later Allocate() is
+// FAILED_PRECONDITION, asking for a restart of the daemon.
+//
 // Built only into the CUDA binaries (//core:cuda_device); CI compiles and
 // links it, deploy/gpu/check.sh runs it.
 #ifndef STRONGHOLD_CORE_DEVICE_CUDA_DEVICE_H_

@@ -12,7 +12,22 @@
 // QueueWait(queue, event). A buffer may be reused only after an event recorded
 // after its last use on *every* queue that touched it has completed.
 //
-// Thread safety: one thread (the engine) drives a device. Events are values.
+// Errors (what the daemon must survive): Allocate() and AllocateHost()
+// return them. Copy, Record, QueueWait, HostWait, Done and FlushTimeline sit
+// on the hot path and return nothing: a device whose work can fail (CUDA)
+// keeps the first failure as a sticky error (core/device/sticky_error.h),
+// issues no copies or events after it (waits still wait for the work issued
+// before, so no buffer is freed under a copy; events recorded after it are
+// done at once, and the data of that step is undefined) and reports it in
+// status(). The
+// engine checks status() after each step, in Drain() and when it allocates,
+// and fails the job with it. Reset() forgets an error the device recovers
+// from; after one that lost the device (a CUDA kernel fault: every later
+// CUDA call of the process fails) every later job's Allocate() fails,
+// saying that the daemon must be restarted.
+//
+// Thread safety: one thread (the engine) drives a device; the engine's CPU
+// worker and tier reader may wait on it. Events are values.
 #ifndef STRONGHOLD_CORE_DEVICE_DEVICE_H_
 #define STRONGHOLD_CORE_DEVICE_DEVICE_H_
 
@@ -52,7 +67,9 @@ class Device {
   // aligned) or fails with RESOURCE_EXHAUSTED naming `what`, the request,
   // what is in use and the budget. Memory stays allocated until Reset().
   virtual absl::StatusOr<void*> Allocate(int64_t bytes, const std::string& what) = 0;
-  // Frees everything Allocate() returned (between jobs). All queues must be idle.
+  // Frees everything Allocate() returned (between jobs) and forgets a
+  // recoverable error (see status()). Waits for the work queued before
+  // (a step that failed half way may have left some).
   virtual void Reset() = 0;
   virtual int64_t budget_bytes() const = 0;
   virtual int64_t used_bytes() const = 0;
@@ -84,6 +101,11 @@ class Device {
   // yet (CUDA times them on the GPU and reads them back here; the host
   // device records them as they happen, and this is a no-op).
   virtual void FlushTimeline() {}
+  // The first error of the work above (sticky until Reset(), or for good
+  // when it lost the device), OK if none. INTERNAL naming the call and the
+  // cause, RESOURCE_EXHAUSTED for an out-of-memory. HostDevice's copies
+  // cannot fail: it keeps this default.
+  virtual absl::Status status() const { return absl::OkStatus(); }
 };
 
 // The device for `name` ("cpu", "cuda:N") with a memory budget of

@@ -51,6 +51,8 @@ absl::StatusOr<void*> HostDevice::Allocate(int64_t bytes, const std::string& wha
 }
 
 void HostDevice::Reset() {
+  // Copies still queued (a step that stopped half way) may write the arena.
+  for (Queue q : {Queue::kH2D, Queue::kD2H}) HostWait(Record(q));
   absl::MutexLock lock(&mem_mu_);
   for (void* p : blocks_) std::free(p);
   blocks_.clear();

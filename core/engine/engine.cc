@@ -11,6 +11,7 @@
 #include "core/engine/grad_worker.h"
 #include "core/optim/float16.h"
 #include "core/plan/planner.h"
+#include "core/util/exception_status.h"
 #include "core/util/status_macros.h"
 #include "core/engine/tier_reader.h"
 #include "glog/logging.h"
@@ -128,7 +129,14 @@ class WindowedEngine::Impl {
                 precision_) {}
 
   ~Impl() {
-    (void)Drain();
+    try {
+      (void)Drain();
+    } catch (...) {  // a destructor must not throw; the job has failed already
+      LOG(ERROR) << StatusFromException("draining the engine at its end");
+    }
+    // A step that threw leaves copies queued: none may land in memory freed
+    // below.
+    for (Queue q : {Queue::kH2D, Queue::kD2H}) device_->HostWait(device_->Record(q));
     device_->set_timeline(nullptr);
     for (void* s : staging_) device_->FreeHost(s);
     tier_.reset();  // waits for its reads and H2D copies
@@ -320,6 +328,7 @@ class WindowedEngine::Impl {
     worker_.WaitAll();
     RETURN_IF_ERROR(tier_error_);      // the NVMe tier failed a read for H2D
     RETURN_IF_ERROR(worker_.error());  // or an update
+    RETURN_IF_ERROR(device_->status());  // or the device a copy: no update from its gradients
     // The tier's traffic since this point in the last step: each spilled
     // update's state staged and written back (with the working copy it
     // wrote, where that is there), each fetch's read of what H2D sends from
@@ -416,6 +425,7 @@ class WindowedEngine::Impl {
       tier_planned_ = true;
     }
     device_->FlushTimeline();  // CUDA: the step's finished copies, timed on the GPU
+    RETURN_IF_ERROR(device_->status());
     return stats_;
   }
 
@@ -431,6 +441,7 @@ class WindowedEngine::Impl {
     worker_.WaitAll();
     if (std::exchange(dev_dirty_, false)) CopyDeviceState(/*to_device=*/false);
     dev_upload_ = true;  // the caller may write the host state next
+    RETURN_IF_ERROR(device_->status());
     RETURN_IF_ERROR(worker_.error());
     return spill_ != nullptr ? spill_->Flush() : absl::OkStatus();
   }
@@ -951,10 +962,14 @@ absl::StatusOr<std::unique_ptr<WindowedEngine>> WindowedEngine::Create(
     }
   }
   CHECK(state != nullptr);
-  auto impl = std::make_unique<Impl>(config, plan, device, optimizer, std::move(buffers), state,
-                                     timeline, spill, ledger);
-  RETURN_IF_ERROR(impl->Allocate());
-  return std::unique_ptr<WindowedEngine>(new WindowedEngine(std::move(impl), plan.window));
+  try {
+    auto impl = std::make_unique<Impl>(config, plan, device, optimizer, std::move(buffers),
+                                       state, timeline, spill, ledger);
+    RETURN_IF_ERROR(impl->Allocate());
+    return std::unique_ptr<WindowedEngine>(new WindowedEngine(std::move(impl), plan.window));
+  } catch (...) {
+    return StatusFromException(absl::StrCat("creating the engine (window ", plan.window, ")"));
+  }
 }
 
 WindowedEngine::WindowedEngine(std::unique_ptr<Impl> impl, int window)
@@ -962,14 +977,25 @@ WindowedEngine::WindowedEngine(std::unique_ptr<Impl> impl, int window)
 WindowedEngine::~WindowedEngine() = default;
 
 absl::StatusOr<EngineStepStats> WindowedEngine::Step(int64_t step, const BatchSource& batches) {
+  RETURN_IF_ERROR(broken_);
   try {
     return impl_->Step(step, batches);
-  } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("step ", step, ": LibTorch: ", e.what_without_backtrace()));
+  } catch (...) {
+    // The step stopped half way: its queued work and plans are unknown.
+    const absl::Status error = StatusFromException(absl::StrCat("step ", step));
+    broken_ = absl::FailedPreconditionError(
+        absl::StrCat("the engine cannot step after an exception in ", error.message()));
+    return error;
   }
 }
 
-absl::Status WindowedEngine::Drain() { return impl_->Drain(); }
+absl::Status WindowedEngine::Drain() {
+  try {
+    return impl_->Drain();
+  } catch (...) {
+    return StatusFromException("waiting for the engine's updates");
+  }
+}
 
 void WindowedEngine::StopReadingAhead() { impl_->StopReadingAhead(); }
 

@@ -109,7 +109,10 @@ class WindowedEngine {
   // checkpoints) from `device` and the host staging buffers, as `plan` (an
   // engine plan: window and slots >= 1, core/plan/execution_plan.h) says;
   // `buffers` are embedding, layers..., final_norm (ModelLayout order).
-  // RESOURCE_EXHAUSTED when the device budget is too small. `state` (not
+  // RESOURCE_EXHAUSTED when the device budget is too small. No exception
+  // leaves Create, Step or Drain: each becomes a status with context
+  // (core/util/exception_status.h), and a device error (Device::status())
+  // fails the Step or Drain that finds it. `state` (not
   // owned, required) is the loss scale and AdamW's step count, which Step
   // reads and advances; it outlives the engine (an automatic-window rebuild
   // or a checkpoint keeps it). `spill` (not
@@ -165,6 +168,9 @@ class WindowedEngine {
   WindowedEngine(std::unique_ptr<Impl> impl, int window);
   std::unique_ptr<Impl> impl_;
   int window_;
+  // Set when a Step threw: every later Step fails with it (Drain still
+  // waits for the queued work).
+  absl::Status broken_;
 };
 
 // The AdamW hyper-parameters of training step `step` (1-based; the learning

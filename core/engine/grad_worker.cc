@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "absl/strings/str_cat.h"
+#include "core/util/exception_status.h"
 #include "core/util/status_macros.h"
 #include "glog/logging.h"
 #include "storage/spill_streamer.h"
@@ -68,21 +70,30 @@ void GradWorker::Loop() {
       background_running_ = background;
     }
     if (background) {
-      const absl::Status status = Save(t);
+      absl::Status status;
+      try {
+        status = Save(t);
+      } catch (...) {  // an exception here would end the daemon
+        status = StatusFromException(absl::StrCat("saving buffer ", t.index, "'s state"));
+      }
       absl::MutexLock lock(&mu_);
       if (error_.ok() && !status.ok()) error_ = status;
       background_running_ = false;
       cv_.SignalAll();
       continue;
     }
-    device_->HostWait(t.landed);
-    // Without staging: an update only (deferred until the global norm
-    // was known).
     absl::Status status;
-    if (t.restore) status = CopyState(t, /*restore=*/true);
-    if (status.ok() && t.staging != nullptr) status = Accumulate(t);
-    if (status.ok() && t.update && t.backup != nullptr && !t.restore) status = Save(t);
-    if (status.ok() && t.update) status = Update(t);
+    try {
+      device_->HostWait(t.landed);
+      // Without staging: an update only (deferred until the global norm
+      // was known).
+      if (t.restore) status = CopyState(t, /*restore=*/true);
+      if (status.ok() && t.staging != nullptr) status = Accumulate(t);
+      if (status.ok() && t.update && t.backup != nullptr && !t.restore) status = Save(t);
+      if (status.ok() && t.update) status = Update(t);
+    } catch (...) {  // an exception here would end the daemon
+      status = StatusFromException(absl::StrCat("buffer ", t.index, "'s gradient and update"));
+    }
     absl::MutexLock lock(&mu_);
     if (error_.ok() && !status.ok()) error_ = status;
     ++completed_;

@@ -113,7 +113,15 @@ Run Train(const JobConfig& config, Device* device, int64_t budget, const std::st
   if (!trace_file.empty() && !m.last_trace.empty()) {
     std::ofstream(trace_file) << m.last_trace;
   }
-  if (checkpoint) run.weights = (*trainer)->Weights();  // parity only
+  if (checkpoint) {  // parity only
+    auto weights = (*trainer)->Weights();
+    if (!weights.ok()) {
+      run.ok = false;
+      run.error = std::string(weights.status().message());
+      return run;
+    }
+    run.weights = *std::move(weights);
+  }
   return run;
 }
 

@@ -23,6 +23,7 @@
 #include "core/plan/host_ledger.h"
 #include "core/plan/planner.h"
 #include "core/train/ssd_tier.h"
+#include "core/util/exception_status.h"
 #include "core/util/status_macros.h"
 #include "glog/logging.h"
 
@@ -337,15 +338,14 @@ class Trainer::Impl {
   void SetLossScale(double scale) { loss_scale_.scale = scale; }
   const HostLedger& ledger() const { return ledger_; }
 
-  std::vector<std::vector<float>> Weights() {
-    if (engine_) CHECK(engine_->Drain().ok());
+  absl::StatusOr<std::vector<std::vector<float>>> Weights() {
+    if (engine_) RETURN_IF_ERROR(engine_->Drain());
     std::vector<std::vector<float>> out;
     for (int i = 0; i < static_cast<int>(layers_.size()); ++i) {
       const LayerState& s = layers_[i];
       if (tier_.MasterSpilled(i)) {
         out.emplace_back(s.layout.count);
-        const absl::Status read = tier_.ReadMaster(i, out.back().data());
-        CHECK(read.ok()) << read;
+        RETURN_IF_ERROR(tier_.ReadMaster(i, out.back().data()));
         continue;
       }
       const float* p = s.param.data_ptr<float>();
@@ -492,8 +492,8 @@ class Trainer::Impl {
         torch::Tensor loss = gpt::HeadLoss(fin.param, fin.layout, emb.param, emb.layout, x, targets_);
         loss_sum += loss.item<double>();
         (loss / micro_batches).backward();
-      } catch (const c10::Error& e) {
-        return absl::InternalError(absl::StrCat("step ", step, ": LibTorch: ", e.what_without_backtrace()));
+      } catch (...) {
+        return StatusFromException(absl::StrCat("step ", step));
       }
     }
     report->compute_s = Since(start);
@@ -577,22 +577,23 @@ class Trainer::Impl {
   bool restore_failed_ = false;
 };
 
+// No exception leaves the public methods: each becomes a status with
+// context (core/util/exception_status.h), a job's failure, not the daemon's.
 absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const JobConfig& config,
                                                          const ExecutionPlan& plan,
                                                          const TrainerOptions& options) {
-  ASSIGN_OR_RETURN(std::unique_ptr<Dataset> data,
-                   Dataset::Open(config.data, config.model.padded_vocab(), config.model.seq_len));
-  FusedAdamWOptions opt;
-  opt.threads = options.optimizer_threads;
-  ASSIGN_OR_RETURN(std::unique_ptr<FusedAdamW> optimizer, FusedAdamW::Create(opt));
   try {
+    ASSIGN_OR_RETURN(std::unique_ptr<Dataset> data,
+                     Dataset::Open(config.data, config.model.padded_vocab(), config.model.seq_len));
+    FusedAdamWOptions opt;
+    opt.threads = options.optimizer_threads;
+    ASSIGN_OR_RETURN(std::unique_ptr<FusedAdamW> optimizer, FusedAdamW::Create(opt));
     auto impl =
         std::make_unique<Impl>(config, plan, options, std::move(data), std::move(optimizer));
     RETURN_IF_ERROR(impl->Prepare());
     return std::unique_ptr<Trainer>(new Trainer(std::move(impl)));
-  } catch (const c10::Error& e) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("cannot allocate the model: ", e.what_without_backtrace()));
+  } catch (...) {
+    return StatusFromException("creating the trainer (host state, device buffers)");
   }
 }
 
@@ -602,20 +603,26 @@ Trainer::~Trainer() = default;
 absl::Status Trainer::Run(TrainerObserver* observer) {
   try {
     return impl_->Run(observer);
-  } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("LibTorch: ", e.what_without_backtrace()));
+  } catch (...) {
+    return StatusFromException("training");
   }
 }
 
 absl::StatusOr<int64_t> Trainer::Restore(const std::string& checkpoint_dir) {
   try {
     return impl_->Restore(checkpoint_dir);
-  } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("LibTorch: ", e.what_without_backtrace()));
+  } catch (...) {
+    return StatusFromException(absl::StrCat("restoring ", checkpoint_dir));
   }
 }
 
-std::vector<std::vector<float>> Trainer::Weights() { return impl_->Weights(); }
+absl::StatusOr<std::vector<std::vector<float>>> Trainer::Weights() {
+  try {
+    return impl_->Weights();
+  } catch (...) {
+    return StatusFromException("reading the weights");
+  }
+}
 
 float* TrainerTestPeer::HostWeights(Trainer& trainer, int index) {
   return trainer.impl_->HostWeights(index);

@@ -16,6 +16,13 @@
 // All methods share the data, the loss, the global-norm clipping and the
 // optimizer (core/optim/fused_adamw.h), so they train identically.
 //
+// Errors: no exception leaves a public method. std::bad_alloc and LibTorch's
+// out-of-memory become RESOURCE_EXHAUSTED, any other exception INTERNAL,
+// with what was being done (core/util/exception_status.h); a device error
+// (core/device/device.h: status()) fails the step that meets it, with the
+// device's status. The job fails, the daemon goes on; its host state is
+// then not a checkpoint's.
+//
 // Thread safety: Run() is called from one thread; the observer's
 // StopRequested() may flip from any thread.
 #ifndef STRONGHOLD_CORE_TRAIN_TRAINER_H_
@@ -118,8 +125,9 @@ class Trainer {
   // the checkpoint), or the error that stopped training.
   absl::Status Run(TrainerObserver* observer);
 
-  // The fp32 master weights of every buffer of ModelLayout(), for tests.
-  std::vector<std::vector<float>> Weights();
+  // The fp32 master weights of every buffer of ModelLayout(), for tests
+  // (after waiting for the queued updates, which may fail).
+  absl::StatusOr<std::vector<std::vector<float>>> Weights();
 
  private:
   friend class TrainerTestPeer;

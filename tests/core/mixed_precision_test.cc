@@ -208,7 +208,9 @@ TEST(Fp16LossScaleTest, OverflowSkipsTheStepAndHalvesTheScale) {
   const TrainedRun fresh = Train(Fp16Constant(1), "overflow_fresh");  // weights to compare with
   auto untrained = Make(Fp16Constant(1), TestDir("untrained"));
   ASSERT_NE(untrained, nullptr);
-  const std::vector<std::vector<float>> init = untrained->Weights();
+  auto untrained_weights = untrained->Weights();
+  ASSERT_TRUE(untrained_weights.ok()) << untrained_weights.status();
+  const std::vector<std::vector<float>> init = *std::move(untrained_weights);
   EXPECT_TRUE(initial.weights == init) << "a skipped step changed the weights";
   const double lr = Fp16Constant(1).training.lr;
   std::vector<double> ratios;

@@ -119,7 +119,9 @@ TEST_P(ResumeTest, TwentyStepsEqualTenCheckpointRestartTen) {
     ASSERT_TRUE(step.ok()) << step.status();
     EXPECT_EQ(*step, 10);
     ASSERT_TRUE(t->Run(&second).ok());
-    resumed_weights = t->Weights();
+    auto weights = t->Weights();
+    ASSERT_TRUE(weights.ok()) << weights.status();
+    resumed_weights = *std::move(weights);
   }
   ASSERT_EQ(second.steps.size(), 10u);
   // The spilled case really read its moments from the tier, before and
@@ -142,7 +144,9 @@ TEST_P(ResumeTest, TwentyStepsEqualTenCheckpointRestartTen) {
   auto t = Make(Config(p, p.second), TestDir(absl::StrCat("reload_", p.name)));
   ASSERT_NE(t, nullptr);
   ASSERT_TRUE(t->Restore(straight_dir + "/checkpoints/step-000020").ok());
-  EXPECT_TRUE(t->Weights() == resumed_weights);
+  auto reloaded = t->Weights();
+  ASSERT_TRUE(reloaded.ok()) << reloaded.status();
+  EXPECT_TRUE(*reloaded == resumed_weights);
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -226,7 +230,9 @@ TEST(ResumeTest, SafetensorsReadBackByAnIndependentReader) {
   ASSERT_NE(t, nullptr);
   StepRecorder r;
   ASSERT_TRUE(t->Run(&r).ok());
-  std::vector<std::vector<float>> weights = t->Weights();
+  auto trained = t->Weights();
+  ASSERT_TRUE(trained.ok()) << trained.status();
+  std::vector<std::vector<float>> weights = *std::move(trained);
 
   // The trained weights, tensor by tensor, as raw float32 and a name index.
   std::vector<CheckpointBuffer> buffers;

@@ -119,7 +119,10 @@ Result Train(JobConfig c, const std::string& name, int ssd_layers,
   }
   r.status = (*trainer)->Run(recorder);
   r.losses = recorder->losses;
-  if (r.status.ok()) r.weights = (*trainer)->Weights();
+  if (!r.status.ok()) return r;
+  auto weights = (*trainer)->Weights();
+  r.status = weights.status();
+  if (weights.ok()) r.weights = *std::move(weights);
   return r;
 }
 

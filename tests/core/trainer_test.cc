@@ -70,7 +70,9 @@ TEST(TrainerTest, LossFallsAndTrainingIsDeterministic) {
     ASSERT_TRUE((*trainer)->Run(&r).ok());
     ASSERT_EQ(r.losses.size(), 30u);
     losses[run] = r.losses;
-    weights[run] = (*trainer)->Weights();
+    auto w = (*trainer)->Weights();
+    ASSERT_TRUE(w.ok()) << w.status();
+    weights[run] = *std::move(w);
     EXPECT_EQ(r.checkpoints, std::vector<std::string>{"step-000030"});
   }
   EXPECT_LT(losses[0].back(), 0.7 * losses[0].front());
@@ -88,7 +90,10 @@ TEST(TrainerTest, GradientAccumulationMatchesOneLargeBatch) {
   ASSERT_TRUE((*a)->Run(&ra).ok());
   ASSERT_TRUE((*b)->Run(&rb).ok());
   for (int i = 0; i < 3; ++i) EXPECT_NEAR(ra.losses[i], rb.losses[i], 1e-4);
-  const auto wa = (*a)->Weights(), wb = (*b)->Weights();
+  const auto weights_a = (*a)->Weights(), weights_b = (*b)->Weights();
+  ASSERT_TRUE(weights_a.ok() && weights_b.ok());
+  const auto& wa = *weights_a;
+  const auto& wb = *weights_b;
   for (size_t buf = 0; buf < wa.size(); ++buf) {
     for (size_t i = 0; i < wa[buf].size(); ++i) {
       ASSERT_NEAR(wa[buf][i], wb[buf][i], 1e-4) << "buffer " << buf << " element " << i;

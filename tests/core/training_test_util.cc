@@ -48,7 +48,9 @@ TrainedRun Train(const JobConfig& config, const std::string& name, int64_t devic
   if (loss_scale > 0) TrainerTestPeer::SetLossScale(**trainer, loss_scale);
   const absl::Status s = (*trainer)->Run(&r.recorder);
   EXPECT_TRUE(s.ok()) << s;
-  r.weights = (*trainer)->Weights();
+  auto weights = (*trainer)->Weights();
+  EXPECT_TRUE(weights.ok()) << weights.status();
+  if (weights.ok()) r.weights = *std::move(weights);
   return r;
 }
 
