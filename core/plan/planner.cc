@@ -480,7 +480,10 @@ ExecutionPlan PlanExecution(const JobConfig& config, const NodeBudgets& node) {
                                                          : o.window;
     if (plan.window == 0) {
       plan.automatic_window = true;
-      plan.window = std::max(1, MaxWindow(c, plan.budget_device_bytes));
+      // No device budget (0) is no limit: the largest window.
+      const int64_t budget =
+          plan.budget_device_bytes > 0 ? plan.budget_device_bytes : INT64_MAX;
+      plan.window = std::max(1, MaxWindow(c, budget));
     }
     plan.slots = WindowSlots(c, plan.window);
     plan.device_resident_layers = DeviceResidentLayers(c);

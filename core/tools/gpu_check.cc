@@ -93,7 +93,7 @@ Run Train(const JobConfig& config, Device* device, int64_t budget, const std::st
   if (!checkpoint) ++c.training.steps;
   const std::string dir = std::filesystem::temp_directory_path() / ("gpu_check_" + name);
   const ExecutionPlan plan =
-      PlanExecution(c, {.device = device->name(), .device_bytes = budget});
+      PlanExecution(c, {.device = device != nullptr ? device->name() : "cpu", .device_bytes = budget});
   auto trainer = Trainer::Create(c, plan, {.job_dir = dir, .device = device,
                                      .trace_every = trace_file.empty() ? 0 : 1});
   if (!trainer.ok()) {
