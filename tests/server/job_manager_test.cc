@@ -223,9 +223,10 @@ TEST(JobManagerTest, AJobThatThrowsFailsAndTheDaemonKeepsServing) {
                                      : state;
   };
   EXPECT_EQ(ended("jobs/1"), v1::Job::FAILED);
+  // Thrown from the trainer's observer: core::Trainer::Run turns it into
+  // its status (core/util/exception_status.h) before the runner's catch.
   EXPECT_EQ(m.Get("jobs/1")->error(),
-            "RESOURCE_EXHAUSTED: out of memory while training "
-            "(std::bad_alloc)");
+            "RESOURCE_EXHAUSTED: training: out of host memory (std::bad_alloc)");
   EXPECT_EQ(ended("jobs/2"), v1::Job::SUCCEEDED) << m.Get("jobs/2")->error();
   EXPECT_EQ(m.List(0, "")->jobs_size(), 2);
 }
@@ -249,10 +250,10 @@ TEST(JobManagerTest, ARunningJobIsPlannedOnce) {
   spec.mutable_offload()->set_method(v1::STRONGHOLD);  // window 0: automatic
   const auto job = m.Submit(spec);
   ASSERT_TRUE(job.ok()) << job.status();
-  EXPECT_EQ(plans, 1) << "submission";
+  // Submission plans before it returns (the run may have started since).
+  EXPECT_GE(plans, 1) << "submission";
   EXPECT_TRUE(job->plan().automatic_window()) << "the submission's plan is in the record";
   const auto state = WaitWhile(m, "jobs/1", v1::Job::QUEUED);
-  const int at_start = plans;
   if (state == v1::Job::RUNNING) {
     for (int i = 0; i < 5; ++i) {
       m.Get("jobs/1").IgnoreError();
@@ -261,8 +262,7 @@ TEST(JobManagerTest, ARunningJobIsPlannedOnce) {
   }
   EXPECT_EQ(WaitWhile(m, "jobs/1", v1::Job::RUNNING), v1::Job::SUCCEEDED)
       << m.Get("jobs/1")->error();
-  EXPECT_EQ(plans, 2) << "once more when the run started, and never again";
-  EXPECT_EQ(at_start, 2);
+  EXPECT_EQ(plans, 2) << "once at submission, once when the run started, and never again";
   const v1::MemoryPlan& plan = m.Get("jobs/1")->plan();
   EXPECT_EQ(plan.method(), v1::STRONGHOLD);
   EXPECT_GE(plan.window(), 1);

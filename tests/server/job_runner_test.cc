@@ -138,13 +138,14 @@ TEST(JobRunnerTest, AnExceptionRestoringOrTrainingEndsTheRunAndNotTheNext) {
   EXPECT_EQ(s.message(), "exception while restoring the trainer: disk on fire");
   EXPECT_TRUE(restoring.steps.empty());
 
-  // Thrown from inside core::Trainer::Run (its observer), mid-training.
+  // Thrown from inside core::Trainer::Run (its observer), mid-training:
+  // the trainer turns it into its status (core/util/exception_status.h).
   FakeRecorder training;
   training.throw_in = "step";
   training.exception = [] { throw std::bad_alloc(); };
   s = runner.Run(TinyRun("runner_train", 5), training);
   EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
-  EXPECT_EQ(s.message(), "out of memory while training (std::bad_alloc)");
+  EXPECT_EQ(s.message(), "training: out of host memory (std::bad_alloc)");
   EXPECT_EQ(training.steps, (std::vector<int64_t>{1, 2}));
 
   FakeRecorder next;
