@@ -25,8 +25,9 @@ APT_PACKAGES=(
   libssl-dev
   # Observability and deployment tests (tests/integration/observability_*):
   # the real Prometheus and promtool, systemd-analyze and systemd-sysusers,
-  # patchelf for deploy/install.sh, PyYAML for the tests' configuration.
-  prometheus systemd patchelf python3-yaml
+  # patchelf for deploy/install.sh, PyYAML for the tests' configuration,
+  # strace for the daemon's system calls against the unit's filter.
+  prometheus systemd patchelf python3-yaml strace
   # `strongholdctl bench` draws its plots with Debian's python3 and matplotlib
   # (deploy/bench/plot.py; tests/integration/bench_test).
   python3-matplotlib

@@ -5,7 +5,8 @@
 #                 found through an RPATH of $ORIGIN/../lib set with patchelf
 #   PREFIX/share/doc/stronghold/observability.md
 #   /usr/local/bin/strongholdctl -> PREFIX/bin/strongholdctl
-#   /etc/systemd/system/strongholdd.service
+#   /etc/systemd/system/strongholdd.service  (MemoryMax= and TasksMax= from
+#                 the flag file's budgets: deploy/systemd/unit-limits.sh)
 #   /etc/sysusers.d/stronghold.conf           (user and group stronghold)
 #   /etc/stronghold/strongholdd.conf          (the flags; kept if present)
 # and with --monitoring, for a host running Prometheus and Grafana:
@@ -111,6 +112,13 @@ if [ -e "$conf" ]; then
 else
   install -D -m 0644 "$ROOT/deploy/systemd/strongholdd.conf" "$conf"
 fi
+# MemoryMax= and TasksMax= from the flag file's budgets and this host's CPUs;
+# after changing the budget, run deploy/install.sh again (or systemctl edit).
+limits=$(bash "$ROOT/deploy/systemd/unit-limits.sh" "$conf") || die "cannot derive the unit's limits"
+while read -r line; do
+  sed -i "s/^${line%%=*}=.*/$line/" "$unit"
+  printf '    %s\n' "$line"
+done <<<"$limits"
 
 if [ "$MONITORING" = 1 ]; then
   step "Prometheus alert rules and Grafana provisioning"

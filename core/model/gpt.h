@@ -17,6 +17,16 @@ namespace stronghold::core::gpt {
 // A view of one tensor of a flat buffer (differentiable).
 torch::Tensor View(const torch::Tensor& flat, const TensorSlice& slice);
 
+// table [V, h], tokens [B, S] int64 -> [B, S, h] = table[tokens]. Its
+// gradient sums each row's terms in fp32, in every precision and on every
+// device (on CPU LibTorch's own kernel would sum fp16/bf16 in fp16/bf16).
+torch::Tensor Lookup(const torch::Tensor& table, const torch::Tensor& tokens);
+
+// LayerNorm over the last dimension (weight and bias [h]); its gradients are
+// summed in fp32 in every precision and on every device, as Lookup's.
+torch::Tensor LayerNorm(const torch::Tensor& x, const torch::Tensor& weight,
+                        const torch::Tensor& bias);
+
 // tokens [B, S] int64 -> x [B, S, h] = wte[tokens] + wpe[0..S).
 torch::Tensor Embed(const torch::Tensor& embedding, const BufferLayout& layout,
                     const torch::Tensor& tokens);

@@ -96,34 +96,44 @@ TEST_P(PrecisionTest, NoClippingMatchesTheFullWindowBitForBit) {
                      std::string(PrecisionName(p)) + " W=2 without clipping");
 }
 
-// The built-in corpus, lr 3e-3: the loss falls, the first five steps stay
-// within 0.5% of fp32's loss (same initial masters, same data; measured:
-// within 0.02%), step 20 within 2% (measured 0.3%: trajectories drift apart
-// after ~8 steps, up to 3.5% at one step in bf16), and step 1's gradient norm
-// within 1% of fp32's (a loss scale not divided out would be off 65536x).
+// The built-in corpus, lr 1e-3: the loss falls, the first five steps stay
+// within 0.5% of fp32's loss (same initial masters, same data), step 20
+// within 2%, and step 1's gradient norm within 1% of fp32's (a loss scale
+// not divided out would be off 65536x); no fp16 step overflows at the
+// default scale. Two seeds, because a trajectory near fp16's range is
+// decided by last bits: at lr 3e-3 fp32's own gradient spikes (seed 3,
+// step 9: norm 1.8 -> 114, 9x beyond fp16's range at 2^16; seed 1234,
+// step 8: within 2.1x of it), so whether fp16 skipped a step depended on
+// the CPU's GEMM kernel and core count (issue 15, item 9; docs/engine.md,
+// "Precision"). At 1e-3 fp32 keeps 3.5x headroom at every step of both.
 TEST_P(PrecisionTest, LossFallsAndStaysNearFp32) {
   const Precision p = GetParam();
-  JobConfig c = SixLayers(Precision::kFp32, OffloadMethod::kResident, 0);
-  c.training.steps = 20;
-  const TrainedRun fp32 = Train(c, "near_fp32");
-  c.training.precision = p;
-  c.offload.method = OffloadMethod::kStronghold;
-  c.offload.window = 2;
-  const TrainedRun low = Train(c, "near_low");
-  ASSERT_EQ(low.recorder.losses.size(), 20u);
-  for (int i = 0; i < 5; ++i) {
-    EXPECT_NEAR(low.recorder.losses[i], fp32.recorder.losses[i], 0.005 * fp32.recorder.losses[i])
-        << PrecisionName(p) << " step " << i + 1;
+  for (uint64_t seed : {1234, 3}) {
+    JobConfig c = SixLayers(Precision::kFp32, OffloadMethod::kResident, 0);
+    c.training.steps = 20;
+    c.training.lr = 1e-3;
+    c.training.seed = seed;
+    const TrainedRun fp32 = Train(c, "near_fp32");
+    c.training.precision = p;
+    c.offload.method = OffloadMethod::kStronghold;
+    c.offload.window = 2;
+    const TrainedRun low = Train(c, "near_low");
+    const std::string what = absl::StrCat(PrecisionName(p), " seed ", seed);
+    ASSERT_EQ(low.recorder.losses.size(), 20u);
+    for (int i = 0; i < 5; ++i) {
+      EXPECT_NEAR(low.recorder.losses[i], fp32.recorder.losses[i], 0.005 * fp32.recorder.losses[i])
+          << what << " step " << i + 1;
+    }
+    EXPECT_LT(low.recorder.losses.back(), 0.9 * low.recorder.losses.front()) << what;
+    EXPECT_NEAR(low.recorder.losses.back(), fp32.recorder.losses.back(),
+                0.02 * fp32.recorder.losses.back())
+        << what << " step 20";
+    EXPECT_NEAR(low.recorder.norms[0], fp32.recorder.norms[0], 0.01 * fp32.recorder.norms[0])
+        << what << " gradient norm of step 1";
+    for (bool s : low.recorder.skipped) EXPECT_FALSE(s) << what << ": no overflow at the default scale";
+    const double expected_scale = p == Precision::kFp16 ? kInitialLossScale : 1.0;
+    EXPECT_EQ(low.recorder.scales.front(), expected_scale) << what;
   }
-  EXPECT_LT(low.recorder.losses.back(), 0.9 * low.recorder.losses.front()) << PrecisionName(p);
-  EXPECT_NEAR(low.recorder.losses.back(), fp32.recorder.losses.back(),
-              0.02 * fp32.recorder.losses.back())
-      << PrecisionName(p) << " step 20";
-  EXPECT_NEAR(low.recorder.norms[0], fp32.recorder.norms[0], 0.01 * fp32.recorder.norms[0])
-      << PrecisionName(p) << " gradient norm of step 1";
-  for (bool s : low.recorder.skipped) EXPECT_FALSE(s) << "no overflow at the default scale";
-  const double expected_scale = p == Precision::kFp16 ? kInitialLossScale : 1.0;
-  EXPECT_EQ(low.recorder.scales.front(), expected_scale);
 }
 
 // The automatic window within a device budget sized for 2-byte slots: a
@@ -220,6 +230,22 @@ TEST(Fp16LossScaleTest, OverflowSkipsTheStepAndHalvesTheScale) {
   std::nth_element(ratios.begin(), ratios.begin() + ratios.size() / 2, ratios.end());
   EXPECT_NEAR(ratios[ratios.size() / 2], 1.0, 0.05) << "median |dw| / lr of layers.2";
   EXPECT_FALSE(fresh.weights == init);
+}
+
+// The default scale is not a lucky fit: step 1's gradient still fits fp16
+// at twice the scale (measured: its largest element times 2^16 is ~18,500,
+// 3.5x below fp16's 65504), and the scale is divided out exactly enough
+// that the norm does not depend on it.
+TEST(Fp16LossScaleTest, TheInitialScaleLeavesHeadroom) {
+  const JobConfig c = SixLayers(Precision::kFp16, OffloadMethod::kStronghold, 2);
+  JobConfig one = c;
+  one.training.steps = 1;
+  const TrainedRun doubled = Train(one, "headroom_2x", 0, 2 * kInitialLossScale);
+  const TrainedRun initial = Train(one, "headroom_1x");
+  ASSERT_EQ(doubled.recorder.losses.size(), 1u);
+  EXPECT_EQ(doubled.recorder.scales[0], 2 * kInitialLossScale);
+  EXPECT_FALSE(doubled.recorder.skipped[0]) << "step 1 overflows at 2^17";
+  EXPECT_NEAR(doubled.recorder.norms[0], initial.recorder.norms[0], 1e-3 * initial.recorder.norms[0]);
 }
 
 // Speculative updates in fp16 run before the step is known to be finite:

@@ -7,9 +7,18 @@
 - deploy/install.sh --destdir stages a tree whose binaries run with the
   libraries it copied, and `systemd-analyze verify` accepts the installed
   unit; `systemd-sysusers` accepts the sysusers file.
+- Confinement (docs/security.md, "systemd"): the installed unit drops every
+  capability, hides other users' processes, allow-lists system calls and
+  takes MemoryMax=/TasksMax= from the budgets (deploy/systemd/unit-limits.sh);
+  `systemd-analyze security --offline` rates it at most 2.0; and every system
+  call the daemon makes through a job on the NVMe tier (traced with strace)
+  is inside the unit's SystemCallFilter=, io_uring's included.
+  Not tested here: the daemon under systemd's own seccomp filter (no systemd
+  runs as PID 1 in CI).
 """
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -22,7 +31,10 @@ import urllib.request
 RUNFILES = os.path.join(os.environ.get("TEST_SRCDIR", os.path.dirname(__file__) + "/../.."),
                         "stronghold")
 DAEMON = os.path.join(RUNFILES, "server/strongholdd")
+CLIENT = os.path.join(RUNFILES, "client/strongholdctl")
 INSTALL = os.path.join(RUNFILES, "deploy/install.sh")
+UNIT = os.path.join(RUNFILES, "deploy/systemd/strongholdd.service")
+UNIT_LIMITS = os.path.join(RUNFILES, "deploy/systemd/unit-limits.sh")
 SYSTEM_UNITS = "/lib/systemd/system"
 
 
@@ -30,6 +42,50 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def unit_settings(path):
+    """[Service] settings of a unit file: name -> list of values, in order."""
+    settings = {}
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line and not line.startswith(("#", "[")) and "=" in line:
+                name, value = line.split("=", 1)
+                settings.setdefault(name, []).append(value)
+    return settings
+
+
+def analyze():
+    path = shutil.which("systemd-analyze")
+    if path is None:
+        raise AssertionError("systemd-analyze not found (Debian package systemd)")
+    return path
+
+
+def expand_syscall_set(name):
+    """The system calls of a name or @group, as systemd-analyze lists them."""
+    if not name.startswith("@"):
+        return {name}
+    out = subprocess.run([analyze(), "syscall-filter", name], capture_output=True, text=True,
+                         check=True).stdout
+    calls = set()
+    for line in out.splitlines()[1:]:  # the first line is the group's name
+        entry = line.strip()
+        if entry and not entry.startswith("#"):
+            calls |= expand_syscall_set(entry)
+    return calls
+
+
+def allowed_syscalls(filter_lines):
+    """What SystemCallFilter= lines allow: the first is an allow-list, later
+    ones add to it, or with ~ take away from it."""
+    allowed = set()
+    for line in filter_lines:
+        deny = line.startswith("~")
+        names = set().union(*(expand_syscall_set(n) for n in line.lstrip("~").split()))
+        allowed = allowed - names if deny else allowed | names
+    return allowed
 
 
 class NotifyTest(unittest.TestCase):
@@ -188,6 +244,59 @@ class InstallTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertEqual(r.stdout + r.stderr, "", "systemd-analyze findings")
 
+    def test_unit_is_confined(self):
+        unit = unit_settings(self.path("/etc/systemd/system/strongholdd.service"))
+        self.assertEqual(unit.get("CapabilityBoundingSet"), [""], "no capabilities at all")
+        self.assertEqual(unit.get("ProtectProc"), ["invisible"])
+        self.assertEqual(unit.get("SystemCallArchitectures"), ["native"])
+        self.assertEqual(unit.get("SystemCallErrorNumber"), ["EPERM"])
+        filters = unit.get("SystemCallFilter", [])
+        self.assertTrue(filters and not filters[0].startswith("~"),
+                        f"the first SystemCallFilter= must be an allow-list: {filters}")
+        allowed = allowed_syscalls(filters)
+        for call in ["io_uring_setup", "io_uring_enter", "io_uring_register"]:
+            self.assertTrue(call in allowed, f"{call}: the NVMe tier's io_uring backend needs it")
+        for call in ["setuid", "chown", "chroot", "mount", "reboot", "kexec_load", "init_module"]:
+            self.assertFalse(call in allowed, f"{call} is allowed")
+
+    def test_unit_limits_follow_the_budgets(self):
+        unit = unit_settings(self.path("/etc/systemd/system/strongholdd.service"))
+        r = subprocess.run(["bash", UNIT_LIMITS, self.path("/etc/stronghold/strongholdd.conf")],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        derived = dict(line.split("=", 1) for line in r.stdout.split())
+        self.assertEqual(unit.get("MemoryMax"), [derived["MemoryMax"]])
+        self.assertEqual(unit.get("TasksMax"), [derived["TasksMax"]])
+        cpus = os.cpu_count()
+        self.assertEqual(derived, {"MemoryMax": "90%", "TasksMax": str(4 * cpus + 512)},
+                         "the shipped flags have no budget and one optimizer thread per CPU")
+
+        def limits(flags, cpus="64"):
+            conf = os.path.join(self.root, "limits.conf")
+            with open(conf, "w") as f:
+                f.write(flags)
+            return subprocess.run(["bash", UNIT_LIMITS, conf, cpus], capture_output=True,
+                                  text=True, timeout=30)
+
+        # 64 CPUs: 64 intra-op + 3 optimizer + 128 io_uring + 512 threads.
+        r = limits("--device=auto\n--host_memory_budget=64GiB\n--optimizer_threads=3\n")
+        self.assertEqual(r.stdout, f"MemoryMax={(64 + 4) << 30}\nTasksMax=707\n", r.stderr)
+        r = limits("--host_memory_budget=1.5GiB\n--host_memory_budget=2GB\n")  # the last wins
+        self.assertEqual(r.stdout, f"MemoryMax={2 * 10**9 + (4 << 30)}\nTasksMax=768\n", r.stderr)
+        r = limits("--host_memory_budget=64Gb\n")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("--host_memory_budget=64Gb is not a size", r.stderr)
+
+    def test_security_exposure_is_low(self):
+        unit = self.path("/etc/systemd/system/strongholdd.service")
+        r = subprocess.run([analyze(), "security", "--offline=true", "--no-pager", unit],
+                           capture_output=True, text=True, timeout=60)
+        match = re.search(r"Overall exposure level for strongholdd.service: (\d+\.\d)", r.stdout)
+        self.assertIsNotNone(match, r.stdout + r.stderr)
+        # 5.5 MEDIUM before CapabilityBoundingSet=, ProtectProc= and
+        # SystemCallFilter=; 1.8 with them (docs/security.md).
+        self.assertLessEqual(float(match.group(1)), 2.0, r.stdout)
+
     def test_sysusers_file_is_valid(self):
         sysusers = shutil.which("systemd-sysusers")
         self.assertIsNotNone(sysusers, "systemd-sysusers not found (Debian package systemd)")
@@ -206,6 +315,79 @@ class InstallTest(unittest.TestCase):
             group = f.read()
         self.assertRegex(group, r"(?m)^stronghold:x:\d+:")
         self.assertRegex(group, r"(?m)^video:x:\d+:stronghold$")
+
+
+class SyscallTraceTest(unittest.TestCase):
+    """The daemon runs a job that spills to the NVMe tier under strace; every
+    system call it makes must pass the unit's SystemCallFilter=."""
+
+    def setUp(self):
+        self.work = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
+        self.sock_dir = tempfile.mkdtemp(prefix="sh-trace.", dir="/tmp")
+        self.proc = None
+
+    def tearDown(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.sock_dir, ignore_errors=True)
+
+    def ctl(self, *args, timeout=120):
+        r = subprocess.run([CLIENT, "--daemon", self.socket, *args], capture_output=True,
+                           text=True, timeout=timeout)
+        self.assertEqual(r.returncode, 0, f"strongholdctl {' '.join(args)}: {r.stdout}{r.stderr}")
+        return r.stdout
+
+    def test_every_system_call_of_a_job_passes_the_filter(self):
+        strace = shutil.which("strace")
+        self.assertIsNotNone(strace, "strace not found (Debian package strace)")
+        self.socket = os.path.join(self.sock_dir, "d.sock")
+        trace = os.path.join(self.work, "trace")
+        port = free_port()
+        log = open(os.path.join(self.work, "daemon.log"), "w")
+        self.proc = subprocess.Popen(
+            [strace, "-f", "-qq", "-o", trace, DAEMON, "--socket", self.socket,
+             "--state_dir", os.path.join(self.work, "state"), "--device", "cpu",
+             "--metrics_listen", f"127.0.0.1:{port}"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while not os.path.exists(self.socket):
+            self.assertIsNone(self.proc.poll(), "the daemon exited under strace")
+            self.assertLess(time.monotonic(), deadline, "no socket after 60 s")
+            time.sleep(0.2)
+        ssd = os.path.join(self.work, "ssd")
+        os.mkdir(ssd)
+        # A host budget this small puts the fp16 masters and Adam moments of
+        # the layers on the NVMe tier: reads and writes through io_uring.
+        self.ctl("submit", "--layers", "4", "--hidden", "64", "--heads", "4", "--seq-len", "32",
+                 "--steps", "2", "--precision", "fp16", "--method", "stronghold", "--window", "1",
+                 "--ssd-dir", ssd, "--host-memory-budget", "6200KiB", "--checkpoint-every", "2")
+        self.ctl("watch", "1", timeout=600)
+        self.ctl("fetch", "1", "--out", os.path.join(self.work, "checkpoint"), timeout=120)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+            metrics = r.read().decode()
+        nvme_read = re.search(r'stronghold_job_transfer_bytes_total\{direction="nvme_read",'
+                              r'job_name="jobs/1"\} (\S+)', metrics)
+        self.assertIsNotNone(nvme_read, metrics)
+        self.assertGreater(float(nvme_read.group(1)), 0, "the job did not read the NVMe tier")
+        # strace's child is the daemon; SIGTERM it for its shutdown path too.
+        with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
+            daemon_pid = int(f.read().split()[0])
+        os.kill(daemon_pid, signal.SIGTERM)
+        self.assertEqual(self.proc.wait(timeout=60), 0)
+        log.close()
+
+        seen = set()
+        with open(trace) as f:
+            for line in f:
+                m = re.match(r"\d+ +(?:<\.\.\. )?([a-z_0-9]+)[( ]", line)
+                if m:
+                    seen.add(m.group(1))
+        self.assertIn("io_uring_enter", seen, "the NVMe tier did not use io_uring")
+        self.assertIn("execve", seen)
+        allowed = allowed_syscalls(unit_settings(UNIT)["SystemCallFilter"])
+        self.assertEqual(sorted(seen - allowed), [],
+                         "system calls the unit's SystemCallFilter= refuses (EPERM)")
 
 
 if __name__ == "__main__":
