@@ -4,9 +4,10 @@
 # network: Abseil, glog/gflags/libunwind, liburing and OpenSSL's libcrypto headers and
 # shared libraries from this Debian 12 machine, GoogleTest's headers and
 # static libraries (for tests/gpu/parity_test; about 1.5 MiB), the CUDA runtime
-# headers, and, where PyPI can be reached, the DeepSpeed
-# ZeRO-Offload peer's wheels in .deps/gpu/wheels (about 7 MiB; see below).
-# Everything carried (the working tree too) must stay under 64 MiB.
+# headers and the fallback binaries (46 MiB in all on 2026-12-06), and, where
+# PyPI can be reached, the DeepSpeed ZeRO-Offload peer's wheels in
+# .deps/gpu/wheels (about 7-9 MiB; see below). Everything carried (the
+# working tree too, about 2 MiB) must stay under 64 MiB.
 #
 #   deploy/gpu/prepare.sh            # needs network for the peer's wheels only
 #   NO_PEER=1 deploy/gpu/prepare.sh  # without them
