@@ -182,7 +182,7 @@ class Trainer::Impl {
   // its own counter-based stream (core/model/gpt_init.h), so buffers are
   // drawn in parallel with the same result; serially, a log, a sine and a
   // cosine per value add up for the seed's 1B-parameter models, which
-  // gpu_check creates several times.
+  // gpu_bench creates several times.
   void InitWeights() {
     std::atomic<size_t> next{0};
     std::vector<std::thread> pool;

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The GPU check: on a bare H100/H200 machine with CUDA and PyTorch 2.11 but no
-# Bazel and no network, builds core/ and core/tools/gpu_check.cc against that
-# machine's torch with g++, then runs gpu_check: the CUDA parity tests and
-# the seed's cases, short, under a GPU budget that emulates a 32 GB card
-# (the planner's largest RESIDENT/STRONGHOLD/L2L models; RESIDENT all on the
-# GPU, RESIDENT in the engine, STRONGHOLD with the automatic window, a window
-# sweep, L2L and a small budget, all on the largest RESIDENT model), and then,
+# Bazel and no network, builds core/, storage/, the GPU parity test
+# (tests/gpu/parity_test.cc, with the carried GoogleTest) and the benchmark
+# (core/tools/gpu_bench.cc) against that machine's torch with g++, then runs
+# the parity test (the engine on the GPU against the CPU, fp32, bf16, fp16),
+# then gpu_bench: the seed's cases, short, under a GPU budget that emulates a
+# 32 GB card (the planner's largest RESIDENT/STRONGHOLD/L2L models; RESIDENT
+# all on the GPU, RESIDENT in the engine, STRONGHOLD with the automatic
+# window, a window sweep, L2L and a small budget, all on the largest RESIDENT
+# model), and then,
 # if .deps/gpu/wheels is there, the DeepSpeed ZeRO-Offload peer
 # (deploy/gpu/zero_offload_peer.py) on the same model and GPU, and last,
 # time permitting, the fused CPU AdamW against DeepSpeedCPUAdam on this
@@ -13,15 +16,18 @@
 # this machine cannot build, it runs the binaries prepare.sh built. Needs .deps/gpu from
 # deploy/gpu/prepare.sh (carried along). docs/benchmarks.md, "GPU check".
 #
-#   ./deploy/gpu/check.sh [--quick] [gpu_check flags...]   # under 8 minutes
+#   ./deploy/gpu/check.sh [--quick] [--bench-only] [gpu_bench flags...]   # under 8 minutes
 #
 # Wall time per part, measured on an H200 machine with 16 cores (2026-11-27,
-# docs/benchmarks.md "GPU check"): build 22-35 s (45 files, 16 at a time;
-# the peer's cpu_adam is JIT-built in the background meanwhile, 45 s);
-# parity ~20 s; cases 102 s (no run starts after gpu_check's --max-seconds,
-# 140 / 80 s with --quick; gpu_check as a whole under `timeout 220`); peer
-# ~50 s (timeout 120 s); the AdamW comparison ~50 s, skipped once 420 s are
-# spent. The whole check: 263 s. PEER=0 / ADAM=0 skip those two.
+# docs/benchmarks.md "GPU check", when parity and the cases were one binary,
+# gpu_check): build 22-35 s (45 files, 16 at a time; the peer's cpu_adam is
+# JIT-built in the background meanwhile, 45 s); parity ~20 s (now under
+# `timeout 150`); cases 102 s (no run starts after gpu_bench's
+# --max-seconds, 140 / 80 s with --quick; gpu_bench as a whole under
+# `timeout 220`); peer ~50 s (timeout 120 s); the AdamW comparison ~50 s,
+# skipped once 420 s are spent. The whole check: 263 s. PARITY=0 (or
+# --bench-only) / PEER=0 / ADAM=0 skip those parts; --plan-only (gpu_bench's
+# planner part, no GPU needed) skips the parity test too.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
@@ -29,6 +35,21 @@ DEPS="$ROOT/.deps/gpu"
 BUILD=${GPU_BUILD_DIR:-/tmp/stronghold-gpu-build}
 CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
 [ -d "$DEPS/include/absl" ] || { echo "check: $DEPS missing: run deploy/gpu/prepare.sh where Debian's packages are" >&2; exit 1; }
+[ -f "$DEPS/lib/libgtest.a" ] || {
+  echo "check: no GoogleTest in $DEPS (an older prepare.sh): run deploy/gpu/prepare.sh again" >&2
+  exit 1
+}
+# Which parts run: --bench-only (or PARITY=0) skips the parity test, and so
+# does --plan-only; every other argument is gpu_bench's.
+PARITY=${PARITY:-1}
+BENCH_ARGS=()
+for a in "$@"; do
+  case "$a" in
+    --bench-only|--bench_only) PARITY=0 ;;
+    --plan-only|--plan_only) PARITY=0; BENCH_ARGS+=("$a") ;;
+    *) BENCH_ARGS+=("$a") ;;
+  esac
+done
 PYTHON=${PYTHON:-python3}
 if [ -n "${TORCH_DIR:-}" ]; then  # a LibTorch tree (include/, lib/) instead of the python package
   TORCH=$TORCH_DIR
@@ -125,24 +146,30 @@ compile() {  # compile SRC [extra flags...]
 export -f compile
 export BUILD ROOT
 # Every library source of core/'s packages and storage/ (the trainer's NVMe
-# tier; not core/tools' other mains, not the device factories: gpu_check
-# makes its CUDA device directly), and adamw_bench for the CPU optimizer's
-# comparison.
+# tier; not core/tools, not the device factories: the parity test and
+# gpu_bench make their CUDA device directly); then gpu_bench and its
+# helpers, adamw_bench for the CPU optimizer's comparison, and the parity
+# test with the training test helpers it shares with tests/core.
+BENCH_SOURCES=(core/tools/gpu_bench.cc core/tools/case_table.cc core/tools/bench_run.cc
+               core/tools/all_on_gpu_baseline.cc)
+TEST_SOURCES=(tests/gpu/parity_test.cc tests/core/training_test_util.cc)
 SOURCES=()
 for src in core/*/*.cc storage/*.cc; do
   case "$src" in
-    core/tools/gpu_check.cc|core/tools/adamw_bench.cc) SOURCES+=("$src") ;;
     core/tools/*|core/device/device_factory*.cc) ;;
     *) SOURCES+=("$src") ;;
   esac
 done
+LIB_SOURCES=("${SOURCES[@]}")
+SOURCES+=("${BENCH_SOURCES[@]}" core/tools/adamw_bench.cc "${TEST_SOURCES[@]}")
 # --no-as-needed first: nothing in core/ names a symbol of libtorch_cuda.so,
 # but without it LibTorch's CUDA hooks are never registered (a linker that
 # defaults to --as-needed, as Ubuntu's does, drops it).
 LIBS=(-Wl,--no-as-needed -Wl,--allow-shlib-undefined -L"$TORCH/lib" -ltorch_cuda -ltorch_cpu -lc10_cuda -lc10 -ltorch -L"$CUDART_DIR" -l:"$CUDART"
       -L"$DEPS/lib" $(cd "$DEPS/lib" && ls libabsl_*.so | sed 's/^lib\(.*\)\.so$/-l\1/')
       -lglog -lcrypto -luring -pthread)
-build() {  # compiles and links $BUILD/gpu_check and $BUILD/adamw_bench
+GTEST=("$DEPS/lib/libgtest_main.a" "$DEPS/lib/libgtest.a")
+build() {  # compiles and links $BUILD/parity_test, $BUILD/gpu_bench and $BUILD/adamw_bench
   command -v g++ > /dev/null || { echo "check: no g++ on this machine" >&2; return 1; }
   echo "compiling ${#SOURCES[@]} files with $(g++ --version | head -n 1) on $(nproc) cores ..."
   local start failed=0 src flags
@@ -159,11 +186,19 @@ build() {  # compiles and links $BUILD/gpu_check and $BUILD/adamw_bench
   done
   while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || failed=1; done
   [ "$failed" -eq 0 ] || { echo "check: compilation failed" >&2; return 1; }
-  local main_check="$BUILD/core_tools_gpu_check.cc.o" main_adam="$BUILD/core_tools_adamw_bench.cc.o" objs=()
-  for o in "$BUILD"/*.o; do [ "$o" = "$main_check" ] || [ "$o" = "$main_adam" ] || objs+=("$o"); done
+  # core/ and storage/ for every binary; core/tools' and tests' objects
+  # only for the binary that uses them (named after SOURCES, not whatever
+  # an older tree left in $BUILD).
+  objects() { local s; for s in "$@"; do echo "$BUILD/$(echo "$s" | tr / _).o"; done; }
+  local lib bench tests
   local rpath=(-Wl,--disable-new-dtags -Wl,-rpath,"$TORCH/lib:$DEPS/lib:$CUDART_DIR")
-  g++ -o "$BUILD/gpu_check" "$main_check" "${objs[@]}" "${LIBS[@]}" "${rpath[@]}" &&
-    g++ -o "$BUILD/adamw_bench" "$main_adam" "${objs[@]}" "${LIBS[@]}" "${rpath[@]}" || return 1
+  mapfile -t lib < <(objects "${LIB_SOURCES[@]}")
+  mapfile -t bench < <(objects "${BENCH_SOURCES[@]}")
+  mapfile -t tests < <(objects "${TEST_SOURCES[@]}")
+  g++ -o "$BUILD/parity_test" "${tests[@]}" "${lib[@]}" "${GTEST[@]}" "${LIBS[@]}" "${rpath[@]}" &&
+    g++ -o "$BUILD/gpu_bench" "${bench[@]}" "${lib[@]}" "${LIBS[@]}" "${rpath[@]}" &&
+    g++ -o "$BUILD/adamw_bench" "$(objects core/tools/adamw_bench.cc)" "${lib[@]}" "${LIBS[@]}" \
+      "${rpath[@]}" || return 1
   echo "built in $(( $(date +%s) - start )) s"
 }
 # Binaries prepare.sh built on the Debian machine against the same LibTorch
@@ -171,7 +206,8 @@ build() {  # compiles and links $BUILD/gpu_check and $BUILD/adamw_bench
 # a compiler that fails), with the libraries found through LD_LIBRARY_PATH.
 BIN=$BUILD
 if ! build; then
-  [ -x "$DEPS/bin/gpu_check" ] || { echo "check: build failed and no prebuilt $DEPS/bin" >&2; exit 1; }
+  [ -x "$DEPS/bin/gpu_bench" ] && [ -x "$DEPS/bin/parity_test" ] ||
+    { echo "check: build failed and no prebuilt $DEPS/bin" >&2; exit 1; }
   echo "check: build failed here; running the binaries prepare.sh built ($DEPS/bin)"
   BIN=$DEPS/bin
 fi
@@ -182,19 +218,36 @@ fi
 OURS=(env LD_LIBRARY_PATH="$TORCH/lib:$DEPS/lib:$CUDART_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}")
 status=0
 set -o pipefail
+# The parity test first: the figures below mean something only if the
+# engine computes the same thing on the GPU as on the CPU. Its job
+# directories go to $BUILD/parity.
+if [ "$PARITY" = 1 ]; then
+  parity=0
+  mkdir -p "$BUILD/parity"
+  "${OURS[@]}" OMP_WAIT_POLICY=passive TEST_TMPDIR="$BUILD/parity" timeout 150 \
+    "$BIN/parity_test" 2>&1 | tee "$BUILD/parity.log" || parity=$?
+  [ "$parity" -eq 124 ] && echo "parity: stopped by timeout 150 s"
+  echo "parity: $([ "$parity" -eq 0 ] && echo PASS || echo "FAIL (exit $parity)")," \
+    "log $BUILD/parity.log, $(( $(date +%s) - T0 )) s since the start of check.sh"
+  status=$parity
+else
+  echo "parity: not run (PARITY=$PARITY, --bench-only or --plan-only)"
+fi
 # Each benchmark row's last step as a Chrome trace (chrome://tracing, Perfetto).
 rm -rf "$BUILD/traces" && mkdir -p "$BUILD/traces"
-"${OURS[@]}" OMP_WAIT_POLICY=passive timeout 220 "$BIN/gpu_check" --trace-dir "$BUILD/traces" "$@" 2>&1 \
-  | tee "$BUILD/gpu_check.log" || status=$?
-echo "gpu_check: traces in $BUILD/traces ($(ls "$BUILD/traces" | wc -l) files)"
-[ "$status" -eq 124 ] && echo "gpu_check: stopped by timeout 220 s"
-echo "gpu_check: exit $status, $(( $(date +%s) - T0 )) s since the start of check.sh"
+bench=0
+"${OURS[@]}" OMP_WAIT_POLICY=passive timeout 220 "$BIN/gpu_bench" --trace-dir "$BUILD/traces" \
+  ${BENCH_ARGS[@]+"${BENCH_ARGS[@]}"} 2>&1 | tee "$BUILD/gpu_bench.log" || bench=$?
+echo "gpu_bench: traces in $BUILD/traces ($(ls "$BUILD/traces" | wc -l) files)"
+[ "$bench" -eq 124 ] && echo "gpu_bench: stopped by timeout 220 s"
+echo "gpu_bench: exit $bench, $(( $(date +%s) - T0 )) s since the start of check.sh"
+[ "$status" -ne 0 ] || status=$bench
 
-# The peer, on the model and GPU of gpu_check's runs.
+# The peer, on the model and GPU of gpu_bench's runs.
 if [ -z "$PEER_REASON" ]; then
-  ARGS=$(sed -n 's/^peer-args: //p' "$BUILD/gpu_check.log" | tail -n 1)
+  ARGS=$(sed -n 's/^peer-args: //p' "$BUILD/gpu_bench.log" | tail -n 1)
   if [ -z "$ARGS" ]; then
-    PEER_REASON="gpu_check printed no peer-args line"
+    PEER_REASON="gpu_bench printed no peer-args line"
   else
     echo "peer: cpu_adam JIT build: $(tail -n 1 "$BUILD/cpu_adam.log" 2>/dev/null)" \
       "(exit $(cat "$BUILD/cpu_adam.rc" 2>/dev/null || echo 'none yet: still running, the peer waits for it');" \
@@ -205,7 +258,7 @@ if [ -z "$PEER_REASON" ]; then
       rm -f "$PEER_EXT/cpu_adam/lock"
     fi
     STEPS=5; case " $* " in *" --quick "*) STEPS=4 ;; esac
-    # shellcheck disable=SC2086  # ARGS is gpu_check's word list
+    # shellcheck disable=SC2086  # ARGS is gpu_bench's word list
     peer_env timeout 120 "$PYTHON" -u "$ROOT/deploy/gpu/zero_offload_peer.py" $ARGS --steps "$STEPS" \
       2>&1 | tee "$BUILD/peer.log" | grep -v '^\[' || true
     rc=$(grep -c '^csv,zero_offload' "$BUILD/peer.log" || true)

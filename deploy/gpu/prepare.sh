@@ -2,10 +2,12 @@
 # Packs what deploy/gpu/check.sh needs besides CUDA and PyTorch into
 # .deps/gpu (git-ignored), to be carried to a GPU machine that has no
 # network: Abseil, glog/gflags/libunwind, liburing and OpenSSL's libcrypto headers and
-# shared libraries from this Debian 12 machine (about 45 MiB with
-# the CUDA runtime headers), and, where PyPI can be reached, the DeepSpeed
-# ZeRO-Offload peer's wheels in .deps/gpu/wheels (about 7 MiB; see below).
-# Everything carried (the working tree too) must stay under 64 MiB.
+# shared libraries from this Debian 12 machine, GoogleTest's headers and
+# static libraries (for tests/gpu/parity_test; about 1.5 MiB), the CUDA runtime
+# headers and the fallback binaries (46 MiB in all on 2026-12-06), and, where
+# PyPI can be reached, the DeepSpeed ZeRO-Offload peer's wheels in
+# .deps/gpu/wheels (about 7-9 MiB; see below). Everything carried (the
+# working tree too, about 2 MiB) must stay under 64 MiB.
 #
 #   deploy/gpu/prepare.sh            # needs network for the peer's wheels only
 #   NO_PEER=1 deploy/gpu/prepare.sh  # without them
@@ -15,7 +17,7 @@ OUT="$ROOT/.deps/gpu"
 LIB=/usr/lib/x86_64-linux-gnu
 rm -rf "$OUT"
 mkdir -p "$OUT/include" "$OUT/lib"
-for d in absl glog gflags openssl; do
+for d in absl glog gflags openssl gtest; do
   [ -d "/usr/include/$d" ] || { echo "prepare: /usr/include/$d missing (run deploy/install-deps.sh)" >&2; exit 1; }
   cp -r "/usr/include/$d" "$OUT/include/"
 done
@@ -28,6 +30,9 @@ cp -r /usr/local/cuda/include "$OUT/cuda-include"
 cp -r /usr/include/liburing.h /usr/include/liburing "$OUT/include/"
 cp -P "$LIB"/libabsl_*.so* "$LIB"/libglog.so* "$LIB"/libgflags.so* "$LIB"/libunwind.so.8* \
   "$LIB"/libcrypto.so* "$LIB"/liburing.so* "$OUT/lib/"
+# GoogleTest as Debian builds it (libgtest-dev: static, position-independent),
+# linked into the parity test only.
+cp "$LIB"/libgtest.a "$LIB"/libgtest_main.a "$OUT/lib/"
 
 # The peer (deploy/gpu/zero_offload_peer.py, run by check.sh): DeepSpeed as a
 # pure-Python wheel built here from its sdist with DS_BUILD_OPS=0 (no torch
@@ -60,14 +65,14 @@ if [ -z "${NO_PEER:-}" ]; then
   peer_wheels || { echo "prepare: the DeepSpeed peer's wheels could not be prepared (network?);" \
                         "check.sh will report 'peer: not run'" >&2; rm -rf "$OUT/wheels"; }
 fi
-# Fallback binaries (gpu_check, adamw_bench), built here by check.sh against
-# the LibTorch wheel of .deps/libtorch (the GPU machine's torch version), for
-# a GPU machine that cannot compile; about 2 MiB.
+# Fallback binaries (parity_test, gpu_bench, adamw_bench), built here by
+# check.sh against the LibTorch wheel of .deps/libtorch (the GPU machine's
+# torch version), for a GPU machine that cannot compile.
 if [ -z "${NO_PREBUILT:-}" ] && [ -f "$ROOT/.deps/libtorch/lib/libtorch_cuda.so" ]; then
   tmp=$(mktemp -d)
   if BUILD_ONLY=1 PEER=0 TORCH_DIR="$ROOT/.deps/libtorch" GPU_BUILD_DIR="$tmp" \
        "$ROOT/deploy/gpu/check.sh" > "$tmp/build.log" 2>&1; then
-    mkdir -p "$OUT/bin" && cp "$tmp/gpu_check" "$tmp/adamw_bench" "$OUT/bin/"
+    mkdir -p "$OUT/bin" && cp "$tmp/parity_test" "$tmp/gpu_bench" "$tmp/adamw_bench" "$OUT/bin/"
   else
     echo "prepare: the fallback binaries did not build (tail of $tmp/build.log):" >&2
     tail -n 5 "$tmp/build.log" >&2

@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
-"""DeepSpeed ZeRO-Offload on the GPT that core/tools/gpu_check.cc benchmarks (the peer).
+"""DeepSpeed ZeRO-Offload on the GPT that core/tools/gpu_bench.cc benchmarks (the peer).
 
-deploy/gpu/check.sh runs this after gpu_check, on the same GPU, with the same
-model (--layers/--hidden/--heads/--seq-len/--batch/--vocab) as gpu_check's
-"largest resident" run, and prints one row in gpu_check's table format plus a
+deploy/gpu/check.sh runs this after gpu_bench, on the same GPU, with the same
+model (--layers/--hidden/--heads/--seq-len/--batch/--vocab) as gpu_bench's
+"largest resident" run, and prints one row in gpu_bench's table format plus a
 CSV line. The model is algorithm.md section 4's: learned token and position
 embeddings, pre-LayerNorm blocks (LN -> QKV -> causal attention -> projection
 -> residual -> LN -> MLP h->4h GeLU(tanh) 4h->h -> residual), final LayerNorm,
-output head tied to the token embedding; fp32 weights (as gpu_check), every
+output head tied to the token embedding; fp32 weights (as gpu_bench), every
 block's forward recomputed in backward (activation checkpointing per layer,
 as STRONGHOLD does).
 
@@ -42,12 +42,12 @@ def parse_args():
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2, help="first steps not counted")
     p.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
-    p.add_argument("--tf32", action="store_true", help="allow TF32 matmuls (default: off, as gpu_check)")
+    p.add_argument("--tf32", action="store_true", help="allow TF32 matmuls (default: off, as gpu_bench)")
     p.add_argument("--peak-tflops", type=float, default=0.0, help="dense peak for MFU (0: none)")
     p.add_argument("--resident-samples-per-s", type=float, default=0.0,
-                   help="gpu_check's RESIDENT samples/s on this model, for the ratio column")
+                   help="gpu_bench's RESIDENT samples/s on this model, for the ratio column")
     p.add_argument("--stronghold-samples-per-s", type=float, default=0.0,
-                   help="gpu_check's STRONGHOLD samples/s on this model, for STRONGHOLD / ZeRO-Offload")
+                   help="gpu_bench's STRONGHOLD samples/s on this model, for STRONGHOLD / ZeRO-Offload")
     p.add_argument("--cpu", action="store_true",
                    help="train on the CPU (DeepSpeed's CPU accelerator, gloo): a smoke test of the "
                         "whole path where there is no GPU; use a small model")
@@ -63,7 +63,7 @@ def parameters(a):
 
 
 def model_flops_per_step(a):
-    # Megatron's formula (algorithm.md section 4), as gpu_check reports.
+    # Megatron's formula (algorithm.md section 4), as gpu_bench reports.
     b, s, l, h, v = a.batch, a.seq_len, a.layers, a.hidden, a.vocab
     return 72.0 * b * s * l * h * h * (1 + s / (6.0 * h) + v / (12.0 * l * h))
 
@@ -159,7 +159,7 @@ def row(name, step_s, a, peak):
     ratio = f"{a.resident_samples_per_s and sps / a.resident_samples_per_s:9.3f}x" \
         if a.resident_samples_per_s else f"{'-':>10}"
     mfu = f"{100 * tflops / peak:5.1f}%" if peak else "    -"
-    # gpu_check's columns: method, window, step_s, samples/s, opt_wait, TFLOPS, MFU, vs RESID., GPU peak
+    # gpu_bench's columns: method, window, step_s, samples/s, opt_wait, TFLOPS, MFU, vs RESID., GPU peak
     return f"{name:<28} {'-':>6} {step_s:9.3f} {sps:9.3f} {'-':>9} {tflops:9.2f} {mfu:>6} {ratio}"
 
 
@@ -234,7 +234,7 @@ def main():
         print(f"peer: not run: {type(e).__name__}: {msg[-1] if msg else ''}"[:600])
         return 3
     if a.dtype != "fp32":
-        peak = 0  # --peak-tflops is gpu_check's fp32 peak: no MFU for bf16
+        peak = 0  # --peak-tflops is gpu_bench's fp32 peak: no MFU for bf16
     peak_gib = 0.0 if a.cpu else torch.cuda.max_memory_allocated() / 2**30
     print(row(f"ZeRO-Offload ({a.dtype})", step_s, a, peak) + f" {peak_gib:7.2f} GiB")
     sps = a.batch / step_s

@@ -27,8 +27,9 @@ void StepRecorder::OnStep(const StepReport& r) {
   if (stop_after > 0 && r.step >= stop_after) stop = stop_kind;
 }
 
-ExecutionPlan PlanFor(const JobConfig& config, int64_t device_budget_bytes) {
-  return PlanExecution(config, {.device = "cpu", .device_bytes = device_budget_bytes});
+ExecutionPlan PlanFor(const JobConfig& config, int64_t device_budget_bytes,
+                      const std::string& device) {
+  return PlanExecution(config, {.device = device, .device_bytes = device_budget_bytes});
 }
 
 ExecutionPlan PlanWithSsd(const JobConfig& config, int ssd_layers, int ssd_weight_layers) {
@@ -37,12 +38,14 @@ ExecutionPlan PlanWithSsd(const JobConfig& config, int ssd_layers, int ssd_weigh
                                 .force_ssd_weight_layers = ssd_weight_layers});
 }
 
-TrainedRun Train(const JobConfig& config, const std::string& name, int64_t device_budget_bytes,
-                 double loss_scale) {
+namespace {
+
+TrainedRun TrainAsPlanned(const JobConfig& config, const ExecutionPlan& plan, Device* device,
+                          const std::string& name, double loss_scale) {
   TrainedRun r;
-  auto trainer = Trainer::Create(config, PlanFor(config, device_budget_bytes),
-                                 {.job_dir = TestDir(name), .optimizer_threads = 2,
-                                  .trace_every = 1});
+  auto trainer = Trainer::Create(config, plan,
+                                 {.job_dir = TestDir(name), .device = device,
+                                  .optimizer_threads = 2, .trace_every = 1});
   EXPECT_TRUE(trainer.ok()) << trainer.status();
   if (!trainer.ok()) return r;
   if (loss_scale > 0) TrainerTestPeer::SetLossScale(**trainer, loss_scale);
@@ -52,6 +55,19 @@ TrainedRun Train(const JobConfig& config, const std::string& name, int64_t devic
   EXPECT_TRUE(weights.ok()) << weights.status();
   if (weights.ok()) r.weights = *std::move(weights);
   return r;
+}
+
+}  // namespace
+
+TrainedRun Train(const JobConfig& config, const std::string& name, int64_t device_budget_bytes,
+                 double loss_scale) {
+  return TrainAsPlanned(config, PlanFor(config, device_budget_bytes), /*device=*/nullptr, name,
+                        loss_scale);
+}
+
+TrainedRun TrainOn(Device* device, const JobConfig& config, const std::string& name) {
+  return TrainAsPlanned(config, PlanFor(config, /*device_budget_bytes=*/0, device->name()),
+                        device, name, /*loss_scale=*/0);
 }
 
 void ExpectBitIdentical(const TrainedRun& a, const TrainedRun& b, const std::string& what) {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/device/device.h"
 #include "core/plan/planner.h"
 #include "core/train/trainer.h"
 
@@ -45,9 +46,12 @@ struct TrainedRun {
   std::vector<std::vector<float>> weights;  // fp32 masters at the end
 };
 
-// The job's plan on the host device: `device_budget_bytes` (0 = the job's
-// offload.gpu_memory_budget_bytes, else unlimited), host memory unlimited.
-ExecutionPlan PlanFor(const JobConfig& config, int64_t device_budget_bytes = 0);
+// The job's plan on `device` ("cpu": the host device; "cuda:N" plans
+// RESIDENT as the engine with W = L, not as the host's reference step):
+// `device_budget_bytes` (0 = the job's offload.gpu_memory_budget_bytes, else
+// unlimited), host memory unlimited.
+ExecutionPlan PlanFor(const JobConfig& config, int64_t device_budget_bytes = 0,
+                      const std::string& device = "cpu");
 // That plan with block layers 0..ssd_layers-1 on the NVMe tier (and
 // 0..ssd_weight_layers-1's working copies or fp32 masters), as a short host
 // budget would place them.
@@ -58,6 +62,9 @@ ExecutionPlan PlanWithSsd(const JobConfig& config, int ssd_layers, int ssd_weigh
 // `loss_scale` > 0 sets fp16's loss scale before step 1.
 TrainedRun Train(const JobConfig& config, const std::string& name,
                  int64_t device_budget_bytes = 0, double loss_scale = 0);
+// The same on `device` (not owned; tests/gpu passes a CUDA device), planned
+// for it with no device budget.
+TrainedRun TrainOn(Device* device, const JobConfig& config, const std::string& name);
 
 // Same losses and gradient norms at every step, same weight bits.
 void ExpectBitIdentical(const TrainedRun& a, const TrainedRun& b, const std::string& what);
