@@ -31,6 +31,11 @@ struct TrainerOptions {
   // Stored as job.json in every checkpoint; the daemon passes the effective
   // JobSpec in JSON. Empty = no job.json.
   std::string job_spec_json;
+  // The token file of data.source, opened by the caller (the daemon opens it
+  // inside its data roots: server/path_confinement.h); the trainer reads a
+  // duplicate of it and looks nothing up by name. Not owned; used during
+  // Create only. -1 = open data.source as a path (tests, tools).
+  int data_fd = -1;
   // The NVMe tier's block device; null = opened on offload.ssd_dirs. Not
   // owned (tests pass a fault-injecting one).
   storage::BlockDevice* ssd_device = nullptr;
