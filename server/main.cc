@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -19,6 +20,7 @@
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "core/train/trainer.h"
 #include "glog/logging.h"
 #include "core/device/device.h"
@@ -58,6 +60,15 @@ ABSL_FLAG(int, max_job_restarts, 2,
           "Times a job the daemon stopped under (crash, kill -9, OOM killer) is resumed at the "
           "next start; the stop after that fails it, so one job cannot crash-loop the daemon "
           "(0 = fail it at the first)");
+
+ABSL_FLAG(std::vector<std::string>, data_root, {},
+          "Directories (absolute, comma-separated) inside which a job's token file "
+          "(data.source) must be; relative paths are relative to them. Empty = only the "
+          "builtin dataset. The flag given twice keeps the last list: list every root in one");
+ABSL_FLAG(std::vector<std::string>, ssd_root, {},
+          "Directories (absolute, comma-separated) inside which a job's NVMe tier "
+          "directories (offload.ssd_dirs) must be. Empty = no NVMe tier. Leftover tier "
+          "directories of killed jobs under them are removed at start");
 
 ABSL_FLAG(std::string, ssd_fault_injection, "",
           "TESTING ONLY, never in production: faults to inject into the NVMe tier of the first "
@@ -173,12 +184,20 @@ int Main() {
   options.device_peak_flops = metrics_options.device_peak_flops_per_s;
   options.optimizer_threads = absl::GetFlag(FLAGS_optimizer_threads);
   if (options.optimizer_threads < 0) return Fail("--optimizer_threads: must be >= 0");
+  options.data_roots = absl::GetFlag(FLAGS_data_root);
+  options.ssd_roots = absl::GetFlag(FLAGS_ssd_root);
   options.max_job_restarts = absl::GetFlag(FLAGS_max_job_restarts);
   if (options.max_job_restarts < 0) {
     return Fail(absl::StrCat("--max_job_restarts: must be >= 0, got ", options.max_job_restarts));
   }
   absl::StatusOr<std::unique_ptr<JobManager>> jobs = JobManager::Create(options);
   if (!jobs.ok()) return Fail(std::string(jobs.status().message()));
+  LOG(INFO) << "token files from --data_root: "
+            << (options.data_roots.empty() ? "none (only the builtin dataset)"
+                                           : absl::StrJoin(options.data_roots, ", "))
+            << "; NVMe tier directories in --ssd_root: "
+            << (options.ssd_roots.empty() ? "none (no NVMe tier)"
+                                          : absl::StrJoin(options.ssd_roots, ", "));
   metrics.SetNode((*jobs)->Node());
   // Jobs that ended before this start are counted too.
   std::string page_token;

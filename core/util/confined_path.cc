@@ -28,7 +28,7 @@ absl::Status OpenError(absl::string_view path, int err) {
                     : err == EXDEV  ? "the path leaves the root"
                     : err == ENOENT ? "no such file or directory"
                     : err == ENOTDIR
-                        ? "a component on the way is not a directory (symlinks are not followed)"
+                        ? "not a directory, or a symlink where one was expected (none is followed)"
                                     : strerror(err);
   const absl::StatusCode code =
       err == ENOENT ? absl::StatusCode::kNotFound
@@ -77,13 +77,14 @@ std::atomic<int> openat2_state{0};
 }  // namespace
 
 absl::StatusOr<std::vector<std::string>> PathComponents(absl::string_view path) {
-  if (path.find('\0') != absl::string_view::npos) {
-    return absl::InvalidArgumentError("the path contains a NUL byte");
-  }
+  const auto refused = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(absl::StrCat("'", absl::CHexEscape(path), "': ", why));
+  };
+  if (path.find('\0') != absl::string_view::npos) return refused("contains a NUL byte");
   std::vector<std::string> parts;
   for (absl::string_view part : absl::StrSplit(path, '/', absl::SkipEmpty())) {
     if (part == ".") continue;
-    if (part == "..") return absl::InvalidArgumentError("the path has a '..' component");
+    if (part == "..") return refused("has a '..' component");
     parts.emplace_back(part);
   }
   return parts;
@@ -95,12 +96,8 @@ absl::StatusOr<UniqueFd> OpenBeneath(int dir_fd, absl::string_view path, EntryKi
     return absl::InvalidArgumentError(absl::StrCat("'", absl::CHexEscape(path),
                                                    "' is absolute, not relative to the root"));
   }
-  absl::StatusOr<std::vector<std::string>> parts = PathComponents(path);
-  if (!parts.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("'", absl::CHexEscape(path), "': ", parts.status().message()));
-  }
-  const std::string joined = parts->empty() ? "." : absl::StrJoin(*parts, "/");
+  ASSIGN_OR_RETURN(const std::vector<std::string> parts, PathComponents(path));
+  const std::string joined = parts.empty() ? "." : absl::StrJoin(parts, "/");
   int fd = -ENOSYS;
   if (method != BeneathMethod::kWalk && openat2_state.load() >= 0) {
     fd = Openat2(dir_fd, joined, kind);
@@ -110,7 +107,7 @@ absl::StatusOr<UniqueFd> OpenBeneath(int dir_fd, absl::string_view path, EntryKi
     if (method == BeneathMethod::kOpenat2) {
       return absl::UnimplementedError("openat2(2) is not available in this kernel");
     }
-    fd = Walk(dir_fd, *parts, kind);
+    fd = Walk(dir_fd, parts, kind);
   }
   if (fd < 0) return OpenError(path, -fd);
   UniqueFd opened(fd);

@@ -58,8 +58,8 @@ absl::StatusOr<UniqueFd> OpenBeneath(int dir_fd, absl::string_view path, EntryKi
                                      BeneathMethod method = BeneathMethod::kAuto);
 
 // The path split into its components, "." and empty ones dropped (so
-// "a//./b/" is {"a", "b"}); INVALID_ARGUMENT for a ".." component or a NUL
-// byte.
+// "a//./b/" is {"a", "b"}); INVALID_ARGUMENT naming the path for a ".."
+// component or a NUL byte.
 absl::StatusOr<std::vector<std::string>> PathComponents(absl::string_view path);
 
 // A set of roots, each a directory opened once (at the daemon's start).
