@@ -182,8 +182,8 @@ absl::Status Dataset::ReadTokens(int64_t first, int64_t count, uint8_t* scratch,
       }
       if (n == 0) {
         return absl::DataLossError(absl::StrFormat(
-            "data.source: '%s' ends at byte %d, but held %d bytes of tokens when the job "
-            "started: the token file was truncated while the job ran",
+            "data.source: '%s' has nothing to read at byte %d, but held %d bytes of tokens "
+            "when the job started: the token file was truncated while the job ran",
             name_, at + got, num_tokens_ * w));
       }
       got += n;
