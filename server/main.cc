@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -100,8 +101,10 @@ int Main() {
   }
   std::string state_dir = absl::GetFlag(FLAGS_state_dir);
   if (state_dir.empty()) {
-    const char* sd = std::getenv("STATE_DIRECTORY");  // systemd's StateDirectory=
-    state_dir = sd != nullptr ? sd : "/var/lib/stronghold";
+    // systemd's StateDirectory=; with several entries (the unit also has
+    // the data and ssd roots there) they are joined by ':', the first ours.
+    const char* sd = std::getenv("STATE_DIRECTORY");
+    state_dir = sd != nullptr ? std::string(sd, strcspn(sd, ":")) : "/var/lib/stronghold";
   }
   JobManagerOptions options;
   options.state_dir = state_dir;
