@@ -23,8 +23,8 @@ mkdir -p "$DATA_ROOT" "$WORK/cwd"
 tokens "$DATA_ROOT/tokens.u16" 4096
 # Outside the root: a file whose first id (31337) and size (77778 bytes)
 # the old messages printed.
-python3 -c "import sys; open(sys.argv[1],'wb').write((31337).to_bytes(2,'little') + b'\0'*77776)" \
-  "$WORK/outside.u16"
+python3 -c "import sys; open(sys.argv[1], 'wb').write(
+  (31337).to_bytes(2, 'little') + bytes(77776))" "$WORK/outside.u16"
 ln -s "$WORK/outside.u16" "$DATA_ROOT/escape.u16"
 ln -s ../outside.u16 "$DATA_ROOT/escape_relative.u16"
 tokens "$WORK/cwd/only_in_cwd.u16" 4096
@@ -38,18 +38,20 @@ refusal() {  # refusal VERB FLAGS...: the stderr of a refused plan/submit
   "$CTL" "$@" >/dev/null 2>"$WORK/refusal.txt" && echo "ACCEPTED"
   cat "$WORK/refusal.txt"
 }
+has() { grep -qF -- "$2" <<<"$1"; }      # has TEXT NEEDLE
+lacks() { ! grep -qF -- "$2" <<<"$1"; }  # lacks TEXT NEEDLE
 shadow=$(refusal submit "${TINY[@]}" --steps 2 --data /etc/shadow)
 echo "refusal: $shadow"
 check "/etc/shadow -> PERMISSION_DENIED naming data.source" \
-  grep -q "PERMISSION_DENIED: data.source" <<<"$shadow"
-check "the refusal names the data root" grep -qF "$DATA_ROOT" <<<"$shadow"
+  has "$shadow" "PERMISSION_DENIED: data.source"
+check "the refusal names the data root" has "$shadow" "$DATA_ROOT"
 if [ -r /etc/shadow ]; then
-  first=$(python3 -c "import sys; d=open('/etc/shadow','rb').read(2); print(int.from_bytes(d,'little'))")
+  first=$(python3 -c "print(int.from_bytes(open('/etc/shadow','rb').read(2), 'little'))")
   size=$(stat -c %s /etc/shadow)
-  check "nothing of /etc/shadow: not its first token ($first)" bash -c "! grep -q '$first' <<<\"\$0\"" "$shadow"
-  check "nothing of /etc/shadow: not its size ($size)" bash -c "! grep -q '$size' <<<\"\$0\"" "$shadow"
+  check "nothing of /etc/shadow: not its first token ($first)" lacks "$shadow" "$first"
+  check "nothing of /etc/shadow: not its size ($size)" lacks "$shadow" "$size"
 fi
-check "nothing of /etc/shadow: not its name" bash -c "! grep -q shadow <<<\"\$0\"" "$shadow"
+check "nothing of /etc/shadow: not its name" lacks "$shadow" shadow
 for source in "$WORK/outside.u16" /nonexistent/tokens.u16 escape.u16 escape_relative.u16 \
               ../outside.u16 "$DATA_ROOT/../outside.u16" only_in_cwd.u16 \
               "/proc/self/root$WORK/outside.u16"; do
@@ -57,10 +59,10 @@ for source in "$WORK/outside.u16" /nonexistent/tokens.u16 escape.u16 escape_rela
     test "$(refusal submit "${TINY[@]}" --steps 2 --data "$source")" = "$shadow"
 done
 outside=$(refusal submit "${TINY[@]}" --steps 2 --data "$WORK/outside.u16")
-check "nothing of the file outside: not its first token" bash -c "! grep -q 31337 <<<\"\$0\"" "$outside"
-check "nothing of the file outside: not its size" bash -c "! grep -q 77778 <<<\"\$0\"" "$outside"
-check "plan refuses it too" grep -q "PERMISSION_DENIED: data.source" \
-  <<<"$(refusal plan "${TINY[@]}" --data /etc/shadow)"
+check "nothing of the file outside: not its first token" lacks "$outside" 31337
+check "nothing of the file outside: not its size" lacks "$outside" 77778
+check "plan refuses it too" \
+  has "$(refusal plan "${TINY[@]}" --data /etc/shadow)" "PERMISSION_DENIED: data.source"
 
 # --- inside the root, relative to it: trains
 "$CTL" submit --name inside "${TINY[@]}" --steps 3 --data tokens.u16 >/dev/null
@@ -68,10 +70,12 @@ check "a token file in the data root, named relative to it, trains" wait_state 1
 
 # --- tier directories outside the ssd root
 shm=$(refusal submit "${TINY[@]}" --steps 2 --method stronghold --ssd-dir /dev/shm)
-check "--ssd-dir /dev/shm -> PERMISSION_DENIED naming offload.ssd_dirs and the root" \
-  bash -c "grep -q 'PERMISSION_DENIED: offload.ssd_dirs\[0\]' <<<\"\$0\" && grep -qF '$SSD_ROOT' <<<\"\$0\"" "$shm"
-check "plan --ssd-dir /dev/shm is refused too" grep -q "PERMISSION_DENIED: offload.ssd_dirs" \
-  <<<"$(refusal plan "${TINY[@]}" --method stronghold --ssd-dir /dev/shm)"
+check "--ssd-dir /dev/shm -> PERMISSION_DENIED naming offload.ssd_dirs" \
+  has "$shm" "PERMISSION_DENIED: offload.ssd_dirs[0]"
+check "the refusal names the ssd root" has "$shm" "$SSD_ROOT"
+check "plan --ssd-dir /dev/shm is refused too" \
+  has "$(refusal plan "${TINY[@]}" --method stronghold --ssd-dir /dev/shm)" \
+  "PERMISSION_DENIED: offload.ssd_dirs"
 
 # --- kill -9 under a job with an NVMe tier: the next start removes its directory
 # (ssd_tier_test's spilled job: 110 MiB puts 7 of 8 layers' moments on the tier).
@@ -86,7 +90,8 @@ for _ in $(seq 1 300); do
   [ -n "$tier" ] && break
   sleep 0.1
 done
-check "its tier directory is private to it ($tier)" test -n "$tier" -a "$(stat -c %a "$tier" 2>/dev/null)" = 700
+check "its tier directory is private to it ($tier)" \
+  test -n "$tier" -a "$(stat -c %a "$tier" 2>/dev/null)" = 700
 kill_daemon
 check "kill -9 leaves the tier directory behind" test -d "$tier"
 start_daemon
