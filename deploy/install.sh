@@ -9,6 +9,7 @@
 #                 the flag file's budgets: deploy/systemd/unit-limits.sh)
 #   /etc/sysusers.d/stronghold.conf           (user and group stronghold)
 #   /etc/stronghold/strongholdd.conf          (the flags; kept if present)
+#   /var/lib/stronghold/{data,ssd}            (the default --data_root and --ssd_root)
 # and with --monitoring, for a host running Prometheus and Grafana:
 #   /etc/prometheus/strongholdd-alerts.yml
 #   /etc/grafana/provisioning/{dashboards,datasources}/strongholdd.yml
@@ -134,6 +135,7 @@ if [ "$MONITORING" = 1 ]; then
 fi
 
 if [ -n "$DESTDIR" ]; then
+  install -d -m 0750 "$DESTDIR/var/lib/stronghold/data" "$DESTDIR/var/lib/stronghold/ssd"
   step "staged under $DESTDIR"
   exit 0
 fi
@@ -141,6 +143,10 @@ fi
 if command -v systemd-sysusers >/dev/null; then
   step "creating user and group stronghold"
   systemd-sysusers /etc/sysusers.d/stronghold.conf
+  # The unit's StateDirectory= creates them too; here so that token files
+  # can be put in place before the first start.
+  install -d -o stronghold -g stronghold -m 0750 /var/lib/stronghold
+  install -d -o stronghold -g stronghold -m 0750 /var/lib/stronghold/data /var/lib/stronghold/ssd
 else
   die "systemd-sysusers not found: create user and group stronghold by hand"
 fi

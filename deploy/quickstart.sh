@@ -9,7 +9,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-OUT=${STRONGHOLD_QUICKSTART_DIR:-$ROOT/quickstart-out}
+OUT=$(realpath -m "${STRONGHOLD_QUICKSTART_DIR:-$ROOT/quickstart-out}")  # roots are absolute
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -26,7 +26,11 @@ mkdir -p "$OUT"
 SOCK_DIR=$(mktemp -d /tmp/stronghold-quickstart.XXXXXX)  # socket paths must be short
 export STRONGHOLD_DAEMON="unix:$SOCK_DIR/strongholdd.sock"
 step "starting strongholdd (state in $OUT/state, log in $OUT/daemon.log)"
-"$DAEMON" --socket "$SOCK_DIR/strongholdd.sock" --state_dir "$OUT/state" >"$OUT/daemon.log" 2>&1 &
+# Token files for --data go in $OUT/data, NVMe tier directories for --ssd-dir
+# in $OUT/ssd: the daemon uses no other paths a job names.
+mkdir -p "$OUT/data" "$OUT/ssd"
+"$DAEMON" --socket "$SOCK_DIR/strongholdd.sock" --state_dir "$OUT/state" \
+  --data_root "$OUT/data" --ssd_root "$OUT/ssd" >"$OUT/daemon.log" 2>&1 &
 PID=$!
 cleanup() {
   if kill -0 "$PID" 2>/dev/null; then

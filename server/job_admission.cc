@@ -25,11 +25,17 @@ absl::StatusOr<ResolvedJob> ResolveJob(const v1::JobSpec& submitted,
   return job;
 }
 
-absl::Status CheckRunnable(const ResolvedJob& job, const JobStore& store) {
+absl::Status CheckRunnable(const ResolvedJob& job, const JobStore& store,
+                           const PathConfinement& paths) {
   const core::JobConfig& config = job.config;
-  ASSIGN_OR_RETURN(const std::unique_ptr<core::Dataset> data,
-                   core::Dataset::Open(config.data, config.model.padded_vocab(),
-                                       config.model.seq_len));
+  ASSIGN_OR_RETURN(JobFiles files, paths.OpenJobFiles(config));
+  const core::DataConfig data = files.Named(config).data;
+  const int64_t vocab = config.model.padded_vocab();
+  ASSIGN_OR_RETURN(const std::unique_ptr<core::Dataset> dataset,
+                   files.data.valid()
+                       ? core::Dataset::OpenFile(std::move(files.data), data, vocab,
+                                                 config.model.seq_len)
+                       : core::Dataset::Open(data, vocab, config.model.seq_len));
   if (!job.plan.fits) return absl::ResourceExhaustedError(job.plan.reason);
   if (const std::string dir = ResumeDir(job.spec, store); !dir.empty()) {
     RETURN_IF_ERROR(CheckResumeSource(dir, config).status());

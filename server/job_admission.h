@@ -2,7 +2,8 @@
 // or accepts it as a job (SubmitJob): resume_from resolved against the
 // source job (server/resume.h), defaults filled in, every field validated,
 // the memory planned under the node's budgets; and for a job to run, the
-// checks that need its files: the token file, the plan's fit, the
+// checks that need its files: its paths opened inside the daemon's roots
+// (server/path_confinement.h), the token file, the plan's fit, the
 // checkpoint it starts from. Plain functions: no locks (the lookup takes
 // the job manager's).
 #ifndef STRONGHOLD_SERVER_JOB_ADMISSION_H_
@@ -14,6 +15,7 @@
 #include "core/plan/job_config.h"
 #include "core/plan/planner.h"
 #include "server/job_store.h"
+#include "server/path_confinement.h"
 #include "server/resume.h"
 #include "stronghold/v1/stronghold.pb.h"
 
@@ -39,13 +41,16 @@ absl::StatusOr<ResolvedJob> ResolveJob(const stronghold::v1::JobSpec& submitted,
                                        const core::NodeBudgets& budgets,
                                        const Planner& planner);
 
-// What a job to run must pass besides: its token file opens (size, ids
-// below model.vocab), its plan fits (RESOURCE_EXHAUSTED with the plan's
-// reason), and the checkpoint of its resume_from is intact as far as the
-// manifest, the files' sizes and the model's shape go (every byte is
-// checked when the job starts: reading a large checkpoint twice is not
-// cheap).
-absl::Status CheckRunnable(const ResolvedJob& job, const JobStore& store);
+// What a job to run must pass besides: its data.source and
+// offload.ssd_dirs open inside the roots of `paths` (PERMISSION_DENIED
+// naming the field and the roots, revealing nothing about the path), its
+// token file is sound (size, ids below model.vocab), its plan fits
+// (RESOURCE_EXHAUSTED with the plan's reason), and the checkpoint of its
+// resume_from is intact as far as the manifest, the files' sizes and the
+// model's shape go (every byte is checked when the job starts: reading a
+// large checkpoint twice is not cheap).
+absl::Status CheckRunnable(const ResolvedJob& job, const JobStore& store,
+                           const PathConfinement& paths);
 
 }  // namespace stronghold::server
 

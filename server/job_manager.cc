@@ -35,12 +35,14 @@ JobManagerOptions WithBudgets(JobManagerOptions options) {
   return options;
 }
 
-JobRunnerOptions RunnerOptions(const JobManagerOptions& options) {
+JobRunnerOptions RunnerOptions(const JobManagerOptions& options,
+                               std::shared_ptr<const PathConfinement> paths) {
   return {.budgets = options.budgets,
           .device = options.device,
           .device_peak_flops = options.device_peak_flops,
           .optimizer_threads = options.optimizer_threads,
-          .ssd_fault_injection = options.ssd_fault_injection};
+          .ssd_fault_injection = options.ssd_fault_injection,
+          .paths = std::move(paths)};
 }
 
 }  // namespace
@@ -51,9 +53,15 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(
     return absl::InvalidArgumentError(absl::StrCat(
         "max_job_restarts: must be >= 0, got ", options.max_job_restarts));
   }
+  ASSIGN_OR_RETURN(PathConfinement paths,
+                   PathConfinement::Open({.data_roots = options.data_roots,
+                                          .ssd_roots = options.ssd_roots}));
+  // No job of this daemon runs yet: what is there was left by a killed one.
+  paths.RemoveStaleTierDirs();
   ASSIGN_OR_RETURN(JobStore store, JobStore::Open(options.state_dir));
   std::unique_ptr<JobManager> m(
-      new JobManager(std::move(options), std::move(store)));
+      new JobManager(std::move(options), std::move(store),
+                     std::make_shared<const PathConfinement>(std::move(paths))));
   {
     absl::MutexLock lock(&m->mu_);
     for (v1::Job& job : m->store_.LoadAll()) {
@@ -84,10 +92,12 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(
   return m;
 }
 
-JobManager::JobManager(JobManagerOptions options, JobStore store)
+JobManager::JobManager(JobManagerOptions options, JobStore store,
+                       std::shared_ptr<const PathConfinement> paths)
     : options_(WithBudgets(std::move(options))),
       store_(std::move(store)),
-      runner_(RunnerOptions(options_)),
+      paths_(std::move(paths)),
+      runner_(RunnerOptions(options_, paths_)),
       events_(options_.max_events_per_job) {}
 
 JobManager::~JobManager() { Shutdown(); }
@@ -286,7 +296,7 @@ JobLookup JobManager::Lookup() {
 absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& submitted) {
   ASSIGN_OR_RETURN(ResolvedJob resolved,
                    ResolveJob(submitted, Lookup(), options_.budgets, options_.planner));
-  RETURN_IF_ERROR(CheckRunnable(resolved, store_));
+  RETURN_IF_ERROR(CheckRunnable(resolved, store_, *paths_));
 
   absl::MutexLock lock(&mu_);
   if (shutdown_) return absl::UnavailableError("the daemon is shutting down");
@@ -375,6 +385,9 @@ absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& name,
 absl::StatusOr<v1::MemoryPlan> JobManager::Plan(const v1::JobSpec& submitted) {
   ASSIGN_OR_RETURN(const ResolvedJob job,
                    ResolveJob(submitted, Lookup(), options_.budgets, options_.planner));
+  // A plan on a tier directory or a token file the job may not use would
+  // mislead: refused as SubmitJob refuses it.
+  RETURN_IF_ERROR(paths_->OpenJobFiles(job.config).status());
   v1::MemoryPlan plan = ToProto(job.plan);
   plan.set_max_layers(core::MaxTrainableLayers(job.config, options_.budgets));
   return plan;

@@ -81,6 +81,14 @@ struct JobManagerOptions {
   // the first job that opens one after the daemon starts; later jobs get a
   // plain tier. Empty = none.
   storage::FaultSpec ssd_fault_injection;
+  // Where a job's token file (data.source) and NVMe tier directories
+  // (offload.ssd_dirs) may be (server/path_confinement.h): absolute paths
+  // of directories, opened once by Create. Without a data root only
+  // "builtin" data is accepted, without an ssd root no NVMe tier. Create
+  // also removes the tier directories of killed processes under the ssd
+  // roots.
+  std::vector<std::string> data_roots;
+  std::vector<std::string> ssd_roots;
   // How jobs are planned: once at submission (to refuse what does not fit)
   // and once when each run starts, the plan then stored in the job record
   // (Job.plan) and handed to the trainer; nothing else plans a job. Tests
@@ -90,8 +98,8 @@ struct JobManagerOptions {
 
 class JobManager : private JobRecorder {
  public:
-  // INVALID_ARGUMENT naming the option for a bad option; the state
-  // directory's errors.
+  // INVALID_ARGUMENT naming the option for a bad option (a root that is not
+  // a directory, say); the state directory's errors.
   static absl::StatusOr<std::unique_ptr<JobManager>> Create(
       JobManagerOptions options);
   ~JobManager() override;
@@ -140,7 +148,8 @@ class JobManager : private JobRecorder {
     std::chrono::steady_clock::time_point persisted;
   };
 
-  JobManager(JobManagerOptions options, JobStore store);
+  JobManager(JobManagerOptions options, JobStore store,
+             std::shared_ptr<const PathConfinement> paths);
   void WorkerLoop();
   // Runs job `id` (just taken from the queue) and records how it ended.
   void RunJob(int64_t id);
@@ -176,6 +185,7 @@ class JobManager : private JobRecorder {
   // Constant after construction.
   const JobManagerOptions options_;
   JobStore store_;
+  const std::shared_ptr<const PathConfinement> paths_;  // shared with runner_
   JobRunner runner_;    // used by the worker thread only
   JobEventLog events_;  // has its own lock
 

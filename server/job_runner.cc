@@ -122,14 +122,21 @@ absl::Status JobRunner::Train(const JobRun& run, JobRecorder& recorder,
 
 absl::StatusOr<std::unique_ptr<core::Trainer>> JobRunner::CreateTrainer(
     const JobRun& run, core::TrainerObserver& observer) {
+  const core::JobConfig config = ToJobConfig(run.spec);
+  // Open again for this run: the files the submission checked may have
+  // moved since; the trainer reads these descriptors, nothing by name.
+  ASSIGN_OR_RETURN(const JobFiles files, options_.paths->OpenJobFiles(config));
   core::TrainerOptions trainer_options{.job_dir = run.job_dir,
                                        .device = options_.device.get(),
                                        .optimizer_threads = options_.optimizer_threads,
-                                       .job_spec_json = SpecJson(run.spec)};
+                                       .job_spec_json = SpecJson(run.spec),
+                                       .data_fd = files.data.get(),
+                                       .ssd_dir_fds = files.SsdDirFds(),
+                                       .job_id = run.id};
   if (!options_.ssd_fault_injection.faults.empty()) {
     trainer_options.wrap_ssd_device = SsdFaultWrapper(run.id, observer);
   }
-  return create_trainer_(ToJobConfig(run.spec), run.plan, trainer_options);
+  return create_trainer_(files.Named(config), run.plan, trainer_options);
 }
 
 std::function<std::unique_ptr<storage::BlockDevice>(

@@ -26,6 +26,7 @@
 #include "core/plan/job_config.h"
 #include "core/plan/planner.h"
 #include "core/train/trainer.h"
+#include "server/path_confinement.h"
 #include "storage/fault_spec.h"
 #include "stronghold/v1/stronghold.pb.h"
 
@@ -69,6 +70,9 @@ struct JobRunnerOptions {
   // Testing only: faults armed on the NVMe tier of the first job that opens
   // one (JobManagerOptions::ssd_fault_injection). Empty = none.
   storage::FaultSpec ssd_fault_injection;
+  // Where a job's token file and tier directories may be: each run opens
+  // them here and hands the trainer the descriptors. Default: no roots.
+  std::shared_ptr<const PathConfinement> paths = std::make_shared<const PathConfinement>();
 };
 
 // One run of a job, as the manager resolved it from the job's record.
@@ -107,8 +111,10 @@ class JobRunner {
   // Create, restore, run; `*doing` says which, for an exception's message.
   absl::Status Train(const JobRun& run, JobRecorder& recorder,
                      core::TrainerObserver& observer, const char** doing);
-  // The one place a job becomes a trainer: its config, its run's plan and
-  // the node's options turned into core::Trainer::Create's arguments.
+  // The one place a job becomes a trainer: its config, its run's plan, its
+  // files opened inside the roots (PERMISSION_DENIED if they no longer are
+  // there) and the node's options turned into core::Trainer::Create's
+  // arguments.
   absl::StatusOr<std::unique_ptr<core::Trainer>> CreateTrainer(
       const JobRun& run, core::TrainerObserver& observer);
   // TrainerOptions::wrap_ssd_device for --ssd_fault_injection: arms the

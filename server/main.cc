@@ -8,9 +8,11 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -19,6 +21,7 @@
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "core/train/trainer.h"
 #include "glog/logging.h"
 #include "core/device/device.h"
@@ -59,6 +62,15 @@ ABSL_FLAG(int, max_job_restarts, 2,
           "next start; the stop after that fails it, so one job cannot crash-loop the daemon "
           "(0 = fail it at the first)");
 
+ABSL_FLAG(std::vector<std::string>, data_root, {},
+          "Directories (absolute, comma-separated) inside which a job's token file "
+          "(data.source) must be; relative paths are relative to them. Empty = only the "
+          "builtin dataset. The flag given twice keeps the last list: list every root in one");
+ABSL_FLAG(std::vector<std::string>, ssd_root, {},
+          "Directories (absolute, comma-separated) inside which a job's NVMe tier "
+          "directories (offload.ssd_dirs) must be. Empty = no NVMe tier. Leftover tier "
+          "directories of killed jobs under them are removed at start");
+
 ABSL_FLAG(std::string, ssd_fault_injection, "",
           "TESTING ONLY, never in production: faults to inject into the NVMe tier of the first "
           "job that opens one, e.g. eio_read@60, torn_write@61, enospc_write@61 (the N-th read "
@@ -89,8 +101,10 @@ int Main() {
   }
   std::string state_dir = absl::GetFlag(FLAGS_state_dir);
   if (state_dir.empty()) {
-    const char* sd = std::getenv("STATE_DIRECTORY");  // systemd's StateDirectory=
-    state_dir = sd != nullptr ? sd : "/var/lib/stronghold";
+    // systemd's StateDirectory=; with several entries (the unit also has
+    // the data and ssd roots there) they are joined by ':', the first ours.
+    const char* sd = std::getenv("STATE_DIRECTORY");
+    state_dir = sd != nullptr ? std::string(sd, strcspn(sd, ":")) : "/var/lib/stronghold";
   }
   JobManagerOptions options;
   options.state_dir = state_dir;
@@ -173,12 +187,20 @@ int Main() {
   options.device_peak_flops = metrics_options.device_peak_flops_per_s;
   options.optimizer_threads = absl::GetFlag(FLAGS_optimizer_threads);
   if (options.optimizer_threads < 0) return Fail("--optimizer_threads: must be >= 0");
+  options.data_roots = absl::GetFlag(FLAGS_data_root);
+  options.ssd_roots = absl::GetFlag(FLAGS_ssd_root);
   options.max_job_restarts = absl::GetFlag(FLAGS_max_job_restarts);
   if (options.max_job_restarts < 0) {
     return Fail(absl::StrCat("--max_job_restarts: must be >= 0, got ", options.max_job_restarts));
   }
   absl::StatusOr<std::unique_ptr<JobManager>> jobs = JobManager::Create(options);
   if (!jobs.ok()) return Fail(std::string(jobs.status().message()));
+  LOG(INFO) << "token files from --data_root: "
+            << (options.data_roots.empty() ? "none (only the builtin dataset)"
+                                           : absl::StrJoin(options.data_roots, ", "))
+            << "; NVMe tier directories in --ssd_root: "
+            << (options.ssd_roots.empty() ? "none (no NVMe tier)"
+                                          : absl::StrJoin(options.ssd_roots, ", "));
   metrics.SetNode((*jobs)->Node());
   // Jobs that ended before this start are counted too.
   std::string page_token;

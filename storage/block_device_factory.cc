@@ -16,7 +16,6 @@ namespace stronghold::storage {
 namespace {
 
 std::atomic<const char*> active_backend{""};
-std::atomic<int> next_file_number{0};
 
 void WarnFallbackOnce(const absl::Status& why) {
   static std::once_flag once;
@@ -36,14 +35,12 @@ absl::StatusOr<std::unique_ptr<BlockDevice>> OpenFileBlockDevice(
   }
   StripedFilesOptions files_options;
   files_options.dirs = options.dirs;
-  files_options.file_name = options.file_name.empty()
-                                ? absl::StrCat("stronghold-", getpid(), "-",
-                                               next_file_number++, ".blk")
-                                : options.file_name;
+  files_options.dir_fds = options.dir_fds;
+  files_options.job_id = options.job_id;
+  files_options.file_name = options.file_name;
   files_options.capacity_bytes = options.capacity_bytes;
   files_options.block_bytes = options.block_bytes;
   files_options.direct_io = options.direct_io;
-  files_options.delete_on_close = options.delete_on_close;
 
   absl::Status uring_status = absl::OkStatus();
   if (options.backend != FileBackend::kPread) {

@@ -42,10 +42,18 @@ struct FileBlockDeviceOptions {
   // warning on file systems without O_DIRECT.
   bool direct_io = true;
   FileBackend backend = FileBackend::kAuto;
-  // Files are <dir>/<file_name>.<index>; empty: "stronghold-<pid>-<n>.blk".
-  std::string file_name;
-  // Remove the files when the device is destroyed (they are scratch space).
-  bool delete_on_close = true;
+  // The entries' directories, opened by the caller (the daemon opens them
+  // inside its ssd roots, server/path_confinement.h); `dirs` then only names
+  // them in paths and messages. Not taken; used while opening only. Empty =
+  // open `dirs` by path (tests, tools).
+  std::vector<int> dir_fds;
+  // Each entry gets a private directory, stronghold-job-<job_id>-<random>,
+  // removed with the device (storage/tier_dir.h; the daemon passes the job's
+  // id, so that the directory names its job).
+  int64_t job_id = 0;
+  // Files are <dir>/<tier directory>/<file_name>.<index>, removed when the
+  // device is destroyed (scratch space).
+  std::string file_name = "tier";
 };
 
 absl::StatusOr<std::unique_ptr<BlockDevice>> OpenFileBlockDevice(

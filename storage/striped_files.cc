@@ -26,9 +26,10 @@ absl::Status OpenError(absl::string_view what, const std::string& path,
                    err, ")"));
 }
 
-int64_t FreeBytes(const std::string& dir) {
+// Free bytes on the file system of the open file `fd`.
+int64_t FreeBytes(int fd) {
   struct statvfs st;
-  if (statvfs(dir.c_str(), &st) != 0) return -1;
+  if (fstatvfs(fd, &st) != 0) return -1;
   return static_cast<int64_t>(st.f_bavail) * static_cast<int64_t>(st.f_frsize);
 }
 
@@ -55,21 +56,32 @@ absl::StatusOr<std::unique_ptr<StripedFiles>> StripedFiles::Open(
   files->block_bytes_ = options.block_bytes;
   files->file_bytes_ = (blocks + n - 1) / n * options.block_bytes;
   files->direct_io_ = options.direct_io;
-  files->delete_on_close_ = options.delete_on_close;
+  if (!options.dir_fds.empty() && options.dir_fds.size() != options.dirs.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "block device: ", options.dir_fds.size(), " directory descriptors for ",
+        options.dirs.size(), " directories"));
+  }
   for (size_t i = 0; i < options.dirs.size(); ++i) {
     const std::string& dir = options.dirs[i];
-    const std::string path = absl::StrCat(dir, "/", options.file_name, ".", i);
-    const int flags = O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC;
-    int fd =
-        open(path.c_str(), flags | (files->direct_io_ ? O_DIRECT : 0), 0600);
-    if (fd < 0 && errno == EINVAL && files->direct_io_) {
-      // tmpfs and some FUSE file systems refuse O_DIRECT.
+    absl::StatusOr<std::unique_ptr<TierDir>> tier =
+        options.dir_fds.empty() ? TierDir::Create(dir, options.job_id)
+                                : TierDir::Create(options.dir_fds[i], dir, options.job_id);
+    if (!tier.ok()) return tier.status();
+    files->tier_dirs_.push_back(*std::move(tier));
+    TierDir& tier_dir = *files->tier_dirs_.back();
+    const std::string name = absl::StrCat(options.file_name, ".", i);
+    const std::string path = absl::StrCat(tier_dir.path(), "/", name);
+    int fd = tier_dir.CreateFile(name, files->direct_io_ ? O_DIRECT : 0);
+    if (fd == -EINVAL && files->direct_io_) {
+      // tmpfs and some FUSE file systems refuse O_DIRECT (after creating
+      // the file: it goes before the retry's O_EXCL).
       LOG(WARNING) << dir << " does not support O_DIRECT; the NVMe tier "
                    << "goes through the page cache there";
       files->direct_io_ = false;
-      fd = open(path.c_str(), flags, 0600);
+      tier_dir.RemoveFile(name);
+      fd = tier_dir.CreateFile(name, 0);
     }
-    if (fd < 0) return OpenError("create", path, errno);
+    if (fd < 0) return OpenError("create", path, -fd);
     // Registered before the checks below so that the destructor cleans up.
     files->paths_.push_back(path);
     files->fds_.push_back(fd);
@@ -83,7 +95,7 @@ absl::StatusOr<std::unique_ptr<StripedFiles>> StripedFiles::Open(
       if (err == ENOSPC || err == EDQUOT) {
         return absl::ResourceExhaustedError(absl::StrCat(
             "cannot reserve ", files->file_bytes_, " bytes for ", path, ": ",
-            strerror(err), " (errno ", err, "); ", FreeBytes(dir),
+            strerror(err), " (errno ", err, "); ", FreeBytes(fd),
             " bytes free there, and the NVMe tier needs ",
             files->file_bytes_ * n, " bytes across ", n, " director",
             n == 1 ? "y" : "ies"));
@@ -95,12 +107,8 @@ absl::StatusOr<std::unique_ptr<StripedFiles>> StripedFiles::Open(
 }
 
 StripedFiles::~StripedFiles() {
-  for (size_t i = 0; i < fds_.size(); ++i) {
-    close(fds_[i]);
-    if (delete_on_close_ && unlink(paths_[i].c_str()) != 0) {
-      PLOG(WARNING) << "cannot remove " << paths_[i];
-    }
-  }
+  for (int fd : fds_) close(fd);
+  // tier_dirs_ then remove the files and their directories.
 }
 
 std::vector<StripedFiles::FileIo> StripedFiles::SplitRequests(

@@ -4,10 +4,13 @@
 //
 //   device block b  ->  file b % n, file offset (b / n) * block_bytes
 //
-// The files are created (truncated), opened with O_DIRECT, preallocated with
-// fallocate so that a full disk is reported when the job starts rather than
-// in the middle of a step, and removed again when closed: they hold scratch
-// state of one job, never anything to keep.
+// Each file is created in a private directory of the job under its entry
+// (storage/tier_dir.h: mkdirat 0700, then O_CREAT | O_EXCL | O_NOFOLLOW, so
+// nothing there is ever truncated or reached through a symlink), opened with
+// O_DIRECT, preallocated with fallocate so that a full disk is reported when
+// the job starts rather than in the middle of a step, and removed with its
+// directory when closed: they hold scratch state of one job, never anything
+// to keep.
 #ifndef STRONGHOLD_STORAGE_STRIPED_FILES_H_
 #define STRONGHOLD_STORAGE_STRIPED_FILES_H_
 
@@ -20,16 +23,23 @@
 #include "absl/types/span.h"
 #include "storage/block_device.h"
 #include "storage/io_status.h"
+#include "storage/tier_dir.h"
 
 namespace stronghold::storage {
 
 struct StripedFilesOptions {
   std::vector<std::string> dirs;  // one file per entry (repeats allowed)
-  std::string file_name;          // files are <dir>/<file_name>.<index>
+  // The entries' directories, opened by the caller (the daemon opens them
+  // inside its ssd roots); `dirs` then only names them in paths and
+  // messages. Not taken; used during Open only. Empty = open `dirs`.
+  std::vector<int> dir_fds;
+  // Names each entry's tier directory (stronghold-job-<job_id>-<random>).
+  int64_t job_id = 0;
+  // Files are <dir>/<tier directory>/<file_name>.<index>.
+  std::string file_name = "tier";
   int64_t capacity_bytes = 0;     // rounded up to whole stripes
   int64_t block_bytes = 1 << 20;  // stripe unit and largest single I/O
   bool direct_io = true;          // O_DIRECT; off (warning) where unsupported
-  bool delete_on_close = true;
 };
 
 // Not copyable; thread-safe after Open (only reads its members).
@@ -85,12 +95,12 @@ class StripedFiles {
   StripedFiles() = default;
 
   // Constant after Open.
+  std::vector<std::unique_ptr<TierDir>> tier_dirs_;  // one per file; remove them
   std::vector<std::string> paths_;
   std::vector<int> fds_;
   int64_t block_bytes_ = 0;
   int64_t file_bytes_ = 0;
   bool direct_io_ = true;
-  bool delete_on_close_ = true;
 };
 
 }  // namespace stronghold::storage

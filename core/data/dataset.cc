@@ -1,16 +1,18 @@
 #include "core/data/dataset.h"
 
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/util/status_macros.h"
 
 namespace stronghold::core {
 
@@ -97,105 +99,136 @@ std::string Dataset::BuiltinCorpus() {
 
 absl::StatusOr<std::unique_ptr<Dataset>> Dataset::Open(
     const DataConfig& config, int64_t vocab, int seq_len) {
+  if (config.source != "builtin") {
+    UniqueFd fd(open(config.source.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) {
+      return DataError(absl::StrCat("cannot open '", config.source, "': ", strerror(errno)));
+    }
+    return OpenFile(std::move(fd), config, vocab, seq_len);
+  }
+  if (vocab < 256) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model.vocab: the builtin dataset is byte-level and needs >= 256, got ", vocab));
+  }
   std::unique_ptr<Dataset> d(new Dataset());
   d->seq_len_ = seq_len;
-  if (config.source == "builtin") {
-    if (vocab < 256) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "model.vocab: the builtin dataset is byte-level and needs >= 256, got ",
-          vocab));
-    }
-    d->owned_ = BuiltinCorpus();
-    d->data_ = reinterpret_cast<const uint8_t*>(d->owned_.data());
-    d->token_bytes_ = 1;
-    d->num_tokens_ = static_cast<int64_t>(d->owned_.size());
-  } else {
-    int width = config.token_bytes;
-    if (width == 0) {
-      width = config.source.size() >= 4 &&
-                      config.source.compare(config.source.size() - 4, 4, ".u32") == 0
-                  ? 4
-                  : 2;
-    }
-    d->token_bytes_ = width;
-    const int fd = open(config.source.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      return DataError(absl::StrCat("cannot open '", config.source,
-                                    "': ", strerror(errno)));
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-      const int err = errno;
-      close(fd);
-      return DataError(absl::StrCat("cannot stat '", config.source, "': ", strerror(err)));
-    }
-    const size_t bytes = static_cast<size_t>(st.st_size);
-    if (bytes % width != 0) {
-      close(fd);
-      return DataError(absl::StrFormat(
-          "'%s' has %d bytes, not a multiple of the token size %d", config.source,
-          bytes, width));
-    }
-    d->num_tokens_ = static_cast<int64_t>(bytes / width);
-    if (bytes > 0) {
-      void* m = mmap(nullptr, bytes, PROT_READ, MAP_PRIVATE, fd, 0);
-      if (m == MAP_FAILED) {
-        const int err = errno;
-        close(fd);
-        return DataError(absl::StrCat("cannot map '", config.source, "': ", strerror(err)));
-      }
-      d->mapping_ = m;
-      d->mapping_bytes_ = bytes;
-      d->data_ = static_cast<const uint8_t*>(m);
-    }
-    close(fd);
+  d->vocab_ = vocab;
+  d->name_ = config.source;
+  d->owned_ = BuiltinCorpus();
+  d->token_bytes_ = 1;
+  d->num_tokens_ = static_cast<int64_t>(d->owned_.size());
+  return d;
+}
+
+absl::StatusOr<std::unique_ptr<Dataset>> Dataset::OpenFile(UniqueFd file,
+                                                           const DataConfig& config,
+                                                           int64_t vocab, int seq_len) {
+  std::unique_ptr<Dataset> d(new Dataset());
+  d->seq_len_ = seq_len;
+  d->vocab_ = vocab;
+  d->name_ = config.source;
+  d->token_bytes_ = config.token_bytes != 0 ? config.token_bytes
+                    : absl::EndsWith(config.source, ".u32") ? 4
+                                                            : 2;
+  d->file_ = std::move(file);
+  struct stat st;
+  if (fstat(d->file_.get(), &st) != 0) {
+    return DataError(absl::StrCat("cannot stat '", config.source, "': ", strerror(errno)));
   }
+  if (!S_ISREG(st.st_mode)) return DataError(absl::StrCat("'", config.source, "' is not a file"));
+  const int64_t bytes = st.st_size;
+  if (bytes % d->token_bytes_ != 0) {
+    return DataError(absl::StrFormat("'%s' has %d bytes, not a multiple of the token size %d",
+                                     config.source, bytes, d->token_bytes_));
+  }
+  d->num_tokens_ = bytes / d->token_bytes_;
   if (d->num_tokens_ <= seq_len) {
-    return DataError(absl::StrFormat(
-        "holds %d tokens; model.seq_len %d needs at least %d", d->num_tokens_,
-        seq_len, seq_len + 1));
+    return DataError(absl::StrFormat("holds %d tokens; model.seq_len %d needs at least %d",
+                                     d->num_tokens_, seq_len, seq_len + 1));
   }
-  for (int64_t i = 0; i < d->num_tokens_; ++i) {
-    const int64_t t = d->Token(i);
-    if (t >= vocab) {
-      return DataError(absl::StrFormat(
-          "token %d at index %d is not below model.vocab (%d)", t, i, vocab));
+  // Every id, a chunk at a time (the file may be far larger than memory).
+  constexpr int64_t kChunk = int64_t{1} << 18;
+  std::vector<uint8_t> scratch(kChunk * d->token_bytes_);
+  std::vector<int64_t> ids(kChunk);
+  for (int64_t first = 0; first < d->num_tokens_; first += kChunk) {
+    const int64_t count = std::min(kChunk, d->num_tokens_ - first);
+    RETURN_IF_ERROR(d->ReadTokens(first, count, scratch.data(), ids.data()));
+    for (int64_t i = 0; i < count; ++i) {
+      if (ids[i] >= vocab) {
+        return DataError(absl::StrFormat("token %d at index %d is not below model.vocab (%d)",
+                                         ids[i], first + i, vocab));
+      }
     }
   }
   return d;
 }
 
-Dataset::~Dataset() {
-  if (mapping_ != nullptr) munmap(mapping_, mapping_bytes_);
-}
+Dataset::~Dataset() = default;
 
-int64_t Dataset::Token(int64_t i) const {
-  const uint8_t* p = data_ + i * token_bytes_;
-  switch (token_bytes_) {
-    case 1: return p[0];
-    case 2: return static_cast<int64_t>(p[0]) | (static_cast<int64_t>(p[1]) << 8);
-    default:
-      return static_cast<int64_t>(p[0]) | (static_cast<int64_t>(p[1]) << 8) |
-             (static_cast<int64_t>(p[2]) << 16) | (static_cast<int64_t>(p[3]) << 24);
+absl::Status Dataset::ReadTokens(int64_t first, int64_t count, uint8_t* scratch,
+                                 int64_t* out) const {
+  const int w = token_bytes_;
+  const uint8_t* p = reinterpret_cast<const uint8_t*>(owned_.data()) + first;
+  if (file_.valid()) {
+    const int64_t want = count * w, at = first * w;
+    int64_t got = 0;
+    while (got < want) {
+      const ssize_t n = pread(file_.get(), scratch + got, want - got, at + got);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        return absl::DataLossError(absl::StrFormat(
+            "data.source: cannot read %d bytes at offset %d of '%s': %s (errno %d)", want, at,
+            name_, strerror(errno), errno));
+      }
+      if (n == 0) {
+        return absl::DataLossError(absl::StrFormat(
+            "data.source: '%s' has nothing to read at byte %d, but held %d bytes of tokens "
+            "when the job started: the token file was truncated while the job ran",
+            name_, at + got, num_tokens_ * w));
+      }
+      got += n;
+    }
+    p = scratch;
   }
+  for (int64_t i = 0; i < count; ++i, p += w) {
+    switch (w) {
+      case 1: out[i] = p[0]; break;
+      case 2: out[i] = static_cast<int64_t>(p[0]) | (static_cast<int64_t>(p[1]) << 8); break;
+      default:
+        out[i] = static_cast<int64_t>(p[0]) | (static_cast<int64_t>(p[1]) << 8) |
+                 (static_cast<int64_t>(p[2]) << 16) | (static_cast<int64_t>(p[3]) << 24);
+    }
+  }
+  return absl::OkStatus();
 }
 
-void Dataset::Fill(uint64_t seed, int64_t first_sample, int rows,
-                   int64_t* inputs, int64_t* targets) const {
+absl::Status Dataset::Fill(uint64_t seed, int64_t first_sample, int rows, int64_t* inputs,
+                           int64_t* targets) const {
   const uint64_t windows = static_cast<uint64_t>(num_tokens_ - seq_len_);
+  // One sample's tokens: its inputs and, shifted by one, its targets.
+  std::vector<int64_t> window(seq_len_ + 1);
+  std::vector<uint8_t> scratch(file_.valid() ? window.size() * token_bytes_ : 0);
   for (int r = 0; r < rows; ++r) {
     // The index only feeds the hash: summed as uint64, so that it wraps
     // (defined) instead of overflowing near INT64_MAX.
     const uint64_t index = static_cast<uint64_t>(first_sample) + static_cast<uint64_t>(r);
     const int64_t offset =
         static_cast<int64_t>(Mix64(Mix64(seed) ^ index) % windows);
+    RETURN_IF_ERROR(ReadTokens(offset, seq_len_ + 1, scratch.data(), window.data()));
+    for (int j = 0; j <= seq_len_; ++j) {
+      if (window[j] >= vocab_) {
+        return absl::DataLossError(absl::StrFormat(
+            "data.source: token %d at index %d of '%s' is not below model.vocab (%d): the "
+            "token file changed while the job ran",
+            window[j], offset + j, name_, vocab_));
+      }
+    }
     // In int64: rows x seq_len can pass INT_MAX (micro_batch 2^20, seq_len 2^16).
     const int64_t row = int64_t{r} * seq_len_;
-    for (int j = 0; j < seq_len_; ++j) {
-      inputs[row + j] = Token(offset + j);
-      targets[row + j] = Token(offset + j + 1);
-    }
+    std::copy(window.begin(), window.end() - 1, inputs + row);
+    std::copy(window.begin() + 1, window.end(), targets + row);
   }
+  return absl::OkStatus();
 }
 
 }  // namespace stronghold::core

@@ -299,9 +299,11 @@ class WindowedEngine::Impl {
     torch::Tensor targets = torch::empty_like(inputs);
     double loss_sum = 0;
     for (int mb = 0; mb < micro_batches; ++mb) {
-      if (!batches(mb, inputs.data_ptr<int64_t>(), targets.data_ptr<int64_t>())) {
+      if (absl::Status filled = batches(mb, inputs.data_ptr<int64_t>(),
+                                        targets.data_ptr<int64_t>());
+          !filled.ok()) {
         worker_.WaitAll();
-        return absl::CancelledError("cancelled");
+        return filled;
       }
       const torch::Tensor tokens = inputs.to(device_->torch_device());
       const torch::Tensor labels = targets.to(device_->torch_device());

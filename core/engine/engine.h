@@ -100,8 +100,10 @@ struct EngineStepStats {
 };
 
 // Fills inputs/targets [micro_batch, seq_len] for micro-batch `index` of a
-// step; returns false to cancel the step (Step then returns CANCELLED).
-using BatchSource = std::function<bool(int index, int64_t* inputs, int64_t* targets)>;
+// step. An error (CANCELLED to cancel the step, or why the data could not be
+// read) ends the step: Step returns it.
+using BatchSource =
+    std::function<absl::Status(int index, int64_t* inputs, int64_t* targets)>;
 
 class WindowedEngine {
  public:

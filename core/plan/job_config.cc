@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -61,6 +60,17 @@ absl::Status CheckFinite(absl::string_view field, double value, double lo,
       (lo_open && value == lo)) {
     return Invalid(field, absl::StrCat("must be in ", lo_open ? "(" : "[", lo,
                                        ", ", hi, "], got ", value));
+  }
+  return absl::OkStatus();
+}
+
+// A path's form: not empty, no NUL byte (the system would cut the path
+// there), at most kMaxPathLength bytes.
+absl::Status CheckPath(absl::string_view field, const std::string& path) {
+  if (path.empty()) return Invalid(field, "must not be empty");
+  if (path.find('\0') != std::string::npos) return Invalid(field, "must not contain a NUL byte");
+  if (path.size() > kMaxPathLength) {
+    return Invalid(field, absl::StrCat("at most ", kMaxPathLength, " bytes, got ", path.size()));
   }
   return absl::OkStatus();
 }
@@ -125,13 +135,11 @@ absl::Status ValidateOffload(const JobConfig& c) {
   if (o.host_memory_budget_bytes < 0) {
     return Invalid("offload.host_memory_budget_bytes", "must be >= 0");
   }
-  for (const std::string& dir : o.ssd_dirs) {
-    std::error_code ec;
-    if (!std::filesystem::is_directory(dir, ec)) {
-      return Invalid("offload.ssd_dirs",
-                     absl::StrCat("'", dir, "' is not a directory"));
-    }
-  }
+  // Only their form: where they are, and whether they exist, is for the
+  // daemon to check as it opens them inside its ssd roots.
+  RETURN_IF_ERROR(CheckRange("offload.ssd_dirs (entries)", static_cast<int64_t>(o.ssd_dirs.size()),
+                             0, kMaxSsdDirs));
+  for (const std::string& dir : o.ssd_dirs) RETURN_IF_ERROR(CheckPath("offload.ssd_dirs", dir));
   return absl::OkStatus();
 }
 
@@ -140,14 +148,9 @@ absl::Status ValidateData(const DataConfig& d) {
     return Invalid("data.token_bytes",
                    absl::StrCat("must be 0, 2 or 4, got ", d.token_bytes));
   }
-  if (d.source.empty()) return Invalid("data.source", "must not be empty");
-  if (d.source == "builtin") return absl::OkStatus();
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(d.source, ec)) {
-    return Invalid("data.source",
-                   absl::StrCat("token file '", d.source, "' does not exist"));
-  }
-  return absl::OkStatus();
+  // As for offload.ssd_dirs: the file is the daemon's to find, inside its
+  // data roots.
+  return CheckPath("data.source", d.source);
 }
 
 std::string Thousands(double v) {

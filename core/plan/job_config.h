@@ -131,7 +131,9 @@ double LearningRate(const TrainingConfig& training, int64_t step);
 
 // Checks every field against its limit before anything is allocated.
 // Returns INVALID_ARGUMENT naming the field (as in the API, e.g.
-// "model.hidden") and the limit it broke. Checks that the data file exists.
+// "model.hidden") and the limit it broke. Touches no file: data.source and
+// offload.ssd_dirs are checked for their form only (the daemon opens them
+// inside its roots, server/path_confinement.h).
 absl::Status ValidateJobConfig(const JobConfig& config);
 
 // The sizes a job derives from its fields (parameters, the training state's
@@ -149,6 +151,8 @@ inline constexpr int kMaxSeqLen = 65536;
 inline constexpr int kMaxVocab = 1 << 22;
 inline constexpr int kMaxSteps = 100'000'000;
 inline constexpr int kMaxNameLength = 128;
+inline constexpr int kMaxPathLength = 4095;  // PATH_MAX - 1
+inline constexpr int kMaxSsdDirs = 64;
 // 1 EiB: far above any node's memory and disks, far below int64's range.
 inline constexpr int64_t kMaxDerivedBytes = int64_t{1} << 60;
 

@@ -103,9 +103,11 @@ absl::Status SsdTier::Open(HostLedger* ledger) {
     if (config_.offload.ssd_dirs.empty()) {
       return absl::InvalidArgumentError("ssd_layers > 0 needs offload.ssd_dirs");
     }
-    const storage::FileBlockDeviceOptions device_options(
+    storage::FileBlockDeviceOptions device_options(
         config_.offload.ssd_dirs,
         storage::SpillStreamer::DeviceBytes(items, /*alignment=*/4096, /*block_bytes=*/1 << 20));
+    device_options.dir_fds = options_.ssd_dir_fds;
+    device_options.job_id = options_.job_id;
     ASSIGN_OR_RETURN(ssd_device_, storage::OpenFileBlockDevice(device_options));
     if (options_.wrap_ssd_device) {
       ssd_device_ = options_.wrap_ssd_device(std::move(ssd_device_));

@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <thread>
 
@@ -60,6 +62,22 @@ struct LayerState {
     return b;
   }
 };
+
+// The job's data: the token file the caller opened (TrainerOptions::
+// data_fd), else data.source as a path (or the builtin corpus).
+absl::StatusOr<std::unique_ptr<Dataset>> OpenData(const JobConfig& config,
+                                                  const TrainerOptions& options) {
+  const int64_t vocab = config.model.padded_vocab();
+  if (options.data_fd < 0 || config.data.source == "builtin") {
+    return Dataset::Open(config.data, vocab, config.model.seq_len);
+  }
+  UniqueFd file = UniqueFd::Dup(options.data_fd);
+  if (!file.valid()) {
+    return absl::InternalError(absl::StrCat("data.source: cannot duplicate the opened token "
+                                            "file's descriptor: ", strerror(errno)));
+  }
+  return Dataset::OpenFile(std::move(file), config.data, vocab, config.model.seq_len);
+}
 
 const char* MethodName(OffloadMethod m) {
   switch (m) {
@@ -388,10 +406,10 @@ class Trainer::Impl {
     return absl::OkStatus();
   }
 
-  void FillBatch(int64_t step, int micro, int64_t* inputs, int64_t* targets) {
+  absl::Status FillBatch(int64_t step, int micro, int64_t* inputs, int64_t* targets) {
     const TrainingConfig& t = config_.training;
     const int64_t first = (step - 1) * t.batch + static_cast<int64_t>(micro) * t.micro_batch;
-    data_->Fill(t.seed, first, t.micro_batch, inputs, targets);
+    return data_->Fill(t.seed, first, t.micro_batch, inputs, targets);
   }
 
   absl::Status EngineStep(int64_t step, TrainerObserver* observer, StepReport* report) {
@@ -402,9 +420,10 @@ class Trainer::Impl {
     if (plan_.automatic_window && step == start_step_ + 1) engine_->ProfileNextStep();  // ChooseWindow's
     ASSIGN_OR_RETURN(EngineStepStats s,
                      engine_->Step(step, [&](int micro, int64_t* in, int64_t* tg) {
-                       if (observer->StopRequested() == StopRequest::kCancel) return false;
-                       FillBatch(step, micro, in, tg);
-                       return true;
+                       if (observer->StopRequested() == StopRequest::kCancel) {
+                         return absl::CancelledError("cancelled");
+                       }
+                       return FillBatch(step, micro, in, tg);
                      }));
     trace_cut_ns_ = engine_->trace_cut_ns();
     report->loss = s.loss;
@@ -481,7 +500,8 @@ class Trainer::Impl {
     double loss_sum = 0.0;
     for (int j = 0; j < micro_batches; ++j) {
       if (observer->StopRequested() == StopRequest::kCancel) return absl::CancelledError("cancelled");
-      FillBatch(step, j, inputs_.data_ptr<int64_t>(), targets_.data_ptr<int64_t>());
+      RETURN_IF_ERROR(
+          FillBatch(step, j, inputs_.data_ptr<int64_t>(), targets_.data_ptr<int64_t>()));
       try {
         const LayerState& emb = layers_.front();
         const LayerState& fin = layers_.back();
@@ -583,8 +603,7 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const JobConfig& config
                                                          const ExecutionPlan& plan,
                                                          const TrainerOptions& options) {
   try {
-    ASSIGN_OR_RETURN(std::unique_ptr<Dataset> data,
-                     Dataset::Open(config.data, config.model.padded_vocab(), config.model.seq_len));
+    ASSIGN_OR_RETURN(std::unique_ptr<Dataset> data, OpenData(config, options));
     FusedAdamWOptions opt;
     opt.threads = options.optimizer_threads;
     ASSIGN_OR_RETURN(std::unique_ptr<FusedAdamW> optimizer, FusedAdamW::Create(opt));

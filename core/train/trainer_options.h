@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace stronghold::storage {
 class BlockDevice;
@@ -31,6 +32,19 @@ struct TrainerOptions {
   // Stored as job.json in every checkpoint; the daemon passes the effective
   // JobSpec in JSON. Empty = no job.json.
   std::string job_spec_json;
+  // The token file of data.source, opened by the caller (the daemon opens it
+  // inside its data roots: server/path_confinement.h); the trainer reads a
+  // duplicate of it and looks nothing up by name. Not owned; used during
+  // Create only. -1 = open data.source as a path (tests, tools).
+  int data_fd = -1;
+  // The directories of offload.ssd_dirs, in order, opened by the caller (the
+  // daemon opens them inside its ssd roots); the tier's private directories
+  // are created in them and nothing is looked up by those names. Not owned;
+  // used during Create only. Empty = open offload.ssd_dirs as paths.
+  std::vector<int> ssd_dir_fds;
+  // Names the tier's private directories (stronghold-job-<job_id>-<random>,
+  // storage/tier_dir.h), so that a leftover one names its job.
+  int64_t job_id = 0;
   // The NVMe tier's block device; null = opened on offload.ssd_dirs. Not
   // owned (tests pass a fault-injecting one).
   storage::BlockDevice* ssd_device = nullptr;

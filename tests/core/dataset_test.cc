@@ -1,5 +1,8 @@
 #include "core/data/dataset.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -34,14 +37,14 @@ TEST(DatasetTest, SamplesAreAFunctionOfSeedAndIndex) {
   auto d = Dataset::Open({.source = "builtin"}, 256, 16);
   ASSERT_TRUE(d.ok()) << d.status();
   std::vector<int64_t> in1(4 * 16), tg1(4 * 16), in2(2 * 16), tg2(2 * 16);
-  (*d)->Fill(7, /*first_sample=*/10, 4, in1.data(), tg1.data());
-  (*d)->Fill(7, /*first_sample=*/12, 2, in2.data(), tg2.data());
+  ASSERT_TRUE((*d)->Fill(7, /*first_sample=*/10, 4, in1.data(), tg1.data()).ok());
+  ASSERT_TRUE((*d)->Fill(7, /*first_sample=*/12, 2, in2.data(), tg2.data()).ok());
   // Samples 12 and 13 are the same whichever batch they are drawn in.
   EXPECT_EQ(std::vector<int64_t>(in1.begin() + 32, in1.end()), in2);
   // Targets are inputs shifted by one token.
   for (int j = 0; j + 1 < 16; ++j) EXPECT_EQ(tg1[j], in1[j + 1]);
   std::vector<int64_t> other(4 * 16), unused(4 * 16);
-  (*d)->Fill(8, 10, 4, other.data(), unused.data());
+  ASSERT_TRUE((*d)->Fill(8, 10, 4, other.data(), unused.data()).ok());
   EXPECT_NE(other, in1);  // another seed, other samples
 }
 
@@ -55,7 +58,7 @@ TEST(DatasetTest, ReadsUint16AndUint32TokenFiles) {
     ASSERT_TRUE(d.ok()) << d.status();
     EXPECT_EQ((*d)->num_tokens(), 100);
     std::vector<int64_t> in(8), tg(8);
-    (*d)->Fill(1, 0, 1, in.data(), tg.data());
+    ASSERT_TRUE((*d)->Fill(1, 0, 1, in.data(), tg.data()).ok());
     // Consecutive ids follow the file: t[i+1] = t[i] + 7 mod 300.
     for (int j = 0; j < 8; ++j) EXPECT_EQ(tg[j], (in[j] + 7) % 300) << name;
   }
@@ -77,6 +80,52 @@ TEST(DatasetTest, RejectsBadFilesNamingTheField) {
   }
   auto builtin_small_vocab = Dataset::Open({.source = "builtin"}, 128, 8);
   EXPECT_FALSE(builtin_small_vocab.ok());
+}
+
+// A file opened by the caller (the daemon, inside its data roots) is read
+// through that descriptor: its name is only a label, nothing is looked up.
+TEST(DatasetTest, ReadsAFileOpenedByTheCaller) {
+  std::vector<uint32_t> tokens;
+  for (uint32_t i = 0; i < 100; ++i) tokens.push_back(i % 50);
+  WriteTokens(TempPath("opened.u32"), tokens, 4);
+  UniqueFd fd(open(TempPath("opened.u32").c_str(), O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(fd.valid());
+  auto d = Dataset::OpenFile(std::move(fd), {.source = "no/such/name.u32"}, 64, 8);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ((*d)->num_tokens(), 100);
+  std::vector<int64_t> in(8), tg(8);
+  ASSERT_TRUE((*d)->Fill(3, 0, 1, in.data(), tg.data()).ok());
+  for (int j = 0; j < 8; ++j) EXPECT_EQ(tg[j], (in[j] + 1) % 50);
+}
+
+// A token file truncated under a running job: the next sample is an error
+// naming data.source (DATA_LOSS), not a SIGBUS (it was memory-mapped).
+TEST(DatasetTest, ATruncatedFileFailsTheFillNotTheProcess) {
+  const std::string path = TempPath("truncated.u16");
+  WriteTokens(path, std::vector<uint32_t>(4096, 7), 2);
+  auto d = Dataset::Open({.source = path}, 256, 16);
+  ASSERT_TRUE(d.ok()) << d.status();
+  std::vector<int64_t> in(4 * 16), tg(4 * 16);
+  ASSERT_TRUE((*d)->Fill(1, 0, 4, in.data(), tg.data()).ok());
+  ASSERT_EQ(truncate(path.c_str(), 0), 0);
+  const absl::Status s = (*d)->Fill(1, 4, 4, in.data(), tg.data());
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+  EXPECT_NE(s.message().find("data.source"), absl::string_view::npos) << s;
+  EXPECT_NE(s.message().find("truncated"), absl::string_view::npos) << s;
+}
+
+// Rewritten in place with ids the model has no embedding for: refused by
+// the sample that meets one, not passed to the model.
+TEST(DatasetTest, IdsBeyondTheVocabularyWrittenLaterFailTheFill) {
+  const std::string path = TempPath("rewritten.u16");
+  WriteTokens(path, std::vector<uint32_t>(64, 7), 2);
+  auto d = Dataset::Open({.source = path}, 256, 16);
+  ASSERT_TRUE(d.ok()) << d.status();
+  WriteTokens(path, std::vector<uint32_t>(64, 9999), 2);
+  std::vector<int64_t> in(16), tg(16);
+  const absl::Status s = (*d)->Fill(1, 0, 1, in.data(), tg.data());
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+  EXPECT_NE(s.message().find("changed while the job ran"), absl::string_view::npos) << s;
 }
 
 }  // namespace

@@ -54,6 +54,18 @@ JobConfig Valid() {
   return c;
 }
 
+// Where the files are, and whether they exist, is the daemon's to check as
+// it opens them inside its roots (server/path_confinement.h): validation
+// says nothing about any file, so it cannot reveal one.
+TEST(ValidationTest, TouchesNoFile) {
+  JobConfig c = Valid();
+  c.data.source = "/nonexistent/tokens.u16";
+  c.offload.ssd_dirs = {"/nonexistent/dir", "relative/dir"};
+  EXPECT_TRUE(ValidateJobConfig(c).ok()) << ValidateJobConfig(c);
+  c.data.source = "/etc/shadow";
+  EXPECT_TRUE(ValidateJobConfig(c).ok()) << ValidateJobConfig(c);
+}
+
 struct Rule {
   std::string field;  // the field the error must name
   std::function<void(JobConfig&)> breaks;
@@ -104,9 +116,16 @@ INSTANTIATE_TEST_SUITE_P(
              [](JobConfig& c) { c.offload.gpu_memory_budget_bytes = -1; }},
         Rule{"offload.host_memory_budget_bytes",
              [](JobConfig& c) { c.offload.host_memory_budget_bytes = -1; }},
-        Rule{"offload.ssd_dirs", [](JobConfig& c) { c.offload.ssd_dirs = {"/nonexistent/dir"}; }},
-        Rule{"data.source", [](JobConfig& c) { c.data.source = "/nonexistent/tokens.u16"; }},
+        Rule{"offload.ssd_dirs", [](JobConfig& c) { c.offload.ssd_dirs = {""}; }},
+        Rule{"offload.ssd_dirs",
+             [](JobConfig& c) { c.offload.ssd_dirs = {std::string("a\0b", 3)}; }},
+        Rule{"offload.ssd_dirs", [](JobConfig& c) {
+               c.offload.ssd_dirs.assign(kMaxSsdDirs + 1, "nvme");
+             }},
         Rule{"data.source", [](JobConfig& c) { c.data.source = ""; }},
+        Rule{"data.source", [](JobConfig& c) { c.data.source = std::string("t.u16\0x", 7); }},
+        Rule{"data.source",
+             [](JobConfig& c) { c.data.source = std::string(kMaxPathLength + 1, 'x'); }},
         Rule{"data.token_bytes", [](JobConfig& c) { c.data.token_bytes = 3; }},
         Rule{"checkpoint.every_steps", [](JobConfig& c) { c.checkpoint.every_steps = -1; }},
         Rule{"checkpoint.keep_last", [](JobConfig& c) { c.checkpoint.keep_last = -1; }}));

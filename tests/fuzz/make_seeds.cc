@@ -15,7 +15,7 @@
 #include "core/checkpoint/safetensors.h"
 #include "core/plan/job_config.h"
 #include "core/util/file_util.h"
-#include "server/spec_convert.h"
+#include "server/proto_convert.h"
 
 namespace stronghold {
 namespace {

@@ -82,7 +82,9 @@ bad_spec model.hidden --hidden 66
 bad_spec model.seq_len --seq-len 100000
 bad_spec training.lr --lr -1
 bad_spec training.batch --batch 6 --micro-batch 4
-bad_spec data.source --data /nonexistent/tokens.u16
+"$CTL" submit --steps 5 --data /nonexistent/tokens.u16 >/dev/null 2>"$WORK/err.txt"
+check "a token file outside the data root -> PERMISSION_DENIED naming data.source" \
+  grep -q "PERMISSION_DENIED: data.source" "$WORK/err.txt"
 "$CTL" status 999 >/dev/null 2>"$WORK/err.txt"
 check "unknown job -> NOT_FOUND" grep -q NOT_FOUND "$WORK/err.txt"
 check "daemon still serving" "$CTL" node

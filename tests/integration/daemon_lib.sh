@@ -1,7 +1,10 @@
 # Shared by the end-to-end tests: a real strongholdd on a private unix socket
 # and state directory, driven by the real strongholdctl. Source it; it sets
-# DAEMON, CTL, WORK, STATE, STRONGHOLD_DAEMON and a cleanup trap.
-#   start_daemon [FLAG...]  starts it (with extra daemon flags) and waits until it answers
+# DAEMON, CTL, WORK, STATE, DATA_ROOT, SSD_ROOT, STRONGHOLD_DAEMON and a
+# cleanup trap.
+#   start_daemon [FLAG...]  starts it (with extra daemon flags) and waits until it answers;
+#                     token files go in $DATA_ROOT, tier directories in $SSD_ROOT
+#                     (--data_root, --ssd_root: the daemon uses no other paths)
 #   stop_daemon       SIGTERM; returns the daemon's exit code
 #   kill_daemon       SIGKILL (a crash); no clean-up happens
 #   wait_state JOB STATE [tries]   polls `status` every 0.1 s
@@ -16,6 +19,8 @@ WORK=$(mktemp -d "${TEST_TMPDIR:-/tmp}/e2e.XXXXXX")
 SOCK_DIR=$(mktemp -d /tmp/sh-e2e.XXXXXX)
 SOCK="$SOCK_DIR/d.sock"
 STATE="$WORK/state"
+DATA_ROOT="$WORK/data"
+SSD_ROOT="$WORK/ssd"
 export STRONGHOLD_DAEMON="unix:$SOCK"
 PID=""
 passed=0
@@ -26,9 +31,11 @@ bad() { echo "FAIL: $*"; failed=$((failed + 1)); }
 check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
 
 start_daemon() {
+  mkdir -p "$DATA_ROOT" "$SSD_ROOT"
   # No metrics port: tests run beside each other and beside real daemons.
   "$DAEMON" --socket "$SOCK" --state_dir "$STATE" --metrics_listen= \
-    --optimizer_threads 1 "$@" >>"$WORK/daemon.log" 2>&1 &
+    --optimizer_threads 1 --data_root "$DATA_ROOT" --ssd_root "$SSD_ROOT" \
+    "$@" >>"$WORK/daemon.log" 2>&1 &
   PID=$!
   for _ in $(seq 1 200); do
     "$CTL" node >/dev/null 2>&1 && return 0

@@ -33,7 +33,7 @@ run_case() {
   local name=$1 spec=$2
   shift 2
   STATE="$WORK/state-$name"
-  local ssd="$WORK/ssd-$name"
+  local ssd="$SSD_ROOT/$name"
   mkdir -p "$ssd"
   start_daemon --ssd_fault_injection="$spec"
   check "$name: the daemon warns that faults are injected" \

@@ -345,9 +345,11 @@ class SyscallTraceTest(unittest.TestCase):
         trace = os.path.join(self.work, "trace")
         port = free_port()
         log = open(os.path.join(self.work, "daemon.log"), "w")
+        os.mkdir(os.path.join(self.work, "ssd"))
         self.proc = subprocess.Popen(
             [strace, "-f", "-qq", "-o", trace, DAEMON, "--socket", self.socket,
              "--state_dir", os.path.join(self.work, "state"), "--device", "cpu",
+             "--ssd_root", os.path.join(self.work, "ssd"),
              "--metrics_listen", f"127.0.0.1:{port}"],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
@@ -355,8 +357,7 @@ class SyscallTraceTest(unittest.TestCase):
             self.assertIsNone(self.proc.poll(), "the daemon exited under strace")
             self.assertLess(time.monotonic(), deadline, "no socket after 60 s")
             time.sleep(0.2)
-        ssd = os.path.join(self.work, "ssd")
-        os.mkdir(ssd)
+        ssd = os.path.join(self.work, "ssd")  # the daemon's --ssd_root
         # A host budget this small puts the fp16 masters and Adam moments of
         # the layers on the NVMe tier: reads and writes through io_uring.
         self.ctl("submit", "--layers", "4", "--hidden", "64", "--heads", "4", "--seq-len", "32",

@@ -5,15 +5,15 @@
 # or 16-bit working copies) on the ssd tier, the job trains,
 # and its checkpoint is
 # bit-identical to the same job held in RAM; the tier's files are gone
-# afterwards. A job whose tier cannot
-# be opened ends FAILED naming the path, and the next job succeeds.
+# afterwards. A job whose tier directory is gone by the time it runs ends
+# FAILED (PERMISSION_DENIED naming offload.ssd_dirs), and the next job
+# succeeds.
 set -uo pipefail
 
 source "${TEST_SRCDIR}/stronghold/tests/integration/daemon_lib.sh"
 
 start_daemon
-SSD="$WORK/ssd"
-mkdir -p "$SSD"
+SSD="$SSD_ROOT"  # the daemon's --ssd_root itself
 JOB=(--layers 8 --hidden 256 --heads 4 --seq-len 64 --vocab 512 --batch 4 --micro-batch 2
      --steps 6 --method stronghold --window 2)
 # The state needs ~134 MiB of host memory on the CPU device; 110 MiB forces
@@ -66,14 +66,15 @@ BF16=("${JOB[@]}" --precision bf16)
 tier_vs_ram bf16 95MiB "ssd.adam.exp_avg+exp_avg_sq+master *ssd .*layers 0..6 x 3 x" 3 "${BF16[@]}"
 
 # Job 6 waits behind job 5 while its directory disappears.
-GONE="$WORK/gone"
+GONE="$SSD_ROOT/gone"
 mkdir -p "$GONE"
 "$CTL" submit --name busy "${JOB[@]}" >/dev/null
 "$CTL" submit --name lost "${JOB[@]}" "${SHORT[@]}" --ssd-dir "$GONE" >/dev/null
 rm -rf "$GONE"
-check "a job whose tier cannot be opened fails" wait_state 6 FAILED
+check "a job whose tier directory is gone fails" wait_state 6 FAILED
 "$CTL" status 6 >"$WORK/status6.txt" 2>&1
-check "its error names the path" grep -q "$GONE/stronghold-" "$WORK/status6.txt"
+check "its error is the field's refusal" \
+  grep -q "PERMISSION_DENIED: offload.ssd_dirs\[0\]" "$WORK/status6.txt"
 "$CTL" submit --name next "${JOB[@]}" "${SHORT[@]}" --ssd-dir "$SSD" >/dev/null
 check "the next spilled job succeeds" wait_state 7 SUCCEEDED
 

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <new>
 #include <string>
 #include <vector>
@@ -30,6 +31,12 @@ v1::Job::State WaitWhile(JobManager& m, const std::string& name, v1::Job::State 
     absl::SleepFor(absl::Milliseconds(50));
   }
   return state;
+}
+
+// The state a job ends in (a tiny job may start and end between two polls).
+v1::Job::State Ended(JobManager& m, const std::string& name) {
+  const v1::Job::State state = WaitWhile(m, name, v1::Job::QUEUED);
+  return state == v1::Job::RUNNING ? WaitWhile(m, name, v1::Job::RUNNING) : state;
 }
 
 TEST(JobManagerTest, QueuedRunningSucceeded) {
@@ -155,7 +162,7 @@ TEST(JobManagerTest, InjectedSsdFaultsReachTheFirstJobWithATierOnly) {
   const std::string dir = StateDir("jm_ssd_faults");
   const std::string ssd = StateDir("jm_ssd_faults_tier");
   fs::create_directories(ssd);
-  JobManagerOptions options{.state_dir = dir, .optimizer_threads = 1};
+  JobManagerOptions options{.state_dir = dir, .optimizer_threads = 1, .ssd_roots = {ssd}};
   auto spec = storage::ParseFaultSpec("eio_read@1");
   ASSERT_TRUE(spec.ok()) << spec.status();
   options.ssd_fault_injection = *spec;
@@ -183,18 +190,84 @@ TEST(JobManagerTest, InjectedSsdFaultsReachTheFirstJobWithATierOnly) {
   ASSERT_TRUE(m.Submit(Tiny(2)).ok());  // no tier: the faults stay armed
   ASSERT_TRUE(m.Submit(spilled).ok());
   ASSERT_TRUE(m.Submit(spilled).ok());
-  // The end state (a tiny job may start and finish between two polls).
-  auto ended = [&](const std::string& name) {
-    const auto state = WaitWhile(m, name, v1::Job::QUEUED);
-    return state == v1::Job::RUNNING ? WaitWhile(m, name, v1::Job::RUNNING) : state;
-  };
-  EXPECT_EQ(ended("jobs/1"), v1::Job::SUCCEEDED);
-  EXPECT_EQ(ended("jobs/2"), v1::Job::FAILED);
+  EXPECT_EQ(Ended(m, "jobs/1"), v1::Job::SUCCEEDED);
+  EXPECT_EQ(Ended(m, "jobs/2"), v1::Job::FAILED);
   const std::string error = m.Get("jobs/2")->error();
   EXPECT_NE(error.find("Input/output error (errno 5)"), std::string::npos) << error;
   EXPECT_NE(error.find(ssd + "/stronghold-"), std::string::npos) << error;
   EXPECT_NE(error.find("(injected fault)"), std::string::npos) << error;
-  EXPECT_EQ(ended("jobs/3"), v1::Job::SUCCEEDED) << m.Get("jobs/3")->error();
+  EXPECT_EQ(Ended(m, "jobs/3"), v1::Job::SUCCEEDED) << m.Get("jobs/3")->error();
+  // Each job's private tier directory went with it, failed or not.
+  EXPECT_TRUE(fs::is_empty(ssd));
+}
+
+// The paths a spec names are opened inside the daemon's roots, at Plan,
+// Submit and each run: elsewhere PERMISSION_DENIED naming the field.
+TEST(JobManagerTest, PathsOutsideTheRootsAreRefused) {
+  const std::string dir = StateDir("jm_roots");
+  const std::string data = StateDir("jm_roots_data");
+  const std::string ssd = StateDir("jm_roots_ssd");
+  fs::create_directories(data);
+  fs::create_directories(ssd);
+  {
+    std::ofstream tokens(data + "/tokens.u16", std::ios::binary);
+    for (int i = 0; i < 4096; ++i) tokens.put(static_cast<char>(i % 200)).put(0);
+  }
+  auto created = JobManager::Create(
+      {.state_dir = dir, .optimizer_threads = 1, .data_roots = {data}, .ssd_roots = {ssd}});
+  ASSERT_TRUE(created.ok()) << created.status();
+  JobManager& m = **created;
+  v1::JobSpec outside = Tiny(2);
+  outside.mutable_data()->set_source("/etc/passwd");
+  for (const auto& status : {m.Submit(outside).status(), m.Plan(outside).status()}) {
+    EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied) << status;
+    EXPECT_NE(status.message().find("data.source"), std::string::npos) << status;
+  }
+  v1::JobSpec shm = Tiny(2);
+  shm.mutable_offload()->add_ssd_dirs("/dev/shm");
+  EXPECT_EQ(m.Plan(shm).status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(m.Submit(shm).status().code(), absl::StatusCode::kPermissionDenied);
+
+  v1::JobSpec inside = Tiny(2);
+  inside.mutable_data()->set_source("tokens.u16");  // relative to the data root
+  auto job = m.Submit(inside);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(Ended(m, job->name()), v1::Job::SUCCEEDED) << m.Get(job->name())->error();
+  // Gone by the time it runs (queued behind a long job): the run opens it
+  // again, inside the roots, and fails the job with the same refusal.
+  std::ofstream(data + "/later.u16", std::ios::binary) << std::string(8192, '\0');
+  v1::JobSpec later = Tiny(2);
+  later.mutable_data()->set_source("later.u16");
+  auto first = m.Submit(Tiny(1'000'000));
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto second = m.Submit(later);
+  ASSERT_TRUE(second.ok()) << second.status();
+  fs::remove(data + "/later.u16");
+  ASSERT_TRUE(m.Cancel(first->name()).ok());
+  EXPECT_EQ(Ended(m, second->name()), v1::Job::FAILED);
+  EXPECT_NE(m.Get(second->name())->error().find("PERMISSION_DENIED: data.source"),
+            std::string::npos)
+      << m.Get(second->name())->error();
+  EXPECT_EQ(m.Submit(later).status().code(), absl::StatusCode::kPermissionDenied);
+}
+
+// What a daemon killed with a job running left on the NVMe tier is removed
+// at the next start; a directory that is not a tier's stays.
+TEST(JobManagerTest, StartRemovesLeftoverTierDirectories) {
+  const std::string ssd = StateDir("jm_leftover_ssd");
+  const std::string leftover = ssd + "/nvme0/stronghold-job-3-00112233aabb";
+  fs::create_directories(leftover);
+  std::ofstream(leftover + "/tier.0") << "stale";
+  fs::create_directories(ssd + "/keep");
+  auto m = JobManager::Create(
+      {.state_dir = StateDir("jm_leftover"), .optimizer_threads = 1, .ssd_roots = {ssd}});
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_FALSE(fs::exists(leftover));
+  EXPECT_TRUE(fs::exists(ssd + "/keep"));
+  auto bad = JobManager::Create({.state_dir = StateDir("jm_leftover2"),
+                                 .ssd_roots = {ssd + "/missing"}});
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("--ssd_root"), std::string::npos) << bad.status();
 }
 
 // A listener that throws from the job path (it is called from inside

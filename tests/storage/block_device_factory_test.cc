@@ -110,8 +110,15 @@ TEST(BlockDeviceFactoryTest, StripesBlocksRoundRobinOverTheFiles) {
   auto device = OpenFileBlockDevice(Options({a, b}, 5 * kBlock));
   ASSERT_TRUE(device.ok()) << device.status();
   EXPECT_EQ((*device)->capacity(), 6 * kBlock);
-  EXPECT_EQ(std::filesystem::file_size(a + "/test.blk.0"), 3 * kBlock);
-  EXPECT_EQ(std::filesystem::file_size(b + "/test.blk.1"), 3 * kBlock);
+  // Each file in the job's private directory under its entry.
+  const std::string file_a = (*device)->Locate(0).file;
+  const std::string file_b = (*device)->Locate(kBlock).file;
+  EXPECT_EQ(std::filesystem::path(file_a).parent_path().parent_path(), a);
+  EXPECT_EQ(std::filesystem::path(file_a).filename(), "test.blk.0");
+  EXPECT_EQ(std::filesystem::path(file_b).parent_path().parent_path(), b);
+  EXPECT_EQ(std::filesystem::path(file_b).filename(), "test.blk.1");
+  EXPECT_EQ(std::filesystem::file_size(file_a), 3 * kBlock);
+  EXPECT_EQ(std::filesystem::file_size(file_b), 3 * kBlock);
   AlignedBuffer data(6 * kBlock);
   for (int block = 0; block < 6; ++block) {
     std::memset(data.data() + block * kBlock, 'A' + block, kBlock);
@@ -119,7 +126,7 @@ TEST(BlockDeviceFactoryTest, StripesBlocksRoundRobinOverTheFiles) {
   ASSERT_TRUE((*device)->Write(0, data.data(), data.size()).ok());
   ASSERT_TRUE((*device)->Sync().ok());
   // Device block 3 is the second block of file 1.
-  const int fd = open((b + "/test.blk.1").c_str(), O_RDONLY);
+  const int fd = open(file_b.c_str(), O_RDONLY);
   ASSERT_GE(fd, 0);
   char c = 0;
   ASSERT_EQ(pread(fd, &c, 1, kBlock + 17), 1);
@@ -127,13 +134,13 @@ TEST(BlockDeviceFactoryTest, StripesBlocksRoundRobinOverTheFiles) {
   EXPECT_EQ(c, 'A' + 3);
   // Locate() says the same (error messages of wrappers rely on it).
   const IoLocation where = (*device)->Locate(3 * kBlock + 17);
-  EXPECT_EQ(where.file, b + "/test.blk.1");
+  EXPECT_EQ(where.file, file_b);
   EXPECT_EQ(where.offset, kBlock + 17);
   EXPECT_EQ(where.file_bytes, 3 * kBlock);
-  EXPECT_EQ((*device)->Locate(4 * kBlock).file, a + "/test.blk.0");
+  EXPECT_EQ((*device)->Locate(4 * kBlock).file, file_a);
   device->reset();
-  EXPECT_FALSE(std::filesystem::exists(a + "/test.blk.0"));
-  EXPECT_FALSE(std::filesystem::exists(b + "/test.blk.1"));
+  EXPECT_TRUE(std::filesystem::is_empty(a)) << "the files and their directories are removed";
+  EXPECT_TRUE(std::filesystem::is_empty(b));
 }
 
 TEST(BlockDeviceFactoryTest, RejectsBadOptions) {

@@ -51,8 +51,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK((*dataset)->num_tokens() > seq_len, (*dataset)->num_tokens());
   constexpr int kRows = 3;
   std::vector<int64_t> inputs(kRows * seq_len, -1), targets(kRows * seq_len, -1);
-  (*dataset)->Fill(seed, /*first_sample=*/static_cast<int64_t>(seed >> 1), kRows, inputs.data(),
-                   targets.data());
+  const absl::Status filled = (*dataset)->Fill(
+      seed, /*first_sample=*/static_cast<int64_t>(seed >> 1), kRows, inputs.data(),
+      targets.data());
+  FUZZ_CHECK(filled.ok(), filled.ToString());  // the file did not change since Open
   for (int r = 0; r < kRows; ++r) {
     for (int j = 0; j < seq_len; ++j) {
       const int64_t in = inputs[r * seq_len + j], out = targets[r * seq_len + j];

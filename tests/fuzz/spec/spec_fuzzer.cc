@@ -1,6 +1,6 @@
 // A job spec as the daemon receives it (stronghold.v1.JobSpec wire bytes)
 // through what SubmitJob and PlanJob do before anything is allocated:
-// server/spec_convert's ToJobConfig, core::ValidateJobConfig, and for a
+// server/proto_convert's ToJobConfig, core::ValidateJobConfig, and for a
 // valid job core::PlanExecution and core::MaxTrainableLayers on a node like the
 // daemon's. Besides the sanitizers it checks the plan's promises: no buffer
 // or tier has negative bytes, and a plan that fits keeps within its budgets.
@@ -11,7 +11,7 @@
 #include "core/plan/job_config.h"
 #include "core/plan/planner.h"
 #include "google/protobuf/stubs/logging.h"
-#include "server/spec_convert.h"
+#include "server/proto_convert.h"
 #include "stronghold/v1/stronghold.pb.h"
 #include "tests/fuzz/fuzz_util.h"
 
