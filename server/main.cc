@@ -29,14 +29,15 @@
 #include "server/rpc_metrics.h"
 #include "server/service.h"
 #include "server/startup_checks.h"
+#include "server/state_lock.h"
 #include "server/systemd_notifier.h"
 #include "server/version.h"
 #include "storage/fault_spec.h"
 #include "storage/uring_block_device.h"
 
 ABSL_FLAG(std::string, socket, "",
-          "Unix socket to serve on (default $XDG_RUNTIME_DIR/stronghold/strongholdd.sock, "
-          "or /run/stronghold/strongholdd.sock)");
+          "Unix socket to serve on: PATH, unix:PATH or unix:///PATH (default "
+          "$XDG_RUNTIME_DIR/stronghold/strongholdd.sock, or /run/stronghold/strongholdd.sock)");
 ABSL_FLAG(std::string, listen, "",
           "Optional TCP address host:port; loopback addresses only until authentication exists");
 ABSL_FLAG(std::string, state_dir, "",
@@ -81,17 +82,18 @@ int Main() {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  const std::string socket_path =
-      absl::GetFlag(FLAGS_socket).empty() ? DefaultSocketPath() : absl::GetFlag(FLAGS_socket);
-  if (socket_path.size() > 107) {  // sizeof(sockaddr_un::sun_path) - 1
-    return Fail(absl::StrCat("--socket: \"", socket_path, "\" is ", socket_path.size(),
-                             " bytes long; unix socket paths are limited to 107"));
-  }
+  const absl::StatusOr<std::string> socket_flag = SocketPathFromFlag(
+      absl::GetFlag(FLAGS_socket).empty() ? DefaultSocketPath() : absl::GetFlag(FLAGS_socket));
+  if (!socket_flag.ok()) return Fail(std::string(socket_flag.status().message()));
+  const std::string socket_path = *socket_flag;
   std::string state_dir = absl::GetFlag(FLAGS_state_dir);
   if (state_dir.empty()) {
     const char* sd = std::getenv("STATE_DIRECTORY");  // systemd's StateDirectory=
     state_dir = sd != nullptr ? sd : "/var/lib/stronghold";
   }
+  // Before anything reads or writes the state: one daemon per directory.
+  absl::StatusOr<StateDirLock> state_lock = StateDirLock::Acquire(state_dir);
+  if (!state_lock.ok()) return Fail(std::string(state_lock.status().message()));
   JobManagerOptions options;
   options.state_dir = state_dir;
   absl::StatusOr<int64_t> device_budget = ParseBytes(absl::GetFlag(FLAGS_device_memory_budget));
