@@ -19,6 +19,7 @@
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "core/train/trainer.h"
 #include "glog/logging.h"
 #include "core/device/device.h"
@@ -51,6 +52,10 @@ ABSL_FLAG(std::string, host_memory_budget, "0",
           "Host memory budget for training state, e.g. 64GiB (0 = unlimited)");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
           "Prometheus /metrics address host:port ([::1]:port for IPv6; empty = no metrics)");
+ABSL_FLAG(int, metrics_max_connections, 16,
+          "Metrics connections served at once; more are closed at once");
+ABSL_FLAG(absl::Duration, metrics_request_timeout, absl::Seconds(5),
+          "Whole-request deadline of a metrics connection (request in, response out), e.g. 5s");
 ABSL_FLAG(double, device_peak_flops, 0,
           "Dense peak FLOP/s of the compute device for MFU (0 = a nominal figure: "
           "40 GFLOP/s per CPU thread, 80 with AVX-512, on the cpu device)");
@@ -166,8 +171,16 @@ int Main() {
   std::unique_ptr<MetricsHttpServer> metrics_server;
   const std::string metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   if (!metrics_listen.empty()) {
+    const MetricsHttpServerOptions http{
+        .listen = metrics_listen,
+        .request_deadline = absl::GetFlag(FLAGS_metrics_request_timeout),
+        .max_connections = absl::GetFlag(FLAGS_metrics_max_connections)};
+    if (http.max_connections < 1) return Fail("--metrics_max_connections: must be >= 1");
+    if (http.request_deadline <= absl::ZeroDuration()) {
+      return Fail("--metrics_request_timeout: must be > 0");
+    }
     absl::StatusOr<std::unique_ptr<MetricsHttpServer>> started =
-        MetricsHttpServer::Start({.listen = metrics_listen}, metrics.registry());
+        MetricsHttpServer::Start(http, metrics.registry());
     if (!started.ok()) return Fail(absl::StrCat("--metrics_listen: ", started.status().message()));
     metrics_server = *std::move(started);
   }

@@ -10,7 +10,6 @@ source "${TEST_SRCDIR}/stronghold/tests/integration/daemon_lib.sh"
 
 # --- --socket=unix:///PATH: served at PATH, reached with the same form
 cd "$WORK"
-quiet() { "$@" >/dev/null; }
 start_daemon_at() {  # start_daemon_at SOCKET_FLAG ADDRESS
   "$DAEMON" --socket "$1" --state_dir "$STATE" --metrics_listen= --optimizer_threads 1 \
     >>"$WORK/daemon.log" 2>&1 &
