@@ -79,7 +79,7 @@ check "and stops cleanly" test $? -eq 0
 # --- the total queue cap, and checkpoint quotas at submission
 STATE="$WORK/state2"
 start_daemon --max_queued_jobs=2 --max_checkpoint_bytes_per_job=4MiB \
-  --max_checkpoint_bytes_per_principal=8MiB
+  --max_checkpoint_bytes_per_principal=8MiB --grpc_max_receive_message_bytes=64KiB
 "$CTL" submit "${TINY[@]}" --steps 1000000 >/dev/null
 check "jobs/1 runs" wait_state 1 RUNNING
 "$CTL" submit "${TINY[@]}" --steps 1 >/dev/null
@@ -105,6 +105,12 @@ check "the same job keeping one checkpoint is accepted" test ! -s "$WORK/err.txt
 check "a second such job passes the principal's checkpoint quota" \
   grep -q "RESOURCE_EXHAUSTED: checkpoint bytes held and reserved by the jobs of local .*(strongholdd --max_checkpoint_bytes_per_principal)" \
   "$WORK/err.txt"
+
+# --- a request past --grpc_max_receive_message_bytes (64 KiB here) is refused
+python3 -c "import json; print(json.dumps({'name': 'x' * 100000}))" >"$WORK/big.json"
+"$CTL" submit --spec "$WORK/big.json" >/dev/null 2>"$WORK/err.txt"
+check "a 100 kB request is refused with RESOURCE_EXHAUSTED" grep -q "RESOURCE_EXHAUSTED" "$WORK/err.txt"
+check "and the daemon serves on" quiet "$CTL" node
 
 # --- DeleteJob: only ended jobs; the record and files go, durably
 "$CTL" delete 1 >/dev/null 2>"$WORK/err.txt"
