@@ -146,6 +146,27 @@ Command CancelCommand() {
   };
 }
 
+Command DeleteCommand() {
+  return {
+      .name = "delete",
+      .args_usage = "JOB",
+      .summary = "delete an ended job: its record and checkpoints",
+      .positional_args = 1,
+      .parse = [](const ParsedArgs& args) -> absl::StatusOr<Action> {
+        ASSIGN_OR_RETURN(std::string name, JobName(args.positional()[0]));
+        return [name](CommandContext& context) -> absl::StatusOr<int> {
+          RETURN_IF_ERROR(context.client->DeleteJob(name));
+          if (context.output == OutputFormat::kJson) {
+            *context.out << "{\"name\": \"" << name << "\", \"deleted\": true}\n";
+          } else {
+            *context.out << name << " deleted\n";
+          }
+          return 0;
+        };
+      },
+  };
+}
+
 Command PlanCommand() {
   return {
       .name = "plan",
@@ -207,8 +228,8 @@ Command TraceCommand() {
 const std::vector<Command>& AllCommands() {
   static const auto* commands = new std::vector<Command>{
       SubmitCommand(), StatusCommand(), ListCommand(), CancelCommand(),
-      WatchCommand(),  FetchCommand(),  PlanCommand(), NodeCommand(),
-      TraceCommand(), BenchCommand(),
+      DeleteCommand(), WatchCommand(),  FetchCommand(), PlanCommand(),
+      NodeCommand(),   TraceCommand(),  BenchCommand(),
   };
   return *commands;
 }

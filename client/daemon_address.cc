@@ -73,10 +73,7 @@ absl::StatusOr<std::string> ResolveDaemonAddress(
 }
 
 std::optional<std::string> UnixSocketPath(absl::string_view target) {
-  if (!absl::ConsumePrefix(&target, "unix:")) return std::nullopt;
-  // "unix:///abs/path" is also valid gRPC syntax.
-  if (absl::StartsWith(target, "//")) target.remove_prefix(2);
-  return std::string(target);
+  return core::UnixSocketPath(target);
 }
 
 }  // namespace stronghold::client

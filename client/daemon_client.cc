@@ -110,6 +110,15 @@ absl::StatusOr<v1::Job> DaemonClient::CancelJob(const std::string& name,
   });
 }
 
+absl::Status DaemonClient::DeleteJob(const std::string& name) {
+  v1::DeleteJobRequest request;
+  request.set_name(name);
+  return Unary<google::protobuf::Empty>(options_.timeout, [&](auto* context, auto* empty) {
+                   return stub_->DeleteJob(context, request, empty);
+                 })
+      .status();
+}
+
 absl::StatusOr<v1::MemoryPlan> DaemonClient::PlanJob(const v1::JobSpec& spec) {
   v1::PlanJobRequest request;
   *request.mutable_spec() = spec;

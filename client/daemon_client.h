@@ -46,6 +46,8 @@ class DaemonClient {
   // With `checkpoint`, a running job writes a checkpoint first.
   absl::StatusOr<v1::Job> CancelJob(const std::string& name,
                                     bool checkpoint = false);
+  // Deletes an ended job and its files.
+  absl::Status DeleteJob(const std::string& name);
   absl::StatusOr<v1::MemoryPlan> PlanJob(const v1::JobSpec& spec);
   absl::StatusOr<v1::Node> GetNode();
   absl::StatusOr<v1::JobTrace> GetJobTrace(const std::string& name);

@@ -12,6 +12,14 @@ namespace stronghold::server {
 // $XDG_RUNTIME_DIR/stronghold/strongholdd.sock, else /run/stronghold/strongholdd.sock.
 std::string DefaultSocketPath();
 
+// The unix socket path of a --socket value, in the forms strongholdctl's
+// --daemon accepts for a unix socket: "unix:PATH", "unix:///abs/path" or a
+// plain path ("/run/x.sock", "./x.sock", "x.sock"). INVALID_ARGUMENT naming
+// --socket for anything else (another scheme such as "dns:" or
+// "unix-abstract:", a host:port, an empty path) and for a path longer than
+// a unix socket allows (107 bytes).
+absl::StatusOr<std::string> SocketPathFromFlag(const std::string& text);
+
 // OK when `host_port` ("127.0.0.1:7070", "[::1]:7070", "localhost:7070")
 // names a loopback address; INVALID_ARGUMENT otherwise.
 absl::Status CheckLoopback(const std::string& host_port);

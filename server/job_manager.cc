@@ -9,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/checkpoint/checkpoint.h"
+#include "core/util/checked_math.h"
 #include "core/util/status_macros.h"
 #include "glog/logging.h"
 #include "server/job_admission.h"
@@ -53,6 +54,7 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(
     return absl::InvalidArgumentError(absl::StrCat(
         "max_job_restarts: must be >= 0, got ", options.max_job_restarts));
   }
+  RETURN_IF_ERROR(ValidateJobLimits(options.limits));
   ASSIGN_OR_RETURN(PathConfinement paths,
                    PathConfinement::Open({.data_roots = options.data_roots,
                                           .ssd_roots = options.ssd_roots}));
@@ -71,6 +73,10 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(
                                               m->options_.max_job_restarts);
       Record& r = m->jobs_[id];
       r.job = std::move(job);
+      r.checkpoint_bytes =
+          recovery.action == JobRecovery::Action::kRequeue
+              ? ReservedCheckpointBytes(r.job.parameters(), ToJobConfig(r.job.spec()))
+              : DirectoryBytes(m->store_.CheckpointsDir(id));
       switch (recovery.action) {
         case JobRecovery::Action::kKeep:
           break;
@@ -79,6 +85,7 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(
           m->SetStateLocked(r, v1::Job::QUEUED, "").IgnoreError();
           m->AddMessageLocked(r, recovery.note);
           m->queue_.push_back(id);
+          m->PublishQueueLocked();
           break;
         case JobRecovery::Action::kFail:
           LOG(WARNING) << r.job.name() << ": " << recovery.note;
@@ -98,7 +105,9 @@ JobManager::JobManager(JobManagerOptions options, JobStore store,
       store_(std::move(store)),
       paths_(std::move(paths)),
       runner_(RunnerOptions(options_, paths_)),
-      events_(options_.max_events_per_job) {}
+      events_(options_.events),
+      watch_slots_(options_.limits.max_watch_streams,
+                   options_.limits.max_watch_streams_per_principal) {}
 
 JobManager::~JobManager() { Shutdown(); }
 
@@ -122,10 +131,12 @@ void JobManager::WorkerLoop() {
       id = queue_.front();
       queue_.pop_front();
       running_ = id;
+      PublishQueueLocked();
     }
     RunJob(id);
     absl::MutexLock lock(&mu_);
     running_ = 0;
+    PublishQueueLocked();
   }
 }
 
@@ -155,9 +166,18 @@ void JobManager::RunJob(int64_t id) {
     }
   }
   const absl::Status status = runner_.Run(run, *this);
+  const int64_t checkpoint_bytes = DirectoryBytes(run.checkpoints_dir);
 
   absl::MutexLock lock(&mu_);
   Record& r = jobs_.at(id);
+  if (!r.quota_error.empty()) {
+    LOG(WARNING) << JobName(id) << " failed: " << r.quota_error;
+    r.checkpoint_bytes = checkpoint_bytes;
+    SetStateLocked(r, v1::Job::FAILED, r.quota_error).IgnoreError();
+    return;
+  }
+  // Unless it runs again (a shutdown), the job now holds what it wrote.
+  if (!(absl::IsAborted(status) && shutdown_)) r.checkpoint_bytes = checkpoint_bytes;
   if (status.ok()) {
     SetStateLocked(r, v1::Job::SUCCEEDED, "").IgnoreError();
   } else if (absl::IsCancelled(status)) {
@@ -178,74 +198,8 @@ void JobManager::RunJob(int64_t id) {
   }
 }
 
-void JobManager::RecordStep(int64_t id, const v1::StepMetrics& metrics) {
-  absl::MutexLock lock(&mu_);
-  Record& r = jobs_.at(id);
-  r.job.set_step(metrics.step());
-  r.job.set_last_loss(metrics.loss());
-  *r.job.mutable_last_metrics() = metrics;
-  if (options_.listener != nullptr)
-    options_.listener->OnJobStep(r.job, metrics);
-  const int log_every = std::max(1, r.job.spec().training().log_every());
-  if (metrics.step() % log_every == 0 ||
-      metrics.step() == metrics.total_steps()) {
-    v1::JobEvent event;
-    *event.mutable_metrics() = metrics;
-    AddEventLocked(r, std::move(event));
-  }
-  // Progress is persisted at most every few seconds; state changes and
-  // checkpoints always are.
-  const auto now = std::chrono::steady_clock::now();
-  if (now - r.persisted > std::chrono::seconds(5)) {
-    PersistLocked(r).IgnoreError();
-    r.persisted = now;
-  }
-}
-
-void JobManager::RecordMessage(int64_t id, const std::string& message) {
-  absl::MutexLock lock(&mu_);
-  AddMessageLocked(jobs_.at(id), message);
-}
-
-void JobManager::RecordCheckpoints(int64_t id,
-                                   const std::vector<std::string>& present,
-                                   const std::string& written) {
-  absl::MutexLock lock(&mu_);
-  Record& r = jobs_.at(id);
-  r.job.clear_checkpoints();
-  for (const std::string& c : present) r.job.add_checkpoints(c);
-  AddMessageLocked(r, absl::StrCat("checkpoint ", written, " written"));
-  PersistLocked(r).IgnoreError();
-}
-
-void JobManager::RecordTrace(int64_t id, int64_t step,
-                             const std::string& json) {
-  absl::MutexLock lock(&mu_);
-  Record& r = jobs_.at(id);
-  r.trace.set_name(r.job.name());
-  r.trace.set_step(step);
-  r.trace.set_chrome_trace_json(json);
-}
-
-void JobManager::RecordRestored(int64_t id, int64_t step) {
-  absl::MutexLock lock(&mu_);
-  jobs_.at(id).job.set_step(step);
-}
-
-core::StopRequest JobManager::StopRequested(int64_t id) {
-  absl::MutexLock lock(&mu_);
-  const Record& r = jobs_.at(id);
-  if (r.cancel_requested) {
-    return r.cancel_checkpoint ? core::StopRequest::kCheckpointAndCancel
-                               : core::StopRequest::kCancel;
-  }
-  if (shutdown_) return core::StopRequest::kShutdown;
-  return core::StopRequest::kNone;
-}
-
 void JobManager::AddEventLocked(const Record& r, v1::JobEvent event) {
-  *event.mutable_job() = r.job;
-  event.mutable_job()->clear_spec();
+  *event.mutable_job() = EventJob(r.job);
   events_.Add(*ParseJobName(r.job.name()), std::move(event));
 }
 
@@ -293,15 +247,43 @@ JobLookup JobManager::Lookup() {
   };
 }
 
-absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& submitted) {
+absl::Status JobManager::CheckQueueLimitsLocked(const std::string& principal) {
+  const int64_t mine = std::count_if(queue_.begin(), queue_.end(), [&](int64_t id) {
+    return jobs_.at(id).principal == principal;
+  });
+  return CheckQueueLimits(options_.limits, principal, static_cast<int64_t>(queue_.size()), mine);
+}
+
+absl::Status JobManager::CheckPrincipalCheckpointsLocked(const std::string& principal,
+                                                         int64_t bytes) {
+  int64_t held = 0;
+  for (const auto& [id, r] : jobs_) {
+    if (r.principal == principal) held = core::SaturatingAdd(held, r.checkpoint_bytes);
+  }
+  return CheckPrincipalCheckpoints(options_.limits, principal, held, bytes);
+}
+
+absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& submitted,
+                                           const std::string& principal) {
+  {
+    // Refused before planning: a flood past the caps costs little.
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(CheckQueueLimitsLocked(principal));
+  }
   ASSIGN_OR_RETURN(ResolvedJob resolved,
                    ResolveJob(submitted, Lookup(), options_.budgets, options_.planner));
   RETURN_IF_ERROR(CheckRunnable(resolved, store_, *paths_));
+  ASSIGN_OR_RETURN(const int64_t checkpoint_bytes,
+                   CheckJobCheckpoints(options_.limits, resolved.plan.parameters, resolved.config));
 
   absl::MutexLock lock(&mu_);
   if (shutdown_) return absl::UnavailableError("the daemon is shutting down");
+  RETURN_IF_ERROR(CheckQueueLimitsLocked(principal));
+  RETURN_IF_ERROR(CheckPrincipalCheckpointsLocked(principal, checkpoint_bytes));
   const int64_t id = next_id_++;
   Record& r = jobs_[id];
+  r.principal = principal;
+  r.checkpoint_bytes = checkpoint_bytes;
   r.job.set_name(JobName(id));
   r.job.set_display_name(resolved.config.name);
   *r.job.mutable_spec() = std::move(resolved.spec);
@@ -319,6 +301,7 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& submitted) {
   AddEventLocked(r, std::move(event));
   if (options_.listener != nullptr) options_.listener->OnJobState(r.job);
   queue_.push_back(id);
+  PublishQueueLocked();
   cv_.SignalAll();  // the worker may be waiting for one
   return r.job;
 }
@@ -367,6 +350,8 @@ absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& name,
   const int64_t id = *ParseJobName(r->job.name());
   if (r->job.state() == v1::Job::QUEUED) {
     queue_.erase(std::remove(queue_.begin(), queue_.end(), id), queue_.end());
+    PublishQueueLocked();
+    r->checkpoint_bytes = DirectoryBytes(store_.CheckpointsDir(id));  // ended: what it holds
     SetStateLocked(*r, v1::Job::CANCELLED, "cancelled by request")
         .IgnoreError();
     return r->job;
@@ -393,17 +378,75 @@ absl::StatusOr<v1::MemoryPlan> JobManager::Plan(const v1::JobSpec& submitted) {
   return plan;
 }
 
-absl::Status JobManager::Watch(
-    const std::string& name, int64_t since_step,
-    const std::function<bool(const v1::JobEvent&)>& emit,
-    const std::function<bool()>& cancelled) {
+absl::Status JobManager::Delete(const std::string& name) {
+  std::string detached;
+  {
+    absl::MutexLock lock(&mu_);
+    ASSIGN_OR_RETURN(Record * r, FindLocked(name));
+    const int64_t id = *ParseJobName(r->job.name());
+    if (!Ended(r->job.state())) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "job ", r->job.name(), " is ", v1::Job::State_Name(r->job.state()),
+          "; only ended jobs can be deleted (cancel it first)"));
+    }
+    for (const auto& [other_id, other] : jobs_) {
+      absl::StatusOr<CheckpointRef> source = ParseCheckpointRef(other.job.spec().resume_from());
+      if (!Ended(other.job.state()) && !other.job.spec().resume_from().empty() && source.ok() &&
+          source->job_id == id) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "job ", r->job.name(), " holds the checkpoint that ", other.job.name(), " (",
+            v1::Job::State_Name(other.job.state()), ") resumes from"));
+      }
+    }
+    ASSIGN_OR_RETURN(detached, store_.Detach(id));
+    jobs_.erase(id);
+    events_.Remove(id);
+  }
+  // The files go without the lock: a large checkpoint takes a while.
+  JobStore::RemoveDetached(detached);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<JobWatch>> JobManager::Follow(const std::string& name,
+                                                             int64_t since_step,
+                                                             const std::string& principal,
+                                                             std::function<void()> wake) {
   int64_t id = 0;
   {
     absl::MutexLock lock(&mu_);
     ASSIGN_OR_RETURN(Record * r, FindLocked(name));
     id = *ParseJobName(r->job.name());
   }
-  return events_.Watch(id, since_step, emit, cancelled);
+  ASSIGN_OR_RETURN(StreamSlots::Slot slot, watch_slots_.Acquire(principal));
+  return std::unique_ptr<JobWatch>(
+      new JobWatch(std::move(slot), events_.Follow(id, since_step, std::move(wake))));
+}
+
+absl::Status JobManager::Watch(
+    const std::string& name, int64_t since_step,
+    const std::function<bool(const v1::JobEvent&)>& emit,
+    const std::function<bool()>& cancelled, const std::string& principal) {
+  absl::Mutex mu;
+  absl::CondVar cv;
+  bool woken = false;
+  ASSIGN_OR_RETURN(std::unique_ptr<JobWatch> watch,
+                   Follow(name, since_step, principal, [&] {
+                     absl::MutexLock lock(&mu);
+                     woken = true;
+                     cv.Signal();
+                   }));
+  while (true) {
+    std::vector<v1::JobEvent> batch;
+    const bool finished = watch->Read(&batch);
+    for (const v1::JobEvent& e : batch) {
+      if (!emit(e)) return absl::OkStatus();
+    }
+    if (finished) return absl::OkStatus();
+    if (cancelled()) return absl::CancelledError("watch cancelled by the client");
+    absl::MutexLock lock(&mu);
+    if (!woken) cv.WaitWithTimeout(&mu, absl::Milliseconds(100));
+    woken = false;
+  }
 }
 
 absl::StatusOr<std::string> JobManager::CheckpointPath(
@@ -451,12 +494,20 @@ absl::StatusOr<v1::JobTrace> JobManager::Trace(const std::string& name) {
   return r->trace;
 }
 
+void JobManager::PublishQueueLocked() {
+  queued_jobs_.store(static_cast<int>(queue_.size()), std::memory_order_relaxed);
+  running_job_.store(running_, std::memory_order_relaxed);
+}
+
 v1::Node JobManager::Node() {
   v1::Node node = NodeInfo(options_.budgets);
-  absl::MutexLock lock(&mu_);
-  node.set_queued_jobs(static_cast<int>(queue_.size()));
-  if (running_ != 0) node.set_running_job(JobName(running_));
+  node.set_queued_jobs(queued_jobs_.load(std::memory_order_relaxed));
+  if (const int64_t running = running_job_.load(std::memory_order_relaxed); running != 0) {
+    node.set_running_job(JobName(running));
+  }
   return node;
 }
+
+void JobManager::Ping() { absl::MutexLock lock(&mu_); }
 
 }  // namespace stronghold::server

@@ -5,6 +5,8 @@
 // absl::Status that server/service.cc maps to a gRPC code.
 //
 // This class is the queue and the state machine; the rest is beside it:
+// server/job_recording.cc takes what a running job reports,
+// server/job_limits.h says what a principal may hold,
 // server/job_runner.h runs one job (the trainer, its observer, exceptions),
 // server/job_recovery.h decides what a start does with each stored job,
 // server/resume.h resolves resume_from and restores checkpoints,
@@ -23,6 +25,7 @@
 #ifndef STRONGHOLD_SERVER_JOB_MANAGER_H_
 #define STRONGHOLD_SERVER_JOB_MANAGER_H_
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -40,6 +43,7 @@
 #include "core/plan/planner.h"
 #include "server/job_admission.h"
 #include "server/job_events.h"
+#include "server/job_limits.h"
 #include "server/job_runner.h"
 #include "server/job_store.h"
 #include "server/resume.h"
@@ -62,8 +66,11 @@ class JobListener {
 struct JobManagerOptions {
   std::string state_dir;      // required; job records and checkpoints
   core::NodeBudgets budgets;  // device name and memory budgets
-  // Events kept in memory per job for WatchJob replay (older ones dropped).
-  int max_events_per_job = 100'000;
+  // The in-memory events WatchJob replays, bounded per job and in total.
+  JobEventLogOptions events;
+  // Queued jobs, watch streams and checkpoint bytes per principal and in
+  // total (server/job_limits.h).
+  JobLimits limits;
   JobListener* listener = nullptr;  // optional, not owned, outlives the manager
   // The compute device for every job (a GPU); null = a host device made for
   // each job with that job's budget.
@@ -96,6 +103,22 @@ struct JobManagerOptions {
   Planner planner = core::PlanExecution;
 };
 
+// One WatchJob stream (JobManager::Follow): the job's events as they are
+// added. Holds one of its principal's watch slots until destroyed.
+class JobWatch {
+ public:
+  // JobEventLog::Reader::Read: the events since the last call; true once
+  // nothing more will come.
+  bool Read(std::vector<stronghold::v1::JobEvent>* out) { return reader_->Read(out); }
+
+ private:
+  friend class JobManager;
+  JobWatch(StreamSlots::Slot slot, std::unique_ptr<JobEventLog::Reader> reader)
+      : slot_(std::move(slot)), reader_(std::move(reader)) {}
+  StreamSlots::Slot slot_;                       // released last
+  std::unique_ptr<JobEventLog::Reader> reader_;  // destroyed first: no wake after
+};
+
 class JobManager : private JobRecorder {
  public:
   // INVALID_ARGUMENT naming the option for a bad option (a root that is not
@@ -104,8 +127,11 @@ class JobManager : private JobRecorder {
       JobManagerOptions options);
   ~JobManager() override;
 
+  // RESOURCE_EXHAUSTED past a queue or checkpoint limit of `principal` or
+  // of everyone (server/job_limits.h), besides the spec's own errors.
   absl::StatusOr<stronghold::v1::Job> Submit(
-      const stronghold::v1::JobSpec& spec);
+      const stronghold::v1::JobSpec& spec,
+      const std::string& principal = kLocalPrincipal);
   absl::StatusOr<stronghold::v1::Job> Get(const std::string& name);
   // Newest first. page_token is the id the next page starts below.
   absl::StatusOr<stronghold::v1::ListJobsResponse> List(
@@ -114,23 +140,44 @@ class JobManager : private JobRecorder {
   // checkpoint before it ends CANCELLED.
   absl::StatusOr<stronghold::v1::Job> Cancel(const std::string& name,
                                              bool checkpoint = false);
+  // Deletes an ended job: its record and every file (checkpoints) are gone
+  // durably, its name is never reused. FAILED_PRECONDITION for a queued or
+  // running job (cancel it first) and for one whose checkpoint a queued or
+  // running job resumes from.
+  absl::Status Delete(const std::string& name);
   absl::StatusOr<stronghold::v1::MemoryPlan> Plan(
       const stronghold::v1::JobSpec& spec);
 
-  // Replays the job's recorded events (metrics of steps after since_step),
-  // then follows new ones until the job ends. `emit` returns false to stop
-  // (client gone); `cancelled` is polled while waiting.
+  // Follows the job's events from its oldest kept one (metrics of steps
+  // after since_step only) until it ends: `wake` runs when there is more
+  // to read (JobEventLog::Follow). RESOURCE_EXHAUSTED past the watch-stream
+  // limits of `principal` or of everyone; NOT_FOUND for an unknown job.
+  absl::StatusOr<std::unique_ptr<JobWatch>> Follow(const std::string& name,
+                                                   int64_t since_step,
+                                                   const std::string& principal,
+                                                   std::function<void()> wake);
+
+  // Follow, blocking: calls `emit` for each event until the job ends.
+  // `emit` returns false to stop (client gone); `cancelled` is polled
+  // every 100 ms while waiting.
   absl::Status Watch(
       const std::string& name, int64_t since_step,
       const std::function<bool(const stronghold::v1::JobEvent&)>& emit,
-      const std::function<bool()>& cancelled);
+      const std::function<bool()>& cancelled,
+      const std::string& principal = kLocalPrincipal);
 
   // Path of `file` in the job's checkpoint (newest when empty).
   absl::StatusOr<std::string> CheckpointPath(const std::string& name,
                                              const std::string& checkpoint,
                                              const std::string& file);
 
+  // Takes no lock the manager holds while it writes to disk, so GetNode
+  // answers at once whatever the jobs are doing.
   stronghold::v1::Node Node();
+
+  // Returns once the manager's lock could be taken (the systemd watchdog:
+  // a manager stuck holding it stops the pings).
+  void Ping();
 
   // The most recent recorded step timeline of a windowed job.
   absl::StatusOr<stronghold::v1::JobTrace> Trace(const std::string& name);
@@ -141,6 +188,15 @@ class JobManager : private JobRecorder {
  private:
   struct Record {
     stronghold::v1::Job job;
+    // Whom the job's limits are charged to. Jobs loaded at a start are
+    // charged to kLocalPrincipal until the record names its owner.
+    std::string principal = kLocalPrincipal;
+    // Checkpoint bytes charged to the principal: the reserved worst case
+    // until the job ends, then what its checkpoints hold.
+    int64_t checkpoint_bytes = 0;
+    // Why the running job must stop and fail (its checkpoints passed their
+    // quota); empty = no reason.
+    std::string quota_error;
     bool cancel_requested = false;
     bool cancel_checkpoint = false;  // checkpoint before cancelling
     stronghold::v1::JobTrace trace;  // empty until a windowed step recorded one
@@ -181,6 +237,16 @@ class JobManager : private JobRecorder {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<Record*> FindLocked(const std::string& name)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Copies the queue's length and the running job for Node().
+  void PublishQueueLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // RESOURCE_EXHAUSTED when the queue is full, for everyone or `principal`.
+  absl::Status CheckQueueLimitsLocked(const std::string& principal)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // RESOURCE_EXHAUSTED when `principal`'s jobs and one more of `bytes`
+  // would pass the principal's checkpoint quota.
+  absl::Status CheckPrincipalCheckpointsLocked(const std::string& principal,
+                                               int64_t bytes)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Constant after construction.
   const JobManagerOptions options_;
@@ -188,6 +254,7 @@ class JobManager : private JobRecorder {
   const std::shared_ptr<const PathConfinement> paths_;  // shared with runner_
   JobRunner runner_;    // used by the worker thread only
   JobEventLog events_;  // has its own lock
+  StreamSlots watch_slots_;  // has its own lock
 
   absl::Mutex mu_;
   absl::CondVar cv_;  // signalled on state changes, queue changes and shutdown
@@ -196,6 +263,9 @@ class JobManager : private JobRecorder {
   int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   int64_t running_ ABSL_GUARDED_BY(mu_) = 0;
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
+  // queue_.size() and running_ as of the last change, for Node().
+  std::atomic<int> queued_jobs_{0};
+  std::atomic<int64_t> running_job_{0};
 
   std::thread worker_;
 };

@@ -14,6 +14,13 @@ namespace stronghold::server {
 namespace fs = std::filesystem;
 namespace v1 = ::stronghold::v1;
 
+namespace {
+
+// A deleted job's directory until its files are gone (hidden from LoadAll).
+constexpr char kDetachedPrefix[] = ".del-";
+
+}  // namespace
+
 absl::StatusOr<int64_t> ParseJobName(const std::string& name) {
   absl::string_view id = name;
   if (id.rfind("jobs/", 0) == 0) id.remove_prefix(5);
@@ -50,6 +57,10 @@ std::vector<v1::Job> JobStore::LoadAll() const {
   std::vector<v1::Job> jobs;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(jobs_dir_, ec)) {
+    if (entry.path().filename().string().rfind(kDetachedPrefix, 0) == 0) {
+      RemoveDetached(entry.path().string());
+      continue;
+    }
     const fs::path record = entry.path() / "job.pb";
     if (!fs::exists(record, ec)) continue;
     absl::StatusOr<std::string> bytes = core::ReadFile(record.string());
@@ -72,6 +83,26 @@ absl::Status JobStore::Save(const v1::Job& job) {
   std::error_code ec;
   if (fs::create_directories(dir, ec)) RETURN_IF_ERROR(core::SyncDir(jobs_dir_));
   return core::WriteFileAtomically((fs::path(dir) / "job.pb").string(), job.SerializeAsString());
+}
+
+absl::StatusOr<std::string> JobStore::Detach(int64_t id) {
+  const std::string detached =
+      (fs::path(jobs_dir_) / absl::StrCat(kDetachedPrefix, id)).string();
+  std::error_code ec;
+  fs::remove_all(detached, ec);  // an earlier detach that was not removed
+  fs::rename(JobDir(id), detached, ec);
+  if (ec) {
+    return absl::InternalError(
+        absl::StrCat("cannot delete ", JobDir(id), ": ", ec.message()));
+  }
+  RETURN_IF_ERROR(core::SyncDir(jobs_dir_));
+  return detached;
+}
+
+void JobStore::RemoveDetached(const std::string& detached_dir) {
+  std::error_code ec;
+  fs::remove_all(detached_dir, ec);
+  if (ec) LOG(WARNING) << "cannot remove " << detached_dir << ": " << ec.message();
 }
 
 }  // namespace stronghold::server

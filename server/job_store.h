@@ -22,10 +22,20 @@ class JobStore {
   static absl::StatusOr<JobStore> Open(const std::string& state_dir);
 
   // Every stored job, in id order. A record that cannot be parsed is
-  // skipped with a warning (and left on disk for inspection).
+  // skipped with a warning (and left on disk for inspection); leftovers of
+  // interrupted deletes are removed.
   std::vector<stronghold::v1::Job> LoadAll() const;
 
   absl::Status Save(const stronghold::v1::Job& job);
+
+  // Deletes job `id`'s record and files in two steps, so that the lock the
+  // caller holds is not held while gigabytes of checkpoints are unlinked:
+  // Detach renames <state_dir>/jobs/<id> to a hidden name and makes the
+  // rename durable (from then on the job is gone, after a crash too);
+  // RemoveDetached removes what was renamed. A start removes hidden
+  // leftovers of a RemoveDetached that a crash interrupted (LoadAll).
+  absl::StatusOr<std::string> Detach(int64_t id);
+  static void RemoveDetached(const std::string& detached_dir);
 
   // <state_dir>/jobs/<id>
   std::string JobDir(int64_t id) const;

@@ -3,10 +3,13 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/resource_quota.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -22,24 +25,28 @@
 #include "absl/flags/usage_config.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/time.h"
 #include "core/train/trainer.h"
+#include "core/util/status_macros.h"
 #include "glog/logging.h"
 #include "core/device/device.h"
 #include "server/address.h"
+#include "server/job_limits.h"
 #include "server/job_manager.h"
 #include "server/metrics.h"
 #include "server/metrics_http_server.h"
 #include "server/rpc_metrics.h"
 #include "server/service.h"
 #include "server/startup_checks.h"
+#include "server/state_lock.h"
 #include "server/systemd_notifier.h"
 #include "server/version.h"
 #include "storage/fault_spec.h"
 #include "storage/uring_block_device.h"
 
 ABSL_FLAG(std::string, socket, "",
-          "Unix socket to serve on (default $XDG_RUNTIME_DIR/stronghold/strongholdd.sock, "
-          "or /run/stronghold/strongholdd.sock)");
+          "Unix socket to serve on: PATH, unix:PATH or unix:///PATH (default "
+          "$XDG_RUNTIME_DIR/stronghold/strongholdd.sock, or /run/stronghold/strongholdd.sock)");
 ABSL_FLAG(std::string, listen, "",
           "Optional TCP address host:port; loopback addresses only until authentication exists");
 ABSL_FLAG(std::string, state_dir, "",
@@ -53,6 +60,10 @@ ABSL_FLAG(std::string, host_memory_budget, "0",
           "Host memory budget for training state, e.g. 64GiB (0 = unlimited)");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
           "Prometheus /metrics address host:port ([::1]:port for IPv6; empty = no metrics)");
+ABSL_FLAG(int, metrics_max_connections, 16,
+          "Metrics connections served at once; more are closed at once");
+ABSL_FLAG(absl::Duration, metrics_request_timeout, absl::Seconds(5),
+          "Whole-request deadline of a metrics connection (request in, response out), e.g. 5s");
 ABSL_FLAG(double, device_peak_flops, 0,
           "Dense peak FLOP/s of the compute device for MFU (0 = a nominal figure: "
           "40 GFLOP/s per CPU thread, 80 with AVX-512, on the cpu device)");
@@ -70,6 +81,29 @@ ABSL_FLAG(std::vector<std::string>, ssd_root, {},
           "Directories (absolute, comma-separated) inside which a job's NVMe tier "
           "directories (offload.ssd_dirs) must be. Empty = no NVMe tier. Leftover tier "
           "directories of killed jobs under them are removed at start");
+// Limits (docs/security.md#limits): what one principal, and everyone, may
+// hold. Past one a call fails with RESOURCE_EXHAUSTED naming the flag.
+ABSL_FLAG(int, max_queued_jobs, 256, "Queued jobs in total; SubmitJob past it is refused");
+ABSL_FLAG(int, max_queued_jobs_per_principal, 64, "Queued jobs of one principal");
+ABSL_FLAG(int, max_watch_streams, 1024, "Open WatchJob streams in total");
+ABSL_FLAG(int, max_watch_streams_per_principal, 256, "Open WatchJob streams of one principal");
+ABSL_FLAG(std::string, max_checkpoint_bytes_per_job, "25%",
+          "Checkpoint bytes one job may keep at once: a size (512GiB) or a percentage of the "
+          "state directory's file system; a job that could keep more is refused at submission");
+ABSL_FLAG(std::string, max_checkpoint_bytes_per_principal, "50%",
+          "Checkpoint bytes all jobs of one principal hold and reserve (until deleted): a size "
+          "or a percentage of the state directory's file system");
+ABSL_FLAG(int, max_events_per_job, 10'000, "Events (steps, states, notes) kept per job in memory");
+ABSL_FLAG(int64_t, max_events, 100'000,
+          "Events kept in memory over all jobs; past it ended jobs' events are dropped");
+ABSL_FLAG(int, grpc_max_threads, 32,
+          "Threads of the synchronous RPCs (a download or a waiting cancel holds one); past it "
+          "gRPC refuses calls with RESOURCE_EXHAUSTED (WatchJob and GetNode use none)");
+ABSL_FLAG(std::string, grpc_max_receive_message_bytes, "1MiB", "Largest request message");
+ABSL_FLAG(absl::Duration, grpc_keepalive_time, absl::Seconds(60),
+          "Ping a connection idle this long, to find clients that are gone");
+ABSL_FLAG(absl::Duration, grpc_keepalive_timeout, absl::Seconds(20),
+          "Close a connection whose ping is not answered within this");
 
 ABSL_FLAG(std::string, ssd_fault_injection, "",
           "TESTING ONLY, never in production: faults to inject into the NVMe tier of the first "
@@ -84,6 +118,71 @@ int Fail(const std::string& message) {
   return 2;
 }
 
+// The limit flags as JobManagerOptions; checkpoint quotas given as
+// percentages are of the file system holding `state_dir`.
+absl::Status ApplyLimitFlags(const std::string& state_dir, JobManagerOptions& options) {
+  JobLimits& limits = options.limits;
+  limits.max_queued_jobs = absl::GetFlag(FLAGS_max_queued_jobs);
+  limits.max_queued_jobs_per_principal = absl::GetFlag(FLAGS_max_queued_jobs_per_principal);
+  limits.max_watch_streams = absl::GetFlag(FLAGS_max_watch_streams);
+  limits.max_watch_streams_per_principal = absl::GetFlag(FLAGS_max_watch_streams_per_principal);
+  struct statvfs fs {};
+  if (statvfs(state_dir.c_str(), &fs) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--state_dir: cannot stat ", state_dir, ": ", std::strerror(errno)));
+  }
+  const int64_t capacity = static_cast<int64_t>(fs.f_blocks) * static_cast<int64_t>(fs.f_frsize);
+  ASSIGN_OR_RETURN(limits.max_checkpoint_bytes_per_job,
+                   ParseQuota("max_checkpoint_bytes_per_job",
+                              absl::GetFlag(FLAGS_max_checkpoint_bytes_per_job), capacity));
+  ASSIGN_OR_RETURN(limits.max_checkpoint_bytes_per_principal,
+                   ParseQuota("max_checkpoint_bytes_per_principal",
+                              absl::GetFlag(FLAGS_max_checkpoint_bytes_per_principal), capacity));
+  if (absl::Status s = ValidateJobLimits(limits); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--", s.message()));
+  }
+  options.events.max_events_per_job = absl::GetFlag(FLAGS_max_events_per_job);
+  options.events.max_events = absl::GetFlag(FLAGS_max_events);
+  if (options.events.max_events_per_job < 1) {
+    return absl::InvalidArgumentError("--max_events_per_job: must be >= 1");
+  }
+  if (options.events.max_events < options.events.max_events_per_job) {
+    return absl::InvalidArgumentError("--max_events: must be >= --max_events_per_job");
+  }
+  return absl::OkStatus();
+}
+
+// Threads, message sizes and keepalive of the gRPC server. Keepalive pings
+// find clients that vanished without closing their connection (a crashed
+// host); clients may ping every 10 s without being sent GOAWAY.
+absl::Status ApplyGrpcFlags(grpc::ServerBuilder& builder) {
+  const int threads = absl::GetFlag(FLAGS_grpc_max_threads);
+  if (threads < 2) return absl::InvalidArgumentError("--grpc_max_threads: must be >= 2");
+  grpc::ResourceQuota quota("strongholdd");
+  quota.SetMaxThreads(threads);
+  builder.SetResourceQuota(quota);
+  absl::StatusOr<int64_t> message_bytes =
+      ParseBytes(absl::GetFlag(FLAGS_grpc_max_receive_message_bytes));
+  if (!message_bytes.ok() || *message_bytes < 1024 || *message_bytes > INT32_MAX) {
+    return absl::InvalidArgumentError(
+        "--grpc_max_receive_message_bytes: a size from 1KiB to 2GiB - 1 (e.g. 1MiB)");
+  }
+  builder.SetMaxReceiveMessageSize(static_cast<int>(*message_bytes));
+  const absl::Duration time = absl::GetFlag(FLAGS_grpc_keepalive_time);
+  const absl::Duration timeout = absl::GetFlag(FLAGS_grpc_keepalive_timeout);
+  if (time < absl::Seconds(1) || timeout < absl::Seconds(1)) {
+    return absl::InvalidArgumentError("--grpc_keepalive_time, --grpc_keepalive_timeout: >= 1s");
+  }
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS,
+                             static_cast<int>(absl::ToInt64Milliseconds(time)));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+                             static_cast<int>(absl::ToInt64Milliseconds(timeout)));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10'000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);
+  return absl::OkStatus();
+}
+
 int Main() {
   // Every thread inherits a mask blocking the shutdown signals; the main
   // thread takes them with sigwait below.
@@ -93,12 +192,10 @@ int Main() {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  const std::string socket_path =
-      absl::GetFlag(FLAGS_socket).empty() ? DefaultSocketPath() : absl::GetFlag(FLAGS_socket);
-  if (socket_path.size() > 107) {  // sizeof(sockaddr_un::sun_path) - 1
-    return Fail(absl::StrCat("--socket: \"", socket_path, "\" is ", socket_path.size(),
-                             " bytes long; unix socket paths are limited to 107"));
-  }
+  const absl::StatusOr<std::string> socket_flag = SocketPathFromFlag(
+      absl::GetFlag(FLAGS_socket).empty() ? DefaultSocketPath() : absl::GetFlag(FLAGS_socket));
+  if (!socket_flag.ok()) return Fail(std::string(socket_flag.status().message()));
+  const std::string socket_path = *socket_flag;
   std::string state_dir = absl::GetFlag(FLAGS_state_dir);
   if (state_dir.empty()) {
     // systemd's StateDirectory=; with several entries (the unit also has
@@ -106,6 +203,9 @@ int Main() {
     const char* sd = std::getenv("STATE_DIRECTORY");
     state_dir = sd != nullptr ? std::string(sd, strcspn(sd, ":")) : "/var/lib/stronghold";
   }
+  // Before anything reads or writes the state: one daemon per directory.
+  absl::StatusOr<StateDirLock> state_lock = StateDirLock::Acquire(state_dir);
+  if (!state_lock.ok()) return Fail(std::string(state_lock.status().message()));
   JobManagerOptions options;
   options.state_dir = state_dir;
   absl::StatusOr<int64_t> device_budget = ParseBytes(absl::GetFlag(FLAGS_device_memory_budget));
@@ -178,8 +278,16 @@ int Main() {
   std::unique_ptr<MetricsHttpServer> metrics_server;
   const std::string metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   if (!metrics_listen.empty()) {
+    const MetricsHttpServerOptions http{
+        .listen = metrics_listen,
+        .request_deadline = absl::GetFlag(FLAGS_metrics_request_timeout),
+        .max_connections = absl::GetFlag(FLAGS_metrics_max_connections)};
+    if (http.max_connections < 1) return Fail("--metrics_max_connections: must be >= 1");
+    if (http.request_deadline <= absl::ZeroDuration()) {
+      return Fail("--metrics_request_timeout: must be > 0");
+    }
     absl::StatusOr<std::unique_ptr<MetricsHttpServer>> started =
-        MetricsHttpServer::Start({.listen = metrics_listen}, metrics.registry());
+        MetricsHttpServer::Start(http, metrics.registry());
     if (!started.ok()) return Fail(absl::StrCat("--metrics_listen: ", started.status().message()));
     metrics_server = *std::move(started);
   }
@@ -192,6 +300,9 @@ int Main() {
   options.max_job_restarts = absl::GetFlag(FLAGS_max_job_restarts);
   if (options.max_job_restarts < 0) {
     return Fail(absl::StrCat("--max_job_restarts: must be >= 0, got ", options.max_job_restarts));
+  }
+  if (absl::Status s = ApplyLimitFlags(state_dir, options); !s.ok()) {
+    return Fail(std::string(s.message()));
   }
   absl::StatusOr<std::unique_ptr<JobManager>> jobs = JobManager::Create(options);
   if (!jobs.ok()) return Fail(std::string(jobs.status().message()));
@@ -219,6 +330,7 @@ int Main() {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  if (absl::Status s = ApplyGrpcFlags(builder); !s.ok()) return Fail(std::string(s.message()));
   builder.AddListeningPort(absl::StrCat("unix:", socket_path), grpc::InsecureServerCredentials());
   if (!tcp.empty()) builder.AddListeningPort(tcp, grpc::InsecureServerCredentials());
   builder.RegisterService(&service);
@@ -244,7 +356,7 @@ int Main() {
   // The watchdog pings only while the job manager answers (takes its lock).
   JobManager* manager = jobs->get();
   systemd.StartWatchdog([manager] {
-    manager->Node();
+    manager->Ping();
     return true;
   });
 

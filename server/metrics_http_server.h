@@ -8,20 +8,27 @@
 // (SIGSEGV in mg_printf). This server uses threads of the default size and
 // prometheus-cpp's own TextSerializer.
 //
-// Requests are served one at a time with an I/O timeout per connection: a
-// scrape takes microseconds, and one slow client can delay the others by at
-// most the timeout.
+// Each connection is served on a thread of its own, so a slow client delays
+// no one else, within two bounds: a whole-request deadline (from accept to
+// the response's last byte; a client that sends one byte and waits, or
+// never reads the response, is closed when it passes) and a cap on the
+// connections served at once, beyond which new ones are closed at once (a
+// scraper retries; nothing queues behind a flood). A scrape itself takes
+// microseconds.
 //
 // Thread safety: Start() and the destructor are called from one thread; the
 // registry is read concurrently with its updates (prometheus-cpp allows it).
 #ifndef STRONGHOLD_SERVER_METRICS_HTTP_SERVER_H_
 #define STRONGHOLD_SERVER_METRICS_HTTP_SERVER_H_
 
+#include <list>
 #include <memory>
 #include <string>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "prometheus/collectable.h"
 
@@ -31,8 +38,12 @@ struct MetricsHttpServerOptions {
   // "host:port", "[v6addr]:port", or ":port" for every interface. Port 0
   // picks a free port (see port()). Required.
   std::string listen;
-  // Longest wait for a client to send its request or take the response.
-  absl::Duration io_timeout = absl::Seconds(10);
+  // Whole-request deadline: a connection that has not sent its request and
+  // taken the whole response this long after it was accepted is closed.
+  absl::Duration request_deadline = absl::Seconds(5);
+  // Connections served at once (>= 1); one more is closed as soon as it is
+  // accepted. Each holds a thread until it ends or its deadline passes.
+  int max_connections = 16;
 };
 
 class MetricsHttpServer {
@@ -53,16 +64,27 @@ class MetricsHttpServer {
   MetricsHttpServer(const MetricsHttpServerOptions& options,
                     std::shared_ptr<prometheus::Collectable> metrics,
                     int listen_fd, int stop_fd, int port);
+  struct Connection {
+    std::thread thread;
+    bool done = false;  // guarded by mu_: the thread has finished serving
+  };
+
   void Loop();
-  void Serve(int fd);
+  // Joins the threads of connections that ended; returns how many remain.
+  int ReapLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Serve(int fd, absl::Time deadline);
 
   // Constant after construction.
   const MetricsHttpServerOptions options_;
   const std::shared_ptr<prometheus::Collectable> metrics_;
   const int listen_fd_;
-  const int stop_fd_;  // eventfd: written once by the destructor
+  const int stop_fd_;  // eventfd: written once by the destructor, never read
   const int port_;
-  std::thread thread_;
+
+  absl::Mutex mu_;
+  std::list<Connection> connections_ ABSL_GUARDED_BY(mu_);
+
+  std::thread thread_;  // accepts; started last
 };
 
 }  // namespace stronghold::server

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/util/file_util.h"
 #include "core/util/sha256.h"
+#include "server/watch_reactor.h"
 
 namespace stronghold::server {
 
@@ -29,11 +30,15 @@ grpc::Status Reply(absl::StatusOr<T> result, T* out) {
 constexpr int kDefaultChunk = 1 << 20;
 constexpr int kMaxChunk = 4 << 20;
 
+// Whom a call's limits are charged to (server/job_limits.h). Every peer is
+// "local" until calls carry an authenticated identity.
+std::string PrincipalOf(const grpc::ServerContextBase&) { return kLocalPrincipal; }
+
 }  // namespace
 
-grpc::Status StrongholdService::SubmitJob(grpc::ServerContext*, const v1::SubmitJobRequest* req,
-                                          v1::Job* out) {
-  return Reply(jobs_->Submit(req->spec()), out);
+grpc::Status StrongholdService::SubmitJob(grpc::ServerContext* ctx,
+                                          const v1::SubmitJobRequest* req, v1::Job* out) {
+  return Reply(jobs_->Submit(req->spec(), PrincipalOf(*ctx)), out);
 }
 
 grpc::Status StrongholdService::GetJob(grpc::ServerContext*, const v1::GetJobRequest* req,
@@ -51,12 +56,14 @@ grpc::Status StrongholdService::CancelJob(grpc::ServerContext*, const v1::Cancel
   return Reply(jobs_->Cancel(req->name(), req->checkpoint()), out);
 }
 
-grpc::Status StrongholdService::WatchJob(grpc::ServerContext* ctx, const v1::WatchJobRequest* req,
-                                         grpc::ServerWriter<v1::JobEvent>* writer) {
-  return ToGrpcStatus(jobs_->Watch(
-      req->name(), req->since_step(),
-      [writer](const v1::JobEvent& e) { return writer->Write(e); },
-      [ctx] { return ctx->IsCancelled(); }));
+grpc::Status StrongholdService::DeleteJob(grpc::ServerContext*, const v1::DeleteJobRequest* req,
+                                          google::protobuf::Empty*) {
+  return ToGrpcStatus(jobs_->Delete(req->name()));
+}
+
+grpc::ServerWriteReactor<v1::JobEvent>* StrongholdService::WatchJob(
+    grpc::CallbackServerContext* ctx, const v1::WatchJobRequest* req) {
+  return WatchReactor::Start(jobs_, *req, PrincipalOf(*ctx));
 }
 
 grpc::Status StrongholdService::PlanJob(grpc::ServerContext*, const v1::PlanJobRequest* req,
@@ -116,10 +123,12 @@ grpc::Status StrongholdService::DownloadCheckpoint(
   }
 }
 
-grpc::Status StrongholdService::GetNode(grpc::ServerContext*, const v1::GetNodeRequest*,
-                                        v1::Node* out) {
+grpc::ServerUnaryReactor* StrongholdService::GetNode(grpc::CallbackServerContext* ctx,
+                                                     const v1::GetNodeRequest*, v1::Node* out) {
   *out = jobs_->Node();
-  return grpc::Status::OK;
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
 }
 
 grpc::Status StrongholdService::GetJobTrace(grpc::ServerContext*,

@@ -11,7 +11,13 @@ namespace stronghold::server {
 
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
-class StrongholdService final : public stronghold::v1::Stronghold::Service {
+// WatchJob and GetNode run on gRPC's callback API: a watch stream holds no
+// thread while it waits (server/watch_reactor.h), and GetNode answers even
+// when every thread of the synchronous methods is busy (--grpc_max_threads).
+using StrongholdServiceBase = stronghold::v1::Stronghold::WithCallbackMethod_WatchJob<
+    stronghold::v1::Stronghold::WithCallbackMethod_GetNode<stronghold::v1::Stronghold::Service>>;
+
+class StrongholdService final : public StrongholdServiceBase {
  public:
   explicit StrongholdService(JobManager* jobs) : jobs_(jobs) {}
 
@@ -23,15 +29,18 @@ class StrongholdService final : public stronghold::v1::Stronghold::Service {
                         stronghold::v1::ListJobsResponse*) override;
   grpc::Status CancelJob(grpc::ServerContext*, const stronghold::v1::CancelJobRequest*,
                          stronghold::v1::Job*) override;
-  grpc::Status WatchJob(grpc::ServerContext*, const stronghold::v1::WatchJobRequest*,
-                        grpc::ServerWriter<stronghold::v1::JobEvent>*) override;
+  grpc::Status DeleteJob(grpc::ServerContext*, const stronghold::v1::DeleteJobRequest*,
+                         google::protobuf::Empty*) override;
+  grpc::ServerWriteReactor<stronghold::v1::JobEvent>* WatchJob(
+      grpc::CallbackServerContext*, const stronghold::v1::WatchJobRequest*) override;
   grpc::Status PlanJob(grpc::ServerContext*, const stronghold::v1::PlanJobRequest*,
                        stronghold::v1::MemoryPlan*) override;
   grpc::Status DownloadCheckpoint(grpc::ServerContext*,
                                   const stronghold::v1::DownloadCheckpointRequest*,
                                   grpc::ServerWriter<stronghold::v1::CheckpointChunk>*) override;
-  grpc::Status GetNode(grpc::ServerContext*, const stronghold::v1::GetNodeRequest*,
-                       stronghold::v1::Node*) override;
+  grpc::ServerUnaryReactor* GetNode(grpc::CallbackServerContext*,
+                                    const stronghold::v1::GetNodeRequest*,
+                                    stronghold::v1::Node*) override;
   grpc::Status GetJobTrace(grpc::ServerContext*, const stronghold::v1::GetJobTraceRequest*,
                            stronghold::v1::JobTrace*) override;
 

@@ -3,10 +3,13 @@
 #ifndef STRONGHOLD_CORE_UTIL_PATHS_H_
 #define STRONGHOLD_CORE_UTIL_PATHS_H_
 
+#include <optional>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 
 namespace stronghold::core {
 
@@ -18,6 +21,16 @@ inline std::string DefaultSocketPath(absl::string_view xdg_runtime_dir) {
     return absl::StrCat(xdg_runtime_dir, "/stronghold/strongholdd.sock");
   }
   return "/run/stronghold/strongholdd.sock";
+}
+
+// The socket path of a gRPC "unix:PATH" or "unix:///abs/path" target;
+// nullopt for other targets. The daemon's --socket and the client's
+// --daemon read unix addresses through this one function.
+inline std::optional<std::string> UnixSocketPath(absl::string_view target) {
+  if (!absl::ConsumePrefix(&target, "unix:")) return std::nullopt;
+  // "unix:///abs/path" is also valid gRPC syntax.
+  if (absl::StartsWith(target, "//")) target.remove_prefix(2);
+  return std::string(target);
 }
 
 }  // namespace stronghold::core

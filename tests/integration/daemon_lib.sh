@@ -10,6 +10,7 @@
 #   wait_state JOB STATE [tries]   polls `status` every 0.1 s
 #   json_field FIELD < json
 #   ok/bad/check      PASS/FAIL lines and counters; finish prints the tally
+#   quiet CMD...      CMD's exit code, its stdout dropped
 
 RUNFILES="${TEST_SRCDIR:-$PWD/..}/stronghold"
 DAEMON="$RUNFILES/server/strongholdd"
@@ -29,6 +30,7 @@ failed=0
 ok() { echo "PASS: $*"; passed=$((passed + 1)); }
 bad() { echo "FAIL: $*"; failed=$((failed + 1)); }
 check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+quiet() { "$@" >/dev/null; }  # check "what" quiet CMD...: the exit code without the output
 
 start_daemon() {
   mkdir -p "$DATA_ROOT" "$SSD_ROOT"
