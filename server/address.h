@@ -12,10 +12,6 @@ namespace stronghold::server {
 // $XDG_RUNTIME_DIR/stronghold/strongholdd.sock, else /run/stronghold/strongholdd.sock.
 std::string DefaultSocketPath();
 
-// OK when `host_port` ("127.0.0.1:7070", "[::1]:7070", "localhost:7070")
-// names a loopback address; INVALID_ARGUMENT otherwise.
-absl::Status CheckLoopback(const std::string& host_port);
-
 // "1048576", "512MiB", "8GiB", "1.5GB" -> bytes.
 absl::StatusOr<int64_t> ParseBytes(const std::string& text);
 

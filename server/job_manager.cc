@@ -283,7 +283,18 @@ JobLookup JobManager::Lookup() {
   };
 }
 
-absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& submitted) {
+absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& submitted,
+                                           const Principal& owner) {
+  if (!submitted.resume_from().empty()) {
+    // Starting from a checkpoint reads its weights as surely as a download.
+    ASSIGN_OR_RETURN(const CheckpointRef source,
+                     ParseCheckpointRef(submitted.resume_from()));
+    if (absl::Status s = Authorize(JobName(source.job_id), owner,
+                                   JobAction::kDownloadCheckpoint);
+        !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("resume_from: ", s.message()));
+    }
+  }
   ASSIGN_OR_RETURN(ResolvedJob resolved,
                    ResolveJob(submitted, Lookup(), options_.budgets, options_.planner));
   RETURN_IF_ERROR(CheckRunnable(resolved, store_));
@@ -294,6 +305,7 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& submitted) {
   Record& r = jobs_[id];
   r.job.set_name(JobName(id));
   r.job.set_display_name(resolved.config.name);
+  r.job.set_owner(owner.name);
   *r.job.mutable_spec() = std::move(resolved.spec);
   *r.job.mutable_create_time() = TimeUtil::GetCurrentTime();
   r.job.set_parameters(resolved.plan.parameters);
@@ -317,6 +329,14 @@ absl::StatusOr<v1::Job> JobManager::Get(const std::string& name) {
   absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(Record * r, FindLocked(name));
   return r->job;
+}
+
+absl::Status JobManager::Authorize(const std::string& name,
+                                   const Principal& principal,
+                                   JobAction action) {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(Record * r, FindLocked(name));
+  return CheckJobAccess(principal, r->job, action);
 }
 
 absl::StatusOr<v1::ListJobsResponse> JobManager::List(

@@ -31,42 +31,66 @@ constexpr int kMaxChunk = 4 << 20;
 
 }  // namespace
 
-grpc::Status StrongholdService::SubmitJob(grpc::ServerContext*, const v1::SubmitJobRequest* req,
-                                          v1::Job* out) {
-  return Reply(jobs_->Submit(req->spec()), out);
+absl::StatusOr<Principal> StrongholdService::Caller(const grpc::ServerContext* context) const {
+  return identity_->Identify(*context);
 }
 
-grpc::Status StrongholdService::GetJob(grpc::ServerContext*, const v1::GetJobRequest* req,
+absl::Status StrongholdService::Permit(const grpc::ServerContext* context,
+                                       const std::string& name, JobAction action) const {
+  absl::StatusOr<Principal> caller = Caller(context);
+  if (!caller.ok()) return caller.status();
+  return jobs_->Authorize(name, *caller, action);
+}
+
+grpc::Status StrongholdService::SubmitJob(grpc::ServerContext* ctx,
+                                          const v1::SubmitJobRequest* req, v1::Job* out) {
+  absl::StatusOr<Principal> caller = Caller(ctx);
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
+  return Reply(jobs_->Submit(req->spec(), *caller), out);
+}
+
+grpc::Status StrongholdService::GetJob(grpc::ServerContext* ctx, const v1::GetJobRequest* req,
                                        v1::Job* out) {
+  if (absl::Status s = Caller(ctx).status(); !s.ok()) return ToGrpcStatus(s);
   return Reply(jobs_->Get(req->name()), out);
 }
 
-grpc::Status StrongholdService::ListJobs(grpc::ServerContext*, const v1::ListJobsRequest* req,
+grpc::Status StrongholdService::ListJobs(grpc::ServerContext* ctx,
+                                         const v1::ListJobsRequest* req,
                                          v1::ListJobsResponse* out) {
+  if (absl::Status s = Caller(ctx).status(); !s.ok()) return ToGrpcStatus(s);
   return Reply(jobs_->List(req->page_size(), req->page_token()), out);
 }
 
-grpc::Status StrongholdService::CancelJob(grpc::ServerContext*, const v1::CancelJobRequest* req,
-                                          v1::Job* out) {
+grpc::Status StrongholdService::CancelJob(grpc::ServerContext* ctx,
+                                          const v1::CancelJobRequest* req, v1::Job* out) {
+  if (absl::Status s = Permit(ctx, req->name(), JobAction::kCancel); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   return Reply(jobs_->Cancel(req->name(), req->checkpoint()), out);
 }
 
 grpc::Status StrongholdService::WatchJob(grpc::ServerContext* ctx, const v1::WatchJobRequest* req,
                                          grpc::ServerWriter<v1::JobEvent>* writer) {
+  if (absl::Status s = Caller(ctx).status(); !s.ok()) return ToGrpcStatus(s);
   return ToGrpcStatus(jobs_->Watch(
       req->name(), req->since_step(),
       [writer](const v1::JobEvent& e) { return writer->Write(e); },
       [ctx] { return ctx->IsCancelled(); }));
 }
 
-grpc::Status StrongholdService::PlanJob(grpc::ServerContext*, const v1::PlanJobRequest* req,
+grpc::Status StrongholdService::PlanJob(grpc::ServerContext* ctx, const v1::PlanJobRequest* req,
                                         v1::MemoryPlan* out) {
+  if (absl::Status s = Caller(ctx).status(); !s.ok()) return ToGrpcStatus(s);
   return Reply(jobs_->Plan(req->spec()), out);
 }
 
 grpc::Status StrongholdService::DownloadCheckpoint(
     grpc::ServerContext* ctx, const v1::DownloadCheckpointRequest* req,
     grpc::ServerWriter<v1::CheckpointChunk>* writer) {
+  if (absl::Status s = Permit(ctx, req->name(), JobAction::kDownloadCheckpoint); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   if (req->offset() < 0) {
     return ToGrpcStatus(absl::InvalidArgumentError("offset: must be >= 0"));
   }
@@ -116,14 +140,18 @@ grpc::Status StrongholdService::DownloadCheckpoint(
   }
 }
 
-grpc::Status StrongholdService::GetNode(grpc::ServerContext*, const v1::GetNodeRequest*,
+grpc::Status StrongholdService::GetNode(grpc::ServerContext* ctx, const v1::GetNodeRequest*,
                                         v1::Node* out) {
+  if (absl::Status s = Caller(ctx).status(); !s.ok()) return ToGrpcStatus(s);
   *out = jobs_->Node();
   return grpc::Status::OK;
 }
 
-grpc::Status StrongholdService::GetJobTrace(grpc::ServerContext*,
+grpc::Status StrongholdService::GetJobTrace(grpc::ServerContext* ctx,
                                             const v1::GetJobTraceRequest* req, v1::JobTrace* out) {
+  if (absl::Status s = Permit(ctx, req->name(), JobAction::kReadTrace); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   return Reply(jobs_->Trace(req->name()), out);
 }
 
