@@ -7,8 +7,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "client/arg_parser.h"
+#include "client/channel_security.h"
 #include "client/commands.h"
 #include "client/daemon_client.h"
+#include "client/terminal_text.h"
 #include "core/util/status_macros.h"
 
 namespace stronghold::client {
@@ -25,6 +27,14 @@ const std::vector<FlagSpec>& GlobalFlags() {
       {"output", "table|json", "output format (default table)"},
       {"timeout", "SECONDS",
        "deadline per request, not for watch/fetch (default 30; 0 = none)"},
+      {"tls-ca", "FILE",
+       "TCP: PEM CA certificates the daemon's certificate must chain to "
+       "(default: the system's)"},
+      {"tls-cert", "FILE", "TCP: PEM client certificate (with --tls-key)"},
+      {"tls-key", "FILE", "TCP: PEM private key of --tls-cert"},
+      {"token-file", "FILE",
+       "TCP: file whose first line is a bearer token (default: "
+       "$STRONGHOLD_TOKEN)"},
       {"help", "", "show help"},
   };
   return *flags;
@@ -91,6 +101,7 @@ struct GlobalOptions {
   std::optional<std::string> daemon;
   OutputFormat output = OutputFormat::kTable;
   absl::Duration timeout = absl::Seconds(kDefaultTimeoutS);
+  SecurityFlags security;
 };
 
 absl::StatusOr<GlobalOptions> ParseGlobalOptions(const ParsedArgs& before,
@@ -114,6 +125,10 @@ absl::StatusOr<GlobalOptions> ParseGlobalOptions(const ParsedArgs& before,
           "--output: invalid value \"", *output, "\" (expected table|json)"));
     }
   }
+  ASSIGN_OR_RETURN(options.security.tls_ca, get("tls-ca"));
+  ASSIGN_OR_RETURN(options.security.tls_cert, get("tls-cert"));
+  ASSIGN_OR_RETURN(options.security.tls_key, get("tls-key"));
+  ASSIGN_OR_RETURN(options.security.token_file, get("token-file"));
   ASSIGN_OR_RETURN(std::optional<std::string> timeout, get("timeout"));
   if (timeout.has_value()) {
     double seconds = 0;
@@ -140,19 +155,25 @@ int UsageError(const absl::Status& status, std::ostream& err,
 }  // namespace
 
 void ReportError(const absl::Status& status, const std::string& address,
-                 std::ostream& err) {
+                 std::ostream& err, const ChannelSecurity& security) {
   err << kProgram << ": " << absl::StatusCodeToString(status.code()) << ": ";
+  if (std::optional<std::string> advice =
+          SecurityAdvice(status, address, security)) {
+    err << TerminalSafe(*advice) << "\n";
+    return;
+  }
+  const std::string message = TerminalSafe(status.message());
   if (status.code() != absl::StatusCode::kUnavailable) {
-    err << status.message() << "\n";
+    err << message << "\n";
     return;
   }
   if (IsInterruptedStream(status)) {
     err << "lost the connection to strongholdd at " << address << " ("
-        << status.message() << ")\n";
+        << message << ")\n";
     return;
   }
   const std::optional<std::string> socket = UnixSocketPath(address);
-  err << "cannot reach strongholdd at " << address << " (" << status.message()
+  err << "cannot reach strongholdd at " << address << " (" << message
       << ")\n"
       << "Is the daemon running? Start it with\n";
   if (socket.has_value() || address.find(':') == std::string::npos) {
@@ -226,11 +247,17 @@ int RunCli(const std::vector<std::string>& args, const CliOptions& options) {
   absl::StatusOr<std::string> address =
       ResolveDaemonAddress(global_options->daemon, options.address_env);
   if (!address.ok()) return UsageError(address.status(), err, command->name);
+  SecurityFlags security_flags = global_options->security;
+  security_flags.token_env = options.token_env;
+  absl::StatusOr<ChannelSecurity> security =
+      ResolveChannelSecurity(security_flags, *address);
+  if (!security.ok()) return UsageError(security.status(), err, command->name);
   absl::StatusOr<Action> action = command->parse(*parsed);
   if (!action.ok()) return UsageError(action.status(), err, command->name);
 
-  DaemonClient client(
-      {.address = *address, .timeout = global_options->timeout});
+  DaemonClient client({.address = *address,
+                       .timeout = global_options->timeout,
+                       .security = *security});
   CommandContext context{.client = &client,
                          .output = global_options->output,
                          .out = &out,
@@ -239,7 +266,7 @@ int RunCli(const std::vector<std::string>& args, const CliOptions& options) {
   absl::StatusOr<int> exit_code = (*action)(context);
   out.flush();
   if (!exit_code.ok()) {
-    ReportError(exit_code.status(), *address, err);
+    ReportError(exit_code.status(), *address, err, *security);
     return 1;
   }
   return *exit_code;

@@ -13,11 +13,13 @@
 
 #include "absl/status/status.h"
 #include "client/daemon_address.h"
+#include "client/daemon_client.h"
 
 namespace stronghold::client {
 
 struct CliOptions {
   AddressEnvironment address_env;  // where --daemon defaults come from
+  std::string token_env;           // $STRONGHOLD_TOKEN (client/channel_security.h)
   std::ostream* out = nullptr;     // results
   std::ostream* err = nullptr;     // errors and notes
   bool out_is_terminal = false;    // `out` is a terminal: live progress lines
@@ -28,9 +30,11 @@ struct CliOptions {
 int RunCli(const std::vector<std::string>& args, const CliOptions& options);
 
 // Prints "strongholdctl: CODE: message" for an error from `address`, with
-// advice on starting the daemon when it is UNAVAILABLE.
+// advice on TLS and authentication when they explain it (made with
+// `security`), else on starting the daemon when it is UNAVAILABLE. The
+// daemon's message is printed TerminalSafe.
 void ReportError(const absl::Status& status, const std::string& address,
-                 std::ostream& err);
+                 std::ostream& err, const ChannelSecurity& security = {});
 
 }  // namespace stronghold::client
 

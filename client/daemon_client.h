@@ -15,6 +15,21 @@
 
 namespace stronghold::client {
 
+// How the channel to a TCP address is secured (client/channel_security.h
+// builds it from the flags). A unix socket is always plain: the daemon
+// knows its peer from the kernel.
+struct ChannelSecurity {
+  bool tls = false;
+  // PEM CA certificates the daemon's certificate must chain to; empty = the
+  // system's roots.
+  std::string root_certs_pem;
+  // The client certificate (PEM chain) and its private key; empty = none.
+  std::string cert_chain_pem;
+  std::string private_key_pem;
+  // Sent as "authorization: Bearer <token>" with every call; needs `tls`.
+  std::string bearer_token;
+};
+
 struct DaemonClientOptions {
   // gRPC target, e.g. "unix:/run/stronghold/strongholdd.sock" or
   // "localhost:7070" (see daemon_address.h).
@@ -23,6 +38,7 @@ struct DaemonClientOptions {
   // Streams (WatchJob, DownloadCheckpoint) have no deadline: they last as long
   // as the job or the file.
   absl::Duration timeout = absl::Seconds(30);
+  ChannelSecurity security;
 };
 
 // Whether `status` ended a stream after the daemon had sent messages on it: the

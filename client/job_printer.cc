@@ -9,6 +9,7 @@
 #include "client/human_format.h"
 #include "client/plan_printer.h"
 #include "client/table.h"
+#include "client/terminal_text.h"
 
 namespace stronghold::client {
 namespace {
@@ -56,6 +57,7 @@ void PrintJob(const v1::Job& job, std::ostream& out) {
   KeyValues rows = {
       {"name", job.name()},
       {"display name", job.display_name().empty() ? "-" : job.display_name()},
+      {"owner", job.owner().empty() ? "-" : job.owner()},
       {"state", StateName(job.state())},
       {"step", StepText(job)},
       {"last loss", LossText(job)},
@@ -124,7 +126,7 @@ std::string FormatEvent(const v1::JobEvent& event, int64_t total_steps) {
     case v1::JobEvent::kMetrics:
       return FormatMetrics(event.metrics(), total_steps);
     case v1::JobEvent::kMessage:
-      return event.message();
+      return TerminalSafe(event.message());
     case v1::JobEvent::KIND_NOT_SET:
       break;
   }

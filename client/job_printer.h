@@ -22,7 +22,7 @@ void PrintJobTable(absl::Span<const v1::Job> jobs, std::ostream& out);
 std::string FormatMetrics(const v1::StepMetrics& metrics, int64_t total_steps);
 
 // One line for a watch event: the metrics line, "state RUNNING", or the
-// message as is. Empty for an event with no kind set.
+// message (TerminalSafe). Empty for an event with no kind set.
 std::string FormatEvent(const v1::JobEvent& event, int64_t total_steps);
 
 }  // namespace stronghold::client

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "client/terminal_text.h"
+
 namespace stronghold::client {
 
 Table::Table(std::vector<std::string> header,
@@ -11,6 +13,7 @@ Table::Table(std::vector<std::string> header,
 
 void Table::AddRow(std::vector<std::string> cells) {
   cells.resize(header_.size());
+  for (std::string& cell : cells) cell = TerminalSafe(cell);
   rows_.push_back(std::move(cells));
 }
 
@@ -44,8 +47,8 @@ void PrintKeyValues(const KeyValues& rows, std::ostream& out) {
   size_t width = 0;
   for (const auto& [key, value] : rows) width = std::max(width, key.size());
   for (const auto& [key, value] : rows) {
-    out << key << ":" << std::string(width - key.size() + 2, ' ') << value
-        << "\n";
+    out << key << ":" << std::string(width - key.size() + 2, ' ')
+        << TerminalSafe(value) << "\n";
   }
 }
 

@@ -1,4 +1,6 @@
 // Plain-text layout for table output: aligned columns and key/value blocks.
+// Cells and values are printed TerminalSafe (client/terminal_text.h): they
+// hold text from the daemon, such as other users' display names.
 #ifndef STRONGHOLD_CLIENT_TABLE_H_
 #define STRONGHOLD_CLIENT_TABLE_H_
 

@@ -12,6 +12,7 @@
 #include "client/human_format.h"
 #include "client/job_printer.h"
 #include "client/json_output.h"
+#include "client/terminal_text.h"
 #include "core/util/status_macros.h"
 
 namespace stronghold::client {
@@ -85,7 +86,7 @@ int Finish(const std::string& name, v1::Job::State state,
            const std::string& error, const CommandContext& context) {
   if (state == v1::Job::SUCCEEDED) return 0;
   *context.err << "strongholdctl: " << name << " " << StateName(state);
-  if (!error.empty()) *context.err << ": " << error;
+  if (!error.empty()) *context.err << ": " << TerminalSafe(error);
   *context.err << "\n";
   return 1;
 }

@@ -20,10 +20,6 @@ std::string DefaultSocketPath();
 // a unix socket allows (107 bytes).
 absl::StatusOr<std::string> SocketPathFromFlag(const std::string& text);
 
-// OK when `host_port` ("127.0.0.1:7070", "[::1]:7070", "localhost:7070")
-// names a loopback address; INVALID_ARGUMENT otherwise.
-absl::Status CheckLoopback(const std::string& host_port);
-
 // "1048576", "512MiB", "8GiB", "1.5GB" -> bytes.
 absl::StatusOr<int64_t> ParseBytes(const std::string& text);
 

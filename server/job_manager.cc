@@ -73,6 +73,9 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(
                                               m->options_.max_job_restarts);
       Record& r = m->jobs_[id];
       r.job = std::move(job);
+      // Its limits count against its owner (jobs recorded before owners
+      // existed: against the local principal).
+      if (!r.job.owner().empty()) r.principal = r.job.owner();
       r.checkpoint_bytes =
           recovery.action == JobRecovery::Action::kRequeue
               ? ReservedCheckpointBytes(r.job.parameters(), ToJobConfig(r.job.spec()))
@@ -264,7 +267,18 @@ absl::Status JobManager::CheckPrincipalCheckpointsLocked(const std::string& prin
 }
 
 absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& submitted,
-                                           const std::string& principal) {
+                                           const Principal& owner) {
+  const std::string& principal = owner.name;  // what its limits count against
+  if (!submitted.resume_from().empty()) {
+    // Starting from a checkpoint reads its weights as surely as a download.
+    ASSIGN_OR_RETURN(const CheckpointRef source,
+                     ParseCheckpointRef(submitted.resume_from()));
+    if (absl::Status s = Authorize(JobName(source.job_id), owner,
+                                   JobAction::kDownloadCheckpoint);
+        !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("resume_from: ", s.message()));
+    }
+  }
   {
     // Refused before planning: a flood past the caps costs little.
     absl::MutexLock lock(&mu_);
@@ -286,6 +300,7 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& submitted,
   r.checkpoint_bytes = checkpoint_bytes;
   r.job.set_name(JobName(id));
   r.job.set_display_name(resolved.config.name);
+  r.job.set_owner(owner.name);
   *r.job.mutable_spec() = std::move(resolved.spec);
   *r.job.mutable_create_time() = TimeUtil::GetCurrentTime();
   r.job.set_parameters(resolved.plan.parameters);
@@ -310,6 +325,14 @@ absl::StatusOr<v1::Job> JobManager::Get(const std::string& name) {
   absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(Record * r, FindLocked(name));
   return r->job;
+}
+
+absl::Status JobManager::Authorize(const std::string& name,
+                                   const Principal& principal,
+                                   JobAction action) {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(Record * r, FindLocked(name));
+  return CheckJobAccess(principal, r->job, action);
 }
 
 absl::StatusOr<v1::ListJobsResponse> JobManager::List(

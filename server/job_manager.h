@@ -41,6 +41,8 @@
 #include "absl/synchronization/mutex.h"
 #include "core/device/device.h"
 #include "core/plan/planner.h"
+#include "server/auth/job_access.h"
+#include "server/auth/principal.h"
 #include "server/job_admission.h"
 #include "server/job_events.h"
 #include "server/job_limits.h"
@@ -127,12 +129,21 @@ class JobManager : private JobRecorder {
       JobManagerOptions options);
   ~JobManager() override;
 
-  // RESOURCE_EXHAUSTED past a queue or checkpoint limit of `principal` or
-  // of everyone (server/job_limits.h), besides the spec's own errors.
+  // Records `owner` as the job's owner (Job.owner); its limits count
+  // against owner.name. RESOURCE_EXHAUSTED past a queue or checkpoint limit
+  // of the owner or of everyone (server/job_limits.h), besides the spec's
+  // own errors. A spec that resumes from another job's checkpoint needs
+  // `owner` to be allowed to download it (PERMISSION_DENIED naming
+  // resume_from otherwise).
   absl::StatusOr<stronghold::v1::Job> Submit(
-      const stronghold::v1::JobSpec& spec,
-      const std::string& principal = kLocalPrincipal);
+      const stronghold::v1::JobSpec& spec, const Principal& owner);
   absl::StatusOr<stronghold::v1::Job> Get(const std::string& name);
+  // OK when `principal` may do `action` to job `name` (server/auth/
+  // job_access.h); PERMISSION_DENIED naming both otherwise, NOT_FOUND for an
+  // unknown job. Every RPC that acts on a job calls it first (a job's owner
+  // never changes, so the answer holds for the action that follows).
+  absl::Status Authorize(const std::string& name, const Principal& principal,
+                         JobAction action);
   // Newest first. page_token is the id the next page starts below.
   absl::StatusOr<stronghold::v1::ListJobsResponse> List(
       int page_size, const std::string& page_token);

@@ -4,6 +4,7 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/resource_quota.h>
+#include <grpcpp/server_posix.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -32,6 +33,9 @@
 #include "core/device/device.h"
 #include "server/address.h"
 #include "server/job_limits.h"
+#include "server/auth/caller_identity.h"
+#include "server/auth/tcp_security.h"
+#include "server/auth/unix_listener.h"
 #include "server/job_manager.h"
 #include "server/metrics.h"
 #include "server/metrics_http_server.h"
@@ -47,8 +51,26 @@
 ABSL_FLAG(std::string, socket, "",
           "Unix socket to serve on: PATH, unix:PATH or unix:///PATH (default "
           "$XDG_RUNTIME_DIR/stronghold/strongholdd.sock, or /run/stronghold/strongholdd.sock)");
+ABSL_FLAG(std::string, socket_mode, "0660",
+          "Permissions of the unix socket, in octal: who may connect (docs/security.md)");
+ABSL_FLAG(std::string, socket_group, "",
+          "Group of the unix socket (name or id; default: the daemon's group)");
+ABSL_FLAG(std::string, admin_group, "",
+          "Members of this group (and root) may cancel, delete, fetch and trace every job; "
+          "others only their own (empty = root only)");
 ABSL_FLAG(std::string, listen, "",
-          "Optional TCP address host:port; loopback addresses only until authentication exists");
+          "Optional TCP address host:port, served with TLS (--tls_cert, --tls_key) and client "
+          "authentication (--tls_client_ca and/or --token_file); see --insecure_loopback");
+ABSL_FLAG(std::string, tls_cert, "", "PEM certificate (chain) of the TCP listener");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert (unencrypted)");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA certificates: clients authenticate with a certificate they signed, whose "
+          "subject is the client's principal");
+ABSL_FLAG(std::string, token_file, "",
+          "Bearer tokens accepted on --listen: lines \"<sha256 hex of the token> <principal>\"");
+ABSL_FLAG(bool, insecure_loopback, false,
+          "TESTING ONLY: serve --listen as plain TCP without authentication (a loopback "
+          "address only; every client is the principal \"insecure-loopback\")");
 ABSL_FLAG(std::string, state_dir, "",
           "Job records and checkpoints (default $STATE_DIRECTORY, or /var/lib/stronghold)");
 ABSL_FLAG(std::string, device, "auto", "Compute device: cpu, cuda:N or auto");
@@ -59,11 +81,15 @@ ABSL_FLAG(int, optimizer_threads, 0,
 ABSL_FLAG(std::string, host_memory_budget, "0",
           "Host memory budget for training state, e.g. 64GiB (0 = unlimited)");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
-          "Prometheus /metrics address host:port ([::1]:port for IPv6; empty = no metrics)");
+          "Prometheus /metrics address host:port ([::1]:port for IPv6; empty = no metrics); "
+          "a non-loopback address needs --metrics_allow_remote");
 ABSL_FLAG(int, metrics_max_connections, 16,
           "Metrics connections served at once; more are closed at once");
 ABSL_FLAG(absl::Duration, metrics_request_timeout, absl::Seconds(5),
           "Whole-request deadline of a metrics connection (request in, response out), e.g. 5s");
+ABSL_FLAG(bool, metrics_allow_remote, false,
+          "Allow a non-loopback --metrics_listen: /metrics is unauthenticated and shows job "
+          "names and progress to whoever reaches it");
 ABSL_FLAG(double, device_peak_flops, 0,
           "Dense peak FLOP/s of the compute device for MFU (0 = a nominal figure: "
           "40 GFLOP/s per CPU thread, 80 with AVX-512, on the cpu device)");
@@ -183,6 +209,32 @@ absl::Status ApplyGrpcFlags(grpc::ServerBuilder& builder) {
   return absl::OkStatus();
 }
 
+// The unix socket's mode, group and admin group from the flags.
+absl::StatusOr<UnixListenerOptions> UnixSocketOptions(const std::string& path) {
+  UnixListenerOptions options{.path = path};
+  absl::StatusOr<mode_t> mode = ParseSocketMode(absl::GetFlag(FLAGS_socket_mode));
+  if (!mode.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--socket_mode: ", mode.status().message()));
+  }
+  options.mode = *mode;
+  for (auto [flag, name, group] :
+       {std::tuple("--socket_group", absl::GetFlag(FLAGS_socket_group), &options.group),
+        std::tuple("--admin_group", absl::GetFlag(FLAGS_admin_group), &options.admin_group)}) {
+    if (name.empty()) continue;
+    absl::StatusOr<gid_t> gid = LookUpGroup(name);
+    if (!gid.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(flag, ": ", gid.status().message()));
+    }
+    *group = *gid;
+  }
+  if ((options.mode & 0002) != 0) {
+    LOG(WARNING) << "--socket_mode " << absl::GetFlag(FLAGS_socket_mode)
+                 << ": every local user may connect (each acts only on their own jobs)";
+  }
+  return options;
+}
+
 int Main() {
   // Every thread inherits a mask blocking the shutdown signals; the main
   // thread takes them with sigwait below.
@@ -239,10 +291,22 @@ int Main() {
                  << "Never run a production daemon with this flag. ***";
   }
 
-  std::string tcp = absl::GetFlag(FLAGS_listen);
-  if (!tcp.empty()) {
-    if (absl::Status s = CheckLoopback(tcp); !s.ok()) return Fail(absl::StrCat("--listen: ", s.message()));
+  const std::string tcp = absl::GetFlag(FLAGS_listen);
+  absl::StatusOr<TcpSecurity> tcp_security =
+      SetUpTcpSecurity({.listen = tcp,
+                        .tls_cert_file = absl::GetFlag(FLAGS_tls_cert),
+                        .tls_key_file = absl::GetFlag(FLAGS_tls_key),
+                        .tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca),
+                        .token_file = absl::GetFlag(FLAGS_token_file),
+                        .insecure_loopback = absl::GetFlag(FLAGS_insecure_loopback)});
+  if (!tcp_security.ok()) return Fail(std::string(tcp_security.status().message()));
+  if (tcp_security->policy.insecure_loopback) {
+    LOG(WARNING) << "*** TESTING ONLY: --insecure_loopback serves " << tcp
+                 << " without TLS or authentication; every local process that connects to it "
+                 << "is the one principal \"insecure-loopback\". ***";
   }
+  absl::StatusOr<UnixListenerOptions> unix_options = UnixSocketOptions(socket_path);
+  if (!unix_options.ok()) return Fail(std::string(unix_options.status().message()));
 
   for (const StartupNote& note : RunStartupChecks(device, options.budgets.device)) {
     if (note.warning) {
@@ -278,6 +342,16 @@ int Main() {
   std::unique_ptr<MetricsHttpServer> metrics_server;
   const std::string metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   if (!metrics_listen.empty()) {
+    absl::StatusOr<bool> loopback = IsLoopbackAddress(metrics_listen);
+    if (!loopback.ok()) {
+      return Fail(absl::StrCat("--metrics_listen: ", loopback.status().message()));
+    }
+    if (!*loopback && !absl::GetFlag(FLAGS_metrics_allow_remote)) {
+      return Fail(absl::StrCat("--metrics_listen: ", metrics_listen,
+                               " is not a loopback address; /metrics has no authentication and "
+                               "shows job names and progress, so serving it beyond this host "
+                               "needs --metrics_allow_remote"));
+    }
     const MetricsHttpServerOptions http{
         .listen = metrics_listen,
         .request_deadline = absl::GetFlag(FLAGS_metrics_request_timeout),
@@ -324,25 +398,33 @@ int Main() {
 
   std::error_code ec;
   std::filesystem::create_directories(std::filesystem::path(socket_path).parent_path(), ec);
-  unlink(socket_path.c_str());  // a stale socket of an earlier run
+  // The daemon accepts on its unix socket itself, to know each peer.
+  UnixPeerTable unix_peers;
+  absl::StatusOr<std::unique_ptr<UnixListener>> unix_listener =
+      UnixListener::Listen(*std::move(unix_options), &unix_peers);
+  if (!unix_listener.ok()) {
+    return Fail(absl::StrCat("--socket: ", unix_listener.status().message()));
+  }
 
-  StrongholdService service(jobs->get());
+  const CallerIdentity identity(&unix_peers, tcp_security->policy);
+  StrongholdService service(jobs->get(), &identity);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   if (absl::Status s = ApplyGrpcFlags(builder); !s.ok()) return Fail(std::string(s.message()));
-  builder.AddListeningPort(absl::StrCat("unix:", socket_path), grpc::InsecureServerCredentials());
-  if (!tcp.empty()) builder.AddListeningPort(tcp, grpc::InsecureServerCredentials());
+  if (!tcp.empty()) builder.AddListeningPort(tcp, tcp_security->credentials);
   builder.RegisterService(&service);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(std::make_unique<RpcMetricsInterceptorFactory>(*metrics.registry()));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr) {
-    return Fail(absl::StrCat("cannot listen on unix:", socket_path,
-                             tcp.empty() ? "" : absl::StrCat(" and ", tcp)));
+    return Fail(tcp.empty() ? "cannot start the gRPC server"
+                            : absl::StrCat("--listen: cannot listen on ", tcp));
   }
-  chmod(socket_path.c_str(), 0660);
+  grpc::Server* grpc_server = server.get();
+  (*unix_listener)->Start(
+      [grpc_server](int fd) { grpc::AddInsecureChannelFromFd(grpc_server, fd); });
   LOG(INFO) << "strongholdd " << kVersion << " serving on unix:" << socket_path
             << (tcp.empty() ? "" : absl::StrCat(" and ", tcp)) << ", state in " << state_dir
             << ", device " << options.budgets.device
@@ -365,8 +447,8 @@ int Main() {
   LOG(INFO) << "signal " << sig << ": finishing the current step and checkpointing";
   systemd.Stopping("finishing the current step and checkpointing");
   (*jobs)->Shutdown();
+  (*unix_listener)->Stop();  // nothing may be handed to a server shutting down
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  unlink(socket_path.c_str());
   LOG(INFO) << "stopped";
   return 0;
 }

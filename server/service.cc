@@ -30,50 +30,73 @@ grpc::Status Reply(absl::StatusOr<T> result, T* out) {
 constexpr int kDefaultChunk = 1 << 20;
 constexpr int kMaxChunk = 4 << 20;
 
-// Whom a call's limits are charged to (server/job_limits.h). Every peer is
-// "local" until calls carry an authenticated identity.
-std::string PrincipalOf(const grpc::ServerContextBase&) { return kLocalPrincipal; }
-
 }  // namespace
+
+absl::StatusOr<Principal> StrongholdService::Caller(const grpc::ServerContextBase* context) const {
+  return identity_->Identify(*context);
+}
+
+absl::Status StrongholdService::Permit(const grpc::ServerContextBase* context,
+                                       const std::string& name, JobAction action) const {
+  absl::StatusOr<Principal> caller = Caller(context);
+  if (!caller.ok()) return caller.status();
+  return jobs_->Authorize(name, *caller, action);
+}
 
 grpc::Status StrongholdService::SubmitJob(grpc::ServerContext* ctx,
                                           const v1::SubmitJobRequest* req, v1::Job* out) {
-  return Reply(jobs_->Submit(req->spec(), PrincipalOf(*ctx)), out);
+  absl::StatusOr<Principal> caller = Caller(ctx);
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
+  return Reply(jobs_->Submit(req->spec(), *caller), out);
 }
 
-grpc::Status StrongholdService::GetJob(grpc::ServerContext*, const v1::GetJobRequest* req,
+grpc::Status StrongholdService::GetJob(grpc::ServerContext* ctx, const v1::GetJobRequest* req,
                                        v1::Job* out) {
+  if (absl::Status s = Caller(ctx).status(); !s.ok()) return ToGrpcStatus(s);
   return Reply(jobs_->Get(req->name()), out);
 }
 
-grpc::Status StrongholdService::ListJobs(grpc::ServerContext*, const v1::ListJobsRequest* req,
+grpc::Status StrongholdService::ListJobs(grpc::ServerContext* ctx, const v1::ListJobsRequest* req,
                                          v1::ListJobsResponse* out) {
+  if (absl::Status s = Caller(ctx).status(); !s.ok()) return ToGrpcStatus(s);
   return Reply(jobs_->List(req->page_size(), req->page_token()), out);
 }
 
-grpc::Status StrongholdService::CancelJob(grpc::ServerContext*, const v1::CancelJobRequest* req,
+grpc::Status StrongholdService::CancelJob(grpc::ServerContext* ctx, const v1::CancelJobRequest* req,
                                           v1::Job* out) {
+  if (absl::Status s = Permit(ctx, req->name(), JobAction::kCancel); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   return Reply(jobs_->Cancel(req->name(), req->checkpoint()), out);
 }
 
-grpc::Status StrongholdService::DeleteJob(grpc::ServerContext*, const v1::DeleteJobRequest* req,
+grpc::Status StrongholdService::DeleteJob(grpc::ServerContext* ctx, const v1::DeleteJobRequest* req,
                                           google::protobuf::Empty*) {
+  if (absl::Status s = Permit(ctx, req->name(), JobAction::kDelete); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   return ToGrpcStatus(jobs_->Delete(req->name()));
 }
 
 grpc::ServerWriteReactor<v1::JobEvent>* StrongholdService::WatchJob(
     grpc::CallbackServerContext* ctx, const v1::WatchJobRequest* req) {
-  return WatchReactor::Start(jobs_, *req, PrincipalOf(*ctx));
+  absl::StatusOr<Principal> caller = Caller(ctx);
+  if (!caller.ok()) return WatchReactor::Refuse(caller.status());
+  return WatchReactor::Start(jobs_, *req, caller->name);
 }
 
-grpc::Status StrongholdService::PlanJob(grpc::ServerContext*, const v1::PlanJobRequest* req,
+grpc::Status StrongholdService::PlanJob(grpc::ServerContext* ctx, const v1::PlanJobRequest* req,
                                         v1::MemoryPlan* out) {
+  if (absl::Status s = Caller(ctx).status(); !s.ok()) return ToGrpcStatus(s);
   return Reply(jobs_->Plan(req->spec()), out);
 }
 
 grpc::Status StrongholdService::DownloadCheckpoint(
     grpc::ServerContext* ctx, const v1::DownloadCheckpointRequest* req,
     grpc::ServerWriter<v1::CheckpointChunk>* writer) {
+  if (absl::Status s = Permit(ctx, req->name(), JobAction::kDownloadCheckpoint); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   if (req->offset() < 0) {
     return ToGrpcStatus(absl::InvalidArgumentError("offset: must be >= 0"));
   }
@@ -125,14 +148,21 @@ grpc::Status StrongholdService::DownloadCheckpoint(
 
 grpc::ServerUnaryReactor* StrongholdService::GetNode(grpc::CallbackServerContext* ctx,
                                                      const v1::GetNodeRequest*, v1::Node* out) {
-  *out = jobs_->Node();
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  if (absl::Status s = Caller(ctx).status(); !s.ok()) {
+    reactor->Finish(ToGrpcStatus(s));
+    return reactor;
+  }
+  *out = jobs_->Node();
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }
 
-grpc::Status StrongholdService::GetJobTrace(grpc::ServerContext*,
+grpc::Status StrongholdService::GetJobTrace(grpc::ServerContext* ctx,
                                             const v1::GetJobTraceRequest* req, v1::JobTrace* out) {
+  if (absl::Status s = Permit(ctx, req->name(), JobAction::kReadTrace); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   return Reply(jobs_->Trace(req->name()), out);
 }
 

@@ -1,9 +1,13 @@
 // The gRPC face of the daemon: a thin adapter from stronghold.v1.Stronghold
 // to JobManager. The one place where absl::Status becomes a grpc::Status.
+// Every call is made by a principal (server/auth/caller_identity.h; a caller
+// that cannot be identified is refused UNAUTHENTICATED), and every call that
+// acts on a job asks JobManager::Authorize first (docs/security.md).
 #ifndef STRONGHOLD_SERVER_SERVICE_H_
 #define STRONGHOLD_SERVER_SERVICE_H_
 
 #include "absl/status/status.h"
+#include "server/auth/caller_identity.h"
 #include "server/job_manager.h"
 #include "stronghold/v1/stronghold.grpc.pb.h"
 
@@ -19,7 +23,9 @@ using StrongholdServiceBase = stronghold::v1::Stronghold::WithCallbackMethod_Wat
 
 class StrongholdService final : public StrongholdServiceBase {
  public:
-  explicit StrongholdService(JobManager* jobs) : jobs_(jobs) {}
+  // Neither is owned; both outlive the service.
+  StrongholdService(JobManager* jobs, const CallerIdentity* identity)
+      : jobs_(jobs), identity_(identity) {}
 
   grpc::Status SubmitJob(grpc::ServerContext*, const stronghold::v1::SubmitJobRequest*,
                          stronghold::v1::Job*) override;
@@ -45,7 +51,14 @@ class StrongholdService final : public StrongholdServiceBase {
                            stronghold::v1::JobTrace*) override;
 
  private:
-  JobManager* const jobs_;  // not owned
+  // The principal of the call, or UNAUTHENTICATED.
+  absl::StatusOr<Principal> Caller(const grpc::ServerContextBase* context) const;
+  // OK when the caller may do `action` to job `name`.
+  absl::Status Permit(const grpc::ServerContextBase* context, const std::string& name,
+                      JobAction action) const;
+
+  JobManager* const jobs_;
+  const CallerIdentity* const identity_;
 };
 
 }  // namespace stronghold::server

@@ -29,6 +29,13 @@ WatchReactor* WatchReactor::Start(JobManager* jobs, const v1::WatchJobRequest& r
   return reactor;
 }
 
+WatchReactor* WatchReactor::Refuse(const absl::Status& status) {
+  auto* reactor = new WatchReactor();
+  absl::MutexLock lock(&reactor->mu_);
+  reactor->FinishLocked(ToGrpcStatus(status));
+  return reactor;
+}
+
 void WatchReactor::Pump() {
   absl::MutexLock lock(&mu_);
   // watch_ is null only before Start has set it (a wake that came early:

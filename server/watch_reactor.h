@@ -33,6 +33,9 @@ class WatchReactor final : public grpc::ServerWriteReactor<stronghold::v1::JobEv
   // once with that status. Deletes itself when gRPC is done with it.
   static WatchReactor* Start(JobManager* jobs, const stronghold::v1::WatchJobRequest& request,
                              const std::string& principal);
+  // A stream refused before it starts (an unidentified caller): ends at once
+  // with `status`.
+  static WatchReactor* Refuse(const absl::Status& status);
 
   void OnWriteDone(bool ok) override;
   void OnCancel() override;

@@ -5,6 +5,7 @@
 #include "client/job_printer.h"
 #include "client/json_output.h"
 #include "client/table.h"
+#include "client/terminal_text.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -106,6 +107,65 @@ TEST(JsonOutputTest, ProtoFieldNamesAndZeroFields) {
 
 TEST(JsonOutputTest, Quote) {
   EXPECT_EQ(JsonQuote("a\"b\\c\n\x01"), "\"a\\\"b\\\\c\\n\\u0001\"");
+}
+
+TEST(TerminalSafeTest, EscapesWhatATerminalWouldObey) {
+  EXPECT_EQ(TerminalSafe("tiny run-3 (bf16)"), "tiny run-3 (bf16)");
+  EXPECT_EQ(TerminalSafe("\x1b]0;owned\a"), "\\x1b]0;owned\\x07");
+  EXPECT_EQ(TerminalSafe("\x1b[2J\x1b[31m"), "\\x1b[2J\\x1b[31m");
+  EXPECT_EQ(TerminalSafe("a\rb\nc\td\x7f"), "a\\x0db\\x0ac\\x09d\\x7f");
+  EXPECT_EQ(TerminalSafe(std::string("nul\0x", 5)), "nul\\x00x");
+  // A literal backslash cannot pass for an escape.
+  EXPECT_EQ(TerminalSafe("\\x1b"), "\\\\x1b");
+  // C1 controls (CSI U+009B) and bidi overrides (U+202E) as code points.
+  EXPECT_EQ(TerminalSafe("\xc2\x9b" "31m"), "\\u009b31m");
+  EXPECT_EQ(TerminalSafe("abc\xe2\x80\xae" "exe.txt"), "abc\\u202eexe.txt");
+  // Other UTF-8 is kept; bytes that are not UTF-8 are escaped one by one.
+  EXPECT_EQ(TerminalSafe("Gr\xc3\xbc\xc3\x9f" "e \xe2\x9c\x93 \xf0\x9f\x9a\x80"),
+            "Gr\xc3\xbc\xc3\x9f" "e \xe2\x9c\x93 \xf0\x9f\x9a\x80");
+  EXPECT_EQ(TerminalSafe("\x9b\xc3"), "\\x9b\\xc3");
+  EXPECT_EQ(TerminalSafe("\xc0\xaf"), "\\xc0\\xaf");          // overlong '/'
+  EXPECT_EQ(TerminalSafe("\xed\xa0\x80"), "\\xed\\xa0\\x80");  // a surrogate
+}
+
+// A job as another user submitted it: its name and error try to take over
+// the terminal of whoever lists it.
+v1::Job HostileJob() {
+  v1::Job job;
+  job.set_name("jobs/7");
+  job.set_display_name("\x1b]0;owned\x07\x1b[2J");
+  job.set_state(v1::Job::FAILED);
+  job.set_error("INVALID_ARGUMENT: \x1b[31mred\xc2\x9b");
+  job.set_owner("CN=\x1b[5m");
+  return job;
+}
+
+TEST(JobPrinterTest, ListAndStatusPrintNoEscapeSequences) {
+  std::ostringstream table, status;
+  PrintJobTable({HostileJob()}, table);
+  PrintJob(HostileJob(), status);
+  for (const std::string& text : {table.str(), status.str()}) {
+    EXPECT_EQ(text.find('\x1b'), std::string::npos) << text;
+    EXPECT_EQ(text.find('\x07'), std::string::npos) << text;
+    EXPECT_EQ(text.find("\xc2\x9b"), std::string::npos) << text;
+  }
+  EXPECT_THAT(table.str(), HasSubstr("jobs/7  \\x1b]0;owned\\x07\\x1b[2J  FAILED"));
+  EXPECT_THAT(status.str(), HasSubstr("error:         INVALID_ARGUMENT: \\x1b[31mred\\u009b"));
+  EXPECT_THAT(status.str(), HasSubstr("owner:         CN=\\x1b[5m"));
+}
+
+TEST(JobPrinterTest, WatchMessagesPrintNoEscapeSequences) {
+  v1::JobEvent event;
+  event.set_message("checkpoint \x1b[8mhidden written");
+  EXPECT_EQ(FormatEvent(event, 0), "checkpoint \\x1b[8mhidden written");
+}
+
+TEST(JsonOutputTest, EscapesControlCharacters) {
+  absl::StatusOr<std::string> json = MessageToJson(HostileJob(), /*multiline=*/false);
+  ASSERT_TRUE(json.ok()) << json.status();
+  EXPECT_EQ(json->find('\x1b'), std::string::npos) << *json;
+  EXPECT_EQ(json->find('\x07'), std::string::npos) << *json;
+  EXPECT_EQ(json->find("\xc2\x9b"), std::string::npos) << *json;
 }
 
 }  // namespace

@@ -41,26 +41,26 @@ bool Contains(const absl::Status& s, const std::string& part) {
 TEST(JobManagerLimitsTest, QueuedJobsPerPrincipalAndInTotal) {
   auto m = LimitedManager(StateDir("jm_queue_limits"),
                           {.max_queued_jobs = 3, .max_queued_jobs_per_principal = 2});
-  ASSERT_TRUE(m->Submit(Tiny(1'000'000), "alice").ok());
+  ASSERT_TRUE(m->Submit(Tiny(1'000'000), Principal{.name = "alice"}).ok());
   ASSERT_TRUE(WaitState(*m, "jobs/1", v1::Job::RUNNING));  // running is not queued
-  ASSERT_TRUE(m->Submit(Tiny(1), "alice").ok());
-  ASSERT_TRUE(m->Submit(Tiny(1), "alice").ok());
-  absl::Status s = m->Submit(Tiny(1), "alice").status();
+  ASSERT_TRUE(m->Submit(Tiny(1), Principal{.name = "alice"}).ok());
+  ASSERT_TRUE(m->Submit(Tiny(1), Principal{.name = "alice"}).ok());
+  absl::Status s = m->Submit(Tiny(1), Principal{.name = "alice"}).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_TRUE(Contains(s, "queued jobs of alice: 2 of 2")) << s;
-  ASSERT_TRUE(m->Submit(Tiny(1), "bob").ok()) << "bob has his own";
-  s = m->Submit(Tiny(1), "carol").status();
+  ASSERT_TRUE(m->Submit(Tiny(1), Principal{.name = "bob"}).ok()) << "bob has his own";
+  s = m->Submit(Tiny(1), Principal{.name = "carol"}).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_TRUE(Contains(s, "queued jobs: 3 of 3 (strongholdd --max_queued_jobs)")) << s;
   ASSERT_TRUE(m->Cancel("jobs/2").ok());
-  EXPECT_TRUE(m->Submit(Tiny(1), "carol").ok()) << "a cancelled job leaves the queue";
+  EXPECT_TRUE(m->Submit(Tiny(1), Principal{.name = "carol"}).ok()) << "a cancelled job leaves the queue";
   ASSERT_TRUE(m->Cancel("jobs/1").ok());
 }
 
 TEST(JobManagerLimitsTest, WatchStreamsPerPrincipal) {
   auto m = LimitedManager(StateDir("jm_watch_limits"),
                           {.max_watch_streams = 3, .max_watch_streams_per_principal = 2});
-  ASSERT_TRUE(m->Submit(Tiny(1'000'000)).ok());
+  ASSERT_TRUE(m->Submit(Tiny(1'000'000), kTestUser).ok());
   auto w1 = m->Follow("jobs/1", 0, "alice", [] {});
   auto w2 = m->Follow("jobs/1", 0, "alice", [] {});
   ASSERT_TRUE(w1.ok() && w2.ok());
@@ -82,7 +82,7 @@ TEST(JobManagerLimitsTest, TheCheckpointEstimateBoundsWhatIsWritten) {
   auto m = Manager(dir);
   v1::JobSpec spec = Tiny(3);
   spec.mutable_checkpoint()->set_every_steps(1);
-  absl::StatusOr<v1::Job> job = m->Submit(spec);
+  absl::StatusOr<v1::Job> job = m->Submit(spec, kTestUser);
   ASSERT_TRUE(job.ok()) << job.status();
   ASSERT_TRUE(WaitState(*m, "jobs/1", v1::Job::SUCCEEDED));
   const std::string checkpoints = JobStore::Open(dir)->CheckpointsDir(1);
@@ -96,7 +96,7 @@ TEST(JobManagerLimitsTest, TheCheckpointEstimateBoundsWhatIsWritten) {
 TEST(JobManagerLimitsTest, CheckpointQuotasRefuseAtSubmission) {
   const core::JobConfig tiny = ToJobConfig(Tiny(1));
   auto m = Manager(StateDir("jm_probe"));
-  const int64_t parameters = m->Submit(Tiny(1))->parameters();
+  const int64_t parameters = m->Submit(Tiny(1), kTestUser)->parameters();
   m.reset();
   // Room for one tiny job keeping two checkpoints; three for the principal.
   const int64_t per_job = 2 * CheckpointBytes(parameters, tiny.model);
@@ -105,22 +105,22 @@ TEST(JobManagerLimitsTest, CheckpointQuotasRefuseAtSubmission) {
                                  .max_checkpoint_bytes_per_principal = 3 * per_job});
   v1::JobSpec every = Tiny(1000);
   every.mutable_checkpoint()->set_every_steps(1);
-  absl::Status s = limited->Submit(every).status();
+  absl::Status s = limited->Submit(every, kTestUser).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_TRUE(Contains(s, "up to 1001 checkpoints")) << s;
   every.mutable_checkpoint()->set_keep_last(1);
   v1::JobSpec long_run = every;
   long_run.mutable_training()->set_steps(1'000'000);
-  ASSERT_TRUE(limited->Submit(long_run).ok());  // runs, reserving per_job
-  ASSERT_TRUE(limited->Submit(every).ok());
-  ASSERT_TRUE(limited->Submit(every).ok());
-  s = limited->Submit(every).status();
+  ASSERT_TRUE(limited->Submit(long_run, kTestUser).ok());  // runs, reserving per_job
+  ASSERT_TRUE(limited->Submit(every, kTestUser).ok());
+  ASSERT_TRUE(limited->Submit(every, kTestUser).ok());
+  s = limited->Submit(every, kTestUser).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_TRUE(Contains(s, "--max_checkpoint_bytes_per_principal")) << s;
-  EXPECT_TRUE(limited->Submit(every, "bob").ok()) << "another principal has its own";
+  EXPECT_TRUE(limited->Submit(every, Principal{.name = "bob"}).ok()) << "another principal has its own";
   // A cancelled job holds what it wrote (nothing), not its reservation.
   ASSERT_TRUE(limited->Cancel("jobs/3").ok());
-  EXPECT_TRUE(limited->Submit(every).ok());
+  EXPECT_TRUE(limited->Submit(every, kTestUser).ok());
   ASSERT_TRUE(limited->Cancel("jobs/1").ok());
 }
 
@@ -129,12 +129,12 @@ TEST(JobManagerLimitsTest, CheckpointQuotasRefuseAtSubmission) {
 TEST(JobManagerLimitsTest, AJobPastItsQuotaFailsAtTheCheckpoint) {
   const std::string dir = StateDir("jm_quota_running");
   auto m = LimitedManager(dir, {.max_checkpoint_bytes_per_job = 4 << 20});
-  ASSERT_TRUE(m->Submit(Tiny(1'000'000)).ok());
+  ASSERT_TRUE(m->Submit(Tiny(1'000'000), kTestUser).ok());
   ASSERT_TRUE(WaitState(*m, "jobs/1", v1::Job::RUNNING));
   v1::JobSpec spec = Tiny(1000);
   spec.mutable_checkpoint()->set_every_steps(1);
   spec.mutable_checkpoint()->set_keep_last(1);
-  ASSERT_TRUE(m->Submit(spec).ok());
+  ASSERT_TRUE(m->Submit(spec, kTestUser).ok());
   const std::string checkpoints = JobStore::Open(dir)->CheckpointsDir(2);
   fs::create_directories(checkpoints);
   std::ofstream(checkpoints + "/stray") << std::string(4 << 20, 'x');
@@ -152,9 +152,9 @@ TEST(JobManagerLimitsTest, DeleteRemovesAnEndedJobForGood) {
   const std::string job_dir = JobStore::Open(dir)->JobDir(1);
   {
     auto m = Manager(dir);
-    ASSERT_TRUE(m->Submit(Tiny(2)).ok());
+    ASSERT_TRUE(m->Submit(Tiny(2), kTestUser).ok());
     ASSERT_TRUE(WaitState(*m, "jobs/1", v1::Job::SUCCEEDED));
-    ASSERT_TRUE(m->Submit(Tiny(1'000'000)).ok());
+    ASSERT_TRUE(m->Submit(Tiny(1'000'000), kTestUser).ok());
     ASSERT_TRUE(WaitState(*m, "jobs/2", v1::Job::RUNNING));
     absl::Status s = m->Delete("jobs/2");
     EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
@@ -162,7 +162,7 @@ TEST(JobManagerLimitsTest, DeleteRemovesAnEndedJobForGood) {
     // A queued job that resumes from jobs/1 keeps it.
     v1::JobSpec resume = Tiny(4);
     resume.set_resume_from("jobs/1");
-    ASSERT_TRUE(m->Submit(resume).ok());
+    ASSERT_TRUE(m->Submit(resume, kTestUser).ok());
     s = m->Delete("jobs/1");
     EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
     EXPECT_TRUE(Contains(s, "jobs/3 (QUEUED) resumes from")) << s;
@@ -180,7 +180,7 @@ TEST(JobManagerLimitsTest, DeleteRemovesAnEndedJobForGood) {
   auto m = Manager(dir);
   EXPECT_EQ(m->Get("jobs/1").status().code(), absl::StatusCode::kNotFound);
   EXPECT_FALSE(fs::exists(fs::path(dir) / "jobs" / ".del-9"));
-  EXPECT_EQ(m->Submit(Tiny(1))->name(), "jobs/4") << "names are never reused";
+  EXPECT_EQ(m->Submit(Tiny(1), kTestUser)->name(), "jobs/4") << "names are never reused";
 }
 
 }  // namespace

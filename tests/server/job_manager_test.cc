@@ -41,7 +41,7 @@ v1::Job::State Ended(JobManager& m, const std::string& name) {
 
 TEST(JobManagerTest, QueuedRunningSucceeded) {
   auto m = Manager(StateDir("jm_success"));
-  auto job = m->Submit(Tiny(5));
+  auto job = m->Submit(Tiny(5), kTestUser);
   ASSERT_TRUE(job.ok()) << job.status();
   EXPECT_EQ(job->name(), "jobs/1");
   EXPECT_EQ(job->state(), v1::Job::QUEUED);
@@ -69,8 +69,8 @@ TEST(JobManagerTest, QueuedRunningSucceeded) {
 
 TEST(JobManagerTest, CancelQueuedAndRunning) {
   auto m = Manager(StateDir("jm_cancel"));
-  ASSERT_TRUE(m->Submit(Tiny(100000)).ok());  // runs
-  ASSERT_TRUE(m->Submit(Tiny(5)).ok());       // waits behind it (FIFO, one device)
+  ASSERT_TRUE(m->Submit(Tiny(100000), kTestUser).ok());  // runs
+  ASSERT_TRUE(m->Submit(Tiny(5), kTestUser).ok());       // waits behind it (FIFO, one device)
   EXPECT_EQ(WaitWhile(*m, "jobs/1", v1::Job::QUEUED), v1::Job::RUNNING);
   EXPECT_EQ(m->Get("jobs/2")->state(), v1::Job::QUEUED);
   EXPECT_EQ(m->Cancel("jobs/2")->state(), v1::Job::CANCELLED);
@@ -82,7 +82,7 @@ TEST(JobManagerTest, ErrorsNameWhatIsWrong) {
   auto m = Manager(StateDir("jm_errors"));
   v1::JobSpec bad = Tiny(5);
   bad.mutable_model()->set_heads(3);  // 32 % 3 != 0
-  EXPECT_EQ(m->Submit(bad).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(m->Submit(bad, kTestUser).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(m->Get("jobs/7").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(m->Get("job/x").status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(m->List(5000, "").status().code(), absl::StatusCode::kInvalidArgument);
@@ -91,7 +91,7 @@ TEST(JobManagerTest, ErrorsNameWhatIsWrong) {
   v1::JobSpec huge = Tiny(5);
   huge.mutable_offload()->set_gpu_memory_budget_bytes(1024);
   huge.mutable_offload()->set_method(v1::STRONGHOLD);
-  EXPECT_EQ(m->Submit(huge).status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(m->Submit(huge, kTestUser).status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(m->CheckpointPath("jobs/1", "../x", "").status().code(),
             absl::StatusCode::kInvalidArgument);
 }
@@ -115,7 +115,7 @@ TEST(JobManagerTest, PlanReportsTheLargestTrainableModel) {
 
 TEST(JobManagerTest, ListPagesNewestFirst) {
   auto m = Manager(StateDir("jm_list"));
-  for (int i = 0; i < 5; ++i) ASSERT_TRUE(m->Submit(Tiny(1)).ok());
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(m->Submit(Tiny(1), kTestUser).ok());
   auto page = m->List(2, "");
   ASSERT_TRUE(page.ok());
   ASSERT_EQ(page->jobs_size(), 2);
@@ -136,12 +136,12 @@ TEST(JobManagerTest, RestartKeepsRecordsAndQueuesUnfinishedJobs) {
   const std::string dir = StateDir("jm_restart");
   {
     auto m = Manager(dir);
-    ASSERT_TRUE(m->Submit(Tiny(2)).ok());
+    ASSERT_TRUE(m->Submit(Tiny(2), kTestUser).ok());
     ASSERT_TRUE(m->Watch("jobs/1", 0, [](const v1::JobEvent&) { return true; },
                          [] { return false; })
                     .ok());  // returns when the job has ended
     EXPECT_EQ(m->Get("jobs/1")->state(), v1::Job::SUCCEEDED);
-    ASSERT_TRUE(m->Submit(Tiny(100000)).ok());
+    ASSERT_TRUE(m->Submit(Tiny(100000), kTestUser).ok());
     EXPECT_EQ(WaitWhile(*m, "jobs/2", v1::Job::QUEUED), v1::Job::RUNNING);
     m->Shutdown();  // like SIGTERM: the running job checkpoints and is queued again
     EXPECT_EQ(m->Get("jobs/2")->state(), v1::Job::QUEUED);
@@ -150,7 +150,7 @@ TEST(JobManagerTest, RestartKeepsRecordsAndQueuesUnfinishedJobs) {
   EXPECT_EQ(m->Get("jobs/1")->state(), v1::Job::SUCCEEDED);
   const v1::Job::State again = m->Get("jobs/2")->state();
   EXPECT_TRUE(again == v1::Job::QUEUED || again == v1::Job::RUNNING) << again;
-  auto next = m->Submit(Tiny(1));
+  auto next = m->Submit(Tiny(1), kTestUser);
   ASSERT_TRUE(next.ok());
   EXPECT_EQ(next->name(), "jobs/3") << "ids are never reused";
   EXPECT_EQ(m->Cancel("jobs/2")->state(), v1::Job::CANCELLED);
@@ -187,11 +187,16 @@ TEST(JobManagerTest, InjectedSsdFaultsReachTheFirstJobWithATierOnly) {
   ASSERT_GT(m.Plan(spilled)->ssd_bytes(), 0);
   ASSERT_TRUE(m.Plan(spilled)->fits()) << m.Plan(spilled)->reason();
 
-  ASSERT_TRUE(m.Submit(Tiny(2)).ok());  // no tier: the faults stay armed
-  ASSERT_TRUE(m.Submit(spilled).ok());
-  ASSERT_TRUE(m.Submit(spilled).ok());
-  EXPECT_EQ(Ended(m, "jobs/1"), v1::Job::SUCCEEDED);
-  EXPECT_EQ(Ended(m, "jobs/2"), v1::Job::FAILED);
+  ASSERT_TRUE(m.Submit(Tiny(2), kTestUser).ok());  // no tier: the faults stay armed
+  ASSERT_TRUE(m.Submit(spilled, kTestUser).ok());
+  ASSERT_TRUE(m.Submit(spilled, kTestUser).ok());
+  // The end state (a tiny job may start and finish between two polls).
+  auto ended = [&](const std::string& name) {
+    const auto state = WaitWhile(m, name, v1::Job::QUEUED);
+    return state == v1::Job::RUNNING ? WaitWhile(m, name, v1::Job::RUNNING) : state;
+  };
+  EXPECT_EQ(ended("jobs/1"), v1::Job::SUCCEEDED);
+  EXPECT_EQ(ended("jobs/2"), v1::Job::FAILED);
   const std::string error = m.Get("jobs/2")->error();
   EXPECT_NE(error.find("Input/output error (errno 5)"), std::string::npos) << error;
   EXPECT_NE(error.find(ssd + "/stronghold-"), std::string::npos) << error;
@@ -219,18 +224,18 @@ TEST(JobManagerTest, PathsOutsideTheRootsAreRefused) {
   JobManager& m = **created;
   v1::JobSpec outside = Tiny(2);
   outside.mutable_data()->set_source("/etc/passwd");
-  for (const auto& status : {m.Submit(outside).status(), m.Plan(outside).status()}) {
+  for (const auto& status : {m.Submit(outside, kTestUser).status(), m.Plan(outside).status()}) {
     EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied) << status;
     EXPECT_NE(status.message().find("data.source"), std::string::npos) << status;
   }
   v1::JobSpec shm = Tiny(2);
   shm.mutable_offload()->add_ssd_dirs("/dev/shm");
   EXPECT_EQ(m.Plan(shm).status().code(), absl::StatusCode::kPermissionDenied);
-  EXPECT_EQ(m.Submit(shm).status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(m.Submit(shm, kTestUser).status().code(), absl::StatusCode::kPermissionDenied);
 
   v1::JobSpec inside = Tiny(2);
   inside.mutable_data()->set_source("tokens.u16");  // relative to the data root
-  auto job = m.Submit(inside);
+  auto job = m.Submit(inside, kTestUser);
   ASSERT_TRUE(job.ok()) << job.status();
   EXPECT_EQ(Ended(m, job->name()), v1::Job::SUCCEEDED) << m.Get(job->name())->error();
   // Gone by the time it runs (queued behind a long job): the run opens it
@@ -238,9 +243,9 @@ TEST(JobManagerTest, PathsOutsideTheRootsAreRefused) {
   std::ofstream(data + "/later.u16", std::ios::binary) << std::string(8192, '\0');
   v1::JobSpec later = Tiny(2);
   later.mutable_data()->set_source("later.u16");
-  auto first = m.Submit(Tiny(1'000'000));
+  auto first = m.Submit(Tiny(1'000'000), kTestUser);
   ASSERT_TRUE(first.ok()) << first.status();
-  auto second = m.Submit(later);
+  auto second = m.Submit(later, kTestUser);
   ASSERT_TRUE(second.ok()) << second.status();
   fs::remove(data + "/later.u16");
   ASSERT_TRUE(m.Cancel(first->name()).ok());
@@ -248,7 +253,7 @@ TEST(JobManagerTest, PathsOutsideTheRootsAreRefused) {
   EXPECT_NE(m.Get(second->name())->error().find("PERMISSION_DENIED: data.source"),
             std::string::npos)
       << m.Get(second->name())->error();
-  EXPECT_EQ(m.Submit(later).status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(m.Submit(later, kTestUser).status().code(), absl::StatusCode::kPermissionDenied);
 }
 
 // What a daemon killed with a job running left on the NVMe tier is removed
@@ -288,8 +293,8 @@ TEST(JobManagerTest, AJobThatThrowsFailsAndTheDaemonKeepsServing) {
                                      .optimizer_threads = 1});
   ASSERT_TRUE(created.ok()) << created.status();
   JobManager& m = **created;
-  ASSERT_TRUE(m.Submit(Tiny(5)).ok());
-  ASSERT_TRUE(m.Submit(Tiny(3)).ok());
+  ASSERT_TRUE(m.Submit(Tiny(5), kTestUser).ok());
+  ASSERT_TRUE(m.Submit(Tiny(3), kTestUser).ok());
   auto ended = [&](const std::string& name) {
     const auto state = WaitWhile(m, name, v1::Job::QUEUED);
     return state == v1::Job::RUNNING ? WaitWhile(m, name, v1::Job::RUNNING)
@@ -321,7 +326,7 @@ TEST(JobManagerTest, ARunningJobIsPlannedOnce) {
   JobManager& m = **created;
   v1::JobSpec spec = Tiny(4);
   spec.mutable_offload()->set_method(v1::STRONGHOLD);  // window 0: automatic
-  const auto job = m.Submit(spec);
+  const auto job = m.Submit(spec, kTestUser);
   ASSERT_TRUE(job.ok()) << job.status();
   // Submission plans before it returns (the run may have started since).
   EXPECT_GE(plans, 1) << "submission";
@@ -356,7 +361,7 @@ TEST(JobManagerTest, AJobTheDaemonDiesUnderIsResumedAtMostTwice) {
   const std::string dir = StateDir("jm_restarts");
   {
     auto m = Manager(dir);
-    ASSERT_TRUE(m->Submit(Tiny(100000)).ok());
+    ASSERT_TRUE(m->Submit(Tiny(100000), kTestUser).ok());
     EXPECT_EQ(WaitWhile(*m, "jobs/1", v1::Job::QUEUED), v1::Job::RUNNING);
   }
   // What kill -9 leaves: the record as it was while the job ran (Shutdown()
@@ -384,7 +389,7 @@ TEST(JobManagerTest, AJobTheDaemonDiesUnderIsResumedAtMostTwice) {
   EXPECT_EQ(failed.error(), "the daemon stopped 3 times while running this job");
   EXPECT_EQ(JobStore::Open(dir)->LoadAll().at(0).state(), v1::Job::FAILED);
   // And the manager serves: a new job runs.
-  ASSERT_TRUE(m->Submit(Tiny(2)).ok());
+  ASSERT_TRUE(m->Submit(Tiny(2), kTestUser).ok());
   EXPECT_TRUE(m->Watch("jobs/2", 0, [](const v1::JobEvent&) { return true; },
                        [] { return false; })
                   .ok());

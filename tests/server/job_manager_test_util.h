@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "server/auth/principal.h"
 #include "server/job_manager.h"
 #include "stronghold/v1/stronghold.pb.h"
 
@@ -13,6 +14,9 @@ namespace stronghold::server {
 
 // $TEST_TMPDIR/name (or /tmp/name), emptied.
 std::string StateDir(const std::string& name);
+
+// The principal the tests submit jobs as: an ordinary unix user.
+inline const Principal kTestUser{.name = "uid:1000", .uid = 1000, .gid = 1000};
 
 // A 1-layer, hidden-32 job of `steps` steps: a fraction of a second.
 stronghold::v1::JobSpec Tiny(int steps);

@@ -164,7 +164,7 @@ std::vector<std::string> Messages(JobManager& m, const std::string& name) {
 
 TEST(JobManagerResumeTest, CancelWithCheckpointThenResumeFromIt) {
   auto m = Manager(StateDir("jm_resume"));
-  ASSERT_TRUE(m->Submit(Tiny(100000)).ok());
+  ASSERT_TRUE(m->Submit(Tiny(100000), kTestUser).ok());
   ASSERT_TRUE(WaitFor([&] { return m->Get("jobs/1")->step() >= 2; }));
   auto cancelled = m->Cancel("jobs/1", /*checkpoint=*/true);
   ASSERT_TRUE(cancelled.ok()) << cancelled.status();
@@ -177,7 +177,7 @@ TEST(JobManagerResumeTest, CancelWithCheckpointThenResumeFromIt) {
   v1::JobSpec resume;
   resume.set_resume_from("1");
   resume.mutable_training()->set_steps(static_cast<int>(step) + 2);
-  auto job = m->Submit(resume);
+  auto job = m->Submit(resume, kTestUser);
   ASSERT_TRUE(job.ok()) << job.status();
   EXPECT_EQ(job->spec().resume_from(), "jobs/1@" + name) << "pinned";
   EXPECT_EQ(job->spec().model().hidden(), 32) << "the source's spec";
@@ -187,15 +187,15 @@ TEST(JobManagerResumeTest, CancelWithCheckpointThenResumeFromIt) {
 
   // Nothing left to train, another shape, no such checkpoint.
   resume.mutable_training()->set_steps(static_cast<int>(step));
-  EXPECT_EQ(m->Submit(resume).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(m->Submit(resume, kTestUser).status().code(), absl::StatusCode::kInvalidArgument);
   resume.mutable_training()->set_steps(static_cast<int>(step) + 2);
   resume.mutable_model()->set_hidden(64);
-  auto other = m->Submit(resume);
+  auto other = m->Submit(resume, kTestUser);
   EXPECT_EQ(other.status().code(), absl::StatusCode::kInvalidArgument) << other.status();
   EXPECT_NE(other.status().message().find("manifest.json"), absl::string_view::npos);
   resume.clear_model();
   resume.set_resume_from("1@999");
-  EXPECT_EQ(m->Submit(resume).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(m->Submit(resume, kTestUser).status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST(JobManagerResumeTest, AfterShutdownTheJobResumesFromItsCheckpoint) {
@@ -203,7 +203,7 @@ TEST(JobManagerResumeTest, AfterShutdownTheJobResumesFromItsCheckpoint) {
   int64_t stopped_at = 0;
   {
     auto m = Manager(dir);
-    ASSERT_TRUE(m->Submit(Tiny(100000)).ok());
+    ASSERT_TRUE(m->Submit(Tiny(100000), kTestUser).ok());
     ASSERT_TRUE(WaitFor([&] { return m->Get("jobs/1")->step() >= 2; }));
     m->Shutdown();  // like SIGTERM: checkpoint, back to QUEUED
     stopped_at = m->Get("jobs/1")->step();

@@ -4,6 +4,7 @@
 #include "server/watch_reactor.h"
 
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/server_posix.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -14,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "server/auth/unix_listener.h"
 #include "server/service.h"
 #include "tests/server/job_manager_test_util.h"
 
@@ -29,17 +31,25 @@ class WatchReactorTest : public ::testing::Test {
         {.state_dir = StateDir("watch_reactor"), .limits = limits, .optimizer_threads = 1});
     ASSERT_TRUE(m.ok()) << m.status();
     jobs_ = *std::move(m);
-    service_ = std::make_unique<StrongholdService>(jobs_.get());
+    // Served as the daemon serves: its own unix socket, each connection
+    // handed to gRPC with the peer's credentials recorded (the callback
+    // API's calls are identified the same way, by their "fd:N" peer).
+    service_ = std::make_unique<StrongholdService>(jobs_.get(), &identity_);
     grpc::ServerBuilder builder;
-    builder.AddListeningPort(absl::StrCat("unix:", socket_), grpc::InsecureServerCredentials());
     builder.RegisterService(service_.get());
     server_ = builder.BuildAndStart();
     ASSERT_NE(server_, nullptr);
+    auto listener = UnixListener::Listen({.path = socket_}, &peers_);
+    ASSERT_TRUE(listener.ok()) << listener.status();
+    listener_ = *std::move(listener);
+    grpc::Server* server = server_.get();
+    listener_->Start([server](int fd) { grpc::AddInsecureChannelFromFd(server, fd); });
     stub_ = v1::Stronghold::NewStub(
         grpc::CreateChannel(absl::StrCat("unix:", socket_), grpc::InsecureChannelCredentials()));
   }
   void TearDown() override {
     if (jobs_ != nullptr) jobs_->Shutdown();
+    if (listener_ != nullptr) listener_->Stop();
     if (server_ != nullptr) server_->Shutdown();
     unlink(socket_.c_str());
   }
@@ -62,6 +72,9 @@ class WatchReactorTest : public ::testing::Test {
 
   const std::string socket_ = absl::StrCat("/tmp/sh-watch-reactor-", getpid(), ".sock");
   std::unique_ptr<JobManager> jobs_;
+  UnixPeerTable peers_;
+  const CallerIdentity identity_{&peers_, {}};
+  std::unique_ptr<UnixListener> listener_;
   std::unique_ptr<StrongholdService> service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<v1::Stronghold::Stub> stub_;
@@ -69,7 +82,7 @@ class WatchReactorTest : public ::testing::Test {
 
 TEST_F(WatchReactorTest, StreamsEveryEventToTheEnd) {
   Start({});
-  ASSERT_TRUE(jobs_->Submit(Tiny(3)).ok());
+  ASSERT_TRUE(jobs_->Submit(Tiny(3), kTestUser).ok());
   grpc::ClientContext context;
   v1::WatchJobRequest request;
   request.set_name("jobs/1");
@@ -97,7 +110,7 @@ TEST_F(WatchReactorTest, ErrorsArriveAsStatuses) {
   EXPECT_FALSE(reader->Read(&event));
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
 
-  ASSERT_TRUE(jobs_->Submit(Tiny(1'000'000)).ok());
+  ASSERT_TRUE(jobs_->Submit(Tiny(1'000'000), kTestUser).ok());
   Watch held = Open("jobs/1");
   ASSERT_TRUE(held.first);
   Watch refused = Open("jobs/1");
@@ -113,8 +126,8 @@ TEST_F(WatchReactorTest, ErrorsArriveAsStatuses) {
 // away held its thread (and now its slot) until the job's next event.
 TEST_F(WatchReactorTest, AClientThatGoesAwayEndsItsStreamAtOnce) {
   Start({.max_watch_streams = 20});
-  ASSERT_TRUE(jobs_->Submit(Tiny(1'000'000)).ok());  // runs
-  ASSERT_TRUE(jobs_->Submit(Tiny(1)).ok());          // queued: no event until jobs/1 ends
+  ASSERT_TRUE(jobs_->Submit(Tiny(1'000'000), kTestUser).ok());  // runs
+  ASSERT_TRUE(jobs_->Submit(Tiny(1), kTestUser).ok());          // queued: no event until jobs/1 ends
   std::vector<Watch> watches;
   for (int i = 0; i < 20; ++i) {
     watches.push_back(Open("jobs/2"));
