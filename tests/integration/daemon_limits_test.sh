@@ -47,7 +47,7 @@ check "threads back to the baseline ($baseline) within 5 s of the clients' kill 
 watchers 301
 check "the abandoned streams' slots came back (300 open again)" grep -q '^open 300$' "$WORK/watchers.txt"
 check "stream 301 is refused naming --max_watch_streams_per_principal" \
-  grep -q "^refused 8 open WatchJob streams of local: 300 of 300 (strongholdd --max_watch_streams_per_principal)" \
+  grep -q "^refused 8 open WatchJob streams of uid:$(id -u): 300 of 300 (strongholdd --max_watch_streams_per_principal)" \
   "$WORK/watchers.txt"
 "$CTL" cancel 2 >/dev/null
 "$CTL" cancel 1 >/dev/null
@@ -64,7 +64,7 @@ cat "$WORK/flood.txt" "$WORK/probe.txt"
 accepted=$(awk '$1 == "code" && $2 == "OK" {print $3}' "$WORK/flood.txt")
 check "the flood got jobs in up to the cap (${accepted:-0} accepted)" test "${accepted:-0}" -ge 20
 check "past the cap: RESOURCE_EXHAUSTED naming --max_queued_jobs_per_principal" \
-  grep -q "^exhausted [0-9]* queued jobs of local: 20 of 20 (strongholdd --max_queued_jobs_per_principal)" \
+  grep -q "^exhausted [0-9]* queued jobs of uid:$(id -u): 20 of 20 (strongholdd --max_queued_jobs_per_principal)" \
   "$WORK/flood.txt"
 check "every refusal is RESOURCE_EXHAUSTED" \
   test "$(awk '$1 == "code" && $2 != "OK" && $2 != "8"' "$WORK/flood.txt")" = ""
@@ -103,7 +103,7 @@ check "the same job keeping one checkpoint is accepted" test ! -s "$WORK/err.txt
 "$CTL" submit --layers 2 --hidden 64 --heads 4 --steps 1000 --checkpoint-every 1 --keep-last 1 \
   >/dev/null 2>"$WORK/err.txt"
 check "a second such job passes the principal's checkpoint quota" \
-  grep -q "RESOURCE_EXHAUSTED: checkpoint bytes held and reserved by the jobs of local .*(strongholdd --max_checkpoint_bytes_per_principal)" \
+  grep -q "RESOURCE_EXHAUSTED: checkpoint bytes held and reserved by the jobs of uid:$(id -u) .*(strongholdd --max_checkpoint_bytes_per_principal)" \
   "$WORK/err.txt"
 
 # --- a request past --grpc_max_receive_message_bytes (64 KiB here) is refused
