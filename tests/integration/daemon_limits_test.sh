@@ -112,6 +112,19 @@ python3 -c "import json; print(json.dumps({'name': 'x' * 100000}))" >"$WORK/big.
 check "a 100 kB request is refused with RESOURCE_EXHAUSTED" grep -q "RESOURCE_EXHAUSTED" "$WORK/err.txt"
 check "and the daemon serves on" quiet "$CTL" node
 
+# --- issue 15 item 1: the spec whose sizes overflowed the planner (a negative
+# device_bytes that "fit", then an OOM-killed daemon in a restart loop)
+HUGE=(--layers 235 --hidden 4096 --heads 4096 --seq-len 65536 --batch 1048576)
+"$CTL" plan "${HUGE[@]}" >/dev/null 2>"$WORK/err.txt"
+check "plan refuses the overflowing spec with INVALID_ARGUMENT naming the fields" \
+  grep -q "INVALID_ARGUMENT: training.micro_batch x model.seq_len x model.hidden: 1048576 x 65536 x 4096" \
+  "$WORK/err.txt"
+"$CTL" submit "${HUGE[@]}" >/dev/null 2>"$WORK/err.txt"
+check "submit refuses it the same way" \
+  grep -q "INVALID_ARGUMENT: training.micro_batch x model.seq_len x model.hidden" "$WORK/err.txt"
+check "the daemon is still the same process" kill -0 "$PID"
+check "and serves on" quiet "$CTL" status 1
+
 # --- DeleteJob: only ended jobs; the record and files go, durably
 "$CTL" delete 1 >/dev/null 2>"$WORK/err.txt"
 check "a running job cannot be deleted" grep -q "FAILED_PRECONDITION: job jobs/1 is RUNNING" "$WORK/err.txt"
