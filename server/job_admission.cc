@@ -36,7 +36,7 @@ absl::Status CheckRunnable(const ResolvedJob& job, const JobStore& store,
                        ? core::Dataset::OpenFile(std::move(files.data), data, vocab,
                                                  config.model.seq_len)
                        : core::Dataset::Open(data, vocab, config.model.seq_len));
-  if (!job.plan.fits) return absl::ResourceExhaustedError(job.plan.reason);
+  RETURN_IF_ERROR(core::CheckFits(job.plan));
   if (const std::string dir = ResumeDir(job.spec, store); !dir.empty()) {
     RETURN_IF_ERROR(CheckResumeSource(dir, config).status());
   }

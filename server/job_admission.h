@@ -45,7 +45,7 @@ absl::StatusOr<ResolvedJob> ResolveJob(const stronghold::v1::JobSpec& submitted,
 // offload.ssd_dirs open inside the roots of `paths` (PERMISSION_DENIED
 // naming the field and the roots, revealing nothing about the path), its
 // token file is sound (size, ids below model.vocab), its plan fits
-// (RESOURCE_EXHAUSTED with the plan's reason), and the checkpoint of its
+// (core::CheckFits: RESOURCE_EXHAUSTED with the plan's reason), and the checkpoint of its
 // resume_from is intact as far as the manifest, the files' sizes and the
 // model's shape go (every byte is checked when the job starts: reading a
 // large checkpoint twice is not cheap).

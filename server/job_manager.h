@@ -5,6 +5,7 @@
 // absl::Status that server/service.cc maps to a gRPC code.
 //
 // This class is the queue and the state machine; the rest is beside it:
+// server/job_queries.cc reads records, events, checkpoints and traces,
 // server/job_recording.cc takes what a running job reports,
 // server/job_limits.h says what a principal may hold,
 // server/job_runner.h runs one job (the trainer, its observer, exceptions),

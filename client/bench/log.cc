@@ -109,12 +109,13 @@ std::string SummaryLine(const BenchRun& run, const DevicePeak& peak) {
   return absl::StrJoin(fields, " | ");
 }
 
-std::string WindowText(const BenchPoint& point) {
+// The requested window; for L2L the one the daemon's plan resolved.
+std::string WindowText(const BenchPoint& point, const v1::MemoryPlan& plan) {
   switch (point.method) {
     case v1::RESIDENT:
       return "none (every layer resident)";
     case v1::L2L:
-      return "1 (L2L: one layer at a time)";
+      return absl::StrCat(plan.window(), " (L2L: one layer at a time)");
     default:
       return point.window == 0 ? "0 (automatic)" : absl::StrCat(point.window);
   }
@@ -173,7 +174,7 @@ std::string FormatLog(const BenchRun& run, const BenchOptions& options,
   };
   line("# strongholdctl bench: ", v1::OffloadMethod_Name(p.method), ", ",
        p.layers, " layers, hidden ", model.hidden(), ", batch ", batch,
-       ", window ", WindowText(p));
+       ", window ", WindowText(p, plan));
   line("command: ", RepeatCommand(p, options));
   line("job: ", run.job.empty() ? "none (not submitted)" : run.job);
   line("device: ", node.device(), " (host ", node.hostname(), ", ",

@@ -22,7 +22,7 @@
 namespace stronghold::client {
 
 // "log_stronghold_l-4_h-64_bs-2_ws-0_20240501-123456.txt"; ws is the
-// requested window (0 = automatic; 1 for L2L, 0 for RESIDENT).
+// point's requested window (BenchPoint::window: 0 = automatic, or none).
 std::string LogFileName(const BenchPoint& point, const BenchOptions& options,
                         absl::Time time);
 

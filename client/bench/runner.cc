@@ -54,7 +54,8 @@ BenchRunner::BenchRunner(const BenchOptions& options,
 BenchPoint BenchRunner::Point(v1::OffloadMethod method, int layers,
                               int steps) const {
   BenchPoint point{.method = method, .layers = layers, .steps = steps};
-  if (method == v1::L2L) point.window = 1;
+  // Only STRONGHOLD takes a window from the user; what the others run with
+  // is the daemon's to resolve (its plan and metrics report it).
   if (method == v1::STRONGHOLD)
     point.window = std::min(options_.spec.offload().window(), layers);
   return point;

@@ -26,8 +26,9 @@ namespace stronghold::client {
 struct BenchPoint {
   v1::OffloadMethod method = v1::RESIDENT;
   int layers = 0;
-  // STRONGHOLD's requested window (0 = automatic), clamped to `layers`;
-  // 1 for L2L; 0 for RESIDENT.
+  // The window the point asks for: STRONGHOLD's (0 = automatic), clamped
+  // to `layers`; 0 for the methods that take none (L2L, RESIDENT: the
+  // daemon's plan resolves theirs, BenchRun::plan and window_used).
   int window = 0;
   int steps = 0;
 };

@@ -173,7 +173,7 @@ absl::Status CheckDerivedSizes(const JobConfig& c) {
   const double vocab = static_cast<double>(c.model.padded_vocab());
   const double limit = static_cast<double>(kMaxDerivedBytes);
   const double params = layers * (12 * h * h + 13 * h) + (vocab + seq) * h + 2 * h;
-  // The planner's largest multiples of each (core/plan/planner.cc): ~40
+  // The planner's largest multiples of each (core/plan/memory_table.cc): ~40
   // bytes of host and device state per parameter at most (weights, their
   // gradient, moments, working copy, speculative backup, staging); a layer
   // boundary's activations at most L+1 times over (checkpoints), each layer's
