@@ -56,6 +56,7 @@
 #include "core/plan/host_ledger.h"
 #include "core/plan/job_config.h"
 #include "core/engine/loss_scale.h"
+#include "core/engine/step_policy.h"  // AdamWHyper, ClipFactor, NonFiniteGradient
 #include "core/optim/fused_adamw.h"
 #include "core/device/timeline.h"
 
@@ -175,24 +176,9 @@ class WindowedEngine {
   absl::Status broken_;
 };
 
-// The AdamW hyper-parameters of training step `step` (1-based; the learning
-// rate follows it) as AdamW update number `adam_step` (bias correction; below
-// `step` by the skipped fp16 steps), each gradient element multiplied by
-// `grad_scale` (clip factor / loss scale).
-AdamWStep AdamWHyper(const TrainingConfig& training, int64_t step, int64_t adam_step,
-                     double grad_scale);
-
-// clip_norm / (norm + 1e-6) when clipping applies, else 1.
-double ClipFactor(const TrainingConfig& training, double norm);
-
-// The error of a step whose gradient is not finite: names the first buffer
-// (in ModelLayout order) with a non-finite element, and the element.
 // Converts `count` fp32 values to the compute precision `precision` (bf16 or
 // fp16, rounded to nearest even like the optimizer's working copy).
 void ToComputePrecision(const float* src, int64_t count, Precision precision, void* dst);
-
-absl::Status NonFiniteGradient(int64_t step, const std::vector<BufferLayout>& layouts,
-                               const std::vector<StepStats>& stats);
 
 }  // namespace stronghold::core
 
