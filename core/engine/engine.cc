@@ -246,7 +246,7 @@ class WindowedEngine::Impl {
     return absl::OkStatus();
   }
 
-  absl::StatusOr<EngineStepStats> Step(int64_t step, const BatchSource& batches) {
+  absl::StatusOr<StepMetrics> Step(int64_t step, const BatchSource& batches) {
     const TrainingConfig& t = config_.training;
     const int micro_batches = t.batch / t.micro_batch;
     // Clipping needs the global norm before any update; fp16 needs to know
@@ -258,7 +258,7 @@ class WindowedEngine::Impl {
     const bool defer = (t.clip_norm > 0 || fp16) && !speculate_;
     const double scale = state_->scale;  // 1 unless fp16
     const int64_t adam_step = state_->optimizer_step + 1;
-    stats_ = EngineStepStats();
+    stats_ = StepMetrics();
     // The last step planned this one as soon as its updates were queued.
     if (!std::exchange(tier_planned_, false) && tier_->active()) {
       tier_->Plan(FetchOrder(micro_batches), updated_);
@@ -417,8 +417,8 @@ class WindowedEngine::Impl {
     stats_.layer_backward_s /= micro_batches;
     stats_.layer_optimizer_s = worker_.optimizer_s() / num_buffers();
     const TierReader::Stats& tier = tier_->stats();
-    stats_.tier_wait_s = tier.wait_s - tier_seen_.wait_s;
-    stats_.tier_unplanned_reads = tier.unplanned - tier_seen_.unplanned;
+    stats_.nvme_wait_s = tier.wait_s - tier_seen_.wait_s;
+    stats_.nvme_unplanned_reads = tier.unplanned - tier_seen_.unplanned;
     tier_seen_ = tier;
     // The next step fetches in the same order: its first reads from the
     // tier start now, as their layers' updates finish (they count for it).
@@ -932,7 +932,7 @@ class WindowedEngine::Impl {
   int64_t step_ = 0;
   int64_t cut_ns_ = Timeline::NowNs();
   AdamWStep hyper_;
-  EngineStepStats stats_;
+  StepMetrics stats_;
 };
 
 absl::StatusOr<std::unique_ptr<WindowedEngine>> WindowedEngine::Create(
@@ -978,7 +978,7 @@ WindowedEngine::WindowedEngine(std::unique_ptr<Impl> impl, int window)
     : impl_(std::move(impl)), window_(window) {}
 WindowedEngine::~WindowedEngine() = default;
 
-absl::StatusOr<EngineStepStats> WindowedEngine::Step(int64_t step, const BatchSource& batches) {
+absl::StatusOr<StepMetrics> WindowedEngine::Step(int64_t step, const BatchSource& batches) {
   RETURN_IF_ERROR(broken_);
   try {
     return impl_->Step(step, batches);

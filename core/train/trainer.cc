@@ -288,7 +288,7 @@ class Trainer::Impl {
     }
     RETURN_IF_ERROR(RefreshWorkingCopies());
     for (int64_t step = start_step_ + 1; step <= t.steps; ++step) {
-      StepReport report;
+      StepMetrics report;
       const int64_t start = Timeline::NowNs();
       absl::Status s = engine_ ? EngineStep(step, observer, &report)
                                : ReferenceStep(step, observer, &report);
@@ -412,38 +412,23 @@ class Trainer::Impl {
     return data_->Fill(t.seed, first, t.micro_batch, inputs, targets);
   }
 
-  absl::Status EngineStep(int64_t step, TrainerObserver* observer, StepReport* report) {
+  absl::Status EngineStep(int64_t step, TrainerObserver* observer, StepMetrics* metrics) {
     // Keep the previous step's deferred updates: they run during this one
     // (or, when the automatic window rebuilt the engine, while the old one
     // drained).
     timeline_.DropBefore(trace_cut_ns_);
     if (plan_.automatic_window && step == start_step_ + 1) engine_->ProfileNextStep();  // ChooseWindow's
-    ASSIGN_OR_RETURN(EngineStepStats s,
-                     engine_->Step(step, [&](int micro, int64_t* in, int64_t* tg) {
-                       if (observer->StopRequested() == StopRequest::kCancel) {
-                         return absl::CancelledError("cancelled");
-                       }
-                       return FillBatch(step, micro, in, tg);
-                     }));
+    ASSIGN_OR_RETURN(*metrics, engine_->Step(step, [&](int micro, int64_t* in, int64_t* tg) {
+      if (observer->StopRequested() == StopRequest::kCancel) {
+        return absl::CancelledError("cancelled");
+      }
+      return FillBatch(step, micro, in, tg);
+    }));
+    StepMetrics& s = *metrics;
     trace_cut_ns_ = engine_->trace_cut_ns();
-    report->loss = s.loss;
-    report->grad_norm = s.grad_norm;
-    report->compute_s = s.compute_s;
-    report->h2d_wait_s = s.h2d_wait_s;
-    report->d2h_wait_s = s.d2h_wait_s;
-    report->nvme_wait_s = s.tier_wait_s;
-    report->optimizer_s = s.optimizer_s;
-    report->window = engine_->window();
-    report->device_peak_bytes = device_->peak_bytes();
-    report->h2d_bytes = s.h2d_bytes;
-    report->d2h_bytes = s.d2h_bytes;
-    report->nvme_read_bytes = s.nvme_read_bytes;
-    report->nvme_write_bytes = s.nvme_write_bytes;
-    report->nvme_reused_bytes = s.nvme_reused_bytes;
-    report->nvme_unplanned_reads = s.tier_unplanned_reads;
-    report->loss_scale = s.loss_scale;
-    report->skipped = s.skipped;
-    report->rolled_back = s.rolled_back;
+    // The engine filled its fields; these are the trainer's.
+    s.window = engine_->window();
+    s.device_peak_bytes = device_->peak_bytes();
     if (s.skipped) {
       observer->OnMessage(absl::StrFormat(
           "step %d: fp16 gradient overflow at loss scale %g; step skipped (no update), loss "
@@ -461,7 +446,7 @@ class Trainer::Impl {
   // 25% margin, within what the budget allows. forward(layer) is the median
   // layer of the profiling step with the compute drained after each layer
   // (ProfileNextStep), H2D(layer) the copies' own times (GPU-timed on CUDA).
-  absl::Status ChooseWindow(const EngineStepStats& s, TrainerObserver* observer) {
+  absl::Status ChooseWindow(const StepMetrics& s, TrainerObserver* observer) {
     const int max_window = engine_->window();
     double h2d = 0;  // the measured copy time of one layer, from the timeline
     int copies = 0;
@@ -492,7 +477,7 @@ class Trainer::Impl {
     return absl::OkStatus();
   }
 
-  absl::Status ReferenceStep(int64_t step, TrainerObserver* observer, StepReport* report) {
+  absl::Status ReferenceStep(int64_t step, TrainerObserver* observer, StepMetrics* report) {
     const TrainingConfig& t = config_.training;
     const int64_t start = Timeline::NowNs();
     for (LayerState& s : layers_) s.grad.zero_();
