@@ -29,7 +29,7 @@ class RecordingObserver final : public core::TrainerObserver {
                     double device_peak_flops)
       : run_(run), recorder_(recorder), peak_flops_(device_peak_flops) {}
 
-  void OnStep(const core::StepReport& report) override {
+  void OnStep(const core::StepMetrics& report) override {
     recorder_.RecordStep(run_.id, ToStepMetrics(report, peak_flops_));
   }
   void OnMessage(const std::string& message) override {

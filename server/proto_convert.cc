@@ -179,7 +179,7 @@ v1::MemoryPlan ToProto(const core::ExecutionPlan& p) {
   return out;
 }
 
-v1::StepMetrics ToStepMetrics(const core::StepReport& s,
+v1::StepMetrics ToStepMetrics(const core::StepMetrics& s,
                               double device_peak_flops) {
   v1::StepMetrics m;
   m.set_step(s.step);
@@ -207,6 +207,11 @@ v1::StepMetrics ToStepMetrics(const core::StepReport& s,
   m.set_loss_scale(s.loss_scale);
   m.set_skipped(s.skipped);
   m.set_rolled_back(s.rolled_back);
+  m.set_layer_forward_s(s.layer_forward_s);
+  m.set_layer_backward_s(s.layer_backward_s);
+  m.set_layer_h2d_s(s.layer_h2d_s);
+  m.set_layer_d2h_s(s.layer_d2h_s);
+  m.set_layer_optimizer_s(s.layer_optimizer_s);
   if (device_peak_flops > 0) {
     m.set_mfu(s.model_tflops * 1e12 / device_peak_flops);
   }

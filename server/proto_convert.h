@@ -5,7 +5,7 @@
 // reflection):
 //   JobSpec <-> core::JobConfig     what a job trains, both ways;
 //   core::ExecutionPlan -> MemoryPlan  what PlanJob returns;
-//   core::StepReport -> StepMetrics a finished step, as WatchJob shows it.
+//   core::StepMetrics -> StepMetrics a finished step, as WatchJob shows it.
 // Zero or unset API fields take the documented defaults (docs/api.md), so a
 // stored job always shows the exact configuration it ran with.
 // Plain functions: no locks, no I/O, no validation.
@@ -14,7 +14,7 @@
 
 #include "core/plan/job_config.h"
 #include "core/plan/planner.h"
-#include "core/train/trainer.h"
+#include "core/engine/step_metrics.h"
 #include "stronghold/v1/stronghold.pb.h"
 
 namespace stronghold::server {
@@ -31,9 +31,9 @@ stronghold::v1::JobSpec ToJobSpec(const core::JobConfig& config);
 // takes a search over plans: core::MaxTrainableLayers); the caller sets it.
 stronghold::v1::MemoryPlan ToProto(const core::ExecutionPlan& plan);
 
-// Every field of the report; mfu is model FLOP/s over `device_peak_flops`
-// (left 0 when that is 0, i.e. unknown).
-stronghold::v1::StepMetrics ToStepMetrics(const core::StepReport& report,
+// Every field of the step's metrics; mfu is model FLOP/s over
+// `device_peak_flops` (left 0 when that is 0, i.e. unknown).
+stronghold::v1::StepMetrics ToStepMetrics(const core::StepMetrics& metrics,
                                           double device_peak_flops);
 
 }  // namespace stronghold::server

@@ -53,7 +53,7 @@ WindowedEngine::Impl::Impl(const JobConfig& config, const ExecutionPlan& plan, D
       buffers_(std::move(buffers)),
       state_(state),
       host_ckpt_mode_(plan.host_checkpoints),
-      kept_from_(layers_ - (l2l_ ? 0 : std::clamp(plan.kept_activation_layers, 0, layers_))),
+      kept_from_(layers_ - std::clamp(plan.kept_activation_layers, 0, layers_)),
       kept_(layers_),
       update_task_(buffers_.size(), 0),
       speculate_(plan.speculative_updates),
@@ -212,7 +212,7 @@ WindowedEngine::WindowedEngine(std::unique_ptr<Impl> impl, int window)
     : impl_(std::move(impl)), window_(window) {}
 WindowedEngine::~WindowedEngine() = default;
 
-absl::StatusOr<EngineStepStats> WindowedEngine::Step(int64_t step, const BatchSource& batches) {
+absl::StatusOr<StepMetrics> WindowedEngine::Step(int64_t step, const BatchSource& batches) {
   RETURN_IF_ERROR(broken_);
   try {
     return impl_->Step(step, batches);

@@ -57,6 +57,7 @@
 #include "core/plan/job_config.h"
 #include "core/engine/loss_scale.h"
 #include "core/engine/step_policy.h"  // AdamWHyper, ClipFactor, NonFiniteGradient
+#include "core/engine/step_metrics.h"
 #include "core/optim/fused_adamw.h"
 #include "core/device/timeline.h"
 
@@ -65,40 +66,6 @@ class SpillStreamer;
 }  // namespace stronghold::storage
 
 namespace stronghold::core {
-
-// What one step measured, for StepReport and the automatic window.
-struct EngineStepStats {
-  double loss = 0.0;
-  double grad_norm = 0.0;
-  double compute_s = 0.0;     // forward + backward on the compute queue
-  double h2d_wait_s = 0.0;    // compute blocked on weight copies
-  double d2h_wait_s = 0.0;    // compute blocked on gradient hand-off
-  double optimizer_s = 0.0;   // compute blocked on CPU optimizer updates
-  int64_t h2d_bytes = 0;      // weights copied to the device
-  int64_t d2h_bytes = 0;      // gradients copied to the host
-  // The NVMe tier's traffic (storage::SpillStreamer::Traffic): spilled
-  // state and what H2D sends read from the device, or reused from a
-  // staging slot that still held it; state and working copies written.
-  int64_t nvme_read_bytes = 0;
-  int64_t nvme_reused_bytes = 0;
-  int64_t nvme_write_bytes = 0;
-  // Seconds the engine waited for reads of what H2D sends from the tier
-  // (0 when they were all read ahead in time), and how many of those reads
-  // were not in the step's planned order (read synchronously; 0 normally).
-  double tier_wait_s = 0.0;
-  int64_t tier_unplanned_reads = 0;
-  // Per block layer, averaged over micro-batches: forward and backward
-  // (with recompute) compute seconds, one H2D and one D2H copy seconds.
-  double layer_forward_s = 0.0;
-  double layer_backward_s = 0.0;
-  double layer_h2d_s = 0.0;
-  double layer_d2h_s = 0.0;
-  double layer_optimizer_s = 0.0;
-  double loss_scale = 1.0;  // the loss was multiplied by it (fp16; else 1)
-  bool skipped = false;     // fp16 overflow: no layer was updated
-  // Speculative updates were undone: the step was clipped or not finite.
-  bool rolled_back = false;
-};
 
 // Fills inputs/targets [micro_batch, seq_len] for micro-batch `index` of a
 // step. An error (CANCELLED to cancel the step, or why the data could not be
@@ -134,8 +101,9 @@ class WindowedEngine {
 
   // One optimizer step: every micro-batch's forward and backward, then the
   // AdamW updates (some may still be running when Step returns; the next
-  // Step, Drain() and the destructor wait for them).
-  absl::StatusOr<EngineStepStats> Step(int64_t step, const BatchSource& batches);
+  // Step, Drain() and the destructor wait for them). Fills the StepMetrics
+  // fields marked "engine" (core/engine/step_metrics.h); the others stay 0.
+  absl::StatusOr<StepMetrics> Step(int64_t step, const BatchSource& batches);
 
   // The next Step measures each layer's forward with the compute queue
   // drained after it (on a GPU the host would otherwise time only the

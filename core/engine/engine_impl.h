@@ -79,7 +79,7 @@ class WindowedEngine::Impl {
   ~Impl();
 
   absl::Status Allocate();  // engine.cc
-  absl::StatusOr<EngineStepStats> Step(int64_t step, const BatchSource& batches);
+  absl::StatusOr<StepMetrics> Step(int64_t step, const BatchSource& batches);
   absl::Status Drain();
 
   int64_t cut_ns() const { return cut_ns_; }
@@ -293,7 +293,7 @@ class WindowedEngine::Impl {
   int64_t step_ = 0;
   int64_t cut_ns_ = Timeline::NowNs();
   AdamWStep hyper_;
-  EngineStepStats stats_;
+  StepMetrics stats_;
 };
 
 }  // namespace stronghold::core

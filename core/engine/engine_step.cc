@@ -37,7 +37,7 @@ torch::ScalarType ToTorch(Precision p) {
 
 }  // namespace
 
-absl::StatusOr<EngineStepStats> WindowedEngine::Impl::Step(int64_t step,
+absl::StatusOr<StepMetrics> WindowedEngine::Impl::Step(int64_t step,
                                                             const BatchSource& batches) {
   const TrainingConfig& t = config_.training;
   const int micro_batches = t.batch / t.micro_batch;
@@ -79,7 +79,7 @@ absl::StatusOr<EngineStepStats> WindowedEngine::Impl::Step(int64_t step,
 // Returns whether the step profiles its layers' forward (ProfileNextStep).
 bool WindowedEngine::Impl::BeginStep(int64_t step, int micro_batches, double scale,
                                      int64_t adam_step) {
-  stats_ = EngineStepStats();
+  stats_ = StepMetrics();
   // The last step planned this one as soon as its updates were queued.
   if (!std::exchange(tier_planned_, false) && tier_->active()) {
     tier_->Plan(FetchOrder(micro_batches), updated_);
@@ -243,8 +243,8 @@ void WindowedEngine::Impl::FinishStats(double loss_sum, int micro_batches) {
   stats_.layer_backward_s /= micro_batches;
   stats_.layer_optimizer_s = worker_.optimizer_s() / num_buffers();
   const TierReader::Stats& tier = tier_->stats();
-  stats_.tier_wait_s = tier.wait_s - tier_seen_.wait_s;
-  stats_.tier_unplanned_reads = tier.unplanned - tier_seen_.unplanned;
+  stats_.nvme_wait_s = tier.wait_s - tier_seen_.wait_s;
+  stats_.nvme_unplanned_reads = tier.unplanned - tier_seen_.unplanned;
   tier_seen_ = tier;
 }
 

@@ -16,29 +16,6 @@ double Since(int64_t start_ns) { return (Timeline::NowNs() - start_ns) / 1e9; }
 
 }  // namespace
 
-DType ToDType(Precision p) {
-  switch (p) {
-    case Precision::kBf16: return DType::kBFloat16;
-    case Precision::kFp16: return DType::kFloat16;
-    default: return DType::kFloat32;
-  }
-}
-
-ParamBuffer ToParamBuffer(const HostBuffer& b, Precision precision) {
-  ParamBuffer p;
-  p.param = b.param;
-  p.exp_avg = b.exp_avg;
-  p.exp_avg_sq = b.exp_avg_sq;
-  p.grad = b.grad;
-  p.count = b.layout.count;
-  p.decay_count = b.layout.decay_count;
-  if (b.working != nullptr) {
-    p.working = b.working;
-    p.working_dtype = ToDType(precision);
-  }
-  return p;
-}
-
 GradWorker::GradWorker(Device* device, FusedAdamW* optimizer, Timeline* timeline, int buffers,
                        storage::SpillStreamer* spill, Precision precision)
     : device_(device), optimizer_(optimizer), timeline_(timeline), spill_(spill),

@@ -32,13 +32,6 @@ class SpillStreamer;
 
 namespace stronghold::core {
 
-// The optimizer's element type for the compute precision.
-DType ToDType(Precision precision);
-
-// The optimizer's view of a host buffer; its working copy (if any) is
-// written in the compute precision.
-ParamBuffer ToParamBuffer(const HostBuffer& buffer, Precision precision);
-
 // One thread, tasks in order; the optimizer's own pool does the arithmetic.
 class GradWorker {
  public:

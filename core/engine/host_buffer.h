@@ -1,9 +1,28 @@
 // One buffer's (the embedding's, a block layer's or the final norm's)
-// training state in host memory, as the windowed engine reads and writes it.
+// training state in host memory: the one representation of it. The trainer
+// allocates the memory and owns it (core/train/host_state.h: HostState, whose
+// tensors the pointers point into); the windowed engine reads and writes it
+// through these pointers.
+//
+// The other structs that describe a buffer's state are views derived from
+// a HostBuffer by one named function each, never filled field by field:
+//   ParamBuffer (core/optim/optimizer.h)       ToParamBuffer below: the
+//       optimizer's view, pointers and element counts only, plus the element
+//       types of the gradient it reads and the working copy it writes; the
+//       optimizer knows nothing of layouts, tiers or devices.
+//   CheckpointBuffer (core/checkpoint/checkpoint.h)  ToCheckpointBuffer
+//       (core/train/host_state.h): the file format's view, masters and
+//       moments without the gradient, with hooks that stream state held on
+//       the NVMe tier (SsdTier::SpilledCheckpointBuffer).
+//   DeviceAdamWState (core/optim/device_adamw.h): not a view but other
+//       memory, the state of the buffers updated on the device, which the
+//       engine copies to and from these host arrays.
 #ifndef STRONGHOLD_CORE_ENGINE_HOST_BUFFER_H_
 #define STRONGHOLD_CORE_ENGINE_HOST_BUFFER_H_
 
 #include "core/model/gpt_layout.h"
+#include "core/optim/optimizer.h"
+#include "core/plan/job_config.h"
 
 namespace stronghold::core {
 
@@ -34,6 +53,14 @@ struct HostBuffer {
   // (core/engine/tier_reader.h).
   int sent_array = -1;
 };
+
+// The optimizer's element type for the compute precision.
+DType ToDType(Precision precision);
+
+// The optimizer's view of a host buffer; its working copy (if any) is
+// written in the compute precision. The pointers of state on the NVMe tier
+// stay null: the caller points them at the staged copies.
+ParamBuffer ToParamBuffer(const HostBuffer& buffer, Precision precision);
 
 }  // namespace stronghold::core
 

@@ -27,8 +27,8 @@ void CapTorchCudaAllocator(int64_t bytes) {
   c10::cuda::CUDACachingAllocator::setMemoryFraction(fraction, 0);
 }
 
-absl::StatusOr<StepReport> TrainAllOnGpu(const JobConfig& c, int warmup) {
-  std::vector<StepReport> steps;
+absl::StatusOr<StepMetrics> TrainAllOnGpu(const JobConfig& c, int warmup) {
+  std::vector<StepMetrics> steps;
   int64_t peak_bytes = 0;
   try {
     const auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(torch::kCUDA, 0);
@@ -77,7 +77,7 @@ absl::StatusOr<StepReport> TrainAllOnGpu(const JobConfig& c, int warmup) {
     return absl::InternalError(e.what());
   }
   c10::cuda::CUDACachingAllocator::emptyCache();
-  StepReport mean = MeanAfterWarmup(c, steps, warmup);
+  StepMetrics mean = MeanAfterWarmup(c, steps, warmup);
   mean.window = c.model.layers;
   mean.device_peak_bytes = peak_bytes;
   return mean;

@@ -27,7 +27,7 @@ void CapTorchCudaAllocator(int64_t bytes);
 // N(0, 0.02) on the GPU (the speed is what counts; the engine's runs use
 // core/model's init). RESOURCE_EXHAUSTED when it does not fit under the
 // allocator's cap; the cache is emptied either way.
-absl::StatusOr<StepReport> TrainAllOnGpu(const JobConfig& config, int warmup);
+absl::StatusOr<StepMetrics> TrainAllOnGpu(const JobConfig& config, int warmup);
 
 }  // namespace stronghold::core
 

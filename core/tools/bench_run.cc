@@ -18,7 +18,7 @@ class ReportLog : public TrainerObserver {
  public:
   ReportLog(int64_t steps, std::function<void(const std::string&)> on_message)
       : steps_(steps), on_message_(std::move(on_message)) {}
-  void OnStep(const StepReport& r) override { reports.push_back(r); }
+  void OnStep(const StepMetrics& r) override { reports.push_back(r); }
   void OnMessage(const std::string& m) override {
     if (on_message_) on_message_(m);
   }
@@ -29,7 +29,7 @@ class ReportLog : public TrainerObserver {
                                                           : StopRequest::kNone;
   }
 
-  std::vector<StepReport> reports;
+  std::vector<StepMetrics> reports;
   std::string last_trace;
 
  private:
@@ -39,7 +39,7 @@ class ReportLog : public TrainerObserver {
 
 }  // namespace
 
-absl::StatusOr<std::vector<StepReport>> RunSteps(const JobConfig& config,
+absl::StatusOr<std::vector<StepMetrics>> RunSteps(const JobConfig& config,
                                                  const BenchRunOptions& options) {
   JobConfig c = config;
   ++c.training.steps;  // cancelled before this one: no final checkpoint
@@ -67,15 +67,15 @@ absl::StatusOr<std::vector<StepReport>> RunSteps(const JobConfig& config,
   return std::move(log.reports);
 }
 
-StepReport MeanAfterWarmup(const JobConfig& config, const std::vector<StepReport>& reports,
+StepMetrics MeanAfterWarmup(const JobConfig& config, const std::vector<StepMetrics>& reports,
                            int warmup) {
-  StepReport mean = reports.back();
+  StepMetrics mean = reports.back();
   const size_t first = static_cast<size_t>(warmup) < reports.size() ? warmup : reports.size() - 1;
   double* const times[] = {&mean.step_s,     &mean.compute_s,  &mean.optimizer_s,
                            &mean.h2d_wait_s, &mean.d2h_wait_s, &mean.nvme_wait_s};
   for (double* t : times) *t = 0;
   for (size_t i = first; i < reports.size(); ++i) {
-    const StepReport& r = reports[i];
+    const StepMetrics& r = reports[i];
     mean.step_s += r.step_s;
     mean.compute_s += r.compute_s;
     mean.optimizer_s += r.optimizer_s;

@@ -45,7 +45,7 @@ void CaseTable::PrintHeader() const {
 }
 
 absl::StatusOr<double> CaseTable::TryAllOnGpu(const std::string& name, const JobConfig& config) {
-  absl::StatusOr<StepReport> r = TrainAllOnGpu(config, options_.warmup_steps);
+  absl::StatusOr<StepMetrics> r = TrainAllOnGpu(config, options_.warmup_steps);
   if (!r.ok()) return r.status();
   return Add(name, *r);
 }
@@ -72,7 +72,7 @@ double CaseTable::Engine(const std::string& name, const JobConfig& config,
   if (!options_.trace_dir.empty()) {
     run.trace_file = options_.trace_dir + "/" + Slug(name) + ".json";
   }
-  const absl::StatusOr<std::vector<StepReport>> reports = RunSteps(config, run);
+  const absl::StatusOr<std::vector<StepMetrics>> reports = RunSteps(config, run);
   if (!reports.ok()) {
     std::printf("%-28s does not run: %s\n", name.c_str(),
                 std::string(reports.status().message()).c_str());
@@ -83,7 +83,7 @@ double CaseTable::Engine(const std::string& name, const JobConfig& config,
   if (config.offload.speculative_updates) {
     int rolled = 0;
     std::string norms;
-    for (const StepReport& s : *reports) {
+    for (const StepMetrics& s : *reports) {
       rolled += s.rolled_back;
       absl::StrAppend(&norms, norms.empty() ? "" : " ", absl::StrFormat("%.3g", s.grad_norm));
     }
@@ -121,7 +121,7 @@ double CaseTable::Mfu(double tflops) const {
   return options_.peak_tflops > 0 ? 100 * tflops / options_.peak_tflops : 0.0;
 }
 
-double CaseTable::Add(const std::string& name, const StepReport& step) {
+double CaseTable::Add(const std::string& name, const StepMetrics& step) {
   rows_.push_back({name, step});
   const double sps = step.samples_per_s, first = rows_.front().step.samples_per_s;
   std::printf("%-28s %6d %9.3f %9.3f %9.3f %9.2f %5.1f%% %9.3fx %7.2f GiB %7.3f %7.3f\n",

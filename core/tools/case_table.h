@@ -69,12 +69,12 @@ class CaseTable {
  private:
   struct Row {
     std::string name;
-    StepReport step;  // the mean step after the warm-up
+    StepMetrics step;  // the mean step after the warm-up
   };
 
   double Mfu(double tflops) const;
   // Stores and prints a row; returns its samples/s.
-  double Add(const std::string& name, const StepReport& step);
+  double Add(const std::string& name, const StepMetrics& step);
 
   const CaseTableOptions options_;
   const std::chrono::steady_clock::time_point begin_;

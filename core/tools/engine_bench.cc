@@ -28,7 +28,7 @@ namespace {
 
 class Meter : public TrainerObserver {
  public:
-  void OnStep(const StepReport& r) override {
+  void OnStep(const StepMetrics& r) override {
     reports.push_back(r);
   }
   void OnMessage(const std::string& m) override {
@@ -36,7 +36,7 @@ class Meter : public TrainerObserver {
   }
   void OnCheckpoint(const std::string&) override {}
   StopRequest StopRequested() override { return StopRequest::kNone; }
-  std::vector<StepReport> reports;
+  std::vector<StepMetrics> reports;
 };
 
 struct Figures {
@@ -62,7 +62,7 @@ Figures Measure(const JobConfig& c, int64_t budget, int warmup) {
   Figures f;
   int n = 0;
   for (size_t i = warmup; i < m.reports.size(); ++i, ++n) {
-    const StepReport& r = m.reports[i];
+    const StepMetrics& r = m.reports[i];
     f.step_s += r.step_s;
     f.compute_s += r.compute_s;
     f.h2d_wait_s += r.h2d_wait_s;

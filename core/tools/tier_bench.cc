@@ -59,11 +59,11 @@ double Seconds() {
 
 class Meter : public TrainerObserver {
  public:
-  void OnStep(const StepReport& r) override { reports.push_back(r); }
+  void OnStep(const StepMetrics& r) override { reports.push_back(r); }
   void OnMessage(const std::string&) override {}
   void OnCheckpoint(const std::string&) override {}
   StopRequest StopRequested() override { return StopRequest::kNone; }
-  std::vector<StepReport> reports;
+  std::vector<StepMetrics> reports;
 };
 
 struct Figures {
@@ -91,7 +91,7 @@ Figures Measure(const JobConfig& c, const std::string& job_dir, int ssd_layers,
   const int n = static_cast<int>(m.reports.size()) - kWarmup;
   CHECK_GT(n, 0) << "--steps must exceed " << kWarmup;
   for (size_t i = kWarmup; i < m.reports.size(); ++i) {
-    const StepReport& r = m.reports[i];
+    const StepMetrics& r = m.reports[i];
     f.step_s += r.step_s / n;
     f.nvme_wait_s += r.nvme_wait_s / n;
     f.compute_s += r.compute_s / n;

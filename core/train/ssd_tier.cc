@@ -90,7 +90,7 @@ absl::Status SsdTier::Open(HostLedger* ledger) {
       item.array_bytes.push_back(bytes);
     }
     if (WeightSpilled(i)) {
-      // Written by the trainer (RefreshWorkingCopies) before the first step
+      // Written by the trainer (HostState::RefreshWorkingCopies) before the first step
       // reads it, then by each update; never staged for one.
       item.arrays.push_back("working");
       item.array_bytes.push_back(layouts_[i].count * ComputeElementBytes(config_.training.precision));

@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/engine/step_metrics.h"
 #include "core/plan/execution_plan.h"
 #include "core/plan/job_config.h"
 #include "core/train/trainer_options.h"
@@ -43,39 +44,6 @@
 namespace stronghold::core {
 
 class Device;
-
-struct StepReport {
-  int64_t step = 0;  // 1-based
-  int64_t steps = 0;
-  double loss = 0.0;
-  double lr = 0.0;
-  double grad_norm = 0.0;
-  double step_s = 0.0;
-  double compute_s = 0.0;    // forward + backward
-  double optimizer_s = 0.0;  // exposed: time compute waited for AdamW
-  double h2d_wait_s = 0.0;   // exposed: time compute waited for weights
-  double d2h_wait_s = 0.0;   // exposed: time compute waited for gradient hand-off
-  double nvme_wait_s = 0.0;  // exposed: time the engine waited for tier reads for H2D
-  double samples_per_s = 0.0;
-  double tokens_per_s = 0.0;
-  double model_tflops = 0.0;
-  int window = 0;
-  int64_t device_peak_bytes = 0;  // device arena high-water mark (windowed methods)
-  int64_t h2d_bytes = 0;          // bytes copied host -> device (windowed methods)
-  int64_t d2h_bytes = 0;          // bytes copied device -> host (windowed methods)
-  // NVMe tier traffic (WindowedEngine's EngineStepStats): read from the
-  // device, reused from its staging instead of read, written.
-  int64_t nvme_read_bytes = 0;
-  int64_t nvme_reused_bytes = 0;
-  int64_t nvme_write_bytes = 0;
-  // Reads from the tier for H2D outside the engine's planned fetch order
-  // (each one synchronous): 0 unless the engine's order changed, a
-  // performance bug that tests catch.
-  int64_t nvme_unplanned_reads = 0;
-  double loss_scale = 1.0;  // fp16's dynamic loss scale used by this step (else 1)
-  bool skipped = false;     // fp16 overflow: the step updated nothing (grad_norm 0)
-  bool rolled_back = false; // speculative updates undone (offload.speculative_updates)
-};
 
 enum class StopRequest {
   kNone,
@@ -87,7 +55,7 @@ enum class StopRequest {
 class TrainerObserver {
  public:
   virtual ~TrainerObserver() = default;
-  virtual void OnStep(const StepReport& report) = 0;
+  virtual void OnStep(const StepMetrics& metrics) = 0;
   virtual void OnMessage(const std::string& message) = 0;
   // A checkpoint named `name` is complete and durable.
   virtual void OnCheckpoint(const std::string& name) = 0;

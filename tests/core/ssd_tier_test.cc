@@ -35,7 +35,7 @@ using ::testing::HasSubstr;
 
 class Recorder : public TrainerObserver {
  public:
-  void OnStep(const StepReport& r) override {
+  void OnStep(const StepMetrics& r) override {
     losses.push_back(r.loss);
     nvme_read_bytes += r.nvme_read_bytes;
     nvme_reused_bytes += r.nvme_reused_bytes;

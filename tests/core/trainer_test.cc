@@ -17,7 +17,7 @@ namespace fs = std::filesystem;
 
 class Recorder : public TrainerObserver {
  public:
-  void OnStep(const StepReport& s) override {
+  void OnStep(const StepMetrics& s) override {
     losses.push_back(s.loss);
     if (stop_after > 0 && s.step >= stop_after) stop = stop_kind;
   }

@@ -15,7 +15,7 @@ std::string TestDir(const std::string& name) {
   return p.string();
 }
 
-void StepRecorder::OnStep(const StepReport& r) {
+void StepRecorder::OnStep(const StepMetrics& r) {
   steps.push_back(r.step);
   losses.push_back(r.loss);
   norms.push_back(r.grad_norm);

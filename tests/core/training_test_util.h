@@ -22,14 +22,14 @@ std::string TestDir(const std::string& name);
 // `stop_after` (> 0) is done.
 class StepRecorder : public TrainerObserver {
  public:
-  void OnStep(const StepReport& r) override;
+  void OnStep(const StepMetrics& r) override;
   void OnMessage(const std::string& m) override { messages.push_back(m); }
   void OnCheckpoint(const std::string& name) override { checkpoints.push_back(name); }
   StopRequest StopRequested() override { return stop; }
   void OnTrace(int64_t step, const std::string& json) override { traces[step] = json; }
 
   std::vector<int64_t> steps;
-  std::vector<double> losses, norms, scales;  // scales: StepReport::loss_scale
+  std::vector<double> losses, norms, scales;  // scales: StepMetrics::loss_scale
   std::vector<bool> skipped;
   std::vector<std::string> messages, checkpoints;
   std::map<int64_t, std::string> traces;

@@ -2,7 +2,7 @@
 // reflection sets every field of a JobSpec (nested messages, repeated
 // fields, enums to each non-default value) and checks that it survives
 // JobSpec -> JobConfig -> JobSpec; and it checks that converting a
-// StepReport or a MemoryPlan whose every field is set leaves no field of the
+// StepMetrics or a MemoryPlan whose every field is set leaves no field of the
 // proto at its default. So a field added to the proto without a conversion
 // fails here; a field added to the engine's structs fails the member counts
 // below until the conversion and this test carry it.
@@ -185,11 +185,11 @@ TEST(ProtoConvertTest, UnsetOptionalFieldsTakeTheDefaults) {
   EXPECT_EQ(c.training.precision, core::Precision::kFp32);
 }
 
-TEST(ProtoConvertTest, EveryStepReportFieldReachesStepMetrics) {
-  ASSERT_EQ(MemberCount<core::StepReport>(), 25)
-      << "a StepReport member was added: carry it in ToStepMetrics "
+TEST(ProtoConvertTest, EveryStepMetricsFieldReachesTheProto) {
+  ASSERT_EQ(MemberCount<core::StepMetrics>(), 30)
+      << "a StepMetrics member was added: carry it in ToStepMetrics "
          "(proto/stronghold/v1/stronghold.proto) and list it below";
-  core::StepReport s;
+  core::StepMetrics s;
   s.step = 3;
   s.steps = 30;
   s.loss = 2.5;
@@ -215,10 +215,15 @@ TEST(ProtoConvertTest, EveryStepReportFieldReachesStepMetrics) {
   s.loss_scale = 65536;
   s.skipped = true;
   s.rolled_back = true;
+  s.layer_forward_s = 0.25;
+  s.layer_backward_s = 0.375;
+  s.layer_h2d_s = 0.4375;
+  s.layer_d2h_s = 0.46875;
+  s.layer_optimizer_s = 0.75;
 
   const v1::StepMetrics m = ToStepMetrics(s, /*device_peak_flops=*/8e9);
   EXPECT_EQ(DefaultFields(m), std::vector<std::string>{});
-  // Each StepMetrics field by name, from the StepReport member of that
+  // Each StepMetrics field by name, from the core::StepMetrics member of that
   // name; the list must cover the proto (mfu is derived).
   const std::vector<std::pair<std::string, double>> expected = {
       {"step", s.step},
@@ -246,6 +251,11 @@ TEST(ProtoConvertTest, EveryStepReportFieldReachesStepMetrics) {
       {"loss_scale", s.loss_scale},
       {"skipped", 1},
       {"rolled_back", 1},
+      {"layer_forward_s", s.layer_forward_s},
+      {"layer_backward_s", s.layer_backward_s},
+      {"layer_h2d_s", s.layer_h2d_s},
+      {"layer_d2h_s", s.layer_d2h_s},
+      {"layer_optimizer_s", s.layer_optimizer_s},
       {"mfu", 0.004e12 / 8e9},
   };
   EXPECT_EQ(static_cast<int>(expected.size()),

@@ -37,7 +37,7 @@ core::JobConfig TinyConfig(int steps) {
 
 class NullObserver : public core::TrainerObserver {
  public:
-  void OnStep(const core::StepReport&) override {}
+  void OnStep(const core::StepMetrics&) override {}
   void OnMessage(const std::string&) override {}
   void OnCheckpoint(const std::string&) override {}
   core::StopRequest StopRequested() override { return core::StopRequest::kNone; }
