@@ -35,6 +35,8 @@ APT_PACKAGES=(
   # ASan/UBSan runtimes (libclang-rt-14-dev), make, and pkg-config for the
   # system libraries' link flags.
   clang-14 libclang-rt-14-dev make pkgconf
+  # deploy/format.sh (run by deploy/test.sh): the C++ tree's formatting.
+  clang-format
   # The NVMe tier's benchmark (//core/tools:io_bench) runs fio beside its own
   # backends at the same block size, queue depth and O_DIRECT.
   fio

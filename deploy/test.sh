@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds everything and runs every test, then the
-# fuzzers (tests/fuzz/build_and_run.sh; FUZZ_SECONDS per target, default 30).
+# fuzzers (tests/fuzz/build_and_run.sh; FUZZ_SECONDS per target, default 30)
+# and the formatting check (deploy/format.sh --check).
 # Usage: ./deploy/test.sh [extra bazel test flags]
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -23,11 +24,18 @@ rc=${PIPESTATUS[0]}
 # one line per target, "fuzz/<target> PASSED|FAILED", counted below.
 echo "==> fuzz: tests/fuzz/build_and_run.sh (${FUZZ_SECONDS:-30} s per target)"
 tests/fuzz/build_and_run.sh 2>&1 | tee -a "$log"
-fuzz_rc=${PIPESTATUS[0]}
+other_rc=${PIPESTATUS[0]}
+echo "==> deploy/format.sh --check"
+if ./deploy/format.sh --check; then
+  echo "format/clang-format PASSED" | tee -a "$log"
+else
+  other_rc=1
+  echo "format/clang-format FAILED" | tee -a "$log"
+fi
 set -e
-passed=$(grep -cE '^(//.*|fuzz/[a-z_]+) PASSED( |$)' "$log" || true)
-failed=$(grep -cE '^(//.* (FAILED|TIMEOUT|NO STATUS|INCOMPLETE)|fuzz/[a-z_]+ FAILED)( |$)' "$log" || true)
+passed=$(grep -cE '^(//.*|(fuzz|format)/[a-z_-]+) PASSED( |$)' "$log" || true)
+failed=$(grep -cE '^(//.* (FAILED|TIMEOUT|NO STATUS|INCOMPLETE)|(fuzz|format)/[a-z_-]+ FAILED)( |$)' "$log" || true)
 echo
 echo "tests: $passed passed, $failed failed"
-[ "$rc" -ne 0 ] || rc=$fuzz_rc
+[ "$rc" -ne 0 ] || rc=$other_rc
 exit "$rc"
