@@ -57,13 +57,15 @@ bool WaitReady(int fd, short events, int stop_fd, absl::Time deadline) {
     const absl::Duration left = deadline - absl::Now();
     if (left <= absl::ZeroDuration()) return false;
     pollfd fds[2] = {{fd, events, 0}, {stop_fd, POLLIN, 0}};
-    const int64_t ms = std::min<int64_t>(absl::ToInt64Milliseconds(left) + 1, 60'000);
+    const int64_t ms =
+        std::min<int64_t>(absl::ToInt64Milliseconds(left) + 1, 60'000);
     if (poll(fds, 2, static_cast<int>(ms)) < 0) {
       if (errno == EINTR) continue;
       return false;
     }
     if (fds[1].revents != 0) return false;
-    if (fds[0].revents != 0) return true;  // ready, or an error the next call reports
+    if (fds[0].revents != 0)
+      return true;  // ready, or an error the next call reports
   }
 }
 
@@ -105,11 +107,11 @@ class ClientSocket {
   const absl::Time deadline_;
 };
 
-void Reply(ClientSocket& c, absl::string_view status, absl::string_view content_type,
-           absl::string_view body, bool head) {
+void Reply(ClientSocket& c, absl::string_view status,
+           absl::string_view content_type, absl::string_view body, bool head) {
   c.SendAll(absl::StrCat("HTTP/1.1 ", status, "\r\nContent-Type: ",
-                           content_type, "\r\nContent-Length: ", body.size(),
-                           "\r\nConnection: close\r\n\r\n", head ? "" : body));
+                         content_type, "\r\nContent-Length: ", body.size(),
+                         "\r\nConnection: close\r\n\r\n", head ? "" : body));
 }
 
 }  // namespace
@@ -195,7 +197,7 @@ int MetricsHttpServer::ReapLocked() {
   int open = 0;
   for (auto it = connections_.begin(); it != connections_.end();) {
     if (it->done) {
-      it->thread.join();  // it set `done` under mu_ and is returning
+      it->thread.join();  // it set `done` under mu_: only its close is left
       it = connections_.erase(it);
     } else {
       ++open;
@@ -214,7 +216,8 @@ void MetricsHttpServer::Loop() {
       return;
     }
     if (fds[1].revents != 0) return;
-    const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    const int fd =
+        accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0) continue;  // the client gave up, or out of descriptors for now
     const absl::Time deadline = absl::Now() + options_.request_deadline;
     absl::MutexLock lock(&mu_);
@@ -226,9 +229,14 @@ void MetricsHttpServer::Loop() {
     try {
       c->thread = std::thread([this, fd, deadline, c] {
         Serve(fd, deadline);
+        // Done before the close: a client that sees its connection end
+        // (and connects again at once) must find it no longer counted.
+        // Reaping joins this thread, so it waits for the close.
+        {
+          absl::MutexLock done_lock(&mu_);
+          c->done = true;
+        }
         close(fd);
-        absl::MutexLock done_lock(&mu_);
-        c->done = true;
       });
     } catch (const std::system_error& e) {
       LOG(WARNING) << "metrics server: cannot start a thread: " << e.what();
