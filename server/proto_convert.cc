@@ -209,8 +209,6 @@ v1::StepMetrics ToStepMetrics(const core::StepMetrics& s,
   m.set_rolled_back(s.rolled_back);
   m.set_layer_forward_s(s.layer_forward_s);
   m.set_layer_backward_s(s.layer_backward_s);
-  m.set_layer_h2d_s(s.layer_h2d_s);
-  m.set_layer_d2h_s(s.layer_d2h_s);
   m.set_layer_optimizer_s(s.layer_optimizer_s);
   if (device_peak_flops > 0) {
     m.set_mfu(s.model_tflops * 1e12 / device_peak_flops);

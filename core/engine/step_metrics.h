@@ -19,7 +19,7 @@ namespace stronghold::core {
 
 struct StepMetrics {
   // Trainer: the position and the step's rates.
-  int64_t step = 0;  // 1-based
+  int64_t step = 0;   // 1-based
   int64_t steps = 0;  // the job's training.steps
   // Engine: the mean loss over the global batch, and the global gradient
   // norm before clipping (0 for a skipped fp16 step).
@@ -69,12 +69,10 @@ struct StepMetrics {
   bool rolled_back = false;
   // Engine, per block layer, averaged over micro-batches: forward and
   // backward (with recompute) compute seconds (a profiling step reports the
-  // median layer's forward: WindowedEngine::ProfileNextStep), one H2D and
-  // one D2H copy's seconds (not measured yet: 0), and the CPU AdamW update.
+  // median layer's forward: WindowedEngine::ProfileNextStep), and the CPU
+  // AdamW update.
   double layer_forward_s = 0.0;
   double layer_backward_s = 0.0;
-  double layer_h2d_s = 0.0;
-  double layer_d2h_s = 0.0;
   double layer_optimizer_s = 0.0;
 };
 
