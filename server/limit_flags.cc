@@ -10,8 +10,8 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "server/address.h"
 #include "core/util/status_macros.h"
+#include "server/address.h"
 #include "server/job_limits.h"
 
 // Limits (docs/security.md#limits): what one principal, and everyone, may
@@ -46,7 +46,6 @@ ABSL_FLAG(absl::Duration, grpc_keepalive_time, absl::Seconds(60),
           "Ping a connection idle this long, to find clients that are gone");
 ABSL_FLAG(absl::Duration, grpc_keepalive_timeout, absl::Seconds(20),
           "Close a connection whose ping is not answered within this");
-
 
 namespace stronghold::server {
 
