@@ -101,8 +101,7 @@ std::optional<std::string> SecurityAdvice(const absl::Status& status,
         has_token ? "check the token (--token-file or $STRONGHOLD_TOKEN)"
         : has_cert
             ? "check that it accepts your client certificate (--tls-cert), or "
-              "use a token "
-              "(--token-file or $STRONGHOLD_TOKEN)"
+              "use a token (--token-file or $STRONGHOLD_TOKEN)"
             : "give a client certificate (--tls-cert and --tls-key) or a token "
               "(--token-file or $STRONGHOLD_TOKEN)");
   }
@@ -146,8 +145,8 @@ std::optional<std::string> SecurityAdvice(const absl::Status& status,
         "), as it does when ",
         has_cert
             ? "it does not trust your client certificate: check that "
-              "--tls-cert is signed "
-              "by a CA the daemon trusts (its --tls_client_ca)"
+              "--tls-cert is signed by a CA the daemon trusts (its "
+              "--tls_client_ca)"
             : "it requires a client certificate: give --tls-cert and --tls-key",
         has_token
             ? ""

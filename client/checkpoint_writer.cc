@@ -145,8 +145,7 @@ absl::StatusOr<std::string> CheckpointWriter::Commit(
         "SHA-256 mismatch for ", final_path_, ": the daemon says ",
         expected_sha256, ", the ", size_, " bytes received hash to ", actual,
         "; removed ", part_path_,
-        ", run the command again to download "
-        "from the start"));
+        ", run the command again to download from the start"));
     unlink(part_path_.c_str());
     return sticky_error_;
   }

@@ -22,8 +22,8 @@ constexpr double kDefaultTimeoutS = 30;
 const std::vector<FlagSpec>& GlobalFlags() {
   static const auto* flags = new std::vector<FlagSpec>{
       {"daemon", "ADDRESS",
-       "socket path, unix:PATH or host:port (default: "
-       "$STRONGHOLD_DAEMON, else the default socket)"},
+       "socket path, unix:PATH or host:port (default: $STRONGHOLD_DAEMON, else "
+       "the default socket)"},
       {"output", "table|json", "output format (default table)"},
       {"timeout", "SECONDS",
        "deadline per request, not for watch/fetch (default 30; 0 = none)"},
@@ -65,8 +65,8 @@ void PrintUsage(std::ostream& out) {
   out << "\nGlobal flags (before or after COMMAND):\n";
   PrintFlags(GlobalFlags(), out);
   out << "\nWithout --daemon: $STRONGHOLD_DAEMON, else "
-         "$XDG_RUNTIME_DIR/stronghold/strongholdd.sock\n"
-         "when XDG_RUNTIME_DIR is set, else /run/stronghold/strongholdd.sock.\n"
+         "$XDG_RUNTIME_DIR/stronghold/strongholdd.sock\nwhen XDG_RUNTIME_DIR "
+         "is set, else /run/stronghold/strongholdd.sock.\n"
       << "\nFlags take a value as --name VALUE or --name=VALUE.\nRun '"
       << kProgram << " COMMAND --help' for a command's flags.\n"
       << "Exit codes: 0 ok; 1 error from the daemon, or a watched job that did "
@@ -173,8 +173,7 @@ void ReportError(const absl::Status& status, const std::string& address,
     return;
   }
   const std::optional<std::string> socket = UnixSocketPath(address);
-  err << "cannot reach strongholdd at " << address << " (" << message
-      << ")\n"
+  err << "cannot reach strongholdd at " << address << " (" << message << ")\n"
       << "Is the daemon running? Start it with\n";
   if (socket.has_value() || address.find(':') == std::string::npos) {
     err << "  strongholdd --socket " << socket.value_or("PATH")

@@ -19,10 +19,10 @@ namespace stronghold::client {
 
 struct CliOptions {
   AddressEnvironment address_env;  // where --daemon defaults come from
-  std::string token_env;           // $STRONGHOLD_TOKEN (client/channel_security.h)
-  std::ostream* out = nullptr;     // results
-  std::ostream* err = nullptr;     // errors and notes
-  bool out_is_terminal = false;    // `out` is a terminal: live progress lines
+  std::string token_env;        // $STRONGHOLD_TOKEN (client/channel_security.h)
+  std::ostream* out = nullptr;  // results
+  std::ostream* err = nullptr;  // errors and notes
+  bool out_is_terminal = false;  // `out` is a terminal: live progress lines
 };
 
 // Runs one command line; `args` excludes the program name. Returns the exit

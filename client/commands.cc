@@ -129,19 +129,20 @@ Command CancelCommand() {
       .parse = [](const ParsedArgs& args) -> absl::StatusOr<Action> {
         ASSIGN_OR_RETURN(std::string name, JobName(args.positional()[0]));
         const bool checkpoint = args.Has("checkpoint");
-        return [name, checkpoint](CommandContext& context) -> absl::StatusOr<int> {
-          ASSIGN_OR_RETURN(const v1::Job job,
-                           context.client->CancelJob(name, checkpoint));
-          RETURN_IF_ERROR(PrintResult(job, context, [&](std::ostream& out) {
-            out << job.name() << " " << v1::Job::State_Name(job.state());
-            if (checkpoint && job.checkpoints_size() > 0) {
-              out << ", checkpoint "
-                  << job.checkpoints(job.checkpoints_size() - 1);
-            }
-            out << "\n";
-          }));
-          return 0;
-        };
+        return
+            [name, checkpoint](CommandContext& context) -> absl::StatusOr<int> {
+              ASSIGN_OR_RETURN(const v1::Job job,
+                               context.client->CancelJob(name, checkpoint));
+              RETURN_IF_ERROR(PrintResult(job, context, [&](std::ostream& out) {
+                out << job.name() << " " << v1::Job::State_Name(job.state());
+                if (checkpoint && job.checkpoints_size() > 0) {
+                  out << ", checkpoint "
+                      << job.checkpoints(job.checkpoints_size() - 1);
+                }
+                out << "\n";
+              }));
+              return 0;
+            };
       },
   };
 }
@@ -157,7 +158,8 @@ Command DeleteCommand() {
         return [name](CommandContext& context) -> absl::StatusOr<int> {
           RETURN_IF_ERROR(context.client->DeleteJob(name));
           if (context.output == OutputFormat::kJson) {
-            *context.out << "{\"name\": \"" << name << "\", \"deleted\": true}\n";
+            *context.out << "{\"name\": \"" << name
+                         << "\", \"deleted\": true}\n";
           } else {
             *context.out << name << " deleted\n";
           }
@@ -204,21 +206,28 @@ Command TraceCommand() {
   return {
       .name = "trace",
       .args_usage = "JOB",
-      .summary = "save a recent step's timeline as Chrome trace JSON (open in Perfetto)",
+      .summary =
+          "save a recent step's timeline as Chrome trace JSON (open in "
+          "Perfetto)",
       .positional_args = 1,
       .flags = {{"out", "FILE", "file to write (required)"}},
       .parse = [](const ParsedArgs& args) -> absl::StatusOr<Action> {
         ASSIGN_OR_RETURN(std::string name, JobName(args.positional()[0]));
         const std::string out_path = args.Get("out").value_or("");
-        if (out_path.empty()) return absl::InvalidArgumentError("--out: required");
-        return [name, out_path](CommandContext& context) -> absl::StatusOr<int> {
-          ASSIGN_OR_RETURN(const v1::JobTrace trace, context.client->GetJobTrace(name));
-          RETURN_IF_ERROR(core::WriteFileAtomically(out_path, trace.chrome_trace_json()));
-          *context.out << "wrote the timeline of step " << trace.step() << " of " << name
-                       << " to " << out_path << " (" << trace.chrome_trace_json().size()
-                       << " bytes); open it in https://ui.perfetto.dev\n";
-          return 0;
-        };
+        if (out_path.empty())
+          return absl::InvalidArgumentError("--out: required");
+        return
+            [name, out_path](CommandContext& context) -> absl::StatusOr<int> {
+              ASSIGN_OR_RETURN(const v1::JobTrace trace,
+                               context.client->GetJobTrace(name));
+              RETURN_IF_ERROR(core::WriteFileAtomically(
+                  out_path, trace.chrome_trace_json()));
+              *context.out << "wrote the timeline of step " << trace.step()
+                           << " of " << name << " to " << out_path << " ("
+                           << trace.chrome_trace_json().size()
+                           << " bytes); open it in https://ui.perfetto.dev\n";
+              return 0;
+            };
       },
   };
 }
@@ -227,7 +236,7 @@ Command TraceCommand() {
 
 const std::vector<Command>& AllCommands() {
   static const auto* commands = new std::vector<Command>{
-      SubmitCommand(), StatusCommand(), ListCommand(), CancelCommand(),
+      SubmitCommand(), StatusCommand(), ListCommand(),  CancelCommand(),
       DeleteCommand(), WatchCommand(),  FetchCommand(), PlanCommand(),
       NodeCommand(),   TraceCommand(),  BenchCommand(),
   };

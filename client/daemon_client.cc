@@ -73,7 +73,8 @@ void MarkInterruptedStream(absl::Status& status) {
 
 namespace {
 
-std::shared_ptr<grpc::ChannelCredentials> Credentials(const ChannelSecurity& security) {
+std::shared_ptr<grpc::ChannelCredentials> Credentials(
+    const ChannelSecurity& security) {
   if (!security.tls) return grpc::InsecureChannelCredentials();
   grpc::SslCredentialsOptions ssl;
   ssl.pem_root_certs = security.root_certs_pem;
@@ -131,9 +132,11 @@ absl::StatusOr<v1::Job> DaemonClient::CancelJob(const std::string& name,
 absl::Status DaemonClient::DeleteJob(const std::string& name) {
   v1::DeleteJobRequest request;
   request.set_name(name);
-  return Unary<google::protobuf::Empty>(options_.timeout, [&](auto* context, auto* empty) {
-                   return stub_->DeleteJob(context, request, empty);
-                 })
+  return Unary<google::protobuf::Empty>(options_.timeout,
+                                        [&](auto* context, auto* empty) {
+                                          return stub_->DeleteJob(
+                                              context, request, empty);
+                                        })
       .status();
 }
 
@@ -152,7 +155,8 @@ absl::StatusOr<v1::Node> DaemonClient::GetNode() {
   });
 }
 
-absl::StatusOr<v1::JobTrace> DaemonClient::GetJobTrace(const std::string& name) {
+absl::StatusOr<v1::JobTrace> DaemonClient::GetJobTrace(
+    const std::string& name) {
   v1::GetJobTraceRequest request;
   request.set_name(name);
   return Unary<v1::JobTrace>(options_.timeout, [&](auto* context, auto* trace) {

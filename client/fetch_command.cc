@@ -74,8 +74,8 @@ absl::StatusOr<std::string> PinCheckpoint(const FetchOptions& options,
   }
   const std::string pin_path = (fs::path(options.out_dir) / kPinFile).string();
   if (absl::StatusOr<std::string> pin = core::ReadFile(pin_path); pin.ok()) {
-    const std::vector<std::string> words = absl::StrSplit(
-        *pin, absl::ByAnyChar(" \n"), absl::SkipEmpty());
+    const std::vector<std::string> words =
+        absl::StrSplit(*pin, absl::ByAnyChar(" \n"), absl::SkipEmpty());
     if (words.size() == 2 && words[0] == job.name() && listed(words[1])) {
       *context.err << "continuing the fetch of " << words[1] << " (pinned in "
                    << pin_path << ")\n";
@@ -188,8 +188,8 @@ void PrintFetched(const std::string& checkpoint,
     std::vector<std::string> items;
     for (const Fetched& f : files) {
       items.push_back(absl::StrCat("{\"path\": ", JsonQuote(f.path),
-                                   ", \"bytes\": ", f.bytes, ", \"sha256\": ",
-                                   JsonQuote(f.sha256), "}"));
+                                   ", \"bytes\": ", f.bytes,
+                                   ", \"sha256\": ", JsonQuote(f.sha256), "}"));
     }
     *context.out << "{\"checkpoint\": " << JsonQuote(checkpoint)
                  << ", \"files\": [" << absl::StrJoin(items, ", ") << "]}\n";
@@ -224,8 +224,8 @@ absl::StatusOr<int> Fetch(const FetchOptions& options,
       pin_path, absl::StrCat(job.name(), " ", checkpoint, "\n")));
   ASSIGN_OR_RETURN(auto manifest, FetchManifest(options, checkpoint, context));
   for (const core::ManifestFile& file : manifest.second.files) {
-    ASSIGN_OR_RETURN(Fetched f, FetchFile(options, checkpoint, file.name,
-                                          &file, context));
+    ASSIGN_OR_RETURN(Fetched f,
+                     FetchFile(options, checkpoint, file.name, &file, context));
     fetched.push_back(std::move(f));
   }
   // Last: DIR now holds a complete checkpoint (core::VerifyCheckpoint reads
@@ -233,8 +233,7 @@ absl::StatusOr<int> Fetch(const FetchOptions& options,
   const std::string manifest_path =
       (fs::path(options.out_dir) / core::kManifestFile).string();
   RETURN_IF_ERROR(core::WriteFileAtomically(manifest_path, manifest.first));
-  fetched.push_back({manifest_path,
-                     static_cast<int64_t>(manifest.first.size()),
+  fetched.push_back({manifest_path, static_cast<int64_t>(manifest.first.size()),
                      core::Sha256Hex(manifest.first)});
   fs::remove(pin_path, ec);
   PrintFetched(checkpoint, fetched, context);
@@ -271,9 +270,9 @@ Command FetchCommand() {
                 "give --step or --checkpoint, not both");
           }
           if (!absl::SimpleAtoi(*step, &n) || n <= 0) {
-            return absl::InvalidArgumentError(absl::StrCat(
-                "--step: invalid value \"", *step,
-                "\" (expected a positive step number)"));
+            return absl::InvalidArgumentError(
+                absl::StrCat("--step: invalid value \"", *step,
+                             "\" (expected a positive step number)"));
           }
           options.checkpoint = core::CheckpointName(n);
         }

@@ -112,10 +112,12 @@ std::string FormatMetrics(const v1::StepMetrics& metrics, int64_t total_steps) {
       metrics.tokens_per_s(), metrics.step_s());
   // FP16 only (FP32/BF16 report 1; older daemons 0).
   if (metrics.loss_scale() != 0 && metrics.loss_scale() != 1) {
-    absl::StrAppend(&text, absl::StrFormat(" loss scale %g", metrics.loss_scale()));
+    absl::StrAppend(&text,
+                    absl::StrFormat(" loss scale %g", metrics.loss_scale()));
   }
   if (metrics.skipped()) absl::StrAppend(&text, " (skipped: fp16 overflow)");
-  if (metrics.rolled_back()) absl::StrAppend(&text, " (speculative updates redone)");
+  if (metrics.rolled_back())
+    absl::StrAppend(&text, " (speculative updates redone)");
   return text;
 }
 

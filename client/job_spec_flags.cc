@@ -190,9 +190,8 @@ const std::vector<SpecFlag>& SpecFlags() {
          s.mutable_offload()->set_kept_activation_layers(v);
        })},
       {{"speculative-updates", "on|off",
-        "stronghold/l2l with clipping: update layers during backward, undo "
-        "and redo clipped steps (same results; 12-14 B/param more host "
-        "memory)"},
+        "stronghold/l2l with clipping: update layers during backward, undo and "
+        "redo clipped steps (same results; 12-14 B/param more host memory)"},
        Enum<bool>({{"on", true}, {"off", false}},
                   [](JobSpec& s, bool v) {
                     s.mutable_offload()->set_speculative_updates(v);
@@ -235,11 +234,10 @@ const std::vector<SpecFlag>& SpecFlags() {
          s.mutable_checkpoint()->set_keep_last(v);
        })},
       {{"resume-from", "JOB[@STEP]",
-        "continue from a checkpoint of JOB (its newest, or step STEP): "
-        "JOB's spec with the flags given here on top"},
-       String([](JobSpec& s, std::string v) {
-         s.set_resume_from(std::move(v));
-       })},
+        "continue from a checkpoint of JOB (its newest, or step STEP): JOB's "
+        "spec with the flags given here on top"},
+       String(
+           [](JobSpec& s, std::string v) { s.set_resume_from(std::move(v)); })},
   };
   return *flags;
 }

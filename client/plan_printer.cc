@@ -25,50 +25,65 @@ std::string CountText(int64_t count) {
 
 const char* MethodText(v1::OffloadMethod m) {
   switch (m) {
-    case v1::L2L: return "L2L";
-    case v1::STRONGHOLD: return "STRONGHOLD";
-    default: return "RESIDENT";
+    case v1::L2L:
+      return "L2L";
+    case v1::STRONGHOLD:
+      return "STRONGHOLD";
+    default:
+      return "RESIDENT";
   }
 }
 
 }  // namespace
 
 std::string RunsAsText(const v1::MemoryPlan& plan) {
-  if (plan.reference()) return "the reference: plain autograd over the whole model on the host device";
-  std::string text = absl::StrCat(MethodText(plan.method()), " engine, window ", plan.window());
+  if (plan.reference())
+    return "the reference: plain autograd over the whole model on the host "
+           "device";
+  std::string text = absl::StrCat(MethodText(plan.method()), " engine, window ",
+                                  plan.window());
   if (plan.automatic_window()) {
-    absl::StrAppend(&text, " (automatic: the largest that fits; the smallest that hides the "
-                           "copies is chosen after profiling step 1)");
+    absl::StrAppend(&text,
+                    " (automatic: the largest that fits; the smallest that "
+                    "hides the copies is chosen after profiling step 1)");
   }
-  absl::StrAppend(&text, ", ", plan.slots(), " device slot", plan.slots() == 1 ? "" : "s");
-  if (plan.host_checkpoints()) absl::StrAppend(&text, ", activation checkpoints on the host");
+  absl::StrAppend(&text, ", ", plan.slots(), " device slot",
+                  plan.slots() == 1 ? "" : "s");
+  if (plan.host_checkpoints())
+    absl::StrAppend(&text, ", activation checkpoints on the host");
   if (plan.device_resident_layers() > 0) {
     absl::StrAppend(&text, ", layers 0..", plan.device_resident_layers() - 1,
                     " resident on the device");
   }
-  if (plan.device_embedding_optimizer()) absl::StrAppend(&text, ", embedding updated on the device");
-  if (plan.speculative_updates()) absl::StrAppend(&text, ", speculative updates");
+  if (plan.device_embedding_optimizer())
+    absl::StrAppend(&text, ", embedding updated on the device");
+  if (plan.speculative_updates())
+    absl::StrAppend(&text, ", speculative updates");
   return text;
 }
 
 void PrintPlan(const v1::MemoryPlan& plan, std::ostream& out) {
-  // What H2D sends may be on the tier too: fp32 masters or 16-bit working copies.
-  const bool fp32_masters = std::any_of(plan.buffers().begin(), plan.buffers().end(),
-                                        [](const auto& b) { return b.name() == "ssd.master.fp32"; });
+  // What H2D sends may be on the tier too: fp32 masters or 16-bit working
+  // copies.
+  const bool fp32_masters =
+      std::any_of(plan.buffers().begin(), plan.buffers().end(),
+                  [](const auto& b) { return b.name() == "ssd.master.fp32"; });
   KeyValues rows = {
       {"device", plan.device().empty() ? "-" : plan.device()},
       {"parameters", CountText(plan.parameters())},
       {"parameters per layer", CountText(plan.parameters_per_layer())},
       {"runs as", RunsAsText(plan)},
-      {"kept activations", absl::StrCat(plan.kept_activation_layers(),
-                                        " layers (the others are recomputed in backward)")},
+      {"kept activations",
+       absl::StrCat(plan.kept_activation_layers(),
+                    " layers (the others are recomputed in backward)")},
       {"on the NVMe tier",
-       absl::StrCat(plan.ssd_layers(), " layers' optimizer state, ",
-                    plan.ssd_weight_layers() == 0
-                        ? std::string("none of what the device reads")
-                        : absl::StrCat(plan.ssd_weight_layers(), " layers' ",
-                                       fp32_masters ? "fp32 masters" : "working copies",
-                                       " (sent to the device, read ahead)"))},
+       absl::StrCat(
+           plan.ssd_layers(), " layers' optimizer state, ",
+           plan.ssd_weight_layers() == 0
+               ? std::string("none of what the device reads")
+               : absl::StrCat(plan.ssd_weight_layers(), " layers' ",
+                              fp32_masters ? "fp32 masters" : "working copies",
+                              " (sent to the device, read ahead)"))},
       {"model FLOPs per step", HumanCount(plan.model_flops_per_step())},
       {"device total", BytesText(plan.device_bytes())},
       {"pinned total", BytesText(plan.pinned_bytes())},
@@ -77,7 +92,8 @@ void PrintPlan(const v1::MemoryPlan& plan, std::ostream& out) {
       {"device budget", BudgetText(plan.device_budget_bytes())},
       {"host budget", BudgetText(plan.host_budget_bytes())},
       {"fits", plan.fits() ? "yes" : "no"},
-      {"largest trainable layers", absl::StrCat(plan.max_layers(), " (these budgets, all else as given)")},
+      {"largest trainable layers",
+       absl::StrCat(plan.max_layers(), " (these budgets, all else as given)")},
   };
   if (!plan.reason().empty()) rows.push_back({"reason", plan.reason()});
   PrintKeyValues(rows, out);

@@ -25,22 +25,28 @@ struct Outcome {
 };
 
 // On a terminal, one line that rewrites itself:
-//   step 12/30 [#######---------]  40%  ETA 0:00:35  loss 3.4521  12.3 samples/s  MFU 1.2%  W 2
+//   step 12/30 [#######---------]  40%  ETA 0:00:35  loss 3.4521  12.3
+//   samples/s  MFU 1.2%  W 2
 // Other events print above it.
 class ProgressLine {
  public:
   void Update(const v1::StepMetrics& m, int64_t total_steps) {
     // The ETA follows an average of recent step times.
     step_s_ = step_s_ == 0 ? m.step_s() : 0.8 * step_s_ + 0.2 * m.step_s();
-    const double fraction = total_steps > 0 ? static_cast<double>(m.step()) / total_steps : 0;
+    const double fraction =
+        total_steps > 0 ? static_cast<double>(m.step()) / total_steps : 0;
     constexpr int kWidth = 20;
     const int filled = static_cast<int>(fraction * kWidth);
-    const int64_t eta = static_cast<int64_t>(step_s_ * std::max<int64_t>(0, total_steps - m.step()));
+    const int64_t eta = static_cast<int64_t>(
+        step_s_ * std::max<int64_t>(0, total_steps - m.step()));
     line_ = absl::StrFormat(
-        "step %d/%d [%s%s] %3.0f%%  ETA %d:%02d:%02d  loss %.4f  %.1f samples/s", m.step(),
-        total_steps, std::string(filled, '#'), std::string(kWidth - filled, '-'), 100 * fraction,
-        eta / 3600, eta / 60 % 60, eta % 60, m.loss(), m.samples_per_s());
-    if (m.mfu() > 0) absl::StrAppend(&line_, absl::StrFormat("  MFU %.1f%%", 100 * m.mfu()));
+        "step %d/%d [%s%s] %3.0f%%  ETA %d:%02d:%02d  loss %.4f  %.1f "
+        "samples/s",
+        m.step(), total_steps, std::string(filled, '#'),
+        std::string(kWidth - filled, '-'), 100 * fraction, eta / 3600,
+        eta / 60 % 60, eta % 60, m.loss(), m.samples_per_s());
+    if (m.mfu() > 0)
+      absl::StrAppend(&line_, absl::StrFormat("  MFU %.1f%%", 100 * m.mfu()));
     if (m.window() > 0) absl::StrAppend(&line_, "  W ", m.window());
   }
   void Draw(std::ostream& out) const {
@@ -115,7 +121,8 @@ absl::StatusOr<int> Watch(const std::string& name, int64_t since_step,
         }
         return absl::OkStatus();
       });
-  if (context.interactive && context.output == OutputFormat::kTable) progress.Finish(*context.out);
+  if (context.interactive && context.output == OutputFormat::kTable)
+    progress.Finish(*context.out);
 
   if (outcome.final_state.has_value() &&
       (*outcome.final_state == v1::Job::SUCCEEDED || !outcome.error.empty())) {

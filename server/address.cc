@@ -11,7 +11,8 @@ namespace stronghold::server {
 
 namespace {
 
-constexpr size_t kMaxSocketPathBytes = 107;  // sizeof(sockaddr_un::sun_path) - 1
+constexpr size_t kMaxSocketPathBytes =
+    107;  // sizeof(sockaddr_un::sun_path) - 1
 
 }  // namespace
 
@@ -25,9 +26,11 @@ absl::StatusOr<std::string> SocketPathFromFlag(const std::string& text) {
     const size_t colon = path.find(':');
     if (colon != std::string::npos && path.find('/') > colon) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "--socket: \"", text, "\" is not a unix socket path; give PATH, unix:PATH or "
-          "unix:///absolute/path (write ./", text, " for a file name with a colon; TCP "
-          "addresses go to --listen)"));
+          "--socket: \"", text,
+          "\" is not a unix socket path; give PATH, unix:PATH or "
+          "unix:///absolute/path (write ./",
+          text,
+          " for a file name with a colon; TCP addresses go to --listen)"));
     }
   }
   if (path.empty()) {
@@ -35,9 +38,9 @@ absl::StatusOr<std::string> SocketPathFromFlag(const std::string& text) {
         absl::StrCat("--socket: \"", text, "\" names no path"));
   }
   if (path.size() > kMaxSocketPathBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--socket: \"", path, "\" is ", path.size(),
-                     " bytes long; unix socket paths are limited to ", kMaxSocketPathBytes));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--socket: \"", path, "\" is ", path.size(),
+        " bytes long; unix socket paths are limited to ", kMaxSocketPathBytes));
   }
   return path;
 }

@@ -9,7 +9,8 @@
 
 namespace stronghold::server {
 
-// $XDG_RUNTIME_DIR/stronghold/strongholdd.sock, else /run/stronghold/strongholdd.sock.
+// $XDG_RUNTIME_DIR/stronghold/strongholdd.sock, else
+// /run/stronghold/strongholdd.sock.
 std::string DefaultSocketPath();
 
 // The unix socket path of a --socket value, in the forms strongholdctl's

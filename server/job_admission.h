@@ -25,14 +25,14 @@ struct ResolvedJob {
   // The effective spec: every default filled in, resume_from pinned to one
   // checkpoint. What the job record stores and the job runs with.
   stronghold::v1::JobSpec spec;
-  core::JobConfig config;  // validated
+  core::JobConfig config;    // validated
   core::ExecutionPlan plan;  // under the node's budgets; may not fit
 };
 
 // How a job is planned: core::PlanExecution, or a test's wrapper of it
 // (JobManagerOptions::planner).
-using Planner =
-    std::function<core::ExecutionPlan(const core::JobConfig&, const core::NodeBudgets&)>;
+using Planner = std::function<core::ExecutionPlan(const core::JobConfig&,
+                                                  const core::NodeBudgets&)>;
 
 // Resolves resume_from with `lookup`, validates (INVALID_ARGUMENT naming
 // the field and its limit; NOT_FOUND for an unknown resume_from) and plans.
@@ -45,10 +45,10 @@ absl::StatusOr<ResolvedJob> ResolveJob(const stronghold::v1::JobSpec& submitted,
 // offload.ssd_dirs open inside the roots of `paths` (PERMISSION_DENIED
 // naming the field and the roots, revealing nothing about the path), its
 // token file is sound (size, ids below model.vocab), its plan fits
-// (core::CheckFits: RESOURCE_EXHAUSTED with the plan's reason), and the checkpoint of its
-// resume_from is intact as far as the manifest, the files' sizes and the
-// model's shape go (every byte is checked when the job starts: reading a
-// large checkpoint twice is not cheap).
+// (core::CheckFits: RESOURCE_EXHAUSTED with the plan's reason), and the
+// checkpoint of its resume_from is intact as far as the manifest, the files'
+// sizes and the model's shape go (every byte is checked when the job starts:
+// reading a large checkpoint twice is not cheap).
 absl::Status CheckRunnable(const ResolvedJob& job, const JobStore& store,
                            const PathConfinement& paths);
 

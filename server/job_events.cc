@@ -12,7 +12,8 @@ namespace v1 = ::stronghold::v1;
 namespace {
 
 bool Ended(v1::Job::State s) {
-  return s == v1::Job::SUCCEEDED || s == v1::Job::FAILED || s == v1::Job::CANCELLED;
+  return s == v1::Job::SUCCEEDED || s == v1::Job::FAILED ||
+         s == v1::Job::CANCELLED;
 }
 
 }  // namespace
@@ -50,11 +51,13 @@ v1::Job EventJob(const v1::Job& job) {
   return out;
 }
 
-JobEventLog::JobEventLog(JobEventLogOptions options) : options_([&] {
-  options.max_events_per_job = std::max(1, options.max_events_per_job);
-  options.max_events = std::max<int64_t>(options.max_events, options.max_events_per_job);
-  return options;
-}()) {}
+JobEventLog::JobEventLog(JobEventLogOptions options)
+    : options_([&] {
+        options.max_events_per_job = std::max(1, options.max_events_per_job);
+        options.max_events =
+            std::max<int64_t>(options.max_events, options.max_events_per_job);
+        return options;
+      }()) {}
 
 void JobEventLog::Add(int64_t id, v1::JobEvent event) {
   *event.mutable_time() = google::protobuf::util::TimeUtil::GetCurrentTime();
@@ -78,13 +81,16 @@ void JobEventLog::Add(int64_t id, v1::JobEvent event) {
   WakeAll(wakers);
 }
 
-void JobEventLog::TrimLocked(Log& current, std::vector<std::shared_ptr<Reader::Waker>>* wakers) {
+void JobEventLog::TrimLocked(
+    Log& current, std::vector<std::shared_ptr<Reader::Waker>>* wakers) {
   while (total_ > options_.max_events && !ended_.empty()) {
     auto it = logs_.find(ended_.front());
-    if (it != logs_.end() && &it->second == &current) break;  // the newest ended job
+    if (it != logs_.end() && &it->second == &current)
+      break;  // the newest ended job
     if (it != logs_.end()) {
       // Its readers finish (woken once the lock is released).
-      wakers->insert(wakers->end(), it->second.wakers.begin(), it->second.wakers.end());
+      wakers->insert(wakers->end(), it->second.wakers.begin(),
+                     it->second.wakers.end());
       EraseLocked(it);
     } else {
       ended_.pop_front();
@@ -99,7 +105,8 @@ void JobEventLog::TrimLocked(Log& current, std::vector<std::shared_ptr<Reader::W
 
 void JobEventLog::EraseLocked(std::map<int64_t, Log>::iterator it) {
   total_ -= static_cast<int64_t>(it->second.events.size());
-  ended_.erase(std::remove(ended_.begin(), ended_.end(), it->first), ended_.end());
+  ended_.erase(std::remove(ended_.begin(), ended_.end(), it->first),
+               ended_.end());
   logs_.erase(it);
 }
 
@@ -127,12 +134,13 @@ void JobEventLog::Close() {
   WakeAll(wakers);
 }
 
-void JobEventLog::WakeAll(const std::vector<std::shared_ptr<Reader::Waker>>& wakers) {
+void JobEventLog::WakeAll(
+    const std::vector<std::shared_ptr<Reader::Waker>>& wakers) {
   for (const std::shared_ptr<Reader::Waker>& w : wakers) w->Wake();
 }
 
-std::unique_ptr<JobEventLog::Reader> JobEventLog::Follow(int64_t id, int64_t since_step,
-                                                         std::function<void()> wake) {
+std::unique_ptr<JobEventLog::Reader> JobEventLog::Follow(
+    int64_t id, int64_t since_step, std::function<void()> wake) {
   auto waker = std::make_shared<Reader::Waker>();
   {
     absl::MutexLock lock(&waker->mu);
@@ -141,7 +149,8 @@ std::unique_ptr<JobEventLog::Reader> JobEventLog::Follow(int64_t id, int64_t sin
   absl::MutexLock lock(&mu_);
   auto it = logs_.find(id);
   if (it != logs_.end()) it->second.wakers.push_back(waker);
-  return std::unique_ptr<Reader>(new Reader(this, id, since_step, std::move(waker)));
+  return std::unique_ptr<Reader>(
+      new Reader(this, id, since_step, std::move(waker)));
 }
 
 JobEventLog::Reader::Reader(JobEventLog* log, int64_t id, int64_t since_step,

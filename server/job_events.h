@@ -78,7 +78,8 @@ class JobEventLog {
    private:
     friend class JobEventLog;
     struct Waker;
-    Reader(JobEventLog* log, int64_t id, int64_t since_step, std::shared_ptr<Waker> waker);
+    Reader(JobEventLog* log, int64_t id, int64_t since_step,
+           std::shared_ptr<Waker> waker);
 
     JobEventLog* const log_;
     const int64_t id_;
@@ -92,7 +93,8 @@ class JobEventLog {
   // held; it must be quick and must not destroy the reader. A job without
   // a log (it ended before this daemon started, or its log was dropped)
   // gives a reader that is finished at once.
-  std::unique_ptr<Reader> Follow(int64_t id, int64_t since_step, std::function<void()> wake);
+  std::unique_ptr<Reader> Follow(int64_t id, int64_t since_step,
+                                 std::function<void()> wake);
 
  private:
   struct Log {
@@ -104,19 +106,23 @@ class JobEventLog {
 
   // Drops ended jobs' logs, then the oldest events of `current`, until the
   // total is within max_events; adds the dropped logs' wakers to `wakers`.
-  void TrimLocked(Log& current, std::vector<std::shared_ptr<Reader::Waker>>* wakers)
+  void TrimLocked(Log& current,
+                  std::vector<std::shared_ptr<Reader::Waker>>* wakers)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void EraseLocked(std::map<int64_t, Log>::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EraseLocked(std::map<int64_t, Log>::iterator it)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Wakes each of `wakers` (call without mu_).
-  static void WakeAll(const std::vector<std::shared_ptr<Reader::Waker>>& wakers);
+  static void WakeAll(
+      const std::vector<std::shared_ptr<Reader::Waker>>& wakers);
 
   // Constant after construction.
   const JobEventLogOptions options_;
 
   absl::Mutex mu_;
   std::map<int64_t, Log> logs_ ABSL_GUARDED_BY(mu_);
-  std::deque<int64_t> ended_ ABSL_GUARDED_BY(mu_);  // jobs whose logs ended, in order
-  int64_t total_ ABSL_GUARDED_BY(mu_) = 0;           // events in all logs
+  std::deque<int64_t> ended_
+      ABSL_GUARDED_BY(mu_);                 // jobs whose logs ended, in order
+  int64_t total_ ABSL_GUARDED_BY(mu_) = 0;  // events in all logs
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
 };
 

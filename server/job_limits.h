@@ -31,14 +31,16 @@ inline constexpr char kLocalPrincipal[] = "local";
 
 // Each limit is >= 1 (bytes: >= 1 byte); the defaults are the flags'.
 struct JobLimits {
-  int max_queued_jobs = 256;                  // --max_queued_jobs
-  int max_queued_jobs_per_principal = 64;     // --max_queued_jobs_per_principal
-  int max_watch_streams = 1024;               // --max_watch_streams
-  int max_watch_streams_per_principal = 256;  // --max_watch_streams_per_principal
+  int max_queued_jobs = 256;               // --max_queued_jobs
+  int max_queued_jobs_per_principal = 64;  // --max_queued_jobs_per_principal
+  int max_watch_streams = 1024;            // --max_watch_streams
+  int max_watch_streams_per_principal =
+      256;  // --max_watch_streams_per_principal
   // Checkpoint bytes one job may keep at once, and all of one principal's
   // jobs together (ended ones included until deleted). INT64_MAX = none;
   // strongholdd resolves its flags against the state directory's size.
-  int64_t max_checkpoint_bytes_per_job = INT64_MAX;        // --max_checkpoint_bytes_per_job
+  int64_t max_checkpoint_bytes_per_job =
+      INT64_MAX;  // --max_checkpoint_bytes_per_job
   int64_t max_checkpoint_bytes_per_principal = INT64_MAX;  // ..._per_principal
 };
 
@@ -57,7 +59,8 @@ absl::Status LimitError(const std::string& what, int64_t held, int64_t limit,
 int64_t CheckpointBytes(int64_t parameters, const core::ModelConfig& model);
 
 // CheckpointBytes x KeptCheckpoints: what a job may hold on disk at once.
-int64_t ReservedCheckpointBytes(int64_t parameters, const core::JobConfig& config);
+int64_t ReservedCheckpointBytes(int64_t parameters,
+                                const core::JobConfig& config);
 
 // The most checkpoints a job keeps at once: every checkpoint.every_steps
 // steps and at the last, at most keep_last (0 = all) plus the one being
@@ -68,20 +71,24 @@ int64_t KeptCheckpoints(const core::JobConfig& config);
 // The checks, each RESOURCE_EXHAUSTED naming the limit and its flag:
 // SubmitJob with `queued` jobs queued, `queued_mine` of them the
 // principal's;
-absl::Status CheckQueueLimits(const JobLimits& limits, const std::string& principal,
-                              int64_t queued, int64_t queued_mine);
+absl::Status CheckQueueLimits(const JobLimits& limits,
+                              const std::string& principal, int64_t queued,
+                              int64_t queued_mine);
 // a job's worst case against its quota (returns it: the bytes to reserve);
-absl::StatusOr<int64_t> CheckJobCheckpoints(const JobLimits& limits, int64_t parameters,
+absl::StatusOr<int64_t> CheckJobCheckpoints(const JobLimits& limits,
+                                            int64_t parameters,
                                             const core::JobConfig& config);
 // a job of `bytes` beside the `held` bytes of the principal's other jobs;
-absl::Status CheckPrincipalCheckpoints(const JobLimits& limits, const std::string& principal,
+absl::Status CheckPrincipalCheckpoints(const JobLimits& limits,
+                                       const std::string& principal,
                                        int64_t held, int64_t bytes);
 // what a running job's checkpoints hold on disk against its quota.
 absl::Status CheckCheckpointsHeld(const JobLimits& limits, int64_t bytes);
 
 // Sizes a --max_checkpoint_bytes_* flag: "512GiB" or a percentage of
 // `capacity_bytes` (the state directory's file system), "25%".
-absl::StatusOr<int64_t> ParseQuota(const std::string& flag, const std::string& text,
+absl::StatusOr<int64_t> ParseQuota(const std::string& flag,
+                                   const std::string& text,
                                    int64_t capacity_bytes);
 
 // Bytes of the regular files under `dir` (0 when it does not exist).
@@ -97,7 +104,8 @@ class StreamSlots {
   // Held until destroyed.
   class Slot {
    public:
-    Slot(Slot&& other) noexcept : slots_(other.slots_), principal_(std::move(other.principal_)) {
+    Slot(Slot&& other) noexcept
+        : slots_(other.slots_), principal_(std::move(other.principal_)) {
       other.slots_ = nullptr;
     }
     Slot& operator=(Slot&&) = delete;

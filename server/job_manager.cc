@@ -61,9 +61,9 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(
   // No job of this daemon runs yet: what is there was left by a killed one.
   paths.RemoveStaleTierDirs();
   ASSIGN_OR_RETURN(JobStore store, JobStore::Open(options.state_dir));
-  std::unique_ptr<JobManager> m(
-      new JobManager(std::move(options), std::move(store),
-                     std::make_shared<const PathConfinement>(std::move(paths))));
+  std::unique_ptr<JobManager> m(new JobManager(
+      std::move(options), std::move(store),
+      std::make_shared<const PathConfinement>(std::move(paths))));
   {
     absl::MutexLock lock(&m->mu_);
     for (v1::Job& job : m->store_.LoadAll()) {
@@ -78,7 +78,8 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(
       if (!r.job.owner().empty()) r.principal = r.job.owner();
       r.checkpoint_bytes =
           recovery.action == JobRecovery::Action::kRequeue
-              ? ReservedCheckpointBytes(r.job.parameters(), ToJobConfig(r.job.spec()))
+              ? ReservedCheckpointBytes(r.job.parameters(),
+                                        ToJobConfig(r.job.spec()))
               : DirectoryBytes(m->store_.CheckpointsDir(id));
       switch (recovery.action) {
         case JobRecovery::Action::kKeep:
@@ -180,7 +181,8 @@ void JobManager::RunJob(int64_t id) {
     return;
   }
   // Unless it runs again (a shutdown), the job now holds what it wrote.
-  if (!(absl::IsAborted(status) && shutdown_)) r.checkpoint_bytes = checkpoint_bytes;
+  if (!(absl::IsAborted(status) && shutdown_))
+    r.checkpoint_bytes = checkpoint_bytes;
   if (status.ok()) {
     SetStateLocked(r, v1::Job::SUCCEEDED, "").IgnoreError();
   } else if (absl::IsCancelled(status)) {
@@ -251,17 +253,19 @@ JobLookup JobManager::Lookup() {
 }
 
 absl::Status JobManager::CheckQueueLimitsLocked(const std::string& principal) {
-  const int64_t mine = std::count_if(queue_.begin(), queue_.end(), [&](int64_t id) {
-    return jobs_.at(id).principal == principal;
-  });
-  return CheckQueueLimits(options_.limits, principal, static_cast<int64_t>(queue_.size()), mine);
+  const int64_t mine = std::count_if(
+      queue_.begin(), queue_.end(),
+      [&](int64_t id) { return jobs_.at(id).principal == principal; });
+  return CheckQueueLimits(options_.limits, principal,
+                          static_cast<int64_t>(queue_.size()), mine);
 }
 
-absl::Status JobManager::CheckPrincipalCheckpointsLocked(const std::string& principal,
-                                                         int64_t bytes) {
+absl::Status JobManager::CheckPrincipalCheckpointsLocked(
+    const std::string& principal, int64_t bytes) {
   int64_t held = 0;
   for (const auto& [id, r] : jobs_) {
-    if (r.principal == principal) held = core::SaturatingAdd(held, r.checkpoint_bytes);
+    if (r.principal == principal)
+      held = core::SaturatingAdd(held, r.checkpoint_bytes);
   }
   return CheckPrincipalCheckpoints(options_.limits, principal, held, bytes);
 }
@@ -284,11 +288,14 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& submitted,
     absl::MutexLock lock(&mu_);
     RETURN_IF_ERROR(CheckQueueLimitsLocked(principal));
   }
-  ASSIGN_OR_RETURN(ResolvedJob resolved,
-                   ResolveJob(submitted, Lookup(), options_.budgets, options_.planner));
+  ASSIGN_OR_RETURN(
+      ResolvedJob resolved,
+      ResolveJob(submitted, Lookup(), options_.budgets, options_.planner));
   RETURN_IF_ERROR(CheckRunnable(resolved, store_, *paths_));
-  ASSIGN_OR_RETURN(const int64_t checkpoint_bytes,
-                   CheckJobCheckpoints(options_.limits, resolved.plan.parameters, resolved.config));
+  ASSIGN_OR_RETURN(
+      const int64_t checkpoint_bytes,
+      CheckJobCheckpoints(options_.limits, resolved.plan.parameters,
+                          resolved.config));
 
   absl::MutexLock lock(&mu_);
   if (shutdown_) return absl::UnavailableError("the daemon is shutting down");
@@ -334,7 +341,8 @@ absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& name,
   if (r->job.state() == v1::Job::QUEUED) {
     queue_.erase(std::remove(queue_.begin(), queue_.end(), id), queue_.end());
     PublishQueueLocked();
-    r->checkpoint_bytes = DirectoryBytes(store_.CheckpointsDir(id));  // ended: what it holds
+    r->checkpoint_bytes =
+        DirectoryBytes(store_.CheckpointsDir(id));  // ended: what it holds
     SetStateLocked(*r, v1::Job::CANCELLED, "cancelled by request")
         .IgnoreError();
     return r->job;
@@ -351,8 +359,9 @@ absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& name,
 }
 
 absl::StatusOr<v1::MemoryPlan> JobManager::Plan(const v1::JobSpec& submitted) {
-  ASSIGN_OR_RETURN(const ResolvedJob job,
-                   ResolveJob(submitted, Lookup(), options_.budgets, options_.planner));
+  ASSIGN_OR_RETURN(
+      const ResolvedJob job,
+      ResolveJob(submitted, Lookup(), options_.budgets, options_.planner));
   // A plan on a tier directory or a token file the job may not use would
   // mislead: refused as SubmitJob refuses it.
   RETURN_IF_ERROR(paths_->OpenJobFiles(job.config).status());
@@ -373,12 +382,15 @@ absl::Status JobManager::Delete(const std::string& name) {
           "; only ended jobs can be deleted (cancel it first)"));
     }
     for (const auto& [other_id, other] : jobs_) {
-      absl::StatusOr<CheckpointRef> source = ParseCheckpointRef(other.job.spec().resume_from());
-      if (!Ended(other.job.state()) && !other.job.spec().resume_from().empty() && source.ok() &&
+      absl::StatusOr<CheckpointRef> source =
+          ParseCheckpointRef(other.job.spec().resume_from());
+      if (!Ended(other.job.state()) &&
+          !other.job.spec().resume_from().empty() && source.ok() &&
           source->job_id == id) {
         return absl::FailedPreconditionError(absl::StrCat(
-            "job ", r->job.name(), " holds the checkpoint that ", other.job.name(), " (",
-            v1::Job::State_Name(other.job.state()), ") resumes from"));
+            "job ", r->job.name(), " holds the checkpoint that ",
+            other.job.name(), " (", v1::Job::State_Name(other.job.state()),
+            ") resumes from"));
       }
     }
     ASSIGN_OR_RETURN(detached, store_.Detach(id));
@@ -391,14 +403,16 @@ absl::Status JobManager::Delete(const std::string& name) {
 }
 
 void JobManager::PublishQueueLocked() {
-  queued_jobs_.store(static_cast<int>(queue_.size()), std::memory_order_relaxed);
+  queued_jobs_.store(static_cast<int>(queue_.size()),
+                     std::memory_order_relaxed);
   running_job_.store(running_, std::memory_order_relaxed);
 }
 
 v1::Node JobManager::Node() {
   v1::Node node = NodeInfo(options_.budgets);
   node.set_queued_jobs(queued_jobs_.load(std::memory_order_relaxed));
-  if (const int64_t running = running_job_.load(std::memory_order_relaxed); running != 0) {
+  if (const int64_t running = running_job_.load(std::memory_order_relaxed);
+      running != 0) {
     node.set_running_job(JobName(running));
   }
   return node;

@@ -112,14 +112,17 @@ class JobWatch {
  public:
   // JobEventLog::Reader::Read: the events since the last call; true once
   // nothing more will come.
-  bool Read(std::vector<stronghold::v1::JobEvent>* out) { return reader_->Read(out); }
+  bool Read(std::vector<stronghold::v1::JobEvent>* out) {
+    return reader_->Read(out);
+  }
 
  private:
   friend class JobManager;
   JobWatch(StreamSlots::Slot slot, std::unique_ptr<JobEventLog::Reader> reader)
       : slot_(std::move(slot)), reader_(std::move(reader)) {}
-  StreamSlots::Slot slot_;                       // released last
-  std::unique_ptr<JobEventLog::Reader> reader_;  // destroyed first: no wake after
+  StreamSlots::Slot slot_;  // released last
+  std::unique_ptr<JobEventLog::Reader>
+      reader_;  // destroyed first: no wake after
 };
 
 class JobManager : private JobRecorder {
@@ -264,8 +267,8 @@ class JobManager : private JobRecorder {
   const JobManagerOptions options_;
   JobStore store_;
   const std::shared_ptr<const PathConfinement> paths_;  // shared with runner_
-  JobRunner runner_;    // used by the worker thread only
-  JobEventLog events_;  // has its own lock
+  JobRunner runner_;         // used by the worker thread only
+  JobEventLog events_;       // has its own lock
   StreamSlots watch_slots_;  // has its own lock
 
   absl::Mutex mu_;

@@ -61,10 +61,9 @@ absl::StatusOr<v1::ListJobsResponse> JobManager::List(
   return out;
 }
 
-absl::StatusOr<std::unique_ptr<JobWatch>> JobManager::Follow(const std::string& name,
-                                                             int64_t since_step,
-                                                             const std::string& principal,
-                                                             std::function<void()> wake) {
+absl::StatusOr<std::unique_ptr<JobWatch>> JobManager::Follow(
+    const std::string& name, int64_t since_step, const std::string& principal,
+    std::function<void()> wake) {
   int64_t id = 0;
   {
     absl::MutexLock lock(&mu_);
@@ -72,8 +71,8 @@ absl::StatusOr<std::unique_ptr<JobWatch>> JobManager::Follow(const std::string& 
     id = *ParseJobName(r->job.name());
   }
   ASSIGN_OR_RETURN(StreamSlots::Slot slot, watch_slots_.Acquire(principal));
-  return std::unique_ptr<JobWatch>(
-      new JobWatch(std::move(slot), events_.Follow(id, since_step, std::move(wake))));
+  return std::unique_ptr<JobWatch>(new JobWatch(
+      std::move(slot), events_.Follow(id, since_step, std::move(wake))));
 }
 
 absl::Status JobManager::Watch(
@@ -96,7 +95,8 @@ absl::Status JobManager::Watch(
       if (!emit(e)) return absl::OkStatus();
     }
     if (finished) return absl::OkStatus();
-    if (cancelled()) return absl::CancelledError("watch cancelled by the client");
+    if (cancelled())
+      return absl::CancelledError("watch cancelled by the client");
     absl::MutexLock lock(&mu);
     if (!woken) cv.WaitWithTimeout(&mu, absl::Milliseconds(100));
     woken = false;
@@ -140,10 +140,10 @@ absl::StatusOr<v1::JobTrace> JobManager::Trace(const std::string& name) {
   absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(Record * r, FindLocked(name));
   if (r->trace.chrome_trace_json().empty()) {
-    return absl::NotFoundError(absl::StrCat(
-        "job ", r->job.name(),
-        " has no trace yet (traces are recorded by the L2L and STRONGHOLD "
-        "methods once a step has run)"));
+    return absl::NotFoundError(
+        absl::StrCat("job ", r->job.name(),
+                     " has no trace yet (traces are recorded by the L2L and "
+                     "STRONGHOLD methods once a step has run)"));
   }
   return r->trace;
 }

@@ -53,9 +53,10 @@ void JobManager::RecordCheckpoints(int64_t id,
   PersistLocked(r).IgnoreError();
   // The reservation at submission bounds this; a job found past its quota
   // anyway (a checkpoint larger than estimated) stops before another.
-  const absl::Status held =
-      CheckCheckpointsHeld(options_.limits, DirectoryBytes(store_.CheckpointsDir(id)));
-  if (!held.ok()) r.quota_error = absl::StrCat("RESOURCE_EXHAUSTED: ", held.message());
+  const absl::Status held = CheckCheckpointsHeld(
+      options_.limits, DirectoryBytes(store_.CheckpointsDir(id)));
+  if (!held.ok())
+    r.quota_error = absl::StrCat("RESOURCE_EXHAUSTED: ", held.message());
 }
 
 void JobManager::RecordTrace(int64_t id, int64_t step,

@@ -126,13 +126,14 @@ absl::StatusOr<std::unique_ptr<core::Trainer>> JobRunner::CreateTrainer(
   // Open again for this run: the files the submission checked may have
   // moved since; the trainer reads these descriptors, nothing by name.
   ASSIGN_OR_RETURN(const JobFiles files, options_.paths->OpenJobFiles(config));
-  core::TrainerOptions trainer_options{.job_dir = run.job_dir,
-                                       .device = options_.device.get(),
-                                       .optimizer_threads = options_.optimizer_threads,
-                                       .job_spec_json = SpecJson(run.spec),
-                                       .data_fd = files.data.get(),
-                                       .ssd_dir_fds = files.SsdDirFds(),
-                                       .job_id = run.id};
+  core::TrainerOptions trainer_options{
+      .job_dir = run.job_dir,
+      .device = options_.device.get(),
+      .optimizer_threads = options_.optimizer_threads,
+      .job_spec_json = SpecJson(run.spec),
+      .data_fd = files.data.get(),
+      .ssd_dir_fds = files.SsdDirFds(),
+      .job_id = run.id};
   if (!options_.ssd_fault_injection.faults.empty()) {
     trainer_options.wrap_ssd_device = SsdFaultWrapper(run.id, observer);
   }

@@ -72,7 +72,8 @@ struct JobRunnerOptions {
   storage::FaultSpec ssd_fault_injection;
   // Where a job's token file and tier directories may be: each run opens
   // them here and hands the trainer the descriptors. Default: no roots.
-  std::shared_ptr<const PathConfinement> paths = std::make_shared<const PathConfinement>();
+  std::shared_ptr<const PathConfinement> paths =
+      std::make_shared<const PathConfinement>();
 };
 
 // One run of a job, as the manager resolved it from the job's record.
@@ -106,7 +107,8 @@ class JobRunner {
   friend class JobRunnerTestPeer;
   using TrainerFactory =
       std::function<absl::StatusOr<std::unique_ptr<core::Trainer>>(
-          const core::JobConfig&, const core::ExecutionPlan&, const core::TrainerOptions&)>;
+          const core::JobConfig&, const core::ExecutionPlan&,
+          const core::TrainerOptions&)>;
 
   // Create, restore, run; `*doing` says which, for an exception's message.
   absl::Status Train(const JobRun& run, JobRecorder& recorder,

@@ -26,8 +26,8 @@ absl::StatusOr<int64_t> ParseJobName(const std::string& name) {
   if (id.rfind("jobs/", 0) == 0) id.remove_prefix(5);
   int64_t value = 0;
   if (id.empty() || !absl::SimpleAtoi(id, &value) || value <= 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("name: expected \"jobs/{id}\" with a positive id, got \"", name, "\""));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "name: expected \"jobs/{id}\" with a positive id, got \"", name, "\""));
   }
   return value;
 }
@@ -39,8 +39,8 @@ absl::StatusOr<JobStore> JobStore::Open(const std::string& state_dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("--state_dir: cannot create ", dir.string(), ": ", ec.message()));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "--state_dir: cannot create ", dir.string(), ": ", ec.message()));
   }
   return JobStore(dir.string());
 }
@@ -65,7 +65,8 @@ std::vector<v1::Job> JobStore::LoadAll() const {
     if (!fs::exists(record, ec)) continue;
     absl::StatusOr<std::string> bytes = core::ReadFile(record.string());
     v1::Job job;
-    if (!bytes.ok() || !job.ParseFromString(*bytes) || !ParseJobName(job.name()).ok()) {
+    if (!bytes.ok() || !job.ParseFromString(*bytes) ||
+        !ParseJobName(job.name()).ok()) {
       LOG(WARNING) << "skipping unreadable job record " << record;
       continue;
     }
@@ -81,8 +82,10 @@ absl::Status JobStore::Save(const v1::Job& job) {
   ASSIGN_OR_RETURN(int64_t id, ParseJobName(job.name()));
   const std::string dir = JobDir(id);
   std::error_code ec;
-  if (fs::create_directories(dir, ec)) RETURN_IF_ERROR(core::SyncDir(jobs_dir_));
-  return core::WriteFileAtomically((fs::path(dir) / "job.pb").string(), job.SerializeAsString());
+  if (fs::create_directories(dir, ec))
+    RETURN_IF_ERROR(core::SyncDir(jobs_dir_));
+  return core::WriteFileAtomically((fs::path(dir) / "job.pb").string(),
+                                   job.SerializeAsString());
 }
 
 absl::StatusOr<std::string> JobStore::Detach(int64_t id) {
@@ -102,7 +105,8 @@ absl::StatusOr<std::string> JobStore::Detach(int64_t id) {
 void JobStore::RemoveDetached(const std::string& detached_dir) {
   std::error_code ec;
   fs::remove_all(detached_dir, ec);
-  if (ec) LOG(WARNING) << "cannot remove " << detached_dir << ": " << ec.message();
+  if (ec)
+    LOG(WARNING) << "cannot remove " << detached_dir << ": " << ec.message();
 }
 
 }  // namespace stronghold::server

@@ -127,18 +127,21 @@ Metrics::Metrics(MetricsOptions options)
               .Register(*registry_)),
       loss_scale_(BuildGauge()
                       .Name("stronghold_job_loss_scale")
-                      .Help("FP16's dynamic loss scale of the last step (1 for FP32 and BF16)")
+                      .Help("FP16's dynamic loss scale of the last step (1 for "
+                            "FP32 and BF16)")
                       .Register(*registry_)),
-      skipped_steps_(BuildCounter()
-                         .Name("stronghold_job_skipped_steps_total")
-                         .Help("FP16 steps skipped because a gradient overflowed (nothing "
-                               "updated, loss scale halved)")
-                         .Register(*registry_)),
-      rolled_back_steps_(BuildCounter()
-                             .Name("stronghold_job_rolled_back_steps_total")
-                             .Help("Steps whose speculative updates were undone (clipped: "
-                                   "redone with the clip factor; FP16 overflow: skipped)")
-                             .Register(*registry_)),
+      skipped_steps_(
+          BuildCounter()
+              .Name("stronghold_job_skipped_steps_total")
+              .Help("FP16 steps skipped because a gradient overflowed (nothing "
+                    "updated, loss scale halved)")
+              .Register(*registry_)),
+      rolled_back_steps_(
+          BuildCounter()
+              .Name("stronghold_job_rolled_back_steps_total")
+              .Help("Steps whose speculative updates were undone (clipped: "
+                    "redone with the clip factor; FP16 overflow: skipped)")
+              .Register(*registry_)),
       model_flops_(BuildGauge()
                        .Name("stronghold_job_model_flops_per_second")
                        .Help("Model FLOP/s of the last step (Megatron formula, "
@@ -147,8 +150,8 @@ Metrics::Metrics(MetricsOptions options)
       mfu_(BuildGauge()
                .Name("stronghold_job_mfu_ratio")
                .Help("Model FLOPs utilization of the last step: model FLOP/s "
-                     "over the device's "
-                     "dense peak (stronghold_device_peak_flops_per_second)")
+                     "over the device's dense peak "
+                     "(stronghold_device_peak_flops_per_second)")
                .Register(*registry_)),
       window_(
           BuildGauge()
@@ -164,19 +167,17 @@ Metrics::Metrics(MetricsOptions options)
                         .Name("stronghold_job_target_steps")
                         .Help("Optimizer steps the job trains for")
                         .Register(*registry_)),
-      phase_seconds_(
-          BuildCounter()
-              .Name("stronghold_job_step_phase_seconds_total")
-              .Help("Where step time went: compute, exposed (not overlapped) "
-                    "waits "
-                    "for H2D/D2H copies, the optimizer and NVMe, and the rest")
-              .Register(*registry_)),
-      transfer_bytes_(
-          BuildCounter()
-              .Name("stronghold_job_transfer_bytes_total")
-              .Help("Bytes moved between tiers (0 until the offload engine "
-                    "reports them)")
-              .Register(*registry_)),
+      phase_seconds_(BuildCounter()
+                         .Name("stronghold_job_step_phase_seconds_total")
+                         .Help("Where step time went: compute, exposed (not "
+                               "overlapped) waits for H2D/D2H copies, the "
+                               "optimizer and NVMe, and the rest")
+                         .Register(*registry_)),
+      transfer_bytes_(BuildCounter()
+                          .Name("stronghold_job_transfer_bytes_total")
+                          .Help("Bytes moved between tiers (0 until the "
+                                "offload engine reports them)")
+                          .Register(*registry_)),
       nvme_reused_bytes_(
           BuildCounter()
               .Name("stronghold_job_nvme_reused_bytes_total")
@@ -186,9 +187,9 @@ Metrics::Metrics(MetricsOptions options)
       nvme_unplanned_reads_(
           BuildCounter()
               .Name("stronghold_job_nvme_unplanned_reads_total")
-              .Help("Synchronous reads from the NVMe tier outside the "
-                    "engine's planned fetch order (0 unless that order "
-                    "changed: a performance bug)")
+              .Help("Synchronous reads from the NVMe tier outside the engine's "
+                    "planned fetch order (0 unless that order changed: a "
+                    "performance bug)")
               .Register(*registry_)),
       optimizer_parameters_(
           BuildCounter()
@@ -301,10 +302,10 @@ Metrics::JobSeries& Metrics::SeriesLocked(const v1::Job& job) {
   s->nvme_reused_bytes = &nvme_reused_bytes_.Add(labels);
   s->nvme_unplanned_reads = &nvme_unplanned_reads_.Add(labels);
   s->optimizer_parameters = &optimizer_parameters_.Add(labels);
-  s->info =
-      &job_info_.Add({{kJobLabel, job.name()},
-                      {"display_name", job.display_name()},
-                      {"method", v1::OffloadMethodName(job.spec().offload().method())}});
+  s->info = &job_info_.Add(
+      {{kJobLabel, job.name()},
+       {"display_name", job.display_name()},
+       {"method", v1::OffloadMethodName(job.spec().offload().method())}});
   s->info->Set(1);
   return *s;
 }
@@ -402,9 +403,9 @@ void Metrics::OnJobStep(const v1::Job& job, const v1::StepMetrics& step) {
   s.device_peak->Set(static_cast<double>(step.device_peak_bytes()));
 
   // Exposed waits only: copies hidden behind compute cost nothing here.
-  const double parts[kNumPhases - 1] = {
-      step.compute_s(), step.h2d_wait_s(), step.d2h_wait_s(),
-      step.optimizer_s(), step.nvme_wait_s()};
+  const double parts[kNumPhases - 1] = {step.compute_s(), step.h2d_wait_s(),
+                                        step.d2h_wait_s(), step.optimizer_s(),
+                                        step.nvme_wait_s()};
   double accounted = 0;
   for (int p = 0; p < kNumPhases - 1; ++p) {
     s.phase[p]->Increment(std::max(0.0, parts[p]));
@@ -417,7 +418,8 @@ void Metrics::OnJobStep(const v1::Job& job, const v1::StepMetrics& step) {
   s.transfer[kH2d]->Increment(static_cast<double>(step.h2d_bytes()));
   s.transfer[kD2h]->Increment(static_cast<double>(step.d2h_bytes()));
   s.transfer[kNvmeRead]->Increment(static_cast<double>(step.nvme_read_bytes()));
-  s.transfer[kNvmeWrite]->Increment(static_cast<double>(step.nvme_write_bytes()));
+  s.transfer[kNvmeWrite]->Increment(
+      static_cast<double>(step.nvme_write_bytes()));
   s.nvme_reused_bytes->Increment(static_cast<double>(step.nvme_reused_bytes()));
   s.nvme_unplanned_reads->Increment(
       static_cast<double>(step.nvme_unplanned_reads()));

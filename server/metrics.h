@@ -45,8 +45,8 @@ struct MetricsOptions {
   // takes --device_peak_flops or NominalPeakFlops().
   double device_peak_flops_per_s = 0.0;
   std::string device = "cpu";  // the compute device, for stronghold_device_info
-  std::string version;        // strongholdd's version (stronghold_build_info)
-  std::string torch_version;  // LibTorch's version (stronghold_build_info)
+  std::string version;         // strongholdd's version (stronghold_build_info)
+  std::string torch_version;   // LibTorch's version (stronghold_build_info)
   // Per-job series of ended jobs are kept for the newest this many ended
   // jobs, so their last values can still be scraped; older ones are removed
   // to bound the number of series of a long-running daemon.

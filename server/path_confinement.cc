@@ -16,21 +16,24 @@ struct RootKind {
   const char* entry;    // what the field must name
   const char* without;  // what a daemon without such a root does not accept
 };
-constexpr RootKind kDataRoot{"--data_root", "a readable regular file",
-                             "token files are disabled (only \"builtin\" data)"};
-constexpr RootKind kSsdRoot{"--ssd_root", "a directory", "the NVMe tier is disabled"};
+constexpr RootKind kDataRoot{
+    "--data_root", "a readable regular file",
+    "token files are disabled (only \"builtin\" data)"};
+constexpr RootKind kSsdRoot{"--ssd_root", "a directory",
+                            "the NVMe tier is disabled"};
 
 // The one answer a client gets for a path it may not use: the same text
 // whatever the path and whatever the reason.
 absl::Status Refused(absl::string_view field, const RootKind& kind,
                      const core::ConfinedRoots& roots) {
   if (roots.empty()) {
-    return absl::PermissionDeniedError(
-        absl::StrCat(field, ": ", kind.without, ": the daemon has no ", kind.flag));
+    return absl::PermissionDeniedError(absl::StrCat(
+        field, ": ", kind.without, ": the daemon has no ", kind.flag));
   }
-  return absl::PermissionDeniedError(absl::StrCat(
-      field, ": must name ", kind.entry, " inside the daemon's ", kind.flag, " (",
-      roots.Describe(), "), relative to it or absolute, without '..' or symlinks"));
+  return absl::PermissionDeniedError(
+      absl::StrCat(field, ": must name ", kind.entry, " inside the daemon's ",
+                   kind.flag, " (", roots.Describe(),
+                   "), relative to it or absolute, without '..' or symlinks"));
 }
 
 }  // namespace
@@ -47,12 +50,14 @@ core::JobConfig JobFiles::Named(core::JobConfig config) const {
   return config;
 }
 
-absl::StatusOr<PathConfinement> PathConfinement::Open(const PathRootsOptions& options) {
+absl::StatusOr<PathConfinement> PathConfinement::Open(
+    const PathRootsOptions& options) {
   PathConfinement out;
   for (auto [kind, paths, roots] :
        {std::tuple{&kDataRoot, &options.data_roots, &out.data_roots_},
         std::tuple{&kSsdRoot, &options.ssd_roots, &out.ssd_roots_}}) {
-    absl::StatusOr<core::ConfinedRoots> opened = core::ConfinedRoots::Open(*paths, options.method);
+    absl::StatusOr<core::ConfinedRoots> opened =
+        core::ConfinedRoots::Open(*paths, options.method);
     if (!opened.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat(kind->flag, ": ", opened.status().message()));
@@ -62,7 +67,8 @@ absl::StatusOr<PathConfinement> PathConfinement::Open(const PathRootsOptions& op
   return out;
 }
 
-absl::StatusOr<JobFiles> PathConfinement::OpenJobFiles(const core::JobConfig& config) const {
+absl::StatusOr<JobFiles> PathConfinement::OpenJobFiles(
+    const core::JobConfig& config) const {
   JobFiles files;
   if (config.data.source != "builtin") {
     absl::StatusOr<core::ConfinedRoots::Opened> data =
@@ -75,8 +81,8 @@ absl::StatusOr<JobFiles> PathConfinement::OpenJobFiles(const core::JobConfig& co
     files.data_path = std::move(data->path);
   }
   for (size_t i = 0; i < config.offload.ssd_dirs.size(); ++i) {
-    absl::StatusOr<core::ConfinedRoots::Opened> dir =
-        ssd_roots_.Open(config.offload.ssd_dirs[i], core::EntryKind::kDirectory);
+    absl::StatusOr<core::ConfinedRoots::Opened> dir = ssd_roots_.Open(
+        config.offload.ssd_dirs[i], core::EntryKind::kDirectory);
     const std::string field = absl::StrCat("offload.ssd_dirs[", i, "]");
     if (!dir.ok()) {
       LOG(WARNING) << "refused " << field << ": " << dir.status().message();
@@ -91,9 +97,11 @@ absl::StatusOr<JobFiles> PathConfinement::OpenJobFiles(const core::JobConfig& co
 int PathConfinement::RemoveStaleTierDirs() const {
   int total = 0;
   for (const core::ConfinedRoots::Root& root : ssd_roots_.roots()) {
-    absl::StatusOr<int> removed = storage::RemoveStaleTierDirs(root.fd.get(), root.path);
+    absl::StatusOr<int> removed =
+        storage::RemoveStaleTierDirs(root.fd.get(), root.path);
     if (!removed.ok()) {
-      LOG(WARNING) << "--ssd_root " << root.path << ": " << removed.status().message();
+      LOG(WARNING) << "--ssd_root " << root.path << ": "
+                   << removed.status().message();
       continue;
     }
     if (*removed > 0) {

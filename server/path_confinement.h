@@ -48,7 +48,7 @@ struct PathRootsOptions {
 
 // A job's files, opened inside the roots.
 struct JobFiles {
-  core::UniqueFd data;  // the token file; invalid for "builtin"
+  core::UniqueFd data;    // the token file; invalid for "builtin"
   std::string data_path;  // as opened: the root joined with the path under it
   std::vector<core::UniqueFd> ssd_dirs;  // offload.ssd_dirs, in order
   std::vector<std::string> ssd_dir_paths;

@@ -12,9 +12,9 @@
 #ifndef STRONGHOLD_SERVER_PROTO_CONVERT_H_
 #define STRONGHOLD_SERVER_PROTO_CONVERT_H_
 
+#include "core/engine/step_metrics.h"
 #include "core/plan/job_config.h"
 #include "core/plan/planner.h"
-#include "core/engine/step_metrics.h"
 #include "stronghold/v1/stronghold.pb.h"
 
 namespace stronghold::server {

@@ -15,7 +15,8 @@ namespace v1 = ::stronghold::v1;
 grpc::Status ToGrpcStatus(const absl::Status& s) {
   if (s.ok()) return grpc::Status::OK;
   // absl and gRPC share the canonical code numbering.
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()),
+                      std::string(s.message()));
 }
 
 namespace {
@@ -32,37 +33,43 @@ constexpr int kMaxChunk = 4 << 20;
 
 }  // namespace
 
-absl::StatusOr<Principal> StrongholdService::Caller(const grpc::ServerContextBase* context) const {
+absl::StatusOr<Principal> StrongholdService::Caller(
+    const grpc::ServerContextBase* context) const {
   return identity_->Identify(*context);
 }
 
 absl::Status StrongholdService::Permit(const grpc::ServerContextBase* context,
-                                       const std::string& name, JobAction action) const {
+                                       const std::string& name,
+                                       JobAction action) const {
   absl::StatusOr<Principal> caller = Caller(context);
   if (!caller.ok()) return caller.status();
   return jobs_->Authorize(name, *caller, action);
 }
 
 grpc::Status StrongholdService::SubmitJob(grpc::ServerContext* ctx,
-                                          const v1::SubmitJobRequest* req, v1::Job* out) {
+                                          const v1::SubmitJobRequest* req,
+                                          v1::Job* out) {
   absl::StatusOr<Principal> caller = Caller(ctx);
   if (!caller.ok()) return ToGrpcStatus(caller.status());
   return Reply(jobs_->Submit(req->spec(), *caller), out);
 }
 
-grpc::Status StrongholdService::GetJob(grpc::ServerContext* ctx, const v1::GetJobRequest* req,
+grpc::Status StrongholdService::GetJob(grpc::ServerContext* ctx,
+                                       const v1::GetJobRequest* req,
                                        v1::Job* out) {
   if (absl::Status s = Caller(ctx).status(); !s.ok()) return ToGrpcStatus(s);
   return Reply(jobs_->Get(req->name()), out);
 }
 
-grpc::Status StrongholdService::ListJobs(grpc::ServerContext* ctx, const v1::ListJobsRequest* req,
+grpc::Status StrongholdService::ListJobs(grpc::ServerContext* ctx,
+                                         const v1::ListJobsRequest* req,
                                          v1::ListJobsResponse* out) {
   if (absl::Status s = Caller(ctx).status(); !s.ok()) return ToGrpcStatus(s);
   return Reply(jobs_->List(req->page_size(), req->page_token()), out);
 }
 
-grpc::Status StrongholdService::CancelJob(grpc::ServerContext* ctx, const v1::CancelJobRequest* req,
+grpc::Status StrongholdService::CancelJob(grpc::ServerContext* ctx,
+                                          const v1::CancelJobRequest* req,
                                           v1::Job* out) {
   if (absl::Status s = Permit(ctx, req->name(), JobAction::kCancel); !s.ok()) {
     return ToGrpcStatus(s);
@@ -70,7 +77,8 @@ grpc::Status StrongholdService::CancelJob(grpc::ServerContext* ctx, const v1::Ca
   return Reply(jobs_->Cancel(req->name(), req->checkpoint()), out);
 }
 
-grpc::Status StrongholdService::DeleteJob(grpc::ServerContext* ctx, const v1::DeleteJobRequest* req,
+grpc::Status StrongholdService::DeleteJob(grpc::ServerContext* ctx,
+                                          const v1::DeleteJobRequest* req,
                                           google::protobuf::Empty*) {
   if (absl::Status s = Permit(ctx, req->name(), JobAction::kDelete); !s.ok()) {
     return ToGrpcStatus(s);
@@ -85,7 +93,8 @@ grpc::ServerWriteReactor<v1::JobEvent>* StrongholdService::WatchJob(
   return WatchReactor::Start(jobs_, *req, caller->name);
 }
 
-grpc::Status StrongholdService::PlanJob(grpc::ServerContext* ctx, const v1::PlanJobRequest* req,
+grpc::Status StrongholdService::PlanJob(grpc::ServerContext* ctx,
+                                        const v1::PlanJobRequest* req,
                                         v1::MemoryPlan* out) {
   if (absl::Status s = Caller(ctx).status(); !s.ok()) return ToGrpcStatus(s);
   return Reply(jobs_->Plan(req->spec()), out);
@@ -94,7 +103,8 @@ grpc::Status StrongholdService::PlanJob(grpc::ServerContext* ctx, const v1::Plan
 grpc::Status StrongholdService::DownloadCheckpoint(
     grpc::ServerContext* ctx, const v1::DownloadCheckpointRequest* req,
     grpc::ServerWriter<v1::CheckpointChunk>* writer) {
-  if (absl::Status s = Permit(ctx, req->name(), JobAction::kDownloadCheckpoint); !s.ok()) {
+  if (absl::Status s = Permit(ctx, req->name(), JobAction::kDownloadCheckpoint);
+      !s.ok()) {
     return ToGrpcStatus(s);
   }
   if (req->offset() < 0) {
@@ -111,7 +121,8 @@ grpc::Status StrongholdService::DownloadCheckpoint(
   if (!size.ok()) return ToGrpcStatus(size.status());
   if (req->offset() > *size) {
     return ToGrpcStatus(absl::OutOfRangeError(
-        absl::StrCat("offset: ", req->offset(), " is past the end of the file (", *size, " bytes)")));
+        absl::StrCat("offset: ", req->offset(),
+                     " is past the end of the file (", *size, " bytes)")));
   }
   const int chunk = req->chunk_bytes() > 0 ? req->chunk_bytes() : kDefaultChunk;
   const std::string file = path->substr(path->rfind('/') + 1);
@@ -121,12 +132,14 @@ grpc::Status StrongholdService::DownloadCheckpoint(
   core::Sha256 digest;
   int64_t offset = 0;
   while (true) {
-    if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+    if (ctx->IsCancelled())
+      return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
     const int64_t want = std::min<int64_t>(chunk, *size - offset);
     absl::StatusOr<std::string> data = core::ReadFileRange(*path, offset, want);
     if (!data.ok()) return ToGrpcStatus(data.status());
     if (static_cast<int64_t>(data->size()) != want) {
-      return ToGrpcStatus(absl::DataLossError(absl::StrCat(*path, " changed while reading")));
+      return ToGrpcStatus(
+          absl::DataLossError(absl::StrCat(*path, " changed while reading")));
     }
     digest.Update(data->data(), data->size());
     const int64_t next = offset + want;
@@ -139,15 +152,17 @@ grpc::Status StrongholdService::DownloadCheckpoint(
       out.set_offset(offset + skip);
       out.set_data(data->substr(static_cast<size_t>(skip)));
       if (last) out.set_sha256(digest.HexDigest());
-      if (!writer->Write(out)) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+      if (!writer->Write(out))
+        return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
     }
     if (last) return grpc::Status::OK;
     offset = next;
   }
 }
 
-grpc::ServerUnaryReactor* StrongholdService::GetNode(grpc::CallbackServerContext* ctx,
-                                                     const v1::GetNodeRequest*, v1::Node* out) {
+grpc::ServerUnaryReactor* StrongholdService::GetNode(
+    grpc::CallbackServerContext* ctx, const v1::GetNodeRequest*,
+    v1::Node* out) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   if (absl::Status s = Caller(ctx).status(); !s.ok()) {
     reactor->Finish(ToGrpcStatus(s));
@@ -159,8 +174,10 @@ grpc::ServerUnaryReactor* StrongholdService::GetNode(grpc::CallbackServerContext
 }
 
 grpc::Status StrongholdService::GetJobTrace(grpc::ServerContext* ctx,
-                                            const v1::GetJobTraceRequest* req, v1::JobTrace* out) {
-  if (absl::Status s = Permit(ctx, req->name(), JobAction::kReadTrace); !s.ok()) {
+                                            const v1::GetJobTraceRequest* req,
+                                            v1::JobTrace* out) {
+  if (absl::Status s = Permit(ctx, req->name(), JobAction::kReadTrace);
+      !s.ok()) {
     return ToGrpcStatus(s);
   }
   return Reply(jobs_->Trace(req->name()), out);

@@ -18,8 +18,10 @@ grpc::Status ToGrpcStatus(const absl::Status& status);
 // WatchJob and GetNode run on gRPC's callback API: a watch stream holds no
 // thread while it waits (server/watch_reactor.h), and GetNode answers even
 // when every thread of the synchronous methods is busy (--grpc_max_threads).
-using StrongholdServiceBase = stronghold::v1::Stronghold::WithCallbackMethod_WatchJob<
-    stronghold::v1::Stronghold::WithCallbackMethod_GetNode<stronghold::v1::Stronghold::Service>>;
+using StrongholdServiceBase =
+    stronghold::v1::Stronghold::WithCallbackMethod_WatchJob<
+        stronghold::v1::Stronghold::WithCallbackMethod_GetNode<
+            stronghold::v1::Stronghold::Service>>;
 
 class StrongholdService final : public StrongholdServiceBase {
  public:
@@ -27,35 +29,44 @@ class StrongholdService final : public StrongholdServiceBase {
   StrongholdService(JobManager* jobs, const CallerIdentity* identity)
       : jobs_(jobs), identity_(identity) {}
 
-  grpc::Status SubmitJob(grpc::ServerContext*, const stronghold::v1::SubmitJobRequest*,
+  grpc::Status SubmitJob(grpc::ServerContext*,
+                         const stronghold::v1::SubmitJobRequest*,
                          stronghold::v1::Job*) override;
-  grpc::Status GetJob(grpc::ServerContext*, const stronghold::v1::GetJobRequest*,
+  grpc::Status GetJob(grpc::ServerContext*,
+                      const stronghold::v1::GetJobRequest*,
                       stronghold::v1::Job*) override;
-  grpc::Status ListJobs(grpc::ServerContext*, const stronghold::v1::ListJobsRequest*,
+  grpc::Status ListJobs(grpc::ServerContext*,
+                        const stronghold::v1::ListJobsRequest*,
                         stronghold::v1::ListJobsResponse*) override;
-  grpc::Status CancelJob(grpc::ServerContext*, const stronghold::v1::CancelJobRequest*,
+  grpc::Status CancelJob(grpc::ServerContext*,
+                         const stronghold::v1::CancelJobRequest*,
                          stronghold::v1::Job*) override;
-  grpc::Status DeleteJob(grpc::ServerContext*, const stronghold::v1::DeleteJobRequest*,
+  grpc::Status DeleteJob(grpc::ServerContext*,
+                         const stronghold::v1::DeleteJobRequest*,
                          google::protobuf::Empty*) override;
   grpc::ServerWriteReactor<stronghold::v1::JobEvent>* WatchJob(
-      grpc::CallbackServerContext*, const stronghold::v1::WatchJobRequest*) override;
-  grpc::Status PlanJob(grpc::ServerContext*, const stronghold::v1::PlanJobRequest*,
+      grpc::CallbackServerContext*,
+      const stronghold::v1::WatchJobRequest*) override;
+  grpc::Status PlanJob(grpc::ServerContext*,
+                       const stronghold::v1::PlanJobRequest*,
                        stronghold::v1::MemoryPlan*) override;
-  grpc::Status DownloadCheckpoint(grpc::ServerContext*,
-                                  const stronghold::v1::DownloadCheckpointRequest*,
-                                  grpc::ServerWriter<stronghold::v1::CheckpointChunk>*) override;
+  grpc::Status DownloadCheckpoint(
+      grpc::ServerContext*, const stronghold::v1::DownloadCheckpointRequest*,
+      grpc::ServerWriter<stronghold::v1::CheckpointChunk>*) override;
   grpc::ServerUnaryReactor* GetNode(grpc::CallbackServerContext*,
                                     const stronghold::v1::GetNodeRequest*,
                                     stronghold::v1::Node*) override;
-  grpc::Status GetJobTrace(grpc::ServerContext*, const stronghold::v1::GetJobTraceRequest*,
+  grpc::Status GetJobTrace(grpc::ServerContext*,
+                           const stronghold::v1::GetJobTraceRequest*,
                            stronghold::v1::JobTrace*) override;
 
  private:
   // The principal of the call, or UNAUTHENTICATED.
-  absl::StatusOr<Principal> Caller(const grpc::ServerContextBase* context) const;
+  absl::StatusOr<Principal> Caller(
+      const grpc::ServerContextBase* context) const;
   // OK when the caller may do `action` to job `name`.
-  absl::Status Permit(const grpc::ServerContextBase* context, const std::string& name,
-                      JobAction action) const;
+  absl::Status Permit(const grpc::ServerContextBase* context,
+                      const std::string& name, JobAction action) const;
 
   JobManager* const jobs_;
   const CallerIdentity* const identity_;

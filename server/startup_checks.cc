@@ -32,18 +32,15 @@ StartupNote DescribeMemlock(uint64_t soft_limit_bytes,
             "RLIMIT_MEMLOCK is unlimited: host staging buffers can be pinned"};
   }
   const bool cuda = absl::StartsWith(device, "cuda");
-  return {
-      cuda,
-      absl::StrCat(
-          "RLIMIT_MEMLOCK is ", HumanBytes(soft_limit_bytes),
-          ": at most that much host memory can be pinned; staging buffers "
-          "beyond "
-          "it fall back to pageable memory (slower host-device copies that "
-          "cannot "
-          "overlap compute)",
-          cuda ? "" : " (no effect on the cpu device, which pins nothing)",
-          ". Raise it with LimitMEMLOCK=infinity (the shipped unit does) or "
-          "ulimit -l unlimited")};
+  return {cuda,
+          absl::StrCat(
+              "RLIMIT_MEMLOCK is ", HumanBytes(soft_limit_bytes),
+              ": at most that much host memory can be pinned; staging buffers "
+              "beyond it fall back to pageable memory (slower host-device "
+              "copies that cannot overlap compute)",
+              cuda ? "" : " (no effect on the cpu device, which pins nothing)",
+              ". Raise it with LimitMEMLOCK=infinity (the shipped unit does) "
+              "or ulimit -l unlimited")};
 }
 
 StartupNote DescribeIoUring(int error) {
@@ -58,8 +55,7 @@ StartupNote DescribeIoUring(int error) {
     case EACCES:
       why =
           "io_uring is disabled here (sysctl kernel.io_uring_disabled, or a "
-          "seccomp filter "
-          "such as a container runtime's)";
+          "seccomp filter such as a container runtime's)";
       break;
     case ENOMEM:
       why = "the ring's memory could not be locked (RLIMIT_MEMLOCK too low)";
@@ -68,10 +64,9 @@ StartupNote DescribeIoUring(int error) {
       why = absl::StrCat("io_uring_setup failed: ", std::strerror(error));
   }
   return {true,
-          absl::StrCat(
-              "io_uring is not available: ", why,
-              "; the NVMe tier will fall back to pread/pwrite (blocking I/O on "
-              "worker threads, lower throughput)")};
+          absl::StrCat("io_uring is not available: ", why,
+                       "; the NVMe tier will fall back to pread/pwrite "
+                       "(blocking I/O on worker threads, lower throughput)")};
 }
 
 StartupNote DescribeDevice(absl::string_view requested,
@@ -79,12 +74,11 @@ StartupNote DescribeDevice(absl::string_view requested,
   if (requested != "auto")
     return {false, absl::StrCat("compute device: ", device)};
   if (gpu_present) {
-    return {
-        true,
-        absl::StrCat(
-            "--device auto: an NVIDIA GPU is present (/dev/nvidia0) but this "
-            "build has no CUDA support; training falls back to the ",
-            device, " device")};
+    return {true,
+            absl::StrCat(
+                "--device auto: an NVIDIA GPU is present (/dev/nvidia0) but "
+                "this build has no CUDA support; training falls back to the ",
+                device, " device")};
   }
   return {
       false,

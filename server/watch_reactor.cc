@@ -9,13 +9,15 @@ namespace stronghold::server {
 
 namespace v1 = ::stronghold::v1;
 
-WatchReactor* WatchReactor::Start(JobManager* jobs, const v1::WatchJobRequest& request,
+WatchReactor* WatchReactor::Start(JobManager* jobs,
+                                  const v1::WatchJobRequest& request,
                                   const std::string& principal) {
   auto* reactor = new WatchReactor();
   // The wake may run before Start returns: a write started before gRPC
   // binds the reactor to its stream is held until then.
   absl::StatusOr<std::unique_ptr<JobWatch>> watch =
-      jobs->Follow(request.name(), request.since_step(), principal, [reactor] { reactor->Pump(); });
+      jobs->Follow(request.name(), request.since_step(), principal,
+                   [reactor] { reactor->Pump(); });
   if (!watch.ok()) {
     absl::MutexLock lock(&reactor->mu_);
     reactor->FinishLocked(ToGrpcStatus(watch.status()));
@@ -62,7 +64,8 @@ void WatchReactor::OnWriteDone(bool ok) {
     absl::MutexLock lock(&mu_);
     writing_ = false;
     if (!ok || cancelled_) {
-      FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
+      FinishLocked(
+          grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
       return;
     }
   }
@@ -73,7 +76,9 @@ void WatchReactor::OnCancel() {
   absl::MutexLock lock(&mu_);
   cancelled_ = true;
   // A write in flight completes (not ok) first; OnWriteDone finishes then.
-  if (!writing_) FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
+  if (!writing_)
+    FinishLocked(
+        grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
 }
 
 void WatchReactor::OnDone() {

@@ -13,11 +13,11 @@
 #ifndef STRONGHOLD_SERVER_WATCH_REACTOR_H_
 #define STRONGHOLD_SERVER_WATCH_REACTOR_H_
 
+#include <grpcpp/grpcpp.h>
+
 #include <deque>
 #include <memory>
 #include <string>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -26,12 +26,14 @@
 
 namespace stronghold::server {
 
-class WatchReactor final : public grpc::ServerWriteReactor<stronghold::v1::JobEvent> {
+class WatchReactor final
+    : public grpc::ServerWriteReactor<stronghold::v1::JobEvent> {
  public:
   // Streams the events of request.name() for `principal` (JobManager::
   // Follow); a stream that cannot start (unknown job, watch limits) ends at
   // once with that status. Deletes itself when gRPC is done with it.
-  static WatchReactor* Start(JobManager* jobs, const stronghold::v1::WatchJobRequest& request,
+  static WatchReactor* Start(JobManager* jobs,
+                             const stronghold::v1::WatchJobRequest& request,
                              const std::string& principal);
   // A stream refused before it starts (an unidentified caller): ends at once
   // with `status`.
@@ -49,13 +51,15 @@ class WatchReactor final : public grpc::ServerWriteReactor<stronghold::v1::JobEv
   void Pump();
   // Finishes with `status` unless already finished; call with mu_ held
   // and no write in flight.
-  void FinishLocked(const grpc::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FinishLocked(const grpc::Status& status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::Mutex mu_;
   // Set once by Start, taken by OnDone.
   std::unique_ptr<JobWatch> watch_ ABSL_GUARDED_BY(mu_);
   std::deque<stronghold::v1::JobEvent> pending_ ABSL_GUARDED_BY(mu_);
-  stronghold::v1::JobEvent current_ ABSL_GUARDED_BY(mu_);  // in flight while writing_
+  stronghold::v1::JobEvent current_
+      ABSL_GUARDED_BY(mu_);  // in flight while writing_
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;  // the client went away
   bool log_done_ ABSL_GUARDED_BY(mu_) = false;   // the log has nothing more

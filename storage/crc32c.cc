@@ -74,16 +74,19 @@ struct ShiftTables {
 
 constexpr ShiftTables MakeShiftTables() {
   uint32_t x = 1u << 30;  // x^1
-  for (size_t bits = 1; bits < 8 * kStream; bits *= 2) x = MultModP(x, x);  // x^(8 kStream)
+  for (size_t bits = 1; bits < 8 * kStream; bits *= 2)
+    x = MultModP(x, x);  // x^(8 kStream)
   ShiftTables tables{};
   for (int k = 0; k < 4; ++k) {
-    for (uint32_t b = 0; b < 256; ++b) tables.t[k][b] = MultModP(x, b << (8 * k));
+    for (uint32_t b = 0; b < 256; ++b)
+      tables.t[k][b] = MultModP(x, b << (8 * k));
   }
   return tables;
 }
 
 constexpr ShiftTables kShift = MakeShiftTables();
-static_assert((8 * kStream & (8 * kStream - 1)) == 0, "the squaring above needs a power of 2");
+static_assert((8 * kStream & (8 * kStream - 1)) == 0,
+              "the squaring above needs a power of 2");
 
 uint32_t ShiftOverStream(uint32_t crc) {
   return kShift.t[0][crc & 0xFF] ^ kShift.t[1][(crc >> 8) & 0xFF] ^
@@ -136,7 +139,8 @@ __attribute__((target("sse4.2"))) uint32_t ExtendSse42(uint32_t crc,
       c1 = _mm_crc32_u64(c1, w1);
       c2 = _mm_crc32_u64(c2, w2);
     }
-    c = ShiftOverStream(ShiftOverStream(static_cast<uint32_t>(c)) ^ static_cast<uint32_t>(c1)) ^
+    c = ShiftOverStream(ShiftOverStream(static_cast<uint32_t>(c)) ^
+                        static_cast<uint32_t>(c1)) ^
         static_cast<uint32_t>(c2);
     p += 3 * kStream;
     n -= 3 * kStream;

@@ -180,8 +180,8 @@ absl::Status ExtentStore::Verify(const Extent& e,
     const uint32_t actual = crc32c::Value(read.data + begin, len);
     if (actual != expected) {
       return corrupt(absl::StrFormat(
-          "CRC32C mismatch in block %d (bytes [%d, %d), %s): "
-          "stored %08x, read data has %08x (a torn or corrupted write)",
+          "CRC32C mismatch in block %d (bytes [%d, %d), %s): stored %08x, read "
+          "data has %08x (a torn or corrupted write)",
           b, begin, begin + len, Where(e.info.offset + begin), expected,
           actual));
     }

@@ -11,8 +11,8 @@ namespace stronghold::storage {
 namespace {
 
 constexpr char kForms[] =
-    "expected a comma-separated list of eio_read@N, eio_write@N, "
-    "torn_write@N or enospc_write@N with N >= 1";
+    "expected a comma-separated list of eio_read@N, eio_write@N, torn_write@N "
+    "or enospc_write@N with N >= 1";
 
 bool IsWrite(FaultKind kind) { return kind != FaultKind::kEioRead; }
 

@@ -116,8 +116,9 @@ SpillStreamer::~SpillStreamer() {
 std::vector<ExtentIo> SpillStreamer::Ios(IoOp op, int item, char* data) const {
   std::vector<ExtentIo> ios;
   const Item& it = items_[item];
-  const size_t staged = it.spec.staged_arrays < 0 ? it.extents.size()
-                                                  : static_cast<size_t>(it.spec.staged_arrays);
+  const size_t staged = it.spec.staged_arrays < 0
+                            ? it.extents.size()
+                            : static_cast<size_t>(it.spec.staged_arrays);
   for (size_t k = 0; k < it.extents.size(); ++k) {
     if (op == IoOp::kRead && k >= staged) break;
     ios.push_back({op, it.extents[k], data + it.offsets[k]});
@@ -153,7 +154,8 @@ int SpillStreamer::FreeSlotLocked() {
   int cached = -1;
   for (size_t s = 0; s < slots_.size(); ++s) {
     if (slots_[s].state == SlotState::kFree) return static_cast<int>(s);
-    if (slots_[s].state == SlotState::kCached && cached < 0) cached = static_cast<int>(s);
+    if (slots_[s].state == SlotState::kCached && cached < 0)
+      cached = static_cast<int>(s);
   }
   if (cached >= 0) {  // its item is on the device too: give the copy up
     slots_[cached].state = SlotState::kFree;
@@ -211,8 +213,9 @@ void SpillStreamer::Reap() {
     // Completions are taken oldest first; the device finishes them in
     // roughly that order anyway.
     const InFlight next = in_flight_.front();
-    const IoTicket ticket = next.slot >= 0 ? slots_[next.slot].ticket
-                                           : array_reads_[next.array_read].ticket;
+    const IoTicket ticket = next.slot >= 0
+                                ? slots_[next.slot].ticket
+                                : array_reads_[next.array_read].ticket;
     mu_.Unlock();
     absl::Status status = store_->Wait(ticket);
     mu_.Lock();
@@ -232,10 +235,11 @@ void SpillStreamer::Reap() {
     } else {
       CHECK(slot.state == SlotState::kWriting);
       if (!status.ok() && write_error_.ok()) write_error_ = status;
-      slot.state = !status.ok()   ? SlotState::kFree
+      slot.state = !status.ok()  ? SlotState::kFree
                    : slot.wanted ? SlotState::kReady
                                  : SlotState::kCached;
-      if (slot.state == SlotState::kReady) traffic_.reused += ItemBytes(IoOp::kRead, slot.item);
+      if (slot.state == SlotState::kReady)
+        traffic_.reused += ItemBytes(IoOp::kRead, slot.item);
       if (slot.state == SlotState::kFree) slot.item = -1;
       slot.status = absl::OkStatus();
       slot.wanted = false;
@@ -273,11 +277,10 @@ absl::StatusOr<std::vector<void*>> SpillStreamer::Acquire(int item) {
     if (s < 0 && std::all_of(slots_.begin(), slots_.end(), [](const Slot& x) {
           return x.state == SlotState::kHeld;
         })) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("all ", slots_.size(),
-                       " staging slots are acquired; release one "
-                       "before acquiring ",
-                       items_[item].spec.name));
+      return absl::FailedPreconditionError(absl::StrCat(
+          "all ", slots_.size(),
+          " staging slots are acquired; release one before acquiring ",
+          items_[item].spec.name));
     }
     if (s < 0) {
       // Not staged: it goes first. If every slot holds items staged for

@@ -179,11 +179,11 @@ class SpillStreamer {
 
   mutable absl::Mutex mu_;
   std::vector<Slot> slots_ ABSL_GUARDED_BY(mu_);
-  std::deque<int> order_ ABSL_GUARDED_BY(mu_);      // items to stage
+  std::deque<int> order_ ABSL_GUARDED_BY(mu_);           // items to stage
   std::deque<InFlight> in_flight_ ABSL_GUARDED_BY(mu_);  // oldest first
   absl::flat_hash_map<uint64_t, ArrayRead> array_reads_ ABSL_GUARDED_BY(mu_);
   uint64_t next_array_read_ ABSL_GUARDED_BY(mu_) = 1;
-  int64_t changes_ ABSL_GUARDED_BY(mu_) = 0;        // completions so far
+  int64_t changes_ ABSL_GUARDED_BY(mu_) = 0;  // completions so far
   int writes_starting_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Status write_error_ ABSL_GUARDED_BY(mu_);
   Traffic traffic_ ABSL_GUARDED_BY(mu_);

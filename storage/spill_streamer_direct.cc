@@ -87,7 +87,7 @@ absl::Status SpillStreamer::Read(int item, absl::Span<void* const> arrays) {
 }
 
 absl::StatusOr<uint64_t> SpillStreamer::StartArrayRead(int item, int array,
-                                                      void* buffer) {
+                                                       void* buffer) {
   if (item < 0 || item >= items()) {
     return absl::InvalidArgumentError(absl::StrCat("no spill item ", item));
   }
@@ -114,7 +114,8 @@ absl::StatusOr<uint64_t> SpillStreamer::StartArrayRead(int item, int array,
       }
       // Written back (or being written) from the slot: every array there
       // is the newest. Staged by a read: only the staged arrays are there.
-      const bool staged = it.spec.staged_arrays < 0 || array < it.spec.staged_arrays;
+      const bool staged =
+          it.spec.staged_arrays < 0 || array < it.spec.staged_arrays;
       if (slot.state == SlotState::kWriting ||
           slot.state == SlotState::kCached ||
           (slot.state == SlotState::kReady && slot.status.ok() && staged)) {

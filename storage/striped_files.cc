@@ -56,7 +56,8 @@ absl::StatusOr<std::unique_ptr<StripedFiles>> StripedFiles::Open(
   files->block_bytes_ = options.block_bytes;
   files->file_bytes_ = (blocks + n - 1) / n * options.block_bytes;
   files->direct_io_ = options.direct_io;
-  if (!options.dir_fds.empty() && options.dir_fds.size() != options.dirs.size()) {
+  if (!options.dir_fds.empty() &&
+      options.dir_fds.size() != options.dirs.size()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "block device: ", options.dir_fds.size(), " directory descriptors for ",
         options.dirs.size(), " directories"));
@@ -64,8 +65,9 @@ absl::StatusOr<std::unique_ptr<StripedFiles>> StripedFiles::Open(
   for (size_t i = 0; i < options.dirs.size(); ++i) {
     const std::string& dir = options.dirs[i];
     absl::StatusOr<std::unique_ptr<TierDir>> tier =
-        options.dir_fds.empty() ? TierDir::Create(dir, options.job_id)
-                                : TierDir::Create(options.dir_fds[i], dir, options.job_id);
+        options.dir_fds.empty()
+            ? TierDir::Create(dir, options.job_id)
+            : TierDir::Create(options.dir_fds[i], dir, options.job_id);
     if (!tier.ok()) return tier.status();
     files->tier_dirs_.push_back(*std::move(tier));
     TierDir& tier_dir = *files->tier_dirs_.back();

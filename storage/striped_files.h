@@ -95,7 +95,8 @@ class StripedFiles {
   StripedFiles() = default;
 
   // Constant after Open.
-  std::vector<std::unique_ptr<TierDir>> tier_dirs_;  // one per file; remove them
+  std::vector<std::unique_ptr<TierDir>>
+      tier_dirs_;  // one per file; remove them
   std::vector<std::string> paths_;
   std::vector<int> fds_;
   int64_t block_bytes_ = 0;

@@ -39,13 +39,12 @@ class TierDir {
   // (not taken: a duplicate is kept to remove it later); `parent_path`
   // names the parent in paths and messages. Errors name the parent and the
   // errno (NOT_FOUND, PERMISSION_DENIED, RESOURCE_EXHAUSTED for ENOSPC).
-  static absl::StatusOr<std::unique_ptr<TierDir>> Create(int parent_fd,
-                                                         const std::string& parent_path,
-                                                         int64_t job_id);
+  static absl::StatusOr<std::unique_ptr<TierDir>> Create(
+      int parent_fd, const std::string& parent_path, int64_t job_id);
   // Opens `parent_path` (a directory; its path is the caller's) and creates
   // the directory under it, as above.
-  static absl::StatusOr<std::unique_ptr<TierDir>> Create(const std::string& parent_path,
-                                                         int64_t job_id);
+  static absl::StatusOr<std::unique_ptr<TierDir>> Create(
+      const std::string& parent_path, int64_t job_id);
   ~TierDir();
   TierDir(const TierDir&) = delete;
   TierDir& operator=(const TierDir&) = delete;
@@ -76,7 +75,8 @@ class TierDir {
 // the regular files in it; follows no symlink. `root_path` names the root
 // in messages. Returns how many were removed; errors of single entries are
 // logged and skipped, an error opening the root is returned.
-absl::StatusOr<int> RemoveStaleTierDirs(int root_fd, const std::string& root_path,
+absl::StatusOr<int> RemoveStaleTierDirs(int root_fd,
+                                        const std::string& root_path,
                                         int max_depth = 8);
 
 // Whether `name` is a tier directory's name.

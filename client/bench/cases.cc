@@ -35,10 +35,10 @@ std::string Limit(const LargestSearch& search) {
 // The seed's columns after the layers: the rest of the model's shape.
 void AppendWidth(const BenchOptions& o, std::vector<std::string>& row) {
   const v1::ModelSpec& model = o.spec.model();
-  row.insert(row.end(), {absl::StrCat(model.hidden()),
-                         absl::StrCat(model.heads()),
-                         absl::StrCat(model.seq_len()),
-                         absl::StrCat(o.spec.training().batch())});
+  row.insert(
+      row.end(),
+      {absl::StrCat(model.hidden()), absl::StrCat(model.heads()),
+       absl::StrCat(model.seq_len()), absl::StrCat(o.spec.training().batch())});
 }
 
 // The seed's columns after the figures: size and shape of the model.
@@ -150,11 +150,11 @@ absl::StatusOr<CaseResult> RunLargestCase(BenchRunner& runner,
         name, search.layers > 0 ? SizeText(plan.parameters()) : "does not fit",
         absl::StrCat(search.layers, search.at_bound ? "+" : "")};
     AppendWidth(o, row);
-    row.insert(row.end(),
-               {method == v1::RESIDENT ? "-" : absl::StrCat(plan.window()),
-                PlanBytes(plan.device_bytes(), plan.device_budget_bytes()),
-                PlanBytes(plan.host_bytes(), plan.host_budget_bytes()),
-                confirmed});
+    row.insert(
+        row.end(),
+        {method == v1::RESIDENT ? "-" : absl::StrCat(plan.window()),
+         PlanBytes(plan.device_bytes(), plan.device_budget_bytes()),
+         PlanBytes(plan.host_bytes(), plan.host_budget_bytes()), confirmed});
     table.AddRow(std::move(row));
     limits.push_back(absl::StrCat(name, ": ", Limit(search)));
     csv.AddRow({v1::OffloadMethodName(method), absl::StrCat(search.layers),
@@ -167,8 +167,8 @@ absl::StatusOr<CaseResult> RunLargestCase(BenchRunner& runner,
                 search.layers == 0 ? "DOES NOT FIT" : confirmed, samples,
                 iteration_ms, Limit(search), log});
   }
-  out << "\nThe largest trainable model size (planner search over layers, "
-         "then a confirming run of "
+  out << "\nThe largest trainable model size (planner search over layers, then "
+         "a confirming run of "
       << o.confirm_steps << " iterations):\n";
   table.Print(out);
   for (const std::string& limit : limits) out << limit << "\n";
@@ -216,9 +216,9 @@ absl::StatusOr<CaseResult> RunThroughputCase(BenchRunner& runner,
     const std::string size = absl::StrCat(absl::StrJoin(names, "/"), " max");
     std::vector<BenchRun> runs;
     for (v1::OffloadMethod method : o.methods) {
-      ASSIGN_OR_RETURN(BenchRun run, runner.Run(runner.Point(
-                                          method, layers,
-                                          o.spec.training().steps())));
+      ASSIGN_OR_RETURN(
+          BenchRun run,
+          runner.Run(runner.Point(method, layers, o.spec.training().steps())));
       if (run.outcome == RunOutcome::kFailed) ++result.failed_runs;
       runs.push_back(std::move(run));
     }

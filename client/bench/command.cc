@@ -62,8 +62,8 @@ Command BenchCommand() {
   return {
       .name = "bench",
       .summary =
-          "benchmark the methods like the seed's run.sh and cases: "
-          "logs, CSV, plots",
+          "benchmark the methods like the seed's run.sh and cases: logs, CSV, "
+          "plots",
       .flags = BenchFlags(),
       .parse = [](const ParsedArgs& args) -> absl::StatusOr<Action> {
         ASSIGN_OR_RETURN(BenchOptions options, ParseBenchOptions(args));

@@ -22,8 +22,8 @@ int PaddedVocab(int vocab) {
 // shell leaves alone, else in single quotes (a job name may hold spaces).
 std::string ShellWord(absl::string_view word) {
   const bool plain = !word.empty() && absl::c_all_of(word, [](char c) {
-    return absl::ascii_isalnum(c) || absl::string_view("-_./:=,+@%").find(c) !=
-                                           absl::string_view::npos;
+    return absl::ascii_isalnum(c) ||
+           absl::string_view("-_./:=,+@%").find(c) != absl::string_view::npos;
   });
   if (plain) return std::string(word);
   return absl::StrCat("'", absl::StrReplaceAll(word, {{"'", "'\\''"}}), "'");
@@ -138,8 +138,8 @@ std::string RepeatCommand(const BenchPoint& point,
   std::string command = absl::StrCat(
       "strongholdctl bench --method ", v1::OffloadMethodName(point.method),
       " --layers ", point.layers, " --hidden ", model.hidden(), " --heads ",
-      model.heads(), " --seq-len ", model.seq_len(), " --vocab ",
-      model.vocab(), " --batch ", options.spec.training().batch());
+      model.heads(), " --seq-len ", model.seq_len(), " --vocab ", model.vocab(),
+      " --batch ", options.spec.training().batch());
   if (point.method == v1::STRONGHOLD) {
     absl::StrAppend(&command, " --window ", point.window);
   }
@@ -180,9 +180,9 @@ std::string FormatLog(const BenchRun& run, const BenchOptions& options,
   line("device: ", node.device(), " (host ", node.hostname(), ", ",
        node.cpu_threads(), " CPU threads, strongholdd ", node.version(),
        ", LibTorch ", node.torch_version(), ")");
-  line("model: GPT, layers ", p.layers, ", hidden ", model.hidden(),
-       ", heads ", model.heads(), ", seq_len ", model.seq_len(), ", vocab ",
-       model.vocab(), " (padded ", vocab, "), batch ", batch, ", ",
+  line("model: GPT, layers ", p.layers, ", hidden ", model.hidden(), ", heads ",
+       model.heads(), ", seq_len ", model.seq_len(), ", vocab ", model.vocab(),
+       " (padded ", vocab, "), batch ", batch, ", ",
        v1::PrecisionName(options.spec.training().precision()));
   line("total parameters: ", plan.parameters());
   line("iterations: ", p.steps, " (", run.warmup_iterations,
@@ -191,13 +191,13 @@ std::string FormatLog(const BenchRun& run, const BenchOptions& options,
        absl::StrFormat("%.6g", plan.model_flops_per_step()),
        " (72*B*s*L*h^2*(1 + s/(6h) + V/(12*L*h)))");
   const bool recompute = p.method != v1::RESIDENT;
-  line("hardware FLOPs per iteration: ",
-       absl::StrFormat("%.6g",
-                       IterationFlops(batch, model.seq_len(), p.layers,
-                                      model.hidden(), vocab, recompute)),
-       recompute ? " (with recomputation: 96*B*s*L*h^2*(1 + s/(6h) + "
-                   "V/(16*L*h)))"
-                 : " (no recomputation: the model FLOPs)");
+  line(
+      "hardware FLOPs per iteration: ",
+      absl::StrFormat("%.6g", IterationFlops(batch, model.seq_len(), p.layers,
+                                             model.hidden(), vocab, recompute)),
+      recompute
+          ? " (with recomputation: 96*B*s*L*h^2*(1 + s/(6h) + V/(16*L*h)))"
+          : " (no recomputation: the model FLOPs)");
   line("device peak: ", environment.peak.source);
   line("plan: ", plan.fits() ? "fits" : "does not fit", "; device ",
        Bytes(plan.device_bytes()), " of budget ",

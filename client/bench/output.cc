@@ -171,8 +171,8 @@ absl::Status RunScript(const BenchOptions& options,
   std::vector<std::string> args = {python, *script};
   args.insert(args.end(), script_args.begin(), script_args.end());
   constexpr absl::string_view kAdvice =
-      "\nInstall matplotlib (Debian: apt-get install python3-matplotlib), "
-      "name an interpreter that has it with --python, or pass --no-plot.";
+      "\nInstall matplotlib (Debian: apt-get install python3-matplotlib), name "
+      "an interpreter that has it with --python, or pass --no-plot.";
   absl::StatusOr<std::pair<int, std::string>> result = RunCaptured(args);
   if (!result.ok()) {
     return absl::FailedPreconditionError(

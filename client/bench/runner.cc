@@ -65,9 +65,8 @@ v1::JobSpec BenchRunner::Spec(const BenchPoint& point) const {
   v1::JobSpec spec = options_.spec;
   spec.set_name(absl::StrCat(spec.name(), " ",
                              v1::OffloadMethodName(point.method), " l-",
-                             point.layers, " h-", spec.model().hidden(),
-                             " bs-", spec.training().batch(), " ws-",
-                             point.window));
+                             point.layers, " h-", spec.model().hidden(), " bs-",
+                             spec.training().batch(), " ws-", point.window));
   spec.mutable_model()->set_layers(point.layers);
   spec.mutable_training()->set_steps(point.steps);
   v1::OffloadSpec* offload = spec.mutable_offload();
@@ -170,10 +169,12 @@ void BenchRunner::AdoptDaemonPeak(const v1::StepMetrics& metrics) {
   const double tflops = metrics.model_tflops() / metrics.mfu();
   DevicePeak& peak = environment_.peak;
   if (std::abs(tflops - peak.tflops) <= 1e-3 * tflops) return;
-  peak = {tflops, absl::StrFormat("%.4g TFLOPS, strongholdd's device peak "
-                                  "(its --device_peak_flops, or its nominal "
-                                  "figure); pass --peak-tflops to override",
-                                  tflops)};
+  peak = {
+      tflops,
+      absl::StrFormat(
+          "%.4g TFLOPS, strongholdd's device peak (its --device_peak_flops, or "
+          "its nominal figure); pass --peak-tflops to override",
+          tflops)};
   if (environment_.progress != nullptr) {
     *environment_.progress << "MFU from here on is against " << peak.source
                            << "\n";
@@ -183,8 +184,8 @@ void BenchRunner::AdoptDaemonPeak(const v1::StepMetrics& metrics) {
 void BenchRunner::Report(const BenchRun& run) const {
   if (environment_.progress == nullptr) return;
   std::ostream& out = *environment_.progress;
-  out << v1::OffloadMethodName(run.point.method) << " l-" << run.point.layers << " ws-"
-      << run.point.window << ": ";
+  out << v1::OffloadMethodName(run.point.method) << " l-" << run.point.layers
+      << " ws-" << run.point.window << ": ";
   if (run.succeeded()) {
     out << absl::StrFormat("%s, %.4f samples/s, %.1f ms/iteration", run.job,
                            run.summary.samples_per_s, 1e3 * run.summary.step_s);

@@ -65,11 +65,10 @@ DevicePeak ChoosePeak(double flag_tflops, const v1::Node& node, bool avx512) {
     const int per_cycle = avx512 ? 32 : 16;
     const double tflops = threads * per_cycle * 2.5e9 / 1e12;
     return {tflops,
-            absl::StrFormat("%.3f TFLOPS nominal: %d CPU threads x %d fp32 "
-                            "FLOP/cycle (%s FMA) x 2.5 GHz; pass --peak-tflops "
-                            "for a measured figure",
-                            tflops, threads, per_cycle,
-                            avx512 ? "AVX-512" : "AVX2")};
+            absl::StrFormat(
+                "%.3f TFLOPS nominal: %d CPU threads x %d fp32 FLOP/cycle (%s "
+                "FMA) x 2.5 GHz; pass --peak-tflops for a measured figure",
+                tflops, threads, per_cycle, avx512 ? "AVX-512" : "AVX2")};
   }
   // fp32 without tensor cores: the jobs run fp32 (the seed's precision).
   struct Known {
@@ -86,15 +85,14 @@ DevicePeak ChoosePeak(double flag_tflops, const v1::Node& node, bool avx512) {
         (k.variant == nullptr || absl::StrContains(device, k.variant))) {
       return {k.tflops, absl::StrFormat(
                             "%g TFLOPS nominal: the fp32 dense peak of %s%s%s "
-                            "(no tensor cores); pass --peak-tflops to "
-                            "override",
+                            "(no tensor cores); pass --peak-tflops to override",
                             k.tflops, k.name, k.variant ? " " : "",
                             k.variant ? k.variant : "")};
     }
   }
-  return {0, absl::StrFormat("unknown for device \"%s\": pass --peak-tflops "
-                             "for MFU",
-                             device)};
+  return {0,
+          absl::StrFormat(
+              "unknown for device \"%s\": pass --peak-tflops for MFU", device)};
 }
 
 absl::StatusOr<LinearFit> FitLine(absl::Span<const double> x,

@@ -56,9 +56,9 @@ absl::StatusOr<CaseResult> RunScalingCase(BenchRunner& runner,
   for (v1::OffloadMethod method : o.methods) {
     std::vector<double> xs, ys;
     for (int layers : ScalingLayers(o)) {
-      ASSIGN_OR_RETURN(BenchRun run, runner.Run(runner.Point(
-                                          method, layers,
-                                          o.spec.training().steps())));
+      ASSIGN_OR_RETURN(
+          BenchRun run,
+          runner.Run(runner.Point(method, layers, o.spec.training().steps())));
       if (run.outcome == RunOutcome::kFailed) ++result.failed_runs;
       table.AddRow({v1::OffloadMethod_Name(method), absl::StrCat(layers),
                     SizeText(run.parameters), IterationMsText(run),
@@ -79,10 +79,11 @@ absl::StatusOr<CaseResult> RunScalingCase(BenchRunner& runner,
       continue;
     }
     lines.push_back(absl::StrFormat(
-        "%s: iteration time = %.3f ms/layer x layers + %.3f ms, R^2 = %.4f "
-        "(%d points)",
+        "%s: iteration time = %.3f ms/layer x layers + %.3f ms, R^2 = %.4f (%d "
+        "points)",
         name, fit->slope, fit->intercept, fit->r2, fit->points));
-    fits.AddRow({v1::OffloadMethodName(method), absl::StrFormat("%.6f", fit->slope),
+    fits.AddRow({v1::OffloadMethodName(method),
+                 absl::StrFormat("%.6f", fit->slope),
                  absl::StrFormat("%.6f", fit->intercept),
                  absl::StrFormat("%.6f", fit->r2), absl::StrCat(fit->points)});
   }

@@ -113,8 +113,8 @@ std::vector<SafetensorsTarget> OptimizerTensors(
   for (const CheckpointBuffer& b : buffers) {
     const size_t first = out.size();
     for (const TensorSlice& t : b.layout.tensors) {
-      out.push_back({absl::StrCat(TensorName(b.layout, t), ".exp_avg"),
-                     t.shape, b.exp_avg + t.offset});
+      out.push_back({absl::StrCat(TensorName(b.layout, t), ".exp_avg"), t.shape,
+                     b.exp_avg + t.offset});
     }
     for (const TensorSlice& t : b.layout.tensors) {
       out.push_back({absl::StrCat(TensorName(b.layout, t), ".exp_avg_sq"),
@@ -167,9 +167,9 @@ absl::StatusOr<std::string> WriteCheckpoint(
   CheckpointManifest manifest;
   manifest.position = position;
   manifest.model = ManifestModelOf(model);
-  ASSIGN_OR_RETURN(ManifestFile weights,
-                   WriteTensors(tmp_dir / kModelFile, ModelTensors(buffers),
-                                model_meta));
+  ASSIGN_OR_RETURN(
+      ManifestFile weights,
+      WriteTensors(tmp_dir / kModelFile, ModelTensors(buffers), model_meta));
   manifest.files.push_back(std::move(weights));
   ASSIGN_OR_RETURN(ManifestFile moments,
                    WriteTensors(tmp_dir / kOptimizerFile,
@@ -185,7 +185,8 @@ absl::StatusOr<std::string> WriteCheckpoint(
           .status());
   RETURN_IF_ERROR(SyncDir(tmp_dir.string()));
 
-  if (fs::exists(final_dir, ec)) RETURN_IF_ERROR(RemoveCheckpointDir(final_dir));
+  if (fs::exists(final_dir, ec))
+    RETURN_IF_ERROR(RemoveCheckpointDir(final_dir));
   fs::rename(tmp_dir, final_dir, ec);
   if (ec) return FsError("rename", tmp_dir, ec);
   renamed = true;
@@ -214,8 +215,7 @@ absl::Status PruneCheckpoints(const std::string& checkpoints_dir,
   if (keep_last <= 0) return absl::OkStatus();
   std::vector<std::string> names = ListCheckpoints(checkpoints_dir);
   for (size_t i = 0; i + keep_last < names.size(); ++i) {
-    RETURN_IF_ERROR(
-        RemoveCheckpointDir(fs::path(checkpoints_dir) / names[i]));
+    RETURN_IF_ERROR(RemoveCheckpointDir(fs::path(checkpoints_dir) / names[i]));
   }
   return SyncDir(checkpoints_dir);
 }

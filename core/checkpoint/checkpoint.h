@@ -10,10 +10,11 @@
 //   <checkpoints_dir>/step-000030/model.safetensors      fp32 master weights
 //   <checkpoints_dir>/step-000030/optimizer.safetensors  AdamW m and v
 //   <checkpoints_dir>/step-000030/job.json               the effective job spec
-//   <checkpoints_dir>/step-000030/manifest.json          sizes, digests, position
+//   <checkpoints_dir>/step-000030/manifest.json          sizes, digests,
+//   position
 //
-// Loading (core/checkpoint/checkpoint_reader.h) streams the same files back into the
-// same host buffers.
+// Loading (core/checkpoint/checkpoint_reader.h) streams the same files back
+// into the same host buffers.
 //
 // Thread safety: one writer per checkpoints directory.
 #ifndef STRONGHOLD_CORE_CHECKPOINT_CHECKPOINT_H_
@@ -82,7 +83,8 @@ std::vector<std::string> ListCheckpoints(const std::string& checkpoints_dir);
 // Removes all but the newest `keep_last` checkpoints (0 = keep all). Each is
 // renamed to a hidden name first, so a crash never leaves a listed
 // checkpoint with files missing.
-absl::Status PruneCheckpoints(const std::string& checkpoints_dir, int keep_last);
+absl::Status PruneCheckpoints(const std::string& checkpoints_dir,
+                              int keep_last);
 
 // Removes the hidden leftovers of writes or prunes a crash interrupted.
 // Call before the directory's writer starts. Returns how many were removed.

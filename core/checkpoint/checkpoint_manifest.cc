@@ -18,8 +18,7 @@ constexpr char kDigestKey[] = "\"manifest_sha256\": \"";
 constexpr size_t kHexDigits = 64;
 
 bool IsHexDigest(absl::string_view s) {
-  return s.size() == kHexDigits &&
-         std::all_of(s.begin(), s.end(), [](char c) {
+  return s.size() == kHexDigits && std::all_of(s.begin(), s.end(), [](char c) {
            return absl::ascii_isdigit(c) || (c >= 'a' && c <= 'f');
          });
 }
@@ -30,8 +29,7 @@ std::string DigestWithHole(absl::string_view text, size_t at) {
   digest.Update(text.data(), at);
   const std::string zeros(kHexDigits, '0');
   digest.Update(zeros.data(), zeros.size());
-  digest.Update(text.data() + at + kHexDigits,
-                text.size() - at - kHexDigits);
+  digest.Update(text.data() + at + kHexDigits, text.size() - at - kHexDigits);
   return digest.HexDigest();
 }
 
@@ -60,10 +58,11 @@ absl::Status ReadFiles(const JsonValue& root, CheckpointManifest& m) {
     // hidden or dot names, no control characters (a NUL would cut the path).
     if (file.name.empty() || file.name.find('/') != std::string::npos ||
         file.name[0] == '.' ||
-        std::any_of(file.name.begin(), file.name.end(),
-                    [](char c) { return static_cast<unsigned char>(c) < 0x20; })) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("file name ", JsonQuoted(file.name), " is not a plain name"));
+        std::any_of(file.name.begin(), file.name.end(), [](char c) {
+          return static_cast<unsigned char>(c) < 0x20;
+        })) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "file name ", JsonQuoted(file.name), " is not a plain name"));
     }
     if (!IsHexDigest(file.sha256)) {
       return absl::InvalidArgumentError(
@@ -116,7 +115,8 @@ absl::Status ReadV2(const JsonValue& root, CheckpointManifest& m) {
       return absl::InvalidArgumentError(absl::StrCat(
           "\"loss_scale\" must be > 0 when present, got ", p.loss_scale));
     }
-    ASSIGN_OR_RETURN(p.loss_scale_good_steps, t->Int("loss_scale_good_steps", 0));
+    ASSIGN_OR_RETURN(p.loss_scale_good_steps,
+                     t->Int("loss_scale_good_steps", 0));
   }
   return absl::OkStatus();
 }
@@ -135,17 +135,17 @@ std::string ManifestToJson(const CheckpointManifest& m) {
   std::string out = absl::StrCat(
       "{\n  \"format\": ", JsonQuoted(m.format), ",\n  \"step\": ", p.step,
       ",\n  \"precision\": ", JsonQuoted(m.precision), ",\n");
-  absl::StrAppend(&out, "  \"model\": {\"layers\": ", m.model.layers,
-                  ", \"hidden\": ", m.model.hidden, ", \"heads\": ",
-                  m.model.heads, ", \"seq_len\": ", m.model.seq_len,
-                  ", \"vocab\": ", m.model.vocab, ", \"padded_vocab\": ",
-                  m.model.padded_vocab, ", \"parameters\": ",
-                  m.model.parameters, "},\n");
-  absl::StrAppend(&out, "  \"training\": {\"optimizer\": \"AdamW\", ",
-                  "\"optimizer_step\": ", p.optimizer_step,
-                  ", \"seed\": ", p.seed, ", \"batch\": ", p.batch,
-                  ", \"next_sample\": ", p.next_sample, ", \"lr\": ",
-                  Exact(p.lr), ", \"next_lr\": ", Exact(p.next_lr));
+  absl::StrAppend(
+      &out, "  \"model\": {\"layers\": ", m.model.layers,
+      ", \"hidden\": ", m.model.hidden, ", \"heads\": ", m.model.heads,
+      ", \"seq_len\": ", m.model.seq_len, ", \"vocab\": ", m.model.vocab,
+      ", \"padded_vocab\": ", m.model.padded_vocab,
+      ", \"parameters\": ", m.model.parameters, "},\n");
+  absl::StrAppend(
+      &out, "  \"training\": {\"optimizer\": \"AdamW\", ",
+      "\"optimizer_step\": ", p.optimizer_step, ", \"seed\": ", p.seed,
+      ", \"batch\": ", p.batch, ", \"next_sample\": ", p.next_sample,
+      ", \"lr\": ", Exact(p.lr), ", \"next_lr\": ", Exact(p.next_lr));
   if (p.loss_scale > 0) {
     absl::StrAppend(&out, ", \"loss_scale\": ", Exact(p.loss_scale),
                     ", \"loss_scale_good_steps\": ", p.loss_scale_good_steps);
@@ -154,9 +154,9 @@ std::string ManifestToJson(const CheckpointManifest& m) {
   absl::StrAppend(&out, "  \"files\": [");
   for (size_t i = 0; i < m.files.size(); ++i) {
     const ManifestFile& f = m.files[i];
-    absl::StrAppend(&out, i == 0 ? "\n" : ",\n", "    {\"name\": ",
-                    JsonQuoted(f.name), ", \"bytes\": ", f.bytes,
-                    ", \"sha256\": \"", f.sha256, "\"}");
+    absl::StrAppend(
+        &out, i == 0 ? "\n" : ",\n", "    {\"name\": ", JsonQuoted(f.name),
+        ", \"bytes\": ", f.bytes, ", \"sha256\": \"", f.sha256, "\"}");
   }
   absl::StrAppend(&out, "\n  ],\n  ", kDigestKey);
   const size_t hole = out.size();

@@ -34,7 +34,7 @@ struct ManifestFile {
 // be recomputed from the job spec; it is recorded so that a resume can be
 // checked and a checkpoint read without the spec.
 struct TrainingPosition {
-  int64_t step = 0;            // last finished optimizer step; resume runs step+1
+  int64_t step = 0;  // last finished optimizer step; resume runs step+1
   int64_t optimizer_step = 0;  // AdamW's bias-correction count (= step)
   uint64_t seed = 0;           // the only source of randomness (init, sampling)
   int batch = 0;               // sequences per step

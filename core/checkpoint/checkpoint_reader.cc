@@ -3,8 +3,8 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
-#include "core/util/file_util.h"
 #include "core/checkpoint/safetensors.h"
+#include "core/util/file_util.h"
 #include "core/util/sha256.h"
 #include "core/util/status_macros.h"
 
@@ -20,9 +20,9 @@ std::string PathOf(const std::string& dir, absl::string_view file) {
 
 absl::Status DigestMismatch(const std::string& path, const std::string& got,
                             const std::string& want) {
-  return absl::DataLossError(absl::StrCat(
-      path, ": SHA-256 ", got, " does not match the manifest's ", want,
-      " (the file is damaged)"));
+  return absl::DataLossError(absl::StrCat(path, ": SHA-256 ", got,
+                                          " does not match the manifest's ",
+                                          want, " (the file is damaged)"));
 }
 
 // The manifest entry of a file a resume needs.
@@ -31,8 +31,8 @@ absl::StatusOr<const ManifestFile*> Required(const CheckpointManifest& m,
                                              const std::string& dir) {
   const ManifestFile* f = m.file(name);
   if (f == nullptr) {
-    return absl::DataLossError(absl::StrCat(PathOf(dir, kManifestFile),
-                                            ": does not list ", name));
+    return absl::DataLossError(
+        absl::StrCat(PathOf(dir, kManifestFile), ": does not list ", name));
   }
   return f;
 }
@@ -73,9 +73,9 @@ absl::StatusOr<CheckpointManifest> ReadCheckpointManifest(
   ASSIGN_OR_RETURN(CheckpointManifest m, ParseManifest(*text, path));
   const std::string dir_name = fs::path(checkpoint_dir).filename().string();
   if (CheckpointStep(dir_name).value_or(-1) != m.position.step) {
-    return absl::DataLossError(absl::StrCat(
-        path, ": step ", m.position.step, " does not match the directory ",
-        dir_name));
+    return absl::DataLossError(absl::StrCat(path, ": step ", m.position.step,
+                                            " does not match the directory ",
+                                            dir_name));
   }
   for (const ManifestFile& f : m.files) {
     const std::string file_path = PathOf(checkpoint_dir, f.name);
@@ -98,10 +98,10 @@ absl::Status CheckResumable(const CheckpointManifest& m,
                             const std::string& checkpoint_dir) {
   const std::string path = PathOf(checkpoint_dir, kManifestFile);
   if (m.format != kCheckpointFormat) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        path, ": format ", m.format,
-        " holds weights only (no optimizer state); it cannot be resumed "
-        "exactly"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, ": format ", m.format,
+                     " holds weights only (no optimizer state); it cannot be "
+                     "resumed exactly"));
   }
   if (m.precision != "fp32") {
     return absl::InvalidArgumentError(

@@ -1,5 +1,5 @@
-// Reading checkpoints back (core/checkpoint/checkpoint.h writes them). A resume must
-// never start from damaged state, so every byte is checked against the
+// Reading checkpoints back (core/checkpoint/checkpoint.h writes them). A resume
+// must never start from damaged state, so every byte is checked against the
 // manifest, and each error names the file it found wrong:
 //   DATA_LOSS         a missing or truncated file, a size or SHA-256 that
 //                     differs from the manifest, a damaged manifest;

@@ -25,7 +25,8 @@ int64_t Numel(const std::vector<int64_t>& shape) {
 }
 
 absl::Status Malformed(const std::string& path, absl::string_view what) {
-  return absl::DataLossError(absl::StrCat(path, ": not a valid safetensors file: ", what));
+  return absl::DataLossError(
+      absl::StrCat(path, ": not a valid safetensors file: ", what));
 }
 
 // The largest header accepted, as in the format's reference implementation.
@@ -33,10 +34,11 @@ constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 
 // Bytes per element of each dtype the format defines; 0 = not a dtype.
 int64_t DtypeBytes(absl::string_view dtype) {
-  static const auto* const kBytes = new std::map<std::string, int64_t, std::less<>>{
-      {"BOOL", 1}, {"U8", 1},  {"I8", 1},   {"F8_E5M2", 1}, {"F8_E4M3", 1},
-      {"I16", 2},  {"U16", 2}, {"F16", 2},  {"BF16", 2},    {"I32", 4},
-      {"U32", 4},  {"F32", 4}, {"F64", 8},  {"I64", 8},     {"U64", 8}};
+  static const auto* const kBytes =
+      new std::map<std::string, int64_t, std::less<>>{
+          {"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E5M2", 1}, {"F8_E4M3", 1},
+          {"I16", 2},  {"U16", 2}, {"F16", 2}, {"BF16", 2},    {"I32", 4},
+          {"U32", 4},  {"F32", 4}, {"F64", 8}, {"I64", 8},     {"U64", 8}};
   auto it = kBytes->find(dtype);
   return it == kBytes->end() ? 0 : it->second;
 }
@@ -46,60 +48,74 @@ int64_t DtypeBytes(absl::string_view dtype) {
 // in the format, and any that do not fit, lie outside the data or disagree
 // with the shape's bytes are refused (INVALID_ARGUMENT, the caller adds the
 // file), so nothing downstream can overflow on them.
-absl::StatusOr<SafetensorsEntry> ParseEntry(const JsonValue& v, int64_t data_bytes) {
+absl::StatusOr<SafetensorsEntry> ParseEntry(const JsonValue& v,
+                                            int64_t data_bytes) {
   if (v.kind != JsonValue::Kind::kObject) {
-    return absl::InvalidArgumentError(absl::StrCat("is ", JsonKindName(v.kind), ", not an object"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("is ", JsonKindName(v.kind), ", not an object"));
   }
   for (const auto& [key, unused] : v.object) {
     if (key != "dtype" && key != "shape" && key != "data_offsets") {
-      return absl::InvalidArgumentError(absl::StrCat("unknown key ", JsonQuoted(key)));
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown key ", JsonQuoted(key)));
     }
   }
   SafetensorsEntry e;
   ASSIGN_OR_RETURN(e.dtype, v.String("dtype"));
   const int64_t element_bytes = DtypeBytes(e.dtype);
   if (element_bytes == 0) {
-    return absl::InvalidArgumentError(absl::StrCat("unknown dtype ", JsonQuoted(e.dtype)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown dtype ", JsonQuoted(e.dtype)));
   }
-  ASSIGN_OR_RETURN(const JsonValue* shape, v.Member("shape", JsonValue::Kind::kArray));
+  ASSIGN_OR_RETURN(const JsonValue* shape,
+                   v.Member("shape", JsonValue::Kind::kArray));
   int64_t bytes = element_bytes;
   for (const JsonValue& d : shape->array) {
     ASSIGN_OR_RETURN(int64_t dim, d.AsInt64("a \"shape\" dimension"));
-    if (dim < 0) return absl::InvalidArgumentError(absl::StrCat("shape dimension ", dim, " < 0"));
+    if (dim < 0)
+      return absl::InvalidArgumentError(
+          absl::StrCat("shape dimension ", dim, " < 0"));
     if (__builtin_mul_overflow(bytes, dim, &bytes)) {
       return absl::InvalidArgumentError("the shape's bytes overflow 64 bits");
     }
     e.shape.push_back(dim);
   }
-  ASSIGN_OR_RETURN(const JsonValue* offsets, v.Member("data_offsets", JsonValue::Kind::kArray));
+  ASSIGN_OR_RETURN(const JsonValue* offsets,
+                   v.Member("data_offsets", JsonValue::Kind::kArray));
   if (offsets->array.size() != 2) {
     return absl::InvalidArgumentError("\"data_offsets\" needs 2 numbers");
   }
-  ASSIGN_OR_RETURN(uint64_t begin, offsets->array[0].AsUint64("\"data_offsets\"[0]"));
-  ASSIGN_OR_RETURN(uint64_t end, offsets->array[1].AsUint64("\"data_offsets\"[1]"));
+  ASSIGN_OR_RETURN(uint64_t begin,
+                   offsets->array[0].AsUint64("\"data_offsets\"[0]"));
+  ASSIGN_OR_RETURN(uint64_t end,
+                   offsets->array[1].AsUint64("\"data_offsets\"[1]"));
   if (begin > end || end > static_cast<uint64_t>(data_bytes)) {
-    return absl::InvalidArgumentError(absl::StrCat("data_offsets [", begin, ", ", end,
-                                                   "] lie outside the ", data_bytes,
-                                                   " bytes of data"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("data_offsets [", begin, ", ", end, "] lie outside the ",
+                     data_bytes, " bytes of data"));
   }
   e.begin = static_cast<int64_t>(begin);
   e.end = static_cast<int64_t>(end);
   if (e.end - e.begin != bytes) {
-    return absl::InvalidArgumentError(absl::StrCat("holds ", e.end - e.begin, " bytes, its ",
-                                                   e.dtype, " shape needs ", bytes));
+    return absl::InvalidArgumentError(absl::StrCat("holds ", e.end - e.begin,
+                                                   " bytes, its ", e.dtype,
+                                                   " shape needs ", bytes));
   }
   return e;
 }
 
 // The JSON header (whose data section has `data_bytes`): an object of
 // entries and an optional "__metadata__" object of strings.
-absl::StatusOr<SafetensorsFile> ParseHeader(absl::string_view text, int64_t data_bytes,
+absl::StatusOr<SafetensorsFile> ParseHeader(absl::string_view text,
+                                            int64_t data_bytes,
                                             const std::string& path) {
   JsonOptions options;
   options.max_bytes = kMaxHeaderBytes;
   absl::StatusOr<JsonValue> root = ParseJson(text, options);
-  if (!root.ok()) return Malformed(path, absl::StrCat("header: ", root.status().message()));
-  if (root->kind != JsonValue::Kind::kObject) return Malformed(path, "the header is not an object");
+  if (!root.ok())
+    return Malformed(path, absl::StrCat("header: ", root.status().message()));
+  if (root->kind != JsonValue::Kind::kObject)
+    return Malformed(path, "the header is not an object");
   SafetensorsFile file;
   for (const auto& [name, value] : root->object) {
     if (name == "__metadata__") {
@@ -108,7 +124,8 @@ absl::StatusOr<SafetensorsFile> ParseHeader(absl::string_view text, int64_t data
       }
       for (const auto& [k, v] : value.object) {
         if (v.kind != JsonValue::Kind::kString) {
-          return Malformed(path, absl::StrCat("metadata ", JsonQuoted(k), " is not a string"));
+          return Malformed(path, absl::StrCat("metadata ", JsonQuoted(k),
+                                              " is not a string"));
         }
         file.metadata[k] = v.text;
       }
@@ -116,8 +133,9 @@ absl::StatusOr<SafetensorsFile> ParseHeader(absl::string_view text, int64_t data
     }
     absl::StatusOr<SafetensorsEntry> e = ParseEntry(value, data_bytes);
     if (!e.ok()) {
-      return Malformed(path, absl::StrCat("tensor ", JsonQuoted(name), " (header byte ",
-                                          value.offset, "): ", e.status().message()));
+      return Malformed(
+          path, absl::StrCat("tensor ", JsonQuoted(name), " (header byte ",
+                             value.offset, "): ", e.status().message()));
     }
     file.tensors[name] = *std::move(e);
   }
@@ -132,22 +150,26 @@ absl::StatusOr<std::string> WriteSafetensors(
   std::vector<std::string> fields;
   if (!metadata.empty()) {
     std::vector<std::string> kv;
-    for (const auto& [k, v] : metadata) kv.push_back(absl::StrCat(JsonQuoted(k), ":", JsonQuoted(v)));
-    fields.push_back(absl::StrCat("\"__metadata__\":{", absl::StrJoin(kv, ","), "}"));
+    for (const auto& [k, v] : metadata)
+      kv.push_back(absl::StrCat(JsonQuoted(k), ":", JsonQuoted(v)));
+    fields.push_back(
+        absl::StrCat("\"__metadata__\":{", absl::StrJoin(kv, ","), "}"));
   }
   int64_t offset = 0;
   for (const SafetensorsTensor& t : tensors) {
     const int64_t bytes = Numel(t.shape) * 4;
-    fields.push_back(absl::StrCat(JsonQuoted(t.name), ":{\"dtype\":\"F32\",\"shape\":[",
-                                  absl::StrJoin(t.shape, ","), "],\"data_offsets\":[",
-                                  offset, ",", offset + bytes, "]}"));
+    fields.push_back(
+        absl::StrCat(JsonQuoted(t.name), ":{\"dtype\":\"F32\",\"shape\":[",
+                     absl::StrJoin(t.shape, ","), "],\"data_offsets\":[",
+                     offset, ",", offset + bytes, "]}"));
     offset += bytes;
   }
   std::string header = absl::StrCat("{", absl::StrJoin(fields, ","), "}");
   header.append((8 - header.size() % 8) % 8, ' ');
   uint64_t n = header.size();
   unsigned char prefix[8];
-  for (int i = 0; i < 8; ++i) prefix[i] = static_cast<unsigned char>(n >> (8 * i));
+  for (int i = 0; i < 8; ++i)
+    prefix[i] = static_cast<unsigned char>(n >> (8 * i));
 
   ASSIGN_OR_RETURN(WritableFile file, WritableFile::Create(path));
   Sha256 digest;
@@ -178,14 +200,18 @@ absl::StatusOr<RawHeader> ReadRawHeader(const std::string& path, int64_t size) {
   ASSIGN_OR_RETURN(std::string head, ReadFileRange(path, 0, 8));
   if (head.size() != 8) return Malformed(path, "shorter than 8 bytes");
   uint64_t n = 0;
-  for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(static_cast<unsigned char>(head[i])) << (8 * i);
+  for (int i = 0; i < 8; ++i)
+    n |= static_cast<uint64_t>(static_cast<unsigned char>(head[i])) << (8 * i);
   if (n > kMaxHeaderBytes || static_cast<int64_t>(8 + n) > size) {
-    return Malformed(path, absl::StrCat("header of ", n, " bytes does not fit in ", size));
+    return Malformed(
+        path, absl::StrCat("header of ", n, " bytes does not fit in ", size));
   }
-  ASSIGN_OR_RETURN(std::string text, ReadFileRange(path, 8, static_cast<int64_t>(n)));
+  ASSIGN_OR_RETURN(std::string text,
+                   ReadFileRange(path, 8, static_cast<int64_t>(n)));
   if (text.size() != n) return Malformed(path, "truncated header");
   RawHeader raw;
-  ASSIGN_OR_RETURN(raw.file, ParseHeader(text, size - 8 - static_cast<int64_t>(n), path));
+  ASSIGN_OR_RETURN(raw.file,
+                   ParseHeader(text, size - 8 - static_cast<int64_t>(n), path));
   raw.file.data_offset = 8 + static_cast<int64_t>(n);
   raw.bytes = head + text;
   return raw;
@@ -196,17 +222,21 @@ std::string ShapeText(const std::vector<int64_t>& shape) {
 }
 
 // Reads `bytes` bytes at `offset` of `fd` into `dst` and hashes them.
-absl::Status ReadInto(int fd, const std::string& path, int64_t offset, int64_t bytes, char* dst,
-                      Sha256& digest) {
+absl::Status ReadInto(int fd, const std::string& path, int64_t offset,
+                      int64_t bytes, char* dst, Sha256& digest) {
   int64_t done = 0;
   while (done < bytes) {
-    const size_t want = static_cast<size_t>(std::min<int64_t>(bytes - done, 64 << 20));
-    const ssize_t n = pread(fd, dst + done, want, static_cast<off_t>(offset + done));
+    const size_t want =
+        static_cast<size_t>(std::min<int64_t>(bytes - done, 64 << 20));
+    const ssize_t n =
+        pread(fd, dst + done, want, static_cast<off_t>(offset + done));
     if (n < 0) {
       if (errno == EINTR) continue;
-      return absl::InternalError(absl::StrCat("cannot read ", path, ": ", strerror(errno)));
+      return absl::InternalError(
+          absl::StrCat("cannot read ", path, ": ", strerror(errno)));
     }
-    if (n == 0) return Malformed(path, absl::StrCat("truncated at byte ", offset + done));
+    if (n == 0)
+      return Malformed(path, absl::StrCat("truncated at byte ", offset + done));
     digest.Update(dst + done, static_cast<size_t>(n));
     done += n;
   }
@@ -221,19 +251,20 @@ absl::StatusOr<SafetensorsFile> ReadSafetensorsHeader(const std::string& path) {
   return std::move(raw.file);
 }
 
-absl::StatusOr<std::string> ReadSafetensorsInto(const std::string& path,
-                                                const std::vector<SafetensorsTarget>& tensors) {
+absl::StatusOr<std::string> ReadSafetensorsInto(
+    const std::string& path, const std::vector<SafetensorsTarget>& tensors) {
   ASSIGN_OR_RETURN(int64_t size, FileSize(path));
   ASSIGN_OR_RETURN(RawHeader raw, ReadRawHeader(path, size));
   const SafetensorsFile& file = raw.file;
 
   // Match the file's tensors to the targets, then read them in file order.
-  std::vector<std::pair<const SafetensorsEntry*, const SafetensorsTarget*>> order;
+  std::vector<std::pair<const SafetensorsEntry*, const SafetensorsTarget*>>
+      order;
   for (const SafetensorsTarget& t : tensors) {
     auto it = file.tensors.find(t.name);
     if (it == file.tensors.end()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ": tensor ", t.name, " is missing (another model shape?)"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ": tensor ", t.name, " is missing (another model shape?)"));
     }
     const SafetensorsEntry& e = it->second;
     if (e.dtype != "F32" || e.shape != t.shape) {
@@ -248,39 +279,49 @@ absl::StatusOr<std::string> ReadSafetensorsInto(const std::string& path,
     // capture one in a lambda.
     for (const auto& entry : file.tensors) {
       const std::string& name = entry.first;
-      const bool known = std::any_of(tensors.begin(), tensors.end(),
-                                     [&](const SafetensorsTarget& t) { return t.name == name; });
+      const bool known = std::any_of(
+          tensors.begin(), tensors.end(),
+          [&](const SafetensorsTarget& t) { return t.name == name; });
       if (!known) {
         return absl::InvalidArgumentError(absl::StrCat(
-            path, ": tensor ", name, " is not part of the job's model (another model shape?)"));
+            path, ": tensor ", name,
+            " is not part of the job's model (another model shape?)"));
       }
     }
   }
-  std::sort(order.begin(), order.end(),
-            [](const auto& a, const auto& b) { return a.first->begin < b.first->begin; });
-  const bool hooked = std::any_of(tensors.begin(), tensors.end(),
-                                  [](const SafetensorsTarget& t) { return bool(t.done); });
+  std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
+    return a.first->begin < b.first->begin;
+  });
+  const bool hooked =
+      std::any_of(tensors.begin(), tensors.end(),
+                  [](const SafetensorsTarget& t) { return bool(t.done); });
   for (size_t i = 0; hooked && i < order.size(); ++i) {
     if (order[i].second != &tensors[i]) {
       return absl::InvalidArgumentError(absl::StrCat(
-          path, ": tensor ", order[i].second->name, " is stored where ", tensors[i].name,
+          path, ": tensor ", order[i].second->name, " is stored where ",
+          tensors[i].name,
           " was expected; streamed loads need the order this program writes"));
     }
   }
   int64_t expect = 0;
   for (const auto& [e, t] : order) {
     if (e->begin != expect || e->end - e->begin != Numel(t->shape) * 4) {
-      return Malformed(path, absl::StrCat("tensor ", t->name, " is not packed after the one before"));
+      return Malformed(path,
+                       absl::StrCat("tensor ", t->name,
+                                    " is not packed after the one before"));
     }
     expect = e->end;
   }
   if (file.data_offset + expect != size) {
-    return Malformed(path, absl::StrCat("the file is ", size, " bytes, its header describes ",
+    return Malformed(path, absl::StrCat("the file is ", size,
+                                        " bytes, its header describes ",
                                         file.data_offset + expect));
   }
 
   const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return absl::NotFoundError(absl::StrCat("cannot open ", path, ": ", strerror(errno)));
+  if (fd < 0)
+    return absl::NotFoundError(
+        absl::StrCat("cannot open ", path, ": ", strerror(errno)));
   Sha256 digest;
   digest.Update(raw.bytes.data(), raw.bytes.size());
   absl::Status status;
@@ -296,16 +337,20 @@ absl::StatusOr<std::string> ReadSafetensorsInto(const std::string& path,
 }
 
 absl::StatusOr<std::vector<float>> ReadSafetensorsTensor(
-    const std::string& path, const SafetensorsFile& file, const std::string& name) {
+    const std::string& path, const SafetensorsFile& file,
+    const std::string& name) {
   auto it = file.tensors.find(name);
   if (it == file.tensors.end()) {
     return absl::NotFoundError(absl::StrCat(path, ": no tensor ", name));
   }
   const SafetensorsEntry& e = it->second;
   if (e.dtype != "F32" || (e.end - e.begin) != Numel(e.shape) * 4) {
-    return Malformed(path, absl::StrCat("tensor ", name, " is not a dense F32 tensor"));
+    return Malformed(
+        path, absl::StrCat("tensor ", name, " is not a dense F32 tensor"));
   }
-  ASSIGN_OR_RETURN(std::string bytes, ReadFileRange(path, file.data_offset + e.begin, e.end - e.begin));
+  ASSIGN_OR_RETURN(
+      std::string bytes,
+      ReadFileRange(path, file.data_offset + e.begin, e.end - e.begin));
   std::vector<float> out(bytes.size() / 4);
   std::memcpy(out.data(), bytes.data(), bytes.size());
   return out;

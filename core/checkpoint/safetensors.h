@@ -1,4 +1,5 @@
-// Writing and reading the safetensors format (https://huggingface.co/docs/safetensors):
+// Writing and reading the safetensors format
+// (https://huggingface.co/docs/safetensors):
 //   8 bytes little-endian N | N bytes JSON header, space-padded to 8 | data.
 // The header maps each tensor name to {"dtype", "shape", "data_offsets"}
 // (offsets relative to the data section); "__metadata__" holds strings.

@@ -34,9 +34,15 @@ class CorpusWriter {
     while (out.size() < bytes) {
       switch (Next() % 4) {
         case 0:
-        case 1: Sentence(out); break;
-        case 2: Arithmetic(out); break;
-        default: Counting(out); break;
+        case 1:
+          Sentence(out);
+          break;
+        case 2:
+          Arithmetic(out);
+          break;
+        default:
+          Counting(out);
+          break;
       }
       out += (Next() % 6 == 0) ? "\n" : " ";
     }
@@ -54,17 +60,17 @@ class CorpusWriter {
     static constexpr std::array<const char*, 8> kDet = {
         "the", "a", "one", "every", "that", "this", "some", "each"};
     static constexpr std::array<const char*, 12> kAdj = {
-        "quick", "lazy", "red", "quiet", "brave", "small",
-        "old",   "green", "wise", "bright", "cold", "happy"};
+        "quick", "lazy",  "red",  "quiet",  "brave", "small",
+        "old",   "green", "wise", "bright", "cold",  "happy"};
     static constexpr std::array<const char*, 12> kNoun = {
-        "fox",    "dog",   "river", "king", "bird",   "tree",
+        "fox",   "dog",   "river", "king", "bird",   "tree",
         "stone", "child", "ship",  "city", "garden", "engine"};
     static constexpr std::array<const char*, 10> kVerb = {
-        "sees", "follows", "builds", "finds", "carries",
-        "watches", "likes", "moves", "guards", "trains"};
+        "sees",    "follows", "builds", "finds",  "carries",
+        "watches", "likes",   "moves",  "guards", "trains"};
     static constexpr std::array<const char*, 6> kEnd = {
-        "today", "at night", "near the sea", "in the morning",
-        "without a sound", "again"};
+        "today",          "at night",        "near the sea",
+        "in the morning", "without a sound", "again"};
     std::string s = absl::StrCat(Pick(kDet), " ", Pick(kAdj), " ", Pick(kNoun),
                                  " ", Pick(kVerb), " the ", Pick(kAdj), " ",
                                  Pick(kNoun), " ", Pick(kEnd), ".");
@@ -73,7 +79,8 @@ class CorpusWriter {
   }
 
   void Arithmetic(std::string& out) {
-    const int a = static_cast<int>(Next() % 50), b = static_cast<int>(Next() % 50);
+    const int a = static_cast<int>(Next() % 50),
+              b = static_cast<int>(Next() % 50);
     if (Next() % 2) {
       absl::StrAppend(&out, a, " plus ", b, " is ", a + b, ".");
     } else {
@@ -97,18 +104,21 @@ std::string Dataset::BuiltinCorpus() {
   return CorpusWriter(/*seed=*/20221114).Write(size_t{1} << 20);
 }
 
-absl::StatusOr<std::unique_ptr<Dataset>> Dataset::Open(
-    const DataConfig& config, int64_t vocab, int seq_len) {
+absl::StatusOr<std::unique_ptr<Dataset>> Dataset::Open(const DataConfig& config,
+                                                       int64_t vocab,
+                                                       int seq_len) {
   if (config.source != "builtin") {
     UniqueFd fd(open(config.source.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd.valid()) {
-      return DataError(absl::StrCat("cannot open '", config.source, "': ", strerror(errno)));
+      return DataError(
+          absl::StrCat("cannot open '", config.source, "': ", strerror(errno)));
     }
     return OpenFile(std::move(fd), config, vocab, seq_len);
   }
   if (vocab < 256) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "model.vocab: the builtin dataset is byte-level and needs >= 256, got ", vocab));
+        "model.vocab: the builtin dataset is byte-level and needs >= 256, got ",
+        vocab));
   }
   std::unique_ptr<Dataset> d(new Dataset());
   d->seq_len_ = seq_len;
@@ -120,31 +130,34 @@ absl::StatusOr<std::unique_ptr<Dataset>> Dataset::Open(
   return d;
 }
 
-absl::StatusOr<std::unique_ptr<Dataset>> Dataset::OpenFile(UniqueFd file,
-                                                           const DataConfig& config,
-                                                           int64_t vocab, int seq_len) {
+absl::StatusOr<std::unique_ptr<Dataset>> Dataset::OpenFile(
+    UniqueFd file, const DataConfig& config, int64_t vocab, int seq_len) {
   std::unique_ptr<Dataset> d(new Dataset());
   d->seq_len_ = seq_len;
   d->vocab_ = vocab;
   d->name_ = config.source;
-  d->token_bytes_ = config.token_bytes != 0 ? config.token_bytes
+  d->token_bytes_ = config.token_bytes != 0                 ? config.token_bytes
                     : absl::EndsWith(config.source, ".u32") ? 4
                                                             : 2;
   d->file_ = std::move(file);
   struct stat st;
   if (fstat(d->file_.get(), &st) != 0) {
-    return DataError(absl::StrCat("cannot stat '", config.source, "': ", strerror(errno)));
+    return DataError(
+        absl::StrCat("cannot stat '", config.source, "': ", strerror(errno)));
   }
-  if (!S_ISREG(st.st_mode)) return DataError(absl::StrCat("'", config.source, "' is not a file"));
+  if (!S_ISREG(st.st_mode))
+    return DataError(absl::StrCat("'", config.source, "' is not a file"));
   const int64_t bytes = st.st_size;
   if (bytes % d->token_bytes_ != 0) {
-    return DataError(absl::StrFormat("'%s' has %d bytes, not a multiple of the token size %d",
-                                     config.source, bytes, d->token_bytes_));
+    return DataError(absl::StrFormat(
+        "'%s' has %d bytes, not a multiple of the token size %d", config.source,
+        bytes, d->token_bytes_));
   }
   d->num_tokens_ = bytes / d->token_bytes_;
   if (d->num_tokens_ <= seq_len) {
-    return DataError(absl::StrFormat("holds %d tokens; model.seq_len %d needs at least %d",
-                                     d->num_tokens_, seq_len, seq_len + 1));
+    return DataError(
+        absl::StrFormat("holds %d tokens; model.seq_len %d needs at least %d",
+                        d->num_tokens_, seq_len, seq_len + 1));
   }
   // Every id, a chunk at a time (the file may be far larger than memory).
   constexpr int64_t kChunk = int64_t{1} << 18;
@@ -155,8 +168,9 @@ absl::StatusOr<std::unique_ptr<Dataset>> Dataset::OpenFile(UniqueFd file,
     RETURN_IF_ERROR(d->ReadTokens(first, count, scratch.data(), ids.data()));
     for (int64_t i = 0; i < count; ++i) {
       if (ids[i] >= vocab) {
-        return DataError(absl::StrFormat("token %d at index %d is not below model.vocab (%d)",
-                                         ids[i], first + i, vocab));
+        return DataError(absl::StrFormat(
+            "token %d at index %d is not below model.vocab (%d)", ids[i],
+            first + i, vocab));
       }
     }
   }
@@ -176,15 +190,17 @@ absl::Status Dataset::ReadTokens(int64_t first, int64_t count, uint8_t* scratch,
       const ssize_t n = pread(file_.get(), scratch + got, want - got, at + got);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) {
-        return absl::DataLossError(absl::StrFormat(
-            "data.source: cannot read %d bytes at offset %d of '%s': %s (errno %d)", want, at,
-            name_, strerror(errno), errno));
+        return absl::DataLossError(
+            absl::StrFormat("data.source: cannot read %d bytes at offset %d of "
+                            "'%s': %s (errno %d)",
+                            want, at, name_, strerror(errno), errno));
       }
       if (n == 0) {
-        return absl::DataLossError(absl::StrFormat(
-            "data.source: '%s' has nothing to read at byte %d, but held %d bytes of tokens "
-            "when the job started: the token file was truncated while the job ran",
-            name_, at + got, num_tokens_ * w));
+        return absl::DataLossError(
+            absl::StrFormat("data.source: '%s' has nothing to read at byte %d, "
+                            "but held %d bytes of tokens when the job started: "
+                            "the token file was truncated while the job ran",
+                            name_, at + got, num_tokens_ * w));
       }
       got += n;
     }
@@ -192,38 +208,48 @@ absl::Status Dataset::ReadTokens(int64_t first, int64_t count, uint8_t* scratch,
   }
   for (int64_t i = 0; i < count; ++i, p += w) {
     switch (w) {
-      case 1: out[i] = p[0]; break;
-      case 2: out[i] = static_cast<int64_t>(p[0]) | (static_cast<int64_t>(p[1]) << 8); break;
+      case 1:
+        out[i] = p[0];
+        break;
+      case 2:
+        out[i] = static_cast<int64_t>(p[0]) | (static_cast<int64_t>(p[1]) << 8);
+        break;
       default:
-        out[i] = static_cast<int64_t>(p[0]) | (static_cast<int64_t>(p[1]) << 8) |
-                 (static_cast<int64_t>(p[2]) << 16) | (static_cast<int64_t>(p[3]) << 24);
+        out[i] = static_cast<int64_t>(p[0]) |
+                 (static_cast<int64_t>(p[1]) << 8) |
+                 (static_cast<int64_t>(p[2]) << 16) |
+                 (static_cast<int64_t>(p[3]) << 24);
     }
   }
   return absl::OkStatus();
 }
 
-absl::Status Dataset::Fill(uint64_t seed, int64_t first_sample, int rows, int64_t* inputs,
-                           int64_t* targets) const {
+absl::Status Dataset::Fill(uint64_t seed, int64_t first_sample, int rows,
+                           int64_t* inputs, int64_t* targets) const {
   const uint64_t windows = static_cast<uint64_t>(num_tokens_ - seq_len_);
   // One sample's tokens: its inputs and, shifted by one, its targets.
   std::vector<int64_t> window(seq_len_ + 1);
-  std::vector<uint8_t> scratch(file_.valid() ? window.size() * token_bytes_ : 0);
+  std::vector<uint8_t> scratch(file_.valid() ? window.size() * token_bytes_
+                                             : 0);
   for (int r = 0; r < rows; ++r) {
     // The index only feeds the hash: summed as uint64, so that it wraps
     // (defined) instead of overflowing near INT64_MAX.
-    const uint64_t index = static_cast<uint64_t>(first_sample) + static_cast<uint64_t>(r);
+    const uint64_t index =
+        static_cast<uint64_t>(first_sample) + static_cast<uint64_t>(r);
     const int64_t offset =
         static_cast<int64_t>(Mix64(Mix64(seed) ^ index) % windows);
-    RETURN_IF_ERROR(ReadTokens(offset, seq_len_ + 1, scratch.data(), window.data()));
+    RETURN_IF_ERROR(
+        ReadTokens(offset, seq_len_ + 1, scratch.data(), window.data()));
     for (int j = 0; j <= seq_len_; ++j) {
       if (window[j] >= vocab_) {
         return absl::DataLossError(absl::StrFormat(
-            "data.source: token %d at index %d of '%s' is not below model.vocab (%d): the "
-            "token file changed while the job ran",
+            "data.source: token %d at index %d of '%s' is not below "
+            "model.vocab (%d): the token file changed while the job ran",
             window[j], offset + j, name_, vocab_));
       }
     }
-    // In int64: rows x seq_len can pass INT_MAX (micro_batch 2^20, seq_len 2^16).
+    // In int64: rows x seq_len can pass INT_MAX (micro_batch 2^20, seq_len
+    // 2^16).
     const int64_t row = int64_t{r} * seq_len_;
     std::copy(window.begin(), window.end() - 1, inputs + row);
     std::copy(window.begin() + 1, window.end(), targets + row);

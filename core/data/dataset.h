@@ -40,9 +40,8 @@ class Dataset {
   // The same for a token file already opened for reading (taken): nothing
   // is looked up by name; config.source only names it in messages and, with
   // token_bytes 0, gives the width by its suffix (".u32": 4, else 2).
-  static absl::StatusOr<std::unique_ptr<Dataset>> OpenFile(UniqueFd file,
-                                                           const DataConfig& config,
-                                                           int64_t vocab, int seq_len);
+  static absl::StatusOr<std::unique_ptr<Dataset>> OpenFile(
+      UniqueFd file, const DataConfig& config, int64_t vocab, int seq_len);
   ~Dataset();
   Dataset(const Dataset&) = delete;
   Dataset& operator=(const Dataset&) = delete;
@@ -56,8 +55,8 @@ class Dataset {
   // DATA_LOSS naming data.source when the token file changed under the job:
   // shorter than at Open() (truncated), or an id no longer below the
   // vocabulary; the job fails, the process goes on.
-  absl::Status Fill(uint64_t seed, int64_t first_sample, int rows, int64_t* inputs,
-                    int64_t* targets) const;
+  absl::Status Fill(uint64_t seed, int64_t first_sample, int rows,
+                    int64_t* inputs, int64_t* targets) const;
 
   // The built-in corpus as text (deterministic; ~1 MiB).
   static std::string BuiltinCorpus();
@@ -67,16 +66,17 @@ class Dataset {
   // Reads `count` tokens from index `first` into `out`, through `scratch`
   // (count * token_bytes_ bytes) for a file: DATA_LOSS when the file holds
   // fewer now than at Open().
-  absl::Status ReadTokens(int64_t first, int64_t count, uint8_t* scratch, int64_t* out) const;
+  absl::Status ReadTokens(int64_t first, int64_t count, uint8_t* scratch,
+                          int64_t* out) const;
 
   // Constant after Open().
   int seq_len_ = 0;
   int64_t vocab_ = 0;
   int64_t num_tokens_ = 0;
   int token_bytes_ = 1;
-  std::string name_;    // data.source, for messages
-  std::string owned_;   // the built-in corpus
-  UniqueFd file_;       // a token file (invalid for the builtin corpus)
+  std::string name_;   // data.source, for messages
+  std::string owned_;  // the built-in corpus
+  UniqueFd file_;      // a token file (invalid for the builtin corpus)
 };
 
 }  // namespace stronghold::core

@@ -50,10 +50,12 @@ bool LosesDevice(cudaError_t err) {
 // RESOURCE_EXHAUSTED for an out-of-memory, else INTERNAL, saying so when
 // the device is lost for the rest of the process.
 absl::Status CudaStatus(cudaError_t err, int index, absl::string_view call) {
-  const std::string what = absl::StrCat("cuda:", index, ": ", call, " failed: ",
-                                        cudaGetErrorName(err), " (", cudaGetErrorString(err), ")");
+  const std::string what = absl::StrCat("cuda:", index, ": ", call,
+                                        " failed: ", cudaGetErrorName(err),
+                                        " (", cudaGetErrorString(err), ")");
   if (err == cudaErrorMemoryAllocation) {
-    return absl::ResourceExhaustedError(absl::StrCat("device out of memory: ", what));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("device out of memory: ", what));
   }
   if (LosesDevice(err)) {
     return absl::InternalError(absl::StrCat(
@@ -70,11 +72,12 @@ constexpr int kEventRing = 8192;
 
 absl::StatusOr<void*> PinnedAlloc(int64_t bytes) {
   void* p = nullptr;
-  const cudaError_t err = cudaHostAlloc(&p, static_cast<size_t>(bytes), cudaHostAllocDefault);
+  const cudaError_t err =
+      cudaHostAlloc(&p, static_cast<size_t>(bytes), cudaHostAllocDefault);
   if (err != cudaSuccess) {
     (void)cudaGetLastError();  // handled here: not LibTorch's next error
-    const std::string what = absl::StrCat("cudaHostAlloc (pinned) of ", bytes, " bytes: ",
-                                          cudaGetErrorString(err));
+    const std::string what = absl::StrCat("cudaHostAlloc (pinned) of ", bytes,
+                                          " bytes: ", cudaGetErrorString(err));
     if (err != cudaErrorMemoryAllocation) return absl::InternalError(what);
     return absl::ResourceExhaustedError(
         absl::StrCat(what, " (check RLIMIT_MEMLOCK / LimitMEMLOCK)"));
@@ -97,7 +100,8 @@ class CudaDevice final : public Device {
     for (auto& ring : events_) {
       ring.assign(kEventRing, nullptr);
       for (cudaEvent_t& e : ring) {
-        if (!Ok(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreateWithFlags")) {
+        if (!Ok(cudaEventCreateWithFlags(&e, cudaEventDisableTiming),
+                "cudaEventCreateWithFlags")) {
           return error_.status();
         }
       }
@@ -121,20 +125,24 @@ class CudaDevice final : public Device {
   }
 
   std::string name() const override { return absl::StrCat("cuda:", index_); }
-  c10::Device torch_device() const override { return c10::Device(c10::kCUDA, index_); }
+  c10::Device torch_device() const override {
+    return c10::Device(c10::kCUDA, index_);
+  }
 
-  absl::StatusOr<void*> Allocate(int64_t bytes, const std::string& what) override {
+  absl::StatusOr<void*> Allocate(int64_t bytes,
+                                 const std::string& what) override {
     absl::MutexLock lock(&mu_);
     if (error_.lost()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "cuda:", index_, " is unusable: an earlier job lost its CUDA context (",
-          error_.status().message(), ")"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("cuda:", index_,
+                       " is unusable: an earlier job lost its CUDA context (",
+                       error_.status().message(), ")"));
     }
     RETURN_IF_ERROR(error_.status());  // this job's work failed already
     if (used_ + bytes > budget_bytes_) {
       return absl::ResourceExhaustedError(absl::StrCat(
-          "device memory: ", what, " needs ", bytes, " bytes, ", used_, " of the budget of ",
-          budget_bytes_, " bytes are in use"));
+          "device memory: ", what, " needs ", bytes, " bytes, ", used_,
+          " of the budget of ", budget_bytes_, " bytes are in use"));
     }
     c10::cuda::CUDAGuard guard(index_);
     void* p = nullptr;
@@ -147,10 +155,11 @@ class CudaDevice final : public Device {
       size_t free_bytes = 0, total_bytes = 0;
       (void)cudaMemGetInfo(&free_bytes, &total_bytes);
       return absl::ResourceExhaustedError(absl::StrCat(
-          "device out of memory: cudaMalloc of ", bytes, " bytes for ", what, " on cuda:", index_,
-          " failed with ", free_bytes, " of ", total_bytes, " bytes free; this job uses ", used_,
-          " of its budget of ", budget_bytes_, " bytes (LibTorch's cache or other processes hold "
-          "the rest)"));
+          "device out of memory: cudaMalloc of ", bytes, " bytes for ", what,
+          " on cuda:", index_, " failed with ", free_bytes, " of ", total_bytes,
+          " bytes free; this job uses ", used_, " of its budget of ",
+          budget_bytes_,
+          " bytes (LibTorch's cache or other processes hold the rest)"));
     }
     if (err != cudaSuccess) {
       Fail(err, absl::StrCat("cudaMalloc of ", bytes, " bytes for ", what));
@@ -167,7 +176,8 @@ class CudaDevice final : public Device {
   void Reset() override {
     absl::MutexLock lock(&mu_);
     c10::cuda::CUDAGuard guard(index_);
-    for (auto& s : streams_) Ok(cudaStreamSynchronize(s.stream()), "cudaStreamSynchronize");
+    for (auto& s : streams_)
+      Ok(cudaStreamSynchronize(s.stream()), "cudaStreamSynchronize");
     for (void* p : blocks_) Ok(cudaFree(p), "cudaFree");
     blocks_.clear();
     used_ = 0;
@@ -187,26 +197,33 @@ class CudaDevice final : public Device {
 
   // Pinned memory comes from the daemon-long cache: a job's blocks serve the
   // next job of the same shape without pinning anew.
-  absl::StatusOr<void*> AllocateHost(int64_t bytes) override { return pinned_.Allocate(bytes); }
+  absl::StatusOr<void*> AllocateHost(int64_t bytes) override {
+    return pinned_.Allocate(bytes);
+  }
   void FreeHost(void* p) override { pinned_.Release(p); }
 
-  void Copy(Queue queue, void* dst, const void* src, int64_t bytes, int layer) override {
+  void Copy(Queue queue, void* dst, const void* src, int64_t bytes,
+            int layer) override {
     CHECK(queue != Queue::kCompute);
     if (error_.failed()) return;  // no work after an error (status())
     const bool h2d = queue == Queue::kH2D;
     const int pair = timeline_ != nullptr ? TakeTimingPair() : -1;
-    if (pair >= 0 && !Ok(cudaEventRecord(timing_[pair].first, stream(queue)), "cudaEventRecord")) {
+    if (pair >= 0 && !Ok(cudaEventRecord(timing_[pair].first, stream(queue)),
+                         "cudaEventRecord")) {
       return;
     }
-    const cudaError_t err =
-        cudaMemcpyAsync(dst, src, static_cast<size_t>(bytes),
-                        h2d ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost, stream(queue));
+    const cudaError_t err = cudaMemcpyAsync(
+        dst, src, static_cast<size_t>(bytes),
+        h2d ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost, stream(queue));
     if (err != cudaSuccess) {
       if (pair >= 0) free_pairs_.push_back(pair);
-      return Fail(err, absl::StrCat("cudaMemcpyAsync ", h2d ? "host to device" : "device to host",
-                                    " of ", bytes, " bytes (layer ", layer, ")"));
+      return Fail(
+          err, absl::StrCat("cudaMemcpyAsync ",
+                            h2d ? "host to device" : "device to host", " of ",
+                            bytes, " bytes (layer ", layer, ")"));
     }
-    if (pair >= 0 && Ok(cudaEventRecord(timing_[pair].second, stream(queue)), "cudaEventRecord")) {
+    if (pair >= 0 && Ok(cudaEventRecord(timing_[pair].second, stream(queue)),
+                        "cudaEventRecord")) {
       timed_.push_back({queue, layer, pair, queue});
     }
   }
@@ -214,7 +231,8 @@ class CudaDevice final : public Device {
   Event Record(Queue queue) override {
     const int q = static_cast<int>(queue);
     const uint64_t seq = ++recorded_[q];
-    if (!error_.failed()) Ok(cudaEventRecord(event(queue, seq), stream(queue)), "cudaEventRecord");
+    if (!error_.failed())
+      Ok(cudaEventRecord(event(queue, seq), stream(queue)), "cudaEventRecord");
     return Event{queue, seq};
   }
 
@@ -224,23 +242,29 @@ class CudaDevice final : public Device {
   void QueueWait(Queue queue, Event e) override {
     if (e.sequence == 0 || e.queue == queue || error_.failed()) return;
     CheckLive(e);
-    const int pair = timeline_ != nullptr && queue == Queue::kCompute ? TakeTimingPair() : -1;
-    if (pair >= 0 && !Ok(cudaEventRecord(timing_[pair].first, stream(queue)), "cudaEventRecord")) {
+    const int pair = timeline_ != nullptr && queue == Queue::kCompute
+                         ? TakeTimingPair()
+                         : -1;
+    if (pair >= 0 && !Ok(cudaEventRecord(timing_[pair].first, stream(queue)),
+                         "cudaEventRecord")) {
       return;
     }
     if (!Ok(cudaStreamWaitEvent(stream(queue), event(e.queue, e.sequence), 0),
             "cudaStreamWaitEvent")) {
       return;
     }
-    if (pair >= 0 && Ok(cudaEventRecord(timing_[pair].second, stream(queue)), "cudaEventRecord")) {
+    if (pair >= 0 && Ok(cudaEventRecord(timing_[pair].second, stream(queue)),
+                        "cudaEventRecord")) {
       timed_.push_back({queue, /*layer=*/-1, pair, e.queue});
     }
   }
 
   void HostWait(Event e) override {
-    if (e.sequence == 0) return;  // after an error too: a buffer may be in a copy issued before
+    if (e.sequence == 0)
+      return;  // after an error too: a buffer may be in a copy issued before
     CheckLive(e);
-    Ok(cudaEventSynchronize(event(e.queue, e.sequence)), "cudaEventSynchronize");
+    Ok(cudaEventSynchronize(event(e.queue, e.sequence)),
+       "cudaEventSynchronize");
   }
 
   bool Done(Event e) override {
@@ -278,7 +302,8 @@ class CudaDevice final : public Device {
       timed_.clear();
       return;
     }
-    if (anchor_ == nullptr && !Ok(cudaEventCreate(&anchor_), "cudaEventCreate")) return;
+    if (anchor_ == nullptr && !Ok(cudaEventCreate(&anchor_), "cudaEventCreate"))
+      return;
     if (!Ok(cudaEventRecord(anchor_, stream(Queue::kD2H)), "cudaEventRecord") ||
         !Ok(cudaEventSynchronize(anchor_), "cudaEventSynchronize")) {
       return;
@@ -292,18 +317,23 @@ class CudaDevice final : public Device {
         continue;
       }
       float before_start = 0, before_end = 0;  // ms before the anchor
-      if (!Ok(cudaEventElapsedTime(&before_start, start, anchor_), "cudaEventElapsedTime") ||
-          !Ok(cudaEventElapsedTime(&before_end, end, anchor_), "cudaEventElapsedTime")) {
+      if (!Ok(cudaEventElapsedTime(&before_start, start, anchor_),
+              "cudaEventElapsedTime") ||
+          !Ok(cudaEventElapsedTime(&before_end, end, anchor_),
+              "cudaEventElapsedTime")) {
         return;
       }
-      const int64_t start_ns = anchor_ns - static_cast<int64_t>(before_start * 1e6);
+      const int64_t start_ns =
+          anchor_ns - static_cast<int64_t>(before_start * 1e6);
       const int64_t end_ns = anchor_ns - static_cast<int64_t>(before_end * 1e6);
       const bool h2d = t.on == Queue::kH2D;
       if (t.queue != Queue::kCompute) {
-        timeline_->Add({h2d ? "h2d" : "d2h", h2d ? Lane::kH2D : Lane::kD2H, t.layer, start_ns,
-                        end_ns});
-      } else if (end_ns - start_ns > 100'000) {  // as the host device: waits over 0.1 ms
-        timeline_->Add({h2d ? "wait_h2d" : "wait_d2h", Lane::kWait, t.layer, start_ns, end_ns});
+        timeline_->Add({h2d ? "h2d" : "d2h", h2d ? Lane::kH2D : Lane::kD2H,
+                        t.layer, start_ns, end_ns});
+      } else if (end_ns - start_ns >
+                 100'000) {  // as the host device: waits over 0.1 ms
+        timeline_->Add({h2d ? "wait_h2d" : "wait_d2h", Lane::kWait, t.layer,
+                        start_ns, end_ns});
       }
       free_pairs_.push_back(t.pair);
     }
@@ -328,7 +358,9 @@ class CudaDevice final : public Device {
     if (error_.Record(error, LosesDevice(err))) LOG(ERROR) << error;
     (void)cudaGetLastError();
   }
-  cudaStream_t stream(Queue q) const { return streams_[static_cast<int>(q)].stream(); }
+  cudaStream_t stream(Queue q) const {
+    return streams_[static_cast<int>(q)].stream();
+  }
   cudaEvent_t event(Queue q, uint64_t seq) const {
     return events_[static_cast<int>(q)][seq % kEventRing];
   }
@@ -351,13 +383,14 @@ class CudaDevice final : public Device {
     return pair;
   }
   void CheckLive(Event e) const {
-    CHECK_LT(recorded_[static_cast<int>(e.queue)] - e.sequence, static_cast<uint64_t>(kEventRing))
+    CHECK_LT(recorded_[static_cast<int>(e.queue)] - e.sequence,
+             static_cast<uint64_t>(kEventRing))
         << "event reused before it was waited on";
   }
 
   const int index_;
   const int64_t budget_bytes_;
-  std::array<c10::cuda::CUDAStream, kQueues> streams_;   // compute, h2d, d2h
+  std::array<c10::cuda::CUDAStream, kQueues> streams_;  // compute, h2d, d2h
   std::array<std::vector<cudaEvent_t>, kQueues> events_;
   std::array<uint64_t, kQueues> recorded_{};  // engine thread only
 
@@ -368,7 +401,8 @@ class CudaDevice final : public Device {
     int pair;
     Queue on;  // the copy's queue, or the queue the compute queue waited on
   };
-  static constexpr size_t kTimingPairs = 4096;  // copies timed between two flushes
+  static constexpr size_t kTimingPairs =
+      4096;  // copies timed between two flushes
   Timeline* timeline_ = nullptr;
   std::vector<std::pair<cudaEvent_t, cudaEvent_t>> timing_;
   std::vector<int> free_pairs_;
@@ -387,11 +421,14 @@ class CudaDevice final : public Device {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Device>> CreateCudaDevice(int index, int64_t budget_bytes) {
+absl::StatusOr<std::unique_ptr<Device>> CreateCudaDevice(int index,
+                                                         int64_t budget_bytes) {
   int count = 0;
-  if (cudaGetDeviceCount(&count) != cudaSuccess || index < 0 || index >= count) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "--device: cuda:", index, " is not available (", count, " CUDA devices visible)"));
+  if (cudaGetDeviceCount(&count) != cudaSuccess || index < 0 ||
+      index >= count) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--device: cuda:", index, " is not available (", count,
+                     " CUDA devices visible)"));
   }
   if (budget_bytes <= 0) {
     c10::cuda::CUDAGuard guard(index);

@@ -29,7 +29,8 @@ namespace stronghold::core {
 // CUDA device `index` with `budget_bytes` of device memory for the engine
 // (0 = the free memory at creation). FAILED_PRECONDITION when there is no
 // such GPU.
-absl::StatusOr<std::unique_ptr<Device>> CreateCudaDevice(int index, int64_t budget_bytes);
+absl::StatusOr<std::unique_ptr<Device>> CreateCudaDevice(int index,
+                                                         int64_t budget_bytes);
 
 }  // namespace stronghold::core
 

@@ -2,9 +2,11 @@
 // budget, three ordered queues (compute, host-to-device copies,
 // device-to-host copies) and events between them. Two implementations run the
 // same scheduler (core/engine/engine.cc):
-//   HostDevice (core/device/host_device.h): CPU compute, an arena standing in for GPU
+//   HostDevice (core/device/host_device.h): CPU compute, an arena standing in
+//   for GPU
 //     memory, one copy thread per copy queue. CI exercises the schedule on it.
-//   CudaDevice (core/device/cuda_device.h): a compute stream, H2D and D2H streams,
+//   CudaDevice (core/device/cuda_device.h): a compute stream, H2D and D2H
+//   streams,
 //     CUDA events, pinned host memory.
 //
 // Ordering contract (what the artifact got wrong): work on a queue runs in
@@ -66,7 +68,8 @@ class Device {
   // Device memory. Allocate() takes `bytes` from the budget (64-byte
   // aligned) or fails with RESOURCE_EXHAUSTED naming `what`, the request,
   // what is in use and the budget. Memory stays allocated until Reset().
-  virtual absl::StatusOr<void*> Allocate(int64_t bytes, const std::string& what) = 0;
+  virtual absl::StatusOr<void*> Allocate(int64_t bytes,
+                                         const std::string& what) = 0;
   // Frees everything Allocate() returned (between jobs) and forgets a
   // recoverable error (see status()). Waits for the work queued before
   // (a step that failed half way may have left some).
@@ -83,7 +86,8 @@ class Device {
   // Queues a copy of `bytes` on `queue` (kH2D: host -> device, kD2H:
   // device -> host). It runs after earlier work on that queue. `layer` only
   // labels the copy in the timeline.
-  virtual void Copy(Queue queue, void* dst, const void* src, int64_t bytes, int layer) = 0;
+  virtual void Copy(Queue queue, void* dst, const void* src, int64_t bytes,
+                    int layer) = 0;
   // An event marking all work submitted to `queue` so far.
   virtual Event Record(Queue queue) = 0;
   // Work submitted to `queue` after this call runs only after `event`.

@@ -10,7 +10,8 @@ namespace stronghold::core {
 absl::StatusOr<std::unique_ptr<Device>> CreateDevice(const std::string& name,
                                                      int64_t budget_bytes) {
   if (name == "cpu") {
-    return std::unique_ptr<Device>(new HostDevice(budget_bytes > 0 ? budget_bytes : INT64_MAX));
+    return std::unique_ptr<Device>(
+        new HostDevice(budget_bytes > 0 ? budget_bytes : INT64_MAX));
   }
   int index = -1;
   if (name.rfind("cuda:", 0) == 0 && absl::SimpleAtoi(name.substr(5), &index)) {

@@ -7,17 +7,22 @@
 
 namespace stronghold::core {
 
-HostBufferCache::HostBufferCache(AllocateFn allocate, FreeFn free, int64_t max_idle_bytes)
-    : allocate_(std::move(allocate)), free_(std::move(free)), max_idle_bytes_(max_idle_bytes) {}
+HostBufferCache::HostBufferCache(AllocateFn allocate, FreeFn free,
+                                 int64_t max_idle_bytes)
+    : allocate_(std::move(allocate)),
+      free_(std::move(free)),
+      max_idle_bytes_(max_idle_bytes) {}
 
 HostBufferCache::~HostBufferCache() {
   absl::MutexLock lock(&mu_);
-  LOG_IF(ERROR, !in_use_.empty()) << in_use_.size() << " host buffers still in use";
+  LOG_IF(ERROR, !in_use_.empty())
+      << in_use_.size() << " host buffers still in use";
   FreeIdleLocked();
 }
 
 int64_t HostBufferCache::SizeClass(int64_t bytes) {
-  const int64_t unit = bytes < (int64_t{1} << 20) ? int64_t{4} << 10 : int64_t{2} << 20;
+  const int64_t unit =
+      bytes < (int64_t{1} << 20) ? int64_t{4} << 10 : int64_t{2} << 20;
   return (std::max<int64_t>(bytes, 1) + unit - 1) / unit * unit;
 }
 
@@ -50,7 +55,8 @@ void HostBufferCache::Release(void* p) {
   if (p == nullptr) return;
   absl::MutexLock lock(&mu_);
   auto it = in_use_.find(p);
-  CHECK(it != in_use_.end()) << "HostBufferCache::Release of a block it did not allocate";
+  CHECK(it != in_use_.end())
+      << "HostBufferCache::Release of a block it did not allocate";
   const int64_t size = it->second;
   in_use_.erase(it);
   stats_.in_use_bytes -= size;

@@ -32,8 +32,10 @@ class HostBufferCache {
   using FreeFn = std::function<void(void* p)>;
 
   // `max_idle_bytes`: idle blocks beyond this are freed on release.
-  HostBufferCache(AllocateFn allocate, FreeFn free, int64_t max_idle_bytes = INT64_MAX);
-  ~HostBufferCache();  // frees every idle block; blocks in use must be released before
+  HostBufferCache(AllocateFn allocate, FreeFn free,
+                  int64_t max_idle_bytes = INT64_MAX);
+  ~HostBufferCache();  // frees every idle block; blocks in use must be released
+                       // before
   HostBufferCache(const HostBufferCache&) = delete;
   HostBufferCache& operator=(const HostBufferCache&) = delete;
 
@@ -46,8 +48,9 @@ class HostBufferCache {
   static int64_t SizeClass(int64_t bytes);
 
   struct Stats {
-    int64_t allocations = 0;  // calls to the underlying allocator that succeeded
-    int64_t reuses = 0;       // Allocate() served from idle blocks
+    int64_t allocations =
+        0;               // calls to the underlying allocator that succeeded
+    int64_t reuses = 0;  // Allocate() served from idle blocks
     int64_t idle_bytes = 0;
     int64_t in_use_bytes = 0;
   };
@@ -60,8 +63,10 @@ class HostBufferCache {
   const FreeFn free_;
   const int64_t max_idle_bytes_;
   mutable absl::Mutex mu_;
-  std::multimap<int64_t, void*> idle_ ABSL_GUARDED_BY(mu_);       // size class -> block
-  std::unordered_map<void*, int64_t> in_use_ ABSL_GUARDED_BY(mu_);  // block -> size class
+  std::multimap<int64_t, void*> idle_
+      ABSL_GUARDED_BY(mu_);  // size class -> block
+  std::unordered_map<void*, int64_t> in_use_
+      ABSL_GUARDED_BY(mu_);  // block -> size class
   Stats stats_ ABSL_GUARDED_BY(mu_);
 };
 

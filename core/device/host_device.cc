@@ -32,17 +32,19 @@ HostDevice::~HostDevice() {
 
 c10::Device HostDevice::torch_device() const { return c10::Device(c10::kCPU); }
 
-absl::StatusOr<void*> HostDevice::Allocate(int64_t bytes, const std::string& what) {
+absl::StatusOr<void*> HostDevice::Allocate(int64_t bytes,
+                                           const std::string& what) {
   absl::MutexLock lock(&mem_mu_);
   const int64_t rounded = (bytes + 63) / 64 * 64;
   if (used_ + rounded > budget_bytes_) {
     return absl::ResourceExhaustedError(absl::StrCat(
-        "device memory: ", what, " needs ", rounded, " bytes, ", used_, " of the budget of ",
-        budget_bytes_, " bytes are in use"));
+        "device memory: ", what, " needs ", rounded, " bytes, ", used_,
+        " of the budget of ", budget_bytes_, " bytes are in use"));
   }
   void* p = std::aligned_alloc(64, static_cast<size_t>(rounded));
   if (p == nullptr) {
-    return absl::ResourceExhaustedError(absl::StrCat("host allocation of ", rounded, " bytes for ", what, " failed"));
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "host allocation of ", rounded, " bytes for ", what, " failed"));
   }
   blocks_.push_back(p);
   used_ += rounded;
@@ -72,8 +74,11 @@ int64_t HostDevice::peak_bytes() const {
 
 absl::StatusOr<void*> HostDevice::AllocateHost(int64_t bytes) {
   constexpr int64_t kAlign = 4096;  // Device::AllocateHost's promise
-  void* p = std::aligned_alloc(kAlign, static_cast<size_t>((bytes + kAlign - 1) / kAlign * kAlign));
-  if (p == nullptr) return absl::ResourceExhaustedError(absl::StrCat("host allocation of ", bytes, " bytes failed"));
+  void* p = std::aligned_alloc(
+      kAlign, static_cast<size_t>((bytes + kAlign - 1) / kAlign * kAlign));
+  if (p == nullptr)
+    return absl::ResourceExhaustedError(
+        absl::StrCat("host allocation of ", bytes, " bytes failed"));
   return p;
 }
 
@@ -103,8 +108,8 @@ void HostDevice::Loop(Worker* w) {
       std::memcpy(task.dst, task.src, static_cast<size_t>(task.bytes));
       if (timeline_ != nullptr) {
         const bool h2d = w == &workers_[static_cast<int>(Queue::kH2D)];
-        timeline_->Add({h2d ? "h2d" : "d2h", h2d ? Lane::kH2D : Lane::kD2H, task.layer, start,
-                        Timeline::NowNs()});
+        timeline_->Add({h2d ? "h2d" : "d2h", h2d ? Lane::kH2D : Lane::kD2H,
+                        task.layer, start, Timeline::NowNs()});
       }
     } else {
       HostWait(task.wait);
@@ -115,7 +120,8 @@ void HostDevice::Loop(Worker* w) {
   }
 }
 
-void HostDevice::Copy(Queue queue, void* dst, const void* src, int64_t bytes, int layer) {
+void HostDevice::Copy(Queue queue, void* dst, const void* src, int64_t bytes,
+                      int layer) {
   if (bytes > 0) Submit(queue, Task{dst, src, bytes, Event{}, layer});
 }
 
@@ -127,7 +133,8 @@ Event HostDevice::Record(Queue queue) {
 }
 
 void HostDevice::QueueWait(Queue queue, Event event) {
-  if (event.sequence == 0 || event.queue == queue) return;  // same queue: already ordered
+  if (event.sequence == 0 || event.queue == queue)
+    return;  // same queue: already ordered
   if (queue == Queue::kCompute) {
     HostWait(event);
     return;

@@ -24,14 +24,16 @@ class HostDevice final : public Device {
 
   std::string name() const override { return "cpu"; }
   c10::Device torch_device() const override;
-  absl::StatusOr<void*> Allocate(int64_t bytes, const std::string& what) override;
+  absl::StatusOr<void*> Allocate(int64_t bytes,
+                                 const std::string& what) override;
   void Reset() override;
   int64_t budget_bytes() const override { return budget_bytes_; }
   int64_t used_bytes() const override;
   int64_t peak_bytes() const override;
   absl::StatusOr<void*> AllocateHost(int64_t bytes) override;
   void FreeHost(void* p) override;
-  void Copy(Queue queue, void* dst, const void* src, int64_t bytes, int layer) override;
+  void Copy(Queue queue, void* dst, const void* src, int64_t bytes,
+            int layer) override;
   Event Record(Queue queue) override;
   void QueueWait(Queue queue, Event event) override;
   void HostWait(Event event) override;
@@ -64,7 +66,8 @@ class HostDevice final : public Device {
 
   const int64_t budget_bytes_;
   Timeline* timeline_ = nullptr;  // set while the engine runs a job
-  std::array<Worker, kQueues> workers_;  // [kCompute] unused: compute is synchronous
+  std::array<Worker, kQueues>
+      workers_;  // [kCompute] unused: compute is synchronous
 
   absl::Mutex mem_mu_;
   std::vector<void*> blocks_ ABSL_GUARDED_BY(mem_mu_);

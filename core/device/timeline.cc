@@ -37,25 +37,28 @@ std::vector<Span> Timeline::spans() const {
 }
 
 std::string Timeline::ToChromeTraceJson() const {
-  static constexpr const char* kLaneNames[] = {"compute", "h2d copy", "d2h copy", "cpu optimizer",
-                                               "compute waits"};
+  static constexpr const char* kLaneNames[] = {
+      "compute", "h2d copy", "d2h copy", "cpu optimizer", "compute waits"};
   const std::vector<Span> spans = this->spans();
   int64_t origin = INT64_MAX;
   for (const Span& s : spans) origin = std::min(origin, s.start_ns);
   std::string out = "{\"traceEvents\":[";
   for (int lane = 0; lane < 5; ++lane) {
-    absl::StrAppend(&out, lane == 0 ? "" : ",",
-                    absl::StrFormat("{\"ph\":\"M\",\"pid\":1,\"tid\":%d,\"name\":\"thread_name\","
-                                    "\"args\":{\"name\":\"%s\"}}",
-                                    lane, kLaneNames[lane]));
+    absl::StrAppend(
+        &out, lane == 0 ? "" : ",",
+        absl::StrFormat("{\"ph\":\"M\",\"pid\":1,\"tid\":%d,\"name\":\"thread_"
+                        "name\",\"args\":{\"name\":\"%s\"}}",
+                        lane, kLaneNames[lane]));
   }
   for (const Span& s : spans) {
     absl::StrAppend(
-        &out, absl::StrFormat(",{\"ph\":\"X\",\"pid\":1,\"tid\":%d,\"name\":\"%s%s\",\"ts\":%.3f,"
-                              "\"dur\":%.3f,\"args\":{\"layer\":%d}}",
-                              static_cast<int>(s.lane), s.name,
-                              s.layer >= 0 ? absl::StrCat(" ", s.layer) : "",
-                              (s.start_ns - origin) / 1e3, (s.end_ns - s.start_ns) / 1e3, s.layer));
+        &out,
+        absl::StrFormat(",{\"ph\":\"X\",\"pid\":1,\"tid\":%d,\"name\":\"%s%s\","
+                        "\"ts\":%.3f,\"dur\":%.3f,\"args\":{\"layer\":%d}}",
+                        static_cast<int>(s.lane), s.name,
+                        s.layer >= 0 ? absl::StrCat(" ", s.layer) : "",
+                        (s.start_ns - origin) / 1e3,
+                        (s.end_ns - s.start_ns) / 1e3, s.layer));
   }
   out += "],\"displayTimeUnit\":\"ms\"}";
   return out;

@@ -15,13 +15,19 @@
 
 namespace stronghold::core {
 
-enum class Lane : int { kCompute = 0, kH2D = 1, kD2H = 2, kOptimizer = 3, kWait = 4 };
+enum class Lane : int {
+  kCompute = 0,
+  kH2D = 1,
+  kD2H = 2,
+  kOptimizer = 3,
+  kWait = 4
+};
 
 struct Span {
-  std::string name;     // "fwd", "bwd", "h2d", "d2h", "adamw", "wait_h2d", ...
+  std::string name;  // "fwd", "bwd", "h2d", "d2h", "adamw", "wait_h2d", ...
   Lane lane = Lane::kCompute;
-  int layer = -1;       // buffer index (0 = embedding), -1 = none
-  int64_t start_ns = 0; // steady clock
+  int layer = -1;        // buffer index (0 = embedding), -1 = none
+  int64_t start_ns = 0;  // steady clock
   int64_t end_ns = 0;
 };
 

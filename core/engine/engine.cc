@@ -24,7 +24,8 @@ namespace stronghold::core {
 
 using engine_internal::Slot;
 
-void ToComputePrecision(const float* src, int64_t n, Precision precision, void* dst) {
+void ToComputePrecision(const float* src, int64_t n, Precision precision,
+                        void* dst) {
   uint16_t* out = static_cast<uint16_t*>(dst);
   if (precision == Precision::kBf16) {
     for (int64_t i = 0; i < n; ++i) out[i] = BFloat16FromFloat(src[i]);
@@ -34,8 +35,9 @@ void ToComputePrecision(const float* src, int64_t n, Precision precision, void* 
   }
 }
 
-WindowedEngine::Impl::Impl(const JobConfig& config, const ExecutionPlan& plan, Device* device,
-                           FusedAdamW* optimizer, std::vector<HostBuffer> buffers,
+WindowedEngine::Impl::Impl(const JobConfig& config, const ExecutionPlan& plan,
+                           Device* device, FusedAdamW* optimizer,
+                           std::vector<HostBuffer> buffers,
                            LossScaleState* state, Timeline* timeline,
                            storage::SpillStreamer* spill, HostLedger* ledger)
     : config_(config),
@@ -59,8 +61,8 @@ WindowedEngine::Impl::Impl(const JobConfig& config, const ExecutionPlan& plan, D
       speculate_(plan.speculative_updates),
       emb_on_device_(plan.device_embedding_optimizer),
       resident_layers_(plan.device_resident_layers),
-      worker_(device, optimizer, timeline, static_cast<int>(buffers_.size()), spill,
-              precision_) {}
+      worker_(device, optimizer, timeline, static_cast<int>(buffers_.size()),
+              spill, precision_) {}
 
 WindowedEngine::Impl::~Impl() {
   try {
@@ -70,7 +72,8 @@ WindowedEngine::Impl::~Impl() {
   }
   // A step that threw leaves copies queued: none may land in memory freed
   // below.
-  for (Queue q : {Queue::kH2D, Queue::kD2H}) device_->HostWait(device_->Record(q));
+  for (Queue q : {Queue::kH2D, Queue::kD2H})
+    device_->HostWait(device_->Record(q));
   device_->set_timeline(nullptr);
   for (void* s : staging_) device_->FreeHost(s);
   tier_.reset();  // waits for its reads and H2D copies
@@ -95,21 +98,29 @@ absl::Status WindowedEngine::Impl::Allocate() {
   if (resident_layers_ > 0 && host_ckpt_mode_) {
     return absl::FailedPreconditionError(absl::StrCat(
         "offload.device_resident_layers: ", resident_layers_,
-        " layers do not fit the device beside the activation checkpoints (they would have to go "
-        "to the host); lower it or raise the device budget"));
+        " layers do not fit the device beside the activation checkpoints (they "
+        "would have to go to the host); lower it or raise the device budget"));
   }
   // Block layers 0..K-1 stay on the device (offload.device_resident_layers).
   for (int i = 0; i < resident_layers_; ++i) {
     Slot slot;
-    ASSIGN_OR_RETURN(slot.param, device_->Allocate(block * elem_, absl::StrCat("layer ", i, " weights")));
-    ASSIGN_OR_RETURN(slot.grad, device_->Allocate(block * elem_, absl::StrCat("layer ", i, " gradient")));
+    ASSIGN_OR_RETURN(slot.param,
+                     device_->Allocate(block * elem_,
+                                       absl::StrCat("layer ", i, " weights")));
+    ASSIGN_OR_RETURN(slot.grad,
+                     device_->Allocate(block * elem_,
+                                       absl::StrCat("layer ", i, " gradient")));
     slot.buffer = i + 1;
     resident_.push_back(slot);
   }
   for (int s = 0; s < slots; ++s) {
     Slot slot;
-    ASSIGN_OR_RETURN(slot.param, device_->Allocate(block * elem_, absl::StrCat("slot ", s, " weights")));
-    ASSIGN_OR_RETURN(slot.grad, device_->Allocate(block * elem_, absl::StrCat("slot ", s, " gradient")));
+    ASSIGN_OR_RETURN(
+        slot.param,
+        device_->Allocate(block * elem_, absl::StrCat("slot ", s, " weights")));
+    ASSIGN_OR_RETURN(slot.grad,
+                     device_->Allocate(block * elem_,
+                                       absl::StrCat("slot ", s, " gradient")));
     slots_.push_back(slot);
   }
   // What H2D sends but the NVMe tier holds: a bf16/fp16 working copy, or
@@ -118,19 +129,28 @@ absl::Status WindowedEngine::Impl::Allocate() {
   int64_t largest_sent = 0;
   for (const HostBuffer& b : buffers_) {
     sources.push_back(b.sent_array >= 0
-                          ? TierReader::Source{b.spill_item, b.sent_array, b.layout.count * elem_}
+                          ? TierReader::Source{b.spill_item, b.sent_array,
+                                               b.layout.count * elem_}
                           : TierReader::Source{});
-    if (b.sent_array >= 0) largest_sent = std::max(largest_sent, b.layout.count * elem_);
+    if (b.sent_array >= 0)
+      largest_sent = std::max(largest_sent, b.layout.count * elem_);
   }
-  RETURN_IF_ERROR(Charge("host.staging.ssd_weights",
-                         (slots + 1) * TierReader::RingEntryBytes(largest_sent)));
-  ASSIGN_OR_RETURN(tier_, TierReader::Create(device_, spill_, std::move(sources),
-                                             slots + 1));  // TierReadRing
-  if (spill_ != nullptr) traffic_seen_ = spill_->traffic();  // an earlier engine's is not ours
+  RETURN_IF_ERROR(
+      Charge("host.staging.ssd_weights",
+             (slots + 1) * TierReader::RingEntryBytes(largest_sent)));
+  ASSIGN_OR_RETURN(tier_,
+                   TierReader::Create(device_, spill_, std::move(sources),
+                                      slots + 1));  // TierReadRing
+  if (spill_ != nullptr)
+    traffic_seen_ = spill_->traffic();  // an earlier engine's is not ours
   for (int b : {0, static_cast<int>(buffers_.size()) - 1}) {
     const int64_t n = buffers_[b].layout.count;
-    ASSIGN_OR_RETURN(void* p, device_->Allocate(n * elem_, buffers_[b].layout.name + " weights"));
-    ASSIGN_OR_RETURN(void* g, device_->Allocate(n * elem_, buffers_[b].layout.name + " gradient"));
+    ASSIGN_OR_RETURN(
+        void* p,
+        device_->Allocate(n * elem_, buffers_[b].layout.name + " weights"));
+    ASSIGN_OR_RETURN(
+        void* g,
+        device_->Allocate(n * elem_, buffers_[b].layout.name + " gradient"));
     (b == 0 ? emb_param_ : fin_param_) = p;
     (b == 0 ? emb_grad_ : fin_grad_) = g;
   }
@@ -139,12 +159,15 @@ absl::Status WindowedEngine::Impl::Allocate() {
   for (int i = 0; i < resident_layers_; ++i) {
     RETURN_IF_ERROR(AllocateDeviceOptimizer(i + 1, resident_[i].param));
   }
-  if (speculate_) RETURN_IF_ERROR(AllocateBackups());  // engine_device_updates.cc
+  if (speculate_)
+    RETURN_IF_ERROR(AllocateBackups());    // engine_device_updates.cc
   RETURN_IF_ERROR(AllocateCheckpoints());  // engine_activations.cc
   // Host staging for gradients leaving the device: one per slot, one each
   // for the embedding and the final norm.
   for (int s = 0; s < slots + 2; ++s) {
-    const int64_t n = s < slots ? block : buffers_[s == slots ? 0 : buffers_.size() - 1].layout.count;
+    const int64_t n =
+        s < slots ? block
+                  : buffers_[s == slots ? 0 : buffers_.size() - 1].layout.count;
     RETURN_IF_ERROR(Charge("host.staging.gradients", n * elem_));
     ASSIGN_OR_RETURN(void* h, device_->AllocateHost(n * elem_));
     staging_.push_back(h);
@@ -170,12 +193,14 @@ absl::Status WindowedEngine::Impl::Drain() {
 }
 
 absl::StatusOr<std::unique_ptr<WindowedEngine>> WindowedEngine::Create(
-    const JobConfig& config, const ExecutionPlan& plan, Device* device, FusedAdamW* optimizer,
-    std::vector<HostBuffer> buffers, LossScaleState* state, Timeline* timeline,
-    storage::SpillStreamer* spill, HostLedger* ledger) {
+    const JobConfig& config, const ExecutionPlan& plan, Device* device,
+    FusedAdamW* optimizer, std::vector<HostBuffer> buffers,
+    LossScaleState* state, Timeline* timeline, storage::SpillStreamer* spill,
+    HostLedger* ledger) {
   if (plan.reference || plan.window < 1 || plan.slots < 1) {
     return absl::InvalidArgumentError(
-        "the windowed engine needs an engine plan with a window and slots (core/plan/planner.h)");
+        "the windowed engine needs an engine plan with a window and slots "
+        "(core/plan/planner.h)");
   }
   const bool fp32 = config.training.precision == Precision::kFp32;
   for (const HostBuffer& b : buffers) {
@@ -184,27 +209,33 @@ absl::StatusOr<std::unique_ptr<WindowedEngine>> WindowedEngine::Create(
           absl::StrCat(b.layout.name, ": state spilled, but no SpillStreamer"));
     }
     if ((b.param == nullptr || b.sent_array >= 0) && b.spill_item < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          b.layout.name, ": masters (and what H2D sends) may be left out of host memory only "
-                         "when the buffer's state is spilled"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(b.layout.name,
+                       ": masters (and what H2D sends) may be left out of host "
+                       "memory only when the buffer's state is spilled"));
     }
     // H2D sends exactly one thing: the fp32 master, or the 16-bit working copy.
-    const bool sent_ok = fp32 ? b.working == nullptr && (b.param == nullptr) == (b.sent_array == 2)
+    const bool sent_ok = fp32 ? b.working == nullptr &&
+                                    (b.param == nullptr) == (b.sent_array == 2)
                               : (b.working != nullptr) != (b.sent_array == 3);
     if (!sent_ok) {
       return absl::InvalidArgumentError(absl::StrCat(
-          b.layout.name, ": H2D sends the fp32 master in fp32 and a working copy in bf16 or "
-                         "fp16, each from host memory or the NVMe tier"));
+          b.layout.name,
+          ": H2D sends the fp32 master in fp32 and a working copy in bf16 or "
+          "fp16, each from host memory or the NVMe tier"));
     }
   }
   CHECK(state != nullptr);
   try {
-    auto impl = std::make_unique<Impl>(config, plan, device, optimizer, std::move(buffers),
-                                       state, timeline, spill, ledger);
+    auto impl = std::make_unique<Impl>(config, plan, device, optimizer,
+                                       std::move(buffers), state, timeline,
+                                       spill, ledger);
     RETURN_IF_ERROR(impl->Allocate());
-    return std::unique_ptr<WindowedEngine>(new WindowedEngine(std::move(impl), plan.window));
+    return std::unique_ptr<WindowedEngine>(
+        new WindowedEngine(std::move(impl), plan.window));
   } catch (...) {
-    return StatusFromException(absl::StrCat("creating the engine (window ", plan.window, ")"));
+    return StatusFromException(
+        absl::StrCat("creating the engine (window ", plan.window, ")"));
   }
 }
 
@@ -212,15 +243,16 @@ WindowedEngine::WindowedEngine(std::unique_ptr<Impl> impl, int window)
     : impl_(std::move(impl)), window_(window) {}
 WindowedEngine::~WindowedEngine() = default;
 
-absl::StatusOr<StepMetrics> WindowedEngine::Step(int64_t step, const BatchSource& batches) {
+absl::StatusOr<StepMetrics> WindowedEngine::Step(int64_t step,
+                                                 const BatchSource& batches) {
   RETURN_IF_ERROR(broken_);
   try {
     return impl_->Step(step, batches);
   } catch (...) {
     // The step stopped half way: its queued work and plans are unknown.
     const absl::Status error = StatusFromException(absl::StrCat("step ", step));
-    broken_ = absl::FailedPreconditionError(
-        absl::StrCat("the engine cannot step after an exception in ", error.message()));
+    broken_ = absl::FailedPreconditionError(absl::StrCat(
+        "the engine cannot step after an exception in ", error.message()));
     return error;
   }
 }

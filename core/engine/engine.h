@@ -5,7 +5,8 @@
 // timeline, and algorithm.md §2 for its origin.
 //
 // Per micro-batch, with layers i = 0..L-1 and slots for W+1 layers:
-//   forward   wait for layer i's H2D; prefetch layer i+W; x_{i+1} = block_i(x_i)
+//   forward   wait for layer i's H2D; prefetch layer i+W; x_{i+1} =
+//   block_i(x_i)
 //             without autograd, keeping only x_i (activation checkpoint);
 //             release layer i's slot unless it is one of the last W.
 //   head      loss of x_L with autograd (final LayerNorm + tied LM head).
@@ -19,8 +20,8 @@
 // The embedding and final LayerNorm stay on the device; their updated
 // weights are copied in at the start of each step (with
 // offload.device_embedding_optimizer the embedding is updated there instead,
-// core/optim/device_adamw.h). With offload.device_resident_layers = K, block layers
-// 0..K-1 stay on the device too, updated there, and the window's slots
+// core/optim/device_adamw.h). With offload.device_resident_layers = K, block
+// layers 0..K-1 stay on the device too, updated there, and the window's slots
 // rotate through the others.
 //
 // Global-norm clipping needs every gradient before any update; with
@@ -50,16 +51,16 @@
 
 #include "absl/status/statusor.h"
 #include "core/device/device.h"
+#include "core/device/timeline.h"
 #include "core/engine/host_buffer.h"
+#include "core/engine/loss_scale.h"
+#include "core/engine/step_metrics.h"
+#include "core/engine/step_policy.h"  // AdamWHyper, ClipFactor, NonFiniteGradient
 #include "core/model/gpt_layout.h"
+#include "core/optim/fused_adamw.h"
 #include "core/plan/execution_plan.h"
 #include "core/plan/host_ledger.h"
 #include "core/plan/job_config.h"
-#include "core/engine/loss_scale.h"
-#include "core/engine/step_policy.h"  // AdamWHyper, ClipFactor, NonFiniteGradient
-#include "core/engine/step_metrics.h"
-#include "core/optim/fused_adamw.h"
-#include "core/device/timeline.h"
 
 namespace stronghold::storage {
 class SpillStreamer;
@@ -94,8 +95,9 @@ class WindowedEngine {
   // read-ahead ring), each to its planned buffer, and released when the
   // engine goes.
   static absl::StatusOr<std::unique_ptr<WindowedEngine>> Create(
-      const JobConfig& config, const ExecutionPlan& plan, Device* device, FusedAdamW* optimizer,
-      std::vector<HostBuffer> buffers, LossScaleState* state, Timeline* timeline,
+      const JobConfig& config, const ExecutionPlan& plan, Device* device,
+      FusedAdamW* optimizer, std::vector<HostBuffer> buffers,
+      LossScaleState* state, Timeline* timeline,
       storage::SpillStreamer* spill = nullptr, HostLedger* ledger = nullptr);
   ~WindowedEngine();
 
@@ -115,14 +117,14 @@ class WindowedEngine {
 
   // Waits for every queued update (and write-back to the NVMe tier): host
   // masters and spilled moments are then current (the state of the buffers
-  // updated on the device, core/optim/device_adamw.h, is copied back, and copied
-  // to the device again at the next Step, so the caller may also write host
-  // state). The first I/O error of
-  // the NVMe tier, if any (it also fails the Step that met it).
+  // updated on the device, core/optim/device_adamw.h, is copied back, and
+  // copied to the device again at the next Step, so the caller may also write
+  // host state). The first I/O error of the NVMe tier, if any (it also fails
+  // the Step that met it).
   absl::Status Drain();
   // Each Step plans the next one's reads from the NVMe tier and starts them
-  // (core/engine/tier_reader.h). Call this (after Drain) before writing the tier
-  // outside the pipeline (a restore, fresh working copies): it waits for
+  // (core/engine/tier_reader.h). Call this (after Drain) before writing the
+  // tier outside the pipeline (a restore, fresh working copies): it waits for
   // those reads and forgets them.
   void StopReadingAhead();
 
@@ -146,7 +148,8 @@ class WindowedEngine {
 
 // Converts `count` fp32 values to the compute precision `precision` (bf16 or
 // fp16, rounded to nearest even like the optimizer's working copy).
-void ToComputePrecision(const float* src, int64_t count, Precision precision, void* dst);
+void ToComputePrecision(const float* src, int64_t count, Precision precision,
+                        void* dst);
 
 }  // namespace stronghold::core
 

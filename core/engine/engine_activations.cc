@@ -19,24 +19,29 @@ namespace stronghold::core {
 absl::Status WindowedEngine::Impl::AllocateCheckpoints() {
   const int64_t act = BoundaryActivationBytes(config_);
   const int boundaries = host_ckpt_mode_ ? slots_count_ + 1 : layers_ + 1;
-  ASSIGN_OR_RETURN(ckpt_, device_->Allocate(boundaries * act, "activation checkpoints"));
+  ASSIGN_OR_RETURN(
+      ckpt_, device_->Allocate(boundaries * act, "activation checkpoints"));
   if (host_ckpt_mode_) {
-    RETURN_IF_ERROR(Charge("host.activations.checkpoints", (layers_ + 1) * act));
+    RETURN_IF_ERROR(
+        Charge("host.activations.checkpoints", (layers_ + 1) * act));
     ASSIGN_OR_RETURN(host_ckpt_, device_->AllocateHost((layers_ + 1) * act));
     boundary_d2h_.resize(boundaries);
   }
   return absl::OkStatus();
 }
 
-torch::Tensor WindowedEngine::Impl::Checkpoint(int i, const torch::TensorOptions& dev) {
+torch::Tensor WindowedEngine::Impl::Checkpoint(
+    int i, const torch::TensorOptions& dev) {
   const int64_t act = BoundaryActivationBytes(config_);  // bytes
   return torch::from_blob(static_cast<char*>(ckpt_) + BoundaryIndex(i) * act,
-                          {config_.training.micro_batch, config_.model.seq_len, config_.model.hidden},
+                          {config_.training.micro_batch, config_.model.seq_len,
+                           config_.model.hidden},
                           dev);
 }
 
 void WindowedEngine::Impl::BeforeWriting(int i) {
-  if (host_ckpt_mode_) device_->QueueWait(Queue::kCompute, boundary_d2h_[BoundaryIndex(i)]);
+  if (host_ckpt_mode_)
+    device_->QueueWait(Queue::kCompute, boundary_d2h_[BoundaryIndex(i)]);
 }
 
 void WindowedEngine::Impl::AfterWriting(int i) {
@@ -54,7 +59,8 @@ void WindowedEngine::Impl::RestoreInput(int layer, int b) {
   // writer, forward's copy to the host.
   const int64_t act = BoundaryActivationBytes(config_);
   device_->QueueWait(Queue::kH2D, boundary_d2h_[BoundaryIndex(layer)]);
-  device_->Copy(Queue::kH2D, static_cast<char*>(ckpt_) + BoundaryIndex(layer) * act,
+  device_->Copy(Queue::kH2D,
+                static_cast<char*>(ckpt_) + BoundaryIndex(layer) * act,
                 static_cast<char*>(host_ckpt_) + layer * act, act, b);
   stats_.h2d_bytes += act;
 }

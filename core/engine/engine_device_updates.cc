@@ -15,14 +15,18 @@ namespace stronghold::core {
 
 using engine_internal::Since;
 
-absl::Status WindowedEngine::Impl::AllocateDeviceOptimizer(int b, void* weights) {
+absl::Status WindowedEngine::Impl::AllocateDeviceOptimizer(int b,
+                                                           void* weights) {
   const int64_t n = buffers_[b].layout.count;
   const bool fp32 = precision_ == Precision::kFp32;
   std::vector<float*> arrays;
   for (int i = 0; i < DeviceOptimizerArrays(precision_); ++i) {
-    static const char* const kWhat[] = {"exp_avg", "exp_avg_sq", "gradient accumulator", "master"};
-    ASSIGN_OR_RETURN(void* p, device_->Allocate(n * static_cast<int64_t>(sizeof(float)),
-                                                absl::StrCat(buffers_[b].layout.name, " ", kWhat[i])));
+    static const char* const kWhat[] = {"exp_avg", "exp_avg_sq",
+                                        "gradient accumulator", "master"};
+    ASSIGN_OR_RETURN(void* p,
+                     device_->Allocate(
+                         n * static_cast<int64_t>(sizeof(float)),
+                         absl::StrCat(buffers_[b].layout.name, " ", kWhat[i])));
     arrays.push_back(static_cast<float*>(p));
   }
   DeviceAdamWState& st = dev_opt_[b];
@@ -34,7 +38,8 @@ absl::Status WindowedEngine::Impl::AllocateDeviceOptimizer(int b, void* weights)
   st.working_dtype = ToDType(precision_);
   st.count = n;
   st.decay_count = buffers_[b].layout.decay_count;
-  if (device_adamw_ == nullptr) device_adamw_ = DeviceAdamW::ForDevice(device_, optimizer_);
+  if (device_adamw_ == nullptr)
+    device_adamw_ = DeviceAdamW::ForDevice(device_, optimizer_);
   return absl::OkStatus();
 }
 
@@ -49,7 +54,8 @@ void WindowedEngine::Impl::CopyDeviceState(bool to_device) {
       if (host == nullptr || dev == nullptr) return;
       // Unlabelled (-1): not a weight fetch, so out of the automatic
       // window's H2D profile.
-      device_->Copy(queue, to_device ? dev : host, to_device ? host : dev, bytes, -1);
+      device_->Copy(queue, to_device ? dev : host, to_device ? host : dev,
+                    bytes, -1);
       if (to_device) stats_.h2d_bytes += bytes;
     };
     const int64_t bytes = h.layout.count * static_cast<int64_t>(sizeof(float));
@@ -68,7 +74,8 @@ void WindowedEngine::Impl::UpdateOnDevice(const AdamWStep& hyper) {
     const int64_t start = Timeline::NowNs();
     device_adamw_->Step(dev_opt_[b], hyper);
     stats_.optimizer_s += Since(start);  // the host device's update runs here
-    if (timeline_ != nullptr) timeline_->Add({"adamw", Lane::kOptimizer, b, start, Timeline::NowNs()});
+    if (timeline_ != nullptr)
+      timeline_->Add({"adamw", Lane::kOptimizer, b, start, Timeline::NowNs()});
   }
   dev_dirty_ = true;
 }
@@ -87,8 +94,9 @@ void WindowedEngine::Impl::PlanUpdateOrders() {
 }
 
 void WindowedEngine::Impl::RollBack(int b, const AdamWStep* redo) {
-  GradWorker::Task task{Event{}, nullptr, DType::kFloat32, &buffers_[b], b, false,
-                        redo != nullptr, redo != nullptr ? *redo : hyper_};
+  GradWorker::Task task{
+      Event{}, nullptr, DType::kFloat32, &buffers_[b],
+      b,       false,   redo != nullptr, redo != nullptr ? *redo : hyper_};
   task.backup = &backups_[b];
   task.restore = true;
   update_task_[b] = worker_.Submit(task);
@@ -98,8 +106,10 @@ absl::Status WindowedEngine::Impl::AllocateBackups() {
   // Host memory; the pool first-touches it with the first backup.
   for (const HostBuffer& b : buffers_) {
     const int64_t n = b.layout.count;
-    const bool working = b.working != nullptr;  // restored too: a skipped step resends it
-    RETURN_IF_ERROR(Charge("host.speculative_backup", 3 * n * 4 + (working ? n * elem_ : 0)));
+    const bool working =
+        b.working != nullptr;  // restored too: a skipped step resends it
+    RETURN_IF_ERROR(Charge("host.speculative_backup",
+                           3 * n * 4 + (working ? n * elem_ : 0)));
     backup_storage_.push_back(std::make_unique<float[]>(3 * n));
     float* base = backup_storage_.back().get();
     ParamBuffer backup = ToParamBuffer(b, precision_);

@@ -4,14 +4,17 @@
 // public hdrs).
 //
 // Its methods are split by responsibility over the package's .cc files:
-//   engine.cc                construction, Allocate(), Drain(), the public wrappers
-//   engine_step.cc           Step() and its phases, the step read top to bottom
-//   engine_passes.cc         Forward(), Backward(), HandOff()
-//   engine_slots.cc          the window's slots: Fetch(), Ensure(), Release(), the
+//   engine.cc                construction, Allocate(), Drain(), the public
+//   wrappers engine_step.cc           Step() and its phases, the step read top
+//   to bottom engine_passes.cc         Forward(), Backward(), HandOff()
+//   engine_slots.cc          the window's slots: Fetch(), Ensure(), Release(),
+//   the
 //                            fetch order and the spilled state's staging
-//   engine_activations.cc    the activation checkpoints (device or host) and kept layers
-//   engine_device_updates.cc the buffers updated on the device, update orders, roll-back
-// The step's policy (defer, roll back, skip, clip) is core/engine/step_policy.h.
+//   engine_activations.cc    the activation checkpoints (device or host) and
+//   kept layers engine_device_updates.cc the buffers updated on the device,
+//   update orders, roll-back
+// The step's policy (defer, roll back, skip, clip) is
+// core/engine/step_policy.h.
 #ifndef STRONGHOLD_CORE_ENGINE_ENGINE_IMPL_H_
 #define STRONGHOLD_CORE_ENGINE_ENGINE_IMPL_H_
 
@@ -50,16 +53,18 @@ enum class GradTail {
 };
 
 // Seconds since `start_ns` (Timeline::NowNs()).
-inline double Since(int64_t start_ns) { return (Timeline::NowNs() - start_ns) / 1e9; }
+inline double Since(int64_t start_ns) {
+  return (Timeline::NowNs() - start_ns) / 1e9;
+}
 
 // A device slot holding one block: its weights and its gradient.
 struct Slot {
   void* param = nullptr;  // in the compute precision
   void* grad = nullptr;
-  int buffer = -1;       // the buffer it holds, -1 when free
-  Event h2d_done;        // its weights have arrived
-  Event compute_done;    // the last compute that read it
-  Event d2h_done;        // its gradient has left
+  int buffer = -1;     // the buffer it holds, -1 when free
+  Event h2d_done;      // its weights have arrived
+  Event compute_done;  // the last compute that read it
+  Event d2h_done;      // its gradient has left
 };
 
 // Layers kept_from_.. keep their autograd graph from forward to backward.
@@ -73,9 +78,10 @@ struct KeptLayer {
 
 class WindowedEngine::Impl {
  public:
-  Impl(const JobConfig& config, const ExecutionPlan& plan, Device* device, FusedAdamW* optimizer,
-       std::vector<HostBuffer> buffers, LossScaleState* state, Timeline* timeline,
-       storage::SpillStreamer* spill, HostLedger* ledger);
+  Impl(const JobConfig& config, const ExecutionPlan& plan, Device* device,
+       FusedAdamW* optimizer, std::vector<HostBuffer> buffers,
+       LossScaleState* state, Timeline* timeline, storage::SpillStreamer* spill,
+       HostLedger* ledger);
   ~Impl();
 
   absl::Status Allocate();  // engine.cc
@@ -93,26 +99,34 @@ class WindowedEngine::Impl {
 
   int last() const { return static_cast<int>(buffers_.size()) - 1; }
   int num_buffers() const { return static_cast<int>(buffers_.size()); }
-  bool OnDevice(int b) const { return !dev_opt_.empty() && dev_opt_[b].count > 0; }
+  bool OnDevice(int b) const {
+    return !dev_opt_.empty() && dev_opt_[b].count > 0;
+  }
   // What H2D sends for buffer b: the working copy, or the fp32 masters.
   const void* Source(int b) const {
-    return buffers_[b].working != nullptr ? buffers_[b].working : buffers_[b].param;
+    return buffers_[b].working != nullptr ? buffers_[b].working
+                                          : buffers_[b].param;
   }
 
   // engine.cc
   absl::Status Charge(const char* name, int64_t bytes);
 
   // engine_step.cc: the phases of Step(), in order.
-  bool BeginStep(int64_t step, int micro_batches, double scale, int64_t adam_step);
+  bool BeginStep(int64_t step, int micro_batches, double scale,
+                 int64_t adam_step);
   void SendEmbeddingAndNorm();
   void QueueBackups();
-  absl::StatusOr<double> RunMicroBatches(const BatchSource& batches, int micro_batches,
-                                         const torch::TensorOptions& dev, bool profile,
-                                         bool defer, double scale);
-  absl::StatusOr<std::vector<StepStats>> GatherGradients(bool defer, double scale);
+  absl::StatusOr<double> RunMicroBatches(const BatchSource& batches,
+                                         int micro_batches,
+                                         const torch::TensorOptions& dev,
+                                         bool profile, bool defer,
+                                         double scale);
+  absl::StatusOr<std::vector<StepStats>> GatherGradients(bool defer,
+                                                         double scale);
   absl::Status FailStep(int64_t step, const StepDecision& decision,
                         const std::vector<StepStats>& grads);
-  void UpdateHost(const StepDecision& decision, bool defer, const AdamWStep& hyper);
+  void UpdateHost(const StepDecision& decision, bool defer,
+                  const AdamWStep& hyper);
   void FinishStats(double loss_sum, int micro_batches);
   void PlanNextFetches(int micro_batches);
 
@@ -185,7 +199,8 @@ class WindowedEngine::Impl {
   // slot, layer i's in its slot's (i mod slots), and the head's apart.
   int BoundaryIndex(int i) const {
     if (!host_ckpt_mode_) return i;
-    return i == layers_ ? static_cast<int>(slots_.size()) : i % static_cast<int>(slots_.size());
+    return i == layers_ ? static_cast<int>(slots_.size())
+                        : i % static_cast<int>(slots_.size());
   }
   // Allocates the device checkpoints and, with host_ckpt_mode_, the host's.
   absl::Status AllocateCheckpoints();
@@ -203,14 +218,15 @@ class WindowedEngine::Impl {
   // engine_passes.cc
   // Stages the spilled optimizer state (backward order) at layer `stage_at`
   // (< 0: not).
-  void Forward(const torch::Tensor& tokens, const torch::TensorOptions& dev, bool profile,
-               int stage_at);
+  void Forward(const torch::Tensor& tokens, const torch::TensorOptions& dev,
+               bool profile, int stage_at);
   // Copies a device gradient to host staging after the compute that made it,
   // and queues its accumulation (and update) on the CPU worker.
-  Event HandOff(int b, const void* device_grad, int staging, bool first, GradTail tail);
+  Event HandOff(int b, const void* device_grad, int staging, bool first,
+                GradTail tail);
   double Backward(const torch::Tensor& tokens, const torch::Tensor& labels,
-                  const torch::TensorOptions& dev, bool first, GradTail tail, int micro_batches,
-                  double loss_scale);
+                  const torch::TensorOptions& dev, bool first, GradTail tail,
+                  int micro_batches, double loss_scale);
 
   const JobConfig config_;
   HostLedger* const ledger_;  // not owned; null: host memory not accounted
@@ -225,9 +241,9 @@ class WindowedEngine::Impl {
   FusedAdamW* const optimizer_;
   Timeline* const timeline_;
   storage::SpillStreamer* const spill_;  // null: nothing spilled
-  // What H2D sends from the NVMe tier, read ahead (core/engine/tier_reader.h). A
-  // failed read is kept in tier_error_, which fails the step (the layer
-  // then computes with undefined weights, but the job ends with the error).
+  // What H2D sends from the NVMe tier, read ahead (core/engine/tier_reader.h).
+  // A failed read is kept in tier_error_, which fails the step (the layer then
+  // computes with undefined weights, but the job ends with the error).
   std::unique_ptr<TierReader> tier_;
   // Whether buffer b has no update pending: its newest data is where the
   // tier reader reads it.
@@ -238,8 +254,8 @@ class WindowedEngine::Impl {
   TierReader::Stats tier_seen_;  // tier_->stats() at the last step's end
   storage::SpillStreamer::Traffic traffic_seen_;  // spill_->traffic() likewise
   absl::Status tier_error_;
-  std::vector<HostBuffer> buffers_;   // embedding, layers..., final_norm
-  LossScaleState* const state_;       // not owned
+  std::vector<HostBuffer> buffers_;  // embedding, layers..., final_norm
+  LossScaleState* const state_;      // not owned
 
   // Device memory, allocated once by Allocate().
   // Weights, gradients and activations are in the compute precision.
@@ -255,23 +271,28 @@ class WindowedEngine::Impl {
   const bool host_ckpt_mode_;
   void* ckpt_ = nullptr;
   void* host_ckpt_ = nullptr;
-  std::vector<Event> boundary_d2h_;   // each device boundary's last copy to the host
+  std::vector<Event>
+      boundary_d2h_;  // each device boundary's last copy to the host
   // Block layers from kept_from_ on keep their activations (no recompute).
   int kept_from_;
   std::vector<KeptLayer> kept_;
-  std::vector<void*> staging_;        // host, one per slot + embedding + final norm
-  std::vector<uint64_t> staging_task_;  // last worker task reading each staging buffer
+  std::vector<void*> staging_;  // host, one per slot + embedding + final norm
+  std::vector<uint64_t>
+      staging_task_;  // last worker task reading each staging buffer
 
   // The worker task that updates each buffer (0: none yet).
   std::vector<uint64_t> update_task_;
   // Speculative updates (offload.speculative_updates): each buffer's param,
   // exp_avg, exp_avg_sq (and 16-bit working copy) as they were before this
   // step's update.
-  const bool speculate_;  // SpeculativeUpdates(): every step's updates are speculative
+  const bool
+      speculate_;  // SpeculativeUpdates(): every step's updates are speculative
   std::vector<std::unique_ptr<float[]>> backup_storage_;
-  std::vector<std::unique_ptr<uint16_t[]>> backup_working_;  // bf16/fp16 working copies
+  std::vector<std::unique_ptr<uint16_t[]>>
+      backup_working_;  // bf16/fp16 working copies
   std::vector<ParamBuffer> backups_;
-  int64_t epoch_ = 0;  // speculative steps begun: a backup is saved once per epoch
+  int64_t epoch_ =
+      0;  // speculative steps begun: a backup is saved once per epoch
   std::vector<int> update_order_;  // PlanUpdateOrders()
   std::vector<int> backup_order_;
   // offload.device_embedding_optimizer: buffer 0's AdamW runs on the device
@@ -282,10 +303,12 @@ class WindowedEngine::Impl {
   // updated there like the embedding.
   const int resident_layers_;
   std::vector<Slot> resident_;
-  std::unique_ptr<DeviceAdamW> device_adamw_;  // null: every buffer is updated on the host
-  std::vector<DeviceAdamWState> dev_opt_;      // per buffer; count 0: updated on the host
-  bool dev_upload_ = true;   // the host's state is newer than the device's
-  bool dev_dirty_ = false;   // the device's state is newer than the host's
+  std::unique_ptr<DeviceAdamW>
+      device_adamw_;  // null: every buffer is updated on the host
+  std::vector<DeviceAdamWState>
+      dev_opt_;             // per buffer; count 0: updated on the host
+  bool dev_upload_ = true;  // the host's state is newer than the device's
+  bool dev_dirty_ = false;  // the device's state is newer than the host's
   GradWorker worker_;
   bool profile_ = false;                    // ProfileNextStep
   std::vector<double> profiled_forward_s_;  // its layers' forward seconds

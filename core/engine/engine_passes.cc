@@ -20,7 +20,8 @@ using engine_internal::KeptLayer;
 using engine_internal::Since;
 using engine_internal::Slot;
 
-void WindowedEngine::Impl::Forward(const torch::Tensor& tokens, const torch::TensorOptions& dev,
+void WindowedEngine::Impl::Forward(const torch::Tensor& tokens,
+                                   const torch::TensorOptions& dev,
                                    bool profile, int stage_at) {
   torch::NoGradGuard no_grad;
   const int heads = config_.model.heads;
@@ -28,7 +29,8 @@ void WindowedEngine::Impl::Forward(const torch::Tensor& tokens, const torch::Ten
   const int ahead = l2l_ ? 0 : window_;
   PrefetchReady(0, ahead - 1);  // fill the window
   BeforeWriting(0);
-  Checkpoint(0, dev).copy_(gpt::Embed(torch::from_blob(emb_param_, {n}, dev), buffers_[0].layout, tokens));
+  Checkpoint(0, dev).copy_(gpt::Embed(torch::from_blob(emb_param_, {n}, dev),
+                                      buffers_[0].layout, tokens));
   AfterWriting(0);
   for (int i = 0; i < layers_; ++i) {
     if (i == stage_at) StageSpilled(/*forward=*/false);
@@ -46,7 +48,8 @@ void WindowedEngine::Impl::Forward(const torch::Tensor& tokens, const torch::Ten
       BeforeWriting(i + 1);
       Checkpoint(i + 1, dev).copy_(k.output.detach());
     } else {
-      torch::Tensor y = gpt::Block(Weights(*slot, dev), layout, Checkpoint(i, dev), heads);
+      torch::Tensor y =
+          gpt::Block(Weights(*slot, dev), layout, Checkpoint(i, dev), heads);
       BeforeWriting(i + 1);
       Checkpoint(i + 1, dev).copy_(y);
     }
@@ -56,7 +59,8 @@ void WindowedEngine::Impl::Forward(const torch::Tensor& tokens, const torch::Ten
       profiled_forward_s_.push_back(Since(start));
     }
     Span span{"fwd", Lane::kCompute, i + 1, start, 0};
-    const bool keep = i >= layers_ - std::max(window_, 1);  // the last W stay for backward
+    const bool keep =
+        i >= layers_ - std::max(window_, 1);  // the last W stay for backward
     if (!keep && i >= resident_layers_) Release(slot);
     span.end_ns = Timeline::NowNs();
     stats_.compute_s += (span.end_ns - start) / 1e9;
@@ -64,14 +68,16 @@ void WindowedEngine::Impl::Forward(const torch::Tensor& tokens, const torch::Ten
   }
 }
 
-Event WindowedEngine::Impl::HandOff(int b, const void* device_grad, int staging, bool first,
-                                    GradTail tail) {
+Event WindowedEngine::Impl::HandOff(int b, const void* device_grad, int staging,
+                                    bool first, GradTail tail) {
   const bool update = tail == GradTail::kUpdate;
   const int64_t start = Timeline::NowNs();
-  if (staging_task_[staging] != 0) worker_.WaitFor(staging_task_[staging]);  // staging reuse
+  if (staging_task_[staging] != 0)
+    worker_.WaitFor(staging_task_[staging]);  // staging reuse
   stats_.d2h_wait_s += Since(start);
   device_->QueueWait(Queue::kD2H, device_->Record(Queue::kCompute));
-  device_->Copy(Queue::kD2H, staging_[staging], device_grad, buffers_[b].layout.count * elem_, b);
+  device_->Copy(Queue::kD2H, staging_[staging], device_grad,
+                buffers_[b].layout.count * elem_, b);
   stats_.d2h_bytes += buffers_[b].layout.count * elem_;
   const Event landed = device_->Record(Queue::kD2H);
   if (l2l_) {
@@ -79,10 +85,18 @@ Event WindowedEngine::Impl::HandOff(int b, const void* device_grad, int staging,
     device_->HostWait(landed);  // L2L: synchronous copies
     stats_.d2h_wait_s += Since(s);
   }
-  GradWorker::Task task{landed, staging_[staging], ToDType(precision_), &buffers_[b], b, first,
-                        update, hyper_, tail == GradTail::kMeasure,
+  GradWorker::Task task{landed,
+                        staging_[staging],
+                        ToDType(precision_),
+                        &buffers_[b],
+                        b,
+                        first,
+                        update,
+                        hyper_,
+                        tail == GradTail::kMeasure,
                         static_cast<float>(1.0 / state_->scale)};
-  if (update && speculate_) {  // saved before the update, unless in the background already
+  if (update && speculate_) {  // saved before the update, unless in the
+                               // background already
     task.backup = &backups_[b];
     task.epoch = epoch_;
   }
@@ -91,24 +105,31 @@ Event WindowedEngine::Impl::HandOff(int b, const void* device_grad, int staging,
   return landed;
 }
 
-double WindowedEngine::Impl::Backward(const torch::Tensor& tokens, const torch::Tensor& labels,
-                                      const torch::TensorOptions& dev, bool first, GradTail tail,
+double WindowedEngine::Impl::Backward(const torch::Tensor& tokens,
+                                      const torch::Tensor& labels,
+                                      const torch::TensorOptions& dev,
+                                      bool first, GradTail tail,
                                       int micro_batches, double loss_scale) {
   const int heads = config_.model.heads;
   const BufferLayout& emb_layout = buffers_[0].layout;
   const BufferLayout& fin_layout = buffers_[last()].layout;
-  torch::Tensor emb = torch::from_blob(emb_param_, {emb_layout.count}, dev).requires_grad_(true);
-  torch::Tensor fin = torch::from_blob(fin_param_, {fin_layout.count}, dev).requires_grad_(true);
+  torch::Tensor emb = torch::from_blob(emb_param_, {emb_layout.count}, dev)
+                          .requires_grad_(true);
+  torch::Tensor fin = torch::from_blob(fin_param_, {fin_layout.count}, dev)
+                          .requires_grad_(true);
   // Their gradients' previous D2H copies must have left before compute
   // zeroes them (the layers' slots get the same order through Fetch).
   device_->QueueWait(Queue::kCompute, emb_d2h_);
   device_->QueueWait(Queue::kCompute, fin_d2h_);
-  emb.mutable_grad() = torch::from_blob(emb_grad_, {emb_layout.count}, dev).zero_();
-  fin.mutable_grad() = torch::from_blob(fin_grad_, {fin_layout.count}, dev).zero_();
+  emb.mutable_grad() =
+      torch::from_blob(emb_grad_, {emb_layout.count}, dev).zero_();
+  fin.mutable_grad() =
+      torch::from_blob(fin_grad_, {fin_layout.count}, dev).zero_();
 
   int64_t start = Timeline::NowNs();
   torch::Tensor x = Checkpoint(layers_, dev).detach().requires_grad_(true);
-  torch::Tensor loss = gpt::HeadLoss(fin, fin_layout, emb, emb_layout, x, labels);
+  torch::Tensor loss =
+      gpt::HeadLoss(fin, fin_layout, emb, emb_layout, x, labels);
   const double loss_value = loss.item<double>();
   gpt::LossObjective(loss, micro_batches, loss_scale).backward();
   torch::Tensor dy = x.grad();
@@ -119,12 +140,14 @@ double WindowedEngine::Impl::Backward(const torch::Tensor& tokens, const torch::
     // Deferred updates run in forward order once the global norm is
     // known; staging their state needs no norm, so the first ones' reads
     // start halfway through the last backward, while the slots are idle.
-    if (tail == GradTail::kMeasure && i == layers_ / 2) StageSpilled(/*forward=*/true);
+    if (tail == GradTail::kMeasure && i == layers_ / 2)
+      StageSpilled(/*forward=*/true);
     if (ahead > 0 && i - ahead >= 0) Fetch(i - ahead, /*with_input=*/true);
     Slot* slot = Ensure(i, /*with_input=*/true);
     const BufferLayout& layout = buffers_[slot->buffer].layout;
     start = Timeline::NowNs();
-    torch::Tensor grad = torch::from_blob(slot->grad, {layout.count}, dev).zero_();
+    torch::Tensor grad =
+        torch::from_blob(slot->grad, {layout.count}, dev).zero_();
     if (i >= kept_from_) {
       // The slot holds the same bytes as in forward (same slot, same step).
       KeptLayer k = std::move(kept_[i]);
@@ -141,9 +164,11 @@ double WindowedEngine::Impl::Backward(const torch::Tensor& tokens, const torch::
     const int64_t end = Timeline::NowNs();
     stats_.compute_s += (end - start) / 1e9;
     stats_.layer_backward_s += (end - start) / 1e9 / layers_;
-    if (timeline_ != nullptr) timeline_->Add({"bwd", Lane::kCompute, i + 1, start, end});
+    if (timeline_ != nullptr)
+      timeline_->Add({"bwd", Lane::kCompute, i + 1, start, end});
     if (i < resident_layers_) {  // stays; its gradient is accumulated there
-      device_adamw_->Accumulate(dev_opt_[i + 1], slot->grad, ToDType(precision_), first);
+      device_adamw_->Accumulate(dev_opt_[i + 1], slot->grad,
+                                ToDType(precision_), first);
       continue;
     }
     const int staging = static_cast<int>(slot - slots_.data());
@@ -154,8 +179,10 @@ double WindowedEngine::Impl::Backward(const torch::Tensor& tokens, const torch::
   gpt::Embed(emb, emb_layout, tokens).backward(dy);
   stats_.compute_s += Since(start);
   const int slots = static_cast<int>(slots_.size());
-  if (OnDevice(0)) {  // accumulated there (measured once every micro-batch is in)
-    device_adamw_->Accumulate(dev_opt_[0], emb_grad_, ToDType(precision_), first);
+  if (OnDevice(
+          0)) {  // accumulated there (measured once every micro-batch is in)
+    device_adamw_->Accumulate(dev_opt_[0], emb_grad_, ToDType(precision_),
+                              first);
   } else {
     emb_d2h_ = HandOff(0, emb_grad_, slots, first, tail);
   }

@@ -24,7 +24,8 @@ std::vector<int> WindowedEngine::Impl::FetchOrder(int micro_batches) const {
   const int stay = std::max(window_, 1);
   for (int mb = 0; mb < micro_batches; ++mb) {
     for (int i = resident_layers_; i < layers_; ++i) order.push_back(i + 1);
-    for (int i = layers_ - 1 - stay; i >= resident_layers_; --i) order.push_back(i + 1);
+    for (int i = layers_ - 1 - stay; i >= resident_layers_; --i)
+      order.push_back(i + 1);
   }
   return order;
 }
@@ -60,7 +61,8 @@ void WindowedEngine::Impl::WaitForUpdate(int b) {
 void WindowedEngine::Impl::Fetch(int layer, bool with_input) {
   if (Resident(layer) != nullptr) return;
   Slot* slot = &slots_[(layer - resident_layers_) % slots_.size()];
-  CHECK_EQ(slot->buffer, -1) << "slot of layer " << layer << " busy (window " << window_ << ")";
+  CHECK_EQ(slot->buffer, -1)
+      << "slot of layer " << layer << " busy (window " << window_ << ")";
   const int b = layer + 1;
   WaitForUpdate(b);
   // The slot is reused only after its last compute and its last D2H.
@@ -72,7 +74,8 @@ void WindowedEngine::Impl::Fetch(int layer, bool with_input) {
   }
   const bool tier = tier_->on_tier(b);
   const void* source = tier ? tier_->Take(b, &tier_error_) : Source(b);
-  device_->Copy(Queue::kH2D, slot->param, source, buffers_[b].layout.count * elem_, b);
+  device_->Copy(Queue::kH2D, slot->param, source,
+                buffers_[b].layout.count * elem_, b);
   stats_.h2d_bytes += buffers_[b].layout.count * elem_;
   // Backward: the layer's input comes back from the host with it.
   if (with_input && host_ckpt_mode_) RestoreInput(layer, b);
@@ -100,7 +103,8 @@ Slot* WindowedEngine::Impl::Ensure(int layer, bool with_input) {
   const double waited = Since(start);
   stats_.h2d_wait_s += waited;
   if (waited > 1e-4 && timeline_ != nullptr) {
-    timeline_->Add({"wait_h2d", Lane::kWait, layer + 1, start, Timeline::NowNs()});
+    timeline_->Add(
+        {"wait_h2d", Lane::kWait, layer + 1, start, Timeline::NowNs()});
   }
   return slot;
 }
@@ -110,8 +114,10 @@ void WindowedEngine::Impl::Release(Slot* slot) {
   slot->buffer = -1;
 }
 
-torch::Tensor WindowedEngine::Impl::Weights(const Slot& slot, const torch::TensorOptions& dev) {
-  return torch::from_blob(slot.param, {buffers_[slot.buffer].layout.count}, dev);
+torch::Tensor WindowedEngine::Impl::Weights(const Slot& slot,
+                                            const torch::TensorOptions& dev) {
+  return torch::from_blob(slot.param, {buffers_[slot.buffer].layout.count},
+                          dev);
 }
 
 }  // namespace stronghold::core

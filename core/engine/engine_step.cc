@@ -1,14 +1,17 @@
 // WindowedEngine::Impl::Step (core/engine/engine_impl.h): one training step
 // read top to bottom, as a sequence of phases, each a method below it:
-//   BeginStep                     reset the step's figures, plan the tier's reads
-//   SendEmbeddingAndNorm          their updated weights to the device
-//   QueueBackups                  speculative updates: save each buffer's state first
-//   RunMicroBatches               forward and backward of each micro-batch; the last
-//                                 one's gradients are updated or measured as they land
+//   BeginStep                     reset the step's figures, plan the tier's
+//   reads SendEmbeddingAndNorm          their updated weights to the device
+//   QueueBackups                  speculative updates: save each buffer's state
+//   first RunMicroBatches               forward and backward of each
+//   micro-batch; the last
+//                                 one's gradients are updated or measured as
+//                                 they land
 //   GatherGradients               wait for every gradient; the global norm
-//   DecideStep                    keep, roll back, skip or fail (core/engine/step_policy.h)
-//   UpdateHost, UpdateOnDevice    the deferred or redone updates
-//   FinishStats, PlanNextFetches  the step's figures; the next step's reads
+//   DecideStep                    keep, roll back, skip or fail
+//   (core/engine/step_policy.h) UpdateHost, UpdateOnDevice    the deferred or
+//   redone updates FinishStats, PlanNextFetches  the step's figures; the next
+//   step's reads
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -29,16 +32,19 @@ using engine_internal::Since;
 
 torch::ScalarType ToTorch(Precision p) {
   switch (p) {
-    case Precision::kBf16: return torch::kBFloat16;
-    case Precision::kFp16: return torch::kHalf;
-    default: return torch::kFloat32;
+    case Precision::kBf16:
+      return torch::kBFloat16;
+    case Precision::kFp16:
+      return torch::kHalf;
+    default:
+      return torch::kFloat32;
   }
 }
 
 }  // namespace
 
-absl::StatusOr<StepMetrics> WindowedEngine::Impl::Step(int64_t step,
-                                                            const BatchSource& batches) {
+absl::StatusOr<StepMetrics> WindowedEngine::Impl::Step(
+    int64_t step, const BatchSource& batches) {
   const TrainingConfig& t = config_.training;
   const int micro_batches = t.batch / t.micro_batch;
   // Clipping needs the global norm before any update; fp16 needs to know
@@ -51,16 +57,20 @@ absl::StatusOr<StepMetrics> WindowedEngine::Impl::Step(int64_t step,
   const int64_t adam_step = state_->optimizer_step + 1;
   const bool profile = BeginStep(step, micro_batches, scale, adam_step);
   auto scope = device_->ComputeScope();
-  const auto dev =
-      torch::TensorOptions().dtype(ToTorch(precision_)).device(device_->torch_device());
+  const auto dev = torch::TensorOptions()
+                       .dtype(ToTorch(precision_))
+                       .device(device_->torch_device());
 
   SendEmbeddingAndNorm();
   if (speculate_) QueueBackups();
-  ASSIGN_OR_RETURN(const double loss_sum,
-                   RunMicroBatches(batches, micro_batches, dev, profile, defer, scale));
-  ASSIGN_OR_RETURN(const std::vector<StepStats> grads, GatherGradients(defer, scale));
+  ASSIGN_OR_RETURN(
+      const double loss_sum,
+      RunMicroBatches(batches, micro_batches, dev, profile, defer, scale));
+  ASSIGN_OR_RETURN(const std::vector<StepStats> grads,
+                   GatherGradients(defer, scale));
 
-  const StepDecision decision = DecideStep(t, precision_, speculate_, stats_.grad_norm, scale);
+  const StepDecision decision =
+      DecideStep(t, precision_, speculate_, stats_.grad_norm, scale);
   stats_.rolled_back = decision.roll_back;
   if (decision.fail) return FailStep(step, decision, grads);
   AdvanceLossScale(precision_, decision.finite, state_);
@@ -71,14 +81,15 @@ absl::StatusOr<StepMetrics> WindowedEngine::Impl::Step(int64_t step,
 
   FinishStats(loss_sum, micro_batches);
   PlanNextFetches(micro_batches);
-  device_->FlushTimeline();  // CUDA: the step's finished copies, timed on the GPU
+  device_
+      ->FlushTimeline();  // CUDA: the step's finished copies, timed on the GPU
   RETURN_IF_ERROR(device_->status());
   return stats_;
 }
 
 // Returns whether the step profiles its layers' forward (ProfileNextStep).
-bool WindowedEngine::Impl::BeginStep(int64_t step, int micro_batches, double scale,
-                                     int64_t adam_step) {
+bool WindowedEngine::Impl::BeginStep(int64_t step, int micro_batches,
+                                     double scale, int64_t adam_step) {
   stats_ = StepMetrics();
   // The last step planned this one as soon as its updates were queued.
   if (!std::exchange(tier_planned_, false) && tier_->active()) {
@@ -88,7 +99,8 @@ bool WindowedEngine::Impl::BeginStep(int64_t step, int micro_batches, double sca
   stats_.loss_scale = scale;
   worker_.reset_stats();
   step_ = step;
-  hyper_ = AdamWHyper(config_.training, step, adam_step, 1.0 / scale);  // as if not clipped
+  hyper_ = AdamWHyper(config_.training, step, adam_step,
+                      1.0 / scale);  // as if not clipped
   return profile;
 }
 
@@ -100,7 +112,8 @@ void WindowedEngine::Impl::SendEmbeddingAndNorm() {
     if (OnDevice(b)) continue;
     WaitForUpdate(b);
     void* dst = b == 0 ? emb_param_ : fin_param_;
-    device_->Copy(Queue::kH2D, dst, Source(b), buffers_[b].layout.count * elem_, b);
+    device_->Copy(Queue::kH2D, dst, Source(b), buffers_[b].layout.count * elem_,
+                  b);
     stats_.h2d_bytes += buffers_[b].layout.count * elem_;
   }
   device_->QueueWait(Queue::kCompute, device_->Record(Queue::kH2D));
@@ -113,20 +126,20 @@ void WindowedEngine::Impl::QueueBackups() {
   // takes 24-28 bytes per parameter of copying off backward's path.
   ++epoch_;
   for (int b : backup_order_) {
-    GradWorker::Task save{.buffer = &buffers_[b], .index = b, .backup = &backups_[b]};
+    GradWorker::Task save{
+        .buffer = &buffers_[b], .index = b, .backup = &backups_[b]};
     save.epoch = epoch_;
     worker_.SubmitBackground(save);
   }
 }
 
 // The summed loss of the micro-batches, or the error of the batch source.
-absl::StatusOr<double> WindowedEngine::Impl::RunMicroBatches(const BatchSource& batches,
-                                                             int micro_batches,
-                                                             const torch::TensorOptions& dev,
-                                                             bool profile, bool defer,
-                                                             double scale) {
+absl::StatusOr<double> WindowedEngine::Impl::RunMicroBatches(
+    const BatchSource& batches, int micro_batches,
+    const torch::TensorOptions& dev, bool profile, bool defer, double scale) {
   const TrainingConfig& t = config_.training;
-  torch::Tensor inputs = torch::empty({t.micro_batch, config_.model.seq_len}, torch::kInt64);
+  torch::Tensor inputs =
+      torch::empty({t.micro_batch, config_.model.seq_len}, torch::kInt64);
   torch::Tensor targets = torch::empty_like(inputs);
   double loss_sum = 0;
   for (int mb = 0; mb < micro_batches; ++mb) {
@@ -149,15 +162,18 @@ absl::StatusOr<double> WindowedEngine::Impl::RunMicroBatches(const BatchSource& 
     stats_.layer_forward_s += (bwd_start - fwd_start) / 1e9 / layers_;
     // The last micro-batch: each layer's update follows its gradient, or,
     // deferred, its accumulation measures the gradient for the global norm.
-    const GradTail tail = !last_mb ? GradTail::kNone : defer ? GradTail::kMeasure : GradTail::kUpdate;
-    loss_sum += Backward(tokens, labels, dev, mb == 0, tail, micro_batches, scale);
+    const GradTail tail = !last_mb ? GradTail::kNone
+                          : defer  ? GradTail::kMeasure
+                                   : GradTail::kUpdate;
+    loss_sum +=
+        Backward(tokens, labels, dev, mb == 0, tail, micro_batches, scale);
   }
   return loss_sum;
 }
 
 // Each buffer's gradient measure (buffer order); sets stats_.grad_norm.
-absl::StatusOr<std::vector<StepStats>> WindowedEngine::Impl::GatherGradients(bool defer,
-                                                                            double scale) {
+absl::StatusOr<std::vector<StepStats>> WindowedEngine::Impl::GatherGradients(
+    bool defer, double scale) {
   // Gradients must all have landed before the step's updates are decided.
   // The device finishes backward first: on a GPU the host is ahead of it
   // by as many layers as there are slots, and that wait is compute, not
@@ -167,7 +183,8 @@ absl::StatusOr<std::vector<StepStats>> WindowedEngine::Impl::GatherGradients(boo
   worker_.WaitAll();
   RETURN_IF_ERROR(tier_error_);      // the NVMe tier failed a read for H2D
   RETURN_IF_ERROR(worker_.error());  // or an update
-  RETURN_IF_ERROR(device_->status());  // or the device a copy: no update from its gradients
+  RETURN_IF_ERROR(
+      device_->status());  // or the device a copy: no update from its gradients
   // The tier's traffic since this point in the last step: each spilled
   // update's state staged and written back (with the working copy it
   // wrote, where that is there), each fetch's read of what H2D sends from
@@ -186,7 +203,9 @@ absl::StatusOr<std::vector<StepStats>> WindowedEngine::Impl::GatherGradients(boo
   // 1 / loss scale), so the global norm needs no second pass.
   std::vector<StepStats> grads = defer ? worker_.measured() : worker_.stats();
   for (int b = 0; b < num_buffers(); ++b) {
-    if (OnDevice(b)) grads[b] = device_adamw_->Measure(dev_opt_[b], static_cast<float>(1.0 / scale));
+    if (OnDevice(b))
+      grads[b] =
+          device_adamw_->Measure(dev_opt_[b], static_cast<float>(1.0 / scale));
   }
   double sum_sq = 0;  // buffer order, as the reference sums it
   for (const StepStats& g : grads) sum_sq += g.grad_sq_sum;
@@ -196,9 +215,11 @@ absl::StatusOr<std::vector<StepStats>> WindowedEngine::Impl::GatherGradients(boo
 }
 
 // The step's gradient is not finite at any loss scale: the job fails.
-absl::Status WindowedEngine::Impl::FailStep(int64_t step, const StepDecision& decision,
-                                            const std::vector<StepStats>& grads) {
-  if (decision.roll_back) {  // the job fails; its host state is left as before the step
+absl::Status WindowedEngine::Impl::FailStep(
+    int64_t step, const StepDecision& decision,
+    const std::vector<StepStats>& grads) {
+  if (decision.roll_back) {  // the job fails; its host state is left as before
+                             // the step
     for (int b : update_order_) RollBack(b, nullptr);
     worker_.WaitAll();
   }
@@ -211,7 +232,8 @@ absl::Status WindowedEngine::Impl::FailStep(int64_t step, const StepDecision& de
 // update_order_; `hyper` carries the step's clip factor.
 void WindowedEngine::Impl::UpdateHost(const StepDecision& decision, bool defer,
                                       const AdamWStep& hyper) {
-  if (!decision.finite) {  // skipped: nothing was updated (the updates were deferred or are undone)
+  if (!decision.finite) {  // skipped: nothing was updated (the updates were
+                           // deferred or are undone)
     stats_.skipped = true;
     stats_.grad_norm = 0;
     if (decision.roll_back) {
@@ -225,8 +247,8 @@ void WindowedEngine::Impl::UpdateHost(const StepDecision& decision, bool defer,
     // (update_order_).
     StageSpilled(/*forward=*/true);
     for (int b : update_order_) {
-      update_task_[b] =
-          worker_.Submit({Event{}, nullptr, DType::kFloat32, &buffers_[b], b, false, true, hyper});
+      update_task_[b] = worker_.Submit({Event{}, nullptr, DType::kFloat32,
+                                        &buffers_[b], b, false, true, hyper});
     }
   }
 }
@@ -236,7 +258,8 @@ void WindowedEngine::Impl::FinishStats(double loss_sum, int micro_batches) {
   stats_.layer_forward_s /= micro_batches;
   if (!profiled_forward_s_.empty()) {  // ProfileNextStep: the median layer
     auto mid = profiled_forward_s_.begin() + profiled_forward_s_.size() / 2;
-    std::nth_element(profiled_forward_s_.begin(), mid, profiled_forward_s_.end());
+    std::nth_element(profiled_forward_s_.begin(), mid,
+                     profiled_forward_s_.end());
     stats_.layer_forward_s = *mid;
     profiled_forward_s_.clear();
   }

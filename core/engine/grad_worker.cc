@@ -16,10 +16,17 @@ double Since(int64_t start_ns) { return (Timeline::NowNs() - start_ns) / 1e9; }
 
 }  // namespace
 
-GradWorker::GradWorker(Device* device, FusedAdamW* optimizer, Timeline* timeline, int buffers,
+GradWorker::GradWorker(Device* device, FusedAdamW* optimizer,
+                       Timeline* timeline, int buffers,
                        storage::SpillStreamer* spill, Precision precision)
-    : device_(device), optimizer_(optimizer), timeline_(timeline), spill_(spill),
-      precision_(precision), stats_(buffers), measured_(buffers), saved_epoch_(buffers, -1) {
+    : device_(device),
+      optimizer_(optimizer),
+      timeline_(timeline),
+      spill_(spill),
+      precision_(precision),
+      stats_(buffers),
+      measured_(buffers),
+      saved_epoch_(buffers, -1) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -51,7 +58,8 @@ void GradWorker::Loop() {
       try {
         status = Save(t);
       } catch (...) {  // an exception here would end the daemon
-        status = StatusFromException(absl::StrCat("saving buffer ", t.index, "'s state"));
+        status = StatusFromException(
+            absl::StrCat("saving buffer ", t.index, "'s state"));
       }
       absl::MutexLock lock(&mu_);
       if (error_.ok() && !status.ok()) error_ = status;
@@ -66,10 +74,12 @@ void GradWorker::Loop() {
       // was known).
       if (t.restore) status = CopyState(t, /*restore=*/true);
       if (status.ok() && t.staging != nullptr) status = Accumulate(t);
-      if (status.ok() && t.update && t.backup != nullptr && !t.restore) status = Save(t);
+      if (status.ok() && t.update && t.backup != nullptr && !t.restore)
+        status = Save(t);
       if (status.ok() && t.update) status = Update(t);
     } catch (...) {  // an exception here would end the daemon
-      status = StatusFromException(absl::StrCat("buffer ", t.index, "'s gradient and update"));
+      status = StatusFromException(
+          absl::StrCat("buffer ", t.index, "'s gradient and update"));
     }
     absl::MutexLock lock(&mu_);
     if (error_.ok() && !status.ok()) error_ = status;
@@ -81,11 +91,14 @@ void GradWorker::Loop() {
 absl::Status GradWorker::Accumulate(const Task& t) {
   const int64_t start = Timeline::NowNs();
   absl::StatusOr<StepFuture> f = optimizer_->SubmitAccumulate(
-      ToParamBuffer(*t.buffer, precision_), t.staging, t.dtype, t.first, t.measure, t.measure_scale);
+      ToParamBuffer(*t.buffer, precision_), t.staging, t.dtype, t.first,
+      t.measure, t.measure_scale);
   if (!f.ok()) return f.status();
   const StepStats stats = f->Wait();
   if (t.measure) measured_[t.index] = stats;
-  if (timeline_ != nullptr) timeline_->Add({"grad_add", Lane::kOptimizer, t.index, start, Timeline::NowNs()});
+  if (timeline_ != nullptr)
+    timeline_->Add(
+        {"grad_add", Lane::kOptimizer, t.index, start, Timeline::NowNs()});
   return absl::OkStatus();
 }
 
@@ -99,11 +112,13 @@ absl::Status GradWorker::CopyState(const Task& t, bool restore) {
   const int64_t start = Timeline::NowNs();
   const ParamBuffer state = ToParamBuffer(*t.buffer, precision_);
   absl::StatusOr<StepFuture> f =
-      restore ? optimizer_->SubmitCopyState(*t.backup, state) : optimizer_->SubmitCopyState(state, *t.backup);
+      restore ? optimizer_->SubmitCopyState(*t.backup, state)
+              : optimizer_->SubmitCopyState(state, *t.backup);
   if (!f.ok()) return f.status();
   f->Wait();
   if (timeline_ != nullptr) {
-    timeline_->Add({restore ? "restore" : "backup", Lane::kOptimizer, t.index, start, Timeline::NowNs()});
+    timeline_->Add({restore ? "restore" : "backup", Lane::kOptimizer, t.index,
+                    start, Timeline::NowNs()});
   }
   return absl::OkStatus();
 }
@@ -117,7 +132,8 @@ absl::Status GradWorker::Update(const Task& t) {
     absl::StatusOr<std::vector<void*>> state = spill_->Acquire(item);
     if (!state.ok()) return state.status();
     if (timeline_ != nullptr && Since(wait_start) > 1e-4) {
-      timeline_->Add({"wait_ssd", Lane::kWait, t.index, wait_start, Timeline::NowNs()});
+      timeline_->Add(
+          {"wait_ssd", Lane::kWait, t.index, wait_start, Timeline::NowNs()});
     }
     p.exp_avg = static_cast<float*>((*state)[0]);
     p.exp_avg_sq = static_cast<float*>((*state)[1]);
@@ -133,7 +149,9 @@ absl::Status GradWorker::Update(const Task& t) {
   const int64_t start = Timeline::NowNs();
   stats_[t.index] = optimizer_->StepAndMeasure(p, t.hyper);
   optimizer_s_ += Since(start);
-  if (timeline_ != nullptr) timeline_->Add({"adamw", Lane::kOptimizer, t.index, start, Timeline::NowNs()});
+  if (timeline_ != nullptr)
+    timeline_->Add(
+        {"adamw", Lane::kOptimizer, t.index, start, Timeline::NowNs()});
   // Written back asynchronously; a read of it meanwhile (the engine's next
   // fetch, core/engine/tier_reader.h) is served from the slot.
   return item >= 0 ? spill_->Release(item) : absl::OkStatus();

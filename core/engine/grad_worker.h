@@ -6,9 +6,10 @@
 // the state spilled to the NVMe tier (moments, and in bf16/fp16 the fp32
 // master) around it.
 //
-// Thread safety: Submit/SubmitBackground/WaitFor/WaitAll/error may be called from the engine
-// thread while the worker runs; stats(), optimizer_s(), nvme_*_bytes() and
-// reset_stats() only while no task is pending (after WaitAll).
+// Thread safety: Submit/SubmitBackground/WaitFor/WaitAll/error may be called
+// from the engine thread while the worker runs; stats(), optimizer_s(),
+// nvme_*_bytes() and reset_stats() only while no task is pending (after
+// WaitAll).
 #ifndef STRONGHOLD_CORE_ENGINE_GRAD_WORKER_H_
 #define STRONGHOLD_CORE_ENGINE_GRAD_WORKER_H_
 
@@ -21,10 +22,10 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "core/device/device.h"
-#include "core/engine/host_buffer.h"
-#include "core/plan/job_config.h"
-#include "core/optim/fused_adamw.h"
 #include "core/device/timeline.h"
+#include "core/engine/host_buffer.h"
+#include "core/optim/fused_adamw.h"
+#include "core/plan/job_config.h"
 
 namespace stronghold::storage {
 class SpillStreamer;
@@ -36,13 +37,13 @@ namespace stronghold::core {
 class GradWorker {
  public:
   struct Task {
-    Event landed;          // the D2H copy into `staging`
+    Event landed;                   // the D2H copy into `staging`
     const void* staging = nullptr;  // null: no gradient to add, update only
     DType dtype = DType::kFloat32;  // of `staging`
     HostBuffer* buffer = nullptr;
-    int index = -1;        // buffer index, for the timeline and stats
-    bool first = false;    // first micro-batch: the accumulator starts at 0
-    bool update = false;   // run AdamW after accumulating
+    int index = -1;       // buffer index, for the timeline and stats
+    bool first = false;   // first micro-batch: the accumulator starts at 0
+    bool update = false;  // run AdamW after accumulating
     AdamWStep hyper;
     // Measure the accumulated gradient in the same pass (the last
     // micro-batch of a step whose updates wait for the global norm): the
@@ -59,8 +60,8 @@ class GradWorker {
     int64_t epoch = 0;
   };
 
-  GradWorker(Device* device, FusedAdamW* optimizer, Timeline* timeline, int buffers,
-             storage::SpillStreamer* spill, Precision precision);
+  GradWorker(Device* device, FusedAdamW* optimizer, Timeline* timeline,
+             int buffers, storage::SpillStreamer* spill, Precision precision);
   ~GradWorker();
 
   // Returns the task's sequence number (1-based).
@@ -132,10 +133,11 @@ class GradWorker {
   Timeline* const timeline_;
   storage::SpillStreamer* const spill_;  // null: nothing spilled
   const Precision precision_;
-  std::vector<StepStats> stats_;     // written by the worker, read after WaitAll
+  std::vector<StepStats> stats_;  // written by the worker, read after WaitAll
   std::vector<StepStats> measured_;  // likewise
   double optimizer_s_ = 0;
-  std::vector<int64_t> saved_epoch_;  // worker thread only: each buffer's last save
+  std::vector<int64_t>
+      saved_epoch_;  // worker thread only: each buffer's last save
 
   absl::Mutex mu_;
   absl::CondVar cv_;

@@ -4,9 +4,12 @@ namespace stronghold::core {
 
 DType ToDType(Precision p) {
   switch (p) {
-    case Precision::kBf16: return DType::kBFloat16;
-    case Precision::kFp16: return DType::kFloat16;
-    default: return DType::kFloat32;
+    case Precision::kBf16:
+      return DType::kBFloat16;
+    case Precision::kFp16:
+      return DType::kFloat16;
+    default:
+      return DType::kFloat32;
   }
 }
 

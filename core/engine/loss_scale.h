@@ -23,7 +23,8 @@ namespace stronghold::core {
 // The policy's constants, in one place.
 inline constexpr double kInitialLossScale = 65536.0;  // 2^16
 inline constexpr int64_t kLossScaleGrowthInterval = 2000;
-inline constexpr double kLossScaleFactor = 2.0;  // halve on overflow, double on growth
+inline constexpr double kLossScaleFactor =
+    2.0;  // halve on overflow, double on growth
 // Below this an overflow is no longer a scale problem: the gradient is not
 // finite at all (e.g. NaN weights), and the job fails as in fp32.
 inline constexpr double kMinLossScale = 1.0;

@@ -24,10 +24,12 @@ AdamWStep AdamWHyper(const TrainingConfig& t, int64_t step, int64_t adam_step,
 }
 
 double ClipFactor(const TrainingConfig& t, double norm) {
-  return (t.clip_norm > 0 && norm > t.clip_norm) ? t.clip_norm / (norm + 1e-6) : 1.0;
+  return (t.clip_norm > 0 && norm > t.clip_norm) ? t.clip_norm / (norm + 1e-6)
+                                                 : 1.0;
 }
 
-absl::Status NonFiniteGradient(int64_t step, const std::vector<BufferLayout>& layouts,
+absl::Status NonFiniteGradient(int64_t step,
+                               const std::vector<BufferLayout>& layouts,
                                const std::vector<StepStats>& stats) {
   for (size_t b = 0; b < stats.size() && b < layouts.size(); ++b) {
     if (stats[b].nonfinite_count > 0 || !std::isfinite(stats[b].grad_sq_sum)) {
@@ -40,24 +42,28 @@ absl::Status NonFiniteGradient(int64_t step, const std::vector<BufferLayout>& la
         }
       }
       return absl::InternalError(absl::StrCat(
-          "step ", step, ": the gradient is not finite in ", where, " (", stats[b].nonfinite_count,
-          " non-finite elements in ", layouts[b].name,
-          "); the training diverged: lower training.lr or set training.clip_norm"));
+          "step ", step, ": the gradient is not finite in ", where, " (",
+          stats[b].nonfinite_count, " non-finite elements in ", layouts[b].name,
+          "); the training diverged: lower training.lr or set "
+          "training.clip_norm"));
     }
   }
-  return absl::InternalError(absl::StrCat("step ", step, ": the gradient norm is not finite"));
+  return absl::InternalError(
+      absl::StrCat("step ", step, ": the gradient norm is not finite"));
 }
 
-bool DeferUpdates(const TrainingConfig& t, Precision precision, bool speculative) {
+bool DeferUpdates(const TrainingConfig& t, Precision precision,
+                  bool speculative) {
   return (t.clip_norm > 0 || precision == Precision::kFp16) && !speculative;
 }
 
-StepDecision DecideStep(const TrainingConfig& t, Precision precision, bool speculative,
-                        double grad_norm, double loss_scale) {
+StepDecision DecideStep(const TrainingConfig& t, Precision precision,
+                        bool speculative, double grad_norm, double loss_scale) {
   StepDecision d;
   d.finite = std::isfinite(grad_norm);
   const bool fp16 = precision == Precision::kFp16;
-  d.fail = !d.finite && !(fp16 && loss_scale / kLossScaleFactor >= kMinLossScale);
+  d.fail =
+      !d.finite && !(fp16 && loss_scale / kLossScaleFactor >= kMinLossScale);
   d.roll_back = speculative && (!d.finite || ClipFactor(t, grad_norm) != 1.0);
   d.grad_scale = ClipFactor(t, grad_norm) / loss_scale;
   return d;

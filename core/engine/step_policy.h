@@ -29,15 +29,16 @@ namespace stronghold::core {
 // rate follows it) as AdamW update number `adam_step` (bias correction; below
 // `step` by the skipped fp16 steps), each gradient element multiplied by
 // `grad_scale` (clip factor / loss scale).
-AdamWStep AdamWHyper(const TrainingConfig& training, int64_t step, int64_t adam_step,
-                     double grad_scale);
+AdamWStep AdamWHyper(const TrainingConfig& training, int64_t step,
+                     int64_t adam_step, double grad_scale);
 
 // clip_norm / (norm + 1e-6) when clipping applies, else 1.
 double ClipFactor(const TrainingConfig& training, double norm);
 
 // The error of a step whose gradient is not finite: names the first buffer
 // (in ModelLayout order) with a non-finite element, and the element.
-absl::Status NonFiniteGradient(int64_t step, const std::vector<BufferLayout>& layouts,
+absl::Status NonFiniteGradient(int64_t step,
+                               const std::vector<BufferLayout>& layouts,
                                const std::vector<StepStats>& stats);
 
 // Whether a step's host updates wait for the end of backward: clipping needs
@@ -45,11 +46,12 @@ absl::Status NonFiniteGradient(int64_t step, const std::vector<BufferLayout>& la
 // overflowed (else the whole step is skipped). Speculative updates
 // (`speculative`) run as gradients land instead, as if the step were not
 // clipped and finite, and are rolled back when it turns out to be.
-bool DeferUpdates(const TrainingConfig& training, Precision precision, bool speculative);
+bool DeferUpdates(const TrainingConfig& training, Precision precision,
+                  bool speculative);
 
 // What a step does once its global gradient norm is known.
 struct StepDecision {
-  bool finite = true;      // the global gradient norm is finite
+  bool finite = true;  // the global gradient norm is finite
   // Not finite, and no smaller loss scale is left to try (or not fp16): the
   // job fails with NonFiniteGradient.
   bool fail = false;
@@ -66,8 +68,8 @@ struct StepDecision {
 // fp16: an overflow skips the step (finite false, fail false) and the loss
 // scale is halved, down to kMinLossScale; below, the gradient is not finite
 // at any scale.
-StepDecision DecideStep(const TrainingConfig& training, Precision precision, bool speculative,
-                        double grad_norm, double loss_scale);
+StepDecision DecideStep(const TrainingConfig& training, Precision precision,
+                        bool speculative, double grad_norm, double loss_scale);
 
 }  // namespace stronghold::core
 

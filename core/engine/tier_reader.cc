@@ -10,24 +10,29 @@
 namespace stronghold::core {
 namespace {
 
-constexpr int64_t kAlignment = 4096;  // O_DIRECT; Device::AllocateHost aligns to it
+constexpr int64_t kAlignment =
+    4096;  // O_DIRECT; Device::AllocateHost aligns to it
 
-int64_t RoundUp(int64_t x, int64_t unit) { return (x + unit - 1) / unit * unit; }
+int64_t RoundUp(int64_t x, int64_t unit) {
+  return (x + unit - 1) / unit * unit;
+}
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<TierReader>> TierReader::Create(Device* device,
-                                                               storage::SpillStreamer* spill,
-                                                               std::vector<Source> sources,
-                                                               int ring) {
-  if (ring < 1) return absl::InvalidArgumentError("tier reader: needs a ring buffer");
+absl::StatusOr<std::unique_ptr<TierReader>> TierReader::Create(
+    Device* device, storage::SpillStreamer* spill, std::vector<Source> sources,
+    int ring) {
+  if (ring < 1)
+    return absl::InvalidArgumentError("tier reader: needs a ring buffer");
   int64_t largest = 0;
   for (const Source& s : sources) {
     if (s.item >= 0) largest = std::max(largest, s.bytes);
   }
-  std::unique_ptr<TierReader> reader(new TierReader(device, spill, std::move(sources)));
+  std::unique_ptr<TierReader> reader(
+      new TierReader(device, spill, std::move(sources)));
   if (largest == 0) return reader;  // nothing on the tier: no ring
-  if (spill == nullptr) return absl::InvalidArgumentError("tier reader: sources but no streamer");
+  if (spill == nullptr)
+    return absl::InvalidArgumentError("tier reader: sources but no streamer");
   for (int i = 0; i < ring; ++i) {
     absl::StatusOr<void*> data = device->AllocateHost(RingEntryBytes(largest));
     if (!data.ok()) return data.status();  // the destructor frees the others
@@ -58,9 +63,11 @@ void TierReader::Drop() {
   started_ = taken_;
 }
 
-void TierReader::Plan(std::vector<int> order, const std::function<bool(int)>& ready) {
+void TierReader::Plan(std::vector<int> order,
+                      const std::function<bool(int)>& ready) {
   Drop();
-  order.erase(std::remove_if(order.begin(), order.end(), [this](int b) { return !on_tier(b); }),
+  order.erase(std::remove_if(order.begin(), order.end(),
+                             [this](int b) { return !on_tier(b); }),
               order.end());
   order_ = std::move(order);
   started_ = taken_ = sent_ = 0;
@@ -70,7 +77,8 @@ void TierReader::Plan(std::vector<int> order, const std::function<bool(int)>& re
 void TierReader::Start(int64_t k) {
   Entry& e = ring_[k % ring_.size()];
   const Source& s = sources_[order_[k]];
-  absl::StatusOr<uint64_t> ticket = spill_->StartArrayRead(s.item, s.array, e.data);
+  absl::StatusOr<uint64_t> ticket =
+      spill_->StartArrayRead(s.item, s.array, e.data);
   e.reading = ticket.ok();
   e.ticket = ticket.ok() ? *ticket : 0;
   e.error = ticket.status();
@@ -82,8 +90,11 @@ void TierReader::Pump(const std::function<bool(int)>& ready) {
   const int64_t ring = static_cast<int64_t>(ring_.size());
   // Position k reuses the entry of position k - ring, whose H2D must be
   // queued (k - ring < sent_) and done.
-  while (started_ < static_cast<int64_t>(order_.size()) && started_ < sent_ + ring) {
-    if (!device_->Done(ring_[started_ % ring].last_h2d) || !ready(order_[started_])) return;
+  while (started_ < static_cast<int64_t>(order_.size()) &&
+         started_ < sent_ + ring) {
+    if (!device_->Done(ring_[started_ % ring].last_h2d) ||
+        !ready(order_[started_]))
+      return;
     Start(started_);
   }
 }

@@ -56,9 +56,9 @@ class TierReader {
   static int64_t RingEntryBytes(int64_t largest_source_bytes);
   // `ring` host buffers, each RingEntryBytes(the largest source), from
   // `device` (not owned; nor is `spill`).
-  static absl::StatusOr<std::unique_ptr<TierReader>> Create(Device* device,
-                                                             storage::SpillStreamer* spill,
-                                                             std::vector<Source> sources, int ring);
+  static absl::StatusOr<std::unique_ptr<TierReader>> Create(
+      Device* device, storage::SpillStreamer* spill,
+      std::vector<Source> sources, int ring);
   // Waits for the reads in flight; frees the ring.
   ~TierReader();
   TierReader(const TierReader&) = delete;
@@ -67,7 +67,8 @@ class TierReader {
   // Whether any source is on the tier (else every call is a no-op).
   bool active() const { return !ring_.empty(); }
   bool on_tier(int b) const {
-    return b >= 0 && b < static_cast<int>(sources_.size()) && sources_[b].item >= 0;
+    return b >= 0 && b < static_cast<int>(sources_.size()) &&
+           sources_[b].item >= 0;
   }
 
   // The buffers the engine will Take, in order (buffers not on the tier are
@@ -89,13 +90,14 @@ class TierReader {
  private:
   struct Entry {
     void* data = nullptr;
-    Event last_h2d;               // the last copy that read `data`
-    uint64_t ticket = 0;          // of the read in flight into it
+    Event last_h2d;       // the last copy that read `data`
+    uint64_t ticket = 0;  // of the read in flight into it
     bool reading = false;
-    absl::Status error;           // the read could not even start
+    absl::Status error;  // the read could not even start
   };
 
-  TierReader(Device* device, storage::SpillStreamer* spill, std::vector<Source> sources)
+  TierReader(Device* device, storage::SpillStreamer* spill,
+             std::vector<Source> sources)
       : device_(device), spill_(spill), sources_(std::move(sources)) {}
 
   // Starts the read of planned position k into its ring entry.

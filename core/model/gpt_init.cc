@@ -18,8 +18,10 @@ class NormalStream {
       has_spare_ = false;
       return spare_;
     }
-    const double u1 = (static_cast<double>(Mix64(key_ ^ counter_++) >> 11) + 1.0) * 0x1.0p-53;
-    const double u2 = static_cast<double>(Mix64(key_ ^ counter_++) >> 11) * 0x1.0p-53;
+    const double u1 =
+        (static_cast<double>(Mix64(key_ ^ counter_++) >> 11) + 1.0) * 0x1.0p-53;
+    const double u2 =
+        static_cast<double>(Mix64(key_ ^ counter_++) >> 11) * 0x1.0p-53;
     const double r = std::sqrt(-2.0 * std::log(u1));
     spare_ = static_cast<float>(r * std::sin(2.0 * M_PI * u2));
     has_spare_ = true;
@@ -55,10 +57,12 @@ void InitBuffer(const BufferLayout& layout, const ModelConfig& model,
     } else if (gain) {
       for (int64_t i = 0; i < n; ++i) out[i] = 1.0f;
     } else {
-      const float std = (slice.name == "attn.proj.weight" || slice.name == "mlp.fc2.weight")
-                            ? residual_std
-                            : 0.02f;
-      NormalStream normal(Mix64(seed) ^ Mix64((static_cast<uint64_t>(index) << 16) | t));
+      const float std =
+          (slice.name == "attn.proj.weight" || slice.name == "mlp.fc2.weight")
+              ? residual_std
+              : 0.02f;
+      NormalStream normal(Mix64(seed) ^
+                          Mix64((static_cast<uint64_t>(index) << 16) | t));
       for (int64_t i = 0; i < n; ++i) out[i] = std * normal.Next();
     }
   }

@@ -21,16 +21,16 @@
 namespace stronghold::core {
 
 struct TensorSlice {
-  std::string name;             // e.g. "attn.qkv.weight"
-  int64_t offset = 0;           // elements from the buffer's start
-  std::vector<int64_t> shape;   // row-major
+  std::string name;            // e.g. "attn.qkv.weight"
+  int64_t offset = 0;          // elements from the buffer's start
+  std::vector<int64_t> shape;  // row-major
   int64_t numel() const;
 };
 
 struct BufferLayout {
-  std::string name;             // "embedding", "layers.3", "final_norm"
-  int64_t count = 0;            // fp32 elements
-  int64_t decay_count = 0;      // [0, decay_count) gets weight decay
+  std::string name;         // "embedding", "layers.3", "final_norm"
+  int64_t count = 0;        // fp32 elements
+  int64_t decay_count = 0;  // [0, decay_count) gets weight decay
   std::vector<TensorSlice> tensors;
   const TensorSlice& tensor(std::string_view name) const;  // CHECKs it exists
 };
@@ -39,7 +39,8 @@ BufferLayout EmbeddingLayout(const ModelConfig& model);
 BufferLayout BlockLayout(const ModelConfig& model, int layer);
 BufferLayout FinalNormLayout(const ModelConfig& model);
 
-// All buffers in execution order: embedding, layers.0 .. layers.L-1, final_norm.
+// All buffers in execution order: embedding, layers.0 .. layers.L-1,
+// final_norm.
 std::vector<BufferLayout> ModelLayout(const ModelConfig& model);
 
 }  // namespace stronghold::core

@@ -1,9 +1,9 @@
 #include "core/optim/device_adamw.h"
 
+#include <torch/torch.h>
+
 #include <algorithm>
 #include <cmath>
-
-#include <torch/torch.h>
 
 #include "glog/logging.h"
 
@@ -18,20 +18,26 @@ constexpr int64_t kChunk = int64_t{1} << 22;
 
 torch::ScalarType ScalarTypeOf(DType d) {
   switch (d) {
-    case DType::kBFloat16: return torch::kBFloat16;
-    case DType::kFloat16: return torch::kFloat16;
-    default: return torch::kFloat32;
+    case DType::kBFloat16:
+      return torch::kBFloat16;
+    case DType::kFloat16:
+      return torch::kFloat16;
+    default:
+      return torch::kFloat32;
   }
 }
 
 // FusedAdamW's passes, the host path's own: bit-identical to it.
 class PoolAdamW : public DeviceAdamW {
  public:
-  explicit PoolAdamW(FusedAdamW* pool) : pool_(pool) { CHECK(pool_ != nullptr); }
+  explicit PoolAdamW(FusedAdamW* pool) : pool_(pool) {
+    CHECK(pool_ != nullptr);
+  }
 
-  void Accumulate(const DeviceAdamWState& s, const void* g, DType dtype, bool first) override {
-    absl::StatusOr<StepFuture> f =
-        pool_->SubmitAccumulate(Buffer(s), g, dtype, first, /*measure=*/false, 1.0f);
+  void Accumulate(const DeviceAdamWState& s, const void* g, DType dtype,
+                  bool first) override {
+    absl::StatusOr<StepFuture> f = pool_->SubmitAccumulate(
+        Buffer(s), g, dtype, first, /*measure=*/false, 1.0f);
     CHECK(f.ok()) << f.status();  // only a closed pool fails
     f->Wait();
   }
@@ -67,7 +73,8 @@ class TorchAdamW : public DeviceAdamW {
  public:
   explicit TorchAdamW(const c10::Device& device) : device_(device) {}
 
-  void Accumulate(const DeviceAdamWState& s, const void* g, DType dtype, bool first) override {
+  void Accumulate(const DeviceAdamWState& s, const void* g, DType dtype,
+                  bool first) override {
     torch::Tensor acc = Of(s.accumulator, s.count, DType::kFloat32);
     const torch::Tensor grad = Of(g, s.count, dtype);
     if (first) {
@@ -80,16 +87,23 @@ class TorchAdamW : public DeviceAdamW {
   StepStats Measure(const DeviceAdamWState& s, float grad_scale) override {
     const torch::Tensor acc = Of(s.accumulator, s.count, DType::kFloat32);
     StepStats stats;
-    torch::Tensor sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(device_));
+    torch::Tensor sum = torch::zeros(
+        {}, torch::TensorOptions().dtype(torch::kFloat64).device(device_));
     for (int64_t at = 0; at < s.count; at += kChunk) {
       const int64_t n = std::min(kChunk, s.count - at);
-      sum += acc.narrow(0, at, n).mul(grad_scale).to(torch::kFloat64).square().sum();
+      sum += acc.narrow(0, at, n)
+                 .mul(grad_scale)
+                 .to(torch::kFloat64)
+                 .square()
+                 .sum();
     }
     stats.grad_sq_sum = sum.item<double>();
     if (!std::isfinite(stats.grad_sq_sum)) {
-      const torch::Tensor bad = torch::logical_not(torch::isfinite(acc.mul(grad_scale)));
+      const torch::Tensor bad =
+          torch::logical_not(torch::isfinite(acc.mul(grad_scale)));
       stats.nonfinite_count = bad.sum().item<int64_t>();
-      if (stats.nonfinite_count > 0) stats.first_nonfinite = bad.nonzero()[0][0].item<int64_t>();
+      if (stats.nonfinite_count > 0)
+        stats.first_nonfinite = bad.nonzero()[0][0].item<int64_t>();
     }
     return stats;
   }
@@ -104,8 +118,9 @@ class TorchAdamW : public DeviceAdamW {
     torch::Tensor m_all = Of(s.exp_avg, s.count, DType::kFloat32);
     torch::Tensor v_all = Of(s.exp_avg_sq, s.count, DType::kFloat32);
     const torch::Tensor acc = Of(s.accumulator, s.count, DType::kFloat32);
-    torch::Tensor working =
-        s.working != nullptr ? Of(s.working, s.count, s.working_dtype) : torch::Tensor();
+    torch::Tensor working = s.working != nullptr
+                                ? Of(s.working, s.count, s.working_dtype)
+                                : torch::Tensor();
     for (int64_t at = 0; at < s.count; at += kChunk) {
       const int64_t n = std::min(kChunk, s.count - at);
       torch::Tensor p = master.narrow(0, at, n);
@@ -123,20 +138,23 @@ class TorchAdamW : public DeviceAdamW {
 
  private:
   torch::Tensor Of(const void* p, int64_t n, DType d) const {
-    return torch::from_blob(const_cast<void*>(p), {n},
-                            torch::TensorOptions().dtype(ScalarTypeOf(d)).device(device_));
+    return torch::from_blob(
+        const_cast<void*>(p), {n},
+        torch::TensorOptions().dtype(ScalarTypeOf(d)).device(device_));
   }
   const c10::Device device_;
 };
 
 }  // namespace
 
-std::unique_ptr<DeviceAdamW> DeviceAdamW::ForDevice(Device* device, FusedAdamW* pool) {
+std::unique_ptr<DeviceAdamW> DeviceAdamW::ForDevice(Device* device,
+                                                    FusedAdamW* pool) {
   if (device->torch_device().is_cpu()) return std::make_unique<PoolAdamW>(pool);
   return Torch(device->torch_device());
 }
 
-std::unique_ptr<DeviceAdamW> DeviceAdamW::Torch(const c10::Device& torch_device) {
+std::unique_ptr<DeviceAdamW> DeviceAdamW::Torch(
+    const c10::Device& torch_device) {
   return std::make_unique<TorchAdamW>(torch_device);
 }
 

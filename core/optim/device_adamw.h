@@ -33,10 +33,10 @@ namespace stronghold::core {
 
 // One buffer's state on the device, `count` fp32 elements each unless said.
 struct DeviceAdamWState {
-  float* master = nullptr;      // fp32 master weights
-  float* exp_avg = nullptr;     // m
-  float* exp_avg_sq = nullptr;  // v
-  float* accumulator = nullptr; // the step's gradient, accumulated in fp32
+  float* master = nullptr;       // fp32 master weights
+  float* exp_avg = nullptr;      // m
+  float* exp_avg_sq = nullptr;   // v
+  float* accumulator = nullptr;  // the step's gradient, accumulated in fp32
   // What the model computes with, in `working_dtype` (bf16/fp16 jobs;
   // null in fp32, where the master is it).
   void* working = nullptr;
@@ -49,7 +49,8 @@ class DeviceAdamW {
  public:
   // For `device`: FusedAdamW passes (host device; `pool` required) or
   // LibTorch ops (CUDA).
-  static std::unique_ptr<DeviceAdamW> ForDevice(Device* device, FusedAdamW* pool);
+  static std::unique_ptr<DeviceAdamW> ForDevice(Device* device,
+                                                FusedAdamW* pool);
   // LibTorch ops on tensors of `torch_device` (the CUDA path; tests run it
   // on the CPU against ReferenceAdamW).
   static std::unique_ptr<DeviceAdamW> Torch(const c10::Device& torch_device);
@@ -58,7 +59,8 @@ class DeviceAdamW {
   // accumulator = (first ? 0 : accumulator) + g, g being `count` elements of
   // `dtype` on the device. Queued on the compute queue (CUDA) or done on
   // return (host device).
-  virtual void Accumulate(const DeviceAdamWState& s, const void* g, DType dtype, bool first) = 0;
+  virtual void Accumulate(const DeviceAdamWState& s, const void* g, DType dtype,
+                          bool first) = 0;
   // What the accumulated gradient times `grad_scale` holds (its sum of
   // squares, non-finite elements), as FusedAdamW::SubmitMeasure gives it on
   // the host device; waits for the device (the global norm needs it).

@@ -180,16 +180,16 @@ absl::StatusOr<StepFuture> FusedAdamW::SubmitAccumulate(
 
 absl::StatusOr<StepFuture> FusedAdamW::SubmitCopyState(const ParamBuffer& from,
                                                        const ParamBuffer& to) {
-  const bool missing = from.count > 0 &&
-                       (from.param == nullptr || from.exp_avg == nullptr ||
-                        from.exp_avg_sq == nullptr || to.param == nullptr ||
-                        to.exp_avg == nullptr || to.exp_avg_sq == nullptr);
+  const bool missing =
+      from.count > 0 && (from.param == nullptr || from.exp_avg == nullptr ||
+                         from.exp_avg_sq == nullptr || to.param == nullptr ||
+                         to.exp_avg == nullptr || to.exp_avg_sq == nullptr);
   const bool working = from.working != nullptr && to.working != nullptr;
   if (from.count < 0 || from.count != to.count || missing ||
       (working && from.working_dtype != to.working_dtype)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "SubmitCopyState of ", from.count, " into ", to.count,
-        " elements", missing ? " with a missing array" : ""));
+    return absl::InvalidArgumentError(
+        absl::StrCat("SubmitCopyState of ", from.count, " into ", to.count,
+                     " elements", missing ? " with a missing array" : ""));
   }
   ParamBuffer source;
   source.param = from.param;
@@ -232,9 +232,10 @@ StepStats FusedAdamW::StepAndMeasure(const ParamBuffer& buffer,
   return future->Wait();
 }
 
-absl::StatusOr<StepFuture> FusedAdamW::Enqueue(
-    Mode mode, const ParamBuffer& buffer, const AdamWConstants& constants,
-    const TaskArgs& args) {
+absl::StatusOr<StepFuture> FusedAdamW::Enqueue(Mode mode,
+                                               const ParamBuffer& buffer,
+                                               const AdamWConstants& constants,
+                                               const TaskArgs& args) {
   const int64_t chunk = ChunkElements(buffer.count);
   const int num_chunks = static_cast<int>((buffer.count + chunk - 1) / chunk);
   const int64_t threads = static_cast<int64_t>(workers_.size());
@@ -344,12 +345,15 @@ void FusedAdamW::RunChunk(Task& task, int chunk) {
     case Mode::kCopy: {
       const size_t bytes = (end - begin) * sizeof(float);
       std::memcpy(task.copy_to.param + begin, task.buffer.param + begin, bytes);
-      std::memcpy(task.copy_to.exp_avg + begin, task.buffer.exp_avg + begin, bytes);
-      std::memcpy(task.copy_to.exp_avg_sq + begin, task.buffer.exp_avg_sq + begin, bytes);
+      std::memcpy(task.copy_to.exp_avg + begin, task.buffer.exp_avg + begin,
+                  bytes);
+      std::memcpy(task.copy_to.exp_avg_sq + begin,
+                  task.buffer.exp_avg_sq + begin, bytes);
       if (task.buffer.working != nullptr) {
         const int w = DTypeBytes(task.buffer.working_dtype);
         std::memcpy(static_cast<char*>(task.copy_to.working) + begin * w,
-                    static_cast<const char*>(task.buffer.working) + begin * w, (end - begin) * w);
+                    static_cast<const char*>(task.buffer.working) + begin * w,
+                    (end - begin) * w);
       }
       stats = StepStats();
       break;

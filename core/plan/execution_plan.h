@@ -22,8 +22,8 @@ inline constexpr char kTierHost[] = "host";
 inline constexpr char kTierSsd[] = "ssd";
 
 struct PlannedBuffer {
-  std::string name;   // e.g. "host.weights.fp32"
-  std::string tier;   // kTier*
+  std::string name;  // e.g. "host.weights.fp32"
+  std::string tier;  // kTier*
   int64_t bytes = 0;
   std::string shape;  // e.g. "[2 layers] x 49,408 fp32"
 };
@@ -75,9 +75,10 @@ struct ExecutionPlan {
   bool speculative_updates = false;
 
   // ---- Budgets and memory ----
-  std::string device;               // "cpu" or "cuda:N"
-  int64_t budget_device_bytes = 0;  // the job's, within the node's (0 = unlimited)
-  int64_t budget_host_bytes = 0;    // likewise
+  std::string device;  // "cpu" or "cuda:N"
+  int64_t budget_device_bytes =
+      0;  // the job's, within the node's (0 = unlimited)
+  int64_t budget_host_bytes = 0;  // likewise
   int64_t parameters = 0;
   int64_t parameters_per_layer = 0;
   double model_flops_per_step = 0.0;

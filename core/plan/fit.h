@@ -17,7 +17,8 @@ namespace stronghold::core {
 // budgets: the device budget first, then host memory, then (windowed plans)
 // the node's ssd_bytes; a host shortfall left with every layer on the NVMe
 // tier says so.
-void DecideFit(const JobConfig& config, const NodeBudgets& node, ExecutionPlan& plan);
+void DecideFit(const JobConfig& config, const NodeBudgets& node,
+               ExecutionPlan& plan);
 
 // OK when the plan fits; RESOURCE_EXHAUSTED with its reason otherwise.
 absl::Status CheckFits(const ExecutionPlan& plan);

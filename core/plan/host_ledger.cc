@@ -32,10 +32,11 @@ absl::Status HostLedger::Charge(absl::string_view name, int64_t bytes) {
     }
   }
   if (members.empty() || bytes > planned - charged) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "host memory: ", name, " would hold ", charged + bytes, " bytes, its plan ", planned,
-        members.empty() ? " (the plan has no such buffer)" : "",
-        "; the job allocates nothing beyond its plan"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("host memory: ", name, " would hold ", charged + bytes,
+                     " bytes, its plan ", planned,
+                     members.empty() ? " (the plan has no such buffer)" : "",
+                     "; the job allocates nothing beyond its plan"));
   }
   for (Account* a : members) {
     const int64_t take = std::min(bytes, a->planned - a->charged);
@@ -48,7 +49,8 @@ absl::Status HostLedger::Charge(absl::string_view name, int64_t bytes) {
 void HostLedger::Release(absl::string_view name, int64_t bytes) {
   absl::MutexLock lock(&mu_);
   const std::string group = absl::StrCat(name, ".");
-  for (auto it = accounts_.rbegin(); it != accounts_.rend() && bytes > 0; ++it) {
+  for (auto it = accounts_.rbegin(); it != accounts_.rend() && bytes > 0;
+       ++it) {
     if (it->first != name && !absl::StartsWith(it->first, group)) continue;
     const int64_t give = std::min(bytes, it->second.charged);
     it->second.charged -= give;
@@ -61,7 +63,8 @@ std::vector<std::string> HostLedger::Differences() const {
   std::vector<std::string> out;
   for (const auto& [name, a] : accounts_) {
     if (a.charged != a.planned) {
-      out.push_back(absl::StrCat(name, ": charged ", a.charged, " of ", a.planned, " planned"));
+      out.push_back(absl::StrCat(name, ": charged ", a.charged, " of ",
+                                 a.planned, " planned"));
     }
   }
   return out;

@@ -48,8 +48,8 @@ absl::Status Invalid(absl::string_view field, absl::string_view message) {
 absl::Status CheckRange(absl::string_view field, int64_t value, int64_t lo,
                         int64_t hi) {
   if (value < lo || value > hi) {
-    return Invalid(field, absl::StrCat("must be in [", lo, ", ", hi,
-                                       "], got ", value));
+    return Invalid(
+        field, absl::StrCat("must be in [", lo, ", ", hi, "], got ", value));
   }
   return absl::OkStatus();
 }
@@ -68,9 +68,11 @@ absl::Status CheckFinite(absl::string_view field, double value, double lo,
 // there), at most kMaxPathLength bytes.
 absl::Status CheckPath(absl::string_view field, const std::string& path) {
   if (path.empty()) return Invalid(field, "must not be empty");
-  if (path.find('\0') != std::string::npos) return Invalid(field, "must not contain a NUL byte");
+  if (path.find('\0') != std::string::npos)
+    return Invalid(field, "must not contain a NUL byte");
   if (path.size() > kMaxPathLength) {
-    return Invalid(field, absl::StrCat("at most ", kMaxPathLength, " bytes, got ", path.size()));
+    return Invalid(field, absl::StrCat("at most ", kMaxPathLength,
+                                       " bytes, got ", path.size()));
   }
   return absl::OkStatus();
 }
@@ -80,8 +82,9 @@ absl::Status ValidateModel(const ModelConfig& m) {
   RETURN_IF_ERROR(CheckRange("model.hidden", m.hidden, 1, kMaxHidden));
   RETURN_IF_ERROR(CheckRange("model.heads", m.heads, 1, m.hidden));
   if (m.hidden % m.heads != 0) {
-    return Invalid("model.hidden", absl::StrCat("must be divisible by model.heads (",
-                                                m.heads, "), got ", m.hidden));
+    return Invalid("model.hidden",
+                   absl::StrCat("must be divisible by model.heads (", m.heads,
+                                "), got ", m.hidden));
   }
   RETURN_IF_ERROR(CheckRange("model.seq_len", m.seq_len, 1, kMaxSeqLen));
   RETURN_IF_ERROR(CheckRange("model.vocab", m.vocab, 2, kMaxVocab));
@@ -90,20 +93,25 @@ absl::Status ValidateModel(const ModelConfig& m) {
 
 absl::Status ValidateTraining(const TrainingConfig& t) {
   RETURN_IF_ERROR(CheckRange("training.batch", t.batch, 1, 1 << 20));
-  RETURN_IF_ERROR(CheckRange("training.micro_batch", t.micro_batch, 1, t.batch));
+  RETURN_IF_ERROR(
+      CheckRange("training.micro_batch", t.micro_batch, 1, t.batch));
   if (t.batch % t.micro_batch != 0) {
     return Invalid("training.batch",
                    absl::StrCat("must be a multiple of training.micro_batch (",
                                 t.micro_batch, "), got ", t.batch));
   }
   RETURN_IF_ERROR(CheckRange("training.steps", t.steps, 1, kMaxSteps));
-  RETURN_IF_ERROR(CheckFinite("training.lr", t.lr, 0.0, 10.0, /*lo_open=*/true));
-  RETURN_IF_ERROR(CheckRange("training.warmup_steps", t.warmup_steps, 0, t.steps));
+  RETURN_IF_ERROR(
+      CheckFinite("training.lr", t.lr, 0.0, 10.0, /*lo_open=*/true));
+  RETURN_IF_ERROR(
+      CheckRange("training.warmup_steps", t.warmup_steps, 0, t.steps));
   RETURN_IF_ERROR(CheckFinite("training.min_lr", t.min_lr, 0.0, t.lr));
-  RETURN_IF_ERROR(CheckFinite("training.weight_decay", t.weight_decay, 0.0, 1.0));
+  RETURN_IF_ERROR(
+      CheckFinite("training.weight_decay", t.weight_decay, 0.0, 1.0));
   RETURN_IF_ERROR(CheckFinite("training.beta1", t.beta1, 0.0, 0.999999));
   RETURN_IF_ERROR(CheckFinite("training.beta2", t.beta2, 0.0, 0.999999));
-  RETURN_IF_ERROR(CheckFinite("training.eps", t.eps, 0.0, 1.0, /*lo_open=*/true));
+  RETURN_IF_ERROR(
+      CheckFinite("training.eps", t.eps, 0.0, 1.0, /*lo_open=*/true));
   RETURN_IF_ERROR(CheckFinite("training.clip_norm", t.clip_norm, 0.0, 1e6));
   RETURN_IF_ERROR(CheckRange("training.log_every", t.log_every, 1, kMaxSteps));
   return absl::OkStatus();
@@ -112,22 +120,27 @@ absl::Status ValidateTraining(const TrainingConfig& t) {
 absl::Status ValidateOffload(const JobConfig& c) {
   const OffloadConfig& o = c.offload;
   RETURN_IF_ERROR(CheckRange("offload.window", o.window, 0, c.model.layers));
-  RETURN_IF_ERROR(
-      CheckRange("offload.kept_activation_layers", o.kept_activation_layers, -1, c.model.layers));
-  RETURN_IF_ERROR(CheckRange("offload.device_resident_layers", o.device_resident_layers, 0,
-                             c.model.layers - 1));
+  RETURN_IF_ERROR(CheckRange("offload.kept_activation_layers",
+                             o.kept_activation_layers, -1, c.model.layers));
+  RETURN_IF_ERROR(CheckRange("offload.device_resident_layers",
+                             o.device_resident_layers, 0, c.model.layers - 1));
   if (o.device_resident_layers > 0 && o.method != OffloadMethod::kStronghold) {
-    return Invalid("offload.device_resident_layers", "applies to stronghold only");
+    return Invalid("offload.device_resident_layers",
+                   "applies to stronghold only");
   }
-  if (o.device_resident_layers > 0 && o.window > c.model.layers - o.device_resident_layers) {
-    return Invalid("offload.window",
-                   absl::StrCat(o.window, " is more than the ", c.model.layers - o.device_resident_layers,
-                                " layers left beside offload.device_resident_layers ",
-                                o.device_resident_layers));
+  if (o.device_resident_layers > 0 &&
+      o.window > c.model.layers - o.device_resident_layers) {
+    return Invalid(
+        "offload.window",
+        absl::StrCat(o.window, " is more than the ",
+                     c.model.layers - o.device_resident_layers,
+                     " layers left beside offload.device_resident_layers ",
+                     o.device_resident_layers));
   }
   if (o.speculative_updates && o.method == OffloadMethod::kResident) {
-    return Invalid("offload.speculative_updates",
-                   "applies to the windowed methods (stronghold, l2l), not resident");
+    return Invalid(
+        "offload.speculative_updates",
+        "applies to the windowed methods (stronghold, l2l), not resident");
   }
   if (o.gpu_memory_budget_bytes < 0) {
     return Invalid("offload.gpu_memory_budget_bytes", "must be >= 0");
@@ -137,9 +150,11 @@ absl::Status ValidateOffload(const JobConfig& c) {
   }
   // Only their form: where they are, and whether they exist, is for the
   // daemon to check as it opens them inside its ssd roots.
-  RETURN_IF_ERROR(CheckRange("offload.ssd_dirs (entries)", static_cast<int64_t>(o.ssd_dirs.size()),
-                             0, kMaxSsdDirs));
-  for (const std::string& dir : o.ssd_dirs) RETURN_IF_ERROR(CheckPath("offload.ssd_dirs", dir));
+  RETURN_IF_ERROR(CheckRange("offload.ssd_dirs (entries)",
+                             static_cast<int64_t>(o.ssd_dirs.size()), 0,
+                             kMaxSsdDirs));
+  for (const std::string& dir : o.ssd_dirs)
+    RETURN_IF_ERROR(CheckPath("offload.ssd_dirs", dir));
   return absl::OkStatus();
 }
 
@@ -168,11 +183,13 @@ std::string Thousands(double v) {
 absl::Status CheckDerivedSizes(const JobConfig& c) {
   // Doubles: exact enough to compare with 2^60, and no product of these
   // fields can overflow them.
-  const double layers = c.model.layers, h = c.model.hidden, heads = c.model.heads;
+  const double layers = c.model.layers, h = c.model.hidden,
+               heads = c.model.heads;
   const double seq = c.model.seq_len, micro = c.training.micro_batch;
   const double vocab = static_cast<double>(c.model.padded_vocab());
   const double limit = static_cast<double>(kMaxDerivedBytes);
-  const double params = layers * (12 * h * h + 13 * h) + (vocab + seq) * h + 2 * h;
+  const double params =
+      layers * (12 * h * h + 13 * h) + (vocab + seq) * h + 2 * h;
   // The planner's largest multiples of each (core/plan/memory_table.cc): ~40
   // bytes of host and device state per parameter at most (weights, their
   // gradient, moments, working copy, speculative backup, staging); a layer
@@ -183,24 +200,32 @@ absl::Status CheckDerivedSizes(const JobConfig& c) {
   const double layer_work = 34 * boundary + micro * heads * seq * 4;
   const double logits = micro * seq * vocab * 4;
   if (params * 64 > limit) {
-    return Invalid("model.layers x model.hidden^2", absl::StrCat(
-        c.model.layers, " x ", c.model.hidden, "^2 (and model.vocab ", c.model.vocab, ") gives ",
-        Thousands(params), " parameters, whose training state would exceed the limit of ",
-        Thousands(limit), " bytes that sizes are checked against"));
+    return Invalid(
+        "model.layers x model.hidden^2",
+        absl::StrCat(
+            c.model.layers, " x ", c.model.hidden, "^2 (and model.vocab ",
+            c.model.vocab, ") gives ", Thousands(params),
+            " parameters, whose training state would exceed the limit of ",
+            Thousands(limit), " bytes that sizes are checked against"));
   }
   if ((layers + 1) * (boundary + layer_work) > limit) {
-    return Invalid("training.micro_batch x model.seq_len x model.hidden", absl::StrCat(
-        c.training.micro_batch, " x ", c.model.seq_len, " x ", c.model.hidden,
-        " gives activations of ", Thousands(boundary),
-        " bytes per layer boundary (", Thousands(layer_work), " per layer while it runs) over ",
-        c.model.layers, " layers exceed the limit of ", Thousands(limit),
-        " bytes that sizes are checked against"));
+    return Invalid(
+        "training.micro_batch x model.seq_len x model.hidden",
+        absl::StrCat(c.training.micro_batch, " x ", c.model.seq_len, " x ",
+                     c.model.hidden, " gives activations of ",
+                     Thousands(boundary), " bytes per layer boundary (",
+                     Thousands(layer_work), " per layer while it runs) over ",
+                     c.model.layers, " layers exceed the limit of ",
+                     Thousands(limit),
+                     " bytes that sizes are checked against"));
   }
   if (3 * logits > limit) {
-    return Invalid("training.micro_batch x model.seq_len x model.vocab", absl::StrCat(
-        c.training.micro_batch, " x ", c.model.seq_len, " x ", c.model.padded_vocab(),
-        " (padded) gives logits of ", Thousands(logits),
-        " bytes exceed the limit of ", Thousands(limit), " bytes that sizes are checked against"));
+    return Invalid("training.micro_batch x model.seq_len x model.vocab",
+                   absl::StrCat(c.training.micro_batch, " x ", c.model.seq_len,
+                                " x ", c.model.padded_vocab(),
+                                " (padded) gives logits of ", Thousands(logits),
+                                " bytes exceed the limit of ", Thousands(limit),
+                                " bytes that sizes are checked against"));
   }
   return absl::OkStatus();
 }
@@ -215,10 +240,10 @@ absl::Status ValidateJobConfig(const JobConfig& c) {
   RETURN_IF_ERROR(CheckDerivedSizes(c));
   RETURN_IF_ERROR(ValidateOffload(c));
   RETURN_IF_ERROR(ValidateData(c.data));
-  RETURN_IF_ERROR(CheckRange("checkpoint.every_steps", c.checkpoint.every_steps, 0,
-                      kMaxSteps));
-  RETURN_IF_ERROR(CheckRange("checkpoint.keep_last", c.checkpoint.keep_last, 0,
-                      1'000'000));
+  RETURN_IF_ERROR(CheckRange("checkpoint.every_steps", c.checkpoint.every_steps,
+                             0, kMaxSteps));
+  RETURN_IF_ERROR(
+      CheckRange("checkpoint.keep_last", c.checkpoint.keep_last, 0, 1'000'000));
   return absl::OkStatus();
 }
 
@@ -228,9 +253,12 @@ int ComputeElementBytes(Precision precision) {
 
 const char* PrecisionName(Precision precision) {
   switch (precision) {
-    case Precision::kBf16: return "bf16";
-    case Precision::kFp16: return "fp16";
-    default: return "fp32";
+    case Precision::kBf16:
+      return "bf16";
+    case Precision::kFp16:
+      return "fp16";
+    default:
+      return "fp32";
   }
 }
 

@@ -46,7 +46,6 @@ int ComputeElementBytes(Precision precision);
 // "fp32", "bf16", "fp16".
 const char* PrecisionName(Precision precision);
 
-
 struct TrainingConfig {
   int batch = 8;        // global batch, sequences
   int micro_batch = 8;  // sequences per forward/backward
@@ -85,8 +84,8 @@ struct OffloadConfig {
   // The windowed methods: the embedding's AdamW state (fp32 moments and
   // gradient accumulator, and in bf16/fp16 the fp32 master) stays on the
   // device and is updated there once the step's global norm is known
-  // (core/optim/device_adamw.h): 12-16 B per embedding parameter of device memory,
-  // and the embedding's D2H copy, CPU update and H2D copy leave the gap
+  // (core/optim/device_adamw.h): 12-16 B per embedding parameter of device
+  // memory, and the embedding's D2H copy, CPU update and H2D copy leave the gap
   // between two steps. The host copy is brought up to date whenever the
   // host state is read (checkpoints). docs/engine.md.
   bool device_embedding_optimizer = false;
@@ -102,8 +101,10 @@ struct OffloadConfig {
 
 // Whether a job's updates are speculative: the option is set and its updates
 // would otherwise wait for the whole step's gradient (clipping, or fp16).
-inline bool SpeculativeUpdates(const OffloadConfig& o, const TrainingConfig& t) {
-  return o.speculative_updates && (t.clip_norm > 0 || t.precision == Precision::kFp16);
+inline bool SpeculativeUpdates(const OffloadConfig& o,
+                               const TrainingConfig& t) {
+  return o.speculative_updates &&
+         (t.clip_norm > 0 || t.precision == Precision::kFp16);
 }
 
 struct DataConfig {

@@ -17,8 +17,8 @@ constexpr int64_t kFloat = 4;
 
 }  // namespace
 
-void AddBuffer(ExecutionPlan& plan, std::string name, const char* tier, int64_t bytes,
-               std::string shape) {
+void AddBuffer(ExecutionPlan& plan, std::string name, const char* tier,
+               int64_t bytes, std::string shape) {
   plan.buffers.push_back({std::move(name), tier, bytes, std::move(shape)});
   int64_t* total = tier == std::string(kTierDevice)   ? &plan.bytes_device
                    : tier == std::string(kTierPinned) ? &plan.bytes_pinned
@@ -28,14 +28,16 @@ void AddBuffer(ExecutionPlan& plan, std::string name, const char* tier, int64_t 
 }
 
 int64_t HostNeedBytes(const ExecutionPlan& plan, bool device_is_host) {
-  return plan.bytes_host + plan.bytes_pinned + (device_is_host ? plan.bytes_device : 0);
+  return plan.bytes_host + plan.bytes_pinned +
+         (device_is_host ? plan.bytes_device : 0);
 }
 
 void AddWindowedBuffers(const JobConfig& c, ExecutionPlan& plan, bool cuda) {
   const ModelConfig& m = c.model;
   const int slots = plan.slots;
   const int64_t layer = m.parameters_per_layer();
-  const auto add = [&plan](std::string name, const char* tier, int64_t bytes, std::string shape) {
+  const auto add = [&plan](std::string name, const char* tier, int64_t bytes,
+                           std::string shape) {
     AddBuffer(plan, std::move(name), tier, bytes, std::move(shape));
   };
   // Weights, gradients and activations on the device, the working copy and
@@ -45,83 +47,102 @@ void AddWindowedBuffers(const JobConfig& c, ExecutionPlan& plan, bool cuda) {
   const int64_t e = ComputeElementBytes(precision);
   const char* lowp = PrecisionName(precision);
   add("window.slots", kTierDevice, slots * 2 * ArenaAlignedBytes(layer * e),
-      absl::StrFormat("%d slots x (weights + gradient) x %d params %s", slots, layer, lowp));
+      absl::StrFormat("%d slots x (weights + gradient) x %d params %s", slots,
+                      layer, lowp));
   add("embedding+final_norm", kTierDevice,
-      2 * ArenaAlignedBytes(m.embedding_parameters() * e) + 2 * ArenaAlignedBytes(2 * m.hidden * e),
+      2 * ArenaAlignedBytes(m.embedding_parameters() * e) +
+          2 * ArenaAlignedBytes(2 * m.hidden * e),
       absl::StrFormat("(weights + gradient) x %d params %s",
                       m.embedding_parameters() + 2 * m.hidden, lowp));
-  const char* dev_arrays = DeviceOptimizerArrays(precision) == 4
-                               ? "master, exp_avg, exp_avg_sq, gradient accumulator"
-                               : "exp_avg, exp_avg_sq, gradient accumulator";
+  const char* dev_arrays =
+      DeviceOptimizerArrays(precision) == 4
+          ? "master, exp_avg, exp_avg_sq, gradient accumulator"
+          : "exp_avg, exp_avg_sq, gradient accumulator";
   if (plan.device_embedding_optimizer) {
     add("embedding.optimizer", kTierDevice, DeviceEmbeddingOptimizerBytes(c),
-        absl::StrFormat("%s x %d params fp32 (offload.device_embedding_optimizer)", dev_arrays,
-                        m.embedding_parameters()));
+        absl::StrFormat(
+            "%s x %d params fp32 (offload.device_embedding_optimizer)",
+            dev_arrays, m.embedding_parameters()));
   }
   if (const int k = plan.device_resident_layers; k > 0) {
     add("layers.resident", kTierDevice, DeviceResidentLayersBytes(c),
-        absl::StrFormat("layers 0..%d stay: %d x ((weights + gradient) x %d params %s + %s x %d "
-                        "params fp32) (offload.device_resident_layers)",
-                        k - 1, k, layer, lowp, dev_arrays, layer));
+        absl::StrFormat(
+            "layers 0..%d stay: %d x ((weights + gradient) x %d params %s + %s "
+            "x %d params fp32) (offload.device_resident_layers)",
+            k - 1, k, layer, lowp, dev_arrays, layer));
   }
-  const std::string boundary =
-      absl::StrFormat("[%d, %d, %d] %s", c.training.micro_batch, m.seq_len, m.hidden, lowp);
+  const std::string boundary = absl::StrFormat(
+      "[%d, %d, %d] %s", c.training.micro_batch, m.seq_len, m.hidden, lowp);
   const int64_t act = BoundaryActivationBytes(c);
   if (plan.host_checkpoints) {
-    add("activations.boundaries", kTierDevice, ArenaAlignedBytes((slots + 1) * act),
-        absl::StrFormat("%d x %s: one layer input per slot + the head's", slots + 1, boundary));
+    add("activations.boundaries", kTierDevice,
+        ArenaAlignedBytes((slots + 1) * act),
+        absl::StrFormat("%d x %s: one layer input per slot + the head's",
+                        slots + 1, boundary));
   } else {
-    add("activations.checkpoints", kTierDevice, ArenaAlignedBytes((m.layers + 1) * act),
+    add("activations.checkpoints", kTierDevice,
+        ArenaAlignedBytes((m.layers + 1) * act),
         absl::StrFormat("%d x %s", m.layers + 1, boundary));
   }
   add("activations.working", kTierDevice, WorkingBytes(c),
-      "one layer's forward+backward working set + logits (allocated by LibTorch)");
+      "one layer's forward+backward working set + logits (allocated by "
+      "LibTorch)");
   const char* host_tier = cuda ? kTierPinned : kTierHost;
   const bool fp32 = precision == Precision::kFp32;
   const std::string params = absl::StrFormat("%d params fp32", plan.parameters);
   // In fp32 the masters themselves are copied to the device (pinned); else
   // the working copy is, and the masters stay in pageable memory.
-  add("host.weights.fp32", fp32 ? host_tier : kTierHost, plan.parameters * kFloat, params);
+  add("host.weights.fp32", fp32 ? host_tier : kTierHost,
+      plan.parameters * kFloat, params);
   if (!fp32) {
     add(absl::StrCat("host.weights.", lowp), host_tier, plan.parameters * e,
-        absl::StrFormat("%d params %s (working copy the optimizer writes, sent H2D)",
-                        plan.parameters, lowp));
+        absl::StrFormat(
+            "%d params %s (working copy the optimizer writes, sent H2D)",
+            plan.parameters, lowp));
   }
-  add("host.grads.fp32", fp32 ? host_tier : kTierHost, plan.parameters * kFloat, params);
+  add("host.grads.fp32", fp32 ? host_tier : kTierHost, plan.parameters * kFloat,
+      params);
   add("host.adam.exp_avg.fp32", kTierHost, plan.parameters * kFloat, params);
   add("host.adam.exp_avg_sq.fp32", kTierHost, plan.parameters * kFloat, params);
   add("host.staging.gradients", host_tier,
       (slots * layer + m.embedding_parameters() + 2 * m.hidden) * e,
       absl::StrFormat("%d slots + embedding + final norm, %s", slots, lowp));
   if (plan.speculative_updates) {
-    add("host.speculative_backup", kTierHost, plan.parameters * (3 * kFloat + (fp32 ? 0 : e)),
-        absl::StrFormat("%d params x (param + exp_avg + exp_avg_sq%s), saved before each "
-                        "speculative update",
-                        plan.parameters, fp32 ? "" : absl::StrCat(" + ", lowp)));
+    add("host.speculative_backup", kTierHost,
+        plan.parameters * (3 * kFloat + (fp32 ? 0 : e)),
+        absl::StrFormat("%d params x (param + exp_avg + exp_avg_sq%s), saved "
+                        "before each speculative update",
+                        plan.parameters,
+                        fp32 ? "" : absl::StrCat(" + ", lowp)));
   }
   if (plan.host_checkpoints) {
     add("host.activations.checkpoints", host_tier, (m.layers + 1) * act,
-        absl::StrFormat("%d x %s, off the device: the budget has no room for them there",
-                        m.layers + 1, boundary));
+        absl::StrFormat(
+            "%d x %s, off the device: the budget has no room for them there",
+            m.layers + 1, boundary));
   }
 }
 
-void PlanKeptActivations(const JobConfig& c, bool device_is_host, ExecutionPlan& plan) {
+void PlanKeptActivations(const JobConfig& c, bool device_is_host,
+                         ExecutionPlan& plan) {
   int64_t free = -1;  // unlimited
-  if (plan.budget_device_bytes > 0) free = std::max<int64_t>(0, plan.budget_device_bytes - plan.bytes_device);
+  if (plan.budget_device_bytes > 0)
+    free = std::max<int64_t>(0, plan.budget_device_bytes - plan.bytes_device);
   if (device_is_host && plan.budget_host_bytes > 0) {
-    const int64_t host_free = std::max<int64_t>(
-        0, plan.budget_host_bytes - plan.bytes_host - plan.bytes_pinned - plan.bytes_device);
+    const int64_t host_free =
+        std::max<int64_t>(0, plan.budget_host_bytes - plan.bytes_host -
+                                 plan.bytes_pinned - plan.bytes_device);
     free = free < 0 ? host_free : std::min(free, host_free);
   }
   const int k = KeptActivationLayers(c, free);
   plan.kept_activation_layers = k;
   if (k == 0) return;
-  AddBuffer(plan, "activations.kept", kTierDevice, k * LayerWorkingBytes(c),
-            absl::StrFormat("layers %d..%d keep their autograd activations (no recompute), "
-                            "~34 x [%d, %d, %d] fp32 each",
-                            c.model.layers - k, c.model.layers - 1, c.training.micro_batch,
-                            c.model.seq_len, c.model.hidden));
+  AddBuffer(
+      plan, "activations.kept", kTierDevice, k * LayerWorkingBytes(c),
+      absl::StrFormat("layers %d..%d keep their autograd activations (no "
+                      "recompute), ~34 x [%d, %d, %d] fp32 each",
+                      c.model.layers - k, c.model.layers - 1,
+                      c.training.micro_batch, c.model.seq_len, c.model.hidden));
 }
 
 void AddReferenceBuffers(const JobConfig& c, ExecutionPlan& plan) {
@@ -132,14 +153,16 @@ void AddReferenceBuffers(const JobConfig& c, ExecutionPlan& plan) {
   AddBuffer(plan, "grads.fp32", kTierDevice, p * kFloat, params);
   AddBuffer(plan, "adam.exp_avg.fp32", kTierDevice, p * kFloat, params);
   AddBuffer(plan, "adam.exp_avg_sq.fp32", kTierDevice, p * kFloat, params);
-  AddBuffer(plan, "activations.layers", kTierDevice, m.layers * (LayerWorkingBytes(c)),
+  AddBuffer(plan, "activations.layers", kTierDevice,
+            m.layers * (LayerWorkingBytes(c)),
             absl::StrFormat("%d layers x [%d, %d, %d] x ~34 fp32", m.layers,
                             c.training.micro_batch, m.seq_len, m.hidden));
-  const int64_t logits = static_cast<int64_t>(c.training.micro_batch) * m.seq_len *
-                         m.padded_vocab() * kFloat;
-  AddBuffer(plan, "activations.logits", kTierDevice, 3 * logits,
-            absl::StrFormat("3 x [%d, %d, %d] fp32 (logits, softmax, grad)",
-                            c.training.micro_batch, m.seq_len, m.padded_vocab()));
+  const int64_t logits = static_cast<int64_t>(c.training.micro_batch) *
+                         m.seq_len * m.padded_vocab() * kFloat;
+  AddBuffer(
+      plan, "activations.logits", kTierDevice, 3 * logits,
+      absl::StrFormat("3 x [%d, %d, %d] fp32 (logits, softmax, grad)",
+                      c.training.micro_batch, m.seq_len, m.padded_vocab()));
 }
 
 }  // namespace stronghold::core

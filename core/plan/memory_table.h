@@ -18,8 +18,8 @@ namespace stronghold::core {
 
 // Appends a buffer to plan.buffers and adds its bytes to the total of its
 // tier (kTier*), saturating (a saturated total never fits).
-void AddBuffer(ExecutionPlan& plan, std::string name, const char* tier, int64_t bytes,
-               std::string shape);
+void AddBuffer(ExecutionPlan& plan, std::string name, const char* tier,
+               int64_t bytes, std::string shape);
 
 // Host memory the plan's buffers take: host and pinned, and on the host
 // device (`device_is_host`) the device arena too.
@@ -27,13 +27,15 @@ int64_t HostNeedBytes(const ExecutionPlan& plan, bool device_is_host);
 
 // The windowed engine's buffers for the plan's window, slots, checkpoint
 // placement and options (device memory, and host memory pinned when `cuda`).
-void AddWindowedBuffers(const JobConfig& config, ExecutionPlan& plan, bool cuda);
+void AddWindowedBuffers(const JobConfig& config, ExecutionPlan& plan,
+                        bool cuda);
 
 // Spends what the budgets leave (after the window and the NVMe placement) on
 // keeping the last layers' activations, or adds the explicitly asked ones
 // (DecideFit then refuses them if they do not fit); sets
 // plan.kept_activation_layers.
-void PlanKeptActivations(const JobConfig& config, bool device_is_host, ExecutionPlan& plan);
+void PlanKeptActivations(const JobConfig& config, bool device_is_host,
+                         ExecutionPlan& plan);
 
 // The reference (RESIDENT): the whole training state on the compute device,
 // and the full autograd graph of one micro-batch (no recomputation).

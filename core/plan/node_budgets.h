@@ -10,9 +10,9 @@
 namespace stronghold::core {
 
 struct NodeBudgets {
-  std::string device = "cpu";     // "cpu" or "cuda:N"
-  int64_t device_bytes = 0;       // compute-device memory budget
-  int64_t host_bytes = 0;         // host RAM budget
+  std::string device = "cpu";  // "cpu" or "cuda:N"
+  int64_t device_bytes = 0;    // compute-device memory budget
+  int64_t host_bytes = 0;      // host RAM budget
   // Bytes the job may use in its NVMe tier directories (offload.ssd_dirs);
   // 0 = not checked here (the tier preallocates its files when the job
   // starts and fails then, with the bytes it needed).

@@ -48,15 +48,17 @@ ExecutionPlan PlanExecution(const JobConfig& config, const NodeBudgets& node) {
   plan.model_flops_per_step = m.model_flops_per_step(c.training.batch);
   plan.budget_device_bytes = node.device_bytes;
   if (o.gpu_memory_budget_bytes > 0) {
-    plan.budget_device_bytes = node.device_bytes > 0
-                                   ? std::min(node.device_bytes, o.gpu_memory_budget_bytes)
-                                   : o.gpu_memory_budget_bytes;
+    plan.budget_device_bytes =
+        node.device_bytes > 0
+            ? std::min(node.device_bytes, o.gpu_memory_budget_bytes)
+            : o.gpu_memory_budget_bytes;
   }
   plan.budget_host_bytes = node.host_bytes;
   if (o.host_memory_budget_bytes > 0) {
-    plan.budget_host_bytes = node.host_bytes > 0
-                                 ? std::min(node.host_bytes, o.host_memory_budget_bytes)
-                                 : o.host_memory_budget_bytes;
+    plan.budget_host_bytes =
+        node.host_bytes > 0
+            ? std::min(node.host_bytes, o.host_memory_budget_bytes)
+            : o.host_memory_budget_bytes;
   }
 
   // Sizes beyond what is checked (core/plan/job_config.h) are never planned:
@@ -93,7 +95,8 @@ ExecutionPlan PlanExecution(const JobConfig& config, const NodeBudgets& node) {
   // On a GPU only the device budget bounds the kept layers, so a window
   // settled smaller leaves room for more; on the host device host memory
   // bounds them too, and the count planned here with both stands.
-  plan.kept_follows_window = plan.automatic_window && o.method == OffloadMethod::kStronghold &&
+  plan.kept_follows_window = plan.automatic_window &&
+                             o.method == OffloadMethod::kStronghold &&
                              o.kept_activation_layers == 0 && !device_is_host;
   AddWindowedBuffers(c, plan, node.cuda());
   PlaceOnSsd(c, node, plan);
@@ -102,13 +105,14 @@ ExecutionPlan PlanExecution(const JobConfig& config, const NodeBudgets& node) {
   return plan;
 }
 
-ExecutionPlan SettleWindow(const JobConfig& config, const ExecutionPlan& plan, int window) {
+ExecutionPlan SettleWindow(const JobConfig& config, const ExecutionPlan& plan,
+                           int window) {
   ExecutionPlan settled = plan;
   settled.window = std::clamp(window, 1, plan.window);
   settled.slots = WindowSlots(config, settled.window);
   if (plan.kept_follows_window) {
-    settled.kept_activation_layers =
-        KeptActivationLayersForDevice(config, settled.window, plan.budget_device_bytes);
+    settled.kept_activation_layers = KeptActivationLayersForDevice(
+        config, settled.window, plan.budget_device_bytes);
   }
   return settled;
 }

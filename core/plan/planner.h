@@ -37,7 +37,8 @@ ExecutionPlan PlanExecution(const JobConfig& config, const NodeBudgets& node);
 // and the kept activation layers resolved again for it where they follow the
 // window (ExecutionPlan::kept_follows_window). The memory table stays the
 // largest window's, which bounds the settled one's.
-ExecutionPlan SettleWindow(const JobConfig& config, const ExecutionPlan& plan, int window);
+ExecutionPlan SettleWindow(const JobConfig& config, const ExecutionPlan& plan,
+                           int window);
 
 // The largest model.layers (all else as in `config`) whose plan fits `node`
 // and the job's budgets; 0 if not even one layer fits.

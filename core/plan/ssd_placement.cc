@@ -20,7 +20,9 @@ constexpr int64_t kFloat = 4;
 constexpr int64_t kSsdAlignment = 4096;
 constexpr int64_t kSsdBlockBytes = 1 << 20;
 
-int64_t RoundUp(int64_t x, int64_t unit) { return (x + unit - 1) / unit * unit; }
+int64_t RoundUp(int64_t x, int64_t unit) {
+  return (x + unit - 1) / unit * unit;
+}
 
 // With the optimizer state of every block layer on the ssd tier already:
 // moves what H2D sends of as few block layers as needed there too, from
@@ -29,10 +31,13 @@ int64_t RoundUp(int64_t x, int64_t unit) { return (x + unit - 1) / unit * unit; 
 // third array (bf16/fp16 working copies are its fourth). The engine reads
 // them ahead of each fetch into a ring of TierReadRing host buffers (pinned
 // on a GPU); the optimizer's kSsdStagingSlots slots grow by that array.
-void PlaceWeightsOnSsd(const JobConfig& c, const NodeBudgets& node, ExecutionPlan& plan) {
+void PlaceWeightsOnSsd(const JobConfig& c, const NodeBudgets& node,
+                       ExecutionPlan& plan) {
   const int64_t need = HostNeedBytes(plan, node.device_is_host());
   const bool forced = node.force_ssd_weight_layers >= 0;
-  if (forced ? node.force_ssd_weight_layers == 0 : need <= plan.budget_host_bytes) return;
+  if (forced ? node.force_ssd_weight_layers == 0
+             : need <= plan.budget_host_bytes)
+    return;
   const int64_t layer = c.model.parameters_per_layer();
   const int64_t e = ComputeElementBytes(c.training.precision);
   const bool fp32 = c.training.precision == Precision::kFp32;
@@ -42,18 +47,22 @@ void PlaceWeightsOnSsd(const JobConfig& c, const NodeBudgets& node, ExecutionPla
   const int64_t optimizer = kSsdStagingSlots * one;
   const int64_t excess = need - plan.budget_host_bytes + ring * one + optimizer;
   // (Forced beyond the layers whose state is there, the trainer refuses it.)
-  const int64_t k = forced ? std::min(node.force_ssd_weight_layers, c.model.layers)
-                           : std::min<int64_t>((excess + layer * e - 1) / (layer * e),
-                                               std::min(plan.ssd_layers, c.model.layers));
+  const int64_t k =
+      forced ? std::min(node.force_ssd_weight_layers, c.model.layers)
+             : std::min<int64_t>((excess + layer * e - 1) / (layer * e),
+                                 std::min(plan.ssd_layers, c.model.layers));
   const std::string sent = absl::StrCat("host.weights.", lowp);
   for (PlannedBuffer& b : plan.buffers) {
     if (b.name != sent) continue;
-    (b.tier == kTierPinned ? plan.bytes_pinned : plan.bytes_host) -= k * layer * e;
+    (b.tier == kTierPinned ? plan.bytes_pinned : plan.bytes_host) -=
+        k * layer * e;
     b.bytes -= k * layer * e;
-    b.shape = fp32 ? absl::StrFormat("%d params fp32 (masters, sent H2D)",
-                                     plan.parameters - k * layer)
-                   : absl::StrFormat("%d params %s (working copy the optimizer writes, sent H2D)",
-                                     plan.parameters - k * layer, lowp);
+    b.shape =
+        fp32 ? absl::StrFormat("%d params fp32 (masters, sent H2D)",
+                               plan.parameters - k * layer)
+             : absl::StrFormat(
+                   "%d params %s (working copy the optimizer writes, sent H2D)",
+                   plan.parameters - k * layer, lowp);
   }
   AddBuffer(
       plan, "host.staging.ssd_weights", node.cuda() ? kTierPinned : kTierHost,
@@ -82,7 +91,8 @@ void PlaceWeightsOnSsd(const JobConfig& c, const NodeBudgets& node, ExecutionPla
 
 // The Adam moments and, in bf16/fp16, the fp32 masters; DecideFit judges
 // the result.
-void PlaceOnSsd(const JobConfig& c, const NodeBudgets& node, ExecutionPlan& plan) {
+void PlaceOnSsd(const JobConfig& c, const NodeBudgets& node,
+                ExecutionPlan& plan) {
   const int64_t need = HostNeedBytes(plan, node.device_is_host());
   const bool forced = node.force_ssd_layers >= 0;
   // Speculative updates save state that the tier would hold, and resident
@@ -97,22 +107,26 @@ void PlaceOnSsd(const JobConfig& c, const NodeBudgets& node, ExecutionPlan& plan
   const int arrays = masters ? 3 : 2;
   const int64_t layer = c.model.parameters_per_layer();
   const int64_t state_per_layer = arrays * layer * kFloat;
-  const int64_t staging = kSsdStagingSlots * arrays * RoundUp(layer * kFloat, kSsdAlignment);
+  const int64_t staging =
+      kSsdStagingSlots * arrays * RoundUp(layer * kFloat, kSsdAlignment);
   const int64_t excess = need - plan.budget_host_bytes + staging;
   const int64_t k = std::min<int64_t>(
-      forced ? node.force_ssd_layers : (excess + state_per_layer - 1) / state_per_layer,
+      forced ? node.force_ssd_layers
+             : (excess + state_per_layer - 1) / state_per_layer,
       c.model.layers);
   // The host buffers the spilled layers leave shrink in place.
   const int64_t host_params = plan.parameters - k * layer;
   for (PlannedBuffer& b : plan.buffers) {
-    if (b.name == "host.adam.exp_avg.fp32" || b.name == "host.adam.exp_avg_sq.fp32" ||
+    if (b.name == "host.adam.exp_avg.fp32" ||
+        b.name == "host.adam.exp_avg_sq.fp32" ||
         (masters && b.name == "host.weights.fp32")) {
       plan.bytes_host -= b.bytes - host_params * kFloat;
       b.bytes = host_params * kFloat;
       b.shape = absl::StrFormat("%d params fp32", host_params);
     }
   }
-  const char* slot = masters ? "exp_avg + exp_avg_sq + master" : "exp_avg + exp_avg_sq";
+  const char* slot =
+      masters ? "exp_avg + exp_avg_sq + master" : "exp_avg + exp_avg_sq";
   AddBuffer(plan, "host.staging.ssd", kTierHost, staging,
             absl::StrFormat("%d slots x (%s) x %d params fp32",
                             kSsdStagingSlots, slot, layer));

@@ -24,10 +24,13 @@ namespace stronghold::core {
 // moments: in bf16/fp16, where H2D sends the working copy and only the
 // optimizer, checkpoints and Weights() read the masters; not in fp32, where
 // the masters are what H2D sends every micro-batch.
-inline bool SsdHoldsMasters(Precision precision) { return precision != Precision::kFp32; }
+inline bool SsdHoldsMasters(Precision precision) {
+  return precision != Precision::kFp32;
+}
 
-// Host staging slots the NVMe tier uses (one layer's spilled state each): the next
-// layer's read, this layer's update and the last layer's write-back overlap.
+// Host staging slots the NVMe tier uses (one layer's spilled state each): the
+// next layer's read, this layer's update and the last layer's write-back
+// overlap.
 inline constexpr int kSsdStagingSlots = 3;
 
 // Moves the optimizer state of as few block layers as needed from the
@@ -36,7 +39,8 @@ inline constexpr int kSsdStagingSlots = 3;
 // plan.ssd_layers and plan.ssd_weight_layers; honours node.force_ssd_*.
 // Leaves the plan alone if the host state fits or the tier is not
 // available.
-void PlaceOnSsd(const JobConfig& config, const NodeBudgets& node, ExecutionPlan& plan);
+void PlaceOnSsd(const JobConfig& config, const NodeBudgets& node,
+                ExecutionPlan& plan);
 
 }  // namespace stronghold::core
 

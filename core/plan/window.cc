@@ -26,8 +26,8 @@ ResolvedWindow ResolveWindow(const JobConfig& c, int64_t device_budget) {
   if (resolved.window == 0) {
     resolved.automatic = true;
     // No device budget (0) is no limit: the largest window.
-    resolved.window =
-        std::max(1, MaxWindow(c, device_budget > 0 ? device_budget : INT64_MAX));
+    resolved.window = std::max(
+        1, MaxWindow(c, device_budget > 0 ? device_budget : INT64_MAX));
   }
   return resolved;
 }
@@ -44,8 +44,8 @@ int64_t LayerWorkingBytes(const JobConfig& c) {
   // gelu out (4), fc2 out, plus their gradients during backward: ~34 x, and
   // the attention's per-head softmax statistics (b*heads*s).
   const int64_t bsh = BoundaryActivationBytes(c);
-  const int64_t stats = static_cast<int64_t>(c.training.micro_batch) * c.model.heads *
-                        c.model.seq_len * kFloat;
+  const int64_t stats = static_cast<int64_t>(c.training.micro_batch) *
+                        c.model.heads * c.model.seq_len * kFloat;
   return 34 * bsh + stats;
 }
 
@@ -56,15 +56,20 @@ int KeptActivationLayers(const JobConfig& c, int64_t free_device_bytes) {
   const int k = c.offload.kept_activation_layers;
   if (k != 0) return std::clamp(k, 0, layers);
   if (free_device_bytes < 0) return layers;
-  return static_cast<int>(std::min<int64_t>(layers, free_device_bytes / LayerWorkingBytes(c)));
+  return static_cast<int>(
+      std::min<int64_t>(layers, free_device_bytes / LayerWorkingBytes(c)));
 }
 
-int KeptActivationLayersForDevice(const JobConfig& config, int window, int64_t device_budget) {
-  if (device_budget <= 0 || device_budget == INT64_MAX) return KeptActivationLayers(config, -1);
+int KeptActivationLayersForDevice(const JobConfig& config, int window,
+                                  int64_t device_budget) {
+  if (device_budget <= 0 || device_budget == INT64_MAX)
+    return KeptActivationLayers(config, -1);
   const int64_t used =
-      WindowedArenaBytes(config, window, CheckpointsOnHost(config, device_budget)) +
+      WindowedArenaBytes(config, window,
+                         CheckpointsOnHost(config, device_budget)) +
       WorkingBytes(config);
-  return KeptActivationLayers(config, std::max<int64_t>(0, device_budget - used));
+  return KeptActivationLayers(config,
+                              std::max<int64_t>(0, device_budget - used));
 }
 
 int WindowSlots(const JobConfig& c, int window) {
@@ -75,26 +80,34 @@ int WindowSlots(const JobConfig& c, int window) {
 }
 
 int DeviceResidentLayers(const JobConfig& c) {
-  return c.offload.method == OffloadMethod::kStronghold ? c.offload.device_resident_layers : 0;
+  return c.offload.method == OffloadMethod::kStronghold
+             ? c.offload.device_resident_layers
+             : 0;
 }
 
-int TierReadRing(const JobConfig& c, int window) { return WindowSlots(c, window) + 1; }
+int TierReadRing(const JobConfig& c, int window) {
+  return WindowSlots(c, window) + 1;
+}
 
 int64_t ArenaAlignedBytes(int64_t b) { return (b + 63) / 64 * 64; }
 
-int64_t WindowedArenaBytes(const JobConfig& c, int window, bool host_checkpoints) {
+int64_t WindowedArenaBytes(const JobConfig& c, int window,
+                           bool host_checkpoints) {
   const ModelConfig& m = c.model;
   const int64_t e = ComputeElementBytes(c.training.precision);
   const int64_t emb = m.embedding_parameters() * e;
   const int64_t fin = 2 * static_cast<int64_t>(m.hidden) * e;
-  return WindowSlots(c, window) * 2 * ArenaAlignedBytes(m.parameters_per_layer() * e) +
+  return WindowSlots(c, window) * 2 *
+             ArenaAlignedBytes(m.parameters_per_layer() * e) +
          2 * ArenaAlignedBytes(emb) + 2 * ArenaAlignedBytes(fin) +
          DeviceEmbeddingOptimizerBytes(c) + DeviceResidentLayersBytes(c) +
          ArenaAlignedBytes(DeviceBoundaries(c, window, host_checkpoints) *
                            BoundaryActivationBytes(c));
 }
 
-int DeviceOptimizerArrays(Precision precision) { return precision == Precision::kFp32 ? 3 : 4; }
+int DeviceOptimizerArrays(Precision precision) {
+  return precision == Precision::kFp32 ? 3 : 4;
+}
 
 int64_t DeviceEmbeddingOptimizerBytes(const JobConfig& c) {
   if (!c.offload.device_embedding_optimizer) return 0;
@@ -105,25 +118,31 @@ int64_t DeviceEmbeddingOptimizerBytes(const JobConfig& c) {
 int64_t DeviceResidentLayersBytes(const JobConfig& c) {
   const int64_t layer = c.model.parameters_per_layer();
   return DeviceResidentLayers(c) *
-         (2 * ArenaAlignedBytes(layer * ComputeElementBytes(c.training.precision)) +
-          DeviceOptimizerArrays(c.training.precision) * ArenaAlignedBytes(layer * kFloat));
+         (2 * ArenaAlignedBytes(layer *
+                                ComputeElementBytes(c.training.precision)) +
+          DeviceOptimizerArrays(c.training.precision) *
+              ArenaAlignedBytes(layer * kFloat));
 }
 
 bool CheckpointsOnHost(const JobConfig& c, int64_t device_budget) {
-  if (c.offload.method == OffloadMethod::kResident || device_budget <= 0) return false;
-  return WindowedArenaBytes(c, 1, /*host_checkpoints=*/false) + WorkingBytes(c) > device_budget;
+  if (c.offload.method == OffloadMethod::kResident || device_budget <= 0)
+    return false;
+  return WindowedArenaBytes(c, 1, /*host_checkpoints=*/false) +
+             WorkingBytes(c) >
+         device_budget;
 }
 
 int64_t SmallestDeviceBudget(const JobConfig& c) {
-  return WindowedArenaBytes(c, 1, /*host_checkpoints=*/c.offload.method != OffloadMethod::kResident) +
+  return WindowedArenaBytes(c, 1, /*host_checkpoints=*/c.offload.method !=
+                                      OffloadMethod::kResident) +
          WorkingBytes(c);
 }
 
 int64_t WorkingBytes(const JobConfig& c) {
   // The loss is computed in fp32 in every precision (gpt::HeadLoss), so
   // the logits' softmax and gradient are fp32.
-  const int64_t logits = static_cast<int64_t>(c.training.micro_batch) * c.model.seq_len *
-                         c.model.padded_vocab() * kFloat;
+  const int64_t logits = static_cast<int64_t>(c.training.micro_batch) *
+                         c.model.seq_len * c.model.padded_vocab() * kFloat;
   return LayerWorkingBytes(c) + 3 * logits;
 }
 
@@ -131,7 +150,9 @@ int MaxWindow(const JobConfig& c, int64_t device_budget) {
   const bool host_checkpoints = CheckpointsOnHost(c, device_budget);
   int best = 0;
   for (int w = 1; w <= c.model.layers; ++w) {
-    if (WindowedArenaBytes(c, w, host_checkpoints) + WorkingBytes(c) > device_budget) break;
+    if (WindowedArenaBytes(c, w, host_checkpoints) + WorkingBytes(c) >
+        device_budget)
+      break;
     best = w;
     if (WindowSlots(c, w) >= c.model.layers - DeviceResidentLayers(c)) break;
   }

@@ -28,8 +28,8 @@ ResolvedWindow ResolveWindow(const JobConfig& config, int64_t device_budget);
 // Device slots the windowed engine allocates for `window` (L2L: one).
 int WindowSlots(const JobConfig& config, int window);
 // Host buffers the engine reads what H2D sends from the NVMe tier into,
-// ahead of use (core/engine/tier_reader.h): one per slot and one more, so that a
-// read can start while the slots' copies are still queued.
+// ahead of use (core/engine/tier_reader.h): one per slot and one more, so that
+// a read can start while the slots' copies are still queued.
 int TierReadRing(const JobConfig& config, int window);
 // Device bytes the windowed engine allocates (its arena): slots (weights and
 // gradient of one layer each), embedding and final norm (weights and
@@ -37,7 +37,8 @@ int TierReadRing(const JobConfig& config, int window);
 // `host_checkpoints` one boundary per slot plus the head's input; all in the
 // compute precision; with offload.device_embedding_optimizer, the
 // embedding's optimizer state too (and the device-resident layers').
-int64_t WindowedArenaBytes(const JobConfig& config, int window, bool host_checkpoints = false);
+int64_t WindowedArenaBytes(const JobConfig& config, int window,
+                           bool host_checkpoints = false);
 // Each buffer in the arena starts on a 64-byte boundary: `bytes` rounded up.
 int64_t ArenaAlignedBytes(int64_t bytes);
 // The fp32 arrays a buffer updated on the device holds beside its weights
@@ -83,7 +84,8 @@ int KeptActivationLayers(const JobConfig& config, int64_t free_device_bytes);
 // `window` with the checkpoints where CheckpointsOnHost puts them; a budget
 // <= 0 or INT64_MAX is unlimited. (SettleWindow's rule; tools compare with
 // it.)
-int KeptActivationLayersForDevice(const JobConfig& config, int window, int64_t device_budget);
+int KeptActivationLayersForDevice(const JobConfig& config, int window,
+                                  int64_t device_budget);
 
 }  // namespace stronghold::core
 

@@ -167,7 +167,8 @@ int Main(int argc, char** argv) {
   const int max_threads = UsableCpuCount();
   std::vector<int> sweep;  // the thread counts of the 1..N sweeps
   if (argc > 2) {
-    for (absl::string_view t : absl::StrSplit(argv[2], ',', absl::SkipEmpty())) {
+    for (absl::string_view t :
+         absl::StrSplit(argv[2], ',', absl::SkipEmpty())) {
       int n = 0;
       if (!absl::SimpleAtoi(t, &n) || n < 1 || n > max_threads) {
         std::fprintf(stderr, "adamw_bench: THREADS entry '%s' must be 1..%d\n",
@@ -185,8 +186,8 @@ int Main(int argc, char** argv) {
       "hardware_concurrency: %u\n",
       CpuModel().c_str(), max_threads, std::thread::hardware_concurrency());
   std::printf(
-      "params: %lld (%.1f MiB per fp32 array); best ISA: %s; "
-      "%d timed steps after 1 warm-up\n\n",
+      "params: %lld (%.1f MiB per fp32 array); best ISA: %s; %d timed steps "
+      "after 1 warm-up\n\n",
       static_cast<long long>(count), count * 4.0 / (1 << 20),
       IsaName(BestIsa()), kRepeats);
 
@@ -336,8 +337,8 @@ int Main(int argc, char** argv) {
   }
 
   std::printf(
-      "\nours (best thread count) / triad bandwidth: %.2f "
-      "(/ in-place triad: %.2f)\n",
+      "\nours (best thread count) / triad bandwidth: %.2f (/ in-place triad: "
+      "%.2f)\n",
       ours_gbs / triad_gbs, ours_gbs / inplace_gbs);
   std::printf("ours / torch::optim::AdamW (best of each, time ratio): %.2fx\n",
               torch_best.best_s / ours_best.best_s);

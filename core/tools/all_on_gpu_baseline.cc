@@ -22,7 +22,8 @@ void CapTorchCudaAllocator(int64_t bytes) {
   size_t free_bytes = 0, total_bytes = 0;
   cudaMemGetInfo(&free_bytes, &total_bytes);
   const double fraction =
-      bytes > 0 ? std::min(1.0, static_cast<double>(bytes) / static_cast<double>(total_bytes))
+      bytes > 0 ? std::min(1.0, static_cast<double>(bytes) /
+                                    static_cast<double>(total_bytes))
                 : 1.0;
   c10::cuda::CUDACachingAllocator::setMemoryFraction(fraction, 0);
 }
@@ -31,37 +32,46 @@ absl::StatusOr<StepMetrics> TrainAllOnGpu(const JobConfig& c, int warmup) {
   std::vector<StepMetrics> steps;
   int64_t peak_bytes = 0;
   try {
-    const auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(torch::kCUDA, 0);
+    const auto opts =
+        torch::TensorOptions().dtype(torch::kFloat32).device(torch::kCUDA, 0);
     const std::vector<BufferLayout> layout = ModelLayout(c.model);
     std::vector<torch::Tensor> params;
     for (const BufferLayout& l : layout) {
-      params.push_back(torch::empty({l.count}, opts).normal_(0.0, 0.02).set_requires_grad(true));
+      params.push_back(torch::empty({l.count}, opts)
+                           .normal_(0.0, 0.02)
+                           .set_requires_grad(true));
     }
-    torch::optim::AdamW adam(params, torch::optim::AdamWOptions(c.training.lr)
-                                         .betas({c.training.beta1, c.training.beta2})
-                                         .eps(c.training.eps)
-                                         .weight_decay(c.training.weight_decay));
+    torch::optim::AdamW adam(params,
+                             torch::optim::AdamWOptions(c.training.lr)
+                                 .betas({c.training.beta1, c.training.beta2})
+                                 .eps(c.training.eps)
+                                 .weight_decay(c.training.weight_decay));
     c10::cuda::CUDACachingAllocator::resetPeakStats(0);
     const int64_t b = c.training.batch, s = c.model.seq_len;
-    const auto tok = torch::TensorOptions().dtype(torch::kInt64).device(torch::kCUDA, 0);
+    const auto tok =
+        torch::TensorOptions().dtype(torch::kInt64).device(torch::kCUDA, 0);
     for (int step = 0; step < c.training.steps; ++step) {
       torch::Tensor data = torch::randint(0, c.model.vocab, {b, s + 1}, tok);
       torch::cuda::synchronize();
       const auto t0 = std::chrono::steady_clock::now();
       adam.zero_grad();
-      torch::Tensor x = gpt::Embed(params.front(), layout.front(), data.narrow(1, 0, s));
+      torch::Tensor x =
+          gpt::Embed(params.front(), layout.front(), data.narrow(1, 0, s));
       for (size_t i = 1; i + 1 < layout.size(); ++i) {
         x = gpt::Block(params[i], layout[i], x, c.model.heads);
       }
-      torch::Tensor loss = gpt::HeadLoss(params.back(), layout.back(), params.front(),
-                                         layout.front(), x, data.narrow(1, 1, s));
+      torch::Tensor loss =
+          gpt::HeadLoss(params.back(), layout.back(), params.front(),
+                        layout.front(), x, data.narrow(1, 1, s));
       loss.backward();
-      if (c.training.clip_norm > 0) torch::nn::utils::clip_grad_norm_(params, c.training.clip_norm);
+      if (c.training.clip_norm > 0)
+        torch::nn::utils::clip_grad_norm_(params, c.training.clip_norm);
       adam.step();
       torch::cuda::synchronize();
       steps.push_back({.step = step + 1,
                        .steps = c.training.steps,
-                       .step_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+                       .step_s = std::chrono::duration<double>(
+                                     std::chrono::steady_clock::now() - t0)
                                      .count()});
     }
     using c10::CachingAllocator::StatType;

@@ -39,8 +39,8 @@ class ReportLog : public TrainerObserver {
 
 }  // namespace
 
-absl::StatusOr<std::vector<StepMetrics>> RunSteps(const JobConfig& config,
-                                                 const BenchRunOptions& options) {
+absl::StatusOr<std::vector<StepMetrics>> RunSteps(
+    const JobConfig& config, const BenchRunOptions& options) {
   JobConfig c = config;
   ++c.training.steps;  // cancelled before this one: no final checkpoint
   std::error_code ignored;
@@ -48,17 +48,19 @@ absl::StatusOr<std::vector<StepMetrics>> RunSteps(const JobConfig& config,
   const ExecutionPlan plan = PlanExecution(
       c, {.device = options.device != nullptr ? options.device->name() : "cpu",
           .device_bytes = options.device_budget_bytes});
-  auto trainer = Trainer::Create(c, plan,
-                                 {.job_dir = options.job_dir,
-                                  .device = options.device,
-                                  .trace_every = options.trace_file.empty() ? 0 : 1});
+  auto trainer =
+      Trainer::Create(c, plan,
+                      {.job_dir = options.job_dir,
+                       .device = options.device,
+                       .trace_every = options.trace_file.empty() ? 0 : 1});
   if (!trainer.ok()) return trainer.status();
   ReportLog log(config.training.steps, options.on_message);
   const absl::Status s = (*trainer)->Run(&log);
   if (!s.ok() && !absl::IsCancelled(s)) return s;
   if (static_cast<int64_t>(log.reports.size()) < config.training.steps) {
-    return absl::InternalError(absl::StrCat("the run ended after ", log.reports.size(),
-                                            " of its ", config.training.steps, " steps"));
+    return absl::InternalError(absl::StrCat("the run ended after ",
+                                            log.reports.size(), " of its ",
+                                            config.training.steps, " steps"));
   }
   log.reports.resize(config.training.steps);
   if (!options.trace_file.empty() && !log.last_trace.empty()) {
@@ -67,12 +69,16 @@ absl::StatusOr<std::vector<StepMetrics>> RunSteps(const JobConfig& config,
   return std::move(log.reports);
 }
 
-StepMetrics MeanAfterWarmup(const JobConfig& config, const std::vector<StepMetrics>& reports,
-                           int warmup) {
+StepMetrics MeanAfterWarmup(const JobConfig& config,
+                            const std::vector<StepMetrics>& reports,
+                            int warmup) {
   StepMetrics mean = reports.back();
-  const size_t first = static_cast<size_t>(warmup) < reports.size() ? warmup : reports.size() - 1;
-  double* const times[] = {&mean.step_s,     &mean.compute_s,  &mean.optimizer_s,
-                           &mean.h2d_wait_s, &mean.d2h_wait_s, &mean.nvme_wait_s};
+  const size_t first = static_cast<size_t>(warmup) < reports.size()
+                           ? warmup
+                           : reports.size() - 1;
+  double* const times[] = {&mean.step_s,      &mean.compute_s,
+                           &mean.optimizer_s, &mean.h2d_wait_s,
+                           &mean.d2h_wait_s,  &mean.nvme_wait_s};
   for (double* t : times) *t = 0;
   for (size_t i = first; i < reports.size(); ++i) {
     const StepMetrics& r = reports[i];
@@ -88,7 +94,9 @@ StepMetrics MeanAfterWarmup(const JobConfig& config, const std::vector<StepMetri
   mean.samples_per_s = mean.step_s > 0 ? batch / mean.step_s : 0;
   mean.tokens_per_s = mean.samples_per_s * config.model.seq_len;
   mean.model_tflops =
-      mean.step_s > 0 ? config.model.model_flops_per_step(batch) / mean.step_s / 1e12 : 0;
+      mean.step_s > 0
+          ? config.model.model_flops_per_step(batch) / mean.step_s / 1e12
+          : 0;
   return mean;
 }
 

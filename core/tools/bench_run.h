@@ -41,16 +41,17 @@ struct BenchRunOptions {
 // with the plan's reason when it does not fit). No checkpoint is written
 // (the largest models would write many GB each): the run is configured one
 // step longer and cancelled once its steps are reported.
-absl::StatusOr<std::vector<StepMetrics>> RunSteps(const JobConfig& config,
-                                                 const BenchRunOptions& options);
+absl::StatusOr<std::vector<StepMetrics>> RunSteps(
+    const JobConfig& config, const BenchRunOptions& options);
 
 // The last of `reports` (not empty) with its times (step_s, compute_s,
 // optimizer_s, h2d_wait_s, d2h_wait_s, nvme_wait_s) replaced by their means
 // over the steps after the first `warmup` (the last step alone if none is
 // left), and its rates (samples_per_s, tokens_per_s, model_tflops) those of
 // `config` at the mean step time.
-StepMetrics MeanAfterWarmup(const JobConfig& config, const std::vector<StepMetrics>& reports,
-                           int warmup);
+StepMetrics MeanAfterWarmup(const JobConfig& config,
+                            const std::vector<StepMetrics>& reports,
+                            int warmup);
 
 }  // namespace stronghold::core
 

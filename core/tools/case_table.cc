@@ -16,7 +16,8 @@ namespace {
 // The row's name as a file name.
 std::string Slug(const std::string& name) {
   std::string slug;
-  for (char ch : name) slug += std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
+  for (char ch : name)
+    slug += std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
   return slug;
 }
 
@@ -28,23 +29,26 @@ CaseTable::CaseTable(CaseTableOptions options)
     : options_(std::move(options)), begin_(std::chrono::steady_clock::now()) {}
 
 double CaseTable::elapsed_s() const {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - begin_).count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                       begin_)
+      .count();
 }
 
 bool CaseTable::Skipped(const std::string& name) const {
   if (elapsed_s() < options_.max_seconds) return false;
-  std::printf("%-28s skipped: the cases' time box of %.0f s is spent\n", name.c_str(),
-              options_.max_seconds);
+  std::printf("%-28s skipped: the cases' time box of %.0f s is spent\n",
+              name.c_str(), options_.max_seconds);
   return true;
 }
 
 void CaseTable::PrintHeader() const {
-  std::printf("%-28s %6s %9s %9s %9s %9s %6s %10s %11s %7s %7s\n", "method", "window", "step_s",
-              "samples/s", "opt_wait", "TFLOPS", "MFU", "vs RESID.", "GPU peak", "h2d_w",
-              "d2h_w");
+  std::printf("%-28s %6s %9s %9s %9s %9s %6s %10s %11s %7s %7s\n", "method",
+              "window", "step_s", "samples/s", "opt_wait", "TFLOPS", "MFU",
+              "vs RESID.", "GPU peak", "h2d_w", "d2h_w");
 }
 
-absl::StatusOr<double> CaseTable::TryAllOnGpu(const std::string& name, const JobConfig& config) {
+absl::StatusOr<double> CaseTable::TryAllOnGpu(const std::string& name,
+                                              const JobConfig& config) {
   absl::StatusOr<StepMetrics> r = TrainAllOnGpu(config, options_.warmup_steps);
   if (!r.ok()) return r.status();
   return Add(name, *r);
@@ -62,17 +66,20 @@ double CaseTable::AllOnGpu(const std::string& name, const JobConfig& config) {
 double CaseTable::Engine(const std::string& name, const JobConfig& config,
                          int64_t budget_bytes) {
   if (Skipped(name)) return 0;
-  BenchRunOptions run{
-      .device = options_.device,
-      .device_budget_bytes = budget_bytes,
-      .job_dir = (std::filesystem::temp_directory_path() / ("gpu_bench_" + Slug(name))).string(),
-      .on_message = [](const std::string& m) {
-        if (m.find("chosen") != std::string::npos) std::printf("    %s\n", m.c_str());
-      }};
+  BenchRunOptions run{.device = options_.device,
+                      .device_budget_bytes = budget_bytes,
+                      .job_dir = (std::filesystem::temp_directory_path() /
+                                  ("gpu_bench_" + Slug(name)))
+                                     .string(),
+                      .on_message = [](const std::string& m) {
+                        if (m.find("chosen") != std::string::npos)
+                          std::printf("    %s\n", m.c_str());
+                      }};
   if (!options_.trace_dir.empty()) {
     run.trace_file = options_.trace_dir + "/" + Slug(name) + ".json";
   }
-  const absl::StatusOr<std::vector<StepMetrics>> reports = RunSteps(config, run);
+  const absl::StatusOr<std::vector<StepMetrics>> reports =
+      RunSteps(config, run);
   if (!reports.ok()) {
     std::printf("%-28s does not run: %s\n", name.c_str(),
                 std::string(reports.status().message()).c_str());
@@ -85,10 +92,12 @@ double CaseTable::Engine(const std::string& name, const JobConfig& config,
     std::string norms;
     for (const StepMetrics& s : *reports) {
       rolled += s.rolled_back;
-      absl::StrAppend(&norms, norms.empty() ? "" : " ", absl::StrFormat("%.3g", s.grad_norm));
+      absl::StrAppend(&norms, norms.empty() ? "" : " ",
+                      absl::StrFormat("%.3g", s.grad_norm));
     }
-    std::printf("    %d of %zu steps rolled back (clip %.2g; gradient norms %s)\n", rolled,
-                reports->size(), config.training.clip_norm, norms.c_str());
+    std::printf(
+        "    %d of %zu steps rolled back (clip %.2g; gradient norms %s)\n",
+        rolled, reports->size(), config.training.clip_norm, norms.c_str());
   }
   return samples_per_s;
 }
@@ -100,20 +109,25 @@ double CaseTable::SamplesPerS(const std::string& name) const {
   return 0;
 }
 
-std::string CaseTable::first_row() const { return rows_.empty() ? "" : rows_.front().name; }
+std::string CaseTable::first_row() const {
+  return rows_.empty() ? "" : rows_.front().name;
+}
 
 double CaseTable::first_samples_per_s() const {
   return rows_.empty() ? 0 : rows_.front().step.samples_per_s;
 }
 
 void CaseTable::PrintCsv(const JobConfig& config) const {
-  std::printf("csv,run,method,layers,parameters,window,step_s,samples_per_s,model_tflops,"
-              "mfu_percent,gpu_peak_bytes\n");
+  std::printf(
+      "csv,run,method,layers,parameters,window,step_s,samples_per_s,model_"
+      "tflops,mfu_percent,gpu_peak_bytes\n");
   for (const Row& r : rows_) {
-    std::printf("csv,run,%s,%d,%lld,%d,%.4f,%.4f,%.3f,%.2f,%lld\n", r.name.c_str(),
-                config.model.layers, static_cast<long long>(config.model.parameters()),
-                r.step.window, r.step.step_s, r.step.samples_per_s, r.step.model_tflops,
-                Mfu(r.step.model_tflops), static_cast<long long>(r.step.device_peak_bytes));
+    std::printf("csv,run,%s,%d,%lld,%d,%.4f,%.4f,%.3f,%.2f,%lld\n",
+                r.name.c_str(), config.model.layers,
+                static_cast<long long>(config.model.parameters()),
+                r.step.window, r.step.step_s, r.step.samples_per_s,
+                r.step.model_tflops, Mfu(r.step.model_tflops),
+                static_cast<long long>(r.step.device_peak_bytes));
   }
 }
 
@@ -123,11 +137,14 @@ double CaseTable::Mfu(double tflops) const {
 
 double CaseTable::Add(const std::string& name, const StepMetrics& step) {
   rows_.push_back({name, step});
-  const double sps = step.samples_per_s, first = rows_.front().step.samples_per_s;
-  std::printf("%-28s %6d %9.3f %9.3f %9.3f %9.2f %5.1f%% %9.3fx %7.2f GiB %7.3f %7.3f\n",
-              name.c_str(), step.window, step.step_s, sps, step.optimizer_s, step.model_tflops,
-              Mfu(step.model_tflops), first > 0 ? sps / first : 0.0, Gib(step.device_peak_bytes),
-              step.h2d_wait_s, step.d2h_wait_s);
+  const double sps = step.samples_per_s,
+               first = rows_.front().step.samples_per_s;
+  std::printf(
+      "%-28s %6d %9.3f %9.3f %9.3f %9.2f %5.1f%% %9.3fx %7.2f GiB %7.3f "
+      "%7.3f\n",
+      name.c_str(), step.window, step.step_s, sps, step.optimizer_s,
+      step.model_tflops, Mfu(step.model_tflops), first > 0 ? sps / first : 0.0,
+      Gib(step.device_peak_bytes), step.h2d_wait_s, step.d2h_wait_s);
   std::fflush(stdout);
   return sps;
 }

@@ -47,14 +47,16 @@ class CaseTable {
 
   // LibTorch all on the GPU, as the row `name`: its samples/s, or why it
   // did not run (not printed).
-  absl::StatusOr<double> TryAllOnGpu(const std::string& name, const JobConfig& config);
+  absl::StatusOr<double> TryAllOnGpu(const std::string& name,
+                                     const JobConfig& config);
   // The same, printing why it did not run; 0 then.
   double AllOnGpu(const std::string& name, const JobConfig& config);
   // The engine on the device as the row `name`, planned with a device
   // budget of `budget_bytes`: its samples/s, 0 if it did not run (saying
   // why) or was skipped. With speculative updates it also prints how many
   // steps were rolled back.
-  double Engine(const std::string& name, const JobConfig& config, int64_t budget_bytes);
+  double Engine(const std::string& name, const JobConfig& config,
+                int64_t budget_bytes);
 
   // samples/s of the row `name`, 0 if there is none.
   double SamplesPerS(const std::string& name) const;

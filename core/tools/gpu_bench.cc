@@ -50,27 +50,36 @@
 #include "core/train/trainer.h"
 
 ABSL_FLAG(bool, quick, false,
-          "4 steps per run, an 80 s time box, only RESIDENT, STRONGHOLD and --windows");
+          "4 steps per run, an 80 s time box, only RESIDENT, STRONGHOLD and "
+          "--windows");
 ABSL_FLAG(bool, plan_only, false, "the planner's part only (needs no GPU)");
-ABSL_FLAG(int, layers, 0, "model layers; 0 = the planner's largest RESIDENT model");
+ABSL_FLAG(int, layers, 0,
+          "model layers; 0 = the planner's largest RESIDENT model");
 ABSL_FLAG(int, hidden, 2048, "model hidden size");
 ABSL_FLAG(int, heads, 16, "attention heads (dividing --hidden)");
 ABSL_FLAG(int, seq_len, 1024, "sequence length");
 ABSL_FLAG(int, batch, 4, "batch (one micro-batch)");
 ABSL_FLAG(int, vocab, 50304, "vocabulary");
 ABSL_FLAG(int, steps, 0, "steps per run; 0 = 5 (4 with --quick)");
-ABSL_FLAG(int, warmup, 2, "first steps of each run not counted (fewer than the steps)");
-ABSL_FLAG(double, budget_gib, 32,
-          "GPU budget in GiB, the emulated card: the engine's device budget (within the free "
-          "memory) and LibTorch's allocator cap for the all-on-GPU rows");
-ABSL_FLAG(double, host_budget_gib, 0, "host budget in GiB; 0 = 90% of physical memory");
+ABSL_FLAG(int, warmup, 2,
+          "first steps of each run not counted (fewer than the steps)");
+ABSL_FLAG(
+    double, budget_gib, 32,
+    "GPU budget in GiB, the emulated card: the engine's device budget (within "
+    "the free memory) and LibTorch's allocator cap for the all-on-GPU rows");
+ABSL_FLAG(double, host_budget_gib, 0,
+          "host budget in GiB; 0 = 90% of physical memory");
 ABSL_FLAG(std::optional<std::string>, windows, std::nullopt,
-          "the STRONGHOLD window sweep, comma-separated (default 2,4,8; none with --quick)");
-ABSL_FLAG(bool, tf32, false, "allow TF32 tensor cores (MFU then against the TF32 peak)");
+          "the STRONGHOLD window sweep, comma-separated (default 2,4,8; none "
+          "with --quick)");
+ABSL_FLAG(bool, tf32, false,
+          "allow TF32 tensor cores (MFU then against the TF32 peak)");
 ABSL_FLAG(double, max_seconds, 0,
-          "the cases' time box: runs not started by then are skipped; 0 = 140 (80 with --quick)");
-ABSL_FLAG(std::string, trace_dir, "",
-          "where each engine row's last step goes as a Chrome trace; empty = none");
+          "the cases' time box: runs not started by then are skipped; 0 = 140 "
+          "(80 with --quick)");
+ABSL_FLAG(
+    std::string, trace_dir, "",
+    "where each engine row's last step goes as a Chrome trace; empty = none");
 
 namespace stronghold::core {
 namespace {
@@ -82,17 +91,19 @@ struct BenchOptions {
   int layers = 0;  // 0 = the planner's largest RESIDENT model
   int hidden = 0, heads = 0, seq_len = 0, batch = 0, vocab = 0;
   int steps = 0, warmup = 0;
-  double budget_gib = 0;        // the emulated card
+  double budget_gib = 0;  // the emulated card
   int64_t host_budget_bytes = 0;
-  std::vector<int> windows;     // the sweep
+  std::vector<int> windows;  // the sweep
   bool tf32 = false;
-  double max_seconds = 0;       // later runs are skipped
+  double max_seconds = 0;  // later runs are skipped
   // Where each engine row's last step goes as a Chrome trace (empty: none);
   // the copies in it are timed on the GPU, compute spans are the host's
   // launches.
   std::string trace_dir;
 
-  int64_t budget_bytes() const { return static_cast<int64_t>(budget_gib * (1LL << 30)); }
+  int64_t budget_bytes() const {
+    return static_cast<int64_t>(budget_gib * (1LL << 30));
+  }
 };
 
 absl::StatusOr<BenchOptions> OptionsFromFlags() {
@@ -105,48 +116,59 @@ absl::StatusOr<BenchOptions> OptionsFromFlags() {
   o.seq_len = absl::GetFlag(FLAGS_seq_len);
   o.batch = absl::GetFlag(FLAGS_batch);
   o.vocab = absl::GetFlag(FLAGS_vocab);
-  o.steps = absl::GetFlag(FLAGS_steps) > 0 ? absl::GetFlag(FLAGS_steps) : (o.quick ? 4 : 5);
+  o.steps = absl::GetFlag(FLAGS_steps) > 0 ? absl::GetFlag(FLAGS_steps)
+                                           : (o.quick ? 4 : 5);
   o.warmup = absl::GetFlag(FLAGS_warmup);
   o.budget_gib = absl::GetFlag(FLAGS_budget_gib);
   const double host_gib = absl::GetFlag(FLAGS_host_budget_gib);
-  const int64_t phys = static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGE_SIZE);
-  o.host_budget_bytes =
-      host_gib > 0 ? static_cast<int64_t>(host_gib * (1LL << 30)) : phys / 10 * 9;
+  const int64_t phys =
+      static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGE_SIZE);
+  o.host_budget_bytes = host_gib > 0
+                            ? static_cast<int64_t>(host_gib * (1LL << 30))
+                            : phys / 10 * 9;
   o.tf32 = absl::GetFlag(FLAGS_tf32);
-  o.max_seconds = absl::GetFlag(FLAGS_max_seconds) > 0 ? absl::GetFlag(FLAGS_max_seconds)
-                                                       : (o.quick ? 80 : 140);
+  o.max_seconds = absl::GetFlag(FLAGS_max_seconds) > 0
+                      ? absl::GetFlag(FLAGS_max_seconds)
+                      : (o.quick ? 80 : 140);
   o.trace_dir = absl::GetFlag(FLAGS_trace_dir);
   const std::optional<std::string> windows = absl::GetFlag(FLAGS_windows);
   if (!windows.has_value() && !o.quick) o.windows = {2, 4, 8};
-  for (absl::string_view w : absl::StrSplit(windows.value_or(""), ',', absl::SkipEmpty())) {
+  for (absl::string_view w :
+       absl::StrSplit(windows.value_or(""), ',', absl::SkipEmpty())) {
     int v = 0;
     if (!absl::SimpleAtoi(w, &v) || v < 1) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--windows: \"", w, "\" is not a window of 1 layer or more"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--windows: \"", w, "\" is not a window of 1 layer or more"));
     }
     o.windows.push_back(v);
   }
-  const std::pair<const char*, int> sizes[] = {{"--hidden", o.hidden}, {"--heads", o.heads},
-                                               {"--seq_len", o.seq_len}, {"--batch", o.batch},
+  const std::pair<const char*, int> sizes[] = {{"--hidden", o.hidden},
+                                               {"--heads", o.heads},
+                                               {"--seq_len", o.seq_len},
+                                               {"--batch", o.batch},
                                                {"--vocab", o.vocab}};
   for (const auto& [name, value] : sizes) {
     if (value < 1) {
-      return absl::InvalidArgumentError(absl::StrCat(name, " ", value, " must be 1 or more"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, " ", value, " must be 1 or more"));
     }
   }
   if (o.layers < 0) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "--layers ", o.layers, " must be 1 or more, or 0 for the largest RESIDENT model"));
+        "--layers ", o.layers,
+        " must be 1 or more, or 0 for the largest RESIDENT model"));
   }
   if (o.hidden % o.heads != 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("--heads ", o.heads, " must divide --hidden ", o.hidden));
   }
   if (o.warmup < 0 || o.warmup >= o.steps) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--warmup ", o.warmup, " must be at least 0 and below the ", o.steps, " steps"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--warmup ", o.warmup,
+                     " must be at least 0 and below the ", o.steps, " steps"));
   }
-  if (o.budget_gib <= 0) return absl::InvalidArgumentError("--budget_gib must be positive");
+  if (o.budget_gib <= 0)
+    return absl::InvalidArgumentError("--budget_gib must be positive");
   return o;
 }
 
@@ -170,7 +192,8 @@ Peaks DevicePeaks(const std::string& name) {
 
 double Gib(int64_t b) { return b / 1073741824.0; }
 
-void PrintPlan(const char* method, const JobConfig& c, const NodeBudgets& node) {
+void PrintPlan(const char* method, const JobConfig& c,
+               const NodeBudgets& node) {
   JobConfig m = c;
   const int layers = MaxTrainableLayers(m, node);
   if (layers == 0) {
@@ -183,14 +206,16 @@ void PrintPlan(const char* method, const JobConfig& c, const NodeBudgets& node) 
   const ExecutionPlan plan = PlanExecution(m, node);
   m.model.layers = layers + 1;
   const ExecutionPlan next = PlanExecution(m, node);
-  std::printf("  %-12s %4d layers  %6.3fB params  window %3s  device %6.2f / %.2f GiB  host "
-              "%7.2f / %.2f GiB\n               one more layer: %s\n",
-              method, layers, plan.parameters / 1e9,
-              c.offload.method == OffloadMethod::kResident ? "-"
-                                                           : std::to_string(plan.window).c_str(),
-              Gib(plan.bytes_device), Gib(plan.budget_device_bytes),
-              Gib(plan.bytes_host + plan.bytes_pinned), Gib(plan.budget_host_bytes),
-              next.reason.c_str());
+  std::printf(
+      "  %-12s %4d layers  %6.3fB params  window %3s  device %6.2f / %.2f GiB  "
+      "host %7.2f / %.2f GiB\n               one more layer: %s\n",
+      method, layers, plan.parameters / 1e9,
+      c.offload.method == OffloadMethod::kResident
+          ? "-"
+          : std::to_string(plan.window).c_str(),
+      Gib(plan.bytes_device), Gib(plan.budget_device_bytes),
+      Gib(plan.bytes_host + plan.bytes_pinned), Gib(plan.budget_host_bytes),
+      next.reason.c_str());
   std::printf("csv,plan,%s,%d,%lld,%d,%lld,%lld,%lld,%lld\n", method, layers,
               static_cast<long long>(plan.parameters), plan.window,
               static_cast<long long>(plan.bytes_device),
@@ -202,11 +227,15 @@ void PrintPlan(const char* method, const JobConfig& c, const NodeBudgets& node) 
 // The cases' model at one layer, and its training settings.
 JobConfig CasesConfig(const BenchOptions& o) {
   JobConfig c;
-  c.model = {.layers = 1, .hidden = o.hidden, .heads = o.heads, .seq_len = o.seq_len,
+  c.model = {.layers = 1,
+             .hidden = o.hidden,
+             .heads = o.heads,
+             .seq_len = o.seq_len,
              .vocab = o.vocab};
   c.training.batch = c.training.micro_batch = o.batch;
   c.training.steps = o.steps;
-  c.training.lr = 1e-4;  // as strongholdctl bench: a fresh fp32 model stays finite
+  c.training.lr =
+      1e-4;  // as strongholdctl bench: a fresh fp32 model stays finite
   c.training.clip_norm = 1.0;
   return c;
 }
@@ -215,19 +244,24 @@ JobConfig CasesConfig(const BenchOptions& o) {
 // number of layers.
 int PlanSection(const BenchOptions& o) {
   const JobConfig c = CasesConfig(o);
-  const NodeBudgets node{
-      .device = "cuda:0", .device_bytes = o.budget_bytes(), .host_bytes = o.host_budget_bytes};
-  std::printf("\ncases: hidden %d, %d heads, seq %d, batch %d, vocab %d, fp32 (TF32 %s); GPU "
-              "budget %.1f GiB (an emulated %.0f GB card), host budget %.1f GiB\n",
-              o.hidden, o.heads, o.seq_len, o.batch, o.vocab, o.tf32 ? "on" : "off",
-              o.budget_gib, o.budget_gib, Gib(node.host_bytes));
-  std::printf("largest trainable models (the planner: MaxTrainableLayers / PlanExecution; not "
-              "run):\n");
-  std::printf("csv,plan,method,layers,parameters,window,device_plan_bytes,device_budget_bytes,"
-              "host_plan_bytes,host_budget_bytes\n");
+  const NodeBudgets node{.device = "cuda:0",
+                         .device_bytes = o.budget_bytes(),
+                         .host_bytes = o.host_budget_bytes};
+  std::printf(
+      "\ncases: hidden %d, %d heads, seq %d, batch %d, vocab %d, fp32 (TF32 "
+      "%s); GPU budget %.1f GiB (an emulated %.0f GB card), host budget %.1f "
+      "GiB\n",
+      o.hidden, o.heads, o.seq_len, o.batch, o.vocab, o.tf32 ? "on" : "off",
+      o.budget_gib, o.budget_gib, Gib(node.host_bytes));
+  std::printf(
+      "largest trainable models (the planner: MaxTrainableLayers / "
+      "PlanExecution; not run):\n");
+  std::printf(
+      "csv,plan,method,layers,parameters,window,device_plan_bytes,device_"
+      "budget_bytes,host_plan_bytes,host_budget_bytes\n");
   int resident_layers = 0;
-  for (OffloadMethod m :
-       {OffloadMethod::kResident, OffloadMethod::kStronghold, OffloadMethod::kL2L}) {
+  for (OffloadMethod m : {OffloadMethod::kResident, OffloadMethod::kStronghold,
+                          OffloadMethod::kL2L}) {
     JobConfig mc = c;
     mc.offload.method = m;
     const char* name = m == OffloadMethod::kResident ? "RESIDENT"
@@ -237,10 +271,13 @@ int PlanSection(const BenchOptions& o) {
     // training state on the device, as the planner's reference table plans
     // it on a node whose compute device is the host (on a GPU node the
     // daemon runs RESIDENT as the engine with every layer kept instead).
-    const NodeBudgets all_on_device{.device = "cpu", .device_bytes = o.budget_bytes()};
-    const NodeBudgets& planned = m == OffloadMethod::kResident ? all_on_device : node;
+    const NodeBudgets all_on_device{.device = "cpu",
+                                    .device_bytes = o.budget_bytes()};
+    const NodeBudgets& planned =
+        m == OffloadMethod::kResident ? all_on_device : node;
     PrintPlan(name, mc, planned);
-    if (m == OffloadMethod::kResident) resident_layers = MaxTrainableLayers(mc, planned);
+    if (m == OffloadMethod::kResident)
+      resident_layers = MaxTrainableLayers(mc, planned);
   }
   return resident_layers;
 }
@@ -260,14 +297,16 @@ int Cases(Device* gpu, const BenchOptions& o, const Peaks& peaks) {
     std::printf("no RESIDENT model fits the budget; give --layers\n");
     return 1;
   }
-  std::printf("\nruns on %s%d layers (%.3fB parameters), %d steps each, the first %d not "
-              "counted; MFU against %s's dense %s peak %.1f TFLOPS (bf16 dense peak %.1f); "
-              "model FLOPs (Megatron's formula; the engine's methods recompute the forward of "
-              "layers whose activations are not kept, up to ~4/3 of it)\n",
-              o.layers > 0 ? "" : "the largest RESIDENT model, ", c.model.layers,
-              c.model.parameters() / 1e9, c.training.steps, o.warmup,
-              peaks.card.empty() ? "an unknown card" : peaks.card.c_str(),
-              o.tf32 ? "TF32 tensor-core" : "fp32 (no tensor cores)", peak, peaks.bf16);
+  std::printf(
+      "\nruns on %s%d layers (%.3fB parameters), %d steps each, the first %d "
+      "not counted; MFU against %s's dense %s peak %.1f TFLOPS (bf16 dense "
+      "peak %.1f); model FLOPs (Megatron's formula; the engine's methods "
+      "recompute the forward of layers whose activations are not kept, up to "
+      "~4/3 of it)\n",
+      o.layers > 0 ? "" : "the largest RESIDENT model, ", c.model.layers,
+      c.model.parameters() / 1e9, c.training.steps, o.warmup,
+      peaks.card.empty() ? "an unknown card" : peaks.card.c_str(),
+      o.tf32 ? "TF32 tensor-core" : "fp32 (no tensor cores)", peak, peaks.bf16);
   table.PrintHeader();
   // 1. RESIDENT, all on the GPU, with LibTorch's allocator capped at the
   // emulated card. Should the planner's estimate be short of what autograd
@@ -276,8 +315,9 @@ int Cases(Device* gpu, const BenchOptions& o, const Peaks& peaks) {
   CapTorchCudaAllocator(budget);
   absl::StatusOr<double> capped = table.TryAllOnGpu("RESIDENT (all on GPU)", c);
   if (!capped.ok()) {
-    std::printf("%-28s does not run under the %.1f GiB cap: %s\n", "RESIDENT (all on GPU)",
-                o.budget_gib, std::string(capped.status().message()).c_str());
+    std::printf("%-28s does not run under the %.1f GiB cap: %s\n",
+                "RESIDENT (all on GPU)", o.budget_gib,
+                std::string(capped.status().message()).c_str());
     CapTorchCudaAllocator(0);
     capped = table.AllOnGpu("RESIDENT (all GPU, no cap)", c);
     CapTorchCudaAllocator(budget);
@@ -312,68 +352,83 @@ int Cases(Device* gpu, const BenchOptions& o, const Peaks& peaks) {
     // Clipping 1.0 with speculative updates: exact, and as fast as no
     // clipping on steps that turn out unclipped (the row says how many).
     c.offload.speculative_updates = true;
-    engine("STRONGHOLD (auto), speculative", OffloadMethod::kStronghold, 0, budget);
+    engine("STRONGHOLD (auto), speculative", OffloadMethod::kStronghold, 0,
+           budget);
     c.offload.speculative_updates = false;
     // The embedding's optimizer on the GPU: off the gap between steps.
     c.offload.device_embedding_optimizer = true;
-    engine("STRONGHOLD (auto), emb. on GPU", OffloadMethod::kStronghold, 0, budget);
+    engine("STRONGHOLD (auto), emb. on GPU", OffloadMethod::kStronghold, 0,
+           budget);
     c.offload.speculative_updates = true;
-    engine("STRONGHOLD, emb. on GPU + spec.", OffloadMethod::kStronghold, 0, budget);
+    engine("STRONGHOLD, emb. on GPU + spec.", OffloadMethod::kStronghold, 0,
+           budget);
     c.offload.speculative_updates = false;
     // Layers 0..3 stay on the GPU too: the next forward starts while the CPU
     // updates the others, and the CPU updates 4 fewer layers.
     c.offload.device_resident_layers = 4;
-    engine("STRONGHOLD, 4 layers+emb. on GPU", OffloadMethod::kStronghold, 0, budget);
+    engine("STRONGHOLD, 4 layers+emb. on GPU", OffloadMethod::kStronghold, 0,
+           budget);
     c.offload.device_resident_layers = 0;
     c.offload.device_embedding_optimizer = false;
   }
   for (int w : o.windows) {
     if (w >= c.model.layers) continue;
-    engine("STRONGHOLD W=" + std::to_string(w), OffloadMethod::kStronghold, w, budget);
+    engine("STRONGHOLD W=" + std::to_string(w), OffloadMethod::kStronghold, w,
+           budget);
   }
   if (!o.quick) {
     engine("L2L", OffloadMethod::kL2L, 0, budget);
     JobConfig small = c;
     small.offload.method = OffloadMethod::kStronghold;
     const int64_t b = WindowedArenaBytes(small, 3) + WorkingBytes(small);
-    std::printf("(next row: GPU budget %.2f GiB, the model's fp32 weights alone are %.2f GiB)\n",
-                Gib(b), c.model.parameters() * 4 / 1073741824.0);
+    std::printf(
+        "(next row: GPU budget %.2f GiB, the model's fp32 weights alone are "
+        "%.2f GiB)\n",
+        Gib(b), c.model.parameters() * 4 / 1073741824.0);
     engine("STRONGHOLD, budget for W=3", OffloadMethod::kStronghold, 0, b);
     // Mixed precision: bf16 weights, gradients and compute on the GPU.
     c.training.precision = Precision::kBf16;
-    engine("STRONGHOLD bf16 (auto window)", OffloadMethod::kStronghold, 0, budget);
+    engine("STRONGHOLD bf16 (auto window)", OffloadMethod::kStronghold, 0,
+           budget);
     c.training.precision = Precision::kFp32;
   }
-  std::printf("(GPU peak: LibTorch's allocated high-water mark for the all-on-GPU row; the "
-              "engine's arena high-water mark for the others, LibTorch's working memory not "
-              "included)\n");
+  std::printf(
+      "(GPU peak: LibTorch's allocated high-water mark for the all-on-GPU row; "
+      "the engine's arena high-water mark for the others, LibTorch's working "
+      "memory not included)\n");
   table.PrintCsv(c);
   if (stronghold > 0 && all_gpu > 0) {
-    std::printf("STRONGHOLD / %s: %.3f (target 0.95 or more)\n", table.first_row().c_str(),
-                stronghold / all_gpu);
+    std::printf("STRONGHOLD / %s: %.3f (target 0.95 or more)\n",
+                table.first_row().c_str(), stronghold / all_gpu);
   }
   if (stronghold > 0 && engine_resident > 0) {
-    std::printf("STRONGHOLD / RESIDENT (engine, W=L): %.3f\n", stronghold / engine_resident);
+    std::printf("STRONGHOLD / RESIDENT (engine, W=L): %.3f\n",
+                stronghold / engine_resident);
   }
   const double no_clip = table.SamplesPerS("STRONGHOLD (auto), no clip"),
-               all_gpu_no_clip = table.SamplesPerS("RESIDENT (all GPU), no clip");
+               all_gpu_no_clip =
+                   table.SamplesPerS("RESIDENT (all GPU), no clip");
   if (no_clip > 0 && all_gpu_no_clip > 0) {
-    std::printf("STRONGHOLD / RESIDENT (all on GPU), both without clipping: %.3f\n",
-                no_clip / all_gpu_no_clip);
+    std::printf(
+        "STRONGHOLD / RESIDENT (all on GPU), both without clipping: %.3f\n",
+        no_clip / all_gpu_no_clip);
   }
   // Clipping 1.0 both sides: the engine's options against the first row.
-  for (const char* name : {"STRONGHOLD (auto), speculative", "STRONGHOLD (auto), emb. on GPU",
-                           "STRONGHOLD, emb. on GPU + spec.", "STRONGHOLD, 4 layers+emb. on GPU"}) {
+  for (const char* name :
+       {"STRONGHOLD (auto), speculative", "STRONGHOLD (auto), emb. on GPU",
+        "STRONGHOLD, emb. on GPU + spec.",
+        "STRONGHOLD, 4 layers+emb. on GPU"}) {
     if (table.SamplesPerS(name) > 0 && all_gpu > 0) {
-      std::printf("%s / %s: %.3f (target 0.95 or more)\n", name, table.first_row().c_str(),
-                  table.SamplesPerS(name) / all_gpu);
+      std::printf("%s / %s: %.3f (target 0.95 or more)\n", name,
+                  table.first_row().c_str(), table.SamplesPerS(name) / all_gpu);
     }
   }
-  std::printf("peer-args: --layers %d --hidden %d --heads %d --seq-len %d --batch %d --vocab %d "
-              "--peak-tflops %.1f --resident-samples-per-s %.4f --stronghold-samples-per-s "
-              "%.4f%s\n",
-              c.model.layers, o.hidden, o.heads, o.seq_len, o.batch, o.vocab, peak,
-              table.first_samples_per_s(), stronghold, o.tf32 ? " --tf32" : "");
+  std::printf(
+      "peer-args: --layers %d --hidden %d --heads %d --seq-len %d --batch %d "
+      "--vocab %d --peak-tflops %.1f --resident-samples-per-s %.4f "
+      "--stronghold-samples-per-s %.4f%s\n",
+      c.model.layers, o.hidden, o.heads, o.seq_len, o.batch, o.vocab, peak,
+      table.first_samples_per_s(), stronghold, o.tf32 ? " --tf32" : "");
   std::printf("cases: %.0f s\n", table.elapsed_s());
   return 0;
 }
@@ -399,7 +454,8 @@ int Main(int argc, char** argv) {
   absl::ParseCommandLine(static_cast<int>(arg_ptrs.size()), arg_ptrs.data());
   const absl::StatusOr<BenchOptions> o = OptionsFromFlags();
   if (!o.ok()) {
-    std::fprintf(stderr, "gpu_bench: %s\n", std::string(o.status().message()).c_str());
+    std::fprintf(stderr, "gpu_bench: %s\n",
+                 std::string(o.status().message()).c_str());
     return 2;
   }
   if (o->plan_only) return PlanSection(*o) > 0 ? 0 : 1;
@@ -415,16 +471,18 @@ int Main(int argc, char** argv) {
   size_t free_b = 0, total_b = 0;
   cudaMemGetInfo(&free_b, &total_b);
   // The engine's budget: the emulated card, within what is free.
-  absl::StatusOr<std::unique_ptr<Device>> gpu =
-      CreateCudaDevice(0, std::min<int64_t>(o->budget_bytes(), static_cast<int64_t>(free_b)));
+  absl::StatusOr<std::unique_ptr<Device>> gpu = CreateCudaDevice(
+      0, std::min<int64_t>(o->budget_bytes(), static_cast<int64_t>(free_b)));
   if (!gpu.ok()) {
     std::printf("gpu_bench: %s\n", std::string(gpu.status().message()).c_str());
     return 2;
   }
-  std::printf("device %s: %s, %.1f GiB (%.1f free); engine budget %.1f GiB; host %.1f GiB; %s\n",
-              (*gpu)->name().c_str(), prop.name, Gib(total_b), Gib(free_b),
-              Gib((*gpu)->budget_bytes()), Gib(o->host_budget_bytes),
-              o->quick ? "--quick" : "full run");
+  std::printf(
+      "device %s: %s, %.1f GiB (%.1f free); engine budget %.1f GiB; host %.1f "
+      "GiB; %s\n",
+      (*gpu)->name().c_str(), prop.name, Gib(total_b), Gib(free_b),
+      Gib((*gpu)->budget_bytes()), Gib(o->host_budget_bytes),
+      o->quick ? "--quick" : "full run");
   return Cases(gpu->get(), *o, DevicePeaks(prop.name));
 }
 

@@ -112,8 +112,8 @@ std::string FioCommand(const std::string& fio, const std::string& file,
                        int depth, bool direct) {
   return absl::StrFormat(
       "%s --name=io_bench --filename=%s --size=%d --bs=%d --iodepth=%d "
-      "--direct=%d --ioengine=io_uring --fixedbufs=1 --registerfiles=1 "
-      "--rw=%s --numjobs=1 --output-format=json",
+      "--direct=%d --ioengine=io_uring --fixedbufs=1 --registerfiles=1 --rw=%s "
+      "--numjobs=1 --output-format=json",
       fio, file, size, block, depth, direct ? 1 : 0, w.fio_rw);
 }
 
@@ -227,8 +227,8 @@ int Main() {
       !fio.empty() && system((fio + " --version >/dev/null 2>&1").c_str()) == 0;
   const std::string fio_file = absl::StrCat(dir, "/io_bench-fio.dat");
   std::printf(
-      "# io_bench: %s (%s), %s per file, %s blocks, queue depth %d, "
-      "%s, median of %d\n",
+      "# io_bench: %s (%s), %s per file, %s blocks, queue depth %d, %s, median "
+      "of %d\n",
       dir.c_str(), FileSystemOf(dir).c_str(),
       absl::StrCat(size >> 20, " MiB").c_str(),
       absl::StrCat(block >> 10, " KiB").c_str(), depth,

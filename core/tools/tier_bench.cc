@@ -35,7 +35,8 @@
 #include "storage/aligned_buffer.h"
 #include "storage/block_device_factory.h"
 
-ABSL_FLAG(std::string, dir, "", "the tier's directory (default: a new one under /tmp)");
+ABSL_FLAG(std::string, dir, "",
+          "the tier's directory (default: a new one under /tmp)");
 ABSL_FLAG(int, layers, 8, "model.layers");
 ABSL_FLAG(int, hidden, 512, "model.hidden");
 ABSL_FLAG(int, heads, 8, "model.heads");
@@ -46,14 +47,17 @@ ABSL_FLAG(int, window, 2, "offload.window (STRONGHOLD)");
 ABSL_FLAG(int, steps, 12, "steps per run (the first two are not counted)");
 ABSL_FLAG(int, rounds, 2, "runs per case; the fastest is kept");
 ABSL_FLAG(std::string, precision, "fp32", "fp32, bf16 or fp16");
-ABSL_FLAG(double, clip_norm, 0.0, "training.clip_norm (0: updates as gradients land)");
-ABSL_FLAG(int64_t, bandwidth_mib, 512, "MiB per pass of the bandwidth measurement");
+ABSL_FLAG(double, clip_norm, 0.0,
+          "training.clip_norm (0: updates as gradients land)");
+ABSL_FLAG(int64_t, bandwidth_mib, 512,
+          "MiB per pass of the bandwidth measurement");
 
 namespace stronghold::core {
 namespace {
 
 double Seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+  return std::chrono::duration<double>(
+             std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
 
@@ -83,7 +87,8 @@ Figures Measure(const JobConfig& c, const std::string& job_dir, int ssd_layers,
       PlanExecution(c, {.device = "cpu",
                         .force_ssd_layers = ssd_layers,
                         .force_ssd_weight_layers = ssd_weight_layers});
-  auto trainer = Trainer::Create(c, plan, {.job_dir = job_dir, .trace_every = 0});
+  auto trainer =
+      Trainer::Create(c, plan, {.job_dir = job_dir, .trace_every = 0});
   Meter m;
   const absl::Status s = trainer.ok() ? (*trainer)->Run(&m) : trainer.status();
   if (!s.ok()) LOG(FATAL) << "tier_bench: " << s;
@@ -121,11 +126,13 @@ std::pair<double, double> Bandwidth(const std::string& dir, int64_t bytes) {
   for (storage::IoOp op : {storage::IoOp::kWrite, storage::IoOp::kRead}) {
     std::vector<storage::IoRequest> requests;
     for (int64_t i = 0; i < bytes / kBlock; ++i) {
-      requests.push_back({op, i * kBlock, kBlock, buffers.data() + (i % kDepth) * kBlock});
+      requests.push_back(
+          {op, i * kBlock, kBlock, buffers.data() + (i % kDepth) * kBlock});
     }
     const double start = Seconds();
     auto ticket = (*device)->Submit(requests);
-    const absl::Status s = ticket.ok() ? (*device)->Wait(*ticket) : ticket.status();
+    const absl::Status s =
+        ticket.ok() ? (*device)->Wait(*ticket) : ticket.status();
     CHECK(s.ok()) << s;
     gbps[op == storage::IoOp::kRead] = bytes / (Seconds() - start) / 1e9;
   }
@@ -135,8 +142,10 @@ std::pair<double, double> Bandwidth(const std::string& dir, int64_t bytes) {
 
 int Main() {
   JobConfig c;
-  c.model = {.layers = absl::GetFlag(FLAGS_layers), .hidden = absl::GetFlag(FLAGS_hidden),
-             .heads = absl::GetFlag(FLAGS_heads), .seq_len = absl::GetFlag(FLAGS_seq_len),
+  c.model = {.layers = absl::GetFlag(FLAGS_layers),
+             .hidden = absl::GetFlag(FLAGS_hidden),
+             .heads = absl::GetFlag(FLAGS_heads),
+             .seq_len = absl::GetFlag(FLAGS_seq_len),
              .vocab = 512};
   c.training.batch = absl::GetFlag(FLAGS_batch);
   c.training.micro_batch = absl::GetFlag(FLAGS_micro_batch);
@@ -150,7 +159,8 @@ int Main() {
   } else if (precision == "fp16") {
     c.training.precision = Precision::kFp16;
   } else if (precision != "fp32") {
-    std::fprintf(stderr, "tier_bench: --precision=%s: expected fp32, bf16 or fp16\n",
+    std::fprintf(stderr,
+                 "tier_bench: --precision=%s: expected fp32, bf16 or fp16\n",
                  precision.c_str());
     return 2;
   }
@@ -165,15 +175,19 @@ int Main() {
   std::filesystem::create_directories(ssd);
   c.offload.ssd_dirs = {ssd};
   const int layers = c.model.layers;
-  const char* sent = c.training.precision == Precision::kFp32 ? "fp32 masters" : "working copies";
-  std::printf("# model: %d layers, hidden %d, heads %d, seq %d, batch %d (micro %d), %s, "
-              "STRONGHOLD W=%d, clip %g; %d steps, %d not counted; CPU device\n",
-              layers, c.model.hidden, c.model.heads, c.model.seq_len, c.training.batch,
-              c.training.micro_batch, precision.c_str(), c.offload.window,
-              c.training.clip_norm, c.training.steps, kWarmup);
-  const auto [write_gbps, read_gbps] = Bandwidth(ssd, absl::GetFlag(FLAGS_bandwidth_mib) << 20);
-  std::printf("# tier: %s, sequential write %.2f GB/s, read %.2f GB/s\n", ssd.c_str(),
-              write_gbps, read_gbps);
+  const char* sent = c.training.precision == Precision::kFp32
+                         ? "fp32 masters"
+                         : "working copies";
+  std::printf(
+      "# model: %d layers, hidden %d, heads %d, seq %d, batch %d (micro %d), "
+      "%s, STRONGHOLD W=%d, clip %g; %d steps, %d not counted; CPU device\n",
+      layers, c.model.hidden, c.model.heads, c.model.seq_len, c.training.batch,
+      c.training.micro_batch, precision.c_str(), c.offload.window,
+      c.training.clip_norm, c.training.steps, kWarmup);
+  const auto [write_gbps, read_gbps] =
+      Bandwidth(ssd, absl::GetFlag(FLAGS_bandwidth_mib) << 20);
+  std::printf("# tier: %s, sequential write %.2f GB/s, read %.2f GB/s\n",
+              ssd.c_str(), write_gbps, read_gbps);
 
   struct Case {
     std::string name;
@@ -190,23 +204,26 @@ int Main() {
     for (size_t k = 0; k < cases.size(); ++k) {
       // Alternate the order each round: RAM first, then last.
       Case& x = cases[round % 2 == 0 ? k : cases.size() - 1 - k];
-      std::fprintf(stderr, "round %d/%d: %s\n", round + 1, rounds, x.name.c_str());
+      std::fprintf(stderr, "round %d/%d: %s\n", round + 1, rounds,
+                   x.name.c_str());
       const Figures f = Measure(c, jobs, x.ssd_layers, x.ssd_weight_layers);
       if (round == 0 || f.step_s < x.best.step_s) x.best = f;
     }
   }
   const double ram = cases[0].best.step_s;
-  std::printf("%-30s %9s %9s %9s %9s %9s %9s %9s %9s %9s %9s\n", "case", "step_s",
-              "compute_s", "nvme_wait", "opt_wait", "read_MB", "reused_MB", "write_MB", "floor_s",
-              "vs floor", "vs RAM");
+  std::printf("%-30s %9s %9s %9s %9s %9s %9s %9s %9s %9s %9s\n", "case",
+              "step_s", "compute_s", "nvme_wait", "opt_wait", "read_MB",
+              "reused_MB", "write_MB", "floor_s", "vs floor", "vs RAM");
   for (const Case& x : cases) {
     const Figures& f = x.best;
-    const double io_s = f.read_bytes / (read_gbps * 1e9) + f.write_bytes / (write_gbps * 1e9);
+    const double io_s =
+        f.read_bytes / (read_gbps * 1e9) + f.write_bytes / (write_gbps * 1e9);
     const double floor = std::max(ram, io_s);
-    std::printf("%-30s %9.4f %9.4f %9.4f %9.4f %9.1f %9.1f %9.1f %9.4f %8.3fx %8.3fx\n",
-                x.name.c_str(), f.step_s, f.compute_s, f.nvme_wait_s, f.optimizer_s,
-                f.read_bytes / 1e6, f.reused_bytes / 1e6, f.write_bytes / 1e6, floor,
-                f.step_s / floor, f.step_s / ram);
+    std::printf(
+        "%-30s %9.4f %9.4f %9.4f %9.4f %9.1f %9.1f %9.1f %9.4f %8.3fx %8.3fx\n",
+        x.name.c_str(), f.step_s, f.compute_s, f.nvme_wait_s, f.optimizer_s,
+        f.read_bytes / 1e6, f.reused_bytes / 1e6, f.write_bytes / 1e6, floor,
+        f.step_s / floor, f.step_s / ram);
     if (f.unplanned > 0) {
       std::printf("  (%lld reads off the engine's plan: a bug)\n",
                   static_cast<long long>(f.unplanned));

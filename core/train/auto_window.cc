@@ -9,12 +9,14 @@
 
 namespace stronghold::core {
 
-WindowChoice ChooseWindow(const JobConfig& config, const ExecutionPlan& plan, int max_window,
-                          const StepMetrics& profiled, const Timeline& timeline) {
+WindowChoice ChooseWindow(const JobConfig& config, const ExecutionPlan& plan,
+                          int max_window, const StepMetrics& profiled,
+                          const Timeline& timeline) {
   double h2d = 0;  // the measured copy time of one layer, from the timeline
   int copies = 0;
   for (const Span& span : timeline.spans()) {
-    if (span.lane == Lane::kH2D && span.layer > 0 && span.layer <= config.model.layers) {
+    if (span.lane == Lane::kH2D && span.layer > 0 &&
+        span.layer <= config.model.layers) {
       h2d += (span.end_ns - span.start_ns) / 1e9;
       ++copies;
     }
@@ -29,18 +31,21 @@ WindowChoice ChooseWindow(const JobConfig& config, const ExecutionPlan& plan, in
     why = "copies are bandwidth-bound: the largest window that fits is used";
   }
   choice.message = absl::StrFormat(
-      "window %d chosen (largest that fits: %d): per layer forward %.2f ms, backward %.2f ms, "
-      "H2D %.2f ms, AdamW %.2f ms; %s%s",
+      "window %d chosen (largest that fits: %d): per layer forward %.2f ms, "
+      "backward %.2f ms, H2D %.2f ms, AdamW %.2f ms; %s%s",
       choice.window, max_window, 1e3 * profiled.layer_forward_s,
-      1e3 * profiled.layer_backward_s, 1e3 * h2d, 1e3 * profiled.layer_optimizer_s, why,
-      ActivationsText(SettleWindow(config, plan, choice.window), config.model.layers));
+      1e3 * profiled.layer_backward_s, 1e3 * h2d,
+      1e3 * profiled.layer_optimizer_s, why,
+      ActivationsText(SettleWindow(config, plan, choice.window),
+                      config.model.layers));
   return choice;
 }
 
 std::string ActivationsText(const ExecutionPlan& plan, int layers) {
-  return absl::StrCat(", ", std::max(0, plan.kept_activation_layers), " of ", layers,
-                      " layers keep their activations (the others are recomputed)",
-                      plan.host_checkpoints ? ", activation checkpoints on the host" : "");
+  return absl::StrCat(
+      ", ", std::max(0, plan.kept_activation_layers), " of ", layers,
+      " layers keep their activations (the others are recomputed)",
+      plan.host_checkpoints ? ", activation checkpoints on the host" : "");
 }
 
 }  // namespace stronghold::core

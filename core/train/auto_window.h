@@ -27,8 +27,9 @@ struct WindowChoice {
 // fits). forward(layer) is `profiled`'s layer_forward_s (the median layer
 // with the compute drained after each), H2D(layer) the mean of the block
 // layers' copies in `timeline` (GPU-timed on CUDA).
-WindowChoice ChooseWindow(const JobConfig& config, const ExecutionPlan& plan, int max_window,
-                          const StepMetrics& profiled, const Timeline& timeline);
+WindowChoice ChooseWindow(const JobConfig& config, const ExecutionPlan& plan,
+                          int max_window, const StepMetrics& profiled,
+                          const Timeline& timeline);
 
 // ", K of L layers keep their activations ..." for `plan`'s messages.
 std::string ActivationsText(const ExecutionPlan& plan, int layers);

@@ -22,14 +22,16 @@ CheckpointBuffer ToCheckpointBuffer(const HostBuffer& buffer) {
   return b;
 }
 
-HostState::HostState(const JobConfig& config, SsdTier* tier) : config_(config), tier_(tier) {}
+HostState::HostState(const JobConfig& config, SsdTier* tier)
+    : config_(config), tier_(tier) {}
 
 // On a GPU what H2D copies every step is pinned (the blocks come from the
 // device's cache, which keeps them for the next job, core/device/
 // host_buffer_cache.h), which makes those copies asynchronous and full
 // speed: the fp32 masters and gradients, or in bf16/fp16 the working copy
 // (unless on the NVMe tier: the engine stages it in pinned memory).
-absl::Status HostState::Allocate(bool reference, bool gpu, HostLedger* ledger, Device* device) {
+absl::Status HostState::Allocate(bool reference, bool gpu, HostLedger* ledger,
+                                 Device* device) {
   ledger_ = ledger;
   device_ = device;
   const bool fp32 = config_.training.precision == Precision::kFp32;
@@ -43,18 +45,22 @@ absl::Status HostState::Allocate(bool reference, bool gpu, HostLedger* ledger, D
     h.layout = layouts[b];
     const int64_t n = h.layout.count;
     if (!tier_->MasterSpilled(i)) {
-      ASSIGN_OR_RETURN(s.param, Allocate(prefix + "weights.fp32", n, torch::kFloat32,
-                                         gpu && fp32, /*zero=*/false));
+      ASSIGN_OR_RETURN(s.param,
+                       Allocate(prefix + "weights.fp32", n, torch::kFloat32,
+                                gpu && fp32, /*zero=*/false));
       h.param = s.param.data_ptr<float>();
     }
-    ASSIGN_OR_RETURN(s.grad, Allocate(prefix + "grads.fp32", n, torch::kFloat32, gpu && fp32,
-                                      /*zero=*/true));
+    ASSIGN_OR_RETURN(
+        s.grad, Allocate(prefix + "grads.fp32", n, torch::kFloat32, gpu && fp32,
+                         /*zero=*/true));
     h.grad = s.grad.data_ptr<float>();
     if (!tier_->Spilled(i)) {
-      ASSIGN_OR_RETURN(s.exp_avg, Allocate(prefix + "adam.exp_avg.fp32", n, torch::kFloat32,
-                                           false, /*zero=*/true));
-      ASSIGN_OR_RETURN(s.exp_avg_sq, Allocate(prefix + "adam.exp_avg_sq.fp32", n,
-                                              torch::kFloat32, false, /*zero=*/true));
+      ASSIGN_OR_RETURN(
+          s.exp_avg, Allocate(prefix + "adam.exp_avg.fp32", n, torch::kFloat32,
+                              false, /*zero=*/true));
+      ASSIGN_OR_RETURN(s.exp_avg_sq,
+                       Allocate(prefix + "adam.exp_avg_sq.fp32", n,
+                                torch::kFloat32, false, /*zero=*/true));
       h.exp_avg = s.exp_avg.data_ptr<float>();
       h.exp_avg_sq = s.exp_avg_sq.data_ptr<float>();
     } else {
@@ -63,10 +69,11 @@ absl::Status HostState::Allocate(bool reference, bool gpu, HostLedger* ledger, D
     if (!fp32 && !tier_->WeightSpilled(i)) {
       // 16-bit raw storage: only our converters (core/optim/float16.h)
       // read and write it.
-      ASSIGN_OR_RETURN(s.working,
-                       Allocate(absl::StrCat(prefix, "weights.",
-                                             PrecisionName(config_.training.precision)),
-                                n, torch::kInt16, gpu, /*zero=*/false));
+      ASSIGN_OR_RETURN(
+          s.working,
+          Allocate(absl::StrCat(prefix, "weights.",
+                                PrecisionName(config_.training.precision)),
+                   n, torch::kInt16, gpu, /*zero=*/false));
       h.working = s.working.data_ptr();
     }
     h.sent_array = tier_->SentArray(i);
@@ -76,16 +83,21 @@ absl::Status HostState::Allocate(bool reference, bool gpu, HostLedger* ledger, D
   return absl::OkStatus();
 }
 
-absl::StatusOr<torch::Tensor> HostState::Allocate(const std::string& name, int64_t count,
-                                                  torch::ScalarType dtype, bool pinned,
-                                                  bool zero) {
+absl::StatusOr<torch::Tensor> HostState::Allocate(const std::string& name,
+                                                  int64_t count,
+                                                  torch::ScalarType dtype,
+                                                  bool pinned, bool zero) {
   const auto options = torch::TensorOptions().dtype(dtype);
-  RETURN_IF_ERROR(ledger_->Charge(name, count * static_cast<int64_t>(c10::elementSize(dtype))));
-  if (!pinned) return zero ? torch::zeros({count}, options) : torch::empty({count}, options);
-  ASSIGN_OR_RETURN(void* p, device_->AllocateHost(count * c10::elementSize(dtype)));
+  RETURN_IF_ERROR(ledger_->Charge(
+      name, count * static_cast<int64_t>(c10::elementSize(dtype))));
+  if (!pinned)
+    return zero ? torch::zeros({count}, options)
+                : torch::empty({count}, options);
+  ASSIGN_OR_RETURN(void* p,
+                   device_->AllocateHost(count * c10::elementSize(dtype)));
   Device* device = device_;  // outlives the job's tensors (the daemon's)
-  torch::Tensor t =
-      torch::from_blob(p, {count}, [device](void* q) { device->FreeHost(q); }, options);
+  torch::Tensor t = torch::from_blob(
+      p, {count}, [device](void* q) { device->FreeHost(q); }, options);
   if (zero) t.zero_();  // the cache hands out used blocks
   return t;
 }
@@ -97,8 +109,8 @@ absl::StatusOr<torch::Tensor> HostState::Allocate(const std::string& name, int64
 void HostState::InitWeights() {
   std::atomic<size_t> next{0};
   std::vector<std::thread> pool;
-  const size_t threads =
-      std::min<size_t>(buffers_.size(), std::max(1u, std::thread::hardware_concurrency()));
+  const size_t threads = std::min<size_t>(
+      buffers_.size(), std::max(1u, std::thread::hardware_concurrency()));
   for (size_t t = 0; t < threads; ++t) {
     pool.emplace_back([&] {
       for (size_t i = next++; i < buffers_.size(); i = next++) {
@@ -126,11 +138,13 @@ absl::Status HostState::RefreshWorkingCopies() {
       p = master.data();
     }
     if (!tier_->WeightSpilled(i)) {
-      ToComputePrecision(p, b.layout.count, config_.training.precision, b.working);
+      ToComputePrecision(p, b.layout.count, config_.training.precision,
+                         b.working);
       continue;
     }
     tier_working.resize(b.layout.count);
-    ToComputePrecision(p, b.layout.count, config_.training.precision, tier_working.data());
+    ToComputePrecision(p, b.layout.count, config_.training.precision,
+                       tier_working.data());
     RETURN_IF_ERROR(tier_->WriteWorking(i, tier_working.data()));
   }
   return absl::OkStatus();
@@ -150,8 +164,9 @@ void HostState::ZeroGradients() {
 std::vector<CheckpointBuffer> HostState::CheckpointBuffers() {
   std::vector<CheckpointBuffer> out;
   for (int i = 0; i < static_cast<int>(buffers_.size()); ++i) {
-    out.push_back(tier_->Spilled(i) ? tier_->SpilledCheckpointBuffer(i, buffers_[i].param)
-                                    : ToCheckpointBuffer(buffers_[i]));
+    out.push_back(tier_->Spilled(i)
+                      ? tier_->SpilledCheckpointBuffer(i, buffers_[i].param)
+                      : ToCheckpointBuffer(buffers_[i]));
   }
   return out;
 }

@@ -49,7 +49,8 @@ class HostState {
   // the state): the fp32 masters and gradients, or in bf16/fp16 the working
   // copy. Gradients and moments start at zero; masters and working copies
   // are uninitialized (InitWeights, RefreshWorkingCopies).
-  absl::Status Allocate(bool reference, bool gpu, HostLedger* ledger, Device* device);
+  absl::Status Allocate(bool reference, bool gpu, HostLedger* ledger,
+                        Device* device);
 
   // The initial masters (of spilled masters: SsdTier::Open).
   void InitWeights();
@@ -94,7 +95,8 @@ class HostState {
   // `count` elements of `dtype`, charged to `name` first; pinned from
   // device_ when `pinned`; zeroed when `zero`.
   absl::StatusOr<torch::Tensor> Allocate(const std::string& name, int64_t count,
-                                         torch::ScalarType dtype, bool pinned, bool zero);
+                                         torch::ScalarType dtype, bool pinned,
+                                         bool zero);
 
   const JobConfig config_;
   SsdTier* const tier_;

@@ -20,28 +20,34 @@ double Since(int64_t start_ns) { return (Timeline::NowNs() - start_ns) / 1e9; }
 
 }  // namespace
 
-absl::Status ReferenceStep(const JobConfig& config, int64_t step, const BatchSource& batches,
-                           HostState* host, FusedAdamW* optimizer, LossScaleState* loss_scale,
+absl::Status ReferenceStep(const JobConfig& config, int64_t step,
+                           const BatchSource& batches, HostState* host,
+                           FusedAdamW* optimizer, LossScaleState* loss_scale,
                            StepMetrics* metrics) {
   const TrainingConfig& t = config.training;
   const std::vector<HostBuffer>& buffers = host->buffers();
   const int last = static_cast<int>(buffers.size()) - 1;  // the final norm
-  torch::Tensor inputs = torch::empty({t.micro_batch, config.model.seq_len}, torch::kInt64);
-  torch::Tensor targets = torch::empty({t.micro_batch, config.model.seq_len}, torch::kInt64);
+  torch::Tensor inputs =
+      torch::empty({t.micro_batch, config.model.seq_len}, torch::kInt64);
+  torch::Tensor targets =
+      torch::empty({t.micro_batch, config.model.seq_len}, torch::kInt64);
   const int64_t start = Timeline::NowNs();
   host->ZeroGradients();
   const int micro_batches = t.batch / t.micro_batch;
   double loss_sum = 0.0;
   for (int j = 0; j < micro_batches; ++j) {
-    RETURN_IF_ERROR(batches(j, inputs.data_ptr<int64_t>(), targets.data_ptr<int64_t>()));
+    RETURN_IF_ERROR(
+        batches(j, inputs.data_ptr<int64_t>(), targets.data_ptr<int64_t>()));
     try {
       const torch::Tensor& emb = host->master(0);
       torch::Tensor x = gpt::Embed(emb, buffers.front().layout, inputs);
       for (int i = 1; i < last; ++i) {
-        x = gpt::Block(host->master(i), buffers[i].layout, x, config.model.heads);
+        x = gpt::Block(host->master(i), buffers[i].layout, x,
+                       config.model.heads);
       }
-      torch::Tensor loss = gpt::HeadLoss(host->master(last), buffers.back().layout, emb,
-                                         buffers.front().layout, x, targets);
+      torch::Tensor loss =
+          gpt::HeadLoss(host->master(last), buffers.back().layout, emb,
+                        buffers.front().layout, x, targets);
       loss_sum += loss.item<double>();
       (loss / micro_batches).backward();
     } catch (...) {
@@ -54,8 +60,8 @@ absl::Status ReferenceStep(const JobConfig& config, int64_t step, const BatchSou
   double sum_sq = 0.0;  // buffer order, as the engine sums it
   std::vector<StepStats> grads;
   for (const HostBuffer& b : buffers) {
-    ASSIGN_OR_RETURN(StepFuture f,
-                     optimizer->SubmitMeasure(ToParamBuffer(b, t.precision), 1.0f));
+    ASSIGN_OR_RETURN(StepFuture f, optimizer->SubmitMeasure(
+                                       ToParamBuffer(b, t.precision), 1.0f));
     grads.push_back(f.Wait());
     sum_sq += grads.back().grad_sq_sum;
   }
@@ -67,7 +73,8 @@ absl::Status ReferenceStep(const JobConfig& config, int64_t step, const BatchSou
   }
   const AdamWStep hyper =
       AdamWHyper(t, step, loss_scale->optimizer_step + 1, ClipFactor(t, norm));
-  for (const HostBuffer& b : buffers) optimizer->Step(ToParamBuffer(b, t.precision), hyper);
+  for (const HostBuffer& b : buffers)
+    optimizer->Step(ToParamBuffer(b, t.precision), hyper);
   AdvanceLossScale(t.precision, /*finite=*/true, loss_scale);
   metrics->optimizer_s = Since(opt_start);
   metrics->loss = loss_sum / micro_batches;

@@ -27,8 +27,9 @@ namespace stronghold::core {
 // `metrics` the engine would (loss, grad_norm, compute_s, optimizer_s; the
 // others it has none of). A non-finite gradient fails the step before any
 // update (NonFiniteGradient). Exceptions become a status naming the step.
-absl::Status ReferenceStep(const JobConfig& config, int64_t step, const BatchSource& batches,
-                           HostState* host, FusedAdamW* optimizer, LossScaleState* loss_scale,
+absl::Status ReferenceStep(const JobConfig& config, int64_t step,
+                           const BatchSource& batches, HostState* host,
+                           FusedAdamW* optimizer, LossScaleState* loss_scale,
                            StepMetrics* metrics);
 
 }  // namespace stronghold::core

@@ -4,8 +4,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "core/model/gpt_init.h"
 #include "core/engine/loss_scale.h"
+#include "core/model/gpt_init.h"
 #include "core/plan/planner.h"
 #include "core/util/status_macros.h"
 #include "glog/logging.h"
@@ -13,31 +13,41 @@
 
 namespace stronghold::core {
 
-SsdTier::SsdTier(const JobConfig& config, const ExecutionPlan& plan, const TrainerOptions& options)
-    : config_(config), plan_(plan), options_(options), layouts_(ModelLayout(config.model)) {}
+SsdTier::SsdTier(const JobConfig& config, const ExecutionPlan& plan,
+                 const TrainerOptions& options)
+    : config_(config),
+      plan_(plan),
+      options_(options),
+      layouts_(ModelLayout(config.model)) {}
 
 absl::Status SsdTier::CheckPlan() const {
-  if (plan_.ssd_layers > 0 &&
-      (plan_.method == OffloadMethod::kResident || plan_.ssd_layers > config_.model.layers)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "ssd_layers ", plan_.ssd_layers, ": the NVMe tier holds up to model.layers layers' "
-        "moments, for the windowed methods"));
+  if (plan_.ssd_layers > 0 && (plan_.method == OffloadMethod::kResident ||
+                               plan_.ssd_layers > config_.model.layers)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ssd_layers ", plan_.ssd_layers,
+                     ": the NVMe tier holds up to model.layers layers' "
+                     "moments, for the windowed methods"));
   }
   if (plan_.ssd_layers > 0 && plan_.speculative_updates) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "offload.speculative_updates: not with state on the NVMe tier (ssd_layers ",
+        "offload.speculative_updates: not with state on the NVMe tier "
+        "(ssd_layers ",
         plan_.ssd_layers, "); raise the host budget or turn speculation off"));
   }
   if (plan_.ssd_layers > 0 && plan_.device_resident_layers > 0) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "offload.device_resident_layers: not with state on the NVMe tier (ssd_layers ",
-        plan_.ssd_layers, ", which start at layer 0); raise the host budget or set it to 0"));
+        "offload.device_resident_layers: not with state on the NVMe tier "
+        "(ssd_layers ",
+        plan_.ssd_layers,
+        ", which start at layer 0); raise the host budget or set it to 0"));
   }
-  if (plan_.ssd_weight_layers > std::min(plan_.ssd_layers, config_.model.layers)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "ssd_weight_layers ", plan_.ssd_weight_layers, ": what H2D sends goes to the NVMe "
-        "tier only for layers whose optimizer state is there (ssd_layers ",
-        plan_.ssd_layers, ")"));
+  if (plan_.ssd_weight_layers >
+      std::min(plan_.ssd_layers, config_.model.layers)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ssd_weight_layers ", plan_.ssd_weight_layers,
+                     ": what H2D sends goes to the NVMe tier only for layers "
+                     "whose optimizer state is there (ssd_layers ",
+                     plan_.ssd_layers, ")"));
   }
   return absl::OkStatus();
 }
@@ -59,19 +69,23 @@ bool SsdTier::WeightSpilled(int i) const {
 
 int SsdTier::SentArray(int i) const {
   if (WeightSpilled(i)) return 3;
-  return MasterSpilled(i) && config_.training.precision == Precision::kFp32 ? 2 : -1;
+  return MasterSpilled(i) && config_.training.precision == Precision::kFp32
+             ? 2
+             : -1;
 }
 
 int64_t SsdTier::LargestSpilled() const {
   int64_t largest = 0;
-  for (int i = 1; Spilled(i); ++i) largest = std::max(largest, layouts_[i].count);
+  for (int i = 1; Spilled(i); ++i)
+    largest = std::max(largest, layouts_[i].count);
   return largest;
 }
 
 // The moments and, where spilled, the master (null ones are not
 // transferred; nor is the working copy, WriteWorking's).
 template <typename T>
-std::vector<T*> SsdTier::SpillArrays(int i, T* exp_avg, T* exp_avg_sq, T* master) const {
+std::vector<T*> SsdTier::SpillArrays(int i, T* exp_avg, T* exp_avg_sq,
+                                     T* master) const {
   if (!MasterSpilled(i)) return {exp_avg, exp_avg_sq};
   if (!WeightSpilled(i)) return {exp_avg, exp_avg_sq, master};
   return {exp_avg, exp_avg_sq, master, nullptr};
@@ -83,17 +97,20 @@ absl::Status SsdTier::Open(HostLedger* ledger) {
   if (plan_.ssd_layers <= 0 || spill_ != nullptr) return absl::OkStatus();
   std::vector<storage::SpillItem> items;
   for (int i = 1; Spilled(i); ++i) {
-    const int64_t bytes = layouts_[i].count * static_cast<int64_t>(sizeof(float));
-    storage::SpillItem item{layouts_[i].name, {"exp_avg", "exp_avg_sq"}, {bytes, bytes}};
+    const int64_t bytes =
+        layouts_[i].count * static_cast<int64_t>(sizeof(float));
+    storage::SpillItem item{
+        layouts_[i].name, {"exp_avg", "exp_avg_sq"}, {bytes, bytes}};
     if (MasterSpilled(i)) {
       item.arrays.push_back("master");
       item.array_bytes.push_back(bytes);
     }
     if (WeightSpilled(i)) {
-      // Written by the trainer (HostState::RefreshWorkingCopies) before the first step
-      // reads it, then by each update; never staged for one.
+      // Written by the trainer (HostState::RefreshWorkingCopies) before the
+      // first step reads it, then by each update; never staged for one.
       item.arrays.push_back("working");
-      item.array_bytes.push_back(layouts_[i].count * ComputeElementBytes(config_.training.precision));
+      item.array_bytes.push_back(
+          layouts_[i].count * ComputeElementBytes(config_.training.precision));
       item.staged_arrays = 3;
     }
     items.push_back(std::move(item));
@@ -101,11 +118,13 @@ absl::Status SsdTier::Open(HostLedger* ledger) {
   storage::BlockDevice* device = options_.ssd_device;
   if (device == nullptr) {
     if (config_.offload.ssd_dirs.empty()) {
-      return absl::InvalidArgumentError("ssd_layers > 0 needs offload.ssd_dirs");
+      return absl::InvalidArgumentError(
+          "ssd_layers > 0 needs offload.ssd_dirs");
     }
     storage::FileBlockDeviceOptions device_options(
         config_.offload.ssd_dirs,
-        storage::SpillStreamer::DeviceBytes(items, /*alignment=*/4096, /*block_bytes=*/1 << 20));
+        storage::SpillStreamer::DeviceBytes(items, /*alignment=*/4096,
+                                            /*block_bytes=*/1 << 20));
     device_options.dir_fds = options_.ssd_dir_fds;
     device_options.job_id = options_.job_id;
     ASSIGN_OR_RETURN(ssd_device_, storage::OpenFileBlockDevice(device_options));
@@ -117,19 +136,23 @@ absl::Status SsdTier::Open(HostLedger* ledger) {
   // The staging slots (with the master or working copy where they hold it),
   // charged to the plan's host.staging.ssd and host.staging.ssd.*.
   RETURN_IF_ERROR(ledger->Charge(
-      "host.staging.ssd",
-      storage::SpillStreamer::StagingBytes(items, kSsdStagingSlots, device->alignment())));
-  ssd_store_ = std::make_unique<storage::ExtentStore>(device, storage::ExtentStoreOptions());
-  ASSIGN_OR_RETURN(spill_, storage::SpillStreamer::Create(ssd_store_.get(), items,
-                                                          {kSsdStagingSlots}));
-  const std::vector<float> zeros(LargestSpilled(), 0.0f);  // Adam's moments start at 0
+      "host.staging.ssd", storage::SpillStreamer::StagingBytes(
+                              items, kSsdStagingSlots, device->alignment())));
+  ssd_store_ = std::make_unique<storage::ExtentStore>(
+      device, storage::ExtentStoreOptions());
+  ASSIGN_OR_RETURN(spill_, storage::SpillStreamer::Create(
+                               ssd_store_.get(), items, {kSsdStagingSlots}));
+  const std::vector<float> zeros(LargestSpilled(),
+                                 0.0f);  // Adam's moments start at 0
   std::vector<float> master(MasterSpilled(1) ? zeros.size() : 0);
   for (int i = 1; Spilled(i); ++i) {
     if (MasterSpilled(i)) {
-      InitBuffer(layouts_[i], config_.model, config_.training.seed, i, master.data());
+      InitBuffer(layouts_[i], config_.model, config_.training.seed, i,
+                 master.data());
     }
     RETURN_IF_ERROR(spill_->Write(
-        i - 1, SpillArrays<const void>(i, zeros.data(), zeros.data(), master.data())));
+        i - 1,
+        SpillArrays<const void>(i, zeros.data(), zeros.data(), master.data())));
   }
   return absl::OkStatus();
 }
@@ -155,15 +178,16 @@ CheckpointBuffer SsdTier::SpilledCheckpointBuffer(int i, float* host_master) {
   float* m = spill_staging_[0].data_ptr<float>();
   float* v = spill_staging_[1].data_ptr<float>();
   const int item = i - 1;
-  CheckpointBuffer b{layouts_[i], nullptr, m, v,
-                     /*load_moments=*/
-                     [this, i, item, m, v] {
-                       return spill_->Read(item, SpillArrays<void>(i, m, v, nullptr));
-                     },
-                     /*store_moments=*/
-                     [this, i, item, m, v] {
-                       return spill_->Write(item, SpillArrays<const void>(i, m, v, nullptr));
-                     }};
+  CheckpointBuffer b{
+      layouts_[i], nullptr, m, v,
+      /*load_moments=*/
+      [this, i, item, m, v] {
+        return spill_->Read(item, SpillArrays<void>(i, m, v, nullptr));
+      },
+      /*store_moments=*/
+      [this, i, item, m, v] {
+        return spill_->Write(item, SpillArrays<const void>(i, m, v, nullptr));
+      }};
   if (!MasterSpilled(i)) {
     b.param = host_master;
   } else {
@@ -171,7 +195,8 @@ CheckpointBuffer SsdTier::SpilledCheckpointBuffer(int i, float* host_master) {
     b.param = w;
     b.load_param = [this, i, w] { return ReadMaster(i, w); };
     b.store_param = [this, i, item, w] {
-      return spill_->Write(item, SpillArrays<const void>(i, nullptr, nullptr, w));
+      return spill_->Write(item,
+                           SpillArrays<const void>(i, nullptr, nullptr, w));
     };
   }
   return b;

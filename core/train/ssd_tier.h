@@ -37,7 +37,8 @@ namespace stronghold::core {
 class SsdTier {
  public:
   // Opens nothing (Open() does): until then only the predicates work.
-  SsdTier(const JobConfig& config, const ExecutionPlan& plan, const TrainerOptions& options);
+  SsdTier(const JobConfig& config, const ExecutionPlan& plan,
+          const TrainerOptions& options);
   SsdTier(const SsdTier&) = delete;
   SsdTier& operator=(const SsdTier&) = delete;
 
@@ -97,7 +98,8 @@ class SsdTier {
   int64_t LargestSpilled() const;
   // Item i-1's arrays as SpillStreamer::Read/Write take them.
   template <typename T>
-  std::vector<T*> SpillArrays(int i, T* exp_avg, T* exp_avg_sq, T* master) const;
+  std::vector<T*> SpillArrays(int i, T* exp_avg, T* exp_avg_sq,
+                              T* master) const;
 
   const JobConfig config_;
   const ExecutionPlan plan_;

@@ -43,25 +43,30 @@ double Since(int64_t start_ns) { return (Timeline::NowNs() - start_ns) / 1e9; }
 
 // The job's data: the token file the caller opened (TrainerOptions::
 // data_fd), else data.source as a path (or the builtin corpus).
-absl::StatusOr<std::unique_ptr<Dataset>> OpenData(const JobConfig& config,
-                                                  const TrainerOptions& options) {
+absl::StatusOr<std::unique_ptr<Dataset>> OpenData(
+    const JobConfig& config, const TrainerOptions& options) {
   const int64_t vocab = config.model.padded_vocab();
   if (options.data_fd < 0 || config.data.source == "builtin") {
     return Dataset::Open(config.data, vocab, config.model.seq_len);
   }
   UniqueFd file = UniqueFd::Dup(options.data_fd);
   if (!file.valid()) {
-    return absl::InternalError(absl::StrCat("data.source: cannot duplicate the opened token "
-                                            "file's descriptor: ", strerror(errno)));
+    return absl::InternalError(absl::StrCat(
+        "data.source: cannot duplicate the opened token file's descriptor: ",
+        strerror(errno)));
   }
-  return Dataset::OpenFile(std::move(file), config.data, vocab, config.model.seq_len);
+  return Dataset::OpenFile(std::move(file), config.data, vocab,
+                           config.model.seq_len);
 }
 
 const char* MethodName(OffloadMethod m) {
   switch (m) {
-    case OffloadMethod::kL2L: return "L2L";
-    case OffloadMethod::kStronghold: return "STRONGHOLD";
-    default: return "RESIDENT";
+    case OffloadMethod::kL2L:
+      return "L2L";
+    case OffloadMethod::kStronghold:
+      return "STRONGHOLD";
+    default:
+      return "RESIDENT";
   }
 }
 
@@ -69,10 +74,16 @@ const char* MethodName(OffloadMethod m) {
 
 class Trainer::Impl {
  public:
-  Impl(const JobConfig& config, const ExecutionPlan& plan, const TrainerOptions& options,
-       std::unique_ptr<Dataset> data, std::unique_ptr<FusedAdamW> optimizer)
-      : config_(config), plan_(plan), options_(options), data_(std::move(data)),
-        optimizer_(std::move(optimizer)), ledger_(plan), host_(config, &tier_),
+  Impl(const JobConfig& config, const ExecutionPlan& plan,
+       const TrainerOptions& options, std::unique_ptr<Dataset> data,
+       std::unique_ptr<FusedAdamW> optimizer)
+      : config_(config),
+        plan_(plan),
+        options_(options),
+        data_(std::move(data)),
+        optimizer_(std::move(optimizer)),
+        ledger_(plan),
+        host_(config, &tier_),
         tier_(config, plan, options) {}
 
   ~Impl() {
@@ -89,17 +100,20 @@ class Trainer::Impl {
   // engine trustworthy as one.
   absl::Status Prepare() {
     RETURN_IF_ERROR(CheckFits(plan_));
-    const bool gpu = options_.device != nullptr && options_.device->name() != "cpu";
+    const bool gpu =
+        options_.device != nullptr && options_.device->name() != "cpu";
     RETURN_IF_ERROR(tier_.CheckPlan());
     if (plan_.reference && gpu) {
       return absl::InvalidArgumentError(
-          "the reference plan (RESIDENT, fp32) runs on the host device, not on a GPU");
+          "the reference plan (RESIDENT, fp32) runs on the host device, not on "
+          "a GPU");
     }
     if (!plan_.reference) {
       device_ = options_.device;
       if (device_ == nullptr) {
         owned_device_ = std::make_unique<HostDevice>(
-            plan_.budget_device_bytes > 0 ? plan_.budget_device_bytes : INT64_MAX);
+            plan_.budget_device_bytes > 0 ? plan_.budget_device_bytes
+                                          : INT64_MAX);
         device_ = owned_device_.get();
       }
     }
@@ -116,20 +130,21 @@ class Trainer::Impl {
   absl::Status Run(TrainerObserver* observer) {
     const TrainingConfig& t = config_.training;
     observer->OnMessage(absl::StrFormat(
-        "training %d parameters, method %s, %s, %d steps of %d sequences (%d micro-batches of "
-        "%d)%s",
+        "training %d parameters, method %s, %s, %d steps of %d sequences (%d "
+        "micro-batches of %d)%s",
         config_.model.parameters(), MethodName(config_.offload.method),
-        PrecisionName(t.precision), t.steps, t.batch,
-        t.batch / t.micro_batch, t.micro_batch,
+        PrecisionName(t.precision), t.steps, t.batch, t.batch / t.micro_batch,
+        t.micro_batch,
         engine_ ? absl::StrCat(", window ", engine_->window(),
                                plan_.automatic_window ? " (profiling)" : "",
-                               ActivationsText(plan_, config_.model.layers), " on ",
-                               device_->name(), " with a budget of ", device_->budget_bytes(),
-                               " bytes")
+                               ActivationsText(plan_, config_.model.layers),
+                               " on ", device_->name(), " with a budget of ",
+                               device_->budget_bytes(), " bytes")
                 : ""));
     if (restore_failed_) {
       return absl::FailedPreconditionError(
-          "the last Restore() failed: the host state is not a checkpoint's; not training from it");
+          "the last Restore() failed: the host state is not a checkpoint's; "
+          "not training from it");
     }
     if (engine_) {
       RETURN_IF_ERROR(engine_->Drain());
@@ -139,9 +154,11 @@ class Trainer::Impl {
     for (int64_t step = start_step_ + 1; step <= t.steps; ++step) {
       StepMetrics report;
       const int64_t start = Timeline::NowNs();
-      absl::Status s = engine_ ? EngineStep(step, observer, &report)
-                               : ReferenceStep(config_, step, Batches(step, observer), &host_,
-                                               optimizer_.get(), &loss_scale_, &report);
+      absl::Status s =
+          engine_
+              ? EngineStep(step, observer, &report)
+              : ReferenceStep(config_, step, Batches(step, observer), &host_,
+                              optimizer_.get(), &loss_scale_, &report);
       if (!s.ok()) return s;
       report.step = step;
       report.steps = t.steps;
@@ -149,28 +166,34 @@ class Trainer::Impl {
       report.step_s = Since(start);
       report.samples_per_s = t.batch / report.step_s;
       report.tokens_per_s = report.samples_per_s * config_.model.seq_len;
-      report.model_tflops = config_.model.model_flops_per_step(t.batch) / report.step_s / 1e12;
+      report.model_tflops =
+          config_.model.model_flops_per_step(t.batch) / report.step_s / 1e12;
       observer->OnStep(report);
-      if (engine_ && Traced(step)) observer->OnTrace(step, timeline_.ToChromeTraceJson());
+      if (engine_ && Traced(step))
+        observer->OnTrace(step, timeline_.ToChromeTraceJson());
 
       const bool last = step == t.steps;
       const bool periodic = config_.checkpoint.every_steps > 0 &&
                             step % config_.checkpoint.every_steps == 0;
       const StopRequest stop = observer->StopRequested();
       const bool stop_with_checkpoint =
-          stop == StopRequest::kShutdown || stop == StopRequest::kCheckpointAndCancel;
+          stop == StopRequest::kShutdown ||
+          stop == StopRequest::kCheckpointAndCancel;
       if (last || periodic || stop_with_checkpoint) {
         RETURN_IF_ERROR(Checkpoint(step, observer));
       }
       if (stop == StopRequest::kShutdown) {
-        return absl::AbortedError(absl::StrCat("daemon shutting down; stopped after step ", step,
-                                               ", checkpoint ", CheckpointName(step)));
+        return absl::AbortedError(
+            absl::StrCat("daemon shutting down; stopped after step ", step,
+                         ", checkpoint ", CheckpointName(step)));
       }
       if (stop == StopRequest::kCheckpointAndCancel) {
-        return absl::CancelledError(absl::StrCat("stopped after step ", step, ", checkpoint ",
+        return absl::CancelledError(absl::StrCat("stopped after step ", step,
+                                                 ", checkpoint ",
                                                  CheckpointName(step)));
       }
-      if (stop == StopRequest::kCancel) return absl::CancelledError("cancelled");
+      if (stop == StopRequest::kCancel)
+        return absl::CancelledError("cancelled");
     }
     return absl::OkStatus();
   }
@@ -182,8 +205,8 @@ class Trainer::Impl {
     }
     restore_failed_ = true;  // until every byte is in
     tier_.StageSpilled();
-    absl::StatusOr<CheckpointManifest> loaded =
-        LoadCheckpoint(checkpoint_dir, config_.model, host_.CheckpointBuffers());
+    absl::StatusOr<CheckpointManifest> loaded = LoadCheckpoint(
+        checkpoint_dir, config_.model, host_.CheckpointBuffers());
     tier_.UnstageSpilled();
     ASSIGN_OR_RETURN(const CheckpointManifest manifest, std::move(loaded));
     restore_failed_ = false;
@@ -192,7 +215,8 @@ class Trainer::Impl {
     // bf16, or older) starts fp16's policy afresh.
     loss_scale_ = InitialLossScale(config_.training.precision);
     loss_scale_.optimizer_step = manifest.position.optimizer_step;
-    if (config_.training.precision == Precision::kFp16 && manifest.position.loss_scale > 0) {
+    if (config_.training.precision == Precision::kFp16 &&
+        manifest.position.loss_scale > 0) {
       loss_scale_.scale = manifest.position.loss_scale;
       loss_scale_.good_steps = manifest.position.loss_scale_good_steps;
     }
@@ -200,7 +224,8 @@ class Trainer::Impl {
   }
 
   float* HostWeights(int index) {
-    CHECK(!tier_.MasterSpilled(index)) << "buffer " << index << "'s master is on the NVMe tier";
+    CHECK(!tier_.MasterSpilled(index))
+        << "buffer " << index << "'s master is on the NVMe tier";
     return host_.buffers().at(index).param;
   }
   void SetLossScale(double scale) { loss_scale_.scale = scale; }
@@ -213,34 +238,38 @@ class Trainer::Impl {
 
  private:
   bool Traced(int64_t step) const {
-    return step <= 2 || (options_.trace_every > 0 && step % options_.trace_every == 0);
+    return step <= 2 ||
+           (options_.trace_every > 0 && step % options_.trace_every == 0);
   }
 
   // (Re)builds the engine for plan_ (the automatic window's settled plan
   // after profiling).
   absl::Status MakeEngine() {
     engine_.reset();
-    ASSIGN_OR_RETURN(engine_, WindowedEngine::Create(config_, plan_, device_,
-                                                     optimizer_.get(), host_.buffers(),
-                                                     &loss_scale_, &timeline_,
-                                                     tier_.streamer(), &ledger_));
+    ASSIGN_OR_RETURN(
+        engine_, WindowedEngine::Create(
+                     config_, plan_, device_, optimizer_.get(), host_.buffers(),
+                     &loss_scale_, &timeline_, tier_.streamer(), &ledger_));
     return absl::OkStatus();
   }
 
   // Step `step`'s micro-batches from the data; CANCELLED as soon as the
   // observer asks for it.
   BatchSource Batches(int64_t step, TrainerObserver* observer) {
-    return [this, step, observer](int micro, int64_t* inputs, int64_t* targets) {
-      if (observer->StopRequested() == StopRequest::kCancel) {
-        return absl::CancelledError("cancelled");
-      }
-      const TrainingConfig& t = config_.training;
-      const int64_t first = (step - 1) * t.batch + static_cast<int64_t>(micro) * t.micro_batch;
-      return data_->Fill(t.seed, first, t.micro_batch, inputs, targets);
-    };
+    return
+        [this, step, observer](int micro, int64_t* inputs, int64_t* targets) {
+          if (observer->StopRequested() == StopRequest::kCancel) {
+            return absl::CancelledError("cancelled");
+          }
+          const TrainingConfig& t = config_.training;
+          const int64_t first = (step - 1) * t.batch +
+                                static_cast<int64_t>(micro) * t.micro_batch;
+          return data_->Fill(t.seed, first, t.micro_batch, inputs, targets);
+        };
   }
 
-  absl::Status EngineStep(int64_t step, TrainerObserver* observer, StepMetrics* metrics) {
+  absl::Status EngineStep(int64_t step, TrainerObserver* observer,
+                          StepMetrics* metrics) {
     // Keep the previous step's deferred updates: they run during this one
     // (or, when the automatic window rebuilt the engine, while the old one
     // drained).
@@ -254,10 +283,10 @@ class Trainer::Impl {
     s.window = engine_->window();
     s.device_peak_bytes = device_->peak_bytes();
     if (s.skipped) {
-      observer->OnMessage(absl::StrFormat(
-          "step %d: fp16 gradient overflow at loss scale %g; step skipped (no update), loss "
-          "scale now %g",
-          step, s.loss_scale, loss_scale_.scale));
+      observer->OnMessage(
+          absl::StrFormat("step %d: fp16 gradient overflow at loss scale %g; "
+                          "step skipped (no update), loss scale now %g",
+                          step, s.loss_scale, loss_scale_.scale));
     }
     if (profiling) RETURN_IF_ERROR(SettleAutomaticWindow(s, observer));
     return absl::OkStatus();
@@ -266,7 +295,8 @@ class Trainer::Impl {
   // After the profiling step: the window the rest of the job runs with
   // (core/train/auto_window.h); the engine is rebuilt for it when it is not
   // the profiled one.
-  absl::Status SettleAutomaticWindow(const StepMetrics& profiled, TrainerObserver* observer) {
+  absl::Status SettleAutomaticWindow(const StepMetrics& profiled,
+                                     TrainerObserver* observer) {
     const WindowChoice choice =
         ChooseWindow(config_, plan_, engine_->window(), profiled, timeline_);
     observer->OnMessage(choice.message);
@@ -282,17 +312,20 @@ class Trainer::Impl {
     const TrainingConfig& t = config_.training;
     TrainingPosition position;
     position.step = step;
-    position.optimizer_step = loss_scale_.optimizer_step;  // below step by skipped fp16 steps
+    position.optimizer_step =
+        loss_scale_.optimizer_step;  // below step by skipped fp16 steps
     if (t.precision == Precision::kFp16) {
       position.loss_scale = loss_scale_.scale;
       position.loss_scale_good_steps = loss_scale_.good_steps;
     }
     position.seed = t.seed;
     position.batch = t.batch;
-    position.next_sample = step * t.batch;  // Batches: samples of step s start at (s-1)*batch
+    position.next_sample =
+        step * t.batch;  // Batches: samples of step s start at (s-1)*batch
     position.lr = LearningRate(t, step);
     position.next_lr = LearningRate(t, step + 1);
-    const std::string dir = (std::filesystem::path(options_.job_dir) / "checkpoints").string();
+    const std::string dir =
+        (std::filesystem::path(options_.job_dir) / "checkpoints").string();
     tier_.StageSpilled();
     absl::StatusOr<std::string> written =
         WriteCheckpoint(dir, config_.model, position, host_.CheckpointBuffers(),
@@ -335,20 +368,22 @@ class Trainer::Impl {
 
 // No exception leaves the public methods: each becomes a status with
 // context (core/util/exception_status.h), a job's failure, not the daemon's.
-absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const JobConfig& config,
-                                                         const ExecutionPlan& plan,
-                                                         const TrainerOptions& options) {
+absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
+    const JobConfig& config, const ExecutionPlan& plan,
+    const TrainerOptions& options) {
   try {
     ASSIGN_OR_RETURN(std::unique_ptr<Dataset> data, OpenData(config, options));
     FusedAdamWOptions opt;
     opt.threads = options.optimizer_threads;
-    ASSIGN_OR_RETURN(std::unique_ptr<FusedAdamW> optimizer, FusedAdamW::Create(opt));
-    auto impl =
-        std::make_unique<Impl>(config, plan, options, std::move(data), std::move(optimizer));
+    ASSIGN_OR_RETURN(std::unique_ptr<FusedAdamW> optimizer,
+                     FusedAdamW::Create(opt));
+    auto impl = std::make_unique<Impl>(config, plan, options, std::move(data),
+                                       std::move(optimizer));
     RETURN_IF_ERROR(impl->Prepare());
     return std::unique_ptr<Trainer>(new Trainer(std::move(impl)));
   } catch (...) {
-    return StatusFromException("creating the trainer (host state, device buffers)");
+    return StatusFromException(
+        "creating the trainer (host state, device buffers)");
   }
 }
 
@@ -387,7 +422,8 @@ void TrainerTestPeer::SetLossScale(Trainer& trainer, double scale) {
   trainer.impl_->SetLossScale(scale);
 }
 
-std::vector<std::string> TrainerTestPeer::HostLedgerDifferences(Trainer& trainer) {
+std::vector<std::string> TrainerTestPeer::HostLedgerDifferences(
+    Trainer& trainer) {
   return trainer.impl_->ledger().Differences();
 }
 

@@ -9,7 +9,8 @@
 //              autograd over the whole model: the reference the offload
 //              engine is checked against, bit for bit. In bf16/fp16 (and on
 //              a GPU) it is the engine with every layer kept (W = L).
-//   STRONGHOLD the windowed offload engine (core/engine/engine.h) on a device whose
+//   STRONGHOLD the windowed offload engine (core/engine/engine.h) on a device
+//   whose
 //              memory holds W+1 layers; W = 0 chooses W after profiling the
 //              first step (docs/engine.md).
 //   L2L        the same engine with one layer and synchronous copies.
@@ -47,9 +48,9 @@ class Device;
 
 enum class StopRequest {
   kNone,
-  kCancel,                // stop as soon as possible, no checkpoint
-  kShutdown,              // finish the current step, write a checkpoint, stop
-  kCheckpointAndCancel,   // the same, then end as cancelled
+  kCancel,               // stop as soon as possible, no checkpoint
+  kShutdown,             // finish the current step, write a checkpoint, stop
+  kCheckpointAndCancel,  // the same, then end as cancelled
 };
 
 class TrainerObserver {
@@ -71,19 +72,19 @@ class Trainer {
   // engine, the device buffers, as `plan` says (PlanExecution(config, ...):
   // the trainer re-derives nothing). RESOURCE_EXHAUSTED with the plan's
   // reason when it does not fit.
-  static absl::StatusOr<std::unique_ptr<Trainer>> Create(const JobConfig& config,
-                                                         const ExecutionPlan& plan,
-                                                         const TrainerOptions& options);
+  static absl::StatusOr<std::unique_ptr<Trainer>> Create(
+      const JobConfig& config, const ExecutionPlan& plan,
+      const TrainerOptions& options);
   ~Trainer();
 
-  // Loads the checkpoint in `checkpoint_dir` (core/checkpoint/checkpoint.h) into the
-  // host state, streaming each file into the buffers and checking every
-  // byte against the manifest; Run() then continues with the step after the
-  // checkpoint's, exactly as if training had not stopped. Returns that step.
-  // DATA_LOSS or INVALID_ARGUMENT naming the file for a damaged checkpoint
-  // or one of another model shape (core/checkpoint/checkpoint_reader.h); after an
-  // error, Run() refuses to train until a Restore() succeeds. Call before
-  // Run().
+  // Loads the checkpoint in `checkpoint_dir` (core/checkpoint/checkpoint.h)
+  // into the host state, streaming each file into the buffers and checking
+  // every byte against the manifest; Run() then continues with the step after
+  // the checkpoint's, exactly as if training had not stopped. Returns that
+  // step. DATA_LOSS or INVALID_ARGUMENT naming the file for a damaged
+  // checkpoint or one of another model shape
+  // (core/checkpoint/checkpoint_reader.h); after an error, Run() refuses to
+  // train until a Restore() succeeds. Call before Run().
   absl::StatusOr<int64_t> Restore(const std::string& checkpoint_dir);
 
   // Trains from the step after the restored one (else from step 1) until

@@ -37,7 +37,8 @@ inline int64_t SaturatingMul(int64_t a, int64_t b) {
 inline int64_t SaturatingAdd(int64_t a, int64_t b) {
   int64_t out;
   if (!__builtin_add_overflow(a, b, &out)) return out;
-  return b < 0 ? std::numeric_limits<int64_t>::min() : std::numeric_limits<int64_t>::max();
+  return b < 0 ? std::numeric_limits<int64_t>::min()
+               : std::numeric_limits<int64_t>::max();
 }
 
 // The product of all `factors`, saturating.

@@ -27,16 +27,17 @@ absl::Status OpenError(absl::string_view path, int err) {
   const char* why = err == ELOOP    ? "a symlink on the path (none is followed)"
                     : err == EXDEV  ? "the path leaves the root"
                     : err == ENOENT ? "no such file or directory"
-                    : err == ENOTDIR
-                        ? "not a directory, or a symlink where one was expected (none is followed)"
-                                    : strerror(err);
-  const absl::StatusCode code =
-      err == ENOENT ? absl::StatusCode::kNotFound
-      : err == EACCES || err == EPERM || err == ELOOP || err == EXDEV || err == ENOTDIR
-          ? absl::StatusCode::kPermissionDenied
-          : absl::StatusCode::kFailedPrecondition;
-  return absl::Status(code, absl::StrCat("'", absl::CHexEscape(path), "': ", why, " (errno ",
-                                         err, ")"));
+                    : err == ENOTDIR ? "not a directory, or a symlink where "
+                                       "one was expected (none is followed)"
+                                     : strerror(err);
+  const absl::StatusCode code = err == ENOENT ? absl::StatusCode::kNotFound
+                                : err == EACCES || err == EPERM ||
+                                        err == ELOOP || err == EXDEV ||
+                                        err == ENOTDIR
+                                    ? absl::StatusCode::kPermissionDenied
+                                    : absl::StatusCode::kFailedPrecondition;
+  return absl::Status(code, absl::StrCat("'", absl::CHexEscape(path),
+                                         "': ", why, " (errno ", err, ")"));
 }
 
 // The flags of the last component's open for `kind`.
@@ -62,12 +63,14 @@ int Walk(int dir_fd, const std::vector<std::string>& parts, EntryKind kind) {
   int at = dir_fd;
   for (size_t i = 0; i + 1 < parts.size(); ++i) {
     // O_PATH: the way needs only search permission, as any lookup does.
-    UniqueFd next(openat(at, parts[i].c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    UniqueFd next(openat(at, parts[i].c_str(),
+                         O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!next.valid()) return -errno;
     held = std::move(next);
     at = held.get();
   }
-  const int fd = openat(at, parts.empty() ? "." : parts.back().c_str(), FinalFlags(kind));
+  const int fd =
+      openat(at, parts.empty() ? "." : parts.back().c_str(), FinalFlags(kind));
   return fd >= 0 ? fd : -errno;
 }
 
@@ -76,11 +79,14 @@ std::atomic<int> openat2_state{0};
 
 }  // namespace
 
-absl::StatusOr<std::vector<std::string>> PathComponents(absl::string_view path) {
+absl::StatusOr<std::vector<std::string>> PathComponents(
+    absl::string_view path) {
   const auto refused = [&](absl::string_view why) {
-    return absl::InvalidArgumentError(absl::StrCat("'", absl::CHexEscape(path), "': ", why));
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", absl::CHexEscape(path), "': ", why));
   };
-  if (path.find('\0') != absl::string_view::npos) return refused("contains a NUL byte");
+  if (path.find('\0') != absl::string_view::npos)
+    return refused("contains a NUL byte");
   std::vector<std::string> parts;
   for (absl::string_view part : absl::StrSplit(path, '/', absl::SkipEmpty())) {
     if (part == ".") continue;
@@ -90,11 +96,12 @@ absl::StatusOr<std::vector<std::string>> PathComponents(absl::string_view path) 
   return parts;
 }
 
-absl::StatusOr<UniqueFd> OpenBeneath(int dir_fd, absl::string_view path, EntryKind kind,
-                                     BeneathMethod method) {
+absl::StatusOr<UniqueFd> OpenBeneath(int dir_fd, absl::string_view path,
+                                     EntryKind kind, BeneathMethod method) {
   if (!path.empty() && path.front() == '/') {
-    return absl::InvalidArgumentError(absl::StrCat("'", absl::CHexEscape(path),
-                                                   "' is absolute, not relative to the root"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", absl::CHexEscape(path),
+                     "' is absolute, not relative to the root"));
   }
   ASSIGN_OR_RETURN(const std::vector<std::string> parts, PathComponents(path));
   const std::string joined = parts.empty() ? "." : absl::StrJoin(parts, "/");
@@ -105,7 +112,8 @@ absl::StatusOr<UniqueFd> OpenBeneath(int dir_fd, absl::string_view path, EntryKi
   }
   if (fd == -ENOSYS) {
     if (method == BeneathMethod::kOpenat2) {
-      return absl::UnimplementedError("openat2(2) is not available in this kernel");
+      return absl::UnimplementedError(
+          "openat2(2) is not available in this kernel");
     }
     fd = Walk(dir_fd, parts, kind);
   }
@@ -124,26 +132,30 @@ absl::StatusOr<UniqueFd> OpenBeneath(int dir_fd, absl::string_view path, EntryKi
   return opened;
 }
 
-absl::StatusOr<ConfinedRoots> ConfinedRoots::Open(const std::vector<std::string>& roots,
-                                                  BeneathMethod method) {
+absl::StatusOr<ConfinedRoots> ConfinedRoots::Open(
+    const std::vector<std::string>& roots, BeneathMethod method) {
   ConfinedRoots out;
   out.method_ = method;
   for (const std::string& path : roots) {
     if (path.empty() || path.front() != '/' || !PathComponents(path).ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "'", absl::CHexEscape(path), "' is not an absolute path without '..' components"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("'", absl::CHexEscape(path),
+                       "' is not an absolute path without '..' components"));
     }
     UniqueFd fd(open(path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!fd.valid()) {
       const int err = errno;
-      return absl::Status(err == ENOENT ? absl::StatusCode::kNotFound
-                                        : absl::StatusCode::kFailedPrecondition,
-                          absl::StrCat("'", absl::CHexEscape(path),
-                                       "' is not a directory that can be opened: ",
-                                       strerror(err), " (errno ", err, ")"));
+      return absl::Status(
+          err == ENOENT ? absl::StatusCode::kNotFound
+                        : absl::StatusCode::kFailedPrecondition,
+          absl::StrCat("'", absl::CHexEscape(path),
+                       "' is not a directory that can be opened: ",
+                       strerror(err), " (errno ", err, ")"));
     }
-    std::unique_ptr<char, decltype(&free)> canonical(realpath(path.c_str(), nullptr), &free);
-    out.roots_.push_back(Root{path, canonical != nullptr ? canonical.get() : path, std::move(fd)});
+    std::unique_ptr<char, decltype(&free)> canonical(
+        realpath(path.c_str(), nullptr), &free);
+    out.roots_.push_back(Root{
+        path, canonical != nullptr ? canonical.get() : path, std::move(fd)});
   }
   return out;
 }
@@ -159,8 +171,8 @@ namespace {
 
 // The components of `path` after those of `root`, when `root` is a prefix
 // of it component by component.
-bool Beneath(const std::vector<std::string>& root, const std::vector<std::string>& path,
-             std::string* rest) {
+bool Beneath(const std::vector<std::string>& root,
+             const std::vector<std::string>& path, std::string* rest) {
   if (path.size() < root.size()) return false;
   for (size_t i = 0; i < root.size(); ++i) {
     if (path[i] != root[i]) return false;
@@ -171,13 +183,15 @@ bool Beneath(const std::vector<std::string>& root, const std::vector<std::string
 
 }  // namespace
 
-absl::StatusOr<ConfinedRoots::Opened> ConfinedRoots::Open(absl::string_view path,
-                                                          EntryKind kind) const {
-  if (roots_.empty()) return absl::FailedPreconditionError("no root is configured");
+absl::StatusOr<ConfinedRoots::Opened> ConfinedRoots::Open(
+    absl::string_view path, EntryKind kind) const {
+  if (roots_.empty())
+    return absl::FailedPreconditionError("no root is configured");
   ASSIGN_OR_RETURN(const std::vector<std::string> parts, PathComponents(path));
   const bool absolute = !path.empty() && path.front() == '/';
-  absl::Status first = absl::PermissionDeniedError(absl::StrCat(
-      "'", absl::CHexEscape(path), "' is under none of the roots (", Describe(), ")"));
+  absl::Status first = absl::PermissionDeniedError(
+      absl::StrCat("'", absl::CHexEscape(path),
+                   "' is under none of the roots (", Describe(), ")"));
   bool tried = false;
   for (const Root& root : roots_) {
     std::string rest = absl::StrJoin(parts, "/");
@@ -188,9 +202,12 @@ absl::StatusOr<ConfinedRoots::Opened> ConfinedRoots::Open(absl::string_view path
       }
       if (!under) continue;
     }
-    absl::StatusOr<UniqueFd> fd = OpenBeneath(root.fd.get(), rest, kind, method_);
+    absl::StatusOr<UniqueFd> fd =
+        OpenBeneath(root.fd.get(), rest, kind, method_);
     if (fd.ok()) {
-      return Opened{*std::move(fd), rest.empty() ? root.path : absl::StrCat(root.path, "/", rest)};
+      return Opened{*std::move(fd), rest.empty()
+                                        ? root.path
+                                        : absl::StrCat(root.path, "/", rest)};
     }
     if (!tried) first = fd.status();
     tried = true;

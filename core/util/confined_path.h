@@ -1,7 +1,8 @@
 // Opening a path that someone else named only inside directories the
 // operator chose ("roots"), so that a job spec cannot make the daemon read or
 // write anywhere else. The mechanism only: which roots serve which field,
-// and what a client is told, is the daemon's policy (server/path_confinement.h).
+// and what a client is told, is the daemon's policy
+// (server/path_confinement.h).
 //
 // A path is resolved beneath a root's directory descriptor, opened once:
 //  - no ".." component, anywhere (refused before anything is opened);
@@ -38,12 +39,13 @@
 namespace stronghold::core {
 
 enum class EntryKind {
-  kRegularFile,  // opened O_RDONLY (O_NONBLOCK while opening: a FIFO does not block)
+  kRegularFile,  // opened O_RDONLY (O_NONBLOCK while opening: a FIFO does not
+                 // block)
   kDirectory,    // opened O_RDONLY | O_DIRECTORY: usable with mkdirat, openat
 };
 
 enum class BeneathMethod {
-  kAuto,     // openat2, or the walk where the kernel has no openat2 (decided once)
+  kAuto,  // openat2, or the walk where the kernel has no openat2 (decided once)
   kOpenat2,  // openat2 or UNIMPLEMENTED
   kWalk,     // the O_NOFOLLOW component walk
 };
@@ -54,8 +56,9 @@ enum class BeneathMethod {
 // as `kind` (a symlink or magic link on the path, not found, no permission,
 // not a regular file / directory), with the errno. Messages name the path:
 // they are for the operator's log, not for whoever named the path.
-absl::StatusOr<UniqueFd> OpenBeneath(int dir_fd, absl::string_view path, EntryKind kind,
-                                     BeneathMethod method = BeneathMethod::kAuto);
+absl::StatusOr<UniqueFd> OpenBeneath(
+    int dir_fd, absl::string_view path, EntryKind kind,
+    BeneathMethod method = BeneathMethod::kAuto);
 
 // The path split into its components, "." and empty ones dropped (so
 // "a//./b/" is {"a", "b"}); INVALID_ARGUMENT naming the path for a ".."
@@ -73,8 +76,9 @@ class ConfinedRoots {
   // Opens every root (O_PATH | O_DIRECTORY). INVALID_ARGUMENT naming the
   // root for one that is not an absolute path, NOT_FOUND / the errno for one
   // that is not an existing directory.
-  static absl::StatusOr<ConfinedRoots> Open(const std::vector<std::string>& roots,
-                                            BeneathMethod method = BeneathMethod::kAuto);
+  static absl::StatusOr<ConfinedRoots> Open(
+      const std::vector<std::string>& roots,
+      BeneathMethod method = BeneathMethod::kAuto);
 
   struct Opened {
     UniqueFd fd;

@@ -19,14 +19,15 @@ absl::Status StatusFromException(absl::string_view context) {
     return absl::ResourceExhaustedError(
         absl::StrCat(context, ": out of host memory (", e.what(), ")"));
   } catch (const c10::OutOfMemoryError& e) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat(context, ": out of memory in LibTorch: ", e.what_without_backtrace()));
+    return absl::ResourceExhaustedError(absl::StrCat(
+        context, ": out of memory in LibTorch: ", e.what_without_backtrace()));
   } catch (const c10::Error& e) {
     // LibTorch's CPU allocator throws a plain c10::Error (an enforce
     // failure), told apart only by its message (tests/core/
     // exception_status_test.cc notices if a new LibTorch words it otherwise).
     const absl::string_view message = e.what_without_backtrace();
-    if (absl::StrContains(message, "DefaultCPUAllocator: can't allocate memory") ||
+    if (absl::StrContains(message,
+                          "DefaultCPUAllocator: can't allocate memory") ||
         absl::StrContains(message, "DefaultCPUAllocator: not enough memory")) {
       return absl::ResourceExhaustedError(
           absl::StrCat(context, ": out of host memory in LibTorch: ", message));

@@ -15,18 +15,22 @@ namespace stronghold::core {
 
 namespace {
 
-absl::Status ErrnoError(absl::string_view op, const std::string& path, int err) {
+absl::Status ErrnoError(absl::string_view op, const std::string& path,
+                        int err) {
   std::string message = absl::StrCat(op, " ", path, ": ", strerror(err));
-  if (err == ENOSPC || err == EDQUOT) return absl::ResourceExhaustedError(message);
+  if (err == ENOSPC || err == EDQUOT)
+    return absl::ResourceExhaustedError(message);
   if (err == ENOENT) return absl::NotFoundError(message);
-  if (err == EACCES || err == EPERM) return absl::PermissionDeniedError(message);
+  if (err == EACCES || err == EPERM)
+    return absl::PermissionDeniedError(message);
   return absl::InternalError(message);
 }
 
 }  // namespace
 
 absl::StatusOr<WritableFile> WritableFile::Create(const std::string& path) {
-  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int fd =
+      open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoError("cannot create", path, errno);
   return WritableFile(path, fd);
 }
@@ -72,18 +76,20 @@ absl::Status SyncDir(const std::string& dir) {
   return absl::OkStatus();
 }
 
-absl::Status WriteFileAtomically(const std::string& path, absl::string_view contents) {
+absl::Status WriteFileAtomically(const std::string& path,
+                                 absl::string_view contents) {
   const std::string tmp = absl::StrCat(path, ".tmp");
   ASSIGN_OR_RETURN(WritableFile file, WritableFile::Create(tmp));
   RETURN_IF_ERROR(file.Append(contents.data(), contents.size()));
   RETURN_IF_ERROR(file.SyncAndClose());
-  if (rename(tmp.c_str(), path.c_str()) != 0) return ErrnoError("cannot rename", tmp, errno);
+  if (rename(tmp.c_str(), path.c_str()) != 0)
+    return ErrnoError("cannot rename", tmp, errno);
   std::string dir = std::filesystem::path(path).parent_path().string();
   return SyncDir(dir.empty() ? "." : dir);
 }
 
-absl::StatusOr<std::string> ReadFileRange(const std::string& path, int64_t offset,
-                                          int64_t bytes) {
+absl::StatusOr<std::string> ReadFileRange(const std::string& path,
+                                          int64_t offset, int64_t bytes) {
   const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return ErrnoError("cannot open", path, errno);
   std::string out(static_cast<size_t>(bytes), '\0');
@@ -107,7 +113,8 @@ absl::StatusOr<std::string> ReadFileRange(const std::string& path, int64_t offse
 
 absl::StatusOr<int64_t> FileSize(const std::string& path) {
   struct stat st;
-  if (stat(path.c_str(), &st) != 0) return ErrnoError("cannot stat", path, errno);
+  if (stat(path.c_str(), &st) != 0)
+    return ErrnoError("cannot stat", path, errno);
   return static_cast<int64_t>(st.st_size);
 }
 

@@ -32,15 +32,16 @@ class WritableFile {
 
 // Writes `contents` to `path` atomically: a temporary file in the same
 // directory, fsync, rename over `path`, fsync of the directory.
-absl::Status WriteFileAtomically(const std::string& path, absl::string_view contents);
+absl::Status WriteFileAtomically(const std::string& path,
+                                 absl::string_view contents);
 
 // fsyncs a directory so renames and creations in it are durable.
 absl::Status SyncDir(const std::string& dir);
 
 absl::StatusOr<std::string> ReadFile(const std::string& path);
 // Reads up to `bytes` bytes at `offset` (fewer only at the end of the file).
-absl::StatusOr<std::string> ReadFileRange(const std::string& path, int64_t offset,
-                                          int64_t bytes);
+absl::StatusOr<std::string> ReadFileRange(const std::string& path,
+                                          int64_t offset, int64_t bytes);
 absl::StatusOr<int64_t> FileSize(const std::string& path);
 
 }  // namespace stronghold::core

@@ -39,8 +39,8 @@ class Parser {
   bool AtEnd() const { return i_ >= s_.size(); }
   unsigned char Peek() const { return static_cast<unsigned char>(s_[i_]); }
   void SkipSpace() {
-    while (!AtEnd() &&
-           (Peek() == ' ' || Peek() == '\n' || Peek() == '\t' || Peek() == '\r')) {
+    while (!AtEnd() && (Peek() == ' ' || Peek() == '\n' || Peek() == '\t' ||
+                        Peek() == '\r')) {
       ++i_;
     }
   }
@@ -63,7 +63,8 @@ class Parser {
       if (depth > options_.max_depth) {
         return Error(absl::StrCat("nested deeper than ", options_.max_depth));
       }
-      return c == '{' ? Object(std::move(v), depth) : Array(std::move(v), depth);
+      return c == '{' ? Object(std::move(v), depth)
+                      : Array(std::move(v), depth);
     }
     if (c == '"') {
       v.kind = JsonValue::Kind::kString;
@@ -81,8 +82,9 @@ class Parser {
     }
     if (Consume("null")) return v;
     if (c == '-' || absl::ascii_isdigit(c)) return Number(std::move(v));
-    return Error("expected a value (object, array, string, number, true, "
-                 "false or null)");
+    return Error(
+        "expected a value (object, array, string, number, true, false or "
+        "null)");
   }
 
   absl::StatusOr<JsonValue> Object(JsonValue v, int depth) {
@@ -187,16 +189,35 @@ class Parser {
     const char e = s_[i_];
     const char* simple = nullptr;
     switch (e) {
-      case '"': simple = "\""; break;
-      case '\\': simple = "\\"; break;
-      case '/': simple = "/"; break;
-      case 'b': simple = "\b"; break;
-      case 'f': simple = "\f"; break;
-      case 'n': simple = "\n"; break;
-      case 'r': simple = "\r"; break;
-      case 't': simple = "\t"; break;
-      case 'u': break;
-      default: return Error("invalid escape (only \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)");
+      case '"':
+        simple = "\"";
+        break;
+      case '\\':
+        simple = "\\";
+        break;
+      case '/':
+        simple = "/";
+        break;
+      case 'b':
+        simple = "\b";
+        break;
+      case 'f':
+        simple = "\f";
+        break;
+      case 'n':
+        simple = "\n";
+        break;
+      case 'r':
+        simple = "\r";
+        break;
+      case 't':
+        simple = "\t";
+        break;
+      case 'u':
+        break;
+      default:
+        return Error(
+            "invalid escape (only \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)");
     }
     if (simple != nullptr) {
       out += simple;
@@ -209,7 +230,8 @@ class Parser {
       return Error("a low surrogate without a high one before it");
     }
     if (code >= 0xD800 && code <= 0xDBFF) {
-      if (!Consume("\\u")) return Error("a high surrogate without a low one after it");
+      if (!Consume("\\u"))
+        return Error("a high surrogate without a low one after it");
       ASSIGN_OR_RETURN(uint32_t low, Hex4());
       if (low < 0xDC00 || low > 0xDFFF) {
         return Error("a high surrogate without a low one after it");
@@ -271,11 +293,13 @@ class Parser {
       return Error("invalid UTF-8 (a byte that cannot start a character)");
     }
     for (int k = 1; k < length; ++k) {
-      if (i_ + k >= s_.size()) return Error("invalid UTF-8 (truncated character)");
+      if (i_ + k >= s_.size())
+        return Error("invalid UTF-8 (truncated character)");
       const unsigned char b = static_cast<unsigned char>(s_[i_ + k]);
       if (b < (k == 1 ? lo : 0x80) || b > (k == 1 ? hi : 0xBF)) {
-        return Error("invalid UTF-8 (bad continuation byte, overlong form, "
-                     "surrogate or past U+10FFFF)");
+        return Error(
+            "invalid UTF-8 (bad continuation byte, overlong form, surrogate or "
+            "past U+10FFFF)");
       }
     }
     out.append(s_.data() + i_, length);
@@ -303,12 +327,18 @@ bool IsIntegerText(absl::string_view text) {
 
 const char* JsonKindName(JsonValue::Kind kind) {
   switch (kind) {
-    case JsonValue::Kind::kBool: return "a boolean";
-    case JsonValue::Kind::kNumber: return "a number";
-    case JsonValue::Kind::kString: return "a string";
-    case JsonValue::Kind::kArray: return "an array";
-    case JsonValue::Kind::kObject: return "an object";
-    default: return "null";
+    case JsonValue::Kind::kBool:
+      return "a boolean";
+    case JsonValue::Kind::kNumber:
+      return "a number";
+    case JsonValue::Kind::kString:
+      return "a string";
+    case JsonValue::Kind::kArray:
+      return "an array";
+    case JsonValue::Kind::kObject:
+      return "an object";
+    default:
+      return "null";
   }
 }
 
@@ -319,11 +349,13 @@ absl::StatusOr<JsonValue> ParseJson(absl::string_view text,
 
 absl::StatusOr<int64_t> JsonValue::AsInt64(absl::string_view what) const {
   if (kind != Kind::kNumber) return ValueError(*this, what, "must be a number");
-  if (!IsIntegerText(text)) return ValueError(*this, what, "must be an integer");
+  if (!IsIntegerText(text))
+    return ValueError(*this, what, "must be an integer");
   int64_t out = 0;
   if (!absl::SimpleAtoi(text, &out)) {
-    return ValueError(*this, what,
-                      absl::StrCat(text, " does not fit in a 64-bit signed integer"));
+    return ValueError(
+        *this, what,
+        absl::StrCat(text, " does not fit in a 64-bit signed integer"));
   }
   return out;
 }
@@ -336,7 +368,8 @@ absl::StatusOr<uint64_t> JsonValue::AsUint64(absl::string_view what) const {
   uint64_t out = 0;
   if (!absl::SimpleAtoi(text, &out)) {
     return ValueError(
-        *this, what, absl::StrCat(text, " does not fit in a 64-bit unsigned integer"));
+        *this, what,
+        absl::StrCat(text, " does not fit in a 64-bit unsigned integer"));
   }
   return out;
 }
@@ -345,7 +378,8 @@ absl::StatusOr<double> JsonValue::AsDouble(absl::string_view what) const {
   if (kind != Kind::kNumber) return ValueError(*this, what, "must be a number");
   double out = 0;
   if (!absl::SimpleAtod(text, &out) || !std::isfinite(out)) {
-    return ValueError(*this, what, absl::StrCat(text, " does not fit in a double"));
+    return ValueError(*this, what,
+                      absl::StrCat(text, " does not fit in a double"));
   }
   return out;
 }
@@ -353,7 +387,8 @@ absl::StatusOr<double> JsonValue::AsDouble(absl::string_view what) const {
 absl::StatusOr<const JsonValue*> JsonValue::Member(absl::string_view key,
                                                    Kind want) const {
   const std::string name = absl::StrCat("\"", key, "\"");
-  if (kind != Kind::kObject) return ValueError(*this, name, "is looked up in a non-object");
+  if (kind != Kind::kObject)
+    return ValueError(*this, name, "is looked up in a non-object");
   auto it = object.find(std::string(key));
   if (it == object.end()) {
     return ValueError(*this, name, "missing from this object");
@@ -371,8 +406,8 @@ absl::StatusOr<int64_t> JsonValue::Int(absl::string_view key, int64_t min,
   const std::string name = absl::StrCat("\"", key, "\"");
   ASSIGN_OR_RETURN(int64_t out, v->AsInt64(name));
   if (out < min || out > max) {
-    return ValueError(*v, name,
-                      absl::StrCat("is ", out, ", outside [", min, ", ", max, "]"));
+    return ValueError(
+        *v, name, absl::StrCat("is ", out, ", outside [", min, ", ", max, "]"));
   }
   return out;
 }

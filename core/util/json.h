@@ -74,8 +74,7 @@ struct JsonValue {
                                           Kind kind) const;
   // An integer member in [min, max] (both inclusive).
   absl::StatusOr<int64_t> Int(
-      absl::string_view key,
-      int64_t min = std::numeric_limits<int64_t>::min(),
+      absl::string_view key, int64_t min = std::numeric_limits<int64_t>::min(),
       int64_t max = std::numeric_limits<int64_t>::max()) const;
   absl::StatusOr<uint64_t> Uint(absl::string_view key) const;
   absl::StatusOr<double> Double(absl::string_view key) const;

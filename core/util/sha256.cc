@@ -18,7 +18,8 @@ struct Sha256::State {
 
 Sha256::Sha256() : state_(std::make_unique<State>()) {
   state_->ctx = EVP_MD_CTX_new();
-  CHECK(state_->ctx != nullptr && EVP_DigestInit_ex(state_->ctx, EVP_sha256(), nullptr) == 1);
+  CHECK(state_->ctx != nullptr &&
+        EVP_DigestInit_ex(state_->ctx, EVP_sha256(), nullptr) == 1);
 }
 
 Sha256::~Sha256() { EVP_MD_CTX_free(state_->ctx); }
@@ -49,12 +50,14 @@ std::string Sha256Hex(std::string_view data) {
 absl::StatusOr<std::string> Sha256File(const std::string& path) {
   FILE* f = std::fopen(path.c_str(), "rb");
   if (f == nullptr) {
-    return absl::NotFoundError(absl::StrCat("cannot open ", path, ": ", strerror(errno)));
+    return absl::NotFoundError(
+        absl::StrCat("cannot open ", path, ": ", strerror(errno)));
   }
   Sha256 h;
   std::vector<char> buf(1 << 20);
   size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), f)) > 0) h.Update(buf.data(), n);
+  while ((n = std::fread(buf.data(), 1, buf.size(), f)) > 0)
+    h.Update(buf.data(), n);
   const bool failed = std::ferror(f);
   std::fclose(f);
   if (failed) return absl::DataLossError(absl::StrCat("error reading ", path));

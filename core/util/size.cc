@@ -37,10 +37,10 @@ constexpr Suffix kSuffixes[] = {
 absl::StatusOr<int64_t> ParseSize(absl::string_view flag,
                                   absl::string_view text) {
   auto error = [&](absl::string_view why) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--", flag, ": invalid size \"", text, "\": ", why,
-        " (give bytes, or a number with KiB MiB GiB TiB or KB MB GB TB, "
-        "e.g. 512MiB or 1.5GiB)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, ": invalid size \"", text, "\": ", why,
+                     " (give bytes, or a number with KiB MiB GiB TiB or KB MB "
+                     "GB TB, e.g. 512MiB or 1.5GiB)"));
   };
 
   const absl::string_view s = absl::StripAsciiWhitespace(text);

@@ -10,10 +10,10 @@
 #define SH_CONCAT_(a, b) SH_CONCAT_INNER_(a, b)
 
 // Returns from the current function if `expr` (an absl::Status) is not OK.
-#define RETURN_IF_ERROR(expr)                            \
-  do {                                                   \
-    const ::absl::Status sh_status_ = (expr);            \
-    if (!sh_status_.ok()) return sh_status_;             \
+#define RETURN_IF_ERROR(expr)                 \
+  do {                                        \
+    const ::absl::Status sh_status_ = (expr); \
+    if (!sh_status_.ok()) return sh_status_;  \
   } while (0)
 
 // `ASSIGN_OR_RETURN(auto x, Fn());` assigns the value of an absl::StatusOr or

@@ -34,7 +34,9 @@ class UniqueFd {
   }
   // A second descriptor of the same open file (close-on-exec), or an
   // invalid one with errno set.
-  static UniqueFd Dup(int fd) { return UniqueFd(fcntl(fd, F_DUPFD_CLOEXEC, 0)); }
+  static UniqueFd Dup(int fd) {
+    return UniqueFd(fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  }
 
  private:
   int fd_ = -1;

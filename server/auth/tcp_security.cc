@@ -14,8 +14,7 @@ namespace {
 
 constexpr char kNeeds[] =
     "--tls_cert and --tls_key, and --tls_client_ca (client certificates) "
-    "and/or --token_file "
-    "(bearer tokens)";
+    "and/or --token_file (bearer tokens)";
 
 }  // namespace
 
@@ -48,8 +47,8 @@ absl::StatusOr<TcpSecurity> SetUpTcpSecurity(
     if (tls || client_auth || options.insecure_loopback) {
       return absl::InvalidArgumentError(
           "--tls_cert, --tls_key, --tls_client_ca, --token_file and "
-          "--insecure_loopback apply "
-          "to the TCP listener, and --listen is not set");
+          "--insecure_loopback apply to the TCP listener, and --listen is not "
+          "set");
     }
     return TcpSecurity{};
   }
@@ -59,15 +58,13 @@ absl::StatusOr<TcpSecurity> SetUpTcpSecurity(
       return absl::InvalidArgumentError(
           absl::StrCat("--insecure_loopback: --listen ", options.listen,
                        " is not a loopback address; plain TCP is for tests on "
-                       "127.0.0.0/8, ::1 or localhost "
-                       "only. Serve it with ",
+                       "127.0.0.0/8, ::1 or localhost only. Serve it with ",
                        kNeeds));
     }
     if (tls || client_auth) {
       return absl::InvalidArgumentError(
           "--insecure_loopback serves plain TCP and cannot be combined with "
-          "--tls_cert, "
-          "--tls_key, --tls_client_ca or --token_file");
+          "--tls_cert, --tls_key, --tls_client_ca or --token_file");
     }
     return TcpSecurity{.credentials = grpc::InsecureServerCredentials(),
                        .policy = {.insecure_loopback = true}};

@@ -65,8 +65,7 @@ absl::Status ClearPath(const std::string& path) {
     return absl::FailedPreconditionError(
         absl::StrCat(path,
                      " exists and is not a socket; refusing to replace it "
-                     "(remove it, or choose "
-                     "another path)"));
+                     "(remove it, or choose another path)"));
   }
   absl::StatusOr<bool> serves = SomeoneServes(path);
   if (!serves.ok()) return serves.status();

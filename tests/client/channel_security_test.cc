@@ -133,16 +133,14 @@ TEST(SecurityAdviceTest, ExplainsRefusals) {
 
   const absl::Status wrong_host = absl::UnavailableError(
       "failed to connect to all addresses; last error: UNKNOWN: "
-      "ipv4:10.0.0.1:7070: Peer name "
-      "10.0.0.1 is not in peer certificate");
+      "ipv4:10.0.0.1:7070: Peer name 10.0.0.1 is not in peer certificate");
   EXPECT_THAT(
       advice(wrong_host, none),
       HasSubstr("certificate is not issued for \"10.0.0.1\", the host in"));
 
   const absl::Status closed = absl::UnavailableError(
       "failed to connect to all addresses; last error: UNAVAILABLE: "
-      "ipv4:127.0.0.1:7070: "
-      "Socket closed");
+      "ipv4:127.0.0.1:7070: Socket closed");
   EXPECT_THAT(advice(closed, cert),
               AllOf(HasSubstr("refused the connection"),
                     HasSubstr("does not trust your client certificate"),
@@ -154,8 +152,7 @@ TEST(SecurityAdviceTest, ExplainsRefusals) {
 
   const absl::Status denied_socket = absl::UnavailableError(
       "failed to connect to all addresses; last error: UNKNOWN: "
-      "unix:/run/s.sock: Permission "
-      "denied");
+      "unix:/run/s.sock: Permission denied");
   EXPECT_THAT(advice(denied_socket, ChannelSecurity{}, "unix:/run/s.sock"),
               HasSubstr("you may not open the socket /run/s.sock"));
 

@@ -196,8 +196,8 @@ TEST(JobSpecFlagsTest, BaseUnderFileUnderFlagsAndOwnFlagsLeftAlone) {
   // A command that declares --method itself parses it with its own flags.
   std::vector<FlagSpec> flags = JobSpecFlags(options);
   flags.push_back({"method", "LIST", "the command's own"});
-  absl::StatusOr<ParsedArgs> args = ParseArgs(
-      {"--spec", path, "--lr", "0.25", "--method", "all"}, flags, {});
+  absl::StatusOr<ParsedArgs> args =
+      ParseArgs({"--spec", path, "--lr", "0.25", "--method", "all"}, flags, {});
   ASSERT_TRUE(args.ok()) << args.status();
   absl::StatusOr<JobSpec> spec = BuildJobSpec(*args, options);
   ASSERT_TRUE(spec.ok()) << spec.status();

@@ -37,9 +37,9 @@ TEST(JobPrinterTest, MetricsLine) {
   metrics.set_samples_per_s(4.21);
   metrics.set_tokens_per_s(1075.2);
   metrics.set_step_s(0.951);
-  EXPECT_EQ(FormatMetrics(metrics, 30),
-            "step 12/30 loss 3.4521 lr 1.00e-03 4.2 samples/s 1075 tok/s "
-            "step 0.95s");
+  EXPECT_EQ(
+      FormatMetrics(metrics, 30),
+      "step 12/30 loss 3.4521 lr 1.00e-03 4.2 samples/s 1075 tok/s step 0.95s");
   EXPECT_THAT(FormatMetrics(metrics, 0), testing::StartsWith("step 12 loss"));
 }
 
@@ -75,10 +75,11 @@ TEST(JobPrinterTest, JobTableColumns) {
   job.mutable_spec()->mutable_training()->set_steps(30);
   std::ostringstream out;
   PrintJobTable({job}, out);
-  EXPECT_THAT(out.str(), HasSubstr("NAME    DISPLAY NAME  STATE     STEP  "
-                                   "  LOSS  CREATED\n"));
-  EXPECT_THAT(out.str(), HasSubstr("jobs/7  tiny          RUNNING  12/30  "
-                                   "3.5000  -\n"));
+  EXPECT_THAT(
+      out.str(),
+      HasSubstr("NAME    DISPLAY NAME  STATE     STEP    LOSS  CREATED\n"));
+  EXPECT_THAT(out.str(),
+              HasSubstr("jobs/7  tiny          RUNNING  12/30  3.5000  -\n"));
 }
 
 TEST(TableTest, AlignsColumns) {
@@ -88,9 +89,7 @@ TEST(TableTest, AlignsColumns) {
   std::ostringstream out;
   table.Print(out);
   EXPECT_EQ(out.str(),
-            "A          BB     N\n"
-            "long cell  x      5\n"
-            "y          zz  1234\n");
+            "A          BB     N\nlong cell  x      5\ny          zz  1234\n");
 }
 
 TEST(JsonOutputTest, ProtoFieldNamesAndZeroFields) {
@@ -118,13 +117,19 @@ TEST(TerminalSafeTest, EscapesWhatATerminalWouldObey) {
   // A literal backslash cannot pass for an escape.
   EXPECT_EQ(TerminalSafe("\\x1b"), "\\\\x1b");
   // C1 controls (CSI U+009B) and bidi overrides (U+202E) as code points.
-  EXPECT_EQ(TerminalSafe("\xc2\x9b" "31m"), "\\u009b31m");
-  EXPECT_EQ(TerminalSafe("abc\xe2\x80\xae" "exe.txt"), "abc\\u202eexe.txt");
+  EXPECT_EQ(TerminalSafe("\xc2\x9b"
+                         "31m"),
+            "\\u009b31m");
+  EXPECT_EQ(TerminalSafe("abc\xe2\x80\xae"
+                         "exe.txt"),
+            "abc\\u202eexe.txt");
   // Other UTF-8 is kept; bytes that are not UTF-8 are escaped one by one.
-  EXPECT_EQ(TerminalSafe("Gr\xc3\xbc\xc3\x9f" "e \xe2\x9c\x93 \xf0\x9f\x9a\x80"),
-            "Gr\xc3\xbc\xc3\x9f" "e \xe2\x9c\x93 \xf0\x9f\x9a\x80");
+  EXPECT_EQ(TerminalSafe("Gr\xc3\xbc\xc3\x9f"
+                         "e \xe2\x9c\x93 \xf0\x9f\x9a\x80"),
+            "Gr\xc3\xbc\xc3\x9f"
+            "e \xe2\x9c\x93 \xf0\x9f\x9a\x80");
   EXPECT_EQ(TerminalSafe("\x9b\xc3"), "\\x9b\\xc3");
-  EXPECT_EQ(TerminalSafe("\xc0\xaf"), "\\xc0\\xaf");          // overlong '/'
+  EXPECT_EQ(TerminalSafe("\xc0\xaf"), "\\xc0\\xaf");           // overlong '/'
   EXPECT_EQ(TerminalSafe("\xed\xa0\x80"), "\\xed\\xa0\\x80");  // a surrogate
 }
 
@@ -149,8 +154,11 @@ TEST(JobPrinterTest, ListAndStatusPrintNoEscapeSequences) {
     EXPECT_EQ(text.find('\x07'), std::string::npos) << text;
     EXPECT_EQ(text.find("\xc2\x9b"), std::string::npos) << text;
   }
-  EXPECT_THAT(table.str(), HasSubstr("jobs/7  \\x1b]0;owned\\x07\\x1b[2J  FAILED"));
-  EXPECT_THAT(status.str(), HasSubstr("error:         INVALID_ARGUMENT: \\x1b[31mred\\u009b"));
+  EXPECT_THAT(table.str(),
+              HasSubstr("jobs/7  \\x1b]0;owned\\x07\\x1b[2J  FAILED"));
+  EXPECT_THAT(
+      status.str(),
+      HasSubstr("error:         INVALID_ARGUMENT: \\x1b[31mred\\u009b"));
   EXPECT_THAT(status.str(), HasSubstr("owner:         CN=\\x1b[5m"));
 }
 
@@ -161,7 +169,8 @@ TEST(JobPrinterTest, WatchMessagesPrintNoEscapeSequences) {
 }
 
 TEST(JsonOutputTest, EscapesControlCharacters) {
-  absl::StatusOr<std::string> json = MessageToJson(HostileJob(), /*multiline=*/false);
+  absl::StatusOr<std::string> json =
+      MessageToJson(HostileJob(), /*multiline=*/false);
   ASSERT_TRUE(json.ok()) << json.status();
   EXPECT_EQ(json->find('\x1b'), std::string::npos) << *json;
   EXPECT_EQ(json->find('\x07'), std::string::npos) << *json;

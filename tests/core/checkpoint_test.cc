@@ -14,8 +14,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/checkpoint/checkpoint_reader.h"
-#include "core/util/file_util.h"
 #include "core/checkpoint/safetensors.h"
+#include "core/util/file_util.h"
 #include "core/util/sha256.h"
 #include "gtest/gtest.h"
 
@@ -25,12 +25,16 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string FreshDir(const std::string& name) {
-  const fs::path p = fs::path(std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp") / name;
+  const fs::path p =
+      fs::path(std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR")
+                                          : "/tmp") /
+      name;
   fs::remove_all(p);
   return p.string();
 }
 
-const ModelConfig kModel{.layers = 2, .hidden = 8, .heads = 2, .seq_len = 4, .vocab = 16};
+const ModelConfig kModel{
+    .layers = 2, .hidden = 8, .heads = 2, .seq_len = 4, .vocab = 16};
 
 // Host state of kModel (or another model) with recognizable values.
 class State {
@@ -38,7 +42,8 @@ class State {
   explicit State(const ModelConfig& model = kModel, float base = 0.0f)
       : layouts_(ModelLayout(model)) {
     for (size_t b = 0; b < layouts_.size(); ++b) {
-      for (auto* v : {&param_, &m_, &v_}) v->emplace_back(layouts_[b].count, 0.0f);
+      for (auto* v : {&param_, &m_, &v_})
+        v->emplace_back(layouts_[b].count, 0.0f);
       for (int64_t i = 0; i < layouts_[b].count; ++i) {
         param_[b][i] = base + static_cast<float>(b * 1000 + i);
         m_[b][i] = -param_[b][i];
@@ -49,7 +54,8 @@ class State {
   std::vector<CheckpointBuffer> Buffers() {
     std::vector<CheckpointBuffer> out;
     for (size_t b = 0; b < layouts_.size(); ++b) {
-      out.push_back({layouts_[b], param_[b].data(), m_[b].data(), v_[b].data()});
+      out.push_back(
+          {layouts_[b], param_[b].data(), m_[b].data(), v_[b].data()});
     }
     return out;
   }
@@ -70,7 +76,8 @@ class State {
       const int64_t n = layouts_[b].count;
       out[b].exp_avg = m;
       out[b].exp_avg_sq = v;
-      out[b].load_moments = [this, b, n, m, v, log, fail_load_of]() -> absl::Status {
+      out[b].load_moments = [this, b, n, m, v, log,
+                             fail_load_of]() -> absl::Status {
         log->push_back(absl::StrCat("load ", b));
         if (static_cast<int>(b) == fail_load_of) {
           return absl::DataLossError("read of the tier failed");
@@ -88,7 +95,9 @@ class State {
     }
     return out;
   }
-  bool operator==(const State& o) const { return param_ == o.param_ && m_ == o.m_ && v_ == o.v_; }
+  bool operator==(const State& o) const {
+    return param_ == o.param_ && m_ == o.m_ && v_ == o.v_;
+  }
 
  private:
   std::vector<BufferLayout> layouts_;
@@ -96,8 +105,13 @@ class State {
 };
 
 TrainingPosition Position(int64_t step) {
-  return {.step = step, .optimizer_step = step, .seed = 77, .batch = 8, .next_sample = step * 8,
-          .lr = 1e-3 / 3, .next_lr = 2e-3 / 7};
+  return {.step = step,
+          .optimizer_step = step,
+          .seed = 77,
+          .batch = 8,
+          .next_sample = step * 8,
+          .lr = 1e-3 / 3,
+          .next_lr = 2e-3 / 7};
 }
 
 void FlipByte(const std::string& path, int64_t offset) {
@@ -110,8 +124,10 @@ void FlipByte(const std::string& path, int64_t offset) {
 }
 
 TEST(Sha256Test, KnownVectors) {
-  EXPECT_EQ(Sha256Hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-  EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(Sha256Hex(""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(Sha256Hex("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
 TEST(ManifestTest, RoundTripsExactly) {
@@ -151,7 +167,8 @@ TEST(ManifestTest, RoundTripsExactly) {
     auto r = ParseManifest(damaged, "x/manifest.json");
     ASSERT_FALSE(r.ok()) << "byte " << i;
     EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss);
-    EXPECT_NE(r.status().message().find("x/manifest.json"), absl::string_view::npos);
+    EXPECT_NE(r.status().message().find("x/manifest.json"),
+              absl::string_view::npos);
   }
 }
 
@@ -159,15 +176,20 @@ TEST(CheckpointTest, WritesEveryFileWithManifestAndPrunes) {
   State state;
   const std::string dir = FreshDir("ckpt");
   for (int step : {10, 20, 30}) {
-    auto name = WriteCheckpoint(dir, kModel, Position(step), state.Buffers(), "{\"name\": \"x\"}\n");
+    auto name = WriteCheckpoint(dir, kModel, Position(step), state.Buffers(),
+                                "{\"name\": \"x\"}\n");
     ASSERT_TRUE(name.ok()) << name.status();
     EXPECT_EQ(*name, CheckpointName(step));
   }
-  EXPECT_EQ(ListCheckpoints(dir), (std::vector<std::string>{"step-000010", "step-000020", "step-000030"}));
+  EXPECT_EQ(
+      ListCheckpoints(dir),
+      (std::vector<std::string>{"step-000010", "step-000020", "step-000030"}));
   ASSERT_TRUE(PruneCheckpoints(dir, 2).ok());
-  EXPECT_EQ(ListCheckpoints(dir), (std::vector<std::string>{"step-000020", "step-000030"}));
+  EXPECT_EQ(ListCheckpoints(dir),
+            (std::vector<std::string>{"step-000020", "step-000030"}));
   for (const auto& e : fs::directory_iterator(dir)) {
-    EXPECT_NE(e.path().filename().string()[0], '.') << "hidden leftover " << e.path();
+    EXPECT_NE(e.path().filename().string()[0], '.')
+        << "hidden leftover " << e.path();
   }
 
   const std::string ckpt = dir + "/step-000030";
@@ -178,7 +200,8 @@ TEST(CheckpointTest, WritesEveryFileWithManifestAndPrunes) {
   ASSERT_EQ(manifest->files.size(), 3u);
   for (const ManifestFile& f : manifest->files) {
     EXPECT_EQ(*Sha256File(ckpt + "/" + f.name), f.sha256) << f.name;
-    EXPECT_EQ(static_cast<int64_t>(fs::file_size(ckpt + "/" + f.name)), f.bytes) << f.name;
+    EXPECT_EQ(static_cast<int64_t>(fs::file_size(ckpt + "/" + f.name)), f.bytes)
+        << f.name;
   }
 
   const std::string model = ckpt + "/model.safetensors";
@@ -189,19 +212,23 @@ TEST(CheckpointTest, WritesEveryFileWithManifestAndPrunes) {
   const std::vector<BufferLayout> layouts = ModelLayout(kModel);
   auto fc2 = ReadSafetensorsTensor(model, *header, "layers.1.mlp.fc2.bias");
   ASSERT_TRUE(fc2.ok());
-  EXPECT_EQ((*fc2)[0], static_cast<float>(2000 + layouts[2].tensor("mlp.fc2.bias").offset));
+  EXPECT_EQ((*fc2)[0], static_cast<float>(
+                           2000 + layouts[2].tensor("mlp.fc2.bias").offset));
   auto opt = ReadSafetensorsHeader(ckpt + "/optimizer.safetensors");
   ASSERT_TRUE(opt.ok()) << opt.status();
   EXPECT_EQ(opt->tensors.size(), 2 * header->tensors.size());
-  auto m = ReadSafetensorsTensor(ckpt + "/optimizer.safetensors", *opt, "wpe.weight.exp_avg");
+  auto m = ReadSafetensorsTensor(ckpt + "/optimizer.safetensors", *opt,
+                                 "wpe.weight.exp_avg");
   ASSERT_TRUE(m.ok());
-  EXPECT_EQ((*m)[1], -static_cast<float>(layouts[0].tensor("wpe.weight").offset + 1));
+  EXPECT_EQ((*m)[1],
+            -static_cast<float>(layouts[0].tensor("wpe.weight").offset + 1));
 }
 
 TEST(CheckpointTest, LoadRestoresEveryBufferExactly) {
   State saved(kModel, 0.25f), loaded(kModel, -9.0f);
   const std::string dir = FreshDir("roundtrip");
-  ASSERT_TRUE(WriteCheckpoint(dir, kModel, Position(5), saved.Buffers(), "").ok());
+  ASSERT_TRUE(
+      WriteCheckpoint(dir, kModel, Position(5), saved.Buffers(), "").ok());
   EXPECT_FALSE(saved == loaded);
   auto m = LoadCheckpoint(dir + "/step-000005", kModel, loaded.Buffers());
   ASSERT_TRUE(m.ok()) << m.status();
@@ -213,7 +240,8 @@ TEST(CheckpointTest, StreamedMomentsGoThroughOneBufferAndMatchInMemoryOnes) {
   State saved(kModel, 0.25f);
   const std::string plain = FreshDir("plain");
   const std::string streamed = FreshDir("streamed");
-  ASSERT_TRUE(WriteCheckpoint(plain, kModel, Position(5), saved.Buffers(), "").ok());
+  ASSERT_TRUE(
+      WriteCheckpoint(plain, kModel, Position(5), saved.Buffers(), "").ok());
   std::vector<float> staging;
   std::vector<std::string> log;
   ASSERT_TRUE(WriteCheckpoint(streamed, kModel, Position(5),
@@ -240,11 +268,13 @@ TEST(CheckpointTest, StreamedMomentsGoThroughOneBufferAndMatchInMemoryOnes) {
 TEST(CheckpointTest, AFailedStreamLeavesNoCheckpointBehind) {
   State saved(kModel, 0.25f);
   const std::string dir = FreshDir("failed_stream");
-  ASSERT_TRUE(WriteCheckpoint(dir, kModel, Position(4), saved.Buffers(), "").ok());
+  ASSERT_TRUE(
+      WriteCheckpoint(dir, kModel, Position(4), saved.Buffers(), "").ok());
   std::vector<float> staging;
   std::vector<std::string> log;
-  auto written = WriteCheckpoint(dir, kModel, Position(5),
-                                 saved.StreamedBuffers(&staging, &log, /*fail_load_of=*/2), "");
+  auto written = WriteCheckpoint(
+      dir, kModel, Position(5),
+      saved.StreamedBuffers(&staging, &log, /*fail_load_of=*/2), "");
   EXPECT_EQ(written.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_EQ(written.status().message(), "read of the tier failed");
   EXPECT_EQ(ListCheckpoints(dir), std::vector<std::string>{"step-000004"});
@@ -264,15 +294,18 @@ TEST(CheckpointTest, CheckpointNamesSortByStep) {
   State state;
   const std::string dir = FreshDir("order");
   for (int step : {1000000, 999999}) {
-    ASSERT_TRUE(WriteCheckpoint(dir, kModel, Position(step), state.Buffers(), "").ok());
+    ASSERT_TRUE(
+        WriteCheckpoint(dir, kModel, Position(step), state.Buffers(), "").ok());
   }
-  EXPECT_EQ(ListCheckpoints(dir), (std::vector<std::string>{"step-999999", "step-1000000"}));
+  EXPECT_EQ(ListCheckpoints(dir),
+            (std::vector<std::string>{"step-999999", "step-1000000"}));
 }
 
 TEST(CheckpointTest, LeftoversOfACrashAreInvisibleAndRemoved) {
   State state;
   const std::string dir = FreshDir("leftovers");
-  ASSERT_TRUE(WriteCheckpoint(dir, kModel, Position(2), state.Buffers(), "").ok());
+  ASSERT_TRUE(
+      WriteCheckpoint(dir, kModel, Position(2), state.Buffers(), "").ok());
   // What kill -9 leaves mid-write (no manifest yet) and mid-prune.
   fs::create_directories(dir + "/.tmp-step-000004");
   std::ofstream(dir + "/.tmp-step-000004/model.safetensors") << "partial";
@@ -284,7 +317,8 @@ TEST(CheckpointTest, LeftoversOfACrashAreInvisibleAndRemoved) {
   EXPECT_FALSE(fs::exists(dir + "/.tmp-step-000004"));
   EXPECT_EQ(ListCheckpoints(dir), std::vector<std::string>{"step-000002"});
   // Writing the same step again replaces it.
-  ASSERT_TRUE(WriteCheckpoint(dir, kModel, Position(2), state.Buffers(), "").ok());
+  ASSERT_TRUE(
+      WriteCheckpoint(dir, kModel, Position(2), state.Buffers(), "").ok());
   EXPECT_TRUE(VerifyCheckpoint(dir + "/step-000002").ok());
 }
 
@@ -292,7 +326,9 @@ class DamageTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = FreshDir("damage");
-    ASSERT_TRUE(WriteCheckpoint(dir_, kModel, Position(3), saved_.Buffers(), "{\"name\": \"x\"}\n").ok());
+    ASSERT_TRUE(WriteCheckpoint(dir_, kModel, Position(3), saved_.Buffers(),
+                                "{\"name\": \"x\"}\n")
+                    .ok());
     ckpt_ = dir_ + "/step-000003";
   }
   // Loads and expects failure naming `file`, with one of the two codes.
@@ -311,11 +347,13 @@ class DamageTest : public ::testing::Test {
 };
 
 TEST_F(DamageTest, OneFlippedByteInAnyFileIsFoundAndNamed) {
-  for (const char* file : {"model.safetensors", "optimizer.safetensors", "job.json", "manifest.json"}) {
+  for (const char* file : {"model.safetensors", "optimizer.safetensors",
+                           "job.json", "manifest.json"}) {
     const std::string path = ckpt_ + "/" + file;
     const int64_t size = static_cast<int64_t>(fs::file_size(path));
     // The size prefix, the JSON header, the first and the last data bytes.
-    for (int64_t offset : {int64_t{0}, int64_t{3}, int64_t{20}, size / 2, size - 1}) {
+    for (int64_t offset :
+         {int64_t{0}, int64_t{3}, int64_t{20}, size / 2, size - 1}) {
       if (offset >= size) continue;
       FlipByte(path, offset);
       ExpectRefused(file, absl::StrCat(file, " byte ", offset));
@@ -327,7 +365,8 @@ TEST_F(DamageTest, OneFlippedByteInAnyFileIsFoundAndNamed) {
 }
 
 TEST_F(DamageTest, TruncatedOrMissingFilesAreDataLoss) {
-  for (const char* file : {"model.safetensors", "optimizer.safetensors", "job.json", "manifest.json"}) {
+  for (const char* file : {"model.safetensors", "optimizer.safetensors",
+                           "job.json", "manifest.json"}) {
     SetUp();
     const std::string path = ckpt_ + "/" + file;
     fs::resize_file(path, fs::file_size(path) - 4);
@@ -344,9 +383,12 @@ TEST_F(DamageTest, AnotherModelShapeIsInvalidArgument) {
   State target(other);
   auto m = LoadCheckpoint(ckpt_, other, target.Buffers());
   ASSERT_FALSE(m.ok());
-  EXPECT_EQ(m.status().code(), absl::StatusCode::kInvalidArgument) << m.status();
-  EXPECT_NE(m.status().message().find("manifest.json"), absl::string_view::npos) << m.status();
-  EXPECT_NE(m.status().message().find("layers 2"), absl::string_view::npos) << m.status();
+  EXPECT_EQ(m.status().code(), absl::StatusCode::kInvalidArgument)
+      << m.status();
+  EXPECT_NE(m.status().message().find("manifest.json"), absl::string_view::npos)
+      << m.status();
+  EXPECT_NE(m.status().message().find("layers 2"), absl::string_view::npos)
+      << m.status();
 
   // A manifest that claims the job's shape over tensors of another: the
   // tensor file is named.
@@ -354,31 +396,38 @@ TEST_F(DamageTest, AnotherModelShapeIsInvalidArgument) {
   wide.hidden = 16;
   State wide_state(wide);
   const std::string dir = FreshDir("wide");
-  ASSERT_TRUE(WriteCheckpoint(dir, wide, Position(3), wide_state.Buffers(), "").ok());
+  ASSERT_TRUE(
+      WriteCheckpoint(dir, wide, Position(3), wide_state.Buffers(), "").ok());
   auto manifest = ReadCheckpointManifest(dir + "/step-000003");
   ASSERT_TRUE(manifest.ok());
   manifest->model = ManifestModelOf(kModel);
-  ASSERT_TRUE(WriteFileAtomically(dir + "/step-000003/manifest.json", ManifestToJson(*manifest)).ok());
+  ASSERT_TRUE(WriteFileAtomically(dir + "/step-000003/manifest.json",
+                                  ManifestToJson(*manifest))
+                  .ok());
   State small;
   m = LoadCheckpoint(dir + "/step-000003", kModel, small.Buffers());
   ASSERT_FALSE(m.ok());
-  EXPECT_EQ(m.status().code(), absl::StatusCode::kInvalidArgument) << m.status();
-  EXPECT_NE(m.status().message().find("model.safetensors: tensor wte.weight is F32 [128, 16], the job's model needs F32 [128, 8]"),
+  EXPECT_EQ(m.status().code(), absl::StatusCode::kInvalidArgument)
+      << m.status();
+  EXPECT_NE(m.status().message().find(
+                "model.safetensors: tensor wte.weight is F32 [128, 16], the "
+                "job's model needs F32 [128, 8]"),
             absl::string_view::npos)
       << m.status();
 }
 
 TEST_F(DamageTest, WeightsOnlyV1CheckpointsAreNotResumed) {
   const std::string v1 = absl::StrCat(
-      "{\n  \"format\": \"stronghold-checkpoint-v1\",\n  \"step\": 3,\n  \"files\": [\n"
-      "    {\"name\": \"model.safetensors\", \"bytes\": ",
+      "{\n  \"format\": \"stronghold-checkpoint-v1\",\n  \"step\": 3,\n  "
+      "\"files\": [\n    {\"name\": \"model.safetensors\", \"bytes\": ",
       fs::file_size(ckpt_ + "/model.safetensors"), ", \"sha256\": \"",
       *Sha256File(ckpt_ + "/model.safetensors"), "\"}\n  ]\n}\n");
   ASSERT_TRUE(WriteFileAtomically(ckpt_ + "/manifest.json", v1).ok());
   EXPECT_TRUE(VerifyCheckpoint(ckpt_).ok());  // still listed and fetched
   State target;
   auto m = LoadCheckpoint(ckpt_, kModel, target.Buffers());
-  EXPECT_EQ(m.status().code(), absl::StatusCode::kFailedPrecondition) << m.status();
+  EXPECT_EQ(m.status().code(), absl::StatusCode::kFailedPrecondition)
+      << m.status();
 }
 
 TEST(SafetensorsTest, TruncatedFileIsDataLoss) {

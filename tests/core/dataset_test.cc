@@ -19,10 +19,12 @@ std::string TempPath(const std::string& name) {
   return std::string(dir != nullptr ? dir : "/tmp") + "/" + name;
 }
 
-void WriteTokens(const std::string& path, const std::vector<uint32_t>& tokens, int width) {
+void WriteTokens(const std::string& path, const std::vector<uint32_t>& tokens,
+                 int width) {
   std::ofstream f(path, std::ios::binary);
   for (uint32_t t : tokens) {
-    for (int b = 0; b < width; ++b) f.put(static_cast<char>((t >> (8 * b)) & 0xff));
+    for (int b = 0; b < width; ++b)
+      f.put(static_cast<char>((t >> (8 * b)) & 0xff));
   }
 }
 
@@ -37,8 +39,10 @@ TEST(DatasetTest, SamplesAreAFunctionOfSeedAndIndex) {
   auto d = Dataset::Open({.source = "builtin"}, 256, 16);
   ASSERT_TRUE(d.ok()) << d.status();
   std::vector<int64_t> in1(4 * 16), tg1(4 * 16), in2(2 * 16), tg2(2 * 16);
-  ASSERT_TRUE((*d)->Fill(7, /*first_sample=*/10, 4, in1.data(), tg1.data()).ok());
-  ASSERT_TRUE((*d)->Fill(7, /*first_sample=*/12, 2, in2.data(), tg2.data()).ok());
+  ASSERT_TRUE(
+      (*d)->Fill(7, /*first_sample=*/10, 4, in1.data(), tg1.data()).ok());
+  ASSERT_TRUE(
+      (*d)->Fill(7, /*first_sample=*/12, 2, in2.data(), tg2.data()).ok());
   // Samples 12 and 13 are the same whichever batch they are drawn in.
   EXPECT_EQ(std::vector<int64_t>(in1.begin() + 32, in1.end()), in2);
   // Targets are inputs shifted by one token.
@@ -66,7 +70,10 @@ TEST(DatasetTest, ReadsUint16AndUint32TokenFiles) {
 
 TEST(DatasetTest, RejectsBadFilesNamingTheField) {
   WriteTokens(TempPath("odd.u16"), {1, 2, 3}, 2);
-  { std::ofstream f(TempPath("odd.u16"), std::ios::app | std::ios::binary); f.put('x'); }
+  {
+    std::ofstream f(TempPath("odd.u16"), std::ios::app | std::ios::binary);
+    f.put('x');
+  }
   WriteTokens(TempPath("short.u16"), {1, 2, 3}, 2);
   WriteTokens(TempPath("big.u16"), std::vector<uint32_t>(100, 500), 2);
   for (auto [path, vocab] : {std::pair{TempPath("odd.u16"), 256},
@@ -76,7 +83,8 @@ TEST(DatasetTest, RejectsBadFilesNamingTheField) {
     auto d = Dataset::Open({.source = path}, vocab, 8);
     ASSERT_FALSE(d.ok()) << path;
     EXPECT_EQ(d.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_NE(d.status().message().find("data.source"), absl::string_view::npos) << d.status();
+    EXPECT_NE(d.status().message().find("data.source"), absl::string_view::npos)
+        << d.status();
   }
   auto builtin_small_vocab = Dataset::Open({.source = "builtin"}, 128, 8);
   EXPECT_FALSE(builtin_small_vocab.ok());
@@ -90,7 +98,8 @@ TEST(DatasetTest, ReadsAFileOpenedByTheCaller) {
   WriteTokens(TempPath("opened.u32"), tokens, 4);
   UniqueFd fd(open(TempPath("opened.u32").c_str(), O_RDONLY | O_CLOEXEC));
   ASSERT_TRUE(fd.valid());
-  auto d = Dataset::OpenFile(std::move(fd), {.source = "no/such/name.u32"}, 64, 8);
+  auto d =
+      Dataset::OpenFile(std::move(fd), {.source = "no/such/name.u32"}, 64, 8);
   ASSERT_TRUE(d.ok()) << d.status();
   EXPECT_EQ((*d)->num_tokens(), 100);
   std::vector<int64_t> in(8), tg(8);
@@ -125,7 +134,9 @@ TEST(DatasetTest, IdsBeyondTheVocabularyWrittenLaterFailTheFill) {
   std::vector<int64_t> in(16), tg(16);
   const absl::Status s = (*d)->Fill(1, 0, 1, in.data(), tg.data());
   EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
-  EXPECT_NE(s.message().find("changed while the job ran"), absl::string_view::npos) << s;
+  EXPECT_NE(s.message().find("changed while the job ran"),
+            absl::string_view::npos)
+      << s;
 }
 
 }  // namespace

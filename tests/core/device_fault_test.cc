@@ -5,13 +5,13 @@
 // the CPU worker's. After a recoverable failure the same device trains the
 // next job exactly as a fresh one does. Runs on the host device through
 // FaultInjectingDevice, which fails the way CudaDevice does.
+#include <c10/util/Exception.h>
+
 #include <exception>
 #include <new>
 #include <stdexcept>
 #include <string>
 #include <utility>
-
-#include <c10/util/Exception.h>
 
 #include "absl/status/status.h"
 #include "core/train/trainer.h"
@@ -27,7 +27,8 @@ constexpr int kSteps = 3;
 
 JobConfig Small() {
   JobConfig c;
-  c.model = {.layers = 4, .hidden = 64, .heads = 4, .seq_len = 32, .vocab = 256};
+  c.model = {
+      .layers = 4, .hidden = 64, .heads = 4, .seq_len = 32, .vocab = 256};
   c.training.steps = kSteps;
   c.training.batch = 4;
   c.training.micro_batch = 2;
@@ -46,7 +47,8 @@ struct Outcome {
 Outcome TrainOn(Device* device, const std::string& name) {
   Outcome out;
   auto trainer = Trainer::Create(
-      Small(), PlanFor(Small()), {.job_dir = TestDir(name), .device = device, .optimizer_threads = 2});
+      Small(), PlanFor(Small()),
+      {.job_dir = TestDir(name), .device = device, .optimizer_threads = 2});
   if (!trainer.ok()) {
     out.status = trainer.status();
     return out;
@@ -64,7 +66,8 @@ bool Contains(const absl::Status& s, absl::string_view text) {
 }
 
 // The next job on `device` trains exactly as one on a fresh device.
-void ExpectTrainsAsFresh(FaultInjectingDevice* device, const std::string& name) {
+void ExpectTrainsAsFresh(FaultInjectingDevice* device,
+                         const std::string& name) {
   const Outcome next = TrainOn(device, name + "_next");
   ASSERT_TRUE(next.status.ok()) << next.status;
   FaultInjectingDevice fresh(kBudget);
@@ -74,19 +77,24 @@ void ExpectTrainsAsFresh(FaultInjectingDevice* device, const std::string& name) 
   ExpectBitIdentical(next.run, clean.run, name);
 }
 
-TEST(DeviceFaultTest, OutOfMemoryFailsTheJobNamingTheBufferAndTheNextJobTrains) {
+TEST(DeviceFaultTest,
+     OutOfMemoryFailsTheJobNamingTheBufferAndTheNextJobTrains) {
   FaultInjectingDevice device(kBudget);
   device.FailNthAllocate(3);
   const Outcome failed = TrainOn(&device, "oom");
-  EXPECT_EQ(failed.status.code(), absl::StatusCode::kResourceExhausted) << failed.status;
+  EXPECT_EQ(failed.status.code(), absl::StatusCode::kResourceExhausted)
+      << failed.status;
   ASSERT_FALSE(device.failed_allocation().empty());
-  EXPECT_TRUE(Contains(failed.status, device.failed_allocation())) << failed.status;
+  EXPECT_TRUE(Contains(failed.status, device.failed_allocation()))
+      << failed.status;
   EXPECT_TRUE(Contains(failed.status, "out of memory")) << failed.status;
-  EXPECT_EQ(device.used_bytes(), 0) << "the failed job's device memory was not freed";
+  EXPECT_EQ(device.used_bytes(), 0)
+      << "the failed job's device memory was not freed";
   ExpectTrainsAsFresh(&device, "oom");
 }
 
-TEST(DeviceFaultTest, AFailedCopyFailsTheJobWithTheDeviceErrorAndTheNextJobTrains) {
+TEST(DeviceFaultTest,
+     AFailedCopyFailsTheJobWithTheDeviceErrorAndTheNextJobTrains) {
   FaultInjectingDevice counter(kBudget);
   ASSERT_TRUE(TrainOn(&counter, "copy_count").status.ok());
   const int64_t per_step = counter.copies_seen() / kSteps;
@@ -99,7 +107,8 @@ TEST(DeviceFaultTest, AFailedCopyFailsTheJobWithTheDeviceErrorAndTheNextJobTrain
   EXPECT_TRUE(Contains(failed.status, "failed (injected)")) << failed.status;
   EXPECT_LT(failed.run.recorder.losses.size(), static_cast<size_t>(kSteps))
       << "the step that met the error was reported";
-  EXPECT_TRUE(failed.run.recorder.checkpoints.empty()) << "a checkpoint after a device error";
+  EXPECT_TRUE(failed.run.recorder.checkpoints.empty())
+      << "a checkpoint after a device error";
   ExpectTrainsAsFresh(&device, "copy");
 }
 
@@ -109,7 +118,8 @@ TEST(DeviceFaultTest, ALostDeviceRefusesLaterJobsAndAFreshOneTrains) {
   const Outcome failed = TrainOn(&device, "lost");
   EXPECT_EQ(failed.status.code(), absl::StatusCode::kInternal) << failed.status;
   const Outcome later = TrainOn(&device, "lost_later");
-  EXPECT_EQ(later.status.code(), absl::StatusCode::kFailedPrecondition) << later.status;
+  EXPECT_EQ(later.status.code(), absl::StatusCode::kFailedPrecondition)
+      << later.status;
   EXPECT_TRUE(Contains(later.status, "restart")) << later.status;
   FaultInjectingDevice replacement(kBudget);
   ExpectTrainsAsFresh(&replacement, "lost_replaced");
@@ -138,7 +148,8 @@ TEST_P(ThrowInStepTest, BecomesTheJobsStatusAndTheNextJobTrains) {
   FaultInjectingDevice device(kBudget);
   device.ThrowOnNthCopy(4, c.make());  // step 1, on the engine's thread
   auto trainer = Trainer::Create(Small(), PlanFor(Small()),
-                                 {.job_dir = TestDir("throw_" + c.name), .device = &device,
+                                 {.job_dir = TestDir("throw_" + c.name),
+                                  .device = &device,
                                   .optimizer_threads = 2});
   ASSERT_TRUE(trainer.ok()) << trainer.status();
   StepRecorder recorder;
@@ -157,31 +168,44 @@ TEST_P(ThrowInStepTest, BecomesTheJobsStatusAndTheNextJobTrains) {
 INSTANTIATE_TEST_SUITE_P(
     Exceptions, ThrowInStepTest,
     ::testing::Values(
-        ThrowCase{"bad_alloc", [] { return std::make_exception_ptr(std::bad_alloc()); },
+        ThrowCase{"bad_alloc",
+                  [] { return std::make_exception_ptr(std::bad_alloc()); },
                   absl::StatusCode::kResourceExhausted, "out of host memory"},
         ThrowCase{"std_exception",
-                  [] { return std::make_exception_ptr(std::runtime_error("disk on fire")); },
+                  [] {
+                    return std::make_exception_ptr(
+                        std::runtime_error("disk on fire"));
+                  },
                   absl::StatusCode::kInternal, "disk on fire"},
         ThrowCase{"c10_error",
-                  [] { return Capture([] { TORCH_CHECK(false, "shapes do not match"); }); },
+                  [] {
+                    return Capture(
+                        [] { TORCH_CHECK(false, "shapes do not match"); });
+                  },
                   absl::StatusCode::kInternal, "LibTorch: shapes do not match"},
         ThrowCase{"c10_out_of_memory",
                   [] {
                     return Capture([] {
-                      TORCH_CHECK_WITH(OutOfMemoryError, false, "CUDA out of memory");
+                      TORCH_CHECK_WITH(OutOfMemoryError, false,
+                                       "CUDA out of memory");
                     });
                   },
-                  absl::StatusCode::kResourceExhausted, "out of memory in LibTorch: CUDA out of memory"},
+                  absl::StatusCode::kResourceExhausted,
+                  "out of memory in LibTorch: CUDA out of memory"},
         ThrowCase{"not_an_exception", [] { return std::make_exception_ptr(7); },
                   absl::StatusCode::kInternal, "unknown exception"}),
-    [](const ::testing::TestParamInfo<ThrowCase>& info) { return info.param.name; });
+    [](const ::testing::TestParamInfo<ThrowCase>& info) {
+      return info.param.name;
+    });
 
 TEST(DeviceFaultTest, AnExceptionOnTheCpuWorkerFailsTheJob) {
   FaultInjectingDevice device(kBudget);
-  device.ThrowOnNthWorkerWait(2, std::make_exception_ptr(std::runtime_error("worker boom")));
+  device.ThrowOnNthWorkerWait(
+      2, std::make_exception_ptr(std::runtime_error("worker boom")));
   const Outcome failed = TrainOn(&device, "worker_throw");
   EXPECT_EQ(failed.status.code(), absl::StatusCode::kInternal) << failed.status;
-  EXPECT_TRUE(Contains(failed.status, "gradient and update: worker boom")) << failed.status;
+  EXPECT_TRUE(Contains(failed.status, "gradient and update: worker boom"))
+      << failed.status;
   ExpectTrainsAsFresh(&device, "worker_throw");
 }
 

@@ -23,7 +23,8 @@ namespace {
 
 JobConfig SixLayers(OffloadMethod method, int window) {
   JobConfig c;
-  c.model = {.layers = 6, .hidden = 64, .heads = 4, .seq_len = 32, .vocab = 256};
+  c.model = {
+      .layers = 6, .hidden = 64, .heads = 4, .seq_len = 32, .vocab = 256};
   c.training.steps = 10;
   c.training.batch = 8;
   c.training.micro_batch = 4;  // gradient accumulation over 2 micro-batches
@@ -35,9 +36,11 @@ JobConfig SixLayers(OffloadMethod method, int window) {
 }
 
 TEST(EngineParityTest, WindowsAndL2LMatchResidentBitForBit) {
-  const TrainedRun resident = Train(SixLayers(OffloadMethod::kResident, 0), "resident");
+  const TrainedRun resident =
+      Train(SixLayers(OffloadMethod::kResident, 0), "resident");
   ASSERT_EQ(resident.recorder.losses.size(), 10u);
-  EXPECT_GT(resident.recorder.norms[0], 0.5) << "clipping should act in this test";
+  EXPECT_GT(resident.recorder.norms[0], 0.5)
+      << "clipping should act in this test";
   // Every layer recomputed (-1), the last 4 kept (beyond the window: their
   // weights leave the device and come back to the same slot), all kept (0 =
   // automatic, and the host device's budget is unlimited here).
@@ -51,17 +54,21 @@ TEST(EngineParityTest, WindowsAndL2LMatchResidentBitForBit) {
       ExpectBitIdentical(resident, r, what);
     }
   }
-  ExpectBitIdentical(resident, Train(SixLayers(OffloadMethod::kL2L, 0), "l2l"), "L2L");
+  ExpectBitIdentical(resident, Train(SixLayers(OffloadMethod::kL2L, 0), "l2l"),
+                     "L2L");
 }
 
 TEST(EngineParityTest, UpdatesDuringBackwardMatchResidentWithoutClipping) {
-  JobConfig r = SixLayers(OffloadMethod::kResident, 0), s = SixLayers(OffloadMethod::kStronghold, 2);
-  r.training.clip_norm = s.training.clip_norm = 0;  // per-layer updates as gradients land
+  JobConfig r = SixLayers(OffloadMethod::kResident, 0),
+            s = SixLayers(OffloadMethod::kStronghold, 2);
+  r.training.clip_norm = s.training.clip_norm =
+      0;  // per-layer updates as gradients land
   const TrainedRun reference = Train(r, "r_noclip");
   for (int kept : {-1, 3}) {
     s.offload.kept_activation_layers = kept;
-    ExpectBitIdentical(reference, Train(s, absl::StrCat("s_noclip", kept)),
-                       absl::StrCat("STRONGHOLD W=2 kept=", kept, " without clipping"));
+    ExpectBitIdentical(
+        reference, Train(s, absl::StrCat("s_noclip", kept)),
+        absl::StrCat("STRONGHOLD W=2 kept=", kept, " without clipping"));
   }
 }
 
@@ -81,7 +88,8 @@ TEST(EngineParityTest, EmbeddingOptimizerOnTheDeviceMatchesResidentBitForBit) {
       s.training.clip_norm = clip;
       s.offload.device_embedding_optimizer = true;
       const TrainedRun got = Train(s, absl::StrCat("emb_dev", clip, "_w", w));
-      const std::string what = absl::StrCat("embedding on the device, clip ", clip, ", W=", w);
+      const std::string what =
+          absl::StrCat("embedding on the device, clip ", clip, ", W=", w);
       ExpectBitIdentical(reference, got, what);
       if (w > 0) {
         EXPECT_EQ(got.recorder.peak, WindowedArenaBytes(s, w)) << what;
@@ -89,7 +97,8 @@ TEST(EngineParityTest, EmbeddingOptimizerOnTheDeviceMatchesResidentBitForBit) {
         off.offload.device_embedding_optimizer = false;
         EXPECT_EQ(WindowedArenaBytes(s, w) - WindowedArenaBytes(off, w),
                   3 * ((s.model.embedding_parameters() * 4 + 63) / 64 * 64))
-            << "fp32: exp_avg, exp_avg_sq and the accumulator (the weights are the master)";
+            << "fp32: exp_avg, exp_avg_sq and the accumulator (the weights are "
+               "the master)";
       }
     }
     if (clip > 0) {
@@ -97,10 +106,12 @@ TEST(EngineParityTest, EmbeddingOptimizerOnTheDeviceMatchesResidentBitForBit) {
       spec.offload.speculative_updates = true;
       spec.offload.device_embedding_optimizer = true;
       ExpectBitIdentical(reference, Train(spec, "emb_dev_spec"),
-                         "embedding on the device, speculative updates (every step rolled back)");
+                         "embedding on the device, speculative updates (every "
+                         "step rolled back)");
       JobConfig l2l = SixLayers(OffloadMethod::kL2L, 0);
       l2l.offload.device_embedding_optimizer = true;
-      ExpectBitIdentical(reference, Train(l2l, "emb_dev_l2l"), "embedding on the device, L2L");
+      ExpectBitIdentical(reference, Train(l2l, "emb_dev_l2l"),
+                         "embedding on the device, L2L");
     }
   }
 }
@@ -120,17 +131,18 @@ TEST(EngineParityTest, ResidentLayersMatchResidentBitForBit) {
       int resident, window, kept;
       bool emb;
     };
-    for (const Case& k : {Case{1, 2, -1, false}, Case{3, 2, 0, true}, Case{5, 1, -1, true},
-                          Case{2, 0, 0, false}}) {
+    for (const Case& k : {Case{1, 2, -1, false}, Case{3, 2, 0, true},
+                          Case{5, 1, -1, true}, Case{2, 0, 0, false}}) {
       JobConfig s = SixLayers(OffloadMethod::kStronghold, k.window);
       s.training.clip_norm = clip;
       s.offload.device_resident_layers = k.resident;
       s.offload.kept_activation_layers = k.kept;
       s.offload.device_embedding_optimizer = k.emb;
-      const std::string what = absl::StrCat("layers 0..", k.resident - 1, " resident, W=", k.window,
-                                            " kept=", k.kept, k.emb ? ", embedding too" : "",
-                                            ", clip ", clip);
-      const TrainedRun got = Train(s, absl::StrCat("res", k.resident, "_w", k.window, "_", clip));
+      const std::string what = absl::StrCat(
+          "layers 0..", k.resident - 1, " resident, W=", k.window,
+          " kept=", k.kept, k.emb ? ", embedding too" : "", ", clip ", clip);
+      const TrainedRun got =
+          Train(s, absl::StrCat("res", k.resident, "_w", k.window, "_", clip));
       ExpectBitIdentical(reference, got, what);
       if (k.window > 0) {
         EXPECT_EQ(got.recorder.peak, WindowedArenaBytes(s, k.window)) << what;
@@ -142,8 +154,9 @@ TEST(EngineParityTest, ResidentLayersMatchResidentBitForBit) {
       JobConfig spec = SixLayers(OffloadMethod::kStronghold, 2);
       spec.offload.speculative_updates = true;
       spec.offload.device_resident_layers = 2;
-      ExpectBitIdentical(reference, Train(spec, "res_spec"),
-                         "2 resident layers, speculative updates (every step rolled back)");
+      ExpectBitIdentical(
+          reference, Train(spec, "res_spec"),
+          "2 resident layers, speculative updates (every step rolled back)");
     }
   }
   JobConfig c = SixLayers(OffloadMethod::kStronghold, 2);
@@ -153,7 +166,8 @@ TEST(EngineParityTest, ResidentLayersMatchResidentBitForBit) {
   none.offload.device_resident_layers = 0;
   // 3 slots either way (W + 1 of the 3 rotating layers); each resident layer
   // adds fp32 weights and gradient and three fp32 optimizer arrays.
-  EXPECT_EQ(WindowedArenaBytes(c, 2) - WindowedArenaBytes(none, 2), 3 * 5 * ((layer * 4 + 63) / 64 * 64));
+  EXPECT_EQ(WindowedArenaBytes(c, 2) - WindowedArenaBytes(none, 2),
+            3 * 5 * ((layer * 4 + 63) / 64 * 64));
 }
 
 TEST(EngineParityTest, ResidentLayersAreRefusedWhereTheyDoNotApply) {
@@ -161,17 +175,23 @@ TEST(EngineParityTest, ResidentLayersAreRefusedWhereTheyDoNotApply) {
   c.offload.device_resident_layers = 2;
   absl::Status s = ValidateJobConfig(c);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(s.message().find("offload.device_resident_layers"), std::string::npos) << s;
+  EXPECT_NE(s.message().find("offload.device_resident_layers"),
+            std::string::npos)
+      << s;
   c = SixLayers(OffloadMethod::kStronghold, 5);
   c.offload.device_resident_layers = 2;
   s = ValidateJobConfig(c);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(s.message().find("offload.window: 5 is more than the 4 layers"), std::string::npos) << s;
+  EXPECT_NE(s.message().find("offload.window: 5 is more than the 4 layers"),
+            std::string::npos)
+      << s;
   c = SixLayers(OffloadMethod::kStronghold, 2);
   c.offload.device_resident_layers = 6;
   s = ValidateJobConfig(c);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(s.message().find("offload.device_resident_layers"), std::string::npos) << s;
+  EXPECT_NE(s.message().find("offload.device_resident_layers"),
+            std::string::npos)
+      << s;
 }
 
 TEST(EngineBudgetTest, PeakStaysWithinTheBudgetAndMatchesThePlan) {
@@ -187,15 +207,18 @@ TEST(EngineBudgetTest, PeakStaysWithinTheBudgetAndMatchesThePlan) {
   EXPECT_LE(r.recorder.peak, budget - WorkingBytes(c));
   EXPECT_EQ(r.recorder.peak, WindowedArenaBytes(c, r.recorder.window));
   bool chosen = false;
-  for (const std::string& m : r.recorder.messages) chosen |= m.find("chosen") != std::string::npos;
+  for (const std::string& m : r.recorder.messages)
+    chosen |= m.find("chosen") != std::string::npos;
   EXPECT_TRUE(chosen) << "the automatic window reports its choice";
 
   // The planner reports the same bytes for the device arena.
   c.offload.window = r.recorder.window;
-  const ExecutionPlan plan = PlanExecution(c, {.device = "cpu", .device_bytes = budget, .host_bytes = 0});
+  const ExecutionPlan plan = PlanExecution(
+      c, {.device = "cpu", .device_bytes = budget, .host_bytes = 0});
   EXPECT_TRUE(plan.fits) << plan.reason;
-  EXPECT_EQ(plan.bytes_device, WindowedArenaBytes(c, r.recorder.window) + WorkingBytes(c) +
-                                   plan.kept_activation_layers * LayerWorkingBytes(c));
+  EXPECT_EQ(plan.bytes_device,
+            WindowedArenaBytes(c, r.recorder.window) + WorkingBytes(c) +
+                plan.kept_activation_layers * LayerWorkingBytes(c));
   EXPECT_LE(plan.bytes_device, budget);
 }
 
@@ -212,25 +235,32 @@ TEST(EngineBudgetTest, CheckpointsGoToTheHostWhenTheDeviceIsShort) {
     c.training.steps = 4;
     return c;
   };
-  const TrainedRun resident = Train(config(OffloadMethod::kResident, 0), "resident_hc");
+  const TrainedRun resident =
+      Train(config(OffloadMethod::kResident, 0), "resident_hc");
   for (int w : {1, 2, 0}) {
-    JobConfig c = config(w == 0 ? OffloadMethod::kL2L : OffloadMethod::kStronghold, w);
+    JobConfig c =
+        config(w == 0 ? OffloadMethod::kL2L : OffloadMethod::kStronghold, w);
     // One byte short of a window of one with the checkpoints on the device.
     JobConfig on_device = c;
     on_device.offload.window = 1;
-    const int64_t budget = WindowedArenaBytes(on_device, 1) + WorkingBytes(c) - 1;
+    const int64_t budget =
+        WindowedArenaBytes(on_device, 1) + WorkingBytes(c) - 1;
     ASSERT_TRUE(CheckpointsOnHost(c, budget)) << "window " << w;
     ASSERT_GE(MaxWindow(c, budget), std::max(w, 1));
-    const ExecutionPlan plan = PlanExecution(c, {.device = "cpu", .device_bytes = budget});
+    const ExecutionPlan plan =
+        PlanExecution(c, {.device = "cpu", .device_bytes = budget});
     ASSERT_TRUE(plan.fits) << plan.reason;
     bool on_host = false;
-    for (const PlannedBuffer& b : plan.buffers) on_host |= b.name == "host.activations.checkpoints";
+    for (const PlannedBuffer& b : plan.buffers)
+      on_host |= b.name == "host.activations.checkpoints";
     EXPECT_TRUE(on_host) << "the plan shows the checkpoints on the host";
-    const std::string what = absl::StrCat(w == 0 ? "L2L" : "STRONGHOLD W=", w, ", checkpoints on the host");
+    const std::string what = absl::StrCat(w == 0 ? "L2L" : "STRONGHOLD W=", w,
+                                          ", checkpoints on the host");
     const TrainedRun r = Train(c, absl::StrCat("hc", w), budget);
     ExpectBitIdentical(resident, r, what);
-    EXPECT_EQ(r.recorder.peak, plan.bytes_device - WorkingBytes(c) -
-                                   plan.kept_activation_layers * LayerWorkingBytes(c))
+    EXPECT_EQ(r.recorder.peak,
+              plan.bytes_device - WorkingBytes(c) -
+                  plan.kept_activation_layers * LayerWorkingBytes(c))
         << what;
     EXPECT_LE(r.recorder.peak, budget);
   }
@@ -238,14 +268,19 @@ TEST(EngineBudgetTest, CheckpointsGoToTheHostWhenTheDeviceIsShort) {
 
 TEST(EngineBudgetTest, TooSmallABudgetIsRefusedWithTheNumbers) {
   JobConfig c = SixLayers(OffloadMethod::kStronghold, 1);
-  const int64_t need = SmallestDeviceBudget(c);  // a window of one, checkpoints on the host
+  const int64_t need =
+      SmallestDeviceBudget(c);  // a window of one, checkpoints on the host
   c.offload.gpu_memory_budget_bytes = need - 1;
-  const ExecutionPlan plan = PlanExecution(c, {.device = "cpu", .device_bytes = 1LL << 40});
+  const ExecutionPlan plan =
+      PlanExecution(c, {.device = "cpu", .device_bytes = 1LL << 40});
   EXPECT_FALSE(plan.fits);
-  EXPECT_NE(plan.reason.find(std::to_string(need)), std::string::npos) << plan.reason;
-  auto trainer = Trainer::Create(c, PlanFor(c, need / 2), {.job_dir = TestDir("small")});
+  EXPECT_NE(plan.reason.find(std::to_string(need)), std::string::npos)
+      << plan.reason;
+  auto trainer =
+      Trainer::Create(c, PlanFor(c, need / 2), {.job_dir = TestDir("small")});
   ASSERT_FALSE(trainer.ok());
-  EXPECT_EQ(trainer.status().code(), absl::StatusCode::kResourceExhausted) << trainer.status();
+  EXPECT_EQ(trainer.status().code(), absl::StatusCode::kResourceExhausted)
+      << trainer.status();
 }
 
 struct TraceSpan {
@@ -258,16 +293,19 @@ std::vector<TraceSpan> ParseTrace(const std::string& json) {
   std::vector<TraceSpan> out;
   static const std::regex kEvent(
       R"re("name":"([a-z_0-9]+)(?: ([0-9]+))?","ts":([0-9.]+),"dur":([0-9.]+))re");
-  for (auto it = std::sregex_iterator(json.begin(), json.end(), kEvent); it != std::sregex_iterator(); ++it) {
+  for (auto it = std::sregex_iterator(json.begin(), json.end(), kEvent);
+       it != std::sregex_iterator(); ++it) {
     const std::smatch& m = *it;
     const double ts = std::stod(m[3]);
-    out.push_back({m[1], m[2].matched ? std::stoi(m[2]) : -1, ts, ts + std::stod(m[4])});
+    out.push_back(
+        {m[1], m[2].matched ? std::stoi(m[2]) : -1, ts, ts + std::stod(m[4])});
   }
   return out;
 }
 
 // The span `name` of `layer` (the first), or null.
-const TraceSpan* FindSpan(const std::vector<TraceSpan>& spans, const std::string& name, int layer) {
+const TraceSpan* FindSpan(const std::vector<TraceSpan>& spans,
+                          const std::string& name, int layer) {
   for (const TraceSpan& s : spans) {
     if (s.name == name && s.layer == layer) return &s;
   }
@@ -276,7 +314,8 @@ const TraceSpan* FindSpan(const std::vector<TraceSpan>& spans, const std::string
 
 // Blocks 2..6 (layers 1..5) of a 6-layer STRONGHOLD W=2 trace: how many
 // start `update` (a span name) before the backward of the layer below ends.
-int UpdatesOverlappingBackward(const std::vector<TraceSpan>& spans, const std::string& update) {
+int UpdatesOverlappingBackward(const std::vector<TraceSpan>& spans,
+                               const std::string& update) {
   int overlapped = 0;
   for (int b = 2; b <= 6; ++b) {
     const TraceSpan* u = FindSpan(spans, update, b);
@@ -291,7 +330,8 @@ int UpdatesOverlappingBackward(const std::vector<TraceSpan>& spans, const std::s
 // Six layers of hidden 256, one micro-batch, STRONGHOLD W=2, two steps.
 JobConfig OverlapModel(double clip_norm) {
   JobConfig c;
-  c.model = {.layers = 6, .hidden = 256, .heads = 4, .seq_len = 64, .vocab = 256};
+  c.model = {
+      .layers = 6, .hidden = 256, .heads = 4, .seq_len = 64, .vocab = 256};
   c.training.steps = 2;
   c.training.batch = 4;
   c.training.micro_batch = 4;
@@ -302,10 +342,13 @@ JobConfig OverlapModel(double clip_norm) {
 }
 
 TEST(EngineOverlapTest, PrefetchAndOptimizerOverlapCompute) {
-  const TrainedRun r = Train(OverlapModel(/*clip_norm=*/0), "overlap");  // updates as gradients land
+  const TrainedRun r = Train(OverlapModel(/*clip_norm=*/0),
+                             "overlap");  // updates as gradients land
   ASSERT_TRUE(r.recorder.traces.count(2)) << "no trace of step 2";
   const std::vector<TraceSpan> spans = ParseTrace(r.recorder.traces.at(2));
-  auto find = [&](const std::string& name, int layer) { return FindSpan(spans, name, layer); };
+  auto find = [&](const std::string& name, int layer) {
+    return FindSpan(spans, name, layer);
+  };
   // Buffer b is block b-1; forward of block i prefetches block i+W.
   const int W = 2, L = 6;
   for (int b = 1; b + W <= L; ++b) {
@@ -313,16 +356,19 @@ TEST(EngineOverlapTest, PrefetchAndOptimizerOverlapCompute) {
     ASSERT_NE(fwd, nullptr) << "fwd " << b;
     const TraceSpan* issue = nullptr;
     for (const TraceSpan& s : spans) {
-      if (s.name == "issue_h2d" && s.layer == b + W && s.start <= fwd->end) issue = &s;
+      if (s.name == "issue_h2d" && s.layer == b + W && s.start <= fwd->end)
+        issue = &s;
     }
-    EXPECT_NE(issue, nullptr) << "the prefetch of block " << b + W - 1
-                              << " was not issued before block " << b - 1 << " finished";
+    EXPECT_NE(issue, nullptr)
+        << "the prefetch of block " << b + W - 1
+        << " was not issued before block " << b - 1 << " finished";
   }
   // The update of block i starts before the backward of block i-1 ends.
   const int overlapped = UpdatesOverlappingBackward(spans, "adamw");
   // On two shared cores a thread can be descheduled; most layers must overlap.
-  EXPECT_GE(overlapped, (L - 1 + 1) / 2) << "AdamW overlapped backward for " << overlapped << " of "
-                                         << L - 1 << " layers";
+  EXPECT_GE(overlapped, (L - 1 + 1) / 2)
+      << "AdamW overlapped backward for " << overlapped << " of " << L - 1
+      << " layers";
 }
 
 // With clipping the updates wait for the global norm and run after
@@ -330,7 +376,8 @@ TEST(EngineOverlapTest, PrefetchAndOptimizerOverlapCompute) {
 // buffers, and that forward waits only for the layer at hand: it starts
 // while the optimizer is still updating the last layers.
 TEST(EngineOverlapTest, DeferredUpdatesOverlapTheNextForward) {
-  const TrainedRun r = Train(OverlapModel(/*clip_norm=*/1e6), "deferred_overlap");
+  const TrainedRun r =
+      Train(OverlapModel(/*clip_norm=*/1e6), "deferred_overlap");
   ASSERT_TRUE(r.recorder.traces.count(2)) << "no trace of step 2";
   // Step 2's trace holds step 1's deferred updates (they ran after its cut)
   // and step 2's forward.
@@ -339,7 +386,8 @@ TEST(EngineOverlapTest, DeferredUpdatesOverlapTheNextForward) {
   const TraceSpan* first_fwd = FindSpan(spans, "fwd", 1);
   const TraceSpan* last_update = FindSpan(spans, "adamw", L);
   ASSERT_NE(first_fwd, nullptr);
-  ASSERT_NE(last_update, nullptr) << "step 1's update of block " << L - 1 << " is not in step 2's trace";
+  ASSERT_NE(last_update, nullptr)
+      << "step 1's update of block " << L - 1 << " is not in step 2's trace";
   EXPECT_LT(first_fwd->start, last_update->end)
       << "the forward of block 0 waited for the update of block " << L - 1;
   // Each layer's forward still comes after its own update.
@@ -348,7 +396,8 @@ TEST(EngineOverlapTest, DeferredUpdatesOverlapTheNextForward) {
     const TraceSpan* update = FindSpan(spans, "adamw", b);
     ASSERT_NE(fwd, nullptr);
     ASSERT_NE(update, nullptr);
-    EXPECT_GE(fwd->start, update->end) << "block " << b - 1 << " computed before its update";
+    EXPECT_GE(fwd->start, update->end)
+        << "block " << b - 1 << " computed before its update";
   }
 }
 
@@ -359,13 +408,18 @@ TEST(EngineOverlapTest, ResidentLayersAreNeitherCopiedNorHandedOff) {
   c.offload.device_resident_layers = 2;
   const TrainedRun r = Train(c, "resident_trace");
   ASSERT_TRUE(r.recorder.traces.count(2)) << "no trace of step 2";
-  std::map<std::string, std::map<int, int>> count;  // span name -> buffer -> spans
-  for (const TraceSpan& s : ParseTrace(r.recorder.traces.at(2))) ++count[s.name][s.layer];
+  std::map<std::string, std::map<int, int>>
+      count;  // span name -> buffer -> spans
+  for (const TraceSpan& s : ParseTrace(r.recorder.traces.at(2)))
+    ++count[s.name][s.layer];
   for (int b = 1; b <= 2; ++b) {
     EXPECT_EQ(count["h2d"][b], 0) << "resident buffer " << b << " was fetched";
-    EXPECT_EQ(count["d2h"][b], 0) << "resident buffer " << b << "'s gradient left the device";
-    EXPECT_EQ(count["grad_add"][b], 0) << "the CPU worker handled resident buffer " << b;
-    EXPECT_GE(count["adamw"][b], 1) << "resident buffer " << b << " was not updated";
+    EXPECT_EQ(count["d2h"][b], 0)
+        << "resident buffer " << b << "'s gradient left the device";
+    EXPECT_EQ(count["grad_add"][b], 0)
+        << "the CPU worker handled resident buffer " << b;
+    EXPECT_GE(count["adamw"][b], 1)
+        << "resident buffer " << b << " was not updated";
   }
   for (int b = 3; b <= 6; ++b) {
     EXPECT_GE(count["h2d"][b], 1) << "buffer " << b;
@@ -389,7 +443,8 @@ TEST(EngineParityTest, SpeculativeUpdatesMatchResidentWhetherRolledBackOrNot) {
     // The automatic window rebuilds the engine after step 1, its backups too.
     JobConfig automatic = s;
     automatic.offload.window = 0;
-    ExpectBitIdentical(reference, Train(automatic, absl::StrCat("spec_auto", clip)),
+    ExpectBitIdentical(reference,
+                       Train(automatic, absl::StrCat("spec_auto", clip)),
                        what + ", automatic window");
     ASSERT_GT(reference.recorder.norms[3], 0.5);
     ASSERT_LT(reference.recorder.norms[3], 1e6);
@@ -402,7 +457,8 @@ TEST(EngineParityTest, SpeculativeUpdatesMatchResidentWhetherRolledBackOrNot) {
     }
     EXPECT_GT(backups, 0) << what;
     if (clip < 1) {
-      EXPECT_GT(restores, 0) << what << ": every step is clipped, so rolled back";
+      EXPECT_GT(restores, 0)
+          << what << ": every step is clipped, so rolled back";
     } else {
       EXPECT_EQ(restores, 0) << what << ": no step is clipped";
     }
@@ -412,14 +468,16 @@ TEST(EngineParityTest, SpeculativeUpdatesMatchResidentWhetherRolledBackOrNot) {
 // The point of speculation: with clipping on, the update of block i starts
 // before the backward of block i-1 ends, as without clipping.
 TEST(EngineOverlapTest, SpeculativeUpdatesOverlapBackwardWithClipping) {
-  JobConfig c = OverlapModel(/*clip_norm=*/1e6);  // on, and never clips: nothing rolled back
+  JobConfig c = OverlapModel(
+      /*clip_norm=*/1e6);  // on, and never clips: nothing rolled back
   c.offload.speculative_updates = true;
   const TrainedRun r = Train(c, "spec_overlap");
   ASSERT_TRUE(r.recorder.traces.count(2)) << "no trace of step 2";
-  const int overlapped = UpdatesOverlappingBackward(ParseTrace(r.recorder.traces.at(2)), "backup");
+  const int overlapped =
+      UpdatesOverlappingBackward(ParseTrace(r.recorder.traces.at(2)), "backup");
   // Two shared cores: most layers must overlap (as in the test above).
-  EXPECT_GE(overlapped, 3) << "speculative updates overlapped backward for " << overlapped
-                           << " of 5 layers";
+  EXPECT_GE(overlapped, 3) << "speculative updates overlapped backward for "
+                           << overlapped << " of 5 layers";
 }
 
 // The backups need no gradient: the worker saves them while it is idle,
@@ -440,7 +498,8 @@ TEST(EngineOverlapTest, SpeculativeBackupsRunDuringForward) {
     ++backups;
     before_backward += s.start < first_bwd;
   }
-  EXPECT_EQ(backups, 8) << "one backup per buffer (embedding, 6 layers, final norm)";
+  EXPECT_EQ(backups, 8)
+      << "one backup per buffer (embedding, 6 layers, final norm)";
   EXPECT_GE(before_backward, 1) << "no backup ran before backward";
 }
 
@@ -449,7 +508,8 @@ TEST(EngineParityTest, SpeculativeUpdatesAreRefusedForResident) {
   c.offload.speculative_updates = true;
   const absl::Status s = ValidateJobConfig(c);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(s.message().find("offload.speculative_updates"), std::string::npos) << s;
+  EXPECT_NE(s.message().find("offload.speculative_updates"), std::string::npos)
+      << s;
 }
 
 }  // namespace
@@ -462,9 +522,11 @@ namespace {
 // that step with an error naming the layer, tensor and element, before any
 // update is applied (clipping on: updates wait for the norm).
 TEST(EngineNonFiniteTest, NonFiniteGradientNamesTheLayer) {
-  for (OffloadMethod method : {OffloadMethod::kResident, OffloadMethod::kStronghold}) {
+  for (OffloadMethod method :
+       {OffloadMethod::kResident, OffloadMethod::kStronghold}) {
     JobConfig c = SixLayers(method, 2);
-    auto trainer = Trainer::Create(c, PlanFor(c), {.job_dir = TestDir("nan"), .optimizer_threads = 1});
+    auto trainer = Trainer::Create(
+        c, PlanFor(c), {.job_dir = TestDir("nan"), .optimizer_threads = 1});
     ASSERT_TRUE(trainer.ok()) << trainer.status();
     // Block 3 is buffer 4; poison one weight of its MLP.
     const BufferLayout block = BlockLayout(c.model, 3);
@@ -475,7 +537,8 @@ TEST(EngineNonFiniteTest, NonFiniteGradientNamesTheLayer) {
     StepRecorder r;
     const absl::Status s = (*trainer)->Run(&r);
     ASSERT_EQ(s.code(), absl::StatusCode::kInternal) << s;
-    EXPECT_NE(s.message().find("step 1: the gradient is not finite in "), absl::string_view::npos)
+    EXPECT_NE(s.message().find("step 1: the gradient is not finite in "),
+              absl::string_view::npos)
         << s;
     EXPECT_NE(s.message().find(" element "), absl::string_view::npos) << s;
     EXPECT_TRUE(r.losses.empty());

@@ -6,9 +6,12 @@
 
 namespace stronghold::core {
 
-FaultInjectingDevice::FaultInjectingDevice(int64_t budget_bytes) : base_(budget_bytes) {}
+FaultInjectingDevice::FaultInjectingDevice(int64_t budget_bytes)
+    : base_(budget_bytes) {}
 
-c10::Device FaultInjectingDevice::torch_device() const { return base_.torch_device(); }
+c10::Device FaultInjectingDevice::torch_device() const {
+  return base_.torch_device();
+}
 
 void FaultInjectingDevice::FailNthAllocate(int64_t n) {
   absl::MutexLock lock(&mu_);
@@ -27,7 +30,8 @@ void FaultInjectingDevice::ThrowOnNthCopy(int64_t n, std::exception_ptr error) {
   copy_error_ = std::move(error);
 }
 
-void FaultInjectingDevice::ThrowOnNthWorkerWait(int64_t n, std::exception_ptr error) {
+void FaultInjectingDevice::ThrowOnNthWorkerWait(int64_t n,
+                                                std::exception_ptr error) {
   absl::MutexLock lock(&mu_);
   throw_wait_at_ = worker_waits_ + n;
   wait_error_ = std::move(error);
@@ -43,20 +47,21 @@ int64_t FaultInjectingDevice::copies_seen() const {
   return copies_;
 }
 
-absl::StatusOr<void*> FaultInjectingDevice::Allocate(int64_t bytes, const std::string& what) {
+absl::StatusOr<void*> FaultInjectingDevice::Allocate(int64_t bytes,
+                                                     const std::string& what) {
   if (error_.lost()) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "the device is unusable since an earlier error lost it (", error_.status().message(),
-        "); restart strongholdd to use it again"));
+        "the device is unusable since an earlier error lost it (",
+        error_.status().message(), "); restart strongholdd to use it again"));
   }
   if (error_.failed()) return error_.status();
   {
     absl::MutexLock lock(&mu_);
     if (++allocations_ == fail_allocate_at_) {
       failed_allocation_ = what;
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "device out of memory (injected): allocation ", allocations_, " of ", bytes,
-          " bytes for ", what));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("device out of memory (injected): allocation ",
+                       allocations_, " of ", bytes, " bytes for ", what));
     }
   }
   return base_.Allocate(bytes, what);
@@ -67,8 +72,8 @@ void FaultInjectingDevice::Reset() {
   error_.ClearRecoverable();
 }
 
-void FaultInjectingDevice::Copy(Queue queue, void* dst, const void* src, int64_t bytes,
-                                int layer) {
+void FaultInjectingDevice::Copy(Queue queue, void* dst, const void* src,
+                                int64_t bytes, int layer) {
   if (error_.failed()) return;
   std::exception_ptr throw_now;
   {
@@ -76,8 +81,9 @@ void FaultInjectingDevice::Copy(Queue queue, void* dst, const void* src, int64_t
     ++copies_;
     if (copies_ == throw_copy_at_) throw_now = copy_error_;
     if (copies_ == fail_copy_at_) {
-      error_.Record(absl::InternalError(absl::StrCat("copy ", copies_, " (layer ", layer,
-                                                     ", ", bytes, " bytes) failed (injected)")),
+      error_.Record(absl::InternalError(
+                        absl::StrCat("copy ", copies_, " (layer ", layer, ", ",
+                                     bytes, " bytes) failed (injected)")),
                     fail_copy_lost_);
       return;
     }

@@ -46,20 +46,28 @@ class FaultInjectingDevice final : public Device {
 
   std::string name() const override { return base_.name(); }
   c10::Device torch_device() const override;
-  absl::StatusOr<void*> Allocate(int64_t bytes, const std::string& what) override;
+  absl::StatusOr<void*> Allocate(int64_t bytes,
+                                 const std::string& what) override;
   void Reset() override;
   int64_t budget_bytes() const override { return base_.budget_bytes(); }
   int64_t used_bytes() const override { return base_.used_bytes(); }
   int64_t peak_bytes() const override { return base_.peak_bytes(); }
-  absl::StatusOr<void*> AllocateHost(int64_t bytes) override { return base_.AllocateHost(bytes); }
+  absl::StatusOr<void*> AllocateHost(int64_t bytes) override {
+    return base_.AllocateHost(bytes);
+  }
   void FreeHost(void* p) override { base_.FreeHost(p); }
-  void Copy(Queue queue, void* dst, const void* src, int64_t bytes, int layer) override;
+  void Copy(Queue queue, void* dst, const void* src, int64_t bytes,
+            int layer) override;
   Event Record(Queue queue) override { return base_.Record(queue); }
-  void QueueWait(Queue queue, Event event) override { base_.QueueWait(queue, event); }
+  void QueueWait(Queue queue, Event event) override {
+    base_.QueueWait(queue, event);
+  }
   void HostWait(Event event) override;
   bool Done(Event event) override { return base_.Done(event); }
   std::shared_ptr<void> ComputeScope() override { return base_.ComputeScope(); }
-  void set_timeline(Timeline* timeline) override { base_.set_timeline(timeline); }
+  void set_timeline(Timeline* timeline) override {
+    base_.set_timeline(timeline);
+  }
   absl::Status status() const override { return error_.status(); }
 
  private:

@@ -16,14 +16,16 @@ namespace {
 
 struct CountingAllocator {
   int64_t live_bytes = 0;
-  int64_t limit = INT64_MAX;  // allocations beyond it fail, as pinning past RLIMIT_MEMLOCK does
+  int64_t limit = INT64_MAX;  // allocations beyond it fail, as pinning past
+                              // RLIMIT_MEMLOCK does
   int frees = 0;
   std::set<void*> live;
 
   HostBufferCache Cache(int64_t max_idle = INT64_MAX) {
     return HostBufferCache(
         [this](int64_t bytes) -> absl::StatusOr<void*> {
-          if (live_bytes + bytes > limit) return absl::ResourceExhaustedError("over the limit");
+          if (live_bytes + bytes > limit)
+            return absl::ResourceExhaustedError("over the limit");
           void* p = std::malloc(bytes);
           live.insert(p);
           live_bytes += bytes;
@@ -42,7 +44,8 @@ struct CountingAllocator {
 };
 
 // One "job": a buffer per layer (weights and gradient), then released.
-std::vector<void*> Job(HostBufferCache& cache, int layers, int64_t layer_bytes) {
+std::vector<void*> Job(HostBufferCache& cache, int layers,
+                       int64_t layer_bytes) {
   std::vector<void*> blocks;
   for (int i = 0; i < 2 * layers; ++i) {
     absl::StatusOr<void*> p = cache.Allocate(layer_bytes);
@@ -69,7 +72,8 @@ TEST(HostBufferCacheTest, TheNextJobOfTheSameShapeReusesEveryBlock) {
   EXPECT_EQ(cache.stats().allocations, 10);
   for (void* p : other) cache.Release(p);
   EXPECT_EQ(cache.stats().in_use_bytes, 0);
-  EXPECT_EQ(cache.stats().idle_bytes, 8 * (4 << 20) + 2 * (6 << 20));  // 2 MiB classes
+  EXPECT_EQ(cache.stats().idle_bytes,
+            8 * (4 << 20) + 2 * (6 << 20));  // 2 MiB classes
 }
 
 TEST(HostBufferCacheTest, SizeClassesWasteLittle) {

@@ -5,13 +5,14 @@
 // the engine's methods, mixed precision, speculative backups, activation
 // checkpoints on the host and the NVMe tier's staging; an allocation beyond
 // its buffer's plan is refused before it is made.
+#include "core/plan/host_ledger.h"
+
 #include <filesystem>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "core/plan/host_ledger.h"
 #include "core/plan/planner.h"
 #include "core/train/trainer.h"
 #include "gtest/gtest.h"
@@ -20,9 +21,11 @@
 namespace stronghold::core {
 namespace {
 
-JobConfig Job(OffloadMethod method, int window, Precision precision = Precision::kFp32) {
+JobConfig Job(OffloadMethod method, int window,
+              Precision precision = Precision::kFp32) {
   JobConfig c;
-  c.model = {.layers = 4, .hidden = 64, .heads = 4, .seq_len = 32, .vocab = 256};
+  c.model = {
+      .layers = 4, .hidden = 64, .heads = 4, .seq_len = 32, .vocab = 256};
   c.training.steps = 2;
   c.training.batch = 4;
   c.training.micro_batch = 2;
@@ -34,20 +37,27 @@ JobConfig Job(OffloadMethod method, int window, Precision precision = Precision:
 
 // Creates a trainer for `plan`, checks the ledger after set-up and after
 // training.
-void ExpectHoldsItsPlan(const JobConfig& c, const ExecutionPlan& plan, const std::string& what) {
+void ExpectHoldsItsPlan(const JobConfig& c, const ExecutionPlan& plan,
+                        const std::string& what) {
   ASSERT_TRUE(plan.fits) << what << ": " << plan.reason;
-  auto trainer = Trainer::Create(c, plan, {.job_dir = TestDir("ledger"), .optimizer_threads = 1});
+  auto trainer = Trainer::Create(
+      c, plan, {.job_dir = TestDir("ledger"), .optimizer_threads = 1});
   ASSERT_TRUE(trainer.ok()) << what << ": " << trainer.status();
-  EXPECT_EQ(absl::StrJoin(TrainerTestPeer::HostLedgerDifferences(**trainer), "; "), "")
+  EXPECT_EQ(
+      absl::StrJoin(TrainerTestPeer::HostLedgerDifferences(**trainer), "; "),
+      "")
       << what << ", after set-up";
   StepRecorder r;
   ASSERT_TRUE((*trainer)->Run(&r).ok()) << what;
-  EXPECT_EQ(absl::StrJoin(TrainerTestPeer::HostLedgerDifferences(**trainer), "; "), "")
+  EXPECT_EQ(
+      absl::StrJoin(TrainerTestPeer::HostLedgerDifferences(**trainer), "; "),
+      "")
       << what << ", after training";
 }
 
 TEST(HostLedgerTest, EveryMethodHoldsExactlyItsPlannedHostMemory) {
-  ExpectHoldsItsPlan(Job(OffloadMethod::kResident, 0), PlanFor(Job(OffloadMethod::kResident, 0)),
+  ExpectHoldsItsPlan(Job(OffloadMethod::kResident, 0),
+                     PlanFor(Job(OffloadMethod::kResident, 0)),
                      "RESIDENT (the reference)");
   for (Precision p : {Precision::kFp32, Precision::kBf16, Precision::kFp16}) {
     const std::string name = PrecisionName(p);
@@ -55,11 +65,14 @@ TEST(HostLedgerTest, EveryMethodHoldsExactlyItsPlannedHostMemory) {
     ExpectHoldsItsPlan(s, PlanFor(s), "STRONGHOLD W=2 " + name);
     s.offload.speculative_updates = true;
     s.offload.device_embedding_optimizer = true;
-    ExpectHoldsItsPlan(s, PlanFor(s), "STRONGHOLD speculative, embedding on the device " + name);
+    ExpectHoldsItsPlan(
+        s, PlanFor(s),
+        "STRONGHOLD speculative, embedding on the device " + name);
     JobConfig l2l = Job(OffloadMethod::kL2L, 0, p);
     ExpectHoldsItsPlan(l2l, PlanFor(l2l), "L2L " + name);
     JobConfig resident = Job(OffloadMethod::kResident, 0, p);
-    if (p != Precision::kFp32) ExpectHoldsItsPlan(resident, PlanFor(resident), "RESIDENT " + name);
+    if (p != Precision::kFp32)
+      ExpectHoldsItsPlan(resident, PlanFor(resident), "RESIDENT " + name);
   }
   // A budget one byte short of the checkpoints on the device: they go to
   // the host (host.activations.checkpoints).
@@ -89,16 +102,18 @@ TEST(HostLedgerTest, TheNvmeTiersStagingIsPlanned) {
     // every layer's, and what H2D sends too (the first budgets, going down,
     // that plan each).
     bool state_only = false, weights_too = false;
-    for (int percent = 95; percent > 0 && !(state_only && weights_too); percent -= 5) {
-      const ExecutionPlan plan =
-          PlanExecution(c, {.device = "cpu", .host_bytes = need * percent / 100});
+    for (int percent = 95; percent > 0 && !(state_only && weights_too);
+         percent -= 5) {
+      const ExecutionPlan plan = PlanExecution(
+          c, {.device = "cpu", .host_bytes = need * percent / 100});
       if (!plan.fits || plan.ssd_layers == 0) continue;
       bool& seen = plan.ssd_weight_layers > 0 ? weights_too : state_only;
       if (seen) continue;
       seen = true;
-      const std::string what = absl::StrCat(PrecisionName(p), ", host budget ", percent,
-                                            "% of the need: ", plan.ssd_layers, " layers spilled, ",
-                                            plan.ssd_weight_layers, " with what H2D sends");
+      const std::string what =
+          absl::StrCat(PrecisionName(p), ", host budget ", percent,
+                       "% of the need: ", plan.ssd_layers, " layers spilled, ",
+                       plan.ssd_weight_layers, " with what H2D sends");
       ExpectHoldsItsPlan(c, plan, what);
     }
     EXPECT_TRUE(state_only && weights_too) << PrecisionName(p);
@@ -114,14 +129,16 @@ TEST(HostLedgerTest, AnAllocationBeyondItsPlanIsRefused) {
   auto trainer = Trainer::Create(c, plan, {.job_dir = TestDir("ledger_short")});
   ASSERT_FALSE(trainer.ok());
   EXPECT_EQ(trainer.status().code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_NE(trainer.status().message().find("host.grads.fp32"), std::string::npos)
+  EXPECT_NE(trainer.status().message().find("host.grads.fp32"),
+            std::string::npos)
       << trainer.status();
 
   HostLedger ledger(PlanFor(c));
   EXPECT_FALSE(ledger.Charge("host.no_such_buffer", 1).ok());
   const int64_t grads = c.model.parameters() * 4;
   EXPECT_TRUE(ledger.Charge("host.grads.fp32", grads).ok());
-  EXPECT_EQ(ledger.Charge("host.grads.fp32", 1).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(ledger.Charge("host.grads.fp32", 1).code(),
+            absl::StatusCode::kResourceExhausted);
   ledger.Release("host.grads.fp32", 4);
   EXPECT_TRUE(ledger.Charge("host.grads.fp32", 4).ok());
 }

@@ -11,11 +11,17 @@ namespace {
 
 TEST(ModelConfigTest, ParameterCountMatchesTheSeed) {
   // P = L*(12h^2 + 13h) + (V + S)*h + 2h, with V padded 50257 -> 50304.
-  ModelConfig m{.layers = 32, .hidden = 2048, .heads = 16, .seq_len = 1024, .vocab = 50257};
+  ModelConfig m{.layers = 32,
+                .hidden = 2048,
+                .heads = 16,
+                .seq_len = 1024,
+                .vocab = 50257};
   EXPECT_EQ(m.padded_vocab(), 50304);
   EXPECT_EQ(m.parameters(), 1'716'588'544);
-  for (auto [layers, expected] : {std::pair{16, 910'856'192LL}, {24, 1'313'722'368LL},
-                                  {48, 2'522'320'896LL}, {78, 4'033'069'056LL},
+  for (auto [layers, expected] : {std::pair{16, 910'856'192LL},
+                                  {24, 1'313'722'368LL},
+                                  {48, 2'522'320'896LL},
+                                  {78, 4'033'069'056LL},
                                   {100, 5'140'951'040LL}}) {
     m.layers = layers;
     EXPECT_EQ(m.parameters(), expected) << layers << " layers";
@@ -23,7 +29,8 @@ TEST(ModelConfigTest, ParameterCountMatchesTheSeed) {
 }
 
 TEST(ModelConfigTest, LayoutCoversEveryParameterOnce) {
-  const ModelConfig m{.layers = 3, .hidden = 64, .heads = 4, .seq_len = 32, .vocab = 300};
+  const ModelConfig m{
+      .layers = 3, .hidden = 64, .heads = 4, .seq_len = 32, .vocab = 300};
   int64_t total = 0;
   for (const BufferLayout& b : ModelLayout(m)) {
     int64_t offset = 0;
@@ -42,15 +49,21 @@ TEST(ModelConfigTest, LayoutCoversEveryParameterOnce) {
 }
 
 TEST(ModelConfigTest, ModelFlopsFollowMegatron) {
-  const ModelConfig m{.layers = 32, .hidden = 2048, .heads = 16, .seq_len = 1024, .vocab = 50304};
+  const ModelConfig m{.layers = 32,
+                      .hidden = 2048,
+                      .heads = 16,
+                      .seq_len = 1024,
+                      .vocab = 50304};
   const double b = 4, s = 1024, l = 32, h = 2048, v = 50304;
-  EXPECT_DOUBLE_EQ(m.model_flops_per_step(4),
-                   72 * b * s * l * h * h * (1 + s / (6 * h) + v / (12 * l * h)));
+  EXPECT_DOUBLE_EQ(
+      m.model_flops_per_step(4),
+      72 * b * s * l * h * h * (1 + s / (6 * h) + v / (12 * l * h)));
 }
 
 JobConfig Valid() {
   JobConfig c;
-  c.model = {.layers = 2, .hidden = 64, .heads = 4, .seq_len = 64, .vocab = 256};
+  c.model = {
+      .layers = 2, .hidden = 64, .heads = 4, .seq_len = 64, .vocab = 256};
   return c;
 }
 
@@ -89,46 +102,63 @@ INSTANTIATE_TEST_SUITE_P(
         Rule{"model.layers", [](JobConfig& c) { c.model.layers = 0; }},
         Rule{"model.layers", [](JobConfig& c) { c.model.layers = 5000; }},
         Rule{"model.hidden", [](JobConfig& c) { c.model.hidden = 0; }},
-        Rule{"model.hidden", [](JobConfig& c) { c.model.hidden = 66; }},  // not divisible by 4
+        Rule{"model.hidden",
+             [](JobConfig& c) { c.model.hidden = 66; }},  // not divisible by 4
         Rule{"model.heads", [](JobConfig& c) { c.model.heads = 0; }},
         Rule{"model.seq_len", [](JobConfig& c) { c.model.seq_len = 0; }},
-        Rule{"model.seq_len", [](JobConfig& c) { c.model.seq_len = kMaxSeqLen + 1; }},
+        Rule{"model.seq_len",
+             [](JobConfig& c) { c.model.seq_len = kMaxSeqLen + 1; }},
         Rule{"model.vocab", [](JobConfig& c) { c.model.vocab = 1; }},
         Rule{"training.batch", [](JobConfig& c) { c.training.batch = 0; }},
-        Rule{"training.micro_batch", [](JobConfig& c) { c.training.micro_batch = 0; }},
-        Rule{"training.batch", [](JobConfig& c) {
+        Rule{"training.micro_batch",
+             [](JobConfig& c) { c.training.micro_batch = 0; }},
+        Rule{"training.batch",
+             [](JobConfig& c) {
                c.training.batch = 6;
                c.training.micro_batch = 4;
              }},
         Rule{"training.steps", [](JobConfig& c) { c.training.steps = 0; }},
         Rule{"training.lr", [](JobConfig& c) { c.training.lr = -1e-3; }},
         Rule{"training.lr", [](JobConfig& c) { c.training.lr = 0; }},
-        Rule{"training.warmup_steps", [](JobConfig& c) { c.training.warmup_steps = 1000; }},
+        Rule{"training.warmup_steps",
+             [](JobConfig& c) { c.training.warmup_steps = 1000; }},
         Rule{"training.min_lr", [](JobConfig& c) { c.training.min_lr = 1.0; }},
-        Rule{"training.weight_decay", [](JobConfig& c) { c.training.weight_decay = -0.1; }},
+        Rule{"training.weight_decay",
+             [](JobConfig& c) { c.training.weight_decay = -0.1; }},
         Rule{"training.beta1", [](JobConfig& c) { c.training.beta1 = 1.0; }},
         Rule{"training.beta2", [](JobConfig& c) { c.training.beta2 = -0.5; }},
         Rule{"training.eps", [](JobConfig& c) { c.training.eps = 0; }},
-        Rule{"training.clip_norm", [](JobConfig& c) { c.training.clip_norm = -1; }},
-        Rule{"training.log_every", [](JobConfig& c) { c.training.log_every = 0; }},
+        Rule{"training.clip_norm",
+             [](JobConfig& c) { c.training.clip_norm = -1; }},
+        Rule{"training.log_every",
+             [](JobConfig& c) { c.training.log_every = 0; }},
         Rule{"offload.window", [](JobConfig& c) { c.offload.window = 3; }},
         Rule{"offload.gpu_memory_budget_bytes",
              [](JobConfig& c) { c.offload.gpu_memory_budget_bytes = -1; }},
         Rule{"offload.host_memory_budget_bytes",
              [](JobConfig& c) { c.offload.host_memory_budget_bytes = -1; }},
-        Rule{"offload.ssd_dirs", [](JobConfig& c) { c.offload.ssd_dirs = {""}; }},
         Rule{"offload.ssd_dirs",
-             [](JobConfig& c) { c.offload.ssd_dirs = {std::string("a\0b", 3)}; }},
-        Rule{"offload.ssd_dirs", [](JobConfig& c) {
+             [](JobConfig& c) { c.offload.ssd_dirs = {""}; }},
+        Rule{"offload.ssd_dirs",
+             [](JobConfig& c) {
+               c.offload.ssd_dirs = {std::string("a\0b", 3)};
+             }},
+        Rule{"offload.ssd_dirs",
+             [](JobConfig& c) {
                c.offload.ssd_dirs.assign(kMaxSsdDirs + 1, "nvme");
              }},
         Rule{"data.source", [](JobConfig& c) { c.data.source = ""; }},
-        Rule{"data.source", [](JobConfig& c) { c.data.source = std::string("t.u16\0x", 7); }},
         Rule{"data.source",
-             [](JobConfig& c) { c.data.source = std::string(kMaxPathLength + 1, 'x'); }},
+             [](JobConfig& c) { c.data.source = std::string("t.u16\0x", 7); }},
+        Rule{
+            "data.source",
+            [](JobConfig&
+                   c) { c.data.source = std::string(kMaxPathLength + 1, 'x'); }},
         Rule{"data.token_bytes", [](JobConfig& c) { c.data.token_bytes = 3; }},
-        Rule{"checkpoint.every_steps", [](JobConfig& c) { c.checkpoint.every_steps = -1; }},
-        Rule{"checkpoint.keep_last", [](JobConfig& c) { c.checkpoint.keep_last = -1; }}));
+        Rule{"checkpoint.every_steps",
+             [](JobConfig& c) { c.checkpoint.every_steps = -1; }},
+        Rule{"checkpoint.keep_last",
+             [](JobConfig& c) { c.checkpoint.keep_last = -1; }}));
 
 }  // namespace
 }  // namespace stronghold::core

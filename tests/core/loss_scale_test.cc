@@ -28,7 +28,8 @@ TEST(LossScaleTest, OverflowHalvesSkipsAndRestartsTheCount) {
 
 TEST(LossScaleTest, DoublesAfterTheGrowthIntervalOfGoodSteps) {
   LossScaleState s = InitialLossScale(Precision::kFp16);
-  for (int64_t i = 1; i < kLossScaleGrowthInterval; ++i) AdvanceLossScale(Precision::kFp16, true, &s);
+  for (int64_t i = 1; i < kLossScaleGrowthInterval; ++i)
+    AdvanceLossScale(Precision::kFp16, true, &s);
   EXPECT_EQ(s.scale, 65536.0);
   EXPECT_EQ(s.good_steps, kLossScaleGrowthInterval - 1);
   AdvanceLossScale(Precision::kFp16, true, &s);

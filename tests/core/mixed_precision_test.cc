@@ -13,8 +13,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/checkpoint/checkpoint_reader.h"
-#include "core/model/gpt_layout.h"
 #include "core/engine/loss_scale.h"
+#include "core/model/gpt_layout.h"
 #include "core/plan/planner.h"
 #include "core/train/trainer.h"
 #include "gtest/gtest.h"
@@ -26,7 +26,8 @@ namespace {
 // As engine_test's: two micro-batches, clipping that acts, warm-up.
 JobConfig SixLayers(Precision precision, OffloadMethod method, int window) {
   JobConfig c;
-  c.model = {.layers = 6, .hidden = 64, .heads = 4, .seq_len = 32, .vocab = 256};
+  c.model = {
+      .layers = 6, .hidden = 64, .heads = 4, .seq_len = 32, .vocab = 256};
   c.training.steps = 10;
   c.training.batch = 8;
   c.training.micro_batch = 4;
@@ -39,7 +40,8 @@ JobConfig SixLayers(Precision precision, OffloadMethod method, int window) {
 }
 
 std::unique_ptr<Trainer> Make(const JobConfig& c, const std::string& dir) {
-  auto trainer = Trainer::Create(c, PlanFor(c), {.job_dir = dir, .optimizer_threads = 2});
+  auto trainer =
+      Trainer::Create(c, PlanFor(c), {.job_dir = dir, .optimizer_threads = 2});
   EXPECT_TRUE(trainer.ok()) << trainer.status();
   return trainer.ok() ? std::move(*trainer) : nullptr;
 }
@@ -49,7 +51,8 @@ class PrecisionTest : public ::testing::TestWithParam<Precision> {};
 TEST_P(PrecisionTest, WindowsAndL2LMatchTheFullWindowBitForBit) {
   const Precision p = GetParam();
   const std::string name = PrecisionName(p);
-  const TrainedRun full = Train(SixLayers(p, OffloadMethod::kResident, 0), name + "_full");
+  const TrainedRun full =
+      Train(SixLayers(p, OffloadMethod::kResident, 0), name + "_full");
   ASSERT_EQ(full.recorder.losses.size(), 10u);
   EXPECT_GT(full.recorder.norms[0], 0.5) << "clipping should act in this test";
   for (int w : {1, 2}) {
@@ -59,12 +62,15 @@ TEST_P(PrecisionTest, WindowsAndL2LMatchTheFullWindowBitForBit) {
     // 2-byte slots, embedding and checkpoints: exactly what the plan says.
     EXPECT_EQ(r.recorder.peak, WindowedArenaBytes(c, w)) << name << " W=" << w;
   }
-  ExpectBitIdentical(full, Train(SixLayers(p, OffloadMethod::kL2L, 0), name + "_l2l"), name + " L2L");
+  ExpectBitIdentical(full,
+                     Train(SixLayers(p, OffloadMethod::kL2L, 0), name + "_l2l"),
+                     name + " L2L");
 }
 
 // The embedding's AdamW on the device, in the compute precision's working
 // copy there: the same bits, with clipping and without.
-TEST_P(PrecisionTest, EmbeddingOptimizerOnTheDeviceMatchesTheFullWindowBitForBit) {
+TEST_P(PrecisionTest,
+       EmbeddingOptimizerOnTheDeviceMatchesTheFullWindowBitForBit) {
   const Precision p = GetParam();
   const std::string name = PrecisionName(p);
   for (double clip : {0.5, 0.0}) {
@@ -72,15 +78,23 @@ TEST_P(PrecisionTest, EmbeddingOptimizerOnTheDeviceMatchesTheFullWindowBitForBit
     JobConfig w2 = SixLayers(p, OffloadMethod::kStronghold, 2);
     full.training.clip_norm = w2.training.clip_norm = clip;
     w2.offload.device_embedding_optimizer = true;
-    const TrainedRun reference = Train(full, absl::StrCat(name, "_emb_full", clip));
+    const TrainedRun reference =
+        Train(full, absl::StrCat(name, "_emb_full", clip));
     const TrainedRun r = Train(w2, absl::StrCat(name, "_emb_dev", clip));
-    ExpectBitIdentical(reference, r, absl::StrCat(name, " W=2, embedding on the device, clip ", clip));
-    EXPECT_EQ(r.recorder.peak, WindowedArenaBytes(w2, 2)) << "the master is a fourth array";
-    // And block layers 0..1 resident there too (offload.device_resident_layers).
+    ExpectBitIdentical(
+        reference, r,
+        absl::StrCat(name, " W=2, embedding on the device, clip ", clip));
+    EXPECT_EQ(r.recorder.peak, WindowedArenaBytes(w2, 2))
+        << "the master is a fourth array";
+    // And block layers 0..1 resident there too
+    // (offload.device_resident_layers).
     w2.offload.device_resident_layers = 2;
     const TrainedRun res = Train(w2, absl::StrCat(name, "_res_dev", clip));
-    ExpectBitIdentical(reference, res, absl::StrCat(name, " W=2, layers 0..1 and the embedding on "
-                                                    "the device, clip ", clip));
+    ExpectBitIdentical(
+        reference, res,
+        absl::StrCat(name,
+                     " W=2, layers 0..1 and the embedding on the device, clip ",
+                     clip));
     EXPECT_EQ(res.recorder.peak, WindowedArenaBytes(w2, 2));
   }
 }
@@ -121,17 +135,22 @@ TEST_P(PrecisionTest, LossFallsAndStaysNearFp32) {
     const std::string what = absl::StrCat(PrecisionName(p), " seed ", seed);
     ASSERT_EQ(low.recorder.losses.size(), 20u);
     for (int i = 0; i < 5; ++i) {
-      EXPECT_NEAR(low.recorder.losses[i], fp32.recorder.losses[i], 0.005 * fp32.recorder.losses[i])
+      EXPECT_NEAR(low.recorder.losses[i], fp32.recorder.losses[i],
+                  0.005 * fp32.recorder.losses[i])
           << what << " step " << i + 1;
     }
-    EXPECT_LT(low.recorder.losses.back(), 0.9 * low.recorder.losses.front()) << what;
+    EXPECT_LT(low.recorder.losses.back(), 0.9 * low.recorder.losses.front())
+        << what;
     EXPECT_NEAR(low.recorder.losses.back(), fp32.recorder.losses.back(),
                 0.02 * fp32.recorder.losses.back())
         << what << " step 20";
-    EXPECT_NEAR(low.recorder.norms[0], fp32.recorder.norms[0], 0.01 * fp32.recorder.norms[0])
+    EXPECT_NEAR(low.recorder.norms[0], fp32.recorder.norms[0],
+                0.01 * fp32.recorder.norms[0])
         << what << " gradient norm of step 1";
-    for (bool s : low.recorder.skipped) EXPECT_FALSE(s) << what << ": no overflow at the default scale";
-    const double expected_scale = p == Precision::kFp16 ? kInitialLossScale : 1.0;
+    for (bool s : low.recorder.skipped)
+      EXPECT_FALSE(s) << what << ": no overflow at the default scale";
+    const double expected_scale =
+        p == Precision::kFp16 ? kInitialLossScale : 1.0;
     EXPECT_EQ(low.recorder.scales.front(), expected_scale) << what;
   }
 }
@@ -198,24 +217,30 @@ TEST(Fp16LossScaleTest, OverflowSkipsTheStepAndHalvesTheScale) {
       EXPECT_EQ(r.recorder.norms[i], 0) << "step " << i + 1;
     }
     if (i > 0) {
-      EXPECT_EQ(r.recorder.scales[i],
-                r.recorder.skipped[i - 1] ? r.recorder.scales[i - 1] / 2 : r.recorder.scales[i - 1])
+      EXPECT_EQ(r.recorder.scales[i], r.recorder.skipped[i - 1]
+                                          ? r.recorder.scales[i - 1] / 2
+                                          : r.recorder.scales[i - 1])
           << "step " << i + 1;
     }
   }
   ASSERT_GT(first_applied, 0) << "the scale never came down far enough";
   ASSERT_LT(first_applied, kSteps - 5);
   int reported = 0;
-  for (const std::string& m : r.recorder.messages) reported += m.find("skipped") != std::string::npos;
+  for (const std::string& m : r.recorder.messages)
+    reported += m.find("skipped") != std::string::npos;
   EXPECT_EQ(reported, skipped) << "one event per skipped step";
-  EXPECT_LT(r.recorder.losses.back(), r.recorder.losses[first_applied]) << "training went on";
+  EXPECT_LT(r.recorder.losses.back(), r.recorder.losses[first_applied])
+      << "training went on";
 
   // The same job stopped at its first applied step: every skipped step left
   // the weights alone, and the one update was AdamW's first (|dw| = lr per
   // element; a second step's bias correction would give ~0.74 lr).
-  const TrainedRun initial = Train(Fp16Constant(first_applied), "overflow_skipped", 0, start);
-  const TrainedRun one = Train(Fp16Constant(first_applied + 1), "overflow_one", 0, start);
-  const TrainedRun fresh = Train(Fp16Constant(1), "overflow_fresh");  // weights to compare with
+  const TrainedRun initial =
+      Train(Fp16Constant(first_applied), "overflow_skipped", 0, start);
+  const TrainedRun one =
+      Train(Fp16Constant(first_applied + 1), "overflow_one", 0, start);
+  const TrainedRun fresh =
+      Train(Fp16Constant(1), "overflow_fresh");  // weights to compare with
   auto untrained = Make(Fp16Constant(1), TestDir("untrained"));
   ASSERT_NE(untrained, nullptr);
   auto untrained_weights = untrained->Weights();
@@ -226,9 +251,12 @@ TEST(Fp16LossScaleTest, OverflowSkipsTheStepAndHalvesTheScale) {
   std::vector<double> ratios;
   const std::vector<float>& before = init[3];
   const std::vector<float>& after = one.weights[3];
-  for (size_t i = 0; i < before.size(); ++i) ratios.push_back(std::fabs(after[i] - before[i]) / lr);
-  std::nth_element(ratios.begin(), ratios.begin() + ratios.size() / 2, ratios.end());
-  EXPECT_NEAR(ratios[ratios.size() / 2], 1.0, 0.05) << "median |dw| / lr of layers.2";
+  for (size_t i = 0; i < before.size(); ++i)
+    ratios.push_back(std::fabs(after[i] - before[i]) / lr);
+  std::nth_element(ratios.begin(), ratios.begin() + ratios.size() / 2,
+                   ratios.end());
+  EXPECT_NEAR(ratios[ratios.size() / 2], 1.0, 0.05)
+      << "median |dw| / lr of layers.2";
   EXPECT_FALSE(fresh.weights == init);
 }
 
@@ -237,15 +265,18 @@ TEST(Fp16LossScaleTest, OverflowSkipsTheStepAndHalvesTheScale) {
 // 3.5x below fp16's 65504), and the scale is divided out exactly enough
 // that the norm does not depend on it.
 TEST(Fp16LossScaleTest, TheInitialScaleLeavesHeadroom) {
-  const JobConfig c = SixLayers(Precision::kFp16, OffloadMethod::kStronghold, 2);
+  const JobConfig c =
+      SixLayers(Precision::kFp16, OffloadMethod::kStronghold, 2);
   JobConfig one = c;
   one.training.steps = 1;
-  const TrainedRun doubled = Train(one, "headroom_2x", 0, 2 * kInitialLossScale);
+  const TrainedRun doubled =
+      Train(one, "headroom_2x", 0, 2 * kInitialLossScale);
   const TrainedRun initial = Train(one, "headroom_1x");
   ASSERT_EQ(doubled.recorder.losses.size(), 1u);
   EXPECT_EQ(doubled.recorder.scales[0], 2 * kInitialLossScale);
   EXPECT_FALSE(doubled.recorder.skipped[0]) << "step 1 overflows at 2^17";
-  EXPECT_NEAR(doubled.recorder.norms[0], initial.recorder.norms[0], 1e-3 * initial.recorder.norms[0]);
+  EXPECT_NEAR(doubled.recorder.norms[0], initial.recorder.norms[0],
+              1e-3 * initial.recorder.norms[0]);
 }
 
 // Speculative updates in fp16 run before the step is known to be finite:
@@ -268,7 +299,8 @@ TEST(SpeculativeUpdatesTest, Bf16MatchesTheDeferredPath) {
   JobConfig c = SixLayers(Precision::kBf16, OffloadMethod::kStronghold, 2);
   const TrainedRun deferred = Train(c, "spec_bf16_deferred");
   c.offload.speculative_updates = true;
-  ExpectBitIdentical(deferred, Train(c, "spec_bf16"), "bf16 speculative updates");
+  ExpectBitIdentical(deferred, Train(c, "spec_bf16"),
+                     "bf16 speculative updates");
 }
 
 // fp16's scale, its good-step count and AdamW's step count are checkpoint
@@ -277,7 +309,8 @@ TEST(Fp16LossScaleTest, ResumeKeepsTheLossScale) {
   JobConfig c = SixLayers(Precision::kFp16, OffloadMethod::kStronghold, 2);
   c.training.steps = 20;
   c.checkpoint.every_steps = 10;
-  const double start = std::ldexp(1.0, 30);  // some skipped steps before step 10
+  const double start =
+      std::ldexp(1.0, 30);  // some skipped steps before step 10
   const std::string straight_dir = TestDir("fp16_straight");
   StepRecorder straight;
   {
@@ -300,7 +333,8 @@ TEST(Fp16LossScaleTest, ResumeKeepsTheLossScale) {
     TrainerTestPeer::SetLossScale(*t, start);
     EXPECT_EQ(t->Run(&first).code(), absl::StatusCode::kAborted);
   }
-  auto manifest = ReadCheckpointManifest(split_dir + "/checkpoints/step-000010");
+  auto manifest =
+      ReadCheckpointManifest(split_dir + "/checkpoints/step-000010");
   ASSERT_TRUE(manifest.ok()) << manifest.status();
   int skipped = 0;
   for (int i = 0; i < 10; ++i) skipped += straight.skipped[i];
@@ -316,14 +350,16 @@ TEST(Fp16LossScaleTest, ResumeKeepsTheLossScale) {
   for (int i = 0; i < 20; ++i) {
     const StepRecorder& r = i < 10 ? first : second;
     EXPECT_EQ(r.losses[i % 10], straight.losses[i]) << "loss of step " << i + 1;
-    EXPECT_EQ(r.scales[i % 10], straight.scales[i]) << "loss scale of step " << i + 1;
+    EXPECT_EQ(r.scales[i % 10], straight.scales[i])
+        << "loss scale of step " << i + 1;
     EXPECT_EQ(r.skipped[i % 10], straight.skipped[i]) << "step " << i + 1;
   }
   auto a = ReadCheckpointManifest(split_dir + "/checkpoints/step-000020");
   auto b = ReadCheckpointManifest(straight_dir + "/checkpoints/step-000020");
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_EQ(a->position.loss_scale, b->position.loss_scale);
-  EXPECT_EQ(a->position.loss_scale_good_steps, b->position.loss_scale_good_steps);
+  EXPECT_EQ(a->position.loss_scale_good_steps,
+            b->position.loss_scale_good_steps);
   EXPECT_GT(a->position.loss_scale_good_steps, 0);
   EXPECT_EQ(a->position.optimizer_step, b->position.optimizer_step);
 }
@@ -335,17 +371,20 @@ TEST(MixedPrecisionNonFiniteTest, NonFiniteGradientNamesTheLayer) {
     JobConfig c = SixLayers(p, OffloadMethod::kStronghold, 2);
     auto trainer = Make(c, TestDir("nan"));
     ASSERT_NE(trainer, nullptr);
-    if (p == Precision::kFp16) TrainerTestPeer::SetLossScale(*trainer, 2 * kMinLossScale);
+    if (p == Precision::kFp16)
+      TrainerTestPeer::SetLossScale(*trainer, 2 * kMinLossScale);
     const BufferLayout block = BlockLayout(c.model, 3);
-    TrainerTestPeer::HostWeights(*trainer, 4)[block.tensor("mlp.fc1.weight").offset + 5] =
-        std::nanf("");
+    TrainerTestPeer::HostWeights(
+        *trainer, 4)[block.tensor("mlp.fc1.weight").offset + 5] = std::nanf("");
     StepRecorder r;
     const absl::Status s = trainer->Run(&r);
     ASSERT_EQ(s.code(), absl::StatusCode::kInternal) << s;
     const std::string step = p == Precision::kFp16 ? "step 2" : "step 1";
-    EXPECT_NE(s.message().find(step + ": the gradient is not finite in "), absl::string_view::npos)
+    EXPECT_NE(s.message().find(step + ": the gradient is not finite in "),
+              absl::string_view::npos)
         << s;
-    EXPECT_EQ(r.losses.size(), p == Precision::kFp16 ? 1u : 0u) << PrecisionName(p);
+    EXPECT_EQ(r.losses.size(), p == Precision::kFp16 ? 1u : 0u)
+        << PrecisionName(p);
   }
 }
 

@@ -50,7 +50,8 @@ class Draw {
 
 std::string SsdDir() {
   const char* tmp = std::getenv("TEST_TMPDIR");
-  const std::string dir = std::string(tmp != nullptr ? tmp : "/tmp") + "/planner_property_ssd";
+  const std::string dir =
+      std::string(tmp != nullptr ? tmp : "/tmp") + "/planner_property_ssd";
   std::filesystem::create_directories(dir);
   return dir;
 }
@@ -67,7 +68,8 @@ JobConfig RandomJob(Draw& d) {
   m.vocab = static_cast<int>(d.LogUniform(2, kMaxVocab));
   TrainingConfig& t = c.training;
   t.micro_batch = static_cast<int>(d.LogUniform(1, 1 << 20));
-  t.batch = t.micro_batch * static_cast<int>(d.LogUniform(1, (1 << 20) / t.micro_batch));
+  t.batch = t.micro_batch *
+            static_cast<int>(d.LogUniform(1, (1 << 20) / t.micro_batch));
   t.precision = static_cast<Precision>(d.Uniform(0, 2));
   t.clip_norm = d.Coin() ? 1.0 : 0.0;
   OffloadConfig& o = c.offload;
@@ -80,8 +82,10 @@ JobConfig RandomJob(Draw& d) {
     o.device_resident_layers = static_cast<int>(d.Uniform(0, m.layers - 1));
     o.window = std::min(o.window, m.layers - o.device_resident_layers);
   }
-  if (d.Coin()) o.gpu_memory_budget_bytes = d.LogUniform(1 << 20, int64_t{1} << 50);
-  if (d.Coin()) o.host_memory_budget_bytes = d.LogUniform(1 << 20, int64_t{1} << 50);
+  if (d.Coin())
+    o.gpu_memory_budget_bytes = d.LogUniform(1 << 20, int64_t{1} << 50);
+  if (d.Coin())
+    o.host_memory_budget_bytes = d.LogUniform(1 << 20, int64_t{1} << 50);
   if (d.Coin()) o.ssd_dirs = {SsdDir()};
   return c;
 }
@@ -95,7 +99,8 @@ NodeBudgets RandomNode(Draw& d) {
   return node;
 }
 
-void ExpectSound(const JobConfig& c, const NodeBudgets& node, const std::string& what) {
+void ExpectSound(const JobConfig& c, const NodeBudgets& node,
+                 const std::string& what) {
   const ExecutionPlan plan = PlanExecution(c, node);
   int64_t device = 0, pinned = 0, host = 0, ssd = 0;
   for (const PlannedBuffer& b : plan.buffers) {
@@ -114,12 +119,18 @@ void ExpectSound(const JobConfig& c, const NodeBudgets& node, const std::string&
     EXPECT_FALSE(plan.reason.empty()) << what;
     return;
   }
-  if (plan.budget_device_bytes > 0) EXPECT_LE(plan.bytes_device, plan.budget_device_bytes) << what;
+  if (plan.budget_device_bytes > 0) {
+    EXPECT_LE(plan.bytes_device, plan.budget_device_bytes) << what;
+  }
   // On the host device, the device's buffers are host memory too.
-  const int64_t host_need =
-      plan.bytes_host + plan.bytes_pinned + (node.device == "cpu" ? plan.bytes_device : 0);
-  if (plan.budget_host_bytes > 0) EXPECT_LE(host_need, plan.budget_host_bytes) << what;
-  if (node.ssd_bytes > 0) EXPECT_LE(plan.bytes_ssd, node.ssd_bytes) << what;
+  const int64_t host_need = plan.bytes_host + plan.bytes_pinned +
+                            (node.device == "cpu" ? plan.bytes_device : 0);
+  if (plan.budget_host_bytes > 0) {
+    EXPECT_LE(host_need, plan.budget_host_bytes) << what;
+  }
+  if (node.ssd_bytes > 0) {
+    EXPECT_LE(plan.bytes_ssd, node.ssd_bytes) << what;
+  }
   EXPECT_GE(plan.window, plan.reference ? 0 : 1) << what;
 }
 
@@ -129,18 +140,22 @@ TEST(PlannerPropertyTest, EverySpecIsRefusedByNameOrPlannedSoundly) {
   for (int i = 0; i < 20000; ++i) {
     const JobConfig c = RandomJob(d);
     const NodeBudgets node = RandomNode(d);
-    const std::string what = absl::StrCat("spec #", i, " (layers ", c.model.layers, ", hidden ",
-                                          c.model.hidden, ", seq ", c.model.seq_len, ", vocab ",
-                                          c.model.vocab, ", micro-batch ", c.training.micro_batch,
-                                          ")");
+    const std::string what = absl::StrCat(
+        "spec #", i, " (layers ", c.model.layers, ", hidden ", c.model.hidden,
+        ", seq ", c.model.seq_len, ", vocab ", c.model.vocab, ", micro-batch ",
+        c.training.micro_batch, ")");
     const absl::Status valid = ValidateJobConfig(c);
     if (!valid.ok()) {
-      ASSERT_EQ(valid.code(), absl::StatusCode::kInvalidArgument) << what << ": " << valid;
+      ASSERT_EQ(valid.code(), absl::StatusCode::kInvalidArgument)
+          << what << ": " << valid;
       // "field: ..." with the API's dotted field names.
-      EXPECT_NE(valid.message().find('.'), std::string::npos) << what << ": " << valid;
+      EXPECT_NE(valid.message().find('.'), std::string::npos)
+          << what << ": " << valid;
       refused_for_size += !CheckDerivedSizes(c).ok();
       // The planner never plans what validation refuses for its sizes.
-      if (!CheckDerivedSizes(c).ok()) EXPECT_FALSE(PlanExecution(c, node).fits) << what;
+      if (!CheckDerivedSizes(c).ok()) {
+        EXPECT_FALSE(PlanExecution(c, node).fits) << what;
+      }
       continue;
     }
     ++planned;
@@ -161,7 +176,8 @@ TEST(PlannerPropertyTest, SizesGrowWithEachDimension) {
     JobConfig c = RandomJob(d);
     c.offload.gpu_memory_budget_bytes = c.offload.host_memory_budget_bytes = 0;
     c.offload.ssd_dirs.clear();
-    if (c.offload.window == 0) c.offload.window = 1;  // automatic windows follow the budget
+    if (c.offload.window == 0)
+      c.offload.window = 1;  // automatic windows follow the budget
     if (!ValidateJobConfig(c).ok()) continue;
     const ExecutionPlan base = PlanExecution(c, unlimited);
     std::vector<std::pair<std::string, JobConfig>> bigger;
@@ -173,7 +189,8 @@ TEST(PlannerPropertyTest, SizesGrowWithEachDimension) {
     grow("model.layers", [](JobConfig& g) { ++g.model.layers; });
     grow("model.hidden", [](JobConfig& g) { g.model.hidden += g.model.heads; });
     grow("model.seq_len", [](JobConfig& g) { ++g.model.seq_len; });
-    grow("model.vocab", [](JobConfig& g) { g.model.vocab += ModelConfig::kVocabPadding; });
+    grow("model.vocab",
+         [](JobConfig& g) { g.model.vocab += ModelConfig::kVocabPadding; });
     grow("training.micro_batch", [](JobConfig& g) {
       g.training.micro_batch *= 2;
       g.training.batch *= 2;
@@ -183,7 +200,9 @@ TEST(PlannerPropertyTest, SizesGrowWithEachDimension) {
       const std::string what = absl::StrCat("spec #", i, ", ", field, " up");
       EXPECT_GE(p.parameters, base.parameters) << what;
       EXPECT_GE(p.bytes_device, base.bytes_device) << what;
-      EXPECT_GE(p.bytes_host + p.bytes_pinned, base.bytes_host + base.bytes_pinned) << what;
+      EXPECT_GE(p.bytes_host + p.bytes_pinned,
+                base.bytes_host + base.bytes_pinned)
+          << what;
       ++compared;
     }
   }
@@ -194,12 +213,17 @@ TEST(PlannerPropertyTest, SizesGrowWithEachDimension) {
 // -9186005472196362240, then run until the kernel killed the daemon.
 TEST(PlannerPropertyTest, TheOverflowingSpecIsRefusedNamingItsFields) {
   JobConfig c;
-  c.model = {.layers = 235, .hidden = 4096, .heads = 4096, .seq_len = 65536, .vocab = 256};
+  c.model = {.layers = 235,
+             .hidden = 4096,
+             .heads = 4096,
+             .seq_len = 65536,
+             .vocab = 256};
   c.training.batch = c.training.micro_batch = 1048576;
   const absl::Status s = ValidateJobConfig(c);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
-  EXPECT_NE(s.message().find("training.micro_batch x model.seq_len x model.hidden"),
-            std::string::npos)
+  EXPECT_NE(
+      s.message().find("training.micro_batch x model.seq_len x model.hidden"),
+      std::string::npos)
       << s;
   const ExecutionPlan plan = PlanExecution(c, {.device = "cpu"});
   EXPECT_FALSE(plan.fits);

@@ -93,8 +93,8 @@ TEST(PlannerSsdTest, MovesTheMomentsOfAsFewLayersAsNeeded) {
 // Host bytes of the buffers a spilled layer leaves: masters and moments.
 int64_t HostOptimizerState(const ExecutionPlan& p) {
   int64_t bytes = 0;
-  for (const char* name :
-       {"host.weights.fp32", "host.adam.exp_avg.fp32", "host.adam.exp_avg_sq.fp32"}) {
+  for (const char* name : {"host.weights.fp32", "host.adam.exp_avg.fp32",
+                           "host.adam.exp_avg_sq.fp32"}) {
     bytes += Find(p, name)->bytes;
   }
   return bytes;
@@ -104,7 +104,8 @@ int64_t HostOptimizerState(const ExecutionPlan& p) {
 // what H2D sends. In bf16/fp16 it frees the masters too (12 B/param), and
 // the staging slots and extents hold three arrays.
 TEST(PlannerSsdTest, MixedPrecisionMovesTheMastersToo) {
-  for (Precision precision : {Precision::kFp32, Precision::kBf16, Precision::kFp16}) {
+  for (Precision precision :
+       {Precision::kFp32, Precision::kBf16, Precision::kFp16}) {
     // Deep enough that the read-ahead ring and, in fp32, the optimizer's
     // master slots (6 layers' masters at window 1) cost less than moving
     // the masters saves.
@@ -125,16 +126,18 @@ TEST(PlannerSsdTest, MixedPrecisionMovesTheMastersToo) {
     EXPECT_EQ(HostOptimizerState(all_in_ram) - HostOptimizerState(p),
               p.ssd_layers * layer * (masters ? 12 : 8))
         << what;
-    EXPECT_EQ(Find(p, "host.staging.ssd")->bytes,
-              kSsdStagingSlots * arrays * ((layer * kFloat + 4095) / 4096 * 4096))
+    EXPECT_EQ(
+        Find(p, "host.staging.ssd")->bytes,
+        kSsdStagingSlots * arrays * ((layer * kFloat + 4095) / 4096 * 4096))
         << what;
-    const PlannedBuffer* ssd = Find(
-        p, masters ? "ssd.adam.exp_avg+exp_avg_sq+master" : "ssd.adam.exp_avg+exp_avg_sq");
+    const PlannedBuffer* ssd =
+        Find(p, masters ? "ssd.adam.exp_avg+exp_avg_sq+master"
+                        : "ssd.adam.exp_avg+exp_avg_sq");
     ASSERT_NE(ssd, nullptr) << what;
     EXPECT_EQ(ssd->bytes, p.bytes_ssd) << what;
-    EXPECT_EQ(p.bytes_ssd,
-              p.ssd_layers * arrays *
-                  storage::ExtentStore::StoredBytes(layer * kFloat, 4096, 1 << 20))
+    EXPECT_EQ(p.bytes_ssd, p.ssd_layers * arrays *
+                               storage::ExtentStore::StoredBytes(layer * kFloat,
+                                                                 4096, 1 << 20))
         << what;
     // The working copy, which H2D sends, stays in host memory.
     if (masters) {
@@ -146,7 +149,8 @@ TEST(PlannerSsdTest, MixedPrecisionMovesTheMastersToo) {
 
 TEST(PlannerSsdTest, NeedsTheTierAndItsStreaming) {
   const JobConfig c = Model(8);
-  const int64_t budget = HostNeed(PlanExecution(c, Node(0))) - AllMoments(c) / 2;
+  const int64_t budget =
+      HostNeed(PlanExecution(c, Node(0))) - AllMoments(c) / 2;
   EXPECT_TRUE(PlanExecution(c, Node(budget)).fits);
   // Not streamed by the engine: the plan is what it was, and does not fit.
   const ExecutionPlan unstreamed =
@@ -170,16 +174,17 @@ TEST(PlannerSsdTest, TooSmallEvenWithEveryLayersMoments) {
   EXPECT_FALSE(p.fits);
   EXPECT_EQ(p.ssd_layers, 8);
   EXPECT_EQ(p.ssd_weight_layers, 8);
-  EXPECT_THAT(p.reason, HasSubstr("even with the Adam moments and fp32 masters of all 8 layers "
-                                  "on the NVMe tier"));
+  EXPECT_THAT(p.reason, HasSubstr("even with the Adam moments and fp32 masters "
+                                  "of all 8 layers on the NVMe tier"));
   JobConfig bf16 = c;
   bf16.training.precision = Precision::kBf16;
   const ExecutionPlan q = PlanExecution(bf16, Node(/*host_bytes=*/4 << 20));
   EXPECT_FALSE(q.fits);
   EXPECT_EQ(q.ssd_layers, 8);
   EXPECT_EQ(q.ssd_weight_layers, 8);
-  EXPECT_THAT(q.reason, HasSubstr("even with the fp32 masters, Adam moments and bf16 working "
-                                  "copies of all 8 layers on the NVMe tier"));
+  EXPECT_THAT(q.reason,
+              HasSubstr("even with the fp32 masters, Adam moments and bf16 "
+                        "working copies of all 8 layers on the NVMe tier"));
 }
 
 // What H2D sends (bf16/fp16 working copies, fp32 masters) of as few layers
@@ -187,7 +192,8 @@ TEST(PlannerSsdTest, TooSmallEvenWithEveryLayersMoments) {
 // every layer is there; the bytes add up, the engine's read-ahead ring and
 // the optimizer's staging for it included.
 TEST(PlannerSsdTest, WhatH2dSendsMovesOnlyWhenAllOptimizerStateIsNotEnough) {
-  for (Precision precision : {Precision::kFp32, Precision::kBf16, Precision::kFp16}) {
+  for (Precision precision :
+       {Precision::kFp32, Precision::kBf16, Precision::kFp16}) {
     // Deep enough that the read-ahead ring and, in fp32, the optimizer's
     // master slots (6 layers' masters at window 1) cost less than moving
     // the masters saves.
@@ -204,12 +210,14 @@ TEST(PlannerSsdTest, WhatH2dSendsMovesOnlyWhenAllOptimizerStateIsNotEnough) {
     const int state_arrays = fp32 ? 2 : 3;
     const ExecutionPlan state_only = PlanExecution(c, Node(0));
     int64_t budget = HostNeed(state_only) - state_arrays * 4 * 12 * layer +
-                     kSsdStagingSlots * state_arrays * ((layer * kFloat + 4095) / 4096 * 4096);
+                     kSsdStagingSlots * state_arrays *
+                         ((layer * kFloat + 4095) / 4096 * 4096);
     const ExecutionPlan all_state = PlanExecution(c, Node(budget));
     ASSERT_TRUE(all_state.fits) << what << ": " << all_state.reason;
     EXPECT_EQ(all_state.ssd_layers, 12) << what;
     EXPECT_EQ(all_state.ssd_weight_layers, 0) << what;
-    const std::string ssd_name = fp32 ? "ssd.master.fp32" : "ssd.weights." + what;
+    const std::string ssd_name =
+        fp32 ? "ssd.master.fp32" : "ssd.weights." + what;
     EXPECT_EQ(Find(all_state, ssd_name), nullptr) << what;
     // Short by two and a half layers' worth more (plus staging).
     budget -= 5 * layer_weights / 2;
@@ -219,34 +227,41 @@ TEST(PlannerSsdTest, WhatH2dSendsMovesOnlyWhenAllOptimizerStateIsNotEnough) {
     EXPECT_GE(p.ssd_weight_layers, 3) << what;
     EXPECT_LT(p.ssd_weight_layers, 12) << what;
     EXPECT_LE(HostNeed(p), budget) << what;
-    EXPECT_GT(HostNeed(p) + layer_weights, budget) << what;  // one layer fewer: short
+    EXPECT_GT(HostNeed(p) + layer_weights, budget)
+        << what;  // one layer fewer: short
     const int64_t ring = TierReadRing(c, p.window) * aligned;
     const int64_t optimizer = kSsdStagingSlots * aligned;
     EXPECT_EQ(Find(p, "host.staging.ssd_weights")->bytes, ring) << what;
-    EXPECT_EQ(Find(p, fp32 ? "host.staging.ssd.master" : "host.staging.ssd.working")->bytes,
-              optimizer)
+    EXPECT_EQ(
+        Find(p, fp32 ? "host.staging.ssd.master" : "host.staging.ssd.working")
+            ->bytes,
+        optimizer)
         << what;
     EXPECT_EQ(Find(p, "host.weights." + what)->bytes,
               (p.parameters - p.ssd_weight_layers * layer) * e)
         << what;
     // (Host memory left over goes to kept activations, on the device tier.)
-    EXPECT_EQ(all_state.bytes_host + all_state.bytes_pinned - p.bytes_host - p.bytes_pinned,
+    EXPECT_EQ(all_state.bytes_host + all_state.bytes_pinned - p.bytes_host -
+                  p.bytes_pinned,
               p.ssd_weight_layers * layer_weights - ring - optimizer)
         << what;
     const PlannedBuffer* ssd = Find(p, ssd_name);
     ASSERT_NE(ssd, nullptr) << what;
     EXPECT_EQ(ssd->tier, kTierSsd);
-    EXPECT_EQ(ssd->bytes, p.ssd_weight_layers * storage::ExtentStore::StoredBytes(
-                                                    layer_weights, 4096, 1 << 20))
+    EXPECT_EQ(ssd->bytes,
+              p.ssd_weight_layers * storage::ExtentStore::StoredBytes(
+                                        layer_weights, 4096, 1 << 20))
         << what;
-    const char* state = fp32 ? "ssd.adam.exp_avg+exp_avg_sq" : "ssd.adam.exp_avg+exp_avg_sq+master";
+    const char* state = fp32 ? "ssd.adam.exp_avg+exp_avg_sq"
+                             : "ssd.adam.exp_avg+exp_avg_sq+master";
     EXPECT_EQ(p.bytes_ssd, ssd->bytes + Find(p, state)->bytes) << what;
   }
 }
 
 TEST(PlannerSsdTest, SsdBudgetIsChecked) {
   const JobConfig c = Model(8);
-  NodeBudgets node = Node(HostNeed(PlanExecution(c, Node(0))) - AllMoments(c) / 2);
+  NodeBudgets node =
+      Node(HostNeed(PlanExecution(c, Node(0))) - AllMoments(c) / 2);
   node.ssd_bytes = 1 << 20;
   const ExecutionPlan p = PlanExecution(c, node);
   EXPECT_FALSE(p.fits);

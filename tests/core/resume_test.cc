@@ -15,8 +15,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/checkpoint/checkpoint.h"
-#include "core/util/sha256.h"
 #include "core/train/trainer.h"
+#include "core/util/sha256.h"
 #include "gtest/gtest.h"
 #include "tests/core/training_test_util.h"
 
@@ -30,7 +30,8 @@ namespace fs = std::filesystem;
 JobConfig Config(OffloadMethod method, Precision precision = Precision::kFp32) {
   JobConfig c;
   c.training.precision = precision;
-  c.model = {.layers = 4, .hidden = 32, .heads = 4, .seq_len = 32, .vocab = 256};
+  c.model = {
+      .layers = 4, .hidden = 32, .heads = 4, .seq_len = 32, .vocab = 256};
   c.training.steps = 20;
   c.training.batch = 4;
   c.training.micro_batch = 2;
@@ -46,13 +47,15 @@ JobConfig Config(OffloadMethod method, Precision precision = Precision::kFp32) {
 
 // ssd_layers > 0: that many layers keep their Adam moments on the NVMe tier,
 // in files under `dir`/ssd (as a daemon with a short host budget does).
-std::unique_ptr<Trainer> Make(JobConfig c, const std::string& dir, int ssd_layers = 0) {
+std::unique_ptr<Trainer> Make(JobConfig c, const std::string& dir,
+                              int ssd_layers = 0) {
   if (ssd_layers > 0) {
     c.offload.ssd_dirs = {dir + "/ssd"};
     fs::create_directories(c.offload.ssd_dirs[0]);
   }
   auto trainer = Trainer::Create(c, PlanWithSsd(c, ssd_layers),
-                                 {.job_dir = dir, .optimizer_threads = 2,
+                                 {.job_dir = dir,
+                                  .optimizer_threads = 2,
                                   .job_spec_json = "{\"name\": \"resume\"}\n"});
   EXPECT_TRUE(trainer.ok()) << trainer.status();
   return trainer.ok() ? std::move(*trainer) : nullptr;
@@ -67,19 +70,22 @@ struct ResumeCase {
   const char* name;
   OffloadMethod first;   // trains steps 1..10
   OffloadMethod second;  // resumes 11..20
-  int ssd_layers = 0;     // layers whose moments are on the NVMe tier
+  int ssd_layers = 0;    // layers whose moments are on the NVMe tier
   Precision precision = Precision::kFp32;
   // offload.device_embedding_optimizer for the windowed runs: the
   // embedding's state comes back from the device for each checkpoint and
   // goes to it again after the restore.
   bool emb_on_device = false;
-  int resident_layers = 0;  // offload.device_resident_layers of the STRONGHOLD runs
+  int resident_layers =
+      0;  // offload.device_resident_layers of the STRONGHOLD runs
 };
 
 JobConfig Config(const ResumeCase& p, OffloadMethod method) {
   JobConfig c = Config(method, p.precision);
-  c.offload.device_embedding_optimizer = p.emb_on_device && method != OffloadMethod::kResident;
-  if (method == OffloadMethod::kStronghold) c.offload.device_resident_layers = p.resident_layers;
+  c.offload.device_embedding_optimizer =
+      p.emb_on_device && method != OffloadMethod::kResident;
+  if (method == OffloadMethod::kStronghold)
+    c.offload.device_resident_layers = p.resident_layers;
   return c;
 }
 
@@ -131,11 +137,14 @@ TEST_P(ResumeTest, TwentyStepsEqualTenCheckpointRestartTen) {
   EXPECT_EQ(second.steps.front(), 11);
   for (int i = 0; i < 20; ++i) {
     const StepRecorder& r = i < 10 ? first : second;
-    EXPECT_EQ(r.losses[i % 10], straight.losses[i]) << "loss of step " << i + 1;  // bit for bit
-    EXPECT_EQ(r.norms[i % 10], straight.norms[i]) << "grad norm of step " << i + 1;
+    EXPECT_EQ(r.losses[i % 10], straight.losses[i])
+        << "loss of step " << i + 1;  // bit for bit
+    EXPECT_EQ(r.norms[i % 10], straight.norms[i])
+        << "grad norm of step " << i + 1;
   }
   // The final state, weights and optimizer moments, is the same file.
-  for (const char* file : {"model.safetensors", "optimizer.safetensors", "job.json"}) {
+  for (const char* file :
+       {"model.safetensors", "optimizer.safetensors", "job.json"}) {
     EXPECT_EQ(Digest(split_dir + "/checkpoints/step-000020/" + file),
               Digest(straight_dir + "/checkpoints/step-000020/" + file))
         << file;
@@ -151,28 +160,32 @@ TEST_P(ResumeTest, TwentyStepsEqualTenCheckpointRestartTen) {
 
 INSTANTIATE_TEST_SUITE_P(
     Methods, ResumeTest,
-    ::testing::Values(ResumeCase{"resident", OffloadMethod::kResident, OffloadMethod::kResident},
-                      ResumeCase{"stronghold", OffloadMethod::kStronghold,
-                                 OffloadMethod::kStronghold},
-                      // Three of the four layers' moments on the NVMe tier:
-                      // the checkpoint streams them out of the tier and the
-                      // restore streams them back in.
-                      ResumeCase{"stronghold_spilled", OffloadMethod::kStronghold,
-                                 OffloadMethod::kStronghold, 3},
-                      // bf16: their fp32 masters too, through model.safetensors.
-                      ResumeCase{"stronghold_bf16_spilled", OffloadMethod::kStronghold,
-                                 OffloadMethod::kStronghold, 3, Precision::kBf16},
-                      // Host state is the same for every method: switch on resume.
-                      ResumeCase{"resident_then_stronghold", OffloadMethod::kResident,
-                                 OffloadMethod::kStronghold},
-                      ResumeCase{"stronghold_emb_on_device", OffloadMethod::kStronghold,
-                                 OffloadMethod::kStronghold, 0, Precision::kFp32, true},
-                      ResumeCase{"resident_then_bf16_emb_on_device", OffloadMethod::kResident,
-                                 OffloadMethod::kStronghold, 0, Precision::kBf16, true},
-                      // Layer 0 stays on the device with the embedding.
-                      ResumeCase{"stronghold_resident_layer", OffloadMethod::kStronghold,
-                                 OffloadMethod::kStronghold, 0, Precision::kFp32, true, 1}),
-    [](const ::testing::TestParamInfo<ResumeCase>& info) { return std::string(info.param.name); });
+    ::testing::Values(
+        ResumeCase{"resident", OffloadMethod::kResident,
+                   OffloadMethod::kResident},
+        ResumeCase{"stronghold", OffloadMethod::kStronghold,
+                   OffloadMethod::kStronghold},
+        // Three of the four layers' moments on the NVMe tier:
+        // the checkpoint streams them out of the tier and the
+        // restore streams them back in.
+        ResumeCase{"stronghold_spilled", OffloadMethod::kStronghold,
+                   OffloadMethod::kStronghold, 3},
+        // bf16: their fp32 masters too, through model.safetensors.
+        ResumeCase{"stronghold_bf16_spilled", OffloadMethod::kStronghold,
+                   OffloadMethod::kStronghold, 3, Precision::kBf16},
+        // Host state is the same for every method: switch on resume.
+        ResumeCase{"resident_then_stronghold", OffloadMethod::kResident,
+                   OffloadMethod::kStronghold},
+        ResumeCase{"stronghold_emb_on_device", OffloadMethod::kStronghold,
+                   OffloadMethod::kStronghold, 0, Precision::kFp32, true},
+        ResumeCase{"resident_then_bf16_emb_on_device", OffloadMethod::kResident,
+                   OffloadMethod::kStronghold, 0, Precision::kBf16, true},
+        // Layer 0 stays on the device with the embedding.
+        ResumeCase{"stronghold_resident_layer", OffloadMethod::kStronghold,
+                   OffloadMethod::kStronghold, 0, Precision::kFp32, true, 1}),
+    [](const ::testing::TestParamInfo<ResumeCase>& info) {
+      return std::string(info.param.name);
+    });
 
 TEST(ResumeTest, CancelWithCheckpointStopsAfterTheStepAndCheckpoints) {
   const std::string dir = TestDir("cancel_checkpoint");
@@ -185,7 +198,8 @@ TEST(ResumeTest, CancelWithCheckpointStopsAfterTheStepAndCheckpoints) {
   EXPECT_EQ(s.code(), absl::StatusCode::kCancelled) << s;
   EXPECT_NE(s.message().find("step-000004"), absl::string_view::npos) << s;
   EXPECT_EQ(r.steps.size(), 4u);
-  EXPECT_EQ(ListCheckpoints(dir + "/checkpoints"), std::vector<std::string>{"step-000004"});
+  EXPECT_EQ(ListCheckpoints(dir + "/checkpoints"),
+            std::vector<std::string>{"step-000004"});
 }
 
 TEST(ResumeTest, NoTrainingAfterAFailedRestore) {
@@ -199,7 +213,8 @@ TEST(ResumeTest, NoTrainingAfterAFailedRestore) {
   }
   const std::string ckpt = dir + "/checkpoints/step-000002";
   {
-    std::fstream f(ckpt + "/optimizer.safetensors", std::ios::in | std::ios::out | std::ios::binary);
+    std::fstream f(ckpt + "/optimizer.safetensors",
+                   std::ios::in | std::ios::out | std::ios::binary);
     f.seekp(-3, std::ios::end);
     f.put('\x7f');
   }
@@ -207,7 +222,8 @@ TEST(ResumeTest, NoTrainingAfterAFailedRestore) {
   auto step = t->Restore(ckpt);
   ASSERT_FALSE(step.ok());
   EXPECT_EQ(step.status().code(), absl::StatusCode::kDataLoss) << step.status();
-  EXPECT_NE(step.status().message().find("optimizer.safetensors"), absl::string_view::npos);
+  EXPECT_NE(step.status().message().find("optimizer.safetensors"),
+            absl::string_view::npos);
   StepRecorder r;
   EXPECT_EQ(t->Run(&r).code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(r.steps.empty());
@@ -217,8 +233,10 @@ TEST(ResumeTest, NoTrainingAfterAFailedRestore) {
   wider.model.hidden = 64;
   auto w = Make(wider, TestDir("wider"));
   step = w->Restore(dir + "/checkpoints/step-000002");
-  EXPECT_EQ(step.status().code(), absl::StatusCode::kInvalidArgument) << step.status();
-  EXPECT_NE(step.status().message().find("manifest.json"), absl::string_view::npos);
+  EXPECT_EQ(step.status().code(), absl::StatusCode::kInvalidArgument)
+      << step.status();
+  EXPECT_NE(step.status().message().find("manifest.json"),
+            absl::string_view::npos);
 }
 
 // The exported weights, read by a reader that shares no code with ours.
@@ -238,7 +256,8 @@ TEST(ResumeTest, SafetensorsReadBackByAnIndependentReader) {
   std::vector<CheckpointBuffer> buffers;
   const std::vector<BufferLayout> layouts = ModelLayout(c.model);
   for (size_t b = 0; b < layouts.size(); ++b) {
-    buffers.push_back({layouts[b], weights[b].data(), weights[b].data(), weights[b].data()});
+    buffers.push_back(
+        {layouts[b], weights[b].data(), weights[b].data(), weights[b].data()});
   }
   std::ofstream values(dir + "/expected.f32", std::ios::binary);
   std::string index = "[";
@@ -246,20 +265,24 @@ TEST(ResumeTest, SafetensorsReadBackByAnIndependentReader) {
     int64_t n = 1;
     for (int64_t d : tensor.shape) n *= d;
     values.write(reinterpret_cast<const char*>(tensor.data), n * 4);
-    absl::StrAppend(&index, index.size() > 1 ? ", " : "", "[\"", tensor.name, "\", [",
-                    absl::StrJoin(tensor.shape, ", "), "]]");
+    absl::StrAppend(&index, index.size() > 1 ? ", " : "", "[\"", tensor.name,
+                    "\", [", absl::StrJoin(tensor.shape, ", "), "]]");
   }
   values.close();
   std::ofstream(dir + "/expected.json") << index << "]";
 
-  const std::string script =
-      std::string(std::getenv("TEST_SRCDIR")) + "/stronghold/tests/core/safetensors_check.py";
+  const std::string script = std::string(std::getenv("TEST_SRCDIR")) +
+                             "/stronghold/tests/core/safetensors_check.py";
   const std::string ckpt = dir + "/checkpoints/step-000003";
-  EXPECT_EQ(std::system(("python3 " + script + " " + ckpt + "/model.safetensors " + dir +
-                         "/expected.f32 " + dir + "/expected.json")
-                            .c_str()),
-            0);
-  EXPECT_EQ(std::system(("python3 " + script + " " + ckpt + "/optimizer.safetensors").c_str()), 0);
+  EXPECT_EQ(
+      std::system(("python3 " + script + " " + ckpt + "/model.safetensors " +
+                   dir + "/expected.f32 " + dir + "/expected.json")
+                      .c_str()),
+      0);
+  EXPECT_EQ(
+      std::system(("python3 " + script + " " + ckpt + "/optimizer.safetensors")
+                      .c_str()),
+      0);
 }
 
 }  // namespace

@@ -19,13 +19,13 @@
 #include "core/checkpoint/checkpoint.h"
 #include "core/engine/loss_scale.h"
 #include "core/plan/planner.h"
-#include "core/util/sha256.h"
 #include "core/train/trainer.h"
+#include "core/util/sha256.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/core/training_test_util.h"
 #include "storage/fault_injecting_block_device.h"
 #include "storage/memory_block_device.h"
+#include "tests/core/training_test_util.h"
 
 namespace stronghold::core {
 namespace {
@@ -44,7 +44,9 @@ class Recorder : public TrainerObserver {
     if (on_step) on_step(r.step);
   }
   void OnMessage(const std::string&) override {}
-  void OnCheckpoint(const std::string& name) override { checkpoints.push_back(name); }
+  void OnCheckpoint(const std::string& name) override {
+    checkpoints.push_back(name);
+  }
   StopRequest StopRequested() override { return StopRequest::kNone; }
 
   std::vector<double> losses;
@@ -60,16 +62,19 @@ class Recorder : public TrainerObserver {
   // deferred updates the last step also staged the first slots' worth
   // (at most kSsdStagingSlots items of `item` bytes) for updates that run
   // after its report.
-  void ExpectStagedIsWrittenPlus(int64_t fetched, int64_t item, const std::string& tag) const {
+  void ExpectStagedIsWrittenPlus(int64_t fetched, int64_t item,
+                                 const std::string& tag) const {
     EXPECT_GE(staged() - nvme_write_bytes, fetched) << tag;
-    EXPECT_LE(staged() - nvme_write_bytes, fetched + kSsdStagingSlots * item) << tag;
+    EXPECT_LE(staged() - nvme_write_bytes, fetched + kSsdStagingSlots * item)
+        << tag;
   }
   int64_t nvme_unplanned_reads = 0;
 };
 
 JobConfig Job(OffloadMethod method, bool clip) {
   JobConfig c;
-  c.model = {.layers = 6, .hidden = 64, .heads = 4, .seq_len = 32, .vocab = 256};
+  c.model = {
+      .layers = 6, .hidden = 64, .heads = 4, .seq_len = 32, .vocab = 256};
   c.training.steps = 6;
   c.training.batch = 8;
   c.training.micro_batch = 4;
@@ -82,7 +87,9 @@ JobConfig Job(OffloadMethod method, bool clip) {
 
 std::string Dir(const std::string& name) {
   const fs::path p =
-      fs::path(std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp") / name;
+      fs::path(std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR")
+                                          : "/tmp") /
+      name;
   fs::remove_all(p);
   fs::create_directories(p);
   return p.string();
@@ -97,15 +104,17 @@ struct Result {
 // Trains `c`; ssd_layers > 0 spills them (and the working copies of
 // ssd_weight_layers) to files in a fresh directory, or to `device` when given.
 Result Train(JobConfig c, const std::string& name, int ssd_layers,
-             storage::BlockDevice* device = nullptr, Recorder* recorder = nullptr,
-             const std::string& restore = "", int ssd_weight_layers = 0) {
-  if (ssd_layers > 0 && device == nullptr) c.offload.ssd_dirs = {Dir(name + "_ssd")};
+             storage::BlockDevice* device = nullptr,
+             Recorder* recorder = nullptr, const std::string& restore = "",
+             int ssd_weight_layers = 0) {
+  if (ssd_layers > 0 && device == nullptr)
+    c.offload.ssd_dirs = {Dir(name + "_ssd")};
   Recorder local;
   if (recorder == nullptr) recorder = &local;
   Result r;
-  auto trainer = Trainer::Create(c, PlanWithSsd(c, ssd_layers, ssd_weight_layers),
-                                 {.job_dir = Dir(name), .optimizer_threads = 2,
-                                  .ssd_device = device});
+  auto trainer = Trainer::Create(
+      c, PlanWithSsd(c, ssd_layers, ssd_weight_layers),
+      {.job_dir = Dir(name), .optimizer_threads = 2, .ssd_device = device});
   if (!trainer.ok()) {
     r.status = trainer.status();
     return r;
@@ -126,7 +135,8 @@ Result Train(JobConfig c, const std::string& name, int ssd_layers,
   return r;
 }
 
-void ExpectBitIdentical(const Result& a, const Result& b, const std::string& what) {
+void ExpectBitIdentical(const Result& a, const Result& b,
+                        const std::string& what) {
   ASSERT_TRUE(a.status.ok()) << a.status;
   ASSERT_TRUE(b.status.ok()) << what << ": " << b.status;
   ASSERT_EQ(a.losses, b.losses) << what;
@@ -151,12 +161,17 @@ TEST(SsdTierTest, SpilledMomentsTrainBitIdenticallyToRam) {
     // writes them back.
     EXPECT_EQ(ram_steps.staged(), 0);
     EXPECT_GT(spill_steps.nvme_read_bytes, 0);
-    spill_steps.ExpectStagedIsWrittenPlus(0, 2 * 4 * c.model.parameters_per_layer(), tag);
-    EXPECT_EQ(spill_steps.nvme_read_bytes % (2 * 4 * c.model.parameters_per_layer()), 0);
-    ExpectBitIdentical(ram, Train(c, "spill6_" + tag, 6), tag + ", all 6 layers spilled");
+    spill_steps.ExpectStagedIsWrittenPlus(
+        0, 2 * 4 * c.model.parameters_per_layer(), tag);
+    EXPECT_EQ(
+        spill_steps.nvme_read_bytes % (2 * 4 * c.model.parameters_per_layer()),
+        0);
+    ExpectBitIdentical(ram, Train(c, "spill6_" + tag, 6),
+                       tag + ", all 6 layers spilled");
   }
   const JobConfig l2l = Job(OffloadMethod::kL2L, true);
-  ExpectBitIdentical(Train(l2l, "ram_l2l", 0), Train(l2l, "spill_l2l", 3), "L2L, 3 spilled");
+  ExpectBitIdentical(Train(l2l, "ram_l2l", 0), Train(l2l, "spill_l2l", 3),
+                     "L2L, 3 spilled");
 }
 
 // bf16 without clipping stages the spilled moments in backward order, fp16
@@ -172,16 +187,18 @@ TEST(SsdTierTest, MixedPrecisionSpillsBitIdenticallyToRam) {
 }
 
 // The checkpoint file `file` of step `step` of the job trained as `name`.
-std::string CheckpointFile(const std::string& name, int64_t step, const std::string& file) {
-  return (fs::path(Dir("unused")).parent_path() / name / "checkpoints" / CheckpointName(step) /
-          file)
+std::string CheckpointFile(const std::string& name, int64_t step,
+                           const std::string& file) {
+  return (fs::path(Dir("unused")).parent_path() / name / "checkpoints" /
+          CheckpointName(step) / file)
       .string();
 }
 
 // The host memory `c` needs with everything in RAM (NVMe tier ignored),
 // before the kept activations, which spend whatever is left.
 int64_t HostNeedBeforeKept(const JobConfig& c) {
-  const ExecutionPlan plan = PlanExecution(c, {.device = "cpu", .host_bytes = 0});
+  const ExecutionPlan plan =
+      PlanExecution(c, {.device = "cpu", .host_bytes = 0});
   int64_t need = plan.bytes_host + plan.bytes_pinned + plan.bytes_device;
   for (const PlannedBuffer& b : plan.buffers) {
     if (b.name == "activations.kept") need -= b.bytes;
@@ -195,13 +212,15 @@ int64_t HostNeedBeforeKept(const JobConfig& c) {
 int64_t TierFrees(const JobConfig& c, int bytes_per_param, int arrays) {
   const int64_t layer = c.model.parameters_per_layer();
   const int64_t slot_array = (layer * 4 + 4095) / 4096 * 4096;
-  return c.model.layers * bytes_per_param * layer - kSsdStagingSlots * arrays * slot_array;
+  return c.model.layers * bytes_per_param * layer -
+         kSsdStagingSlots * arrays * slot_array;
 }
 
 // The final checkpoints of the jobs trained as `a` and `b` are the same
 // files, byte for byte.
 void ExpectSameFinalCheckpoint(const JobConfig& c, const std::string& a_name,
-                               const std::string& b_name, const std::string& tag) {
+                               const std::string& b_name,
+                               const std::string& tag) {
   for (const char* file : {kModelFile, kOptimizerFile}) {
     auto a = Sha256File(CheckpointFile(a_name, c.training.steps, file));
     auto b = Sha256File(CheckpointFile(b_name, c.training.steps, file));
@@ -212,11 +231,13 @@ void ExpectSameFinalCheckpoint(const JobConfig& c, const std::string& a_name,
 
 // `c`, resumed from the step-3 checkpoint of the job trained as `name` with
 // `plan`'s placement, ends with `expected`'s weights.
-void ExpectResumesTo(const JobConfig& c, const std::string& name, const ExecutionPlan& plan,
-                     const Result& expected, const std::string& tag) {
+void ExpectResumesTo(const JobConfig& c, const std::string& name,
+                     const ExecutionPlan& plan, const Result& expected,
+                     const std::string& tag) {
   const Result resumed =
       Train(c, name + "_resumed", plan.ssd_layers, nullptr, nullptr,
-            fs::path(CheckpointFile(name, 3, "x")).parent_path(), plan.ssd_weight_layers);
+            fs::path(CheckpointFile(name, 3, "x")).parent_path(),
+            plan.ssd_weight_layers);
   ASSERT_TRUE(resumed.status.ok()) << tag << ": " << resumed.status;
   EXPECT_EQ(resumed.weights, expected.weights) << tag;
 }
@@ -228,7 +249,8 @@ int64_t SentFrees(const JobConfig& c) {
   const int64_t layer = c.model.parameters_per_layer();
   const int64_t e = ComputeElementBytes(c.training.precision);
   const int64_t one = (layer * e + 4095) / 4096 * 4096;
-  return c.model.layers * e * layer - (TierReadRing(c, c.offload.window) + kSsdStagingSlots) * one;
+  return c.model.layers * e * layer -
+         (TierReadRing(c, c.offload.window) + kSsdStagingSlots) * one;
 }
 
 // The plan of `c` (12 layers, with a tier) for a host budget that even
@@ -236,13 +258,16 @@ int64_t SentFrees(const JobConfig& c) {
 // (net of its staging), and half of what moving every layer's H2D source
 // frees (net of its staging) more is asked for, so the planner moves what
 // H2D sends of some layers, not all.
-void PlanWithSentOnTier(const JobConfig& c, const std::string& tag, ExecutionPlan* plan) {
-  const int64_t state_free = c.training.precision == Precision::kFp32 ? TierFrees(c, 8, 2)
-                                                                       : TierFrees(c, 12, 3);
+void PlanWithSentOnTier(const JobConfig& c, const std::string& tag,
+                        ExecutionPlan* plan) {
+  const int64_t state_free = c.training.precision == Precision::kFp32
+                                 ? TierFrees(c, 8, 2)
+                                 : TierFrees(c, 12, 3);
   const int64_t sent_free = SentFrees(c);
   ASSERT_GT(sent_free, 0) << tag;
-  *plan = PlanExecution(c, {.device = "cpu",
-                         .host_bytes = HostNeedBeforeKept(c) - state_free - sent_free / 2});
+  *plan = PlanExecution(
+      c, {.device = "cpu",
+          .host_bytes = HostNeedBeforeKept(c) - state_free - sent_free / 2});
   ASSERT_TRUE(plan->fits) << tag << ": " << plan->reason;
   ASSERT_EQ(plan->ssd_layers, c.model.layers) << tag;
   ASSERT_GT(plan->ssd_weight_layers, 0) << tag;
@@ -280,10 +305,11 @@ TEST(SsdTierTest, MixedPrecisionMastersOnTheTierTrainBitIdenticallyToRam) {
     c.offload.ssd_dirs.clear();
     Recorder ram_steps, spill_steps;
     const Result ram = Train(c, "ram_masters_" + tag, 0, nullptr, &ram_steps);
-    const Result spilled =
-        Train(c, "spill_masters_" + tag, plan.ssd_layers, nullptr, &spill_steps);
-    ExpectBitIdentical(ram, spilled, tag + ", masters of " +
-                                         std::to_string(plan.ssd_layers) + " layers spilled");
+    const Result spilled = Train(c, "spill_masters_" + tag, plan.ssd_layers,
+                                 nullptr, &spill_steps);
+    ExpectBitIdentical(ram, spilled,
+                       tag + ", masters of " + std::to_string(plan.ssd_layers) +
+                           " layers spilled");
     // Each spilled update stages and writes m, v and the master.
     EXPECT_GT(spill_steps.nvme_read_bytes, 0);
     spill_steps.ExpectStagedIsWrittenPlus(0, 3 * 4 * layer, tag);
@@ -294,7 +320,8 @@ TEST(SsdTierTest, MixedPrecisionMastersOnTheTierTrainBitIdenticallyToRam) {
     if (p == Precision::kBf16) {
       EXPECT_GE(spill_steps.staged(), (c.training.steps - 1) * per_step);
     }
-    ExpectSameFinalCheckpoint(c, "ram_masters_" + tag, "spill_masters_" + tag, tag);
+    ExpectSameFinalCheckpoint(c, "ram_masters_" + tag, "spill_masters_" + tag,
+                              tag);
   }
 }
 
@@ -305,11 +332,14 @@ TEST(SsdTierTest, MixedPrecisionMastersOnTheTierTrainBitIdenticallyToRam) {
 // gradients land: bf16 unclipped, where the update's state is staged while
 // backward still fetches the working copy) and L2L, and resumed from a
 // checkpoint.
-TEST(SsdTierTest, MixedPrecisionWorkingCopiesOnTheTierTrainBitIdenticallyToRam) {
-  for (const auto& [p, clip] : {std::pair{Precision::kBf16, true}, std::pair{Precision::kBf16, false},
-                                std::pair{Precision::kFp16, false}}) {
+TEST(SsdTierTest,
+     MixedPrecisionWorkingCopiesOnTheTierTrainBitIdenticallyToRam) {
+  for (const auto& [p, clip] :
+       {std::pair{Precision::kBf16, true}, std::pair{Precision::kBf16, false},
+        std::pair{Precision::kFp16, false}}) {
     JobConfig c = Job(OffloadMethod::kStronghold, clip);
-    c.model.layers = 12;  // so that moving some layers' copies pays for their staging
+    c.model.layers =
+        12;  // so that moving some layers' copies pays for their staging
     c.training.precision = p;
     c.checkpoint.every_steps = 3;
     c.offload.ssd_dirs = {"/unused"};  // for the plan: a tier exists
@@ -318,13 +348,16 @@ TEST(SsdTierTest, MixedPrecisionWorkingCopiesOnTheTierTrainBitIdenticallyToRam) 
     ASSERT_NO_FATAL_FAILURE(PlanWithSentOnTier(c, tag, &plan));
 
     c.offload.ssd_dirs.clear();
-    const std::string ram_name = "ram_weights_" + tag, tier_name = "tier_weights_" + tag;
+    const std::string ram_name = "ram_weights_" + tag,
+                      tier_name = "tier_weights_" + tag;
     const Result ram = Train(c, ram_name, 0);
     Recorder tier_steps;
-    const Result tier = Train(c, tier_name, plan.ssd_layers, nullptr, &tier_steps, "",
-                              plan.ssd_weight_layers);
-    ExpectBitIdentical(ram, tier, tag + ", working copies of " +
-                                      std::to_string(plan.ssd_weight_layers) + " layers spilled");
+    const Result tier = Train(c, tier_name, plan.ssd_layers, nullptr,
+                              &tier_steps, "", plan.ssd_weight_layers);
+    ExpectBitIdentical(ram, tier,
+                       tag + ", working copies of " +
+                           std::to_string(plan.ssd_weight_layers) +
+                           " layers spilled");
     // Every fetch of such a layer (forward and backward) reads it, ahead,
     // in the planned order.
     EXPECT_GT(tier_steps.staged(), tier_steps.nvme_write_bytes) << tag;
@@ -359,7 +392,8 @@ TEST(SsdTierTest, Fp32MastersOnTheTierTrainBitIdenticallyToRam) {
     ExecutionPlan plan;
     ASSERT_NO_FATAL_FAILURE(PlanWithSentOnTier(c, tag, &plan));
     bool masters_on_ssd = false;
-    for (const PlannedBuffer& b : plan.buffers) masters_on_ssd |= b.name == "ssd.master.fp32";
+    for (const PlannedBuffer& b : plan.buffers)
+      masters_on_ssd |= b.name == "ssd.master.fp32";
     EXPECT_TRUE(masters_on_ssd) << tag;
 
     c.offload.ssd_dirs.clear();
@@ -367,10 +401,12 @@ TEST(SsdTierTest, Fp32MastersOnTheTierTrainBitIdenticallyToRam) {
     const std::string tier_name = "tier_fp32_masters_" + tag;
     const Result ram = Train(c, ram_name, 0);
     Recorder tier_steps;
-    const Result tier = Train(c, tier_name, plan.ssd_layers, nullptr, &tier_steps, "",
-                              plan.ssd_weight_layers);
-    ExpectBitIdentical(ram, tier, tag + ", fp32 masters of " +
-                                      std::to_string(plan.ssd_weight_layers) + " layers spilled");
+    const Result tier = Train(c, tier_name, plan.ssd_layers, nullptr,
+                              &tier_steps, "", plan.ssd_weight_layers);
+    ExpectBitIdentical(ram, tier,
+                       tag + ", fp32 masters of " +
+                           std::to_string(plan.ssd_weight_layers) +
+                           " layers spilled");
     // Per step: each micro-batch fetches a spilled layer in forward, and in
     // backward unless it is among the last W, which stay from forward.
     int64_t fetches = 0;
@@ -378,18 +414,21 @@ TEST(SsdTierTest, Fp32MastersOnTheTierTrainBitIdenticallyToRam) {
       fetches += i < c.model.layers - c.offload.window ? 2 : 1;
     }
     const int64_t fetch_bytes = fetches * c.training.steps * c.training.batch /
-                                c.training.micro_batch * 4 * c.model.parameters_per_layer();
+                                c.training.micro_batch * 4 *
+                                c.model.parameters_per_layer();
     // The optimizer stages and writes the moments and masters alike.
-    tier_steps.ExpectStagedIsWrittenPlus(fetch_bytes, 3 * 4 * c.model.parameters_per_layer(), tag);
+    tier_steps.ExpectStagedIsWrittenPlus(
+        fetch_bytes, 3 * 4 * c.model.parameters_per_layer(), tag);
     EXPECT_EQ(tier_steps.nvme_unplanned_reads, 0) << tag;
     ExpectSameFinalCheckpoint(c, ram_name, tier_name, tag);
     ExpectResumesTo(c, tier_name, plan, ram, tag);
   }
   const JobConfig l2l = Job(OffloadMethod::kL2L, /*clip=*/true);
   Recorder l2l_steps;
-  ExpectBitIdentical(Train(l2l, "ram_fp32_masters_l2l", 0),
-                     Train(l2l, "tier_fp32_masters_l2l", 6, nullptr, &l2l_steps, "", 4),
-                     "L2L fp32, masters of 4 layers spilled");
+  ExpectBitIdentical(
+      Train(l2l, "ram_fp32_masters_l2l", 0),
+      Train(l2l, "tier_fp32_masters_l2l", 6, nullptr, &l2l_steps, "", 4),
+      "L2L fp32, masters of 4 layers spilled");
   EXPECT_EQ(l2l_steps.nvme_unplanned_reads, 0);
 }
 
@@ -420,7 +459,8 @@ TEST(SsdTierTest, CheckpointAndRestoreCarryTheSpilledMoments) {
 // A fault-injecting device over memory, big enough for every layer's moments.
 std::unique_ptr<storage::FaultInjectingBlockDevice> FaultyDevice() {
   return std::make_unique<storage::FaultInjectingBlockDevice>(
-      storage::NewMemoryBlockDevice(storage::MemoryBlockDeviceOptions(64 << 20)));
+      storage::NewMemoryBlockDevice(
+          storage::MemoryBlockDeviceOptions(64 << 20)));
 }
 
 TEST(SsdTierTest, ReadErrorFailsTheJobNamingTheError) {
@@ -429,10 +469,13 @@ TEST(SsdTierTest, ReadErrorFailsTheJobNamingTheError) {
   recorder.on_step = [&](int64_t step) {
     if (step == 2) device->FailAllReads();
   };
-  const Result r = Train(Job(OffloadMethod::kStronghold, false), "eio", 4, device.get(), &recorder);
+  const Result r = Train(Job(OffloadMethod::kStronghold, false), "eio", 4,
+                         device.get(), &recorder);
   EXPECT_EQ(r.status.code(), absl::StatusCode::kDataLoss) << r.status;
-  EXPECT_THAT(std::string(r.status.message()), HasSubstr("reading extents layers."));
-  EXPECT_THAT(std::string(r.status.message()), HasSubstr("Input/output error (errno 5)"));
+  EXPECT_THAT(std::string(r.status.message()),
+              HasSubstr("reading extents layers."));
+  EXPECT_THAT(std::string(r.status.message()),
+              HasSubstr("Input/output error (errno 5)"));
   EXPECT_EQ(recorder.losses.size(), 2u);  // step 3 failed
 }
 
@@ -450,12 +493,15 @@ TEST(SsdTierTest, ReadErrorOnAFetchFailsTheJobNamingTheError) {
     JobConfig c = Job(OffloadMethod::kStronghold, false);
     c.training.precision = p;
     const std::string tag = PrecisionName(p);
-    const Result r = Train(c, "eio_fetch_" + tag, 6, device.get(), &recorder, "", 6);
-    EXPECT_EQ(r.status.code(), absl::StatusCode::kDataLoss) << tag << ": " << r.status;
+    const Result r =
+        Train(c, "eio_fetch_" + tag, 6, device.get(), &recorder, "", 6);
+    EXPECT_EQ(r.status.code(), absl::StatusCode::kDataLoss)
+        << tag << ": " << r.status;
     EXPECT_THAT(std::string(r.status.message()),
                 HasSubstr(p == Precision::kFp32 ? ".master" : ".working"))
         << tag;
-    EXPECT_THAT(std::string(r.status.message()), HasSubstr("Input/output error (errno 5)"));
+    EXPECT_THAT(std::string(r.status.message()),
+                HasSubstr("Input/output error (errno 5)"));
     EXPECT_EQ(recorder.losses.size(), 2u) << tag;  // step 3 failed
   }
 }
@@ -464,9 +510,12 @@ TEST(SsdTierTest, SilentlyTornWriteFailsTheJobAtTheNextRead) {
   auto device = FaultyDevice();
   Recorder recorder;
   recorder.on_step = [&](int64_t step) {
-    if (step == 2) device->TearNthWrite(1, storage::FaultInjectingBlockDevice::Tear::kSilent);
+    if (step == 2)
+      device->TearNthWrite(1,
+                           storage::FaultInjectingBlockDevice::Tear::kSilent);
   };
-  const Result r = Train(Job(OffloadMethod::kStronghold, false), "torn", 4, device.get(), &recorder);
+  const Result r = Train(Job(OffloadMethod::kStronghold, false), "torn", 4,
+                         device.get(), &recorder);
   EXPECT_EQ(r.status.code(), absl::StatusCode::kDataLoss) << r.status;
   EXPECT_THAT(std::string(r.status.message()), HasSubstr("CRC32C mismatch"));
 }
@@ -477,14 +526,16 @@ TEST(SsdTierTest, FullDiskFailsTheJobWithResourceExhausted) {
   recorder.on_step = [&](int64_t step) {
     if (step == 2) device->SetSpaceLimit(0);
   };
-  const Result r = Train(Job(OffloadMethod::kStronghold, true), "enospc", 4, device.get(),
-                         &recorder);
+  const Result r = Train(Job(OffloadMethod::kStronghold, true), "enospc", 4,
+                         device.get(), &recorder);
   EXPECT_EQ(r.status.code(), absl::StatusCode::kResourceExhausted) << r.status;
-  EXPECT_THAT(std::string(r.status.message()), HasSubstr("No space left on device"));
+  EXPECT_THAT(std::string(r.status.message()),
+              HasSubstr("No space left on device"));
   EXPECT_THAT(std::string(r.status.message()), HasSubstr("needs"));
 }
 
-TEST(SsdTierTest, AFailedWriteLeavesTheLastCheckpointIntactAndTheNextJobTrains) {
+TEST(SsdTierTest,
+     AFailedWriteLeavesTheLastCheckpointIntactAndTheNextJobTrains) {
   JobConfig c = Job(OffloadMethod::kStronghold, true);
   c.checkpoint.every_steps = 2;
   auto device = FaultyDevice();
@@ -494,35 +545,41 @@ TEST(SsdTierTest, AFailedWriteLeavesTheLastCheckpointIntactAndTheNextJobTrains) 
   };
   const Result failed = Train(c, "failing", 4, device.get(), &recorder);
   EXPECT_EQ(failed.status.code(), absl::StatusCode::kDataLoss) << failed.status;
-  EXPECT_THAT(std::string(failed.status.message()), HasSubstr("writing extents layers."));
+  EXPECT_THAT(std::string(failed.status.message()),
+              HasSubstr("writing extents layers."));
   ASSERT_EQ(recorder.checkpoints, std::vector<std::string>{CheckpointName(2)});
   // The step-2 checkpoint loads, every byte checked, and training from it
   // ends where an undisturbed run ends.
-  const std::string checkpoint =
-      (fs::path(Dir("unused")).parent_path() / "failing" / "checkpoints" / CheckpointName(2))
-          .string();
-  const Result resumed = Train(c, "after_failure", 4, nullptr, nullptr, checkpoint);
+  const std::string checkpoint = (fs::path(Dir("unused")).parent_path() /
+                                  "failing" / "checkpoints" / CheckpointName(2))
+                                     .string();
+  const Result resumed =
+      Train(c, "after_failure", 4, nullptr, nullptr, checkpoint);
   ASSERT_TRUE(resumed.status.ok()) << resumed.status;
   EXPECT_EQ(resumed.weights, Train(c, "undisturbed", 0).weights);
 }
 
 TEST(SsdTierTest, SpillingNeedsAWindowedMethodAndDirectories) {
-  EXPECT_EQ(Train(Job(OffloadMethod::kResident, true), "resident", 2).status.code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      Train(Job(OffloadMethod::kResident, true), "resident", 2).status.code(),
+      absl::StatusCode::kInvalidArgument);
   JobConfig c = Job(OffloadMethod::kStronghold, true);
-  auto trainer = Trainer::Create(c, PlanWithSsd(c, 2), {.job_dir = Dir("nodirs")});
+  auto trainer =
+      Trainer::Create(c, PlanWithSsd(c, 2), {.job_dir = Dir("nodirs")});
   EXPECT_EQ(trainer.status().code(), absl::StatusCode::kInvalidArgument);
   // What H2D sends goes there only for layers whose state is there.
   c.offload.ssd_dirs = {Dir("weights_fp32_ssd")};
-  EXPECT_EQ(Trainer::Create(c, PlanWithSsd(c, 2, 3), {.job_dir = Dir("weights_fp32")})
-                .status()
-                .code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      Trainer::Create(c, PlanWithSsd(c, 2, 3), {.job_dir = Dir("weights_fp32")})
+          .status()
+          .code(),
+      absl::StatusCode::kInvalidArgument);
   c.training.precision = Precision::kBf16;
-  EXPECT_EQ(Trainer::Create(c, PlanWithSsd(c, 2, 3), {.job_dir = Dir("weights_bf16")})
-                .status()
-                .code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      Trainer::Create(c, PlanWithSsd(c, 2, 3), {.job_dir = Dir("weights_bf16")})
+          .status()
+          .code(),
+      absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -21,17 +21,20 @@ TrainingConfig Clipped(double clip_norm) {
 }
 
 TEST(StepPolicyTest, ClippingAndFp16DeferUnlessSpeculative) {
-  EXPECT_FALSE(DeferUpdates(Clipped(0), Precision::kFp32, /*speculative=*/false));
+  EXPECT_FALSE(
+      DeferUpdates(Clipped(0), Precision::kFp32, /*speculative=*/false));
   EXPECT_FALSE(DeferUpdates(Clipped(0), Precision::kBf16, false));
   EXPECT_TRUE(DeferUpdates(Clipped(0), Precision::kFp16, false));
   EXPECT_TRUE(DeferUpdates(Clipped(1.0), Precision::kFp32, false));
-  EXPECT_FALSE(DeferUpdates(Clipped(1.0), Precision::kFp32, /*speculative=*/true));
+  EXPECT_FALSE(
+      DeferUpdates(Clipped(1.0), Precision::kFp32, /*speculative=*/true));
   EXPECT_FALSE(DeferUpdates(Clipped(0), Precision::kFp16, true));
 }
 
 TEST(StepPolicyTest, AFiniteUnclippedStepIsKept) {
-  const StepDecision d = DecideStep(Clipped(1.0), Precision::kFp32, /*speculative=*/true,
-                                    /*grad_norm=*/0.5, /*loss_scale=*/1.0);
+  const StepDecision d =
+      DecideStep(Clipped(1.0), Precision::kFp32, /*speculative=*/true,
+                 /*grad_norm=*/0.5, /*loss_scale=*/1.0);
   EXPECT_TRUE(d.finite);
   EXPECT_FALSE(d.fail);
   EXPECT_FALSE(d.roll_back);
@@ -39,30 +42,34 @@ TEST(StepPolicyTest, AFiniteUnclippedStepIsKept) {
 }
 
 TEST(StepPolicyTest, AClippedSpeculativeStepIsRolledBackAndRedoneClipped) {
-  const StepDecision d = DecideStep(Clipped(1.0), Precision::kFp32, /*speculative=*/true,
-                                    /*grad_norm=*/4.0, /*loss_scale=*/1.0);
+  const StepDecision d =
+      DecideStep(Clipped(1.0), Precision::kFp32, /*speculative=*/true,
+                 /*grad_norm=*/4.0, /*loss_scale=*/1.0);
   EXPECT_TRUE(d.finite);
   EXPECT_FALSE(d.fail);
   EXPECT_TRUE(d.roll_back);
   EXPECT_EQ(d.grad_scale, ClipFactor(Clipped(1.0), 4.0));
-  EXPECT_FALSE(DecideStep(Clipped(1.0), Precision::kFp32, /*speculative=*/false, 4.0, 1.0)
+  EXPECT_FALSE(DecideStep(Clipped(1.0), Precision::kFp32, /*speculative=*/false,
+                          4.0, 1.0)
                    .roll_back);
 }
 
 TEST(StepPolicyTest, GradScaleIsClipFactorOverLossScale) {
-  const StepDecision d = DecideStep(Clipped(1.0), Precision::kFp16, /*speculative=*/false,
-                                    /*grad_norm=*/2.0, /*loss_scale=*/1024.0);
+  const StepDecision d =
+      DecideStep(Clipped(1.0), Precision::kFp16, /*speculative=*/false,
+                 /*grad_norm=*/2.0, /*loss_scale=*/1024.0);
   EXPECT_EQ(d.grad_scale, ClipFactor(Clipped(1.0), 2.0) / 1024.0);
 }
 
 TEST(StepPolicyTest, Fp16OverflowSkipsWhileASmallerScaleIsLeft) {
   const StepDecision skip =
-      DecideStep(Clipped(0), Precision::kFp16, /*speculative=*/true, kNaN, kInitialLossScale);
+      DecideStep(Clipped(0), Precision::kFp16, /*speculative=*/true, kNaN,
+                 kInitialLossScale);
   EXPECT_FALSE(skip.finite);
   EXPECT_FALSE(skip.fail);
   EXPECT_TRUE(skip.roll_back);
-  const StepDecision last =
-      DecideStep(Clipped(0), Precision::kFp16, /*speculative=*/false, kNaN, kMinLossScale);
+  const StepDecision last = DecideStep(
+      Clipped(0), Precision::kFp16, /*speculative=*/false, kNaN, kMinLossScale);
   EXPECT_TRUE(last.fail);
   EXPECT_FALSE(last.roll_back);
 }

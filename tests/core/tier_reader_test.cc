@@ -1,6 +1,6 @@
-// TierReader (core/engine/tier_reader.h) on the host device and an in-memory block
-// device: reads start ahead of the planned Takes as far as the ring and the
-// pending updates allow, never out of order; every Take returns the newest
+// TierReader (core/engine/tier_reader.h) on the host device and an in-memory
+// block device: reads start ahead of the planned Takes as far as the ring and
+// the pending updates allow, never out of order; every Take returns the newest
 // data; a Take off the plan is still right and is counted.
 #include "core/engine/tier_reader.h"
 
@@ -17,20 +17,24 @@
 namespace stronghold::core {
 namespace {
 
-constexpr int kBuffers = 6;      // buffer 0 is not on the tier
+constexpr int kBuffers = 6;        // buffer 0 is not on the tier
 constexpr int64_t kFloats = 3000;  // 12,000 bytes: not a multiple of 4096
 constexpr int kRing = 3;
 
 class TierReaderTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto memory = storage::NewMemoryBlockDevice(storage::MemoryBlockDeviceOptions(16 << 20));
-    faulty_ = std::make_unique<storage::FaultInjectingBlockDevice>(std::move(memory));
-    store_ = std::make_unique<storage::ExtentStore>(faulty_.get(), storage::ExtentStoreOptions());
+    auto memory = storage::NewMemoryBlockDevice(
+        storage::MemoryBlockDeviceOptions(16 << 20));
+    faulty_ =
+        std::make_unique<storage::FaultInjectingBlockDevice>(std::move(memory));
+    store_ = std::make_unique<storage::ExtentStore>(
+        faulty_.get(), storage::ExtentStoreOptions());
     std::vector<storage::SpillItem> items;
     std::vector<TierReader::Source> sources(1);
     for (int b = 1; b < kBuffers; ++b) {
-      items.push_back({"layer" + std::to_string(b), {"weights"}, {kFloats * 4}});
+      items.push_back(
+          {"layer" + std::to_string(b), {"weights"}, {kFloats * 4}});
       sources.push_back({b - 1, 0, kFloats * 4});
     }
     auto spill = storage::SpillStreamer::Create(store_.get(), items, {2});
@@ -72,7 +76,8 @@ class TierReaderTest : public ::testing::Test {
 TEST_F(TierReaderTest, ReadsAheadAsFarAsTheRingAllows) {
   // Buffer 0 is not on the tier and leaves the plan.
   reader_->Plan({0, 1, 2, 3, 4, 5, 4, 3, 2, 1}, all_ready_);
-  EXPECT_EQ(reader_->stats().read_bytes, kRing * kFloats * 4);  // started at once
+  EXPECT_EQ(reader_->stats().read_bytes,
+            kRing * kFloats * 4);  // started at once
   TakeAndSend(1, 1);
   reader_->Pump(all_ready_);  // buffer 1's copy is done: its entry is free
   EXPECT_EQ(reader_->stats().read_bytes, (kRing + 1) * kFloats * 4);
@@ -86,10 +91,13 @@ TEST_F(TierReaderTest, ReadsAheadAsFarAsTheRingAllows) {
 
 TEST_F(TierReaderTest, APendingUpdateHoldsBackItsReadAndThoseBehindIt) {
   bool updated = false;
-  const std::function<bool(int)> ready = [&](int b) { return b != 2 || updated; };
+  const std::function<bool(int)> ready = [&](int b) {
+    return b != 2 || updated;
+  };
   reader_->Plan({1, 2, 3}, ready);
-  EXPECT_EQ(reader_->stats().read_bytes, kFloats * 4);  // 1 only: 3 waits behind 2
-  Put(2, 20);  // the update lands on the tier
+  EXPECT_EQ(reader_->stats().read_bytes,
+            kFloats * 4);  // 1 only: 3 waits behind 2
+  Put(2, 20);              // the update lands on the tier
   updated = true;
   reader_->Pump(ready);
   EXPECT_EQ(reader_->stats().read_bytes, 3 * kFloats * 4);
@@ -119,7 +127,9 @@ TEST_F(TierReaderTest, AFailedReadIsTheTakesErrorAndTheNextPlanRecovers) {
   absl::Status error;
   reader_->Take(2, &error);
   EXPECT_EQ(error.code(), absl::StatusCode::kDataLoss) << error;
-  EXPECT_NE(std::string(error.message()).find("layer2.weights"), std::string::npos) << error;
+  EXPECT_NE(std::string(error.message()).find("layer2.weights"),
+            std::string::npos)
+      << error;
   reader_->Sent(Event{});
   TakeAndSend(3, 3);
   reader_->Plan({2, 4}, all_ready_);  // drops 4's read in flight

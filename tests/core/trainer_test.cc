@@ -22,7 +22,9 @@ class Recorder : public TrainerObserver {
     if (stop_after > 0 && s.step >= stop_after) stop = stop_kind;
   }
   void OnMessage(const std::string&) override {}
-  void OnCheckpoint(const std::string& name) override { checkpoints.push_back(name); }
+  void OnCheckpoint(const std::string& name) override {
+    checkpoints.push_back(name);
+  }
   StopRequest StopRequested() override { return stop; }
 
   std::vector<double> losses;
@@ -34,7 +36,8 @@ class Recorder : public TrainerObserver {
 
 JobConfig Tiny(int steps) {
   JobConfig c;
-  c.model = {.layers = 2, .hidden = 64, .heads = 4, .seq_len = 64, .vocab = 256};
+  c.model = {
+      .layers = 2, .hidden = 64, .heads = 4, .seq_len = 64, .vocab = 256};
   c.training.steps = steps;
   c.training.batch = 8;
   c.training.micro_batch = 8;
@@ -43,7 +46,10 @@ JobConfig Tiny(int steps) {
 }
 
 std::string JobDir(const std::string& name) {
-  const fs::path p = fs::path(std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp") / name;
+  const fs::path p =
+      fs::path(std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR")
+                                          : "/tmp") /
+      name;
   fs::remove_all(p);
   return p.string();
 }
@@ -64,7 +70,9 @@ TEST(TrainerTest, LossFallsAndTrainingIsDeterministic) {
   std::vector<std::vector<float>> weights[2];
   std::vector<double> losses[2];
   for (int run = 0; run < 2; ++run) {
-    auto trainer = Trainer::Create(Tiny(30), PlanFor(Tiny(30)), {.job_dir = JobDir("det" + std::to_string(run))});
+    auto trainer =
+        Trainer::Create(Tiny(30), PlanFor(Tiny(30)),
+                        {.job_dir = JobDir("det" + std::to_string(run))});
     ASSERT_TRUE(trainer.ok()) << trainer.status();
     Recorder r;
     ASSERT_TRUE((*trainer)->Run(&r).ok());
@@ -96,13 +104,15 @@ TEST(TrainerTest, GradientAccumulationMatchesOneLargeBatch) {
   const auto& wb = *weights_b;
   for (size_t buf = 0; buf < wa.size(); ++buf) {
     for (size_t i = 0; i < wa[buf].size(); ++i) {
-      ASSERT_NEAR(wa[buf][i], wb[buf][i], 1e-4) << "buffer " << buf << " element " << i;
+      ASSERT_NEAR(wa[buf][i], wb[buf][i], 1e-4)
+          << "buffer " << buf << " element " << i;
     }
   }
 }
 
 TEST(TrainerTest, CancelStopsWithoutCheckpoint) {
-  auto trainer = Trainer::Create(Tiny(30), PlanFor(Tiny(30)), {.job_dir = JobDir("cancel")});
+  auto trainer = Trainer::Create(Tiny(30), PlanFor(Tiny(30)),
+                                 {.job_dir = JobDir("cancel")});
   ASSERT_TRUE(trainer.ok());
   Recorder r;
   r.stop_after = 3;
@@ -121,7 +131,8 @@ TEST(TrainerTest, ShutdownFinishesTheStepAndCheckpoints) {
   r.stop_kind = StopRequest::kShutdown;
   EXPECT_EQ((*trainer)->Run(&r).code(), absl::StatusCode::kAborted);
   EXPECT_EQ(r.checkpoints, std::vector<std::string>{"step-000004"});
-  EXPECT_EQ(ListCheckpoints(dir + "/checkpoints"), std::vector<std::string>{"step-000004"});
+  EXPECT_EQ(ListCheckpoints(dir + "/checkpoints"),
+            std::vector<std::string>{"step-000004"});
 }
 
 TEST(TrainerTest, PeriodicCheckpointsKeepLast) {
@@ -133,7 +144,8 @@ TEST(TrainerTest, PeriodicCheckpointsKeepLast) {
   ASSERT_TRUE(trainer.ok());
   Recorder r;
   ASSERT_TRUE((*trainer)->Run(&r).ok());
-  EXPECT_EQ(r.checkpoints, (std::vector<std::string>{"step-000002", "step-000004", "step-000006"}));
+  EXPECT_EQ(r.checkpoints, (std::vector<std::string>{
+                               "step-000002", "step-000004", "step-000006"}));
   EXPECT_EQ(ListCheckpoints(dir + "/checkpoints"),
             (std::vector<std::string>{"step-000004", "step-000006"}));
 }

@@ -10,7 +10,8 @@ namespace stronghold::core {
 
 std::string TestDir(const std::string& name) {
   const char* tmp = std::getenv("TEST_TMPDIR");
-  const std::filesystem::path p = std::filesystem::path(tmp != nullptr ? tmp : "/tmp") / name;
+  const std::filesystem::path p =
+      std::filesystem::path(tmp != nullptr ? tmp : "/tmp") / name;
   std::filesystem::remove_all(p);
   return p.string();
 }
@@ -29,10 +30,12 @@ void StepRecorder::OnStep(const StepMetrics& r) {
 
 ExecutionPlan PlanFor(const JobConfig& config, int64_t device_budget_bytes,
                       const std::string& device) {
-  return PlanExecution(config, {.device = device, .device_bytes = device_budget_bytes});
+  return PlanExecution(config,
+                       {.device = device, .device_bytes = device_budget_bytes});
 }
 
-ExecutionPlan PlanWithSsd(const JobConfig& config, int ssd_layers, int ssd_weight_layers) {
+ExecutionPlan PlanWithSsd(const JobConfig& config, int ssd_layers,
+                          int ssd_weight_layers) {
   return PlanExecution(config, {.device = "cpu",
                                 .force_ssd_layers = ssd_layers,
                                 .force_ssd_weight_layers = ssd_weight_layers});
@@ -40,12 +43,15 @@ ExecutionPlan PlanWithSsd(const JobConfig& config, int ssd_layers, int ssd_weigh
 
 namespace {
 
-TrainedRun TrainAsPlanned(const JobConfig& config, const ExecutionPlan& plan, Device* device,
-                          const std::string& name, double loss_scale) {
+TrainedRun TrainAsPlanned(const JobConfig& config, const ExecutionPlan& plan,
+                          Device* device, const std::string& name,
+                          double loss_scale) {
   TrainedRun r;
   auto trainer = Trainer::Create(config, plan,
-                                 {.job_dir = TestDir(name), .device = device,
-                                  .optimizer_threads = 2, .trace_every = 1});
+                                 {.job_dir = TestDir(name),
+                                  .device = device,
+                                  .optimizer_threads = 2,
+                                  .trace_every = 1});
   EXPECT_TRUE(trainer.ok()) << trainer.status();
   if (!trainer.ok()) return r;
   if (loss_scale > 0) TrainerTestPeer::SetLossScale(**trainer, loss_scale);
@@ -59,22 +65,27 @@ TrainedRun TrainAsPlanned(const JobConfig& config, const ExecutionPlan& plan, De
 
 }  // namespace
 
-TrainedRun Train(const JobConfig& config, const std::string& name, int64_t device_budget_bytes,
-                 double loss_scale) {
-  return TrainAsPlanned(config, PlanFor(config, device_budget_bytes), /*device=*/nullptr, name,
-                        loss_scale);
+TrainedRun Train(const JobConfig& config, const std::string& name,
+                 int64_t device_budget_bytes, double loss_scale) {
+  return TrainAsPlanned(config, PlanFor(config, device_budget_bytes),
+                        /*device=*/nullptr, name, loss_scale);
 }
 
-TrainedRun TrainOn(Device* device, const JobConfig& config, const std::string& name) {
-  return TrainAsPlanned(config, PlanFor(config, /*device_budget_bytes=*/0, device->name()),
-                        device, name, /*loss_scale=*/0);
+TrainedRun TrainOn(Device* device, const JobConfig& config,
+                   const std::string& name) {
+  return TrainAsPlanned(
+      config, PlanFor(config, /*device_budget_bytes=*/0, device->name()),
+      device, name, /*loss_scale=*/0);
 }
 
-void ExpectBitIdentical(const TrainedRun& a, const TrainedRun& b, const std::string& what) {
+void ExpectBitIdentical(const TrainedRun& a, const TrainedRun& b,
+                        const std::string& what) {
   ASSERT_EQ(a.recorder.losses.size(), b.recorder.losses.size()) << what;
   for (size_t i = 0; i < a.recorder.losses.size(); ++i) {
-    EXPECT_EQ(a.recorder.losses[i], b.recorder.losses[i]) << what << " loss of step " << i + 1;
-    EXPECT_EQ(a.recorder.norms[i], b.recorder.norms[i]) << what << " norm of step " << i + 1;
+    EXPECT_EQ(a.recorder.losses[i], b.recorder.losses[i])
+        << what << " loss of step " << i + 1;
+    EXPECT_EQ(a.recorder.norms[i], b.recorder.norms[i])
+        << what << " norm of step " << i + 1;
   }
   ASSERT_EQ(a.weights.size(), b.weights.size()) << what;
   for (size_t buf = 0; buf < a.weights.size(); ++buf) {

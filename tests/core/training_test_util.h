@@ -24,9 +24,13 @@ class StepRecorder : public TrainerObserver {
  public:
   void OnStep(const StepMetrics& r) override;
   void OnMessage(const std::string& m) override { messages.push_back(m); }
-  void OnCheckpoint(const std::string& name) override { checkpoints.push_back(name); }
+  void OnCheckpoint(const std::string& name) override {
+    checkpoints.push_back(name);
+  }
   StopRequest StopRequested() override { return stop; }
-  void OnTrace(int64_t step, const std::string& json) override { traces[step] = json; }
+  void OnTrace(int64_t step, const std::string& json) override {
+    traces[step] = json;
+  }
 
   std::vector<int64_t> steps;
   std::vector<double> losses, norms, scales;  // scales: StepMetrics::loss_scale
@@ -55,7 +59,8 @@ ExecutionPlan PlanFor(const JobConfig& config, int64_t device_budget_bytes = 0,
 // That plan with block layers 0..ssd_layers-1 on the NVMe tier (and
 // 0..ssd_weight_layers-1's working copies or fp32 masters), as a short host
 // budget would place them.
-ExecutionPlan PlanWithSsd(const JobConfig& config, int ssd_layers, int ssd_weight_layers = 0);
+ExecutionPlan PlanWithSsd(const JobConfig& config, int ssd_layers,
+                          int ssd_weight_layers = 0);
 
 // Trains `config` to its end in TestDir(name) with two optimizer threads,
 // tracing every step, as PlanFor(config, device_budget_bytes) says;
@@ -64,10 +69,12 @@ TrainedRun Train(const JobConfig& config, const std::string& name,
                  int64_t device_budget_bytes = 0, double loss_scale = 0);
 // The same on `device` (not owned; tests/gpu passes a CUDA device), planned
 // for it with no device budget.
-TrainedRun TrainOn(Device* device, const JobConfig& config, const std::string& name);
+TrainedRun TrainOn(Device* device, const JobConfig& config,
+                   const std::string& name);
 
 // Same losses and gradient norms at every step, same weight bits.
-void ExpectBitIdentical(const TrainedRun& a, const TrainedRun& b, const std::string& what);
+void ExpectBitIdentical(const TrainedRun& a, const TrainedRun& b,
+                        const std::string& what);
 
 }  // namespace stronghold::core
 

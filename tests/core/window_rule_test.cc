@@ -10,7 +10,8 @@ namespace {
 
 JobConfig Config(OffloadMethod method, int window) {
   JobConfig c;
-  c.model = {.layers = 6, .hidden = 64, .heads = 4, .seq_len = 32, .vocab = 256};
+  c.model = {
+      .layers = 6, .hidden = 64, .heads = 4, .seq_len = 32, .vocab = 256};
   c.training.batch = 4;
   c.training.micro_batch = 2;
   c.training.precision = Precision::kBf16;  // RESIDENT runs the engine too
@@ -20,20 +21,23 @@ JobConfig Config(OffloadMethod method, int window) {
 }
 
 TEST(WindowRuleTest, L2LIsOneLayer) {
-  const ResolvedWindow w = ResolveWindow(Config(OffloadMethod::kL2L, 0), /*device_budget=*/0);
+  const ResolvedWindow w =
+      ResolveWindow(Config(OffloadMethod::kL2L, 0), /*device_budget=*/0);
   EXPECT_EQ(w.window, 1);
   EXPECT_FALSE(w.automatic);
   EXPECT_EQ(WindowSlots(Config(OffloadMethod::kL2L, 0), w.window), 1);
 }
 
 TEST(WindowRuleTest, ResidentIsEveryLayer) {
-  const ResolvedWindow w = ResolveWindow(Config(OffloadMethod::kResident, 0), 0);
+  const ResolvedWindow w =
+      ResolveWindow(Config(OffloadMethod::kResident, 0), 0);
   EXPECT_EQ(w.window, 6);
   EXPECT_FALSE(w.automatic);
 }
 
 TEST(WindowRuleTest, StrongholdTakesTheRequestOrTheLargestThatFits) {
-  const ResolvedWindow asked = ResolveWindow(Config(OffloadMethod::kStronghold, 3), 0);
+  const ResolvedWindow asked =
+      ResolveWindow(Config(OffloadMethod::kStronghold, 3), 0);
   EXPECT_EQ(asked.window, 3);
   EXPECT_FALSE(asked.automatic);
 
@@ -42,7 +46,8 @@ TEST(WindowRuleTest, StrongholdTakesTheRequestOrTheLargestThatFits) {
   EXPECT_TRUE(unlimited.automatic);
   EXPECT_EQ(unlimited.window, MaxWindow(automatic, INT64_MAX));
 
-  const int64_t two = WindowedArenaBytes(automatic, 2) + WorkingBytes(automatic);
+  const int64_t two =
+      WindowedArenaBytes(automatic, 2) + WorkingBytes(automatic);
   const ResolvedWindow bounded = ResolveWindow(automatic, two);
   EXPECT_TRUE(bounded.automatic);
   EXPECT_EQ(bounded.window, 2);
@@ -52,11 +57,13 @@ TEST(WindowRuleTest, StrongholdTakesTheRequestOrTheLargestThatFits) {
 
 TEST(WindowRuleTest, EveryPlanTakesItsWindowFromTheRule) {
   for (const OffloadMethod method :
-       {OffloadMethod::kL2L, OffloadMethod::kResident, OffloadMethod::kStronghold}) {
+       {OffloadMethod::kL2L, OffloadMethod::kResident,
+        OffloadMethod::kStronghold}) {
     for (const int window : {0, 2}) {
       for (const int64_t budget : {int64_t{0}, int64_t{8} << 20}) {
         const JobConfig c = Config(method, window);
-        const ExecutionPlan plan = PlanExecution(c, {.device = "cpu", .device_bytes = budget});
+        const ExecutionPlan plan =
+            PlanExecution(c, {.device = "cpu", .device_bytes = budget});
         ASSERT_TRUE(plan.windowed());
         const ResolvedWindow rule = ResolveWindow(c, plan.budget_device_bytes);
         EXPECT_EQ(plan.window, rule.window);
@@ -73,7 +80,8 @@ TEST(FitTest, CheckFitsRefusesWithThePlansReason) {
   ASSERT_TRUE(fits.fits);
   EXPECT_TRUE(CheckFits(fits).ok());
 
-  const ExecutionPlan tight = PlanExecution(c, {.device = "cpu", .device_bytes = 1});
+  const ExecutionPlan tight =
+      PlanExecution(c, {.device = "cpu", .device_bytes = 1});
   ASSERT_FALSE(tight.fits);
   const absl::Status refused = CheckFits(tight);
   EXPECT_TRUE(absl::IsResourceExhausted(refused));

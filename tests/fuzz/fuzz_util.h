@@ -17,13 +17,13 @@ namespace stronghold::fuzz {
 
 // A property of the code under test failed: print it and abort, so that
 // libFuzzer keeps the input as a crash like any sanitizer report.
-#define FUZZ_CHECK(cond, ...)                                                 \
-  do {                                                                        \
-    if (!(cond)) {                                                            \
+#define FUZZ_CHECK(cond, ...)                                                \
+  do {                                                                       \
+    if (!(cond)) {                                                           \
       std::fprintf(stderr, "FUZZ_CHECK failed at %s:%d: %s: %s\n", __FILE__, \
                    __LINE__, #cond, ::absl::StrCat(__VA_ARGS__).c_str());    \
-      std::abort();                                                           \
-    }                                                                         \
+      std::abort();                                                          \
+    }                                                                        \
   } while (0)
 
 // Writes `bytes` to this process's scratch file (ending in `suffix`) for the
@@ -32,14 +32,19 @@ namespace stronghold::fuzz {
 // when the process exits normally. The file is in memory (/dev/shm, or
 // $TMPDIR when set) and made anew each time: ext4 flushes a file rewritten
 // after truncation on close, which would make every input wait for the disk.
-inline std::string WriteScratchFile(absl::string_view bytes, absl::string_view suffix) {
+inline std::string WriteScratchFile(absl::string_view bytes,
+                                    absl::string_view suffix) {
   const char* tmpdir = std::getenv("TMPDIR");
-  const char* dir = tmpdir != nullptr ? tmpdir : access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-  const std::string path = absl::StrCat(dir, "/stronghold-fuzz-", getpid(), suffix);
+  const char* dir = tmpdir != nullptr               ? tmpdir
+                    : access("/dev/shm", W_OK) == 0 ? "/dev/shm"
+                                                    : "/tmp";
+  const std::string path =
+      absl::StrCat(dir, "/stronghold-fuzz-", getpid(), suffix);
   std::remove(path.c_str());
   std::FILE* f = std::fopen(path.c_str(), "wb");
   FUZZ_CHECK(f != nullptr, "cannot create ", path);
-  FUZZ_CHECK(std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size(), "short write ", path);
+  FUZZ_CHECK(std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size(),
+             "short write ", path);
   FUZZ_CHECK(std::fclose(f) == 0, "cannot close ", path);
   static std::string* last = nullptr;
   if (last == nullptr) {

@@ -29,7 +29,8 @@ namespace {
 
 JobConfig ParityModel() {
   JobConfig c;
-  c.model = {.layers = 6, .hidden = 256, .heads = 4, .seq_len = 128, .vocab = 256};
+  c.model = {
+      .layers = 6, .hidden = 256, .heads = 4, .seq_len = 128, .vocab = 256};
   c.training.steps = 10;
   c.training.batch = 8;
   c.training.micro_batch = 4;
@@ -41,7 +42,8 @@ JobConfig ParityModel() {
 // The largest relative difference of two runs' losses, step by step.
 double MaxLossRelDiff(const TrainedRun& a, const TrainedRun& b) {
   double worst = 0;
-  for (size_t i = 0; i < a.recorder.losses.size() && i < b.recorder.losses.size(); ++i) {
+  for (size_t i = 0;
+       i < a.recorder.losses.size() && i < b.recorder.losses.size(); ++i) {
     const double la = a.recorder.losses[i], lb = b.recorder.losses[i];
     worst = std::max(worst, std::abs(la - lb) / std::max(1e-12, std::abs(la)));
   }
@@ -51,9 +53,12 @@ double MaxLossRelDiff(const TrainedRun& a, const TrainedRun& b) {
 // The largest absolute difference of two runs' final fp32 masters.
 double MaxWeightAbsDiff(const TrainedRun& a, const TrainedRun& b) {
   double worst = 0;
-  for (size_t buf = 0; buf < a.weights.size() && buf < b.weights.size(); ++buf) {
-    for (size_t i = 0; i < a.weights[buf].size() && i < b.weights[buf].size(); ++i) {
-      worst = std::max(worst, static_cast<double>(std::abs(a.weights[buf][i] - b.weights[buf][i])));
+  for (size_t buf = 0; buf < a.weights.size() && buf < b.weights.size();
+       ++buf) {
+    for (size_t i = 0; i < a.weights[buf].size() && i < b.weights[buf].size();
+         ++i) {
+      worst = std::max(worst, static_cast<double>(std::abs(a.weights[buf][i] -
+                                                           b.weights[buf][i])));
     }
   }
   return worst;
@@ -62,11 +67,13 @@ double MaxWeightAbsDiff(const TrainedRun& a, const TrainedRun& b) {
 // Both runs trained every step and hold the same buffers (the differences
 // above compare only what both have).
 void ExpectComplete(const TrainedRun& run, const TrainedRun& reference) {
-  EXPECT_EQ(run.recorder.losses.size(), static_cast<size_t>(ParityModel().training.steps));
+  EXPECT_EQ(run.recorder.losses.size(),
+            static_cast<size_t>(ParityModel().training.steps));
   EXPECT_EQ(run.recorder.losses.size(), reference.recorder.losses.size());
   ASSERT_EQ(run.weights.size(), reference.weights.size());
   for (size_t buf = 0; buf < run.weights.size(); ++buf) {
-    EXPECT_EQ(run.weights[buf].size(), reference.weights[buf].size()) << "buffer " << buf;
+    EXPECT_EQ(run.weights[buf].size(), reference.weights[buf].size())
+        << "buffer " << buf;
   }
 }
 
@@ -105,12 +112,13 @@ struct Fp32Case {
 
 void PrintTo(const Fp32Case& k, std::ostream* os) { *os << k.name; }
 
-class Fp32ParityTest : public GpuParityTest, public testing::WithParamInterface<Fp32Case> {};
+class Fp32ParityTest : public GpuParityTest,
+                       public testing::WithParamInterface<Fp32Case> {};
 
 TEST_P(Fp32ParityTest, MatchesTheCpuReference) {
   // After 10 steps of AdamW, fp32 kernels that differ between CPU and GPU
   // (summation order) leave losses and weights within these.
-  constexpr double kLossTolerance = 1e-3;   // relative
+  constexpr double kLossTolerance = 1e-3;    // relative
   constexpr double kWeightTolerance = 1e-3;  // absolute
   const Fp32Case& k = GetParam();
   // Trained once, by the first case (which reports its failures).
@@ -118,15 +126,20 @@ TEST_P(Fp32ParityTest, MatchesTheCpuReference) {
   JobConfig g = ParityModel();
   g.offload.method = k.method;
   g.offload.window = k.window;
-  // The embedding's AdamW in LibTorch ops on the GPU (core/optim/device_adamw.h).
+  // The embedding's AdamW in LibTorch ops on the GPU
+  // (core/optim/device_adamw.h).
   g.offload.device_embedding_optimizer = k.embedding_optimizer_on_gpu;
   g.offload.device_resident_layers = k.resident_layers;
   const TrainedRun run = TrainOn(gpu(), g, "parity_gpu_fp32");
   ExpectComplete(run, cpu);
-  const double loss = MaxLossRelDiff(cpu, run), weight = MaxWeightAbsDiff(cpu, run);
-  std::printf("  %-22s loss rel diff %.2e  weight abs diff %.2e\n", k.name.c_str(), loss, weight);
-  EXPECT_LE(loss, kLossTolerance) << k.name << ": loss, relative, against the CPU";
-  EXPECT_LE(weight, kWeightTolerance) << k.name << ": weights, absolute, against the CPU";
+  const double loss = MaxLossRelDiff(cpu, run),
+               weight = MaxWeightAbsDiff(cpu, run);
+  std::printf("  %-22s loss rel diff %.2e  weight abs diff %.2e\n",
+              k.name.c_str(), loss, weight);
+  EXPECT_LE(loss, kLossTolerance)
+      << k.name << ": loss, relative, against the CPU";
+  EXPECT_LE(weight, kWeightTolerance)
+      << k.name << ": weights, absolute, against the CPU";
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -138,15 +151,19 @@ INSTANTIATE_TEST_SUITE_P(
                     Fp32Case{"L2L", OffloadMethod::kL2L, 0},
                     Fp32Case{"W=2, emb. on GPU", OffloadMethod::kStronghold, 2,
                              /*embedding_optimizer_on_gpu=*/true},
-                    Fp32Case{"W=2, 2 layers on GPU", OffloadMethod::kStronghold, 2,
-                             /*embedding_optimizer_on_gpu=*/true, /*resident_layers=*/2}),
+                    Fp32Case{"W=2, 2 layers on GPU", OffloadMethod::kStronghold,
+                             2,
+                             /*embedding_optimizer_on_gpu=*/true,
+                             /*resident_layers=*/2}),
     [](const testing::TestParamInfo<Fp32Case>& info) {
       std::string name;
-      for (char ch : info.param.name) name += std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
+      for (char ch : info.param.name)
+        name += std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
       return name;
     });
 
-class MixedParityTest : public GpuParityTest, public testing::WithParamInterface<Precision> {};
+class MixedParityTest : public GpuParityTest,
+                        public testing::WithParamInterface<Precision> {};
 
 TEST_P(MixedParityTest, WindowsMatchWEqualsLAndItTheHost) {
   // The windows run the same kernels on the same data as W = L: only
@@ -161,20 +178,26 @@ TEST_P(MixedParityTest, WindowsMatchWEqualsLAndItTheHost) {
   const TrainedRun full = TrainOn(gpu(), m, "parity_gpu_full_lowp");
   ExpectComplete(full, host);
   const double device = MaxLossRelDiff(host, full);
-  std::printf("  %s %-16s loss rel diff to the host %.2e\n", PrecisionName(GetParam()),
-              "W = L (GPU)", device);
-  EXPECT_LE(device, kDeviceLossTolerance) << "W = L on the GPU against the host";
+  std::printf("  %s %-16s loss rel diff to the host %.2e\n",
+              PrecisionName(GetParam()), "W = L (GPU)", device);
+  EXPECT_LE(device, kDeviceLossTolerance)
+      << "W = L on the GPU against the host";
   for (int w : {0, 1, 2}) {
     JobConfig g = m;
-    g.offload.method = w == 0 ? OffloadMethod::kL2L : OffloadMethod::kStronghold;
+    g.offload.method =
+        w == 0 ? OffloadMethod::kL2L : OffloadMethod::kStronghold;
     g.offload.window = w;
-    const std::string name = w == 0 ? "L2L" : "STRONGHOLD W=" + std::to_string(w);
+    const std::string name =
+        w == 0 ? "L2L" : "STRONGHOLD W=" + std::to_string(w);
     const TrainedRun run = TrainOn(gpu(), g, "parity_gpu_lowp");
     ExpectComplete(run, full);
-    const double loss = MaxLossRelDiff(full, run), weight = MaxWeightAbsDiff(full, run);
-    std::printf("  %s %-16s loss rel diff to W = L %.2e  weight abs diff %.2e\n",
-                PrecisionName(GetParam()), name.c_str(), loss, weight);
-    EXPECT_LE(loss, kWindowLossTolerance) << name << " against W = L on the GPU";
+    const double loss = MaxLossRelDiff(full, run),
+                 weight = MaxWeightAbsDiff(full, run);
+    std::printf(
+        "  %s %-16s loss rel diff to W = L %.2e  weight abs diff %.2e\n",
+        PrecisionName(GetParam()), name.c_str(), loss, weight);
+    EXPECT_LE(loss, kWindowLossTolerance)
+        << name << " against W = L on the GPU";
   }
 }
 

@@ -34,13 +34,14 @@ namespace {
 namespace v1 = ::stronghold::v1;
 using Clock = std::chrono::steady_clock;
 
-std::unique_ptr<v1::Stronghold::Stub> Connect(const std::string& target, int connection) {
+std::unique_ptr<v1::Stronghold::Stub> Connect(const std::string& target,
+                                              int connection) {
   grpc::ChannelArguments args;
   // A connection of its own per caller, as separate clients would have.
   args.SetInt("grpc.use_local_subchannel_pool", 1);
   args.SetInt("stronghold.test.connection", connection);
-  return v1::Stronghold::NewStub(
-      grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args));
+  return v1::Stronghold::NewStub(grpc::CreateCustomChannel(
+      target, grpc::InsecureChannelCredentials(), args));
 }
 
 int Watchers(const std::string& target, const std::string& job, int n) {
@@ -58,7 +59,8 @@ int Watchers(const std::string& target, const std::string& job, int n) {
       ++open;
     } else {
       const grpc::Status s = readers.back()->Finish();
-      std::printf("refused %d %s\n", static_cast<int>(s.error_code()), s.error_message().c_str());
+      std::printf("refused %d %s\n", static_cast<int>(s.error_code()),
+                  s.error_message().c_str());
     }
   }
   std::printf("open %d\n", open);
@@ -67,7 +69,8 @@ int Watchers(const std::string& target, const std::string& job, int n) {
   return 0;
 }
 
-int Flood(const std::string& target, int clients, int submits, int interval_ms) {
+int Flood(const std::string& target, int clients, int submits,
+          int interval_ms) {
   std::mutex mu;
   std::map<std::string, int> codes;
   std::map<std::string, int> exhausted;  // message -> count
@@ -88,17 +91,20 @@ int Flood(const std::string& target, int clients, int submits, int interval_ms) 
         spec.mutable_model()->set_seq_len(16);
         spec.mutable_training()->set_steps(1);
         grpc::ClientContext context;
-        context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+        context.set_deadline(std::chrono::system_clock::now() +
+                             std::chrono::seconds(30));
         v1::Job job;
         const grpc::Status s = stub->SubmitJob(&context, request, &job);
         std::lock_guard<std::mutex> lock(mu);
         ++codes[s.ok() ? "OK" : std::to_string(s.error_code())];
-        if (s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) ++exhausted[s.error_message()];
+        if (s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED)
+          ++exhausted[s.error_message()];
       }
     });
   }
   for (std::thread& t : callers) t.join();
-  for (const auto& [code, count] : codes) std::printf("code %s %d\n", code.c_str(), count);
+  for (const auto& [code, count] : codes)
+    std::printf("code %s %d\n", code.c_str(), count);
   for (const auto& [message, count] : exhausted) {
     std::printf("exhausted %d %s\n", count, message.c_str());
   }
@@ -113,11 +119,14 @@ int Probe(const std::string& target, int pid) {
   std::string error;
   while (kill(pid, 0) == 0) {
     grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::seconds(5));
     v1::Node node;
     const Clock::time_point start = Clock::now();
-    const grpc::Status s = prober->GetNode(&context, v1::GetNodeRequest(), &node);
-    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+    const grpc::Status s =
+        prober->GetNode(&context, v1::GetNodeRequest(), &node);
+    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start)
+                     .count());
     if (!s.ok()) {
       ++failures;
       error = s.error_message();
@@ -125,9 +134,12 @@ int Probe(const std::string& target, int pid) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   std::sort(ms.begin(), ms.end());
-  auto at = [&](double q) { return ms.empty() ? 0 : ms[static_cast<size_t>(q * (ms.size() - 1))]; };
-  std::printf("probes %zu failures %d p50_ms %.2f p99_ms %.2f max_ms %.2f %s\n", ms.size(),
-              failures, at(0.5), at(0.99), ms.empty() ? 0 : ms.back(), error.c_str());
+  auto at = [&](double q) {
+    return ms.empty() ? 0 : ms[static_cast<size_t>(q * (ms.size() - 1))];
+  };
+  std::printf("probes %zu failures %d p50_ms %.2f p99_ms %.2f max_ms %.2f %s\n",
+              ms.size(), failures, at(0.5), at(0.99),
+              ms.empty() ? 0 : ms.back(), error.c_str());
   return 0;
 }
 
@@ -135,13 +147,15 @@ int Probe(const std::string& target, int pid) {
 
 int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "";
-  if (mode == "watchers" && argc == 5) return Watchers(argv[2], argv[3], std::atoi(argv[4]));
+  if (mode == "watchers" && argc == 5)
+    return Watchers(argv[2], argv[3], std::atoi(argv[4]));
   if (mode == "probe" && argc == 4) return Probe(argv[2], std::atoi(argv[3]));
   if (mode == "flood" && argc == 6) {
-    return Flood(argv[2], std::atoi(argv[3]), std::atoi(argv[4]), std::atoi(argv[5]));
+    return Flood(argv[2], std::atoi(argv[3]), std::atoi(argv[4]),
+                 std::atoi(argv[5]));
   }
   std::fprintf(stderr,
-               "usage: rpc_load watchers TARGET JOB N | flood TARGET CLIENTS SUBMITS INTERVAL_MS"
-               " | probe TARGET PID\n");
+               "usage: rpc_load watchers TARGET JOB N | flood TARGET CLIENTS "
+               "SUBMITS INTERVAL_MS | probe TARGET PID\n");
   return 2;
 }

@@ -21,20 +21,23 @@ TEST(SocketPathFromFlagTest, AcceptsTheClientsUnixForms) {
 
 TEST(SocketPathFromFlagTest, RefusesWhatIsNotAPath) {
   for (const std::string text :
-       {"dns:localhost", "unix-abstract:x", "localhost:7070", "ipv4:127.0.0.1:1",
-        "a:b.sock", "unix:", "unix://", ""}) {
+       {"dns:localhost", "unix-abstract:x", "localhost:7070",
+        "ipv4:127.0.0.1:1", "a:b.sock", "unix:", "unix://", ""}) {
     absl::StatusOr<std::string> path = SocketPathFromFlag(text);
     ASSERT_FALSE(path.ok()) << text << " -> " << *path;
     EXPECT_EQ(path.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_NE(path.status().message().find("--socket"), std::string::npos) << path.status();
+    EXPECT_NE(path.status().message().find("--socket"), std::string::npos)
+        << path.status();
   }
 }
 
 TEST(SocketPathFromFlagTest, RefusesPathsTooLongForAUnixSocket) {
   EXPECT_TRUE(SocketPathFromFlag("/" + std::string(106, 'a')).ok());
-  absl::StatusOr<std::string> path = SocketPathFromFlag("unix:/" + std::string(107, 'a'));
+  absl::StatusOr<std::string> path =
+      SocketPathFromFlag("unix:/" + std::string(107, 'a'));
   ASSERT_FALSE(path.ok());
-  EXPECT_NE(path.status().message().find("107"), std::string::npos) << path.status();
+  EXPECT_NE(path.status().message().find("107"), std::string::npos)
+      << path.status();
 }
 
 }  // namespace

@@ -107,14 +107,16 @@ TEST(JobEventLogTest, PastTheTotalEndedJobsLogsGoFirst) {
     log.Add(id, StepEvent(1));
     log.Add(id, StateEvent(v1::Job::SUCCEEDED));
   }
-  for (int step = 1; step <= 4; ++step) log.Add(3, StepEvent(step));  // total 8: all kept
+  for (int step = 1; step <= 4; ++step)
+    log.Add(3, StepEvent(step));  // total 8: all kept
   bool finished = false;
   EXPECT_EQ(ReadAll(*log.Follow(1, 0, [] {}), &finished).size(), 2u);
   log.Add(4, StepEvent(1));  // 9: the longest-ended job's log goes
   EXPECT_TRUE(ReadAll(*log.Follow(1, 0, [] {}), &finished).empty());
   EXPECT_TRUE(finished) << "a dropped log reads as ended";
   EXPECT_EQ(ReadAll(*log.Follow(2, 0, [] {}), &finished).size(), 2u);
-  EXPECT_EQ(ReadAll(*log.Follow(3, 0, [] {}), &finished).size(), 4u) << "running jobs keep theirs";
+  EXPECT_EQ(ReadAll(*log.Follow(3, 0, [] {}), &finished).size(), 4u)
+      << "running jobs keep theirs";
 }
 
 TEST(JobEventLogTest, ReadersOfADroppedLogFinishAndAreWoken) {

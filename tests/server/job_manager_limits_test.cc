@@ -20,8 +20,10 @@ namespace {
 namespace fs = std::filesystem;
 namespace v1 = ::stronghold::v1;
 
-std::unique_ptr<JobManager> LimitedManager(const std::string& dir, JobLimits limits) {
-  auto m = JobManager::Create({.state_dir = dir, .limits = limits, .optimizer_threads = 1});
+std::unique_ptr<JobManager> LimitedManager(const std::string& dir,
+                                           JobLimits limits) {
+  auto m = JobManager::Create(
+      {.state_dir = dir, .limits = limits, .optimizer_threads = 1});
   EXPECT_TRUE(m.ok()) << m.status();
   return m.ok() ? std::move(*m) : nullptr;
 }
@@ -39,35 +41,44 @@ bool Contains(const absl::Status& s, const std::string& part) {
 }
 
 TEST(JobManagerLimitsTest, QueuedJobsPerPrincipalAndInTotal) {
-  auto m = LimitedManager(StateDir("jm_queue_limits"),
-                          {.max_queued_jobs = 3, .max_queued_jobs_per_principal = 2});
+  auto m = LimitedManager(
+      StateDir("jm_queue_limits"),
+      {.max_queued_jobs = 3, .max_queued_jobs_per_principal = 2});
   ASSERT_TRUE(m->Submit(Tiny(1'000'000), Principal{.name = "alice"}).ok());
-  ASSERT_TRUE(WaitState(*m, "jobs/1", v1::Job::RUNNING));  // running is not queued
+  ASSERT_TRUE(
+      WaitState(*m, "jobs/1", v1::Job::RUNNING));  // running is not queued
   ASSERT_TRUE(m->Submit(Tiny(1), Principal{.name = "alice"}).ok());
   ASSERT_TRUE(m->Submit(Tiny(1), Principal{.name = "alice"}).ok());
   absl::Status s = m->Submit(Tiny(1), Principal{.name = "alice"}).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_TRUE(Contains(s, "queued jobs of alice: 2 of 2")) << s;
-  ASSERT_TRUE(m->Submit(Tiny(1), Principal{.name = "bob"}).ok()) << "bob has his own";
+  ASSERT_TRUE(m->Submit(Tiny(1), Principal{.name = "bob"}).ok())
+      << "bob has his own";
   s = m->Submit(Tiny(1), Principal{.name = "carol"}).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_TRUE(Contains(s, "queued jobs: 3 of 3 (strongholdd --max_queued_jobs)")) << s;
+  EXPECT_TRUE(
+      Contains(s, "queued jobs: 3 of 3 (strongholdd --max_queued_jobs)"))
+      << s;
   ASSERT_TRUE(m->Cancel("jobs/2").ok());
-  EXPECT_TRUE(m->Submit(Tiny(1), Principal{.name = "carol"}).ok()) << "a cancelled job leaves the queue";
+  EXPECT_TRUE(m->Submit(Tiny(1), Principal{.name = "carol"}).ok())
+      << "a cancelled job leaves the queue";
   ASSERT_TRUE(m->Cancel("jobs/1").ok());
 }
 
 TEST(JobManagerLimitsTest, WatchStreamsPerPrincipal) {
-  auto m = LimitedManager(StateDir("jm_watch_limits"),
-                          {.max_watch_streams = 3, .max_watch_streams_per_principal = 2});
+  auto m = LimitedManager(
+      StateDir("jm_watch_limits"),
+      {.max_watch_streams = 3, .max_watch_streams_per_principal = 2});
   ASSERT_TRUE(m->Submit(Tiny(1'000'000), kTestUser).ok());
   auto w1 = m->Follow("jobs/1", 0, "alice", [] {});
   auto w2 = m->Follow("jobs/1", 0, "alice", [] {});
   ASSERT_TRUE(w1.ok() && w2.ok());
-  absl::StatusOr<std::unique_ptr<JobWatch>> w3 = m->Follow("jobs/1", 0, "alice", [] {});
+  absl::StatusOr<std::unique_ptr<JobWatch>> w3 =
+      m->Follow("jobs/1", 0, "alice", [] {});
   ASSERT_FALSE(w3.ok());
   EXPECT_EQ(w3.status().code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_TRUE(Contains(w3.status(), "--max_watch_streams_per_principal")) << w3.status();
+  EXPECT_TRUE(Contains(w3.status(), "--max_watch_streams_per_principal"))
+      << w3.status();
   EXPECT_EQ(m->Follow("jobs/9", 0, "alice", [] {}).status().code(),
             absl::StatusCode::kNotFound);
   w1->reset();  // a stream that ended gives its slot back
@@ -90,7 +101,8 @@ TEST(JobManagerLimitsTest, TheCheckpointEstimateBoundsWhatIsWritten) {
   EXPECT_GE(one, 12 * job->parameters());
   const core::JobConfig config = ToJobConfig(job->spec());
   EXPECT_LE(one, CheckpointBytes(job->parameters(), config.model));
-  EXPECT_LE(DirectoryBytes(checkpoints), ReservedCheckpointBytes(job->parameters(), config));
+  EXPECT_LE(DirectoryBytes(checkpoints),
+            ReservedCheckpointBytes(job->parameters(), config));
 }
 
 TEST(JobManagerLimitsTest, CheckpointQuotasRefuseAtSubmission) {
@@ -100,9 +112,10 @@ TEST(JobManagerLimitsTest, CheckpointQuotasRefuseAtSubmission) {
   m.reset();
   // Room for one tiny job keeping two checkpoints; three for the principal.
   const int64_t per_job = 2 * CheckpointBytes(parameters, tiny.model);
-  auto limited = LimitedManager(StateDir("jm_checkpoint_quota"),
-                                {.max_checkpoint_bytes_per_job = per_job,
-                                 .max_checkpoint_bytes_per_principal = 3 * per_job});
+  auto limited =
+      LimitedManager(StateDir("jm_checkpoint_quota"),
+                     {.max_checkpoint_bytes_per_job = per_job,
+                      .max_checkpoint_bytes_per_principal = 3 * per_job});
   v1::JobSpec every = Tiny(1000);
   every.mutable_checkpoint()->set_every_steps(1);
   absl::Status s = limited->Submit(every, kTestUser).status();
@@ -111,13 +124,15 @@ TEST(JobManagerLimitsTest, CheckpointQuotasRefuseAtSubmission) {
   every.mutable_checkpoint()->set_keep_last(1);
   v1::JobSpec long_run = every;
   long_run.mutable_training()->set_steps(1'000'000);
-  ASSERT_TRUE(limited->Submit(long_run, kTestUser).ok());  // runs, reserving per_job
+  ASSERT_TRUE(
+      limited->Submit(long_run, kTestUser).ok());  // runs, reserving per_job
   ASSERT_TRUE(limited->Submit(every, kTestUser).ok());
   ASSERT_TRUE(limited->Submit(every, kTestUser).ok());
   s = limited->Submit(every, kTestUser).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_TRUE(Contains(s, "--max_checkpoint_bytes_per_principal")) << s;
-  EXPECT_TRUE(limited->Submit(every, Principal{.name = "bob"}).ok()) << "another principal has its own";
+  EXPECT_TRUE(limited->Submit(every, Principal{.name = "bob"}).ok())
+      << "another principal has its own";
   // A cancelled job holds what it wrote (nothing), not its reservation.
   ASSERT_TRUE(limited->Cancel("jobs/3").ok());
   EXPECT_TRUE(limited->Submit(every, kTestUser).ok());
@@ -142,9 +157,12 @@ TEST(JobManagerLimitsTest, AJobPastItsQuotaFailsAtTheCheckpoint) {
   ASSERT_TRUE(WaitState(*m, "jobs/2", v1::Job::FAILED));
   const v1::Job failed = *m->Get("jobs/2");
   EXPECT_EQ(failed.step(), 1) << "stopped at its first checkpoint";
-  EXPECT_EQ(failed.error().rfind("RESOURCE_EXHAUSTED: checkpoint bytes of this job: ", 0), 0u)
+  EXPECT_EQ(failed.error().rfind(
+                "RESOURCE_EXHAUSTED: checkpoint bytes of this job: ", 0),
+            0u)
       << failed.error();
-  EXPECT_NE(failed.error().find("--max_checkpoint_bytes_per_job"), std::string::npos);
+  EXPECT_NE(failed.error().find("--max_checkpoint_bytes_per_job"),
+            std::string::npos);
 }
 
 TEST(JobManagerLimitsTest, DeleteRemovesAnEndedJobForGood) {
@@ -180,7 +198,8 @@ TEST(JobManagerLimitsTest, DeleteRemovesAnEndedJobForGood) {
   auto m = Manager(dir);
   EXPECT_EQ(m->Get("jobs/1").status().code(), absl::StatusCode::kNotFound);
   EXPECT_FALSE(fs::exists(fs::path(dir) / "jobs" / ".del-9"));
-  EXPECT_EQ(m->Submit(Tiny(1), kTestUser)->name(), "jobs/4") << "names are never reused";
+  EXPECT_EQ(m->Submit(Tiny(1), kTestUser)->name(), "jobs/4")
+      << "names are never reused";
 }
 
 }  // namespace

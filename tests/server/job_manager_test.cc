@@ -24,7 +24,8 @@ namespace {
 namespace fs = std::filesystem;
 namespace v1 = ::stronghold::v1;
 
-v1::Job::State WaitWhile(JobManager& m, const std::string& name, v1::Job::State state) {
+v1::Job::State WaitWhile(JobManager& m, const std::string& name,
+                         v1::Job::State state) {
   for (int i = 0; i < 600; ++i) {
     const v1::Job::State now = m.Get(name)->state();
     if (now != state) return now;
@@ -36,7 +37,8 @@ v1::Job::State WaitWhile(JobManager& m, const std::string& name, v1::Job::State 
 // The state a job ends in (a tiny job may start and end between two polls).
 v1::Job::State Ended(JobManager& m, const std::string& name) {
   const v1::Job::State state = WaitWhile(m, name, v1::Job::QUEUED);
-  return state == v1::Job::RUNNING ? WaitWhile(m, name, v1::Job::RUNNING) : state;
+  return state == v1::Job::RUNNING ? WaitWhile(m, name, v1::Job::RUNNING)
+                                   : state;
 }
 
 TEST(JobManagerTest, QueuedRunningSucceeded) {
@@ -45,32 +47,37 @@ TEST(JobManagerTest, QueuedRunningSucceeded) {
   ASSERT_TRUE(job.ok()) << job.status();
   EXPECT_EQ(job->name(), "jobs/1");
   EXPECT_EQ(job->state(), v1::Job::QUEUED);
-  EXPECT_EQ(job->spec().training().micro_batch(), 2) << "defaults are filled in";
+  EXPECT_EQ(job->spec().training().micro_batch(), 2)
+      << "defaults are filled in";
   std::vector<v1::Job::State> states;
   int metrics = 0;
-  ASSERT_TRUE(m->Watch("jobs/1", 0,
-                       [&](const v1::JobEvent& e) {
-                         if (e.has_state()) states.push_back(e.state());
-                         if (e.has_metrics()) ++metrics;
-                         return true;
-                       },
-                       [] { return false; })
+  ASSERT_TRUE(m->Watch(
+                   "jobs/1", 0,
+                   [&](const v1::JobEvent& e) {
+                     if (e.has_state()) states.push_back(e.state());
+                     if (e.has_metrics()) ++metrics;
+                     return true;
+                   },
+                   [] { return false; })
                   .ok());
-  EXPECT_EQ(states, (std::vector<v1::Job::State>{v1::Job::QUEUED, v1::Job::RUNNING,
-                                                 v1::Job::SUCCEEDED}));
+  EXPECT_EQ(states,
+            (std::vector<v1::Job::State>{v1::Job::QUEUED, v1::Job::RUNNING,
+                                         v1::Job::SUCCEEDED}));
   EXPECT_EQ(metrics, 5);
   const v1::Job done = *m->Get("jobs/1");
   EXPECT_EQ(done.step(), 5);
   EXPECT_FALSE(done.checkpoints().empty());
   EXPECT_TRUE(m->CheckpointPath("jobs/1", "", "").ok());
   // A finished job cannot be cancelled.
-  EXPECT_EQ(m->Cancel("jobs/1").status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(m->Cancel("jobs/1").status().code(),
+            absl::StatusCode::kFailedPrecondition);
 }
 
 TEST(JobManagerTest, CancelQueuedAndRunning) {
   auto m = Manager(StateDir("jm_cancel"));
   ASSERT_TRUE(m->Submit(Tiny(100000), kTestUser).ok());  // runs
-  ASSERT_TRUE(m->Submit(Tiny(5), kTestUser).ok());       // waits behind it (FIFO, one device)
+  ASSERT_TRUE(m->Submit(Tiny(5), kTestUser)
+                  .ok());  // waits behind it (FIFO, one device)
   EXPECT_EQ(WaitWhile(*m, "jobs/1", v1::Job::QUEUED), v1::Job::RUNNING);
   EXPECT_EQ(m->Get("jobs/2")->state(), v1::Job::QUEUED);
   EXPECT_EQ(m->Cancel("jobs/2")->state(), v1::Job::CANCELLED);
@@ -82,16 +89,21 @@ TEST(JobManagerTest, ErrorsNameWhatIsWrong) {
   auto m = Manager(StateDir("jm_errors"));
   v1::JobSpec bad = Tiny(5);
   bad.mutable_model()->set_heads(3);  // 32 % 3 != 0
-  EXPECT_EQ(m->Submit(bad, kTestUser).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(m->Submit(bad, kTestUser).status().code(),
+            absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(m->Get("jobs/7").status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(m->Get("job/x").status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(m->List(5000, "").status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(m->List(0, "bogus").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(m->Get("job/x").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(m->List(5000, "").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(m->List(0, "bogus").status().code(),
+            absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(m->Trace("jobs/7").status().code(), absl::StatusCode::kNotFound);
   v1::JobSpec huge = Tiny(5);
   huge.mutable_offload()->set_gpu_memory_budget_bytes(1024);
   huge.mutable_offload()->set_method(v1::STRONGHOLD);
-  EXPECT_EQ(m->Submit(huge, kTestUser).status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(m->Submit(huge, kTestUser).status().code(),
+            absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(m->CheckpointPath("jobs/1", "../x", "").status().code(),
             absl::StatusCode::kInvalidArgument);
 }
@@ -137,13 +149,15 @@ TEST(JobManagerTest, RestartKeepsRecordsAndQueuesUnfinishedJobs) {
   {
     auto m = Manager(dir);
     ASSERT_TRUE(m->Submit(Tiny(2), kTestUser).ok());
-    ASSERT_TRUE(m->Watch("jobs/1", 0, [](const v1::JobEvent&) { return true; },
-                         [] { return false; })
+    ASSERT_TRUE(m->Watch(
+                     "jobs/1", 0, [](const v1::JobEvent&) { return true; },
+                     [] { return false; })
                     .ok());  // returns when the job has ended
     EXPECT_EQ(m->Get("jobs/1")->state(), v1::Job::SUCCEEDED);
     ASSERT_TRUE(m->Submit(Tiny(100000), kTestUser).ok());
     EXPECT_EQ(WaitWhile(*m, "jobs/2", v1::Job::QUEUED), v1::Job::RUNNING);
-    m->Shutdown();  // like SIGTERM: the running job checkpoints and is queued again
+    m->Shutdown();  // like SIGTERM: the running job checkpoints and is queued
+                    // again
     EXPECT_EQ(m->Get("jobs/2")->state(), v1::Job::QUEUED);
   }
   auto m = Manager(dir);
@@ -162,7 +176,8 @@ TEST(JobManagerTest, InjectedSsdFaultsReachTheFirstJobWithATierOnly) {
   const std::string dir = StateDir("jm_ssd_faults");
   const std::string ssd = StateDir("jm_ssd_faults_tier");
   fs::create_directories(ssd);
-  JobManagerOptions options{.state_dir = dir, .optimizer_threads = 1, .ssd_roots = {ssd}};
+  JobManagerOptions options{
+      .state_dir = dir, .optimizer_threads = 1, .ssd_roots = {ssd}};
   auto spec = storage::ParseFaultSpec("eio_read@1");
   ASSERT_TRUE(spec.ok()) << spec.status();
   options.ssd_fault_injection = *spec;
@@ -187,18 +202,21 @@ TEST(JobManagerTest, InjectedSsdFaultsReachTheFirstJobWithATierOnly) {
   ASSERT_GT(m.Plan(spilled)->ssd_bytes(), 0);
   ASSERT_TRUE(m.Plan(spilled)->fits()) << m.Plan(spilled)->reason();
 
-  ASSERT_TRUE(m.Submit(Tiny(2), kTestUser).ok());  // no tier: the faults stay armed
+  ASSERT_TRUE(
+      m.Submit(Tiny(2), kTestUser).ok());  // no tier: the faults stay armed
   ASSERT_TRUE(m.Submit(spilled, kTestUser).ok());
   ASSERT_TRUE(m.Submit(spilled, kTestUser).ok());
   // The end state (a tiny job may start and finish between two polls).
   auto ended = [&](const std::string& name) {
     const auto state = WaitWhile(m, name, v1::Job::QUEUED);
-    return state == v1::Job::RUNNING ? WaitWhile(m, name, v1::Job::RUNNING) : state;
+    return state == v1::Job::RUNNING ? WaitWhile(m, name, v1::Job::RUNNING)
+                                     : state;
   };
   EXPECT_EQ(ended("jobs/1"), v1::Job::SUCCEEDED);
   EXPECT_EQ(ended("jobs/2"), v1::Job::FAILED);
   const std::string error = m.Get("jobs/2")->error();
-  EXPECT_NE(error.find("Input/output error (errno 5)"), std::string::npos) << error;
+  EXPECT_NE(error.find("Input/output error (errno 5)"), std::string::npos)
+      << error;
   EXPECT_NE(error.find(ssd + "/stronghold-"), std::string::npos) << error;
   EXPECT_NE(error.find("(injected fault)"), std::string::npos) << error;
   EXPECT_EQ(Ended(m, "jobs/3"), v1::Job::SUCCEEDED) << m.Get("jobs/3")->error();
@@ -216,31 +234,39 @@ TEST(JobManagerTest, PathsOutsideTheRootsAreRefused) {
   fs::create_directories(ssd);
   {
     std::ofstream tokens(data + "/tokens.u16", std::ios::binary);
-    for (int i = 0; i < 4096; ++i) tokens.put(static_cast<char>(i % 200)).put(0);
+    for (int i = 0; i < 4096; ++i)
+      tokens.put(static_cast<char>(i % 200)).put(0);
   }
-  auto created = JobManager::Create(
-      {.state_dir = dir, .optimizer_threads = 1, .data_roots = {data}, .ssd_roots = {ssd}});
+  auto created = JobManager::Create({.state_dir = dir,
+                                     .optimizer_threads = 1,
+                                     .data_roots = {data},
+                                     .ssd_roots = {ssd}});
   ASSERT_TRUE(created.ok()) << created.status();
   JobManager& m = **created;
   v1::JobSpec outside = Tiny(2);
   outside.mutable_data()->set_source("/etc/passwd");
-  for (const auto& status : {m.Submit(outside, kTestUser).status(), m.Plan(outside).status()}) {
+  for (const auto& status :
+       {m.Submit(outside, kTestUser).status(), m.Plan(outside).status()}) {
     EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied) << status;
-    EXPECT_NE(status.message().find("data.source"), std::string::npos) << status;
+    EXPECT_NE(status.message().find("data.source"), std::string::npos)
+        << status;
   }
   v1::JobSpec shm = Tiny(2);
   shm.mutable_offload()->add_ssd_dirs("/dev/shm");
   EXPECT_EQ(m.Plan(shm).status().code(), absl::StatusCode::kPermissionDenied);
-  EXPECT_EQ(m.Submit(shm, kTestUser).status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(m.Submit(shm, kTestUser).status().code(),
+            absl::StatusCode::kPermissionDenied);
 
   v1::JobSpec inside = Tiny(2);
   inside.mutable_data()->set_source("tokens.u16");  // relative to the data root
   auto job = m.Submit(inside, kTestUser);
   ASSERT_TRUE(job.ok()) << job.status();
-  EXPECT_EQ(Ended(m, job->name()), v1::Job::SUCCEEDED) << m.Get(job->name())->error();
+  EXPECT_EQ(Ended(m, job->name()), v1::Job::SUCCEEDED)
+      << m.Get(job->name())->error();
   // Gone by the time it runs (queued behind a long job): the run opens it
   // again, inside the roots, and fails the job with the same refusal.
-  std::ofstream(data + "/later.u16", std::ios::binary) << std::string(8192, '\0');
+  std::ofstream(data + "/later.u16", std::ios::binary)
+      << std::string(8192, '\0');
   v1::JobSpec later = Tiny(2);
   later.mutable_data()->set_source("later.u16");
   auto first = m.Submit(Tiny(1'000'000), kTestUser);
@@ -250,10 +276,12 @@ TEST(JobManagerTest, PathsOutsideTheRootsAreRefused) {
   fs::remove(data + "/later.u16");
   ASSERT_TRUE(m.Cancel(first->name()).ok());
   EXPECT_EQ(Ended(m, second->name()), v1::Job::FAILED);
-  EXPECT_NE(m.Get(second->name())->error().find("PERMISSION_DENIED: data.source"),
-            std::string::npos)
+  EXPECT_NE(
+      m.Get(second->name())->error().find("PERMISSION_DENIED: data.source"),
+      std::string::npos)
       << m.Get(second->name())->error();
-  EXPECT_EQ(m.Submit(later, kTestUser).status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(m.Submit(later, kTestUser).status().code(),
+            absl::StatusCode::kPermissionDenied);
 }
 
 // What a daemon killed with a job running left on the NVMe tier is removed
@@ -264,15 +292,17 @@ TEST(JobManagerTest, StartRemovesLeftoverTierDirectories) {
   fs::create_directories(leftover);
   std::ofstream(leftover + "/tier.0") << "stale";
   fs::create_directories(ssd + "/keep");
-  auto m = JobManager::Create(
-      {.state_dir = StateDir("jm_leftover"), .optimizer_threads = 1, .ssd_roots = {ssd}});
+  auto m = JobManager::Create({.state_dir = StateDir("jm_leftover"),
+                               .optimizer_threads = 1,
+                               .ssd_roots = {ssd}});
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_FALSE(fs::exists(leftover));
   EXPECT_TRUE(fs::exists(ssd + "/keep"));
-  auto bad = JobManager::Create({.state_dir = StateDir("jm_leftover2"),
-                                 .ssd_roots = {ssd + "/missing"}});
+  auto bad = JobManager::Create(
+      {.state_dir = StateDir("jm_leftover2"), .ssd_roots = {ssd + "/missing"}});
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(bad.status().message().find("--ssd_root"), std::string::npos) << bad.status();
+  EXPECT_NE(bad.status().message().find("--ssd_root"), std::string::npos)
+      << bad.status();
 }
 
 // A listener that throws from the job path (it is called from inside
@@ -303,8 +333,9 @@ TEST(JobManagerTest, AJobThatThrowsFailsAndTheDaemonKeepsServing) {
   EXPECT_EQ(ended("jobs/1"), v1::Job::FAILED);
   // Thrown from the trainer's observer: core::Trainer::Run turns it into
   // its status (core/util/exception_status.h) before the runner's catch.
-  EXPECT_EQ(m.Get("jobs/1")->error(),
-            "RESOURCE_EXHAUSTED: training: out of host memory (std::bad_alloc)");
+  EXPECT_EQ(
+      m.Get("jobs/1")->error(),
+      "RESOURCE_EXHAUSTED: training: out of host memory (std::bad_alloc)");
   EXPECT_EQ(ended("jobs/2"), v1::Job::SUCCEEDED) << m.Get("jobs/2")->error();
   EXPECT_EQ(m.List(0, "")->jobs_size(), 2);
 }
@@ -330,7 +361,8 @@ TEST(JobManagerTest, ARunningJobIsPlannedOnce) {
   ASSERT_TRUE(job.ok()) << job.status();
   // Submission plans before it returns (the run may have started since).
   EXPECT_GE(plans, 1) << "submission";
-  EXPECT_TRUE(job->plan().automatic_window()) << "the submission's plan is in the record";
+  EXPECT_TRUE(job->plan().automatic_window())
+      << "the submission's plan is in the record";
   const auto state = WaitWhile(m, "jobs/1", v1::Job::QUEUED);
   if (state == v1::Job::RUNNING) {
     for (int i = 0; i < 5; ++i) {
@@ -340,7 +372,8 @@ TEST(JobManagerTest, ARunningJobIsPlannedOnce) {
   }
   EXPECT_EQ(WaitWhile(m, "jobs/1", v1::Job::RUNNING), v1::Job::SUCCEEDED)
       << m.Get("jobs/1")->error();
-  EXPECT_EQ(plans, 2) << "once at submission, once when the run started, and never again";
+  EXPECT_EQ(plans, 2)
+      << "once at submission, once when the run started, and never again";
   const v1::MemoryPlan& plan = m.Get("jobs/1")->plan();
   EXPECT_EQ(plan.method(), v1::STRONGHOLD);
   EXPECT_GE(plan.window(), 1);
@@ -386,12 +419,14 @@ TEST(JobManagerTest, AJobTheDaemonDiesUnderIsResumedAtMostTwice) {
   auto m = Manager(dir);
   const v1::Job failed = *m->Get("jobs/1");
   EXPECT_EQ(failed.state(), v1::Job::FAILED);
-  EXPECT_EQ(failed.error(), "the daemon stopped 3 times while running this job");
+  EXPECT_EQ(failed.error(),
+            "the daemon stopped 3 times while running this job");
   EXPECT_EQ(JobStore::Open(dir)->LoadAll().at(0).state(), v1::Job::FAILED);
   // And the manager serves: a new job runs.
   ASSERT_TRUE(m->Submit(Tiny(2), kTestUser).ok());
-  EXPECT_TRUE(m->Watch("jobs/2", 0, [](const v1::JobEvent&) { return true; },
-                       [] { return false; })
+  EXPECT_TRUE(m->Watch(
+                   "jobs/2", 0, [](const v1::JobEvent&) { return true; },
+                   [] { return false; })
                   .ok());
   EXPECT_EQ(m->Get("jobs/2")->state(), v1::Job::SUCCEEDED);
 }

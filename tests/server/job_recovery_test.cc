@@ -45,8 +45,8 @@ TEST(JobRecoveryTest, QueuedJobsAreQueuedAgainWithoutCountingAStop) {
     const JobRecovery r =
         RecoverJob(job, StateDir("recovery_queued"), /*max_restarts=*/0);
     EXPECT_EQ(r.action, Action::kRequeue);
-    EXPECT_EQ(r.note, "daemon restarted; job queued again; it will resume "
-                      "from step 0");
+    EXPECT_EQ(r.note,
+              "daemon restarted; job queued again; it will resume from step 0");
   }
   EXPECT_EQ(job.daemon_stops(), 0);
   EXPECT_EQ(job.step(), 0) << "no checkpoint: it starts over";
@@ -62,8 +62,9 @@ TEST(JobRecoveryTest, RunningJobsResumeFromTheirNewestCheckpoint) {
   v1::Job job = StoredJob(v1::Job::RUNNING);
   const JobRecovery r = RecoverJob(job, dir, /*max_restarts=*/2);
   EXPECT_EQ(r.action, Action::kRequeue);
-  EXPECT_EQ(r.note, "daemon restarted while this job ran; it will resume "
-                    "from checkpoint step-000020");
+  EXPECT_EQ(r.note,
+            "daemon restarted while this job ran; it will resume from "
+            "checkpoint step-000020");
   EXPECT_EQ(job.step(), 20);
   EXPECT_EQ(job.daemon_stops(), 1);
   EXPECT_EQ(job.checkpoints_size(), 2);

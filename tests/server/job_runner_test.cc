@@ -93,7 +93,8 @@ TEST(JobRunnerTest, AnExceptionCreatingTheTrainerEndsTheRun) {
   FakeRecorder recorder;
   JobRunnerTestPeer::SetTrainerFactory(
       runner,
-      [](const core::JobConfig&, const core::ExecutionPlan&, const core::TrainerOptions&)
+      [](const core::JobConfig&, const core::ExecutionPlan&,
+         const core::TrainerOptions&)
           -> absl::StatusOr<std::unique_ptr<core::Trainer>> {
         throw std::bad_alloc();
       });
@@ -106,7 +107,8 @@ TEST(JobRunnerTest, AnExceptionCreatingTheTrainerEndsTheRun) {
   // line of the message, not the C++ stack trace c10 appends.
   JobRunnerTestPeer::SetTrainerFactory(
       runner,
-      [](const core::JobConfig&, const core::ExecutionPlan&, const core::TrainerOptions&)
+      [](const core::JobConfig&, const core::ExecutionPlan&,
+         const core::TrainerOptions&)
           -> absl::StatusOr<std::unique_ptr<core::Trainer>> {
         TORCH_CHECK(false, "the device fell off the bus");
         return nullptr;
@@ -119,7 +121,8 @@ TEST(JobRunnerTest, AnExceptionCreatingTheTrainerEndsTheRun) {
 
   JobRunnerTestPeer::SetTrainerFactory(
       runner,
-      [](const core::JobConfig&, const core::ExecutionPlan&, const core::TrainerOptions&)
+      [](const core::JobConfig&, const core::ExecutionPlan&,
+         const core::TrainerOptions&)
           -> absl::StatusOr<std::unique_ptr<core::Trainer>> { throw 42; });
   s = runner.Run(TinyRun("runner_int", 3), recorder);
   EXPECT_EQ(s.code(), absl::StatusCode::kInternal) << s;

@@ -69,8 +69,7 @@ TEST_F(MetricsHttpServerTest, ServesTheTextFormat) {
   EXPECT_NE(r.find("Content-Type: text/plain; version=0.0.4"),
             std::string::npos);
   EXPECT_NE(r.find("\r\n\r\n# HELP test_things_total h\n# TYPE "
-                   "test_things_total counter\n"
-                   "test_things_total 3\n"),
+                   "test_things_total counter\ntest_things_total 3\n"),
             std::string::npos)
       << r;
 }
@@ -125,14 +124,16 @@ TEST(MetricsHttpServerStartTest, ListensOnIpv6Loopback) {
 }
 
 double SecondsSince(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+      .count();
 }
 
 // Whether the server closed `fd` within `seconds`, reading whatever came
 // (counted in `received`).
 bool ClosedWithin(int fd, double seconds, size_t* received = nullptr) {
-  const timeval timeout{.tv_sec = static_cast<time_t>(seconds),
-                        .tv_usec = static_cast<suseconds_t>((seconds - int(seconds)) * 1e6)};
+  const timeval timeout{
+      .tv_sec = static_cast<time_t>(seconds),
+      .tv_usec = static_cast<suseconds_t>((seconds - int(seconds)) * 1e6)};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
   char buf[65536];
   const auto start = std::chrono::steady_clock::now();
@@ -166,9 +167,11 @@ class BigMetrics final : public prometheus::Collectable {
 class SlowClientTest : public ::testing::Test {
  protected:
   void Start(int max_connections, absl::Duration deadline) {
-    absl::StatusOr<std::unique_ptr<MetricsHttpServer>> server = MetricsHttpServer::Start(
-        {.listen = "127.0.0.1:0", .request_deadline = deadline, .max_connections = max_connections},
-        std::make_shared<BigMetrics>());
+    absl::StatusOr<std::unique_ptr<MetricsHttpServer>> server =
+        MetricsHttpServer::Start({.listen = "127.0.0.1:0",
+                                  .request_deadline = deadline,
+                                  .max_connections = max_connections},
+                                 std::make_shared<BigMetrics>());
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
   }
@@ -186,14 +189,16 @@ TEST_F(SlowClientTest, OneByteThenSilenceDelaysNoOne) {
   const int slow = Open();
   ASSERT_EQ(send(slow, "G", 1, MSG_NOSIGNAL), 1);
   const auto start = std::chrono::steady_clock::now();
-  EXPECT_NE(Fetch(server_->port(), kScrape).find("test_big 1"), std::string::npos);
+  EXPECT_NE(Fetch(server_->port(), kScrape).find("test_big 1"),
+            std::string::npos);
   EXPECT_LT(SecondsSince(start), 1.0);
 }
 
 TEST_F(SlowClientTest, AClientThatNeverReadsDelaysNoOne) {
   Start(/*max_connections=*/4, absl::Seconds(5));
   const int stuck = Open();
-  ASSERT_EQ(send(stuck, kScrape, sizeof(kScrape) - 1, MSG_NOSIGNAL), sizeof(kScrape) - 1);
+  ASSERT_EQ(send(stuck, kScrape, sizeof(kScrape) - 1, MSG_NOSIGNAL),
+            sizeof(kScrape) - 1);
   const auto start = std::chrono::steady_clock::now();
   EXPECT_GT(Fetch(server_->port(), kScrape).size(), BigMetrics::kHelpBytes);
   EXPECT_LT(SecondsSince(start), 1.0);
@@ -204,12 +209,14 @@ TEST_F(SlowClientTest, TheDeadlineClosesAConnectionThatStalls) {
   const int silent = Open();
   ASSERT_EQ(send(silent, "G", 1, MSG_NOSIGNAL), 1);
   const int stuck = Open();
-  ASSERT_EQ(send(stuck, kScrape, sizeof(kScrape) - 1, MSG_NOSIGNAL), sizeof(kScrape) - 1);
+  ASSERT_EQ(send(stuck, kScrape, sizeof(kScrape) - 1, MSG_NOSIGNAL),
+            sizeof(kScrape) - 1);
   usleep(600'000);  // past the deadline without reading a byte
   EXPECT_TRUE(ClosedWithin(silent, 1.0));
   size_t received = 0;
   EXPECT_TRUE(ClosedWithin(stuck, 1.0, &received));
-  EXPECT_LT(received, BigMetrics::kHelpBytes);  // the rest of the response never came
+  EXPECT_LT(received,
+            BigMetrics::kHelpBytes);  // the rest of the response never came
 }
 
 TEST_F(SlowClientTest, ConnectionsPastTheCapAreClosedAtOnce) {
@@ -223,7 +230,8 @@ TEST_F(SlowClientTest, ConnectionsPastTheCapAreClosedAtOnce) {
   EXPECT_LT(SecondsSince(start), 0.5);
   // Once the held ones pass their deadline, scrapes are served again.
   usleep(2'200'000);
-  EXPECT_NE(Fetch(server_->port(), kScrape).find("test_big 1"), std::string::npos);
+  EXPECT_NE(Fetch(server_->port(), kScrape).find("test_big 1"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -4,8 +4,8 @@
 #include <optional>
 #include <string>
 
-#include "gtest/gtest.h"
 #include "core/plan/planner.h"
+#include "gtest/gtest.h"
 #include "prometheus/text_serializer.h"
 #include "server/proto_convert.h"
 

@@ -53,24 +53,28 @@ class PathConfinementTest : public ::testing::Test {
     fs::create_directories(data_ + "/sub");
     fs::create_directories(ssd_ + "/nvme0");
     // The secret outside: a token file whose first id and size must not leak.
-    std::ofstream(base_ + "/secret.u16") << std::string("\x39\x7a", 2) << std::string(12343, 'q');
+    std::ofstream(base_ + "/secret.u16")
+        << std::string("\x39\x7a", 2) << std::string(12343, 'q');
     std::ofstream(data_ + "/tokens.u16") << "abcd";
     fs::create_symlink(base_ + "/secret.u16", data_ + "/absolute_link.u16");
     fs::create_symlink("../secret.u16", data_ + "/relative_link.u16");
     fs::create_symlink("/dev/shm", ssd_ + "/shm");
-    fs::permissions(base_, fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
+    fs::permissions(base_, fs::perms::owner_all | fs::perms::group_exec |
+                               fs::perms::others_exec);
     for (const std::string& d : {data_, data_ + "/sub", ssd_}) {
-      fs::permissions(d, fs::perms::owner_all | fs::perms::group_all | fs::perms::others_read |
-                             fs::perms::others_exec);
+      fs::permissions(d, fs::perms::owner_all | fs::perms::group_all |
+                             fs::perms::others_read | fs::perms::others_exec);
     }
-    auto paths = PathConfinement::Open({.data_roots = {data_}, .ssd_roots = {ssd_}});
+    auto paths =
+        PathConfinement::Open({.data_roots = {data_}, .ssd_roots = {ssd_}});
     ASSERT_TRUE(paths.ok()) << paths.status();
     paths_ = *std::move(paths);
   }
 
   std::string Refusal(const core::JobConfig& config) {
     auto files = paths_.OpenJobFiles(config);
-    EXPECT_EQ(files.status().code(), absl::StatusCode::kPermissionDenied) << files.status();
+    EXPECT_EQ(files.status().code(), absl::StatusCode::kPermissionDenied)
+        << files.status();
     return std::string(files.status().message());
   }
 
@@ -79,13 +83,15 @@ class PathConfinementTest : public ::testing::Test {
 };
 
 TEST_F(PathConfinementTest, OpensWhatIsInsideTheRoots) {
-  for (const std::string& source : {std::string("tokens.u16"), data_ + "/tokens.u16"}) {
+  for (const std::string& source :
+       {std::string("tokens.u16"), data_ + "/tokens.u16"}) {
     auto files = paths_.OpenJobFiles(WithData(source));
     ASSERT_TRUE(files.ok()) << source << ": " << files.status();
     char buf[4];
     EXPECT_EQ(pread(files->data.get(), buf, 4, 0), 4);
     EXPECT_EQ(files->data_path, data_ + "/tokens.u16");
-    EXPECT_EQ(files->Named(WithData(source)).data.source, data_ + "/tokens.u16");
+    EXPECT_EQ(files->Named(WithData(source)).data.source,
+              data_ + "/tokens.u16");
   }
   for (const std::string& dir : {std::string("nvme0"), ssd_ + "/nvme0", ssd_}) {
     auto files = paths_.OpenJobFiles(WithSsd(dir));
@@ -98,7 +104,8 @@ TEST_F(PathConfinementTest, OpensWhatIsInsideTheRoots) {
   EXPECT_FALSE(builtin->data.valid());
 }
 
-TEST_F(PathConfinementTest, EveryRefusalOfDataSourceIsTheSameAndRevealsNothing) {
+TEST_F(PathConfinementTest,
+       EveryRefusalOfDataSourceIsTheSameAndRevealsNothing) {
   // Made unreadable to the daemon by running the check as another user
   // (as root nothing is unreadable), or by its mode when not root.
   std::ofstream(data_ + "/unreadable.u16") << "zzzz";
@@ -108,10 +115,12 @@ TEST_F(PathConfinementTest, EveryRefusalOfDataSourceIsTheSameAndRevealsNothing) 
   EXPECT_THAT(expected, HasSubstr(data_));
   EXPECT_THAT(expected, HasSubstr("--data_root"));
   for (const std::string& source :
-       {base_ + "/secret.u16", std::string("/etc/shadow"), std::string("../secret.u16"),
-        data_ + "/../secret.u16", std::string("absolute_link.u16"),
-        std::string("relative_link.u16"), std::string("missing.u16"), std::string("sub"),
-        "/proc/self/root" + base_ + "/secret.u16", std::string("sub/../../secret.u16")}) {
+       {base_ + "/secret.u16", std::string("/etc/shadow"),
+        std::string("../secret.u16"), data_ + "/../secret.u16",
+        std::string("absolute_link.u16"), std::string("relative_link.u16"),
+        std::string("missing.u16"), std::string("sub"),
+        "/proc/self/root" + base_ + "/secret.u16",
+        std::string("sub/../../secret.u16")}) {
     const std::string message = Refusal(WithData(source));
     EXPECT_EQ(message, expected) << source;
   }
@@ -127,18 +136,22 @@ TEST_F(PathConfinementTest, EveryRefusalOfDataSourceIsTheSameAndRevealsNothing) 
       close(pipe_fds[0]);
       if (setgid(65534) != 0 || setuid(65534) != 0) _exit(2);
       auto files = paths_.OpenJobFiles(WithData("unreadable.u16"));
-      const std::string text = files.ok() ? "OPENED" : std::string(files.status().message());
+      const std::string text =
+          files.ok() ? "OPENED" : std::string(files.status().message());
       if (write(pipe_fds[1], text.data(), text.size()) < 0) _exit(3);
-      _exit(files.status().code() == absl::StatusCode::kPermissionDenied ? 0 : 1);
+      _exit(files.status().code() == absl::StatusCode::kPermissionDenied ? 0
+                                                                         : 1);
     }
     close(pipe_fds[1]);
     char buf[4096];
     ssize_t n;
-    while ((n = read(pipe_fds[0], buf, sizeof(buf))) > 0) unreadable.append(buf, n);
+    while ((n = read(pipe_fds[0], buf, sizeof(buf))) > 0)
+      unreadable.append(buf, n);
     close(pipe_fds[0]);
     int status = 0;
     ASSERT_EQ(waitpid(child, &status, 0), child);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << " " << unreadable;
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        << status << " " << unreadable;
   }
   EXPECT_EQ(unreadable, expected);
   // Nothing of the secret: its first token (0x7a39 = 31289), its size.
@@ -152,8 +165,9 @@ TEST_F(PathConfinementTest, EveryRefusalOfAnSsdDirIsTheSame) {
   EXPECT_THAT(expected, HasSubstr("offload.ssd_dirs[0]"));
   EXPECT_THAT(expected, HasSubstr(ssd_));
   EXPECT_THAT(expected, HasSubstr("--ssd_root"));
-  for (const std::string& dir : {std::string("shm"), ssd_ + "/shm", std::string("/tmp"),
-                                 std::string("missing"), std::string(".."), data_}) {
+  for (const std::string& dir :
+       {std::string("shm"), ssd_ + "/shm", std::string("/tmp"),
+        std::string("missing"), std::string(".."), data_}) {
     EXPECT_EQ(Refusal(WithSsd(dir)), expected) << dir;
   }
   core::JobConfig second = WithSsd("nvme0");
@@ -171,7 +185,8 @@ TEST(PathConfinementDefaultsTest, WithoutRootsOnlyBuiltinDataAndNoTier) {
   EXPECT_THAT(std::string(data.status().message()), HasSubstr("--data_root"));
   auto ssd = none.OpenJobFiles(WithSsd("/tmp"));
   EXPECT_EQ(ssd.status().code(), absl::StatusCode::kPermissionDenied);
-  EXPECT_THAT(std::string(ssd.status().message()), HasSubstr("NVMe tier is disabled"));
+  EXPECT_THAT(std::string(ssd.status().message()),
+              HasSubstr("NVMe tier is disabled"));
 }
 
 TEST(PathConfinementDefaultsTest, BadRootsAreRefusedNamingTheFlag) {
@@ -179,7 +194,8 @@ TEST(PathConfinementDefaultsTest, BadRootsAreRefusedNamingTheFlag) {
   std::ofstream(base + "/file") << "x";
   auto relative = PathConfinement::Open({.data_roots = {"data"}});
   EXPECT_EQ(relative.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(relative.status().message()), HasSubstr("--data_root"));
+  EXPECT_THAT(std::string(relative.status().message()),
+              HasSubstr("--data_root"));
   auto file = PathConfinement::Open({.ssd_roots = {base + "/file"}});
   EXPECT_EQ(file.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(file.status().message()), HasSubstr("--ssd_root"));

@@ -27,7 +27,8 @@ namespace v1 = ::stronghold::v1;
 
 core::JobConfig TinyConfig(int steps) {
   core::JobConfig c;
-  c.model = {.layers = 1, .hidden = 32, .heads = 2, .seq_len = 16, .vocab = 256};
+  c.model = {
+      .layers = 1, .hidden = 32, .heads = 2, .seq_len = 16, .vocab = 256};
   c.training.batch = 2;
   c.training.micro_batch = 2;
   c.training.steps = steps;
@@ -40,10 +41,13 @@ class NullObserver : public core::TrainerObserver {
   void OnStep(const core::StepMetrics&) override {}
   void OnMessage(const std::string&) override {}
   void OnCheckpoint(const std::string&) override {}
-  core::StopRequest StopRequested() override { return core::StopRequest::kNone; }
+  core::StopRequest StopRequested() override {
+    return core::StopRequest::kNone;
+  }
 };
 
-std::unique_ptr<core::Trainer> MakeTrainer(const core::JobConfig& c, const std::string& dir) {
+std::unique_ptr<core::Trainer> MakeTrainer(const core::JobConfig& c,
+                                           const std::string& dir) {
   auto t = core::Trainer::Create(c, core::PlanExecution(c, {.device = "cpu"}),
                                  {.job_dir = dir, .optimizer_threads = 1});
   EXPECT_TRUE(t.ok()) << t.status();
@@ -63,15 +67,18 @@ TEST(CheckpointRefTest, ParsesTheForms) {
     EXPECT_EQ(r->job_id, 3);
     EXPECT_EQ(r->checkpoint, "");
   }
-  for (const char* text : {"jobs/3@step-000010", "3@10", "jobs/3@step-000010"}) {
+  for (const char* text :
+       {"jobs/3@step-000010", "3@10", "jobs/3@step-000010"}) {
     auto r = ParseCheckpointRef(text);
     ASSERT_TRUE(r.ok()) << text;
     EXPECT_EQ(FormatCheckpointRef(*r), "jobs/3@step-000010");
   }
-  for (const char* text : {"", "jobs/", "jobs/x", "3@", "3@-1", "3@step-1x", "3@step-10"}) {
+  for (const char* text :
+       {"", "jobs/", "jobs/x", "3@", "3@-1", "3@step-1x", "3@step-10"}) {
     auto r = ParseCheckpointRef(text);
     EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << text;
-    EXPECT_NE(r.status().message().find("resume_from"), absl::string_view::npos) << text;
+    EXPECT_NE(r.status().message().find("resume_from"), absl::string_view::npos)
+        << text;
   }
 }
 
@@ -113,7 +120,9 @@ TEST(RestoreTrainerTest, NewestIntactOwnCheckpointElseResumeFromElseFresh) {
   r = RestoreTrainer(*t, own, "");
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->step, 2);
-  EXPECT_NE(r->note.find("checkpoint step-000004 is damaged"), std::string::npos) << r->note;
+  EXPECT_NE(r->note.find("checkpoint step-000004 is damaged"),
+            std::string::npos)
+      << r->note;
   EXPECT_NE(r->note.find("model.safetensors"), std::string::npos) << r->note;
 
   // All damaged: an error, not a silent start from step 0.
@@ -170,7 +179,8 @@ TEST(JobManagerResumeTest, CancelWithCheckpointThenResumeFromIt) {
   ASSERT_TRUE(cancelled.ok()) << cancelled.status();
   EXPECT_EQ(cancelled->state(), v1::Job::CANCELLED);
   ASSERT_GT(cancelled->checkpoints_size(), 0);
-  const std::string name = cancelled->checkpoints(cancelled->checkpoints_size() - 1);
+  const std::string name =
+      cancelled->checkpoints(cancelled->checkpoints_size() - 1);
   const int64_t step = *core::CheckpointStep(name);
   EXPECT_EQ(step, cancelled->step());
 
@@ -181,21 +191,27 @@ TEST(JobManagerResumeTest, CancelWithCheckpointThenResumeFromIt) {
   ASSERT_TRUE(job.ok()) << job.status();
   EXPECT_EQ(job->spec().resume_from(), "jobs/1@" + name) << "pinned";
   EXPECT_EQ(job->spec().model().hidden(), 32) << "the source's spec";
-  EXPECT_EQ(job->spec().training().steps(), step + 2) << "with the given fields on top";
-  ASSERT_TRUE(WaitFor([&] { return m->Get(job->name())->state() == v1::Job::SUCCEEDED; }));
+  EXPECT_EQ(job->spec().training().steps(), step + 2)
+      << "with the given fields on top";
+  ASSERT_TRUE(WaitFor(
+      [&] { return m->Get(job->name())->state() == v1::Job::SUCCEEDED; }));
   EXPECT_EQ(m->Get(job->name())->step(), step + 2);
 
   // Nothing left to train, another shape, no such checkpoint.
   resume.mutable_training()->set_steps(static_cast<int>(step));
-  EXPECT_EQ(m->Submit(resume, kTestUser).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(m->Submit(resume, kTestUser).status().code(),
+            absl::StatusCode::kInvalidArgument);
   resume.mutable_training()->set_steps(static_cast<int>(step) + 2);
   resume.mutable_model()->set_hidden(64);
   auto other = m->Submit(resume, kTestUser);
-  EXPECT_EQ(other.status().code(), absl::StatusCode::kInvalidArgument) << other.status();
-  EXPECT_NE(other.status().message().find("manifest.json"), absl::string_view::npos);
+  EXPECT_EQ(other.status().code(), absl::StatusCode::kInvalidArgument)
+      << other.status();
+  EXPECT_NE(other.status().message().find("manifest.json"),
+            absl::string_view::npos);
   resume.clear_model();
   resume.set_resume_from("1@999");
-  EXPECT_EQ(m->Submit(resume, kTestUser).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(m->Submit(resume, kTestUser).status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 TEST(JobManagerResumeTest, AfterShutdownTheJobResumesFromItsCheckpoint) {
@@ -214,8 +230,9 @@ TEST(JobManagerResumeTest, AfterShutdownTheJobResumesFromItsCheckpoint) {
   EXPECT_FALSE(fs::exists(dir + "/jobs/1/checkpoints/.tmp-step-999999"));
   ASSERT_TRUE(WaitFor([&] { return m->Get("jobs/1")->step() > stopped_at; }));
   const std::vector<std::string> messages = Messages(*m, "jobs/1");
-  const std::string want = "resuming from checkpoint " + core::CheckpointName(stopped_at) +
-                           " (step " + std::to_string(stopped_at) + ")";
+  const std::string want = "resuming from checkpoint " +
+                           core::CheckpointName(stopped_at) + " (step " +
+                           std::to_string(stopped_at) + ")";
   EXPECT_NE(std::find(messages.begin(), messages.end(), want), messages.end())
       << "missing \"" << want << "\"";
   EXPECT_EQ(m->Cancel("jobs/1")->state(), v1::Job::CANCELLED);

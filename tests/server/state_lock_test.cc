@@ -13,7 +13,8 @@ namespace stronghold::server {
 namespace {
 
 std::string TempDir(const std::string& name) {
-  const std::string dir = absl::StrCat(testing::TempDir(), "/state_lock_", name, "_", getpid());
+  const std::string dir =
+      absl::StrCat(testing::TempDir(), "/state_lock_", name, "_", getpid());
   std::filesystem::remove_all(dir);
   return dir;
 }
@@ -41,7 +42,8 @@ TEST(StateDirLockTest, SecondHolderIsRefusedNamingThePid) {
   absl::StatusOr<StateDirLock> second = StateDirLock::Acquire(dir);
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_NE(second.status().message().find(absl::StrCat("pid ", getpid())), std::string::npos)
+  EXPECT_NE(second.status().message().find(absl::StrCat("pid ", getpid())),
+            std::string::npos)
       << second.status();
   EXPECT_NE(second.status().message().find("--state_dir"), std::string::npos);
   // The refused attempt leaves the holder's pid in place.
@@ -53,7 +55,8 @@ TEST(StateDirLockTest, ReleasedWhenDestroyed) {
   {
     absl::StatusOr<StateDirLock> first = StateDirLock::Acquire(dir);
     ASSERT_TRUE(first.ok()) << first.status();
-    StateDirLock moved = *std::move(first);  // the moved-from one releases nothing
+    StateDirLock moved =
+        *std::move(first);  // the moved-from one releases nothing
   }
   EXPECT_TRUE(StateDirLock::Acquire(dir).ok());
 }

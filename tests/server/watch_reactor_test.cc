@@ -27,8 +27,9 @@ namespace v1 = ::stronghold::v1;
 class WatchReactorTest : public ::testing::Test {
  protected:
   void Start(JobLimits limits) {
-    auto m = JobManager::Create(
-        {.state_dir = StateDir("watch_reactor"), .limits = limits, .optimizer_threads = 1});
+    auto m = JobManager::Create({.state_dir = StateDir("watch_reactor"),
+                                 .limits = limits,
+                                 .optimizer_threads = 1});
     ASSERT_TRUE(m.ok()) << m.status();
     jobs_ = *std::move(m);
     // Served as the daemon serves: its own unix socket, each connection
@@ -43,9 +44,10 @@ class WatchReactorTest : public ::testing::Test {
     ASSERT_TRUE(listener.ok()) << listener.status();
     listener_ = *std::move(listener);
     grpc::Server* server = server_.get();
-    listener_->Start([server](int fd) { grpc::AddInsecureChannelFromFd(server, fd); });
-    stub_ = v1::Stronghold::NewStub(
-        grpc::CreateChannel(absl::StrCat("unix:", socket_), grpc::InsecureChannelCredentials()));
+    listener_->Start(
+        [server](int fd) { grpc::AddInsecureChannelFromFd(server, fd); });
+    stub_ = v1::Stronghold::NewStub(grpc::CreateChannel(
+        absl::StrCat("unix:", socket_), grpc::InsecureChannelCredentials()));
   }
   void TearDown() override {
     if (jobs_ != nullptr) jobs_->Shutdown();
@@ -56,7 +58,8 @@ class WatchReactorTest : public ::testing::Test {
 
   // A stream on `job` whose first event has arrived.
   struct Watch {
-    std::unique_ptr<grpc::ClientContext> context = std::make_unique<grpc::ClientContext>();
+    std::unique_ptr<grpc::ClientContext> context =
+        std::make_unique<grpc::ClientContext>();
     std::unique_ptr<grpc::ClientReader<v1::JobEvent>> reader;
     bool first = false;
   };
@@ -70,7 +73,8 @@ class WatchReactorTest : public ::testing::Test {
     return w;
   }
 
-  const std::string socket_ = absl::StrCat("/tmp/sh-watch-reactor-", getpid(), ".sock");
+  const std::string socket_ =
+      absl::StrCat("/tmp/sh-watch-reactor-", getpid(), ".sock");
   std::unique_ptr<JobManager> jobs_;
   UnixPeerTable peers_;
   const CallerIdentity identity_{&peers_, {}};
@@ -95,8 +99,9 @@ TEST_F(WatchReactorTest, StreamsEveryEventToTheEnd) {
     if (event.has_metrics()) ++metrics;
   }
   EXPECT_TRUE(reader->Finish().ok());
-  EXPECT_EQ(states, (std::vector<v1::Job::State>{v1::Job::QUEUED, v1::Job::RUNNING,
-                                                 v1::Job::SUCCEEDED}));
+  EXPECT_EQ(states,
+            (std::vector<v1::Job::State>{v1::Job::QUEUED, v1::Job::RUNNING,
+                                         v1::Job::SUCCEEDED}));
   EXPECT_EQ(metrics, 3);
 }
 
@@ -117,7 +122,8 @@ TEST_F(WatchReactorTest, ErrorsArriveAsStatuses) {
   EXPECT_FALSE(refused.first);
   const grpc::Status s = refused.reader->Finish();
   EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
-  EXPECT_NE(s.error_message().find("--max_watch_streams"), std::string::npos) << s.error_message();
+  EXPECT_NE(s.error_message().find("--max_watch_streams"), std::string::npos)
+      << s.error_message();
   held.context->TryCancel();
   ASSERT_TRUE(jobs_->Cancel("jobs/1").ok());
 }
@@ -127,7 +133,8 @@ TEST_F(WatchReactorTest, ErrorsArriveAsStatuses) {
 TEST_F(WatchReactorTest, AClientThatGoesAwayEndsItsStreamAtOnce) {
   Start({.max_watch_streams = 20});
   ASSERT_TRUE(jobs_->Submit(Tiny(1'000'000), kTestUser).ok());  // runs
-  ASSERT_TRUE(jobs_->Submit(Tiny(1), kTestUser).ok());          // queued: no event until jobs/1 ends
+  ASSERT_TRUE(jobs_->Submit(Tiny(1), kTestUser)
+                  .ok());  // queued: no event until jobs/1 ends
   std::vector<Watch> watches;
   for (int i = 0; i < 20; ++i) {
     watches.push_back(Open("jobs/2"));
@@ -137,7 +144,8 @@ TEST_F(WatchReactorTest, AClientThatGoesAwayEndsItsStreamAtOnce) {
   const auto start = std::chrono::steady_clock::now();
   for (Watch& w : watches) w.context->TryCancel();
   int reopened = 0;
-  while (reopened < 20 && std::chrono::steady_clock::now() - start < std::chrono::seconds(2)) {
+  while (reopened < 20 &&
+         std::chrono::steady_clock::now() - start < std::chrono::seconds(2)) {
     Watch w = Open("jobs/2");
     if (w.first) {
       ++reopened;
@@ -147,7 +155,8 @@ TEST_F(WatchReactorTest, AClientThatGoesAwayEndsItsStreamAtOnce) {
     }
   }
   const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
   EXPECT_EQ(reopened, 20) << "slots given back in " << seconds << " s";
   EXPECT_LT(seconds, 1.0);
   for (Watch& w : watches) w.context->TryCancel();

@@ -139,7 +139,8 @@ TEST(BlockDeviceFactoryTest, StripesBlocksRoundRobinOverTheFiles) {
   EXPECT_EQ(where.file_bytes, 3 * kBlock);
   EXPECT_EQ((*device)->Locate(4 * kBlock).file, file_a);
   device->reset();
-  EXPECT_TRUE(std::filesystem::is_empty(a)) << "the files and their directories are removed";
+  EXPECT_TRUE(std::filesystem::is_empty(a))
+      << "the files and their directories are removed";
   EXPECT_TRUE(std::filesystem::is_empty(b));
 }
 

@@ -76,8 +76,10 @@ TEST(Crc32cTest, ImplementationsAgreeAcrossTheThreeStreamBlocks) {
   std::vector<unsigned char> data(5 * 24576 + 64);
   for (auto& c : data) c = static_cast<unsigned char>(rng());
   for (size_t start : {0, 3}) {
-    for (size_t n : {24575, 24576, 24577, 24576 + 8, 2 * 24576 - 1, 2 * 24576, 5 * 24576 + 13}) {
-      const uint32_t expected = internal::ExtendPortable(0x1234, &data[start], n);
+    for (size_t n : {24575, 24576, 24577, 24576 + 8, 2 * 24576 - 1, 2 * 24576,
+                     5 * 24576 + 13}) {
+      const uint32_t expected =
+          internal::ExtendPortable(0x1234, &data[start], n);
       for (const auto& [name, fn] : Implementations()) {
         ASSERT_EQ(fn(0x1234, &data[start], n), expected)
             << name << " start " << start << " length " << n;

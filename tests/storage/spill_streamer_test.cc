@@ -170,7 +170,8 @@ TEST_P(SpillStreamerTest, ArrayReadsSeeTheNewestDataWhereverItIs) {
   EXPECT_EQ(streamer_->StartArrayRead(kItems, 0, v.data()).status().code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(
-      std::string(streamer_->StartArrayRead(4, 1, v.data() + 8).status().message()),
+      std::string(
+          streamer_->StartArrayRead(4, 1, v.data() + 8).status().message()),
       HasSubstr("not aligned"));
   // A failed read is that read's error.
   faulty_->FailNthRead(1);

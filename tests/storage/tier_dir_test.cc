@@ -24,7 +24,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-void Write(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+void Write(const std::string& path, const std::string& text) {
+  std::ofstream(path) << text;
+}
 
 std::string Contents(const std::string& path) {
   std::ifstream f(path);
@@ -73,7 +75,8 @@ TEST(TierDirTest, APlantedSymlinkIsNeitherFollowedNorTruncated) {
 // every name the old layout used (<dir>/<file>.<index>) touch nothing.
 TEST(TierDirTest, TheDeviceNeverWritesThroughPlantedSymlinks) {
   const std::string parent = testing::MakeTempDir("tier_device");
-  const std::string victim = testing::MakeTempDir("tier_device_victim") + "/victim";
+  const std::string victim =
+      testing::MakeTempDir("tier_device_victim") + "/victim";
   Write(victim, "precious");
   for (const char* name : {"tier.0", "test.blk.0", "tier"}) {
     fs::create_symlink(victim, parent + "/" + name);
@@ -89,12 +92,15 @@ TEST(TierDirTest, TheDeviceNeverWritesThroughPlantedSymlinks) {
     std::memset(data.data(), 'x', data.size());
     ASSERT_TRUE((*device)->Write(0, data.data(), data.size()).ok());
     const std::string file = (*device)->Locate(0).file;
-    EXPECT_TRUE(IsTierDirName(fs::path(file).parent_path().filename().string())) << file;
-    EXPECT_EQ(fs::path(file).parent_path().parent_path(), fs::path(parent)) << file;
+    EXPECT_TRUE(IsTierDirName(fs::path(file).parent_path().filename().string()))
+        << file;
+    EXPECT_EQ(fs::path(file).parent_path().parent_path(), fs::path(parent))
+        << file;
   }
   EXPECT_EQ(Contents(victim), "precious");
   int left = 0;
-  for (const auto& e : fs::directory_iterator(parent)) left += e.is_symlink() ? 0 : 1;
+  for (const auto& e : fs::directory_iterator(parent))
+    left += e.is_symlink() ? 0 : 1;
   EXPECT_EQ(left, 0) << "the tier directory is removed with the device";
 }
 
@@ -134,10 +140,11 @@ TEST(TierDirTest, StartupScanRemovesLeftoversOnly) {
 
 TEST(TierDirTest, RecognisesOnlyItsOwnNames) {
   EXPECT_TRUE(IsTierDirName("stronghold-job-1-0123456789ab"));
-  for (const char* name : {"stronghold-job--0123456789ab", "stronghold-job-1-0123456789a",
-                           "stronghold-job-1-0123456789AB", "stronghold-job-1x-0123456789ab",
-                           "stronghold-1-0123456789ab", "stronghold-job-1-0123456789abc",
-                           "stronghold-job-1-0123456789ag"}) {
+  for (const char* name :
+       {"stronghold-job--0123456789ab", "stronghold-job-1-0123456789a",
+        "stronghold-job-1-0123456789AB", "stronghold-job-1x-0123456789ab",
+        "stronghold-1-0123456789ab", "stronghold-job-1-0123456789abc",
+        "stronghold-job-1-0123456789ag"}) {
     EXPECT_FALSE(IsTierDirName(name)) << name;
   }
 }

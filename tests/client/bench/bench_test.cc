@@ -53,12 +53,27 @@ TEST(BenchOptionsTest, SweepsDefaultToStronghold) {
 }
 
 TEST(BenchOptionsTest, FlagsOverride) {
-  absl::StatusOr<BenchOptions> o =
-      Parse({"--case", "scaling", "--method", "all", "--layers-list", "2,4,8",
-             "--windows", "0,1,3", "--gpu-memory-budget", "8MiB",
-             "--peak-tflops", "1.5", "--no-plot", "--window", "0",
-             "--speculative-updates", "on", "--device-embedding-optimizer", "on",
-             "--device-resident-layers", "2"});
+  absl::StatusOr<BenchOptions> o = Parse({"--case",
+                                          "scaling",
+                                          "--method",
+                                          "all",
+                                          "--layers-list",
+                                          "2,4,8",
+                                          "--windows",
+                                          "0,1,3",
+                                          "--gpu-memory-budget",
+                                          "8MiB",
+                                          "--peak-tflops",
+                                          "1.5",
+                                          "--no-plot",
+                                          "--window",
+                                          "0",
+                                          "--speculative-updates",
+                                          "on",
+                                          "--device-embedding-optimizer",
+                                          "on",
+                                          "--device-resident-layers",
+                                          "2"});
   ASSERT_TRUE(o.ok()) << o.status();
   EXPECT_EQ(o->methods.size(), 3u);
   EXPECT_EQ(o->layers_list, (std::vector<int>{2, 4, 8}));
@@ -108,7 +123,9 @@ TEST(BenchRunnerTest, SpeculativeUpdatesGoToTheWindowedMethodsOnly) {
   ASSERT_TRUE(o.ok()) << o.status();
   const BenchRunner runner(*o, BenchEnvironment{});
   for (v1::OffloadMethod m : {v1::RESIDENT, v1::L2L, v1::STRONGHOLD}) {
-    EXPECT_EQ(runner.Spec(runner.Point(m, 4, 3)).offload().speculative_updates(), m != v1::RESIDENT)
+    EXPECT_EQ(
+        runner.Spec(runner.Point(m, 4, 3)).offload().speculative_updates(),
+        m != v1::RESIDENT)
         << v1::OffloadMethod_Name(m);
   }
 }
@@ -116,14 +133,16 @@ TEST(BenchRunnerTest, SpeculativeUpdatesGoToTheWindowedMethodsOnly) {
 // The device optimizer options likewise: the embedding's for the windowed
 // methods, resident layers for STRONGHOLD only (the others refuse them).
 TEST(BenchRunnerTest, DeviceOptimizerOptionsGoWhereTheyApply) {
-  absl::StatusOr<BenchOptions> o =
-      Parse({"--device-embedding-optimizer", "on", "--device-resident-layers", "2"});
+  absl::StatusOr<BenchOptions> o = Parse(
+      {"--device-embedding-optimizer", "on", "--device-resident-layers", "2"});
   ASSERT_TRUE(o.ok()) << o.status();
   const BenchRunner runner(*o, BenchEnvironment{});
   for (v1::OffloadMethod m : {v1::RESIDENT, v1::L2L, v1::STRONGHOLD}) {
     const v1::OffloadSpec spec = runner.Spec(runner.Point(m, 4, 3)).offload();
-    EXPECT_EQ(spec.device_embedding_optimizer(), m != v1::RESIDENT) << v1::OffloadMethod_Name(m);
-    EXPECT_EQ(spec.device_resident_layers(), m == v1::STRONGHOLD ? 2 : 0) << v1::OffloadMethod_Name(m);
+    EXPECT_EQ(spec.device_embedding_optimizer(), m != v1::RESIDENT)
+        << v1::OffloadMethod_Name(m);
+    EXPECT_EQ(spec.device_resident_layers(), m == v1::STRONGHOLD ? 2 : 0)
+        << v1::OffloadMethod_Name(m);
   }
 }
 
@@ -268,10 +287,10 @@ TEST(BenchLogTest, IterationsAndSummary) {
                              "2000.000 | SamplesPerSec: 2.0000 |"));
   EXPECT_THAT(log, HasSubstr("\niteration 2/3 | elapsed time per iteration "
                              "(ms): 1000.000 | SamplesPerSec: 4.0000 |"));
-  EXPECT_THAT(log, HasSubstr("\nsummary | iterations: 2-3 | elapsed time per "
-                             "iteration (ms): 1000.000 | SamplesPerSec: "
-                             "4.0000 | tokens/s: 256.0 | model TFLOPS: 2 | "
-                             "MFU: 50.00% |"));
+  EXPECT_THAT(log,
+              HasSubstr("\nsummary | iterations: 2-3 | elapsed time per "
+                        "iteration (ms): 1000.000 | SamplesPerSec: 4.0000 | "
+                        "tokens/s: 256.0 | model TFLOPS: 2 | MFU: 50.00% |"));
   EXPECT_THAT(log, HasSubstr("\nresult: SUCCEEDED\n"));
 }
 

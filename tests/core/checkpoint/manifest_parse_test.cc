@@ -24,10 +24,20 @@ std::string Redigest(std::string text) {
 
 std::string Manifest() {
   CheckpointManifest m;
-  m.model = {.layers = 2, .hidden = 64, .heads = 4, .seq_len = 64, .vocab = 256,
-             .padded_vocab = 256, .parameters = 120'576};
-  m.position = {.step = 3, .optimizer_step = 3, .seed = 7, .batch = 8, .next_sample = 24,
-                .lr = 1e-3, .next_lr = 1e-3};
+  m.model = {.layers = 2,
+             .hidden = 64,
+             .heads = 4,
+             .seq_len = 64,
+             .vocab = 256,
+             .padded_vocab = 256,
+             .parameters = 120'576};
+  m.position = {.step = 3,
+                .optimizer_step = 3,
+                .seed = 7,
+                .batch = 8,
+                .next_sample = 24,
+                .lr = 1e-3,
+                .next_lr = 1e-3};
   m.files.push_back({"model.safetensors", 123, std::string(64, 'a')});
   return ManifestToJson(m);
 }
@@ -45,12 +55,15 @@ void ExpectRefused(const std::string& text, const std::string& what) {
   auto m = ParseManifest(text, "x/manifest.json");
   ASSERT_FALSE(m.ok()) << "accepted: " << text;
   EXPECT_EQ(m.status().code(), absl::StatusCode::kDataLoss) << m.status();
-  EXPECT_NE(m.status().message().find("x/manifest.json"), absl::string_view::npos);
-  EXPECT_NE(m.status().message().find(what), absl::string_view::npos) << m.status();
+  EXPECT_NE(m.status().message().find("x/manifest.json"),
+            absl::string_view::npos);
+  EXPECT_NE(m.status().message().find(what), absl::string_view::npos)
+      << m.status();
 }
 
 TEST(ManifestParseTest, TheEditingHelperKeepsAValidManifest) {
-  auto m = ParseManifest(Edited("\"batch\": 8", "\"batch\": 9"), "x/manifest.json");
+  auto m =
+      ParseManifest(Edited("\"batch\": 8", "\"batch\": 9"), "x/manifest.json");
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_EQ(m->position.batch, 9);
 }
@@ -60,13 +73,16 @@ TEST(ManifestParseTest, RefusesIntsThatWouldBeTruncated) {
                 "\"batch\" (at byte ");
   ExpectRefused(Edited("\"batch\": 8", "\"batch\": 4294967304"),
                 "is 4294967304, outside [1, 2147483647]");
-  ExpectRefused(Edited("\"layers\": 2", "\"layers\": 2147483648"), "outside [1, 2147483647]");
-  ExpectRefused(Edited("\"layers\": 2", "\"layers\": 0"), "outside [1, 2147483647]");
+  ExpectRefused(Edited("\"layers\": 2", "\"layers\": 2147483648"),
+                "outside [1, 2147483647]");
+  ExpectRefused(Edited("\"layers\": 2", "\"layers\": 0"),
+                "outside [1, 2147483647]");
 }
 
 TEST(ManifestParseTest, RefusesNegativeCounts) {
   ExpectRefused(Edited("\"step\": 3", "\"step\": -3"), "\"step\"");
-  ExpectRefused(Edited("\"next_sample\": 24", "\"next_sample\": -1"), "\"next_sample\"");
+  ExpectRefused(Edited("\"next_sample\": 24", "\"next_sample\": -1"),
+                "\"next_sample\"");
   ExpectRefused(Edited("\"bytes\": 123", "\"bytes\": -1"), "\"bytes\"");
 }
 
@@ -76,13 +92,15 @@ TEST(ManifestParseTest, RefusesNumbersBeyondTheirType) {
   ExpectRefused(Edited("\"step\": 3", "\"step\": 9223372036854775808"),
                 "does not fit in a 64-bit signed integer");
   ExpectRefused(Edited("\"step\": 3", "\"step\": 3.0"), "must be an integer");
-  ExpectRefused(Edited("\"lr\": 0.001", "\"lr\": 1e999"), "does not fit in a double");
+  ExpectRefused(Edited("\"lr\": 0.001", "\"lr\": 1e999"),
+                "does not fit in a double");
 }
 
 TEST(ManifestParseTest, RefusesALossScaleThatIsNotPositive) {
   // An fp16 manifest; ManifestToJson leaves a scale of 0 (none) out.
-  const std::string fp16 = Edited("\"next_lr\": 0.001", "\"next_lr\": 0.001, \"loss_scale\": 8192, "
-                                  "\"loss_scale_good_steps\": 3");
+  const std::string fp16 = Edited(
+      "\"next_lr\": 0.001",
+      "\"next_lr\": 0.001, \"loss_scale\": 8192, \"loss_scale_good_steps\": 3");
   auto m = ParseManifest(fp16, "x/manifest.json");
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_EQ(m->position.loss_scale, 8192);
@@ -101,9 +119,11 @@ TEST(ManifestParseTest, RefusesFileNamesThatAreNotPlain) {
 }
 
 TEST(ManifestParseTest, RefusesJsonThatIsNotStrict) {
-  ExpectRefused(Edited("\"step\": 3,", "\"step\": 3,,"), "invalid JSON at byte");
+  ExpectRefused(Edited("\"step\": 3,", "\"step\": 3,,"),
+                "invalid JSON at byte");
   ExpectRefused(Edited("\"step\": 3,", "\"step\": 03,"), "leading zeros");
-  ExpectRefused(Edited("\"step\": 3,", "\"step\": 3, \"step\": 3,"), "duplicate key \"step\"");
+  ExpectRefused(Edited("\"step\": 3,", "\"step\": 3, \"step\": 3,"),
+                "duplicate key \"step\"");
 }
 
 }  // namespace

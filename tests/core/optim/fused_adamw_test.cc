@@ -167,11 +167,13 @@ TEST(FusedAdamWTest, AccumulateMatchesASerialLoopAndMeasuresInTheSamePass) {
       micro.back().SetGrad(17, -0.0f);
     }
     auto source = [&](int k) -> const void* {
-      return dtype == DType::kFloat32 ? static_cast<const void*>(micro[k].view.grad)
-                                      : micro[k].view.grad_data;
+      return dtype == DType::kFloat32
+                 ? static_cast<const void*>(micro[k].view.grad)
+                 : micro[k].view.grad_data;
     };
     std::vector<float> expected(4001);
-    for (int k = 0; k < 3; ++k) AccumulateRange(source(k), dtype, k == 0, expected.data(), 0, 4001);
+    for (int k = 0; k < 3; ++k)
+      AccumulateRange(source(k), dtype, k == 0, expected.data(), 0, 4001);
     EXPECT_FALSE(std::signbit(expected[17]));  // 0 + -0 = +0
     for (int threads : {1, 3, 8}) {
       auto opt = MakeOptimizer(SmallChunks(threads));
@@ -182,10 +184,13 @@ TEST(FusedAdamWTest, AccumulateMatchesASerialLoopAndMeasuresInTheSamePass) {
       target.decay_count = 1500;
       StepStats last;
       for (int k = 0; k < 3; ++k) {
-        last = opt->SubmitAccumulate(target, source(k), dtype, k == 0, k == 2, 0.25f)->Wait();
+        last = opt->SubmitAccumulate(target, source(k), dtype, k == 0, k == 2,
+                                     0.25f)
+                   ->Wait();
       }
       for (int64_t i = 0; i < 4001; ++i) {
-        ASSERT_EQ(std::bit_cast<uint32_t>(acc[i]), std::bit_cast<uint32_t>(expected[i]))
+        ASSERT_EQ(std::bit_cast<uint32_t>(acc[i]),
+                  std::bit_cast<uint32_t>(expected[i]))
             << "element " << i << ", " << threads << " threads";
       }
       const StepStats measured = opt->SubmitMeasure(target, 0.25f)->Wait();
@@ -204,18 +209,28 @@ TEST(FusedAdamWTest, AccumulateReportsNonFiniteAndRefusesBadInput) {
   ParamBuffer target;
   target.grad = acc.data();
   target.count = 3000;
-  const StepStats s = opt->SubmitAccumulate(target, g.data(), DType::kFloat32, true, true, 1.0f)->Wait();
+  const StepStats s =
+      opt->SubmitAccumulate(target, g.data(), DType::kFloat32, true, true, 1.0f)
+          ->Wait();
   EXPECT_EQ(s.nonfinite_count, 1);
   EXPECT_EQ(s.first_nonfinite, 2500);
   EXPECT_EQ(acc[0], 1.0f);
   const StepStats unmeasured =
-      opt->SubmitAccumulate(target, g.data(), DType::kFloat32, false, false, 1.0f)->Wait();
+      opt->SubmitAccumulate(target, g.data(), DType::kFloat32, false, false,
+                            1.0f)
+          ->Wait();
   EXPECT_EQ(unmeasured.nonfinite_count, 0);
   EXPECT_EQ(acc[0], 2.0f);
-  EXPECT_EQ(opt->SubmitAccumulate(target, nullptr, DType::kFloat32, true, false, 1.0f).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      opt->SubmitAccumulate(target, nullptr, DType::kFloat32, true, false, 1.0f)
+          .status()
+          .code(),
+      absl::StatusCode::kInvalidArgument);
   target.grad = nullptr;
-  EXPECT_EQ(opt->SubmitAccumulate(target, g.data(), DType::kFloat32, true, false, 1.0f).status().code(),
+  EXPECT_EQ(opt->SubmitAccumulate(target, g.data(), DType::kFloat32, true,
+                                  false, 1.0f)
+                .status()
+                .code(),
             absl::StatusCode::kInvalidArgument);
 }
 
@@ -223,7 +238,8 @@ TEST(FusedAdamWTest, CopyStateCopiesParamMomentsAndWorkingCopy) {
   TestLayer from(3001, 1000, DType::kFloat32, true, DType::kBFloat16, 31);
   TestLayer to(3001, 1000, DType::kFloat32, true, DType::kBFloat16, 32);
   auto opt = MakeOptimizer(SmallChunks(3));
-  ASSERT_TRUE(opt->SubmitCopyState(from.view, to.view)->Wait().nonfinite_count == 0);
+  ASSERT_TRUE(
+      opt->SubmitCopyState(from.view, to.view)->Wait().nonfinite_count == 0);
   EXPECT_EQ(FirstBitDifference(to.param, from.param), -1);
   EXPECT_EQ(FirstBitDifference(to.exp_avg, from.exp_avg), -1);
   EXPECT_EQ(FirstBitDifference(to.exp_avg_sq, from.exp_avg_sq), -1);

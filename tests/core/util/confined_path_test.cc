@@ -56,15 +56,18 @@ class ConfinedPathTest : public ::testing::TestWithParam<BeneathMethod> {
     fs::create_symlink("../outside.u16", root_ + "/relative_link");
     fs::create_symlink("a.u16", root_ + "/inner_link");
     fs::create_symlink(base_ + "/outdir", root_ + "/dir_link");
-    fs::create_symlink("/proc/self/root" + base_ + "/outside.u16", root_ + "/proc_link");
+    fs::create_symlink("/proc/self/root" + base_ + "/outside.u16",
+                       root_ + "/proc_link");
     fs::create_symlink("/proc/self/cwd", root_ + "/cwd_link");
     ASSERT_EQ(mkfifo((root_ + "/fifo").c_str(), 0600), 0);
     if (GetParam() == BeneathMethod::kOpenat2) {
       const int fd = open(root_.c_str(), O_PATH | O_DIRECTORY);
-      auto probe = OpenBeneath(fd, "a.u16", EntryKind::kRegularFile, BeneathMethod::kOpenat2);
+      auto probe = OpenBeneath(fd, "a.u16", EntryKind::kRegularFile,
+                               BeneathMethod::kOpenat2);
       close(fd);
       if (probe.status().code() == absl::StatusCode::kUnimplemented) {
-        GTEST_SKIP() << "this kernel has no openat2(2); the walk is tested instead";
+        GTEST_SKIP()
+            << "this kernel has no openat2(2); the walk is tested instead";
       }
     }
     auto roots = ConfinedRoots::Open({root_}, GetParam());
@@ -81,8 +84,9 @@ class ConfinedPathTest : public ::testing::TestWithParam<BeneathMethod> {
 };
 
 TEST_P(ConfinedPathTest, OpensFilesInsideTheRootRelativeOrAbsolute) {
-  for (const std::string& path : {std::string("a.u16"), root_ + "/a.u16",
-                                  std::string("./a.u16"), root_ + "//./a.u16"}) {
+  for (const std::string& path :
+       {std::string("a.u16"), root_ + "/a.u16", std::string("./a.u16"),
+        root_ + "//./a.u16"}) {
     auto f = File(path);
     ASSERT_TRUE(f.ok()) << path << ": " << f.status();
     EXPECT_EQ(Read(f->fd.get()), "inside") << path;
@@ -94,30 +98,34 @@ TEST_P(ConfinedPathTest, OpensFilesInsideTheRootRelativeOrAbsolute) {
 }
 
 TEST_P(ConfinedPathTest, RefusesPathsOutsideEveryRoot) {
-  for (const std::string& path : {base_ + "/outside.u16", std::string("/etc/passwd"),
-                                  base_ + "/root_sibling/a.u16", root_ + "x/a.u16"}) {
+  for (const std::string& path :
+       {base_ + "/outside.u16", std::string("/etc/passwd"),
+        base_ + "/root_sibling/a.u16", root_ + "x/a.u16"}) {
     auto f = File(path);
-    EXPECT_EQ(f.status().code(), absl::StatusCode::kPermissionDenied) << path << f.status();
+    EXPECT_EQ(f.status().code(), absl::StatusCode::kPermissionDenied)
+        << path << f.status();
   }
 }
 
 TEST_P(ConfinedPathTest, RefusesDotDotAnywhere) {
-  for (const std::string& path : {std::string("../outside.u16"), root_ + "/../outside.u16",
-                                  std::string("sub/../a.u16"), std::string("sub/.."),
-                                  root_ + "/sub/../../outside.u16"}) {
+  for (const std::string& path :
+       {std::string("../outside.u16"), root_ + "/../outside.u16",
+        std::string("sub/../a.u16"), std::string("sub/.."),
+        root_ + "/sub/../../outside.u16"}) {
     auto f = File(path);
-    EXPECT_EQ(f.status().code(), absl::StatusCode::kInvalidArgument) << path << f.status();
+    EXPECT_EQ(f.status().code(), absl::StatusCode::kInvalidArgument)
+        << path << f.status();
   }
 }
 
 TEST_P(ConfinedPathTest, FollowsNoSymlinkEscapingOrNot) {
-  for (const char* link :
-       {"absolute_link", "relative_link", "inner_link", "proc_link", "dir_link/c.u16",
-        "cwd_link/a.u16"}) {
+  for (const char* link : {"absolute_link", "relative_link", "inner_link",
+                           "proc_link", "dir_link/c.u16", "cwd_link/a.u16"}) {
     for (const std::string& path : {std::string(link), root_ + "/" + link}) {
       auto f = File(path);
       ASSERT_FALSE(f.ok()) << path << " opened";
-      EXPECT_EQ(f.status().code(), absl::StatusCode::kPermissionDenied) << path << f.status();
+      EXPECT_EQ(f.status().code(), absl::StatusCode::kPermissionDenied)
+          << path << f.status();
     }
   }
   auto dir = roots_.Open("dir_link", EntryKind::kDirectory);
@@ -127,16 +135,19 @@ TEST_P(ConfinedPathTest, FollowsNoSymlinkEscapingOrNot) {
 TEST_P(ConfinedPathTest, RefusesProcSelfTricks) {
   const int root_fd = roots_.roots()[0].fd.get();
   for (const std::string& path :
-       {"/proc/self/root" + base_ + "/outside.u16", "/proc/self/root" + root_ + "/a.u16",
+       {"/proc/self/root" + base_ + "/outside.u16",
+        "/proc/self/root" + root_ + "/a.u16",
         absl::StrCat("/proc/self/fd/", root_fd, "/a.u16"),
         absl::StrCat("/proc/", getpid(), "/root", base_, "/outside.u16")}) {
     auto f = File(path);
-    EXPECT_EQ(f.status().code(), absl::StatusCode::kPermissionDenied) << path << f.status();
+    EXPECT_EQ(f.status().code(), absl::StatusCode::kPermissionDenied)
+        << path << f.status();
   }
 }
 
 TEST_P(ConfinedPathTest, RelativePathsAreNotRelativeToTheWorkingDirectory) {
-  const std::string cwd = Scratch(absl::StrCat("confined_cwd_", static_cast<int>(GetParam())));
+  const std::string cwd =
+      Scratch(absl::StrCat("confined_cwd_", static_cast<int>(GetParam())));
   Write(cwd + "/only_here.u16", "SECRET");
   const fs::path before = fs::current_path();
   fs::current_path(cwd);
@@ -146,21 +157,24 @@ TEST_P(ConfinedPathTest, RelativePathsAreNotRelativeToTheWorkingDirectory) {
 }
 
 TEST_P(ConfinedPathTest, OpensRegularFilesOnlyAndAFifoDoesNotBlock) {
-  EXPECT_EQ(File("fifo").status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(File("fifo").status().code(),
+            absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(File("sub").status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(File("missing.u16").status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(File("a.u16/x").status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(File("a.u16/x").status().code(),
+            absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(File(std::string("a.u16\0/../../x", 14)).status().code(),
             absl::StatusCode::kInvalidArgument);
 }
 
 TEST_P(ConfinedPathTest, OpensDirectoriesIncludingTheRootItself) {
-  for (const std::string& path : {std::string("sub"), root_ + "/sub", std::string("."),
-                                  std::string(""), root_}) {
+  for (const std::string& path : {std::string("sub"), root_ + "/sub",
+                                  std::string("."), std::string(""), root_}) {
     auto d = roots_.Open(path, EntryKind::kDirectory);
     ASSERT_TRUE(d.ok()) << path << ": " << d.status();
     struct stat st;
-    ASSERT_EQ(fstatat(d->fd.get(), path.find("sub") != std::string::npos ? "b.u16" : "a.u16",
+    ASSERT_EQ(fstatat(d->fd.get(),
+                      path.find("sub") != std::string::npos ? "b.u16" : "a.u16",
                       &st, 0),
               0)
         << path;
@@ -174,7 +188,8 @@ TEST_P(ConfinedPathTest, AnAbsolutePathMayNameTheRootAsGivenOrAsResolved) {
   fs::create_directory_symlink(root_, alias);
   auto roots = ConfinedRoots::Open({alias}, GetParam());
   ASSERT_TRUE(roots.ok()) << roots.status();
-  for (const std::string& path : {alias + "/a.u16", root_ + "/a.u16", std::string("a.u16")}) {
+  for (const std::string& path :
+       {alias + "/a.u16", root_ + "/a.u16", std::string("a.u16")}) {
     auto f = roots->Open(path, EntryKind::kRegularFile);
     ASSERT_TRUE(f.ok()) << path << ": " << f.status();
     EXPECT_EQ(Read(f->fd.get()), "inside");
@@ -194,16 +209,20 @@ TEST_P(ConfinedPathTest, RelativePathsAreTriedInEveryRootInOrder) {
 }
 
 INSTANTIATE_TEST_SUITE_P(BothResolvers, ConfinedPathTest,
-                         ::testing::Values(BeneathMethod::kOpenat2, BeneathMethod::kWalk),
+                         ::testing::Values(BeneathMethod::kOpenat2,
+                                           BeneathMethod::kWalk),
                          [](const auto& info) {
-                           return info.param == BeneathMethod::kOpenat2 ? "openat2" : "walk";
+                           return info.param == BeneathMethod::kOpenat2
+                                      ? "openat2"
+                                      : "walk";
                          });
 
 TEST(ConfinedRootsTest, RefusesRootsThatAreNotAbsoluteDirectories) {
   const std::string base = Scratch("confined_roots");
   Write(base + "/file", "x");
-  for (const std::string& root : {std::string("relative/dir"), std::string(""),
-                                  base + "/../confined_roots", base + "/missing"}) {
+  for (const std::string& root :
+       {std::string("relative/dir"), std::string(""),
+        base + "/../confined_roots", base + "/missing"}) {
     EXPECT_FALSE(ConfinedRoots::Open({root}).ok()) << root;
   }
   EXPECT_FALSE(ConfinedRoots::Open({base + "/file"}).ok());

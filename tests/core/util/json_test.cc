@@ -27,7 +27,8 @@ void ExpectRefused(const std::string& text, size_t at, const std::string& what,
 }
 
 TEST(JsonTest, ParsesEveryKind) {
-  auto v = ParseJson(R"( {"a": [1, -2.5e3, "x\"y"], "b": {"c": true, "d": null, "e": false},
+  auto v = ParseJson(
+      R"( {"a": [1, -2.5e3, "x\"y"], "b": {"c": true, "d": null, "e": false},
                          "big": 18446744073709551615} )");
   ASSERT_TRUE(v.ok()) << v.status();
   EXPECT_EQ(v->kind, JsonValue::Kind::kObject);
@@ -41,7 +42,8 @@ TEST(JsonTest, ParsesEveryKind) {
   EXPECT_EQ(*v->Uint("big"), std::numeric_limits<uint64_t>::max());
   EXPECT_EQ(*v->Double("big"), 18446744073709551615.0);
   EXPECT_EQ(v->object.at("b").offset, 33u);
-  for (const char* scalar : {"0", "-0", "\"\"", "true", "null", "[]", "{}", "1E+2", "1e-2"}) {
+  for (const char* scalar :
+       {"0", "-0", "\"\"", "true", "null", "[]", "{}", "1E+2", "1e-2"}) {
     EXPECT_TRUE(ParseJson(scalar).ok()) << scalar;
   }
 }
@@ -94,9 +96,12 @@ TEST(JsonTest, RefusesDuplicateKeysAfterUnescaping) {
 }
 
 TEST(JsonTest, DecodesEscapesAndSurrogatePairs) {
-  auto v = ParseJson(R"("\"\\\/\b\f\n\r\t\u0041\u00e9\u20ac\ud83d\ude00\u0000")");
+  auto v =
+      ParseJson(R"("\"\\\/\b\f\n\r\t\u0041\u00e9\u20ac\ud83d\ude00\u0000")");
   ASSERT_TRUE(v.ok()) << v.status();
-  EXPECT_EQ(v->text, std::string("\"\\/\b\f\n\r\tA\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80\0", 19));
+  EXPECT_EQ(v->text,
+            std::string(
+                "\"\\/\b\f\n\r\tA\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80\0", 19));
 }
 
 TEST(JsonTest, RefusesBadEscapes) {
@@ -114,23 +119,25 @@ TEST(JsonTest, RefusesBadEscapes) {
 }
 
 TEST(JsonTest, AcceptsValidUtf8) {
-  const std::string text = "\"\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80\xF4\x8F\xBF\xBF\xED\x9F\xBF\"";
+  const std::string text =
+      "\"\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80\xF4\x8F\xBF\xBF\xED\x9F\xBF\"";
   auto v = ParseJson(text);
   ASSERT_TRUE(v.ok()) << v.status();
   EXPECT_EQ(v->text, text.substr(1, text.size() - 2));
 }
 
 TEST(JsonTest, RefusesInvalidUtf8) {
-  ExpectRefused("\"a\x80\"", 2, "cannot start a character");        // lone continuation
-  ExpectRefused("\"\xC0\xAF\"", 1, "cannot start a character");      // overlong '/'
-  ExpectRefused("\"\xE0\x80\xAF\"", 1, "overlong");                  // overlong, 3 bytes
-  ExpectRefused("\"\xF0\x80\x80\xAF\"", 1, "overlong");              // overlong, 4 bytes
-  ExpectRefused("\"\xED\xA0\x80\"", 1, "surrogate");                 // U+D800 encoded
-  ExpectRefused("\"\xF4\x90\x80\x80\"", 1, "U+10FFFF");              // U+110000
+  ExpectRefused("\"a\x80\"", 2,
+                "cannot start a character");  // lone continuation
+  ExpectRefused("\"\xC0\xAF\"", 1, "cannot start a character");  // overlong '/'
+  ExpectRefused("\"\xE0\x80\xAF\"", 1, "overlong");      // overlong, 3 bytes
+  ExpectRefused("\"\xF0\x80\x80\xAF\"", 1, "overlong");  // overlong, 4 bytes
+  ExpectRefused("\"\xED\xA0\x80\"", 1, "surrogate");     // U+D800 encoded
+  ExpectRefused("\"\xF4\x90\x80\x80\"", 1, "U+10FFFF");  // U+110000
   ExpectRefused("\"\xF5\x80\x80\x80\"", 1, "cannot start a character");
-  ExpectRefused("\"\xC3\"", 1, "continuation");                      // cut by the quote
+  ExpectRefused("\"\xC3\"", 1, "continuation");  // cut by the quote
   ExpectRefused("\"\xE2\x82", 1, "truncated character");
-  ExpectRefused("\xC3\xA9", 0, "expected a value");                  // outside a string
+  ExpectRefused("\xC3\xA9", 0, "expected a value");  // outside a string
 }
 
 TEST(JsonTest, LimitsNestingDepth) {
@@ -138,7 +145,8 @@ TEST(JsonTest, LimitsNestingDepth) {
   options.max_depth = 3;
   EXPECT_TRUE(ParseJson("[[[1]]]", options).ok());
   ExpectRefused("[[[[1]]]]", 3, "nested deeper than 3", options);
-  ExpectRefused("{\"a\":{\"b\":{\"c\":{}}}}", 15, "nested deeper than 3", options);
+  ExpectRefused("{\"a\":{\"b\":{\"c\":{}}}}", 15, "nested deeper than 3",
+                options);
   // The default stops a hostile document long before the stack would.
   ExpectRefused(std::string(100000, '['), 64, "nested deeper than 64");
 }
@@ -155,7 +163,8 @@ TEST(JsonTest, LimitsSizeAndValues) {
 }
 
 TEST(JsonTest, IntegersOutsideTheirTypeAreRefusedNotWrapped) {
-  auto v = ParseJson(R"({"max": 9223372036854775807, "min": -9223372036854775808,
+  auto v =
+      ParseJson(R"({"max": 9223372036854775807, "min": -9223372036854775808,
       "over": 9223372036854775808, "under": -9223372036854775809,
       "u_over": 18446744073709551616, "neg": -1, "frac": 1.0, "exp": 1e3})");
   ASSERT_TRUE(v.ok()) << v.status();
@@ -165,15 +174,23 @@ TEST(JsonTest, IntegersOutsideTheirTypeAreRefusedNotWrapped) {
   for (const char* key : {"over", "under", "u_over"}) {
     auto i = v->Int(key);
     ASSERT_FALSE(i.ok()) << key;
-    EXPECT_NE(i.status().message().find("does not fit in a 64-bit signed integer"),
-              absl::string_view::npos) << i.status();
-    EXPECT_NE(i.status().message().find(absl::StrCat("\"", key, "\" (at byte ")),
-              absl::string_view::npos) << i.status();
+    EXPECT_NE(
+        i.status().message().find("does not fit in a 64-bit signed integer"),
+        absl::string_view::npos)
+        << i.status();
+    EXPECT_NE(
+        i.status().message().find(absl::StrCat("\"", key, "\" (at byte ")),
+        absl::string_view::npos)
+        << i.status();
   }
-  EXPECT_NE(v->Uint("u_over").status().message().find("64-bit unsigned"), absl::string_view::npos);
-  EXPECT_NE(v->Uint("neg").status().message().find("non-negative"), absl::string_view::npos);
-  EXPECT_NE(v->Int("frac").status().message().find("must be an integer"), absl::string_view::npos);
-  EXPECT_NE(v->Int("exp").status().message().find("must be an integer"), absl::string_view::npos);
+  EXPECT_NE(v->Uint("u_over").status().message().find("64-bit unsigned"),
+            absl::string_view::npos);
+  EXPECT_NE(v->Uint("neg").status().message().find("non-negative"),
+            absl::string_view::npos);
+  EXPECT_NE(v->Int("frac").status().message().find("must be an integer"),
+            absl::string_view::npos);
+  EXPECT_NE(v->Int("exp").status().message().find("must be an integer"),
+            absl::string_view::npos);
   EXPECT_EQ(*v->Double("exp"), 1000.0);
 }
 
@@ -183,14 +200,18 @@ TEST(JsonTest, IntRangeNamesTheLimits) {
   EXPECT_EQ(*v->Int("n", 0, 5), 5);
   auto r = v->Int("n", 0, 4);
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("is 5, outside [0, 4]"), absl::string_view::npos) << r.status();
+  EXPECT_NE(r.status().message().find("is 5, outside [0, 4]"),
+            absl::string_view::npos)
+      << r.status();
 }
 
 TEST(JsonTest, DoublesThatOverflowAreRefused) {
-  auto v = ParseJson(R"({"huge": 1e309, "neg_huge": -1e309, "tiny": 1e-400, "max": 1.7976931348623157e308})");
+  auto v = ParseJson(
+      R"({"huge": 1e309, "neg_huge": -1e309, "tiny": 1e-400, "max": 1.7976931348623157e308})");
   ASSERT_TRUE(v.ok()) << v.status();
-  EXPECT_NE(v->Double("huge").status().message().find("does not fit in a double"),
-            absl::string_view::npos);
+  EXPECT_NE(
+      v->Double("huge").status().message().find("does not fit in a double"),
+      absl::string_view::npos);
   EXPECT_FALSE(v->Double("neg_huge").ok());
   EXPECT_EQ(*v->Double("tiny"), 0.0);
   EXPECT_EQ(*v->Double("max"), std::numeric_limits<double>::max());
@@ -200,10 +221,12 @@ TEST(JsonTest, AccessorsNameTheKeyAndKind) {
   auto v = ParseJson(R"({"s": 1})");
   ASSERT_TRUE(v.ok());
   auto s = v->String("s");
-  EXPECT_NE(s.status().message().find("\"s\" (at byte 6) must be a string"), absl::string_view::npos)
+  EXPECT_NE(s.status().message().find("\"s\" (at byte 6) must be a string"),
+            absl::string_view::npos)
       << s.status();
   auto m = v->Int("absent");
-  EXPECT_NE(m.status().message().find("\"absent\" (at byte 0) missing"), absl::string_view::npos)
+  EXPECT_NE(m.status().message().find("\"absent\" (at byte 0) missing"),
+            absl::string_view::npos)
       << m.status();
 }
 

@@ -32,11 +32,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const int seq_len = 1 + data[1] % 64;
   uint32_t vocab_bits = 0;
   std::memcpy(&vocab_bits, data + 2, 4);
-  const int64_t vocab = 2 + vocab_bits % (core::kMaxVocab - 1);  // [2, kMaxVocab]
+  const int64_t vocab =
+      2 + vocab_bits % (core::kMaxVocab - 1);  // [2, kMaxVocab]
   uint64_t seed = 0;
   std::memcpy(&seed, data + 6, 8);
-  const absl::string_view file(reinterpret_cast<const char*>(data) + kConfigBytes,
-                               size - kConfigBytes);
+  const absl::string_view file(
+      reinterpret_cast<const char*>(data) + kConfigBytes, size - kConfigBytes);
   config.source = fuzz::WriteScratchFile(file, suffix);
 
   absl::StatusOr<std::unique_ptr<core::Dataset>> dataset =
@@ -50,16 +51,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   FUZZ_CHECK((*dataset)->num_tokens() > seq_len, (*dataset)->num_tokens());
   constexpr int kRows = 3;
-  std::vector<int64_t> inputs(kRows * seq_len, -1), targets(kRows * seq_len, -1);
-  const absl::Status filled = (*dataset)->Fill(
-      seed, /*first_sample=*/static_cast<int64_t>(seed >> 1), kRows, inputs.data(),
-      targets.data());
-  FUZZ_CHECK(filled.ok(), filled.ToString());  // the file did not change since Open
+  std::vector<int64_t> inputs(kRows * seq_len, -1),
+      targets(kRows * seq_len, -1);
+  const absl::Status filled =
+      (*dataset)->Fill(seed, /*first_sample=*/static_cast<int64_t>(seed >> 1),
+                       kRows, inputs.data(), targets.data());
+  FUZZ_CHECK(filled.ok(),
+             filled.ToString());  // the file did not change since Open
   for (int r = 0; r < kRows; ++r) {
     for (int j = 0; j < seq_len; ++j) {
-      const int64_t in = inputs[r * seq_len + j], out = targets[r * seq_len + j];
-      FUZZ_CHECK(in >= 0 && in < vocab && out >= 0 && out < vocab, in, " ", out, " vocab ", vocab);
-      if (j + 1 < seq_len) FUZZ_CHECK(out == inputs[r * seq_len + j + 1], "targets not shifted");
+      const int64_t in = inputs[r * seq_len + j],
+                    out = targets[r * seq_len + j];
+      FUZZ_CHECK(in >= 0 && in < vocab && out >= 0 && out < vocab, in, " ", out,
+                 " vocab ", vocab);
+      if (j + 1 < seq_len)
+        FUZZ_CHECK(out == inputs[r * seq_len + j + 1], "targets not shifted");
     }
   }
   return 0;

@@ -22,7 +22,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!spec.ok()) {
     FUZZ_CHECK(spec.status().code() == absl::StatusCode::kInvalidArgument,
                spec.status().ToString());
-    FUZZ_CHECK(absl::StrContains(spec.status().message(), "eio_read@N"), spec.status().ToString());
+    FUZZ_CHECK(absl::StrContains(spec.status().message(), "eio_read@N"),
+               spec.status().ToString());
     return 0;
   }
   FUZZ_CHECK(spec->text == text, "text not kept");
@@ -39,16 +40,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (f.kind != FaultKind::kTornWrite) fail_write = f.n;
     }
   }
-  FUZZ_CHECK(reads <= 1 && writes <= 1, reads, " read and ", writes, " write faults");
+  FUZZ_CHECK(reads <= 1 && writes <= 1, reads, " read and ", writes,
+             " write faults");
 
-  storage::FaultInjectingBlockDevice device(
-      storage::NewMemoryBlockDevice(storage::MemoryBlockDeviceOptions(1 << 16)));
+  storage::FaultInjectingBlockDevice device(storage::NewMemoryBlockDevice(
+      storage::MemoryBlockDeviceOptions(1 << 16)));
   storage::ArmFaults(*spec, &device);
   storage::AlignedBuffer buffer(4096);
   for (int64_t i = 1; i <= 3; ++i) {
     // Write errors are sticky (storage/block_device.h): from the failed one on.
     const bool ok = device.Write(4096 * i, buffer.data(), 4096).ok();
-    FUZZ_CHECK(ok == (fail_write == 0 || i < fail_write), "write ", i, " of spec ", text);
+    FUZZ_CHECK(ok == (fail_write == 0 || i < fail_write), "write ", i,
+               " of spec ", text);
   }
   for (int64_t i = 1; i <= 3; ++i) {
     const bool ok = device.Read(4096 * i, buffer.data(), 4096).ok();

@@ -31,25 +31,32 @@ std::string WithValidDigest(std::string text) {
   return text;
 }
 
-void CheckSame(const core::CheckpointManifest& a, const core::CheckpointManifest& b) {
+void CheckSame(const core::CheckpointManifest& a,
+               const core::CheckpointManifest& b) {
   const core::TrainingPosition &p = a.position, &q = b.position;
   FUZZ_CHECK(a.format == b.format, a.format, " vs ", b.format);
-  FUZZ_CHECK(p.step == q.step && p.optimizer_step == q.optimizer_step && p.seed == q.seed &&
-                 p.batch == q.batch && p.next_sample == q.next_sample,
+  FUZZ_CHECK(p.step == q.step && p.optimizer_step == q.optimizer_step &&
+                 p.seed == q.seed && p.batch == q.batch &&
+                 p.next_sample == q.next_sample,
              "counts differ after a round trip");
   FUZZ_CHECK(p.lr == q.lr && p.next_lr == q.next_lr, "lr ", p.lr, " vs ", q.lr);
-  FUZZ_CHECK(p.loss_scale == q.loss_scale && p.loss_scale_good_steps == q.loss_scale_good_steps,
-             "loss_scale ", p.loss_scale, "/", p.loss_scale_good_steps, " vs ", q.loss_scale, "/",
-             q.loss_scale_good_steps);
-  FUZZ_CHECK(a.model.layers == b.model.layers && a.model.hidden == b.model.hidden &&
-                 a.model.heads == b.model.heads && a.model.seq_len == b.model.seq_len &&
-                 a.model.vocab == b.model.vocab && a.model.padded_vocab == b.model.padded_vocab &&
+  FUZZ_CHECK(p.loss_scale == q.loss_scale &&
+                 p.loss_scale_good_steps == q.loss_scale_good_steps,
+             "loss_scale ", p.loss_scale, "/", p.loss_scale_good_steps, " vs ",
+             q.loss_scale, "/", q.loss_scale_good_steps);
+  FUZZ_CHECK(a.model.layers == b.model.layers &&
+                 a.model.hidden == b.model.hidden &&
+                 a.model.heads == b.model.heads &&
+                 a.model.seq_len == b.model.seq_len &&
+                 a.model.vocab == b.model.vocab &&
+                 a.model.padded_vocab == b.model.padded_vocab &&
                  a.model.parameters == b.model.parameters,
              "model differs after a round trip");
   FUZZ_CHECK(a.precision == b.precision, a.precision, " vs ", b.precision);
   FUZZ_CHECK(a.files.size() == b.files.size(), "file count");
   for (size_t i = 0; i < a.files.size(); ++i) {
-    FUZZ_CHECK(a.files[i].name == b.files[i].name && a.files[i].bytes == b.files[i].bytes &&
+    FUZZ_CHECK(a.files[i].name == b.files[i].name &&
+                   a.files[i].bytes == b.files[i].bytes &&
                    a.files[i].sha256 == b.files[i].sha256,
                "file ", i);
   }
@@ -60,17 +67,23 @@ void CheckSame(const core::CheckpointManifest& a, const core::CheckpointManifest
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace stronghold;
-  const std::string text =
-      fuzz::WithValidDigest(std::string(reinterpret_cast<const char*>(data), size));
-  absl::StatusOr<core::CheckpointManifest> m = core::ParseManifest(text, fuzz::kPath);
+  const std::string text = fuzz::WithValidDigest(
+      std::string(reinterpret_cast<const char*>(data), size));
+  absl::StatusOr<core::CheckpointManifest> m =
+      core::ParseManifest(text, fuzz::kPath);
   if (!m.ok()) {
-    FUZZ_CHECK(m.status().code() == absl::StatusCode::kDataLoss, m.status().ToString());
-    FUZZ_CHECK(absl::StrContains(m.status().message(), fuzz::kPath), m.status().ToString());
+    FUZZ_CHECK(m.status().code() == absl::StatusCode::kDataLoss,
+               m.status().ToString());
+    FUZZ_CHECK(absl::StrContains(m.status().message(), fuzz::kPath),
+               m.status().ToString());
     return 0;
   }
   const std::string again = core::ManifestToJson(*m);
-  absl::StatusOr<core::CheckpointManifest> back = core::ParseManifest(again, fuzz::kPath);
-  FUZZ_CHECK(back.ok(), "written back, it does not parse: ", back.status().ToString(), "\n", again);
+  absl::StatusOr<core::CheckpointManifest> back =
+      core::ParseManifest(again, fuzz::kPath);
+  FUZZ_CHECK(back.ok(),
+             "written back, it does not parse: ", back.status().ToString(),
+             "\n", again);
   fuzz::CheckSame(*m, *back);
   return 0;
 }

@@ -29,7 +29,8 @@ void CheckRefusal(const absl::Status& s, const std::string& path) {
 
 int64_t Numel(const std::vector<int64_t>& shape) {
   int64_t n = 1;
-  for (int64_t d : shape) n *= d;  // the header's bytes were checked, so no overflow
+  for (int64_t d : shape)
+    n *= d;  // the header's bytes were checked, so no overflow
   return n;
 }
 
@@ -40,16 +41,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace stronghold;
   const absl::string_view bytes(reinterpret_cast<const char*>(data), size);
   const std::string path = fuzz::WriteScratchFile(bytes, ".safetensors");
-  absl::StatusOr<core::SafetensorsFile> file = core::ReadSafetensorsHeader(path);
+  absl::StatusOr<core::SafetensorsFile> file =
+      core::ReadSafetensorsHeader(path);
   if (!file.ok()) {
     fuzz::CheckRefusal(file.status(), path);
     return 0;
   }
-  FUZZ_CHECK(file->data_offset >= 8 && file->data_offset <= static_cast<int64_t>(size), "");
+  FUZZ_CHECK(
+      file->data_offset >= 8 && file->data_offset <= static_cast<int64_t>(size),
+      "");
 
   // In file order, as a streamed load with hooks needs.
   std::vector<std::pair<int64_t, std::string>> order;
-  for (const auto& [name, entry] : file->tensors) order.emplace_back(entry.begin, name);
+  for (const auto& [name, entry] : file->tensors)
+    order.emplace_back(entry.begin, name);
   std::sort(order.begin(), order.end());
   std::vector<core::SafetensorsTarget> targets;
   std::vector<std::vector<float>> buffers;
@@ -59,17 +64,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(entry.begin >= 0 && entry.begin <= entry.end &&
                    file->data_offset + entry.end <= static_cast<int64_t>(size),
                name);
-    absl::StatusOr<std::vector<float>> values = core::ReadSafetensorsTensor(path, *file, name);
+    absl::StatusOr<std::vector<float>> values =
+        core::ReadSafetensorsTensor(path, *file, name);
     if (entry.dtype != "F32") {
       FUZZ_CHECK(!values.ok(), name, " is ", entry.dtype, " yet read as F32");
       continue;
     }
     FUZZ_CHECK(values.ok(), name, ": ", values.status().ToString());
-    FUZZ_CHECK(static_cast<int64_t>(values->size()) == fuzz::Numel(entry.shape), name);
+    FUZZ_CHECK(static_cast<int64_t>(values->size()) == fuzz::Numel(entry.shape),
+               name);
     buffers.emplace_back(values->size());
-    targets.push_back({.name = name, .shape = entry.shape, .data = buffers.back().data()});
+    targets.push_back(
+        {.name = name, .shape = entry.shape, .data = buffers.back().data()});
   }
-  if (targets.size() != file->tensors.size()) return 0;  // ReadSafetensorsInto loads F32 only
+  if (targets.size() != file->tensors.size())
+    return 0;  // ReadSafetensorsInto loads F32 only
 
   int done = 0;
   for (core::SafetensorsTarget& t : targets) {
@@ -83,7 +92,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     fuzz::CheckRefusal(digest.status(), path);
     return 0;
   }
-  FUZZ_CHECK(done == static_cast<int>(targets.size()), done, " hooks of ", targets.size());
-  FUZZ_CHECK(*digest == core::Sha256Hex(std::string(bytes)), "the digest is not the file's");
+  FUZZ_CHECK(done == static_cast<int>(targets.size()), done, " hooks of ",
+             targets.size());
+  FUZZ_CHECK(*digest == core::Sha256Hex(std::string(bytes)),
+             "the digest is not the file's");
   return 0;
 }

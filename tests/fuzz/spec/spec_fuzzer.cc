@@ -28,20 +28,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const core::JobConfig config = server::ToJobConfig(spec);
   const absl::Status valid = core::ValidateJobConfig(config);
   if (!valid.ok()) {
-    FUZZ_CHECK(valid.code() == absl::StatusCode::kInvalidArgument, valid.ToString());
+    FUZZ_CHECK(valid.code() == absl::StatusCode::kInvalidArgument,
+               valid.ToString());
     return 0;
   }
-  core::NodeBudgets node;  // a CPU node with 16 GiB for the device and 64 GiB of host memory
+  core::NodeBudgets
+      node;  // a CPU node with 16 GiB for the device and 64 GiB of host memory
   node.device_bytes = int64_t{16} << 30;
   node.host_bytes = int64_t{64} << 30;
   const core::ExecutionPlan plan = core::PlanExecution(config, node);
-  for (const core::PlannedBuffer& b : plan.buffers) FUZZ_CHECK(b.bytes >= 0, b.name, " ", b.bytes);
-  FUZZ_CHECK(plan.bytes_device >= 0 && plan.bytes_pinned >= 0 && plan.bytes_host >= 0 &&
-                 plan.bytes_ssd >= 0,
+  for (const core::PlannedBuffer& b : plan.buffers)
+    FUZZ_CHECK(b.bytes >= 0, b.name, " ", b.bytes);
+  FUZZ_CHECK(plan.bytes_device >= 0 && plan.bytes_pinned >= 0 &&
+                 plan.bytes_host >= 0 && plan.bytes_ssd >= 0,
              "negative tier bytes");
   if (plan.fits && plan.budget_device_bytes > 0) {  // 0 = no device budget
-    FUZZ_CHECK(plan.bytes_device <= plan.budget_device_bytes, plan.bytes_device, " > ",
-               plan.budget_device_bytes);
+    FUZZ_CHECK(plan.bytes_device <= plan.budget_device_bytes, plan.bytes_device,
+               " > ", plan.budget_device_bytes);
   }
   const int max_layers = core::MaxTrainableLayers(config, node);
   FUZZ_CHECK(max_layers >= 0 && max_layers <= core::kMaxLayers, max_layers);

@@ -49,17 +49,14 @@ TEST(TokenFileTest, MalformedLinesAreRefusedNamingTheLine) {
        "tokens line 2: the digest must be 64 hex"},
       {good + core::Sha256Hex("b") + "\n", "tokens line 2: no principal"},
       {good + core::Sha256Hex("b") + " bob\x1b]0;x\n",
-       "tokens line 2: the principal must be "
-       "printable ASCII"},
+       "tokens line 2: the principal must be printable ASCII"},
       {good + core::Sha256Hex("b") + " " + std::string(257, 'b') + "\n",
        "tokens line 2: the principal must be printable ASCII of at most 256 "
        "bytes"},
       {good + core::Sha256Hex("b") + " uid:0\n",
-       "tokens line 2: the principal \"uid:0\" is "
-       "reserved"},
+       "tokens line 2: the principal \"uid:0\" is reserved"},
       {good + core::Sha256Hex("b") + " insecure-loopback\n",
-       "line 2: the principal "
-       "\"insecure-loopback\" is reserved"},
+       "line 2: the principal \"insecure-loopback\" is reserved"},
       {good + "\n" + Line("a", "mallory"),
        "tokens line 3: the digest is already on line 1"},
       {"# nothing\n\n", "tokens: no token entries"},
