@@ -81,8 +81,8 @@ absl::StatusOr<StepMetrics> WindowedEngine::Impl::Step(
 
   FinishStats(loss_sum, micro_batches);
   PlanNextFetches(micro_batches);
-  device_
-      ->FlushTimeline();  // CUDA: the step's finished copies, timed on the GPU
+  // CUDA: the step's finished copies, timed on the GPU.
+  device_->FlushTimeline();
   RETURN_IF_ERROR(device_->status());
   return stats_;
 }
