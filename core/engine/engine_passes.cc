@@ -59,8 +59,7 @@ void WindowedEngine::Impl::Forward(const torch::Tensor& tokens,
       profiled_forward_s_.push_back(Since(start));
     }
     Span span{"fwd", Lane::kCompute, i + 1, start, 0};
-    const bool keep =
-        i >= layers_ - std::max(window_, 1);  // the last W stay for backward
+    const bool keep = i >= layers_ - std::max(window_, 1);  // the last W
     if (!keep && i >= resident_layers_) Release(slot);
     span.end_ns = Timeline::NowNs();
     stats_.compute_s += (span.end_ns - start) / 1e9;
@@ -95,8 +94,8 @@ Event WindowedEngine::Impl::HandOff(int b, const void* device_grad, int staging,
                         hyper_,
                         tail == GradTail::kMeasure,
                         static_cast<float>(1.0 / state_->scale)};
-  if (update && speculate_) {  // saved before the update, unless in the
-                               // background already
+  // Saved before the update, unless in the background already.
+  if (update && speculate_) {
     task.backup = &backups_[b];
     task.epoch = epoch_;
   }

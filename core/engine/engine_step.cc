@@ -99,8 +99,9 @@ bool WindowedEngine::Impl::BeginStep(int64_t step, int micro_batches,
   stats_.loss_scale = scale;
   worker_.reset_stats();
   step_ = step;
-  hyper_ = AdamWHyper(config_.training, step, adam_step,
-                      1.0 / scale);  // as if not clipped
+  // As if not clipped: a clipped step is redone (speculative) or its
+  // deferred updates take the decision's hyper-parameters.
+  hyper_ = AdamWHyper(config_.training, step, adam_step, 1.0 / scale);
   return profile;
 }
 
@@ -183,8 +184,8 @@ absl::StatusOr<std::vector<StepStats>> WindowedEngine::Impl::GatherGradients(
   worker_.WaitAll();
   RETURN_IF_ERROR(tier_error_);      // the NVMe tier failed a read for H2D
   RETURN_IF_ERROR(worker_.error());  // or an update
-  RETURN_IF_ERROR(
-      device_->status());  // or the device a copy: no update from its gradients
+  // Or the device a copy: no update from its gradients.
+  RETURN_IF_ERROR(device_->status());
   // The tier's traffic since this point in the last step: each spilled
   // update's state staged and written back (with the working copy it
   // wrote, where that is there), each fetch's read of what H2D sends from
@@ -218,22 +219,20 @@ absl::StatusOr<std::vector<StepStats>> WindowedEngine::Impl::GatherGradients(
 absl::Status WindowedEngine::Impl::FailStep(
     int64_t step, const StepDecision& decision,
     const std::vector<StepStats>& grads) {
-  if (decision.roll_back) {  // the job fails; its host state is left as before
-                             // the step
+  // The job fails; its host state is left as before the step.
+  if (decision.roll_back) {
     for (int b : update_order_) RollBack(b, nullptr);
     worker_.WaitAll();
   }
-  std::vector<BufferLayout> layouts;
-  for (const HostBuffer& b : buffers_) layouts.push_back(b.layout);
-  return NonFiniteGradient(step, layouts, grads);
+  return NonFiniteGradient(step, ModelLayout(config_.model), grads);
 }
 
 // The host updates that follow the decision, queued on the worker in
 // update_order_; `hyper` carries the step's clip factor.
 void WindowedEngine::Impl::UpdateHost(const StepDecision& decision, bool defer,
                                       const AdamWStep& hyper) {
-  if (!decision.finite) {  // skipped: nothing was updated (the updates were
-                           // deferred or are undone)
+  // Skipped: nothing was updated (the updates were deferred or are undone).
+  if (!decision.finite) {
     stats_.skipped = true;
     stats_.grad_norm = 0;
     if (decision.roll_back) {

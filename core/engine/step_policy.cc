@@ -54,7 +54,7 @@ absl::Status NonFiniteGradient(int64_t step,
 
 bool DeferUpdates(const TrainingConfig& t, Precision precision,
                   bool speculative) {
-  return (t.clip_norm > 0 || precision == Precision::kFp16) && !speculative;
+  return UpdatesNeedWholeGradient(t.clip_norm, precision) && !speculative;
 }
 
 StepDecision DecideStep(const TrainingConfig& t, Precision precision,

@@ -99,12 +99,18 @@ struct OffloadConfig {
   int device_resident_layers = 0;
 };
 
+// Whether a step's updates need the whole step's gradient first: global-norm
+// clipping needs its norm, and in fp16 an overflow anywhere skips the step.
+inline bool UpdatesNeedWholeGradient(double clip_norm, Precision precision) {
+  return clip_norm > 0 || precision == Precision::kFp16;
+}
+
 // Whether a job's updates are speculative: the option is set and its updates
-// would otherwise wait for the whole step's gradient (clipping, or fp16).
+// would otherwise wait for the whole step's gradient.
 inline bool SpeculativeUpdates(const OffloadConfig& o,
                                const TrainingConfig& t) {
   return o.speculative_updates &&
-         (t.clip_norm > 0 || t.precision == Precision::kFp16);
+         UpdatesNeedWholeGradient(t.clip_norm, t.precision);
 }
 
 struct DataConfig {

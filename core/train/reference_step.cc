@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/device/timeline.h"
 #include "core/engine/host_buffer.h"
+#include "core/engine/step_policy.h"
 #include "core/model/gpt.h"
 #include "core/model/gpt_layout.h"
 #include "core/util/exception_status.h"
@@ -66,13 +67,16 @@ absl::Status ReferenceStep(const JobConfig& config, int64_t step,
     sum_sq += grads.back().grad_sq_sum;
   }
   const double norm = std::sqrt(sum_sq);
-  if (!std::isfinite(norm)) {
-    std::vector<BufferLayout> layouts;
-    for (const HostBuffer& b : buffers) layouts.push_back(b.layout);
-    return NonFiniteGradient(step, layouts, grads);
+  // The engine's step policy (core/engine/step_policy.h); the reference's
+  // loss is not scaled and its updates wait for the norm.
+  const StepDecision decision = DecideStep(t, t.precision,
+                                           /*speculative=*/false, norm,
+                                           /*loss_scale=*/1.0);
+  if (!decision.finite) {
+    return NonFiniteGradient(step, ModelLayout(config.model), grads);
   }
   const AdamWStep hyper =
-      AdamWHyper(t, step, loss_scale->optimizer_step + 1, ClipFactor(t, norm));
+      AdamWHyper(t, step, loss_scale->optimizer_step + 1, decision.grad_scale);
   for (const HostBuffer& b : buffers)
     optimizer->Step(ToParamBuffer(b, t.precision), hyper);
   AdvanceLossScale(t.precision, /*finite=*/true, loss_scale);
