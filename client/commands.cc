@@ -33,18 +33,29 @@ absl::StatusOr<int32_t> IntFlag(const ParsedArgs& args, absl::string_view name,
   return value;
 }
 
+std::vector<FlagSpec> SubmitFlags() {
+  std::vector<FlagSpec> flags = JobSpecFlags();
+  flags.push_back({"wait", "",
+                   "follow the job as `watch` does and exit with its outcome "
+                   "(0 only when it succeeded)"});
+  return flags;
+}
+
 Command SubmitCommand() {
   return {
       .name = "submit",
       .summary = "validate, plan and queue a training job",
-      .flags = JobSpecFlags(),
+      .flags = SubmitFlags(),
       .parse = [](const ParsedArgs& args) -> absl::StatusOr<Action> {
         ASSIGN_OR_RETURN(v1::JobSpec spec, BuildJobSpec(args));
-        return [spec](CommandContext& context) -> absl::StatusOr<int> {
+        const bool wait = args.Has("wait");
+        return [spec, wait](CommandContext& context) -> absl::StatusOr<int> {
           ASSIGN_OR_RETURN(const v1::Job job, context.client->SubmitJob(spec));
           RETURN_IF_ERROR(PrintResult(
               job, context, [&](std::ostream& out) { PrintJob(job, out); }));
-          return 0;
+          if (!wait) return 0;
+          // As `watch` does: exit 0 only when the job SUCCEEDED.
+          return FollowJob(job.name(), /*since_step=*/0, context);
         };
       },
   };

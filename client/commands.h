@@ -22,6 +22,13 @@ const std::vector<Command>& AllCommands();
 Command WatchCommand();
 Command FetchCommand();
 
+// Follows job `name`'s events (metrics of steps after `since_step`) until it
+// ends, printing them as `watch` does. Returns the exit code: 0 only when it
+// SUCCEEDED; otherwise 1, with a line on context.err naming the state and
+// the job's error. `watch` and `submit --wait` use it.
+absl::StatusOr<int> FollowJob(const std::string& name, int64_t since_step,
+                              CommandContext& context);
+
 // "7" or "jobs/7" -> "jobs/7"; INVALID_ARGUMENT for anything else.
 absl::StatusOr<std::string> JobName(absl::string_view arg);
 

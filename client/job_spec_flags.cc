@@ -3,9 +3,12 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <initializer_list>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -233,6 +236,38 @@ const std::vector<SpecFlag>& SpecFlags() {
        Int32([](JobSpec& s, int32_t v) {
          s.mutable_checkpoint()->set_keep_last(v);
        })},
+      {{"world-size", "N",
+        "ranks of a job on many daemons (docs/distributed.md)"},
+       Int32([](JobSpec& s, int32_t v) {
+         s.mutable_distributed()->set_world_size(v);
+       })},
+      {{"rank", "N", "this daemon's rank, 0..world-size-1"},
+       Int32([](JobSpec& s, int32_t v) {
+         s.mutable_distributed()->set_rank(v);
+       })},
+      {{"local-rank", "N", "the rank on its node"},
+       Int32([](JobSpec& s, int32_t v) {
+         s.mutable_distributed()->set_local_rank(v);
+       })},
+      {{"master-addr", "HOST", "where rank 0's daemon hosts the rendezvous"},
+       String([](JobSpec& s, std::string v) {
+         s.mutable_distributed()->set_master_addr(std::move(v));
+       })},
+      {{"master-port", "PORT", "the rendezvous port on --master-addr"},
+       Int32([](JobSpec& s, int32_t v) {
+         s.mutable_distributed()->set_master_port(v);
+       })},
+      {{"job-key", "KEY",
+        "shared secret of the job's ranks, 8-128 of [A-Za-z0-9._~-] (shows in "
+        "ps: prefer $STRONGHOLD_JOB_KEY with --dist-from-env)"},
+       String([](JobSpec& s, std::string v) {
+         s.mutable_distributed()->set_job_key(std::move(v));
+       })},
+      {{"collective-timeout", "SECONDS",
+        "how long a rank waits for the others before the job fails; 0 = 300"},
+       Int32([](JobSpec& s, int32_t v) {
+         s.mutable_distributed()->set_collective_timeout_s(v);
+       })},
       {{"resume-from", "JOB[@STEP]",
         "continue from a checkpoint of JOB (its newest, or step STEP): JOB's "
         "spec with the flags given here on top"},
@@ -253,11 +288,80 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   return text.str();
 }
 
+// A variable's integer in [lo, hi]; INVALID_ARGUMENT naming the variable.
+absl::StatusOr<int32_t> EnvInt(absl::string_view var, const std::string& text,
+                               int32_t lo, int32_t hi) {
+  int32_t value = 0;
+  if (!absl::SimpleAtoi(text, &value) || value < lo || value > hi) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--dist-from-env: ", var, "=\"", text,
+                     "\" is not an integer in [", lo, ", ", hi, "]"));
+  }
+  return value;
+}
+
 bool Own(const JobSpecFlagsOptions& options, absl::string_view name) {
   return absl::c_linear_search(options.own_flags, name);
 }
 
 }  // namespace
+
+absl::Status ApplyDistributedEnv(const EnvLookup& env, JobSpec* spec) {
+  // The first of `names` that is set, and which one it was.
+  auto first = [&](std::initializer_list<const char*> names)
+      -> std::optional<std::pair<std::string, std::string>> {
+    for (const char* name : names) {
+      if (std::optional<std::string> value = env(name))
+        return std::make_pair(std::string(name), *value);
+    }
+    return std::nullopt;
+  };
+  const auto world = first({"WORLD_SIZE", "SLURM_NTASKS"});
+  const auto rank = first({"RANK", "SLURM_PROCID"});
+  if (!world.has_value()) {
+    return absl::InvalidArgumentError(
+        "--dist-from-env: neither WORLD_SIZE nor SLURM_NTASKS is set");
+  }
+  v1::DistributedSpec* d = spec->mutable_distributed();
+  ASSIGN_OR_RETURN(const int32_t world_size,
+                   EnvInt(world->first, world->second, 1, 1 << 20));
+  d->set_world_size(world_size);
+  if (!rank.has_value()) {
+    return absl::InvalidArgumentError(
+        "--dist-from-env: neither RANK nor SLURM_PROCID is set");
+  }
+  ASSIGN_OR_RETURN(const int32_t r,
+                   EnvInt(rank->first, rank->second, 0, world_size - 1));
+  d->set_rank(r);
+  if (const auto local = first({"LOCAL_RANK", "SLURM_LOCALID"})) {
+    ASSIGN_OR_RETURN(const int32_t local_rank,
+                     EnvInt(local->first, local->second, 0, world_size - 1));
+    d->set_local_rank(local_rank);
+  }
+  if (world_size == 1) return absl::OkStatus();  // nothing to meet
+  const std::optional<std::string> addr = env("MASTER_ADDR");
+  if (!addr.has_value() || addr->empty()) {
+    return absl::InvalidArgumentError(
+        "--dist-from-env: MASTER_ADDR is not set");
+  }
+  d->set_master_addr(*addr);
+  const std::optional<std::string> port = env("MASTER_PORT");
+  if (!port.has_value()) {
+    return absl::InvalidArgumentError(
+        "--dist-from-env: MASTER_PORT is not set");
+  }
+  ASSIGN_OR_RETURN(const int32_t p, EnvInt("MASTER_PORT", *port, 1, 65535));
+  d->set_master_port(p);
+  if (std::optional<std::string> key = env("STRONGHOLD_JOB_KEY"))
+    d->set_job_key(*key);
+  return absl::OkStatus();
+}
+
+std::optional<std::string> ProcessEnv(const char* name) {
+  const char* value = std::getenv(name);
+  if (value == nullptr) return std::nullopt;
+  return std::string(value);
+}
 
 const std::vector<FlagSpec>& JobSpecFlags() {
   static const auto* flags = [] {
@@ -268,6 +372,10 @@ const std::vector<FlagSpec>& JobSpecFlags() {
     }
     all->push_back({"ssd-dir", "DIR", "NVMe tier directory (repeatable)",
                     /*repeatable=*/true});
+    all->push_back({"dist-from-env", "",
+                    "ranks from MASTER_ADDR, MASTER_PORT, WORLD_SIZE, RANK, "
+                    "LOCAL_RANK (else SLURM_NTASKS, SLURM_PROCID, "
+                    "SLURM_LOCALID) and STRONGHOLD_JOB_KEY; flags override"});
     return all;
   }();
   return *flags;
@@ -298,6 +406,10 @@ absl::StatusOr<JobSpec> BuildJobSpec(const ParsedArgs& args,
           ": not a valid JobSpec in JSON: ", std::string(status.message())));
     }
     spec.MergeFrom(from_file);
+  }
+  if (args.Has("dist-from-env") && !Own(options, "dist-from-env")) {
+    RETURN_IF_ERROR(ApplyDistributedEnv(
+        options.env ? options.env : EnvLookup(&ProcessEnv), &spec));
   }
   for (const SpecFlag& spec_flag : SpecFlags()) {
     if (Own(options, spec_flag.flag.name)) continue;

@@ -97,8 +97,10 @@ int Finish(const std::string& name, v1::Job::State state,
   return 1;
 }
 
-absl::StatusOr<int> Watch(const std::string& name, int64_t since_step,
-                          CommandContext& context) {
+}  // namespace
+
+absl::StatusOr<int> FollowJob(const std::string& name, int64_t since_step,
+                              CommandContext& context) {
   // The events' job snapshots carry no spec, so the step total comes from
   // here; this also turns an unknown job into NOT_FOUND before streaming.
   ASSIGN_OR_RETURN(const v1::Job initial, context.client->GetJob(name));
@@ -148,8 +150,6 @@ absl::StatusOr<int> Watch(const std::string& name, int64_t since_step,
   return 1;
 }
 
-}  // namespace
-
 Command WatchCommand() {
   return {
       .name = "watch",
@@ -169,7 +169,7 @@ Command WatchCommand() {
           }
         }
         return [name, since_step](CommandContext& context) {
-          return Watch(name, since_step, context);
+          return FollowJob(name, since_step, context);
         };
       },
   };

@@ -11,14 +11,14 @@ namespace stronghold::server {
 
 namespace v1 = ::stronghold::v1;
 
-absl::StatusOr<ResolvedJob> ResolveJob(const v1::JobSpec& submitted,
-                                       const JobLookup& lookup,
-                                       const core::NodeBudgets& budgets,
-                                       const Planner& planner) {
+absl::StatusOr<ResolvedJob> ResolveJob(
+    const v1::JobSpec& submitted, const JobLookup& lookup,
+    const core::NodeBudgets& budgets, const Planner& planner,
+    const core::ValidationOptions& validation) {
   ASSIGN_OR_RETURN(const v1::JobSpec spec, ResolveResume(submitted, lookup));
   ResolvedJob job;
   job.config = ToJobConfig(spec);
-  RETURN_IF_ERROR(core::ValidateJobConfig(job.config));
+  RETURN_IF_ERROR(core::ValidateJobConfig(job.config, validation));
   job.spec = ToJobSpec(job.config);
   job.spec.set_resume_from(spec.resume_from());
   job.plan = planner(job.config, budgets);

@@ -36,10 +36,12 @@ using Planner = std::function<core::ExecutionPlan(const core::JobConfig&,
 
 // Resolves resume_from with `lookup`, validates (INVALID_ARGUMENT naming
 // the field and its limit; NOT_FOUND for an unknown resume_from) and plans.
-absl::StatusOr<ResolvedJob> ResolveJob(const stronghold::v1::JobSpec& submitted,
-                                       const JobLookup& lookup,
-                                       const core::NodeBudgets& budgets,
-                                       const Planner& planner);
+// `validation.rendezvous` false (PlanJob): a distributed spec needs only its
+// world size.
+absl::StatusOr<ResolvedJob> ResolveJob(
+    const stronghold::v1::JobSpec& submitted, const JobLookup& lookup,
+    const core::NodeBudgets& budgets, const Planner& planner,
+    const core::ValidationOptions& validation = {});
 
 // What a job to run must pass besides: its data.source and
 // offload.ssd_dirs open inside the roots of `paths` (PERMISSION_DENIED

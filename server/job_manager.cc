@@ -359,9 +359,10 @@ absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& name,
 }
 
 absl::StatusOr<v1::MemoryPlan> JobManager::Plan(const v1::JobSpec& submitted) {
-  ASSIGN_OR_RETURN(
-      const ResolvedJob job,
-      ResolveJob(submitted, Lookup(), options_.budgets, options_.planner));
+  // `plan --world-size N` needs no rendezvous address, port or key.
+  ASSIGN_OR_RETURN(const ResolvedJob job,
+                   ResolveJob(submitted, Lookup(), options_.budgets,
+                              options_.planner, {.rendezvous = false}));
   // A plan on a tier directory or a token file the job may not use would
   // mislead: refused as SubmitJob refuses it.
   RETURN_IF_ERROR(paths_->OpenJobFiles(job.config).status());

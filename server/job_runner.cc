@@ -61,7 +61,8 @@ std::string FirstLine(const char* what) {
 }
 
 // The effective spec as stored in every checkpoint (job.json).
-std::string SpecJson(const v1::JobSpec& spec) {
+std::string SpecJson(v1::JobSpec spec) {
+  RedactSecrets(&spec);  // checkpoints are downloadable
   google::protobuf::util::JsonPrintOptions options;
   options.add_whitespace = true;
   options.preserve_proto_field_names = true;

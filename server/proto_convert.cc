@@ -98,6 +98,19 @@ core::JobConfig ToJobConfig(const v1::JobSpec& spec) {
   c.data.token_bytes = spec.data().token_bytes();
   c.checkpoint.every_steps = spec.checkpoint().every_steps();
   c.checkpoint.keep_last = spec.checkpoint().keep_last();
+
+  if (spec.has_distributed()) {
+    const v1::DistributedSpec& d = spec.distributed();
+    c.distributed.master_addr = d.master_addr();
+    c.distributed.master_port = d.master_port();
+    if (d.world_size() != 0) c.distributed.world_size = d.world_size();
+    c.distributed.rank = d.rank();
+    c.distributed.local_rank = d.local_rank();
+    c.distributed.job_key = d.job_key();
+    c.distributed.collective_timeout_s = d.collective_timeout_s() != 0
+                                             ? d.collective_timeout_s()
+                                             : core::kDefaultCollectiveTimeoutS;
+  }
   return c;
 }
 
@@ -139,8 +152,26 @@ v1::JobSpec ToJobSpec(const core::JobConfig& c) {
   spec.mutable_data()->set_token_bytes(c.data.token_bytes);
   spec.mutable_checkpoint()->set_every_steps(c.checkpoint.every_steps);
   spec.mutable_checkpoint()->set_keep_last(c.checkpoint.keep_last);
+  // A single-rank job's spec is exactly what it was before ranks existed.
+  if (c.distributed.enabled()) {
+    v1::DistributedSpec* d = spec.mutable_distributed();
+    d->set_master_addr(c.distributed.master_addr);
+    d->set_master_port(c.distributed.master_port);
+    d->set_world_size(c.distributed.world_size);
+    d->set_rank(c.distributed.rank);
+    d->set_local_rank(c.distributed.local_rank);
+    d->set_job_key(c.distributed.job_key);
+    d->set_collective_timeout_s(c.distributed.collective_timeout_s);
+  }
   return spec;
 }
+
+void RedactSecrets(v1::JobSpec* spec) {
+  if (spec->has_distributed() && !spec->distributed().job_key().empty())
+    spec->mutable_distributed()->set_job_key(core::kRedactedJobKey);
+}
+
+void RedactSecrets(v1::Job* job) { RedactSecrets(job->mutable_spec()); }
 
 v1::MemoryPlan ToProto(const core::ExecutionPlan& p) {
   v1::MemoryPlan out;

@@ -27,6 +27,13 @@ core::JobConfig ToJobConfig(const stronghold::v1::JobSpec& spec);
 // The effective spec (every default filled in; resume_from empty).
 stronghold::v1::JobSpec ToJobSpec(const core::JobConfig& config);
 
+// Replaces the secrets a spec holds (distributed.job_key) with
+// core::kRedactedJobKey: what leaves the daemon (GetJob, ListJobs, SubmitJob,
+// CancelJob, a checkpoint's job.json) goes through this. The record keeps
+// the key: a run after a restart needs it.
+void RedactSecrets(stronghold::v1::JobSpec* spec);
+void RedactSecrets(stronghold::v1::Job* job);
+
 // Every field of the plan. MemoryPlan.max_layers is not part of a plan (it
 // takes a search over plans: core::MaxTrainableLayers); the caller sets it.
 stronghold::v1::MemoryPlan ToProto(const core::ExecutionPlan& plan);

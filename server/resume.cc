@@ -85,6 +85,9 @@ absl::StatusOr<v1::JobSpec> ResolveResume(const v1::JobSpec& spec,
   v1::JobSpec overrides = spec;
   overrides.clear_resume_from();
   base.clear_resume_from();
+  // Where the new job runs (its ranks, its store, its key) is the
+  // submission's own business, never inherited from the source job.
+  base.clear_distributed();
   v1::JobSpec merged = MergeSpecs(base, overrides);
   merged.set_resume_from(FormatCheckpointRef(ref));
   return merged;

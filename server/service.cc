@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/util/file_util.h"
 #include "core/util/sha256.h"
+#include "server/proto_convert.h"
 #include "server/watch_reactor.h"
 
 namespace stronghold::server {
@@ -26,6 +27,20 @@ grpc::Status Reply(absl::StatusOr<T> result, T* out) {
   if (!result.ok()) return ToGrpcStatus(result.status());
   *out = std::move(*result);
   return grpc::Status::OK;
+}
+
+// What leaves the daemon never carries a job key (server/proto_convert.h).
+absl::StatusOr<v1::Job> Redacted(absl::StatusOr<v1::Job> job) {
+  if (job.ok()) RedactSecrets(&*job);
+  return job;
+}
+
+absl::StatusOr<v1::ListJobsResponse> Redacted(
+    absl::StatusOr<v1::ListJobsResponse> list) {
+  if (list.ok()) {
+    for (v1::Job& job : *list->mutable_jobs()) RedactSecrets(&job);
+  }
+  return list;
 }
 
 constexpr int kDefaultChunk = 1 << 20;
@@ -51,21 +66,21 @@ grpc::Status StrongholdService::SubmitJob(grpc::ServerContext* ctx,
                                           v1::Job* out) {
   absl::StatusOr<Principal> caller = Caller(ctx);
   if (!caller.ok()) return ToGrpcStatus(caller.status());
-  return Reply(jobs_->Submit(req->spec(), *caller), out);
+  return Reply(Redacted(jobs_->Submit(req->spec(), *caller)), out);
 }
 
 grpc::Status StrongholdService::GetJob(grpc::ServerContext* ctx,
                                        const v1::GetJobRequest* req,
                                        v1::Job* out) {
   if (absl::Status s = Caller(ctx).status(); !s.ok()) return ToGrpcStatus(s);
-  return Reply(jobs_->Get(req->name()), out);
+  return Reply(Redacted(jobs_->Get(req->name())), out);
 }
 
 grpc::Status StrongholdService::ListJobs(grpc::ServerContext* ctx,
                                          const v1::ListJobsRequest* req,
                                          v1::ListJobsResponse* out) {
   if (absl::Status s = Caller(ctx).status(); !s.ok()) return ToGrpcStatus(s);
-  return Reply(jobs_->List(req->page_size(), req->page_token()), out);
+  return Reply(Redacted(jobs_->List(req->page_size(), req->page_token())), out);
 }
 
 grpc::Status StrongholdService::CancelJob(grpc::ServerContext* ctx,
@@ -74,7 +89,7 @@ grpc::Status StrongholdService::CancelJob(grpc::ServerContext* ctx,
   if (absl::Status s = Permit(ctx, req->name(), JobAction::kCancel); !s.ok()) {
     return ToGrpcStatus(s);
   }
-  return Reply(jobs_->Cancel(req->name(), req->checkpoint()), out);
+  return Reply(Redacted(jobs_->Cancel(req->name(), req->checkpoint())), out);
 }
 
 grpc::Status StrongholdService::DeleteJob(grpc::ServerContext* ctx,

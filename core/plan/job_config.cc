@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/util/status_macros.h"
@@ -168,6 +169,90 @@ absl::Status ValidateData(const DataConfig& d) {
   return CheckPath("data.source", d.source);
 }
 
+bool HostnameChar(char c) {
+  return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' ||
+         c == '.' || c == '_';
+}
+
+// A hostname (letters, digits, '-', '_', '.'), an IPv4 address (which is one)
+// or an IPv6 address (hex digits, ':' and '.', optionally in brackets).
+absl::Status CheckAddress(absl::string_view field, const std::string& addr) {
+  if (addr.empty()) return Invalid(field, "must not be empty");
+  if (addr.size() > kMaxMasterAddrLength) {
+    return Invalid(field, absl::StrCat("at most ", kMaxMasterAddrLength,
+                                       " bytes, got ", addr.size()));
+  }
+  absl::string_view a = addr;
+  if (a.size() >= 2 && a.front() == '[' && a.back() == ']')
+    a = a.substr(1, a.size() - 2);
+  const bool ipv6 = a.find(':') != absl::string_view::npos;
+  for (char c : a) {
+    const bool ok =
+        ipv6 ? (absl::ascii_isxdigit(static_cast<unsigned char>(c)) ||
+                c == ':' || c == '.')
+             : HostnameChar(c);
+    if (!ok) {
+      return Invalid(field,
+                     "must be a hostname or an IP address "
+                     "(letters, digits, '-', '_', '.', or an IPv6 "
+                     "address's hex digits and ':')");
+    }
+  }
+  if (a.empty() || a.front() == '-' || a.front() == '.') {
+    return Invalid(field, "must be a hostname or an IP address");
+  }
+  return absl::OkStatus();
+}
+
+// Every rank takes the same number of whole micro-batches.
+absl::Status CheckBatchPerRank(const JobConfig& c) {
+  const DistributedConfig& d = c.distributed;
+  const int64_t per_step =
+      static_cast<int64_t>(d.world_size) * c.training.micro_batch;
+  if (c.training.batch % per_step != 0) {
+    return Invalid(
+        "training.batch",
+        absl::StrCat("must be a multiple of distributed.world_size x "
+                     "training.micro_batch (",
+                     d.world_size, " x ", c.training.micro_batch, " = ",
+                     per_step, "), got ", c.training.batch));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateDistributed(const JobConfig& c, bool rendezvous) {
+  const DistributedConfig& d = c.distributed;
+  RETURN_IF_ERROR(
+      CheckRange("distributed.world_size", d.world_size, 1, kMaxWorldSize));
+  if (!d.enabled()) return absl::OkStatus();
+  if (!rendezvous) return CheckBatchPerRank(c);
+  RETURN_IF_ERROR(CheckRange("distributed.rank", d.rank, 0, d.world_size - 1));
+  RETURN_IF_ERROR(
+      CheckRange("distributed.local_rank", d.local_rank, 0, d.world_size - 1));
+  RETURN_IF_ERROR(
+      CheckRange("distributed.master_port", d.master_port, 1, 65535));
+  RETURN_IF_ERROR(CheckAddress("distributed.master_addr", d.master_addr));
+  // Not echoed: the key is a secret.
+  if (d.job_key.size() < kMinJobKeyLength ||
+      d.job_key.size() > kMaxJobKeyLength) {
+    return Invalid(
+        "distributed.job_key",
+        absl::StrCat("must be ", kMinJobKeyLength, "..", kMaxJobKeyLength,
+                     " characters, got ", d.job_key.size()));
+  }
+  for (char ch : d.job_key) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(ch)) && ch != '.' &&
+        ch != '_' && ch != '~' && ch != '-') {
+      return Invalid("distributed.job_key",
+                     "may hold only letters, digits and . _ ~ -");
+    }
+  }
+  RETURN_IF_ERROR(CheckRange("distributed.collective_timeout_s",
+                             d.collective_timeout_s, 1,
+                             kMaxCollectiveTimeoutS));
+  return CheckBatchPerRank(c);
+}
+
 std::string Thousands(double v) {
   std::string digits = absl::StrFormat("%.0f", v);
   std::string out;
@@ -230,7 +315,8 @@ absl::Status CheckDerivedSizes(const JobConfig& c) {
   return absl::OkStatus();
 }
 
-absl::Status ValidateJobConfig(const JobConfig& c) {
+absl::Status ValidateJobConfig(const JobConfig& c,
+                               const ValidationOptions& options) {
   if (c.name.size() > kMaxNameLength) {
     return Invalid("name", absl::StrCat("at most ", kMaxNameLength,
                                         " characters, got ", c.name.size()));
@@ -244,6 +330,7 @@ absl::Status ValidateJobConfig(const JobConfig& c) {
                              0, kMaxSteps));
   RETURN_IF_ERROR(
       CheckRange("checkpoint.keep_last", c.checkpoint.keep_last, 0, 1'000'000));
+  RETURN_IF_ERROR(ValidateDistributed(c, options.rendezvous));
   return absl::OkStatus();
 }
 

@@ -123,6 +123,24 @@ struct CheckpointConfig {
   int keep_last = 0;
 };
 
+// One job on many daemons (docs/distributed.md). world_size 1 = a
+// single-daemon job: the other fields are then ignored.
+struct DistributedConfig {
+  std::string master_addr;  // rank 0's daemon hosts the rendezvous store here
+  int master_port = 0;      // 1..65535; 0 only with world_size 1
+  int world_size = 1;
+  int rank = 0;        // 0..world_size-1
+  int local_rank = 0;  // informational: the rank on its node
+  // A shared secret naming the job on the store; never printed
+  // (RedactedJobKey).
+  std::string job_key;
+  // How long a rank waits for the others (rendezvous, heartbeats,
+  // collectives) before the job fails naming the missing ranks.
+  int collective_timeout_s = 300;
+
+  bool enabled() const { return world_size > 1; }
+};
+
 struct JobConfig {
   std::string name;
   ModelConfig model;
@@ -130,6 +148,7 @@ struct JobConfig {
   OffloadConfig offload;
   DataConfig data;
   CheckpointConfig checkpoint;
+  DistributedConfig distributed;
 };
 
 // Learning rate of 1-based `step`: linear warm-up to lr over warmup_steps,
@@ -141,7 +160,14 @@ double LearningRate(const TrainingConfig& training, int64_t step);
 // "model.hidden") and the limit it broke. Touches no file: data.source and
 // offload.ssd_dirs are checked for their form only (the daemon opens them
 // inside its roots, server/path_confinement.h).
-absl::Status ValidateJobConfig(const JobConfig& config);
+struct ValidationOptions {
+  // Check where and how the ranks of a distributed job meet (master_addr,
+  // master_port, rank, job_key, collective_timeout_s). false for a plan
+  // (PlanJob): only distributed.world_size and the batch rule matter there.
+  bool rendezvous = true;
+};
+absl::Status ValidateJobConfig(const JobConfig& config,
+                               const ValidationOptions& options = {});
 
 // The sizes a job derives from its fields (parameters, the training state's
 // bytes, activations per layer boundary and per layer, logits), estimated
@@ -160,6 +186,14 @@ inline constexpr int kMaxSteps = 100'000'000;
 inline constexpr int kMaxNameLength = 128;
 inline constexpr int kMaxPathLength = 4095;  // PATH_MAX - 1
 inline constexpr int kMaxSsdDirs = 64;
+inline constexpr int kMaxWorldSize = 1024;
+inline constexpr int kMaxMasterAddrLength = 253;  // a DNS name's limit
+inline constexpr int kMinJobKeyLength = 8;
+inline constexpr int kMaxJobKeyLength = 128;
+inline constexpr int kMaxCollectiveTimeoutS = 3600;
+inline constexpr int kDefaultCollectiveTimeoutS = 300;
+// What the API and the logs show instead of a job key.
+inline constexpr char kRedactedJobKey[] = "<redacted>";
 // 1 EiB: far above any node's memory and disks, far below int64's range.
 inline constexpr int64_t kMaxDerivedBytes = int64_t{1} << 60;
 

@@ -2,6 +2,8 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -259,6 +261,117 @@ TEST(JobSpecFlagsTest, BadValuesNameTheFlag) {
     EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_THAT(spec.status().message(), HasSubstr(flag));
     EXPECT_THAT(spec.status().message(), HasSubstr(args[1]));
+  }
+}
+
+TEST(JobSpecFlagsTest, DistributedFlags) {
+  absl::StatusOr<JobSpec> spec =
+      Build({"--world-size", "4", "--rank", "3", "--local-rank", "1",
+             "--master-addr", "node-0", "--master-port", "29500", "--job-key",
+             "k3y-of-the-job", "--collective-timeout", "60"});
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const v1::DistributedSpec& d = spec->distributed();
+  EXPECT_EQ(d.world_size(), 4);
+  EXPECT_EQ(d.rank(), 3);
+  EXPECT_EQ(d.local_rank(), 1);
+  EXPECT_EQ(d.master_addr(), "node-0");
+  EXPECT_EQ(d.master_port(), 29500);
+  EXPECT_EQ(d.job_key(), "k3y-of-the-job");
+  EXPECT_EQ(d.collective_timeout_s(), 60);
+  EXPECT_FALSE(Build({"--layers", "2"})->has_distributed());
+}
+
+// An environment of our own making.
+EnvLookup Env(std::map<std::string, std::string> vars) {
+  return [vars](const char* name) -> std::optional<std::string> {
+    auto it = vars.find(name);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+absl::StatusOr<JobSpec> BuildWithEnv(std::vector<std::string> args,
+                                     std::map<std::string, std::string> vars) {
+  absl::StatusOr<ParsedArgs> parsed = ParseArgs(args, JobSpecFlags(), {});
+  if (!parsed.ok()) return parsed.status();
+  return BuildJobSpec(*parsed, {.env = Env(std::move(vars))});
+}
+
+TEST(JobSpecFlagsTest, DistFromTorchrunEnv) {
+  absl::StatusOr<JobSpec> spec =
+      BuildWithEnv({"--dist-from-env"}, {{"MASTER_ADDR", "10.0.0.1"},
+                                         {"MASTER_PORT", "29400"},
+                                         {"WORLD_SIZE", "8"},
+                                         {"RANK", "5"},
+                                         {"LOCAL_RANK", "1"},
+                                         {"STRONGHOLD_JOB_KEY", "from-the-env"},
+                                         {"SLURM_PROCID", "0"}});  // RANK wins
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const v1::DistributedSpec& d = spec->distributed();
+  EXPECT_EQ(d.master_addr(), "10.0.0.1");
+  EXPECT_EQ(d.master_port(), 29400);
+  EXPECT_EQ(d.world_size(), 8);
+  EXPECT_EQ(d.rank(), 5);
+  EXPECT_EQ(d.local_rank(), 1);
+  EXPECT_EQ(d.job_key(), "from-the-env");
+}
+
+TEST(JobSpecFlagsTest, DistFromSlurmEnvAndFlagsOverride) {
+  absl::StatusOr<JobSpec> spec = BuildWithEnv(
+      {"--dist-from-env", "--master-port", "30000", "--job-key", "flag-key-1"},
+      {{"MASTER_ADDR", "node-0"},
+       {"MASTER_PORT", "29400"},
+       {"SLURM_NTASKS", "4"},
+       {"SLURM_PROCID", "2"},
+       {"SLURM_LOCALID", "0"}});
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const v1::DistributedSpec& d = spec->distributed();
+  EXPECT_EQ(d.world_size(), 4);
+  EXPECT_EQ(d.rank(), 2);
+  EXPECT_EQ(d.local_rank(), 0);
+  EXPECT_EQ(d.master_port(), 30000);
+  EXPECT_EQ(d.job_key(), "flag-key-1");
+}
+
+TEST(JobSpecFlagsTest, DistFromEnvOneRankNeedsNoMaster) {
+  absl::StatusOr<JobSpec> spec =
+      BuildWithEnv({"--dist-from-env"}, {{"WORLD_SIZE", "1"}, {"RANK", "0"}});
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->distributed().world_size(), 1);
+}
+
+TEST(JobSpecFlagsTest, DistFromEnvBadValuesNameTheVariable) {
+  const std::map<std::string, std::string> good = {{"MASTER_ADDR", "node-0"},
+                                                   {"MASTER_PORT", "29400"},
+                                                   {"WORLD_SIZE", "2"},
+                                                   {"RANK", "1"},
+                                                   {"LOCAL_RANK", "1"}};
+  const std::vector<std::pair<std::pair<std::string, std::string>, std::string>>
+      cases = {
+          {{"WORLD_SIZE", "two"}, "WORLD_SIZE"},
+          {{"WORLD_SIZE", "0"}, "WORLD_SIZE"},
+          {{"RANK", "2"}, "RANK"},  // not below WORLD_SIZE
+          {{"RANK", "-1"}, "RANK"},
+          {{"LOCAL_RANK", "x"}, "LOCAL_RANK"},
+          {{"MASTER_PORT", "70000"}, "MASTER_PORT"},
+          {{"MASTER_PORT", ""}, "MASTER_PORT"},
+          {{"MASTER_ADDR", ""}, "MASTER_ADDR"},
+      };
+  for (const auto& [var, name] : cases) {
+    std::map<std::string, std::string> vars = good;
+    vars[var.first] = var.second;
+    absl::StatusOr<JobSpec> spec = BuildWithEnv({"--dist-from-env"}, vars);
+    ASSERT_FALSE(spec.ok()) << var.first << "=" << var.second;
+    EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(spec.status().message(), HasSubstr(name));
+  }
+  for (const char* missing :
+       {"WORLD_SIZE", "RANK", "MASTER_ADDR", "MASTER_PORT"}) {
+    std::map<std::string, std::string> vars = good;
+    vars.erase(missing);
+    absl::StatusOr<JobSpec> spec = BuildWithEnv({"--dist-from-env"}, vars);
+    ASSERT_FALSE(spec.ok()) << "without " << missing;
+    EXPECT_THAT(spec.status().message(), HasSubstr(missing));
   }
 }
 

@@ -160,5 +160,138 @@ INSTANTIATE_TEST_SUITE_P(
         Rule{"checkpoint.keep_last",
              [](JobConfig& c) { c.checkpoint.keep_last = -1; }}));
 
+// A valid two-rank job: batch 8 = 2 ranks x 4 micro-batches of 1.
+JobConfig ValidDistributed() {
+  JobConfig c = Valid();
+  c.training.batch = 8;
+  c.training.micro_batch = 1;
+  c.distributed = {.master_addr = "node-0.cluster",
+                   .master_port = 29500,
+                   .world_size = 2,
+                   .rank = 1,
+                   .local_rank = 1,
+                   .job_key = "secret-key_01",
+                   .collective_timeout_s = 60};
+  return c;
+}
+
+TEST(DistributedValidationTest, AcceptsHostnamesAndAddresses) {
+  for (const char* addr : {"node-0.cluster", "10.0.0.7", "localhost", "::1",
+                           "[fe80::1]", "fd00::a:b"}) {
+    JobConfig c = ValidDistributed();
+    c.distributed.master_addr = addr;
+    EXPECT_TRUE(ValidateJobConfig(c).ok())
+        << addr << ": " << ValidateJobConfig(c);
+  }
+}
+
+// World size 1 is today's single-daemon job: nothing else of the section is
+// looked at (a port of 0 included).
+TEST(DistributedValidationTest, WorldSizeOneIgnoresTheRest) {
+  JobConfig c = Valid();
+  c.distributed = {.world_size = 1, .rank = 7, .job_key = "x"};
+  EXPECT_FALSE(c.distributed.enabled());
+  EXPECT_TRUE(ValidateJobConfig(c).ok()) << ValidateJobConfig(c);
+}
+
+// A plan needs the world size (and the batch rule), not where ranks meet.
+TEST(DistributedValidationTest, PlanNeedsOnlyTheWorldSize) {
+  JobConfig c = Valid();
+  c.training.batch = 8;
+  c.training.micro_batch = 2;
+  c.distributed.world_size = 4;
+  const ValidationOptions plan{.rendezvous = false};
+  EXPECT_TRUE(ValidateJobConfig(c, plan).ok()) << ValidateJobConfig(c, plan);
+  EXPECT_FALSE(ValidateJobConfig(c).ok());
+  c.distributed.world_size = 8;  // 8 x 2 > 8
+  EXPECT_NE(ValidateJobConfig(c, plan).message().find("training.batch"),
+            absl::string_view::npos);
+}
+
+TEST(DistributedValidationTest, BatchNamesWorldSizeAndMicroBatch) {
+  JobConfig c = ValidDistributed();
+  c.training.batch = 6;
+  c.training.micro_batch = 2;  // 6 is a multiple of 2, not of 2 x 2
+  const absl::Status s = ValidateJobConfig(c);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_NE(s.message().find("training.batch"), absl::string_view::npos) << s;
+  EXPECT_NE(s.message().find("distributed.world_size"), absl::string_view::npos)
+      << s;
+  EXPECT_NE(s.message().find("training.micro_batch"), absl::string_view::npos)
+      << s;
+}
+
+TEST(DistributedValidationTest, NeverEchoesTheJobKey) {
+  JobConfig c = ValidDistributed();
+  c.distributed.job_key = "short!!";
+  absl::Status s = ValidateJobConfig(c);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_EQ(s.message().find("short!!"), absl::string_view::npos) << s;
+  c.distributed.job_key = "long-enough-but-has a space";
+  s = ValidateJobConfig(c);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_EQ(s.message().find("has a space"), absl::string_view::npos) << s;
+}
+
+class DistributedRuleTest : public ::testing::TestWithParam<Rule> {};
+
+TEST_P(DistributedRuleTest, NamesTheField) {
+  JobConfig c = ValidDistributed();
+  ASSERT_TRUE(ValidateJobConfig(c).ok()) << ValidateJobConfig(c);
+  GetParam().breaks(c);
+  const absl::Status s = ValidateJobConfig(c);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_NE(s.message().find(GetParam().field), absl::string_view::npos) << s;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    EveryRule, DistributedRuleTest,
+    ::testing::Values(
+        Rule{"distributed.world_size",
+             [](JobConfig& c) { c.distributed.world_size = 0; }},
+        Rule{
+            "distributed.world_size",
+            [](JobConfig& c) { c.distributed.world_size = kMaxWorldSize + 1; }},
+        Rule{"distributed.rank", [](JobConfig& c) { c.distributed.rank = 2; }},
+        Rule{"distributed.rank", [](JobConfig& c) { c.distributed.rank = -1; }},
+        Rule{"distributed.local_rank",
+             [](JobConfig& c) { c.distributed.local_rank = -1; }},
+        Rule{"distributed.master_port",
+             [](JobConfig& c) { c.distributed.master_port = 0; }},
+        Rule{"distributed.master_port",
+             [](JobConfig& c) { c.distributed.master_port = 65536; }},
+        Rule{"distributed.master_addr",
+             [](JobConfig& c) { c.distributed.master_addr = ""; }},
+        Rule{"distributed.master_addr",
+             [](JobConfig& c) {
+               c.distributed.master_addr = std::string(254, 'a');
+             }},
+        Rule{"distributed.master_addr",
+             [](JobConfig& c) { c.distributed.master_addr = "a b"; }},
+        Rule{"distributed.master_addr",
+             [](JobConfig& c) { c.distributed.master_addr = "h/../x"; }},
+        Rule{"distributed.master_addr",
+             [](JobConfig& c) { c.distributed.master_addr = "-oProxy"; }},
+        Rule{"distributed.master_addr",
+             [](JobConfig& c) { c.distributed.master_addr = "::g"; }},
+        Rule{"distributed.job_key",
+             [](JobConfig& c) { c.distributed.job_key = ""; }},
+        Rule{"distributed.job_key",
+             [](JobConfig& c) {
+               c.distributed.job_key = std::string(129, 'k');
+             }},
+        Rule{"distributed.job_key",
+             [](JobConfig& c) { c.distributed.job_key = "key\nwith-newline"; }},
+        Rule{"distributed.collective_timeout_s",
+             [](JobConfig& c) { c.distributed.collective_timeout_s = 0; }},
+        Rule{"distributed.collective_timeout_s",
+             [](JobConfig& c) {
+               c.distributed.collective_timeout_s = kMaxCollectiveTimeoutS + 1;
+             }},
+        Rule{"training.batch", [](JobConfig& c) {
+               c.training.batch = 8;
+               c.training.micro_batch = 8;  // 2 ranks x 8 > 8
+             }}));
+
 }  // namespace
 }  // namespace stronghold::core

@@ -149,7 +149,8 @@ TEST(ProtoConvertTest, EveryJobSpecFieldSurvivesJobConfigAndBack) {
   // The engine's structs, member by member (a new one must reach the
   // proto: ToJobSpec, ToJobConfig and this test). OffloadConfig's last
   // member, host_checkpoints, is resolved by the planner, not asked.
-  EXPECT_EQ(MemberCount<core::JobConfig>(), 6);
+  EXPECT_EQ(MemberCount<core::JobConfig>(), 7);
+  EXPECT_EQ(MemberCount<core::DistributedConfig>(), 7);
   EXPECT_EQ(MemberCount<core::ModelConfig>(), 5);
   EXPECT_EQ(MemberCount<core::TrainingConfig>(), 14);
   EXPECT_EQ(MemberCount<core::OffloadConfig>(), 9);
@@ -172,6 +173,44 @@ TEST(ProtoConvertTest, EveryJobSpecFieldSurvivesJobConfigAndBack) {
         << "enum pick " << enum_pick << ":\n"
         << Differences(spec, back);
   }
+}
+
+// A single-rank job (no section, or world_size 1) converts to exactly the
+// spec it had before ranks existed: no distributed section.
+TEST(ProtoConvertTest, OneRankHasNoDistributedSection) {
+  v1::JobSpec spec;
+  EXPECT_FALSE(ToJobSpec(ToJobConfig(spec)).has_distributed());
+  spec.mutable_distributed()->set_world_size(1);
+  spec.mutable_distributed()->set_job_key("whatever-key");
+  EXPECT_FALSE(ToJobSpec(ToJobConfig(spec)).has_distributed());
+  spec.mutable_distributed()->set_world_size(0);  // 0 = 1
+  EXPECT_FALSE(ToJobConfig(spec).distributed.enabled());
+}
+
+TEST(ProtoConvertTest, DistributedDefaults) {
+  v1::JobSpec spec;
+  spec.mutable_distributed()->set_world_size(2);
+  const core::JobConfig c = ToJobConfig(spec);
+  EXPECT_TRUE(c.distributed.enabled());
+  EXPECT_EQ(c.distributed.collective_timeout_s,
+            core::kDefaultCollectiveTimeoutS);
+}
+
+TEST(ProtoConvertTest, RedactionHidesOnlyTheJobKey) {
+  v1::Job job;
+  v1::DistributedSpec* d = job.mutable_spec()->mutable_distributed();
+  d->set_world_size(2);
+  d->set_rank(1);
+  d->set_master_addr("node-0");
+  d->set_job_key("the-real-secret");
+  RedactSecrets(&job);
+  EXPECT_EQ(job.spec().distributed().job_key(), core::kRedactedJobKey);
+  EXPECT_EQ(job.spec().distributed().master_addr(), "node-0");
+  EXPECT_EQ(job.spec().distributed().rank(), 1);
+  EXPECT_EQ(job.SerializeAsString().find("the-real-secret"), std::string::npos);
+  v1::Job single;  // nothing to hide: no section appears
+  RedactSecrets(&single);
+  EXPECT_FALSE(single.spec().has_distributed());
 }
 
 TEST(ProtoConvertTest, UnsetOptionalFieldsTakeTheDefaults) {
