@@ -180,20 +180,33 @@ void JobManager::RunJob(int64_t id) {
     SetStateLocked(r, v1::Job::FAILED, r.quota_error).IgnoreError();
     return;
   }
+  // Another rank's daemon shut down: this rank runs the job again, to meet
+  // that rank once it is back (server/distributed_job.h).
+  const bool requeue =
+      absl::IsAborted(status) &&
+      (shutdown_ || status.GetPayload(kRequeuePayload).has_value());
   // Unless it runs again (a shutdown), the job now holds what it wrote.
-  if (!(absl::IsAborted(status) && shutdown_))
-    r.checkpoint_bytes = checkpoint_bytes;
+  if (!requeue) r.checkpoint_bytes = checkpoint_bytes;
   if (status.ok()) {
     SetStateLocked(r, v1::Job::SUCCEEDED, "").IgnoreError();
   } else if (absl::IsCancelled(status)) {
-    SetStateLocked(r, v1::Job::CANCELLED,
-                   r.cancel_checkpoint ? absl::StrCat("cancelled by request; ",
-                                                      status.message())
-                                       : "cancelled by request")
+    // Cancelled here, or on another rank of a distributed job (the status
+    // names it).
+    SetStateLocked(
+        r, v1::Job::CANCELLED,
+        !r.cancel_requested ? std::string(status.message())
+        : r.cancel_checkpoint
+            ? absl::StrCat("cancelled by request; ", status.message())
+            : "cancelled by request")
         .IgnoreError();
-  } else if (absl::IsAborted(status) && shutdown_) {
+  } else if (requeue) {
     AddMessageLocked(r, std::string(status.message()));
     SetStateLocked(r, v1::Job::QUEUED, "").IgnoreError();
+    if (!shutdown_) {
+      queue_.push_back(id);
+      PublishQueueLocked();
+      cv_.SignalAll();
+    }
   } else {
     LOG(WARNING) << JobName(id) << " failed: " << status;
     SetStateLocked(r, v1::Job::FAILED,

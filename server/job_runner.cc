@@ -108,6 +108,10 @@ absl::Status JobRunner::Run(const JobRun& run, JobRecorder& recorder) {
 absl::Status JobRunner::Train(const JobRun& run, JobRecorder& recorder,
                               core::TrainerObserver& observer,
                               const char** doing) {
+  if (const core::JobConfig config = ToJobConfig(run.spec);
+      config.distributed.enabled()) {
+    return TrainDistributed(run, config, recorder, observer, doing);
+  }
   *doing = "creating the trainer";
   ASSIGN_OR_RETURN(std::unique_ptr<core::Trainer> trainer,
                    CreateTrainer(run, observer));

@@ -30,7 +30,16 @@
 #include "storage/fault_spec.h"
 #include "stronghold/v1/stronghold.pb.h"
 
+namespace stronghold::core::dist {
+class Session;
+}  // namespace stronghold::core::dist
+
 namespace stronghold::server {
+
+// On a status JobRunner::Run returns: the job is to be queued again (as at
+// a shutdown) although this daemon is not shutting down: another rank's
+// daemon is, and every rank checkpointed the same step.
+inline constexpr char kRequeuePayload[] = "stronghold.dev/requeue";
 
 // Where a running job's progress goes, and whether it should stop. `id` is
 // the job's (JobRun::id). Implementations take their own locks and must
@@ -119,6 +128,18 @@ class JobRunner {
   // arguments.
   absl::StatusOr<std::unique_ptr<core::Trainer>> CreateTrainer(
       const JobRun& run, core::TrainerObserver& observer);
+  // Train() for distributed.world_size > 1 (server/distributed_job.cc): the
+  // rendezvous, the ranks' watchdog, then create, restore, run as Train().
+  absl::Status TrainDistributed(const JobRun& run,
+                                const core::JobConfig& config,
+                                JobRecorder& recorder,
+                                core::TrainerObserver& observer,
+                                const char** doing);
+  // The one place a distributed job, after its rendezvous, becomes a
+  // trainer with its communicator (server/distributed_job.cc).
+  absl::StatusOr<std::unique_ptr<core::Trainer>> CreateDistributedTrainer(
+      const JobRun& run, const core::dist::Session& session,
+      core::TrainerObserver& observer);
   // TrainerOptions::wrap_ssd_device for --ssd_fault_injection: arms the
   // faults on the first tier opened in this runner's life, says so in that
   // job's events, and leaves later tiers alone.

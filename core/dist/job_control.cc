@@ -205,9 +205,8 @@ void JobControl::RequestStop(StopKind kind) {
     if (local_stop_.has_value()) return;
     local_stop_ = kind;
   }
-  absl::StatusOr<std::string> held =
-      StoreSetOnce(*store_, "stop",
-                   absl::StrCat(options_.rank, "\t", KindName(kind)), 64);
+  absl::StatusOr<std::string> held = StoreSetOnce(
+      *store_, "stop", absl::StrCat(options_.rank, "\t", KindName(kind)), 64);
   if (!held.ok()) {
     Abort(absl::UnavailableError(held.status().message()));
     return;
@@ -274,8 +273,8 @@ StopDecision JobControl::Decide(int64_t step) {
       if (!(*got)[r].has_value()) {
         missing.push_back(r);
       } else if (!absl::SimpleAtoi(*(*got)[r], &value) || value < 0) {
-        Abort(absl::FailedPreconditionError(absl::StrCat(
-            "rank ", r, " proposed a malformed stop step")));
+        Abort(absl::FailedPreconditionError(
+            absl::StrCat("rank ", r, " proposed a malformed stop step")));
         decision.action = StopDecision::kAbort;
         return decision;
       } else {
@@ -287,11 +286,11 @@ StopDecision JobControl::Decide(int64_t step) {
       return decision;
     }
     if (Clock::now() >= deadline) {
-      Abort(absl::UnavailableError(absl::StrCat(
-          "ranks ", absl::StrJoin(missing, ", "),
-          " did not agree on a stop step within ",
-          options_.timeout.count() / 1000,
-          " s (distributed.collective_timeout_s)")));
+      Abort(absl::UnavailableError(
+          absl::StrCat("ranks ", absl::StrJoin(missing, ", "),
+                       " did not agree on a stop step within ",
+                       options_.timeout.count() / 1000,
+                       " s (distributed.collective_timeout_s)")));
       decision.action = StopDecision::kAbort;
       return decision;
     }

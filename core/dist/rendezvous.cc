@@ -2,14 +2,14 @@
 
 #include <netdb.h>
 #include <sys/socket.h>
-#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <random>
 #include <thread>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -110,12 +110,11 @@ absl::StatusOr<std::vector<Digest>> ParseDigests(int rank,
                                                  const std::string& text) {
   auto malformed = [rank](absl::string_view why) {
     return absl::FailedPreconditionError(
-        absl::StrCat("rank ", rank, " published a malformed spec digest (",
-                     why, "): is it a strongholdd of the same version?"));
+        absl::StrCat("rank ", rank, " published a malformed spec digest (", why,
+                     "): is it a strongholdd of the same version?"));
   };
   std::vector<Digest> out;
-  for (absl::string_view line :
-       absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
     if (out.size() >= kMaxSpecFields) return malformed("too many fields");
     std::pair<absl::string_view, absl::string_view> parts =
         absl::StrSplit(line, absl::MaxSplits('\t', 1));
@@ -141,14 +140,14 @@ absl::Status Compare(int rank, const std::vector<Digest>& mine,
                      const std::vector<Digest>& rank0) {
   for (size_t i = 0; i < std::min(mine.size(), rank0.size()); ++i) {
     if (mine[i].name != rank0[i].name) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "rank ", rank, "'s spec has field ", mine[i].name, " where rank 0's has ",
-          rank0[i].name, ": are both strongholdd of the same version?"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("rank ", rank, "'s spec has field ", mine[i].name,
+                       " where rank 0's has ", rank0[i].name,
+                       ": are both strongholdd of the same version?"));
     }
     if (mine[i].hex != rank0[i].hex) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("rank ", rank, "'s ", mine[i].name,
-                       " differs from rank 0's"));
+      return absl::FailedPreconditionError(absl::StrCat(
+          "rank ", rank, "'s ", mine[i].name, " differs from rank 0's"));
     }
   }
   if (mine.size() != rank0.size()) {
@@ -213,9 +212,9 @@ absl::StatusOr<StorePtr> Session::Connect() const {
     return StorePtr(
         c10::make_intrusive<c10d::PrefixStore>(prefix_, root_->clone()));
   } catch (const std::exception& e) {
-    return absl::UnavailableError(absl::StrCat(
-        "cannot reconnect to the rendezvous store at ",
-        Endpoint(config_, port_), ": ", FirstLine(e.what())));
+    return absl::UnavailableError(
+        absl::StrCat("cannot reconnect to the rendezvous store at ",
+                     Endpoint(config_, port_), ": ", FirstLine(e.what())));
   }
 }
 
@@ -225,6 +224,19 @@ absl::StatusOr<StorePtr> Session::CommunicatorStore() const {
 }
 
 absl::StatusOr<std::unique_ptr<Session>> Rendezvous(
+    const RendezvousOptions& options) {
+  absl::StatusOr<std::unique_ptr<Session>> session = Session::Meet(options);
+  if (absl::IsUnavailable(session.status()) && options.config.rank != 0) {
+    // The store lives in rank 0's daemon: losing it is losing rank 0.
+    return absl::UnavailableError(absl::StrCat(
+        "lost rank 0's rendezvous store (rank 0's daemon died or is "
+        "unreachable): ",
+        session.status().message()));
+  }
+  return session;
+}
+
+absl::StatusOr<std::unique_ptr<Session>> Session::Meet(
     const RendezvousOptions& options) {
   const DistributedConfig& c = options.config;
   const auto start = Clock::now();
@@ -261,9 +273,9 @@ absl::StatusOr<std::unique_ptr<Session>> Rendezvous(
     session->root_ = c10::make_intrusive<c10d::TCPStore>(host, store_options);
   } catch (const std::exception& e) {
     if (c.rank == 0) {
-      return absl::UnavailableError(absl::StrCat(
-          "rank 0 cannot host the rendezvous store on ",
-          Endpoint(c, session->port_), ": ", FirstLine(e.what())));
+      return absl::UnavailableError(
+          absl::StrCat("rank 0 cannot host the rendezvous store on ",
+                       Endpoint(c, session->port_), ": ", FirstLine(e.what())));
     }
     return absl::DeadlineExceededError(absl::StrCat(
         "rank 0 did not open the rendezvous store at ",

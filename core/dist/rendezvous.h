@@ -81,6 +81,9 @@ class Session {
  private:
   friend absl::StatusOr<std::unique_ptr<Session>> Rendezvous(
       const RendezvousOptions& options);
+  // Rendezvous() but for the message of a lost store.
+  static absl::StatusOr<std::unique_ptr<Session>> Meet(
+      const RendezvousOptions& options);
   Session() = default;
 
   DistributedConfig config_;

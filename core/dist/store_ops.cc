@@ -55,9 +55,8 @@ absl::StatusOr<std::vector<std::optional<std::string>>> StoreGetIfSet(
       const std::vector<uint8_t> value = store.get(keys[i]);
       if (value.size() > max_bytes) {
         return absl::FailedPreconditionError(
-            absl::StrCat("rendezvous store: ", keys[i], " holds ",
-                         value.size(), " bytes, more than the ", max_bytes,
-                         " expected"));
+            absl::StrCat("rendezvous store: ", keys[i], " holds ", value.size(),
+                         " bytes, more than the ", max_bytes, " expected"));
       }
       out[i] = std::string(value.begin(), value.end());
     }

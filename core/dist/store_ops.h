@@ -13,11 +13,10 @@
 #ifndef STRONGHOLD_CORE_DIST_STORE_OPS_H_
 #define STRONGHOLD_CORE_DIST_STORE_OPS_H_
 
-#include <torch/csrc/distributed/c10d/Store.hpp>
-
 #include <cstddef>
 #include <optional>
 #include <string>
+#include <torch/csrc/distributed/c10d/Store.hpp>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -33,8 +32,7 @@ absl::Status StoreSet(c10d::Store& store, const std::string& key,
 // `max_bytes` (FAILED_PRECONDITION naming the key otherwise). Never waits
 // for a key.
 absl::StatusOr<std::vector<std::optional<std::string>>> StoreGetIfSet(
-    c10d::Store& store, const std::vector<std::string>& keys,
-    size_t max_bytes);
+    c10d::Store& store, const std::vector<std::string>& keys, size_t max_bytes);
 
 // Sets `key` to `value` unless it is set already; returns the value it holds
 // afterwards (the first writer's), at most `max_bytes`.

@@ -86,7 +86,8 @@ TEST(JobControlTest, ASilentRankFailsTheOthersNamingIt) {
   EXPECT_FALSE(c[0]->Interrupted());
   c[2].reset();  // rank 2's heartbeats stop
   for (int r : {0, 1}) {
-    const auto took = WaitInterrupted(*c[r], std::chrono::seconds(kTimeoutS + 5));
+    const auto took =
+        WaitInterrupted(*c[r], std::chrono::seconds(kTimeoutS + 5));
     ASSERT_TRUE(took.has_value()) << "rank " << r << " never noticed";
     EXPECT_EQ(c[r]->status().code(), absl::StatusCode::kUnavailable);
     EXPECT_THAT(c[r]->status().message(),
@@ -125,8 +126,8 @@ TEST(JobControlTest, LosingTheStoreNamesRankZero) {
   auto c1 = Control(*s[1]);
   c0.reset();
   s[0].reset();  // rank 0's daemon, and the store with it, are gone
-  ASSERT_TRUE(WaitInterrupted(*c1, std::chrono::seconds(kTimeoutS + 5))
-                  .has_value());
+  ASSERT_TRUE(
+      WaitInterrupted(*c1, std::chrono::seconds(kTimeoutS + 5)).has_value());
   EXPECT_THAT(c1->status().message(), HasSubstr("rank 0"));
 }
 

@@ -1,0 +1,114 @@
+#!/bin/bash
+# One job on two real strongholdd (separate processes, sockets and state
+# directories) on loopback, host device: submit --wait to both ranks, a spec
+# that differs between the ranks, a rank 0 daemon killed with SIGKILL while
+# rank 1 waits for it, and the job key kept out of every reply and log.
+# (The sharded engine is not in this build: a job whose ranks met ends FAILED
+# with "sharded engine not in this build"; tests/integration/
+# distributed_train_test.sh checks training once it is.)
+source "$(dirname "$0")/daemon_lib.sh"
+
+export OMP_NUM_THREADS=1
+B_SOCK="$SOCK_DIR/b.sock"
+B_STATE="$WORK/state-b"
+B_PID=""
+cleanup_b() { [ -n "$B_PID" ] && kill -9 "$B_PID" 2>/dev/null; cleanup; }
+trap cleanup_b EXIT
+
+start_daemon  # rank 0's, on $SOCK
+"$DAEMON" --socket "$B_SOCK" --state_dir "$B_STATE" --metrics_listen= \
+  --optimizer_threads 1 --data_root "$DATA_ROOT" --ssd_root "$SSD_ROOT" \
+  >>"$WORK/daemon-b.log" 2>&1 &
+B_PID=$!
+for _ in $(seq 1 200); do
+  "$CTL" --daemon "unix:$B_SOCK" node >/dev/null 2>&1 && break
+  sleep 0.1
+done
+A() { "$CTL" --daemon "unix:$SOCK" "$@"; }
+B() { "$CTL" --daemon "unix:$B_SOCK" "$@"; }
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+KEY="e2e-secret-key-$$"
+MODEL=(--layers 1 --hidden 32 --heads 2 --seq-len 16 --vocab 256
+       --micro-batch 1 --steps 2)
+TINY=("${MODEL[@]}" --batch 2)
+dist() {  # dist WORLD RANK PORT [TIMEOUT]
+  echo --world-size "$1" --rank "$2" --local-rank "$2" --master-addr 127.0.0.1 \
+    --master-port "$3" --job-key "$KEY" --collective-timeout "${4:-30}"
+}
+last_job() { "$@" list --output json | python3 -c 'import json,sys; print(json.load(sys.stdin)["jobs"][0]["name"])'; }
+
+# --- submit --wait to both ranks: they meet (the engine then decides)
+PORT=$(free_port)
+A submit "${TINY[@]}" $(dist 2 0 "$PORT") --wait >"$WORK/a1.out" 2>&1 &
+A_WAIT=$!
+MASTER_ADDR=127.0.0.1 MASTER_PORT=$PORT WORLD_SIZE=2 RANK=1 LOCAL_RANK=1 \
+  STRONGHOLD_JOB_KEY="$KEY" B submit "${TINY[@]}" --dist-from-env \
+  --collective-timeout 30 --wait >"$WORK/b1.out" 2>&1
+b_rc=$?
+wait "$A_WAIT"; a_rc=$?
+JA=$(last_job A); JB=$(last_job B)
+sa=$(A status "$JA" --output json | json_field state)
+sb=$(B status "$JB" --output json | json_field state)
+check "both ranks end in the same state ($sa, $sb)" [ "$sa" = "$sb" ]
+check "submit --wait exits as the job ended on both ($a_rc, $b_rc)" \
+  [ "$a_rc" = "$b_rc" ]
+check "the ranks met (rank 1's events)" \
+  grep -q "all 2 ranks joined with the same spec" <(B watch "$JB" 2>&1)
+if [ "$sa" = "SUCCEEDED" ]; then
+  check "submit --wait exits 0 for a job that succeeded" [ "$a_rc" = 0 ]
+else
+  check "--wait exits non-zero naming the state" [ "$a_rc" != 0 ]
+  check "the rank's error is the engine's absence, nothing else" \
+    grep -q "FAILED.*sharded engine not in this build" "$WORK/a1.out"
+fi
+
+# --- the key never leaves the daemons
+check "status does not show the job key" \
+  bash -c "! ( $CTL --daemon unix:$SOCK status $JA --output json; $CTL --daemon unix:$SOCK list --output json ) | grep -q -- '$KEY'"
+redacted=$(A status "$JA" --output json | python3 -c \
+  'import json,sys; print(json.load(sys.stdin)["spec"]["distributed"]["job_key"])')
+check "status shows it redacted ($redacted)" [ "$redacted" = "<redacted>" ]
+check "no daemon log holds the job key" \
+  bash -c "! grep -q -- '$KEY' '$WORK/daemon.log' '$WORK/daemon-b.log'"
+
+# --- a spec that differs: both ranks fail naming the field
+PORT=$(free_port)
+A submit "${TINY[@]}" --lr 1e-3 $(dist 2 0 "$PORT") --wait >"$WORK/a2.out" 2>&1 &
+A_WAIT=$!
+B submit "${TINY[@]}" --lr 2e-3 $(dist 2 1 "$PORT") --wait >"$WORK/b2.out" 2>&1
+b_rc=$?
+wait "$A_WAIT"; a_rc=$?
+check "a mismatched spec fails rank 0 ($a_rc)" [ "$a_rc" != 0 ]
+check "a mismatched spec fails rank 1 ($b_rc)" [ "$b_rc" != 0 ]
+for f in a2 b2; do
+  check "$f names the field" \
+    grep -q "rank 1's training.lr differs from rank 0's" "$WORK/$f.out"
+done
+
+# --- PlanJob needs only the world size
+check "plan --world-size 2 passes" quiet A plan "${TINY[@]}" --world-size 2
+check "plan --world-size 4 refuses batch 2 naming both fields" \
+  bash -c "$CTL --daemon unix:$SOCK plan ${TINY[*]} --world-size 4 2>&1 | grep -q 'distributed.world_size x training.micro_batch'"
+
+# --- rank 0's daemon killed while rank 1 waits for a third rank: rank 1
+# fails within the timeout + 5 s naming rank 0, and its daemon serves on.
+PORT=$(free_port)
+A submit "${MODEL[@]}" --batch 3 $(dist 3 0 "$PORT" 30) >/dev/null
+B submit "${MODEL[@]}" --batch 3 $(dist 3 1 "$PORT" 30) >/dev/null
+JB=$(last_job B)
+sleep 2  # both have joined; rank 2 never comes
+kill_daemon
+start=$(date +%s)
+check "rank 1 fails after rank 0's daemon died" wait_state "$JB" FAILED 350
+took=$(( $(date +%s) - start ))
+check "within the timeout + 5 s (${took} s)" [ "$took" -le 35 ]
+err=$(B status "$JB" --output json | json_field error)
+echo "rank 1's error: $err"
+check "naming rank 0" grep -q "rank 0" <<<"$err"
+check "rank 1's daemon serves on" quiet B node
+check "and runs a one-rank job" quiet B submit "${TINY[@]}" --wait
+
+finish
