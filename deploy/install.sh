@@ -105,6 +105,9 @@ install -d -m 0755 "$DESTDIR/usr/local/bin"
 ln -sfn "$PREFIX/bin/strongholdctl" "$DESTDIR/usr/local/bin/strongholdctl"
 unit="$DESTDIR/etc/systemd/system/strongholdd.service"
 install -D -m 0644 "$ROOT/deploy/systemd/strongholdd.service" "$unit"
+# The per-GPU template (docs/distributed.md): strongholdd@N.service.
+install -D -m 0644 "$ROOT/deploy/systemd/strongholdd@.service" \
+  "$DESTDIR/etc/systemd/system/strongholdd@.service"
 sed -i "s#/opt/stronghold/#$PREFIX/#g" "$unit"
 install -D -m 0644 "$ROOT/deploy/systemd/stronghold.sysusers" "$DESTDIR/etc/sysusers.d/stronghold.conf"
 conf="$DESTDIR/etc/stronghold/strongholdd.conf"

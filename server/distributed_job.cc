@@ -46,8 +46,8 @@ std::string ValueText(const Message& m, const FieldDescriptor* f, int index) {
       return absl::StrFormat("%.17g", rep ? r->GetRepeatedDouble(m, f, index)
                                           : r->GetDouble(m, f));
     case FieldDescriptor::CPPTYPE_FLOAT:
-      return absl::StrFormat("%.9g", rep ? r->GetRepeatedFloat(m, f, index)
-                                         : r->GetFloat(m, f));
+      return absl::StrFormat(
+          "%.9g", rep ? r->GetRepeatedFloat(m, f, index) : r->GetFloat(m, f));
     case FieldDescriptor::CPPTYPE_BOOL:
       return (rep ? r->GetRepeatedBool(m, f, index) : r->GetBool(m, f))
                  ? "true"
@@ -167,8 +167,7 @@ JobRunner::CreateDistributedTrainer(const JobRun& run,
                                     core::TrainerObserver& observer) {
   // HERE the sharded engine's communicator (session.CommunicatorStore(),
   // rank, world size and collective timeout) and trainer are created.
-  return absl::FailedPreconditionError(
-      "sharded engine not in this build");
+  return absl::FailedPreconditionError("sharded engine not in this build");
 }
 
 absl::Status JobRunner::TrainDistributed(const JobRun& run,
@@ -182,17 +181,17 @@ absl::Status JobRunner::TrainDistributed(const JobRun& run,
                                   ": meeting the other ranks at ",
                                   d.master_addr, ":", d.master_port,
                                   d.rank == 0 ? " (hosting the store)" : ""));
-  ASSIGN_OR_RETURN(
-      std::unique_ptr<core::dist::Session> session,
-      core::dist::Rendezvous({.config = d, .fields = RankInvariantFields(run.spec)}));
+  ASSIGN_OR_RETURN(std::unique_ptr<core::dist::Session> session,
+                   core::dist::Rendezvous(
+                       {.config = d, .fields = RankInvariantFields(run.spec)}));
   ASSIGN_OR_RETURN(core::dist::StorePtr store, session->Connect());
   core::dist::JobControl control(
       store, {.rank = d.rank,
               .world_size = d.world_size,
               .timeout = std::chrono::seconds(d.collective_timeout_s)});
   control.Start();
-  observer.OnMessage(absl::StrCat("all ", d.world_size,
-                                  " ranks joined with the same spec"));
+  observer.OnMessage(
+      absl::StrCat("all ", d.world_size, " ranks joined with the same spec"));
   DistributedObserver ranks(observer, control);
 
   absl::Status status;
