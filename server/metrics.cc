@@ -270,11 +270,26 @@ Metrics::Metrics(MetricsOptions options)
 
 Metrics::~Metrics() = default;
 
+namespace {
+
+// A job's labels: its name, and for a rank of a distributed job the rank
+// (each rank's daemon exports its own series; docs/distributed.md), plus
+// `extra`.
+prometheus::Labels JobLabels(const v1::Job& job,
+                             prometheus::Labels extra = {}) {
+  extra.emplace(kJobLabel, job.name());
+  if (job.spec().distributed().world_size() > 1)
+    extra.emplace("rank", std::to_string(job.spec().distributed().rank()));
+  return extra;
+}
+
+}  // namespace
+
 Metrics::JobSeries& Metrics::SeriesLocked(const v1::Job& job) {
   std::unique_ptr<JobSeries>& s = series_[job.name()];
   if (s != nullptr) return *s;
   s = std::make_unique<JobSeries>();
-  const prometheus::Labels labels = {{kJobLabel, job.name()}};
+  const prometheus::Labels labels = JobLabels(job);
   s->step_duration = &step_duration_.Add(labels, kStepBuckets);
   s->steps = &steps_.Add(labels);
   s->samples = &samples_.Add(labels);
@@ -292,20 +307,19 @@ Metrics::JobSeries& Metrics::SeriesLocked(const v1::Job& job) {
   s->target_steps = &target_steps_.Add(labels);
   s->target_steps->Set(job.spec().training().steps());
   for (int p = 0; p < kNumPhases; ++p) {
-    s->phase[p] = &phase_seconds_.Add(
-        {{kJobLabel, job.name()}, {"phase", kPhaseNames[p]}});
+    s->phase[p] =
+        &phase_seconds_.Add(JobLabels(job, {{"phase", kPhaseNames[p]}}));
   }
   for (int d = 0; d < kNumDirections; ++d) {
     s->transfer[d] = &transfer_bytes_.Add(
-        {{kJobLabel, job.name()}, {"direction", kDirectionNames[d]}});
+        JobLabels(job, {{"direction", kDirectionNames[d]}}));
   }
   s->nvme_reused_bytes = &nvme_reused_bytes_.Add(labels);
   s->nvme_unplanned_reads = &nvme_unplanned_reads_.Add(labels);
   s->optimizer_parameters = &optimizer_parameters_.Add(labels);
-  s->info = &job_info_.Add(
-      {{kJobLabel, job.name()},
-       {"display_name", job.display_name()},
-       {"method", v1::OffloadMethodName(job.spec().offload().method())}});
+  s->info = &job_info_.Add(JobLabels(
+      job, {{"display_name", job.display_name()},
+            {"method", v1::OffloadMethodName(job.spec().offload().method())}}));
   s->info->Set(1);
   return *s;
 }

@@ -315,21 +315,25 @@ void JobControl::Fail(const absl::Status& why) {
 
 void JobControl::Finish() {
   StoreSet(*store_, RankKey("done", options_.rank), "1").IgnoreError();
-  if (options_.rank == 0 && !interrupted_.load()) {
-    // The store lives here: keep it until every rank is done with it.
+  if (options_.rank == 0) {
+    // The store lives here: keep it until every rank is done with it, so
+    // they read why the job ended rather than lose the store. When the job
+    // was interrupted (a rank may be dead and never say it is done), only
+    // long enough for the others' next look at the store.
     std::vector<std::string> keys;
     for (int r = 0; r < options_.world_size; ++r)
       keys.push_back(RankKey("done", r));
-    const auto deadline = Clock::now() + options_.timeout;
+    auto deadline = Clock::now() + options_.timeout;
     while (Clock::now() < deadline) {
+      if (interrupted_.load()) {
+        deadline = std::min(deadline, Clock::now() + 3 * interval_);
+      }
       absl::StatusOr<std::vector<std::optional<std::string>>> got =
           StoreGetIfSet(*store_, keys, kMaxBeatBytes);
       if (!got.ok()) break;
       if (std::all_of(got->begin(), got->end(),
                       [](const auto& v) { return v.has_value(); }))
         break;
-      // A rank that stopped responding is not waited for.
-      if (interrupted_.load()) break;
       std::this_thread::sleep_for(kPoll * 5);
     }
   }

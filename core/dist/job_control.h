@@ -99,7 +99,8 @@ class JobControl {
   void Fail(const absl::Status& why);
   // This rank's job ended (any outcome): the others no longer wait for its
   // heartbeat. Rank 0 keeps the store up until every rank has finished or
-  // the timeout passed, so the others do not lose it on their last step.
+  // the timeout passed (after an interruption: three intervals), so the
+  // others do not lose it on their last step.
   void Finish();
 
  private:

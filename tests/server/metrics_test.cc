@@ -167,6 +167,36 @@ TEST(MetricsTest, StepsBecomePerJobSeries) {
   }
 }
 
+// Each rank's daemon exports its own series of a distributed job, told
+// apart by `rank`; a one-rank job has no such label.
+TEST(MetricsTest, DistributedJobsCarryTheirRank) {
+  Metrics metrics(Options());
+  v1::Job job = MakeJob(1, v1::Job::RUNNING);
+  job.mutable_spec()->mutable_distributed()->set_world_size(2);
+  job.mutable_spec()->mutable_distributed()->set_rank(1);
+  metrics.OnJobState(job);
+  metrics.OnJobStep(job, Step(1));
+  EXPECT_EQ(Value(metrics, "stronghold_job_steps_total",
+                  {{"job_name", "jobs/1"}, {"rank", "1"}}),
+            1);
+  EXPECT_EQ(
+      Value(metrics, "stronghold_job_step_phase_seconds_total",
+            {{"job_name", "jobs/1"}, {"rank", "1"}, {"phase", "compute"}}),
+      0.3);
+  EXPECT_EQ(
+      Value(metrics, "stronghold_job_info",
+            {{"job_name", "jobs/1"}, {"rank", "1"}, {"method", "resident"}}),
+      1);
+  const v1::Job single = MakeJob(2, v1::Job::RUNNING);
+  metrics.OnJobStep(single, Step(1));
+  EXPECT_EQ(Value(metrics, "stronghold_job_steps_total",
+                  {{"job_name", "jobs/2"}, {"rank", "0"}}),
+            std::nullopt);
+  EXPECT_EQ(
+      Value(metrics, "stronghold_job_steps_total", {{"job_name", "jobs/2"}}),
+      1);
+}
+
 TEST(MetricsTest, Fp16LossScaleAndSkippedSteps) {
   Metrics metrics(Options());
   const v1::Job job = MakeJob(1, v1::Job::RUNNING);
