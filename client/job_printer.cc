@@ -82,6 +82,16 @@ void PrintJob(const v1::Job& job, std::ostream& out) {
     if (!job.spec().resume_from().empty()) {
       rows.push_back({"resumed from", job.spec().resume_from()});
     }
+    if (const v1::DistributedSpec& d = job.spec().distributed();
+        d.world_size() > 1) {
+      // Never the job key (the daemon sends it redacted anyway).
+      rows.push_back(
+          {"ranks",
+           absl::StrCat("rank ", d.rank(), " of ", d.world_size(),
+                        " (local rank ", d.local_rank(), "), rendezvous ",
+                        d.master_addr(), ":", d.master_port(), ", timeout ",
+                        d.collective_timeout_s(), " s")});
+    }
   }
   rows.push_back({"created", FormatTimestamp(job.create_time())});
   rows.push_back({"started", FormatTimestamp(job.start_time())});

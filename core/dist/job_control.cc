@@ -250,9 +250,12 @@ StopDecision JobControl::Decide(int64_t step) {
     decision.requested_by = stop_by_;
   }
   // Every rank's proposal, then the largest: every rank stops after it.
+  // A rank that finished the job (done/<r>) proposes nothing: it stopped
+  // after the last step, which no agreed step can pass.
+  const int world = options_.world_size;
   std::vector<std::string> keys;
-  for (int r = 0; r < options_.world_size; ++r)
-    keys.push_back(RankKey("stop_at", r));
+  for (int r = 0; r < world; ++r) keys.push_back(RankKey("stop_at", r));
+  for (int r = 0; r < world; ++r) keys.push_back(RankKey("done", r));
   const auto deadline = Clock::now() + options_.timeout;
   while (true) {
     if (interrupted_.load()) {
@@ -268,8 +271,9 @@ StopDecision JobControl::Decide(int64_t step) {
     }
     std::vector<int> missing;
     int64_t agreed = 0;
-    for (int r = 0; r < options_.world_size; ++r) {
+    for (int r = 0; r < world; ++r) {
       int64_t value = 0;
+      if ((*got)[world + r].has_value()) continue;  // done
       if (!(*got)[r].has_value()) {
         missing.push_back(r);
       } else if (!absl::SimpleAtoi(*(*got)[r], &value) || value < 0) {

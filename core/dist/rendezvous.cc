@@ -253,7 +253,9 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Meet(
   c10d::TCPStoreOptions store_options;
   store_options.timeout = timeout;
   store_options.waitWorkers = false;
-  std::string host = c.master_addr;
+  std::string host = c.master_addr;  // c10d takes an IPv6 one bare
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   if (c.rank == 0) {
     std::string numeric;
     ASSIGN_OR_RETURN(const auto listening,

@@ -162,6 +162,29 @@ TEST(JobPrinterTest, ListAndStatusPrintNoEscapeSequences) {
   EXPECT_THAT(status.str(), HasSubstr("owner:         CN=\\x1b[5m"));
 }
 
+TEST(JobPrinterTest, StatusShowsTheRanksNeverTheKey) {
+  v1::Job job;
+  job.set_name("jobs/3");
+  v1::DistributedSpec* d = job.mutable_spec()->mutable_distributed();
+  d->set_world_size(2);
+  d->set_rank(1);
+  d->set_local_rank(1);
+  d->set_master_addr("node-0");
+  d->set_master_port(29500);
+  d->set_collective_timeout_s(60);
+  d->set_job_key("never-printed-key");
+  std::ostringstream status;
+  PrintJob(job, status);
+  EXPECT_THAT(status.str(),
+              HasSubstr("rank 1 of 2 (local rank 1), rendezvous node-0:29500, "
+                        "timeout 60 s"));
+  EXPECT_EQ(status.str().find("never-printed-key"), std::string::npos);
+  std::ostringstream single;
+  job.mutable_spec()->clear_distributed();
+  PrintJob(job, single);
+  EXPECT_EQ(single.str().find("ranks"), std::string::npos);
+}
+
 TEST(JobPrinterTest, WatchMessagesPrintNoEscapeSequences) {
   v1::JobEvent event;
   event.set_message("checkpoint \x1b[8mhidden written");

@@ -88,13 +88,12 @@ std::vector<std::unique_ptr<Rank>> TwoRanks() {
   std::vector<std::thread> threads;
   for (int r = 0; r < 2; ++r) {
     threads.emplace_back([&, r] {
-      core::dist::RendezvousOptions o{
-          .config = {.master_addr = "127.0.0.1",
-                     .world_size = 2,
-                     .rank = r,
-                     .job_key = "observer-test-key",
-                     .collective_timeout_s = 5},
-          .fields = {{"x", "1"}}};
+      core::dist::RendezvousOptions o{.config = {.master_addr = "127.0.0.1",
+                                                 .world_size = 2,
+                                                 .rank = r,
+                                                 .job_key = "observer-test-key",
+                                                 .collective_timeout_s = 5},
+                                      .fields = {{"x", "1"}}};
       if (r == 0) {
         o.on_listening = [&](int p) { port.set_value(p); };
       } else {
@@ -134,7 +133,8 @@ TEST(DistributedObserverTest, ACancelOnOneRankCancelsTheOther) {
   ASSERT_EQ(ranks.size(), 2u);
   ranks[1]->manager.request = core::StopRequest::kCancel;
   EXPECT_EQ(ranks[1]->observer->StopRequested(), core::StopRequest::kCancel);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(3);
   core::StopRequest seen = core::StopRequest::kNone;
   while (seen == core::StopRequest::kNone &&
          std::chrono::steady_clock::now() < deadline) {

@@ -86,17 +86,21 @@ void KillTheOtherRank(int signal) {
          Clock::now() - start < std::chrono::seconds(kTimeoutS + 5)) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  const double took = std::chrono::duration<double>(Clock::now() - start).count();
+  const double took =
+      std::chrono::duration<double>(Clock::now() - start).count();
   kill(child, SIGKILL);
   waitpid(child, nullptr, 0);
   ASSERT_TRUE(control.Interrupted()) << "rank 0 never noticed";
   EXPECT_LE(took, kTimeoutS + 5);
   EXPECT_EQ(control.status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_THAT(control.status().message(), HasSubstr("rank 1 stopped responding"));
+  EXPECT_THAT(control.status().message(),
+              HasSubstr("rank 1 stopped responding"));
   EXPECT_EQ(control.Decide(3).action, StopDecision::kAbort);
 }
 
-TEST(JobControlProcessTest, KilledRankFailsTheOther) { KillTheOtherRank(SIGKILL); }
+TEST(JobControlProcessTest, KilledRankFailsTheOther) {
+  KillTheOtherRank(SIGKILL);
+}
 
 TEST(JobControlProcessTest, StoppedRankFailsTheOther) {
   KillTheOtherRank(SIGSTOP);

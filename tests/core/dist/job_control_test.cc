@@ -178,6 +178,24 @@ TEST(JobControlTest, RanksAgreeOnTheStopStep) {
   }
 }
 
+// A rank that already finished the job proposes no stop step: the others
+// do not wait for it.
+TEST(JobControlTest, AStopAfterAnotherRankFinished) {
+  std::vector<std::unique_ptr<Session>> s = Meet(2);
+  ASSERT_EQ(s.size(), 2u);
+  auto c0 = Control(*s[0]);
+  auto c1 = Control(*s[1]);
+  c1->Finish();
+  c0->RequestStop(StopKind::kCheckpointAndCancel);
+  const auto start = Clock::now();
+  const StopDecision d = c0->Decide(5);
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(kTimeoutS));
+  EXPECT_EQ(d.action, StopDecision::kStopWithCheckpoint);
+  EXPECT_EQ(d.kind, StopKind::kCheckpointAndCancel);
+  EXPECT_EQ(d.requested_by, 0);
+  c0->Finish();
+}
+
 TEST(JobControlTest, FinishedRanksAreNotMissed) {
   std::vector<std::unique_ptr<Session>> s = Meet(2);
   ASSERT_EQ(s.size(), 2u);
