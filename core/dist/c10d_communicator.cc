@@ -1,11 +1,11 @@
 #include "core/dist/c10d_communicator.h"
 
-#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
-#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/torch.h>
 
 #include <exception>
 #include <string>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <utility>
 #include <vector>
 
@@ -108,12 +108,12 @@ class C10dCommunicator final : public Communicator {
       if (!options_.ordered || op == ReduceOp::kMax) {
         std::vector<at::Tensor> tensors{tensor};
         c10d::AllreduceOptions o;
-        o.reduceOp = op == ReduceOp::kSum ? c10d::ReduceOp::SUM
-                                          : c10d::ReduceOp::MAX;
+        o.reduceOp =
+            op == ReduceOp::kSum ? c10d::ReduceOp::SUM : c10d::ReduceOp::MAX;
         return Wait(DeviceGroup(tensor)->allreduce(tensors, o));
       }
-      at::Tensor all = at::empty({world_size() * tensor.numel()},
-                                 tensor.options());
+      at::Tensor all =
+          at::empty({world_size() * tensor.numel()}, tensor.options());
       at::Tensor in = tensor.reshape({-1});
       RETURN_IF_ERROR(Wait(DeviceGroup(tensor)->_allgather_base(all, in)));
       SumInOrder(all, tensor.view({-1}));
@@ -134,15 +134,13 @@ class C10dCommunicator final : public Communicator {
   absl::Status AllReduceHost(absl::Span<double> values, ReduceOp op) override {
     return ReduceHost(values, op);
   }
-  absl::Status AllReduceHost(absl::Span<int64_t> values,
-                             ReduceOp op) override {
+  absl::Status AllReduceHost(absl::Span<int64_t> values, ReduceOp op) override {
     return ReduceHost(values, op);
   }
 
   absl::Status Barrier() override {
-    return Run("barrier", [&] {
-      return Wait(gloo_->barrier(c10d::BarrierOptions()));
-    });
+    return Run("barrier",
+               [&] { return Wait(gloo_->barrier(c10d::BarrierOptions())); });
   }
 
  private:
@@ -170,7 +168,8 @@ class C10dCommunicator final : public Communicator {
     const int64_t n = out.numel();
     at::Tensor flat = out.view({-1});
     flat.copy_(pieces.narrow(0, 0, n));
-    for (int r = 1; r < world_size(); ++r) flat.add_(pieces.narrow(0, r * n, n));
+    for (int r = 1; r < world_size(); ++r)
+      flat.add_(pieces.narrow(0, r * n, n));
   }
 
   c10d::Backend* DeviceGroup(const at::Tensor& t) {
@@ -181,15 +180,14 @@ class C10dCommunicator final : public Communicator {
     return gloo_.get();
   }
 
-  absl::Status GatherHost(const char* what, const void* in, size_t n,
-                          void* out, size_t out_n, torch::ScalarType type) {
+  absl::Status GatherHost(const char* what, const void* in, size_t n, void* out,
+                          size_t out_n, torch::ScalarType type) {
     return Run(what, [&] {
       Check(out_n == n * world_size(), what);
       const auto o = torch::TensorOptions().dtype(type);
-      at::Tensor src = torch::from_blob(const_cast<void*>(in),
-                                        {static_cast<int64_t>(n)}, o);
-      at::Tensor dst =
-          torch::from_blob(out, {static_cast<int64_t>(out_n)}, o);
+      at::Tensor src =
+          torch::from_blob(const_cast<void*>(in), {static_cast<int64_t>(n)}, o);
+      at::Tensor dst = torch::from_blob(out, {static_cast<int64_t>(out_n)}, o);
       return Wait(gloo_->_allgather_base(dst, src));
     });
   }
@@ -197,8 +195,8 @@ class C10dCommunicator final : public Communicator {
   template <typename T>
   absl::Status ReduceHost(absl::Span<T> values, ReduceOp op) {
     std::vector<T> all(values.size() * world_size());
-    absl::Status s = AllGatherHost(absl::Span<const T>(values),
-                                   absl::Span<T>(all));
+    absl::Status s =
+        AllGatherHost(absl::Span<const T>(values), absl::Span<T>(all));
     if (!s.ok()) return s;
     for (size_t i = 0; i < values.size(); ++i) {
       T acc = all[i];
@@ -230,7 +228,8 @@ absl::StatusOr<std::unique_ptr<Communicator>> CreateC10dCommunicator(
   }
   if (!store) return absl::InvalidArgumentError("no c10d store");
   try {
-    auto gloo_options = c10d::ProcessGroupGloo::Options::create(options.timeout);
+    auto gloo_options =
+        c10d::ProcessGroupGloo::Options::create(options.timeout);
     gloo_options->devices.push_back(
         options.gloo_hostname.empty()
             ? c10d::ProcessGroupGloo::createDefaultDevice()

@@ -9,11 +9,10 @@
 #ifndef STRONGHOLD_CORE_DIST_C10D_COMMUNICATOR_H_
 #define STRONGHOLD_CORE_DIST_C10D_COMMUNICATOR_H_
 
-#include <torch/csrc/distributed/c10d/Store.hpp>
-
 #include <chrono>
 #include <memory>
 #include <string>
+#include <torch/csrc/distributed/c10d/Store.hpp>
 
 #include "absl/status/statusor.h"
 #include "core/dist/communicator.h"

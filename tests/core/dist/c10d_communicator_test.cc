@@ -1,11 +1,11 @@
 #include "core/dist/c10d_communicator.h"
 
-#include <torch/csrc/distributed/c10d/HashStore.hpp>
 #include <torch/torch.h>
 
 #include <chrono>
 #include <cstring>
 #include <thread>
+#include <torch/csrc/distributed/c10d/HashStore.hpp>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -50,18 +50,15 @@ TEST(C10dCommunicatorTest, TwoRanksReduceScatterIsTheSequentialSum) {
 TEST(C10dCommunicatorTest, OrderedModeIsBitExactForFourRanks) {
   constexpr int64_t kPiece = 4096;
   const torch::Tensor want = SequentialSum(4, 4 * kPiece);
-  RunThreadRanks({.world_size = 4, .ordered = true},
-                 [&](int r, Communicator& comm) {
-                   torch::Tensor out = torch::empty({kPiece});
-                   ASSERT_TRUE(
-                       comm.ReduceScatterSum(Gradient(r, 4 * kPiece), out)
-                           .ok());
-                   EXPECT_TRUE(
-                       BitEqual(out, want.narrow(0, r * kPiece, kPiece)));
-                   torch::Tensor all = Gradient(r, 4 * kPiece);
-                   ASSERT_TRUE(comm.AllReduce(all, ReduceOp::kSum).ok());
-                   EXPECT_TRUE(BitEqual(all, want));
-                 });
+  RunThreadRanks(
+      {.world_size = 4, .ordered = true}, [&](int r, Communicator& comm) {
+        torch::Tensor out = torch::empty({kPiece});
+        ASSERT_TRUE(comm.ReduceScatterSum(Gradient(r, 4 * kPiece), out).ok());
+        EXPECT_TRUE(BitEqual(out, want.narrow(0, r * kPiece, kPiece)));
+        torch::Tensor all = Gradient(r, 4 * kPiece);
+        ASSERT_TRUE(comm.AllReduce(all, ReduceOp::kSum).ok());
+        EXPECT_TRUE(BitEqual(all, want));
+      });
 }
 
 TEST(C10dCommunicatorTest, GatherPiecesGivesEachRanksPieceInRankOrder) {
@@ -97,12 +94,14 @@ TEST(C10dCommunicatorTest, HostCollectivesAddInRankOrder) {
     std::vector<double> mine = {0.1 * (r + 1), 1e16 * (r % 2 ? 1 : -1)};
     std::vector<double> all(8);
     ASSERT_TRUE(comm.AllGatherHost(mine, absl::MakeSpan(all)).ok());
-    for (int from = 0; from < 4; ++from) EXPECT_EQ(all[2 * from], 0.1 * (from + 1));
+    for (int from = 0; from < 4; ++from)
+      EXPECT_EQ(all[2 * from], 0.1 * (from + 1));
     ASSERT_TRUE(comm.AllReduceHost(absl::MakeSpan(mine), ReduceOp::kSum).ok());
     EXPECT_EQ(mine[0], ((0.1 + 0.2) + 0.30000000000000004) + 0.4);
     EXPECT_EQ(mine[1], 0.0);
     std::vector<int64_t> counts = {r, -r};
-    ASSERT_TRUE(comm.AllReduceHost(absl::MakeSpan(counts), ReduceOp::kMax).ok());
+    ASSERT_TRUE(
+        comm.AllReduceHost(absl::MakeSpan(counts), ReduceOp::kMax).ok());
     EXPECT_EQ(counts, (std::vector<int64_t>{3, 0}));
     EXPECT_TRUE(comm.Barrier().ok());
   });

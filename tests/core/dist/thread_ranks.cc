@@ -1,9 +1,8 @@
 #include "tests/core/dist/thread_ranks.h"
 
-#include <torch/csrc/distributed/c10d/HashStore.hpp>
-
 #include <memory>
 #include <thread>
+#include <torch/csrc/distributed/c10d/HashStore.hpp>
 #include <vector>
 
 #include "gtest/gtest.h"
