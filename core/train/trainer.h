@@ -95,7 +95,8 @@ class Trainer {
   absl::Status Run(TrainerObserver* observer);
 
   // The fp32 master weights of every buffer of ModelLayout(), for tests
-  // (after waiting for the queued updates, which may fail).
+  // (after waiting for the queued updates, which may fail). With N > 1 ranks
+  // (TrainerOptions::comm), this rank's slice of each (core/plan/shard.h).
   absl::StatusOr<std::vector<std::vector<float>>> Weights();
 
  private:

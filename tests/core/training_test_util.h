@@ -15,6 +15,8 @@
 
 namespace stronghold::core {
 
+class Communicator;
+
 // $TEST_TMPDIR/<name> (or /tmp/<name>), emptied.
 std::string TestDir(const std::string& name);
 
@@ -39,7 +41,8 @@ class StepRecorder : public TrainerObserver {
   std::map<int64_t, std::string> traces;
   int64_t peak = 0;  // of the last step (the window may change after step 1)
   int window = 0;
-  int64_t nvme_read_bytes = 0;  // summed over the steps
+  int64_t nvme_read_bytes = 0;                // summed over the steps
+  std::vector<int64_t> h2d_bytes, d2h_bytes;  // each step's
   int64_t stop_after = 0;
   StopRequest stop_kind = StopRequest::kNone;
   StopRequest stop = StopRequest::kNone;
@@ -71,6 +74,17 @@ TrainedRun Train(const JobConfig& config, const std::string& name,
 // for it with no device budget.
 TrainedRun TrainOn(Device* device, const JobConfig& config,
                    const std::string& name);
+
+// Trains `config` to its end in TestDir(name) as `plan` says, on `device`
+// (null: a host device of the plan's budget), with two optimizer threads,
+// tracing every step; `loss_scale` > 0 sets fp16's loss scale before step 1.
+// `comm` (not owned): one rank of a data-parallel job
+// (tests/core/dist/data_parallel_util.h), whose Run() must end with
+// FAILED_PRECONDITION at the last step's checkpoint (sharded checkpoints
+// are not implemented yet); its weights are its slices.
+TrainedRun TrainAsPlanned(const JobConfig& config, const ExecutionPlan& plan,
+                          Device* device, const std::string& name,
+                          double loss_scale, Communicator* comm = nullptr);
 
 // Same losses and gradient norms at every step, same weight bits.
 void ExpectBitIdentical(const TrainedRun& a, const TrainedRun& b,
