@@ -45,14 +45,14 @@ absl::Status WindowedEngine::Impl::CheckShards() const {
         "state yet; turn it off for data-parallel jobs"));
   }
   for (const HostBuffer& h : buffers_) {
-    const BufferShard want = ShardBuffer(
-        h.layout.count, optimizer_->ChunkElements(h.layout.count), world_,
-        rank_);
+    const BufferShard want =
+        ShardBuffer(h.layout.count, optimizer_->ChunkElements(h.layout.count),
+                    world_, rank_);
     if (h.shard.chunk != want.chunk || h.shard.begin != want.begin ||
         h.shard.end != want.end || h.shard.padded != want.padded) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          h.layout.name, ": its host state is not rank ", rank_, " of ",
-          world_, "'s slice (core/plan/shard.h)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(h.layout.name, ": its host state is not rank ", rank_,
+                       " of ", world_, "'s slice (core/plan/shard.h)"));
     }
   }
   return absl::OkStatus();
@@ -71,11 +71,11 @@ absl::Status WindowedEngine::Impl::AllocateShards() {
   chunk_all_.resize(3 * chunks * world_);
   for (int s = 0; s < slots + 2; ++s) {
     const int b = s < slots ? 1 : (s == slots ? 0 : last());
-    const int64_t n =
-        comm_->ordered() ? world_ * buffers_[b].shard.slice
-                         : buffers_[b].shard.slice;
-    ASSIGN_OR_RETURN(void* p, device_->Allocate(
-                                  n * elem_, absl::StrCat("gradient shard ", s)));
+    const int64_t n = comm_->ordered() ? world_ * buffers_[b].shard.slice
+                                       : buffers_[b].shard.slice;
+    ASSIGN_OR_RETURN(
+        void* p,
+        device_->Allocate(n * elem_, absl::StrCat("gradient shard ", s)));
     shard_grad_.push_back(p);
   }
   return absl::OkStatus();
@@ -102,8 +102,8 @@ const void* WindowedEngine::Impl::ShardGradient(int b, const void* device_grad,
   const auto dev = torch::TensorOptions()
                        .dtype(ComputeScalarType(precision_))
                        .device(device_->torch_device());
-  torch::Tensor grad = torch::from_blob(const_cast<void*>(device_grad),
-                                        {DeviceCount(b)}, dev);
+  torch::Tensor grad =
+      torch::from_blob(const_cast<void*>(device_grad), {DeviceCount(b)}, dev);
   const int64_t slice = buffers_[b].shard.slice;
   torch::Tensor out = torch::from_blob(
       shard_grad_[staging], {comm_->ordered() ? world_ * slice : slice}, dev);
@@ -124,18 +124,20 @@ absl::Status WindowedEngine::Impl::CombineShardStats(
   int64_t k = 0;
   for (int b = 0; b < num_buffers(); ++b) {
     const HostBuffer& h = buffers_[b];
-    const int64_t owned_chunks = (h.count() + h.shard.chunk - 1) / h.shard.chunk;
+    const int64_t owned_chunks =
+        (h.count() + h.shard.chunk - 1) / h.shard.chunk;
     for (int64_t c = 0; c < h.shard.chunks_per_rank(); ++c, k += 3) {
       const StepStats s = c < owned_chunks ? chunk_stats_[b][c] : StepStats();
       chunk_mine_[k] = s.grad_sq_sum;
       chunk_mine_[k + 1] = static_cast<double>(s.nonfinite_count);
-      chunk_mine_[k + 2] = s.first_nonfinite < 0
-                               ? -1.0
-                               : static_cast<double>(s.first_nonfinite +
-                                                     h.shard.begin);
+      chunk_mine_[k + 2] =
+          s.first_nonfinite < 0
+              ? -1.0
+              : static_cast<double>(s.first_nonfinite + h.shard.begin);
     }
   }
-  RETURN_IF_ERROR(comm_->AllGatherHost(chunk_mine_, absl::MakeSpan(chunk_all_)));
+  RETURN_IF_ERROR(
+      comm_->AllGatherHost(chunk_mine_, absl::MakeSpan(chunk_all_)));
   const int64_t per_rank = static_cast<int64_t>(chunk_mine_.size());
   int64_t first_of_buffer = 0;  // the buffer's first chunk in a rank's row
   for (int b = 0; b < num_buffers(); ++b) {

@@ -476,6 +476,10 @@ void TrainerTestPeer::SetLossScale(Trainer& trainer, double scale) {
   trainer.impl_->SetLossScale(scale);
 }
 
+int64_t TrainerTestPeer::HostChargedBytes(Trainer& trainer) {
+  return trainer.impl_->ledger().charged_bytes();
+}
+
 std::vector<std::string> TrainerTestPeer::HostLedgerDifferences(
     Trainer& trainer) {
   return trainer.impl_->ledger().Differences();

@@ -117,6 +117,8 @@ class TrainerTestPeer {
   // The planned host buffers the trainer does not hold exactly (core/plan/
   // host_ledger.h: HostLedger::Differences); empty when it holds its plan.
   static std::vector<std::string> HostLedgerDifferences(Trainer& trainer);
+  // The host memory the trainer holds now, as charged to its ledger.
+  static int64_t HostChargedBytes(Trainer& trainer);
 };
 
 // LibTorch's version, e.g. "2.11.0".

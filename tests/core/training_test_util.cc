@@ -46,14 +46,16 @@ ExecutionPlan PlanWithSsd(const JobConfig& config, int ssd_layers,
 
 TrainedRun TrainAsPlanned(const JobConfig& config, const ExecutionPlan& plan,
                           Device* device, const std::string& name,
-                          double loss_scale, Communicator* comm) {
+                          double loss_scale, Communicator* comm,
+                          const std::function<void(TrainerOptions*)>& adjust) {
   TrainedRun r;
-  auto trainer = Trainer::Create(config, plan,
-                                 {.job_dir = TestDir(name),
-                                  .device = device,
-                                  .optimizer_threads = 2,
-                                  .trace_every = 1,
-                                  .comm = comm});
+  TrainerOptions options{.job_dir = TestDir(name),
+                         .device = device,
+                         .optimizer_threads = 2,
+                         .trace_every = 1,
+                         .comm = comm};
+  if (adjust) adjust(&options);
+  auto trainer = Trainer::Create(config, plan, options);
   EXPECT_TRUE(trainer.ok()) << trainer.status();
   if (!trainer.ok()) return r;
   if (loss_scale > 0) TrainerTestPeer::SetLossScale(**trainer, loss_scale);
@@ -69,6 +71,7 @@ TrainedRun TrainAsPlanned(const JobConfig& config, const ExecutionPlan& plan,
   auto weights = (*trainer)->Weights();
   EXPECT_TRUE(weights.ok()) << weights.status();
   if (weights.ok()) r.weights = *std::move(weights);
+  r.host_bytes = TrainerTestPeer::HostChargedBytes(**trainer);
   return r;
 }
 

@@ -5,6 +5,7 @@
 #define STRONGHOLD_TESTS_CORE_TRAINING_TEST_UTIL_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -51,6 +52,7 @@ class StepRecorder : public TrainerObserver {
 struct TrainedRun {
   StepRecorder recorder;
   std::vector<std::vector<float>> weights;  // fp32 masters at the end
+  int64_t host_bytes = 0;  // host memory charged at the end (its ledger)
 };
 
 // The job's plan on `device` ("cpu": the host device; "cuda:N" plans
@@ -82,9 +84,11 @@ TrainedRun TrainOn(Device* device, const JobConfig& config,
 // (tests/core/dist/data_parallel_util.h), whose Run() must end with
 // FAILED_PRECONDITION at the last step's checkpoint (sharded checkpoints
 // are not implemented yet); its weights are its slices.
-TrainedRun TrainAsPlanned(const JobConfig& config, const ExecutionPlan& plan,
-                          Device* device, const std::string& name,
-                          double loss_scale, Communicator* comm = nullptr);
+// `adjust`, if set, edits the trainer's options before it is created.
+TrainedRun TrainAsPlanned(
+    const JobConfig& config, const ExecutionPlan& plan, Device* device,
+    const std::string& name, double loss_scale, Communicator* comm = nullptr,
+    const std::function<void(TrainerOptions*)>& adjust = nullptr);
 
 // Same losses and gradient norms at every step, same weight bits.
 void ExpectBitIdentical(const TrainedRun& a, const TrainedRun& b,

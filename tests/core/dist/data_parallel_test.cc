@@ -7,15 +7,26 @@
 // the host.
 #include <torch/torch.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
+#include <random>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "core/model/gpt_layout.h"
+#include "core/optim/fused_adamw.h"
+#include "core/plan/shard.h"
 #include "core/train/trainer.h"
 #include "gtest/gtest.h"
+#include "storage/block_device.h"
 #include "tests/core/dist/data_parallel_util.h"
 #include "tests/core/dist/thread_ranks.h"
 #include "tests/core/training_test_util.h"
@@ -41,17 +52,16 @@ JobConfig Small(OffloadMethod method, int window, int batch, int micro_batch) {
 }
 
 std::string Describe(const JobConfig& c) {
-  return absl::StrCat(c.offload.method == OffloadMethod::kL2L ? "L2L"
-                                                               : "STRONGHOLD",
-                      " W=", c.offload.window, " clip=", c.training.clip_norm,
-                      c.offload.speculative_updates ? " speculative" : "");
+  return absl::StrCat(
+      c.offload.method == OffloadMethod::kL2L ? "L2L" : "STRONGHOLD",
+      " W=", c.offload.window, " clip=", c.training.clip_norm,
+      c.offload.speculative_updates ? " speculative" : "");
 }
 
 TEST(DataParallelTest, TwoRanksOfOneMicroBatchEqualOneRankOfTwoBitForBit) {
-  for (const auto& [method, window] :
-       {std::pair{OffloadMethod::kStronghold, 1},
-        std::pair{OffloadMethod::kStronghold, 2},
-        std::pair{OffloadMethod::kL2L, 0}}) {
+  for (const auto& [method, window] : {std::pair{OffloadMethod::kStronghold, 1},
+                                       std::pair{OffloadMethod::kStronghold, 2},
+                                       std::pair{OffloadMethod::kL2L, 0}}) {
     for (double clip : {0.0, 1.0}) {
       for (bool speculative : {false, true}) {
         JobConfig c = Small(method, window, /*batch=*/8, /*micro_batch=*/4);
@@ -121,8 +131,7 @@ TEST(DataParallelTest, MixedPrecisionWithinTolerance) {
     c.training.clip_norm = 1.0;
     const TrainedRun one = Train(c, "mp_one");
     const std::string what = PrecisionName(p);
-    ExpectLossesWithin(one, TrainRanks(c, PlanFor(c), "mp_two", 2), 1e-2,
-                       what);
+    ExpectLossesWithin(one, TrainRanks(c, PlanFor(c), "mp_two", 2), 1e-2, what);
     ExpectBitIdentical(one, TrainRanks(c, PlanFor(c), "mp_ordered", 2, true),
                        absl::StrCat(what, " ordered"));
   }
@@ -167,6 +176,98 @@ TEST(DataParallelTest, EachRankSendsItsShareOfTheGradientsToTheHost) {
   }
   EXPECT_EQ(ranks[0].d2h_bytes.back() + ranks[1].d2h_bytes.back(),
             one.recorder.d2h_bytes.back() / 2);
+}
+
+TEST(DataParallelTest, EachRankHoldsItsShareOfTheOptimizerState) {
+  // fp32 masters, gradients and both moments: 16 bytes per parameter on one
+  // rank; each of N ranks holds 16 bytes per element of its slices
+  // (core/plan/shard.h: whole chunks of 16,384 elements, so in this small
+  // model rank 0 holds more than 1/N), beside state that is not sharded
+  // (activation checkpoints, a few staging buffers).
+  const JobConfig c = Small(OffloadMethod::kStronghold, 2, 8, 2);
+  const TrainedRun one = Train(c, "host_one");
+  const int64_t state = 16 * c.model.parameters();
+  ASSERT_GT(one.host_bytes, state);
+  const int64_t others = one.host_bytes - state;
+  auto optimizer = FusedAdamW::Create({.threads = 1});
+  ASSERT_TRUE(optimizer.ok());
+  for (int world : {2, 4}) {
+    std::vector<int64_t> bytes;
+    TrainRanks(c, PlanFor(c), "host_ranks", world, false, nullptr, {}, nullptr,
+               &bytes);
+    ASSERT_EQ(bytes.size(), static_cast<size_t>(world));
+    int64_t sum = 0;
+    for (int r = 0; r < world; ++r) {
+      int64_t owned = 0;
+      for (const BufferLayout& l : ModelLayout(c.model)) {
+        owned +=
+            ShardBuffer(l.count, (*optimizer)->ChunkElements(l.count), world, r)
+                .owned();
+      }
+      EXPECT_GE(bytes[r], 16 * owned) << world << " ranks, rank " << r;
+      EXPECT_LE(bytes[r], others + 16 * owned) << world << " ranks, rank " << r;
+      sum += bytes[r];
+    }
+    // Every element's state is held once over the ranks.
+    EXPECT_LE(sum, world * others + state) << world << " ranks";
+  }
+}
+
+// Delays every I/O completion of a block device by 0-3 ms at random: the
+// NVMe tier's staging of the moments, on the CPU optimizer's path.
+class DelayingBlockDevice final : public storage::BlockDevice {
+ public:
+  explicit DelayingBlockDevice(std::unique_ptr<storage::BlockDevice> base)
+      : base_(std::move(base)) {}
+  absl::string_view backend() const override { return base_->backend(); }
+  std::string Describe() const override { return base_->Describe(); }
+  int64_t alignment() const override { return base_->alignment(); }
+  int64_t capacity() const override { return base_->capacity(); }
+  storage::IoLocation Locate(int64_t offset) const override {
+    return base_->Locate(offset);
+  }
+
+ protected:
+  absl::StatusOr<storage::IoTicket> DoSubmit(
+      absl::Span<const storage::IoRequest> requests) override {
+    return base_->Submit(requests);
+  }
+  absl::Status DoWait(storage::IoTicket ticket) override {
+    int delay_us;
+    {
+      absl::MutexLock lock(&mu_);
+      delay_us = static_cast<int>(rng_() % 3000);
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(delay_us));
+    return base_->Wait(ticket);
+  }
+  absl::Status DoSync() override { return base_->Sync(); }
+
+ private:
+  std::unique_ptr<storage::BlockDevice> base_;
+  absl::Mutex mu_;
+  std::mt19937 rng_ ABSL_GUARDED_BY(mu_){std::random_device{}()};
+};
+
+TEST(DataParallelTest, ARandomDelayInOneRanksOptimizerChangesNothing) {
+  JobConfig c = Small(OffloadMethod::kStronghold, 2, 8, 4);
+  c.training.clip_norm = 1.0;
+  c.offload.speculative_updates = false;
+  const std::string dir = TestDir("dp_delay");
+  std::filesystem::create_directories(dir);
+  c.offload.ssd_dirs = {dir};
+  const ExecutionPlan plan = PlanWithSsd(c, /*ssd_layers=*/3);
+  const TrainedRun one = TrainAsPlanned(c, plan, nullptr, "delay_one", 0);
+  const TrainedRun delayed = TrainRanks(
+      c, plan, "delay_two", 2, false, nullptr, {},
+      [](int rank, TrainerOptions* o) {
+        if (rank != 1) return;
+        o->wrap_ssd_device = [](std::unique_ptr<storage::BlockDevice> d)
+            -> std::unique_ptr<storage::BlockDevice> {
+          return std::make_unique<DelayingBlockDevice>(std::move(d));
+        };
+      });
+  ExpectBitIdentical(one, delayed, "rank 1's optimizer delayed");
 }
 
 TEST(DataParallelTest, WhatDataParallelismCannotDoIsRefused) {

@@ -9,7 +9,9 @@ namespace stronghold::core {
 TrainedRun TrainRanks(const JobConfig& config, const ExecutionPlan& plan,
                       const std::string& name, int world, bool ordered,
                       std::vector<StepRecorder>* ranks,
-                      const std::vector<double>& loss_scales) {
+                      const std::vector<double>& loss_scales,
+                      const std::function<void(int, TrainerOptions*)>& adjust,
+                      std::vector<int64_t>* host_bytes) {
   // The test-only ordered mode stages every rank's piece of a slice (N
   // padded pieces) where a rank plans one gradient: room for it.
   ExecutionPlan ranks_plan = plan;
@@ -25,13 +27,19 @@ TrainedRun TrainRanks(const JobConfig& config, const ExecutionPlan& plan,
         const double scale = loss_scales.empty() ? 0 : loss_scales[rank];
         runs[rank] = TrainAsPlanned(config, ranks_plan, /*device=*/nullptr,
                                     absl::StrCat(name, "_rank", rank), scale,
-                                    &comm);
+                                    &comm, [&](TrainerOptions* o) {
+                                      if (adjust) adjust(rank, o);
+                                    });
       });
   TrainedRun job;
   job.recorder = runs[0].recorder;
   if (ranks != nullptr) {
     ranks->clear();
     for (const TrainedRun& r : runs) ranks->push_back(r.recorder);
+  }
+  if (host_bytes != nullptr) {
+    host_bytes->clear();
+    for (const TrainedRun& r : runs) host_bytes->push_back(r.host_bytes);
   }
   for (const TrainedRun& r : runs) {
     if (r.weights.size() != runs[0].weights.size() || r.weights.empty()) {

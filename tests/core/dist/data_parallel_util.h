@@ -3,6 +3,7 @@
 #ifndef STRONGHOLD_TESTS_CORE_DIST_DATA_PARALLEL_UTIL_H_
 #define STRONGHOLD_TESTS_CORE_DIST_DATA_PARALLEL_UTIL_H_
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -17,11 +18,15 @@ namespace stronghold::core {
 // 0's steps and the masters assembled from every rank's slices; `ranks`,
 // if not null, receives every rank's steps. `loss_scales` (empty, or one per
 // rank; 0 = unchanged) sets each rank's fp16 loss scale before step 1: a
-// huge one on one rank overflows there only.
-TrainedRun TrainRanks(const JobConfig& config, const ExecutionPlan& plan,
-                      const std::string& name, int world, bool ordered = false,
-                      std::vector<StepRecorder>* ranks = nullptr,
-                      const std::vector<double>& loss_scales = {});
+// huge one on one rank overflows there only. `adjust`, if set, edits each
+// rank's trainer options. `host_bytes`, if not null, receives each rank's
+// host memory at the end (TrainedRun::host_bytes).
+TrainedRun TrainRanks(
+    const JobConfig& config, const ExecutionPlan& plan, const std::string& name,
+    int world, bool ordered = false, std::vector<StepRecorder>* ranks = nullptr,
+    const std::vector<double>& loss_scales = {},
+    const std::function<void(int, TrainerOptions*)>& adjust = nullptr,
+    std::vector<int64_t>* host_bytes = nullptr);
 
 }  // namespace stronghold::core
 
