@@ -4,15 +4,17 @@
 // public hdrs).
 //
 // Its methods are split by responsibility over the package's .cc files:
-//   engine.cc                construction, Allocate(), Drain(), the public
-//   wrappers engine_step.cc           Step() and its phases, the step read top
-//   to bottom engine_passes.cc         Forward(), Backward(), HandOff()
-//   engine_slots.cc          the window's slots: Fetch(), Ensure(), Release(),
-//   the
-//                            fetch order and the spilled state's staging
-//   engine_activations.cc    the activation checkpoints (device or host) and
-//   kept layers engine_device_updates.cc the buffers updated on the device,
-//   update orders, roll-back
+// - engine.cc: construction, Allocate(), Drain(), the public wrappers;
+// - engine_step.cc: Step() and its phases, the step read top to bottom;
+// - engine_passes.cc: Forward(), Backward(), HandOff();
+// - engine_slots.cc: the window's slots (Fetch(), Ensure(), Release()), the
+//   fetch order and the spilled state's staging;
+// - engine_activations.cc: the activation checkpoints (device or host) and
+//   the kept layers;
+// - engine_device_updates.cc: the buffers updated on the device, update
+//   orders, roll-back;
+// - engine_shards.cc: data parallelism's collectives and the figures summed
+//   over the ranks.
 // The step's policy (defer, roll back, skip, clip) is
 // core/engine/step_policy.h.
 #ifndef STRONGHOLD_CORE_ENGINE_ENGINE_IMPL_H_
