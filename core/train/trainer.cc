@@ -30,6 +30,7 @@
 #include "core/train/auto_window.h"
 #include "core/train/host_state.h"
 #include "core/train/reference_step.h"
+#include "core/train/sharded_checkpoint.h"
 #include "core/train/ssd_tier.h"
 #include "core/util/exception_status.h"
 #include "core/util/status_macros.h"
@@ -218,15 +219,19 @@ class Trainer::Impl {
   }
 
   absl::StatusOr<int64_t> Restore(const std::string& checkpoint_dir) {
-    if (!shards_.empty()) return CheckpointsNotSharded();
     if (engine_) {
       RETURN_IF_ERROR(engine_->Drain());
       engine_->StopReadingAhead();  // the restore writes the tier
     }
     restore_failed_ = true;  // until every byte is in
     tier_.StageSpilled();
-    absl::StatusOr<CheckpointManifest> loaded = LoadCheckpoint(
-        checkpoint_dir, config_.model, host_.CheckpointBuffers());
+    // Sharded: this rank keeps its slices of the whole tensors.
+    absl::StatusOr<CheckpointManifest> loaded =
+        shards_.empty()
+            ? LoadCheckpoint(checkpoint_dir, config_.model,
+                             host_.CheckpointBuffers())
+            : LoadShardedCheckpoint(checkpoint_dir, config_.model, shards_,
+                                    host_.CheckpointBuffers());
     tier_.UnstageSpilled();
     ASSIGN_OR_RETURN(const CheckpointManifest manifest, std::move(loaded));
     restore_failed_ = false;
@@ -279,13 +284,6 @@ class Trainer::Impl {
           "windowed engine");
     }
     return absl::OkStatus();
-  }
-
-  static absl::Status CheckpointsNotSharded() {
-    return absl::FailedPreconditionError(
-        "checkpoints with world_size > 1 (each rank writing its slices) are "
-        "not implemented yet; this data-parallel job cannot write or resume "
-        "one");
   }
 
   bool Traced(int64_t step) const {
@@ -359,7 +357,6 @@ class Trainer::Impl {
   }
 
   absl::Status Checkpoint(int64_t step, TrainerObserver* observer) {
-    if (!shards_.empty()) return CheckpointsNotSharded();
     if (engine_) RETURN_IF_ERROR(engine_->Drain());  // host masters current
     const TrainingConfig& t = config_.training;
     TrainingPosition position;
@@ -379,12 +376,19 @@ class Trainer::Impl {
     const std::string dir =
         (std::filesystem::path(options_.job_dir) / "checkpoints").string();
     tier_.StageSpilled();
+    // Sharded: the ranks gather each buffer, rank 0 writes the files.
     absl::StatusOr<std::string> written =
-        WriteCheckpoint(dir, config_.model, position, host_.CheckpointBuffers(),
-                        options_.job_spec_json);
+        shards_.empty()
+            ? WriteCheckpoint(dir, config_.model, position,
+                              host_.CheckpointBuffers(), options_.job_spec_json)
+            : WriteShardedCheckpoint(options_.comm, shards_, dir, config_.model,
+                                     position, host_.CheckpointBuffers(),
+                                     options_.job_spec_json);
     tier_.UnstageSpilled();
     ASSIGN_OR_RETURN(std::string name, std::move(written));
-    RETURN_IF_ERROR(PruneCheckpoints(dir, config_.checkpoint.keep_last));
+    if (shards_.empty() || options_.comm->rank() == 0) {
+      RETURN_IF_ERROR(PruneCheckpoints(dir, config_.checkpoint.keep_last));
+    }
     observer->OnCheckpoint(name);
     return absl::OkStatus();
   }

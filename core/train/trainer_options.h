@@ -64,7 +64,10 @@ struct TrainerOptions {
   // each buffer (core/plan/shard.h), rank r computes the global
   // micro-batches m * N + r, and the reported loss, samples/s and tokens/s
   // are the whole job's (core/engine/engine.h, Create). training.batch must
-  // be a multiple of N x micro_batch. Not owned; outlives the trainer.
+  // be a multiple of N x micro_batch. Checkpoints: rank 0 writes them in
+  // job_dir, whole tensors gathered from the ranks; a restore reads the
+  // whole checkpoint on each rank (core/train/sharded_checkpoint.h). Not
+  // owned; outlives the trainer.
   Communicator* comm = nullptr;
 };
 

@@ -47,7 +47,8 @@ ExecutionPlan PlanWithSsd(const JobConfig& config, int ssd_layers,
 TrainedRun TrainAsPlanned(const JobConfig& config, const ExecutionPlan& plan,
                           Device* device, const std::string& name,
                           double loss_scale, Communicator* comm,
-                          const std::function<void(TrainerOptions*)>& adjust) {
+                          const std::function<void(TrainerOptions*)>& adjust,
+                          const std::string& restore) {
   TrainedRun r;
   TrainerOptions options{.job_dir = TestDir(name),
                          .device = device,
@@ -59,15 +60,12 @@ TrainedRun TrainAsPlanned(const JobConfig& config, const ExecutionPlan& plan,
   EXPECT_TRUE(trainer.ok()) << trainer.status();
   if (!trainer.ok()) return r;
   if (loss_scale > 0) TrainerTestPeer::SetLossScale(**trainer, loss_scale);
-  const absl::Status s = (*trainer)->Run(&r.recorder);
-  if (comm != nullptr && comm->world_size() > 1) {
-    EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
-    EXPECT_NE(s.message().find("checkpoints with world_size > 1"),
-              std::string::npos)
-        << s;
-  } else {
-    EXPECT_TRUE(s.ok()) << s;
+  if (!restore.empty()) {
+    const absl::StatusOr<int64_t> step = (*trainer)->Restore(restore);
+    EXPECT_TRUE(step.ok()) << step.status();
   }
+  const absl::Status s = (*trainer)->Run(&r.recorder);
+  EXPECT_TRUE(s.ok()) << s;
   auto weights = (*trainer)->Weights();
   EXPECT_TRUE(weights.ok()) << weights.status();
   if (weights.ok()) r.weights = *std::move(weights);

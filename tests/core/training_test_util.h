@@ -81,14 +81,14 @@ TrainedRun TrainOn(Device* device, const JobConfig& config,
 // (null: a host device of the plan's budget), with two optimizer threads,
 // tracing every step; `loss_scale` > 0 sets fp16's loss scale before step 1.
 // `comm` (not owned): one rank of a data-parallel job
-// (tests/core/dist/data_parallel_util.h), whose Run() must end with
-// FAILED_PRECONDITION at the last step's checkpoint (sharded checkpoints
-// are not implemented yet); its weights are its slices.
-// `adjust`, if set, edits the trainer's options before it is created.
+// (tests/core/dist/data_parallel_util.h); its weights are its slices.
+// `adjust`, if set, edits the trainer's options before it is created;
+// `restore`, if not empty, is the checkpoint it resumes from.
 TrainedRun TrainAsPlanned(
     const JobConfig& config, const ExecutionPlan& plan, Device* device,
     const std::string& name, double loss_scale, Communicator* comm = nullptr,
-    const std::function<void(TrainerOptions*)>& adjust = nullptr);
+    const std::function<void(TrainerOptions*)>& adjust = nullptr,
+    const std::string& restore = "");
 
 // Same losses and gradient norms at every step, same weight bits.
 void ExpectBitIdentical(const TrainedRun& a, const TrainedRun& b,

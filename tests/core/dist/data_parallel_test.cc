@@ -88,10 +88,29 @@ TEST(DataParallelTest, TwoRanksWithTheNvmeTierEqualOneRankBitForBit) {
   c.offload.ssd_dirs = {dir};
   const ExecutionPlan plan = PlanWithSsd(c, /*ssd_layers=*/2);
   ASSERT_EQ(plan.ssd_layers, 2);
+  c.checkpoint.every_steps = 2;
   const TrainedRun one = TrainAsPlanned(c, plan, nullptr, "ssd_one", 0);
   const TrainedRun two = TrainRanks(c, plan, "ssd_two", 2);
   ExpectBitIdentical(one, two, "NVMe tier, 2 layers");
   EXPECT_GT(two.recorder.nvme_read_bytes, 0);
+  // Its checkpoint (moments gathered from the ranks' tiers) resumes on 1
+  // rank and on 2 (each storing its slices on its tier) exactly.
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  const std::string step2 =
+      (std::filesystem::path(tmp != nullptr ? tmp : "/tmp") /
+       "ssd_two_rank0/checkpoints/step-000002")
+          .string();
+  TrainedRun tail = one;
+  for (auto* v : {&tail.recorder.losses, &tail.recorder.norms})
+    v->erase(v->begin(), v->begin() + 2);
+  ExpectBitIdentical(
+      tail,
+      TrainAsPlanned(c, plan, nullptr, "ssd_on1", 0, nullptr, nullptr, step2),
+      "NVMe tier, resumed on 1 rank");
+  ExpectBitIdentical(tail,
+                     TrainRanks(c, plan, "ssd_on2", 2, false, nullptr, {},
+                                nullptr, nullptr, step2),
+                     "NVMe tier, resumed on 2 ranks");
 }
 
 // Relative difference of the losses of every step.
@@ -268,6 +287,50 @@ TEST(DataParallelTest, ARandomDelayInOneRanksOptimizerChangesNothing) {
         };
       });
   ExpectBitIdentical(one, delayed, "rank 1's optimizer delayed");
+}
+
+// Where TestDir(name) puts a run's directory (without emptying it).
+std::string RunDir(const std::string& name) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  return (std::filesystem::path(tmp != nullptr ? tmp : "/tmp") / name).string();
+}
+
+TEST(DataParallelTest, CheckpointOfTwoRanksResumesOnOneTwoOrFourExactly) {
+  // 4 micro-batches per step: 1 rank x 4, 2 x 2, 4 x 1, all in ordered mode
+  // (bit-exact for any N); checkpoints at steps 2 and 4.
+  JobConfig c = Small(OffloadMethod::kStronghold, 2, /*batch=*/16, 4);
+  c.training.steps = 4;
+  c.training.clip_norm = 1.0;
+  c.checkpoint.every_steps = 2;
+  const TrainedRun one = Train(c, "ckpt_one");
+  const TrainedRun two = TrainRanks(c, PlanFor(c), "ckpt_two", 2, true);
+  ExpectBitIdentical(one, two, "2 ranks, uninterrupted");
+  // Rank 0 wrote them, whole tensors in the one format; rank 1 none.
+  const std::string step2 = RunDir("ckpt_two_rank0/checkpoints/step-000002");
+  ASSERT_TRUE(std::filesystem::exists(step2 + "/manifest.json")) << step2;
+  EXPECT_FALSE(std::filesystem::exists(RunDir("ckpt_two_rank1/checkpoints")));
+  TrainedRun tail = one;  // steps 3 and 4 of the uninterrupted run
+  tail.recorder.losses.erase(tail.recorder.losses.begin(),
+                             tail.recorder.losses.begin() + 2);
+  tail.recorder.norms.erase(tail.recorder.norms.begin(),
+                            tail.recorder.norms.begin() + 2);
+  ExpectBitIdentical(tail,
+                     TrainAsPlanned(c, PlanFor(c), nullptr, "ckpt_on1", 0,
+                                    nullptr, nullptr, step2),
+                     "resumed on 1 rank");
+  for (int world : {2, 4}) {
+    ExpectBitIdentical(
+        tail,
+        TrainRanks(c, PlanFor(c), absl::StrCat("ckpt_on", world), world, true,
+                   nullptr, {}, nullptr, nullptr, step2),
+        absl::StrCat("resumed on ", world, " ranks"));
+  }
+  // And one rank's checkpoint resumes on 2.
+  ExpectBitIdentical(
+      tail,
+      TrainRanks(c, PlanFor(c), "ckpt_1on2", 2, true, nullptr, {}, nullptr,
+                 nullptr, RunDir("ckpt_one/checkpoints/step-000002")),
+      "1 rank's checkpoint resumed on 2 ranks");
 }
 
 TEST(DataParallelTest, WhatDataParallelismCannotDoIsRefused) {

@@ -11,7 +11,8 @@ TrainedRun TrainRanks(const JobConfig& config, const ExecutionPlan& plan,
                       std::vector<StepRecorder>* ranks,
                       const std::vector<double>& loss_scales,
                       const std::function<void(int, TrainerOptions*)>& adjust,
-                      std::vector<int64_t>* host_bytes) {
+                      std::vector<int64_t>* host_bytes,
+                      const std::string& restore) {
   // The test-only ordered mode stages every rank's piece of a slice (N
   // padded pieces) where a rank plans one gradient: room for it.
   ExecutionPlan ranks_plan = plan;
@@ -21,16 +22,18 @@ TrainedRun TrainRanks(const JobConfig& config, const ExecutionPlan& plan,
     }
   }
   std::vector<TrainedRun> runs(world);
-  testing::RunThreadRanks(
-      {.world_size = world, .ordered = ordered},
-      [&](int rank, Communicator& comm) {
-        const double scale = loss_scales.empty() ? 0 : loss_scales[rank];
-        runs[rank] = TrainAsPlanned(config, ranks_plan, /*device=*/nullptr,
-                                    absl::StrCat(name, "_rank", rank), scale,
-                                    &comm, [&](TrainerOptions* o) {
-                                      if (adjust) adjust(rank, o);
-                                    });
-      });
+  testing::RunThreadRanks({.world_size = world, .ordered = ordered},
+                          [&](int rank, Communicator& comm) {
+                            const double scale =
+                                loss_scales.empty() ? 0 : loss_scales[rank];
+                            runs[rank] = TrainAsPlanned(
+                                config, ranks_plan, /*device=*/nullptr,
+                                absl::StrCat(name, "_rank", rank), scale, &comm,
+                                [&](TrainerOptions* o) {
+                                  if (adjust) adjust(rank, o);
+                                },
+                                restore);
+                          });
   TrainedRun job;
   job.recorder = runs[0].recorder;
   if (ranks != nullptr) {

@@ -20,13 +20,15 @@ namespace stronghold::core {
 // rank; 0 = unchanged) sets each rank's fp16 loss scale before step 1: a
 // huge one on one rank overflows there only. `adjust`, if set, edits each
 // rank's trainer options. `host_bytes`, if not null, receives each rank's
-// host memory at the end (TrainedRun::host_bytes).
+// host memory at the end (TrainedRun::host_bytes). `restore`, if not
+// empty, is the checkpoint every rank resumes from.
 TrainedRun TrainRanks(
     const JobConfig& config, const ExecutionPlan& plan, const std::string& name,
     int world, bool ordered = false, std::vector<StepRecorder>* ranks = nullptr,
     const std::vector<double>& loss_scales = {},
     const std::function<void(int, TrainerOptions*)>& adjust = nullptr,
-    std::vector<int64_t>* host_bytes = nullptr);
+    std::vector<int64_t>* host_bytes = nullptr,
+    const std::string& restore = "");
 
 }  // namespace stronghold::core
 
