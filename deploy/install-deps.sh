@@ -23,6 +23,9 @@ APT_PACKAGES=(
   libabsl-dev liburing-dev prometheus-cpp-dev libcivetweb-dev
   libgtest-dev libgmock-dev libbenchmark-dev libgoogle-glog-dev libsystemd-dev
   libssl-dev
+  # Gloo's headers, which LibTorch's ProcessGroupGloo.hpp includes and the
+  # wheel lacks (core/dist); headers only: libtorch_cpu.so exports gloo.
+  libgloo-dev
   # Observability and deployment tests (tests/integration/observability_*):
   # the real Prometheus and promtool, systemd-analyze and systemd-sysusers,
   # patchelf for deploy/install.sh, PyYAML for the tests' configuration,

@@ -14,6 +14,8 @@ echo "==> bazel build //... //tests/gpu:parity_test"
 bazel build //... //tests/gpu:parity_test
 echo "==> tests/client/thin_client_check.sh"
 ./tests/client/thin_client_check.sh
+echo "==> tests/dist/no_gloo_symbols_check.sh"
+./tests/dist/no_gloo_symbols_check.sh
 echo "==> bazel test //..."
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

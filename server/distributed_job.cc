@@ -5,11 +5,14 @@
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/message.h>
 
+#include <chrono>
 #include <exception>
 #include <memory>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/dist/c10d_communicator.h"
 #include "core/util/status_macros.h"
 #include "glog/logging.h"
 #include "server/job_runner.h"
@@ -96,6 +99,13 @@ core::StopRequest ToStopRequest(core::dist::StopKind kind) {
              : core::StopRequest::kCheckpointAndCancel;
 }
 
+// Whether the ranks meet on this host's loopback ("localhost", 127.0.0.0/8,
+// "::1" with or without brackets).
+bool IsLoopback(const std::string& address) {
+  return address == "localhost" || absl::StartsWith(address, "127.") ||
+         address == "::1" || address == "[::1]";
+}
+
 }  // namespace
 
 std::vector<core::dist::SpecField> RankInvariantFields(
@@ -161,13 +171,25 @@ core::StopRequest DistributedObserver::StopRequested() {
 
 // ---------------------------------------------------------------- JobRunner
 
-absl::StatusOr<std::unique_ptr<core::Trainer>>
-JobRunner::CreateDistributedTrainer(const JobRun& run,
-                                    const core::dist::Session& session,
-                                    core::TrainerObserver& observer) {
-  // HERE the sharded engine's communicator (session.CommunicatorStore(),
-  // rank, world size and collective timeout) and trainer are created.
-  return absl::FailedPreconditionError("sharded engine not in this build");
+absl::StatusOr<std::unique_ptr<core::Communicator>>
+JobRunner::ConnectCommunicator(const core::dist::Session& session) {
+  const core::DistributedConfig& d = session.config();
+  if (!options_.create_communicator) {
+    return absl::FailedPreconditionError(
+        "this daemon was built without data parallelism (no communicator); "
+        "distributed.world_size must be 1");
+  }
+  ASSIGN_OR_RETURN(core::dist::StorePtr store, session.CommunicatorStore());
+  core::C10dCommunicatorOptions options{
+      .rank = d.rank,
+      .world_size = d.world_size,
+      .timeout = std::chrono::seconds(d.collective_timeout_s)};
+  // Gloo announces the address it binds to through the store: ranks that
+  // meet on the loopback (one node, tests) must announce the loopback;
+  // otherwise Gloo's default, this host's name, is its address on the
+  // ranks' network (docs/distributed.md).
+  if (IsLoopback(d.master_addr)) options.gloo_hostname = "127.0.0.1";
+  return options_.create_communicator(store, options);
 }
 
 absl::Status JobRunner::TrainDistributed(const JobRun& run,
@@ -195,11 +217,15 @@ absl::Status JobRunner::TrainDistributed(const JobRun& run,
   DistributedObserver ranks(observer, control);
 
   absl::Status status;
+  // Outlives the trainer (declared before the lambda that creates it).
+  std::unique_ptr<core::Communicator> comm;
   try {
     status = [&]() -> absl::Status {
+      *doing = "connecting the ranks' communicator";
+      ASSIGN_OR_RETURN(comm, ConnectCommunicator(*session));
       *doing = "creating the trainer";
       ASSIGN_OR_RETURN(std::unique_ptr<core::Trainer> trainer,
-                       CreateDistributedTrainer(run, *session, ranks));
+                       CreateTrainer(run, ranks, comm.get()));
       *doing = "restoring the trainer";
       ASSIGN_OR_RETURN(
           const Restored restored,

@@ -43,7 +43,8 @@ JobRunnerOptions RunnerOptions(const JobManagerOptions& options,
           .device_peak_flops = options.device_peak_flops,
           .optimizer_threads = options.optimizer_threads,
           .ssd_fault_injection = options.ssd_fault_injection,
-          .paths = std::move(paths)};
+          .paths = std::move(paths),
+          .create_communicator = options.create_communicator};
 }
 
 }  // namespace

@@ -91,6 +91,10 @@ struct JobManagerOptions {
   // the first job that opens one after the daemon starts; later jobs get a
   // plain tier. Empty = none.
   storage::FaultSpec ssd_fault_injection;
+  // Connects a distributed job's ranks (core::CreateC10dCommunicator in the
+  // daemon's main(), which links the Gloo or the Gloo + NCCL one). Null: a
+  // job with distributed.world_size > 1 fails with FAILED_PRECONDITION.
+  core::CommunicatorFactory create_communicator;
   // Where a job's token file (data.source) and NVMe tier directories
   // (offload.ssd_dirs) may be (server/path_confinement.h): absolute paths
   // of directories, opened once by Create. Without a data root only

@@ -126,7 +126,8 @@ absl::Status JobRunner::Train(const JobRun& run, JobRecorder& recorder,
 }
 
 absl::StatusOr<std::unique_ptr<core::Trainer>> JobRunner::CreateTrainer(
-    const JobRun& run, core::TrainerObserver& observer) {
+    const JobRun& run, core::TrainerObserver& observer,
+    core::Communicator* comm) {
   const core::JobConfig config = ToJobConfig(run.spec);
   // Open again for this run: the files the submission checked may have
   // moved since; the trainer reads these descriptors, nothing by name.
@@ -138,7 +139,8 @@ absl::StatusOr<std::unique_ptr<core::Trainer>> JobRunner::CreateTrainer(
       .job_spec_json = SpecJson(run.spec),
       .data_fd = files.data.get(),
       .ssd_dir_fds = files.SsdDirFds(),
-      .job_id = run.id};
+      .job_id = run.id,
+      .comm = comm};
   if (!options_.ssd_fault_injection.faults.empty()) {
     trainer_options.wrap_ssd_device = SsdFaultWrapper(run.id, observer);
   }

@@ -23,6 +23,7 @@
 
 #include "absl/status/statusor.h"
 #include "core/device/device.h"
+#include "core/dist/c10d_communicator.h"
 #include "core/plan/job_config.h"
 #include "core/plan/planner.h"
 #include "core/train/trainer.h"
@@ -83,6 +84,8 @@ struct JobRunnerOptions {
   // them here and hands the trainer the descriptors. Default: no roots.
   std::shared_ptr<const PathConfinement> paths =
       std::make_shared<const PathConfinement>();
+  // JobManagerOptions::create_communicator.
+  core::CommunicatorFactory create_communicator;
 };
 
 // One run of a job, as the manager resolved it from the job's record.
@@ -126,8 +129,10 @@ class JobRunner {
   // files opened inside the roots (PERMISSION_DENIED if they no longer are
   // there) and the node's options turned into core::Trainer::Create's
   // arguments.
+  // `comm`: the communicator of a distributed job's ranks (null: one rank).
   absl::StatusOr<std::unique_ptr<core::Trainer>> CreateTrainer(
-      const JobRun& run, core::TrainerObserver& observer);
+      const JobRun& run, core::TrainerObserver& observer,
+      core::Communicator* comm = nullptr);
   // Train() for distributed.world_size > 1 (server/distributed_job.cc): the
   // rendezvous, the ranks' watchdog, then create, restore, run as Train().
   absl::Status TrainDistributed(const JobRun& run,
@@ -135,11 +140,11 @@ class JobRunner {
                                 JobRecorder& recorder,
                                 core::TrainerObserver& observer,
                                 const char** doing);
-  // The one place a distributed job, after its rendezvous, becomes a
-  // trainer with its communicator (server/distributed_job.cc).
-  absl::StatusOr<std::unique_ptr<core::Trainer>> CreateDistributedTrainer(
-      const JobRun& run, const core::dist::Session& session,
-      core::TrainerObserver& observer);
+  // The one place a distributed job, after its rendezvous, connects its
+  // communicator (core/dist/c10d_communicator.h) over the session's store
+  // (server/distributed_job.cc); the trainer is CreateTrainer's with it.
+  absl::StatusOr<std::unique_ptr<core::Communicator>> ConnectCommunicator(
+      const core::dist::Session& session);
   // TrainerOptions::wrap_ssd_device for --ssd_fault_injection: arms the
   // faults on the first tier opened in this runner's life, says so in that
   // job's events, and leaves later tiers alone.

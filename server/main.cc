@@ -27,6 +27,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "core/device/device.h"
+#include "core/dist/c10d_communicator.h"
 #include "core/train/trainer.h"
 #include "core/util/status_macros.h"
 #include "glog/logging.h"
@@ -230,6 +231,7 @@ int Main() {
     return Fail(
         absl::StrCat("--ssd_fault_injection: ", faults.status().message()));
   options.ssd_fault_injection = *std::move(faults);
+  options.create_communicator = core::CreateC10dCommunicator;
   if (!options.ssd_fault_injection.faults.empty()) {
     LOG(WARNING) << "*** TESTING ONLY: --ssd_fault_injection="
                  << options.ssd_fault_injection.text

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "core/dist/communicator.h"
 #include "core/engine/engine_impl.h"
 #include "core/optim/float16.h"
 #include "core/plan/planner.h"
@@ -39,7 +40,8 @@ WindowedEngine::Impl::Impl(const JobConfig& config, const ExecutionPlan& plan,
                            Device* device, FusedAdamW* optimizer,
                            std::vector<HostBuffer> buffers,
                            LossScaleState* state, Timeline* timeline,
-                           storage::SpillStreamer* spill, HostLedger* ledger)
+                           storage::SpillStreamer* spill, HostLedger* ledger,
+                           Communicator* comm)
     : config_(config),
       ledger_(ledger),
       window_(plan.window),
@@ -54,6 +56,10 @@ WindowedEngine::Impl::Impl(const JobConfig& config, const ExecutionPlan& plan,
       spill_(spill),
       buffers_(std::move(buffers)),
       state_(state),
+      comm_(comm),
+      sharded_(comm != nullptr && comm->world_size() > 1),
+      world_(comm != nullptr ? comm->world_size() : 1),
+      rank_(comm != nullptr ? comm->rank() : 0),
       host_ckpt_mode_(plan.host_checkpoints),
       kept_from_(layers_ - std::clamp(plan.kept_activation_layers, 0, layers_)),
       kept_(layers_),
@@ -92,8 +98,10 @@ absl::Status WindowedEngine::Impl::Charge(const char* name, int64_t bytes) {
 }
 
 absl::Status WindowedEngine::Impl::Allocate() {
-  const ModelConfig& m = config_.model;
-  const int64_t block = m.parameters_per_layer();
+  RETURN_IF_ERROR(CheckShards());  // engine_shards.cc
+  // A block's elements on the device (padded when sharded: all blocks have
+  // the same shape).
+  const int64_t block = DeviceCount(1);
   const int slots = slots_count_;
   if (resident_layers_ > 0 && host_ckpt_mode_) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -128,12 +136,12 @@ absl::Status WindowedEngine::Impl::Allocate() {
   std::vector<TierReader::Source> sources;
   int64_t largest_sent = 0;
   for (const HostBuffer& b : buffers_) {
-    sources.push_back(b.sent_array >= 0
-                          ? TierReader::Source{b.spill_item, b.sent_array,
-                                               b.layout.count * elem_}
-                          : TierReader::Source{});
+    sources.push_back(
+        b.sent_array >= 0
+            ? TierReader::Source{b.spill_item, b.sent_array, b.count() * elem_}
+            : TierReader::Source{});
     if (b.sent_array >= 0)
-      largest_sent = std::max(largest_sent, b.layout.count * elem_);
+      largest_sent = std::max(largest_sent, b.count() * elem_);
   }
   RETURN_IF_ERROR(
       Charge("host.staging.ssd_weights",
@@ -144,7 +152,7 @@ absl::Status WindowedEngine::Impl::Allocate() {
   if (spill_ != nullptr)
     traffic_seen_ = spill_->traffic();  // an earlier engine's is not ours
   for (int b : {0, static_cast<int>(buffers_.size()) - 1}) {
-    const int64_t n = buffers_[b].layout.count;
+    const int64_t n = DeviceCount(b);
     ASSIGN_OR_RETURN(
         void* p,
         device_->Allocate(n * elem_, buffers_[b].layout.name + " weights"));
@@ -165,14 +173,15 @@ absl::Status WindowedEngine::Impl::Allocate() {
   // Host staging for gradients leaving the device: one per slot, one each
   // for the embedding and the final norm.
   for (int s = 0; s < slots + 2; ++s) {
-    const int64_t n =
-        s < slots ? block
-                  : buffers_[s == slots ? 0 : buffers_.size() - 1].layout.count;
+    const int64_t n = StagingCount(s < slots ? 1 : (s == slots ? 0 : last()));
     RETURN_IF_ERROR(Charge("host.staging.gradients", n * elem_));
     ASSIGN_OR_RETURN(void* h, device_->AllocateHost(n * elem_));
     staging_.push_back(h);
   }
   staging_task_.assign(staging_.size(), 0);
+  RETURN_IF_ERROR(AllocateShards());  // engine_shards.cc
+  losses_.resize(config_.training.batch / config_.training.micro_batch);
+  losses_all_.resize(losses_.size());
   PlanUpdateOrders();
   device_->set_timeline(timeline_);
   return absl::OkStatus();
@@ -196,7 +205,7 @@ absl::StatusOr<std::unique_ptr<WindowedEngine>> WindowedEngine::Create(
     const JobConfig& config, const ExecutionPlan& plan, Device* device,
     FusedAdamW* optimizer, std::vector<HostBuffer> buffers,
     LossScaleState* state, Timeline* timeline, storage::SpillStreamer* spill,
-    HostLedger* ledger) {
+    HostLedger* ledger, Communicator* comm) {
   if (plan.reference || plan.window < 1 || plan.slots < 1) {
     return absl::InvalidArgumentError(
         "the windowed engine needs an engine plan with a window and slots "
@@ -208,6 +217,7 @@ absl::StatusOr<std::unique_ptr<WindowedEngine>> WindowedEngine::Create(
       return absl::InvalidArgumentError(
           absl::StrCat(b.layout.name, ": state spilled, but no SpillStreamer"));
     }
+    if (b.count() == 0) continue;  // a rank's empty slice: nothing to send
     if ((b.param == nullptr || b.sent_array >= 0) && b.spill_item < 0) {
       return absl::InvalidArgumentError(
           absl::StrCat(b.layout.name,
@@ -229,7 +239,7 @@ absl::StatusOr<std::unique_ptr<WindowedEngine>> WindowedEngine::Create(
   try {
     auto impl = std::make_unique<Impl>(config, plan, device, optimizer,
                                        std::move(buffers), state, timeline,
-                                       spill, ledger);
+                                       spill, ledger, comm);
     RETURN_IF_ERROR(impl->Allocate());
     return std::unique_ptr<WindowedEngine>(
         new WindowedEngine(std::move(impl), plan.window));

@@ -68,6 +68,8 @@ class SpillStreamer;
 
 namespace stronghold::core {
 
+class Communicator;
+
 // Fills inputs/targets [micro_batch, seq_len] for micro-batch `index` of a
 // step. An error (CANCELLED to cancel the step, or why the data could not be
 // read) ends the step: Step returns it.
@@ -94,11 +96,30 @@ class WindowedEngine {
   // (staging, host activation checkpoints, speculative backups, the NVMe
   // read-ahead ring), each to its planned buffer, and released when the
   // engine goes.
+  //
+  // `comm` (not owned; null or one rank: no data parallelism) connects the
+  // N ranks of a data-parallel job (core/dist/communicator.h). Then every
+  // buffer holds this rank's slice (HostBuffer::shard, cut by
+  // core/plan/shard.h in `optimizer`'s chunks of the whole buffer), the
+  // device holds whole (padded) layers: each layer's gradient is
+  // reduce-scattered on the device as backward makes it and only the owned
+  // slice goes to the host, where the CPU optimizer updates it; a fetch
+  // sends the owned slice and all-gathers the layer on the device before
+  // compute reads it. Rank r computes the step's global micro-batches
+  // m * N + r (the index `batches` is asked for), the loss is scaled by
+  // 1 / (N * M), the global norm and the reported loss are summed in
+  // global order, so every rank takes the same decisions (clip, skip, roll
+  // back) and N ranks train as one does. Collectives are issued by the
+  // thread that calls Step(), in an order fixed by the schedule.
+  // FAILED_PRECONDITION for the device-side optimizer
+  // (offload.device_embedding_optimizer, offload.device_resident_layers)
+  // with N > 1.
   static absl::StatusOr<std::unique_ptr<WindowedEngine>> Create(
       const JobConfig& config, const ExecutionPlan& plan, Device* device,
       FusedAdamW* optimizer, std::vector<HostBuffer> buffers,
       LossScaleState* state, Timeline* timeline,
-      storage::SpillStreamer* spill = nullptr, HostLedger* ledger = nullptr);
+      storage::SpillStreamer* spill = nullptr, HostLedger* ledger = nullptr,
+      Communicator* comm = nullptr);
   ~WindowedEngine();
 
   // One optimizer step: every micro-batch's forward and backward, then the

@@ -105,7 +105,7 @@ void WindowedEngine::Impl::RollBack(int b, const AdamWStep* redo) {
 absl::Status WindowedEngine::Impl::AllocateBackups() {
   // Host memory; the pool first-touches it with the first backup.
   for (const HostBuffer& b : buffers_) {
-    const int64_t n = b.layout.count;
+    const int64_t n = b.count();  // sharded: the slice
     const bool working =
         b.working != nullptr;  // restored too: a skipped step resends it
     RETURN_IF_ERROR(Charge("host.speculative_backup",

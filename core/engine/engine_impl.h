@@ -4,15 +4,17 @@
 // public hdrs).
 //
 // Its methods are split by responsibility over the package's .cc files:
-//   engine.cc                construction, Allocate(), Drain(), the public
-//   wrappers engine_step.cc           Step() and its phases, the step read top
-//   to bottom engine_passes.cc         Forward(), Backward(), HandOff()
-//   engine_slots.cc          the window's slots: Fetch(), Ensure(), Release(),
-//   the
-//                            fetch order and the spilled state's staging
-//   engine_activations.cc    the activation checkpoints (device or host) and
-//   kept layers engine_device_updates.cc the buffers updated on the device,
-//   update orders, roll-back
+// - engine.cc: construction, Allocate(), Drain(), the public wrappers;
+// - engine_step.cc: Step() and its phases, the step read top to bottom;
+// - engine_passes.cc: Forward(), Backward(), HandOff();
+// - engine_slots.cc: the window's slots (Fetch(), Ensure(), Release()), the
+//   fetch order and the spilled state's staging;
+// - engine_activations.cc: the activation checkpoints (device or host) and
+//   the kept layers;
+// - engine_device_updates.cc: the buffers updated on the device, update
+//   orders, roll-back;
+// - engine_shards.cc: data parallelism's collectives and the figures summed
+//   over the ranks.
 // The step's policy (defer, roll back, skip, clip) is
 // core/engine/step_policy.h.
 #ifndef STRONGHOLD_CORE_ENGINE_ENGINE_IMPL_H_
@@ -31,6 +33,7 @@
 #include "absl/status/statusor.h"
 #include "core/device/device.h"
 #include "core/device/timeline.h"
+#include "core/dist/communicator.h"
 #include "core/engine/engine.h"
 #include "core/engine/grad_worker.h"
 #include "core/engine/host_buffer.h"
@@ -57,6 +60,18 @@ inline double Since(int64_t start_ns) {
   return (Timeline::NowNs() - start_ns) / 1e9;
 }
 
+// The LibTorch dtype of the compute precision.
+inline torch::ScalarType ComputeScalarType(Precision p) {
+  switch (p) {
+    case Precision::kBf16:
+      return torch::kBFloat16;
+    case Precision::kFp16:
+      return torch::kHalf;
+    default:
+      return torch::kFloat32;
+  }
+}
+
 // A device slot holding one block: its weights and its gradient.
 struct Slot {
   void* param = nullptr;  // in the compute precision
@@ -65,6 +80,9 @@ struct Slot {
   Event h2d_done;      // its weights have arrived
   Event compute_done;  // the last compute that read it
   Event d2h_done;      // its gradient has left
+  // Data parallelism: the layer's other slices have been all-gathered since
+  // its own slice arrived (Ensure() gathers it before compute reads it).
+  bool gathered = true;
 };
 
 // Layers kept_from_.. keep their autograd graph from forward to backward.
@@ -81,7 +99,7 @@ class WindowedEngine::Impl {
   Impl(const JobConfig& config, const ExecutionPlan& plan, Device* device,
        FusedAdamW* optimizer, std::vector<HostBuffer> buffers,
        LossScaleState* state, Timeline* timeline, storage::SpillStreamer* spill,
-       HostLedger* ledger);
+       HostLedger* ledger, Communicator* comm);
   ~Impl();
 
   absl::Status Allocate();  // engine.cc
@@ -110,6 +128,35 @@ class WindowedEngine::Impl {
 
   // engine.cc
   absl::Status Charge(const char* name, int64_t bytes);
+
+  // engine_shards.cc: data parallelism (comm_ of N > 1 ranks).
+  // Elements of buffer b on the device: its padded length when sharded.
+  int64_t DeviceCount(int b) const {
+    return sharded_ ? buffers_[b].shard.padded : buffers_[b].layout.count;
+  }
+  // Where this rank's piece of buffer b starts on the device (elements).
+  int64_t PieceOffset(int b) const {
+    return sharded_ ? comm_->rank() * buffers_[b].shard.slice : 0;
+  }
+  // Elements of a staging buffer (device shard, host) for buffer b's
+  // gradient: the owned slice, or in ordered mode every rank's piece of it.
+  int64_t StagingCount(int b) const;
+  // Refuses what data parallelism does not support, and checks the shards.
+  absl::Status CheckShards() const;
+  absl::Status AllocateShards();  // the device shards, statistics, losses
+  // All-gathers buffer b's slices into `param` (its whole device buffer),
+  // once its own slice has arrived there (H2D queue) and before compute
+  // reads it. A failure is kept in comm_error_.
+  void GatherLayer(void* param, int b, Event arrived);
+  // Reduces buffer b's device gradient `device_grad` over the ranks into
+  // shard_grad_[staging] (ordered mode: every rank's piece of it, in rank
+  // order, for the host to add). Returns what D2H copies from.
+  const void* ShardGradient(int b, const void* device_grad, int staging);
+  // The whole buffers' statistics from every rank's per-chunk statistics,
+  // added in global chunk order (the same for any N).
+  absl::Status CombineShardStats(std::vector<StepStats>* grads);
+  // The micro-batches' losses of every rank, added in global order.
+  absl::StatusOr<double> JobLoss(int micro_batches);
 
   // engine_step.cc: the phases of Step(), in order.
   bool BeginStep(int64_t step, int micro_batches, double scale,
@@ -256,6 +303,19 @@ class WindowedEngine::Impl {
   absl::Status tier_error_;
   std::vector<HostBuffer> buffers_;  // embedding, layers..., final_norm
   LossScaleState* const state_;      // not owned
+
+  // Data parallelism (engine_shards.cc). comm_ null or of one rank: none.
+  Communicator* const comm_;  // not owned
+  const bool sharded_;        // comm_ of N > 1 ranks
+  const int world_;           // N (1 without comm_)
+  const int rank_;
+  // Device, one per staging buffer: the reduced slice of a gradient (ordered
+  // mode: the N pieces), which D2H sends to the host.
+  std::vector<void*> shard_grad_;
+  std::vector<std::vector<StepStats>> chunk_stats_;  // per buffer, per chunk
+  std::vector<double> chunk_mine_, chunk_all_;  // CombineShardStats' arrays
+  std::vector<double> losses_, losses_all_;     // this step's micro-batches'
+  absl::Status comm_error_;  // the first failed collective fails the step
 
   // Device memory, allocated once by Allocate().
   // Weights, gradients and activations are in the compute precision.

@@ -74,10 +74,14 @@ Event WindowedEngine::Impl::HandOff(int b, const void* device_grad, int staging,
   if (staging_task_[staging] != 0)
     worker_.WaitFor(staging_task_[staging]);  // staging reuse
   stats_.d2h_wait_s += Since(start);
+  // Sharded: the gradient summed over the ranks, this rank's slice only
+  // (engine_shards.cc).
+  const void* source =
+      sharded_ ? ShardGradient(b, device_grad, staging) : device_grad;
   device_->QueueWait(Queue::kD2H, device_->Record(Queue::kCompute));
-  device_->Copy(Queue::kD2H, staging_[staging], device_grad,
-                buffers_[b].layout.count * elem_, b);
-  stats_.d2h_bytes += buffers_[b].layout.count * elem_;
+  device_->Copy(Queue::kD2H, staging_[staging], source, StagingCount(b) * elem_,
+                b);
+  stats_.d2h_bytes += StagingCount(b) * elem_;
   const Event landed = device_->Record(Queue::kD2H);
   if (l2l_) {
     const int64_t s = Timeline::NowNs();
@@ -94,6 +98,10 @@ Event WindowedEngine::Impl::HandOff(int b, const void* device_grad, int staging,
                         hyper_,
                         tail == GradTail::kMeasure,
                         static_cast<float>(1.0 / state_->scale)};
+  if (sharded_ && comm_->ordered()) {  // every rank's piece, added in order
+    task.pieces = world_;
+    task.piece_stride = buffers_[b].shard.slice;
+  }
   // Saved before the update, unless in the background already.
   if (update && speculate_) {
     task.backup = &backups_[b];
@@ -116,14 +124,17 @@ double WindowedEngine::Impl::Backward(const torch::Tensor& tokens,
                           .requires_grad_(true);
   torch::Tensor fin = torch::from_blob(fin_param_, {fin_layout.count}, dev)
                           .requires_grad_(true);
+  // Zeroed with their padding (sharded), which the reduce-scatter reads.
   // Their gradients' previous D2H copies must have left before compute
   // zeroes them (the layers' slots get the same order through Fetch).
   device_->QueueWait(Queue::kCompute, emb_d2h_);
   device_->QueueWait(Queue::kCompute, fin_d2h_);
-  emb.mutable_grad() =
-      torch::from_blob(emb_grad_, {emb_layout.count}, dev).zero_();
-  fin.mutable_grad() =
-      torch::from_blob(fin_grad_, {fin_layout.count}, dev).zero_();
+  emb.mutable_grad() = torch::from_blob(emb_grad_, {DeviceCount(0)}, dev)
+                           .zero_()
+                           .narrow(0, 0, emb_layout.count);
+  fin.mutable_grad() = torch::from_blob(fin_grad_, {DeviceCount(last())}, dev)
+                           .zero_()
+                           .narrow(0, 0, fin_layout.count);
 
   int64_t start = Timeline::NowNs();
   torch::Tensor x = Checkpoint(layers_, dev).detach().requires_grad_(true);
@@ -145,8 +156,9 @@ double WindowedEngine::Impl::Backward(const torch::Tensor& tokens,
     Slot* slot = Ensure(i, /*with_input=*/true);
     const BufferLayout& layout = buffers_[slot->buffer].layout;
     start = Timeline::NowNs();
-    torch::Tensor grad =
-        torch::from_blob(slot->grad, {layout.count}, dev).zero_();
+    torch::Tensor grad = torch::from_blob(slot->grad, {DeviceCount(1)}, dev)
+                             .zero_()
+                             .narrow(0, 0, layout.count);
     if (i >= kept_from_) {
       // The slot holds the same bytes as in forward (same slot, same step).
       KeptLayer k = std::move(kept_[i]);

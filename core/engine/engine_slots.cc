@@ -74,9 +74,12 @@ void WindowedEngine::Impl::Fetch(int layer, bool with_input) {
   }
   const bool tier = tier_->on_tier(b);
   const void* source = tier ? tier_->Take(b, &tier_error_) : Source(b);
-  device_->Copy(Queue::kH2D, slot->param, source,
-                buffers_[b].layout.count * elem_, b);
-  stats_.h2d_bytes += buffers_[b].layout.count * elem_;
+  // Sharded: this rank's slice, into its piece; Ensure() gathers the rest.
+  device_->Copy(Queue::kH2D,
+                static_cast<char*>(slot->param) + PieceOffset(b) * elem_,
+                source, buffers_[b].count() * elem_, b);
+  stats_.h2d_bytes += buffers_[b].count() * elem_;
+  slot->gathered = !sharded_;
   // Backward: the layer's input comes back from the host with it.
   if (with_input && host_ckpt_mode_) RestoreInput(layer, b);
   slot->h2d_done = device_->Record(Queue::kH2D);
@@ -100,6 +103,12 @@ Slot* WindowedEngine::Impl::Ensure(int layer, bool with_input) {
   const int64_t start = Timeline::NowNs();
   if (l2l_) device_->HostWait(slot->h2d_done);  // L2L: synchronous copies
   device_->QueueWait(Queue::kCompute, slot->h2d_done);
+  // Here, in compute order on every rank, not at the timing-dependent
+  // prefetch: the collectives' order is the schedule's.
+  if (!slot->gathered) {
+    GatherLayer(slot->param, slot->buffer, slot->h2d_done);
+    slot->gathered = true;
+  }
   const double waited = Since(start);
   stats_.h2d_wait_s += waited;
   if (waited > 1e-4 && timeline_ != nullptr) {

@@ -25,28 +25,15 @@
 #include "storage/spill_streamer.h"
 
 namespace stronghold::core {
-namespace {
-
+using engine_internal::ComputeScalarType;
 using engine_internal::GradTail;
 using engine_internal::Since;
-
-torch::ScalarType ToTorch(Precision p) {
-  switch (p) {
-    case Precision::kBf16:
-      return torch::kBFloat16;
-    case Precision::kFp16:
-      return torch::kHalf;
-    default:
-      return torch::kFloat32;
-  }
-}
-
-}  // namespace
 
 absl::StatusOr<StepMetrics> WindowedEngine::Impl::Step(
     int64_t step, const BatchSource& batches) {
   const TrainingConfig& t = config_.training;
-  const int micro_batches = t.batch / t.micro_batch;
+  // Per rank: the global batch's micro-batches are dealt out over the ranks.
+  const int micro_batches = t.batch / t.micro_batch / world_;
   // Clipping needs the global norm before any update; fp16 needs to know
   // that no layer overflowed (else the whole step is skipped). Speculative
   // updates run as gradients land, as if the step were not clipped and
@@ -58,7 +45,7 @@ absl::StatusOr<StepMetrics> WindowedEngine::Impl::Step(
   const bool profile = BeginStep(step, micro_batches, scale, adam_step);
   auto scope = device_->ComputeScope();
   const auto dev = torch::TensorOptions()
-                       .dtype(ToTorch(precision_))
+                       .dtype(ComputeScalarType(precision_))
                        .device(device_->torch_device());
 
   SendEmbeddingAndNorm();
@@ -112,12 +99,17 @@ void WindowedEngine::Impl::SendEmbeddingAndNorm() {
   for (int b : {0, last()}) {
     if (OnDevice(b)) continue;
     WaitForUpdate(b);
-    void* dst = b == 0 ? emb_param_ : fin_param_;
-    device_->Copy(Queue::kH2D, dst, Source(b), buffers_[b].layout.count * elem_,
-                  b);
-    stats_.h2d_bytes += buffers_[b].layout.count * elem_;
+    char* dst = static_cast<char*>(b == 0 ? emb_param_ : fin_param_);
+    device_->Copy(Queue::kH2D, dst + PieceOffset(b) * elem_, Source(b),
+                  buffers_[b].count() * elem_, b);
+    stats_.h2d_bytes += buffers_[b].count() * elem_;
   }
-  device_->QueueWait(Queue::kCompute, device_->Record(Queue::kH2D));
+  const Event sent = device_->Record(Queue::kH2D);
+  device_->QueueWait(Queue::kCompute, sent);
+  if (sharded_) {
+    GatherLayer(emb_param_, 0, sent);
+    GatherLayer(fin_param_, last(), sent);
+  }
 }
 
 void WindowedEngine::Impl::QueueBackups() {
@@ -142,10 +134,11 @@ absl::StatusOr<double> WindowedEngine::Impl::RunMicroBatches(
   torch::Tensor inputs =
       torch::empty({t.micro_batch, config_.model.seq_len}, torch::kInt64);
   torch::Tensor targets = torch::empty_like(inputs);
-  double loss_sum = 0;
   for (int mb = 0; mb < micro_batches; ++mb) {
-    if (absl::Status filled = batches(mb, inputs.data_ptr<int64_t>(),
-                                      targets.data_ptr<int64_t>());
+    // Rank r computes the global micro-batches m * N + r.
+    if (absl::Status filled =
+            batches(mb * world_ + rank_, inputs.data_ptr<int64_t>(),
+                    targets.data_ptr<int64_t>());
         !filled.ok()) {
       worker_.WaitAll();
       return filled;
@@ -166,10 +159,11 @@ absl::StatusOr<double> WindowedEngine::Impl::RunMicroBatches(
     const GradTail tail = !last_mb ? GradTail::kNone
                           : defer  ? GradTail::kMeasure
                                    : GradTail::kUpdate;
-    loss_sum +=
-        Backward(tokens, labels, dev, mb == 0, tail, micro_batches, scale);
+    // The loss of the job's N * M micro-batches is their mean.
+    losses_[mb] = Backward(tokens, labels, dev, mb == 0, tail,
+                           micro_batches * world_, scale);
   }
-  return loss_sum;
+  return JobLoss(micro_batches);  // engine_shards.cc
 }
 
 // Each buffer's gradient measure (buffer order); sets stats_.grad_norm.
@@ -183,6 +177,7 @@ absl::StatusOr<std::vector<StepStats>> WindowedEngine::Impl::GatherGradients(
   const int64_t wait_start = Timeline::NowNs();
   worker_.WaitAll();
   RETURN_IF_ERROR(tier_error_);      // the NVMe tier failed a read for H2D
+  RETURN_IF_ERROR(comm_error_);      // or a collective
   RETURN_IF_ERROR(worker_.error());  // or an update
   // Or the device a copy: no update from its gradients.
   RETURN_IF_ERROR(device_->status());
@@ -208,6 +203,9 @@ absl::StatusOr<std::vector<StepStats>> WindowedEngine::Impl::GatherGradients(
       grads[b] =
           device_adamw_->Measure(dev_opt_[b], static_cast<float>(1.0 / scale));
   }
+  // Sharded: each rank measured its slices; the whole buffers' figures,
+  // the same on every rank.
+  if (sharded_) RETURN_IF_ERROR(CombineShardStats(&grads));
   double sum_sq = 0;  // buffer order, as the reference sums it
   for (const StepStats& g : grads) sum_sq += g.grad_sq_sum;
   stats_.optimizer_s += Since(wait_start);
@@ -253,7 +251,8 @@ void WindowedEngine::Impl::UpdateHost(const StepDecision& decision, bool defer,
 }
 
 void WindowedEngine::Impl::FinishStats(double loss_sum, int micro_batches) {
-  stats_.loss = loss_sum / micro_batches;
+  stats_.loss = loss_sum / (micro_batches * world_);  // the job's
+
   stats_.layer_forward_s /= micro_batches;
   if (!profiled_forward_s_.empty()) {  // ProfileNextStep: the median layer
     auto mid = profiled_forward_s_.begin() + profiled_forward_s_.size() / 2;

@@ -90,12 +90,17 @@ void GradWorker::Loop() {
 
 absl::Status GradWorker::Accumulate(const Task& t) {
   const int64_t start = Timeline::NowNs();
-  absl::StatusOr<StepFuture> f = optimizer_->SubmitAccumulate(
-      ToParamBuffer(*t.buffer, precision_), t.staging, t.dtype, t.first,
-      t.measure, t.measure_scale);
-  if (!f.ok()) return f.status();
-  const StepStats stats = f->Wait();
-  if (t.measure) measured_[t.index] = stats;
+  for (int k = 0; k < t.pieces; ++k) {
+    const bool last = k + 1 == t.pieces;
+    const void* g = static_cast<const char*>(t.staging) +
+                    k * t.piece_stride * DTypeBytes(t.dtype);
+    absl::StatusOr<StepFuture> f = optimizer_->SubmitAccumulate(
+        ToParamBuffer(*t.buffer, precision_), g, t.dtype, t.first && k == 0,
+        t.measure && last, t.measure_scale);
+    if (!f.ok()) return f.status();
+    const StepStats stats = f->Wait();
+    if (t.measure && last) measured_[t.index] = stats;
+  }
   if (timeline_ != nullptr)
     timeline_->Add(
         {"grad_add", Lane::kOptimizer, t.index, start, Timeline::NowNs()});

@@ -50,6 +50,11 @@ class GradWorker {
     // statistics land in measured(index).
     bool measure = false;
     float measure_scale = 1.0f;  // grad_scale of that measure
+    // `staging` holds this many gradients of the buffer, `piece_stride`
+    // elements apart, added in order (data parallelism's ordered mode: every
+    // rank's piece of this rank's slice); the last one measures.
+    int pieces = 1;
+    int64_t piece_stride = 0;
     // Speculative updates: the buffer's param, exp_avg and exp_avg_sq are
     // saved here before the update, or, with `restore`, copied back from
     // here before anything else the task does.

@@ -1,5 +1,8 @@
 #include "core/engine/host_buffer.h"
 
+#include <algorithm>
+#include <cstdint>
+
 namespace stronghold::core {
 
 DType ToDType(Precision p) {
@@ -19,8 +22,11 @@ ParamBuffer ToParamBuffer(const HostBuffer& b, Precision precision) {
   p.exp_avg = b.exp_avg;
   p.exp_avg_sq = b.exp_avg_sq;
   p.grad = b.grad;
-  p.count = b.layout.count;
-  p.decay_count = b.layout.decay_count;
+  p.count = b.count();
+  p.decay_count =
+      std::clamp(b.layout.decay_count - b.begin(), int64_t{0}, p.count);
+  p.chunk_elements = b.shard.chunk;
+  p.chunk_stats = b.chunk_stats;
   if (b.working != nullptr) {
     p.working = b.working;
     p.working_dtype = ToDType(precision);

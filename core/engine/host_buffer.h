@@ -23,11 +23,12 @@
 #include "core/model/gpt_layout.h"
 #include "core/optim/optimizer.h"
 #include "core/plan/job_config.h"
+#include "core/plan/shard.h"
 
 namespace stronghold::core {
 
 // One buffer's training state in host memory (owned by the caller): fp32
-// master weights, gradient accumulator and Adam moments, layout.count each.
+// master weights, gradient accumulator and Adam moments, count() each.
 struct HostBuffer {
   BufferLayout layout;
   float* param = nullptr;
@@ -52,6 +53,22 @@ struct HostBuffer {
   // reads it ahead of each fetch into a ring of host buffers
   // (core/engine/tier_reader.h).
   int sent_array = -1;
+  // Data parallelism (core/plan/shard.h): with N > 1 ranks the arrays above
+  // (and the spilled item's) hold this rank's slice only, elements
+  // [shard.begin, shard.end) of the buffer, and the optimizer cuts it in the
+  // whole buffer's chunks (shard.chunk). shard.chunk == 0: one rank, the
+  // arrays hold the whole buffer.
+  BufferShard shard;
+  // The elements the arrays hold: the slice, or the whole buffer.
+  int64_t count() const {
+    return shard.chunk > 0 ? shard.owned() : layout.count;
+  }
+  // Where they start in the buffer.
+  int64_t begin() const { return shard.chunk > 0 ? shard.begin : 0; }
+  // Optional (the engine's, for data parallelism): each update or measuring
+  // accumulation writes its per-chunk statistics here
+  // (ParamBuffer::chunk_stats), shard.chunks_per_rank() entries.
+  StepStats* chunk_stats = nullptr;
 };
 
 // The optimizer's element type for the compute precision.

@@ -1,6 +1,8 @@
 #include "core/model/gpt_init.h"
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "core/util/mix64.h"
 
@@ -66,6 +68,18 @@ void InitBuffer(const BufferLayout& layout, const ModelConfig& model,
       for (int64_t i = 0; i < n; ++i) out[i] = std * normal.Next();
     }
   }
+}
+
+void InitBufferRange(const BufferLayout& layout, const ModelConfig& model,
+                     uint64_t seed, int index, int64_t begin, int64_t end,
+                     float* data) {
+  if (begin == 0 && end == layout.count) {
+    InitBuffer(layout, model, seed, index, data);
+    return;
+  }
+  std::vector<float> whole(layout.count);
+  InitBuffer(layout, model, seed, index, whole.data());
+  std::copy(whole.begin() + begin, whole.begin() + end, data);
 }
 
 }  // namespace stronghold::core

@@ -17,6 +17,13 @@ namespace stronghold::core {
 void InitBuffer(const BufferLayout& layout, const ModelConfig& model,
                 uint64_t seed, int index, float* data);
 
+// Elements [begin, end) of what InitBuffer fills, into `data` (end - begin
+// floats): a data-parallel rank's slice (core/plan/shard.h), the same bits
+// as one rank's. Draws the whole buffer in a temporary array.
+void InitBufferRange(const BufferLayout& layout, const ModelConfig& model,
+                     uint64_t seed, int index, int64_t begin, int64_t end,
+                     float* data);
+
 }  // namespace stronghold::core
 
 #endif  // STRONGHOLD_CORE_MODEL_GPT_INIT_H_

@@ -152,6 +152,8 @@ absl::StatusOr<StepFuture> FusedAdamW::SubmitMeasure(const ParamBuffer& buffer,
   gradient_only.grad_dtype = buffer.grad_dtype;
   gradient_only.count = buffer.count;
   gradient_only.decay_count = buffer.decay_count;
+  gradient_only.chunk_elements = buffer.chunk_elements;
+  gradient_only.chunk_stats = buffer.chunk_stats;
   AdamWConstants constants;
   constants.grad_scale = grad_scale;
   return Enqueue(Mode::kMeasure, gradient_only, constants, {});
@@ -164,6 +166,8 @@ absl::StatusOr<StepFuture> FusedAdamW::SubmitAccumulate(
   accumulator.grad = buffer.grad;
   accumulator.count = buffer.count;
   accumulator.decay_count = buffer.decay_count;
+  accumulator.chunk_elements = buffer.chunk_elements;
+  accumulator.chunk_stats = measure ? buffer.chunk_stats : nullptr;
   if (absl::Status s = ValidateGradient(accumulator); !s.ok()) return s;
   if (buffer.count > 0 && g == nullptr) {
     return absl::InvalidArgumentError("SubmitAccumulate of a null gradient");
@@ -236,8 +240,16 @@ absl::StatusOr<StepFuture> FusedAdamW::Enqueue(Mode mode,
                                                const ParamBuffer& buffer,
                                                const AdamWConstants& constants,
                                                const TaskArgs& args) {
-  const int64_t chunk = ChunkElements(buffer.count);
-  const int num_chunks = static_cast<int>((buffer.count + chunk - 1) / chunk);
+  const int64_t chunk = buffer.chunk_elements > 0 ? buffer.chunk_elements
+                                                  : ChunkElements(buffer.count);
+  const int64_t chunks = (buffer.count + chunk - 1) / chunk;
+  if (chunks > options_.max_chunks || chunk % optim_internal::kLanes != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a buffer of ", buffer.count, " elements in chunks of ", chunk,
+        ": more than max_chunks ", options_.max_chunks,
+        " chunks, or a chunk not a multiple of ", optim_internal::kLanes));
+  }
+  const int num_chunks = static_cast<int>(chunks);
   const int64_t threads = static_cast<int64_t>(workers_.size());
   absl::MutexLock lock(&mu_);
   while (free_slots_.empty()) free_cv_.Wait(&mu_);
@@ -376,6 +388,11 @@ void FusedAdamW::FinishChunkLocked(int slot) {
   StepStats total;
   for (int c = 0; c < task.num_chunks; ++c)
     AppendStats(task.chunk_stats[c], &total);
+  if (task.buffer.chunk_stats != nullptr) {
+    std::copy(task.chunk_stats.begin(),
+              task.chunk_stats.begin() + task.num_chunks,
+              task.buffer.chunk_stats);
+  }
   task.result = total;
   task.state = Task::State::kDone;
   done_cv_.SignalAll();

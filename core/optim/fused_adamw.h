@@ -175,7 +175,9 @@ class FusedAdamW final : public Optimizer {
   int threads() const { return static_cast<int>(workers_.size()); }
   Isa isa() const { return isa_; }
 
-  // The chunk length used for a buffer of `count` elements.
+  // The chunk length used for a buffer of `count` elements (unless the
+  // buffer names its own, ParamBuffer::chunk_elements: a rank's slice of a
+  // larger buffer, cut as that buffer is).
   int64_t ChunkElements(int64_t count) const;
 
  private:

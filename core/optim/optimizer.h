@@ -44,6 +44,8 @@ struct AdamWStep {
   float grad_scale = 1.0f;
 };
 
+struct StepStats;
+
 // One layer's flat buffers; all hold `count` elements.
 struct ParamBuffer {
   float* param = nullptr;       // fp32 master weights, updated in place
@@ -62,6 +64,16 @@ struct ParamBuffer {
   // `working_dtype` (`count` elements), in the same pass as the update.
   void* working = nullptr;
   DType working_dtype = DType::kBFloat16;
+
+  // Data parallelism (core/plan/shard.h): a rank's slice of a larger buffer
+  // is cut into that buffer's chunks (> 0: this chunk length, a multiple of
+  // 16, instead of the optimizer's own choice for `count`), so that each
+  // element and each chunk's statistics come out as for the whole buffer.
+  int64_t chunk_elements = 0;
+  // Optional output of optimizers that work in chunks (FusedAdamW): each
+  // chunk's statistics in chunk order (ceil(count / chunk) entries, indices
+  // relative to this buffer), which summed in order give the total.
+  StepStats* chunk_stats = nullptr;
 };
 
 // What a step saw in the (scaled) gradient g = grad * grad_scale.

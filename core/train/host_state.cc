@@ -22,8 +22,9 @@ CheckpointBuffer ToCheckpointBuffer(const HostBuffer& buffer) {
   return b;
 }
 
-HostState::HostState(const JobConfig& config, SsdTier* tier)
-    : config_(config), tier_(tier) {}
+HostState::HostState(const JobConfig& config, SsdTier* tier,
+                     std::vector<BufferShard> shards)
+    : config_(config), tier_(tier), shards_(std::move(shards)) {}
 
 // On a GPU what H2D copies every step is pinned (the blocks come from the
 // device's cache, which keeps them for the next job, core/device/
@@ -43,7 +44,8 @@ absl::Status HostState::Allocate(bool reference, bool gpu, HostLedger* ledger,
     HostBuffer h;
     Storage s;
     h.layout = layouts[b];
-    const int64_t n = h.layout.count;
+    if (!shards_.empty()) h.shard = shards_[b];
+    const int64_t n = h.count();  // a rank's slice, when sharded
     if (!tier_->MasterSpilled(i)) {
       ASSIGN_OR_RETURN(s.param,
                        Allocate(prefix + "weights.fp32", n, torch::kFloat32,
@@ -114,9 +116,11 @@ void HostState::InitWeights() {
   for (size_t t = 0; t < threads; ++t) {
     pool.emplace_back([&] {
       for (size_t i = next++; i < buffers_.size(); i = next++) {
-        if (buffers_[i].param == nullptr) continue;
-        InitBuffer(buffers_[i].layout, config_.model, config_.training.seed,
-                   static_cast<int>(i), buffers_[i].param);
+        const HostBuffer& b = buffers_[i];
+        if (b.param == nullptr) continue;
+        InitBufferRange(b.layout, config_.model, config_.training.seed,
+                        static_cast<int>(i), b.begin(), b.begin() + b.count(),
+                        b.param);
       }
     });
   }
@@ -133,17 +137,16 @@ absl::Status HostState::RefreshWorkingCopies() {
     const HostBuffer& b = buffers_[i];
     const float* p = b.param;
     if (tier_->MasterSpilled(i)) {
-      master.resize(b.layout.count);
+      master.resize(b.count());
       RETURN_IF_ERROR(tier_->ReadMaster(i, master.data()));
       p = master.data();
     }
     if (!tier_->WeightSpilled(i)) {
-      ToComputePrecision(p, b.layout.count, config_.training.precision,
-                         b.working);
+      ToComputePrecision(p, b.count(), config_.training.precision, b.working);
       continue;
     }
-    tier_working.resize(b.layout.count);
-    ToComputePrecision(p, b.layout.count, config_.training.precision,
+    tier_working.resize(b.count());
+    ToComputePrecision(p, b.count(), config_.training.precision,
                        tier_working.data());
     RETURN_IF_ERROR(tier_->WriteWorking(i, tier_working.data()));
   }
@@ -176,11 +179,11 @@ absl::StatusOr<std::vector<std::vector<float>>> HostState::Masters() {
   for (int i = 0; i < static_cast<int>(buffers_.size()); ++i) {
     const HostBuffer& b = buffers_[i];
     if (tier_->MasterSpilled(i)) {
-      out.emplace_back(b.layout.count);
+      out.emplace_back(b.count());
       RETURN_IF_ERROR(tier_->ReadMaster(i, out.back().data()));
       continue;
     }
-    out.emplace_back(b.param, b.param + b.layout.count);
+    out.emplace_back(b.param, b.param + b.count());
   }
   return out;
 }

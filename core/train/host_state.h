@@ -37,7 +37,11 @@ class HostState {
  public:
   // Holds nothing until Allocate(). `tier` (not owned, required) says which
   // state the NVMe tier keeps and reads and writes it; it outlives this.
-  HostState(const JobConfig& config, SsdTier* tier);
+  // `shards` (one per buffer; empty: one rank): a data-parallel rank holds
+  // its slice of each buffer only (HostBuffer::shard, core/plan/shard.h),
+  // and its initial weights are that slice of one rank's.
+  HostState(const JobConfig& config, SsdTier* tier,
+            std::vector<BufferShard> shards = {});
   HostState(const HostState&) = delete;
   HostState& operator=(const HostState&) = delete;
 
@@ -74,8 +78,8 @@ class HostState {
   // through the tier's staging buffer (SsdTier::StageSpilled() first).
   std::vector<CheckpointBuffer> CheckpointBuffers();
 
-  // A copy of every buffer's fp32 master, read from the tier where it is
-  // kept there.
+  // A copy of every buffer's fp32 master (a rank's slice of it), read from
+  // the tier where it is kept there.
   absl::StatusOr<std::vector<std::vector<float>>> Masters();
 
   // Embedding, blocks..., final_norm: what the engine trains.
@@ -100,8 +104,9 @@ class HostState {
 
   const JobConfig config_;
   SsdTier* const tier_;
-  HostLedger* ledger_ = nullptr;  // set by Allocate()
-  Device* device_ = nullptr;      // set by Allocate(); pinned memory only
+  const std::vector<BufferShard> shards_;  // empty: one rank
+  HostLedger* ledger_ = nullptr;           // set by Allocate()
+  Device* device_ = nullptr;  // set by Allocate(); pinned memory only
   std::vector<HostBuffer> buffers_;
   std::vector<Storage> storage_;  // parallel to buffers_
 };

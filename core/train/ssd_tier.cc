@@ -14,11 +14,12 @@
 namespace stronghold::core {
 
 SsdTier::SsdTier(const JobConfig& config, const ExecutionPlan& plan,
-                 const TrainerOptions& options)
+                 const TrainerOptions& options, std::vector<BufferShard> shards)
     : config_(config),
       plan_(plan),
       options_(options),
-      layouts_(ModelLayout(config.model)) {}
+      layouts_(ModelLayout(config.model)),
+      shards_(std::move(shards)) {}
 
 absl::Status SsdTier::CheckPlan() const {
   if (plan_.ssd_layers > 0 && (plan_.method == OffloadMethod::kResident ||
@@ -76,8 +77,7 @@ int SsdTier::SentArray(int i) const {
 
 int64_t SsdTier::LargestSpilled() const {
   int64_t largest = 0;
-  for (int i = 1; Spilled(i); ++i)
-    largest = std::max(largest, layouts_[i].count);
+  for (int i = 1; Spilled(i); ++i) largest = std::max(largest, Count(i));
   return largest;
 }
 
@@ -97,8 +97,7 @@ absl::Status SsdTier::Open(HostLedger* ledger) {
   if (plan_.ssd_layers <= 0 || spill_ != nullptr) return absl::OkStatus();
   std::vector<storage::SpillItem> items;
   for (int i = 1; Spilled(i); ++i) {
-    const int64_t bytes =
-        layouts_[i].count * static_cast<int64_t>(sizeof(float));
+    const int64_t bytes = Count(i) * static_cast<int64_t>(sizeof(float));
     storage::SpillItem item{
         layouts_[i].name, {"exp_avg", "exp_avg_sq"}, {bytes, bytes}};
     if (MasterSpilled(i)) {
@@ -110,7 +109,7 @@ absl::Status SsdTier::Open(HostLedger* ledger) {
       // first step reads it, then by each update; never staged for one.
       item.arrays.push_back("working");
       item.array_bytes.push_back(
-          layouts_[i].count * ComputeElementBytes(config_.training.precision));
+          Count(i) * ComputeElementBytes(config_.training.precision));
       item.staged_arrays = 3;
     }
     items.push_back(std::move(item));
@@ -147,8 +146,8 @@ absl::Status SsdTier::Open(HostLedger* ledger) {
   std::vector<float> master(MasterSpilled(1) ? zeros.size() : 0);
   for (int i = 1; Spilled(i); ++i) {
     if (MasterSpilled(i)) {
-      InitBuffer(layouts_[i], config_.model, config_.training.seed, i,
-                 master.data());
+      InitBufferRange(layouts_[i], config_.model, config_.training.seed, i,
+                      Begin(i), Begin(i) + Count(i), master.data());
     }
     RETURN_IF_ERROR(spill_->Write(
         i - 1,

@@ -27,6 +27,7 @@
 #include "core/plan/execution_plan.h"
 #include "core/plan/host_ledger.h"
 #include "core/plan/job_config.h"
+#include "core/plan/shard.h"
 #include "core/train/trainer_options.h"
 #include "storage/block_device.h"
 #include "storage/extent_store.h"
@@ -37,8 +38,10 @@ namespace stronghold::core {
 class SsdTier {
  public:
   // Opens nothing (Open() does): until then only the predicates work.
+  // `shards` (one per buffer; empty: one rank): a data-parallel rank's
+  // items hold its slice of each buffer (core/plan/shard.h).
   SsdTier(const JobConfig& config, const ExecutionPlan& plan,
-          const TrainerOptions& options);
+          const TrainerOptions& options, std::vector<BufferShard> shards = {});
   SsdTier(const SsdTier&) = delete;
   SsdTier& operator=(const SsdTier&) = delete;
 
@@ -105,6 +108,12 @@ class SsdTier {
   const ExecutionPlan plan_;
   const TrainerOptions options_;
   const std::vector<BufferLayout> layouts_;  // ModelLayout(config_.model)
+  const std::vector<BufferShard> shards_;    // empty: one rank
+  // Elements of buffer i this rank holds, and where they start.
+  int64_t Count(int i) const {
+    return shards_.empty() ? layouts_[i].count : shards_[i].owned();
+  }
+  int64_t Begin(int i) const { return shards_.empty() ? 0 : shards_[i].begin; }
 
   // Destroyed in this order's reverse.
   std::unique_ptr<storage::BlockDevice> ssd_device_;  // null if injected

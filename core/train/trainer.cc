@@ -19,15 +19,18 @@
 #include "core/checkpoint/checkpoint_reader.h"
 #include "core/data/dataset.h"
 #include "core/device/host_device.h"
+#include "core/dist/communicator.h"
 #include "core/engine/engine.h"
 #include "core/engine/loss_scale.h"
 #include "core/model/gpt_layout.h"
 #include "core/plan/fit.h"
 #include "core/plan/host_ledger.h"
 #include "core/plan/planner.h"
+#include "core/plan/shard.h"
 #include "core/train/auto_window.h"
 #include "core/train/host_state.h"
 #include "core/train/reference_step.h"
+#include "core/train/sharded_checkpoint.h"
 #include "core/train/ssd_tier.h"
 #include "core/util/exception_status.h"
 #include "core/util/status_macros.h"
@@ -59,6 +62,21 @@ absl::StatusOr<std::unique_ptr<Dataset>> OpenData(
                            config.model.seq_len);
 }
 
+// Each buffer's slice for this rank (core/plan/shard.h), cut in the
+// optimizer's chunks of the whole buffer; empty for one rank.
+std::vector<BufferShard> Shards(const JobConfig& config,
+                                const FusedAdamW& optimizer,
+                                const Communicator* comm) {
+  std::vector<BufferShard> shards;
+  if (comm == nullptr || comm->world_size() <= 1) return shards;
+  for (const BufferLayout& layout : ModelLayout(config.model)) {
+    shards.push_back(ShardBuffer(layout.count,
+                                 optimizer.ChunkElements(layout.count),
+                                 comm->world_size(), comm->rank()));
+  }
+  return shards;
+}
+
 const char* MethodName(OffloadMethod m) {
   switch (m) {
     case OffloadMethod::kL2L:
@@ -82,9 +100,10 @@ class Trainer::Impl {
         options_(options),
         data_(std::move(data)),
         optimizer_(std::move(optimizer)),
+        shards_(Shards(config, *optimizer_, options.comm)),
         ledger_(plan),
-        host_(config, &tier_),
-        tier_(config, plan, options) {}
+        host_(config, &tier_, shards_),
+        tier_(config, plan, options, shards_) {}
 
   ~Impl() {
     engine_.reset();  // frees its device memory before the device goes
@@ -100,6 +119,7 @@ class Trainer::Impl {
   // engine trustworthy as one.
   absl::Status Prepare() {
     RETURN_IF_ERROR(CheckFits(plan_));
+    RETURN_IF_ERROR(CheckDataParallel());
     const bool gpu =
         options_.device != nullptr && options_.device->name() != "cpu";
     RETURN_IF_ERROR(tier_.CheckPlan());
@@ -205,8 +225,13 @@ class Trainer::Impl {
     }
     restore_failed_ = true;  // until every byte is in
     tier_.StageSpilled();
-    absl::StatusOr<CheckpointManifest> loaded = LoadCheckpoint(
-        checkpoint_dir, config_.model, host_.CheckpointBuffers());
+    // Sharded: this rank keeps its slices of the whole tensors.
+    absl::StatusOr<CheckpointManifest> loaded =
+        shards_.empty()
+            ? LoadCheckpoint(checkpoint_dir, config_.model,
+                             host_.CheckpointBuffers())
+            : LoadShardedCheckpoint(checkpoint_dir, config_.model, shards_,
+                                    host_.CheckpointBuffers());
     tier_.UnstageSpilled();
     ASSIGN_OR_RETURN(const CheckpointManifest manifest, std::move(loaded));
     restore_failed_ = false;
@@ -237,6 +262,30 @@ class Trainer::Impl {
   }
 
  private:
+  int world_size() const {
+    return options_.comm != nullptr ? options_.comm->world_size() : 1;
+  }
+
+  // What data parallelism needs of the job, and what it does not do yet.
+  absl::Status CheckDataParallel() const {
+    const int world = world_size();
+    if (world <= 1) return absl::OkStatus();
+    const TrainingConfig& t = config_.training;
+    if (t.batch % (static_cast<int64_t>(world) * t.micro_batch) != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "training.batch ", t.batch, " must be a multiple of world_size ",
+          world, " x training.micro_batch ", t.micro_batch,
+          " (each rank takes the same number of micro-batches)"));
+    }
+    if (plan_.reference) {
+      return absl::FailedPreconditionError(
+          "the reference plan (RESIDENT, fp32, plain autograd) with "
+          "world_size > 1: it holds the whole model on one rank; use the "
+          "windowed engine");
+    }
+    return absl::OkStatus();
+  }
+
   bool Traced(int64_t step) const {
     return step <= 2 ||
            (options_.trace_every > 0 && step % options_.trace_every == 0);
@@ -246,10 +295,10 @@ class Trainer::Impl {
   // after profiling).
   absl::Status MakeEngine() {
     engine_.reset();
-    ASSIGN_OR_RETURN(
-        engine_, WindowedEngine::Create(
-                     config_, plan_, device_, optimizer_.get(), host_.buffers(),
-                     &loss_scale_, &timeline_, tier_.streamer(), &ledger_));
+    ASSIGN_OR_RETURN(engine_, WindowedEngine::Create(
+                                  config_, plan_, device_, optimizer_.get(),
+                                  host_.buffers(), &loss_scale_, &timeline_,
+                                  tier_.streamer(), &ledger_, options_.comm));
     return absl::OkStatus();
   }
 
@@ -327,12 +376,19 @@ class Trainer::Impl {
     const std::string dir =
         (std::filesystem::path(options_.job_dir) / "checkpoints").string();
     tier_.StageSpilled();
+    // Sharded: the ranks gather each buffer, rank 0 writes the files.
     absl::StatusOr<std::string> written =
-        WriteCheckpoint(dir, config_.model, position, host_.CheckpointBuffers(),
-                        options_.job_spec_json);
+        shards_.empty()
+            ? WriteCheckpoint(dir, config_.model, position,
+                              host_.CheckpointBuffers(), options_.job_spec_json)
+            : WriteShardedCheckpoint(options_.comm, shards_, dir, config_.model,
+                                     position, host_.CheckpointBuffers(),
+                                     options_.job_spec_json);
     tier_.UnstageSpilled();
     ASSIGN_OR_RETURN(std::string name, std::move(written));
-    RETURN_IF_ERROR(PruneCheckpoints(dir, config_.checkpoint.keep_last));
+    if (shards_.empty() || options_.comm->rank() == 0) {
+      RETURN_IF_ERROR(PruneCheckpoints(dir, config_.checkpoint.keep_last));
+    }
     observer->OnCheckpoint(name);
     return absl::OkStatus();
   }
@@ -343,6 +399,8 @@ class Trainer::Impl {
   const TrainerOptions options_;
   std::unique_ptr<Dataset> data_;
   std::unique_ptr<FusedAdamW> optimizer_;
+  // Data parallelism: this rank's slice of each buffer (empty: one rank).
+  const std::vector<BufferShard> shards_;
   // The host memory of the training state, charged against the plan.
   HostLedger ledger_;
   // Every buffer's host state: embedding, blocks..., final_norm. Before
@@ -420,6 +478,10 @@ float* TrainerTestPeer::HostWeights(Trainer& trainer, int index) {
 
 void TrainerTestPeer::SetLossScale(Trainer& trainer, double scale) {
   trainer.impl_->SetLossScale(scale);
+}
+
+int64_t TrainerTestPeer::HostChargedBytes(Trainer& trainer) {
+  return trainer.impl_->ledger().charged_bytes();
 }
 
 std::vector<std::string> TrainerTestPeer::HostLedgerDifferences(

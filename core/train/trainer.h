@@ -95,7 +95,8 @@ class Trainer {
   absl::Status Run(TrainerObserver* observer);
 
   // The fp32 master weights of every buffer of ModelLayout(), for tests
-  // (after waiting for the queued updates, which may fail).
+  // (after waiting for the queued updates, which may fail). With N > 1 ranks
+  // (TrainerOptions::comm), this rank's slice of each (core/plan/shard.h).
   absl::StatusOr<std::vector<std::vector<float>>> Weights();
 
  private:
@@ -116,6 +117,8 @@ class TrainerTestPeer {
   // The planned host buffers the trainer does not hold exactly (core/plan/
   // host_ledger.h: HostLedger::Differences); empty when it holds its plan.
   static std::vector<std::string> HostLedgerDifferences(Trainer& trainer);
+  // The host memory the trainer holds now, as charged to its ledger.
+  static int64_t HostChargedBytes(Trainer& trainer);
 };
 
 // LibTorch's version, e.g. "2.11.0".

@@ -17,6 +17,7 @@ class BlockDevice;
 
 namespace stronghold::core {
 
+class Communicator;
 class Device;
 
 struct TrainerOptions {
@@ -55,6 +56,19 @@ struct TrainerOptions {
   std::function<std::unique_ptr<storage::BlockDevice>(
       std::unique_ptr<storage::BlockDevice>)>
       wrap_ssd_device;
+  // Data parallelism (issue 17): the communicator of the job's N ranks
+  // (core/dist/communicator.h; the daemon connects it through the job's
+  // c10d store), which the trainer uses from its Run() thread only. Null
+  // (or one rank): the job trains alone. With N > 1 every rank runs the
+  // same spec with its own rank: the host state is this rank's slice of
+  // each buffer (core/plan/shard.h), rank r computes the global
+  // micro-batches m * N + r, and the reported loss, samples/s and tokens/s
+  // are the whole job's (core/engine/engine.h, Create). training.batch must
+  // be a multiple of N x micro_batch. Checkpoints: rank 0 writes them in
+  // job_dir, whole tensors gathered from the ranks; a restore reads the
+  // whole checkpoint on each rank (core/train/sharded_checkpoint.h). Not
+  // owned; outlives the trainer.
+  Communicator* comm = nullptr;
 };
 
 }  // namespace stronghold::core

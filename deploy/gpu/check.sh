@@ -154,9 +154,15 @@ BENCH_SOURCES=(core/tools/gpu_bench.cc core/tools/case_table.cc core/tools/bench
                core/tools/all_on_gpu_baseline.cc)
 TEST_SOURCES=(tests/gpu/parity_test.cc tests/core/training_test_util.cc)
 SOURCES=()
+# core/dist's c10d communicator needs gloo's headers (prepare.sh copies
+# Debian's libgloo-dev ones); an older .deps/gpu without them leaves it out
+# (nothing else here links it).
+GLOO=0
+[ -d "$DEPS/include/gloo" ] && GLOO=1
 for src in core/*/*.cc storage/*.cc; do
   case "$src" in
     core/tools/*|core/device/device_factory*.cc) ;;
+    core/dist/*) if [ "$GLOO" = 1 ]; then SOURCES+=("$src"); fi ;;
     *) SOURCES+=("$src") ;;
   esac
 done
@@ -179,6 +185,7 @@ build() {  # compiles and links $BUILD/parity_test, $BUILD/gpu_bench and $BUILD/
       core/optim/adamw_kernel_avx2.cc) flags=("${FP[@]}" -mavx2 -mf16c) ;;
       core/optim/adamw_kernel_avx512.cc) flags=("${FP[@]}" -mavx512f) ;;
       core/optim/*) flags=("${FP[@]}") ;;
+      core/dist/*) flags=(-DUSE_C10D_GLOO -DUSE_C10D_NCCL -DUSE_CUDA) ;;
       *) flags=() ;;
     esac
     while [ "$(jobs -rp | wc -l)" -ge "$(nproc)" ]; do wait -n || failed=1; done  # ~1.5 GB each

@@ -17,7 +17,7 @@ OUT="$ROOT/.deps/gpu"
 LIB=/usr/lib/x86_64-linux-gnu
 rm -rf "$OUT"
 mkdir -p "$OUT/include" "$OUT/lib"
-for d in absl glog gflags openssl gtest; do
+for d in absl glog gflags openssl gtest gloo; do
   [ -d "/usr/include/$d" ] || { echo "prepare: /usr/include/$d missing (run deploy/install-deps.sh)" >&2; exit 1; }
   cp -r "/usr/include/$d" "$OUT/include/"
 done

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "core/dist/communicator.h"
 #include "gtest/gtest.h"
 
 namespace stronghold::core {
@@ -25,6 +26,8 @@ void StepRecorder::OnStep(const StepMetrics& r) {
   peak = r.device_peak_bytes;
   window = r.window;
   nvme_read_bytes += r.nvme_read_bytes;
+  h2d_bytes.push_back(r.h2d_bytes);
+  d2h_bytes.push_back(r.d2h_bytes);
   if (stop_after > 0 && r.step >= stop_after) stop = stop_kind;
 }
 
@@ -41,29 +44,34 @@ ExecutionPlan PlanWithSsd(const JobConfig& config, int ssd_layers,
                                 .force_ssd_weight_layers = ssd_weight_layers});
 }
 
-namespace {
-
 TrainedRun TrainAsPlanned(const JobConfig& config, const ExecutionPlan& plan,
                           Device* device, const std::string& name,
-                          double loss_scale) {
+                          double loss_scale, Communicator* comm,
+                          const std::function<void(TrainerOptions*)>& adjust,
+                          const std::string& restore) {
   TrainedRun r;
-  auto trainer = Trainer::Create(config, plan,
-                                 {.job_dir = TestDir(name),
-                                  .device = device,
-                                  .optimizer_threads = 2,
-                                  .trace_every = 1});
+  TrainerOptions options{.job_dir = TestDir(name),
+                         .device = device,
+                         .optimizer_threads = 2,
+                         .trace_every = 1,
+                         .comm = comm};
+  if (adjust) adjust(&options);
+  auto trainer = Trainer::Create(config, plan, options);
   EXPECT_TRUE(trainer.ok()) << trainer.status();
   if (!trainer.ok()) return r;
   if (loss_scale > 0) TrainerTestPeer::SetLossScale(**trainer, loss_scale);
+  if (!restore.empty()) {
+    const absl::StatusOr<int64_t> step = (*trainer)->Restore(restore);
+    EXPECT_TRUE(step.ok()) << step.status();
+  }
   const absl::Status s = (*trainer)->Run(&r.recorder);
   EXPECT_TRUE(s.ok()) << s;
   auto weights = (*trainer)->Weights();
   EXPECT_TRUE(weights.ok()) << weights.status();
   if (weights.ok()) r.weights = *std::move(weights);
+  r.host_bytes = TrainerTestPeer::HostChargedBytes(**trainer);
   return r;
 }
-
-}  // namespace
 
 TrainedRun Train(const JobConfig& config, const std::string& name,
                  int64_t device_budget_bytes, double loss_scale) {

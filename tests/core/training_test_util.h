@@ -5,6 +5,7 @@
 #define STRONGHOLD_TESTS_CORE_TRAINING_TEST_UTIL_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -14,6 +15,8 @@
 #include "core/train/trainer.h"
 
 namespace stronghold::core {
+
+class Communicator;
 
 // $TEST_TMPDIR/<name> (or /tmp/<name>), emptied.
 std::string TestDir(const std::string& name);
@@ -39,7 +42,8 @@ class StepRecorder : public TrainerObserver {
   std::map<int64_t, std::string> traces;
   int64_t peak = 0;  // of the last step (the window may change after step 1)
   int window = 0;
-  int64_t nvme_read_bytes = 0;  // summed over the steps
+  int64_t nvme_read_bytes = 0;                // summed over the steps
+  std::vector<int64_t> h2d_bytes, d2h_bytes;  // each step's
   int64_t stop_after = 0;
   StopRequest stop_kind = StopRequest::kNone;
   StopRequest stop = StopRequest::kNone;
@@ -48,6 +52,7 @@ class StepRecorder : public TrainerObserver {
 struct TrainedRun {
   StepRecorder recorder;
   std::vector<std::vector<float>> weights;  // fp32 masters at the end
+  int64_t host_bytes = 0;  // host memory charged at the end (its ledger)
 };
 
 // The job's plan on `device` ("cpu": the host device; "cuda:N" plans
@@ -71,6 +76,19 @@ TrainedRun Train(const JobConfig& config, const std::string& name,
 // for it with no device budget.
 TrainedRun TrainOn(Device* device, const JobConfig& config,
                    const std::string& name);
+
+// Trains `config` to its end in TestDir(name) as `plan` says, on `device`
+// (null: a host device of the plan's budget), with two optimizer threads,
+// tracing every step; `loss_scale` > 0 sets fp16's loss scale before step 1.
+// `comm` (not owned): one rank of a data-parallel job
+// (tests/core/dist/data_parallel_util.h); its weights are its slices.
+// `adjust`, if set, edits the trainer's options before it is created;
+// `restore`, if not empty, is the checkpoint it resumes from.
+TrainedRun TrainAsPlanned(
+    const JobConfig& config, const ExecutionPlan& plan, Device* device,
+    const std::string& name, double loss_scale, Communicator* comm = nullptr,
+    const std::function<void(TrainerOptions*)>& adjust = nullptr,
+    const std::string& restore = "");
 
 // Same losses and gradient norms at every step, same weight bits.
 void ExpectBitIdentical(const TrainedRun& a, const TrainedRun& b,

@@ -1,5 +1,6 @@
 #include "core/optim/fused_adamw.h"
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -11,6 +12,7 @@
 #include "absl/status/status.h"
 #include "core/optim/adamw_kernel.h"
 #include "core/optim/optimizer.h"
+#include "core/plan/shard.h"
 #include "gtest/gtest.h"
 #include "tests/core/optim/test_buffers.h"
 
@@ -65,6 +67,66 @@ TEST(FusedAdamWTest, MultiThreadedEqualsSingleThreadedBitForBit) {
       EXPECT_EQ(m.working, single.working);
     }
   }
+}
+
+// Data parallelism: each rank's slice (core/plan/shard.h), cut into the
+// whole buffer's chunks, updates and measures exactly as the whole buffer
+// does, and its per-chunk statistics, laid end to end in rank order and
+// summed in that order, are the whole buffer's bit for bit.
+TEST(FusedAdamWTest, SlicesInTheWholeBuffersChunksEqualTheWholeBuffer) {
+  constexpr int64_t kCount = 2000, kDecay = 1301;
+  auto opt = MakeOptimizer(SmallChunks(3));
+  const int64_t chunk = opt->ChunkElements(kCount);
+  for (int world : {2, 3, 5}) {
+    TestLayer whole(kCount, kDecay, DType::kBFloat16, true, DType::kBFloat16,
+                    11);
+    const TestLayer start = whole;
+    const StepStats expected = opt->StepAndMeasure(whole.view, TestStep(3));
+    std::vector<StepStats> chunks;
+    for (int r = 0; r < world; ++r) {
+      const BufferShard shard = ShardBuffer(kCount, chunk, world, r);
+      TestLayer slice = start;
+      ParamBuffer v = slice.view;
+      v.param += shard.begin;
+      v.exp_avg += shard.begin;
+      v.exp_avg_sq += shard.begin;
+      v.grad_data = slice.grad16.data() + shard.begin;
+      v.working = slice.working.data() + 2 * shard.begin;
+      v.count = shard.owned();
+      v.decay_count = std::clamp(kDecay - shard.begin, int64_t{0}, v.count);
+      v.chunk_elements = chunk;
+      std::vector<StepStats> mine(shard.chunks_per_rank());
+      v.chunk_stats = mine.data();
+      opt->StepAndMeasure(v, TestStep(3));
+      const int64_t n = (shard.owned() + chunk - 1) / chunk;
+      chunks.insert(chunks.end(), mine.begin(), mine.begin() + n);
+      for (int64_t i = shard.begin; i < shard.end; ++i) {
+        ASSERT_EQ(std::bit_cast<uint32_t>(slice.param[i]),
+                  std::bit_cast<uint32_t>(whole.param[i]))
+            << world << " ranks, element " << i;
+        ASSERT_EQ(std::bit_cast<uint32_t>(slice.exp_avg_sq[i]),
+                  std::bit_cast<uint32_t>(whole.exp_avg_sq[i]));
+      }
+    }
+    StepStats total;
+    for (const StepStats& c : chunks) AppendStats(c, &total);
+    EXPECT_EQ(static_cast<int64_t>(chunks.size()),
+              (kCount + chunk - 1) / chunk);
+    EXPECT_EQ(std::bit_cast<uint64_t>(total.grad_sq_sum),
+              std::bit_cast<uint64_t>(expected.grad_sq_sum))
+        << world << " ranks";
+  }
+}
+
+TEST(FusedAdamWTest, RefusesMoreChunksThanItsStatisticsHold) {
+  auto opt = MakeOptimizer(SmallChunks(2));
+  TestLayer layer(1000, 0, DType::kFloat32, false, DType::kBFloat16, 3);
+  layer.view.chunk_elements = 16;  // 63 chunks > max_chunks 40
+  EXPECT_EQ(opt->Submit(layer.view, TestStep(1)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  layer.view.chunk_elements = 24;  // not a multiple of the kernels' 16
+  EXPECT_EQ(opt->Submit(layer.view, TestStep(1)).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(FusedAdamWTest, AgreesWithReferenceAdamW) {
