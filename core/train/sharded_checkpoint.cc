@@ -96,9 +96,8 @@ absl::StatusOr<std::string> WriteShardedCheckpoint(
       b.load_moments = [&gathers] { return gathers.Next(); };
       whole.push_back(std::move(b));
     }
-    status =
-        WriteCheckpoint(checkpoints_dir, model, position, whole, job_json)
-            .status();
+    status = WriteCheckpoint(checkpoints_dir, model, position, whole, job_json)
+                 .status();
   }
   // The rest of the sequence (all of it on the other ranks; on rank 0 what
   // a failed write left), so every rank's collectives stay in step.
