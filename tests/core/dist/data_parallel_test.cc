@@ -54,17 +54,25 @@ JobConfig Small(OffloadMethod method, int window, int batch, int micro_batch) {
 std::string Describe(const JobConfig& c) {
   return absl::StrCat(
       c.offload.method == OffloadMethod::kL2L ? "L2L" : "STRONGHOLD",
-      " W=", c.offload.window, " clip=", c.training.clip_norm,
+      " W=", c.offload.window, " kept=", c.offload.kept_activation_layers,
+      " clip=", c.training.clip_norm,
       c.offload.speculative_updates ? " speculative" : "");
 }
 
 TEST(DataParallelTest, TwoRanksOfOneMicroBatchEqualOneRankOfTwoBitForBit) {
-  for (const auto& [method, window] : {std::pair{OffloadMethod::kStronghold, 1},
-                                       std::pair{OffloadMethod::kStronghold, 2},
-                                       std::pair{OffloadMethod::kL2L, 0}}) {
+  struct Case {
+    OffloadMethod method;
+    int window;
+    int kept;  // offload.kept_activation_layers: -1 recomputes every layer
+  };
+  for (const Case& k : {Case{OffloadMethod::kStronghold, 1, 0},
+                        Case{OffloadMethod::kStronghold, 2, 0},
+                        Case{OffloadMethod::kStronghold, 2, -1},
+                        Case{OffloadMethod::kL2L, 0, 0}}) {
     for (double clip : {0.0, 1.0}) {
       for (bool speculative : {false, true}) {
-        JobConfig c = Small(method, window, /*batch=*/8, /*micro_batch=*/4);
+        JobConfig c = Small(k.method, k.window, /*batch=*/8, /*micro_batch=*/4);
+        c.offload.kept_activation_layers = k.kept;
         c.training.clip_norm = clip;
         c.offload.speculative_updates = speculative;
         const std::string what = Describe(c);
