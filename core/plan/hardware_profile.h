@@ -88,7 +88,7 @@ struct HardwareProfile {
   // counted at 28 B per parameter.
   double device_adamw_gbps = 0;
   // Fixed cost of one layer pass on the device (kernel launches).
-  double layer_overhead_s = 0;
+  double layer_overhead_s = 0;  // added to the curve's time
   double host_memory_bytes = 0;
   double device_memory_bytes = 0;
 
