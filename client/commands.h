@@ -21,6 +21,7 @@ const std::vector<Command>& AllCommands();
 // The commands that live in their own files.
 Command WatchCommand();
 Command FetchCommand();
+Command PlanCommand();
 
 // "7" or "jobs/7" -> "jobs/7"; INVALID_ARGUMENT for anything else.
 absl::StatusOr<std::string> JobName(absl::string_view arg);

@@ -11,6 +11,12 @@
 
 namespace stronghold::core {
 
+NodeBudgets ProfileNode(const HardwareProfile& profile) {
+  return {.device = profile.device_is_host ? "cpu" : "cuda:0",
+          .device_bytes = static_cast<int64_t>(profile.device_memory_bytes),
+          .host_bytes = static_cast<int64_t>(profile.host_memory_bytes)};
+}
+
 ExecutionPlan PredictSettledPlan(const JobConfig& config,
                                  const ExecutionPlan& plan,
                                  const HardwareProfile& profile) {

@@ -37,6 +37,11 @@ struct JobPrediction {
   std::vector<PredictedAlternative> alternatives;
 };
 
+// The machine a named profile describes, as the planner sees a node: its
+// device ("cpu" when device_is_host, else "cuda:0") and its whole device and
+// host memory as budgets (the daemon's defaults on a node of its own).
+NodeBudgets ProfileNode(const HardwareProfile& profile);
+
 // The window an automatic plan would settle on for `profile`: HidingWindow
 // (core/plan/window.h) of the profile's layer forward and H2D times; the
 // plan unchanged when its window is not automatic.
