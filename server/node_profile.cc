@@ -47,6 +47,7 @@ std::unique_ptr<NodeProfile> NodeProfile::Create(NodeProfileOptions options) {
     absl::MutexLock measuring(&self->measure_mu_);
     absl::StatusOr<core::HardwareProfile> measured = self->Measure();
     absl::MutexLock lock(&self->mu_);
+    self->measured_at_ = absl::Now();
     if (measured.ok()) {
       self->profile_ = *std::move(measured);
       self->SaveLocked();
@@ -125,6 +126,16 @@ absl::StatusOr<core::HardwareProfile> NodeProfile::ForJob(
 }
 
 absl::Status NodeProfile::Remeasure() {
+  {
+    absl::MutexLock lock(&mu_);
+    const absl::Duration since = absl::Now() - measured_at_;
+    if (since < kRemeasureInterval) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "the node's profile was measured ", absl::FormatDuration(since),
+          " ago; at most once per ", absl::FormatDuration(kRemeasureInterval)));
+    }
+    measured_at_ = absl::Now();
+  }
   absl::MutexLock measuring(&measure_mu_);
   ASSIGN_OR_RETURN(core::HardwareProfile measured, Measure());
   absl::MutexLock lock(&mu_);

@@ -22,6 +22,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "core/device/device.h"
 #include "core/plan/hardware_profile.h"
 #include "core/plan/job_config.h"
@@ -50,8 +52,10 @@ class NodeProfile {
   // Waits for the start-up measurement; its error if it failed.
   absl::StatusOr<core::HardwareProfile> ForJob(const core::JobConfig& config)
       ABSL_LOCKS_EXCLUDED(mu_);
-  // Measures again, layer shapes dropped.
+  // Measures again, layer shapes dropped. At most once per
+  // kRemeasureInterval (any caller may ask: RESOURCE_EXHAUSTED sooner).
   absl::Status Remeasure() ABSL_LOCKS_EXCLUDED(mu_);
+  static constexpr absl::Duration kRemeasureInterval = absl::Seconds(10);
   // What GetNode shows (error: "measuring" while the start-up measurement
   // runs, or why it failed).
   stronghold::v1::NodeProfile ToProto() const ABSL_LOCKS_EXCLUDED(mu_);
@@ -71,6 +75,7 @@ class NodeProfile {
   bool from_cache_ ABSL_GUARDED_BY(mu_) = false;
   bool ready_ ABSL_GUARDED_BY(mu_) = false;  // profile_ or error_ is set
   absl::Status error_ ABSL_GUARDED_BY(mu_);
+  absl::Time measured_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   std::thread measuring_;
   // Serialises measurements (they would disturb each other).
   absl::Mutex measure_mu_;
