@@ -134,6 +134,16 @@ int Main(int argc, char** argv) {
   const std::string dir =
       std::filesystem::temp_directory_path() / "predict_bench";
   for (int round = 1; round <= repeats; ++round) {
+    // The layer is timed again each round and its fastest kept, as each
+    // case keeps its fastest round: load from other processes on a shared
+    // machine then hits both sides alike.
+    if (round > 1) {
+      absl::StatusOr<LayerTiming> again = MeasureLayer(device, c, 5);
+      if (!again.ok()) return Fail(again.status());
+      LayerTiming& kept = profile->layer_timings.back();
+      kept.forward_s = std::min(kept.forward_s, again->forward_s);
+      kept.backward_s = std::min(kept.backward_s, again->backward_s);
+    }
     for (Case& k : cases) {
       std::printf("  round %d/%d: %s ...\n", round, repeats, k.name);
       std::fflush(stdout);
@@ -147,6 +157,10 @@ int Main(int argc, char** argv) {
       }
     }
   }
+  const LayerTiming& used = profile->layer_timings.back();
+  std::printf(
+      "\nlayer (fastest of the rounds): forward %.4f s, backward %.4f s\n",
+      used.forward_s, used.backward_s);
   std::printf("\n%-22s %6s %5s %10s %10s %7s %-14s\n", "case", "window", "kept",
               "measured", "predicted", "ratio", "bottleneck");
   for (const Case& k : cases) {
