@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -21,6 +22,8 @@ using schedule_internal::kGiga;
 using schedule_internal::kNvme;
 using schedule_internal::kPcie;
 using schedule_internal::Simulator;
+
+constexpr int64_t kSimulatedMicroBatches = 8;
 
 // RESIDENT on the host device: plain autograd, then the clip norm's measure
 // and one AdamW over every parameter, all on the same cores.
@@ -85,8 +88,9 @@ absl::StatusOr<StepPrediction> PredictStep(const JobConfig& c,
     out.floors = out.busy;
     out.critical = out.busy;
   } else {
-    const auto simulate = [&](bool clipped, StepPrediction& into) {
-      Simulator sim(c, p, hw, o, cost, head_rate, clipped);
+    const auto run = [&](const JobConfig& job, bool clipped,
+                         StepPrediction& into) {
+      Simulator sim(job, p, hw, o, cost, head_rate, clipped);
       into.step_s = sim.Run(o.steps);
       into.busy = sim.Busy();
       into.floors = sim.Floors();
@@ -95,6 +99,40 @@ absl::StatusOr<StepPrediction> PredictStep(const JobConfig& c,
       into.critical.pcie_s = w[kPcie];
       into.critical.cpu_optimizer_s = w[kCpu];
       into.critical.nvme_s = w[kNvme];
+    };
+    // Micro-batches between the first and the last repeat the same
+    // schedule: beyond kSimulatedMicroBatches the step is extrapolated
+    // from two simulations (a hostile batch of 2^20 micro-batches would
+    // otherwise take minutes).
+    const auto simulate = [&](bool clipped, StepPrediction& into) {
+      const int64_t micro_batches = c.training.batch / c.training.micro_batch;
+      if (micro_batches <= kSimulatedMicroBatches) {
+        run(c, clipped, into);
+        return;
+      }
+      JobConfig shorter = c;
+      StepPrediction a, b;
+      shorter.training.batch =
+          (kSimulatedMicroBatches - 1) * c.training.micro_batch;
+      run(shorter, clipped, a);
+      shorter.training.batch = kSimulatedMicroBatches * c.training.micro_batch;
+      run(shorter, clipped, b);
+      const double more = micro_batches - kSimulatedMicroBatches;
+      const auto extend = [more](double x7, double x8) {
+        return x8 + more * (x8 - x7);
+      };
+      into.step_s = extend(a.step_s, b.step_s);
+      for (auto [to, from7, from8] :
+           {std::tuple{&into.busy, &a.busy, &b.busy},
+            std::tuple{&into.floors, &a.floors, &b.floors},
+            std::tuple{&into.critical, &a.critical, &b.critical}}) {
+        for (double ResourceSeconds::*f :
+             {&ResourceSeconds::compute_s, &ResourceSeconds::pcie_s,
+              &ResourceSeconds::h2d_s, &ResourceSeconds::d2h_s,
+              &ResourceSeconds::cpu_optimizer_s, &ResourceSeconds::nvme_s}) {
+          to->*f = extend(from7->*f, from8->*f);
+        }
+      }
     };
     simulate(/*clipped=*/false, out);
     if (p.speculative_updates && o.clipped_step_fraction > 0) {

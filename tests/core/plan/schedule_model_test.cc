@@ -254,6 +254,31 @@ TEST(ScheduleModelTest, OldEnginesOptionsAreNeverFaster) {
   }
 }
 
+// Many micro-batches are extrapolated from the simulations of 7 and 8,
+// which is exact if the middle micro-batches repeat the same schedule:
+// checked where all are simulated (5 to 8), and a hostile 2^20 is fast.
+TEST(ScheduleModelTest, ManyMicroBatchesAreExtrapolatedExactly) {
+  HardwareProfile hw = H200();
+  for (const bool slow_cpu : {false, true}) {
+    if (slow_cpu) hw.cpu_copy_gbps = hw.cpu_adamw_gbps = 5;
+    JobConfig c = Job(OffloadMethod::kStronghold, 2);
+    c.training.micro_batch = 1;
+    std::vector<double> steps;
+    for (int m = 5; m <= 8; ++m) {
+      c.training.batch = m;
+      steps.push_back(Predict(c, Plan(c), hw).step_s);
+    }
+    const double per = steps[3] - steps[2];
+    EXPECT_GT(per, 0);
+    EXPECT_NEAR(steps[2] - steps[1], per, 1e-9 * steps[3]);
+    EXPECT_NEAR(steps[1] - steps[0], per, 1e-9 * steps[3]);
+    c.training.batch = 1 << 20;
+    const StepPrediction big = Predict(c, Plan(c), hw);
+    EXPECT_NEAR(big.step_s, steps[3] + ((1 << 20) - 8) * per,
+                1e-6 * big.step_s);
+  }
+}
+
 TEST(ScheduleModelTest, RefusesWhatItCannotPredict) {
   const HardwareProfile hw = H200();
   const JobConfig c = Job(OffloadMethod::kStronghold, 2);
