@@ -180,31 +180,19 @@ Command DeleteCommand() {
   };
 }
 
-Command PlanCommand() {
-  return {
-      .name = "plan",
-      .summary = "show the memory plan of a spec (nothing is queued)",
-      .flags = JobSpecFlags(),
-      .parse = [](const ParsedArgs& args) -> absl::StatusOr<Action> {
-        ASSIGN_OR_RETURN(v1::JobSpec spec, BuildJobSpec(args));
-        return [spec](CommandContext& context) -> absl::StatusOr<int> {
-          ASSIGN_OR_RETURN(const v1::MemoryPlan plan,
-                           context.client->PlanJob(spec));
-          RETURN_IF_ERROR(PrintResult(
-              plan, context, [&](std::ostream& out) { PrintPlan(plan, out); }));
-          return 0;
-        };
-      },
-  };
-}
-
 Command NodeCommand() {
   return {
       .name = "node",
-      .summary = "show the node: device, memory tiers, versions",
-      .parse = [](const ParsedArgs&) -> absl::StatusOr<Action> {
-        return [](CommandContext& context) -> absl::StatusOr<int> {
-          ASSIGN_OR_RETURN(const v1::Node node, context.client->GetNode());
+      .summary =
+          "show the node: device, memory tiers, versions, measured profile",
+      .flags = {{"remeasure", "",
+                 "measure the node's hardware profile again (no job may be "
+                 "running)"}},
+      .parse = [](const ParsedArgs& args) -> absl::StatusOr<Action> {
+        const bool remeasure = args.Has("remeasure");
+        return [remeasure](CommandContext& context) -> absl::StatusOr<int> {
+          ASSIGN_OR_RETURN(const v1::Node node,
+                           context.client->GetNode(remeasure));
           RETURN_IF_ERROR(PrintResult(
               node, context, [&](std::ostream& out) { PrintNode(node, out); }));
           return 0;

@@ -21,6 +21,7 @@ const std::vector<Command>& AllCommands();
 // The commands that live in their own files.
 Command WatchCommand();
 Command FetchCommand();
+Command PlanCommand();
 
 // Follows job `name`'s events (metrics of steps after `since_step`) until it
 // ends, printing them as `watch` does. Returns the exit code: 0 only when it

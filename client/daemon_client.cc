@@ -143,15 +143,22 @@ absl::Status DaemonClient::DeleteJob(const std::string& name) {
 absl::StatusOr<v1::MemoryPlan> DaemonClient::PlanJob(const v1::JobSpec& spec) {
   v1::PlanJobRequest request;
   *request.mutable_spec() = spec;
+  return PlanJob(request);
+}
+
+absl::StatusOr<v1::MemoryPlan> DaemonClient::PlanJob(
+    const v1::PlanJobRequest& request) {
   return Unary<v1::MemoryPlan>(options_.timeout,
                                [&](auto* context, auto* plan) {
                                  return stub_->PlanJob(context, request, plan);
                                });
 }
 
-absl::StatusOr<v1::Node> DaemonClient::GetNode() {
+absl::StatusOr<v1::Node> DaemonClient::GetNode(bool remeasure_profile) {
+  v1::GetNodeRequest request;
+  request.set_remeasure_profile(remeasure_profile);
   return Unary<v1::Node>(options_.timeout, [&](auto* context, auto* node) {
-    return stub_->GetNode(context, v1::GetNodeRequest(), node);
+    return stub_->GetNode(context, request, node);
   });
 }
 

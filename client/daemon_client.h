@@ -65,7 +65,9 @@ class DaemonClient {
   // Deletes an ended job and its files.
   absl::Status DeleteJob(const std::string& name);
   absl::StatusOr<v1::MemoryPlan> PlanJob(const v1::JobSpec& spec);
-  absl::StatusOr<v1::Node> GetNode();
+  absl::StatusOr<v1::MemoryPlan> PlanJob(const v1::PlanJobRequest& request);
+  // With `remeasure_profile`, the daemon measures its hardware profile again.
+  absl::StatusOr<v1::Node> GetNode(bool remeasure_profile = false);
   absl::StatusOr<v1::JobTrace> GetJobTrace(const std::string& name);
 
   // Calls `on_event` for each event until the stream ends. If `on_event`

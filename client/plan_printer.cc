@@ -4,6 +4,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "client/human_format.h"
 #include "client/table.h"
 
@@ -98,13 +99,85 @@ void PrintPlan(const v1::MemoryPlan& plan, std::ostream& out) {
   if (!plan.reason().empty()) rows.push_back({"reason", plan.reason()});
   PrintKeyValues(rows, out);
 
-  if (plan.buffers().empty()) return;
-  out << "\n";
+  if (!plan.buffers().empty()) {
+    out << "\n";
+    PrintBuffers(plan, out);
+  }
+  if (plan.has_prediction()) {
+    out << "\n";
+    PrintPrediction(plan.prediction(), out);
+  }
+}
+
+void PrintBuffers(const v1::MemoryPlan& plan, std::ostream& out) {
   Table table({"NAME", "TIER", "BYTES", "SHAPE"},
               /*right_aligned_columns=*/{2});
   for (const v1::PlannedBuffer& buffer : plan.buffers()) {
     table.AddRow({buffer.name(), buffer.tier(), HumanBytes(buffer.bytes()),
                   buffer.shape()});
+  }
+  table.Print(out);
+}
+
+void PrintPrediction(const v1::StepPrediction& prediction, std::ostream& out) {
+  out << "predicted on hardware profile " << prediction.hardware_profile()
+      << (prediction.measured_profile()
+              ? " (measured on this node), with this node's budgets"
+              : absl::StrCat(", planned for its machine: device ",
+                             HumanBytes(prediction.device_budget_bytes()),
+                             ", host ",
+                             HumanBytes(prediction.host_budget_bytes())))
+      << "\n";
+  if (!prediction.fits()) {
+    out << "does not fit there: " << prediction.reason() << "\n";
+  }
+  if (prediction.has_predicted()) {
+    const v1::PredictedStep& p = prediction.predicted();
+    const v1::ResourceSeconds& f = p.floors();
+    PrintKeyValues(
+        {
+            {"predicted step",
+             absl::StrFormat("%.4f s (window %d, %d layers keep their "
+                             "activations)",
+                             p.predicted_step_s(), prediction.window(),
+                             prediction.kept_activation_layers())},
+            {"throughput",
+             absl::StrFormat("%.4f samples/s, %.0f tokens/s", p.samples_per_s(),
+                             p.tokens_per_s())},
+            {"MFU", absl::StrFormat("%.1f%% (%.2f model TFLOPS)", 100 * p.mfu(),
+                                    p.model_tflops())},
+            {"bottleneck", p.bottleneck()},
+            {"floors",
+             absl::StrFormat("compute %.4f s, PCIe %.4f s, CPU optimizer %.4f "
+                             "s, NVMe %.4f s (largest %.4f s)",
+                             f.compute_s(), f.pcie_s(), f.cpu_optimizer_s(),
+                             f.nvme_s(), p.largest_floor_s())},
+            {"compute waits for",
+             absl::StrFormat("PCIe %.4f s, CPU optimizer %.4f s, NVMe %.4f s",
+                             p.critical().pcie_s(),
+                             p.critical().cpu_optimizer_s(),
+                             p.critical().nvme_s())},
+            {"per layer", absl::StrFormat("forward %.2f ms, backward %.2f ms",
+                                          1e3 * p.layer_forward_s(),
+                                          1e3 * p.layer_backward_s())},
+        },
+        out);
+  }
+  if (prediction.alternatives().empty()) return;
+  out << "\n";
+  Table table({"ALTERNATIVE", "WINDOW", "KEPT", "STEP S", "SAMPLES/S", "MFU",
+               "BOTTLENECK"},
+              /*right_aligned_columns=*/{1, 2, 3, 4, 5});
+  for (const v1::PlanAlternative& a : prediction.alternatives()) {
+    const bool ok = a.fits() && a.has_predicted();
+    const v1::PredictedStep& p = a.predicted();
+    table.AddRow(
+        {a.name(), ok ? absl::StrCat(a.window()) : "-",
+         ok ? absl::StrCat(a.kept_activation_layers()) : "-",
+         ok ? absl::StrFormat("%.4f", p.predicted_step_s()) : "does not fit",
+         ok ? absl::StrFormat("%.4f", p.samples_per_s()) : "-",
+         ok ? absl::StrFormat("%.1f%%", 100 * p.mfu()) : "-",
+         ok ? p.bottleneck() : "-"});
   }
   table.Print(out);
 }
@@ -122,6 +195,33 @@ void PrintNode(const v1::Node& node, std::ostream& out) {
            node.running_job().empty() ? "-" : node.running_job()},
       },
       out);
+  if (node.has_profile()) {
+    const v1::NodeProfile& p = node.profile();
+    out << "\n";
+    if (!p.error().empty()) {
+      PrintKeyValues({{"hardware profile", p.error()}}, out);
+    } else {
+      PrintKeyValues(
+          {
+              {"hardware profile",
+               p.from_cache() ? "measured earlier (state directory cache)"
+                              : "measured at start-up"},
+              {"copies",
+               absl::StrFormat("H2D %.2f GB/s, D2H %.2f GB/s, latency %.1f us",
+                               p.h2d_gbps(), p.d2h_gbps(),
+                               1e6 * p.copy_latency_s())},
+              {"CPU optimizer",
+               absl::StrFormat("AdamW %.1f GB/s, accumulate %.1f GB/s at %d "
+                               "threads, %.1f GB/s on one",
+                               p.cpu_adamw_gbps(), p.cpu_copy_gbps(),
+                               p.cpu_threads(), p.cpu_single_thread_gbps())},
+              {"compute probe",
+               absl::StrFormat("%.4f TFLOPS fp32", p.fp32_probe_tflops())},
+              {"layer shapes measured", absl::StrCat(p.layer_shapes())},
+          },
+          out);
+    }
+  }
   if (node.tiers().empty()) return;
   out << "\n";
   Table table({"TIER", "CAPACITY", "BUDGET", "USED"},

@@ -13,6 +13,13 @@ namespace stronghold::client {
 // a table of its buffers: NAME, TIER, BYTES, SHAPE.
 void PrintPlan(const v1::MemoryPlan& plan, std::ostream& out);
 
+// The buffers' table alone.
+void PrintBuffers(const v1::MemoryPlan& plan, std::ostream& out);
+
+// The predicted step (plan --predict): step time, throughput, MFU, the
+// bottleneck next to each resource's floor, then the alternatives.
+void PrintPrediction(const v1::StepPrediction& prediction, std::ostream& out);
+
 // How a plan runs the job, in one line: "the reference (plain autograd on the
 // host device)", or "STRONGHOLD engine, window 3 of 8 (automatic: ...), 4
 // slots" with the placements that differ from the defaults.

@@ -373,6 +373,14 @@ absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& name,
 }
 
 absl::StatusOr<v1::MemoryPlan> JobManager::Plan(const v1::JobSpec& submitted) {
+  v1::PlanJobRequest request;
+  *request.mutable_spec() = submitted;
+  return Plan(request);
+}
+
+absl::StatusOr<v1::MemoryPlan> JobManager::Plan(
+    const v1::PlanJobRequest& request) {
+  const v1::JobSpec& submitted = request.spec();
   // `plan --world-size N` needs no rendezvous address, port or key.
   ASSIGN_OR_RETURN(const ResolvedJob job,
                    ResolveJob(submitted, Lookup(), options_.budgets,
@@ -382,6 +390,21 @@ absl::StatusOr<v1::MemoryPlan> JobManager::Plan(const v1::JobSpec& submitted) {
   RETURN_IF_ERROR(paths_->OpenJobFiles(job.config).status());
   v1::MemoryPlan plan = ToProto(job.plan);
   plan.set_max_layers(core::MaxTrainableLayers(job.config, options_.budgets));
+  if (request.predict()) {
+    bool measured = false;
+    NodeProfileSource node_profile;
+    if (options_.node_profile != nullptr) {
+      node_profile = [p = options_.node_profile](const core::JobConfig& c) {
+        return p->ForJob(c);
+      };
+    }
+    ASSIGN_OR_RETURN(
+        const core::HardwareProfile profile,
+        RequestedProfile(request, job.config, node_profile, &measured));
+    ASSIGN_OR_RETURN(
+        *plan.mutable_prediction(),
+        PredictionToProto(job.config, options_.budgets, profile, measured));
+  }
   return plan;
 }
 
@@ -430,7 +453,27 @@ v1::Node JobManager::Node() {
       running != 0) {
     node.set_running_job(JobName(running));
   }
+  if (options_.node_profile != nullptr) {
+    *node.mutable_profile() = options_.node_profile->ToProto();
+  } else {
+    node.mutable_profile()->set_error(
+        "not measured (strongholdd --node_profile=false)");
+  }
   return node;
+}
+
+absl::Status JobManager::RemeasureProfile() {
+  if (options_.node_profile == nullptr) {
+    return absl::FailedPreconditionError(
+        "this daemon measures no profile (--node_profile=false)");
+  }
+  if (const int64_t running = running_job_.load(std::memory_order_relaxed);
+      running != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("job ", JobName(running),
+                     " is running; measuring now would disturb both"));
+  }
+  return options_.node_profile->Remeasure();
 }
 
 void JobManager::Ping() { absl::MutexLock lock(&mu_); }

@@ -49,6 +49,8 @@
 #include "server/job_limits.h"
 #include "server/job_runner.h"
 #include "server/job_store.h"
+#include "server/node_profile.h"
+#include "server/plan_prediction.h"
 #include "server/resume.h"
 #include "storage/fault_spec.h"
 #include "stronghold/v1/stronghold.pb.h"
@@ -108,6 +110,9 @@ struct JobManagerOptions {
   // (Job.plan) and handed to the trainer; nothing else plans a job. Tests
   // wrap core::PlanExecution to count the calls.
   Planner planner = core::PlanExecution;
+  // The node's measured hardware profile (plan --predict without a named
+  // profile, GetNode); null = none (--node_profile=false).
+  std::shared_ptr<NodeProfile> node_profile;
 };
 
 // One WatchJob stream (JobManager::Follow): the job's events as they are
@@ -164,8 +169,12 @@ class JobManager : private JobRecorder {
   // running job (cancel it first) and for one whose checkpoint a queued or
   // running job resumes from.
   absl::Status Delete(const std::string& name);
+  // With request.predict, the plan carries the predicted step time on the
+  // profile the request names (server/plan_prediction.h).
   absl::StatusOr<stronghold::v1::MemoryPlan> Plan(
       const stronghold::v1::JobSpec& spec);
+  absl::StatusOr<stronghold::v1::MemoryPlan> Plan(
+      const stronghold::v1::PlanJobRequest& request);
 
   // Follows the job's events from its oldest kept one (metrics of steps
   // after since_step only) until it ends: `wake` runs when there is more
@@ -193,6 +202,9 @@ class JobManager : private JobRecorder {
   // Takes no lock the manager holds while it writes to disk, so GetNode
   // answers at once whatever the jobs are doing.
   stronghold::v1::Node Node();
+  // Measures the node's hardware profile again: FAILED_PRECONDITION while a
+  // job runs (or without a profile), INTERNAL if measuring fails.
+  absl::Status RemeasureProfile();
 
   // Returns once the manager's lock could be taken (the systemd watchdog:
   // a manager stuck holding it stops the pings).

@@ -107,6 +107,10 @@ ABSL_FLAG(
     "Dense peak FLOP/s of the compute device for MFU (0 = a nominal figure: 40 "
     "GFLOP/s per CPU thread, 80 with AVX-512, on the cpu device)");
 
+ABSL_FLAG(bool, node_profile, true,
+          "Measure the node's hardware profile for plan --predict (once; "
+          "cached in the state directory as node_profile.json)");
+
 ABSL_FLAG(int, max_job_restarts, 2,
           "Times a job the daemon stopped under (crash, kill -9, OOM killer) "
           "is resumed at the next start; the stop after that fails it, so one "
@@ -341,6 +345,14 @@ int Main() {
   }
   if (absl::Status s = ApplyLimitFlags(state_dir, options); !s.ok()) {
     return Fail(std::string(s.message()));
+  }
+  if (absl::GetFlag(FLAGS_node_profile)) {
+    core::MeasureOptions measure;
+    measure.optimizer_threads = options.optimizer_threads;
+    options.node_profile =
+        NodeProfile::Create({.cache_path = state_dir + "/node_profile.json",
+                             .device = options.device,
+                             .measure = measure});
   }
   absl::StatusOr<std::unique_ptr<JobManager>> jobs =
       JobManager::Create(options);

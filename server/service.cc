@@ -112,7 +112,7 @@ grpc::Status StrongholdService::PlanJob(grpc::ServerContext* ctx,
                                         const v1::PlanJobRequest* req,
                                         v1::MemoryPlan* out) {
   if (absl::Status s = Caller(ctx).status(); !s.ok()) return ToGrpcStatus(s);
-  return Reply(jobs_->Plan(req->spec()), out);
+  return Reply(jobs_->Plan(*req), out);
 }
 
 grpc::Status StrongholdService::DownloadCheckpoint(
@@ -176,12 +176,18 @@ grpc::Status StrongholdService::DownloadCheckpoint(
 }
 
 grpc::ServerUnaryReactor* StrongholdService::GetNode(
-    grpc::CallbackServerContext* ctx, const v1::GetNodeRequest*,
+    grpc::CallbackServerContext* ctx, const v1::GetNodeRequest* req,
     v1::Node* out) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   if (absl::Status s = Caller(ctx).status(); !s.ok()) {
     reactor->Finish(ToGrpcStatus(s));
     return reactor;
+  }
+  if (req->remeasure_profile()) {
+    if (absl::Status s = jobs_->RemeasureProfile(); !s.ok()) {
+      reactor->Finish(ToGrpcStatus(s));
+      return reactor;
+    }
   }
   *out = jobs_->Node();
   reactor->Finish(grpc::Status::OK);

@@ -2,9 +2,17 @@
 #include "core/plan/window.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 
 namespace stronghold::core {
+
+int HidingWindow(double forward_s, double h2d_s, int max_window) {
+  const double fwd = std::max(forward_s, 1e-9);
+  const double w = std::ceil(1.25 * std::max(h2d_s, 0.0) / fwd);
+  return std::clamp(w > max_window ? max_window : static_cast<int>(w), 1,
+                    std::max(1, max_window));
+}
 namespace {
 
 constexpr int64_t kFloat = 4;

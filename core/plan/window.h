@@ -25,6 +25,14 @@ struct ResolvedWindow {
 };
 ResolvedWindow ResolveWindow(const JobConfig& config, int64_t device_budget);
 
+// The automatic window's rule once the first step is profiled: the
+// smallest window whose prefetch hides a layer's H2D copy behind the
+// forward of the layers before it, W * forward_s >= 1.25 * h2d_s (25%
+// margin), at least 1 and at most `max_window`. The trainer applies it to
+// measured figures (core/train/auto_window.h), the schedule model to
+// predicted ones (core/plan/prediction.h).
+int HidingWindow(double forward_s, double h2d_s, int max_window);
+
 // Device slots the windowed engine allocates for `window` (L2L: one).
 int WindowSlots(const JobConfig& config, int window);
 // Host buffers the engine reads what H2D sends from the NVMe tier into,

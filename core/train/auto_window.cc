@@ -24,12 +24,11 @@ WindowChoice ChooseWindow(const JobConfig& config, const ExecutionPlan& plan,
   h2d = copies > 0 ? h2d / copies : 0;
   const double fwd = std::max(profiled.layer_forward_s, 1e-9);
   WindowChoice choice;
-  choice.window = std::max(1, static_cast<int>(std::ceil(1.25 * h2d / fwd)));
-  std::string why = "copies hidden";
-  if (choice.window > max_window) {
-    choice.window = max_window;
-    why = "copies are bandwidth-bound: the largest window that fits is used";
-  }
+  choice.window = HidingWindow(profiled.layer_forward_s, h2d, max_window);
+  const std::string why =
+      std::ceil(1.25 * h2d / fwd) > max_window
+          ? "copies are bandwidth-bound: the largest window that fits is used"
+          : "copies hidden";
   choice.message = absl::StrFormat(
       "window %d chosen (largest that fits: %d): per layer forward %.2f ms, "
       "backward %.2f ms, H2D %.2f ms, AdamW %.2f ms; %s%s",

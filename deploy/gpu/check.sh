@@ -166,6 +166,12 @@ for src in core/*/*.cc storage/*.cc; do
     *) SOURCES+=("$src") ;;
   esac
 done
+# The built-in hardware profiles (core/plan/hardware_profile.h): a file
+# Bazel generates with the same script.
+mkdir -p "$BUILD/gen"
+"$ROOT/deploy/hardware/embed.sh" "$BUILD/gen/builtin_hardware_profiles.cc" \
+  "$ROOT"/deploy/hardware/*.json
+SOURCES+=("$BUILD/gen/builtin_hardware_profiles.cc")
 LIB_SOURCES=("${SOURCES[@]}")
 SOURCES+=("${BENCH_SOURCES[@]}" core/tools/adamw_bench.cc "${TEST_SOURCES[@]}")
 # --no-as-needed first: nothing in core/ names a symbol of libtorch_cuda.so,

@@ -2,7 +2,8 @@
 # and state directory, driven by the real strongholdctl. Source it; it sets
 # DAEMON, CTL, WORK, STATE, DATA_ROOT, SSD_ROOT, STRONGHOLD_DAEMON and a
 # cleanup trap.
-#   start_daemon [FLAG...]  starts it (with extra daemon flags) and waits until it answers;
+#   start_daemon [FLAG...]  starts it (with extra daemon flags; no node profile is
+#                     measured unless --node_profile=true) and waits until it answers;
 #                     token files go in $DATA_ROOT, tier directories in $SSD_ROOT
 #                     (--data_root, --ssd_root: the daemon uses no other paths)
 #   stop_daemon       SIGTERM; returns the daemon's exit code
@@ -36,7 +37,8 @@ start_daemon() {
   mkdir -p "$DATA_ROOT" "$SSD_ROOT"
   # No metrics port: tests run beside each other and beside real daemons.
   "$DAEMON" --socket "$SOCK" --state_dir "$STATE" --metrics_listen= \
-    --optimizer_threads 1 --data_root "$DATA_ROOT" --ssd_root "$SSD_ROOT" \
+    --optimizer_threads 1 --node_profile=false --data_root "$DATA_ROOT" \
+    --ssd_root "$SSD_ROOT" \
     "$@" >>"$WORK/daemon.log" 2>&1 &
   PID=$!
   for _ in $(seq 1 200); do

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# plan --predict end to end (issue 18): named profiles, a profile sent as a
+# file (and hostile ones refused naming the field), every method, JSON
+# output, the seed's --case tables, and the node's measured profile (cached
+# in the state directory; a corrupt cache is measured again).
+set -u
+source "$(dirname "$0")/daemon_lib.sh"
+
+M="--layers 8 --hidden 512 --heads 8 --seq-len 256 --batch 4 --micro-batch 4 --vocab 256"
+# The start-up measurement runs in the background: poll until it is there.
+wait_profile() {
+  for _ in $(seq 1 300); do
+    "$CTL" --output json node | grep -q '"h2d_gbps": [1-9]' && return 0
+    sleep 0.1
+  done
+  return 1
+}
+start_daemon --node_profile=true
+check "the node's profile is measured after start-up" wait_profile
+
+for method in resident l2l stronghold; do
+  out=$("$CTL" plan $M --method "$method" --hardware h200 2>&1)
+  check "$method: predicted on h200" grep -q "predicted step:" <<<"$out"
+  check "$method: alternatives listed" grep -q "STRONGHOLD W=4" <<<"$out"
+done
+json=$("$CTL" --output json plan $M --method stronghold --hardware v100-32gb-vm)
+step=$(python3 -c "import json,sys; p=json.load(sys.stdin)['prediction']['predicted']; print(p['predicted_step_s'] > 0 and p['bottleneck'] in ('compute','pcie','cpu_optimizer','nvme'))" <<<"$json")
+check "json has predicted_step_s and bottleneck" test "$step" = True
+
+# A profile sent as a file: the built-in h200 printed back as JSON works...
+"$CTL" --output json node | python3 -c "import json,sys; print(json.load(sys.stdin)['profile']['json'])" >"$WORK/node.json"
+check "node shows its measured profile" python3 -c "import json; json.load(open('$WORK/node.json'))"
+check "a profile file is accepted" quiet "$CTL" plan $M --hardware "$WORK/node.json"
+# ... and hostile ones are refused, naming the field.
+sed 's/"h2d_gbps": {"value": [0-9.e+-]*/"h2d_gbps": {"value": 0/' "$WORK/node.json" >"$WORK/zero.json"
+err=$("$CTL" plan $M --hardware "$WORK/zero.json" 2>&1)
+check "zero bandwidth refused: INVALID_ARGUMENT naming figures.h2d_gbps" \
+  grep -q "INVALID_ARGUMENT.*figures.h2d_gbps" <<<"$err"
+sed 's/"cpu_threads"/"cpu_threadz"/' "$WORK/node.json" >"$WORK/typo.json"
+err=$("$CTL" plan $M --hardware "$WORK/typo.json" 2>&1)
+check "unknown figure refused" grep -q "INVALID_ARGUMENT.*cpu_threadz" <<<"$err"
+printf '{"name": "x", "figures": {"h2d_gbps": {"value": NaN}}}' >"$WORK/nan.json"
+err=$("$CTL" plan $M --hardware "$WORK/nan.json" 2>&1)
+check "NaN refused" grep -q "INVALID_ARGUMENT" <<<"$err"
+err=$("$CTL" plan $M --hardware a100 2>&1)
+check "unknown name: NOT_FOUND listing the built-in ones" \
+  grep -q "NOT_FOUND.*h100-pcie-gen5, h200, v100-32gb-vm" <<<"$err"
+
+# The node's own profile (measured at start-up, the job's layer shape on demand).
+out=$("$CTL" plan $M --method stronghold --predict 2>&1)
+check "predicted on the measured profile" grep -q "measured on this node" <<<"$out"
+check "the job's layer shape was measured and cached" \
+  grep -q '"layer_timings": \[$' "$STATE/node_profile.json"
+
+# The seed's tables.
+S="--hidden 2048 --heads 16 --seq-len 1024 --batch 4 --micro-batch 4 --vocab 50304 --clip-norm 0"
+for c in largest throughput window; do
+  out=$("$CTL" plan --layers 32 $S --case "$c" --hardware v100-32gb-vm 2>&1)
+  check "--case $c" grep -q "SAMPLES/S" <<<"$out"
+done
+err=$("$CTL" plan $M --case fastest --hardware h200 2>&1)
+check "--case fastest refused" grep -q "expected largest, throughput or window" <<<"$err"
+
+# A corrupt cache is measured again, never trusted; a good one is read.
+check "daemon stops" stop_daemon
+echo '{"name": "this-node", "figures": {}}' >"$STATE/node_profile.json"
+start_daemon --node_profile=true
+wait_profile
+check "corrupt cache measured again" python3 -c "
+import json; json.load(open('$STATE/node_profile.json'))['figures']['h2d_gbps']"
+out=$("$CTL" node)
+check "node: measured at start-up" grep -q "measured at start-up" <<<"$out"
+check "daemon stops" stop_daemon
+start_daemon --node_profile=true
+out=$("$CTL" node)
+check "node: read from the cache" grep -q "state directory cache" <<<"$out"
+check "remeasure on request" quiet "$CTL" node --remeasure
+out=$("$CTL" node)
+check "node: measured again" grep -q "measured at start-up" <<<"$out"
+check "daemon stops" stop_daemon
+
+# Without a profile: a clear refusal.
+start_daemon
+err=$("$CTL" plan $M --predict 2>&1)
+check "no measured profile: FAILED_PRECONDITION" grep -q "FAILED_PRECONDITION" <<<"$err"
+finish
