@@ -358,9 +358,11 @@ TEST(ProtoConvertTest, EveryMemoryPlanFieldReachesTheProto) {
                {.name = "b", .tier = "ssd", .bytes = 16, .shape = "[16]"}};
 
   const v1::MemoryPlan m = ToProto(p);
-  // max_layers takes a search over plans (core::MaxTrainableLayers):
-  // JobManager::Plan sets it, not the conversion.
-  EXPECT_EQ(DefaultFields(m), std::vector<std::string>{"max_layers"});
+  // max_layers takes a search over plans (core::MaxTrainableLayers) and
+  // prediction a hardware profile (PlanJobRequest.predict): JobManager::Plan
+  // sets them, not the conversion.
+  EXPECT_EQ(DefaultFields(m),
+            (std::vector<std::string>{"max_layers", "prediction"}));
   EXPECT_EQ(m.parameters(), 1);
   EXPECT_EQ(m.parameters_per_layer(), 2);
   EXPECT_EQ(m.device_bytes(), 3);
