@@ -242,7 +242,19 @@ absl::Status JobRunner::TrainDistributed(const JobRun& run,
     control.Finish();
     throw;
   }
-  if (const absl::Status others = control.status(); !others.ok()) {
+  if (absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status)) {
+    // A collective broke (a dead peer breaks it at once) or timed out: the
+    // watchdog's heartbeats say which rank, within the timeout.
+    const absl::Status others = control.AwaitStatus(
+        std::chrono::seconds(d.collective_timeout_s) + std::chrono::seconds(2));
+    if (!others.ok()) {
+      status = absl::Status(
+          others.code(), absl::StrCat(others.message(),
+                                      " (this rank: ", status.message(), ")"));
+    }
+  }
+  if (const absl::Status others = control.status();
+      !others.ok() && !absl::StrContains(status.message(), others.message())) {
     // Another rank (or the store) stopped this one: that is the reason.
     status = others;
   } else if (ranks.stop().has_value() && ranks.stop()->requested_by != d.rank &&

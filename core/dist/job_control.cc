@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/time.h"
 #include "glog/logging.h"
 
 namespace stronghold::core::dist {
@@ -195,6 +196,14 @@ bool JobControl::Interrupted() const { return interrupted_.load(); }
 
 absl::Status JobControl::status() const {
   absl::MutexLock lock(&mu_);
+  return status_;
+}
+
+absl::Status JobControl::AwaitStatus(std::chrono::milliseconds max_wait) const {
+  absl::MutexLock lock(&mu_);
+  auto decided = [this]()
+                     ABSL_SHARED_LOCKS_REQUIRED(mu_) { return !status_.ok(); };
+  mu_.AwaitWithTimeout(absl::Condition(&decided), absl::FromChrono(max_wait));
   return status_;
 }
 

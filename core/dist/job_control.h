@@ -91,6 +91,11 @@ class JobControl {
   // naming the rank (silent, failed, store lost), CANCELLED naming the rank
   // that was cancelled. OK while nothing happened.
   absl::Status status() const;
+  // status() once the watchdog has a verdict, waiting at most `max_wait`
+  // for one (OK if none came). For a rank whose collective failed: a dead
+  // peer breaks the collective at once, but only the heartbeats say which
+  // rank it was.
+  absl::Status AwaitStatus(std::chrono::milliseconds max_wait) const;
 
   // This rank must stop with a checkpoint: every rank will, at the same
   // step.

@@ -4,13 +4,6 @@
 # bit for bit in fp32: the loss of every step on both ranks, and the final
 # checkpoint fetched from rank 0 (model and optimizer files). Over W=1, W=2,
 # L2L, clipping off and at 1.0, speculative updates on and off.
-#
-# NOT in tests/integration/BUILD on the orchestration branch: it needs the
-# sharded engine (JobRunner::CreateDistributedTrainer). Enable it with:
-#   sh_test(name = "distributed_train_test", size = "large",
-#           srcs = ["distributed_train_test.sh"],
-#           data = ["daemon_lib.sh", "//client:strongholdctl",
-#                   "//server:strongholdd"])
 source "$(dirname "$0")/daemon_lib.sh"
 
 export OMP_NUM_THREADS=1
@@ -22,8 +15,8 @@ trap cleanup_b EXIT
 
 start_daemon  # rank 0's (and the single-rank reference's), on $SOCK
 "$DAEMON" --socket "$B_SOCK" --state_dir "$B_STATE" --metrics_listen= \
-  --optimizer_threads 1 --data_root "$DATA_ROOT" --ssd_root "$SSD_ROOT" \
-  >>"$WORK/daemon-b.log" 2>&1 &
+  --optimizer_threads 1 --node_profile=false --data_root "$DATA_ROOT" \
+  --ssd_root "$SSD_ROOT" >>"$WORK/daemon-b.log" 2>&1 &
 B_PID=$!
 for _ in $(seq 1 200); do
   "$CTL" --daemon "unix:$B_SOCK" node >/dev/null 2>&1 && break
@@ -65,9 +58,9 @@ for c in "${CASES[@]}"; do
   # Two ranks, one micro-batch each.
   PORT=$(free_port)
   r0=$(A submit "${BASE[@]}" "${extra[@]}" --world-size 2 --rank 0 \
-    --master-addr 127.0.0.1 --master-port "$PORT" --dist-from-env --output json | job_name)
+    --master-addr 127.0.0.1 --master-port "$PORT" --job-key "$STRONGHOLD_JOB_KEY" --output json | job_name)
   r1=$(B submit "${BASE[@]}" "${extra[@]}" --world-size 2 --rank 1 --local-rank 1 \
-    --master-addr 127.0.0.1 --master-port "$PORT" --dist-from-env --output json | job_name)
+    --master-addr 127.0.0.1 --master-port "$PORT" --job-key "$STRONGHOLD_JOB_KEY" --output json | job_name)
   A watch "$r0" --output json >"$WORK/$name-r0.json"; rc0=$?
   B watch "$r1" --output json >"$WORK/$name-r1.json"; rc1=$?
   check "$name: both ranks succeed ($rc0, $rc1)" [ "$rc0" = 0 ] && [ "$rc1" = 0 ]
