@@ -6,6 +6,7 @@
 #include "core/plan/planner.h"
 #include "core/plan/prediction.h"
 #include "core/util/status_macros.h"
+#include "server/proto_convert.h"
 
 namespace stronghold::server {
 namespace {
@@ -34,17 +35,6 @@ void ToProto(const core::StepPrediction& p, v1::PredictedStep* out) {
   ToProto(p.critical, out->mutable_critical());
   out->set_layer_forward_s(p.layer_forward_s);
   out->set_layer_backward_s(p.layer_backward_s);
-}
-
-v1::OffloadMethod MethodProto(core::OffloadMethod m) {
-  switch (m) {
-    case core::OffloadMethod::kL2L:
-      return v1::L2L;
-    case core::OffloadMethod::kStronghold:
-      return v1::STRONGHOLD;
-    default:
-      return v1::RESIDENT;
-  }
 }
 
 }  // namespace
@@ -102,7 +92,7 @@ absl::StatusOr<v1::StepPrediction> PredictionToProto(
   for (const core::PredictedAlternative& a : p.alternatives) {
     v1::PlanAlternative* alt = out.add_alternatives();
     alt->set_name(a.name);
-    alt->set_method(MethodProto(a.plan.method));
+    alt->set_method(ToProto(a.plan.method));
     alt->set_window(a.plan.window);
     alt->set_kept_activation_layers(a.plan.kept_activation_layers);
     alt->set_fits(a.plan.fits);

@@ -39,17 +39,6 @@ core::OffloadMethod ToMethod(v1::OffloadMethod m) {
   }
 }
 
-v1::OffloadMethod FromMethod(core::OffloadMethod m) {
-  switch (m) {
-    case core::OffloadMethod::kL2L:
-      return v1::L2L;
-    case core::OffloadMethod::kStronghold:
-      return v1::STRONGHOLD;
-    default:
-      return v1::RESIDENT;
-  }
-}
-
 }  // namespace
 
 core::JobConfig ToJobConfig(const v1::JobSpec& spec) {
@@ -139,7 +128,7 @@ v1::JobSpec ToJobSpec(const core::JobConfig& c) {
   t->set_precision(FromPrecision(c.training.precision));
   t->set_log_every(c.training.log_every);
   v1::OffloadSpec* o = spec.mutable_offload();
-  o->set_method(FromMethod(c.offload.method));
+  o->set_method(ToProto(c.offload.method));
   o->set_window(c.offload.window);
   o->set_kept_activation_layers(c.offload.kept_activation_layers);
   o->set_speculative_updates(c.offload.speculative_updates);
@@ -175,7 +164,7 @@ void RedactSecrets(v1::Job* job) { RedactSecrets(job->mutable_spec()); }
 
 v1::MemoryPlan ToProto(const core::ExecutionPlan& p) {
   v1::MemoryPlan out;
-  out.set_method(FromMethod(p.method));
+  out.set_method(ToProto(p.method));
   out.set_reference(p.reference);
   out.set_automatic_window(p.automatic_window);
   out.set_slots(p.slots);
@@ -245,6 +234,17 @@ v1::StepMetrics ToStepMetrics(const core::StepMetrics& s,
     m.set_mfu(s.model_tflops * 1e12 / device_peak_flops);
   }
   return m;
+}
+
+v1::OffloadMethod ToProto(core::OffloadMethod m) {
+  switch (m) {
+    case core::OffloadMethod::kL2L:
+      return v1::L2L;
+    case core::OffloadMethod::kStronghold:
+      return v1::STRONGHOLD;
+    default:
+      return v1::RESIDENT;
+  }
 }
 
 }  // namespace stronghold::server

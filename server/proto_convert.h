@@ -38,6 +38,9 @@ void RedactSecrets(stronghold::v1::Job* job);
 // takes a search over plans: core::MaxTrainableLayers); the caller sets it.
 stronghold::v1::MemoryPlan ToProto(const core::ExecutionPlan& plan);
 
+// The offload method's proto enum value.
+stronghold::v1::OffloadMethod ToProto(core::OffloadMethod method);
+
 // Every field of the step's metrics; mfu is model FLOP/s over
 // `device_peak_flops` (left 0 when that is 0, i.e. unknown).
 stronghold::v1::StepMetrics ToStepMetrics(const core::StepMetrics& metrics,

@@ -7,29 +7,7 @@
 # reply and log. tests/integration/distributed_train_test.sh checks what the
 # ranks train.
 source "$(dirname "$0")/daemon_lib.sh"
-
-export OMP_NUM_THREADS=1
-B_SOCK="$SOCK_DIR/b.sock"
-B_STATE="$WORK/state-b"
-B_PID=""
-cleanup_b() { [ -n "$B_PID" ] && kill -9 "$B_PID" 2>/dev/null; cleanup; }
-trap cleanup_b EXIT
-
-start_daemon  # rank 0's, on $SOCK
-"$DAEMON" --socket "$B_SOCK" --state_dir "$B_STATE" --metrics_listen= \
-  --optimizer_threads 1 --node_profile=false --data_root "$DATA_ROOT" \
-  --ssd_root "$SSD_ROOT" >>"$WORK/daemon-b.log" 2>&1 &
-B_PID=$!
-for _ in $(seq 1 200); do
-  "$CTL" --daemon "unix:$B_SOCK" node >/dev/null 2>&1 && break
-  sleep 0.1
-done
-A() { "$CTL" --daemon "unix:$SOCK" "$@"; }
-B() { "$CTL" --daemon "unix:$B_SOCK" "$@"; }
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+source "$(dirname "$0")/two_daemons_lib.sh"
 KEY="e2e-secret-key-$$"
 MODEL=(--layers 1 --hidden 32 --heads 2 --seq-len 16 --vocab 256
        --micro-batch 1 --steps 2 --method stronghold)
@@ -110,12 +88,7 @@ restart_b() {
   wait "$B_PID" 2>/dev/null
   # A new state directory: the killed daemon's job would run again on
   # restart (crash recovery) and hold the worker until it fails to meet.
-  B_STATE="$WORK/state-b-$1"
-  "$DAEMON" --socket "$B_SOCK" --state_dir "$B_STATE" --metrics_listen= \
-    --optimizer_threads 1 --node_profile=false --data_root "$DATA_ROOT" \
-    --ssd_root "$SSD_ROOT" >>"$WORK/daemon-b.log" 2>&1 &
-  B_PID=$!
-  for _ in $(seq 1 200); do B node >/dev/null 2>&1 && return 0; sleep 0.1; done
+  start_daemon_b "$WORK/state-b-$1"
 }
 for how in KILL STOP; do
   PORT=$(free_port)

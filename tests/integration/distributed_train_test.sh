@@ -5,28 +5,7 @@
 # checkpoint fetched from rank 0 (model and optimizer files). Over W=1, W=2,
 # L2L, clipping off and at 1.0, speculative updates on and off.
 source "$(dirname "$0")/daemon_lib.sh"
-
-export OMP_NUM_THREADS=1
-B_SOCK="$SOCK_DIR/b.sock"
-B_STATE="$WORK/state-b"
-B_PID=""
-cleanup_b() { [ -n "$B_PID" ] && kill -9 "$B_PID" 2>/dev/null; cleanup; }
-trap cleanup_b EXIT
-
-start_daemon  # rank 0's (and the single-rank reference's), on $SOCK
-"$DAEMON" --socket "$B_SOCK" --state_dir "$B_STATE" --metrics_listen= \
-  --optimizer_threads 1 --node_profile=false --data_root "$DATA_ROOT" \
-  --ssd_root "$SSD_ROOT" >>"$WORK/daemon-b.log" 2>&1 &
-B_PID=$!
-for _ in $(seq 1 200); do
-  "$CTL" --daemon "unix:$B_SOCK" node >/dev/null 2>&1 && break
-  sleep 0.1
-done
-A() { "$CTL" --daemon "unix:$SOCK" "$@"; }
-B() { "$CTL" --daemon "unix:$B_SOCK" "$@"; }
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+source "$(dirname "$0")/two_daemons_lib.sh"
 job_name() { json_field name; }
 # Step -> loss (repr of the double) of the metrics events of watch --output json.
 losses() {
