@@ -1,5 +1,7 @@
 #include "core/tools/bench_run.h"
 
+#include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <system_error>
@@ -98,6 +100,67 @@ StepMetrics MeanAfterWarmup(const JobConfig& config,
           ? config.model.model_flops_per_step(batch) / mean.step_s / 1e12
           : 0;
   return mean;
+}
+
+absl::StatusOr<EngineBenchArgs> ParseEngineBenchArgs(
+    int argc, char** argv, int default_steps, int default_budget_percent) {
+  auto arg = [&](int i, int fallback) {
+    return argc > i ? std::atoi(argv[i]) : fallback;
+  };
+  EngineBenchArgs a;
+  JobConfig& c = a.config;
+  c.model = {.layers = arg(1, 8),
+             .hidden = arg(2, 512),
+             .heads = arg(3, 8),
+             .seq_len = arg(4, 256),
+             .vocab = 256};
+  c.training.batch = c.training.micro_batch = arg(5, 4);
+  c.training.steps = arg(6, default_steps);
+  c.training.clip_norm = 1.0;
+  a.budget_percent = arg(7, default_budget_percent);
+  a.rounds = std::max(1, arg(8, 1));
+  a.precision = argc > 9 ? argv[9] : "fp32";
+  if (a.precision == "bf16") {
+    c.training.precision = Precision::kBf16;
+  } else if (a.precision == "fp16") {
+    c.training.precision = Precision::kFp16;
+  } else if (a.precision != "fp32") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "precision ", a.precision, ": expected fp32, bf16 or fp16"));
+  }
+  return a;
+}
+
+std::vector<EngineBenchCase> EngineBenchCases(const JobConfig& c,
+                                              int64_t budget) {
+  JobConfig sh = c;
+  sh.offload.method = OffloadMethod::kStronghold;
+  sh.offload.window = 0;
+  JobConfig recompute = sh;
+  recompute.offload.kept_activation_layers = -1;
+  JobConfig l2l = c;
+  l2l.offload.method = OffloadMethod::kL2L;
+  // The same engine with every layer in the window and every layer
+  // recomputed: what activation checkpointing alone costs, nothing offloaded.
+  JobConfig all = recompute;
+  all.offload.window = c.model.layers;
+  // And with every layer's activations kept: the engine doing what RESIDENT
+  // does (no offload, no recompute), so any gap left is the engine's own.
+  JobConfig all_kept = all;
+  all_kept.offload.kept_activation_layers = c.model.layers;
+  // Updates during backward, undone and redone on clipped steps
+  // (offload.speculative_updates): on a CPU the backups compete with compute.
+  JobConfig speculative = sh;
+  speculative.offload.speculative_updates = true;
+  return {
+      {"RESIDENT", c, 0},
+      {"STRONGHOLD", sh, budget},  // automatic window and kept activations
+      {"STRONGHOLD recompute", recompute, budget},
+      {"L2L", l2l, budget},
+      {"W=L recompute", all, 0},
+      {"W=L kept", all_kept, 0},
+      {"STRONGHOLD specul.", speculative, budget},
+  };
 }
 
 }  // namespace stronghold::core

@@ -53,6 +53,32 @@ StepMetrics MeanAfterWarmup(const JobConfig& config,
                             const std::vector<StepMetrics>& reports,
                             int warmup);
 
+// engine_bench's command line, shared with predict_bench (the same cases):
+//   LAYERS HIDDEN HEADS SEQ BATCH STEPS BUDGET_PERCENT ROUNDS PRECISION
+// with defaults 8 512 8 256 4 `default_steps` `default_budget_percent` 1
+// fp32; vocabulary 256, clipping at 1.0, micro-batch = batch.
+struct EngineBenchArgs {
+  JobConfig config;
+  int budget_percent = 0;
+  int rounds = 1;
+  std::string precision;  // "fp32", "bf16" or "fp16"
+};
+// INVALID_ARGUMENT for a precision other than fp32, bf16 or fp16.
+absl::StatusOr<EngineBenchArgs> ParseEngineBenchArgs(
+    int argc, char** argv, int default_steps, int default_budget_percent);
+
+// engine_bench's cases for `config`, the windowed ones on a device budget of
+// `budget` bytes: RESIDENT, STRONGHOLD (automatic window and kept
+// activations), STRONGHOLD recompute, L2L, W=L recompute, W=L kept,
+// STRONGHOLD specul.
+struct EngineBenchCase {
+  const char* name;
+  JobConfig config;
+  int64_t budget;  // 0 = none
+};
+std::vector<EngineBenchCase> EngineBenchCases(const JobConfig& config,
+                                              int64_t budget);
+
 }  // namespace stronghold::core
 
 #endif  // STRONGHOLD_CORE_TOOLS_BENCH_RUN_H_

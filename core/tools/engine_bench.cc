@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "core/plan/planner.h"
+#include "core/tools/bench_run.h"
 #include "core/train/trainer.h"
 
 namespace stronghold::core {
@@ -83,31 +84,17 @@ Figures Measure(const JobConfig& c, int64_t budget, int warmup) {
 }
 
 int Main(int argc, char** argv) {
-  auto arg = [&](int i, int fallback) {
-    return argc > i ? std::atoi(argv[i]) : fallback;
-  };
-  JobConfig c;
-  c.model = {.layers = arg(1, 8),
-             .hidden = arg(2, 512),
-             .heads = arg(3, 8),
-             .seq_len = arg(4, 256),
-             .vocab = 256};
-  c.training.batch = c.training.micro_batch = arg(5, 4);
-  c.training.steps = arg(6, 8);
-  c.training.clip_norm = 1.0;
-  const int budget_percent = arg(7, 50);
-  const int repeats = std::max(1, arg(8, 1));
-  const std::string precision = argc > 9 ? argv[9] : "fp32";
-  if (precision == "bf16") {
-    c.training.precision = Precision::kBf16;
-  } else if (precision == "fp16") {
-    c.training.precision = Precision::kFp16;
-  } else if (precision != "fp32") {
-    std::fprintf(stderr,
-                 "engine_bench: precision %s: expected fp32, bf16 or fp16\n",
-                 precision.c_str());
+  absl::StatusOr<EngineBenchArgs> args = ParseEngineBenchArgs(
+      argc, argv, /*default_steps=*/8, /*default_budget_percent=*/50);
+  if (!args.ok()) {
+    std::fprintf(stderr, "engine_bench: %s\n",
+                 std::string(args.status().message()).c_str());
     return 2;
   }
+  const JobConfig& c = args->config;
+  const int budget_percent = args->budget_percent;
+  const int repeats = args->rounds;
+  const std::string& precision = args->precision;
   const int warmup = 2;  // step 1 profiles the window; step 2 settles
 
   // The windowed methods get a device with budget_percent of the memory
@@ -136,34 +123,9 @@ int Main(int argc, char** argv) {
     int64_t budget;
     Figures best;
   };
-  JobConfig sh = c;
-  sh.offload.method = OffloadMethod::kStronghold;
-  sh.offload.window = 0;
-  JobConfig recompute = sh;
-  recompute.offload.kept_activation_layers = -1;
-  JobConfig l2l = c;
-  l2l.offload.method = OffloadMethod::kL2L;
-  // The same engine with every layer in the window and every layer
-  // recomputed: what activation checkpointing alone costs, nothing offloaded.
-  JobConfig all = recompute;
-  all.offload.window = c.model.layers;
-  // And with every layer's activations kept: the engine doing what RESIDENT
-  // does (no offload, no recompute), so any gap left is the engine's own.
-  JobConfig all_kept = all;
-  all_kept.offload.kept_activation_layers = c.model.layers;
-  // Updates during backward, undone and redone on clipped steps
-  // (offload.speculative_updates): on a CPU the backups compete with compute.
-  JobConfig speculative = sh;
-  speculative.offload.speculative_updates = true;
-  std::vector<Case> cases = {
-      {"RESIDENT", c, 0, {}},
-      {"STRONGHOLD", sh, budget, {}},  // automatic window and kept activations
-      {"STRONGHOLD recompute", recompute, budget, {}},
-      {"L2L", l2l, budget, {}},
-      {"W=L recompute", all, 0, {}},
-      {"W=L kept", all_kept, 0, {}},
-      {"STRONGHOLD specul.", speculative, budget, {}},
-  };
+  std::vector<Case> cases;
+  for (const EngineBenchCase& k : EngineBenchCases(c, budget))
+    cases.push_back({k.name, k.config, k.budget, {}});
   for (int round = 1; round <= repeats; ++round) {
     for (Case& k : cases) {
       std::printf("  round %d/%d: %s ...\n", round, repeats, k.name);

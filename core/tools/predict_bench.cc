@@ -65,23 +65,12 @@ int Main(int argc, char** argv) {
     --argc;
     ++argv;
   }
-  auto arg = [&](int i, int fallback) {
-    return argc > i ? std::atoi(argv[i]) : fallback;
-  };
-  JobConfig c;
-  c.model = {.layers = arg(1, 8),
-             .hidden = arg(2, 512),
-             .heads = arg(3, 8),
-             .seq_len = arg(4, 256),
-             .vocab = 256};
-  c.training.batch = c.training.micro_batch = arg(5, 4);
-  c.training.steps = arg(6, 6);
-  c.training.clip_norm = 1.0;
-  const int budget_percent = arg(7, 70);
-  const int repeats = std::max(1, arg(8, 1));
-  const std::string precision = argc > 9 ? argv[9] : "fp32";
-  if (precision == "bf16") c.training.precision = Precision::kBf16;
-  if (precision == "fp16") c.training.precision = Precision::kFp16;
+  absl::StatusOr<EngineBenchArgs> args = ParseEngineBenchArgs(
+      argc, argv, /*default_steps=*/6, /*default_budget_percent=*/70);
+  if (!args.ok()) return Fail(args.status());
+  const JobConfig& c = args->config;
+  const int budget_percent = args->budget_percent;
+  const int repeats = args->rounds;
   const int warmup = 2;
 
   // 1. This node's profile, with the job's own layer measured.
@@ -103,18 +92,6 @@ int Main(int argc, char** argv) {
   const int64_t resident_need =
       PlanExecution(c, {.device = "cpu"}).bytes_device;
   const int64_t budget = resident_need * budget_percent / 100;
-  JobConfig sh = c;
-  sh.offload.method = OffloadMethod::kStronghold;
-  JobConfig recompute = sh;
-  recompute.offload.kept_activation_layers = -1;
-  JobConfig l2l = c;
-  l2l.offload.method = OffloadMethod::kL2L;
-  JobConfig all = recompute;
-  all.offload.window = c.model.layers;
-  JobConfig all_kept = all;
-  all_kept.offload.kept_activation_layers = c.model.layers;
-  JobConfig speculative = sh;
-  speculative.offload.speculative_updates = true;
   struct Case {
     const char* name;
     JobConfig config;
@@ -122,15 +99,9 @@ int Main(int argc, char** argv) {
     double best = 0;
     int window = 0;
   };
-  std::vector<Case> cases = {
-      {"RESIDENT", c, 0},
-      {"STRONGHOLD", sh, budget},
-      {"STRONGHOLD recompute", recompute, budget},
-      {"L2L", l2l, budget},
-      {"W=L recompute", all, 0},
-      {"W=L kept", all_kept, 0},
-      {"STRONGHOLD specul.", speculative, budget},
-  };
+  std::vector<Case> cases;
+  for (const EngineBenchCase& k : EngineBenchCases(c, budget))
+    cases.push_back({k.name, k.config, k.budget});
   const std::string dir =
       std::filesystem::temp_directory_path() / "predict_bench";
   for (int round = 1; round <= repeats; ++round) {
