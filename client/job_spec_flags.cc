@@ -112,6 +112,21 @@ Setter Enum(std::vector<std::pair<std::string, E>> names,
   };
 }
 
+// An "on|off|auto" flag of an optional bool offload field: auto clears it,
+// which leaves the choice to the daemon (docs/prediction.md).
+Setter OnOffAuto(void (v1::OffloadSpec::*set)(bool),
+                 void (v1::OffloadSpec::*clear)()) {
+  return Enum<int>({{"on", 1}, {"off", 0}, {"auto", -1}},
+                   [set, clear](JobSpec& s, int v) {
+                     v1::OffloadSpec* o = s.mutable_offload();
+                     if (v < 0) {
+                       (o->*clear)();
+                     } else {
+                       (o->*set)(v == 1);
+                     }
+                   });
+}
+
 const std::vector<SpecFlag>& SpecFlags() {
   using v1::OffloadMethod;
   using v1::Precision;
@@ -192,23 +207,22 @@ const std::vector<SpecFlag>& SpecFlags() {
        Int32([](JobSpec& s, int32_t v) {
          s.mutable_offload()->set_kept_activation_layers(v);
        })},
-      {{"speculative-updates", "on|off",
+      {{"speculative-updates", "on|off|auto",
         "stronghold/l2l with clipping: update layers during backward, undo and "
-        "redo clipped steps (same results; 12-14 B/param more host memory)"},
-       Enum<bool>({{"on", true}, {"off", false}},
-                  [](JobSpec& s, bool v) {
-                    s.mutable_offload()->set_speculative_updates(v);
-                  })},
-      {{"device-embedding-optimizer", "on|off",
+        "redo clipped steps (same results; 12-14 B/param more host memory); "
+        "default auto: chosen from the predicted step time"},
+       OnOffAuto(&v1::OffloadSpec::set_speculative_updates,
+                 &v1::OffloadSpec::clear_speculative_updates)},
+      {{"device-embedding-optimizer", "on|off|auto",
         "update the embedding on the device (its Adam state there: 12-16 "
-        "B/embedding param of device memory) instead of the CPU"},
-       Enum<bool>({{"on", true}, {"off", false}},
-                  [](JobSpec& s, bool v) {
-                    s.mutable_offload()->set_device_embedding_optimizer(v);
-                  })},
+        "B/embedding param of device memory) instead of the CPU; default "
+        "auto: chosen from the predicted step time"},
+       OnOffAuto(&v1::OffloadSpec::set_device_embedding_optimizer,
+                 &v1::OffloadSpec::clear_device_embedding_optimizer)},
       {{"device-resident-layers", "N",
         "stronghold: layers 0..N-1 stay on the device with their optimizer "
-        "state, updated there (20 B/param in fp32); 0 = none"},
+        "state, updated there (20 B/param in fp32); 0 = none; default: "
+        "chosen from the predicted step time"},
        Int32([](JobSpec& s, int32_t v) {
          s.mutable_offload()->set_device_resident_layers(v);
        })},

@@ -74,6 +74,14 @@ void PrintPlan(const v1::MemoryPlan& plan, std::ostream& out) {
       {"parameters", CountText(plan.parameters())},
       {"parameters per layer", CountText(plan.parameters_per_layer())},
       {"runs as", RunsAsText(plan)},
+      {"ranks",
+       plan.world_size() > 1
+           ? absl::StrCat(plan.world_size(),
+                          " (the tables are one rank's: it holds the "
+                          "optimizer state of ",
+                          CountText(plan.rank_parameters()), " parameters)")
+           : std::string("1")},
+      {"D2H per step", BytesText(plan.d2h_bytes_per_step())},
       {"kept activations",
        absl::StrCat(plan.kept_activation_layers(),
                     " layers (the others are recomputed in backward)")},
@@ -94,8 +102,14 @@ void PrintPlan(const v1::MemoryPlan& plan, std::ostream& out) {
       {"host budget", BudgetText(plan.host_budget_bytes())},
       {"fits", plan.fits() ? "yes" : "no"},
       {"largest trainable layers",
-       absl::StrCat(plan.max_layers(), " (these budgets, all else as given)")},
+       absl::StrCat(plan.max_layers(), " (these budgets, all else as given",
+                    plan.world_size() > 1
+                        ? absl::StrCat(", on ", plan.world_size(), " ranks")
+                        : std::string(),
+                    ")")},
   };
+  if (!plan.automatic_choice().empty())
+    rows.push_back({"automatic options", plan.automatic_choice()});
   if (!plan.reason().empty()) rows.push_back({"reason", plan.reason()});
   PrintKeyValues(rows, out);
 

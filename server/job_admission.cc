@@ -14,11 +14,16 @@ namespace v1 = ::stronghold::v1;
 absl::StatusOr<ResolvedJob> ResolveJob(
     const v1::JobSpec& submitted, const JobLookup& lookup,
     const core::NodeBudgets& budgets, const Planner& planner,
-    const core::ValidationOptions& validation) {
+    const Configurator& configure, const core::ValidationOptions& validation) {
   ASSIGN_OR_RETURN(const v1::JobSpec spec, ResolveResume(submitted, lookup));
   ResolvedJob job;
   job.config = ToJobConfig(spec);
   RETURN_IF_ERROR(core::ValidateJobConfig(job.config, validation));
+  // The effective spec records the choice: every later plan of the job (each
+  // run's, a resumed job's) starts from it.
+  core::AutomaticChoice choice = configure(job.config);
+  job.config = std::move(choice.config);
+  job.automatic_choice = std::move(choice.reason);
   job.spec = ToJobSpec(job.config);
   job.spec.set_resume_from(spec.resume_from());
   job.plan = planner(job.config, budgets);

@@ -12,6 +12,7 @@
 #include <functional>
 
 #include "absl/status/statusor.h"
+#include "core/plan/auto_config.h"
 #include "core/plan/job_config.h"
 #include "core/plan/planner.h"
 #include "server/job_store.h"
@@ -25,8 +26,11 @@ struct ResolvedJob {
   // The effective spec: every default filled in, resume_from pinned to one
   // checkpoint. What the job record stores and the job runs with.
   stronghold::v1::JobSpec spec;
-  core::JobConfig config;    // validated
+  core::JobConfig config;    // validated, automatic options chosen
   core::ExecutionPlan plan;  // under the node's budgets; may not fit
+  // What the automatic options became and why (MemoryPlan.automatic_choice);
+  // empty when the spec set them all.
+  std::string automatic_choice;
 };
 
 // How a job is planned: core::PlanExecution, or a test's wrapper of it
@@ -34,13 +38,20 @@ struct ResolvedJob {
 using Planner = std::function<core::ExecutionPlan(const core::JobConfig&,
                                                   const core::NodeBudgets&)>;
 
+// Chooses a job's automatic options (core::ChooseAutomaticOptions with the
+// node's hardware profile: JobManager::Configure).
+using Configurator =
+    std::function<core::AutomaticChoice(const core::JobConfig&)>;
+
 // Resolves resume_from with `lookup`, validates (INVALID_ARGUMENT naming
-// the field and its limit; NOT_FOUND for an unknown resume_from) and plans.
+// the field and its limit; NOT_FOUND for an unknown resume_from), chooses
+// the automatic options with `configure` and plans.
 // `validation.rendezvous` false (PlanJob): a distributed spec needs only its
 // world size.
 absl::StatusOr<ResolvedJob> ResolveJob(
     const stronghold::v1::JobSpec& submitted, const JobLookup& lookup,
     const core::NodeBudgets& budgets, const Planner& planner,
+    const Configurator& configure,
     const core::ValidationOptions& validation = {});
 
 // What a job to run must pass besides: its data.source and

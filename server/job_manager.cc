@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "core/plan/prediction.h"
 #include "core/util/checked_math.h"
 #include "core/util/status_macros.h"
 #include "glog/logging.h"
@@ -149,6 +150,7 @@ void JobManager::RunJob(int64_t id) {
   JobRun run{.id = id,
              .job_dir = store_.JobDir(id),
              .checkpoints_dir = store_.CheckpointsDir(id)};
+  std::string automatic_choice;
   {
     absl::MutexLock lock(&mu_);
     Record& r = jobs_.at(id);
@@ -157,7 +159,10 @@ void JobManager::RunJob(int64_t id) {
     // Planned once for this run, under the budgets of this daemon (which may
     // differ from the submitting one's), and recorded with the job.
     run.plan = options_.planner(ToJobConfig(run.spec), options_.budgets);
+    // The automatic options were chosen at submission, into the spec.
+    automatic_choice = r.job.plan().automatic_choice();
     *r.job.mutable_plan() = ToProto(run.plan);
+    r.job.mutable_plan()->set_automatic_choice(automatic_choice);
     *r.job.mutable_start_time() = TimeUtil::GetCurrentTime();
     r.persisted = std::chrono::steady_clock::now();
     // The record must say RUNNING before the job runs: that is how the
@@ -170,6 +175,7 @@ void JobManager::RunJob(int64_t id) {
       return;
     }
   }
+  if (!automatic_choice.empty()) RecordMessage(id, automatic_choice);
   const absl::Status status = runner_.Run(run, *this);
   const int64_t checkpoint_bytes = DirectoryBytes(run.checkpoints_dir);
 
@@ -302,9 +308,9 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& submitted,
     absl::MutexLock lock(&mu_);
     RETURN_IF_ERROR(CheckQueueLimitsLocked(principal));
   }
-  ASSIGN_OR_RETURN(
-      ResolvedJob resolved,
-      ResolveJob(submitted, Lookup(), options_.budgets, options_.planner));
+  ASSIGN_OR_RETURN(ResolvedJob resolved,
+                   ResolveJob(submitted, Lookup(), options_.budgets,
+                              options_.planner, AutoConfigurator()));
   RETURN_IF_ERROR(CheckRunnable(resolved, store_, *paths_));
   ASSIGN_OR_RETURN(
       const int64_t checkpoint_bytes,
@@ -326,6 +332,7 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& submitted,
   *r.job.mutable_create_time() = TimeUtil::GetCurrentTime();
   r.job.set_parameters(resolved.plan.parameters);
   *r.job.mutable_plan() = ToProto(resolved.plan);
+  r.job.mutable_plan()->set_automatic_choice(resolved.automatic_choice);
   r.job.set_state(v1::Job::QUEUED);
   if (absl::Status s = store_.Save(r.job); !s.ok()) {
     jobs_.erase(id);
@@ -372,6 +379,16 @@ absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& name,
   return r->job;
 }
 
+Configurator JobManager::AutoConfigurator() const {
+  return [this](const core::JobConfig& config) {
+    absl::StatusOr<core::HardwareProfile> profile = absl::UnavailableError(
+        "the daemon measures none (--node_profile=false)");
+    if (options_.node_profile != nullptr)
+      profile = options_.node_profile->ForJob(config);
+    return core::ChooseAutomaticOptions(config, options_.budgets, profile);
+  };
+}
+
 absl::StatusOr<v1::MemoryPlan> JobManager::Plan(const v1::JobSpec& submitted) {
   v1::PlanJobRequest request;
   *request.mutable_spec() = submitted;
@@ -381,14 +398,30 @@ absl::StatusOr<v1::MemoryPlan> JobManager::Plan(const v1::JobSpec& submitted) {
 absl::StatusOr<v1::MemoryPlan> JobManager::Plan(
     const v1::PlanJobRequest& request) {
   const v1::JobSpec& submitted = request.spec();
+  // A plan predicted for a named or sent profile chooses the automatic
+  // options for that profile's machine, as its prediction plans them; else
+  // on this node's profile, as SubmitJob would.
+  Configurator configure = AutoConfigurator();
+  if (request.predict() && (!request.hardware_profile().empty() ||
+                            !request.hardware_profile_json().empty())) {
+    bool named = false;
+    ASSIGN_OR_RETURN(core::HardwareProfile profile,
+                     RequestedProfile(request, core::JobConfig{}, {}, &named));
+    configure = [profile = std::move(profile)](const core::JobConfig& c) {
+      return core::ChooseAutomaticOptions(c, core::ProfileNode(profile),
+                                          profile);
+    };
+  }
   // `plan --world-size N` needs no rendezvous address, port or key.
-  ASSIGN_OR_RETURN(const ResolvedJob job,
-                   ResolveJob(submitted, Lookup(), options_.budgets,
-                              options_.planner, {.rendezvous = false}));
+  ASSIGN_OR_RETURN(
+      const ResolvedJob job,
+      ResolveJob(submitted, Lookup(), options_.budgets, options_.planner,
+                 configure, {.rendezvous = false}));
   // A plan on a tier directory or a token file the job may not use would
   // mislead: refused as SubmitJob refuses it.
   RETURN_IF_ERROR(paths_->OpenJobFiles(job.config).status());
   v1::MemoryPlan plan = ToProto(job.plan);
+  plan.set_automatic_choice(job.automatic_choice);
   plan.set_max_layers(core::MaxTrainableLayers(job.config, options_.budgets));
   if (request.predict()) {
     bool measured = false;

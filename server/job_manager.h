@@ -242,6 +242,9 @@ class JobManager : private JobRecorder {
   void RunJob(int64_t id);
   // Finds a job's record for server/resume.h (takes the lock).
   JobLookup Lookup();
+  // Chooses a job's automatic options with the node's measured profile
+  // (none with --node_profile=false: they stay off).
+  Configurator AutoConfigurator() const;
 
   // JobRecorder: the running job reports here (server/job_runner.h).
   void RecordStep(int64_t id,

@@ -79,6 +79,11 @@ core::JobConfig ToJobConfig(const v1::JobSpec& spec) {
   c.offload.speculative_updates = o.speculative_updates();
   c.offload.device_embedding_optimizer = o.device_embedding_optimizer();
   c.offload.device_resident_layers = o.device_resident_layers();
+  // Unset: the planner's to choose (core/plan/auto_config.h).
+  c.offload.automatic = {
+      .speculative_updates = !o.has_speculative_updates(),
+      .device_embedding_optimizer = !o.has_device_embedding_optimizer(),
+      .device_resident_layers = !o.has_device_resident_layers()};
   c.offload.gpu_memory_budget_bytes = o.gpu_memory_budget_bytes();
   c.offload.host_memory_budget_bytes = o.host_memory_budget_bytes();
   c.offload.ssd_dirs.assign(o.ssd_dirs().begin(), o.ssd_dirs().end());
@@ -131,9 +136,14 @@ v1::JobSpec ToJobSpec(const core::JobConfig& c) {
   o->set_method(ToProto(c.offload.method));
   o->set_window(c.offload.window);
   o->set_kept_activation_layers(c.offload.kept_activation_layers);
-  o->set_speculative_updates(c.offload.speculative_updates);
-  o->set_device_embedding_optimizer(c.offload.device_embedding_optimizer);
-  o->set_device_resident_layers(c.offload.device_resident_layers);
+  // What is still automatic stays unset.
+  const core::OffloadConfig::Automatic& automatic = c.offload.automatic;
+  if (!automatic.speculative_updates)
+    o->set_speculative_updates(c.offload.speculative_updates);
+  if (!automatic.device_embedding_optimizer)
+    o->set_device_embedding_optimizer(c.offload.device_embedding_optimizer);
+  if (!automatic.device_resident_layers)
+    o->set_device_resident_layers(c.offload.device_resident_layers);
   o->set_gpu_memory_budget_bytes(c.offload.gpu_memory_budget_bytes);
   o->set_host_memory_budget_bytes(c.offload.host_memory_budget_bytes);
   for (const std::string& d : c.offload.ssd_dirs) o->add_ssd_dirs(d);
@@ -189,6 +199,10 @@ v1::MemoryPlan ToProto(const core::ExecutionPlan& p) {
   out.set_ssd_weight_layers(p.ssd_weight_layers);
   out.set_device(p.device);
   out.set_model_flops_per_step(p.model_flops_per_step);
+  out.set_world_size(p.world_size);
+  out.set_rank_parameters(p.rank_parameters);
+  out.set_rank_parameters_per_layer(p.rank_parameters_per_layer);
+  out.set_d2h_bytes_per_step(p.d2h_bytes_per_step);
   for (const core::PlannedBuffer& b : p.buffers) {
     v1::PlannedBuffer* pb = out.add_buffers();
     pb->set_name(b.name);

@@ -127,13 +127,9 @@ FusedAdamW::~FusedAdamW() {
 }
 
 int64_t FusedAdamW::ChunkElements(int64_t count) const {
-  const int64_t max_chunks = options_.max_chunks;
-  int64_t chunk =
-      std::max(options_.chunk_elements, (count + max_chunks - 1) / max_chunks);
-  // A multiple of the kernels' 16-element step keeps every chunk but a
-  // buffer's last on the vector loop, with no scalar tail.
-  constexpr int64_t kStep = optim_internal::kLanes;
-  return (chunk + kStep - 1) / kStep * kStep;
+  static_assert(kChunkStep % optim_internal::kLanes == 0);
+  return OptimizerChunkElements(count, options_.chunk_elements,
+                                options_.max_chunks);
 }
 
 absl::StatusOr<StepFuture> FusedAdamW::Submit(const ParamBuffer& buffer,

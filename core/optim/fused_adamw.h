@@ -59,6 +59,7 @@
 #include "absl/synchronization/mutex.h"
 #include "core/optim/adamw_kernel.h"
 #include "core/optim/optimizer.h"
+#include "core/plan/shard.h"
 
 namespace stronghold::core {
 
@@ -75,11 +76,11 @@ struct FusedAdamWOptions {
   // are 64 KiB of each fp32 stream: large enough that the per-chunk lock and
   // bookkeeping are < 1% of the chunk's time, small enough that a layer of a
   // few million elements still splits evenly over many threads.
-  int64_t chunk_elements = 16384;
+  int64_t chunk_elements = kDefaultChunkElements;
   // Most chunks one buffer is cut into; bigger buffers get bigger chunks.
   // Bounds the per-chunk statistics reserved at construction (24 bytes x
   // max_chunks x max_pending).
-  int max_chunks = 4096;
+  int max_chunks = kDefaultMaxChunks;
   // Tasks that may be queued, running or done-but-not-waited at once; a
   // Submit() beyond that blocks until a future is waited on.
   int max_pending = 32;

@@ -82,6 +82,19 @@ struct ExecutionPlan {
   int64_t parameters = 0;
   int64_t parameters_per_layer = 0;
   double model_flops_per_step = 0.0;
+  // ---- Data parallelism (docs/distributed.md) ----
+  // Ranks of the job (distributed.world_size); the buffers are one rank's.
+  int world_size = 1;
+  // Elements of the host training state (masters, gradient accumulator,
+  // moments) the busiest rank holds: its slices of every buffer in the
+  // optimizer's chunks (core/plan/shard.h), `parameters` with one rank; and
+  // of one block layer.
+  int64_t rank_parameters = 0;
+  int64_t rank_parameters_per_layer = 0;
+  // Bytes one rank copies device -> host per step: each of its micro-batches'
+  // gradients (its slices of them) and, with host checkpoints, the activation
+  // checkpoints. StepMetrics::d2h_bytes measures the same.
+  int64_t d2h_bytes_per_step = 0;
   // Totals of `buffers` per tier.
   int64_t bytes_device = 0;
   int64_t bytes_pinned = 0;

@@ -97,6 +97,20 @@ struct OffloadConfig {
   // CPU update, and the CPU updates N fewer layers (algorithm.md §2: the
   // artifact kept layers 0..W-1 on the GPU). 0 = none.
   int device_resident_layers = 0;
+  // Which of the three options above the spec left unset: the planner
+  // chooses them from the schedule model where the node has a hardware
+  // profile (core/plan/auto_config.h) and writes the choice into the fields
+  // above; until then (and without a profile) they hold their defaults, off.
+  struct Automatic {
+    bool speculative_updates = false;
+    bool device_embedding_optimizer = false;
+    bool device_resident_layers = false;
+    bool any() const {
+      return speculative_updates || device_embedding_optimizer ||
+             device_resident_layers;
+    }
+  };
+  Automatic automatic;
 };
 
 // Whether a step's updates need the whole step's gradient first: global-norm

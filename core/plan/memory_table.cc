@@ -7,6 +7,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/model/gpt_layout.h"
+#include "core/plan/shard.h"
 #include "core/plan/window.h"
 #include "core/util/checked_math.h"
 
@@ -36,6 +38,12 @@ void AddWindowedBuffers(const JobConfig& c, ExecutionPlan& plan, bool cuda) {
   const ModelConfig& m = c.model;
   const int slots = plan.slots;
   const int64_t layer = m.parameters_per_layer();
+  // With N ranks a block's device buffer is padded to N x slice, and the
+  // host holds (and D2H sends) this rank's slice of each buffer only.
+  const int world = plan.world_size;
+  const RankShare block = BusiestRankShare(layer, world);
+  const RankShare emb = BusiestRankShare(EmbeddingLayout(m).count, world);
+  const RankShare fin = BusiestRankShare(FinalNormLayout(m).count, world);
   const auto add = [&plan](std::string name, const char* tier, int64_t bytes,
                            std::string shape) {
     AddBuffer(plan, std::move(name), tier, bytes, std::move(shape));
@@ -46,14 +54,23 @@ void AddWindowedBuffers(const JobConfig& c, ExecutionPlan& plan, bool cuda) {
   const Precision precision = c.training.precision;
   const int64_t e = ComputeElementBytes(precision);
   const char* lowp = PrecisionName(precision);
-  add("window.slots", kTierDevice, slots * 2 * ArenaAlignedBytes(layer * e),
+  add("window.slots", kTierDevice,
+      slots * 2 * ArenaAlignedBytes(block.device * e),
       absl::StrFormat("%d slots x (weights + gradient) x %d params %s", slots,
-                      layer, lowp));
+                      block.device, lowp));
   add("embedding+final_norm", kTierDevice,
-      2 * ArenaAlignedBytes(m.embedding_parameters() * e) +
-          2 * ArenaAlignedBytes(2 * m.hidden * e),
+      2 * ArenaAlignedBytes(emb.device * e) +
+          2 * ArenaAlignedBytes(fin.device * e),
       absl::StrFormat("(weights + gradient) x %d params %s",
-                      m.embedding_parameters() + 2 * m.hidden, lowp));
+                      emb.device + fin.device, lowp));
+  if (world > 1) {
+    add("shards.gradients", kTierDevice,
+        slots * ArenaAlignedBytes(block.slice * e) +
+            ArenaAlignedBytes(emb.slice * e) + ArenaAlignedBytes(fin.slice * e),
+        absl::StrFormat("%d slots + embedding + final norm: this rank's "
+                        "reduce-scattered slice of each gradient, %s",
+                        slots, lowp));
+  }
   const char* dev_arrays =
       DeviceOptimizerArrays(precision) == 4
           ? "master, exp_avg, exp_avg_sq, gradient accumulator"
@@ -89,32 +106,45 @@ void AddWindowedBuffers(const JobConfig& c, ExecutionPlan& plan, bool cuda) {
       "LibTorch)");
   const char* host_tier = cuda ? kTierPinned : kTierHost;
   const bool fp32 = precision == Precision::kFp32;
-  const std::string params = absl::StrFormat("%d params fp32", plan.parameters);
+  // With N ranks: this rank's slices (core/plan/shard.h).
+  const int64_t held = plan.rank_parameters;
+  const std::string params = absl::StrFormat(
+      "%d params fp32%s", held, world > 1 ? " (this rank's slices)" : "");
   // In fp32 the masters themselves are copied to the device (pinned); else
   // the working copy is, and the masters stay in pageable memory.
-  add("host.weights.fp32", fp32 ? host_tier : kTierHost,
-      plan.parameters * kFloat, params);
+  add("host.weights.fp32", fp32 ? host_tier : kTierHost, held * kFloat, params);
   if (!fp32) {
-    add(absl::StrCat("host.weights.", lowp), host_tier, plan.parameters * e,
+    add(absl::StrCat("host.weights.", lowp), host_tier, held * e,
         absl::StrFormat(
-            "%d params %s (working copy the optimizer writes, sent H2D)",
-            plan.parameters, lowp));
+            "%d params %s (working copy the optimizer writes, sent H2D)", held,
+            lowp));
   }
-  add("host.grads.fp32", fp32 ? host_tier : kTierHost, plan.parameters * kFloat,
-      params);
-  add("host.adam.exp_avg.fp32", kTierHost, plan.parameters * kFloat, params);
-  add("host.adam.exp_avg_sq.fp32", kTierHost, plan.parameters * kFloat, params);
+  add("host.grads.fp32", fp32 ? host_tier : kTierHost, held * kFloat, params);
+  add("host.adam.exp_avg.fp32", kTierHost, held * kFloat, params);
+  add("host.adam.exp_avg_sq.fp32", kTierHost, held * kFloat, params);
   add("host.staging.gradients", host_tier,
-      (slots * layer + m.embedding_parameters() + 2 * m.hidden) * e,
-      absl::StrFormat("%d slots + embedding + final norm, %s", slots, lowp));
+      (slots * block.owned + emb.owned + fin.owned) * e,
+      absl::StrFormat("%d slots + embedding + final norm, %s%s", slots, lowp,
+                      world > 1 ? " (this rank's slices)" : ""));
   if (plan.speculative_updates) {
     add("host.speculative_backup", kTierHost,
-        plan.parameters * (3 * kFloat + (fp32 ? 0 : e)),
+        held * (3 * kFloat + (fp32 ? 0 : e)),
         absl::StrFormat("%d params x (param + exp_avg + exp_avg_sq%s), saved "
                         "before each speculative update",
-                        plan.parameters,
-                        fp32 ? "" : absl::StrCat(" + ", lowp)));
+                        held, fp32 ? "" : absl::StrCat(" + ", lowp)));
   }
+  // What each micro-batch of this rank sends to the host: the slices of the
+  // gradients of every layer the window rotates through, the embedding's
+  // unless its optimizer is on the device, the final norm's; and with host
+  // checkpoints each block layer's input.
+  const int64_t micro_batches =
+      c.training.batch / (c.training.micro_batch * int64_t{world});
+  const int64_t d2h_per_micro_batch =
+      ((m.layers - plan.device_resident_layers) * block.owned +
+       (plan.device_embedding_optimizer ? 0 : emb.owned) + fin.owned) *
+          e +
+      (plan.host_checkpoints ? m.layers * act : 0);
+  plan.d2h_bytes_per_step = micro_batches * d2h_per_micro_batch;
   if (plan.host_checkpoints) {
     add("host.activations.checkpoints", host_tier, (m.layers + 1) * act,
         absl::StrFormat(

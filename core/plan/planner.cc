@@ -7,9 +7,26 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "core/model/gpt_layout.h"
 #include "core/plan/memory_table.h"
+#include "core/plan/shard.h"
 
 namespace stronghold::core {
+namespace {
+
+// One rank's share of the training state (ExecutionPlan's data-parallel
+// fields): the busiest rank's slices, in the optimizer's chunks.
+void PlanShards(const ModelConfig& m, int world, ExecutionPlan& plan) {
+  plan.world_size = world;
+  const int64_t layer = BusiestRankShare(BlockLayout(m, 0).count, world).owned;
+  plan.rank_parameters_per_layer = layer;
+  plan.rank_parameters =
+      m.layers * layer +
+      BusiestRankShare(EmbeddingLayout(m).count, world).owned +
+      BusiestRankShare(FinalNormLayout(m).count, world).owned;
+}
+
+}  // namespace
 
 int MaxTrainableLayers(const JobConfig& config, const NodeBudgets& node) {
   JobConfig c = config;
@@ -67,6 +84,7 @@ ExecutionPlan PlanExecution(const JobConfig& config, const NodeBudgets& node) {
     plan.reason = std::string(sizes.message());
     return plan;
   }
+  PlanShards(m, std::max(1, c.distributed.world_size), plan);
   // Below that bound no size computed here overflows; the totals saturate
   // all the same (a saturated total never fits).
 

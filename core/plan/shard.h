@@ -31,10 +31,33 @@ struct BufferShard {
   int64_t chunks() const { return chunk > 0 ? (count + chunk - 1) / chunk : 0; }
 };
 
+// The CPU optimizer's chunk rule (FusedAdamW::ChunkElements, whose options
+// give the two limits): chunks of at least `chunk_elements`, at most
+// `max_chunks` of them per buffer, each a multiple of the kernels' 16-element
+// vector step so that only a buffer's last chunk has a scalar tail.
+inline constexpr int64_t kDefaultChunkElements = 16384;
+inline constexpr int kDefaultMaxChunks = 4096;
+inline constexpr int64_t kChunkStep = 16;
+int64_t OptimizerChunkElements(int64_t count,
+                               int64_t chunk_elements = kDefaultChunkElements,
+                               int max_chunks = kDefaultMaxChunks);
+
 // Rank `rank` of `world` (1 <= world, 0 <= rank < world) for a buffer of
 // `count` >= 0 elements cut into chunks of `chunk` >= 1 elements. With one
 // rank the slice is the whole buffer rounded up to whole chunks.
 BufferShard ShardBuffer(int64_t count, int64_t chunk, int world, int rank);
+
+// What the planner counts for a buffer of `count` elements on the busiest
+// of `world` ranks (rank 0), under the default chunk rule (the daemon's
+// optimizer runs with the default options): the whole buffer with one rank;
+// with N, the device buffer padded to N x slice, the slice, and the part of
+// it the host holds (and D2H sends).
+struct RankShare {
+  int64_t device = 0;
+  int64_t slice = 0;
+  int64_t owned = 0;
+};
+RankShare BusiestRankShare(int64_t count, int world);
 
 }  // namespace stronghold::core
 

@@ -38,7 +38,8 @@ void PlaceWeightsOnSsd(const JobConfig& c, const NodeBudgets& node,
   if (forced ? node.force_ssd_weight_layers == 0
              : need <= plan.budget_host_bytes)
     return;
-  const int64_t layer = c.model.parameters_per_layer();
+  // One rank's slice of a layer (the whole layer with one rank).
+  const int64_t layer = plan.rank_parameters_per_layer;
   const int64_t e = ComputeElementBytes(c.training.precision);
   const bool fp32 = c.training.precision == Precision::kFp32;
   const char* lowp = PrecisionName(c.training.precision);
@@ -59,10 +60,10 @@ void PlaceWeightsOnSsd(const JobConfig& c, const NodeBudgets& node,
     b.bytes -= k * layer * e;
     b.shape =
         fp32 ? absl::StrFormat("%d params fp32 (masters, sent H2D)",
-                               plan.parameters - k * layer)
+                               plan.rank_parameters - k * layer)
              : absl::StrFormat(
                    "%d params %s (working copy the optimizer writes, sent H2D)",
-                   plan.parameters - k * layer, lowp);
+                   plan.rank_parameters - k * layer, lowp);
   }
   AddBuffer(
       plan, "host.staging.ssd_weights", node.cuda() ? kTierPinned : kTierHost,
@@ -105,7 +106,8 @@ void PlaceOnSsd(const JobConfig& c, const NodeBudgets& node,
   }
   const bool masters = SsdHoldsMasters(c.training.precision);
   const int arrays = masters ? 3 : 2;
-  const int64_t layer = c.model.parameters_per_layer();
+  // One rank's slice of a layer (the whole layer with one rank).
+  const int64_t layer = plan.rank_parameters_per_layer;
   const int64_t state_per_layer = arrays * layer * kFloat;
   const int64_t staging =
       kSsdStagingSlots * arrays * RoundUp(layer * kFloat, kSsdAlignment);
@@ -115,7 +117,7 @@ void PlaceOnSsd(const JobConfig& c, const NodeBudgets& node,
              : (excess + state_per_layer - 1) / state_per_layer,
       c.model.layers);
   // The host buffers the spilled layers leave shrink in place.
-  const int64_t host_params = plan.parameters - k * layer;
+  const int64_t host_params = plan.rank_parameters - k * layer;
   for (PlannedBuffer& b : plan.buffers) {
     if (b.name == "host.adam.exp_avg.fp32" ||
         b.name == "host.adam.exp_avg_sq.fp32" ||

@@ -143,6 +143,23 @@ TEST(JobSpecFlagsTest, ExplicitZeroIsPresent) {
   EXPECT_FALSE(spec->training().has_lr());
 }
 
+TEST(JobSpecFlagsTest, SpeedOptionsAreOnOffOrAuto) {
+  // off is present (explicit); auto clears what a spec file set, leaving
+  // the choice to the daemon.
+  absl::StatusOr<JobSpec> spec = Build(
+      {"--speculative-updates", "off", "--device-embedding-optimizer", "on"});
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_TRUE(spec->offload().has_speculative_updates());
+  EXPECT_FALSE(spec->offload().speculative_updates());
+  EXPECT_TRUE(spec->offload().device_embedding_optimizer());
+  const std::string path = WriteSpecFile(
+      "speed.json", R"({"offload": {"speculativeUpdates": true}})");
+  spec = Build({"--spec", path, "--speculative-updates", "auto"});
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_FALSE(spec->offload().has_speculative_updates());
+  EXPECT_FALSE(Build({"--speculative-updates", "maybe"}).ok());
+}
+
 TEST(JobSpecFlagsTest, EnumsIgnoreCase) {
   absl::StatusOr<JobSpec> spec =
       Build({"--method", "L2L", "--precision", "FP16"});

@@ -21,7 +21,7 @@ check "the node's profile is measured after start-up" wait_profile
 for method in resident l2l stronghold; do
   out=$("$CTL" plan $M --method "$method" --hardware h200 2>&1)
   check "$method: predicted on h200" grep -q "predicted step:" <<<"$out"
-  check "$method: alternatives listed" grep -q "STRONGHOLD W=4" <<<"$out"
+  check "$method: alternatives listed" grep -q "STRONGHOLD (automatic window)" <<<"$out"
 done
 json=$("$CTL" --output json plan $M --method stronghold --hardware v100-32gb-vm)
 step=$(python3 -c "import json,sys; p=json.load(sys.stdin)['prediction']['predicted']; print(p['predicted_step_s'] > 0 and p['bottleneck'] in ('compute','pcie','cpu_optimizer','nvme'))" <<<"$json")
@@ -51,6 +51,26 @@ out=$("$CTL" plan $M --method stronghold --predict 2>&1)
 check "predicted on the measured profile" grep -q "measured on this node" <<<"$out"
 check "the job's layer shape was measured and cached" \
   grep -q '"layer_timings": \[$' "$STATE/node_profile.json"
+
+# Automatic configuration: the options a spec leaves unset are chosen on the
+# measured profile at submission; the plan and the job's events say what and
+# why, and the job's effective spec records it. Explicit options stay.
+out=$("$CTL" plan $M --method stronghold --clip-norm 1 2>&1)
+check "plan: the automatic options' choice and its prediction" \
+  grep -q "automatic options: .*predicted .* s/step on hardware profile" <<<"$out"
+out=$("$CTL" plan $M --method stronghold --speculative-updates off \
+  --device-embedding-optimizer off --device-resident-layers 0 2>&1)
+check "plan: explicit options are not automatic" \
+  test "$(grep -c "automatic options" <<<"$out")" = 0
+job=$("$CTL" submit $M --method stronghold --steps 2 --output json | json_field name)
+check "a job with automatic options runs" wait_state "$job" SUCCEEDED
+check "its first events say what was chosen and why" \
+  grep -q "automatic options: .*predicted" <<<"$("$CTL" watch "$job" 2>&1)"
+spec=$("$CTL" status "$job" --output json)
+check "its effective spec records the choice" python3 -c "
+import json,sys; o=json.loads(sys.argv[1])['spec']['offload']
+assert 'speculative_updates' in o or 'speculativeUpdates' in o, o
+assert 'device_embedding_optimizer' in o or 'deviceEmbeddingOptimizer' in o, o" "$spec"
 
 # The seed's tables.
 S="--hidden 2048 --heads 16 --seq-len 1024 --batch 4 --micro-batch 4 --vocab 50304 --clip-norm 0"

@@ -153,7 +153,9 @@ TEST(ProtoConvertTest, EveryJobSpecFieldSurvivesJobConfigAndBack) {
   EXPECT_EQ(MemberCount<core::DistributedConfig>(), 7);
   EXPECT_EQ(MemberCount<core::ModelConfig>(), 5);
   EXPECT_EQ(MemberCount<core::TrainingConfig>(), 14);
-  EXPECT_EQ(MemberCount<core::OffloadConfig>(), 9);
+  // OffloadConfig's `automatic` is which options were left unset: all set
+  // here (round trip of an unset one: AutomaticOptionsStayUnset).
+  EXPECT_EQ(MemberCount<core::OffloadConfig>(), 10);
   EXPECT_EQ(MemberCount<core::DataConfig>(), 2);
   EXPECT_EQ(MemberCount<core::CheckpointConfig>(), 2);
 
@@ -173,6 +175,32 @@ TEST(ProtoConvertTest, EveryJobSpecFieldSurvivesJobConfigAndBack) {
         << "enum pick " << enum_pick << ":\n"
         << Differences(spec, back);
   }
+}
+
+// The speed options a spec leaves unset are automatic in the config and
+// stay unset in the spec made from it; set ones (false and 0 included) are
+// not automatic.
+TEST(ProtoConvertTest, AutomaticOptionsStayUnset) {
+  v1::JobSpec spec;
+  core::JobConfig c = ToJobConfig(spec);
+  EXPECT_TRUE(c.offload.automatic.speculative_updates);
+  EXPECT_TRUE(c.offload.automatic.device_embedding_optimizer);
+  EXPECT_TRUE(c.offload.automatic.device_resident_layers);
+  v1::OffloadSpec back = ToJobSpec(c).offload();
+  EXPECT_FALSE(back.has_speculative_updates());
+  EXPECT_FALSE(back.has_device_embedding_optimizer());
+  EXPECT_FALSE(back.has_device_resident_layers());
+
+  spec.mutable_offload()->set_speculative_updates(false);
+  spec.mutable_offload()->set_device_resident_layers(0);
+  c = ToJobConfig(spec);
+  EXPECT_FALSE(c.offload.automatic.speculative_updates);
+  EXPECT_TRUE(c.offload.automatic.device_embedding_optimizer);
+  EXPECT_FALSE(c.offload.automatic.device_resident_layers);
+  back = ToJobSpec(c).offload();
+  EXPECT_TRUE(back.has_speculative_updates());
+  EXPECT_FALSE(back.has_device_embedding_optimizer());
+  EXPECT_TRUE(back.has_device_resident_layers());
 }
 
 // A single-rank job (no section, or world_size 1) converts to exactly the
@@ -324,7 +352,7 @@ TEST(ProtoConvertTest, EveryStepMetricsFieldReachesTheProto) {
 }
 
 TEST(ProtoConvertTest, EveryMemoryPlanFieldReachesTheProto) {
-  ASSERT_EQ(MemberCount<core::ExecutionPlan>(), 26)
+  ASSERT_EQ(MemberCount<core::ExecutionPlan>(), 30)
       << "an ExecutionPlan member was added: carry it in ToProto";
   ASSERT_EQ(MemberCount<core::PlannedBuffer>(), 4)
       << "a PlannedBuffer member was added: carry it in ToProto";
@@ -354,15 +382,25 @@ TEST(ProtoConvertTest, EveryMemoryPlanFieldReachesTheProto) {
   p.kept_activation_layers = 13;
   p.device = "cpu";
   p.model_flops_per_step = 14.5;
+  p.world_size = 19;
+  p.rank_parameters = 20;
+  p.rank_parameters_per_layer = 21;
+  p.d2h_bytes_per_step = 22;
   p.buffers = {{.name = "a", .tier = "host", .bytes = 15, .shape = "[15]"},
                {.name = "b", .tier = "ssd", .bytes = 16, .shape = "[16]"}};
 
   const v1::MemoryPlan m = ToProto(p);
-  // max_layers takes a search over plans (core::MaxTrainableLayers) and
-  // prediction a hardware profile (PlanJobRequest.predict): JobManager::Plan
-  // sets them, not the conversion.
+  // max_layers takes a search over plans (core::MaxTrainableLayers),
+  // prediction a hardware profile (PlanJobRequest.predict) and
+  // automatic_choice the job's admission (ResolveJob): JobManager sets them,
+  // not the conversion.
   EXPECT_EQ(DefaultFields(m),
-            (std::vector<std::string>{"max_layers", "prediction"}));
+            (std::vector<std::string>{"max_layers", "automatic_choice",
+                                      "prediction"}));
+  EXPECT_EQ(m.world_size(), 19);
+  EXPECT_EQ(m.rank_parameters(), 20);
+  EXPECT_EQ(m.rank_parameters_per_layer(), 21);
+  EXPECT_EQ(m.d2h_bytes_per_step(), 22);
   EXPECT_EQ(m.parameters(), 1);
   EXPECT_EQ(m.parameters_per_layer(), 2);
   EXPECT_EQ(m.device_bytes(), 3);

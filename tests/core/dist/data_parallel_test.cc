@@ -240,6 +240,50 @@ TEST(DataParallelTest, EachRankHoldsItsShareOfTheOptimizerState) {
   }
 }
 
+TEST(DataParallelTest, ThePlanOfOneRankIsWhatEachRankAllocatesAndSends) {
+  // The planner's table for N ranks (PlanExecution with
+  // distributed.world_size = N) is the busiest rank's: its host memory is
+  // what that rank's ledger charged, and its D2H bytes per step what the
+  // engine copied; the host optimizer state shrinks to about 1/N.
+  for (const bool speculative : {false, true}) {
+    JobConfig c = Small(OffloadMethod::kStronghold, 2, 8, 2);
+    c.training.clip_norm = speculative ? 1.0 : 0.0;
+    c.offload.speculative_updates = speculative;
+    const ExecutionPlan one = PlanFor(c);
+    for (int world : {1, 2, 4}) {
+      JobConfig ranked = c;
+      ranked.distributed.world_size = world;
+      const ExecutionPlan plan = PlanFor(ranked);
+      EXPECT_EQ(plan.world_size, world);
+      std::vector<StepRecorder> ranks;
+      std::vector<int64_t> bytes;
+      const std::string dir = absl::StrCat("plan_ranks_", world, speculative);
+      if (world == 1) {
+        const TrainedRun run = Train(c, dir);
+        ranks.push_back(run.recorder);
+        bytes.push_back(run.host_bytes);
+      } else {
+        TrainRanks(c, PlanFor(c), dir, world, false, &ranks, {}, nullptr,
+                   &bytes);
+      }
+      ASSERT_EQ(bytes.size(), static_cast<size_t>(world));
+      EXPECT_EQ(bytes[0], plan.bytes_host + plan.bytes_pinned)
+          << world << " ranks" << (speculative ? ", speculative" : "");
+      for (int r = 0; r < world; ++r) {
+        EXPECT_LE(bytes[r], plan.bytes_host + plan.bytes_pinned)
+            << world << " ranks, rank " << r;
+      }
+      EXPECT_EQ(ranks[0].d2h_bytes.back(), plan.d2h_bytes_per_step)
+          << world << " ranks";
+      // ~M*b*P/N: rank 0 owns whole chunks, so a little more than 1/N.
+      const double share = static_cast<double>(plan.rank_parameters) /
+                           static_cast<double>(one.parameters);
+      EXPECT_GE(share, 1.0 / world) << world << " ranks";
+      EXPECT_LE(share, 1.0 / world + 0.2) << world << " ranks";
+    }
+  }
+}
+
 // Delays every I/O completion of a block device by 0-3 ms at random: the
 // NVMe tier's staging of the moments, on the CPU optimizer's path.
 class DelayingBlockDevice final : public storage::BlockDevice {
