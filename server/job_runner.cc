@@ -138,6 +138,7 @@ absl::StatusOr<std::unique_ptr<core::Trainer>> JobRunner::CreateTrainer(
       .optimizer_threads = options_.optimizer_threads,
       .job_spec_json = SpecJson(run.spec),
       .data_fd = files.data.get(),
+      .data_bin_fd = files.data_bin.get(),
       .ssd_dir_fds = files.SsdDirFds(),
       .job_id = run.id,
       .comm = comm};
