@@ -109,17 +109,17 @@ absl::StatusOr<MegatronIndex> ReadMegatronIndex(int index_fd,
                                index_bytes, kMegatronIndexHeaderBytes));
   }
   uint8_t header[kMegatronIndexHeaderBytes];
-  RETURN_IF_ERROR(ReadExactly(index_fd, index_name, 0,
-                              kMegatronIndexHeaderBytes, header));
+  RETURN_IF_ERROR(
+      ReadExactly(index_fd, index_name, 0, kMegatronIndexHeaderBytes, header));
   if (std::memcmp(header, kMagic, sizeof(kMagic)) != 0) {
     return Bad(index_name,
                "does not start with \"MMIDIDX\\0\\0\": not a Megatron (mmap) "
                "indexed dataset index");
   }
   if (const uint64_t version = LoadU64(header + 9); version != 1) {
-    return Bad(index_name,
-               absl::StrFormat("index version %u; only version 1 is read",
-                               version));
+    return Bad(
+        index_name,
+        absl::StrFormat("index version %u; only version 1 is read", version));
   }
   MegatronIndex index;
   index.dtype_code = header[17];
@@ -172,8 +172,8 @@ absl::StatusOr<MegatronIndex> ReadMegatronIndex(int index_fd,
                 const int64_t seq = first + i;
                 if (lengths[i] < 0) {
                   return Bad(index_name,
-                             absl::StrFormat("sequence %d has length %d",
-                                             seq, lengths[i]));
+                             absl::StrFormat("sequence %d has length %d", seq,
+                                             lengths[i]));
                 }
                 // index.tokens * w is the byte where this sequence must
                 // start: it is below bin_bytes (checked below), so no
@@ -196,8 +196,7 @@ absl::StatusOr<MegatronIndex> ReadMegatronIndex(int index_fd,
                              absl::StrFormat(
                                  "sequence %d (length %d at byte %d) ends "
                                  "past the end of '%s' (%d bytes)",
-                                 seq, lengths[i], ptr[i], bin_name,
-                                 bin_bytes));
+                                 seq, lengths[i], ptr[i], bin_name, bin_bytes));
                 }
               }
               return absl::OkStatus();

@@ -40,10 +40,10 @@ inline constexpr int64_t kMegatronIndexHeaderBytes = 34;
 
 struct MegatronIndex {
   int dtype_code = 0;
-  TokenFormat format;      // from dtype_code
-  int64_t sequences = 0;   // n
-  int64_t documents = 0;   // m - 1
-  int64_t tokens = 0;      // the sum of the sequence lengths
+  TokenFormat format;     // from dtype_code
+  int64_t sequences = 0;  // n
+  int64_t documents = 0;  // m - 1
+  int64_t tokens = 0;     // the sum of the sequence lengths
 };
 
 // The ids' format of a Megatron dtype code; INVALID_ARGUMENT naming the code

@@ -28,8 +28,8 @@ inline void CheckOpenedDataset(
   constexpr int kRows = 3;
   std::vector<int64_t> inputs(kRows * seq_len, -1),
       targets(kRows * seq_len, -1);
-  const absl::Status filled = (*dataset)->Fill(
-      seed, first_sample, kRows, inputs.data(), targets.data());
+  const absl::Status filled = (*dataset)->Fill(seed, first_sample, kRows,
+                                               inputs.data(), targets.data());
   // The files did not change since Open.
   FUZZ_CHECK(filled.ok(), filled.ToString());
   for (int r = 0; r < kRows; ++r) {

@@ -26,7 +26,8 @@ std::string TempPath(const std::string& name) {
 }
 
 void PutLe(std::string& out, uint64_t v, int bytes) {
-  for (int b = 0; b < bytes; ++b) out += static_cast<char>((v >> (8 * b)) & 0xff);
+  for (int b = 0; b < bytes; ++b)
+    out += static_cast<char>((v >> (8 * b)) & 0xff);
 }
 
 // An index as Megatron's _IndexWriter writes it, with every field
@@ -162,65 +163,113 @@ TEST(MegatronIndexTest, RefusesLyingIndices) {
     edit(s);
     cases.push_back({name, s, bin, message});
   };
-  add("bad magic", [](IndexSpec& s) { s.magic = std::string("TNTIDX\0\0\0", 9); },
+  add(
+      "bad magic",
+      [](IndexSpec& s) { s.magic = std::string("TNTIDX\0\0\0", 9); },
       "does not start with");
-  add("bad version", [](IndexSpec& s) { s.version = 2; },
+  add(
+      "bad version", [](IndexSpec& s) { s.version = 2; },
       "index version 2; only version 1");
-  add("float dtype", [](IndexSpec& s) { s.dtype_code = 7; },
+  add(
+      "float dtype", [](IndexSpec& s) { s.dtype_code = 7; },
       "dtype code 7 is float32");
-  add("unknown dtype", [](IndexSpec& s) { s.dtype_code = 9; },
+  add(
+      "unknown dtype", [](IndexSpec& s) { s.dtype_code = 9; },
       "unknown dtype code 9");
-  add("huge sequence count",
+  add(
+      "huge sequence count",
       [](IndexSpec& s) { s.sequence_count = int64_t{1} << 62; },
       "need more than 2^63");
-  add("sequence count beyond int64",
+  add(
+      "sequence count beyond int64",
       [](IndexSpec& s) { s.sequence_count = ~uint64_t{0} - 1; },
       "need more than 2^63");
-  add("sequence count one too many", [](IndexSpec& s) { s.sequence_count = 4; },
-      "has 102 bytes, but its counts (4 sequences, 4 document indices) need 114");
-  add("document count too large", [](IndexSpec& s) { s.document_count = 5; },
+  add(
+      "sequence count one too many", [](IndexSpec& s) { s.sequence_count = 4; },
+      "has 102 bytes, but its counts (4 sequences, 4 document indices) need "
+      "114");
+  add(
+      "document count too large", [](IndexSpec& s) { s.document_count = 5; },
       "(3 sequences, 5 document indices) need 110");
-  add("trailing bytes (multimodal modes)",
+  add(
+      "trailing bytes (multimodal modes)",
       [](IndexSpec& s) { s.trailing = "\x01\x01\x01"; }, "multimodal");
-  add("no document index",
+  add(
+      "no document index",
       [](IndexSpec& s) {
         s.documents.clear();
         s.lengths = {60};
       },
       "document count 0");
-  add("negative length", [](IndexSpec& s) { s.lengths = {10, -20, 70}; },
+  add(
+      "negative length",
+      [](IndexSpec& s) {
+        s.lengths = {10, -20, 70};
+      },
       "sequence 1 has length -20");
-  add("gap between sequences",
-      [](IndexSpec& s) { s.pointers = {0, 22, 60}; },
+  add(
+      "gap between sequences",
+      [](IndexSpec& s) {
+        s.pointers = {0, 22, 60};
+      },
       "sequence 1 starts at byte 22 of the .bin, not at 20");
-  add("first pointer not 0", [](IndexSpec& s) { s.pointers = {2, 20, 60}; },
+  add(
+      "first pointer not 0",
+      [](IndexSpec& s) {
+        s.pointers = {2, 20, 60};
+      },
       "sequence 0 starts at byte 2");
-  add("pointer far past the .bin",
-      [](IndexSpec& s) { s.pointers = {0, int64_t{1} << 62, 60}; },
+  add(
+      "pointer far past the .bin",
+      [](IndexSpec& s) {
+        s.pointers = {0, int64_t{1} << 62, 60};
+      },
       "sequence 1 starts at byte 4611686018427387904");
-  add("sequence past the .bin's end",
-      [](IndexSpec& s) { s.lengths = {10, 20, 31}; },
+  add(
+      "sequence past the .bin's end",
+      [](IndexSpec& s) {
+        s.lengths = {10, 20, 31};
+      },
       "sequence 2 (length 31 at byte 60) ends past the end of 't.bin' (120 "
       "bytes)");
-  add("huge length past the .bin's end",
-      [](IndexSpec& s) { s.lengths = {10, 20, 0x7fffffff}; },
+  add(
+      "huge length past the .bin's end",
+      [](IndexSpec& s) {
+        s.lengths = {10, 20, 0x7fffffff};
+      },
       "ends past the end");
-  add("a .bin longer than the index says",
-      [](IndexSpec& s) { s.lengths = {10, 20, 29}; },
+  add(
+      "a .bin longer than the index says",
+      [](IndexSpec& s) {
+        s.lengths = {10, 20, 29};
+      },
       "'t.bin': has 120 bytes, but 't.idx' describes 59 tokens");
-  add("document index not from 0",
-      [](IndexSpec& s) { s.documents = {1, 2, 3}; },
+  add(
+      "document index not from 0",
+      [](IndexSpec& s) {
+        s.documents = {1, 2, 3};
+      },
       "document index entry 0 is 1");
-  add("document index decreasing",
-      [](IndexSpec& s) { s.documents = {0, 2, 1, 3}; },
+  add(
+      "document index decreasing",
+      [](IndexSpec& s) {
+        s.documents = {0, 2, 1, 3};
+      },
       "document index entry 2 is 1");
-  add("document index beyond the sequences",
-      [](IndexSpec& s) { s.documents = {0, 1, 4}; },
+  add(
+      "document index beyond the sequences",
+      [](IndexSpec& s) {
+        s.documents = {0, 1, 4};
+      },
       "document index entry 2 is 4");
-  add("document index short of the end",
-      [](IndexSpec& s) { s.documents = {0, 1, 2}; },
+  add(
+      "document index short of the end",
+      [](IndexSpec& s) {
+        s.documents = {0, 1, 2};
+      },
       "ends at sequence 2, not at the sequence count 3");
-  add("int32 .bin of the wrong size", [](IndexSpec& s) { s.dtype_code = 4; },
+  add(
+      "int32 .bin of the wrong size", [](IndexSpec& s) { s.dtype_code = 4; },
       "ends past the end");
   for (const Case& c : cases) {
     auto index = Read(c.spec, c.bin);
