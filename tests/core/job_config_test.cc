@@ -79,6 +79,23 @@ TEST(ValidationTest, TouchesNoFile) {
   EXPECT_TRUE(ValidateJobConfig(c).ok()) << ValidateJobConfig(c);
 }
 
+// A Megatron index gives its ids' width (its dtype code): data.token_bytes
+// must be left at 0 for it, and stays free for a flat file.
+TEST(ValidationTest, TokenBytesIsTheIndexsToSay) {
+  JobConfig c = Valid();
+  c.data.source = "corpus_text_document.idx";
+  EXPECT_TRUE(ValidateJobConfig(c).ok()) << ValidateJobConfig(c);
+  c.data.token_bytes = 2;
+  const absl::Status s = ValidateJobConfig(c);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_NE(
+      s.message().find("data.token_bytes: must be 0 for a Megatron index"),
+      absl::string_view::npos)
+      << s;
+  c.data.source = "corpus_text_document.bin";
+  EXPECT_TRUE(ValidateJobConfig(c).ok()) << ValidateJobConfig(c);
+}
+
 struct Rule {
   std::string field;  // the field the error must name
   std::function<void(JobConfig&)> breaks;
@@ -95,172 +112,70 @@ TEST_P(ValidationTest, NamesTheField) {
   EXPECT_NE(s.message().find(GetParam().field), absl::string_view::npos) << s;
 }
 
-INSTANTIATE_TEST_SUITE_P(EveryRule, ValidationTest,
-                         ::testing::Values(Rule{"name",
-                                                [](JobConfig& c) {
-                                                  c.name =
-                                                      std::string(200, 'x');
-                                                }},
-                                           Rule{"model.layers",
-                                                [](JobConfig& c) {
-                                                  c.model.layers = 0;
-                                                }},
-                                           Rule{"model.layers",
-                                                [](JobConfig& c) {
-                                                  c.model.layers = 5000;
-                                                }},
-                                           Rule{"model.hidden",
-                                                [](JobConfig& c) {
-                                                  c.model.hidden = 0;
-                                                }},
-                                           Rule{"model.hidden",
-                                                [](JobConfig& c) {
-                                                  c.model.hidden = 66;
-                                                }},  // not divisible by 4
-                                           Rule{"model.heads",
-                                                [](JobConfig& c) {
-                                                  c.model.heads = 0;
-                                                }},
-                                           Rule{"model.seq_len",
-                                                [](JobConfig& c) {
-                                                  c.model.seq_len = 0;
-                                                }},
-                                           Rule{"model.seq_len",
-                                                [](JobConfig& c) {
-                                                  c.model.seq_len =
-                                                      kMaxSeqLen + 1;
-                                                }},
-                                           Rule{"model.vocab",
-                                                [](JobConfig& c) {
-                                                  c.model.vocab = 1;
-                                                }},
-                                           Rule{"training.batch",
-                                                [](JobConfig& c) {
-                                                  c.training.batch = 0;
-                                                }},
-                                           Rule{"training.micro_batch",
-                                                [](JobConfig& c) {
-                                                  c.training.micro_batch = 0;
-                                                }},
-                                           Rule{"training.batch",
-                                                [](JobConfig& c) {
-                                                  c.training.batch = 6;
-                                                  c.training.micro_batch = 4;
-                                                }},
-                                           Rule{"training.steps",
-                                                [](JobConfig& c) {
-                                                  c.training.steps = 0;
-                                                }},
-                                           Rule{"training.lr",
-                                                [](JobConfig& c) {
-                                                  c.training.lr = -1e-3;
-                                                }},
-                                           Rule{"training.lr",
-                                                [](JobConfig& c) {
-                                                  c.training.lr = 0;
-                                                }},
-                                           Rule{"training.warmup_steps",
-                                                [](JobConfig& c) {
-                                                  c.training.warmup_steps =
-                                                      1000;
-                                                }},
-                                           Rule{"training.min_lr",
-                                                [](JobConfig& c) {
-                                                  c.training.min_lr = 1.0;
-                                                }},
-                                           Rule{"training.weight_decay",
-                                                [](JobConfig& c) {
-                                                  c.training.weight_decay =
-                                                      -0.1;
-                                                }},
-                                           Rule{"training.beta1",
-                                                [](JobConfig& c) {
-                                                  c.training.beta1 = 1.0;
-                                                }},
-                                           Rule{"training.beta2",
-                                                [](JobConfig& c) {
-                                                  c.training.beta2 = -0.5;
-                                                }},
-                                           Rule{"training.eps",
-                                                [](JobConfig& c) {
-                                                  c.training.eps = 0;
-                                                }},
-                                           Rule{"training.clip_norm",
-                                                [](JobConfig& c) {
-                                                  c.training.clip_norm = -1;
-                                                }},
-                                           Rule{"training.log_every",
-                                                [](JobConfig& c) {
-                                                  c.training.log_every = 0;
-                                                }},
-                                           Rule{"offload.window",
-                                                [](JobConfig& c) {
-                                                  c.offload.window = 3;
-                                                }},
-                                           Rule{"offload.gpu_memory_budget_"
-                                                "bytes",
-                                                [](JobConfig& c) {
-                                                  c.offload
-                                                      .gpu_memory_budget_bytes =
-                                                      -1;
-                                                }},
-                                           Rule{
-                                               "offload.host_memory_budget_"
-                                               "bytes",
-                                               [](JobConfig& c) {
-                                                 c.offload
-                                                     .host_memory_budget_bytes =
-                                                     -1;
-                                               }},
-                                           Rule{"offload.ssd_dirs",
-                                                [](JobConfig& c) {
-                                                  c.offload.ssd_dirs = {""};
-                                                }},
-                                           Rule{"offload.ssd_dirs",
-                                                [](JobConfig& c) {
-                                                  c.offload.ssd_dirs = {
-                                                      std::string("a\0b", 3)};
-                                                }},
-                                           Rule{
-                                               "offload.ssd_dirs",
-                                               [](JobConfig& c) {
-                                                 c.offload.ssd_dirs.assign(
-                                                     kMaxSsdDirs + 1, "nvme");
-                                               }},
-                                           Rule{
-                                               "data.source",
-                                               [](JobConfig&
-                                                      c) { c.data.source = ""; }},
-                                           Rule{"data.source",
-                                                [](JobConfig& c) {
-                                                  c.data.source = std::string(
-                                                      "t.u16\0x", 7);
-                                                }},
-                                           Rule{"data.source",
-                                                [](JobConfig& c) {
-                                                  c.data.source = std::string(
-                                                      kMaxPathLength + 1, 'x');
-                                                }},
-                                           Rule{
-                                               "data.token_bytes",
-                                               [](JobConfig& c) {
-                                                 c.data.token_bytes = 3;
-                                               }},
-                                           Rule{
-                                               "data.token_bytes",
-                                               [](JobConfig& c) {
-                                                 c.data.source =
-                                                     "corpus_text_document.idx";
-                                                 c.data.token_bytes = 2;
-                                               }},
-                                           Rule{"checkpoint.every_steps",
-                                                [](JobConfig& c) {
-                                                  c.checkpoint.every_steps = -1;
-                                                }},
-                                           Rule{"checkpoint.keep_last",
-                                                [](JobConfig& c) {
-                                                  c.checkpoint.keep_last = -1;
-                                                }}));
+INSTANTIATE_TEST_SUITE_P(
+    EveryRule, ValidationTest,
+    ::testing::Values(
+        Rule{"name", [](JobConfig& c) { c.name = std::string(200, 'x'); }},
+        Rule{"model.layers", [](JobConfig& c) { c.model.layers = 0; }},
+        Rule{"model.layers", [](JobConfig& c) { c.model.layers = 5000; }},
+        Rule{"model.hidden", [](JobConfig& c) { c.model.hidden = 0; }},
+        Rule{"model.hidden",
+             [](JobConfig& c) { c.model.hidden = 66; }},  // not divisible by 4
+        Rule{"model.heads", [](JobConfig& c) { c.model.heads = 0; }},
+        Rule{"model.seq_len", [](JobConfig& c) { c.model.seq_len = 0; }},
+        Rule{"model.seq_len",
+             [](JobConfig& c) { c.model.seq_len = kMaxSeqLen + 1; }},
+        Rule{"model.vocab", [](JobConfig& c) { c.model.vocab = 1; }},
+        Rule{"training.batch", [](JobConfig& c) { c.training.batch = 0; }},
+        Rule{"training.micro_batch",
+             [](JobConfig& c) { c.training.micro_batch = 0; }},
+        Rule{"training.batch",
+             [](JobConfig& c) {
+               c.training.batch = 6;
+               c.training.micro_batch = 4;
+             }},
+        Rule{"training.steps", [](JobConfig& c) { c.training.steps = 0; }},
+        Rule{"training.lr", [](JobConfig& c) { c.training.lr = -1e-3; }},
+        Rule{"training.lr", [](JobConfig& c) { c.training.lr = 0; }},
+        Rule{"training.warmup_steps",
+             [](JobConfig& c) { c.training.warmup_steps = 1000; }},
+        Rule{"training.min_lr", [](JobConfig& c) { c.training.min_lr = 1.0; }},
+        Rule{"training.weight_decay",
+             [](JobConfig& c) { c.training.weight_decay = -0.1; }},
+        Rule{"training.beta1", [](JobConfig& c) { c.training.beta1 = 1.0; }},
+        Rule{"training.beta2", [](JobConfig& c) { c.training.beta2 = -0.5; }},
+        Rule{"training.eps", [](JobConfig& c) { c.training.eps = 0; }},
+        Rule{"training.clip_norm",
+             [](JobConfig& c) { c.training.clip_norm = -1; }},
+        Rule{"training.log_every",
+             [](JobConfig& c) { c.training.log_every = 0; }},
+        Rule{"offload.window", [](JobConfig& c) { c.offload.window = 3; }},
+        Rule{"offload.gpu_memory_budget_bytes",
+             [](JobConfig& c) { c.offload.gpu_memory_budget_bytes = -1; }},
+        Rule{"offload.host_memory_budget_bytes",
+             [](JobConfig& c) { c.offload.host_memory_budget_bytes = -1; }},
+        Rule{"offload.ssd_dirs",
+             [](JobConfig& c) { c.offload.ssd_dirs = {""}; }},
+        Rule{"offload.ssd_dirs",
+             [](JobConfig& c) {
+               c.offload.ssd_dirs = {std::string("a\0b", 3)};
+             }},
+        Rule{"offload.ssd_dirs",
+             [](JobConfig& c) {
+               c.offload.ssd_dirs.assign(kMaxSsdDirs + 1, "nvme");
+             }},
+        Rule{"data.source", [](JobConfig& c) { c.data.source = ""; }},
+        Rule{"data.source",
+             [](JobConfig& c) { c.data.source = std::string("t.u16\0x", 7); }},
+        Rule{
+            "data.source",
+            [](JobConfig&
+                   c) { c.data.source = std::string(kMaxPathLength + 1, 'x'); }},
+        Rule{"data.token_bytes", [](JobConfig& c) { c.data.token_bytes = 3; }},
+        Rule{"checkpoint.every_steps",
+             [](JobConfig& c) { c.checkpoint.every_steps = -1; }},
+        Rule{"checkpoint.keep_last",
+             [](JobConfig& c) { c.checkpoint.keep_last = -1; }}));
 
 // A valid two-rank job: batch 8 = 2 ranks x 4 micro-batches of 1.
 JobConfig ValidDistributed() {
