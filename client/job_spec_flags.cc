@@ -234,7 +234,9 @@ const std::vector<SpecFlag>& SpecFlags() {
        Size([](JobSpec& s, int64_t v) {
          s.mutable_offload()->set_host_memory_budget_bytes(v);
        })},
-      {{"data", "SOURCE", "\"builtin\" or a token file (.u16/.bin/.u32)"},
+      {{"data", "SOURCE",
+        "\"builtin\", a token file (.u16/.bin/.u32) or a Megatron index "
+        "(.idx)"},
        String([](JobSpec& s, std::string v) {
          s.mutable_data()->set_source(std::move(v));
        })},

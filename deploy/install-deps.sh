@@ -4,13 +4,16 @@
 #      GoogleTest, liburing, prometheus-cpp, libsystemd, and test tools, clang's
 #      libFuzzer included);
 #   2. LibTorch 2.11.0 unpacked from the torch==2.11.0 wheel on PyPI into the
-#      project-local, git-ignored prefix .deps/libtorch (only include/ and lib/).
+#      project-local, git-ignored prefix .deps/libtorch (only include/ and lib/);
+#   3. the Python package `tokenizers` for Debian's python3 (deploy/tools/
+#      prepare_data.py and its test), from PyPI when missing.
 # Each step says what it does; a step that cannot be done stops the script with
 # a message naming what is missing.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TORCH_VERSION=2.11.0
+TOKENIZERS_VERSION=0.23.3
 PREFIX="$ROOT/.deps/libtorch"
 
 step() { printf '==> %s\n' "$*"; }
@@ -104,5 +107,18 @@ else
   # LibTorch's public headers never include them (docs/build.md).
   rm -rf "$PREFIX/include/google" "$PREFIX/lib/libtorch_python.so"
   touch "$PREFIX/.installed-$TORCH_VERSION"
+fi
+# deploy/tools/prepare_data.py tokenizes with Hugging Face's `tokenizers`
+# (a Rust wheel, ~12 MB; no Debian package). Into Debian's python3, which the
+# Bazel tests run (--incompatible_strict_action_env: /bin:/usr/bin:/usr/local/bin), without its dependency
+# huggingface_hub: only Tokenizer.from_pretrained needs that, and we load
+# tokenizer.json files.
+if /usr/bin/python3 -c 'import tokenizers' 2>/dev/null; then
+  step "tokenizers: present for /usr/bin/python3"
+else
+  step "tokenizers $TOKENIZERS_VERSION: installing from PyPI for /usr/bin/python3"
+  $SUDO /usr/bin/python3 -m pip install --quiet --no-deps --only-binary=:all: \
+    --break-system-packages "tokenizers==$TOKENIZERS_VERSION" \
+    || die "could not install tokenizers==$TOKENIZERS_VERSION from PyPI"
 fi
 step "done"

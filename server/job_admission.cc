@@ -36,12 +36,10 @@ absl::Status CheckRunnable(const ResolvedJob& job, const JobStore& store,
   ASSIGN_OR_RETURN(JobFiles files, paths.OpenJobFiles(config));
   const core::DataConfig data = files.Named(config).data;
   const int64_t vocab = config.model.padded_vocab();
-  ASSIGN_OR_RETURN(
-      const std::unique_ptr<core::Dataset> dataset,
-      files.data.valid()
-          ? core::Dataset::OpenFile(std::move(files.data), data, vocab,
-                                    config.model.seq_len)
-          : core::Dataset::Open(data, vocab, config.model.seq_len));
+  ASSIGN_OR_RETURN(const std::unique_ptr<core::Dataset> dataset,
+                   core::Dataset::OpenFiles({.file = std::move(files.data),
+                                             .bin = std::move(files.data_bin)},
+                                            data, vocab, config.model.seq_len));
   RETURN_IF_ERROR(core::CheckFits(job.plan));
   if (const std::string dir = ResumeDir(job.spec, store); !dir.empty()) {
     RETURN_IF_ERROR(CheckResumeSource(dir, config).status());

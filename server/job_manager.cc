@@ -37,6 +37,15 @@ JobManagerOptions WithBudgets(JobManagerOptions options) {
   return options;
 }
 
+// A job's profile from the node's (measured once per layer shape); empty
+// without one.
+NodeProfileSource NodeProfileFor(std::shared_ptr<NodeProfile> profile) {
+  if (profile == nullptr) return {};
+  return [profile = std::move(profile)](const core::JobConfig& c) {
+    return profile->ForJob(c);
+  };
+}
+
 JobRunnerOptions RunnerOptions(const JobManagerOptions& options,
                                std::shared_ptr<const PathConfinement> paths) {
   return {.budgets = options.budgets,
@@ -45,7 +54,8 @@ JobRunnerOptions RunnerOptions(const JobManagerOptions& options,
           .optimizer_threads = options.optimizer_threads,
           .ssd_fault_injection = options.ssd_fault_injection,
           .paths = std::move(paths),
-          .create_communicator = options.create_communicator};
+          .create_communicator = options.create_communicator,
+          .node_profile = NodeProfileFor(options.node_profile)};
 }
 
 }  // namespace
@@ -425,12 +435,8 @@ absl::StatusOr<v1::MemoryPlan> JobManager::Plan(
   plan.set_max_layers(core::MaxTrainableLayers(job.config, options_.budgets));
   if (request.predict()) {
     bool measured = false;
-    NodeProfileSource node_profile;
-    if (options_.node_profile != nullptr) {
-      node_profile = [p = options_.node_profile](const core::JobConfig& c) {
-        return p->ForJob(c);
-      };
-    }
+    const NodeProfileSource node_profile =
+        NodeProfileFor(options_.node_profile);
     ASSIGN_OR_RETURN(
         const core::HardwareProfile profile,
         RequestedProfile(request, job.config, node_profile, &measured));

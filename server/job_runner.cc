@@ -8,8 +8,10 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
 #include "core/checkpoint/checkpoint.h"
+#include "core/plan/prediction.h"
 #include "core/util/status_macros.h"
 #include "glog/logging.h"
 #include "server/job_store.h"
@@ -22,15 +24,31 @@ namespace v1 = ::stronghold::v1;
 
 namespace {
 
-// Reports one running job's progress to its recorder.
+// Reports one running job's progress to its recorder, and each step's time
+// against the run's prediction when there is one.
 class RecordingObserver final : public core::TrainerObserver {
  public:
   RecordingObserver(const JobRun& run, JobRecorder& recorder,
                     double device_peak_flops)
       : run_(run), recorder_(recorder), peak_flops_(device_peak_flops) {}
 
+  void SetStepTimeCheck(std::optional<core::StepTimeCheck> check) {
+    check_ = std::move(check);
+  }
+
   void OnStep(const core::StepMetrics& report) override {
-    recorder_.RecordStep(run_.id, ToStepMetrics(report, peak_flops_));
+    v1::StepMetrics metrics = ToStepMetrics(report, peak_flops_);
+    if (check_.has_value()) {
+      metrics.set_predicted_step_s(check_->predicted_step_s());
+    }
+    recorder_.RecordStep(run_.id, metrics);
+    if (check_.has_value()) {
+      if (std::optional<std::string> line =
+              check_->Observe(report.step, report.step_s)) {
+        LOG(INFO) << JobName(run_.id) << ": " << *line;
+        recorder_.RecordMessage(run_.id, *line);
+      }
+    }
   }
   void OnMessage(const std::string& message) override {
     recorder_.RecordMessage(run_.id, message);
@@ -51,6 +69,7 @@ class RecordingObserver final : public core::TrainerObserver {
   const JobRun& run_;
   JobRecorder& recorder_;
   const double peak_flops_;
+  std::optional<core::StepTimeCheck> check_;
 };
 
 // The first line of an exception's message: c10::Error appends a C++ stack
@@ -85,6 +104,8 @@ absl::Status JobRunner::Run(const JobRun& run, JobRecorder& recorder) {
   // The trainer lives inside Train(), so unwinding frees it before the
   // error is recorded (the memory an out-of-memory job held is back).
   try {
+    doing = "predicting the step time";
+    observer.SetStepTimeCheck(PredictStep(run, observer));
     return Train(run, recorder, observer, &doing);
   } catch (const abi::__forced_unwind&) {
     throw;  // thread cancellation must unwind to the end
@@ -103,6 +124,36 @@ absl::Status JobRunner::Run(const JobRun& run, JobRecorder& recorder) {
     return absl::InternalError(
         absl::StrCat("exception of an unknown type while ", doing));
   }
+}
+
+std::optional<core::StepTimeCheck> JobRunner::PredictStep(
+    const JobRun& run, core::TrainerObserver& observer) {
+  if (!options_.node_profile) return std::nullopt;
+  const core::JobConfig config = ToJobConfig(run.spec);
+  absl::StatusOr<core::HardwareProfile> profile = options_.node_profile(config);
+  absl::StatusOr<core::JobPrediction> prediction =
+      profile.ok() ? core::PredictJob(config, options_.budgets, run.plan,
+                                      *profile, /*alternatives=*/false)
+                   : absl::StatusOr<core::JobPrediction>(profile.status());
+  absl::Status status =
+      prediction.ok() ? prediction->predicted.status() : prediction.status();
+  if (!status.ok() || !(prediction->predicted->step_s > 0)) {
+    LOG(WARNING) << JobName(run.id) << ": no step time prediction: "
+                 << (status.ok() ? "the model predicted 0 s"
+                                 : std::string(status.message()));
+    return std::nullopt;
+  }
+  const core::StepPrediction& p = *prediction->predicted;
+  core::StepTimeCheckOptions check = options_.step_time_check;
+  check.profile = absl::StrCat("hardware profile '", profile->name, "'");
+  const std::string line = absl::StrFormat(
+      "predicted step time %.3g s (%.3g samples/s, bound by %s) from %s; "
+      "steps more than %.0f%% off are reported",
+      p.step_s, p.samples_per_s, core::BottleneckName(p.bottleneck),
+      check.profile, 100 * check.tolerance);
+  LOG(INFO) << JobName(run.id) << ": " << line;
+  observer.OnMessage(line);
+  return core::StepTimeCheck(p.step_s, std::move(check));
 }
 
 absl::Status JobRunner::Train(const JobRun& run, JobRecorder& recorder,
@@ -138,6 +189,7 @@ absl::StatusOr<std::unique_ptr<core::Trainer>> JobRunner::CreateTrainer(
       .optimizer_threads = options_.optimizer_threads,
       .job_spec_json = SpecJson(run.spec),
       .data_fd = files.data.get(),
+      .data_bin_fd = files.data_bin.get(),
       .ssd_dir_fds = files.SsdDirFds(),
       .job_id = run.id,
       .comm = comm};

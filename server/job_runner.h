@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,8 +27,10 @@
 #include "core/dist/c10d_communicator.h"
 #include "core/plan/job_config.h"
 #include "core/plan/planner.h"
+#include "core/plan/step_time_check.h"
 #include "core/train/trainer.h"
 #include "server/path_confinement.h"
+#include "server/plan_prediction.h"
 #include "storage/fault_spec.h"
 #include "stronghold/v1/stronghold.pb.h"
 
@@ -86,6 +89,14 @@ struct JobRunnerOptions {
       std::make_shared<const PathConfinement>();
   // JobManagerOptions::create_communicator.
   core::CommunicatorFactory create_communicator;
+  // The node's measured hardware profile for a job (JobManagerOptions::
+  // node_profile): each run's step time is predicted from it at the start
+  // and every step compared with it (core/plan/step_time_check.h). Empty =
+  // no prediction.
+  NodeProfileSource node_profile;
+  // How far a step may be from the prediction before the job's events say
+  // so, and how often they repeat it.
+  core::StepTimeCheckOptions step_time_check;
 };
 
 // One run of a job, as the manager resolved it from the job's record.
@@ -122,6 +133,12 @@ class JobRunner {
           const core::JobConfig&, const core::ExecutionPlan&,
           const core::TrainerOptions&)>;
 
+  // The run's step time predicted from options_.node_profile (core::
+  // PredictJob on the run's plan: PlanJob's code), logged and said in the
+  // job's events; nothing when there is no profile or it fails (logged: the
+  // job trains regardless).
+  std::optional<core::StepTimeCheck> PredictStep(
+      const JobRun& run, core::TrainerObserver& observer);
   // Create, restore, run; `*doing` says which, for an exception's message.
   absl::Status Train(const JobRun& run, JobRecorder& recorder,
                      core::TrainerObserver& observer, const char** doing);

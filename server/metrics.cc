@@ -81,6 +81,8 @@ struct Metrics::JobSeries {
   Gauge* model_flops = nullptr;
   Gauge* mfu = nullptr;
   Gauge* window = nullptr;
+  // Added with the first step that carries a prediction (none: no series).
+  Gauge* predicted_step = nullptr;
   Gauge* device_peak = nullptr;
   Gauge* target_steps = nullptr;
   Counter* phase[kNumPhases] = {};
@@ -157,6 +159,12 @@ Metrics::Metrics(MetricsOptions options)
           BuildGauge()
               .Name("stronghold_job_window_layers")
               .Help("Layers in the compute device's window (0 for RESIDENT)")
+              .Register(*registry_)),
+      predicted_step_(
+          BuildGauge()
+              .Name("stronghold_job_predicted_step_seconds")
+              .Help("Step time predicted for the run from the node's measured "
+                    "hardware profile (docs/prediction.md)")
               .Register(*registry_)),
       device_peak_(BuildGauge()
                        .Name("stronghold_job_device_peak_bytes")
@@ -341,6 +349,7 @@ void Metrics::RemoveSeriesLocked(const std::string& name) {
   model_flops_.Remove(s.model_flops);
   mfu_.Remove(s.mfu);
   window_.Remove(s.window);
+  if (s.predicted_step != nullptr) predicted_step_.Remove(s.predicted_step);
   device_peak_.Remove(s.device_peak);
   target_steps_.Remove(s.target_steps);
   for (Counter* c : s.phase) phase_seconds_.Remove(c);
@@ -414,6 +423,12 @@ void Metrics::OnJobStep(const v1::Job& job, const v1::StepMetrics& step) {
                  ? flops / options_.device_peak_flops_per_s
                  : 0);
   s.window->Set(step.window());
+  if (step.predicted_step_s() > 0) {
+    if (s.predicted_step == nullptr) {
+      s.predicted_step = &predicted_step_.Add(JobLabels(job));
+    }
+    s.predicted_step->Set(step.predicted_step_s());
+  }
   s.device_peak->Set(static_cast<double>(step.device_peak_bytes()));
 
   // Exposed waits only: copies hidden behind compute cost nothing here.

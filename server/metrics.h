@@ -119,6 +119,7 @@ class Metrics final : public JobListener {
   prometheus::Family<prometheus::Gauge>& model_flops_;
   prometheus::Family<prometheus::Gauge>& mfu_;
   prometheus::Family<prometheus::Gauge>& window_;
+  prometheus::Family<prometheus::Gauge>& predicted_step_;
   prometheus::Family<prometheus::Gauge>& device_peak_;
   prometheus::Family<prometheus::Gauge>& target_steps_;
   prometheus::Family<prometheus::Counter>& phase_seconds_;

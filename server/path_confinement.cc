@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "core/data/dataset.h"
 #include "glog/logging.h"
 #include "storage/tier_dir.h"
 
@@ -18,6 +19,11 @@ struct RootKind {
 };
 constexpr RootKind kDataRoot{
     "--data_root", "a readable regular file",
+    "token files are disabled (only \"builtin\" data)"};
+// For an index: the refusal names what must be there without saying which
+// of the two files was missing (nothing about either is revealed).
+constexpr RootKind kIndexRoot{
+    "--data_root", "a readable regular file (and its .bin beside it)",
     "token files are disabled (only \"builtin\" data)"};
 constexpr RootKind kSsdRoot{"--ssd_root", "a directory",
                             "the NVMe tier is disabled"};
@@ -75,10 +81,23 @@ absl::StatusOr<JobFiles> PathConfinement::OpenJobFiles(
         data_roots_.Open(config.data.source, core::EntryKind::kRegularFile);
     if (!data.ok()) {
       LOG(WARNING) << "refused data.source: " << data.status().message();
-      return Refused("data.source", kDataRoot, data_roots_);
+      return Refused("data.source",
+                     config.data.indexed() ? kIndexRoot : kDataRoot,
+                     data_roots_);
     }
     files.data = std::move(data->fd);
     files.data_path = std::move(data->path);
+    if (config.data.indexed()) {
+      // Beside the index as opened: the same root and directory.
+      absl::StatusOr<core::ConfinedRoots::Opened> bin = data_roots_.Open(
+          core::IndexedBinPath(files.data_path), core::EntryKind::kRegularFile);
+      if (!bin.ok()) {
+        LOG(WARNING) << "refused data.source's .bin: "
+                     << bin.status().message();
+        return Refused("data.source", kIndexRoot, data_roots_);
+      }
+      files.data_bin = std::move(bin->fd);
+    }
   }
   for (size_t i = 0; i < config.offload.ssd_dirs.size(); ++i) {
     absl::StatusOr<core::ConfinedRoots::Opened> dir = ssd_roots_.Open(

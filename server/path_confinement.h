@@ -1,6 +1,7 @@
 // The daemon's policy for the paths a job spec names (issue 15): its token
-// file (data.source, unless "builtin") must be a regular file inside one of
-// the data roots (--data_root), each of its NVMe tier directories
+// file (data.source, unless "builtin"; for a Megatron index "PREFIX.idx",
+// also "PREFIX.bin" beside it) must be a regular file inside one of the
+// data roots (--data_root), each of its NVMe tier directories
 // (offload.ssd_dirs) a directory inside one of the ssd roots (--ssd_root).
 // Resolution is core/util/confined_path.h's: beneath a root's descriptor,
 // opened at start-up; no "..", no symlink followed; a relative path is
@@ -48,8 +49,9 @@ struct PathRootsOptions {
 
 // A job's files, opened inside the roots.
 struct JobFiles {
-  core::UniqueFd data;    // the token file; invalid for "builtin"
-  std::string data_path;  // as opened: the root joined with the path under it
+  core::UniqueFd data;      // the token file or index; invalid for "builtin"
+  std::string data_path;    // as opened: the root joined with the path under it
+  core::UniqueFd data_bin;  // an index's .bin (core/data/dataset.h), else -1
   std::vector<core::UniqueFd> ssd_dirs;  // offload.ssd_dirs, in order
   std::vector<std::string> ssd_dir_paths;
 

@@ -12,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/data/megatron_index.h"
 #include "core/util/status_macros.h"
 
 namespace stronghold::core {
@@ -104,16 +105,29 @@ std::string Dataset::BuiltinCorpus() {
   return CorpusWriter(/*seed=*/20221114).Write(size_t{1} << 20);
 }
 
+std::string IndexedBinPath(absl::string_view index_source) {
+  index_source.remove_suffix(4);  // ".idx"
+  return absl::StrCat(index_source, ".bin");
+}
+
 absl::StatusOr<std::unique_ptr<Dataset>> Dataset::Open(const DataConfig& config,
                                                        int64_t vocab,
                                                        int seq_len) {
   if (config.source != "builtin") {
-    UniqueFd fd(open(config.source.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd.valid()) {
-      return DataError(
-          absl::StrCat("cannot open '", config.source, "': ", strerror(errno)));
+    auto open_file = [](const std::string& path) -> absl::StatusOr<UniqueFd> {
+      UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+      if (!fd.valid()) {
+        return DataError(
+            absl::StrCat("cannot open '", path, "': ", strerror(errno)));
+      }
+      return fd;
+    };
+    ASSIGN_OR_RETURN(UniqueFd file, open_file(config.source));
+    if (!config.indexed()) {
+      return OpenFile(std::move(file), config, vocab, seq_len);
     }
-    return OpenFile(std::move(fd), config, vocab, seq_len);
+    ASSIGN_OR_RETURN(UniqueFd bin, open_file(IndexedBinPath(config.source)));
+    return OpenIndexed(std::move(file), std::move(bin), config, vocab, seq_len);
   }
   if (vocab < 256) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -125,10 +139,41 @@ absl::StatusOr<std::unique_ptr<Dataset>> Dataset::Open(const DataConfig& config,
   d->vocab_ = vocab;
   d->name_ = config.source;
   d->owned_ = BuiltinCorpus();
-  d->token_bytes_ = 1;
+  d->format_ = {.bytes = 1, .is_signed = false};
   d->num_tokens_ = static_cast<int64_t>(d->owned_.size());
   return d;
 }
+
+absl::StatusOr<std::unique_ptr<Dataset>> Dataset::OpenFiles(
+    DataFiles files, const DataConfig& config, int64_t vocab, int seq_len) {
+  if (!files.file.valid()) return Open(config, vocab, seq_len);
+  if (!config.indexed()) {
+    return OpenFile(std::move(files.file), config, vocab, seq_len);
+  }
+  if (!files.bin.valid()) {
+    return absl::InternalError(absl::StrCat(
+        "data.source: the index '", config.source, "' came without its .bin"));
+  }
+  return OpenIndexed(std::move(files.file), std::move(files.bin), config, vocab,
+                     seq_len);
+}
+
+namespace {
+
+// A regular file's size, for the token files.
+absl::StatusOr<int64_t> RegularFileBytes(int fd, absl::string_view name) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    return DataError(
+        absl::StrCat("cannot stat '", name, "': ", strerror(errno)));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return DataError(absl::StrCat("'", name, "' is not a file"));
+  }
+  return static_cast<int64_t>(st.st_size);
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Dataset>> Dataset::OpenFile(
     UniqueFd file, const DataConfig& config, int64_t vocab, int seq_len) {
@@ -136,91 +181,88 @@ absl::StatusOr<std::unique_ptr<Dataset>> Dataset::OpenFile(
   d->seq_len_ = seq_len;
   d->vocab_ = vocab;
   d->name_ = config.source;
-  d->token_bytes_ = config.token_bytes != 0                 ? config.token_bytes
-                    : absl::EndsWith(config.source, ".u32") ? 4
-                                                            : 2;
+  d->format_.bytes = config.token_bytes != 0 ? config.token_bytes
+                     : absl::EndsWith(config.source, ".u32") ? 4
+                                                             : 2;
   d->file_ = std::move(file);
-  struct stat st;
-  if (fstat(d->file_.get(), &st) != 0) {
-    return DataError(
-        absl::StrCat("cannot stat '", config.source, "': ", strerror(errno)));
-  }
-  if (!S_ISREG(st.st_mode))
-    return DataError(absl::StrCat("'", config.source, "' is not a file"));
-  const int64_t bytes = st.st_size;
-  if (bytes % d->token_bytes_ != 0) {
+  ASSIGN_OR_RETURN(const int64_t bytes,
+                   RegularFileBytes(d->file_.get(), config.source));
+  if (bytes % d->format_.bytes != 0) {
     return DataError(absl::StrFormat(
         "'%s' has %d bytes, not a multiple of the token size %d", config.source,
-        bytes, d->token_bytes_));
+        bytes, d->format_.bytes));
   }
-  d->num_tokens_ = bytes / d->token_bytes_;
-  if (d->num_tokens_ <= seq_len) {
-    return DataError(
-        absl::StrFormat("holds %d tokens; model.seq_len %d needs at least %d",
-                        d->num_tokens_, seq_len, seq_len + 1));
-  }
-  // Every id, a chunk at a time (the file may be far larger than memory).
-  constexpr int64_t kChunk = int64_t{1} << 18;
-  std::vector<uint8_t> scratch(kChunk * d->token_bytes_);
-  std::vector<int64_t> ids(kChunk);
-  for (int64_t first = 0; first < d->num_tokens_; first += kChunk) {
-    const int64_t count = std::min(kChunk, d->num_tokens_ - first);
-    RETURN_IF_ERROR(d->ReadTokens(first, count, scratch.data(), ids.data()));
-    for (int64_t i = 0; i < count; ++i) {
-      if (ids[i] >= vocab) {
-        return DataError(absl::StrFormat(
-            "token %d at index %d is not below model.vocab (%d)", ids[i],
-            first + i, vocab));
-      }
-    }
-  }
+  d->num_tokens_ = bytes / d->format_.bytes;
+  RETURN_IF_ERROR(d->CheckTokens());
+  return d;
+}
+
+absl::StatusOr<std::unique_ptr<Dataset>> Dataset::OpenIndexed(
+    UniqueFd index, UniqueFd bin, const DataConfig& config, int64_t vocab,
+    int seq_len) {
+  std::unique_ptr<Dataset> d(new Dataset());
+  d->seq_len_ = seq_len;
+  d->vocab_ = vocab;
+  d->name_ = IndexedBinPath(config.source);
+  d->file_ = std::move(bin);
+  ASSIGN_OR_RETURN(const int64_t bin_bytes,
+                   RegularFileBytes(d->file_.get(), d->name_));
+  ASSIGN_OR_RETURN(
+      const MegatronIndex parsed,
+      ReadMegatronIndex(index.get(), config.source, bin_bytes, d->name_));
+  d->format_ = parsed.format;
+  d->num_tokens_ = parsed.tokens;
+  RETURN_IF_ERROR(d->CheckTokens());
   return d;
 }
 
 Dataset::~Dataset() = default;
 
+absl::Status Dataset::CheckTokens() const {
+  if (num_tokens_ <= seq_len_) {
+    return DataError(absl::StrFormat(
+        "'%s' holds %d tokens; model.seq_len %d needs at least %d", name_,
+        num_tokens_, seq_len_, seq_len_ + 1));
+  }
+  constexpr int64_t kChunk = int64_t{1} << 18;
+  std::vector<uint8_t> scratch(kChunk * format_.bytes);
+  std::vector<int64_t> ids(kChunk);
+  for (int64_t first = 0; first < num_tokens_; first += kChunk) {
+    const int64_t count = std::min(kChunk, num_tokens_ - first);
+    RETURN_IF_ERROR(ReadTokens(first, count, scratch.data(), ids.data()));
+    for (int64_t i = 0; i < count; ++i) {
+      if (ids[i] < 0 || ids[i] >= vocab_) {
+        return DataError(absl::StrFormat(
+            "token %d at index %d of '%s' is %s model.vocab (%d)", ids[i],
+            first + i, name_,
+            ids[i] < 0 ? "negative, not an id of" : "not below", vocab_));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Dataset::ReadTokens(int64_t first, int64_t count, uint8_t* scratch,
                                  int64_t* out) const {
-  const int w = token_bytes_;
+  const int w = format_.bytes;
   const uint8_t* p = reinterpret_cast<const uint8_t*>(owned_.data()) + first;
   if (file_.valid()) {
     const int64_t want = count * w, at = first * w;
-    int64_t got = 0;
-    while (got < want) {
-      const ssize_t n = pread(file_.get(), scratch + got, want - got, at + got);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        return absl::DataLossError(
-            absl::StrFormat("data.source: cannot read %d bytes at offset %d of "
-                            "'%s': %s (errno %d)",
-                            want, at, name_, strerror(errno), errno));
-      }
-      if (n == 0) {
-        return absl::DataLossError(
-            absl::StrFormat("data.source: '%s' has nothing to read at byte %d, "
-                            "but held %d bytes of tokens when the job started: "
-                            "the token file was truncated while the job ran",
-                            name_, at + got, num_tokens_ * w));
-      }
-      got += n;
+    absl::StatusOr<int64_t> got = PreadUpTo(file_.get(), at, want, scratch);
+    if (!got.ok()) {
+      return absl::DataLossError(absl::StrFormat("data.source: '%s': %s", name_,
+                                                 got.status().message()));
+    }
+    if (*got < want) {
+      return absl::DataLossError(
+          absl::StrFormat("data.source: '%s' has nothing to read at byte %d, "
+                          "but held %d bytes of tokens when the job started: "
+                          "the token file was truncated while the job ran",
+                          name_, at + *got, num_tokens_ * w));
     }
     p = scratch;
   }
-  for (int64_t i = 0; i < count; ++i, p += w) {
-    switch (w) {
-      case 1:
-        out[i] = p[0];
-        break;
-      case 2:
-        out[i] = static_cast<int64_t>(p[0]) | (static_cast<int64_t>(p[1]) << 8);
-        break;
-      default:
-        out[i] = static_cast<int64_t>(p[0]) |
-                 (static_cast<int64_t>(p[1]) << 8) |
-                 (static_cast<int64_t>(p[2]) << 16) |
-                 (static_cast<int64_t>(p[3]) << 24);
-    }
-  }
+  DecodeTokens(p, count, format_, out);
   return absl::OkStatus();
 }
 
@@ -229,7 +271,7 @@ absl::Status Dataset::Fill(uint64_t seed, int64_t first_sample, int rows,
   const uint64_t windows = static_cast<uint64_t>(num_tokens_ - seq_len_);
   // One sample's tokens: its inputs and, shifted by one, its targets.
   std::vector<int64_t> window(seq_len_ + 1);
-  std::vector<uint8_t> scratch(file_.valid() ? window.size() * token_bytes_
+  std::vector<uint8_t> scratch(file_.valid() ? window.size() * format_.bytes
                                              : 0);
   for (int r = 0; r < rows; ++r) {
     // The index only feeds the hash: summed as uint64, so that it wraps
@@ -241,10 +283,10 @@ absl::Status Dataset::Fill(uint64_t seed, int64_t first_sample, int rows,
     RETURN_IF_ERROR(
         ReadTokens(offset, seq_len_ + 1, scratch.data(), window.data()));
     for (int j = 0; j <= seq_len_; ++j) {
-      if (window[j] >= vocab_) {
+      if (window[j] < 0 || window[j] >= vocab_) {
         return absl::DataLossError(absl::StrFormat(
-            "data.source: token %d at index %d of '%s' is not below "
-            "model.vocab (%d): the token file changed while the job ran",
+            "data.source: token %d at index %d of '%s' is not in [0, "
+            "model.vocab %d): the token file changed while the job ran",
             window[j], offset + j, name_, vocab_));
       }
     }

@@ -10,6 +10,14 @@
 //    the rest. Not memory-mapped: a file truncated under a mapping makes the
 //    next read of it SIGBUS, which would kill the daemon; a short pread is
 //    an error that fails the job instead.
+//  - a Megatron indexed dataset, named by its index "PREFIX.idx" with the
+//    tokens in "PREFIX.bin" beside it (megatron_index.h): the .bin is read
+//    as one token stream like a flat file, in the .idx's dtype. The suffix
+//    decides: ".bin" alone still means a flat uint16 file, as it always has.
+//
+// Every format is sampled the same way, so a job's batches depend only on
+// (seed, sample index) and the tokens, and a checkpoint's next_sample is
+// its whole data position.
 //
 // Thread safety: const methods may be called concurrently.
 #ifndef STRONGHOLD_CORE_DATA_DATASET_H_
@@ -21,11 +29,24 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "core/data/token_io.h"
 #include "core/plan/job_config.h"
 #include "core/util/mix64.h"
 #include "core/util/unique_fd.h"
 
 namespace stronghold::core {
+
+// The path of a Megatron index's tokens (DataConfig::indexed()): the same
+// path with ".bin" for ".idx".
+std::string IndexedBinPath(absl::string_view index_source);
+
+// data.source's files, opened by the caller (the daemon, inside its data
+// roots): the token file or index, and for an index its .bin.
+struct DataFiles {
+  UniqueFd file;  // invalid: open data.source by path (or builtin)
+  UniqueFd bin;   // the .bin of an index; invalid otherwise
+};
 
 class Dataset {
  public:
@@ -42,11 +63,25 @@ class Dataset {
   // token_bytes 0, gives the width by its suffix (".u32": 4, else 2).
   static absl::StatusOr<std::unique_ptr<Dataset>> OpenFile(
       UniqueFd file, const DataConfig& config, int64_t vocab, int seq_len);
+  // A Megatron indexed dataset already opened: its index (config.source)
+  // and .bin. The index is checked against the .bin (megatron_index.h),
+  // then every id as for a token file: negative or not below `vocab` is
+  // INVALID_ARGUMENT naming the .bin and model.vocab.
+  static absl::StatusOr<std::unique_ptr<Dataset>> OpenIndexed(
+      UniqueFd index, UniqueFd bin, const DataConfig& config, int64_t vocab,
+      int seq_len);
+  // Whichever of the above `files` and config.source call for: the one
+  // entry for callers holding descriptors (the daemon's admission and the
+  // trainer).
+  static absl::StatusOr<std::unique_ptr<Dataset>> OpenFiles(
+      DataFiles files, const DataConfig& config, int64_t vocab, int seq_len);
   ~Dataset();
   Dataset(const Dataset&) = delete;
   Dataset& operator=(const Dataset&) = delete;
 
   int64_t num_tokens() const { return num_tokens_; }
+  // How the ids are stored (1 byte for the builtin corpus).
+  TokenFormat format() const { return format_; }
   int seq_len() const { return seq_len_; }
 
   // Writes `rows` samples, [rows, seq_len] each, for global sample indices
@@ -63,8 +98,11 @@ class Dataset {
 
  private:
   Dataset() = default;
+  // Checks the size against seq_len and every id against the vocabulary,
+  // a chunk at a time (the file may be far larger than memory).
+  absl::Status CheckTokens() const;
   // Reads `count` tokens from index `first` into `out`, through `scratch`
-  // (count * token_bytes_ bytes) for a file: DATA_LOSS when the file holds
+  // (count * format_.bytes bytes) for a file: DATA_LOSS when the file holds
   // fewer now than at Open().
   absl::Status ReadTokens(int64_t first, int64_t count, uint8_t* scratch,
                           int64_t* out) const;
@@ -73,8 +111,8 @@ class Dataset {
   int seq_len_ = 0;
   int64_t vocab_ = 0;
   int64_t num_tokens_ = 0;
-  int token_bytes_ = 1;
-  std::string name_;   // data.source, for messages
+  TokenFormat format_{.bytes = 1, .is_signed = false};
+  std::string name_;   // the token file (an index's .bin), for messages
   std::string owned_;  // the built-in corpus
   UniqueFd file_;      // a token file (invalid for the builtin corpus)
 };

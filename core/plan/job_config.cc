@@ -164,6 +164,12 @@ absl::Status ValidateData(const DataConfig& d) {
     return Invalid("data.token_bytes",
                    absl::StrCat("must be 0, 2 or 4, got ", d.token_bytes));
   }
+  if (d.indexed() && d.token_bytes != 0) {
+    return Invalid(
+        "data.token_bytes",
+        absl::StrCat("must be 0 for a Megatron index (data.source '", d.source,
+                     "'): its dtype gives the width, got ", d.token_bytes));
+  }
   // As for offload.ssd_dirs: the file is the daemon's to find, inside its
   // data roots.
   return CheckPath("data.source", d.source);

@@ -128,8 +128,15 @@ inline bool SpeculativeUpdates(const OffloadConfig& o,
 }
 
 struct DataConfig {
-  std::string source = "builtin";  // "builtin" or a token file path
-  int token_bytes = 0;             // 2 or 4; 0 = from the file name
+  // "builtin", a token file path, or a Megatron index "PREFIX.idx" (its
+  // tokens in "PREFIX.bin" beside it; core/data/dataset.h).
+  std::string source = "builtin";
+  int token_bytes = 0;  // 2 or 4; 0 = from the file name (or the index)
+
+  bool indexed() const {
+    return source.size() > 4 &&
+           source.compare(source.size() - 4, 4, ".idx") == 0;
+  }
 };
 
 struct CheckpointConfig {

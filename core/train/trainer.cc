@@ -44,22 +44,26 @@ namespace {
 
 double Since(int64_t start_ns) { return (Timeline::NowNs() - start_ns) / 1e9; }
 
-// The job's data: the token file the caller opened (TrainerOptions::
-// data_fd), else data.source as a path (or the builtin corpus).
+// The job's data: the files the caller opened (TrainerOptions::data_fd,
+// data_bin_fd), else data.source as a path (or the builtin corpus).
 absl::StatusOr<std::unique_ptr<Dataset>> OpenData(
     const JobConfig& config, const TrainerOptions& options) {
   const int64_t vocab = config.model.padded_vocab();
-  if (options.data_fd < 0 || config.data.source == "builtin") {
-    return Dataset::Open(config.data, vocab, config.model.seq_len);
+  DataFiles files;
+  if (options.data_fd >= 0 && config.data.source != "builtin") {
+    for (auto [fd, out] : {std::pair{options.data_fd, &files.file},
+                           std::pair{options.data_bin_fd, &files.bin}}) {
+      if (fd < 0) continue;
+      *out = UniqueFd::Dup(fd);
+      if (!out->valid()) {
+        return absl::InternalError(absl::StrCat(
+            "data.source: cannot duplicate an opened data file's descriptor: ",
+            strerror(errno)));
+      }
+    }
   }
-  UniqueFd file = UniqueFd::Dup(options.data_fd);
-  if (!file.valid()) {
-    return absl::InternalError(absl::StrCat(
-        "data.source: cannot duplicate the opened token file's descriptor: ",
-        strerror(errno)));
-  }
-  return Dataset::OpenFile(std::move(file), config.data, vocab,
-                           config.model.seq_len);
+  return Dataset::OpenFiles(std::move(files), config.data, vocab,
+                            config.model.seq_len);
 }
 
 // Each buffer's slice for this rank (core/plan/shard.h), cut in the

@@ -38,6 +38,9 @@ struct TrainerOptions {
   // duplicate of it and looks nothing up by name. Not owned; used during
   // Create only. -1 = open data.source as a path (tests, tools).
   int data_fd = -1;
+  // With data_fd of a Megatron index (data.source "PREFIX.idx"): its .bin,
+  // opened by the caller likewise. Not owned; -1 otherwise.
+  int data_bin_fd = -1;
   // The directories of offload.ssd_dirs, in order, opened by the caller (the
   // daemon opens them inside its ssd roots); the tier's private directories
   // are created in them and nothing is looked up by those names. Not owned;

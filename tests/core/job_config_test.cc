@@ -79,6 +79,23 @@ TEST(ValidationTest, TouchesNoFile) {
   EXPECT_TRUE(ValidateJobConfig(c).ok()) << ValidateJobConfig(c);
 }
 
+// A Megatron index gives its ids' width (its dtype code): data.token_bytes
+// must be left at 0 for it, and stays free for a flat file.
+TEST(ValidationTest, TokenBytesIsTheIndexsToSay) {
+  JobConfig c = Valid();
+  c.data.source = "corpus_text_document.idx";
+  EXPECT_TRUE(ValidateJobConfig(c).ok()) << ValidateJobConfig(c);
+  c.data.token_bytes = 2;
+  const absl::Status s = ValidateJobConfig(c);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_NE(
+      s.message().find("data.token_bytes: must be 0 for a Megatron index"),
+      absl::string_view::npos)
+      << s;
+  c.data.source = "corpus_text_document.bin";
+  EXPECT_TRUE(ValidateJobConfig(c).ok()) << ValidateJobConfig(c);
+}
+
 struct Rule {
   std::string field;  // the field the error must name
   std::function<void(JobConfig&)> breaks;

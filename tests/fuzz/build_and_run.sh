@@ -19,7 +19,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 SECONDS_PER_TARGET=${FUZZ_SECONDS:-30}
 OUT=$(mkdir -p "${FUZZ_OUT:-.fuzz}" && cd "${FUZZ_OUT:-.fuzz}" && pwd)
-ALL_TARGETS=(json safetensors manifest dataset fault_spec spec)
+ALL_TARGETS=(json safetensors manifest dataset megatron_index fault_spec spec)
 
 build() {
   make --no-print-directory -f tests/fuzz/Makefile ROOT="$ROOT" OUT="$OUT/build" \

@@ -146,6 +146,50 @@ void Tokens() {
       TokenFile(2 + 3 * 2, 4, 100000, 4, tokens));
 }
 
+// The megatron_index fuzzer's 7 configuration bytes (seq_len, vocab, the
+// index's length), a Megatron index of `lengths` as Megatron's writer lays
+// it out (dtype `code`, ids `width` bytes), then the .bin of `tokens`.
+std::string IndexedDataset(uint8_t seq_len, uint32_t vocab, int code, int width,
+                           const std::vector<int32_t>& lengths,
+                           const std::vector<int64_t>& documents,
+                           const std::vector<uint32_t>& tokens) {
+  auto put = [](std::string& out, uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i) out += static_cast<char>(v >> (8 * i));
+  };
+  std::string index("MMIDIDX\0\0", 9);
+  put(index, 1, 8);
+  put(index, code, 1);
+  put(index, lengths.size(), 8);
+  put(index, documents.size(), 8);
+  for (int32_t l : lengths) put(index, static_cast<uint32_t>(l), 4);
+  int64_t at = 0;
+  for (int32_t l : lengths) {
+    put(index, at, 8);
+    at += int64_t{l} * width;
+  }
+  for (int64_t d : documents) put(index, d, 8);
+  std::string out;
+  out += static_cast<char>(seq_len - 1);
+  put(out, vocab - 2, 4);
+  put(out, index.size(), 2);
+  out += index;
+  for (uint32_t t : tokens) put(out, t, width);
+  return out;
+}
+
+void IndexedDatasets() {
+  std::vector<uint32_t> tokens;
+  for (uint32_t i = 0; i < 40; ++i) tokens.push_back((i * 37) % 1000);
+  Put("megatron_index", "uint16_three_documents.bin",
+      IndexedDataset(8, 1000, 8, 2, {10, 20, 10}, {0, 1, 2, 3}, tokens));
+  Put("megatron_index", "int32_sequences_in_two_documents.bin",
+      IndexedDataset(4, 1000, 4, 4, {5, 0, 35}, {0, 2, 3}, tokens));
+  Put("megatron_index", "uint8_one_document.bin",
+      IndexedDataset(16, 256, 1, 1, {40}, {0, 1}, tokens));
+  Put("megatron_index", "int64_empty_documents.bin",
+      IndexedDataset(2, 1000, 5, 8, {20, 20}, {0, 0, 1, 2, 2}, tokens));
+}
+
 void FaultSpecs() {
   Put("fault_spec", "eio_read.txt", "eio_read@2");
   Put("fault_spec", "torn_and_eio.txt", "torn_write@1,eio_read@3");
@@ -171,6 +215,7 @@ int main() {
   stronghold::Manifests();
   stronghold::Specs();
   stronghold::Tokens();
+  stronghold::IndexedDatasets();
   stronghold::FaultSpecs();
   stronghold::Json();
   std::filesystem::remove_all(scratch);

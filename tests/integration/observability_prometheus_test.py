@@ -263,6 +263,8 @@ class ObservabilityPrometheusTest(unittest.TestCase):
         self.assertEqual(self.value("stronghold_jobs{state='running'}"), 1)
         self.assertGreaterEqual(self.value("stronghold_jobs_ended_total{state='succeeded'}"), 1)
         self.assertEqual(self.value("stronghold_job_steps_total{job_name='jobs/1'}"), 30)
+        # The daemon measures its node: each run's step time is predicted.
+        self.assertGreater(self.value("stronghold_job_predicted_step_seconds{job_name='jobs/2'}"), 0)
         self.assertGreater(self.value("stronghold_tier_used_bytes{tier='device'}"), 0)
         self.assertGreater(self.value("stronghold_tier_budget_bytes{tier='device'}"), 0)
         # The daemon probes io_uring at start (the NVMe tier's backend).
@@ -293,6 +295,63 @@ class ObservabilityPrometheusTest(unittest.TestCase):
         r = subprocess.run(["promtool", "check", "rules", ALERTS_YML], capture_output=True,
                            text=True, timeout=30)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+    def test_step_slower_than_predicted_fires_only_beyond_25_percent(self):
+        """promtool's rule unit test: 2 s steps against a 1.5 s prediction fire
+        (33% slower), against 1.8 s (11%) they do not, nor without a prediction."""
+        def job(name, predicted):
+            labels = f'instance="node-1",job="strongholdd",job_name="{name}"'
+            series = [
+                # 60 s of steps per minute in 30 steps: 2 s each.
+                {"series": f"stronghold_job_step_duration_seconds_sum{{{labels}}}",
+                 "values": "0+60x60"},
+                {"series": f"stronghold_job_step_duration_seconds_count{{{labels}}}",
+                 "values": "0+30x60"},
+            ]
+            if predicted is not None:
+                series.append({"series": f"stronghold_job_predicted_step_seconds{{{labels}}}",
+                               "values": f"{predicted}x60"})
+            return series
+        fired = {"severity": "info", "instance": "node-1", "job": "strongholdd",
+                 "job_name": "jobs/1"}
+        with open(ALERTS_YML) as f:
+            rule = next(r for g in yaml.safe_load(f)["groups"] for r in g["rules"]
+                        if r.get("alert") == "StrongholdStepSlowerThanPredicted")
+        annotations = {k: v.replace("{{ $labels.job_name }}", "jobs/1")
+                       .replace("{{ $labels.instance }}", "node-1")
+                       for k, v in rule["annotations"].items()}
+        tests = {
+            "rule_files": [os.path.abspath(ALERTS_YML)],
+            "evaluation_interval": "1m",
+            "tests": [{
+                "interval": "1m",
+                "input_series": job("jobs/1", 1.5) + job("jobs/2", 1.8) + job("jobs/3", None),
+                "alert_rule_test": [
+                    # Pending until the condition held for 15 minutes.
+                    {"eval_time": "10m", "alertname": "StrongholdStepSlowerThanPredicted",
+                     "exp_alerts": []},
+                    {"eval_time": "40m", "alertname": "StrongholdStepSlowerThanPredicted",
+                     "exp_alerts": [{"exp_labels": fired,
+                                     "exp_annotations": annotations}]},
+                ],
+            }],
+        }
+        path = os.path.join(self.work, "alerts_test.yml")
+        with open(path, "w") as f:
+            yaml.safe_dump(tests, f)
+        r = subprocess.run(["promtool", "test", "rules", path], capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        # The test can fail: with the 1.8 s job expected to fire too, it does.
+        tests["tests"][0]["alert_rule_test"][1]["exp_alerts"].append(
+            {"exp_labels": dict(fired, job_name="jobs/2"),
+             "exp_annotations": {k: v.replace("jobs/1", "jobs/2")
+                                 for k, v in annotations.items()}})
+        with open(path, "w") as f:
+            yaml.safe_dump(tests, f)
+        r = subprocess.run(["promtool", "test", "rules", path], capture_output=True,
+                           text=True, timeout=60)
+        self.assertNotEqual(r.returncode, 0, r.stdout + r.stderr)
 
 
 if __name__ == "__main__":

@@ -156,5 +156,68 @@ TEST(JobRunnerTest, AnExceptionRestoringOrTrainingEndsTheRunAndNotTheNext) {
   EXPECT_EQ(next.steps, (std::vector<int64_t>{1, 2, 3}));
 }
 
+// A run predicts its step time from the node's profile at the start, says
+// so, carries it in every step, and reports a step more than 25% off: here
+// the H200's profile for a tiny job that runs on this CPU, which is many
+// times slower than that on any CPU.
+TEST(JobRunnerTest, PredictsTheStepAndReportsStepsFarFromIt) {
+  JobRunnerOptions options{.budgets = {.device = "cpu",
+                                       .device_bytes = int64_t{1} << 30,
+                                       .host_bytes = int64_t{1} << 30},
+                           .optimizer_threads = 1};
+  std::vector<core::JobConfig> asked;
+  options.node_profile = [&asked](const core::JobConfig& config) {
+    asked.push_back(config);
+    return core::NamedHardwareProfile("h200");
+  };
+  JobRunner runner(options);
+  std::vector<double> predicted;
+  struct : FakeRecorder {
+    void RecordStep(int64_t id, const v1::StepMetrics& m) override {
+      FakeRecorder::RecordStep(id, m);
+      predicted->push_back(m.predicted_step_s());
+    }
+    std::vector<double>* predicted;
+  } recorder;
+  recorder.predicted = &predicted;
+  ASSERT_TRUE(runner.Run(TinyRun("runner_predicted", 3), recorder).ok());
+  ASSERT_EQ(asked.size(), 1u);
+  EXPECT_EQ(asked[0].training.steps, 3);  // the run's own config
+  ASSERT_EQ(predicted.size(), 3u);
+  EXPECT_GT(predicted[0], 0);
+  EXPECT_EQ(predicted[1], predicted[0]);
+  ASSERT_GE(recorder.messages.size(), 2u);
+  EXPECT_NE(recorder.messages[0].find("predicted step time"), std::string::npos)
+      << recorder.messages[0];
+  // Step 1 is not compared; step 2 is reported, step 3 (the same way) not.
+  int reports = 0;
+  for (const std::string& m : recorder.messages) {
+    if (m.find("than the predicted") == std::string::npos) continue;
+    ++reports;
+    EXPECT_NE(m.find("step 2 took"), std::string::npos) << m;
+    EXPECT_NE(m.find("slower than the predicted"), std::string::npos) << m;
+  }
+  EXPECT_EQ(reports, 1);
+}
+
+// A profile that cannot be had: no prediction, no line, the job trains.
+TEST(JobRunnerTest, WithoutAProfileTheJobTrainsUnpredicted) {
+  JobRunnerOptions options{.budgets = {.device = "cpu",
+                                       .device_bytes = int64_t{1} << 30,
+                                       .host_bytes = int64_t{1} << 30},
+                           .optimizer_threads = 1};
+  options.node_profile = [](const core::JobConfig&) {
+    return absl::StatusOr<core::HardwareProfile>(
+        absl::FailedPreconditionError("measuring failed"));
+  };
+  JobRunner runner(options);
+  FakeRecorder recorder;
+  ASSERT_TRUE(runner.Run(TinyRun("runner_unpredicted", 2), recorder).ok());
+  EXPECT_EQ(recorder.steps, (std::vector<int64_t>{1, 2}));
+  for (const std::string& m : recorder.messages) {
+    EXPECT_EQ(m.find("predicted"), std::string::npos) << m;
+  }
+}
+
 }  // namespace
 }  // namespace stronghold::server

@@ -197,6 +197,36 @@ TEST(MetricsTest, DistributedJobsCarryTheirRank) {
       1);
 }
 
+// The run's predicted step time: a series only for a job whose steps carry
+// one, with the job's labels (and rank), gone with the job's other series.
+TEST(MetricsTest, PredictedStepTimeIsAGaugeOnlyWithAPrediction) {
+  MetricsOptions options = Options();
+  options.max_ended_jobs = 0;
+  Metrics metrics(options);
+  v1::Job predicted = MakeJob(1, v1::Job::RUNNING);
+  predicted.mutable_spec()->mutable_distributed()->set_world_size(2);
+  predicted.mutable_spec()->mutable_distributed()->set_rank(1);
+  const v1::Job unpredicted = MakeJob(2, v1::Job::RUNNING);
+  metrics.OnJobState(predicted);
+  metrics.OnJobState(unpredicted);
+  v1::StepMetrics step = Step(1);
+  step.set_predicted_step_s(0.42);
+  metrics.OnJobStep(predicted, step);
+  metrics.OnJobStep(unpredicted, Step(1));
+  EXPECT_EQ(Value(metrics, "stronghold_job_predicted_step_seconds",
+                  {{"job_name", "jobs/1"}, {"rank", "1"}}),
+            0.42);
+  EXPECT_EQ(Value(metrics, "stronghold_job_predicted_step_seconds",
+                  {{"job_name", "jobs/2"}}),
+            std::nullopt);
+  v1::Job ended = predicted;
+  ended.set_state(v1::Job::SUCCEEDED);
+  metrics.OnJobState(ended);
+  EXPECT_EQ(Value(metrics, "stronghold_job_predicted_step_seconds",
+                  {{"job_name", "jobs/1"}}),
+            std::nullopt);
+}
+
 TEST(MetricsTest, Fp16LossScaleAndSkippedSteps) {
   Metrics metrics(Options());
   const v1::Job job = MakeJob(1, v1::Job::RUNNING);

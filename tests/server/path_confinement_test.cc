@@ -104,6 +104,35 @@ TEST_F(PathConfinementTest, OpensWhatIsInsideTheRoots) {
   EXPECT_FALSE(builtin->data.valid());
 }
 
+// A Megatron index opens its .bin beside it as opened; a missing or escaping
+// .bin gets the same refusal as a missing index, which names the pair.
+TEST_F(PathConfinementTest, OpensAnIndexWithItsBinBesideIt) {
+  std::ofstream(data_ + "/sub/corpus.idx") << "index";
+  std::ofstream(data_ + "/sub/corpus.bin") << "tokens";
+  auto files = paths_.OpenJobFiles(WithData("sub/corpus.idx"));
+  ASSERT_TRUE(files.ok()) << files.status();
+  char buf[6];
+  EXPECT_EQ(pread(files->data.get(), buf, 5, 0), 5);
+  EXPECT_EQ(std::string(buf, 5), "index");
+  ASSERT_TRUE(files->data_bin.valid());
+  EXPECT_EQ(pread(files->data_bin.get(), buf, 6, 0), 6);
+  EXPECT_EQ(std::string(buf, 6), "tokens");
+  EXPECT_EQ(files->Named(WithData("sub/corpus.idx")).data.source,
+            data_ + "/sub/corpus.idx");
+  // A flat file has no .bin.
+  EXPECT_FALSE(paths_.OpenJobFiles(WithData("tokens.u16"))->data_bin.valid());
+
+  std::ofstream(data_ + "/lonely.idx") << "index";
+  std::ofstream(data_ + "/escaping.idx") << "index";
+  fs::create_symlink(base_ + "/secret.u16", data_ + "/escaping.bin");
+  const std::string expected = Refusal(WithData("missing.idx"));
+  EXPECT_THAT(expected, HasSubstr("data.source: must name a readable regular "
+                                  "file (and its .bin beside it)"));
+  for (const char* source : {"lonely.idx", "escaping.idx"}) {
+    EXPECT_EQ(Refusal(WithData(source)), expected) << source;
+  }
+}
+
 TEST_F(PathConfinementTest,
        EveryRefusalOfDataSourceIsTheSameAndRevealsNothing) {
   // Made unreadable to the daemon by running the check as another user

@@ -15,6 +15,7 @@
 
 #include "core/data/dataset.h"
 #include "core/plan/job_config.h"
+#include "tests/fuzz/dataset_checks.h"
 #include "tests/fuzz/fuzz_util.h"
 
 namespace {
@@ -42,31 +43,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   absl::StatusOr<std::unique_ptr<core::Dataset>> dataset =
       core::Dataset::Open(config, vocab, seq_len);
-  if (!dataset.ok()) {
-    FUZZ_CHECK(dataset.status().code() == absl::StatusCode::kInvalidArgument,
-               dataset.status().ToString());
-    FUZZ_CHECK(absl::StrContains(dataset.status().message(), "data.source"),
-               dataset.status().ToString());
-    return 0;
-  }
-  FUZZ_CHECK((*dataset)->num_tokens() > seq_len, (*dataset)->num_tokens());
-  constexpr int kRows = 3;
-  std::vector<int64_t> inputs(kRows * seq_len, -1),
-      targets(kRows * seq_len, -1);
-  const absl::Status filled =
-      (*dataset)->Fill(seed, /*first_sample=*/static_cast<int64_t>(seed >> 1),
-                       kRows, inputs.data(), targets.data());
-  FUZZ_CHECK(filled.ok(),
-             filled.ToString());  // the file did not change since Open
-  for (int r = 0; r < kRows; ++r) {
-    for (int j = 0; j < seq_len; ++j) {
-      const int64_t in = inputs[r * seq_len + j],
-                    out = targets[r * seq_len + j];
-      FUZZ_CHECK(in >= 0 && in < vocab && out >= 0 && out < vocab, in, " ", out,
-                 " vocab ", vocab);
-      if (j + 1 < seq_len)
-        FUZZ_CHECK(out == inputs[r * seq_len + j + 1], "targets not shifted");
-    }
-  }
+  fuzz::CheckOpenedDataset(dataset, seq_len, vocab, seed,
+                           /*first_sample=*/static_cast<int64_t>(seed >> 1));
   return 0;
 }
