@@ -70,9 +70,9 @@ TEST(HfImportTest, Gpt2LogitsAndLossMatchTransformers) {
                      gpt::View(buffer(last), fl.tensor("lnf.bias")));
   const torch::Tensor logits = torch::matmul(
       y, gpt::View(buffer(0), m->layouts[0].tensor("wte.weight")).t());
-  const double loss = gpt::HeadLoss(buffer(last), fl, buffer(0), m->layouts[0],
-                                    x, targets)
-                          .item<double>();
+  const double loss =
+      gpt::HeadLoss(buffer(last), fl, buffer(0), m->layouts[0], x, targets)
+          .item<double>();
   EXPECT_LE(RelativeError(logits, want_logits), 1e-5);
   EXPECT_LE(std::abs(loss - want_loss) / want_loss, 1e-5)
       << loss << " vs " << want_loss;
@@ -84,12 +84,14 @@ TEST(HfImportTest, SpecFieldsThatContradictConfigAreRefusedNamingBoth) {
   EXPECT_THAT(hidden.status().message(),
               AllOf(HasSubstr("model.hidden 64"), HasSubstr("n_embd 32")));
   auto seq = LoadHfDir(CopyFixture("gpt2", "gpt2"), {.seq_len = 17});
-  EXPECT_THAT(seq.status().message(),
-              AllOf(HasSubstr("model.seq_len 17"), HasSubstr("n_positions 16")));
-  auto multiple = LoadHfDir(CopyFixture("gpt2", "gpt2"), {.vocab_multiple = 128});
+  EXPECT_THAT(seq.status().message(), AllOf(HasSubstr("model.seq_len 17"),
+                                            HasSubstr("n_positions 16")));
+  auto multiple =
+      LoadHfDir(CopyFixture("gpt2", "gpt2"), {.vocab_multiple = 128});
   EXPECT_THAT(multiple.status().message(), HasSubstr("model.vocab_multiple"));
   // Agreeing fields are fine, and a shorter seq_len takes wpe's first rows.
-  auto shorter = LoadHfDir(CopyFixture("gpt2", "gpt2"), {.layers = 2, .seq_len = 8});
+  auto shorter =
+      LoadHfDir(CopyFixture("gpt2", "gpt2"), {.layers = 2, .seq_len = 8});
   ASSERT_TRUE(shorter.ok()) << shorter.status();
   EXPECT_EQ(shorter->model.seq_len, 8);
 }
@@ -130,8 +132,8 @@ TEST(HfImportTest, WrongShapeNamesTensorExpectedAndFound) {
 TEST(HfImportTest, UnsupportedArchitecturesAreRefusedByName) {
   const std::string dir = CopyFixture("gpt2", "unknown_arch");
   Replace(dir + "/config.json", "GPT2LMHeadModel", "FalconForCausalLM");
-  EXPECT_THAT(LoadStatus(dir).message(),
-              AllOf(HasSubstr("FalconForCausalLM"), HasSubstr("not supported")));
+  EXPECT_THAT(LoadStatus(dir).message(), AllOf(HasSubstr("FalconForCausalLM"),
+                                               HasSubstr("not supported")));
   Replace(dir + "/config.json", "FalconForCausalLM", "Qwen2ForCausalLM");
   EXPECT_THAT(LoadStatus(dir).message(),
               AllOf(HasSubstr("Qwen2ForCausalLM"), HasSubstr("biases")));
@@ -177,9 +179,8 @@ TEST(HfImportTest, NonFiniteWeightsAreRefusedNamingTheTensor) {
           [](std::vector<float>& v) { v[5] = std::nanf(""); });
   const absl::Status s = LoadStatus(dir);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(s.message(),
-              AllOf(HasSubstr("transformer.h.1.mlp.c_fc.weight"),
-                    HasSubstr("finite")));
+  EXPECT_THAT(s.message(), AllOf(HasSubstr("transformer.h.1.mlp.c_fc.weight"),
+                                 HasSubstr("finite")));
 }
 
 TEST(HfImportTest, SingleFileLoadsAsTheShardsDo) {
@@ -194,10 +195,11 @@ TEST(HfImportTest, SingleFileLoadsAsTheShardsDo) {
 
 TEST(HfImportTest, TensorsOutsideTheModelAreRefusedByName) {
   const std::string dir = CopyFixture("gpt2", "extra");
-  Rewrite(dir, "", [](std::vector<float>&) {}, "transformer.h.0.lora_A");
-  EXPECT_THAT(LoadStatus(dir).message(),
-              AllOf(HasSubstr("transformer.h.0.lora_A"),
-                    HasSubstr("not part of")));
+  Rewrite(
+      dir, "", [](std::vector<float>&) {}, "transformer.h.0.lora_A");
+  EXPECT_THAT(
+      LoadStatus(dir).message(),
+      AllOf(HasSubstr("transformer.h.0.lora_A"), HasSubstr("not part of")));
 }
 
 TEST(HfImportTest, HostileDirectoriesGetCleanErrors) {
@@ -244,9 +246,9 @@ TEST(HfImportTest, HostileDirectoriesGetCleanErrors) {
   }
   {  // A directory without weights.
     const std::string dir = CopyFixture("gpt2", "empty");
-    for (const char* f : {"model-00001-of-00002.safetensors",
-                          "model-00002-of-00002.safetensors",
-                          "model.safetensors.index.json"}) {
+    for (const char* f :
+         {"model-00001-of-00002.safetensors",
+          "model-00002-of-00002.safetensors", "model.safetensors.index.json"}) {
       fs::remove(fs::path(dir) / f);
     }
     EXPECT_THAT(LoadStatus(dir).message(), HasSubstr("holds neither"));

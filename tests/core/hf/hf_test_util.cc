@@ -51,8 +51,8 @@ std::string CopyFixture(const std::string& name, const std::string& copy) {
   fs::create_directories(dir);
   for (const fs::directory_entry& e : fs::directory_iterator(HfFixture(name))) {
     fs::copy_file(e.path(), dir / e.path().filename());
-    fs::permissions(dir / e.path().filename(), fs::perms::owner_read |
-                                                   fs::perms::owner_write,
+    fs::permissions(dir / e.path().filename(),
+                    fs::perms::owner_read | fs::perms::owner_write,
                     fs::perm_options::add);
   }
   return dir.string();
