@@ -38,9 +38,12 @@ using Planner = std::function<core::ExecutionPlan(const core::JobConfig&,
 // the field and its limit; NOT_FOUND for an unknown resume_from) and plans.
 // `validation.rendezvous` false (PlanJob): a distributed spec needs only its
 // world size.
+// init_from's config.json gives the model's sizes (server/init_from.h),
+// opened inside `paths`' roots.
 absl::StatusOr<ResolvedJob> ResolveJob(
     const stronghold::v1::JobSpec& submitted, const JobLookup& lookup,
     const core::NodeBudgets& budgets, const Planner& planner,
+    const PathConfinement& paths,
     const core::ValidationOptions& validation = {});
 
 // What a job to run must pass besides: its data.source and

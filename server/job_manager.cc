@@ -302,9 +302,9 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& submitted,
     absl::MutexLock lock(&mu_);
     RETURN_IF_ERROR(CheckQueueLimitsLocked(principal));
   }
-  ASSIGN_OR_RETURN(
-      ResolvedJob resolved,
-      ResolveJob(submitted, Lookup(), options_.budgets, options_.planner));
+  ASSIGN_OR_RETURN(ResolvedJob resolved,
+                   ResolveJob(submitted, Lookup(), options_.budgets,
+                              options_.planner, *paths_));
   RETURN_IF_ERROR(CheckRunnable(resolved, store_, *paths_));
   ASSIGN_OR_RETURN(
       const int64_t checkpoint_bytes,
@@ -382,9 +382,10 @@ absl::StatusOr<v1::MemoryPlan> JobManager::Plan(
     const v1::PlanJobRequest& request) {
   const v1::JobSpec& submitted = request.spec();
   // `plan --world-size N` needs no rendezvous address, port or key.
-  ASSIGN_OR_RETURN(const ResolvedJob job,
-                   ResolveJob(submitted, Lookup(), options_.budgets,
-                              options_.planner, {.rendezvous = false}));
+  ASSIGN_OR_RETURN(
+      const ResolvedJob job,
+      ResolveJob(submitted, Lookup(), options_.budgets, options_.planner,
+                 *paths_, {.rendezvous = false}));
   // A plan on a tier directory or a token file the job may not use would
   // mislead: refused as SubmitJob refuses it.
   RETURN_IF_ERROR(paths_->OpenJobFiles(job.config).status());

@@ -101,11 +101,10 @@ absl::StatusOr<std::vector<std::string>> WriteHfExport(
            .data = scratch.data(),
            .fill = [&, ep]() -> absl::Status {
              const TensorSlice& target = ep->layout->tensor(ep->tensor.target);
-             ASSIGN_OR_RETURN(
-                 const std::vector<float> ours,
-                 ReadSafetensorsTensor(weights, header,
-                                       CheckpointTensorName(*ep->layout,
-                                                            target)));
+             ASSIGN_OR_RETURN(const std::vector<float> ours,
+                              ReadSafetensorsTensor(
+                                  weights, header,
+                                  CheckpointTensorName(*ep->layout, target)));
              if (static_cast<int64_t>(ours.size()) != target.numel()) {
                return absl::DataLossError(absl::StrCat(
                    weights, ": tensor ", target.name, " has ", ours.size(),
@@ -114,25 +113,25 @@ absl::StatusOr<std::vector<std::string>> WriteHfExport(
              ToHfLayout(*ep, ours, scratch.data());
              return absl::OkStatus();
            }});
-      weight_map.push_back(
-          absl::StrCat("    ", JsonQuoted(e.tensor.name), ": ", JsonQuoted(file)));
+      weight_map.push_back(absl::StrCat("    ", JsonQuoted(e.tensor.name), ": ",
+                                        JsonQuoted(file)));
     }
     RETURN_IF_ERROR(WriteSafetensors(absl::StrCat(out_dir, "/", file), tensors,
                                      {{"format", "pt"}})
                         .status());
     files.push_back(file);
   }
-  const std::string index = absl::StrCat(
-      "{\n  \"metadata\": {\"total_size\": ", total_bytes,
-      "},\n  \"weight_map\": {\n", absl::StrJoin(weight_map, ",\n"),
-      "\n  }\n}\n");
+  const std::string index =
+      absl::StrCat("{\n  \"metadata\": {\"total_size\": ", total_bytes,
+                   "},\n  \"weight_map\": {\n",
+                   absl::StrJoin(weight_map, ",\n"), "\n  }\n}\n");
   RETURN_IF_ERROR(
       WriteFileAtomically(absl::StrCat(out_dir, "/", kHfIndexFile), index));
   RETURN_IF_ERROR(WriteFileAtomically(absl::StrCat(out_dir, "/", kHfConfigFile),
                                       HfConfigJson(model)));
-  RETURN_IF_ERROR(WriteFileAtomically(
-      absl::StrCat(out_dir, "/generation_config.json"),
-      HfGenerationConfigJson(model)));
+  RETURN_IF_ERROR(
+      WriteFileAtomically(absl::StrCat(out_dir, "/generation_config.json"),
+                          HfGenerationConfigJson(model)));
   RETURN_IF_ERROR(SyncDir(out_dir));
   return files;
 }
@@ -173,9 +172,9 @@ absl::StatusOr<std::vector<std::string>> EnsureHfExport(
     // Another request's export won the race: the same bytes are in place.
     if (ec && fs::is_directory(dir)) ec.clear();
     if (ec) {
-      written = absl::InternalError(absl::StrCat(
-          "cannot rename ", tmp.string(), " to ", dir.string(), ": ",
-          ec.message()));
+      written = absl::InternalError(absl::StrCat("cannot rename ", tmp.string(),
+                                                 " to ", dir.string(), ": ",
+                                                 ec.message()));
     } else {
       RETURN_IF_ERROR(SyncDir(checkpoint_dir));
     }

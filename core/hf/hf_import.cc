@@ -37,8 +37,8 @@ absl::StatusOr<std::string> ReadSmallFile(int fd, const std::string& name,
     }
     if (n == 0) return out;
     if (static_cast<int64_t>(out.size()) + n > limit) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          name, " is larger than the limit of ", limit, " bytes"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, " is larger than the limit of ", limit, " bytes"));
     }
     out.append(chunk, static_cast<size_t>(n));
   }
@@ -105,8 +105,8 @@ absl::Status HfModelDir::OpenShards() {
       OpenBeneath(dir_.get(), kHfIndexFile, EntryKind::kRegularFile);
   std::map<std::string, std::string> weight_map;
   if (index.ok()) {
-    ASSIGN_OR_RETURN(std::string text, ReadSmallFile(index->get(), index_name,
-                                                     kMaxHfIndexBytes));
+    ASSIGN_OR_RETURN(std::string text,
+                     ReadSmallFile(index->get(), index_name, kMaxHfIndexBytes));
     JsonOptions options;
     options.max_bytes = kMaxHfIndexBytes;
     options.max_depth = 8;
@@ -162,10 +162,9 @@ absl::Status HfModelDir::OpenShards() {
   for (int i = 0; i < static_cast<int>(shards_.size()); ++i) {
     for (const auto& [tensor, entry] : shards_[i].header.tensors) {
       if (!shard_of_.emplace(tensor, i).second) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(name_, ": tensor ", tensor, " is in both ",
-                         shards_[shard_of_[tensor]].file, " and ",
-                         shards_[i].file));
+        return absl::InvalidArgumentError(absl::StrCat(
+            name_, ": tensor ", tensor, " is in both ",
+            shards_[shard_of_[tensor]].file, " and ", shards_[i].file));
       }
     }
   }
@@ -231,9 +230,10 @@ absl::Status HfModelDir::CheckTensors(const ModelConfig& model) const {
   }
   for (const auto& [tensor, shard] : shard_of_) {
     if (used.count(tensor) == 0 && !IgnoredHfTensor(hf, tensor)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          name_, "/", shards_[shard].file, ": tensor ", tensor, " is not part of a ",
-          hf_.architecture, " as this trainer builds it"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(name_, "/", shards_[shard].file, ": tensor ", tensor,
+                       " is not part of a ", hf_.architecture,
+                       " as this trainer builds it"));
     }
   }
   return absl::OkStatus();
@@ -246,9 +246,8 @@ absl::Status HfModelDir::ReadTensor(const HfTensor& tensor,
   const std::string path = absl::StrCat(name_, "/", f.shard->file);
   const int64_t bytes = f.entry->end - f.entry->begin;
   scratch.resize(static_cast<size_t>(bytes));
-  RETURN_IF_ERROR(ReadSafetensorsBytes(f.shard->fd.get(), path,
-                                       f.shard->header, *f.entry,
-                                       scratch.data()));
+  RETURN_IF_ERROR(ReadSafetensorsBytes(f.shard->fd.get(), path, f.shard->header,
+                                       *f.entry, scratch.data()));
   const TensorSlice& target = layout.tensor(tensor.target);
   const std::string& dtype = f.entry->dtype;
   const int64_t cols = Columns(tensor);

@@ -28,9 +28,8 @@ absl::StatusOr<bool> OptionalBool(const JsonValue& root, absl::string_view key,
   const JsonValue* v = Optional(root, key);
   if (v == nullptr) return fallback;
   if (v->kind != JsonValue::Kind::kBool) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("\"", key, "\" is ", JsonKindName(v->kind),
-                     ", not a boolean"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "\"", key, "\" is ", JsonKindName(v->kind), ", not a boolean"));
   }
   return v->boolean;
 }
@@ -61,8 +60,8 @@ absl::StatusOr<HfModel> ParseGpt2(const JsonValue& root) {
     ASSIGN_OR_RETURN(int64_t n, inner->AsInt64("\"n_inner\""));
     if (n != 4 * hidden) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "n_inner ", n, ": this trainer's GPT MLP is 4 * n_embd = ",
-          4 * hidden));
+          "n_inner ", n,
+          ": this trainer's GPT MLP is 4 * n_embd = ", 4 * hidden));
     }
   }
   if (const JsonValue* act = Optional(root, "activation_function")) {
@@ -85,15 +84,15 @@ absl::StatusOr<HfModel> ParseGpt2(const JsonValue& root) {
     const char* key;
     bool ours;
   };
-  for (const Flag& f : {Flag{"tie_word_embeddings", true},
-                        Flag{"scale_attn_weights", true},
-                        Flag{"scale_attn_by_inverse_layer_idx", false},
-                        Flag{"add_cross_attention", false}}) {
+  for (const Flag& f :
+       {Flag{"tie_word_embeddings", true}, Flag{"scale_attn_weights", true},
+        Flag{"scale_attn_by_inverse_layer_idx", false},
+        Flag{"add_cross_attention", false}}) {
     ASSIGN_OR_RETURN(bool value, OptionalBool(root, f.key, f.ours));
     if (value != f.ours) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(f.key, " ", value ? "true" : "false",
-                       ": this trainer's GPT needs ", f.ours ? "true" : "false"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          f.key, " ", value ? "true" : "false", ": this trainer's GPT needs ",
+          f.ours ? "true" : "false"));
     }
   }
   return hf;
@@ -138,9 +137,9 @@ absl::StatusOr<HfModel> ParseHfConfig(absl::string_view text,
         " is not supported: its attention has q/k/v biases, which this "
         "trainer's llama layout does not"));
   } else {
-    hf = absl::InvalidArgumentError(absl::StrCat(
-        "architecture ", JsonQuoted(arch), " is not supported (supported: ",
-        kGpt2Architecture, ")"));
+    hf = absl::InvalidArgumentError(
+        absl::StrCat("architecture ", JsonQuoted(arch),
+                     " is not supported (supported: ", kGpt2Architecture, ")"));
   }
   if (!hf.ok()) return Invalid(name, hf.status().message());
   return hf;
@@ -171,10 +170,10 @@ absl::StatusOr<ModelConfig> ResolveHfModel(const HfModel& hf,
   }
   if (requested.seq_len.has_value()) {
     if (*requested.seq_len > hf.positions) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "model.seq_len ", *requested.seq_len,
-          " contradicts config.json n_positions ", hf.positions,
-          " (the position table has no rows beyond it)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("model.seq_len ", *requested.seq_len,
+                       " contradicts config.json n_positions ", hf.positions,
+                       " (the position table has no rows beyond it)"));
     }
     m.seq_len = *requested.seq_len;
   }

@@ -62,13 +62,13 @@ absl::StatusOr<ModelConfig> ResolveHfModel(const HfModel& hf,
 
 // One tensor of a Hugging Face directory and where it goes in our buffer.
 struct HfTensor {
-  std::string name;             // e.g. "transformer.h.0.attn.c_attn.weight"
-  std::string alias;            // also accepted on import ("h.0...."); or ""
-  std::vector<int64_t> shape;   // as the directory stores it
-  std::string target;           // our tensor in the buffer ("attn.qkv.weight")
-  int64_t target_row = 0;       // the first row of `target` it fills
-  int64_t rows = 0;             // rows of it that are ours (<= shape[0])
-  bool transposed = false;      // stored [in, out]; ours is [out, in]
+  std::string name;            // e.g. "transformer.h.0.attn.c_attn.weight"
+  std::string alias;           // also accepted on import ("h.0...."); or ""
+  std::vector<int64_t> shape;  // as the directory stores it
+  std::string target;          // our tensor in the buffer ("attn.qkv.weight")
+  int64_t target_row = 0;      // the first row of `target` it fills
+  int64_t rows = 0;            // rows of it that are ours (<= shape[0])
+  bool transposed = false;     // stored [in, out]; ours is [out, in]
 };
 
 // The tensors of `layout` (a buffer of ModelLayout(hf.model)) in file

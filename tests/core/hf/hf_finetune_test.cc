@@ -81,9 +81,9 @@ Finetuned Finetune(const JobConfig& c, const ExecutionPlan& plan,
 // The fixture's weights after PyTorch's 5 steps, in our buffers.
 LoadedModel PyTorchTrained() {
   const std::string dir = CopyFixture("gpt2", "pytorch_trained");
-  for (const char* f : {"model-00001-of-00002.safetensors",
-                        "model-00002-of-00002.safetensors",
-                        "model.safetensors.index.json"}) {
+  for (const char* f :
+       {"model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors",
+        "model.safetensors.index.json"}) {
     fs::remove(fs::path(dir) / f);
   }
   fs::rename(fs::path(dir) / "trained.safetensors",
@@ -167,9 +167,8 @@ TEST_F(HfFinetuneTest, LoadsThroughTheNvmeTier) {
   fs::create_directories(c.offload.ssd_dirs[0]);
   // Both layers' moments and masters on the tier: the load streams them
   // through its staging buffer.
-  const Finetuned ssd =
-      Finetune(c, PlanWithSsd(c, /*ssd_layers=*/2, /*ssd_weight_layers=*/2),
-               "nvme");
+  const Finetuned ssd = Finetune(
+      c, PlanWithSsd(c, /*ssd_layers=*/2, /*ssd_weight_layers=*/2), "nvme");
   ExpectMatchesPyTorch(ssd, want_, "STRONGHOLD W=1, NVMe tier");
 }
 
