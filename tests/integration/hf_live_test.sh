@@ -6,22 +6,26 @@
 # through the daemon, and loads the exported directory with
 # transformers.AutoModelForCausalLM.from_pretrained: no missing or
 # unexpected keys, the weights of PyTorch's 5 AdamW steps, and it generates.
-#   bazel test //tests/integration:hf_live_test
+#   bazel test //tests/integration:hf_live_test \
+#     --test_env=HF_PYTHON=$(python3 -c 'import sys; print(sys.executable)')
+# (HF_PYTHON: a python3 with torch and transformers; Bazel's PATH for tests
+# is /bin:/usr/bin, which may have another.)
 set -uo pipefail
+PY=${HF_PYTHON:-python3}
 source "${TEST_SRCDIR}/stronghold/tests/integration/daemon_lib.sh"
 FIXTURES="$RUNFILES/tests/fixtures/hf"
 COMPARE="$RUNFILES/tests/integration/hf_compare.py"
 LOAD="$RUNFILES/tests/integration/hf_load_check.py"
 
-python3 -c "import torch, transformers" || {
-  echo "FAIL: this opt-in test needs torch and transformers in python3"; exit 1; }
+"$PY" -c "import torch, transformers" || {
+  echo "FAIL: this opt-in test needs torch and transformers in \$HF_PYTHON ($PY)"; exit 1; }
 start_daemon
-python3 "$RUNFILES/tests/fixtures/hf/make_fixtures.py" "$DATA_ROOT" >"$WORK/make.txt" 2>&1
+"$PY" "$RUNFILES/tests/fixtures/hf/make_fixtures.py" "$DATA_ROOT" >"$WORK/make.txt" 2>&1
 check "make_fixtures.py regenerates the fixtures" test -f "$DATA_ROOT/gpt2/trained.safetensors"
 for model in gpt2 llama; do
   # Regenerated with this machine's torch: the same within fp32 rounding.
   check "$model: the regenerated trained weights match the committed ones" \
-    python3 - "$DATA_ROOT/$model/trained.safetensors" "$FIXTURES/$model/trained.safetensors" <<'PY'
+    "$PY" - "$DATA_ROOT/$model/trained.safetensors" "$FIXTURES/$model/trained.safetensors" <<'PY'
 import sys
 from safetensors.torch import load_file
 a, b = load_file(sys.argv[1]), load_file(sys.argv[2])
@@ -40,5 +44,5 @@ check "the job succeeds" wait_state 1 SUCCEEDED 1200
 check "every weight within 1e-4 of PyTorch's" \
   python3 "$COMPARE" "$WORK/hf" "$DATA_ROOT/gpt2/trained.safetensors"
 check "transformers loads the export without key warnings, and it generates" \
-  python3 "$LOAD" "$WORK/hf" "$DATA_ROOT/gpt2/trained.safetensors"
+  "$PY" "$LOAD" "$WORK/hf" "$DATA_ROOT/gpt2/trained.safetensors"
 finish
