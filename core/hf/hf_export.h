@@ -9,8 +9,11 @@
 // tensor at a time (the largest tensor is the only copy held), every file
 // fsynced, into a hidden directory renamed into place: an export is
 // complete or invisible, and concurrent requests race harmlessly (the first
-// rename wins, the others' copies are removed). The mapping is hf_model.h's,
-// the importer's.
+// rename wins, the others' copies are removed). A crash mid-export leaves a
+// hidden .tmp-hf-* directory inside the checkpoint, which goes when the
+// checkpoint is pruned or deleted. The export is not in the manifest and
+// not counted in the per-principal checkpoint bytes. The mapping is
+// hf_model.h's, the importer's.
 #ifndef STRONGHOLD_CORE_HF_HF_EXPORT_H_
 #define STRONGHOLD_CORE_HF_HF_EXPORT_H_
 

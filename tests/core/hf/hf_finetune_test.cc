@@ -159,6 +159,18 @@ TEST_F(HfFinetuneTest, FiveStepsEqualPyTorchAdamW) {
   ExpectMatchesPyTorch(Finetune(l2l, PlanFor(l2l), "l2l"), want_, "L2L");
 }
 
+// The engine keeps some weights on the device (the embedding's optimizer,
+// resident layers): they must be the loaded ones, not the initial ones.
+TEST_F(HfFinetuneTest, LoadsIntoDeviceResidentState) {
+  JobConfig c = FinetuneConfig(model_);
+  c.offload.method = OffloadMethod::kStronghold;
+  c.offload.window = 1;
+  c.offload.device_resident_layers = 1;
+  c.offload.device_embedding_optimizer = true;
+  ExpectMatchesPyTorch(Finetune(c, PlanFor(c), "device_resident"), want_,
+                       "STRONGHOLD W=1, resident layer 0, device embedding");
+}
+
 TEST_F(HfFinetuneTest, LoadsThroughTheNvmeTier) {
   JobConfig c = FinetuneConfig(model_);
   c.offload.method = OffloadMethod::kStronghold;
