@@ -269,7 +269,11 @@ std::string HfConfigJson(const ModelConfig& model) {
 }
 
 std::string HfGenerationConfigJson(const ModelConfig& model) {
-  return absl::StrCat("{\n  \"max_length\": ", model.seq_len, "\n}\n");
+  // What transformers writes for a model made from its config: no length
+  // limit of our own (generate's max_length would override the caller's
+  // max_new_tokens with a warning); n_positions bounds it.
+  (void)model;
+  return "{\n  \"_from_model_config\": true,\n  \"use_cache\": true\n}\n";
 }
 
 }  // namespace stronghold::core

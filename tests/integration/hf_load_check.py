@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 def main():
     model_dir = sys.argv[1]
     model, info = transformers.AutoModelForCausalLM.from_pretrained(
-        model_dir, output_loading_info=True, torch_dtype=torch.float32)
+        model_dir, output_loading_info=True, dtype=torch.float32)
     problems = {k: v for k, v in info.items() if v}
     if problems:
         sys.exit("FAIL: loading %s: %s" % (model_dir, problems))
