@@ -30,8 +30,7 @@ absl::StatusOr<core::HfModelDir> OpenInitFrom(const std::string& init_from,
 // Loads init_from's weights into `trainer` (core::Trainer::LoadWeights).
 absl::Status LoadInitFrom(const std::string& init_from,
                           const core::ModelConfig& model,
-                          const PathConfinement& paths,
-                          core::Trainer& trainer);
+                          const PathConfinement& paths, core::Trainer& trainer);
 
 }  // namespace stronghold::server
 
