@@ -27,6 +27,7 @@
 #include "core/checkpoint/checkpoint_files.h"
 #include "core/checkpoint/checkpoint_manifest.h"
 #include "core/util/file_util.h"
+#include "core/util/json.h"
 #include "core/util/sha256.h"
 #include "core/util/status_macros.h"
 
@@ -43,7 +44,14 @@ struct FetchOptions {
   std::string out_dir;     // where the files go
   std::string checkpoint;  // empty = the pinned one, else the newest
   std::string file;        // empty = every file of the checkpoint
+  std::string format;      // "" = the checkpoint's files; "hf" = its export
 };
+
+// The Hugging Face export's files that are not shards (the shards are named
+// by the index).
+constexpr char kHfIndexFile[] = "model.safetensors.index.json";
+constexpr const char* kHfFiles[] = {"config.json", "generation_config.json",
+                                    kHfIndexFile};
 
 struct Fetched {
   std::string path;
@@ -112,6 +120,7 @@ absl::StatusOr<Fetched> FetchFile(const FetchOptions& options,
   request.set_checkpoint(checkpoint);
   request.set_file(file);
   request.set_offset(resumed_from);
+  request.set_format(options.format);
   std::string sha256;
   int64_t total_bytes = -1;
   absl::Status status = context.client->DownloadCheckpoint(
@@ -203,6 +212,42 @@ void PrintFetched(const std::string& checkpoint,
   table.Print(*context.out);
 }
 
+// The Hugging Face export of `checkpoint` (written by the daemon on the
+// first request): config.json, generation_config.json, the index, then
+// every shard the index names. Each file is checked against the daemon's
+// SHA-256 as it arrives.
+absl::StatusOr<std::vector<Fetched>> FetchHf(const FetchOptions& options,
+                                             const std::string& checkpoint,
+                                             CommandContext& context) {
+  std::vector<Fetched> fetched;
+  for (const char* file : kHfFiles) {
+    ASSIGN_OR_RETURN(Fetched f,
+                     FetchFile(options, checkpoint, file, nullptr, context));
+    fetched.push_back(std::move(f));
+  }
+  ASSIGN_OR_RETURN(const std::string text, core::ReadFile(fetched.back().path));
+  ASSIGN_OR_RETURN(const core::JsonValue index, core::ParseJson(text));
+  ASSIGN_OR_RETURN(const core::JsonValue* map,
+                   index.Member("weight_map", core::JsonValue::Kind::kObject));
+  std::vector<std::string> shards;
+  for (const auto& [tensor, file] : map->object) {
+    if (file.kind != core::JsonValue::Kind::kString ||
+        file.text.find('/') != std::string::npos || file.text.empty() ||
+        file.text == "." || file.text == "..") {
+      return absl::DataLossError(absl::StrCat(kHfIndexFile, ": weight_map[",
+                                              tensor, "] is not a file name"));
+    }
+    if (std::find(shards.begin(), shards.end(), file.text) == shards.end())
+      shards.push_back(file.text);
+  }
+  for (const std::string& shard : shards) {
+    ASSIGN_OR_RETURN(Fetched f,
+                     FetchFile(options, checkpoint, shard, nullptr, context));
+    fetched.push_back(std::move(f));
+  }
+  return fetched;
+}
+
 absl::StatusOr<int> Fetch(const FetchOptions& options,
                           CommandContext& context) {
   ASSIGN_OR_RETURN(const v1::Job job, context.client->GetJob(options.job));
@@ -222,6 +267,12 @@ absl::StatusOr<int> Fetch(const FetchOptions& options,
   const std::string pin_path = (fs::path(options.out_dir) / kPinFile).string();
   RETURN_IF_ERROR(core::WriteFileAtomically(
       pin_path, absl::StrCat(job.name(), " ", checkpoint, "\n")));
+  if (options.format == "hf") {
+    ASSIGN_OR_RETURN(fetched, FetchHf(options, checkpoint, context));
+    fs::remove(pin_path, ec);
+    PrintFetched(checkpoint, fetched, context);
+    return 0;
+  }
   ASSIGN_OR_RETURN(auto manifest, FetchManifest(options, checkpoint, context));
   for (const core::ManifestFile& file : manifest.second.files) {
     ASSIGN_OR_RETURN(Fetched f,
@@ -252,7 +303,12 @@ Command FetchCommand() {
                 {"step", "N", "the checkpoint of step N; default the newest"},
                 {"checkpoint", "NAME", "checkpoint by name, e.g. step-000030"},
                 {"file", "NAME",
-                 "only this file of the checkpoint, e.g. model.safetensors"}},
+                 "only this file of the checkpoint, e.g. model.safetensors"},
+                {"format", "hf",
+                 "the checkpoint as a Hugging Face model directory "
+                 "(config.json, sharded safetensors, index) that "
+                 "transformers loads; written by the daemon on first "
+                 "request"}},
       .parse = [](const ParsedArgs& args) -> absl::StatusOr<Action> {
         FetchOptions options;
         ASSIGN_OR_RETURN(options.job, JobName(args.positional()[0]));
@@ -275,6 +331,11 @@ Command FetchCommand() {
                              "\" (expected a positive step number)"));
           }
           options.checkpoint = core::CheckpointName(n);
+        }
+        options.format = args.Get("format").value_or("");
+        if (!options.format.empty() && options.format != "hf") {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "--format: expected hf, got \"", options.format, "\""));
         }
         if (args.Has("file")) {
           options.file = args.Get("file").value_or("");

@@ -143,6 +143,12 @@ const std::vector<SpecFlag>& SpecFlags() {
        Int32([](JobSpec& s, int32_t v) { s.mutable_model()->set_seq_len(v); })},
       {{"vocab", "N", "vocabulary size"},
        Int32([](JobSpec& s, int32_t v) { s.mutable_model()->set_vocab(v); })},
+      {{"vocab-multiple", "N",
+        "pad the vocabulary to a multiple of N (1..1024, default 128; 1 with "
+        "--init-from)"},
+       Int32([](JobSpec& s, int32_t v) {
+         s.mutable_model()->set_vocab_multiple(v);
+       })},
       {{"batch", "N", "global batch in sequences"},
        Int32(
            [](JobSpec& s, int32_t v) { s.mutable_training()->set_batch(v); })},
@@ -289,6 +295,12 @@ const std::vector<SpecFlag>& SpecFlags() {
         "spec with the flags given here on top"},
        String(
            [](JobSpec& s, std::string v) { s.set_resume_from(std::move(v)); })},
+      {{"init-from", "DIR",
+        "start from the weights of a Hugging Face model directory inside the "
+        "daemon's --data_root (config.json + safetensors); the model's sizes "
+        "come from its config.json (docs/finetune.md)"},
+       String(
+           [](JobSpec& s, std::string v) { s.set_init_from(std::move(v)); })},
   };
   return *flags;
 }

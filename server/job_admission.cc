@@ -5,6 +5,7 @@
 
 #include "core/data/dataset.h"
 #include "core/util/status_macros.h"
+#include "server/init_from.h"
 #include "server/proto_convert.h"
 
 namespace stronghold::server {
@@ -14,8 +15,14 @@ namespace v1 = ::stronghold::v1;
 absl::StatusOr<ResolvedJob> ResolveJob(
     const v1::JobSpec& submitted, const JobLookup& lookup,
     const core::NodeBudgets& budgets, const Planner& planner,
-    const Configurator& configure, const core::ValidationOptions& validation) {
-  ASSIGN_OR_RETURN(const v1::JobSpec spec, ResolveResume(submitted, lookup));
+    const PathConfinement& paths, const Configurator& configure,
+    const core::ValidationOptions& validation) {
+  if (!submitted.init_from().empty() && !submitted.resume_from().empty()) {
+    return absl::InvalidArgumentError(
+        "init_from: not with resume_from (the checkpoint holds the weights)");
+  }
+  ASSIGN_OR_RETURN(const v1::JobSpec resumed, ResolveResume(submitted, lookup));
+  ASSIGN_OR_RETURN(const v1::JobSpec spec, ResolveInitFrom(resumed, paths));
   ResolvedJob job;
   job.config = ToJobConfig(spec);
   RETURN_IF_ERROR(core::ValidateJobConfig(job.config, validation));
@@ -26,6 +33,7 @@ absl::StatusOr<ResolvedJob> ResolveJob(
   job.automatic_choice = std::move(choice.reason);
   job.spec = ToJobSpec(job.config);
   job.spec.set_resume_from(spec.resume_from());
+  job.spec.set_init_from(spec.init_from());
   job.plan = planner(job.config, budgets);
   return job;
 }

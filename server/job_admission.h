@@ -48,9 +48,12 @@ using Configurator =
 // the automatic options with `configure` and plans.
 // `validation.rendezvous` false (PlanJob): a distributed spec needs only its
 // world size.
+// init_from's config.json gives the model's sizes (server/init_from.h),
+// opened inside `paths`' roots.
 absl::StatusOr<ResolvedJob> ResolveJob(
     const stronghold::v1::JobSpec& submitted, const JobLookup& lookup,
     const core::NodeBudgets& budgets, const Planner& planner,
+    const PathConfinement& paths,
     const Configurator& configure,
     const core::ValidationOptions& validation = {});
 

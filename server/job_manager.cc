@@ -320,7 +320,8 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& submitted,
   }
   ASSIGN_OR_RETURN(ResolvedJob resolved,
                    ResolveJob(submitted, Lookup(), options_.budgets,
-                              options_.planner, AutoConfigurator()));
+                              options_.planner, *paths_,
+                              AutoConfigurator()));
   RETURN_IF_ERROR(CheckRunnable(resolved, store_, *paths_));
   ASSIGN_OR_RETURN(
       const int64_t checkpoint_bytes,
@@ -426,7 +427,7 @@ absl::StatusOr<v1::MemoryPlan> JobManager::Plan(
   ASSIGN_OR_RETURN(
       const ResolvedJob job,
       ResolveJob(submitted, Lookup(), options_.budgets, options_.planner,
-                 configure, {.rendezvous = false}));
+                 *paths_, configure, {.rendezvous = false}));
   // A plan on a tier directory or a token file the job may not use would
   // mislead: refused as SubmitJob refuses it.
   RETURN_IF_ERROR(paths_->OpenJobFiles(job.config).status());

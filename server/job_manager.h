@@ -194,10 +194,13 @@ class JobManager : private JobRecorder {
       const std::function<bool()>& cancelled,
       const std::string& principal = kLocalPrincipal);
 
-  // Path of `file` in the job's checkpoint (newest when empty).
+  // Path of `file` in the job's checkpoint (newest when empty). `format`
+  // "hf": of the checkpoint's Hugging Face export (core/hf/hf_export.h),
+  // written first when it is not there yet.
   absl::StatusOr<std::string> CheckpointPath(const std::string& name,
                                              const std::string& checkpoint,
-                                             const std::string& file);
+                                             const std::string& file,
+                                             const std::string& format = "");
 
   // Takes no lock the manager holds while it writes to disk, so GetNode
   // answers at once whatever the jobs are doing.

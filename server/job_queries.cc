@@ -12,6 +12,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/checkpoint/checkpoint.h"
+#include "core/hf/hf_export.h"
+#include "core/hf/hf_import.h"
 #include "core/util/status_macros.h"
 #include "server/job_manager.h"
 #include "server/job_store.h"
@@ -105,8 +107,15 @@ absl::Status JobManager::Watch(
 
 absl::StatusOr<std::string> JobManager::CheckpointPath(
     const std::string& name, const std::string& checkpoint,
-    const std::string& file) {
-  const std::string f = file.empty() ? core::kModelFile : file;
+    const std::string& file, const std::string& format) {
+  if (!format.empty() && format != "hf") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "format: must be empty (the checkpoint's files) or \"hf\", got \"",
+        format, "\""));
+  }
+  const bool hf = format == "hf";
+  const std::string f =
+      !file.empty() ? file : (hf ? core::kHfIndexFile : core::kModelFile);
   for (const std::string* part : {&checkpoint, &f}) {
     if (part->find('/') != std::string::npos || *part == ".." || *part == ".") {
       return absl::InvalidArgumentError(
@@ -127,7 +136,12 @@ absl::StatusOr<std::string> JobManager::CheckpointPath(
     }
   }
   ASSIGN_OR_RETURN(int64_t id, ParseJobName(name));
-  const fs::path path = fs::path(store_.CheckpointsDir(id)) / chosen / f;
+  fs::path dir = fs::path(store_.CheckpointsDir(id)) / chosen;
+  if (hf) {
+    RETURN_IF_ERROR(core::EnsureHfExport(dir.string()).status());
+    dir /= core::kHfExportDir;
+  }
+  const fs::path path = dir / f;
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) {
     return absl::NotFoundError(absl::StrCat("no file ", f, " in checkpoint ",

@@ -14,6 +14,7 @@
 #include "core/plan/prediction.h"
 #include "core/util/status_macros.h"
 #include "glog/logging.h"
+#include "server/init_from.h"
 #include "server/job_store.h"
 #include "server/proto_convert.h"
 #include "server/resume.h"
@@ -171,6 +172,13 @@ absl::Status JobRunner::Train(const JobRun& run, JobRecorder& recorder,
       const Restored restored,
       RestoreTrainer(*trainer, run.checkpoints_dir, run.resume_dir));
   if (!restored.note.empty()) observer.OnMessage(restored.note);
+  if (restored.step == 0 && !run.spec.init_from().empty()) {
+    *doing = "loading init_from";
+    RETURN_IF_ERROR(LoadInitFrom(run.spec.init_from(),
+                                 ToJobConfig(run.spec).model, *options_.paths,
+                                 *trainer));
+    observer.OnMessage(absl::StrCat("initialized from ", run.spec.init_from()));
+  }
   recorder.RecordRestored(run.id, restored.step);
   *doing = "training";
   return trainer->Run(&observer);

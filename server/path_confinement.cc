@@ -25,6 +25,8 @@ constexpr RootKind kDataRoot{
 constexpr RootKind kIndexRoot{
     "--data_root", "a readable regular file (and its .bin beside it)",
     "token files are disabled (only \"builtin\" data)"};
+constexpr RootKind kModelRoot{"--data_root", "a directory",
+                              "model directories are disabled"};
 constexpr RootKind kSsdRoot{"--ssd_root", "a directory",
                             "the NVMe tier is disabled"};
 
@@ -111,6 +113,17 @@ absl::StatusOr<JobFiles> PathConfinement::OpenJobFiles(
     files.ssd_dir_paths.push_back(std::move(dir->path));
   }
   return files;
+}
+
+absl::StatusOr<core::ConfinedRoots::Opened> PathConfinement::OpenModelDir(
+    const std::string& init_from) const {
+  absl::StatusOr<core::ConfinedRoots::Opened> dir =
+      data_roots_.Open(init_from, core::EntryKind::kDirectory);
+  if (!dir.ok()) {
+    LOG(WARNING) << "refused init_from: " << dir.status().message();
+    return Refused("init_from", kModelRoot, data_roots_);
+  }
+  return dir;
 }
 
 int PathConfinement::RemoveStaleTierDirs() const {

@@ -1,7 +1,8 @@
 // The daemon's policy for the paths a job spec names (issue 15): its token
 // file (data.source, unless "builtin"; for a Megatron index "PREFIX.idx",
 // also "PREFIX.bin" beside it) must be a regular file inside one of the
-// data roots (--data_root), each of its NVMe tier directories
+// data roots (--data_root), the model directory it starts from (init_from)
+// a directory inside one of them, each of its NVMe tier directories
 // (offload.ssd_dirs) a directory inside one of the ssd roots (--ssd_root).
 // Resolution is core/util/confined_path.h's: beneath a root's descriptor,
 // opened at start-up; no "..", no symlink followed; a relative path is
@@ -74,6 +75,12 @@ class PathConfinement {
   // Opens data.source and offload.ssd_dirs of `config` inside the roots;
   // PERMISSION_DENIED naming the field and the roots, as above.
   absl::StatusOr<JobFiles> OpenJobFiles(const core::JobConfig& config) const;
+
+  // Opens JobSpec.init_from, a model directory inside the data roots (its
+  // files are then opened beneath it: core/hf/hf_import.h);
+  // PERMISSION_DENIED naming init_from and the roots, as above.
+  absl::StatusOr<core::ConfinedRoots::Opened> OpenModelDir(
+      const std::string& init_from) const;
 
   // Removes the tier directories that processes killed with a job running
   // left under the ssd roots (storage/tier_dir.h; none of this daemon's jobs

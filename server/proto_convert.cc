@@ -52,6 +52,7 @@ core::JobConfig ToJobConfig(const v1::JobSpec& spec) {
   SH_TAKE(m, heads, c.model.heads);
   SH_TAKE(m, seq_len, c.model.seq_len);
   SH_TAKE(m, vocab, c.model.vocab);
+  SH_TAKE(m, vocab_multiple, c.model.vocab_multiple);
 
   const v1::TrainingSpec& t = spec.training();
   SH_TAKE(t, batch, c.training.batch);
@@ -117,6 +118,7 @@ v1::JobSpec ToJobSpec(const core::JobConfig& c) {
   m->set_heads(c.model.heads);
   m->set_seq_len(c.model.seq_len);
   m->set_vocab(c.model.vocab);
+  m->set_vocab_multiple(c.model.vocab_multiple);
   v1::TrainingSpec* t = spec.mutable_training();
   t->set_batch(c.training.batch);
   t->set_micro_batch(c.training.micro_batch);

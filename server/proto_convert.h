@@ -20,11 +20,13 @@
 namespace stronghold::server {
 
 // Fills defaults into unset fields and converts. Does not validate.
-// JobSpec.resume_from has no JobConfig counterpart (it is the daemon's
-// business, not the engine's): the job manager keeps it on the stored spec.
+// JobSpec.resume_from and init_from have no JobConfig counterpart (the daemon's
+// business, not the engine's): the job manager keeps them on the stored
+// spec.
 core::JobConfig ToJobConfig(const stronghold::v1::JobSpec& spec);
 
-// The effective spec (every default filled in; resume_from empty).
+// The effective spec (every default filled in; resume_from and init_from
+// empty).
 stronghold::v1::JobSpec ToJobSpec(const core::JobConfig& config);
 
 // Replaces the secrets a spec holds (distributed.job_key) with

@@ -85,6 +85,8 @@ absl::StatusOr<v1::JobSpec> ResolveResume(const v1::JobSpec& spec,
   v1::JobSpec overrides = spec;
   overrides.clear_resume_from();
   base.clear_resume_from();
+  // The checkpoint holds the weights the source job started from.
+  base.clear_init_from();
   // Where the new job runs (its ranks, its store, its key) is the
   // submission's own business, never inherited from the source job.
   base.clear_distributed();

@@ -129,8 +129,8 @@ grpc::Status StrongholdService::DownloadCheckpoint(
     return ToGrpcStatus(absl::InvalidArgumentError(
         absl::StrCat("chunk_bytes: must be in [0, ", kMaxChunk, "]")));
   }
-  absl::StatusOr<std::string> path =
-      jobs_->CheckpointPath(req->name(), req->checkpoint(), req->file());
+  absl::StatusOr<std::string> path = jobs_->CheckpointPath(
+      req->name(), req->checkpoint(), req->file(), req->format());
   if (!path.ok()) return ToGrpcStatus(path.status());
   absl::StatusOr<int64_t> size = core::FileSize(*path);
   if (!size.ok()) return ToGrpcStatus(size.status());

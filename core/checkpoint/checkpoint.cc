@@ -20,13 +20,6 @@ namespace {
 constexpr char kTmpPrefix[] = ".tmp-";
 constexpr char kDeletePrefix[] = ".del-";
 
-// The embedding's and the final norm's tensors keep their own names (wte,
-// wpe, lnf); a block's get its buffer's name in front (layers.3.attn...).
-std::string TensorName(const BufferLayout& buffer, const TensorSlice& t) {
-  const bool top = buffer.name == "embedding" || buffer.name == "final_norm";
-  return top ? t.name : absl::StrCat(buffer.name, ".", t.name);
-}
-
 absl::Status FsError(absl::string_view op, const fs::path& path,
                      const std::error_code& ec) {
   return absl::InternalError(
@@ -84,14 +77,32 @@ void StreamThrough(std::vector<SafetensorsTarget>& out, size_t first,
 
 }  // namespace
 
+std::string CheckpointTensorName(const BufferLayout& buffer,
+                                 const TensorSlice& t) {
+  const bool top = buffer.name == "embedding" || buffer.name == "final_norm";
+  return top ? t.name : absl::StrCat(buffer.name, ".", t.name);
+}
+
 ManifestModel ManifestModelOf(const ModelConfig& model) {
   return {.layers = model.layers,
           .hidden = model.hidden,
           .heads = model.heads,
           .seq_len = model.seq_len,
           .vocab = model.vocab,
+          .vocab_multiple = model.vocab_multiple,
           .padded_vocab = model.padded_vocab(),
           .parameters = model.parameters()};
+}
+
+ModelConfig ModelConfigOf(const ManifestModel& m) {
+  ModelConfig model;
+  model.layers = m.layers;
+  model.hidden = m.hidden;
+  model.heads = m.heads;
+  model.seq_len = m.seq_len;
+  model.vocab = m.vocab;
+  model.vocab_multiple = m.vocab_multiple;
+  return model;
 }
 
 std::vector<SafetensorsTarget> ModelTensors(
@@ -100,7 +111,8 @@ std::vector<SafetensorsTarget> ModelTensors(
   for (const CheckpointBuffer& b : buffers) {
     const size_t first = out.size();
     for (const TensorSlice& t : b.layout.tensors) {
-      out.push_back({TensorName(b.layout, t), t.shape, b.param + t.offset});
+      out.push_back(
+          {CheckpointTensorName(b.layout, t), t.shape, b.param + t.offset});
     }
     StreamThrough(out, first, b.load_param, b.store_param);
   }
@@ -113,12 +125,14 @@ std::vector<SafetensorsTarget> OptimizerTensors(
   for (const CheckpointBuffer& b : buffers) {
     const size_t first = out.size();
     for (const TensorSlice& t : b.layout.tensors) {
-      out.push_back({absl::StrCat(TensorName(b.layout, t), ".exp_avg"), t.shape,
-                     b.exp_avg + t.offset});
+      out.push_back(
+          {absl::StrCat(CheckpointTensorName(b.layout, t), ".exp_avg"), t.shape,
+           b.exp_avg + t.offset});
     }
     for (const TensorSlice& t : b.layout.tensors) {
-      out.push_back({absl::StrCat(TensorName(b.layout, t), ".exp_avg_sq"),
-                     t.shape, b.exp_avg_sq + t.offset});
+      out.push_back(
+          {absl::StrCat(CheckpointTensorName(b.layout, t), ".exp_avg_sq"),
+           t.shape, b.exp_avg_sq + t.offset});
     }
     StreamThrough(out, first, b.load_moments, b.store_moments);
   }

@@ -56,6 +56,14 @@ struct CheckpointBuffer {
 
 // The shape of `model` as the manifest records it.
 ManifestModel ManifestModelOf(const ModelConfig& model);
+// The ModelConfig a manifest describes.
+ModelConfig ModelConfigOf(const ManifestModel& model);
+
+// A tensor's name in model.safetensors: the embedding's and the final
+// norm's tensors keep their own names (wte, wpe, lnf); a block's get its
+// buffer's name in front (layers.3.attn...).
+std::string CheckpointTensorName(const BufferLayout& buffer,
+                                 const TensorSlice& tensor);
 
 // The tensors of model.safetensors and optimizer.safetensors over `buffers`,
 // in file order. Names: docs/checkpoints.md. A buffer's load_param and

@@ -91,6 +91,11 @@ absl::Status ReadV2(const JsonValue& root, CheckpointManifest& m) {
   ASSIGN_OR_RETURN(m.model.vocab, model->Int("vocab", 1, kIntMax));
   // Optional: derived values, so a manifest parsed and written again is the
   // same text.
+  if (model->object.count("vocab_multiple") > 0) {
+    ASSIGN_OR_RETURN(
+        m.model.vocab_multiple,
+        model->Int("vocab_multiple", 1, ManifestModel::kMaxVocabMultiple));
+  }
   if (model->object.count("padded_vocab") > 0) {
     ASSIGN_OR_RETURN(m.model.padded_vocab, model->Int("padded_vocab"));
   }
@@ -139,6 +144,7 @@ std::string ManifestToJson(const CheckpointManifest& m) {
       &out, "  \"model\": {\"layers\": ", m.model.layers,
       ", \"hidden\": ", m.model.hidden, ", \"heads\": ", m.model.heads,
       ", \"seq_len\": ", m.model.seq_len, ", \"vocab\": ", m.model.vocab,
+      ", \"vocab_multiple\": ", m.model.vocab_multiple,
       ", \"padded_vocab\": ", m.model.padded_vocab,
       ", \"parameters\": ", m.model.parameters, "},\n");
   absl::StrAppend(

@@ -59,6 +59,12 @@ struct ManifestModel {
   int heads = 0;
   int seq_len = 0;
   int vocab = 0;  // as given
+  // ModelConfig::vocab_multiple; manifests from before it was recorded read
+  // as the default it then always was, 128.
+  // (This library knows nothing of core/plan: the literals are
+  // ModelConfig::kDefaultVocabMultiple and kMaxVocabMultiple.)
+  int vocab_multiple = 128;
+  static constexpr int kMaxVocabMultiple = 1024;
   // Derived from the shape by the writer, recorded for readers of the file:
   // the vocabulary rows allocated, and the parameter count. Absent from
   // manifests that never had them (read as 0).

@@ -110,13 +110,14 @@ absl::Status CheckResumable(const CheckpointManifest& m,
   const ManifestModel& c = m.model;
   if (c.layers != model.layers || c.hidden != model.hidden ||
       c.heads != model.heads || c.seq_len != model.seq_len ||
-      c.vocab != model.vocab) {
+      c.vocab != model.vocab || c.vocab_multiple != model.vocab_multiple) {
     return absl::InvalidArgumentError(absl::StrCat(
         path, ": the checkpoint's model (layers ", c.layers, ", hidden ",
         c.hidden, ", heads ", c.heads, ", seq_len ", c.seq_len, ", vocab ",
-        c.vocab, ") is not the job's (layers ", model.layers, ", hidden ",
-        model.hidden, ", heads ", model.heads, ", seq_len ", model.seq_len,
-        ", vocab ", model.vocab, ")"));
+        c.vocab, ", vocab_multiple ", c.vocab_multiple,
+        ") is not the job's (layers ", model.layers, ", hidden ", model.hidden,
+        ", heads ", model.heads, ", seq_len ", model.seq_len, ", vocab ",
+        model.vocab, ", vocab_multiple ", model.vocab_multiple, ")"));
   }
   return absl::OkStatus();
 }

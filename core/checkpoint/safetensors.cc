@@ -1,6 +1,7 @@
 #include "core/checkpoint/safetensors.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 #include "core/util/json.h"
 #include "core/util/sha256.h"
 #include "core/util/status_macros.h"
+#include "core/util/unique_fd.h"
 
 namespace stronghold::core {
 
@@ -196,34 +198,10 @@ struct RawHeader {
   SafetensorsFile file;
 };
 
-absl::StatusOr<RawHeader> ReadRawHeader(const std::string& path, int64_t size) {
-  ASSIGN_OR_RETURN(std::string head, ReadFileRange(path, 0, 8));
-  if (head.size() != 8) return Malformed(path, "shorter than 8 bytes");
-  uint64_t n = 0;
-  for (int i = 0; i < 8; ++i)
-    n |= static_cast<uint64_t>(static_cast<unsigned char>(head[i])) << (8 * i);
-  if (n > kMaxHeaderBytes || static_cast<int64_t>(8 + n) > size) {
-    return Malformed(
-        path, absl::StrCat("header of ", n, " bytes does not fit in ", size));
-  }
-  ASSIGN_OR_RETURN(std::string text,
-                   ReadFileRange(path, 8, static_cast<int64_t>(n)));
-  if (text.size() != n) return Malformed(path, "truncated header");
-  RawHeader raw;
-  ASSIGN_OR_RETURN(raw.file,
-                   ParseHeader(text, size - 8 - static_cast<int64_t>(n), path));
-  raw.file.data_offset = 8 + static_cast<int64_t>(n);
-  raw.bytes = head + text;
-  return raw;
-}
-
-std::string ShapeText(const std::vector<int64_t>& shape) {
-  return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
-}
-
-// Reads `bytes` bytes at `offset` of `fd` into `dst` and hashes them.
-absl::Status ReadInto(int fd, const std::string& path, int64_t offset,
-                      int64_t bytes, char* dst, Sha256& digest) {
+// Reads exactly `bytes` bytes at `offset` of `fd` into `dst` (hashed into
+// `digest` when not null); DATA_LOSS naming `path` when the file ends first.
+absl::Status PreadFully(int fd, const std::string& path, int64_t offset,
+                        int64_t bytes, char* dst, Sha256* digest) {
   int64_t done = 0;
   while (done < bytes) {
     const size_t want =
@@ -237,24 +215,87 @@ absl::Status ReadInto(int fd, const std::string& path, int64_t offset,
     }
     if (n == 0)
       return Malformed(path, absl::StrCat("truncated at byte ", offset + done));
-    digest.Update(dst + done, static_cast<size_t>(n));
+    if (digest != nullptr) digest->Update(dst + done, static_cast<size_t>(n));
     done += n;
   }
   return absl::OkStatus();
 }
 
+absl::StatusOr<RawHeader> ReadRawHeader(int fd, const std::string& path,
+                                        int64_t size) {
+  std::string head(8, '\0');
+  if (size < 8) return Malformed(path, "shorter than 8 bytes");
+  RETURN_IF_ERROR(PreadFully(fd, path, 0, 8, head.data(), nullptr));
+  uint64_t n = 0;
+  for (int i = 0; i < 8; ++i)
+    n |= static_cast<uint64_t>(static_cast<unsigned char>(head[i])) << (8 * i);
+  if (n > kMaxHeaderBytes || static_cast<int64_t>(8 + n) > size) {
+    return Malformed(
+        path, absl::StrCat("header of ", n, " bytes does not fit in ", size));
+  }
+  std::string text(n, '\0');
+  RETURN_IF_ERROR(
+      PreadFully(fd, path, 8, static_cast<int64_t>(n), text.data(), nullptr));
+  RawHeader raw;
+  ASSIGN_OR_RETURN(raw.file,
+                   ParseHeader(text, size - 8 - static_cast<int64_t>(n), path));
+  raw.file.data_offset = 8 + static_cast<int64_t>(n);
+  raw.bytes = head + text;
+  return raw;
+}
+
+absl::StatusOr<int64_t> FdSize(int fd, const std::string& path) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    return absl::InternalError(
+        absl::StrCat("cannot stat ", path, ": ", strerror(errno)));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, " is not a regular file"));
+  }
+  return static_cast<int64_t>(st.st_size);
+}
+
+// Opens `path` for reading.
+absl::StatusOr<UniqueFd> OpenForReading(const std::string& path) {
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid())
+    return absl::NotFoundError(
+        absl::StrCat("cannot open ", path, ": ", strerror(errno)));
+  return fd;
+}
+
+std::string ShapeText(const std::vector<int64_t>& shape) {
+  return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
+}
+
 }  // namespace
 
 absl::StatusOr<SafetensorsFile> ReadSafetensorsHeader(const std::string& path) {
-  ASSIGN_OR_RETURN(int64_t size, FileSize(path));
-  ASSIGN_OR_RETURN(RawHeader raw, ReadRawHeader(path, size));
+  ASSIGN_OR_RETURN(UniqueFd fd, OpenForReading(path));
+  return ReadSafetensorsHeader(fd.get(), path);
+}
+
+absl::StatusOr<SafetensorsFile> ReadSafetensorsHeader(int fd,
+                                                      const std::string& name) {
+  ASSIGN_OR_RETURN(int64_t size, FdSize(fd, name));
+  ASSIGN_OR_RETURN(RawHeader raw, ReadRawHeader(fd, name, size));
   return std::move(raw.file);
+}
+
+absl::Status ReadSafetensorsBytes(int fd, const std::string& name,
+                                  const SafetensorsFile& file,
+                                  const SafetensorsEntry& entry, void* dst) {
+  return PreadFully(fd, name, file.data_offset + entry.begin,
+                    entry.end - entry.begin, static_cast<char*>(dst), nullptr);
 }
 
 absl::StatusOr<std::string> ReadSafetensorsInto(
     const std::string& path, const std::vector<SafetensorsTarget>& tensors) {
-  ASSIGN_OR_RETURN(int64_t size, FileSize(path));
-  ASSIGN_OR_RETURN(RawHeader raw, ReadRawHeader(path, size));
+  ASSIGN_OR_RETURN(UniqueFd fd, OpenForReading(path));
+  ASSIGN_OR_RETURN(int64_t size, FdSize(fd.get(), path));
+  ASSIGN_OR_RETURN(RawHeader raw, ReadRawHeader(fd.get(), path, size));
   const SafetensorsFile& file = raw.file;
 
   // Match the file's tensors to the targets, then read them in file order.
@@ -318,21 +359,14 @@ absl::StatusOr<std::string> ReadSafetensorsInto(
                                         file.data_offset + expect));
   }
 
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return absl::NotFoundError(
-        absl::StrCat("cannot open ", path, ": ", strerror(errno)));
   Sha256 digest;
   digest.Update(raw.bytes.data(), raw.bytes.size());
-  absl::Status status;
   for (const auto& [e, t] : order) {
-    status = ReadInto(fd, path, file.data_offset + e->begin, e->end - e->begin,
-                      reinterpret_cast<char*>(t->data), digest);
-    if (status.ok() && t->done) status = t->done();
-    if (!status.ok()) break;
+    RETURN_IF_ERROR(PreadFully(fd.get(), path, file.data_offset + e->begin,
+                               e->end - e->begin,
+                               reinterpret_cast<char*>(t->data), &digest));
+    if (t->done) RETURN_IF_ERROR(t->done());
   }
-  close(fd);
-  RETURN_IF_ERROR(status);
   return digest.HexDigest();
 }
 

@@ -50,6 +50,17 @@ struct SafetensorsFile {
 // Parses and checks the header of `path` (sizes, offsets within the file).
 // DATA_LOSS naming the file when it is malformed or truncated.
 absl::StatusOr<SafetensorsFile> ReadSafetensorsHeader(const std::string& path);
+// The same for a file already open for reading (`fd`, not taken; `name` for
+// messages), e.g. one opened beneath a confined root. INVALID_ARGUMENT when
+// it is not a regular file.
+absl::StatusOr<SafetensorsFile> ReadSafetensorsHeader(int fd,
+                                                      const std::string& name);
+// Reads the bytes of `entry` (of `file`, the header of `fd`) into `dst`
+// (entry.end - entry.begin bytes, any dtype). DATA_LOSS naming `name` when
+// the file is shorter than its header says.
+absl::Status ReadSafetensorsBytes(int fd, const std::string& name,
+                                  const SafetensorsFile& file,
+                                  const SafetensorsEntry& entry, void* dst);
 
 // A tensor to read straight into memory the caller owns.
 struct SafetensorsTarget {

@@ -89,6 +89,8 @@ absl::Status ValidateModel(const ModelConfig& m) {
   }
   RETURN_IF_ERROR(CheckRange("model.seq_len", m.seq_len, 1, kMaxSeqLen));
   RETURN_IF_ERROR(CheckRange("model.vocab", m.vocab, 2, kMaxVocab));
+  RETURN_IF_ERROR(CheckRange("model.vocab_multiple", m.vocab_multiple, 1,
+                             ModelConfig::kMaxVocabMultiple));
   return absl::OkStatus();
 }
 

@@ -20,11 +20,16 @@ struct ModelConfig {
   int heads = 4;
   int seq_len = 64;  // also the size of the position table
   int vocab = 256;   // as given; padded_vocab() is what is allocated
+  // The embedding's rows are padded up to a multiple of this (aligned
+  // matrix shapes run faster). An imported Hugging Face model sets 1: a
+  // padded row would be a logit of its own and change the softmax.
+  int vocab_multiple = kDefaultVocabMultiple;
 
-  static constexpr int kVocabPadding = 128;
+  static constexpr int kDefaultVocabMultiple = 128;
+  static constexpr int kMaxVocabMultiple = 1024;
   int64_t padded_vocab() const {
-    return (static_cast<int64_t>(vocab) + kVocabPadding - 1) / kVocabPadding *
-           kVocabPadding;
+    const int64_t k = vocab_multiple;
+    return (static_cast<int64_t>(vocab) + k - 1) / k * k;
   }
   // 12h^2 + 13h: LN1, QKV, projection, LN2, MLP (h -> 4h -> h), with biases.
   int64_t parameters_per_layer() const;

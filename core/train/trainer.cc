@@ -252,6 +252,25 @@ class Trainer::Impl {
     return start_step_;
   }
 
+  absl::Status LoadWeights(const WeightLoader& load) {
+    if (!shards_.empty()) {
+      return absl::FailedPreconditionError(
+          "loading initial weights into a data-parallel rank's slices is not "
+          "supported");
+    }
+    if (engine_) {
+      RETURN_IF_ERROR(engine_->Drain());
+      engine_->StopReadingAhead();  // the load writes the tier
+    }
+    restore_failed_ = true;  // until every byte is in
+    tier_.StageSpilled();
+    absl::Status loaded = load(host_.CheckpointBuffers());
+    tier_.UnstageSpilled();
+    RETURN_IF_ERROR(loaded);
+    restore_failed_ = false;
+    return absl::OkStatus();
+  }
+
   float* HostWeights(int index) {
     CHECK(!tier_.MasterSpilled(index))
         << "buffer " << index << "'s master is on the NVMe tier";
@@ -458,6 +477,10 @@ absl::Status Trainer::Run(TrainerObserver* observer) {
   } catch (...) {
     return StatusFromException("training");
   }
+}
+
+absl::Status Trainer::LoadWeights(const WeightLoader& load) {
+  return impl_->LoadWeights(load);
 }
 
 absl::StatusOr<int64_t> Trainer::Restore(const std::string& checkpoint_dir) {

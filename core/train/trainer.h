@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/checkpoint/checkpoint.h"
 #include "core/engine/step_metrics.h"
 #include "core/plan/execution_plan.h"
 #include "core/plan/job_config.h"
@@ -86,6 +87,17 @@ class Trainer {
   // (core/checkpoint/checkpoint_reader.h); after an error, Run() refuses to
   // train until a Restore() succeeds. Call before Run().
   absl::StatusOr<int64_t> Restore(const std::string& checkpoint_dir);
+
+  // Replaces the initial weights with what `load` writes into the buffers
+  // (every buffer's param, in order, each followed by its store_param: the
+  // NVMe tier's buffers stream through a staging buffer), e.g. a Hugging
+  // Face model (core/hf/hf_import.h). The moments stay zero and Run()
+  // trains from step 1. After an error Run() refuses to train, as after a
+  // failed Restore(). FAILED_PRECONDITION for a data-parallel rank (its
+  // slices are not loaded yet). Call before Run().
+  using WeightLoader =
+      std::function<absl::Status(const std::vector<CheckpointBuffer>&)>;
+  absl::Status LoadWeights(const WeightLoader& load);
 
   // Trains from the step after the restored one (else from step 1) until
   // config.training.steps, writing checkpoints every checkpoint.every_steps

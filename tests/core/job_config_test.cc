@@ -18,6 +18,10 @@ TEST(ModelConfigTest, ParameterCountMatchesTheSeed) {
                 .vocab = 50257};
   EXPECT_EQ(m.padded_vocab(), 50304);
   EXPECT_EQ(m.parameters(), 1'716'588'544);
+  ModelConfig unpadded = m;
+  unpadded.vocab_multiple = 1;  // an imported model's (JobSpec.init_from)
+  EXPECT_EQ(unpadded.padded_vocab(), 50257);
+  EXPECT_EQ(unpadded.parameters(), m.parameters() - 47 * 2048);
   for (auto [layers, expected] : {std::pair{16, 910'856'192LL},
                                   {24, 1'313'722'368LL},
                                   {48, 2'522'320'896LL},
@@ -112,70 +116,173 @@ TEST_P(ValidationTest, NamesTheField) {
   EXPECT_NE(s.message().find(GetParam().field), absl::string_view::npos) << s;
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    EveryRule, ValidationTest,
-    ::testing::Values(
-        Rule{"name", [](JobConfig& c) { c.name = std::string(200, 'x'); }},
-        Rule{"model.layers", [](JobConfig& c) { c.model.layers = 0; }},
-        Rule{"model.layers", [](JobConfig& c) { c.model.layers = 5000; }},
-        Rule{"model.hidden", [](JobConfig& c) { c.model.hidden = 0; }},
-        Rule{"model.hidden",
-             [](JobConfig& c) { c.model.hidden = 66; }},  // not divisible by 4
-        Rule{"model.heads", [](JobConfig& c) { c.model.heads = 0; }},
-        Rule{"model.seq_len", [](JobConfig& c) { c.model.seq_len = 0; }},
-        Rule{"model.seq_len",
-             [](JobConfig& c) { c.model.seq_len = kMaxSeqLen + 1; }},
-        Rule{"model.vocab", [](JobConfig& c) { c.model.vocab = 1; }},
-        Rule{"training.batch", [](JobConfig& c) { c.training.batch = 0; }},
-        Rule{"training.micro_batch",
-             [](JobConfig& c) { c.training.micro_batch = 0; }},
-        Rule{"training.batch",
-             [](JobConfig& c) {
-               c.training.batch = 6;
-               c.training.micro_batch = 4;
-             }},
-        Rule{"training.steps", [](JobConfig& c) { c.training.steps = 0; }},
-        Rule{"training.lr", [](JobConfig& c) { c.training.lr = -1e-3; }},
-        Rule{"training.lr", [](JobConfig& c) { c.training.lr = 0; }},
-        Rule{"training.warmup_steps",
-             [](JobConfig& c) { c.training.warmup_steps = 1000; }},
-        Rule{"training.min_lr", [](JobConfig& c) { c.training.min_lr = 1.0; }},
-        Rule{"training.weight_decay",
-             [](JobConfig& c) { c.training.weight_decay = -0.1; }},
-        Rule{"training.beta1", [](JobConfig& c) { c.training.beta1 = 1.0; }},
-        Rule{"training.beta2", [](JobConfig& c) { c.training.beta2 = -0.5; }},
-        Rule{"training.eps", [](JobConfig& c) { c.training.eps = 0; }},
-        Rule{"training.clip_norm",
-             [](JobConfig& c) { c.training.clip_norm = -1; }},
-        Rule{"training.log_every",
-             [](JobConfig& c) { c.training.log_every = 0; }},
-        Rule{"offload.window", [](JobConfig& c) { c.offload.window = 3; }},
-        Rule{"offload.gpu_memory_budget_bytes",
-             [](JobConfig& c) { c.offload.gpu_memory_budget_bytes = -1; }},
-        Rule{"offload.host_memory_budget_bytes",
-             [](JobConfig& c) { c.offload.host_memory_budget_bytes = -1; }},
-        Rule{"offload.ssd_dirs",
-             [](JobConfig& c) { c.offload.ssd_dirs = {""}; }},
-        Rule{"offload.ssd_dirs",
-             [](JobConfig& c) {
-               c.offload.ssd_dirs = {std::string("a\0b", 3)};
-             }},
-        Rule{"offload.ssd_dirs",
-             [](JobConfig& c) {
-               c.offload.ssd_dirs.assign(kMaxSsdDirs + 1, "nvme");
-             }},
-        Rule{"data.source", [](JobConfig& c) { c.data.source = ""; }},
-        Rule{"data.source",
-             [](JobConfig& c) { c.data.source = std::string("t.u16\0x", 7); }},
-        Rule{
-            "data.source",
-            [](JobConfig&
-                   c) { c.data.source = std::string(kMaxPathLength + 1, 'x'); }},
-        Rule{"data.token_bytes", [](JobConfig& c) { c.data.token_bytes = 3; }},
-        Rule{"checkpoint.every_steps",
-             [](JobConfig& c) { c.checkpoint.every_steps = -1; }},
-        Rule{"checkpoint.keep_last",
-             [](JobConfig& c) { c.checkpoint.keep_last = -1; }}));
+INSTANTIATE_TEST_SUITE_P(EveryRule, ValidationTest,
+                         ::testing::Values(Rule{"name",
+                                                [](JobConfig& c) {
+                                                  c.name =
+                                                      std::string(200, 'x');
+                                                }},
+                                           Rule{"model.layers",
+                                                [](JobConfig& c) {
+                                                  c.model.layers = 0;
+                                                }},
+                                           Rule{"model.layers",
+                                                [](JobConfig& c) {
+                                                  c.model.layers = 5000;
+                                                }},
+                                           Rule{"model.hidden",
+                                                [](JobConfig& c) {
+                                                  c.model.hidden = 0;
+                                                }},
+                                           Rule{"model.hidden",
+                                                [](JobConfig& c) {
+                                                  c.model.hidden = 66;
+                                                }},  // not divisible by 4
+                                           Rule{"model.heads",
+                                                [](JobConfig& c) {
+                                                  c.model.heads = 0;
+                                                }},
+                                           Rule{"model.seq_len",
+                                                [](JobConfig& c) {
+                                                  c.model.seq_len = 0;
+                                                }},
+                                           Rule{"model.seq_len",
+                                                [](JobConfig& c) {
+                                                  c.model.seq_len =
+                                                      kMaxSeqLen + 1;
+                                                }},
+                                           Rule{"model.vocab",
+                                                [](JobConfig& c) {
+                                                  c.model.vocab = 1;
+                                                }},
+                                           Rule{"model.vocab_multiple",
+                                                [](JobConfig& c) {
+                                                  c.model.vocab_multiple = 0;
+                                                }},
+                                           Rule{"model.vocab_multiple",
+                                                [](JobConfig& c) {
+                                                  c.model.vocab_multiple = 1025;
+                                                }},
+                                           Rule{"training.batch",
+                                                [](JobConfig& c) {
+                                                  c.training.batch = 0;
+                                                }},
+                                           Rule{"training.micro_batch",
+                                                [](JobConfig& c) {
+                                                  c.training.micro_batch = 0;
+                                                }},
+                                           Rule{"training.batch",
+                                                [](JobConfig& c) {
+                                                  c.training.batch = 6;
+                                                  c.training.micro_batch = 4;
+                                                }},
+                                           Rule{"training.steps",
+                                                [](JobConfig& c) {
+                                                  c.training.steps = 0;
+                                                }},
+                                           Rule{"training.lr",
+                                                [](JobConfig& c) {
+                                                  c.training.lr = -1e-3;
+                                                }},
+                                           Rule{"training.lr",
+                                                [](JobConfig& c) {
+                                                  c.training.lr = 0;
+                                                }},
+                                           Rule{"training.warmup_steps",
+                                                [](JobConfig& c) {
+                                                  c.training.warmup_steps =
+                                                      1000;
+                                                }},
+                                           Rule{"training.min_lr",
+                                                [](JobConfig& c) {
+                                                  c.training.min_lr = 1.0;
+                                                }},
+                                           Rule{"training.weight_decay",
+                                                [](JobConfig& c) {
+                                                  c.training.weight_decay =
+                                                      -0.1;
+                                                }},
+                                           Rule{"training.beta1",
+                                                [](JobConfig& c) {
+                                                  c.training.beta1 = 1.0;
+                                                }},
+                                           Rule{"training.beta2",
+                                                [](JobConfig& c) {
+                                                  c.training.beta2 = -0.5;
+                                                }},
+                                           Rule{"training.eps",
+                                                [](JobConfig& c) {
+                                                  c.training.eps = 0;
+                                                }},
+                                           Rule{"training.clip_norm",
+                                                [](JobConfig& c) {
+                                                  c.training.clip_norm = -1;
+                                                }},
+                                           Rule{"training.log_every",
+                                                [](JobConfig& c) {
+                                                  c.training.log_every = 0;
+                                                }},
+                                           Rule{"offload.window",
+                                                [](JobConfig& c) {
+                                                  c.offload.window = 3;
+                                                }},
+                                           Rule{"offload.gpu_memory_budget_"
+                                                "bytes",
+                                                [](JobConfig& c) {
+                                                  c.offload
+                                                      .gpu_memory_budget_bytes =
+                                                      -1;
+                                                }},
+                                           Rule{
+                                               "offload.host_memory_budget_"
+                                               "bytes",
+                                               [](JobConfig& c) {
+                                                 c.offload
+                                                     .host_memory_budget_bytes =
+                                                     -1;
+                                               }},
+                                           Rule{
+                                               "offload.ssd_dirs",
+                                               [](JobConfig& c) {
+                                                 c.offload.ssd_dirs = {""};
+                                               }},
+                                           Rule{
+                                               "offload.ssd_dirs",
+                                               [](JobConfig& c) {
+                                                 c.offload.ssd_dirs = {
+                                                     std::string("a\0b", 3)};
+                                               }},
+                                           Rule{"offload.ssd_dirs",
+                                                [](JobConfig& c) {
+                                                  c.offload.ssd_dirs.assign(
+                                                      kMaxSsdDirs + 1, "nvme");
+                                                }},
+                                           Rule{"data.source",
+                                                [](JobConfig& c) {
+                                                  c.data.source = "";
+                                                }},
+                                           Rule{"data.source",
+                                                [](JobConfig& c) {
+                                                  c.data.source = std::string(
+                                                      "t.u16\0x", 7);
+                                                }},
+                                           Rule{"data.source",
+                                                [](JobConfig& c) {
+                                                  c.data.source = std::string(
+                                                      kMaxPathLength + 1, 'x');
+                                                }},
+                                           Rule{"data.token_bytes",
+                                                [](JobConfig& c) {
+                                                  c.data.token_bytes = 3;
+                                                }},
+                                           Rule{"checkpoint.every_steps",
+                                                [](JobConfig& c) {
+                                                  c.checkpoint.every_steps = -1;
+                                                }},
+                                           Rule{"checkpoint.keep_last",
+                                                [](JobConfig& c) {
+                                                  c.checkpoint.keep_last = -1;
+                                                }}));
 
 // A valid two-rank job: batch 8 = 2 ranks x 4 micro-batches of 1.
 JobConfig ValidDistributed() {

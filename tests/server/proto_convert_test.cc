@@ -151,7 +151,7 @@ TEST(ProtoConvertTest, EveryJobSpecFieldSurvivesJobConfigAndBack) {
   // member, host_checkpoints, is resolved by the planner, not asked.
   EXPECT_EQ(MemberCount<core::JobConfig>(), 7);
   EXPECT_EQ(MemberCount<core::DistributedConfig>(), 7);
-  EXPECT_EQ(MemberCount<core::ModelConfig>(), 5);
+  EXPECT_EQ(MemberCount<core::ModelConfig>(), 6);
   EXPECT_EQ(MemberCount<core::TrainingConfig>(), 14);
   // OffloadConfig's `automatic` is which options were left unset: all set
   // here (round trip of an unset one: AutomaticOptionsStayUnset).
@@ -166,9 +166,10 @@ TEST(ProtoConvertTest, EveryJobSpecFieldSurvivesJobConfigAndBack) {
     int next = 1;
     FillEveryField(&spec, &next, enum_pick);
     ASSERT_EQ(DefaultFields(spec), std::vector<std::string>{});
-    // resume_from is the daemon's, not the engine's: the job manager keeps
-    // it on the stored spec (proto_convert.h).
+    // resume_from and init_from are the daemon's, not the engine's: the job
+    // manager keeps them on the stored spec (proto_convert.h).
     spec.clear_resume_from();
+    spec.clear_init_from();
 
     const v1::JobSpec back = ToJobSpec(ToJobConfig(spec));
     EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(spec, back))

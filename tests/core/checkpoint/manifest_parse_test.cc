@@ -68,6 +68,20 @@ TEST(ManifestParseTest, TheEditingHelperKeepsAValidManifest) {
   EXPECT_EQ(m->position.batch, 9);
 }
 
+TEST(ManifestParseTest, VocabMultipleIsReadAndOlderManifestsRead128) {
+  auto m = ParseManifest(
+      Edited("\"vocab_multiple\": 128", "\"vocab_multiple\": 1"), "x");
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->model.vocab_multiple, 1);
+  auto old = ParseManifest(Edited("\"vocab_multiple\": 128, ", ""), "x");
+  ASSERT_TRUE(old.ok()) << old.status();
+  EXPECT_EQ(old->model.vocab_multiple, 128);
+  ExpectRefused(Edited("\"vocab_multiple\": 128", "\"vocab_multiple\": 0"),
+                "outside [1, 1024]");
+  ExpectRefused(Edited("\"vocab_multiple\": 128", "\"vocab_multiple\": 1025"),
+                "outside [1, 1024]");
+}
+
 TEST(ManifestParseTest, RefusesIntsThatWouldBeTruncated) {
   ExpectRefused(Edited("\"batch\": 8", "\"batch\": 4294967304"),
                 "\"batch\" (at byte ");

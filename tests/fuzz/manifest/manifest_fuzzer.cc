@@ -49,6 +49,7 @@ void CheckSame(const core::CheckpointManifest& a,
                  a.model.heads == b.model.heads &&
                  a.model.seq_len == b.model.seq_len &&
                  a.model.vocab == b.model.vocab &&
+                 a.model.vocab_multiple == b.model.vocab_multiple &&
                  a.model.padded_vocab == b.model.padded_vocab &&
                  a.model.parameters == b.model.parameters,
              "model differs after a round trip");
