@@ -51,9 +51,9 @@ void AddWindowedBuffers(const JobConfig& c, ExecutionPlan& plan, bool cuda) {
                       layer, lowp));
   add("embedding+final_norm", kTierDevice,
       2 * ArenaAlignedBytes(m.embedding_parameters() * e) +
-          2 * ArenaAlignedBytes(2 * m.hidden * e),
+          2 * ArenaAlignedBytes(m.final_parameters() * e),
       absl::StrFormat("(weights + gradient) x %d params %s",
-                      m.embedding_parameters() + 2 * m.hidden, lowp));
+                      m.embedding_parameters() + m.final_parameters(), lowp));
   const char* dev_arrays =
       DeviceOptimizerArrays(precision) == 4
           ? "master, exp_avg, exp_avg_sq, gradient accumulator"
@@ -105,7 +105,7 @@ void AddWindowedBuffers(const JobConfig& c, ExecutionPlan& plan, bool cuda) {
   add("host.adam.exp_avg.fp32", kTierHost, plan.parameters * kFloat, params);
   add("host.adam.exp_avg_sq.fp32", kTierHost, plan.parameters * kFloat, params);
   add("host.staging.gradients", host_tier,
-      (slots * layer + m.embedding_parameters() + 2 * m.hidden) * e,
+      (slots * layer + m.embedding_parameters() + m.final_parameters()) * e,
       absl::StrFormat("%d slots + embedding + final norm, %s", slots, lowp));
   if (plan.speculative_updates) {
     add("host.speculative_backup", kTierHost,
@@ -137,12 +137,12 @@ void PlanKeptActivations(const JobConfig& c, bool device_is_host,
   const int k = KeptActivationLayers(c, free);
   plan.kept_activation_layers = k;
   if (k == 0) return;
-  AddBuffer(
-      plan, "activations.kept", kTierDevice, k * LayerWorkingBytes(c),
-      absl::StrFormat("layers %d..%d keep their autograd activations (no "
-                      "recompute), ~34 x [%d, %d, %d] fp32 each",
-                      c.model.layers - k, c.model.layers - 1,
-                      c.training.micro_batch, c.model.seq_len, c.model.hidden));
+  AddBuffer(plan, "activations.kept", kTierDevice, k * LayerWorkingBytes(c),
+            absl::StrFormat("layers %d..%d keep their autograd activations (no "
+                            "recompute), [%d, %d] x %d each",
+                            c.model.layers - k, c.model.layers - 1,
+                            c.training.micro_batch, c.model.seq_len,
+                            c.model.layer_activation_elements_per_token()));
 }
 
 void AddReferenceBuffers(const JobConfig& c, ExecutionPlan& plan) {
@@ -155,8 +155,9 @@ void AddReferenceBuffers(const JobConfig& c, ExecutionPlan& plan) {
   AddBuffer(plan, "adam.exp_avg_sq.fp32", kTierDevice, p * kFloat, params);
   AddBuffer(plan, "activations.layers", kTierDevice,
             m.layers * (LayerWorkingBytes(c)),
-            absl::StrFormat("%d layers x [%d, %d, %d] x ~34 fp32", m.layers,
-                            c.training.micro_batch, m.seq_len, m.hidden));
+            absl::StrFormat("%d layers x [%d, %d] x %d fp32", m.layers,
+                            c.training.micro_batch, m.seq_len,
+                            m.layer_activation_elements_per_token()));
   const int64_t logits = static_cast<int64_t>(c.training.micro_batch) *
                          m.seq_len * m.padded_vocab() * kFloat;
   AddBuffer(

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End to end: a real strongholdd process on a temporary unix socket, driven by
 # the real strongholdctl binary. Checks training, status, fetch, cancel, bad
-# specs, unknown jobs, graceful SIGTERM and restart, bf16 and fp16 jobs.
+# specs, unknown jobs, graceful SIGTERM and restart, bf16 and fp16 jobs, a llama job.
 set -uo pipefail
 
 source "${TEST_SRCDIR}/stronghold/tests/integration/daemon_lib.sh"
@@ -146,6 +146,34 @@ check "speculative updates for resident -> INVALID_ARGUMENT naming the field" \
 "$CTL" submit --layers 2 --speculative-updates maybe >/dev/null 2>"$WORK/err-spec2.txt"
 check "a bad --speculative-updates value names the flag" \
   grep -q -- "--speculative-updates: invalid value \"maybe\" (expected on|off)" "$WORK/err-spec2.txt"
+# --- the llama architecture (GQA, untied head): planned, trained by STRONGHOLD, fetched with its
+# tensor names; llama-only fields on a gpt spec are refused naming the field
+LLAMA=(--architecture llama --layers 4 --hidden 64 --heads 4 --kv-heads 2 --intermediate 112
+       --seq-len 64 --steps 20 --batch 8 --lr 3e-3 --method stronghold --window 2)
+"$CTL" plan "${LLAMA[@]}" >"$WORK/plan-llama.txt" 2>&1
+check "plan prints the architecture" grep -Eq "architecture +llama" "$WORK/plan-llama.txt"
+"$CTL" submit --name llama "${LLAMA[@]}" >/dev/null
+"$CTL" watch 8 >"$WORK/watch8.txt" 2>&1
+check "llama STRONGHOLD job succeeds" test $? -eq 0
+first=$(awk '/^step 1\//{print $4; exit}' "$WORK/watch8.txt")
+last=$(awk '/^step 20\//{print $4}' "$WORK/watch8.txt")
+check "llama loss falls >= 20% ($first -> $last)" \
+  python3 -c "import sys; sys.exit(0 if float('$last') <= 0.8 * float('$first') else 1)"
+"$CTL" fetch 8 --out "$WORK/out8" >/dev/null 2>&1
+check "llama checkpoint holds its tensors" python3 - "$WORK/out8/model.safetensors" <<'PY'
+import json, struct, sys
+data = open(sys.argv[1], "rb").read()
+header = json.loads(data[8:8 + struct.unpack("<Q", data[:8])[0]])
+assert header["layers.0.attn.qkv.weight"]["shape"] == [128, 64], header  # 4 q + 2 k + 2 v heads of 16
+assert header["layers.3.mlp.gate_up.weight"]["shape"] == [224, 64]
+assert header["lm_head.weight"]["shape"] == [256, 64] and "wpe.weight" not in header
+PY
+check "the manifest records the architecture" \
+  grep -q '"architecture": "llama", "kv_heads": 2, "intermediate": 112' \
+  "$STATE/jobs/8/checkpoints/step-000020/manifest.json"
+bad_spec model.kv_heads --kv-heads 2
+bad_spec model.kv_heads --architecture llama --kv-heads 3
+
 stop_daemon
 check "daemon exits 0 again" test $? -eq 0
 
