@@ -151,7 +151,7 @@ check "a bad --speculative-updates value names the flag" \
 LLAMA=(--architecture llama --layers 4 --hidden 64 --heads 4 --kv-heads 2 --intermediate 112
        --seq-len 64 --steps 20 --batch 8 --lr 3e-3 --method stronghold --window 2)
 "$CTL" plan "${LLAMA[@]}" >"$WORK/plan-llama.txt" 2>&1
-check "plan prints the architecture" grep -Eq "architecture +llama" "$WORK/plan-llama.txt"
+check "plan prints the architecture" grep -Eq "^architecture: +llama$" "$WORK/plan-llama.txt"
 "$CTL" submit --name llama "${LLAMA[@]}" >/dev/null
 "$CTL" watch 8 >"$WORK/watch8.txt" 2>&1
 check "llama STRONGHOLD job succeeds" test $? -eq 0
