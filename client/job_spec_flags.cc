@@ -149,6 +149,30 @@ const std::vector<SpecFlag>& SpecFlags() {
        Int32([](JobSpec& s, int32_t v) {
          s.mutable_model()->set_vocab_multiple(v);
        })},
+      {{"architecture", "gpt|llama", "model architecture (docs/model.md)"},
+       Enum<v1::Architecture>({{"gpt", v1::GPT}, {"llama", v1::LLAMA}},
+                              [](JobSpec& s, v1::Architecture v) {
+                                s.mutable_model()->set_architecture(v);
+                              })},
+      {{"kv-heads", "N", "llama: key/value heads, dividing --heads"},
+       Int32(
+           [](JobSpec& s, int32_t v) { s.mutable_model()->set_kv_heads(v); })},
+      {{"intermediate", "N", "llama: SwiGLU inner size"},
+       Int32([](JobSpec& s, int32_t v) {
+         s.mutable_model()->set_intermediate(v);
+       })},
+      {{"rope-theta", "X", "llama: rotary embedding base"},
+       Double(
+           [](JobSpec& s, double v) { s.mutable_model()->set_rope_theta(v); })},
+      {{"norm-eps", "X", "llama: RMSNorm epsilon"},
+       Double(
+           [](JobSpec& s, double v) { s.mutable_model()->set_norm_eps(v); })},
+      {{"tie-embeddings", "on|off",
+        "llama: the LM head is the token embedding"},
+       Enum<bool>({{"on", true}, {"off", false}},
+                  [](JobSpec& s, bool v) {
+                    s.mutable_model()->set_tie_embeddings(v);
+                  })},
       {{"batch", "N", "global batch in sequences"},
        Int32(
            [](JobSpec& s, int32_t v) { s.mutable_training()->set_batch(v); })},

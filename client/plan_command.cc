@@ -241,8 +241,13 @@ Command PlanCommand() {
           }
           ASSIGN_OR_RETURN(const v1::MemoryPlan plan,
                            context.client->PlanJob(request));
-          RETURN_IF_ERROR(PrintResult(
-              plan, context, [&](std::ostream& out) { PrintPlan(plan, out); }));
+          RETURN_IF_ERROR(PrintResult(plan, context, [&](std::ostream& out) {
+            PrintPlan(plan,
+                      request.spec().model().architecture() == v1::LLAMA
+                          ? "llama"
+                          : "gpt",
+                      out);
+          }));
           return 0;
         };
       },

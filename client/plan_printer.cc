@@ -63,7 +63,8 @@ std::string RunsAsText(const v1::MemoryPlan& plan) {
   return text;
 }
 
-void PrintPlan(const v1::MemoryPlan& plan, std::ostream& out) {
+void PrintPlan(const v1::MemoryPlan& plan, absl::string_view architecture,
+               std::ostream& out) {
   // What H2D sends may be on the tier too: fp32 masters or 16-bit working
   // copies.
   const bool fp32_masters =
@@ -71,6 +72,7 @@ void PrintPlan(const v1::MemoryPlan& plan, std::ostream& out) {
                   [](const auto& b) { return b.name() == "ssd.master.fp32"; });
   KeyValues rows = {
       {"device", plan.device().empty() ? "-" : plan.device()},
+      {"architecture", std::string(architecture)},
       {"parameters", CountText(plan.parameters())},
       {"parameters per layer", CountText(plan.parameters_per_layer())},
       {"runs as", RunsAsText(plan)},

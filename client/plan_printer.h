@@ -5,13 +5,17 @@
 #include <ostream>
 #include <string>
 
+#include "absl/strings/string_view.h"
 #include "stronghold/v1/stronghold.pb.h"
 
 namespace stronghold::client {
 
 // The plan's parameters, totals per tier, budgets and whether it fits, then
 // a table of its buffers: NAME, TIER, BYTES, SHAPE.
-void PrintPlan(const v1::MemoryPlan& plan, std::ostream& out);
+// `architecture` ("gpt", "llama") is the planned spec's, which the plan does
+// not carry.
+void PrintPlan(const v1::MemoryPlan& plan, absl::string_view architecture,
+               std::ostream& out);
 
 // The buffers' table alone.
 void PrintBuffers(const v1::MemoryPlan& plan, std::ostream& out);

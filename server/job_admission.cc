@@ -2,7 +2,9 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "core/data/dataset.h"
 #include "core/util/status_macros.h"
 #include "server/init_from.h"
@@ -11,6 +13,32 @@
 namespace stronghold::server {
 
 namespace v1 = ::stronghold::v1;
+
+namespace {
+
+// A GPT spec that sets a llama-only field: the field would be ignored, so
+// it is refused (ToJobConfig cannot tell a given default from an absent one).
+absl::Status CheckArchitectureFields(const v1::ModelSpec& m) {
+  if (m.architecture() == v1::LLAMA) return absl::OkStatus();
+  const std::pair<bool, const char*> llama_only[] = {
+      {m.has_kv_heads(), "model.kv_heads"},
+      {m.has_intermediate(), "model.intermediate"},
+      {m.has_rope_theta(), "model.rope_theta"},
+      {m.has_norm_eps(), "model.norm_eps"},
+      {m.has_tie_embeddings(), "model.tie_embeddings"},
+  };
+  for (const auto& [set, field] : llama_only) {
+    if (set) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field,
+                       ": applies to the llama architecture only "
+                       "(model.architecture is gpt)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 absl::StatusOr<ResolvedJob> ResolveJob(
     const v1::JobSpec& submitted, const JobLookup& lookup,
@@ -23,6 +51,7 @@ absl::StatusOr<ResolvedJob> ResolveJob(
   }
   ASSIGN_OR_RETURN(const v1::JobSpec resumed, ResolveResume(submitted, lookup));
   ASSIGN_OR_RETURN(const v1::JobSpec spec, ResolveInitFrom(resumed, paths));
+  RETURN_IF_ERROR(CheckArchitectureFields(spec.model()));
   ResolvedJob job;
   job.config = ToJobConfig(spec);
   RETURN_IF_ERROR(core::ValidateJobConfig(job.config, validation));

@@ -53,6 +53,19 @@ core::JobConfig ToJobConfig(const v1::JobSpec& spec) {
   SH_TAKE(m, seq_len, c.model.seq_len);
   SH_TAKE(m, vocab, c.model.vocab);
   SH_TAKE(m, vocab_multiple, c.model.vocab_multiple);
+  c.model.architecture = m.architecture() == v1::LLAMA
+                             ? core::Architecture::kLlama
+                             : core::Architecture::kGpt;
+  SH_TAKE(m, kv_heads, c.model.kv_heads);
+  SH_TAKE(m, intermediate, c.model.intermediate);
+  SH_TAKE(m, rope_theta, c.model.rope_theta);
+  SH_TAKE(m, norm_eps, c.model.norm_eps);
+  SH_TAKE(m, tie_embeddings, c.model.tie_embeddings);
+  if (c.model.llama()) {
+    if (!m.has_kv_heads()) c.model.kv_heads = c.model.heads;
+    if (!m.has_intermediate())
+      c.model.intermediate = core::DefaultIntermediate(c.model.hidden);
+  }
 
   const v1::TrainingSpec& t = spec.training();
   SH_TAKE(t, batch, c.training.batch);
@@ -119,6 +132,21 @@ v1::JobSpec ToJobSpec(const core::JobConfig& c) {
   m->set_seq_len(c.model.seq_len);
   m->set_vocab(c.model.vocab);
   m->set_vocab_multiple(c.model.vocab_multiple);
+  m->set_architecture(c.model.llama() ? v1::LLAMA : v1::GPT);
+  // A GPT's spec shows the llama fields only where they were given (and
+  // validation refuses them).
+  const core::ModelConfig defaults;
+  const bool all = c.model.llama();
+  if (all || c.model.kv_heads != defaults.kv_heads)
+    m->set_kv_heads(c.model.kv_heads);
+  if (all || c.model.intermediate != defaults.intermediate)
+    m->set_intermediate(c.model.intermediate);
+  if (all || c.model.rope_theta != defaults.rope_theta)
+    m->set_rope_theta(c.model.rope_theta);
+  if (all || c.model.norm_eps != defaults.norm_eps)
+    m->set_norm_eps(c.model.norm_eps);
+  if (all || c.model.tie_embeddings != defaults.tie_embeddings)
+    m->set_tie_embeddings(c.model.tie_embeddings);
   v1::TrainingSpec* t = spec.mutable_training();
   t->set_batch(c.training.batch);
   t->set_micro_batch(c.training.micro_batch);

@@ -84,14 +84,23 @@ std::string CheckpointTensorName(const BufferLayout& buffer,
 }
 
 ManifestModel ManifestModelOf(const ModelConfig& model) {
-  return {.layers = model.layers,
-          .hidden = model.hidden,
-          .heads = model.heads,
-          .seq_len = model.seq_len,
-          .vocab = model.vocab,
-          .vocab_multiple = model.vocab_multiple,
-          .padded_vocab = model.padded_vocab(),
-          .parameters = model.parameters()};
+  ManifestModel m{.layers = model.layers,
+                  .hidden = model.hidden,
+                  .heads = model.heads,
+                  .seq_len = model.seq_len,
+                  .vocab = model.vocab,
+                  .vocab_multiple = model.vocab_multiple,
+                  .padded_vocab = model.padded_vocab(),
+                  .parameters = model.parameters()};
+  if (model.llama()) {
+    m.architecture = ArchitectureName(model.architecture);
+    m.kv_heads = model.key_value_heads();
+    m.intermediate = model.intermediate;
+    m.rope_theta = model.rope_theta;
+    m.norm_eps = model.norm_eps;
+    m.tie_embeddings = model.tie_embeddings;
+  }
+  return m;
 }
 
 ModelConfig ModelConfigOf(const ManifestModel& m) {

@@ -77,6 +77,26 @@ absl::Status ReadFiles(const JsonValue& root, CheckpointManifest& m) {
   return absl::OkStatus();
 }
 
+// The llama fields (ManifestModel::architecture).
+absl::Status ReadArchitecture(const JsonValue& model, ManifestModel& m) {
+  ASSIGN_OR_RETURN(m.architecture, model.String("architecture"));
+  if (m.architecture == "gpt") return absl::OkStatus();
+  if (m.architecture != "llama") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("model.architecture: \"", m.architecture,
+                     "\" is neither \"gpt\" nor \"llama\""));
+  }
+  constexpr int64_t kIntMax = std::numeric_limits<int>::max();
+  ASSIGN_OR_RETURN(m.kv_heads, model.Int("kv_heads", 1, kIntMax));
+  ASSIGN_OR_RETURN(m.intermediate, model.Int("intermediate", 1, kIntMax));
+  ASSIGN_OR_RETURN(m.rope_theta, model.Double("rope_theta"));
+  ASSIGN_OR_RETURN(m.norm_eps, model.Double("norm_eps"));
+  ASSIGN_OR_RETURN(const JsonValue* tie,
+                   model.Member("tie_embeddings", JsonValue::Kind::kBool));
+  m.tie_embeddings = tie->boolean;
+  return absl::OkStatus();
+}
+
 absl::Status ReadV2(const JsonValue& root, CheckpointManifest& m) {
   ASSIGN_OR_RETURN(m.precision, root.String("precision"));
   ASSIGN_OR_RETURN(const JsonValue* model,
@@ -101,6 +121,9 @@ absl::Status ReadV2(const JsonValue& root, CheckpointManifest& m) {
   }
   if (model->object.count("parameters") > 0) {
     ASSIGN_OR_RETURN(m.model.parameters, model->Int("parameters"));
+  }
+  if (model->object.count("architecture") > 0) {
+    RETURN_IF_ERROR(ReadArchitecture(*model, m.model));
   }
   ASSIGN_OR_RETURN(const JsonValue* t,
                    root.Member("training", JsonValue::Kind::kObject));
@@ -146,7 +169,17 @@ std::string ManifestToJson(const CheckpointManifest& m) {
       ", \"seq_len\": ", m.model.seq_len, ", \"vocab\": ", m.model.vocab,
       ", \"vocab_multiple\": ", m.model.vocab_multiple,
       ", \"padded_vocab\": ", m.model.padded_vocab,
-      ", \"parameters\": ", m.model.parameters, "},\n");
+      ", \"parameters\": ", m.model.parameters);
+  if (m.model.architecture != "gpt") {
+    absl::StrAppend(
+        &out, ", \"architecture\": ", JsonQuoted(m.model.architecture),
+        ", \"kv_heads\": ", m.model.kv_heads,
+        ", \"intermediate\": ", m.model.intermediate,
+        ", \"rope_theta\": ", Exact(m.model.rope_theta),
+        ", \"norm_eps\": ", Exact(m.model.norm_eps),
+        ", \"tie_embeddings\": ", m.model.tie_embeddings ? "true" : "false");
+  }
+  absl::StrAppend(&out, "},\n");
   absl::StrAppend(
       &out, "  \"training\": {\"optimizer\": \"AdamW\", ",
       "\"optimizer_step\": ", p.optimizer_step, ", \"seed\": ", p.seed,

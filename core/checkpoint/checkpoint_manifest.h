@@ -70,6 +70,15 @@ struct ManifestModel {
   // manifests that never had them (read as 0).
   int64_t padded_vocab = 0;
   int64_t parameters = 0;
+  // "gpt" or "llama" (docs/model.md). Written only for llama, with the
+  // fields below; a manifest without it (every GPT's, and those written
+  // before the llama architecture) reads as "gpt".
+  std::string architecture = "gpt";
+  int kv_heads = 0;
+  int intermediate = 0;
+  double rope_theta = 0;
+  double norm_eps = 0;
+  bool tie_embeddings = false;
 };
 
 struct CheckpointManifest {

@@ -60,6 +60,15 @@ absl::Status LoadTensors(const std::string& dir, const ManifestFile& entry,
   return absl::OkStatus();
 }
 
+// "gpt", or "llama" and its fields, for errors.
+std::string ArchitectureText(const ManifestModel& m) {
+  if (m.architecture != "llama") return m.architecture;
+  return absl::StrCat(m.architecture, ", kv_heads ", m.kv_heads,
+                      ", intermediate ", m.intermediate, ", rope_theta ",
+                      m.rope_theta, ", norm_eps ", m.norm_eps,
+                      ", tie_embeddings ", m.tie_embeddings ? "true" : "false");
+}
+
 }  // namespace
 
 absl::StatusOr<CheckpointManifest> ReadCheckpointManifest(
@@ -108,6 +117,15 @@ absl::Status CheckResumable(const CheckpointManifest& m,
         absl::StrCat(path, ": precision ", m.precision, " is not fp32"));
   }
   const ManifestModel& c = m.model;
+  // The architecture's fields as the job's would be recorded.
+  const ManifestModel job = ManifestModelOf(model);
+  if (c.architecture != job.architecture || c.kv_heads != job.kv_heads ||
+      c.intermediate != job.intermediate || c.rope_theta != job.rope_theta ||
+      c.norm_eps != job.norm_eps || c.tie_embeddings != job.tie_embeddings) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": the checkpoint's architecture (", ArchitectureText(c),
+        ") is not the job's (", ArchitectureText(job), ")"));
+  }
   if (c.layers != model.layers || c.hidden != model.hidden ||
       c.heads != model.heads || c.seq_len != model.seq_len ||
       c.vocab != model.vocab || c.vocab_multiple != model.vocab_multiple) {

@@ -12,6 +12,7 @@
 
 #include "core/engine/engine_impl.h"
 #include "core/model/gpt.h"
+#include "core/model/network.h"
 
 namespace stronghold::core {
 
@@ -24,13 +25,13 @@ void WindowedEngine::Impl::Forward(const torch::Tensor& tokens,
                                    const torch::TensorOptions& dev,
                                    bool profile, int stage_at) {
   torch::NoGradGuard no_grad;
-  const int heads = config_.model.heads;
+  const ModelConfig& model = config_.model;
   const int64_t n = buffers_[0].layout.count;
   const int ahead = l2l_ ? 0 : window_;
   PrefetchReady(0, ahead - 1);  // fill the window
   BeforeWriting(0);
-  Checkpoint(0, dev).copy_(gpt::Embed(torch::from_blob(emb_param_, {n}, dev),
-                                      buffers_[0].layout, tokens));
+  Checkpoint(0, dev).copy_(net::Embed(torch::from_blob(emb_param_, {n}, dev),
+                                      buffers_[0].layout, tokens, model));
   AfterWriting(0);
   for (int i = 0; i < layers_; ++i) {
     if (i == stage_at) StageSpilled(/*forward=*/false);
@@ -44,12 +45,12 @@ void WindowedEngine::Impl::Forward(const torch::Tensor& tokens,
       KeptLayer& k = kept_[i];
       k.weights = Weights(*slot, dev).requires_grad_(true);
       k.input = Checkpoint(i, dev).detach().requires_grad_(true);
-      k.output = gpt::Block(k.weights, layout, k.input, heads);
+      k.output = net::Block(k.weights, layout, k.input, model);
       BeforeWriting(i + 1);
       Checkpoint(i + 1, dev).copy_(k.output.detach());
     } else {
       torch::Tensor y =
-          gpt::Block(Weights(*slot, dev), layout, Checkpoint(i, dev), heads);
+          net::Block(Weights(*slot, dev), layout, Checkpoint(i, dev), model);
       BeforeWriting(i + 1);
       Checkpoint(i + 1, dev).copy_(y);
     }
@@ -117,7 +118,7 @@ double WindowedEngine::Impl::Backward(const torch::Tensor& tokens,
                                       const torch::TensorOptions& dev,
                                       bool first, GradTail tail,
                                       int micro_batches, double loss_scale) {
-  const int heads = config_.model.heads;
+  const ModelConfig& model = config_.model;
   const BufferLayout& emb_layout = buffers_[0].layout;
   const BufferLayout& fin_layout = buffers_[last()].layout;
   torch::Tensor emb = torch::from_blob(emb_param_, {emb_layout.count}, dev)
@@ -139,7 +140,7 @@ double WindowedEngine::Impl::Backward(const torch::Tensor& tokens,
   int64_t start = Timeline::NowNs();
   torch::Tensor x = Checkpoint(layers_, dev).detach().requires_grad_(true);
   torch::Tensor loss =
-      gpt::HeadLoss(fin, fin_layout, emb, emb_layout, x, labels);
+      net::HeadLoss(fin, fin_layout, emb, emb_layout, x, labels, model);
   const double loss_value = loss.item<double>();
   gpt::LossObjective(loss, micro_batches, loss_scale).backward();
   torch::Tensor dy = x.grad();
@@ -169,7 +170,7 @@ double WindowedEngine::Impl::Backward(const torch::Tensor& tokens,
       torch::Tensor w = Weights(*slot, dev).requires_grad_(true);
       w.mutable_grad() = grad;
       torch::Tensor xi = Checkpoint(i, dev).detach().requires_grad_(true);
-      gpt::Block(w, layout, xi, heads).backward(dy);
+      net::Block(w, layout, xi, model).backward(dy);
       dy = xi.grad();
     }
     const int64_t end = Timeline::NowNs();
@@ -187,7 +188,7 @@ double WindowedEngine::Impl::Backward(const torch::Tensor& tokens,
     Release(slot);
   }
   start = Timeline::NowNs();
-  gpt::Embed(emb, emb_layout, tokens).backward(dy);
+  net::Embed(emb, emb_layout, tokens, model).backward(dy);
   stats_.compute_s += Since(start);
   const int slots = static_cast<int>(slots_.size());
   if (OnDevice(

@@ -4,8 +4,6 @@ namespace stronghold::core::gpt {
 
 namespace F = torch::nn::functional;
 
-namespace {
-
 // LibTorch's CPU kernels for the embedding's backward and LayerNorm's
 // weight and bias gradients add up their terms in the tensor's own type
 // when it is fp16 or bf16 (measured on 2.11: 8192 terms of 1.015625 sum to
@@ -14,12 +12,11 @@ namespace {
 // CUDA's kernels sum in fp32. Where the CPU would round each partial sum,
 // these ops run in fp32 and round once; on CUDA (and in fp32) they are
 // unchanged.
+
 bool SumsInOwnType(const torch::Tensor& t) {
   return t.is_cpu() && (t.scalar_type() == torch::kHalf ||
                         t.scalar_type() == torch::kBFloat16);
 }
-
-}  // namespace
 
 torch::Tensor View(const torch::Tensor& flat, const TensorSlice& slice) {
   return flat.narrow(0, slice.offset, slice.numel()).view(slice.shape);

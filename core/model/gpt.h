@@ -14,6 +14,10 @@
 
 namespace stronghold::core::gpt {
 
+// Whether LibTorch's CPU kernels would sum this tensor's reductions in its
+// own type (fp16/bf16 on the host); the ops below then compute in fp32.
+bool SumsInOwnType(const torch::Tensor& t);
+
 // A view of one tensor of a flat buffer (differentiable).
 torch::Tensor View(const torch::Tensor& flat, const TensorSlice& slice);
 

@@ -53,14 +53,16 @@ void InitBuffer(const BufferLayout& layout, const ModelConfig& model,
     const int64_t n = slice.numel();
     const bool gain = EndsWith(slice.name, "ln1.weight") ||
                       EndsWith(slice.name, "ln2.weight") ||
-                      EndsWith(slice.name, "lnf.weight");
+                      EndsWith(slice.name, "lnf.weight") ||
+                      slice.name == "norm.weight";
     if (EndsWith(slice.name, ".bias")) {
       for (int64_t i = 0; i < n; ++i) out[i] = 0.0f;
     } else if (gain) {
       for (int64_t i = 0; i < n; ++i) out[i] = 1.0f;
     } else {
       const float std =
-          (slice.name == "attn.proj.weight" || slice.name == "mlp.fc2.weight")
+          (slice.name == "attn.proj.weight" || slice.name == "mlp.fc2.weight" ||
+           slice.name == "mlp.down.weight")
               ? residual_std
               : 0.02f;
       NormalStream normal(Mix64(seed) ^

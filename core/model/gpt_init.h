@@ -1,8 +1,9 @@
 // Deterministic GPT initialization in plain C++ (no LibTorch), so the initial
 // weights depend only on (seed, buffer) and never on the device, the tier or
 // the order buffers are created in:
-//   weight matrices ~ N(0, 0.02); attn.proj and mlp.fc2 ~ N(0, 0.02/sqrt(2L))
-//   (GPT-2's residual scaling); LayerNorm gains 1; biases 0.
+//   weight matrices ~ N(0, 0.02); attn.proj and mlp.fc2 (llama: mlp.down)
+//   ~ N(0, 0.02/sqrt(2L)) (GPT-2's residual scaling); LayerNorm and RMSNorm
+//   gains 1; biases 0.
 #ifndef STRONGHOLD_CORE_MODEL_GPT_INIT_H_
 #define STRONGHOLD_CORE_MODEL_GPT_INIT_H_
 

@@ -42,15 +42,27 @@ class LayoutBuilder {
 
 }  // namespace
 
-BufferLayout EmbeddingLayout(const ModelConfig& m) {
-  return LayoutBuilder("embedding")
-      .Add("wte.weight", {m.padded_vocab(), m.hidden})
-      .Add("wpe.weight", {m.seq_len, m.hidden})
-      .EndDecayed()
-      .Build();
+namespace {
+
+// Every layout's size is the one ModelConfig computes (the planner's and the
+// checkpoints' figures); a difference would corrupt the tiers' offsets.
+BufferLayout Checked(BufferLayout layout, int64_t expected_count) {
+  CHECK_EQ(layout.count, expected_count) << "layout of " << layout.name;
+  return layout;
 }
 
-BufferLayout BlockLayout(const ModelConfig& m, int layer) {
+}  // namespace
+
+BufferLayout EmbeddingLayout(const ModelConfig& m) {
+  LayoutBuilder b("embedding");
+  b.Add("wte.weight", {m.padded_vocab(), m.hidden});
+  if (!m.llama()) b.Add("wpe.weight", {m.seq_len, m.hidden});
+  return Checked(b.EndDecayed().Build(), m.embedding_parameters());
+}
+
+namespace {
+
+BufferLayout GptBlockLayout(const ModelConfig& m, int layer) {
   const int64_t h = m.hidden;
   return LayoutBuilder(absl::StrCat("layers.", layer))
       .Add("attn.qkv.weight", {3 * h, h})
@@ -69,12 +81,37 @@ BufferLayout BlockLayout(const ModelConfig& m, int layer) {
       .Build();
 }
 
-BufferLayout FinalNormLayout(const ModelConfig& m) {
-  return LayoutBuilder("final_norm")
+BufferLayout LlamaBlockLayout(const ModelConfig& m, int layer) {
+  const int64_t h = m.hidden, hd = m.head_dim(), i = m.intermediate;
+  const int64_t q = m.heads * hd, kv = m.key_value_heads() * hd;
+  return LayoutBuilder(absl::StrCat("layers.", layer))
+      .Add("attn.qkv.weight", {q + 2 * kv, h})  // q heads, k heads, v heads
+      .Add("attn.proj.weight", {h, q})
+      .Add("mlp.gate_up.weight", {2 * i, h})  // gate rows, then up rows
+      .Add("mlp.down.weight", {h, i})
       .EndDecayed()
-      .Add("lnf.weight", {m.hidden})
-      .Add("lnf.bias", {m.hidden})
+      .Add("ln1.weight", {h})  // RMSNorm gains
+      .Add("ln2.weight", {h})
       .Build();
+}
+
+}  // namespace
+
+BufferLayout BlockLayout(const ModelConfig& m, int layer) {
+  return Checked(
+      m.llama() ? LlamaBlockLayout(m, layer) : GptBlockLayout(m, layer),
+      m.parameters_per_layer());
+}
+
+BufferLayout FinalNormLayout(const ModelConfig& m) {
+  LayoutBuilder b("final_norm");
+  if (!m.llama()) {
+    b.EndDecayed().Add("lnf.weight", {m.hidden}).Add("lnf.bias", {m.hidden});
+  } else {
+    if (m.untied_head()) b.Add("lm_head.weight", {m.padded_vocab(), m.hidden});
+    b.EndDecayed().Add("norm.weight", {m.hidden});
+  }
+  return Checked(b.Build(), m.final_parameters());
 }
 
 std::vector<BufferLayout> ModelLayout(const ModelConfig& m) {

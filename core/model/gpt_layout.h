@@ -3,12 +3,21 @@
 // tensor is a view at a fixed offset in its buffer. This header is the single
 // source of those offsets, shapes and names (safetensors names included).
 //
-// Buffers, in execution order:
-//   "embedding"    wte [V, h], wpe [S, h]          (V = padded vocabulary)
+// Buffers, in execution order (V = padded vocabulary, docs/model.md):
+//   GPT:
+//   "embedding"    wte [V, h], wpe [S, h]
 //   "layers.{i}"   one transformer block, 12h^2 + 13h parameters
 //   "final_norm"   lnf.weight [h], lnf.bias [h]
+//   llama (hd = h / heads, kv = kv_heads, I = intermediate):
+//   "embedding"    wte [V, h]
+//   "layers.{i}"   attn.qkv.weight [(heads + 2kv) hd, h] (q, k, v heads),
+//                  attn.proj.weight [h, heads hd], mlp.gate_up.weight [2I, h]
+//                  (gate, up), mlp.down.weight [h, I]; ln1.weight [h],
+//                  ln2.weight [h]
+//   "final_norm"   lm_head.weight [V, h] (untied only), norm.weight [h]
 // Weight matrices come first in each buffer, so AdamW's weight decay applies
-// to the prefix [0, decay_count) and biases/LayerNorm gains are not decayed.
+// to the prefix [0, decay_count) and biases/norm gains are not decayed. Each
+// buffer's size is ModelConfig's (parameters_per_layer() etc.), CHECKed.
 #ifndef STRONGHOLD_CORE_MODEL_GPT_LAYOUT_H_
 #define STRONGHOLD_CORE_MODEL_GPT_LAYOUT_H_
 

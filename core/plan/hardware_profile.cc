@@ -376,7 +376,15 @@ double AchievedTflops(const DeviceCompute& c, int hidden) {
 double LayerForwardFlops(const JobConfig& c) {
   const double b = c.training.micro_batch, s = c.model.seq_len,
                h = c.model.hidden;
-  return 24 * b * s * h * h + 4 * b * s * s * h;
+  if (!c.model.llama()) return 24 * b * s * h * h + 4 * b * s * s * h;
+  // A step's model FLOPs are 3x the forward's: one layer's share, less the
+  // head's.
+  const ModelConfig& m = c.model;
+  const double per_layer =
+      (m.model_flops_per_step(/*batch=*/1) / 3.0 -
+       2.0 * s * h * static_cast<double>(m.padded_vocab())) /
+      m.layers;
+  return b * per_layer;
 }
 
 double HeadForwardFlops(const JobConfig& c) {
@@ -388,9 +396,10 @@ absl::StatusOr<LayerCost> LayerComputeCost(const HardwareProfile& p,
                                            const JobConfig& c) {
   const Precision precision = c.training.precision;
   for (const LayerTiming& t : p.layer_timings) {
-    if (t.precision == precision && t.hidden == c.model.hidden &&
-        t.heads == c.model.heads && t.seq_len == c.model.seq_len &&
-        t.micro_batch == c.training.micro_batch)
+    // Measured timings are of GPT blocks (core/profile/measure.cc).
+    if (!c.model.llama() && t.precision == precision &&
+        t.hidden == c.model.hidden && t.heads == c.model.heads &&
+        t.seq_len == c.model.seq_len && t.micro_batch == c.training.micro_batch)
       return LayerCost{t.forward_s, t.backward_s, /*measured=*/true};
   }
   ASSIGN_OR_RETURN(const DeviceCompute* compute, ComputeFor(p, precision));

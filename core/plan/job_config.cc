@@ -10,24 +10,99 @@
 
 namespace stronghold::core {
 
+const char* ArchitectureName(Architecture architecture) {
+  return architecture == Architecture::kLlama ? "llama" : "gpt";
+}
+
+int DefaultIntermediate(int hidden) {
+  const int64_t inner = 2 * (4 * static_cast<int64_t>(hidden)) / 3;
+  return static_cast<int>((inner + 255) / 256 * 256);
+}
+
+int ModelConfig::key_value_heads() const {
+  return llama() && kv_heads > 0 ? kv_heads : heads;
+}
+
+namespace {
+
+// The buffer sizes in T: int64_t for the layout, double for
+// CheckDerivedSizes, which must not overflow on fields beyond their limits.
+template <typename T>
+T LayerParameters(const ModelConfig& m) {
+  const T h = m.hidden;
+  if (!m.llama()) return 12 * h * h + 13 * h;
+  const T hd = static_cast<T>(m.heads > 0 ? m.hidden / m.heads : 0);
+  const T q = m.heads * hd, kv = m.key_value_heads() * hd;
+  return h * (q + 2 * kv) + q * h + 3 * h * static_cast<T>(m.intermediate) +
+         2 * h;
+}
+
+template <typename T>
+T EmbeddingParameters(const ModelConfig& m) {
+  const T positions = m.llama() ? 0 : m.seq_len;
+  return (static_cast<T>(m.padded_vocab()) + positions) *
+         static_cast<T>(m.hidden);
+}
+
+template <typename T>
+T FinalParameters(const ModelConfig& m) {
+  const T h = m.hidden;
+  if (!m.llama()) return 2 * h;
+  return (m.untied_head() ? static_cast<T>(m.padded_vocab()) * h : 0) + h;
+}
+
+template <typename T>
+T Parameters(const ModelConfig& m) {
+  return m.layers * LayerParameters<T>(m) + EmbeddingParameters<T>(m) +
+         FinalParameters<T>(m);
+}
+
+template <typename T>
+T LayerActivationElements(const ModelConfig& m) {
+  const T h = m.hidden;
+  // GPT: ln1 out, qkv (3), attention out, proj out, residual, ln2 out, fc1
+  // out (4), gelu out (4), fc2 out: 17h, and as much again for gradients.
+  if (!m.llama()) return 34 * h;
+  const T hd = static_cast<T>(m.heads > 0 ? m.hidden / m.heads : 0);
+  const T q = m.heads * hd, kv = m.key_value_heads() * hd;
+  // ln1 out, qkv, rotated q and k, attention out, proj out, residual, ln2
+  // out, gate_up (2I), silu(gate), the product, down out; and gradients.
+  return 2 * (h + (q + 2 * kv) + (q + kv) + 4 * h +
+              4 * static_cast<T>(m.intermediate) + h);
+}
+
+}  // namespace
+
 int64_t ModelConfig::parameters_per_layer() const {
-  const int64_t h = hidden;
-  return 12 * h * h + 13 * h;
+  return LayerParameters<int64_t>(*this);
 }
 
 int64_t ModelConfig::embedding_parameters() const {
-  return (padded_vocab() + seq_len) * static_cast<int64_t>(hidden);
+  return EmbeddingParameters<int64_t>(*this);
 }
 
-int64_t ModelConfig::parameters() const {
-  return layers * parameters_per_layer() + embedding_parameters() +
-         2 * static_cast<int64_t>(hidden);
+int64_t ModelConfig::final_parameters() const {
+  return FinalParameters<int64_t>(*this);
 }
+
+int64_t ModelConfig::parameters() const { return Parameters<int64_t>(*this); }
 
 double ModelConfig::model_flops_per_step(int64_t batch) const {
   const double b = batch, s = seq_len, l = layers, h = hidden;
   const double v = static_cast<double>(padded_vocab());
-  return 72.0 * b * s * l * h * h * (1.0 + s / (6.0 * h) + v / (12.0 * l * h));
+  if (!llama())
+    return 72.0 * b * s * l * h * h *
+           (1.0 + s / (6.0 * h) + v / (12.0 * l * h));
+  const double q = static_cast<double>(heads * head_dim());
+  const double kv = static_cast<double>(key_value_heads() * head_dim());
+  const double matmul = h * (q + 2 * kv) + q * h + 3.0 * h * intermediate;
+  // Per token: 2 FLOPs per matmul weight, 2*2*s*q for QK^T and AV; the head
+  // 2*V*h; backward twice the forward.
+  return 6.0 * b * s * (l * (matmul + 2.0 * s * q) + v * h);
+}
+
+int64_t ModelConfig::layer_activation_elements_per_token() const {
+  return LayerActivationElements<int64_t>(*this);
 }
 
 double LearningRate(const TrainingConfig& t, int64_t step) {
@@ -78,6 +153,48 @@ absl::Status CheckPath(absl::string_view field, const std::string& path) {
   return absl::OkStatus();
 }
 
+absl::Status ValidateLlama(const ModelConfig& m) {
+  RETURN_IF_ERROR(CheckRange("model.kv_heads", m.kv_heads, 0, m.heads));
+  if (m.kv_heads > 0 && m.heads % m.kv_heads != 0) {
+    return Invalid("model.kv_heads",
+                   absl::StrCat("must divide model.heads (", m.heads, "), got ",
+                                m.kv_heads));
+  }
+  if (m.head_dim() % 2 != 0) {
+    return Invalid("model.hidden",
+                   absl::StrCat("model.hidden / model.heads (the head size) "
+                                "must be even for rotary embeddings, got ",
+                                m.head_dim()));
+  }
+  RETURN_IF_ERROR(
+      CheckRange("model.intermediate", m.intermediate, 1, kMaxIntermediate));
+  RETURN_IF_ERROR(CheckFinite("model.rope_theta", m.rope_theta, 0.0,
+                              kMaxRopeTheta, /*lo_open=*/true));
+  return CheckFinite("model.norm_eps", m.norm_eps, 0.0, kMaxNormEps,
+                     /*lo_open=*/true);
+}
+
+// The llama-only fields of a GPT must be left at their defaults: a value
+// there would be silently ignored.
+absl::Status ValidateGptHasNoLlamaFields(const ModelConfig& m) {
+  const ModelConfig defaults;
+  if (m.kv_heads != 0 && m.kv_heads != m.heads)
+    return Invalid("model.kv_heads", "applies to the llama architecture only");
+  if (m.intermediate != 0)
+    return Invalid("model.intermediate",
+                   "applies to the llama architecture only");
+  if (m.rope_theta != defaults.rope_theta)
+    return Invalid("model.rope_theta",
+                   "applies to the llama architecture only");
+  if (m.norm_eps != defaults.norm_eps)
+    return Invalid("model.norm_eps", "applies to the llama architecture only");
+  if (m.tie_embeddings)
+    return Invalid("model.tie_embeddings",
+                   "applies to the llama architecture only (a GPT is always "
+                   "tied)");
+  return absl::OkStatus();
+}
+
 absl::Status ValidateModel(const ModelConfig& m) {
   RETURN_IF_ERROR(CheckRange("model.layers", m.layers, 1, kMaxLayers));
   RETURN_IF_ERROR(CheckRange("model.hidden", m.hidden, 1, kMaxHidden));
@@ -91,7 +208,7 @@ absl::Status ValidateModel(const ModelConfig& m) {
   RETURN_IF_ERROR(CheckRange("model.vocab", m.vocab, 2, kMaxVocab));
   RETURN_IF_ERROR(CheckRange("model.vocab_multiple", m.vocab_multiple, 1,
                              ModelConfig::kMaxVocabMultiple));
-  return absl::OkStatus();
+  return m.llama() ? ValidateLlama(m) : ValidateGptHasNoLlamaFields(m);
 }
 
 absl::Status ValidateTraining(const TrainingConfig& t) {
@@ -281,8 +398,7 @@ absl::Status CheckDerivedSizes(const JobConfig& c) {
   const double seq = c.model.seq_len, micro = c.training.micro_batch;
   const double vocab = static_cast<double>(c.model.padded_vocab());
   const double limit = static_cast<double>(kMaxDerivedBytes);
-  const double params =
-      layers * (12 * h * h + 13 * h) + (vocab + seq) * h + 2 * h;
+  const double params = Parameters<double>(c.model);
   // The planner's largest multiples of each (core/plan/memory_table.cc): ~40
   // bytes of host and device state per parameter at most (weights, their
   // gradient, moments, working copy, speculative backup, staging); a layer
@@ -290,7 +406,9 @@ absl::Status CheckDerivedSizes(const JobConfig& c) {
   // working set (~34 boundaries and the attention's statistics) at most L
   // times (kept activations); three logits-sized fp32 tensors.
   const double boundary = micro * seq * h * 4;
-  const double layer_work = 34 * boundary + micro * heads * seq * 4;
+  const double layer_work =
+      micro * seq * 4 * LayerActivationElements<double>(c.model) +
+      micro * heads * seq * 4;
   const double logits = micro * seq * vocab * 4;
   if (params * 64 > limit) {
     return Invalid(

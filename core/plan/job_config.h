@@ -13,17 +13,34 @@
 
 namespace stronghold::core {
 
-// Megatron-style GPT (docs/model.md).
+// The model's architecture (docs/model.md):
+//   kGpt:   Megatron-style GPT: learned positions, LayerNorm, GELU MLP (4h),
+//           biases, the LM head tied to the token embedding.
+//   kLlama: Llama-family: RoPE, RMSNorm, SwiGLU MLP (`intermediate`),
+//           grouped-query attention (`kv_heads`), no biases, the LM head tied
+//           or not (`tie_embeddings`).
+enum class Architecture { kGpt, kLlama };
+// "gpt", "llama".
+const char* ArchitectureName(Architecture architecture);
+
 struct ModelConfig {
+  Architecture architecture = Architecture::kGpt;
   int layers = 2;
   int hidden = 64;
   int heads = 4;
-  int seq_len = 64;  // also the size of the position table
+  int seq_len = 64;  // also the size of the GPT's position table
   int vocab = 256;   // as given; padded_vocab() is what is allocated
   // The embedding's rows are padded up to a multiple of this (aligned
   // matrix shapes run faster). An imported Hugging Face model sets 1: a
   // padded row would be a logit of its own and change the softmax.
   int vocab_multiple = kDefaultVocabMultiple;
+  // Llama only (a GPT leaves them at their defaults; ValidateJobConfig
+  // refuses one that does not):
+  int kv_heads = 0;             // key/value heads, dividing heads; 0 = heads
+  int intermediate = 0;         // SwiGLU inner size I; > 0 for llama
+  double rope_theta = 10000;    // RoPE base
+  double norm_eps = 1e-5;       // RMSNorm epsilon
+  bool tie_embeddings = false;  // LM head = wte (a GPT is always tied)
 
   static constexpr int kDefaultVocabMultiple = 128;
   static constexpr int kMaxVocabMultiple = 1024;
@@ -31,16 +48,39 @@ struct ModelConfig {
     const int64_t k = vocab_multiple;
     return (static_cast<int64_t>(vocab) + k - 1) / k * k;
   }
-  // 12h^2 + 13h: LN1, QKV, projection, LN2, MLP (h -> 4h -> h), with biases.
+  bool llama() const { return architecture == Architecture::kLlama; }
+  int64_t head_dim() const { return hidden / heads; }
+  // kv_heads, or heads where it is 0 (and always for the GPT).
+  int key_value_heads() const;
+  // The LM head has its own weight (llama with tie_embeddings false).
+  bool untied_head() const { return llama() && !tie_embeddings; }
+
+  // The sizes of the buffers of core/model/gpt_layout.h (which CHECKs that
+  // its layouts add up to these), in fp32 elements:
+  // one block: GPT 12h^2 + 13h (LN1, QKV, projection, LN2, MLP h -> 4h -> h,
+  // with biases); llama h*(heads + 2*kv_heads)*hd + h*heads*hd + 3*h*I + 2h.
   int64_t parameters_per_layer() const;
-  // (V + S) * h: token and position embeddings (the LM head is tied).
+  // "embedding": GPT (V + S) * h (token and position tables); llama V * h.
   int64_t embedding_parameters() const;
-  // P = L*(12h^2 + 13h) + (V + S)*h + 2h.
+  // "final_norm": GPT 2h (LayerNorm); llama h, + V * h when untied.
+  int64_t final_parameters() const;
+  // L * parameters_per_layer() + embedding_parameters() + final_parameters().
   int64_t parameters() const;
-  // Megatron's model FLOPs of one training step over `batch` sequences:
-  // 72*B*s*L*h^2*(1 + s/(6h) + V/(12*L*h)).
+  // Model FLOPs of one training step over `batch` sequences (3x the
+  // forward's matmuls). GPT: Megatron's 72*B*s*L*h^2*(1 + s/(6h) +
+  // V/(12*L*h)); llama: 6*B*s*(L*(M + 2*s*heads*hd) + V*h), M = a block's
+  // matmul weights.
   double model_flops_per_step(int64_t batch) const;
+  // Elements per token that one block keeps for backward, plus their
+  // gradients during backward (the planner's working set of a layer, a
+  // multiple of [b, s] in the compute precision). GPT 34h.
+  int64_t layer_activation_elements_per_token() const;
 };
+
+// The llama intermediate size a spec gets when it names none: 8h/3
+// (SwiGLU's three matrices cost as much as a 4h GELU MLP's two) rounded up
+// to a multiple of 256, as Meta's Llama reference code does.
+int DefaultIntermediate(int hidden);
 
 enum class Precision { kFp32, kBf16, kFp16 };
 enum class OffloadMethod { kResident, kL2L, kStronghold };
@@ -208,6 +248,9 @@ inline constexpr int kMaxLayers = 1024;
 inline constexpr int kMaxHidden = 65536;
 inline constexpr int kMaxSeqLen = 65536;
 inline constexpr int kMaxVocab = 1 << 22;
+inline constexpr int kMaxIntermediate = 1 << 20;  // model.intermediate
+inline constexpr double kMaxRopeTheta = 1e12;     // model.rope_theta
+inline constexpr double kMaxNormEps = 1e-2;       // model.norm_eps
 inline constexpr int kMaxSteps = 100'000'000;
 inline constexpr int kMaxNameLength = 128;
 inline constexpr int kMaxPathLength = 4095;  // PATH_MAX - 1

@@ -167,12 +167,12 @@ void PlanKeptActivations(const JobConfig& c, bool device_is_host,
   const int k = KeptActivationLayers(c, free);
   plan.kept_activation_layers = k;
   if (k == 0) return;
-  AddBuffer(
-      plan, "activations.kept", kTierDevice, k * LayerWorkingBytes(c),
-      absl::StrFormat("layers %d..%d keep their autograd activations (no "
-                      "recompute), ~34 x [%d, %d, %d] fp32 each",
-                      c.model.layers - k, c.model.layers - 1,
-                      c.training.micro_batch, c.model.seq_len, c.model.hidden));
+  AddBuffer(plan, "activations.kept", kTierDevice, k * LayerWorkingBytes(c),
+            absl::StrFormat("layers %d..%d keep their autograd activations (no "
+                            "recompute), [%d, %d] x %d each",
+                            c.model.layers - k, c.model.layers - 1,
+                            c.training.micro_batch, c.model.seq_len,
+                            c.model.layer_activation_elements_per_token()));
 }
 
 void AddReferenceBuffers(const JobConfig& c, ExecutionPlan& plan) {
@@ -185,8 +185,9 @@ void AddReferenceBuffers(const JobConfig& c, ExecutionPlan& plan) {
   AddBuffer(plan, "adam.exp_avg_sq.fp32", kTierDevice, p * kFloat, params);
   AddBuffer(plan, "activations.layers", kTierDevice,
             m.layers * (LayerWorkingBytes(c)),
-            absl::StrFormat("%d layers x [%d, %d, %d] x ~34 fp32", m.layers,
-                            c.training.micro_batch, m.seq_len, m.hidden));
+            absl::StrFormat("%d layers x [%d, %d] x %d fp32", m.layers,
+                            c.training.micro_batch, m.seq_len,
+                            m.layer_activation_elements_per_token()));
   const int64_t logits = static_cast<int64_t>(c.training.micro_batch) *
                          m.seq_len * m.padded_vocab() * kFloat;
   AddBuffer(

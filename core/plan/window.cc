@@ -46,15 +46,16 @@ int64_t BoundaryActivationBytes(const JobConfig& c) {
 }
 
 int64_t LayerWorkingBytes(const JobConfig& c) {
-  // Saved tensors of one block for backward, in units of [b, s, h] (compute
-  // precision):
-  // ln1 out, qkv (3), attention out, proj out, residual, ln2 out, fc1 out (4),
-  // gelu out (4), fc2 out, plus their gradients during backward: ~34 x, and
-  // the attention's per-head softmax statistics (b*heads*s).
-  const int64_t bsh = BoundaryActivationBytes(c);
-  const int64_t stats = static_cast<int64_t>(c.training.micro_batch) *
-                        c.model.heads * c.model.seq_len * kFloat;
-  return 34 * bsh + stats;
+  // Saved tensors of one block for backward and their gradients
+  // (ModelConfig::layer_activation_elements_per_token: 34h for the GPT), in
+  // the compute precision, and the attention's per-head softmax statistics
+  // (b*heads*s).
+  const int64_t tokens =
+      static_cast<int64_t>(c.training.micro_batch) * c.model.seq_len;
+  const int64_t stats = tokens * c.model.heads * kFloat;
+  return tokens * c.model.layer_activation_elements_per_token() *
+             ComputeElementBytes(c.training.precision) +
+         stats;
 }
 
 int KeptActivationLayers(const JobConfig& c, int64_t free_device_bytes) {
@@ -104,7 +105,7 @@ int64_t WindowedArenaBytes(const JobConfig& c, int window,
   const ModelConfig& m = c.model;
   const int64_t e = ComputeElementBytes(c.training.precision);
   const int64_t emb = m.embedding_parameters() * e;
-  const int64_t fin = 2 * static_cast<int64_t>(m.hidden) * e;
+  const int64_t fin = m.final_parameters() * e;
   return WindowSlots(c, window) * 2 *
              ArenaAlignedBytes(m.parameters_per_layer() * e) +
          2 * ArenaAlignedBytes(emb) + 2 * ArenaAlignedBytes(fin) +

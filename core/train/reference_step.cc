@@ -9,8 +9,8 @@
 #include "core/device/timeline.h"
 #include "core/engine/host_buffer.h"
 #include "core/engine/step_policy.h"
-#include "core/model/gpt.h"
 #include "core/model/gpt_layout.h"
+#include "core/model/network.h"
 #include "core/util/exception_status.h"
 #include "core/util/status_macros.h"
 
@@ -41,14 +41,14 @@ absl::Status ReferenceStep(const JobConfig& config, int64_t step,
         batches(j, inputs.data_ptr<int64_t>(), targets.data_ptr<int64_t>()));
     try {
       const torch::Tensor& emb = host->master(0);
-      torch::Tensor x = gpt::Embed(emb, buffers.front().layout, inputs);
+      torch::Tensor x =
+          net::Embed(emb, buffers.front().layout, inputs, config.model);
       for (int i = 1; i < last; ++i) {
-        x = gpt::Block(host->master(i), buffers[i].layout, x,
-                       config.model.heads);
+        x = net::Block(host->master(i), buffers[i].layout, x, config.model);
       }
       torch::Tensor loss =
-          gpt::HeadLoss(host->master(last), buffers.back().layout, emb,
-                        buffers.front().layout, x, targets);
+          net::HeadLoss(host->master(last), buffers.back().layout, emb,
+                        buffers.front().layout, x, targets, config.model);
       loss_sum += loss.item<double>();
       (loss / micro_batches).backward();
     } catch (...) {

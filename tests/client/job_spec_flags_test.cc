@@ -43,6 +43,18 @@ TEST(JobSpecFlagsTest, EveryFlagSetsItsField) {
       "32",
       "--vocab",
       "256",
+      "--architecture",
+      "llama",
+      "--kv-heads",
+      "2",
+      "--intermediate",
+      "176",
+      "--rope-theta",
+      "500000",
+      "--norm-eps",
+      "1e-6",
+      "--tie-embeddings",
+      "on",
       "--batch",
       "8",
       "--micro-batch",
@@ -95,6 +107,12 @@ TEST(JobSpecFlagsTest, EveryFlagSetsItsField) {
   EXPECT_EQ(spec->model().heads(), 4);
   EXPECT_EQ(spec->model().seq_len(), 32);
   EXPECT_EQ(spec->model().vocab(), 256);
+  EXPECT_EQ(spec->model().architecture(), v1::LLAMA);
+  EXPECT_EQ(spec->model().kv_heads(), 2);
+  EXPECT_EQ(spec->model().intermediate(), 176);
+  EXPECT_DOUBLE_EQ(spec->model().rope_theta(), 500000);
+  EXPECT_DOUBLE_EQ(spec->model().norm_eps(), 1e-6);
+  EXPECT_TRUE(spec->model().tie_embeddings());
   EXPECT_EQ(spec->training().batch(), 8);
   EXPECT_EQ(spec->training().micro_batch(), 2);
   EXPECT_EQ(spec->training().steps(), 30);
@@ -262,6 +280,8 @@ TEST(JobSpecFlagsTest, UnknownFlag) {
 TEST(JobSpecFlagsTest, BadValuesNameTheFlag) {
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
       {{"--layers", "two"}, "--layers"},
+      {{"--architecture", "mistral"}, "--architecture"},
+      {{"--tie-embeddings", "yes"}, "--tie-embeddings"},
       {{"--layers", "3.5"}, "--layers"},
       {{"--steps", "99999999999"}, "--steps"},
       {{"--lr", "fast"}, "--lr"},

@@ -21,10 +21,12 @@
 namespace stronghold::core {
 namespace {
 
-JobConfig SixLayers(OffloadMethod method, int window) {
+JobConfig SixLayers(OffloadMethod method, int window,
+                    Architecture architecture = Architecture::kGpt) {
   JobConfig c;
-  c.model = {
-      .layers = 6, .hidden = 64, .heads = 4, .seq_len = 32, .vocab = 256};
+  c.model = WithArchitecture(
+      {.layers = 6, .hidden = 64, .heads = 4, .seq_len = 32, .vocab = 256},
+      architecture);
   c.training.steps = 10;
   c.training.batch = 8;
   c.training.micro_batch = 4;  // gradient accumulation over 2 micro-batches
@@ -35,9 +37,15 @@ JobConfig SixLayers(OffloadMethod method, int window) {
   return c;
 }
 
-TEST(EngineParityTest, WindowsAndL2LMatchResidentBitForBit) {
+// Both architectures (tests/core/training_test_util.h: llama with
+// grouped-query attention and an untied head).
+class ArchitectureParityTest : public ::testing::TestWithParam<Architecture> {};
+
+TEST_P(ArchitectureParityTest, WindowsAndL2LMatchResidentBitForBit) {
+  const Architecture a = GetParam();
+  const std::string arch = ArchitectureName(a);
   const TrainedRun resident =
-      Train(SixLayers(OffloadMethod::kResident, 0), "resident");
+      Train(SixLayers(OffloadMethod::kResident, 0, a), arch + "_resident");
   ASSERT_EQ(resident.recorder.losses.size(), 10u);
   EXPECT_GT(resident.recorder.norms[0], 0.5)
       << "clipping should act in this test";
@@ -46,31 +54,43 @@ TEST(EngineParityTest, WindowsAndL2LMatchResidentBitForBit) {
   // automatic, and the host device's budget is unlimited here).
   for (int w : {1, 2, 3}) {
     for (int kept : {-1, 4, 0}) {
-      JobConfig c = SixLayers(OffloadMethod::kStronghold, w);
+      JobConfig c = SixLayers(OffloadMethod::kStronghold, w, a);
       c.offload.kept_activation_layers = kept;
-      const std::string what = absl::StrCat("STRONGHOLD W=", w, " kept=", kept);
-      const TrainedRun r = Train(c, absl::StrCat("w", w, "_kept", kept));
+      const std::string what =
+          absl::StrCat(arch, " STRONGHOLD W=", w, " kept=", kept);
+      const TrainedRun r = Train(c, absl::StrCat(arch, "_w", w, "_kept", kept));
       EXPECT_EQ(r.recorder.window, w);
       ExpectBitIdentical(resident, r, what);
     }
   }
-  ExpectBitIdentical(resident, Train(SixLayers(OffloadMethod::kL2L, 0), "l2l"),
-                     "L2L");
+  ExpectBitIdentical(resident,
+                     Train(SixLayers(OffloadMethod::kL2L, 0, a), arch + "_l2l"),
+                     arch + " L2L");
 }
 
-TEST(EngineParityTest, UpdatesDuringBackwardMatchResidentWithoutClipping) {
-  JobConfig r = SixLayers(OffloadMethod::kResident, 0),
-            s = SixLayers(OffloadMethod::kStronghold, 2);
+TEST_P(ArchitectureParityTest,
+       UpdatesDuringBackwardMatchResidentWithoutClipping) {
+  const Architecture a = GetParam();
+  const std::string arch = ArchitectureName(a);
+  JobConfig r = SixLayers(OffloadMethod::kResident, 0, a),
+            s = SixLayers(OffloadMethod::kStronghold, 2, a);
   r.training.clip_norm = s.training.clip_norm =
       0;  // per-layer updates as gradients land
-  const TrainedRun reference = Train(r, "r_noclip");
+  const TrainedRun reference = Train(r, arch + "_r_noclip");
   for (int kept : {-1, 3}) {
     s.offload.kept_activation_layers = kept;
     ExpectBitIdentical(
-        reference, Train(s, absl::StrCat("s_noclip", kept)),
-        absl::StrCat("STRONGHOLD W=2 kept=", kept, " without clipping"));
+        reference, Train(s, absl::StrCat(arch, "_s_noclip", kept)),
+        absl::StrCat(arch, " STRONGHOLD W=2 kept=", kept, " without clipping"));
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(
+    Architectures, ArchitectureParityTest,
+    ::testing::Values(Architecture::kGpt, Architecture::kLlama),
+    [](const ::testing::TestParamInfo<Architecture>& info) {
+      return std::string(ArchitectureName(info.param));
+    });
 
 // offload.device_embedding_optimizer: the embedding's AdamW runs where its
 // weights are (on the host device, FusedAdamW's passes over the arena), with

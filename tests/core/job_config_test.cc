@@ -64,6 +64,67 @@ TEST(ModelConfigTest, ModelFlopsFollowMegatron) {
       72 * b * s * l * h * h * (1 + s / (6 * h) + v / (12 * l * h)));
 }
 
+// Llama-2-7B and TinyLlama-1.1B's configurations: the parameter counts
+// Hugging Face reports for them (untied heads; their vocabularies, 32000,
+// need no padding).
+TEST(ModelConfigTest, LlamaParameterCountsMatchPublishedModels) {
+  ModelConfig m{.architecture = Architecture::kLlama,
+                .layers = 32,
+                .hidden = 4096,
+                .heads = 32,
+                .seq_len = 4096,
+                .vocab = 32000,
+                .kv_heads = 32,
+                .intermediate = 11008};
+  EXPECT_EQ(m.parameters(), 6'738'415'616);
+  m = {.architecture = Architecture::kLlama,
+       .layers = 22,
+       .hidden = 2048,
+       .heads = 32,
+       .seq_len = 2048,
+       .vocab = 32000,
+       .kv_heads = 4,
+       .intermediate = 5632};
+  EXPECT_EQ(m.parameters(), 1'100'048'384);
+  EXPECT_EQ(m.parameters_per_layer(), 44'044'288);
+  m.tie_embeddings = true;  // one V x h table fewer
+  EXPECT_EQ(m.parameters(), 1'100'048'384 - 32000LL * 2048);
+  // Every buffer of the layout, once.
+  int64_t total = 0;
+  for (const BufferLayout& b : ModelLayout(m)) total += b.count;
+  EXPECT_EQ(total, m.parameters());
+}
+
+TEST(ModelConfigTest, LlamaModelFlopsCountItsMatmuls) {
+  const ModelConfig m{.architecture = Architecture::kLlama,
+                      .layers = 2,
+                      .hidden = 64,
+                      .heads = 4,
+                      .seq_len = 32,
+                      .vocab = 256,
+                      .kv_heads = 2,
+                      .intermediate = 160};
+  // Per token and layer: qkv 64*(64 + 2*32) (k and v: 2 heads of 16),
+  // proj 64*64, gate/up/down 3*64*160 weights, 2 FLOPs each, attention
+  // 2*2*32*64; the head 2*256*64; x3.
+  const double matmul = 64.0 * 128 + 64 * 64 + 3.0 * 64 * 160;
+  const double forward = 2 * (2 * matmul + 2 * 2 * 32 * 64.0) + 2 * 256 * 64.0;
+  EXPECT_DOUBLE_EQ(m.model_flops_per_step(4), 3 * 4 * 32 * forward);
+}
+
+TEST(ModelConfigTest, DefaultIntermediateRoundsEightThirdsUpTo256) {
+  EXPECT_EQ(DefaultIntermediate(4096), 11008);  // Llama-2-7B's
+  EXPECT_EQ(DefaultIntermediate(64), 256);
+  EXPECT_EQ(DefaultIntermediate(96), 256);
+  EXPECT_EQ(DefaultIntermediate(100), 512);  // int(266.67) = 266
+}
+
+void MakeLlama(JobConfig& c) {
+  c.model.architecture = Architecture::kLlama;
+  c.model.kv_heads = 2;
+  c.model.intermediate = 128;
+}
+
 JobConfig Valid() {
   JobConfig c;
   c.model = {
@@ -116,173 +177,114 @@ TEST_P(ValidationTest, NamesTheField) {
   EXPECT_NE(s.message().find(GetParam().field), absl::string_view::npos) << s;
 }
 
-INSTANTIATE_TEST_SUITE_P(EveryRule, ValidationTest,
-                         ::testing::Values(Rule{"name",
-                                                [](JobConfig& c) {
-                                                  c.name =
-                                                      std::string(200, 'x');
-                                                }},
-                                           Rule{"model.layers",
-                                                [](JobConfig& c) {
-                                                  c.model.layers = 0;
-                                                }},
-                                           Rule{"model.layers",
-                                                [](JobConfig& c) {
-                                                  c.model.layers = 5000;
-                                                }},
-                                           Rule{"model.hidden",
-                                                [](JobConfig& c) {
-                                                  c.model.hidden = 0;
-                                                }},
-                                           Rule{"model.hidden",
-                                                [](JobConfig& c) {
-                                                  c.model.hidden = 66;
-                                                }},  // not divisible by 4
-                                           Rule{"model.heads",
-                                                [](JobConfig& c) {
-                                                  c.model.heads = 0;
-                                                }},
-                                           Rule{"model.seq_len",
-                                                [](JobConfig& c) {
-                                                  c.model.seq_len = 0;
-                                                }},
-                                           Rule{"model.seq_len",
-                                                [](JobConfig& c) {
-                                                  c.model.seq_len =
-                                                      kMaxSeqLen + 1;
-                                                }},
-                                           Rule{"model.vocab",
-                                                [](JobConfig& c) {
-                                                  c.model.vocab = 1;
-                                                }},
-                                           Rule{"model.vocab_multiple",
-                                                [](JobConfig& c) {
-                                                  c.model.vocab_multiple = 0;
-                                                }},
-                                           Rule{"model.vocab_multiple",
-                                                [](JobConfig& c) {
-                                                  c.model.vocab_multiple = 1025;
-                                                }},
-                                           Rule{"training.batch",
-                                                [](JobConfig& c) {
-                                                  c.training.batch = 0;
-                                                }},
-                                           Rule{"training.micro_batch",
-                                                [](JobConfig& c) {
-                                                  c.training.micro_batch = 0;
-                                                }},
-                                           Rule{"training.batch",
-                                                [](JobConfig& c) {
-                                                  c.training.batch = 6;
-                                                  c.training.micro_batch = 4;
-                                                }},
-                                           Rule{"training.steps",
-                                                [](JobConfig& c) {
-                                                  c.training.steps = 0;
-                                                }},
-                                           Rule{"training.lr",
-                                                [](JobConfig& c) {
-                                                  c.training.lr = -1e-3;
-                                                }},
-                                           Rule{"training.lr",
-                                                [](JobConfig& c) {
-                                                  c.training.lr = 0;
-                                                }},
-                                           Rule{"training.warmup_steps",
-                                                [](JobConfig& c) {
-                                                  c.training.warmup_steps =
-                                                      1000;
-                                                }},
-                                           Rule{"training.min_lr",
-                                                [](JobConfig& c) {
-                                                  c.training.min_lr = 1.0;
-                                                }},
-                                           Rule{"training.weight_decay",
-                                                [](JobConfig& c) {
-                                                  c.training.weight_decay =
-                                                      -0.1;
-                                                }},
-                                           Rule{"training.beta1",
-                                                [](JobConfig& c) {
-                                                  c.training.beta1 = 1.0;
-                                                }},
-                                           Rule{"training.beta2",
-                                                [](JobConfig& c) {
-                                                  c.training.beta2 = -0.5;
-                                                }},
-                                           Rule{"training.eps",
-                                                [](JobConfig& c) {
-                                                  c.training.eps = 0;
-                                                }},
-                                           Rule{"training.clip_norm",
-                                                [](JobConfig& c) {
-                                                  c.training.clip_norm = -1;
-                                                }},
-                                           Rule{"training.log_every",
-                                                [](JobConfig& c) {
-                                                  c.training.log_every = 0;
-                                                }},
-                                           Rule{"offload.window",
-                                                [](JobConfig& c) {
-                                                  c.offload.window = 3;
-                                                }},
-                                           Rule{"offload.gpu_memory_budget_"
-                                                "bytes",
-                                                [](JobConfig& c) {
-                                                  c.offload
-                                                      .gpu_memory_budget_bytes =
-                                                      -1;
-                                                }},
-                                           Rule{
-                                               "offload.host_memory_budget_"
-                                               "bytes",
-                                               [](JobConfig& c) {
-                                                 c.offload
-                                                     .host_memory_budget_bytes =
-                                                     -1;
-                                               }},
-                                           Rule{
-                                               "offload.ssd_dirs",
-                                               [](JobConfig& c) {
-                                                 c.offload.ssd_dirs = {""};
-                                               }},
-                                           Rule{
-                                               "offload.ssd_dirs",
-                                               [](JobConfig& c) {
-                                                 c.offload.ssd_dirs = {
-                                                     std::string("a\0b", 3)};
-                                               }},
-                                           Rule{"offload.ssd_dirs",
-                                                [](JobConfig& c) {
-                                                  c.offload.ssd_dirs.assign(
-                                                      kMaxSsdDirs + 1, "nvme");
-                                                }},
-                                           Rule{"data.source",
-                                                [](JobConfig& c) {
-                                                  c.data.source = "";
-                                                }},
-                                           Rule{"data.source",
-                                                [](JobConfig& c) {
-                                                  c.data.source = std::string(
-                                                      "t.u16\0x", 7);
-                                                }},
-                                           Rule{"data.source",
-                                                [](JobConfig& c) {
-                                                  c.data.source = std::string(
-                                                      kMaxPathLength + 1, 'x');
-                                                }},
-                                           Rule{"data.token_bytes",
-                                                [](JobConfig& c) {
-                                                  c.data.token_bytes = 3;
-                                                }},
-                                           Rule{"checkpoint.every_steps",
-                                                [](JobConfig& c) {
-                                                  c.checkpoint.every_steps = -1;
-                                                }},
-                                           Rule{"checkpoint.keep_last",
-                                                [](JobConfig& c) {
-                                                  c.checkpoint.keep_last = -1;
-                                                }}));
+INSTANTIATE_TEST_SUITE_P(
+    EveryRule, ValidationTest,
+    ::testing::Values(
+        Rule{"name", [](JobConfig& c) { c.name = std::string(200, 'x'); }},
+        Rule{"model.layers", [](JobConfig& c) { c.model.layers = 0; }},
+        Rule{"model.layers", [](JobConfig& c) { c.model.layers = 5000; }},
+        Rule{"model.hidden", [](JobConfig& c) { c.model.hidden = 0; }},
+        Rule{"model.hidden",
+             [](JobConfig& c) { c.model.hidden = 66; }},  // not divisible by 4
+        Rule{"model.heads", [](JobConfig& c) { c.model.heads = 0; }},
+        Rule{"model.seq_len", [](JobConfig& c) { c.model.seq_len = 0; }},
+        Rule{"model.seq_len",
+             [](JobConfig& c) { c.model.seq_len = kMaxSeqLen + 1; }},
+        Rule{"model.vocab", [](JobConfig& c) { c.model.vocab = 1; }},
+        Rule{"model.vocab_multiple",
+             [](JobConfig& c) { c.model.vocab_multiple = 0; }},
+        Rule{"model.vocab_multiple",
+             [](JobConfig& c) { c.model.vocab_multiple = 1025; }},
+        Rule{"model.kv_heads",
+             [](JobConfig& c) {
+               MakeLlama(c);
+               c.model.kv_heads = 3;  // does not divide 4
+             }},
+        Rule{"model.kv_heads",
+             [](JobConfig& c) {
+               MakeLlama(c);
+               c.model.kv_heads = 8;
+             }},
+        Rule{"model.intermediate",
+             [](JobConfig& c) {
+               MakeLlama(c);
+               c.model.intermediate = 0;
+             }},
+        Rule{"model.intermediate",
+             [](JobConfig& c) {
+               MakeLlama(c);
+               c.model.intermediate = kMaxIntermediate + 1;
+             }},
+        Rule{"model.rope_theta",
+             [](JobConfig& c) {
+               MakeLlama(c);
+               c.model.rope_theta = 0;
+             }},
+        Rule{"model.norm_eps",
+             [](JobConfig& c) {
+               MakeLlama(c);
+               c.model.norm_eps = 0.1;
+             }},
+        Rule{"model.hidden",
+             [](JobConfig& c) {
+               MakeLlama(c);
+               c.model.hidden = 36;  // head size 9: RoPE needs pairs
+             }},
+        Rule{"model.intermediate",
+             [](JobConfig& c) { c.model.intermediate = 128; }},  // a GPT
+        Rule{"model.kv_heads", [](JobConfig& c) { c.model.kv_heads = 2; }},
+        Rule{"model.rope_theta",
+             [](JobConfig& c) { c.model.rope_theta = 5e5; }},
+        Rule{"model.tie_embeddings",
+             [](JobConfig& c) { c.model.tie_embeddings = true; }},
+        Rule{"training.batch", [](JobConfig& c) { c.training.batch = 0; }},
+        Rule{"training.micro_batch",
+             [](JobConfig& c) { c.training.micro_batch = 0; }},
+        Rule{"training.batch",
+             [](JobConfig& c) {
+               c.training.batch = 6;
+               c.training.micro_batch = 4;
+             }},
+        Rule{"training.steps", [](JobConfig& c) { c.training.steps = 0; }},
+        Rule{"training.lr", [](JobConfig& c) { c.training.lr = -1e-3; }},
+        Rule{"training.lr", [](JobConfig& c) { c.training.lr = 0; }},
+        Rule{"training.warmup_steps",
+             [](JobConfig& c) { c.training.warmup_steps = 1000; }},
+        Rule{"training.min_lr", [](JobConfig& c) { c.training.min_lr = 1.0; }},
+        Rule{"training.weight_decay",
+             [](JobConfig& c) { c.training.weight_decay = -0.1; }},
+        Rule{"training.beta1", [](JobConfig& c) { c.training.beta1 = 1.0; }},
+        Rule{"training.beta2", [](JobConfig& c) { c.training.beta2 = -0.5; }},
+        Rule{"training.eps", [](JobConfig& c) { c.training.eps = 0; }},
+        Rule{"training.clip_norm",
+             [](JobConfig& c) { c.training.clip_norm = -1; }},
+        Rule{"training.log_every",
+             [](JobConfig& c) { c.training.log_every = 0; }},
+        Rule{"offload.window", [](JobConfig& c) { c.offload.window = 3; }},
+        Rule{"offload.gpu_memory_budget_bytes",
+             [](JobConfig& c) { c.offload.gpu_memory_budget_bytes = -1; }},
+        Rule{"offload.host_memory_budget_bytes",
+             [](JobConfig& c) { c.offload.host_memory_budget_bytes = -1; }},
+        Rule{"offload.ssd_dirs",
+             [](JobConfig& c) { c.offload.ssd_dirs = {""}; }},
+        Rule{"offload.ssd_dirs",
+             [](JobConfig&
+                    c) { c.offload.ssd_dirs = {std::string("a\0b", 3)}; }},
+        Rule{"offload.ssd_dirs",
+             [](JobConfig&
+                    c) { c.offload.ssd_dirs.assign(kMaxSsdDirs + 1, "nvme"); }},
+        Rule{"data.source", [](JobConfig& c) { c.data.source = ""; }},
+        Rule{"data.source",
+             [](JobConfig& c) { c.data.source = std::string("t.u16\0x", 7); }},
+        Rule{
+            "data.source",
+            [](JobConfig&
+                   c) { c.data.source = std::string(kMaxPathLength + 1, 'x'); }},
+        Rule{"data.token_bytes", [](JobConfig& c) { c.data.token_bytes = 3; }},
+        Rule{"checkpoint.every_steps",
+             [](JobConfig& c) { c.checkpoint.every_steps = -1; }},
+        Rule{"checkpoint.keep_last",
+             [](JobConfig& c) { c.checkpoint.keep_last = -1; }}));
 
 // A valid two-rank job: batch 8 = 2 ranks x 4 micro-batches of 1.
 JobConfig ValidDistributed() {

@@ -24,10 +24,12 @@ namespace stronghold::core {
 namespace {
 
 // As engine_test's: two micro-batches, clipping that acts, warm-up.
-JobConfig SixLayers(Precision precision, OffloadMethod method, int window) {
+JobConfig SixLayers(Precision precision, OffloadMethod method, int window,
+                    Architecture architecture = Architecture::kGpt) {
   JobConfig c;
-  c.model = {
-      .layers = 6, .hidden = 64, .heads = 4, .seq_len = 32, .vocab = 256};
+  c.model = WithArchitecture(
+      {.layers = 6, .hidden = 64, .heads = 4, .seq_len = 32, .vocab = 256},
+      architecture);
   c.training.steps = 10;
   c.training.batch = 8;
   c.training.micro_batch = 4;
@@ -48,23 +50,30 @@ std::unique_ptr<Trainer> Make(const JobConfig& c, const std::string& dir) {
 
 class PrecisionTest : public ::testing::TestWithParam<Precision> {};
 
+// Both architectures (llama: GQA, untied head, RMSNorm's gain summed in
+// fp32 on the host).
 TEST_P(PrecisionTest, WindowsAndL2LMatchTheFullWindowBitForBit) {
-  const Precision p = GetParam();
-  const std::string name = PrecisionName(p);
-  const TrainedRun full =
-      Train(SixLayers(p, OffloadMethod::kResident, 0), name + "_full");
-  ASSERT_EQ(full.recorder.losses.size(), 10u);
-  EXPECT_GT(full.recorder.norms[0], 0.5) << "clipping should act in this test";
-  for (int w : {1, 2}) {
-    const JobConfig c = SixLayers(p, OffloadMethod::kStronghold, w);
-    const TrainedRun r = Train(c, name + "_w" + std::to_string(w));
-    ExpectBitIdentical(full, r, name + " STRONGHOLD W=" + std::to_string(w));
-    // 2-byte slots, embedding and checkpoints: exactly what the plan says.
-    EXPECT_EQ(r.recorder.peak, WindowedArenaBytes(c, w)) << name << " W=" << w;
+  for (Architecture a : {Architecture::kGpt, Architecture::kLlama}) {
+    const std::string name =
+        absl::StrCat(ArchitectureName(a), "_", PrecisionName(GetParam()));
+    const Precision p = GetParam();
+    const TrainedRun full =
+        Train(SixLayers(p, OffloadMethod::kResident, 0, a), name + "_full");
+    ASSERT_EQ(full.recorder.losses.size(), 10u);
+    EXPECT_GT(full.recorder.norms[0], 0.5)
+        << "clipping should act in this test";
+    for (int w : {1, 2}) {
+      const JobConfig c = SixLayers(p, OffloadMethod::kStronghold, w, a);
+      const TrainedRun r = Train(c, name + "_w" + std::to_string(w));
+      ExpectBitIdentical(full, r, name + " STRONGHOLD W=" + std::to_string(w));
+      // 2-byte slots, embedding and checkpoints: exactly what the plan says.
+      EXPECT_EQ(r.recorder.peak, WindowedArenaBytes(c, w))
+          << name << " W=" << w;
+    }
+    ExpectBitIdentical(
+        full, Train(SixLayers(p, OffloadMethod::kL2L, 0, a), name + "_l2l"),
+        name + " L2L");
   }
-  ExpectBitIdentical(full,
-                     Train(SixLayers(p, OffloadMethod::kL2L, 0), name + "_l2l"),
-                     name + " L2L");
 }
 
 // The embedding's AdamW on the device, in the compute precision's working

@@ -78,10 +78,12 @@ struct ResumeCase {
   bool emb_on_device = false;
   int resident_layers =
       0;  // offload.device_resident_layers of the STRONGHOLD runs
+  Architecture architecture = Architecture::kGpt;
 };
 
 JobConfig Config(const ResumeCase& p, OffloadMethod method) {
   JobConfig c = Config(method, p.precision);
+  c.model = WithArchitecture(c.model, p.architecture);
   c.offload.device_embedding_optimizer =
       p.emb_on_device && method != OffloadMethod::kResident;
   if (method == OffloadMethod::kStronghold)
@@ -182,7 +184,14 @@ INSTANTIATE_TEST_SUITE_P(
                    OffloadMethod::kStronghold, 0, Precision::kBf16, true},
         // Layer 0 stays on the device with the embedding.
         ResumeCase{"stronghold_resident_layer", OffloadMethod::kStronghold,
-                   OffloadMethod::kStronghold, 0, Precision::kFp32, true, 1}),
+                   OffloadMethod::kStronghold, 0, Precision::kFp32, true, 1},
+        // The llama architecture (GQA, untied head), with spilled moments.
+        ResumeCase{"llama_stronghold_spilled", OffloadMethod::kStronghold,
+                   OffloadMethod::kStronghold, 3, Precision::kFp32, false, 0,
+                   Architecture::kLlama},
+        ResumeCase{"llama_resident_then_l2l", OffloadMethod::kResident,
+                   OffloadMethod::kL2L, 0, Precision::kFp32, false, 0,
+                   Architecture::kLlama}),
     [](const ::testing::TestParamInfo<ResumeCase>& info) {
       return std::string(info.param.name);
     });

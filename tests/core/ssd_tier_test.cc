@@ -71,10 +71,12 @@ class Recorder : public TrainerObserver {
   int64_t nvme_unplanned_reads = 0;
 };
 
-JobConfig Job(OffloadMethod method, bool clip) {
+JobConfig Job(OffloadMethod method, bool clip,
+              Architecture architecture = Architecture::kGpt) {
   JobConfig c;
-  c.model = {
-      .layers = 6, .hidden = 64, .heads = 4, .seq_len = 32, .vocab = 256};
+  c.model = WithArchitecture(
+      {.layers = 6, .hidden = 64, .heads = 4, .seq_len = 32, .vocab = 256},
+      architecture);
   c.training.steps = 6;
   c.training.batch = 8;
   c.training.micro_batch = 4;
@@ -172,6 +174,29 @@ TEST(SsdTierTest, SpilledMomentsTrainBitIdenticallyToRam) {
   const JobConfig l2l = Job(OffloadMethod::kL2L, true);
   ExpectBitIdentical(Train(l2l, "ram_l2l", 0), Train(l2l, "spill_l2l", 3),
                      "L2L, 3 spilled");
+}
+
+// The llama architecture (GQA, untied head): STRONGHOLD W=2 with and without
+// clipping and L2L, spilled, equal RESIDENT held in RAM.
+TEST(SsdTierTest, LlamaSpillsBitIdenticallyToResident) {
+  for (bool clip : {true, false}) {
+    const std::string tag = clip ? "llama_clip" : "llama_noclip";
+    const Result resident =
+        Train(Job(OffloadMethod::kResident, clip, Architecture::kLlama),
+              "resident_" + tag, 0);
+    ExpectBitIdentical(
+        resident,
+        Train(Job(OffloadMethod::kStronghold, clip, Architecture::kLlama),
+              "spill4_" + tag, 4),
+        tag + ", STRONGHOLD W=2, 4 of 6 layers spilled");
+    if (clip) {
+      ExpectBitIdentical(
+          resident,
+          Train(Job(OffloadMethod::kL2L, clip, Architecture::kLlama),
+                "spill_l2l_" + tag, 3),
+          tag + ", L2L, 3 spilled");
+    }
+  }
 }
 
 // bf16 without clipping stages the spilled moments in backward order, fp16

@@ -9,6 +9,15 @@
 
 namespace stronghold::core {
 
+ModelConfig WithArchitecture(ModelConfig model, Architecture architecture) {
+  if (architecture == Architecture::kGpt) return model;
+  model.architecture = Architecture::kLlama;
+  model.kv_heads = model.heads / 2;
+  model.intermediate = 7 * model.hidden / 4;
+  model.tie_embeddings = false;
+  return model;
+}
+
 std::string TestDir(const std::string& name) {
   const char* tmp = std::getenv("TEST_TMPDIR");
   const std::filesystem::path p =

@@ -18,6 +18,12 @@ namespace stronghold::core {
 
 class Communicator;
 
+// `model` as the llama architecture at the same width, depth and vocabulary
+// (kGpt: `model` unchanged): grouped-query attention with heads/2 key/value
+// heads (heads >= 2), an untied head, an intermediate size of 7h/4 (not a
+// multiple of h, so a row mix-up shows). The parity tests run both.
+ModelConfig WithArchitecture(ModelConfig model, Architecture architecture);
+
 // $TEST_TMPDIR/<name> (or /tmp/<name>), emptied.
 std::string TestDir(const std::string& name);
 

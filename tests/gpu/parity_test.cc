@@ -15,11 +15,13 @@
 #include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <ostream>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "core/device/cuda_device.h"
 #include "gtest/gtest.h"
 #include "tests/core/training_test_util.h"
@@ -27,10 +29,11 @@
 namespace stronghold::core {
 namespace {
 
-JobConfig ParityModel() {
+JobConfig ParityModel(Architecture architecture = Architecture::kGpt) {
   JobConfig c;
-  c.model = {
-      .layers = 6, .hidden = 256, .heads = 4, .seq_len = 128, .vocab = 256};
+  c.model = WithArchitecture(
+      {.layers = 6, .hidden = 256, .heads = 4, .seq_len = 128, .vocab = 256},
+      architecture);
   c.training.steps = 10;
   c.training.batch = 8;
   c.training.micro_batch = 4;
@@ -108,6 +111,7 @@ struct Fp32Case {
   int window;
   bool embedding_optimizer_on_gpu = false;
   int resident_layers = 0;
+  Architecture architecture = Architecture::kGpt;
 };
 
 void PrintTo(const Fp32Case& k, std::ostream* os) { *os << k.name; }
@@ -121,9 +125,18 @@ TEST_P(Fp32ParityTest, MatchesTheCpuReference) {
   constexpr double kLossTolerance = 1e-3;    // relative
   constexpr double kWeightTolerance = 1e-3;  // absolute
   const Fp32Case& k = GetParam();
-  // Trained once, by the first case (which reports its failures).
-  static const TrainedRun cpu = Train(ParityModel(), "parity_cpu_reference");
-  JobConfig g = ParityModel();
+  // Trained once per architecture, by its first case (which reports its
+  // failures).
+  static std::map<Architecture, TrainedRun>* references =
+      new std::map<Architecture, TrainedRun>;
+  if (references->count(k.architecture) == 0) {
+    (*references)[k.architecture] =
+        Train(ParityModel(k.architecture),
+              absl::StrCat("parity_cpu_reference_",
+                           ArchitectureName(k.architecture)));
+  }
+  const TrainedRun& cpu = references->at(k.architecture);
+  JobConfig g = ParityModel(k.architecture);
   g.offload.method = k.method;
   g.offload.window = k.window;
   // The embedding's AdamW in LibTorch ops on the GPU
@@ -154,7 +167,16 @@ INSTANTIATE_TEST_SUITE_P(
                     Fp32Case{"W=2, 2 layers on GPU", OffloadMethod::kStronghold,
                              2,
                              /*embedding_optimizer_on_gpu=*/true,
-                             /*resident_layers=*/2}),
+                             /*resident_layers=*/2},
+                    // Llama (GQA, untied head).
+                    Fp32Case{"llama RESIDENT (GPU)", OffloadMethod::kResident,
+                             0, false, 0, Architecture::kLlama},
+                    Fp32Case{"llama STRONGHOLD W=1", OffloadMethod::kStronghold,
+                             1, false, 0, Architecture::kLlama},
+                    Fp32Case{"llama STRONGHOLD W=2", OffloadMethod::kStronghold,
+                             2, false, 0, Architecture::kLlama},
+                    Fp32Case{"llama L2L", OffloadMethod::kL2L, 0, false, 0,
+                             Architecture::kLlama}),
     [](const testing::TestParamInfo<Fp32Case>& info) {
       std::string name;
       for (char ch : info.param.name)

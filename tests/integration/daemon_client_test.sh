@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
 # End to end: a real strongholdd process on a temporary unix socket, driven by
 # the real strongholdctl binary. Checks training, status, fetch, cancel, bad
-# specs, unknown jobs, graceful SIGTERM and restart, bf16 and fp16 jobs.
+# specs, unknown jobs, graceful SIGTERM and restart, bf16 and fp16 jobs, a llama job.
 set -uo pipefail
 
 source "${TEST_SRCDIR}/stronghold/tests/integration/daemon_lib.sh"
+
+# loss_falls WATCH_FILE LAST_STEP FRACTION WHAT: step LAST_STEP's loss is at most FRACTION x step 1's
+loss_falls() {
+  local first last
+  first=$(awk '/^step 1\//{print $4; exit}' "$1")
+  last=$(awk -v at="^step $2/" '$0 ~ at {print $4}' "$1")
+  check "$4 ($first -> $last)" \
+    python3 -c "import sys; sys.exit(0 if float('$last') <= $3 * float('$first') else 1)"
+}
 
 start_daemon
 
@@ -14,10 +23,7 @@ start_daemon
 check "submit tiny job" grep -q 'jobs/1' "$WORK/submit.txt"
 "$CTL" watch 1 >"$WORK/watch.txt" 2>&1
 check "watch exits 0 for a SUCCEEDED job" test $? -eq 0
-first=$(awk '/^step 1\//{print $4; exit}' "$WORK/watch.txt")
-last=$(awk '/^step 30\//{print $4}' "$WORK/watch.txt")
-check "loss falls >= 30% ($first -> $last)" \
-  python3 -c "import sys; sys.exit(0 if float('$last') <= 0.7 * float('$first') else 1)"
+loss_falls "$WORK/watch.txt" 30 0.7 "loss falls >= 30%"
 "$CTL" status 1 --output json >"$WORK/status.json"
 check "status SUCCEEDED" test "$(json_field state <"$WORK/status.json")" = SUCCEEDED
 check "status names the job" test "$(json_field display_name <"$WORK/status.json")" = tiny
@@ -146,6 +152,31 @@ check "speculative updates for resident -> INVALID_ARGUMENT naming the field" \
 "$CTL" submit --layers 2 --speculative-updates maybe >/dev/null 2>"$WORK/err-spec2.txt"
 check "a bad --speculative-updates value names the flag" \
   grep -q -- "--speculative-updates: invalid value \"maybe\" (expected on|off)" "$WORK/err-spec2.txt"
+# --- the llama architecture (GQA, untied head): planned, trained by STRONGHOLD, fetched with its
+# tensor names; llama-only fields on a gpt spec are refused naming the field
+LLAMA=(--architecture llama --layers 4 --hidden 64 --heads 4 --kv-heads 2 --intermediate 112
+       --seq-len 64 --steps 20 --batch 8 --lr 3e-3 --method stronghold --window 2)
+"$CTL" plan "${LLAMA[@]}" >"$WORK/plan-llama.txt" 2>&1
+check "plan prints the architecture" grep -Eq "^architecture: +llama$" "$WORK/plan-llama.txt"
+"$CTL" submit --name llama "${LLAMA[@]}" >/dev/null
+"$CTL" watch 8 >"$WORK/watch8.txt" 2>&1
+check "llama STRONGHOLD job succeeds" test $? -eq 0
+loss_falls "$WORK/watch8.txt" 20 0.8 "llama loss falls >= 20%"
+"$CTL" fetch 8 --out "$WORK/out8" >/dev/null 2>&1
+check "llama checkpoint holds its tensors" python3 - "$WORK/out8/model.safetensors" <<'PY'
+import json, struct, sys
+data = open(sys.argv[1], "rb").read()
+header = json.loads(data[8:8 + struct.unpack("<Q", data[:8])[0]])
+assert header["layers.0.attn.qkv.weight"]["shape"] == [128, 64], header  # 4 q + 2 k + 2 v heads of 16
+assert header["layers.3.mlp.gate_up.weight"]["shape"] == [224, 64]
+assert header["lm_head.weight"]["shape"] == [256, 64] and "wpe.weight" not in header
+PY
+check "the manifest records the architecture" \
+  grep -q '"architecture": "llama", "kv_heads": 2, "intermediate": 112' \
+  "$STATE/jobs/8/checkpoints/step-000020/manifest.json"
+bad_spec model.kv_heads --kv-heads 2
+bad_spec model.kv_heads --architecture llama --kv-heads 3
+
 stop_daemon
 check "daemon exits 0 again" test $? -eq 0
 

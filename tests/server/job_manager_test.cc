@@ -7,8 +7,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <new>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/synchronization/notification.h"
@@ -106,6 +108,49 @@ TEST(JobManagerTest, ErrorsNameWhatIsWrong) {
             absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(m->CheckpointPath("jobs/1", "../x", "").status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// The llama fields: a GPT spec that sets one, and a llama spec that breaks
+// one's limit, are refused naming the field; a valid llama spec is taken.
+TEST(JobManagerTest, ArchitectureFieldsAreCheckedByName) {
+  auto m = Manager(StateDir("jm_arch"));
+  const std::pair<std::function<void(v1::ModelSpec*)>, std::string> cases[] = {
+      {[](v1::ModelSpec* s) { s->set_kv_heads(2); }, "model.kv_heads"},
+      {[](v1::ModelSpec* s) { s->set_rope_theta(10000); }, "model.rope_theta"},
+      {[](v1::ModelSpec* s) { s->set_tie_embeddings(false); },
+       "model.tie_embeddings"},
+      {[](v1::ModelSpec* s) {
+         s->set_architecture(v1::LLAMA);
+         s->set_kv_heads(3);
+       },
+       "model.kv_heads"},
+      {[](v1::ModelSpec* s) {
+         s->set_architecture(v1::LLAMA);
+         s->set_norm_eps(0.5);
+       },
+       "model.norm_eps"},
+      {[](v1::ModelSpec* s) {
+         s->set_architecture(v1::LLAMA);
+         s->set_intermediate(0);
+       },
+       "model.intermediate"}};
+  for (const auto& [edit, field] : cases) {
+    v1::JobSpec spec = Tiny(5);
+    edit(spec.mutable_model());
+    const absl::StatusOr<v1::Job> job = m->Submit(spec, kTestUser);
+    ASSERT_FALSE(job.ok()) << field;
+    EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(job.status().message().find(field), std::string::npos)
+        << job.status();
+  }
+  v1::JobSpec llama = Tiny(2);
+  llama.mutable_model()->set_architecture(v1::LLAMA);
+  llama.mutable_model()->set_kv_heads(2);
+  const absl::StatusOr<v1::Job> job = m->Submit(llama, kTestUser);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->spec().model().architecture(), v1::LLAMA);
+  EXPECT_EQ(job->spec().model().intermediate(),
+            core::DefaultIntermediate(llama.model().hidden()));
 }
 
 TEST(JobManagerTest, PlanReportsTheLargestTrainableModel) {

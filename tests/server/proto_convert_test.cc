@@ -151,7 +151,7 @@ TEST(ProtoConvertTest, EveryJobSpecFieldSurvivesJobConfigAndBack) {
   // member, host_checkpoints, is resolved by the planner, not asked.
   EXPECT_EQ(MemberCount<core::JobConfig>(), 7);
   EXPECT_EQ(MemberCount<core::DistributedConfig>(), 7);
-  EXPECT_EQ(MemberCount<core::ModelConfig>(), 6);
+  EXPECT_EQ(MemberCount<core::ModelConfig>(), 12);
   EXPECT_EQ(MemberCount<core::TrainingConfig>(), 14);
   // OffloadConfig's `automatic` is which options were left unset: all set
   // here (round trip of an unset one: AutomaticOptionsStayUnset).
@@ -240,6 +240,35 @@ TEST(ProtoConvertTest, RedactionHidesOnlyTheJobKey) {
   v1::Job single;  // nothing to hide: no section appears
   RedactSecrets(&single);
   EXPECT_FALSE(single.spec().has_distributed());
+}
+
+// A llama spec that names neither kv_heads nor intermediate gets heads and
+// DefaultIntermediate(hidden); its effective spec shows every llama field.
+// A GPT's effective spec shows none of them.
+TEST(ProtoConvertTest, LlamaDefaultsAndGptSpecsWithoutLlamaFields) {
+  v1::JobSpec spec;
+  spec.mutable_model()->set_architecture(v1::LLAMA);
+  spec.mutable_model()->set_hidden(96);
+  spec.mutable_model()->set_heads(6);
+  const core::JobConfig c = ToJobConfig(spec);
+  EXPECT_TRUE(c.model.llama());
+  EXPECT_EQ(c.model.kv_heads, 6);
+  EXPECT_EQ(c.model.intermediate, 256);
+  EXPECT_EQ(c.model.rope_theta, 10000);
+  EXPECT_EQ(c.model.norm_eps, 1e-5);
+  EXPECT_FALSE(c.model.tie_embeddings);
+  const v1::ModelSpec back = ToJobSpec(c).model();
+  EXPECT_EQ(back.architecture(), v1::LLAMA);
+  EXPECT_TRUE(back.has_kv_heads() && back.has_intermediate() &&
+              back.has_rope_theta() && back.has_norm_eps() &&
+              back.has_tie_embeddings());
+
+  const v1::ModelSpec gpt = ToJobSpec(ToJobConfig(v1::JobSpec())).model();
+  EXPECT_EQ(gpt.architecture(), v1::GPT);
+  EXPECT_FALSE(gpt.has_kv_heads() || gpt.has_intermediate() ||
+               gpt.has_rope_theta() || gpt.has_norm_eps() ||
+               gpt.has_tie_embeddings())
+      << gpt.DebugString();
 }
 
 TEST(ProtoConvertTest, UnsetOptionalFieldsTakeTheDefaults) {

@@ -82,6 +82,39 @@ TEST(ManifestParseTest, VocabMultipleIsReadAndOlderManifestsRead128) {
                 "outside [1, 1024]");
 }
 
+// A llama manifest records its architecture's fields and reads back as
+// written; a manifest without them (every GPT's) reads as gpt; an unknown
+// architecture is refused by name.
+TEST(ManifestParseTest, ArchitectureFieldsRoundTrip) {
+  auto gpt = ParseManifest(Manifest(), "x/manifest.json");
+  ASSERT_TRUE(gpt.ok()) << gpt.status();
+  EXPECT_EQ(gpt->model.architecture, "gpt");
+  EXPECT_EQ(Manifest().find("architecture"), std::string::npos);
+
+  auto m = ParseManifest(Manifest(), "x/manifest.json");
+  ASSERT_TRUE(m.ok());
+  m->model.architecture = "llama";
+  m->model.kv_heads = 2;
+  m->model.intermediate = 176;
+  m->model.rope_theta = 500000;
+  m->model.norm_eps = 1e-6;
+  m->model.tie_embeddings = true;
+  const std::string text = ManifestToJson(*m);
+  auto back = ParseManifest(text, "x/manifest.json");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->model.architecture, "llama");
+  EXPECT_EQ(back->model.kv_heads, 2);
+  EXPECT_EQ(back->model.intermediate, 176);
+  EXPECT_EQ(back->model.rope_theta, 500000);
+  EXPECT_EQ(back->model.norm_eps, 1e-6);
+  EXPECT_TRUE(back->model.tie_embeddings);
+  EXPECT_EQ(ManifestToJson(*back), text);
+
+  std::string mistral = text;
+  mistral.replace(mistral.find("\"llama\""), 7, "\"other\"");
+  ExpectRefused(Redigest(mistral), "\"other\" is neither");
+}
+
 TEST(ManifestParseTest, RefusesIntsThatWouldBeTruncated) {
   ExpectRefused(Edited("\"batch\": 8", "\"batch\": 4294967304"),
                 "\"batch\" (at byte ");
