@@ -52,7 +52,18 @@ absl::StatusOr<v1::JobSpec> ResolveInitFrom(const v1::JobSpec& spec,
   SH_REQUESTED(seq_len);
   SH_REQUESTED(vocab);
   SH_REQUESTED(vocab_multiple);
+  SH_REQUESTED(kv_heads);
+  SH_REQUESTED(intermediate);
+  SH_REQUESTED(rope_theta);
+  SH_REQUESTED(norm_eps);
+  SH_REQUESTED(tie_embeddings);
 #undef SH_REQUESTED
+  // Unspecified: whatever config.json says.
+  if (m.architecture() != v1::ARCHITECTURE_UNSPECIFIED) {
+    requested.architecture = m.architecture() == v1::LLAMA
+                                 ? core::Architecture::kLlama
+                                 : core::Architecture::kGpt;
+  }
   absl::StatusOr<core::ModelConfig> model =
       core::ResolveHfModel(dir.hf(), requested);
   if (!model.ok()) return Prefixed(model.status());
@@ -65,6 +76,14 @@ absl::StatusOr<v1::JobSpec> ResolveInitFrom(const v1::JobSpec& spec,
   o->set_seq_len(model->seq_len);
   o->set_vocab(model->vocab);
   o->set_vocab_multiple(model->vocab_multiple);
+  if (model->llama()) {
+    o->set_architecture(v1::LLAMA);
+    o->set_kv_heads(model->key_value_heads());
+    o->set_intermediate(model->intermediate);
+    o->set_rope_theta(model->rope_theta);
+    o->set_norm_eps(model->norm_eps);
+    o->set_tie_embeddings(model->tie_embeddings);
+  }
   return out;
 }
 

@@ -53,8 +53,7 @@ using Configurator =
 absl::StatusOr<ResolvedJob> ResolveJob(
     const stronghold::v1::JobSpec& submitted, const JobLookup& lookup,
     const core::NodeBudgets& budgets, const Planner& planner,
-    const PathConfinement& paths,
-    const Configurator& configure,
+    const PathConfinement& paths, const Configurator& configure,
     const core::ValidationOptions& validation = {});
 
 // What a job to run must pass besides: its data.source and

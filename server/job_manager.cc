@@ -320,8 +320,7 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& submitted,
   }
   ASSIGN_OR_RETURN(ResolvedJob resolved,
                    ResolveJob(submitted, Lookup(), options_.budgets,
-                              options_.planner, *paths_,
-                              AutoConfigurator()));
+                              options_.planner, *paths_, AutoConfigurator()));
   RETURN_IF_ERROR(CheckRunnable(resolved, store_, *paths_));
   ASSIGN_OR_RETURN(
       const int64_t checkpoint_bytes,

@@ -111,6 +111,16 @@ ModelConfig ModelConfigOf(const ManifestModel& m) {
   model.seq_len = m.seq_len;
   model.vocab = m.vocab;
   model.vocab_multiple = m.vocab_multiple;
+  // The inverse of what the manifest records for a llama (a GPT records
+  // none of these and keeps the defaults).
+  if (m.architecture == ArchitectureName(Architecture::kLlama)) {
+    model.architecture = Architecture::kLlama;
+    model.kv_heads = m.kv_heads;
+    model.intermediate = m.intermediate;
+    model.rope_theta = m.rope_theta;
+    model.norm_eps = m.norm_eps;
+    model.tie_embeddings = m.tie_embeddings;
+  }
   return model;
 }
 

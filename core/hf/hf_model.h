@@ -7,8 +7,11 @@
 //
 // Supported: GPT2LMHeadModel (our GPT layout: pre-LayerNorm, GELU tanh,
 // tied head, learned positions; GPT-2's Conv1D stores its weights
-// [in, out], ours are [out, in], so they are transposed). Everything else
-// is refused naming the architecture (docs/finetune.md lists why).
+// [in, out], ours are [out, in], so they are transposed) and
+// LlamaForCausalLM / MistralForCausalLM without a sliding window (our llama
+// layout: q, k and v projections stacked into attn.qkv, gate and up into
+// mlp.gate_up; RoPE without scaling). Everything else is refused naming the
+// architecture or the option (docs/finetune.md lists why).
 //
 // Plain C++: no LibTorch, no file access (the caller reads the bytes).
 #ifndef STRONGHOLD_CORE_HF_HF_MODEL_H_
@@ -27,6 +30,10 @@
 namespace stronghold::core {
 
 inline constexpr char kGpt2Architecture[] = "GPT2LMHeadModel";
+inline constexpr char kLlamaArchitecture[] = "LlamaForCausalLM";
+// A llama's training length when the spec names none: its context
+// (max_position_embeddings), at most this.
+inline constexpr int64_t kDefaultLlamaSeqLen = 4096;
 // The largest config.json read: real ones are a few KiB.
 inline constexpr int64_t kMaxHfConfigBytes = int64_t{1} << 20;
 
@@ -38,6 +45,7 @@ struct HfModel {
   ModelConfig model;
   // GPT-2: rows of wpe in the file (n_positions); a job may train on fewer
   // (model.seq_len), taking the first rows.
+  // Llama: max_position_embeddings (the model's context).
   int64_t positions = 0;
 };
 
@@ -50,7 +58,11 @@ absl::StatusOr<HfModel> ParseHfConfig(absl::string_view text,
 
 // The model fields a job spec set (unset: taken from config.json).
 struct RequestedModel {
+  std::optional<Architecture> architecture;
   std::optional<int> layers, hidden, heads, seq_len, vocab, vocab_multiple;
+  std::optional<int> kv_heads, intermediate;
+  std::optional<double> rope_theta, norm_eps;
+  std::optional<bool> tie_embeddings;
 };
 
 // `hf`'s sizes, with the requested ones checked against them: a field that
@@ -80,9 +92,11 @@ std::vector<HfTensor> HfTensorsOf(const HfModel& hf,
 // keeps in some files (GPT-2's attention masks) and the tied head.
 bool IgnoredHfTensor(const HfModel& hf, absl::string_view name);
 
-// How a trained `model` exports: its whole padded vocabulary (vocab_size =
-// padded_vocab(): the padded rows are trained as any other, and a token
-// file never names them) and its position table (n_positions = seq_len).
+// How a trained `model` exports. A GPT: its whole padded vocabulary
+// (vocab_size = padded_vocab(): the padded rows are trained as any other,
+// and a token file never names them) and its position table (n_positions =
+// seq_len). A llama: its `vocab` rows (its loss never reads the padded ones)
+// and max_position_embeddings = seq_len.
 HfModel HfModelOf(const ModelConfig& model);
 
 // config.json and generation_config.json of HfModelOf(model).

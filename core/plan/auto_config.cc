@@ -160,8 +160,7 @@ AutomaticChoice ChooseAutomaticOptions(
     out.reason = absl::StrFormat(
         "automatic options: %s: predicted %.4g s/step%s; no other of %d "
         "combinations is predicted %.0f%% faster",
-        Settings(named), best_s, on, out.candidates,
-        100 * kMinAutomaticGain);
+        Settings(named), best_s, on, out.candidates, 100 * kMinAutomaticGain);
   } else {
     out.reason = absl::StrFormat(
         "automatic options: %s: predicted %.4g s/step%s against %.4g with "

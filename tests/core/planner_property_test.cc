@@ -189,8 +189,9 @@ TEST(PlannerPropertyTest, SizesGrowWithEachDimension) {
     grow("model.layers", [](JobConfig& g) { ++g.model.layers; });
     grow("model.hidden", [](JobConfig& g) { g.model.hidden += g.model.heads; });
     grow("model.seq_len", [](JobConfig& g) { ++g.model.seq_len; });
-    grow("model.vocab",
-         [](JobConfig& g) { g.model.vocab += ModelConfig::kVocabPadding; });
+    grow("model.vocab", [](JobConfig& g) {
+      g.model.vocab += ModelConfig::kDefaultVocabMultiple;
+    });
     grow("training.micro_batch", [](JobConfig& g) {
       g.training.micro_batch *= 2;
       g.training.batch *= 2;

@@ -28,10 +28,10 @@ refusal() {  # refusal FLAGS...: the stderr of a refused submit
   fi
 }
 
-model_copy() {  # model_copy NAME: the fixture (symlinks resolved) as $DATA_ROOT/NAME
+model_copy() {  # model_copy NAME [FIXTURE]: the fixture (symlinks resolved) as $DATA_ROOT/NAME
   rm -rf "$DATA_ROOT/$1"
   mkdir -p "$DATA_ROOT/$1"
-  cp -L "$FIXTURES"/gpt2/config.json "$FIXTURES"/gpt2/model* "$DATA_ROOT/$1/"
+  cp -L "$FIXTURES/${2:-gpt2}"/config.json "$FIXTURES/${2:-gpt2}"/model* "$DATA_ROOT/$1/"
   chmod u+w "$DATA_ROOT/$1"/*
 }
 
@@ -65,6 +65,28 @@ sys.exit(not (m['vocab'] == 300 and m['vocab_multiple'] == 1 and m['hidden'] == 
   check "$method: every weight within 1e-4 of PyTorch's 5 AdamW steps" \
     python3 "$COMPARE" "$WORK/hf-$method" "$FIXTURES/gpt2/trained.safetensors"
 done
+
+# The tiny LlamaForCausalLM (GQA, untied head, bf16 on disk): its sizes and
+# architecture from config.json, 5 steps at the fixtures' length 16, the
+# export a LlamaForCausalLM within 1e-4 of PyTorch's.
+model_copy llama llama
+"$CTL" submit --name hf-llama --init-from llama "${TRAIN[@]}" --seq-len 16 \
+  --method stronghold --window 1 >"$WORK/submit-llama.txt" 2>&1
+n=$((n + 1))
+check "llama: submit --init-from llama is accepted" grep -q "jobs/$n" "$WORK/submit-llama.txt"
+check "llama: the job succeeds" wait_state "$n" SUCCEEDED 1200
+"$CTL" status "$n" --output json >"$WORK/status-llama.json"
+check "llama: architecture, kv_heads and intermediate come from config.json" \
+  python3 -c "
+import json, sys
+m = json.load(open('$WORK/status-llama.json'))['spec']['model']
+sys.exit(not (m['architecture'] == 'LLAMA' and m['kv_heads'] == 2 and
+              m['intermediate'] == 88 and m['vocab_multiple'] == 1))"
+"$CTL" fetch "$n" --format hf --out "$WORK/hf-llama" >"$WORK/fetch-llama.txt" 2>&1
+check "llama: the export is a LlamaForCausalLM" \
+  grep -q '"LlamaForCausalLM"' "$WORK/hf-llama/config.json"
+check "llama: every weight within 1e-4 of PyTorch's 5 AdamW steps" \
+  python3 "$COMPARE" "$WORK/hf-llama" "$FIXTURES/llama/trained.safetensors"
 
 # Refusals at submission, each naming what is wrong.
 out=$(refusal --init-from gpt2 "${TRAIN[@]}" --hidden 64)

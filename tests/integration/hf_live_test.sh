@@ -3,7 +3,7 @@
 # does not have): regenerates the Hugging Face fixtures with transformers
 # (tests/fixtures/hf/make_fixtures.py), checks the regenerated references
 # against the committed ones, fine-tunes the regenerated GPT2LMHeadModel
-# through the daemon, and loads the exported directory with
+# and LlamaForCausalLM through the daemon, and loads the exported directory with
 # transformers.AutoModelForCausalLM.from_pretrained: no missing or
 # unexpected keys, the weights of PyTorch's 5 AdamW steps, and it generates.
 #   bazel test //tests/integration:hf_live_test \
@@ -36,13 +36,18 @@ for k in a:
 PY
 done
 
-"$CTL" submit --name live --init-from gpt2 --batch 4 --micro-batch 2 --steps 5 \
-  --lr 1e-3 --warmup-steps 2 --min-lr 1e-4 --weight-decay 0.1 --beta1 0.9 \
-  --beta2 0.95 --eps 1e-8 --clip-norm 0.5 --seed 1234 --data tokens.u16 >/dev/null
-check "the job succeeds" wait_state 1 SUCCEEDED 1200
-"$CTL" fetch 1 --format hf --out "$WORK/hf" >/dev/null
-check "every weight within 1e-4 of PyTorch's" \
-  python3 "$COMPARE" "$WORK/hf" "$DATA_ROOT/gpt2/trained.safetensors"
-check "transformers loads the export without key warnings, and it generates" \
-  "$PY" "$LOAD" "$WORK/hf" "$DATA_ROOT/gpt2/trained.safetensors"
+n=0
+for model in gpt2 llama; do
+  "$CTL" submit --name "live-$model" --init-from "$model" --seq-len 16 --batch 4 \
+    --micro-batch 2 --steps 5 --lr 1e-3 --warmup-steps 2 --min-lr 1e-4 \
+    --weight-decay 0.1 --beta1 0.9 --beta2 0.95 --eps 1e-8 --clip-norm 0.5 \
+    --seed 1234 --data tokens.u16 >/dev/null
+  n=$((n + 1))
+  check "$model: the job succeeds" wait_state "$n" SUCCEEDED 1200
+  "$CTL" fetch "$n" --format hf --out "$WORK/hf-$model" >/dev/null
+  check "$model: every weight within 1e-4 of PyTorch's" \
+    python3 "$COMPARE" "$WORK/hf-$model" "$DATA_ROOT/$model/trained.safetensors"
+  check "$model: transformers loads the export without key warnings, and it generates" \
+    "$PY" "$LOAD" "$WORK/hf-$model" "$DATA_ROOT/$model/trained.safetensors"
+done
 finish

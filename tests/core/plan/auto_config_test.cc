@@ -199,8 +199,7 @@ TEST(AutoConfigTest, NeverPredictedSlowerThanThePreviousDefault) {
         const AutomaticChoice choice = ChooseAutomaticOptions(c, node, hw);
         ExpectNotSlowerThanTheDefault(c, hw, choice, node);
         EXPECT_GT(choice.candidates, 1);
-        EXPECT_NE(choice.reason.find(name), std::string::npos)
-            << choice.reason;
+        EXPECT_NE(choice.reason.find(name), std::string::npos) << choice.reason;
       }
     }
   }
