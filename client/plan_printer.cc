@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
 #include "client/human_format.h"
 #include "client/table.h"
 
@@ -110,8 +111,13 @@ void PrintPlan(const v1::MemoryPlan& plan, absl::string_view architecture,
                         : std::string(),
                     ")")},
   };
-  if (!plan.automatic_choice().empty())
-    rows.push_back({"automatic options", plan.automatic_choice()});
+  if (!plan.automatic_choice().empty()) {
+    // The daemon's sentence names itself for the job's events; the row's
+    // label already does.
+    rows.push_back({"automatic options",
+                    std::string(absl::StripPrefix(plan.automatic_choice(),
+                                                  "automatic options: "))});
+  }
   if (!plan.reason().empty()) rows.push_back({"reason", plan.reason()});
   PrintKeyValues(rows, out);
 

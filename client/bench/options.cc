@@ -19,11 +19,25 @@ namespace {
 const std::vector<std::pair<std::string, std::string>>& SeedFlags() {
   static const auto* flags =
       new std::vector<std::pair<std::string, std::string>>{
-          {"name", "bench"},  {"layers", "16"},      {"hidden", "2048"},
-          {"heads", "16"},    {"seq-len", "1024"},   {"vocab", "50304"},
-          {"batch", "4"},     {"window", "4"},       {"steps", "5"},
-          {"lr", "1e-4"},     {"warmup-steps", "0"}, {"precision", "fp32"},
-          {"log-every", "1"}, {"keep-last", "1"},
+          {"name", "bench"},
+          {"layers", "16"},
+          {"hidden", "2048"},
+          {"heads", "16"},
+          {"seq-len", "1024"},
+          {"vocab", "50304"},
+          {"batch", "4"},
+          {"window", "4"},
+          {"steps", "5"},
+          {"lr", "1e-4"},
+          {"warmup-steps", "0"},
+          {"precision", "fp32"},
+          {"log-every", "1"},
+          {"keep-last", "1"},
+          // The seed ran none of these: a bench compares methods and
+          // windows with them off unless a flag (auto included) says so.
+          {"speculative-updates", "off"},
+          {"device-embedding-optimizer", "off"},
+          {"device-resident-layers", "0"},
       };
   return *flags;
 }

@@ -31,7 +31,9 @@ enum class BenchCase {
 // otherwise. Also a learning rate that keeps a few fp32 steps of a fresh model
 // finite at any size (GPT-3's 1.3B used 2e-4; the loss is not what is
 // measured), a metric event every iteration (each is measured), no warm-up
-// of the learning rate, and only the final checkpoint kept.
+// of the learning rate, only the final checkpoint kept, and the engine's
+// automatic options off as the seed had them (`--speculative-updates auto`,
+// ... asks for the daemon's choice).
 v1::JobSpec SeedSpec();
 
 struct BenchOptions {

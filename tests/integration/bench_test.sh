@@ -205,7 +205,9 @@ n = len(xs); mx = sum(xs) / n; my = sum(ys) / n
 slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
 r2 = 1 - sum((y - (slope * x + my - slope * mx)) ** 2 for x, y in zip(xs, ys)) / sum((y - my) ** 2 for y in ys)
 assert abs(float(fit[0]["slope_ms_per_layer"]) - slope) < 1e-3, (fit, slope)
-assert abs(float(fit[0]["r2"]) - r2) < 1e-4 and 0 <= r2 <= 1, (fit, r2)
+# The points in the CSV are rounded (iteration_ms to 3 decimals): a noisy,
+# low-R^2 fit recomputed from them moves in the 4th decimal.
+assert abs(float(fit[0]["r2"]) - r2) < 2e-3 and 0 <= r2 <= 1, (fit, r2)
 PY
 
 # --- window sweep, the automatic window included

@@ -151,7 +151,7 @@ check "speculative updates for resident -> INVALID_ARGUMENT naming the field" \
   grep -q "INVALID_ARGUMENT: offload.speculative_updates" "$WORK/err-spec.txt"
 "$CTL" submit --layers 2 --speculative-updates maybe >/dev/null 2>"$WORK/err-spec2.txt"
 check "a bad --speculative-updates value names the flag" \
-  grep -q -- "--speculative-updates: invalid value \"maybe\" (expected on|off)" "$WORK/err-spec2.txt"
+  grep -q -- "--speculative-updates: invalid value \"maybe\" (expected on|off|auto)" "$WORK/err-spec2.txt"
 # --- the llama architecture (GQA, untied head): planned, trained by STRONGHOLD, fetched with its
 # tensor names; llama-only fields on a gpt spec are refused naming the field
 LLAMA=(--architecture llama --layers 4 --hidden 64 --heads 4 --kv-heads 2 --intermediate 112
