@@ -411,15 +411,18 @@ absl::StatusOr<v1::MemoryPlan> JobManager::Plan(
   // A plan predicted for a named or sent profile chooses the automatic
   // options for that profile's machine, as its prediction plans them; else
   // on this node's profile, as SubmitJob would.
-  Configurator configure = AutoConfigurator();
+  // A named or sent profile is read once, for both.
+  std::optional<core::HardwareProfile> named;
   if (request.predict() && (!request.hardware_profile().empty() ||
                             !request.hardware_profile_json().empty())) {
-    bool named = false;
-    ASSIGN_OR_RETURN(core::HardwareProfile profile,
-                     RequestedProfile(request, core::JobConfig{}, {}, &named));
-    configure = [profile = std::move(profile)](const core::JobConfig& c) {
-      return core::ChooseAutomaticOptions(c, core::ProfileNode(profile),
-                                          profile);
+    bool measured = false;
+    ASSIGN_OR_RETURN(
+        named, RequestedProfile(request, core::JobConfig{}, {}, &measured));
+  }
+  Configurator configure = AutoConfigurator();
+  if (named.has_value()) {
+    configure = [&named](const core::JobConfig& c) {
+      return core::ChooseAutomaticOptions(c, core::ProfileNode(*named), *named);
     };
   }
   // `plan --world-size N` needs no rendezvous address, port or key.
@@ -435,14 +438,16 @@ absl::StatusOr<v1::MemoryPlan> JobManager::Plan(
   plan.set_max_layers(core::MaxTrainableLayers(job.config, options_.budgets));
   if (request.predict()) {
     bool measured = false;
-    const NodeProfileSource node_profile =
-        NodeProfileFor(options_.node_profile);
-    ASSIGN_OR_RETURN(
-        const core::HardwareProfile profile,
-        RequestedProfile(request, job.config, node_profile, &measured));
+    const absl::StatusOr<core::HardwareProfile> profile =
+        named.has_value()
+            ? absl::StatusOr<core::HardwareProfile>(*named)
+            : RequestedProfile(request, job.config,
+                               NodeProfileFor(options_.node_profile),
+                               &measured);
+    if (!profile.ok()) return profile.status();
     ASSIGN_OR_RETURN(
         *plan.mutable_prediction(),
-        PredictionToProto(job.config, options_.budgets, profile, measured));
+        PredictionToProto(job.config, options_.budgets, *profile, measured));
   }
   return plan;
 }

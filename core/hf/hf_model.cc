@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -269,56 +270,43 @@ absl::StatusOr<ModelConfig> ResolveHfModel(const HfModel& hf,
         "model.architecture ", ArchitectureName(*requested.architecture),
         " contradicts config.json architectures ", hf.architecture));
   }
-  struct Check {
-    const char* field;
-    const std::optional<int>& value;
-    int config_value;
-    const char* config_key;
-  };
-  for (const Check& c : {
-           Check{"model.layers", requested.layers, m.layers,
-                 llama ? "num_hidden_layers" : "n_layer"},
-           Check{"model.hidden", requested.hidden, m.hidden,
-                 llama ? "hidden_size" : "n_embd"},
-           Check{"model.heads", requested.heads, m.heads,
-                 llama ? "num_attention_heads" : "n_head"},
-           Check{"model.vocab", requested.vocab, m.vocab, "vocab_size"},
-           Check{"model.vocab_multiple", requested.vocab_multiple, 1,
-                 "(an imported vocabulary is never padded: 1)"},
-           Check{"model.kv_heads", requested.kv_heads, m.key_value_heads(),
-                 "num_key_value_heads"},
-           Check{"model.intermediate", requested.intermediate, m.intermediate,
-                 "intermediate_size"},
-       }) {
-    if (c.value.has_value() && *c.value != c.config_value) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(c.field, " ", *c.value, " contradicts config.json ",
-                       c.config_key, " ", c.config_value));
+  // A requested field that contradicts config.json, naming both.
+  auto text = [](auto v) {
+    if constexpr (std::is_same_v<decltype(v), bool>) {
+      return std::string(v ? "true" : "false");
+    } else {
+      return absl::StrCat(v);
     }
-  }
-  struct CheckReal {
-    const char* field;
-    const std::optional<double>& value;
-    double config_value;
-    const char* config_key;
   };
-  for (const CheckReal& c : {CheckReal{"model.rope_theta", requested.rope_theta,
-                                       m.rope_theta, "rope_theta"},
-                             CheckReal{"model.norm_eps", requested.norm_eps,
-                                       m.norm_eps, "rms_norm_eps"}}) {
-    if (llama && c.value.has_value() && *c.value != c.config_value) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(c.field, " ", *c.value, " contradicts config.json ",
-                       c.config_key, " ", c.config_value));
-    }
+  absl::Status contradiction;
+  auto check = [&](const char* field, const auto& value, auto config_value,
+                   const char* config_key) {
+    if (!contradiction.ok() || !value.has_value() || *value == config_value)
+      return;
+    contradiction = absl::InvalidArgumentError(
+        absl::StrCat(field, " ", text(*value), " contradicts config.json ",
+                     config_key, " ", text(config_value)));
+  };
+  check("model.layers", requested.layers, m.layers,
+        llama ? "num_hidden_layers" : "n_layer");
+  check("model.hidden", requested.hidden, m.hidden,
+        llama ? "hidden_size" : "n_embd");
+  check("model.heads", requested.heads, m.heads,
+        llama ? "num_attention_heads" : "n_head");
+  check("model.vocab", requested.vocab, m.vocab, "vocab_size");
+  check("model.vocab_multiple", requested.vocab_multiple, 1,
+        "(an imported vocabulary is never padded: 1)");
+  check("model.kv_heads", requested.kv_heads, m.key_value_heads(),
+        "num_key_value_heads");
+  check("model.intermediate", requested.intermediate, m.intermediate,
+        "intermediate_size");
+  if (llama) {
+    check("model.rope_theta", requested.rope_theta, m.rope_theta, "rope_theta");
+    check("model.norm_eps", requested.norm_eps, m.norm_eps, "rms_norm_eps");
+    check("model.tie_embeddings", requested.tie_embeddings, m.tie_embeddings,
+          "tie_word_embeddings");
   }
-  if (llama && requested.tie_embeddings.has_value() &&
-      *requested.tie_embeddings != m.tie_embeddings) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "model.tie_embeddings ", *requested.tie_embeddings ? "true" : "false",
-        " contradicts config.json tie_word_embeddings ",
-        m.tie_embeddings ? "true" : "false"));
-  }
+  RETURN_IF_ERROR(contradiction);
   if (requested.seq_len.has_value()) {
     if (*requested.seq_len > hf.positions) {
       return absl::InvalidArgumentError(absl::StrCat(

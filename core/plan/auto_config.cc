@@ -118,8 +118,9 @@ AutomaticChoice ChooseAutomaticOptions(
   const Candidates candidates = CandidatesFor(config);
   out.default_step_s = PredictedStep(out.config, node, *profile);
   out.candidates = 1;
-  double best_s = out.default_step_s;
-  JobConfig best = out.config;
+  // The fastest other combination that fits.
+  double fastest_s = -1;
+  JobConfig fastest;
   for (const bool speculative : candidates.speculative) {
     for (const bool embedding : candidates.embedding) {
       for (const int resident : candidates.resident) {
@@ -127,25 +128,24 @@ AutomaticChoice ChooseAutomaticOptions(
         const JobConfig c = With(config, speculative, embedding, resident);
         const double step_s = PredictedStep(c, node, *profile);
         ++out.candidates;
-        if (step_s < 0) continue;
-        // Against the default: at least kMinAutomaticGain faster; against
-        // another candidate: faster at all.
-        const bool better =
-            best_s < 0 ||
-            (best_s == out.default_step_s
-                 ? step_s < out.default_step_s * (1 - kMinAutomaticGain)
-                 : step_s < best_s);
-        if (better) {
-          best_s = step_s;
-          best = c;
+        if (step_s >= 0 && (fastest_s < 0 || step_s < fastest_s)) {
+          fastest_s = step_s;
+          fastest = c;
         }
       }
     }
   }
-  out.config = best;
+  // It replaces the default only at least kMinAutomaticGain faster (or
+  // where the default does not fit).
+  const bool kept_default =
+      fastest_s < 0 ||
+      (out.default_step_s >= 0 &&
+       fastest_s >= out.default_step_s * (1 - kMinAutomaticGain));
+  const double best_s = kept_default ? out.default_step_s : fastest_s;
+  if (!kept_default) out.config = fastest;
   out.config.offload.automatic = {};
   out.predicted_step_s = best_s;
-  named = best;
+  named = out.config;
   named.offload.automatic = config.offload.automatic;
   const std::string on = absl::StrCat(" on hardware profile ", profile->name);
   if (out.default_step_s < 0 && best_s < 0) {
@@ -156,7 +156,7 @@ AutomaticChoice ChooseAutomaticOptions(
         "automatic options: %s: predicted %.4g s/step%s; with them all off "
         "the job does not fit (%d combinations compared)",
         Settings(named), best_s, on, out.candidates);
-  } else if (best_s == out.default_step_s) {
+  } else if (kept_default) {
     out.reason = absl::StrFormat(
         "automatic options: %s: predicted %.4g s/step%s; no other of %d "
         "combinations is predicted %.0f%% faster",

@@ -39,54 +39,59 @@ start_daemon
 cp -L "$FIXTURES/tokens.u16" "$DATA_ROOT/tokens.u16"
 model_copy gpt2
 
+# finetune LABEL MODEL FLAGS...: submits --init-from MODEL (the fixture of
+# that name), waits for it, and leaves its status in $WORK/status-LABEL.json
+# and its Hugging Face export in $WORK/hf-LABEL.
 n=0
+finetune() {
+  local label=$1 model=$2
+  shift 2
+  "$CTL" submit --name "hf-$label" --init-from "$model" "${TRAIN[@]}" "$@" \
+    >"$WORK/submit-$label.txt" 2>&1
+  n=$((n + 1))
+  check "$label: submit --init-from $model is accepted" \
+    grep -q "jobs/$n" "$WORK/submit-$label.txt"
+  check "$label: the job succeeds" wait_state "$n" SUCCEEDED 1200
+  "$CTL" status "$n" --output json >"$WORK/status-$label.json"
+  "$CTL" fetch "$n" --format hf --out "$WORK/hf-$label" >"$WORK/fetch-$label.txt" 2>&1
+}
+# matches_pytorch LABEL MODEL: the export against make_fixtures.py's 5 steps.
+matches_pytorch() {
+  check "$1: every weight within 1e-4 of PyTorch's 5 AdamW steps" \
+    python3 "$COMPARE" "$WORK/hf-$1" "$FIXTURES/$2/trained.safetensors"
+}
+
 for method in resident stronghold; do
   case $method in
-    resident) extra=(--method resident) ;;
-    stronghold) extra=(--method stronghold --window 1) ;;
+    resident) finetune "$method" gpt2 --method resident ;;
+    stronghold) finetune "$method" gpt2 --method stronghold --window 1 ;;
   esac
-  "$CTL" submit --name "hf-$method" --init-from gpt2 "${TRAIN[@]}" \
-    "${extra[@]}" >"$WORK/submit-$method.txt" 2>&1
-  n=$((n + 1))
-  check "$method: submit --init-from gpt2 is accepted" \
-    grep -q "jobs/$n" "$WORK/submit-$method.txt"
-  check "$method: the job succeeds" wait_state "$n" SUCCEEDED 1200
-  "$CTL" status "$n" --output json >"$WORK/status-$method.json"
   check "$method: the model's sizes come from config.json (vocab 300, unpadded)" \
     python3 -c "
 import json, sys
 m = json.load(open('$WORK/status-$method.json'))['spec']['model']
 sys.exit(not (m['vocab'] == 300 and m['vocab_multiple'] == 1 and m['hidden'] == 32))"
-  "$CTL" fetch "$n" --format hf --out "$WORK/hf-$method" >"$WORK/fetch-$method.txt" 2>&1
   check "$method: fetch --format hf downloads config, index and shards" \
     test -f "$WORK/hf-$method/config.json" -a \
     -f "$WORK/hf-$method/generation_config.json" -a \
     -f "$WORK/hf-$method/model-00001-of-00001.safetensors"
-  check "$method: every weight within 1e-4 of PyTorch's 5 AdamW steps" \
-    python3 "$COMPARE" "$WORK/hf-$method" "$FIXTURES/gpt2/trained.safetensors"
+  matches_pytorch "$method" gpt2
 done
 
 # The tiny LlamaForCausalLM (GQA, untied head, bf16 on disk): its sizes and
 # architecture from config.json, 5 steps at the fixtures' length 16, the
 # export a LlamaForCausalLM within 1e-4 of PyTorch's.
 model_copy llama llama
-"$CTL" submit --name hf-llama --init-from llama "${TRAIN[@]}" --seq-len 16 \
-  --method stronghold --window 1 >"$WORK/submit-llama.txt" 2>&1
-n=$((n + 1))
-check "llama: submit --init-from llama is accepted" grep -q "jobs/$n" "$WORK/submit-llama.txt"
-check "llama: the job succeeds" wait_state "$n" SUCCEEDED 1200
-"$CTL" status "$n" --output json >"$WORK/status-llama.json"
+finetune llama llama --seq-len 16 --method stronghold --window 1
 check "llama: architecture, kv_heads and intermediate come from config.json" \
   python3 -c "
 import json, sys
 m = json.load(open('$WORK/status-llama.json'))['spec']['model']
 sys.exit(not (m['architecture'] == 'LLAMA' and m['kv_heads'] == 2 and
               m['intermediate'] == 88 and m['vocab_multiple'] == 1))"
-"$CTL" fetch "$n" --format hf --out "$WORK/hf-llama" >"$WORK/fetch-llama.txt" 2>&1
 check "llama: the export is a LlamaForCausalLM" \
   grep -q '"LlamaForCausalLM"' "$WORK/hf-llama/config.json"
-check "llama: every weight within 1e-4 of PyTorch's 5 AdamW steps" \
-  python3 "$COMPARE" "$WORK/hf-llama" "$FIXTURES/llama/trained.safetensors"
+matches_pytorch llama llama
 
 # Refusals at submission, each naming what is wrong.
 out=$(refusal --init-from gpt2 "${TRAIN[@]}" --hidden 64)

@@ -76,13 +76,10 @@ TEST(HfImportTest, Gpt2LogitsAndLossMatchTransformers) {
   absl::StatusOr<LoadedModel> m = LoadFixture("gpt2");
   ASSERT_TRUE(m.ok()) << m.status();
   const Expected want = ExpectedOf("gpt2");
-  const torch::Tensor &tokens = want.tokens, &targets = want.targets;
-  const torch::Tensor& want_logits = want.logits;
-  const double want_loss = want.loss;
   torch::NoGradGuard no_grad;
   auto buffer = [&](size_t i) { return BufferOf(*m, i); };
   const int last = static_cast<int>(m->layouts.size()) - 1;
-  torch::Tensor x = gpt::Embed(buffer(0), m->layouts[0], tokens);
+  torch::Tensor x = gpt::Embed(buffer(0), m->layouts[0], want.tokens);
   for (int i = 1; i < last; ++i) {
     x = gpt::Block(buffer(i), m->layouts[i], x, m->model.heads);
   }
@@ -93,11 +90,11 @@ TEST(HfImportTest, Gpt2LogitsAndLossMatchTransformers) {
   const torch::Tensor logits = torch::matmul(
       y, gpt::View(buffer(0), m->layouts[0].tensor("wte.weight")).t());
   const double loss =
-      gpt::HeadLoss(buffer(last), fl, buffer(0), m->layouts[0], x, targets)
+      gpt::HeadLoss(buffer(last), fl, buffer(0), m->layouts[0], x, want.targets)
           .item<double>();
-  EXPECT_LE(RelativeError(logits, want_logits), 1e-5);
-  EXPECT_LE(std::abs(loss - want_loss) / want_loss, 1e-5)
-      << loss << " vs " << want_loss;
+  EXPECT_LE(RelativeError(logits, want.logits), 1e-5);
+  EXPECT_LE(std::abs(loss - want.loss) / want.loss, 1e-5)
+      << loss << " vs " << want.loss;
 }
 
 TEST(HfImportTest, SpecFieldsThatContradictConfigAreRefusedNamingBoth) {
@@ -288,13 +285,10 @@ TEST(HfImportTest, LlamaLogitsAndLossMatchTransformers) {
   EXPECT_EQ(m->model.intermediate, 88);
   EXPECT_FALSE(m->model.tie_embeddings);
   const Expected want = ExpectedOf("llama");
-  const torch::Tensor &tokens = want.tokens, &targets = want.targets;
-  const torch::Tensor& want_logits = want.logits;
-  const double want_loss = want.loss;
   torch::NoGradGuard no_grad;
   auto buffer = [&](size_t i) { return BufferOf(*m, i); };
   const int last = static_cast<int>(m->layouts.size()) - 1;
-  torch::Tensor x = net::Embed(buffer(0), m->layouts[0], tokens, m->model);
+  torch::Tensor x = net::Embed(buffer(0), m->layouts[0], want.tokens, m->model);
   for (int i = 1; i < last; ++i) {
     x = net::Block(buffer(i), m->layouts[i], x, m->model);
   }
@@ -308,11 +302,11 @@ TEST(HfImportTest, LlamaLogitsAndLossMatchTransformers) {
   const torch::Tensor logits = torch::matmul(
       y, gpt::View(buffer(last), fl.tensor("lm_head.weight")).t());
   const double loss = net::HeadLoss(buffer(last), fl, buffer(0), m->layouts[0],
-                                    x, targets, m->model)
+                                    x, want.targets, m->model)
                           .item<double>();
-  EXPECT_LE(RelativeError(logits, want_logits), 1e-5);
-  EXPECT_LE(std::abs(loss - want_loss) / want_loss, 1e-5)
-      << loss << " vs " << want_loss;
+  EXPECT_LE(RelativeError(logits, want.logits), 1e-5);
+  EXPECT_LE(std::abs(loss - want.loss) / want.loss, 1e-5)
+      << loss << " vs " << want.loss;
 }
 
 // What a llama config.json may say that this trainer cannot reproduce is
