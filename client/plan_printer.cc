@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
@@ -237,6 +238,12 @@ void PrintNode(const v1::Node& node, std::ostream& out) {
                                "threads, %.1f GB/s on one",
                                p.cpu_adamw_gbps(), p.cpu_copy_gbps(),
                                p.cpu_threads(), p.cpu_single_thread_gbps())},
+              {"NVMe tier",
+               absl::StartsWith(p.nvme_source(), "measured")
+                   ? absl::StrFormat("read %.2f GB/s, write %.2f GB/s (%s)",
+                                     p.nvme_read_gbps(), p.nvme_write_gbps(),
+                                     p.nvme_source())
+                   : p.nvme_source()},
               {"compute probe",
                absl::StrFormat("%.4f TFLOPS fp32", p.fp32_probe_tflops())},
               {"layer shapes measured", absl::StrCat(p.layer_shapes())},

@@ -30,7 +30,8 @@ step "starting strongholdd (state in $OUT/state, log in $OUT/daemon.log)"
 # in $OUT/ssd: the daemon uses no other paths a job names.
 mkdir -p "$OUT/data" "$OUT/ssd"
 "$DAEMON" --socket "$SOCK_DIR/strongholdd.sock" --state_dir "$OUT/state" \
-  --data_root "$OUT/data" --ssd_root "$OUT/ssd" >"$OUT/daemon.log" 2>&1 &
+  --data_root "$OUT/data" --ssd_root "$OUT/ssd" --node_profile_nvme_mib=64 \
+  >"$OUT/daemon.log" 2>&1 &
 PID=$!
 cleanup() {
   if kill -0 "$PID" 2>/dev/null; then

@@ -111,6 +111,11 @@ ABSL_FLAG(bool, node_profile, true,
           "Measure the node's hardware profile for plan --predict (once; "
           "cached in the state directory as node_profile.json)");
 
+ABSL_FLAG(int64_t, node_profile_nvme_mib, 256,
+          "MiB written and read per pass when the node's profile measures the "
+          "NVMe tier (one file striped over the --ssd_root directories, in "
+          "private directories removed afterwards; only with --ssd_root)");
+
 ABSL_FLAG(int, max_job_restarts, 2,
           "Times a job the daemon stopped under (crash, kill -9, OOM killer) "
           "is resumed at the next start; the stop after that fails it, so one "
@@ -349,10 +354,19 @@ int Main() {
   if (absl::GetFlag(FLAGS_node_profile)) {
     core::MeasureOptions measure;
     measure.optimizer_threads = options.optimizer_threads;
+    core::NvmeMeasureOptions nvme;
+    nvme.dirs = options.ssd_roots;
+    const int64_t nvme_mib = absl::GetFlag(FLAGS_node_profile_nvme_mib);
+    if (nvme_mib < 1 || nvme_mib > 65536) {
+      return Fail(absl::StrCat(
+          "--node_profile_nvme_mib: must be in [1, 65536], got ", nvme_mib));
+    }
+    nvme.bytes = nvme_mib << 20;
     options.node_profile =
         NodeProfile::Create({.cache_path = state_dir + "/node_profile.json",
                              .device = options.device,
-                             .measure = measure});
+                             .measure = measure,
+                             .nvme = nvme});
   }
   absl::StatusOr<std::unique_ptr<JobManager>> jobs =
       JobManager::Create(options);

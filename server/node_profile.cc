@@ -3,6 +3,7 @@
 
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/device/host_device.h"
 #include "core/util/file_util.h"
@@ -32,11 +33,27 @@ std::unique_ptr<NodeProfile> NodeProfile::Create(NodeProfileOptions options) {
     absl::StatusOr<core::HardwareProfile> cached =
         text.ok() ? core::ParseHardwareProfile(*text)
                   : absl::StatusOr<core::HardwareProfile>(text.status());
-    if (cached.ok()) {
+    if (cached.ok() &&
+        (NvmeMeasured(*cached) || p->options_.nvme.dirs.empty())) {
       absl::MutexLock lock(&p->mu_);
       p->profile_ = *std::move(cached);
       p->from_cache_ = true;
       p->ready_ = true;
+      return p;
+    }
+    if (cached.ok()) {
+      // The roots are new to this profile: measure the NVMe tier only.
+      NodeProfile* self = p.get();
+      p->measuring_ = std::thread([self, profile = *std::move(cached)] {
+        absl::MutexLock measuring(&self->measure_mu_);
+        core::HardwareProfile with_nvme = profile;
+        self->MeasureNvmeInto(with_nvme);
+        absl::MutexLock lock(&self->mu_);
+        self->profile_ = std::move(with_nvme);
+        self->from_cache_ = true;
+        self->SaveLocked();
+        self->ready_ = true;
+      });
       return p;
     }
     LOG(WARNING) << "node profile cache " << path
@@ -53,7 +70,10 @@ std::unique_ptr<NodeProfile> NodeProfile::Create(NodeProfileOptions options) {
       self->SaveLocked();
       LOG(INFO) << "node profile measured: H2D " << self->profile_.h2d_gbps
                 << " GB/s, CPU AdamW " << self->profile_.cpu_adamw_gbps
-                << " GB/s; cached in " << self->options_.cache_path;
+                << " GB/s, NVMe read " << self->profile_.nvme_read_gbps
+                << " / write " << self->profile_.nvme_write_gbps << " GB/s ("
+                << self->profile_.sources["nvme_read_gbps"] << "); cached in "
+                << self->options_.cache_path;
     } else {
       self->error_ = measured.status();
       LOG(WARNING) << self->error_;
@@ -83,7 +103,37 @@ absl::StatusOr<core::HardwareProfile> NodeProfile::Measure() const {
     return absl::InternalError(
         absl::StrCat("measuring the node's profile: ", p.status().message()));
   }
+  MeasureNvmeInto(*p);
   return p;
+}
+
+bool NodeProfile::NvmeMeasured(const core::HardwareProfile& profile) {
+  const auto it = profile.sources.find("nvme_read_gbps");
+  return it != profile.sources.end() &&
+         absl::StartsWith(it->second, "measured");
+}
+
+void NodeProfile::MeasureNvmeInto(core::HardwareProfile& profile) const {
+  if (options_.nvme.dirs.empty()) {
+    for (const char* figure : {"nvme_read_gbps", "nvme_write_gbps"}) {
+      profile.sources[figure] =
+          "not measured: the daemon has no --ssd_root (a placeholder)";
+    }
+    return;
+  }
+  absl::StatusOr<core::NvmeFigures> nvme = core::MeasureNvme(options_.nvme);
+  if (!nvme.ok()) {
+    LOG(WARNING) << nvme.status();
+    for (const char* figure : {"nvme_read_gbps", "nvme_write_gbps"}) {
+      profile.sources[figure] = absl::StrCat("not measured (a placeholder): ",
+                                             nvme.status().message());
+    }
+    return;
+  }
+  profile.nvme_read_gbps = nvme->read_gbps;
+  profile.nvme_write_gbps = nvme->write_gbps;
+  profile.sources["nvme_read_gbps"] = nvme->source;
+  profile.sources["nvme_write_gbps"] = nvme->source;
 }
 
 void NodeProfile::SaveLocked() {
@@ -172,6 +222,10 @@ v1::NodeProfile NodeProfile::ToProto() const {
       out.set_fp32_probe_tflops(c.achieved[0].tflops);
   }
   out.set_layer_shapes(static_cast<int>(p.layer_timings.size()));
+  out.set_nvme_read_gbps(p.nvme_read_gbps);
+  out.set_nvme_write_gbps(p.nvme_write_gbps);
+  if (const auto it = p.sources.find("nvme_read_gbps"); it != p.sources.end())
+    out.set_nvme_source(it->second);
   out.set_json(core::HardwareProfileToJson(p));
   return out;
 }

@@ -1,12 +1,14 @@
 // The node's own hardware profile (core/plan/hardware_profile.h), which
 // `plan --predict` uses when no profile is named and GetNode shows. It is
 // measured once (core/profile/measure.h: copies, the optimizer pool, a
-// probe block; well under a second on a quiet 2-core machine), on a thread
-// of its own so that start-up does not wait for it, and cached in the
+// probe block; well under a second on a quiet 2-core machine; and, with
+// --ssd_root, the NVMe tier's bandwidth, core/profile/measure_nvme.h), on a
+// thread of its own so that start-up does not wait for it, and cached in the
 // state directory
 // (node_profile.json, written atomically: tmp + fsync + rename); a later
 // start reads the cache instead, and a cache that does not parse or
-// validate is measured again, never trusted. A job's layer shape is
+// validate is measured again, never trusted; a cache without NVMe figures
+// gets them measured when the daemon now has NVMe roots. A job's layer shape is
 // measured the first time a plan asks for it and added to the cache.
 // Remeasure() measures everything again.
 //
@@ -28,6 +30,7 @@
 #include "core/plan/hardware_profile.h"
 #include "core/plan/job_config.h"
 #include "core/profile/measure.h"
+#include "core/profile/measure_nvme.h"
 #include "stronghold/v1/stronghold.pb.h"
 
 namespace stronghold::server {
@@ -38,6 +41,10 @@ struct NodeProfileOptions {
   // fresh one per measurement.
   std::shared_ptr<core::Device> device;
   core::MeasureOptions measure;
+  // The NVMe tier's directories (the daemon's --ssd_root) and pass size;
+  // no directory = the NVMe figures stay MeasureOptions' placeholders and
+  // say so.
+  core::NvmeMeasureOptions nvme;
 };
 
 class NodeProfile {
@@ -64,6 +71,12 @@ class NodeProfile {
   explicit NodeProfile(NodeProfileOptions options)
       : options_(std::move(options)) {}
   absl::StatusOr<core::HardwareProfile> Measure() const;
+  // Sets the NVMe figures of `profile` and their sources (measured, or
+  // why not: no roots, or the measurement's error, logged).
+  void MeasureNvmeInto(core::HardwareProfile& profile) const;
+  // Whether `profile`'s NVMe figures were measured (a cache from a daemon
+  // without roots, or an older version, has placeholders).
+  static bool NvmeMeasured(const core::HardwareProfile& profile);
   void SaveLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   core::Device& DeviceFor(std::unique_ptr<core::Device>& owned) const;
 

@@ -25,8 +25,9 @@ using schedule_internal::Simulator;
 
 constexpr int64_t kSimulatedMicroBatches = 8;
 
-// RESIDENT on the host device: plain autograd, then the clip norm's measure
-// and one AdamW over every parameter, all on the same cores.
+// The reference plan (everything on the compute device): plain autograd,
+// then the clip norm's measure and one AdamW over every parameter, on the
+// same cores on the host device, on the GPU otherwise.
 double ReferenceStep(const JobConfig& c, const ExecutionPlan& p,
                      const HardwareProfile& hw, const LayerCost& cost,
                      double head_s, ResourceSeconds& busy) {
@@ -35,6 +36,13 @@ double ReferenceStep(const JobConfig& c, const ExecutionPlan& p,
       micro_batches *
       (c.model.layers * (cost.forward_s + cost.backward_s) + head_s);
   const double n = static_cast<double>(p.parameters);
+  if (!hw.device_is_host) {
+    // All on a GPU (LibTorch's RESIDENT, gpu_bench's first row): AdamW and
+    // the norm's pass over the gradients on the device, at its AdamW rate.
+    busy.compute_s += n * (28.0 + (c.training.clip_norm > 0 ? 4.0 : 0)) /
+                      (hw.device_adamw_gbps * kGiga);
+    return busy.compute_s;
+  }
   busy.cpu_optimizer_s =
       n * 28.0 / (hw.cpu_adamw_gbps * kGiga) +
       (c.training.clip_norm > 0 ? n * 4.0 / (hw.cpu_copy_gbps * kGiga) : 0);

@@ -42,17 +42,28 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "core/device/cuda_device.h"
+#include "core/plan/hardware_profile.h"
 #include "core/plan/planner.h"
+#include "core/profile/measure.h"
 #include "core/tools/all_on_gpu_baseline.h"
 #include "core/tools/case_table.h"
+#include "core/tools/gpu_rows.h"
 #include "core/train/trainer.h"
+#include "core/util/file_util.h"
 
 ABSL_FLAG(bool, quick, false,
           "4 steps per run, an 80 s time box, only RESIDENT, STRONGHOLD and "
           "--windows");
-ABSL_FLAG(bool, plan_only, false, "the planner's part only (needs no GPU)");
+ABSL_FLAG(bool, plan_only, false,
+          "the planner's part and the rows' predictions on --hardware only "
+          "(needs no GPU)");
+ABSL_FLAG(std::string, hardware, "",
+          "a built-in hardware profile's name or a profile file to predict "
+          "the rows on besides this GPU's measured one (default: the card's "
+          "built-in profile where there is one; h200 with --plan_only)");
 ABSL_FLAG(int, layers, 0,
           "model layers; 0 = the planner's largest RESIDENT model");
 ABSL_FLAG(int, hidden, 2048, "model hidden size");
@@ -88,7 +99,8 @@ namespace {
 struct BenchOptions {
   bool quick = false;
   bool plan_only = false;
-  int layers = 0;  // 0 = the planner's largest RESIDENT model
+  std::string hardware;  // a named profile or a file, predicted besides
+  int layers = 0;        // 0 = the planner's largest RESIDENT model
   int hidden = 0, heads = 0, seq_len = 0, batch = 0, vocab = 0;
   int steps = 0, warmup = 0;
   double budget_gib = 0;  // the emulated card
@@ -110,6 +122,8 @@ absl::StatusOr<BenchOptions> OptionsFromFlags() {
   BenchOptions o;
   o.quick = absl::GetFlag(FLAGS_quick);
   o.plan_only = absl::GetFlag(FLAGS_plan_only);
+  o.hardware = absl::GetFlag(FLAGS_hardware);
+  if (o.plan_only && o.hardware.empty()) o.hardware = "h200";
   o.layers = absl::GetFlag(FLAGS_layers);
   o.hidden = absl::GetFlag(FLAGS_hidden);
   o.heads = absl::GetFlag(FLAGS_heads);
@@ -191,6 +205,28 @@ Peaks DevicePeaks(const std::string& name) {
 }
 
 double Gib(int64_t b) { return b / 1073741824.0; }
+
+// The built-in profile of a card (deploy/hardware/), "" where there is none.
+std::string BuiltinProfileOf(const std::string& card) {
+  if (card.find("H200") != std::string::npos) return "h200";
+  if (card.find("H100") != std::string::npos &&
+      card.find("PCIe") != std::string::npos) {
+    return "h100-pcie-gen5";
+  }
+  return "";
+}
+
+// A built-in profile by name, else a profile file.
+absl::StatusOr<HardwareProfile> LoadProfile(const std::string& name_or_file) {
+  absl::StatusOr<HardwareProfile> named = NamedHardwareProfile(name_or_file);
+  if (named.ok() || name_or_file.find('/') == std::string::npos &&
+                        name_or_file.find(".json") == std::string::npos) {
+    return named;
+  }
+  absl::StatusOr<std::string> text = ReadFile(name_or_file);
+  if (!text.ok()) return text.status();
+  return ParseHardwareProfile(*text);
+}
 
 void PrintPlan(const char* method, const JobConfig& c,
                const NodeBudgets& node) {
@@ -284,12 +320,6 @@ int PlanSection(const BenchOptions& o) {
 
 int Cases(Device* gpu, const BenchOptions& o, const Peaks& peaks) {
   const double peak = o.tf32 ? peaks.tf32 : peaks.fp32;
-  CaseTable table({.device = gpu,
-                   .warmup_steps = o.warmup,
-                   .max_seconds = o.max_seconds,
-                   .peak_tflops = peak,
-                   .trace_dir = o.trace_dir});
-  const int64_t budget = o.budget_bytes();
   JobConfig c = CasesConfig(o);
   const int resident_layers = PlanSection(o);
   c.model.layers = o.layers > 0 ? o.layers : resident_layers;
@@ -297,6 +327,58 @@ int Cases(Device* gpu, const BenchOptions& o, const Peaks& peaks) {
     std::printf("no RESIDENT model fits the budget; give --layers\n");
     return 1;
   }
+  // The profiles the rows are predicted on: this GPU's, measured here as
+  // the daemon measures its node (with the rows' layer shape in fp32 and
+  // bf16), and the built-in one of this card where there is one; with
+  // --plan_only (no GPU) the named --hardware profile alone.
+  std::vector<HardwareProfile> profiles;
+  absl::StatusOr<HardwareProfile> measured =
+      absl::FailedPreconditionError("no GPU: --plan_only");
+  if (gpu != nullptr) {
+    measured = MeasureNodeProfile(*gpu, {.name = "measured-here",
+                                         .peak_tflops_fp32 = peak,
+                                         .peak_tflops_bf16 = peaks.bf16});
+    for (Precision precision : {Precision::kFp32, Precision::kBf16}) {
+      JobConfig shape = c;
+      shape.training.precision = precision;
+      absl::StatusOr<LayerTiming> layer =
+          measured.ok() ? MeasureLayer(*gpu, shape) : measured.status();
+      if (layer.ok()) measured->layer_timings.push_back(*layer);
+    }
+    if (measured.ok()) {
+      profiles.push_back(*measured);
+      std::printf("\nthis GPU's profile (measured before the rows):\n%s\n",
+                  HardwareProfileToJson(*measured).c_str());
+    } else {
+      std::printf("\nthis GPU's profile: not measured: %s\n",
+                  std::string(measured.status().message()).c_str());
+    }
+  }
+  if (!o.hardware.empty()) {
+    absl::StatusOr<HardwareProfile> named = LoadProfile(o.hardware);
+    if (named.ok()) {
+      profiles.push_back(*named);
+      if (!measured.ok()) measured = *named;
+    } else {
+      std::printf("profile %s: %s\n", o.hardware.c_str(),
+                  std::string(named.status().message()).c_str());
+    }
+  }
+  const std::string device_name = gpu != nullptr ? gpu->name() : "cuda:0";
+  const std::vector<RowSpec> rows =
+      GpuBenchRows({.quick = o.quick,
+                    .windows = o.windows,
+                    .budget_bytes = o.budget_bytes()},
+                   c, measured, device_name);
+  const Predictions predicted = PredictRows(rows, device_name, profiles);
+  if (gpu == nullptr) return 0;
+
+  const int64_t budget = o.budget_bytes();
+  CaseTable table({.device = gpu,
+                   .warmup_steps = o.warmup,
+                   .max_seconds = o.max_seconds,
+                   .peak_tflops = peak,
+                   .trace_dir = o.trace_dir});
   std::printf(
       "\nruns on %s%d layers (%.3fB parameters), %d steps each, the first %d "
       "not counted; MFU against %s's dense %s peak %.1f TFLOPS (bf16 dense "
@@ -308,95 +390,41 @@ int Cases(Device* gpu, const BenchOptions& o, const Peaks& peaks) {
       peaks.card.empty() ? "an unknown card" : peaks.card.c_str(),
       o.tf32 ? "TF32 tensor-core" : "fp32 (no tensor cores)", peak, peaks.bf16);
   table.PrintHeader();
-  // 1. RESIDENT, all on the GPU, with LibTorch's allocator capped at the
-  // emulated card. Should the planner's estimate be short of what autograd
-  // really keeps, it runs once more without the cap and says so, so that the
-  // comparison still has its baseline on the same model.
   CapTorchCudaAllocator(budget);
-  absl::StatusOr<double> capped = table.TryAllOnGpu("RESIDENT (all on GPU)", c);
-  if (!capped.ok()) {
-    std::printf("%-28s does not run under the %.1f GiB cap: %s\n",
-                "RESIDENT (all on GPU)", o.budget_gib,
-                std::string(capped.status().message()).c_str());
-    CapTorchCudaAllocator(0);
-    capped = table.AllOnGpu("RESIDENT (all GPU, no cap)", c);
-    CapTorchCudaAllocator(budget);
-  }
-  const double all_gpu = *capped;
-  // 2. The engine's methods.
-  auto engine = [&](const std::string& name, OffloadMethod method, int window,
-                    int64_t budget_bytes) {
-    JobConfig g = c;
-    g.offload.method = method;
-    g.offload.window = window;
-    return table.Engine(name, g, budget_bytes);
-  };
-  const double engine_resident =
-      engine("RESIDENT (engine, W=L)", OffloadMethod::kResident, 0, budget);
-  const double stronghold =
-      engine("STRONGHOLD (auto window)", OffloadMethod::kStronghold, 0, budget);
-  // First what the targets are judged on (the cases' time box skips the
-  // runs that do not start in time): clipping's two remedies, then the
-  // window sweep and the other methods.
-  if (!o.quick) {
-    // Without clipping each layer's update overlaps the backward of the
-    // layers before it (docs/engine.md, "Global-norm clipping, honestly"):
-    // what the engine does when the CPU AdamW is off the critical path,
-    // against the all-GPU baseline without clipping too.
-    c.training.clip_norm = 0;
-    if (!table.Skipped("RESIDENT (all GPU), no clip")) {
-      table.AllOnGpu("RESIDENT (all GPU), no clip", c);
+  double all_gpu = 0;
+  for (const RowSpec& row : rows) {
+    if (!row.note.empty()) std::printf("%s\n", row.note.c_str());
+    if (!row.all_on_gpu) {
+      table.Engine(row.name, row.config, row.budget_bytes);
+    } else if (&row != &rows.front()) {
+      if (!table.Skipped(row.name)) table.AllOnGpu(row.name, row.config);
+    } else {
+      // The first row, with LibTorch's allocator capped at the emulated
+      // card. Should the planner's estimate be short of what autograd
+      // really keeps, it runs once more without the cap and says so, so
+      // that the comparison still has its baseline on the same model.
+      absl::StatusOr<double> capped = table.TryAllOnGpu(row.name, row.config);
+      if (!capped.ok()) {
+        std::printf("%-28s does not run under the %.1f GiB cap: %s\n",
+                    row.name.c_str(), o.budget_gib,
+                    std::string(capped.status().message()).c_str());
+        CapTorchCudaAllocator(0);
+        capped = table.AllOnGpu("RESIDENT (all GPU, no cap)", row.config);
+        CapTorchCudaAllocator(budget);
+      }
+      all_gpu = *capped;
     }
-    engine("STRONGHOLD (auto), no clip", OffloadMethod::kStronghold, 0, budget);
-    c.training.clip_norm = 1.0;
-    // Clipping 1.0 with speculative updates: exact, and as fast as no
-    // clipping on steps that turn out unclipped (the row says how many).
-    c.offload.speculative_updates = true;
-    engine("STRONGHOLD (auto), speculative", OffloadMethod::kStronghold, 0,
-           budget);
-    c.offload.speculative_updates = false;
-    // The embedding's optimizer on the GPU: off the gap between steps.
-    c.offload.device_embedding_optimizer = true;
-    engine("STRONGHOLD (auto), emb. on GPU", OffloadMethod::kStronghold, 0,
-           budget);
-    c.offload.speculative_updates = true;
-    engine("STRONGHOLD, emb. on GPU + spec.", OffloadMethod::kStronghold, 0,
-           budget);
-    c.offload.speculative_updates = false;
-    // Layers 0..3 stay on the GPU too: the next forward starts while the CPU
-    // updates the others, and the CPU updates 4 fewer layers.
-    c.offload.device_resident_layers = 4;
-    engine("STRONGHOLD, 4 layers+emb. on GPU", OffloadMethod::kStronghold, 0,
-           budget);
-    c.offload.device_resident_layers = 0;
-    c.offload.device_embedding_optimizer = false;
-  }
-  for (int w : o.windows) {
-    if (w >= c.model.layers) continue;
-    engine("STRONGHOLD W=" + std::to_string(w), OffloadMethod::kStronghold, w,
-           budget);
-  }
-  if (!o.quick) {
-    engine("L2L", OffloadMethod::kL2L, 0, budget);
-    JobConfig small = c;
-    small.offload.method = OffloadMethod::kStronghold;
-    const int64_t b = WindowedArenaBytes(small, 3) + WorkingBytes(small);
-    std::printf(
-        "(next row: GPU budget %.2f GiB, the model's fp32 weights alone are "
-        "%.2f GiB)\n",
-        Gib(b), c.model.parameters() * 4 / 1073741824.0);
-    engine("STRONGHOLD, budget for W=3", OffloadMethod::kStronghold, 0, b);
-    // Mixed precision: bf16 weights, gradients and compute on the GPU.
-    c.training.precision = Precision::kBf16;
-    engine("STRONGHOLD bf16 (auto window)", OffloadMethod::kStronghold, 0,
-           budget);
-    c.training.precision = Precision::kFp32;
   }
   std::printf(
       "(GPU peak: LibTorch's allocated high-water mark for the all-on-GPU row; "
       "the engine's arena high-water mark for the others, LibTorch's working "
       "memory not included)\n");
   table.PrintCsv(c);
+  PrintComparison(rows, predicted, [&table](const std::string& name) {
+    return table.SamplesPerS(name);
+  });
+  const double stronghold = table.SamplesPerS("STRONGHOLD (auto window)");
+  const double engine_resident = table.SamplesPerS("RESIDENT (engine, W=L)");
   if (stronghold > 0 && all_gpu > 0) {
     std::printf("STRONGHOLD / %s: %.3f (target 0.95 or more)\n",
                 table.first_row().c_str(), stronghold / all_gpu);
@@ -415,8 +443,8 @@ int Cases(Device* gpu, const BenchOptions& o, const Peaks& peaks) {
   }
   // Clipping 1.0 both sides: the engine's options against the first row.
   for (const char* name :
-       {"STRONGHOLD (auto), speculative", "STRONGHOLD (auto), emb. on GPU",
-        "STRONGHOLD, emb. on GPU + spec.",
+       {"STRONGHOLD (automatic options)", "STRONGHOLD (auto), speculative",
+        "STRONGHOLD (auto), emb. on GPU", "STRONGHOLD, emb. on GPU + spec.",
         "STRONGHOLD, 4 layers+emb. on GPU"}) {
     if (table.SamplesPerS(name) > 0 && all_gpu > 0) {
       std::printf("%s / %s: %.3f (target 0.95 or more)\n", name,
@@ -458,7 +486,7 @@ int Main(int argc, char** argv) {
                  std::string(o.status().message()).c_str());
     return 2;
   }
-  if (o->plan_only) return PlanSection(*o) > 0 ? 0 : 1;
+  if (o->plan_only) return Cases(nullptr, *o, {});
   at::globalContext().setAllowTF32CuBLAS(o->tf32);
   at::globalContext().setAllowTF32CuDNN(o->tf32);
   int count = 0;
@@ -483,7 +511,10 @@ int Main(int argc, char** argv) {
       (*gpu)->name().c_str(), prop.name, Gib(total_b), Gib(free_b),
       Gib((*gpu)->budget_bytes()), Gib(o->host_budget_bytes),
       o->quick ? "--quick" : "full run");
-  return Cases(gpu->get(), *o, DevicePeaks(prop.name));
+  BenchOptions with_card = *o;
+  if (with_card.hardware.empty())
+    with_card.hardware = BuiltinProfileOf(prop.name);
+  return Cases(gpu->get(), with_card, DevicePeaks(prop.name));
 }
 
 }  // namespace

@@ -7,8 +7,13 @@
 # then gpu_bench: the seed's cases, short, under a GPU budget that emulates a
 # 32 GB card (the planner's largest RESIDENT/STRONGHOLD/L2L models; RESIDENT
 # all on the GPU, RESIDENT in the engine, STRONGHOLD with the automatic
-# window, a window sweep, L2L and a small budget, all on the largest RESIDENT
-# model), and then,
+# window, with the automatic options the daemon would choose and with
+# hand-picked ones, a window sweep, L2L and a small budget, all on the
+# largest RESIDENT model). gpu_bench first measures this GPU's hardware
+# profile and prints every row's predicted step (on it and on the card's
+# built-in profile) before the first row runs, and at the end the measured
+# rows against those predictions and the automatic options against the best
+# hand-picked row (core/tools/gpu_rows.h). And then,
 # if .deps/gpu/wheels is there, the DeepSpeed ZeRO-Offload peer
 # (deploy/gpu/zero_offload_peer.py) on the same model and GPU, and last,
 # time permitting, the fused CPU AdamW against DeepSpeedCPUAdam on this
@@ -150,7 +155,7 @@ export BUILD ROOT
 # gpu_bench make their CUDA device directly); then gpu_bench and its
 # helpers, adamw_bench for the CPU optimizer's comparison, and the parity
 # test with the training test helpers it shares with tests/core.
-BENCH_SOURCES=(core/tools/gpu_bench.cc core/tools/case_table.cc core/tools/bench_run.cc
+BENCH_SOURCES=(core/tools/gpu_bench.cc core/tools/case_table.cc core/tools/bench_run.cc core/tools/gpu_rows.cc
                core/tools/all_on_gpu_baseline.cc)
 TEST_SOURCES=(tests/gpu/parity_test.cc tests/core/training_test_util.cc)
 SOURCES=()

@@ -15,8 +15,18 @@ wait_profile() {
   done
   return 1
 }
-start_daemon --node_profile=true
+start_daemon --node_profile=true --node_profile_nvme_mib=16
 check "the node's profile is measured after start-up" wait_profile
+# The NVMe tier is measured in the --ssd_root the daemon was given, and
+# nothing is left there.
+nvme_source() {
+  "$CTL" --output json node | python3 -c \
+    "import json,sys; print(json.load(sys.stdin)['profile'].get('nvme_source', ''))"
+}
+check "the NVMe tier is measured at start-up ($(nvme_source))" \
+  grep -q "^measured: .* in $SSD_ROOT" <<<"$(nvme_source)"
+check "node prints the NVMe tier's bandwidth" grep -q "NVMe tier:.*read [0-9.]* GB/s, write" <<<"$("$CTL" node)"
+check "the measurement leaves nothing in the ssd root" test -z "$(ls -A "$SSD_ROOT")"
 
 for method in resident l2l stronghold; do
   out=$("$CTL" plan $M --method "$method" --hardware h200 2>&1)
@@ -84,16 +94,35 @@ check "--case fastest refused" grep -q "expected largest, throughput or window" 
 # A corrupt cache is measured again, never trusted; a good one is read.
 check "daemon stops" stop_daemon
 echo '{"name": "this-node", "figures": {}}' >"$STATE/node_profile.json"
-start_daemon --node_profile=true
+start_daemon --node_profile=true --node_profile_nvme_mib=16
 wait_profile
 check "corrupt cache measured again" python3 -c "
 import json; json.load(open('$STATE/node_profile.json'))['figures']['h2d_gbps']"
 out=$("$CTL" node)
 check "node: measured at start-up" grep -q "measured at start-up" <<<"$out"
 check "daemon stops" stop_daemon
-start_daemon --node_profile=true
+start_daemon --node_profile=true --node_profile_nvme_mib=16
 out=$("$CTL" node)
 check "node: read from the cache" grep -q "state directory cache" <<<"$out"
+# A cache from before the daemon had NVMe roots: the tier alone is measured.
+check "daemon stops" stop_daemon
+python3 - "$STATE/node_profile.json" <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1]))
+for f in ("nvme_read_gbps", "nvme_write_gbps"):
+    p["figures"][f] = {"value": 1, "source": "not measured at start-up (io_bench does)"}
+open(sys.argv[1], "w").write(json.dumps(p))
+PY
+start_daemon --node_profile=true --node_profile_nvme_mib=16
+wait_nvme() {
+  for _ in $(seq 1 300); do
+    grep -q "^measured" <<<"$(nvme_source)" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+check "a cache without NVMe figures gets them measured" wait_nvme
+check "the rest still comes from the cache" grep -q "state directory cache" <<<"$("$CTL" node)"
 check "remeasure on request" quiet "$CTL" node --remeasure
 out=$("$CTL" node)
 check "node: measured again" grep -q "measured at start-up" <<<"$out"
