@@ -1,5 +1,6 @@
 #include "core/tools/all_on_gpu_baseline.h"
 
+#include <ATen/autocast_mode.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <cuda_runtime.h>
 #include <torch/torch.h>
@@ -31,6 +32,8 @@ void CapTorchCudaAllocator(int64_t bytes) {
 absl::StatusOr<StepMetrics> TrainAllOnGpu(const JobConfig& c, int warmup) {
   std::vector<StepMetrics> steps;
   int64_t peak_bytes = 0;
+  const bool bf16 = c.training.precision == Precision::kBf16;
+  if (bf16) at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
   try {
     const auto opts =
         torch::TensorOptions().dtype(torch::kFloat32).device(torch::kCUDA, 0);
@@ -55,6 +58,10 @@ absl::StatusOr<StepMetrics> TrainAllOnGpu(const JobConfig& c, int warmup) {
       torch::cuda::synchronize();
       const auto t0 = std::chrono::steady_clock::now();
       adam.zero_grad();
+      // bf16: PyTorch's automatic mixed precision, as a user of plain
+      // PyTorch runs it: fp32 weights and AdamW, the forward's matmuls in
+      // bf16 under autocast, the backward outside it.
+      at::autocast::set_autocast_enabled(at::kCUDA, bf16);
       torch::Tensor x =
           gpt::Embed(params.front(), layout.front(), data.narrow(1, 0, s));
       for (size_t i = 1; i + 1 < layout.size(); ++i) {
@@ -63,6 +70,8 @@ absl::StatusOr<StepMetrics> TrainAllOnGpu(const JobConfig& c, int warmup) {
       torch::Tensor loss =
           gpt::HeadLoss(params.back(), layout.back(), params.front(),
                         layout.front(), x, data.narrow(1, 1, s));
+      at::autocast::set_autocast_enabled(at::kCUDA, false);
+      at::autocast::clear_cache();
       loss.backward();
       if (c.training.clip_norm > 0)
         torch::nn::utils::clip_grad_norm_(params, c.training.clip_norm);
@@ -79,10 +88,12 @@ absl::StatusOr<StepMetrics> TrainAllOnGpu(const JobConfig& c, int warmup) {
                      .allocated_bytes[static_cast<size_t>(StatType::AGGREGATE)]
                      .peak;
   } catch (const c10::Error& e) {
+    at::autocast::set_autocast_enabled(at::kCUDA, false);
     c10::cuda::CUDACachingAllocator::emptyCache();
     const std::string what = e.what_without_backtrace();
     return absl::ResourceExhaustedError(what.substr(0, what.find('\n')));
   } catch (const std::exception& e) {
+    at::autocast::set_autocast_enabled(at::kCUDA, false);
     c10::cuda::CUDACachingAllocator::emptyCache();
     return absl::InternalError(e.what());
   }

@@ -1,7 +1,9 @@
 // The GPU benchmark's baseline: RESIDENT as Megatron-LM runs it (the
 // planner's RESIDENT plan): the whole training state on the GPU, one autograd
 // graph per step (no recomputation), LibTorch's AdamW on the GPU, global-norm
-// clipping. What the engine's methods are measured against
+// clipping; in bf16, PyTorch's automatic mixed precision (fp32 weights and
+// AdamW, the forward under bf16 autocast). What the engine's methods are
+// measured against
 // (docs/benchmarks.md, "GPU check"). Needs a GPU; LibTorch stays out of this
 // header.
 #ifndef STRONGHOLD_CORE_TOOLS_ALL_ON_GPU_BASELINE_H_

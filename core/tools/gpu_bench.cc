@@ -451,12 +451,36 @@ int Cases(Device* gpu, const BenchOptions& o, const Peaks& peaks) {
                   table.first_row().c_str(), table.SamplesPerS(name) / all_gpu);
     }
   }
+  // bf16 both sides: the engine's rows against PyTorch's AMP all on the GPU.
+  const double all_gpu_bf16 =
+      table.SamplesPerS("RESIDENT bf16 (all on GPU, AMP)");
+  for (const char* name : {"STRONGHOLD bf16 (auto window)",
+                           "STRONGHOLD bf16 (automatic options)"}) {
+    if (table.SamplesPerS(name) > 0 && all_gpu_bf16 > 0) {
+      std::printf(
+          "%s / RESIDENT bf16 (all on GPU, AMP): %.3f (target 0.95 or more)\n",
+          name, table.SamplesPerS(name) / all_gpu_bf16);
+    }
+  }
   std::printf(
       "peer-args: --layers %d --hidden %d --heads %d --seq-len %d --batch %d "
       "--vocab %d --peak-tflops %.1f --resident-samples-per-s %.4f "
       "--stronghold-samples-per-s %.4f%s\n",
       c.model.layers, o.hidden, o.heads, o.seq_len, o.batch, o.vocab, peak,
       table.first_samples_per_s(), stronghold, o.tf32 ? " --tf32" : "");
+  // The peer again in bf16 (check.sh runs it when time is left), against
+  // the bf16 rows; the better of the engine's two bf16 rows is ours.
+  const double stronghold_bf16 =
+      std::max(table.SamplesPerS("STRONGHOLD bf16 (auto window)"),
+               table.SamplesPerS("STRONGHOLD bf16 (automatic options)"));
+  if (stronghold_bf16 > 0) {
+    std::printf(
+        "peer-args-bf16: --dtype bf16 --layers %d --hidden %d --heads %d "
+        "--seq-len %d --batch %d --vocab %d --resident-samples-per-s %.4f "
+        "--stronghold-samples-per-s %.4f\n",
+        c.model.layers, o.hidden, o.heads, o.seq_len, o.batch, o.vocab,
+        all_gpu_bf16, stronghold_bf16);
+  }
   std::printf("cases: %.0f s\n", table.elapsed_s());
   return 0;
 }

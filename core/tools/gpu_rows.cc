@@ -89,6 +89,7 @@ std::vector<RowSpec> GpuBenchRows(
     // Mixed precision: bf16 weights, gradients and compute on the GPU.
     JobConfig bf = c;
     bf.training.precision = Precision::kBf16;
+    rows.push_back({"RESIDENT bf16 (all on GPU, AMP)", bf, true, budget, ""});
     engine("STRONGHOLD bf16 (auto window)", bf, OffloadMethod::kStronghold, 0);
     automatic("STRONGHOLD bf16 (automatic options)", bf);
   }

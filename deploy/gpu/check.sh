@@ -15,7 +15,8 @@
 # rows against those predictions and the automatic options against the best
 # hand-picked row (core/tools/gpu_rows.h). And then,
 # if .deps/gpu/wheels is there, the DeepSpeed ZeRO-Offload peer
-# (deploy/gpu/zero_offload_peer.py) on the same model and GPU, and last,
+# (deploy/gpu/zero_offload_peer.py) on the same model and GPU, in fp32 and,
+# time permitting, in bf16, and last,
 # time permitting, the fused CPU AdamW against DeepSpeedCPUAdam on this
 # machine's cores. One table; `csv,` lines for docs/benchmarks.md. Where
 # this machine cannot build, it runs the binaries prepare.sh built. Needs .deps/gpu from
@@ -286,6 +287,26 @@ if [ -z "$PEER_REASON" ]; then
   fi
 fi
 [ -n "$PEER_REASON" ] && echo "peer: not run: $PEER_REASON"
+# The peer in bf16 against gpu_bench's bf16 rows (its own peer-args-bf16
+# line), when time is left (PEER_BF16=0 skips it).
+PEER_BF16=${PEER_BF16:-1}
+PEER_BF16_AFTER=${PEER_BF16_AFTER:-360}  # seconds since the start past which it is skipped
+if [ -z "$PEER_REASON" ] && [ "$PEER_BF16" = 1 ]; then
+  ARGS=$(sed -n 's/^peer-args-bf16: //p' "$BUILD/gpu_bench.log" | tail -n 1)
+  spent=$(( $(date +%s) - T0 ))
+  if [ -z "$ARGS" ]; then
+    echo "peer bf16: not run: gpu_bench printed no peer-args-bf16 line (no bf16 row ran)"
+  elif [ "$spent" -gt "$PEER_BF16_AFTER" ]; then
+    echo "peer bf16: not run: $spent s spent (PEER_BF16_AFTER=$PEER_BF16_AFTER)"
+  else
+    STEPS=5; case " $* " in *" --quick "*) STEPS=4 ;; esac
+    # shellcheck disable=SC2086  # ARGS is gpu_bench's word list
+    peer_env timeout 120 "$PYTHON" -u "$ROOT/deploy/gpu/zero_offload_peer.py" $ARGS --steps "$STEPS" \
+      2>&1 | tee "$BUILD/peer_bf16.log" | grep -v '^\[' || true
+    grep -q '^csv,zero_offload_bf16' "$BUILD/peer_bf16.log" ||
+      echo "peer bf16: no result within timeout 120 s (log $BUILD/peer_bf16.log)"
+  fi
+fi
 
 # The CPU optimizer against DeepSpeed's CPU Adam on this machine's cores, the
 # same 64 Mi parameters and thread counts (docs/benchmarks.md, "CPU AdamW";
