@@ -8,10 +8,10 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
 ./deploy/install-deps.sh
-echo "==> bazel build //... //tests/gpu:parity_test"
+echo "==> bazel build //... //tests/gpu:parity_test //tests/gpu:data_parallel_gpu_test"
 # The GPU parity test is tagged manual (no GPU here): no wildcard reaches
 # it, so it is named to be compiled and linked all the same.
-bazel build //... //tests/gpu:parity_test
+bazel build //... //tests/gpu:parity_test //tests/gpu:data_parallel_gpu_test
 echo "==> tests/client/thin_client_check.sh"
 ./tests/client/thin_client_check.sh
 echo "==> tests/dist/no_gloo_symbols_check.sh"

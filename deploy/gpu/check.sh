@@ -3,8 +3,9 @@
 # Bazel and no network, builds core/, storage/, the GPU parity test
 # (tests/gpu/parity_test.cc, with the carried GoogleTest) and the benchmark
 # (core/tools/gpu_bench.cc) against that machine's torch with g++, then runs
-# the parity test (the engine on the GPU against the CPU, fp32, bf16, fp16),
-# then gpu_bench: the seed's cases, short, under a GPU budget that emulates a
+# the parity test (the engine on the GPU against the CPU, fp32, bf16, fp16;
+# and data parallelism: NCCL on one rank, 2 ranks on this GPU through a
+# test-only staged path, tests/gpu/data_parallel_gpu_test.cc), then gpu_bench: the seed's cases, short, under a GPU budget that emulates a
 # 32 GB card (the planner's largest RESIDENT/STRONGHOLD/L2L models; RESIDENT
 # all on the GPU, RESIDENT in the engine, STRONGHOLD with the automatic
 # window, with the automatic options the daemon would choose and with
@@ -172,6 +173,12 @@ for src in core/*/*.cc storage/*.cc; do
     *) SOURCES+=("$src") ;;
   esac
 done
+# With core/dist: the data-parallel GPU test (NCCL on one rank, 2 ranks on
+# this GPU through the test-only staged communicator) in the parity binary.
+if [ "$GLOO" = 1 ]; then
+  TEST_SOURCES+=(tests/gpu/data_parallel_gpu_test.cc tests/gpu/staged_communicator.cc
+                 tests/core/dist/thread_ranks.cc)
+fi
 # The built-in hardware profiles (core/plan/hardware_profile.h): a file
 # Bazel generates with the same script.
 mkdir -p "$BUILD/gen"

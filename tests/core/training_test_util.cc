@@ -1,5 +1,7 @@
 #include "tests/core/training_test_util.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -93,6 +95,29 @@ TrainedRun TrainOn(Device* device, const JobConfig& config,
   return TrainAsPlanned(
       config, PlanFor(config, /*device_budget_bytes=*/0, device->name()),
       device, name, /*loss_scale=*/0);
+}
+
+double MaxLossRelDiff(const TrainedRun& a, const TrainedRun& b) {
+  double worst = 0;
+  for (size_t i = 0;
+       i < a.recorder.losses.size() && i < b.recorder.losses.size(); ++i) {
+    const double la = a.recorder.losses[i], lb = b.recorder.losses[i];
+    worst = std::max(worst, std::abs(la - lb) / std::max(1e-12, std::abs(la)));
+  }
+  return worst;
+}
+
+double MaxWeightAbsDiff(const TrainedRun& a, const TrainedRun& b) {
+  double worst = 0;
+  for (size_t buf = 0; buf < a.weights.size() && buf < b.weights.size();
+       ++buf) {
+    for (size_t i = 0; i < a.weights[buf].size() && i < b.weights[buf].size();
+         ++i) {
+      worst = std::max(worst, static_cast<double>(std::abs(a.weights[buf][i] -
+                                                           b.weights[buf][i])));
+    }
+  }
+  return worst;
 }
 
 void ExpectBitIdentical(const TrainedRun& a, const TrainedRun& b,

@@ -96,6 +96,12 @@ TrainedRun TrainAsPlanned(
     const std::function<void(TrainerOptions*)>& adjust = nullptr,
     const std::string& restore = "");
 
+// The largest relative difference of two runs' losses, step by step, and
+// of their final fp32 masters' absolute difference (over the steps and
+// buffers both have).
+double MaxLossRelDiff(const TrainedRun& a, const TrainedRun& b);
+double MaxWeightAbsDiff(const TrainedRun& a, const TrainedRun& b);
+
 // Same losses and gradient norms at every step, same weight bits.
 void ExpectBitIdentical(const TrainedRun& a, const TrainedRun& b,
                         const std::string& what);

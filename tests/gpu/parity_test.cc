@@ -42,31 +42,6 @@ JobConfig ParityModel(Architecture architecture = Architecture::kGpt) {
   return c;
 }
 
-// The largest relative difference of two runs' losses, step by step.
-double MaxLossRelDiff(const TrainedRun& a, const TrainedRun& b) {
-  double worst = 0;
-  for (size_t i = 0;
-       i < a.recorder.losses.size() && i < b.recorder.losses.size(); ++i) {
-    const double la = a.recorder.losses[i], lb = b.recorder.losses[i];
-    worst = std::max(worst, std::abs(la - lb) / std::max(1e-12, std::abs(la)));
-  }
-  return worst;
-}
-
-// The largest absolute difference of two runs' final fp32 masters.
-double MaxWeightAbsDiff(const TrainedRun& a, const TrainedRun& b) {
-  double worst = 0;
-  for (size_t buf = 0; buf < a.weights.size() && buf < b.weights.size();
-       ++buf) {
-    for (size_t i = 0; i < a.weights[buf].size() && i < b.weights[buf].size();
-         ++i) {
-      worst = std::max(worst, static_cast<double>(std::abs(a.weights[buf][i] -
-                                                           b.weights[buf][i])));
-    }
-  }
-  return worst;
-}
-
 // Both runs trained every step and hold the same buffers (the differences
 // above compare only what both have).
 void ExpectComplete(const TrainedRun& run, const TrainedRun& reference) {
