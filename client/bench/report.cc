@@ -1,7 +1,12 @@
 #include "client/bench/report.h"
 
+#include <algorithm>
+#include <functional>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "client/bench/log.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
@@ -32,6 +37,50 @@ std::string IterationMsText(const BenchRun& run) {
   return run.succeeded() ? Fixed(1e3 * run.summary.step_s, 1) : "-";
 }
 
+namespace {
+
+// Each rank's `figure`, in rank order, joined by `separator`.
+std::string PerRank(const BenchRun& run, absl::string_view separator,
+                    const std::function<std::string(const RankRun&)>& figure) {
+  std::vector<std::string> cells;
+  for (const RankRun& rank : run.ranks) cells.push_back(figure(rank));
+  return absl::StrJoin(cells, separator);
+}
+
+}  // namespace
+
+std::string RankSamplesText(const BenchRun& run) {
+  if (!run.succeeded()) return "-";
+  return PerRank(run, " / ", [](const RankRun& rank) {
+    return Fixed(rank.summary.samples_per_s, 4);
+  });
+}
+
+std::string RankIterationMsText(const BenchRun& run) {
+  if (!run.succeeded()) return "-";
+  return PerRank(run, " / ", [](const RankRun& rank) {
+    return Fixed(1e3 * rank.summary.step_s, 1);
+  });
+}
+
+std::string TokensText(const BenchRun& run) {
+  return run.succeeded() ? Fixed(run.summary.tokens_per_s, 1) : "-";
+}
+
+void AppendRankColumns(const BenchOptions& o,
+                       std::vector<std::string>& header) {
+  if (o.world_size == 1) return;
+  header.insert(header.end(), {"Ranks", "Tokens/s", "Per-rank samples/s",
+                               "Per-rank iteration (ms)"});
+}
+
+void AppendRankCells(const BenchRun& run, const BenchOptions& o,
+                     std::vector<std::string>& row) {
+  if (o.world_size == 1) return;
+  row.insert(row.end(), {absl::StrCat(o.world_size), TokensText(run),
+                         RankSamplesText(run), RankIterationMsText(run)});
+}
+
 std::string ResultText(const BenchRun& run) {
   return run.reason.empty()
              ? OutcomeName(run.outcome)
@@ -60,7 +109,10 @@ std::vector<std::string> RunCsvHeader() {
           "host_budget_bytes",
           "device_peak_bytes",
           "reason",
-          "log"};
+          "log",
+          "world_size",
+          "rank_samples_per_s",
+          "rank_iteration_ms"};
 }
 
 std::vector<std::string> RunCsvCells(const BenchRun& run,
@@ -94,6 +146,17 @@ std::vector<std::string> RunCsvCells(const BenchRun& run,
       ok ? absl::StrCat(s.device_peak_bytes) : "",
       run.reason,
       run.log_path,
+      absl::StrCat(std::max(1, run.spec.distributed().world_size())),
+      ok ? PerRank(run, ";",
+                   [](const RankRun& rank) {
+                     return Fixed(rank.summary.samples_per_s, 6);
+                   })
+         : "",
+      ok ? PerRank(run, ";",
+                   [](const RankRun& rank) {
+                     return Fixed(1e3 * rank.summary.step_s, 3);
+                   })
+         : "",
   };
 }
 
