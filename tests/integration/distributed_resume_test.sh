@@ -14,7 +14,7 @@ source "$(dirname "$0")/two_daemons_lib.sh"
 # A fresh secret per job (never on a printed command line), as
 # docs/distributed.md asks.
 new_key() { STRONGHOLD_JOB_KEY="resume-$$-$RANDOM$RANDOM"; export STRONGHOLD_JOB_KEY; }
-STEPS=40
+STEPS=80  # long enough that the kill and the SIGTERM land mid-run on a fast CPU
 MODEL=(--layers 2 --hidden 64 --heads 4 --seq-len 64 --vocab 256 --batch 4
        --micro-batch 1 --method stronghold --window 1 --steps "$STEPS"
        --checkpoint-every 4 --keep-last 0 --lr 3e-3 --precision fp32
