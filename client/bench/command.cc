@@ -29,11 +29,6 @@ bool DaemonHasAvx512(const v1::Node& node) {
 
 absl::StatusOr<int> Bench(const BenchOptions& options,
                           CommandContext& context) {
-  if (context.output == OutputFormat::kJson) {
-    return absl::InvalidArgumentError(
-        "bench writes its results as logs and CSV files under --out-dir; "
-        "--output json is not supported");
-  }
   if (options.plot && options.bench_case != BenchCase::kRun) {
     RETURN_IF_ERROR(CheckPlotter(options));
   }
@@ -75,7 +70,13 @@ absl::StatusOr<int> Bench(const BenchOptions& options,
       .out_dir = options.out_dir,
       .progress = context.out,
   };
-  std::ostream& out = *context.out;
+  if (context.output == OutputFormat::kJson) {
+    // Standard output is for the runs' JSON lines; what people read goes
+    // to standard error.
+    environment.progress = context.err;
+    environment.json = context.out;
+  }
+  std::ostream& out = *environment.progress;
   out << "bench " << BenchCaseName(options.bench_case) << " on "
       << node.device() << " (" << node.hostname() << ")";
   if (options.world_size > 1) {

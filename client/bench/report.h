@@ -48,6 +48,11 @@ std::vector<std::string> RunCsvHeader();
 std::vector<std::string> RunCsvCells(const BenchRun& run,
                                      const DevicePeak& peak);
 
+// A run as one line of JSON (`bench --output json` prints one per run as
+// it ends): the point, outcome, job and log, the whole job's figures (null
+// unless it succeeded), and with many ranks each rank's job and share.
+std::string RunJson(const BenchRun& run, const DevicePeak& peak);
+
 // A CSV of a case, written as bench_<name><suffix>_<time>.csv.
 struct CaseCsv {
   std::string suffix;  // "" or e.g. "_fit"

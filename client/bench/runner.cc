@@ -11,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "client/bench/log.h"
 #include "client/bench/output.h"
+#include "client/bench/report.h"
 #include "client/human_format.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
@@ -124,6 +125,10 @@ absl::StatusOr<BenchRun> BenchRunner::Run(const BenchPoint& point) {
   RETURN_IF_ERROR(core::WriteFileAtomically(
       run.log_path, FormatLog(run, options_, environment_)));
   Report(run);
+  if (environment_.json != nullptr) {
+    *environment_.json << RunJson(run, environment_.peak) << "\n";
+    environment_.json->flush();
+  }
   return run;
 }
 

@@ -81,6 +81,7 @@ struct BenchEnvironment {
   DevicePeak peak;
   std::string out_dir;
   std::ostream* progress = nullptr;  // one line per run
+  std::ostream* json = nullptr;      // --output json: RunJson() of each run
 };
 
 // The largest layer count the planner accepts for a method.

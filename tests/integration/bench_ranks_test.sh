@@ -1,7 +1,7 @@
 #!/bin/bash
 # `strongholdctl bench --world-size 2` through two real daemons on loopback
 # (docs/bench.md, "Many ranks"): each run is one job on both daemons; the
-# table, the log and the CSV give the whole job's samples/s and tokens/s and
+# table, the log, the CSV and --output json give the whole job's samples/s and tokens/s and
 # each rank's samples/s and iteration time, and those figures are present,
 # positive and consistent with each other and with what each rank's daemon
 # reported. Bad rank options are refused naming the flag.
@@ -113,12 +113,30 @@ row = [l for l in table.splitlines() if l.startswith("STRONGHOLD")]
 assert row and f"{whole:.4f}" in row[0] and f"{per[0]:.4f} / {per[1]:.4f}" in row[0], row
 PY
 
-# --- a case's CSV carries the ranks too
+# --- a case's CSV carries the ranks too, and --output json prints each run
+# as a line of JSON on standard output (the tables go to standard error)
 PORT=$(free_port)
-"$CTL" bench "${TINY[@]}" "${RANKS[@]}" --master-port "$PORT" --case window \
-  --windows 1 --out-dir "$WORK/window" >"$WORK/window.out" 2>&1
+"$CTL" --output json bench "${TINY[@]}" "${RANKS[@]}" --master-port "$PORT" \
+  --case window --windows 1 --out-dir "$WORK/window" >"$WORK/window.json" \
+  2>"$WORK/window.err"
 rc=$?
-check "bench --case window --world-size 2 succeeds ($rc)" [ "$rc" = 0 ]
+check "bench --case window --world-size 2 --output json succeeds ($rc)" [ "$rc" = 0 ]
+check "its JSON line has the whole job's and each rank's figures" python3 - "$WORK/window.json" <<'PY'
+import json, sys
+runs = [json.loads(l) for l in open(sys.argv[1])]
+assert len(runs) == 1, runs
+r = runs[0]
+assert r["outcome"] == "SUCCEEDED" and r["world_size"] == 2 and r["window_used"] == 1, r
+per = [x["samples_per_s"] for x in r["ranks"]]
+assert [x["rank"] for x in r["ranks"]] == [0, 1] and all(x["job"] for x in r["ranks"]), r
+assert r["samples_per_s"] > 0 and min(per) > 0, r
+assert r["samples_per_s"] <= 2 * min(per) * (1 + 1e-9), r
+assert r["samples_per_s"] >= 2 / sum(1 / p for p in per) * (1 - 1e-9), r
+assert abs(r["tokens_per_s"] - 64 * r["samples_per_s"]) <= 1e-6 * r["tokens_per_s"], r
+for x in r["ranks"]:
+    assert abs(x["samples_per_s"] - 2 * 1000 / x["iteration_ms"]) <= 1e-6 * x["samples_per_s"], x
+PY
+check "the table went to standard error" grep -q "Per-rank samples/s" "$WORK/window.err"
 check "its CSV has the whole job's and each rank's figures" python3 - "$WORK"/window/bench_window_*.csv <<'PY'
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))

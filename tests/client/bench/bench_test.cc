@@ -9,9 +9,12 @@
 #include "client/bench/log.h"
 #include "client/bench/options.h"
 #include "client/bench/output.h"
+#include "client/bench/report.h"
 #include "client/bench/runner.h"
 #include "client/bench/stats.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 
 namespace stronghold::client {
@@ -374,6 +377,49 @@ TEST(BenchLogTest, IterationsAndSummary) {
                         "iteration (ms): 1000.000 | SamplesPerSec: 4.0000 | "
                         "tokens/s: 256.0 | model TFLOPS: 2 | MFU: 50.00% |"));
   EXPECT_THAT(log, HasSubstr("\nresult: SUCCEEDED\n"));
+}
+
+TEST(BenchReportTest, RunJsonHasTheJobsAndEachRanksFigures) {
+  BenchRun run;
+  run.point = {.method = v1::STRONGHOLD, .layers = 4, .window = 2, .steps = 3};
+  run.spec.mutable_distributed()->set_world_size(2);
+  run.outcome = RunOutcome::kSucceeded;
+  run.job = "jobs/7";
+  run.log_path = "results/log \"a\".txt";  // quoted in JSON
+  run.measured = {Step(2, 1.0, 4), Step(3, 1.0, 4)};
+  run.summary = Summarize(run.measured);
+  run.ranks = {{.rank = 0, .daemon = "unix:/a.sock", .job = "jobs/7"},
+               {.rank = 1, .daemon = "unix:/b.sock", .job = "jobs/2"}};
+  for (RankRun& rank : run.ranks) {
+    rank.summary = RankSummary(run.measured, 2);
+  }
+  google::protobuf::Struct json;
+  const std::string text = RunJson(run, {.tflops = 4.0});
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(text, &json).ok())
+      << text;
+  const auto& f = json.fields();
+  EXPECT_EQ(f.at("outcome").string_value(), "SUCCEEDED");
+  EXPECT_EQ(f.at("log").string_value(), "results/log \"a\".txt");
+  EXPECT_EQ(f.at("world_size").number_value(), 2);
+  EXPECT_EQ(f.at("samples_per_s").number_value(), 4);
+  EXPECT_EQ(f.at("tokens_per_s").number_value(), 256);
+  EXPECT_EQ(f.at("mfu_percent").number_value(), 50);
+  const auto& ranks = f.at("ranks").list_value().values();
+  ASSERT_EQ(ranks.size(), 2);
+  EXPECT_EQ(ranks[1].struct_value().fields().at("job").string_value(),
+            "jobs/2");
+  EXPECT_EQ(ranks[1].struct_value().fields().at("samples_per_s").number_value(),
+            2);
+  EXPECT_EQ(ranks[1].struct_value().fields().at("iteration_ms").number_value(),
+            1000);
+
+  // A run that did not succeed has no figures.
+  run.outcome = RunOutcome::kFailed;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(
+                  RunJson(run, {.tflops = 4.0}), &json)
+                  .ok());
+  EXPECT_EQ(json.fields().at("samples_per_s").kind_case(),
+            google::protobuf::Value::kNullValue);
 }
 
 TEST(BenchOutputTest, CsvQuotesWhatNeedsIt) {
