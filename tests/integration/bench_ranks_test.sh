@@ -1,10 +1,10 @@
 #!/bin/bash
 # `strongholdctl bench --world-size 2` through two real daemons on loopback
 # (docs/bench.md, "Many ranks"): each run is one job on both daemons; the
-# table, the log, the CSV and --output json give the whole job's samples/s and tokens/s and
-# each rank's samples/s and iteration time, and those figures are present,
-# positive and consistent with each other and with what each rank's daemon
-# reported. Bad rank options are refused naming the flag.
+# table, the log, the CSV and --output json give the whole job's samples/s
+# and tokens/s and each rank's samples/s and iteration time, and those
+# figures are present, positive and consistent with each other and with what
+# each rank's daemon reported. Bad rank options are refused naming the flag.
 source "$(dirname "$0")/daemon_lib.sh"
 source "$(dirname "$0")/two_daemons_lib.sh"
 SHAPE=(--method stronghold --layers 2 --hidden 64 --heads 4 --seq-len 64
