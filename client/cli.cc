@@ -1,6 +1,7 @@
 #include "client/cli.h"
 
 #include <cmath>
+#include <memory>
 #include <optional>
 
 #include "absl/strings/numbers.h"
@@ -257,11 +258,23 @@ int RunCli(const std::vector<std::string>& args, const CliOptions& options) {
   DaemonClient client({.address = *address,
                        .timeout = global_options->timeout,
                        .security = *security});
-  CommandContext context{.client = &client,
-                         .output = global_options->output,
-                         .out = &out,
-                         .err = &err,
-                         .interactive = options.out_is_terminal};
+  CommandContext context{
+      .client = &client,
+      .output = global_options->output,
+      .out = &out,
+      .err = &err,
+      .interactive = options.out_is_terminal,
+      .connect = [&](const std::string& other)
+          -> absl::StatusOr<std::unique_ptr<DaemonClient>> {
+        ASSIGN_OR_RETURN(const std::string target,
+                         ResolveDaemonAddress(other, options.address_env));
+        ASSIGN_OR_RETURN(ChannelSecurity other_security,
+                         ResolveChannelSecurity(security_flags, target));
+        return std::make_unique<DaemonClient>(
+            DaemonClientOptions{.address = target,
+                                .timeout = global_options->timeout,
+                                .security = std::move(other_security)});
+      }};
   absl::StatusOr<int> exit_code = (*action)(context);
   out.flush();
   if (!exit_code.ok()) {

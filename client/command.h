@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -28,6 +29,12 @@ struct CommandContext {
   std::ostream* out = nullptr;  // results
   std::ostream* err = nullptr;  // diagnostics
   bool interactive = false;     // `out` is a terminal
+  // A client of another daemon (a command that drives several, such as
+  // `bench --daemons`), with the global flags' timeout and security;
+  // INVALID_ARGUMENT names the address when it or its security is bad.
+  std::function<absl::StatusOr<std::unique_ptr<DaemonClient>>(
+      const std::string& address)>
+      connect;
 };
 
 // Returns the exit code, or an error (printed as "CODE: message", exit 1).

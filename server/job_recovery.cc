@@ -40,6 +40,21 @@ JobRecovery RecoverJob(v1::Job& job, const std::string& checkpoints_dir,
                             max_restarts, " restart(s): --max_job_restarts)");
     return out;
   }
+  if (was_running && job.spec().distributed().world_size() > 1) {
+    // The other ranks failed the job when this daemon went silent (their
+    // watchdogs, docs/distributed.md): run alone it could only wait for
+    // them, holding this daemon's worker for the collective timeout.
+    out.action = JobRecovery::Action::kFail;
+    out.error = absl::StrCat(
+        "the daemon stopped while this rank ran (rank ",
+        job.spec().distributed().rank(), " of ",
+        job.spec().distributed().world_size(),
+        "); the other ranks failed the job: resubmit every rank with "
+        "--resume-from");
+    out.note = absl::StrCat(out.error, "; newest checkpoint: ",
+                            present.empty() ? "none" : present.back());
+    return out;
+  }
   std::string from = "step 0";
   job.set_step(0);
   if (!present.empty()) {

@@ -9,7 +9,11 @@
 // counted in Job.daemon_stops, which is durable because the RUNNING state
 // is recorded before a job runs; past JobRecoveryOptions::max_restarts the
 // job is failed instead of resumed, so one job cannot crash-loop the daemon
-// (and every other job with it) forever.
+// (and every other job with it) forever. A RUNNING rank of a job on many
+// daemons (distributed.world_size > 1) is failed at once: the other ranks
+// failed the job when this daemon went silent, so it could only wait for
+// them. A QUEUED one (a shutdown's stop step: docs/distributed.md) is
+// queued again to meet them.
 // Plain functions: no locks; the only I/O is on the checkpoints directory.
 #ifndef STRONGHOLD_SERVER_JOB_RECOVERY_H_
 #define STRONGHOLD_SERVER_JOB_RECOVERY_H_

@@ -3,6 +3,7 @@
 #include <cxxabi.h>
 #include <google/protobuf/util/json_util.h>
 
+#include <algorithm>
 #include <exception>
 #include <new>
 #include <utility>
@@ -100,7 +101,13 @@ JobRunner::JobRunner(JobRunnerOptions options)
     : options_(std::move(options)), create_trainer_(&core::Trainer::Create) {}
 
 absl::Status JobRunner::Run(const JobRun& run, JobRecorder& recorder) {
-  RecordingObserver observer(run, recorder, options_.device_peak_flops);
+  // A job on N ranks computes on N devices, and its model FLOP/s are the
+  // whole job's (the global batch over the step time): MFU is against the
+  // N devices' peak.
+  RecordingObserver observer(
+      run, recorder,
+      options_.device_peak_flops *
+          std::max(1, run.spec.distributed().world_size()));
   const char* doing = "starting";
   // The trainer lives inside Train(), so unwinding frees it before the
   // error is recorded (the memory an out-of-memory job held is back).

@@ -419,9 +419,10 @@ void Metrics::OnJobStep(const v1::Job& job, const v1::StepMetrics& step) {
   if (step.rolled_back()) s.rolled_back_steps->Increment();
   const double flops = step.model_tflops() * 1e12;
   s.model_flops->Set(flops);
-  s.mfu->Set(options_.device_peak_flops_per_s > 0
-                 ? flops / options_.device_peak_flops_per_s
-                 : 0);
+  // A job on N ranks: the whole job's FLOP/s on N devices.
+  const double peak = options_.device_peak_flops_per_s *
+                      std::max(1, job.spec().distributed().world_size());
+  s.mfu->Set(peak > 0 ? flops / peak : 0);
   s.window->Set(step.window());
   if (step.predicted_step_s() > 0) {
     if (s.predicted_step == nullptr) {

@@ -62,7 +62,9 @@ absl::StatusOr<CaseResult> RunEachMethod(BenchRunner& runner,
   std::vector<std::string> header = {"Methods", "Throughput", "Iteration (ms)",
                                      "TFLOPS", "MFU"};
   header.insert(header.end(), kShapeHeader.begin(), kShapeHeader.end());
-  header.insert(header.end(), {"Window", "Log"});
+  header.push_back("Window");
+  AppendRankColumns(o, header);
+  header.push_back("Log");
   Table table(header, {1, 2, 3, 4});
   CaseResult result;
   std::vector<BenchRun> runs;
@@ -78,6 +80,7 @@ absl::StatusOr<CaseResult> RunEachMethod(BenchRunner& runner,
         run.succeeded() ? FormatMfu(run.summary.model_tflops, peak) : "-"};
     AppendShape(run, o, row);
     row.push_back(run.succeeded() ? absl::StrCat(run.window_used) : "-");
+    AppendRankCells(run, o, row);
     row.push_back(run.log_path);
     table.AddRow(std::move(row));
     runs.push_back(std::move(run));
@@ -206,6 +209,7 @@ absl::StatusOr<CaseResult> RunThroughputCase(BenchRunner& runner,
                                      "Relative", "Iteration (ms)", "MFU"};
   header.insert(header.end(), kShapeHeader.begin(), kShapeHeader.end());
   header.push_back("Window");
+  AppendRankColumns(o, header);
   Table table(header, {2, 3, 4, 5});
   CaseResult result;
   std::vector<std::string> notes;
@@ -243,6 +247,7 @@ absl::StatusOr<CaseResult> RunThroughputCase(BenchRunner& runner,
           run.succeeded() ? FormatMfu(run.summary.model_tflops, peak) : "-"};
       AppendShape(run, o, row);
       row.push_back(run.succeeded() ? absl::StrCat(run.window_used) : "-");
+      AppendRankCells(run, o, row);
       table.AddRow(std::move(row));
       std::vector<std::string> cells = {size, absl::StrCat(layers), relative};
       for (std::string& c : RunCsvCells(run, peak))

@@ -109,6 +109,26 @@ std::string SummaryLine(const BenchRun& run, const DevicePeak& peak) {
   return absl::StrJoin(fields, " | ");
 }
 
+// A rank's share of the job: its own iteration time and rates.
+std::string RankSummaryLine(const RankRun& rank, const DevicePeak& peak) {
+  const IterationSummary& s = rank.summary;
+  std::vector<std::string> fields = {
+      absl::StrCat("rank ", rank.rank, " summary"),
+      absl::StrCat("job: ", rank.job),
+      absl::StrCat("daemon: ", rank.daemon),
+      absl::StrCat("iterations: ", s.first_step, "-", s.last_step),
+  };
+  for (std::string& f : RateFields(s.step_s, s.samples_per_s, s.tokens_per_s,
+                                   s.model_tflops, peak)) {
+    fields.push_back(std::move(f));
+  }
+  for (std::string& f : BreakdownFields(s.compute_s, s.h2d_wait_s, s.d2h_wait_s,
+                                        s.optimizer_s)) {
+    fields.push_back(std::move(f));
+  }
+  return absl::StrJoin(fields, " | ");
+}
+
 // The requested window; for L2L the one the daemon's plan resolved.
 std::string WindowText(const BenchPoint& point, const v1::MemoryPlan& plan) {
   switch (point.method) {
@@ -152,6 +172,10 @@ std::string RepeatCommand(const BenchPoint& point,
   if (options.peak_tflops > 0) {
     absl::StrAppend(&command, " --peak-tflops ", options.peak_tflops);
   }
+  if (!options.daemons.empty()) {
+    absl::StrAppend(&command, " --daemons ",
+                    ShellWord(absl::StrJoin(options.daemons, ",")));
+  }
   return command;
 }
 
@@ -177,6 +201,17 @@ std::string FormatLog(const BenchRun& run, const BenchOptions& options,
        ", window ", WindowText(p, plan));
   line("command: ", RepeatCommand(p, options));
   line("job: ", run.job.empty() ? "none (not submitted)" : run.job);
+  if (options.world_size > 1) {
+    const v1::DistributedSpec& d = run.spec.distributed();
+    line("ranks: ", options.world_size, ", meeting at ", d.master_addr(), ":",
+         d.master_port(),
+         "; the plan is one rank's (rank 0's), the "
+         "iterations and summary the whole job's (each step's slowest rank), "
+         "each rank summary that rank's share");
+    for (const RankRun& rank : run.ranks) {
+      line("rank ", rank.rank, ": ", rank.job, " on ", rank.daemon);
+    }
+  }
   line("device: ", node.device(), " (host ", node.hostname(), ", ",
        node.cpu_threads(), " CPU threads, strongholdd ", node.version(),
        ", LibTorch ", node.torch_version(), ")");
@@ -218,6 +253,9 @@ std::string FormatLog(const BenchRun& run, const BenchOptions& options,
       line(IterationLine("iteration", m, p.steps, environment.peak));
     }
     line(SummaryLine(run, environment.peak));
+    for (const RankRun& rank : run.ranks) {
+      line(RankSummaryLine(rank, environment.peak));
+    }
   }
   line("result: ", OutcomeName(run.outcome),
        run.reason.empty() ? "" : absl::StrCat(": ", run.reason));

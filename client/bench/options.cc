@@ -5,9 +5,11 @@
 #include <optional>
 
 #include "absl/algorithm/container.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "client/job_spec_flags.h"
 #include "core/util/status_macros.h"
 
@@ -42,9 +44,13 @@ const std::vector<std::pair<std::string, std::string>>& SeedFlags() {
   return *flags;
 }
 
-// --method is the bench's: a list of methods, each run in turn.
+// --method is the bench's: a list of methods, each run in turn. Each rank's
+// rank and the job key are the bench's to set per run (ParseRanks), so the
+// flags that give them are not taken.
 JobSpecFlagsOptions SpecFlagOptions(v1::JobSpec base) {
-  return {.base = std::move(base), .own_flags = {"method"}};
+  return {.base = std::move(base),
+          .own_flags = {"method", "rank", "local-rank", "job-key",
+                        "dist-from-env"}};
 }
 
 // The spec flags that the log's repeat command writes itself, from the point
@@ -92,6 +98,85 @@ absl::Status IntListFlag(const ParsedArgs& args, absl::string_view name,
     }
     values.push_back(value);
   }
+  return absl::OkStatus();
+}
+
+// The highest rank count the API takes (DistributedSpec.world_size).
+constexpr int kMaxWorldSize = 1024;
+// torchrun's default rendezvous port.
+constexpr int kDefaultMasterPort = 29500;
+
+// Whether a daemon address is on this host: a unix socket or a loopback
+// host, so that the ranks can meet on 127.0.0.1.
+bool OnThisHost(absl::string_view address) {
+  if (absl::StartsWith(address, "unix:") ||
+      address.find(':') == absl::string_view::npos) {
+    return true;  // a socket path (NormalizeDaemonAddress)
+  }
+  absl::string_view host = address.substr(0, address.rfind(':'));
+  absl::ConsumePrefix(&host, "dns:");
+  absl::ConsumePrefix(&host, "ipv4:");
+  absl::ConsumePrefix(&host, "ipv6:");
+  absl::ConsumePrefix(&host, "///");
+  return host == "localhost" || host == "[::1]" ||
+         absl::StartsWith(host, "127.");
+}
+
+// --world-size, --daemons and the rendezvous of every run's ranks.
+absl::Status ParseRanks(const ParsedArgs& args, BenchOptions& o) {
+  v1::DistributedSpec* d = o.spec.mutable_distributed();
+  // The API reads 0 as 1; a bench asked for 0 ranks is a mistake.
+  const bool zero_asked = args.Get("world-size") == std::optional("0");
+  const int n = d->world_size() == 0 ? 1 : d->world_size();
+  if (zero_asked || n < 1 || n > kMaxWorldSize) {
+    return BadValue("world-size", absl::StrCat(d->world_size()),
+                    absl::StrCat("an integer in 1..", kMaxWorldSize));
+  }
+  o.world_size = n;
+  if (std::optional<std::string> text = args.Get("daemons")) {
+    for (absl::string_view address : absl::StrSplit(*text, ',')) {
+      if (address.empty()) {
+        return BadValue("daemons", *text,
+                        "comma-separated daemon addresses, rank 0's first");
+      }
+      o.daemons.emplace_back(address);
+    }
+    if (static_cast<int>(o.daemons.size()) != n) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--daemons: ", o.daemons.size(), " address(es) for --world-size ", n,
+          "; give one daemon per rank, rank 0's first"));
+    }
+  } else if (n > 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--daemons: missing; --world-size ", n,
+        " needs one daemon per rank (one daemon serves one device), e.g. "
+        "--daemons unix:/run/stronghold/gpu0/strongholdd.sock,unix:/run/"
+        "stronghold/gpu1/strongholdd.sock"));
+  }
+  if (n == 1) return absl::OkStatus();
+  v1::TrainingSpec* t = o.spec.mutable_training();
+  // One micro-batch per rank and iteration unless --micro-batch says
+  // otherwise, as one rank runs one micro-batch (the seed's run.sh).
+  if (t->micro_batch() == 0 && t->batch() % n == 0) {
+    t->set_micro_batch(t->batch() / n);
+  }
+  const int64_t per_step =
+      int64_t{n} * (t->micro_batch() > 0 ? t->micro_batch() : t->batch());
+  if (t->batch() % per_step != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--batch: ", t->batch(), " is not a multiple of --world-size ", n,
+        " x --micro-batch ", per_step / n, " (= ", per_step,
+        "): every rank takes whole micro-batches of the global batch"));
+  }
+  if (d->master_addr().empty()) {
+    if (!absl::c_all_of(o.daemons, OnThisHost)) {
+      return absl::InvalidArgumentError(
+          "--master-addr: missing; the daemons are not all on this host, so "
+          "name rank 0's host as every rank's daemon reaches it");
+    }
+    d->set_master_addr("127.0.0.1");
+  }
+  if (d->master_port() == 0) d->set_master_port(kDefaultMasterPort);
   return absl::OkStatus();
 }
 
@@ -186,6 +271,9 @@ const std::vector<FlagSpec>& BenchFlags() {
          "one of the seed's cases (default: one run per method)"},
         {"warmup-iterations", "N",
          "first iterations reported apart (default 1; 2 with --window 0)"},
+        {"daemons", "ADDRESS,...",
+         "one daemon per rank with --world-size N, rank 0's first (default "
+         "--daemon alone for N = 1)"},
         {"out-dir", "DIR", "where logs, CSV and plots go (default ./results)"},
         {"peak-tflops", "X",
          "device dense peak for MFU (default: nominal, see docs/bench.md)"},
@@ -220,6 +308,7 @@ absl::StatusOr<BenchOptions> ParseBenchOptions(const ParsedArgs& args) {
   RETURN_IF_ERROR(ParseCase(args, o));
   RETURN_IF_ERROR(ParseMethods(args, o));
   RETURN_IF_ERROR(ParseSpec(args, o));
+  RETURN_IF_ERROR(ParseRanks(args, o));
   RETURN_IF_ERROR(IntFlag(args, "warmup-iterations", 0, o.warmup_iterations));
   RETURN_IF_ERROR(IntFlag(args, "max-layers", 1, o.max_layers));
   RETURN_IF_ERROR(IntFlag(args, "confirm-steps", 1, o.confirm_steps));

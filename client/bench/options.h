@@ -76,6 +76,16 @@ struct BenchOptions {
   std::string python;       // empty = /usr/bin/python3 if present, else python3
   std::string plot_script;  // empty = searched for (output.h)
 
+  // Data parallelism (docs/bench.md, "Many ranks"): every run is one job on
+  // `world_size` daemons, one per rank, `daemons[r]` rank r's address.
+  // world_size comes from --world-size (spec.distributed.world_size, 1..1024;
+  // 1 = a job on the --daemon alone, `daemons` empty). The rendezvous is the
+  // spec's --master-addr (default 127.0.0.1 when every daemon is on this
+  // host) and --master-port (default 29500); the bench sets each rank's rank
+  // and a fresh random job key per run itself.
+  int world_size = 1;
+  std::vector<std::string> daemons;
+
   // The warm-up iterations of a run of `steps` (with the automatic window or
   // not): at most steps - 1, so that one iteration is always measured.
   int WarmupIterations(bool automatic_window, int steps) const;
@@ -85,9 +95,12 @@ struct BenchOptions {
 const std::vector<FlagSpec>& BenchFlags();
 
 // INVALID_ARGUMENT names the flag: bad numbers, unknown methods or cases, a
-// method the case cannot run (window: STRONGHOLD only), and a sweep start
-// the bench cannot work from (--layers < 1, --window < 0, --steps < 1,
-// --device-resident-layers < 0). Other spec values are the daemon's to
+// method the case cannot run (window: STRONGHOLD only), a sweep start the
+// bench cannot work from (--layers < 1, --window < 0, --steps < 1,
+// --device-resident-layers < 0), and ranks it cannot run (--world-size
+// outside 1..1024, fewer --daemons than ranks, a --batch that is not a
+// multiple of world size x --micro-batch, --master-addr missing for
+// daemons on other hosts). Other spec values are the daemon's to
 // check: the first plan of a bench refuses them before any job runs.
 absl::StatusOr<BenchOptions> ParseBenchOptions(const ParsedArgs& args);
 

@@ -23,14 +23,35 @@ std::string SizeText(int64_t parameters);
 std::string SamplesText(const BenchRun& run);
 // "5985.2" (ms) for a run that succeeded, else "-".
 std::string IterationMsText(const BenchRun& run);
+// With many ranks, each rank's share in rank order: "3.1250 / 3.1102"
+// samples/s and "640.0 / 643.1" ms per iteration; "-" unless it succeeded.
+std::string RankSamplesText(const BenchRun& run);
+std::string RankIterationMsText(const BenchRun& run);
+// "12800.0" (the whole job's tokens/s) for a run that succeeded, else "-".
+std::string TokensText(const BenchRun& run);
+
+// With many ranks (--world-size), a table's columns of the whole job's
+// tokens/s and each rank's share, and a run's cells in them; nothing for
+// one rank, whose tables stay the seed's.
+void AppendRankColumns(const BenchOptions& o, std::vector<std::string>& header);
+void AppendRankCells(const BenchRun& run, const BenchOptions& o,
+                     std::vector<std::string>& row);
+
 // "DOES NOT FIT: device memory: needs ..." or "SUCCEEDED".
 std::string ResultText(const BenchRun& run);
 
 // The CSV columns of a run (every case's CSV ends with them) and its cells;
-// the figures are empty unless it succeeded.
+// the figures are empty unless it succeeded. The figures are the whole
+// job's; with many ranks, rank_samples_per_s and rank_iteration_ms give
+// each rank's share, ';'-separated in rank order.
 std::vector<std::string> RunCsvHeader();
 std::vector<std::string> RunCsvCells(const BenchRun& run,
                                      const DevicePeak& peak);
+
+// A run as one line of JSON (`bench --output json` prints one per run as
+// it ends): the point, outcome, job and log, the whole job's figures (null
+// unless it succeeded), and with many ranks each rank's job and share.
+std::string RunJson(const BenchRun& run, const DevicePeak& peak);
 
 // A CSV of a case, written as bench_<name><suffix>_<time>.csv.
 struct CaseCsv {

@@ -3,12 +3,15 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "client/bench/log.h"
 #include "client/bench/output.h"
+#include "client/bench/report.h"
 #include "client/human_format.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
@@ -32,6 +35,17 @@ std::string UniquePath(const std::string& dir, const std::string& name) {
     path = fs::path(dir) / absl::StrCat(stem, "_", i, ".txt");
   }
   return path.string();
+}
+
+// 24 random bytes as 32 characters of [A-Za-z0-9_-]: a job key
+// (DistributedSpec.job_key takes 8..128 of [A-Za-z0-9._~-]).
+absl::StatusOr<std::string> NewJobKey() {
+  std::ifstream random("/dev/urandom", std::ios::binary);
+  char bytes[24];
+  if (!random.read(bytes, sizeof(bytes))) {
+    return absl::InternalError("cannot read /dev/urandom for a job key");
+  }
+  return absl::WebSafeBase64Escape(absl::string_view(bytes, sizeof(bytes)));
 }
 
 }  // namespace
@@ -100,17 +114,8 @@ absl::StatusOr<BenchRun> BenchRunner::Run(const BenchPoint& point) {
     run.outcome = RunOutcome::kDoesNotFit;
     run.reason = run.plan.reason();
   } else {
-    absl::StatusOr<v1::Job> job = environment_.client->SubmitJob(run.spec);
-    if (absl::IsResourceExhausted(job.status())) {
-      // The daemon's own plan disagreed (its budgets changed meanwhile).
-      run.outcome = RunOutcome::kDoesNotFit;
-      run.reason = std::string(job.status().message());
-    } else if (!job.ok()) {
-      return job.status();
-    } else {
-      run.job = job->name();
-      RETURN_IF_ERROR(Follow(run));
-    }
+    RETURN_IF_ERROR(Submit(run));
+    if (!run.job.empty()) RETURN_IF_ERROR(Follow(run));
   }
 
   run.summary = Summarize(run.measured);
@@ -120,46 +125,131 @@ absl::StatusOr<BenchRun> BenchRunner::Run(const BenchPoint& point) {
   RETURN_IF_ERROR(core::WriteFileAtomically(
       run.log_path, FormatLog(run, options_, environment_)));
   Report(run);
+  if (environment_.json != nullptr) {
+    *environment_.json << RunJson(run, environment_.peak) << "\n";
+    environment_.json->flush();
+  }
   return run;
 }
 
-absl::Status BenchRunner::Follow(BenchRun& run) {
+absl::Status BenchRunner::Submit(BenchRun& run) {
+  const int world_size = options_.world_size;
+  std::string key;
+  if (world_size > 1) {
+    // A fresh secret per run: a run's ranks meet each other only, never a
+    // rank left over from an earlier run. It never leaves this process but
+    // to the daemons, which redact it.
+    ASSIGN_OR_RETURN(key, NewJobKey());
+  }
+  for (int rank = 0; rank < world_size; ++rank) {
+    v1::JobSpec spec = run.spec;
+    DaemonClient* daemon = environment_.client;
+    if (world_size > 1) {
+      spec.mutable_distributed()->set_rank(rank);
+      spec.mutable_distributed()->set_job_key(key);
+      daemon = environment_.ranks[rank];
+    }
+    absl::StatusOr<v1::Job> job = daemon->SubmitJob(spec);
+    const std::string who =
+        world_size > 1
+            ? absl::StrCat("rank ", rank, " (", daemon->address(), "): ")
+            : "";
+    if (!job.ok()) {
+      CancelSubmitted(run);
+      run.job.clear();
+      if (!absl::IsResourceExhausted(job.status())) {
+        return absl::Status(job.status().code(),
+                            absl::StrCat(who, job.status().message()));
+      }
+      // The daemon's own plan disagreed (its budgets changed meanwhile).
+      run.outcome = RunOutcome::kDoesNotFit;
+      run.reason = absl::StrCat(who, job.status().message());
+      return absl::OkStatus();
+    }
+    if (rank == 0) run.job = job->name();
+    if (world_size > 1) {
+      run.ranks.push_back(
+          {.rank = rank, .daemon = daemon->address(), .job = job->name()});
+    }
+  }
+  return absl::OkStatus();
+}
+
+void BenchRunner::CancelSubmitted(const BenchRun& run) {
+  for (const RankRun& rank : run.ranks) {
+    // Best effort: a rank that cannot be cancelled fails after the
+    // collective timeout, waiting for the rank that was never submitted.
+    environment_.ranks[rank.rank]->CancelJob(rank.job).IgnoreError();
+  }
+}
+
+absl::Status BenchRunner::FollowJob(DaemonClient& client,
+                                    const std::string& job,
+                                    std::vector<v1::StepMetrics>& steps,
+                                    std::vector<std::string>* notes,
+                                    v1::Job& last) {
   v1::WatchJobRequest request;
-  request.set_name(run.job);
-  std::vector<v1::StepMetrics> steps;
-  v1::Job last;
-  const absl::Status stream = environment_.client->WatchJob(
-      request, [&](const v1::JobEvent& event) -> absl::Status {
+  request.set_name(job);
+  const absl::Status stream =
+      client.WatchJob(request, [&](const v1::JobEvent& event) -> absl::Status {
         if (event.has_metrics()) steps.push_back(event.metrics());
-        if (event.kind_case() == v1::JobEvent::kMessage) {
-          run.notes.push_back(event.message());
+        if (notes != nullptr && event.kind_case() == v1::JobEvent::kMessage) {
+          notes->push_back(event.message());
         }
         if (event.has_job()) last = event.job();
         return absl::OkStatus();
       });
-  if (!Terminal(last.state())) {
-    // The stream ended early (or broke): the job's record decides.
-    ASSIGN_OR_RETURN(last, environment_.client->GetJob(run.job));
-    if (!Terminal(last.state())) {
-      return stream.ok()
-                 ? absl::UnavailableError(absl::StrCat(
-                       "the event stream of ", run.job,
-                       " ended while the job is ", StateName(last.state())))
-                 : stream;
-    }
+  if (Terminal(last.state())) return absl::OkStatus();
+  // The stream ended early (or broke): the job's record decides.
+  ASSIGN_OR_RETURN(last, client.GetJob(job));
+  if (Terminal(last.state())) return absl::OkStatus();
+  return stream.ok()
+             ? absl::UnavailableError(absl::StrCat(
+                   "the event stream of ", job, " on ", client.address(),
+                   " ended while the job is ", StateName(last.state())))
+             : stream;
+}
+
+absl::Status BenchRunner::Follow(BenchRun& run) {
+  // The ranks run together; following them one after another loses
+  // nothing, since a daemon replays a job's events to a late watcher.
+  std::vector<std::vector<v1::StepMetrics>> steps(
+      std::max<size_t>(1, run.ranks.size()));
+  std::vector<v1::Job> last(steps.size());
+  for (size_t r = 0; r < steps.size(); ++r) {
+    DaemonClient& client =
+        run.ranks.empty() ? *environment_.client : *environment_.ranks[r];
+    RETURN_IF_ERROR(FollowJob(client, r == 0 ? run.job : run.ranks[r].job,
+                              steps[r], r == 0 ? &run.notes : nullptr,
+                              last[r]));
   }
-  for (const v1::StepMetrics& m : steps) {
+  for (const v1::StepMetrics& m : JobSteps(steps)) {
     AdoptDaemonPeak(m);
     (static_cast<int>(m.step()) <= run.warmup_iterations ? run.warmup
                                                          : run.measured)
         .push_back(m);
     run.window_used = m.window();
   }
-  if (last.state() == v1::Job::SUCCEEDED) {
-    run.outcome = RunOutcome::kSucceeded;
-  } else {
+  for (size_t r = 0; r < run.ranks.size(); ++r) {
+    RankRun& rank = run.ranks[r];
+    rank.steps = std::move(steps[r]);
+    std::vector<v1::StepMetrics> measured;
+    for (const v1::StepMetrics& m : rank.steps) {
+      if (static_cast<int>(m.step()) > run.warmup_iterations) {
+        measured.push_back(m);
+      }
+    }
+    rank.summary = RankSummary(measured, options_.world_size);
+  }
+  run.outcome = RunOutcome::kSucceeded;
+  for (size_t r = 0; r < last.size(); ++r) {
+    if (last[r].state() == v1::Job::SUCCEEDED) continue;
     run.outcome = RunOutcome::kFailed;
-    run.reason = last.error().empty() ? StateName(last.state()) : last.error();
+    run.reason =
+        last[r].error().empty() ? StateName(last[r].state()) : last[r].error();
+    if (last.size() > 1)
+      run.reason = absl::StrCat("rank ", r, ": ", run.reason);
+    break;
   }
   return absl::OkStatus();
 }
@@ -172,9 +262,12 @@ void BenchRunner::AdoptDaemonPeak(const v1::StepMetrics& metrics) {
   peak = {
       tflops,
       absl::StrFormat(
-          "%.4g TFLOPS, strongholdd's device peak (its --device_peak_flops, or "
-          "its nominal figure); pass --peak-tflops to override",
-          tflops)};
+          "%.4g TFLOPS, %sstrongholdd's device peak (its --device_peak_flops, "
+          "or its nominal figure); pass --peak-tflops to override",
+          tflops,
+          options_.world_size > 1
+              ? absl::StrCat(options_.world_size, " ranks x ")
+              : "")};
   if (environment_.progress != nullptr) {
     *environment_.progress << "MFU from here on is against " << peak.source
                            << "\n";

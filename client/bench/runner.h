@@ -37,18 +37,33 @@ enum class RunOutcome { kSucceeded, kDoesNotFit, kFailed };
 // "SUCCEEDED", "DOES NOT FIT", "FAILED".
 std::string OutcomeName(RunOutcome outcome);
 
+// One rank of a run on many daemons (BenchOptions::world_size > 1).
+struct RankRun {
+  int rank = 0;
+  std::string daemon;  // its daemon's address
+  std::string job;     // its job there; empty when it was not submitted
+  std::vector<v1::StepMetrics> steps;  // every step, as its daemon reported
+  // Its measured iterations with its share of the rates (RankSummary).
+  IterationSummary summary;
+};
+
 struct BenchRun {
   BenchPoint point;
   v1::JobSpec spec;
   v1::MemoryPlan plan;
   RunOutcome outcome = RunOutcome::kFailed;
   std::string reason;  // why it does not fit, or the job's error
-  std::string job;     // "jobs/7"; empty when nothing was submitted
+  std::string job;     // "jobs/7" (rank 0's); empty when nothing was submitted
   int64_t parameters = 0;
-  int warmup_iterations = 0;              // as planned for this run
+  int warmup_iterations = 0;  // as planned for this run
+  // The job's iterations: with many ranks each step's slowest rank's
+  // (JobSteps), so that the figures below are the whole job's.
   std::vector<v1::StepMetrics> warmup;    // reported apart
   std::vector<v1::StepMetrics> measured;  // averaged in `summary`
   IterationSummary summary;
+  // With many ranks, each rank's job and figures, rank 0's first; empty for
+  // one rank.
+  std::vector<RankRun> ranks;
   std::vector<std::string> notes;  // the daemon's messages, in order
   int window_used = 0;             // the window of the last iteration
   std::string log_path;
@@ -58,11 +73,15 @@ struct BenchRun {
 
 // What every run shares: the daemon, the device's peak and where logs go.
 struct BenchEnvironment {
-  DaemonClient* client = nullptr;
+  DaemonClient* client = nullptr;  // rank 0's daemon: plans go there
+  // Rank r's daemon for each rank of BenchOptions::world_size (the first is
+  // `client`); empty for one rank.
+  std::vector<DaemonClient*> ranks;
   v1::Node node;
   DevicePeak peak;
   std::string out_dir;
   std::ostream* progress = nullptr;  // one line per run
+  std::ostream* json = nullptr;      // --output json: RunJson() of each run
 };
 
 // The largest layer count the planner accepts for a method.
@@ -98,7 +117,16 @@ class BenchRunner {
   absl::StatusOr<LargestSearch> Largest(v1::OffloadMethod method);
 
  private:
+  // Submits the run's job to every rank's daemon; a rank the daemon turns
+  // away for memory makes the run kDoesNotFit (the ranks already submitted
+  // are cancelled, as they would wait for it in vain).
+  absl::Status Submit(BenchRun& run);
+  void CancelSubmitted(const BenchRun& run);
   absl::Status Follow(BenchRun& run);
+  // Follows one job to its end: its steps, notes and final record.
+  absl::Status FollowJob(DaemonClient& client, const std::string& job,
+                         std::vector<v1::StepMetrics>& steps,
+                         std::vector<std::string>* notes, v1::Job& last);
   // Without --peak-tflops, MFU is against the daemon's peak (its
   // --device_peak_flops or nominal figure), read back from the MFU it
   // reports: the guess made before any run (ChoosePeak) gives way to it.

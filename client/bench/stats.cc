@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
@@ -41,6 +43,37 @@ IterationSummary Summarize(absl::Span<const v1::StepMetrics> steps) {
   s.h2d_wait_s /= n;
   s.d2h_wait_s /= n;
   s.optimizer_s /= n;
+  return s;
+}
+
+std::vector<v1::StepMetrics> JobSteps(
+    absl::Span<const std::vector<v1::StepMetrics>> ranks) {
+  if (ranks.empty()) return {};
+  std::map<int64_t, std::pair<int, v1::StepMetrics>> slowest;  // step ->
+  for (const std::vector<v1::StepMetrics>& rank : ranks) {
+    for (const v1::StepMetrics& m : rank) {
+      auto [it, added] = slowest.try_emplace(m.step(), 0, m);
+      ++it->second.first;
+      if (!added && m.step_s() > it->second.second.step_s()) {
+        it->second.second = m;
+      }
+    }
+  }
+  std::vector<v1::StepMetrics> steps;
+  for (auto& [step, seen] : slowest) {
+    if (seen.first == static_cast<int>(ranks.size())) {
+      steps.push_back(std::move(seen.second));
+    }
+  }
+  return steps;
+}
+
+IterationSummary RankSummary(absl::Span<const v1::StepMetrics> steps,
+                             int world_size) {
+  IterationSummary s = Summarize(steps);
+  s.samples_per_s /= world_size;
+  s.tokens_per_s /= world_size;
+  s.model_tflops /= world_size;
   return s;
 }
 

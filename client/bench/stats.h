@@ -38,6 +38,20 @@ struct IterationSummary {
 // All zeros for no iterations.
 IterationSummary Summarize(absl::Span<const v1::StepMetrics> steps);
 
+// The steps of a job on many ranks as the job ran them: for each step that
+// every rank reported, the slowest rank's metrics (the job's step ends when
+// its last rank's does; a rank's rates are the whole job's over its own step
+// time, so the slowest rank's are the job's). Steps some rank did not report
+// (it failed) are left out. For one rank, its steps.
+std::vector<v1::StepMetrics> JobSteps(
+    absl::Span<const std::vector<v1::StepMetrics>> ranks);
+
+// One rank's share of a job on `world_size` ranks: Summarize() with the
+// rates (samples/s, tokens/s, model TFLOPS) divided by `world_size`, since
+// each daemon reports the whole job's.
+IterationSummary RankSummary(absl::Span<const v1::StepMetrics> steps,
+                             int world_size);
+
 // Hardware FLOPs of one iteration (Megatron's convention, design §4): with
 // full recomputation (the windowed methods recompute each layer's forward in
 // backward) 96*B*s*L*h^2*(1 + s/(6h) + V/(16*L*h)), otherwise the model

@@ -48,9 +48,12 @@ absl::StatusOr<CaseResult> RunScalingCase(BenchRunner& runner,
   const absl::Time time = absl::Now();
   Csv points(RunCsvHeader());
   Csv fits({"method", "slope_ms_per_layer", "intercept_ms", "r2", "points"});
-  Table table({"Methods", "Layers", "Trainable Size", "Iteration (ms)",
-               "Throughput", "Window", "Result"},
-              {1, 3, 4});
+  std::vector<std::string> header = {"Methods",        "Layers",
+                                     "Trainable Size", "Iteration (ms)",
+                                     "Throughput",     "Window"};
+  AppendRankColumns(o, header);
+  header.push_back("Result");
+  Table table(header, {1, 3, 4});
   std::vector<std::string> lines;
   CaseResult result;
   for (v1::OffloadMethod method : o.methods) {
@@ -60,11 +63,16 @@ absl::StatusOr<CaseResult> RunScalingCase(BenchRunner& runner,
           BenchRun run,
           runner.Run(runner.Point(method, layers, o.spec.training().steps())));
       if (run.outcome == RunOutcome::kFailed) ++result.failed_runs;
-      table.AddRow({v1::OffloadMethod_Name(method), absl::StrCat(layers),
-                    SizeText(run.parameters), IterationMsText(run),
-                    SamplesText(run),
-                    run.succeeded() ? absl::StrCat(run.window_used) : "-",
-                    ResultText(run)});
+      std::vector<std::string> row = {
+          v1::OffloadMethod_Name(method),
+          absl::StrCat(layers),
+          SizeText(run.parameters),
+          IterationMsText(run),
+          SamplesText(run),
+          run.succeeded() ? absl::StrCat(run.window_used) : "-"};
+      AppendRankCells(run, o, row);
+      row.push_back(ResultText(run));
+      table.AddRow(std::move(row));
       points.AddRow(RunCsvCells(run, peak));
       if (run.succeeded()) {
         xs.push_back(layers);
@@ -103,9 +111,12 @@ absl::StatusOr<CaseResult> RunWindowCase(BenchRunner& runner,
   const DevicePeak& peak = runner.environment().peak;
   const absl::Time time = absl::Now();
   Csv csv(RunCsvHeader());
-  Table table({"Window", "Used", "Iteration (ms)", "Throughput",
-               "H2D wait (ms)", "Compute (ms)", "Device peak", "Result"},
-              {0, 1, 2, 3, 4, 5, 6});
+  std::vector<std::string> header = {
+      "Window",        "Used",         "Iteration (ms)", "Throughput",
+      "H2D wait (ms)", "Compute (ms)", "Device peak"};
+  AppendRankColumns(o, header);
+  header.push_back("Result");
+  Table table(header, {0, 1, 2, 3, 4, 5, 6});
   CaseResult result;
   for (int window : Windows(o)) {
     const BenchPoint point{.method = v1::STRONGHOLD,
@@ -115,13 +126,17 @@ absl::StatusOr<CaseResult> RunWindowCase(BenchRunner& runner,
     ASSIGN_OR_RETURN(BenchRun run, runner.Run(point));
     if (run.outcome == RunOutcome::kFailed) ++result.failed_runs;
     const bool ok = run.succeeded();
-    table.AddRow({point.window == 0 ? "auto" : absl::StrCat(point.window),
-                  ok ? absl::StrCat(run.window_used) : "-",
-                  IterationMsText(run), SamplesText(run),
-                  ok ? Ms(run.summary.h2d_wait_s) : "-",
-                  ok ? Ms(run.summary.compute_s) : "-",
-                  ok ? HumanBytes(run.summary.device_peak_bytes) : "-",
-                  ResultText(run)});
+    std::vector<std::string> row = {
+        point.window == 0 ? "auto" : absl::StrCat(point.window),
+        ok ? absl::StrCat(run.window_used) : "-",
+        IterationMsText(run),
+        SamplesText(run),
+        ok ? Ms(run.summary.h2d_wait_s) : "-",
+        ok ? Ms(run.summary.compute_s) : "-",
+        ok ? HumanBytes(run.summary.device_peak_bytes) : "-"};
+    AppendRankCells(run, o, row);
+    row.push_back(ResultText(run));
+    table.AddRow(std::move(row));
     csv.AddRow(RunCsvCells(run, peak));
   }
   out << "\nImpact of the working window (STRONGHOLD, " << layers

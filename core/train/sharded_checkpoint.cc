@@ -23,8 +23,8 @@ int64_t Largest(const std::vector<CheckpointBuffer>& buffers) {
 // The gathers of a checkpoint, in the order the writer asks for the
 // buffers (core/checkpoint/checkpoint.cc: every master in buffer order in
 // model.safetensors, then every buffer's moments in optimizer.safetensors).
-// Every rank runs the same sequence; rank 0's writer drives it through the
-// hooks, the others run it through.
+// Every rank runs the same sequence; each rank's writer drives it through
+// the hooks.
 class Gathers {
  public:
   Gathers(Communicator* comm, const std::vector<BufferShard>& shards,
@@ -83,24 +83,27 @@ absl::StatusOr<std::string> WriteShardedCheckpoint(
     const TrainingPosition& position,
     const std::vector<CheckpointBuffer>& slices, const std::string& job_json) {
   Gathers gathers(comm, shards, slices);
-  absl::Status status;
-  if (comm->rank() == 0) {
-    std::vector<CheckpointBuffer> whole;
-    for (const CheckpointBuffer& s : slices) {
-      CheckpointBuffer b;
-      b.layout = s.layout;
-      b.param = gathers.full(0);
-      b.exp_avg = gathers.full(1);
-      b.exp_avg_sq = gathers.full(2);
-      b.load_param = [&gathers] { return gathers.Next(); };
-      b.load_moments = [&gathers] { return gathers.Next(); };
-      whole.push_back(std::move(b));
-    }
-    status = WriteCheckpoint(checkpoints_dir, model, position, whole, job_json)
-                 .status();
+  // Every rank writes the whole checkpoint in its own job directory: the
+  // all-gathers give every rank every buffer anyway, and a daemon can then
+  // resume, requeue and serve (fetch) its rank's job from its own files,
+  // with no path shared between nodes. The writers drive the same gathers
+  // in the same order through the hooks.
+  std::vector<CheckpointBuffer> whole;
+  for (const CheckpointBuffer& s : slices) {
+    CheckpointBuffer b;
+    b.layout = s.layout;
+    b.param = gathers.full(0);
+    b.exp_avg = gathers.full(1);
+    b.exp_avg_sq = gathers.full(2);
+    b.load_param = [&gathers] { return gathers.Next(); };
+    b.load_moments = [&gathers] { return gathers.Next(); };
+    whole.push_back(std::move(b));
   }
-  // The rest of the sequence (all of it on the other ranks; on rank 0 what
-  // a failed write left), so every rank's collectives stay in step.
+  const absl::Status status =
+      WriteCheckpoint(checkpoints_dir, model, position, whole, job_json)
+          .status();
+  // The rest of the sequence (what a failed write left), so every rank's
+  // collectives stay in step.
   absl::Status gathered;
   while (gathers.done() < gathers.steps() && gathered.ok()) {
     gathered = gathers.Next();
@@ -110,9 +113,9 @@ absl::StatusOr<std::string> WriteShardedCheckpoint(
   RETURN_IF_ERROR(comm->AllReduceHost(absl::MakeSpan(failed), ReduceOp::kMax));
   if (!status.ok()) return status;
   if (failed[0] != 0) {
-    return absl::InternalError(absl::StrCat(
-        "the checkpoint of step ", position.step,
-        " failed on rank 0 (it writes the files); see rank 0's error"));
+    return absl::InternalError(
+        absl::StrCat("the checkpoint of step ", position.step,
+                     " failed on another rank; see that rank's error"));
   }
   return CheckpointName(position.step);
 }

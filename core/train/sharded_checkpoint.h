@@ -3,8 +3,9 @@
 // and by any number of ranks). Every rank holds its slice of each buffer
 // (core/plan/shard.h); writing gathers the slices buffer by buffer, so no
 // rank ever holds more than three whole buffers beyond its own state, and
-// rank 0 writes the files. Reading is local: each rank reads the whole
-// checkpoint (a path every rank can reach) and keeps its slices, so a
+// every rank writes the same files in its own job directory (each daemon
+// resumes and serves its rank's job alone; N copies on disk). Reading is
+// local: each rank reads the whole checkpoint and keeps its slices, so a
 // checkpoint of N ranks resumes on any number, including 1, and one rank's
 // on N.
 #ifndef STRONGHOLD_CORE_TRAIN_SHARDED_CHECKPOINT_H_
@@ -24,8 +25,9 @@ namespace stronghold::core {
 
 // Every rank calls this with the same position (a collective): `slices`
 // are this rank's views of its state (HostState::CheckpointBuffers(), whose
-// hooks stream what the NVMe tier holds), `shards` its slices. Rank 0
-// writes <checkpoints_dir>/<CheckpointName(step)>; every rank returns its
+// hooks stream what the NVMe tier holds), `shards` its slices. Every rank
+// writes <checkpoints_dir>/<CheckpointName(step)> (its own directory) with
+// the same model and optimizer files; every rank returns its
 // name, or an error when it failed on any rank (the same on every rank, so
 // the ranks agree on whether the checkpoint exists).
 absl::StatusOr<std::string> WriteShardedCheckpoint(

@@ -399,7 +399,7 @@ class Trainer::Impl {
     const std::string dir =
         (std::filesystem::path(options_.job_dir) / "checkpoints").string();
     tier_.StageSpilled();
-    // Sharded: the ranks gather each buffer, rank 0 writes the files.
+    // Sharded: the ranks gather each buffer, each writes the whole files.
     absl::StatusOr<std::string> written =
         shards_.empty()
             ? WriteCheckpoint(dir, config_.model, position,
@@ -409,9 +409,7 @@ class Trainer::Impl {
                                      options_.job_spec_json);
     tier_.UnstageSpilled();
     ASSIGN_OR_RETURN(std::string name, std::move(written));
-    if (shards_.empty() || options_.comm->rank() == 0) {
-      RETURN_IF_ERROR(PruneCheckpoints(dir, config_.checkpoint.keep_last));
-    }
+    RETURN_IF_ERROR(PruneCheckpoints(dir, config_.checkpoint.keep_last));
     observer->OnCheckpoint(name);
     return absl::OkStatus();
   }

@@ -91,5 +91,28 @@ TEST(JobRecoveryTest, RunningJobsFailOnceTheDaemonStoppedTooOften) {
   EXPECT_EQ(RecoverJob(other, dir, /*max_restarts=*/0).action, Action::kFail);
 }
 
+TEST(JobRecoveryTest, ARunningRankOfManyIsFailedAndAQueuedOneQueuedAgain) {
+  const std::string dir = StateDir("recovery_rank");
+  fs::create_directories(fs::path(dir) / "step-000010");
+  std::ofstream(fs::path(dir) / "step-000010" / "manifest.json") << "{}";
+  v1::Job job = StoredJob(v1::Job::RUNNING);
+  job.mutable_spec()->mutable_distributed()->set_world_size(2);
+  job.mutable_spec()->mutable_distributed()->set_rank(1);
+  // Killed while it trained: the other rank failed the job.
+  JobRecovery r = RecoverJob(job, dir, /*max_restarts=*/2);
+  EXPECT_EQ(r.action, Action::kFail);
+  EXPECT_EQ(r.error,
+            "the daemon stopped while this rank ran (rank 1 of 2); the other "
+            "ranks failed the job: resubmit every rank with --resume-from");
+  EXPECT_NE(r.note.find("newest checkpoint: step-000010"), std::string::npos)
+      << r.note;
+  EXPECT_EQ(job.checkpoints_size(), 1);
+  // Stopped by a shutdown at a common step: queued again to meet the others.
+  job.set_state(v1::Job::QUEUED);
+  r = RecoverJob(job, dir, /*max_restarts=*/2);
+  EXPECT_EQ(r.action, Action::kRequeue);
+  EXPECT_EQ(job.step(), 10);
+}
+
 }  // namespace
 }  // namespace stronghold::server

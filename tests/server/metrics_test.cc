@@ -137,6 +137,14 @@ TEST(MetricsTest, StepsBecomePerJobSeries) {
   EXPECT_DOUBLE_EQ(*Value(metrics, "stronghold_job_model_flops_per_second", j),
                    2e9);
   EXPECT_DOUBLE_EQ(*Value(metrics, "stronghold_job_mfu_ratio", j), 0.25);
+  // One rank of a job on 2: the job's FLOP/s ran on 2 devices.
+  v1::Job rank = MakeJob(2, v1::Job::RUNNING);
+  rank.mutable_spec()->mutable_distributed()->set_world_size(2);
+  metrics.OnJobState(rank);
+  metrics.OnJobStep(rank, Step(1));
+  EXPECT_DOUBLE_EQ(
+      *Value(metrics, "stronghold_job_mfu_ratio", {{"job_name", "jobs/2"}}),
+      0.125);
   EXPECT_EQ(Value(metrics, "stronghold_job_window_layers", j), 3);
   EXPECT_EQ(Value(metrics, "stronghold_job_device_peak_bytes", j), 4096);
   EXPECT_EQ(Value(metrics, "stronghold_job_target_steps", j), 30);

@@ -9,9 +9,12 @@
 #include "client/bench/log.h"
 #include "client/bench/options.h"
 #include "client/bench/output.h"
+#include "client/bench/report.h"
 #include "client/bench/runner.h"
 #include "client/bench/stats.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 
 namespace stronghold::client {
@@ -113,6 +116,61 @@ TEST(BenchOptionsTest, BadValuesNameTheFlag) {
   }
 }
 
+TEST(BenchOptionsTest, RanksGetDaemonsAMicroBatchEachAndARendezvous) {
+  absl::StatusOr<BenchOptions> o =
+      Parse({"--world-size", "2", "--daemons", "unix:/a.sock,/b.sock"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->world_size, 2);
+  EXPECT_EQ(o->daemons, (std::vector<std::string>{"unix:/a.sock", "/b.sock"}));
+  // The seed's batch 4: one micro-batch of 2 per rank.
+  EXPECT_EQ(o->spec.training().micro_batch(), 2);
+  EXPECT_EQ(o->spec.distributed().master_addr(), "127.0.0.1");
+  EXPECT_EQ(o->spec.distributed().master_port(), 29500);
+  EXPECT_EQ(o->spec.distributed().job_key(), "") << "one per run, later";
+
+  o = Parse({"--world-size", "2", "--daemons", "node-0:7070,node-1:7070",
+             "--master-addr", "node-0", "--master-port", "29400",
+             "--micro-batch", "1"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->spec.distributed().master_addr(), "node-0");
+  EXPECT_EQ(o->spec.distributed().master_port(), 29400);
+  EXPECT_EQ(o->spec.training().micro_batch(), 1);
+
+  // One rank: the --daemon's job, no distributed section is invented.
+  o = Parse({});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->world_size, 1);
+  EXPECT_TRUE(o->daemons.empty());
+  EXPECT_EQ(o->spec.distributed().master_addr(), "");
+}
+
+TEST(BenchOptionsTest, BadRanksNameTheFlag) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--world-size", "0", "--daemons", "a.sock"}, "--world-size"},
+      {{"--world-size", "1025"}, "--world-size"},
+      {{"--world-size", "2"}, "--daemons: missing"},
+      {{"--world-size", "3", "--daemons", "a.sock,b.sock"},
+       "--daemons: 2 address(es) for --world-size 3"},
+      {{"--world-size", "2", "--daemons", "a.sock,,b.sock"}, "--daemons"},
+      {{"--world-size", "2", "--daemons", "a.sock,b.sock", "--batch", "6",
+        "--micro-batch", "2"},
+       "--batch: 6 is not a multiple of --world-size 2 x --micro-batch 2"},
+      {{"--world-size", "3", "--daemons", "a.sock,b.sock,c.sock"},
+       "--batch: 4 is not a multiple of --world-size 3"},
+      {{"--world-size", "2", "--daemons", "a.sock,node-1:7070"},
+       "--master-addr: missing"}};
+  for (const auto& [args, message] : cases) {
+    absl::StatusOr<BenchOptions> o = Parse(args);
+    ASSERT_FALSE(o.ok()) << message;
+    EXPECT_EQ(o.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(o.status().message()), HasSubstr(message));
+  }
+  // The bench sets each rank and a fresh key per run itself.
+  for (const char* flag : {"--rank", "--local-rank", "--job-key"}) {
+    EXPECT_FALSE(Parse({flag, "1"}).ok()) << flag;
+  }
+}
+
 // Speculative updates reach the windowed methods' jobs, never RESIDENT's
 // (which refuses the option); off unless asked.
 TEST(BenchRunnerTest, SpeculativeUpdatesGoToTheWindowedMethodsOnly) {
@@ -175,6 +233,33 @@ TEST(BenchStatsTest, SummaryIsWorkOverTime) {
   EXPECT_DOUBLE_EQ(s.compute_s, 1.0);
   EXPECT_EQ(s.device_peak_bytes, 300);
   EXPECT_EQ(Summarize({}).iterations, 0);
+}
+
+TEST(BenchStatsTest, AJobOfManyRanksStepsAtItsSlowestRank) {
+  // Global batch 4 on 2 ranks: each daemon reports the whole job's rate
+  // over its own step time. Step 3 is rank 1's slowest, step 2 rank 0's;
+  // rank 1 never reported step 4 (it failed): the job did not finish it.
+  const std::vector<std::vector<v1::StepMetrics>> ranks = {
+      {Step(2, 2.0, 4), Step(3, 1.0, 4), Step(4, 1.0, 4)},
+      {Step(2, 1.0, 4), Step(3, 3.0, 4)}};
+  const std::vector<v1::StepMetrics> job = JobSteps(ranks);
+  ASSERT_EQ(job.size(), 2u);
+  EXPECT_EQ(job[0].step(), 2);
+  EXPECT_DOUBLE_EQ(job[0].step_s(), 2.0);
+  EXPECT_EQ(job[1].step(), 3);
+  EXPECT_DOUBLE_EQ(job[1].step_s(), 3.0);
+  // 8 samples in 5 s for the job.
+  EXPECT_DOUBLE_EQ(Summarize(job).samples_per_s, 1.6);
+  // Each rank's share: 2 samples per its own iteration, 4 in 3 s and 4 in
+  // 4 s.
+  const IterationSummary rank0 =
+      RankSummary(absl::MakeConstSpan(ranks[0]).subspan(0, 2), 2);
+  EXPECT_DOUBLE_EQ(rank0.samples_per_s, 4.0 / 3.0);
+  EXPECT_DOUBLE_EQ(rank0.tokens_per_s, 64 * 4.0 / 3.0);
+  EXPECT_DOUBLE_EQ(rank0.step_s, 1.5);
+  EXPECT_DOUBLE_EQ(RankSummary(ranks[1], 2).samples_per_s, 1.0);
+  // One rank: its own steps.
+  EXPECT_EQ(JobSteps({ranks[0]}).size(), 3u);
 }
 
 TEST(BenchStatsTest, FlopsFollowTheDesign) {
@@ -292,6 +377,49 @@ TEST(BenchLogTest, IterationsAndSummary) {
                         "iteration (ms): 1000.000 | SamplesPerSec: 4.0000 | "
                         "tokens/s: 256.0 | model TFLOPS: 2 | MFU: 50.00% |"));
   EXPECT_THAT(log, HasSubstr("\nresult: SUCCEEDED\n"));
+}
+
+TEST(BenchReportTest, RunJsonHasTheJobsAndEachRanksFigures) {
+  BenchRun run;
+  run.point = {.method = v1::STRONGHOLD, .layers = 4, .window = 2, .steps = 3};
+  run.spec.mutable_distributed()->set_world_size(2);
+  run.outcome = RunOutcome::kSucceeded;
+  run.job = "jobs/7";
+  run.log_path = "results/log \"a\".txt";  // quoted in JSON
+  run.measured = {Step(2, 1.0, 4), Step(3, 1.0, 4)};
+  run.summary = Summarize(run.measured);
+  run.ranks = {{.rank = 0, .daemon = "unix:/a.sock", .job = "jobs/7"},
+               {.rank = 1, .daemon = "unix:/b.sock", .job = "jobs/2"}};
+  for (RankRun& rank : run.ranks) {
+    rank.summary = RankSummary(run.measured, 2);
+  }
+  google::protobuf::Struct json;
+  const std::string text = RunJson(run, {.tflops = 4.0});
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(text, &json).ok())
+      << text;
+  const auto& f = json.fields();
+  EXPECT_EQ(f.at("outcome").string_value(), "SUCCEEDED");
+  EXPECT_EQ(f.at("log").string_value(), "results/log \"a\".txt");
+  EXPECT_EQ(f.at("world_size").number_value(), 2);
+  EXPECT_EQ(f.at("samples_per_s").number_value(), 4);
+  EXPECT_EQ(f.at("tokens_per_s").number_value(), 256);
+  EXPECT_EQ(f.at("mfu_percent").number_value(), 50);
+  const auto& ranks = f.at("ranks").list_value().values();
+  ASSERT_EQ(ranks.size(), 2);
+  EXPECT_EQ(ranks[1].struct_value().fields().at("job").string_value(),
+            "jobs/2");
+  EXPECT_EQ(ranks[1].struct_value().fields().at("samples_per_s").number_value(),
+            2);
+  EXPECT_EQ(ranks[1].struct_value().fields().at("iteration_ms").number_value(),
+            1000);
+
+  // A run that did not succeed has no figures.
+  run.outcome = RunOutcome::kFailed;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(
+                  RunJson(run, {.tflops = 4.0}), &json)
+                  .ok());
+  EXPECT_EQ(json.fields().at("samples_per_s").kind_case(),
+            google::protobuf::Value::kNullValue);
 }
 
 TEST(BenchOutputTest, CsvQuotesWhatNeedsIt) {

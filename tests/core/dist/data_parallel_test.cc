@@ -25,6 +25,7 @@
 #include "core/optim/fused_adamw.h"
 #include "core/plan/shard.h"
 #include "core/train/trainer.h"
+#include "core/util/file_util.h"
 #include "gtest/gtest.h"
 #include "storage/block_device.h"
 #include "tests/core/dist/data_parallel_util.h"
@@ -357,10 +358,18 @@ TEST(DataParallelTest, CheckpointOfTwoRanksResumesOnOneTwoOrFourExactly) {
   const TrainedRun one = Train(c, "ckpt_one");
   const TrainedRun two = TrainRanks(c, PlanFor(c), "ckpt_two", 2, true);
   ExpectBitIdentical(one, two, "2 ranks, uninterrupted");
-  // Rank 0 wrote them, whole tensors in the one format; rank 1 none.
+  // Each rank wrote them in its own directory, whole tensors in the one
+  // format, the same bytes.
   const std::string step2 = RunDir("ckpt_two_rank0/checkpoints/step-000002");
   ASSERT_TRUE(std::filesystem::exists(step2 + "/manifest.json")) << step2;
-  EXPECT_FALSE(std::filesystem::exists(RunDir("ckpt_two_rank1/checkpoints")));
+  for (const char* file : {"model.safetensors", "optimizer.safetensors"}) {
+    const absl::StatusOr<std::string> rank0 =
+        ReadFile(absl::StrCat(step2, "/", file));
+    const absl::StatusOr<std::string> rank1 = ReadFile(
+        RunDir(absl::StrCat("ckpt_two_rank1/checkpoints/step-000002/", file)));
+    ASSERT_TRUE(rank0.ok() && rank1.ok()) << rank0.status() << rank1.status();
+    EXPECT_TRUE(*rank0 == *rank1) << file;
+  }
   TrainedRun tail = one;  // steps 3 and 4 of the uninterrupted run
   tail.recorder.losses.erase(tail.recorder.losses.begin(),
                              tail.recorder.losses.begin() + 2);
