@@ -106,27 +106,46 @@ void PlaceOnSsd(const JobConfig& c, const NodeBudgets& node,
   }
   const bool masters = SsdHoldsMasters(c.training.precision);
   const int arrays = masters ? 3 : 2;
+  const bool transient = SsdGradsTransient(c.training, plan.world_size);
   // One rank's slice of a layer (the whole layer with one rank).
   const int64_t layer = plan.rank_parameters_per_layer;
-  const int64_t state_per_layer = arrays * layer * kFloat;
+  // Each spilled layer frees its state and, where gradients are consumed as
+  // they land, its accumulator; one layer's accumulator serves them all.
+  const int64_t state_per_layer =
+      (arrays + (transient ? 1 : 0)) * layer * kFloat;
   const int64_t staging =
       kSsdStagingSlots * arrays * RoundUp(layer * kFloat, kSsdAlignment);
-  const int64_t excess = need - plan.budget_host_bytes + staging;
+  const int64_t grad_scratch = transient ? layer * kFloat : 0;
+  const int64_t excess = need - plan.budget_host_bytes + staging + grad_scratch;
   const int64_t k = std::min<int64_t>(
       forced ? node.force_ssd_layers
              : (excess + state_per_layer - 1) / state_per_layer,
       c.model.layers);
   // The host buffers the spilled layers leave shrink in place.
   const int64_t host_params = plan.rank_parameters - k * layer;
+  const char* grad_tier = kTierHost;
   for (PlannedBuffer& b : plan.buffers) {
     if (b.name == "host.adam.exp_avg.fp32" ||
         b.name == "host.adam.exp_avg_sq.fp32" ||
-        (masters && b.name == "host.weights.fp32")) {
-      plan.bytes_host -= b.bytes - host_params * kFloat;
+        (masters && b.name == "host.weights.fp32") ||
+        (transient && b.name == "host.grads.fp32")) {
+      (b.tier == kTierPinned ? plan.bytes_pinned : plan.bytes_host) -=
+          b.bytes - host_params * kFloat;
       b.bytes = host_params * kFloat;
       b.shape = absl::StrFormat("%d params fp32", host_params);
     }
+    if (b.name == "host.grads.fp32" && b.tier == kTierPinned)
+      grad_tier = kTierPinned;
   }
+  if (transient) {
+    AddBuffer(plan, "host.grads.spilled.fp32", grad_tier, grad_scratch,
+              absl::StrFormat(
+                  "%d params fp32: the gradient of layers 0..%d, one at a "
+                  "time (each is consumed by its update as it lands: one "
+                  "micro-batch, no clipping)",
+                  layer, k - 1));
+  }
+  plan.ssd_grads_transient = transient;
   const char* slot =
       masters ? "exp_avg + exp_avg_sq + master" : "exp_avg + exp_avg_sq";
   AddBuffer(plan, "host.staging.ssd", kTierHost, staging,

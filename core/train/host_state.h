@@ -109,6 +109,9 @@ class HostState {
   Device* device_ = nullptr;  // set by Allocate(); pinned memory only
   std::vector<HostBuffer> buffers_;
   std::vector<Storage> storage_;  // parallel to buffers_
+  // [largest spilled count] fp32: the gradient accumulator that the spilled
+  // buffers share where SsdTier::GradTransient (undefined elsewhere).
+  torch::Tensor spilled_grad_;
 };
 
 }  // namespace stronghold::core

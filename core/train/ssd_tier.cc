@@ -42,6 +42,19 @@ absl::Status SsdTier::CheckPlan() const {
         plan_.ssd_layers,
         ", which start at layer 0); raise the host budget or set it to 0"));
   }
+  // A shared accumulator would mix layers' gradients if any lived past the
+  // task that lands it.
+  if (plan_.ssd_grads_transient &&
+      !SsdGradsTransient(config_.training, plan_.world_size)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ssd_grads_transient: the spilled layers share one gradient "
+        "accumulator only with one micro-batch per rank and step "
+        "(training.batch ",
+        config_.training.batch, ", training.micro_batch ",
+        config_.training.micro_batch, ", ", plan_.world_size,
+        " ranks) and updates as gradients land (training.clip_norm 0, not "
+        "fp16)"));
+  }
   if (plan_.ssd_weight_layers >
       std::min(plan_.ssd_layers, config_.model.layers)) {
     return absl::InvalidArgumentError(

@@ -60,6 +60,12 @@ class SsdTier {
   // the fourth array of its item: not staged for the update (which writes
   // it), written back with the rest.
   bool WeightSpilled(int i) const;
+  // Buffer i's gradient accumulator is the one layer-sized buffer that
+  // every spilled layer shares (ExecutionPlan::ssd_grads_transient): the
+  // schedule consumes each gradient in the task that lands it.
+  bool GradTransient(int i) const {
+    return Spilled(i) && plan_.ssd_grads_transient;
+  }
   // The array of item i-1 that H2D sends (HostBuffer::sent_array): 3, the
   // working copy, where WeightSpilled(i); in fp32 2, the master, where
   // MasterSpilled(i); else -1.

@@ -4,6 +4,7 @@
 // the tier is there and streamed, and the largest trainable number of layers
 // grows with the tier.
 #include <string>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -256,6 +257,68 @@ TEST(PlannerSsdTest, WhatH2dSendsMovesOnlyWhenAllOptimizerStateIsNotEnough) {
                              : "ssd.adam.exp_avg+exp_avg_sq+master";
     EXPECT_EQ(p.bytes_ssd, ssd->bytes + Find(p, state)->bytes) << what;
   }
+}
+
+// One micro-batch per step and updates as gradients land: each spilled
+// layer's gradient is consumed by its update in the task that lands it, so
+// the spilled layers share one layer's fp32 accumulator; a spilled layer
+// frees 12 B/param in fp32 (16 in bf16) and fewer layers spill for the
+// same budget. With clipping, fp16 or two micro-batches every accumulator
+// stays.
+TEST(PlannerSsdTest, GradientsConsumedAsTheyLandShareOneAccumulator) {
+  for (Precision p : {Precision::kFp32, Precision::kBf16}) {
+    JobConfig c = Model(8);
+    c.training.precision = p;
+    c.training.clip_norm = 0;
+    const int64_t layer = c.model.parameters_per_layer();
+    const int64_t all = PlanExecution(c, Node(0)).parameters;
+    const int64_t budget = HostNeed(PlanExecution(c, Node(0))) -
+                           4 * layer * kFloat * (p == Precision::kFp32 ? 2 : 3);
+    const ExecutionPlan t = PlanExecution(c, Node(budget));
+    const std::string what = PrecisionName(p);
+    ASSERT_TRUE(t.fits) << what << ": " << t.reason;
+    EXPECT_TRUE(t.ssd_grads_transient) << what;
+    EXPECT_LE(HostNeed(t), budget) << what;
+    EXPECT_GT(HostNeed(t) + (p == Precision::kFp32 ? 3 : 4) * layer * kFloat,
+              budget)
+        << what << ": one layer fewer would have been enough";
+    EXPECT_EQ(Find(t, "host.grads.fp32")->bytes,
+              (all - t.ssd_layers * layer) * kFloat)
+        << what;
+    const PlannedBuffer* shared = Find(t, "host.grads.spilled.fp32");
+    ASSERT_NE(shared, nullptr) << what;
+    EXPECT_EQ(shared->bytes, layer * kFloat) << what;
+    EXPECT_EQ(shared->tier, kTierHost) << what;
+
+    // Each of these keeps every accumulator, and so spills more layers.
+    JobConfig clipped = c;
+    clipped.training.clip_norm = 1.0;
+    JobConfig two = c;
+    two.training.batch = 2;
+    JobConfig fp16 = c;
+    fp16.training.precision = Precision::kFp16;
+    for (const auto& [other, name] :
+         {std::pair{clipped, "clipped"}, std::pair{two, "two micro-batches"},
+          std::pair{fp16, "fp16"}}) {
+      if (p != Precision::kBf16 && other.training.precision == Precision::kFp16)
+        continue;
+      const ExecutionPlan o = PlanExecution(other, Node(budget));
+      EXPECT_FALSE(o.ssd_grads_transient) << what << ", " << name;
+      EXPECT_EQ(Find(o, "host.grads.spilled.fp32"), nullptr)
+          << what << ", " << name;
+      if (o.ssd_layers > 0) {
+        EXPECT_EQ(Find(o, "host.grads.fp32")->bytes, o.rank_parameters * kFloat)
+            << what << ", " << name;
+      }
+      if (other.training.batch == 1) {
+        EXPECT_GT(o.ssd_layers, t.ssd_layers) << what << ", " << name;
+      }
+    }
+  }
+  // Without a budget to meet nothing spills, and the flag stays off.
+  JobConfig c = Model(8);
+  c.training.clip_norm = 0;
+  EXPECT_FALSE(PlanExecution(c, Node(0)).ssd_grads_transient);
 }
 
 TEST(PlannerSsdTest, SsdBudgetIsChecked) {
