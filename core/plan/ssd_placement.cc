@@ -46,7 +46,10 @@ void PlaceWeightsOnSsd(const JobConfig& c, const NodeBudgets& node,
   const int ring = plan.slots + 1;  // TierReadRing
   const int64_t one = RoundUp(layer * e, kSsdAlignment);
   const int64_t optimizer = kSsdStagingSlots * one;
-  const int64_t excess = need - plan.budget_host_bytes + ring * one + optimizer;
+  // In fp32 the spilled masters pass through the checkpoint staging too.
+  const int64_t checkpoint = fp32 ? RoundUp(layer * kFloat, kSsdAlignment) : 0;
+  const int64_t excess =
+      need - plan.budget_host_bytes + ring * one + optimizer + checkpoint;
   // (Forced beyond the layers whose state is there, the trainer refuses it.)
   const int64_t k =
       forced ? std::min(node.force_ssd_weight_layers, c.model.layers)
@@ -78,6 +81,11 @@ void PlaceWeightsOnSsd(const JobConfig& c, const NodeBudgets& node,
           lowp,
           fp32 ? "the master beside the moments"
                : "the working copy the update writes, written back with them"));
+  if (fp32) {
+    AddBuffer(plan, "host.staging.checkpoint.master", kTierHost, checkpoint,
+              absl::StrFormat("%d params fp32: the spilled master beside them",
+                              layer));
+  }
   AddBuffer(plan, fp32 ? "ssd.master.fp32" : absl::StrCat("ssd.weights.", lowp),
             kTierSsd,
             k * storage::ExtentStore::StoredBytes(layer * e, kSsdAlignment,
@@ -116,7 +124,11 @@ void PlaceOnSsd(const JobConfig& c, const NodeBudgets& node,
   const int64_t staging =
       kSsdStagingSlots * arrays * RoundUp(layer * kFloat, kSsdAlignment);
   const int64_t grad_scratch = transient ? layer * kFloat : 0;
-  const int64_t excess = need - plan.budget_host_bytes + staging + grad_scratch;
+  // Checkpoints, restores and the initial values move one spilled layer's
+  // state at a time through host memory (SsdTier's checkpoint staging).
+  const int64_t checkpoint = arrays * RoundUp(layer * kFloat, kSsdAlignment);
+  const int64_t excess =
+      need - plan.budget_host_bytes + staging + grad_scratch + checkpoint;
   const int64_t k = std::min<int64_t>(
       forced ? node.force_ssd_layers
              : (excess + state_per_layer - 1) / state_per_layer,
@@ -151,6 +163,10 @@ void PlaceOnSsd(const JobConfig& c, const NodeBudgets& node,
   AddBuffer(plan, "host.staging.ssd", kTierHost, staging,
             absl::StrFormat("%d slots x (%s) x %d params fp32",
                             kSsdStagingSlots, slot, layer));
+  AddBuffer(plan, "host.staging.checkpoint", kTierHost, checkpoint,
+            absl::StrFormat("(%s) x %d params fp32: one spilled layer's "
+                            "state on its way to or from a checkpoint",
+                            slot, layer));
   const int64_t extent = storage::ExtentStore::StoredBytes(
       layer * kFloat, kSsdAlignment, kSsdBlockBytes);
   // In fp32 the masters are what H2D sends, so they stay in host memory; in

@@ -75,7 +75,7 @@ class HostState {
   const torch::Tensor& master(int i) const { return storage_.at(i).param; }
 
   // The state as checkpoints see it, with the spilled buffers' streamed
-  // through the tier's staging buffer (SsdTier::StageSpilled() first).
+  // through the tier's checkpoint staging (SsdTier::SpilledCheckpointBuffer).
   std::vector<CheckpointBuffer> CheckpointBuffers();
 
   // A copy of every buffer's fp32 master (a rank's slice of it), read from

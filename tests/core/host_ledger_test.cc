@@ -112,7 +112,7 @@ TEST(HostLedgerTest, TheNvmeTiersStagingIsPlanned) {
     // that plan each).
     bool state_only = false, weights_too = false;
     for (int percent = 95; percent > 0 && !(state_only && weights_too);
-         percent -= 5) {
+         --percent) {
       const ExecutionPlan plan = PlanExecution(
           c, {.device = "cpu", .host_bytes = need * percent / 100});
       if (!plan.fits || plan.ssd_layers == 0) continue;

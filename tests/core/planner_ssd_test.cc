@@ -85,6 +85,10 @@ TEST(PlannerSsdTest, MovesTheMomentsOfAsFewLayersAsNeeded) {
   const PlannedBuffer* staging = Find(p, "host.staging.ssd");
   ASSERT_NE(staging, nullptr);
   EXPECT_EQ(staging->tier, kTierHost);
+  // A checkpoint moves one spilled layer's moments through host memory.
+  EXPECT_EQ(
+      Find(p, "host.staging.checkpoint")->bytes,
+      2 * ((c.model.parameters_per_layer() * kFloat + 4095) / 4096 * 4096));
   EXPECT_EQ(Find(p, "host.adam.exp_avg.fp32")->bytes,
             (p.parameters - p.ssd_layers * p.parameters_per_layer) * kFloat);
   // The weights stay in host memory.
@@ -210,8 +214,9 @@ TEST(PlannerSsdTest, WhatH2dSendsMovesOnlyWhenAllOptimizerStateIsNotEnough) {
     // moments, and in bf16/fp16 the masters): nothing sent is there.
     const int state_arrays = fp32 ? 2 : 3;
     const ExecutionPlan state_only = PlanExecution(c, Node(0));
+    // (The staging: kSsdStagingSlots slots and a checkpoint's one layer.)
     int64_t budget = HostNeed(state_only) - state_arrays * 4 * 12 * layer +
-                     kSsdStagingSlots * state_arrays *
+                     (kSsdStagingSlots + 1) * state_arrays *
                          ((layer * kFloat + 4095) / 4096 * 4096);
     const ExecutionPlan all_state = PlanExecution(c, Node(budget));
     ASSERT_TRUE(all_state.fits) << what << ": " << all_state.reason;
@@ -232,7 +237,12 @@ TEST(PlannerSsdTest, WhatH2dSendsMovesOnlyWhenAllOptimizerStateIsNotEnough) {
         << what;  // one layer fewer: short
     const int64_t ring = TierReadRing(c, p.window) * aligned;
     const int64_t optimizer = kSsdStagingSlots * aligned;
+    // In fp32 a checkpoint moves the spilled masters through host memory.
+    const int64_t checkpoint = fp32 ? aligned : 0;
     EXPECT_EQ(Find(p, "host.staging.ssd_weights")->bytes, ring) << what;
+    if (fp32) {
+      EXPECT_EQ(Find(p, "host.staging.checkpoint.master")->bytes, checkpoint);
+    }
     EXPECT_EQ(
         Find(p, fp32 ? "host.staging.ssd.master" : "host.staging.ssd.working")
             ->bytes,
@@ -242,9 +252,10 @@ TEST(PlannerSsdTest, WhatH2dSendsMovesOnlyWhenAllOptimizerStateIsNotEnough) {
               (p.parameters - p.ssd_weight_layers * layer) * e)
         << what;
     // (Host memory left over goes to kept activations, on the device tier.)
-    EXPECT_EQ(all_state.bytes_host + all_state.bytes_pinned - p.bytes_host -
-                  p.bytes_pinned,
-              p.ssd_weight_layers * layer_weights - ring - optimizer)
+    EXPECT_EQ(
+        all_state.bytes_host + all_state.bytes_pinned - p.bytes_host -
+            p.bytes_pinned,
+        p.ssd_weight_layers * layer_weights - ring - optimizer - checkpoint)
         << what;
     const PlannedBuffer* ssd = Find(p, ssd_name);
     ASSERT_NE(ssd, nullptr) << what;

@@ -287,8 +287,9 @@ int64_t HostNeedBeforeKept(const JobConfig& c) {
 int64_t TierFrees(const JobConfig& c, int bytes_per_param, int arrays) {
   const int64_t layer = c.model.parameters_per_layer();
   const int64_t slot_array = (layer * 4 + 4095) / 4096 * 4096;
+  // Its staging slots, and one layer's for checkpoints.
   return c.model.layers * bytes_per_param * layer -
-         kSsdStagingSlots * arrays * slot_array;
+         (kSsdStagingSlots + 1) * arrays * slot_array;
 }
 
 // The final checkpoints of the jobs trained as `a` and `b` are the same
@@ -324,8 +325,11 @@ int64_t SentFrees(const JobConfig& c) {
   const int64_t layer = c.model.parameters_per_layer();
   const int64_t e = ComputeElementBytes(c.training.precision);
   const int64_t one = (layer * e + 4095) / 4096 * 4096;
+  // In fp32 a checkpoint moves the spilled masters through host memory.
+  const int checkpoint = c.training.precision == Precision::kFp32 ? 1 : 0;
   return c.model.layers * e * layer -
-         (TierReadRing(c, c.offload.window) + kSsdStagingSlots) * one;
+         (TierReadRing(c, c.offload.window) + kSsdStagingSlots + checkpoint) *
+             one;
 }
 
 // The plan of `c` (12 layers, with a tier) for a host budget that even
