@@ -96,7 +96,11 @@ void PrintPlan(const v1::MemoryPlan& plan, absl::string_view architecture,
                ? std::string("none of what the device reads")
                : absl::StrCat(plan.ssd_weight_layers(), " layers' ",
                               fp32_masters ? "fp32 masters" : "working copies",
-                              " (sent to the device, read ahead)"))},
+                              " (sent to the device, read ahead)"),
+           plan.ssd_grads_transient()
+               ? "; their gradients one layer at a time (consumed as they "
+                 "land)"
+               : "")},
       {"model FLOPs per step", HumanCount(plan.model_flops_per_step())},
       {"device total", BytesText(plan.device_bytes())},
       {"pinned total", BytesText(plan.pinned_bytes())},

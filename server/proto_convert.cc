@@ -227,6 +227,7 @@ v1::MemoryPlan ToProto(const core::ExecutionPlan& p) {
   out.set_kept_activation_layers(p.kept_activation_layers);
   out.set_ssd_layers(p.ssd_layers);
   out.set_ssd_weight_layers(p.ssd_weight_layers);
+  out.set_ssd_grads_transient(p.ssd_grads_transient);
   out.set_device(p.device);
   out.set_model_flops_per_step(p.model_flops_per_step);
   out.set_world_size(p.world_size);

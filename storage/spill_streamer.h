@@ -91,6 +91,13 @@ class SpillStreamer {
   // and its moments at different times).
   absl::Status Write(int item, absl::Span<const void* const> arrays);
   absl::Status Read(int item, absl::Span<void* const> arrays);
+  // The same without the bounce buffer, for a caller whose arrays are
+  // aligned to the device's alignment and hold array_bytes[k] rounded up
+  // to it (the trainer's planned checkpoint staging): transferred in place,
+  // so these take no host memory of their own. INVALID_ARGUMENT for a
+  // misaligned array (nothing transferred).
+  absl::Status WritePadded(int item, absl::Span<const void* const> arrays);
+  absl::Status ReadPadded(int item, absl::Span<void* const> arrays);
 
   // Reads array `array` of `item` straight into `buffer`, beside the
   // staging slots, for a reader that only looks at it (the engine's H2D
@@ -131,6 +138,14 @@ class SpillStreamer {
   Traffic traffic() const;
 
  private:
+  // Write/Read and their padded forms: `padded` transfers in place.
+  absl::Status WriteItem(int item, absl::Span<const void* const> arrays,
+                         bool padded);
+  absl::Status ReadItem(int item, absl::Span<void* const> arrays, bool padded);
+  // INVALID_ARGUMENT naming the first non-null array of `item` that is not
+  // aligned to the device's alignment.
+  absl::Status CheckPadded(int item,
+                           absl::Span<const void* const> arrays) const;
   enum class SlotState { kFree, kReading, kReady, kHeld, kWriting, kCached };
   struct Slot {
     SlotState state = SlotState::kFree;

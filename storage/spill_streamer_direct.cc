@@ -6,6 +6,7 @@
 // Release, the reaper) is spill_streamer.cc.
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "storage/aligned_buffer.h"
@@ -15,8 +16,45 @@ namespace stronghold::storage {
 
 absl::Status SpillStreamer::Write(int item,
                                   absl::Span<const void* const> arrays) {
+  return WriteItem(item, arrays, /*padded=*/false);
+}
+
+absl::Status SpillStreamer::Read(int item, absl::Span<void* const> arrays) {
+  return ReadItem(item, arrays, /*padded=*/false);
+}
+
+absl::Status SpillStreamer::WritePadded(int item,
+                                        absl::Span<const void* const> arrays) {
+  return WriteItem(item, arrays, /*padded=*/true);
+}
+
+absl::Status SpillStreamer::ReadPadded(int item,
+                                       absl::Span<void* const> arrays) {
+  return ReadItem(item, arrays, /*padded=*/true);
+}
+
+absl::Status SpillStreamer::CheckPadded(
+    int item, absl::Span<const void* const> arrays) const {
+  const Item& it = items_[item];
+  const int64_t align = store_->device()->alignment();
+  for (size_t k = 0; k < it.extents.size() && k < arrays.size(); ++k) {
+    if (reinterpret_cast<uintptr_t>(arrays[k]) % align != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(it.spec.name, ".", it.spec.arrays[k],
+                       ": buffer not aligned to ", align, " bytes"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SpillStreamer::WriteItem(int item,
+                                      absl::Span<const void* const> arrays,
+                                      bool padded) {
   if (item < 0 || item >= items()) {
     return absl::InvalidArgumentError(absl::StrCat("no spill item ", item));
+  }
+  if (padded) {
+    if (absl::Status s = CheckPadded(item, arrays); !s.ok()) return s;
   }
   const Item& it = items_[item];
   {
@@ -44,9 +82,13 @@ absl::Status SpillStreamer::Write(int item,
   for (size_t k = 0; k < it.extents.size(); ++k) {
     if (arrays[k] == nullptr) continue;
     const int64_t bytes = it.spec.array_bytes[k];
-    AlignedBuffer bounce(bytes, store_->device()->alignment());
-    std::memcpy(bounce.data(), arrays[k], bytes);
-    absl::Status status = store_->Write(it.extents[k], bounce.data());
+    AlignedBuffer bounce;
+    if (!padded) {
+      bounce = AlignedBuffer(bytes, store_->device()->alignment());
+      std::memcpy(bounce.data(), arrays[k], bytes);
+    }
+    absl::Status status =
+        store_->Write(it.extents[k], padded ? arrays[k] : bounce.data());
     if (!status.ok()) {
       absl::MutexLock lock(&mu_);
       if (write_error_.ok()) write_error_ = status;
@@ -56,9 +98,14 @@ absl::Status SpillStreamer::Write(int item,
   return absl::OkStatus();
 }
 
-absl::Status SpillStreamer::Read(int item, absl::Span<void* const> arrays) {
+absl::Status SpillStreamer::ReadItem(int item, absl::Span<void* const> arrays,
+                                     bool padded) {
   if (item < 0 || item >= items()) {
     return absl::InvalidArgumentError(absl::StrCat("no spill item ", item));
+  }
+  if (padded) {
+    const std::vector<const void*> in(arrays.begin(), arrays.end());
+    if (absl::Status s = CheckPadded(item, in); !s.ok()) return s;
   }
   const Item& it = items_[item];
   {
@@ -77,6 +124,11 @@ absl::Status SpillStreamer::Read(int item, absl::Span<void* const> arrays) {
   }
   for (size_t k = 0; k < it.extents.size(); ++k) {
     if (arrays[k] == nullptr) continue;
+    if (padded) {
+      absl::Status status = store_->Read(it.extents[k], arrays[k]);
+      if (!status.ok()) return status;
+      continue;
+    }
     const int64_t bytes = it.spec.array_bytes[k];
     AlignedBuffer bounce(bytes, store_->device()->alignment());
     absl::Status status = store_->Read(it.extents[k], bounce.data());

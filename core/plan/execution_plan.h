@@ -63,6 +63,11 @@ struct ExecutionPlan {
   // layer's optimizer state there was not enough), read ahead of each fetch.
   int ssd_layers = 0;
   int ssd_weight_layers = 0;
+  // The spilled layers' fp32 gradient accumulators are one layer's buffer
+  // (host.grads.spilled.fp32), not one each: the schedule consumes each
+  // gradient in the task that lands it (one micro-batch per rank and step,
+  // updates not deferred: SsdGradsTransient in core/plan/ssd_placement.h).
+  bool ssd_grads_transient = false;
   // STRONGHOLD: block layers 0 .. N-1 stay on the device with their
   // optimizer state, updated there; the window rotates through the others.
   int device_resident_layers = 0;

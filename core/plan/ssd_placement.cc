@@ -46,7 +46,10 @@ void PlaceWeightsOnSsd(const JobConfig& c, const NodeBudgets& node,
   const int ring = plan.slots + 1;  // TierReadRing
   const int64_t one = RoundUp(layer * e, kSsdAlignment);
   const int64_t optimizer = kSsdStagingSlots * one;
-  const int64_t excess = need - plan.budget_host_bytes + ring * one + optimizer;
+  // In fp32 the spilled masters pass through the checkpoint staging too.
+  const int64_t checkpoint = fp32 ? RoundUp(layer * kFloat, kSsdAlignment) : 0;
+  const int64_t excess =
+      need - plan.budget_host_bytes + ring * one + optimizer + checkpoint;
   // (Forced beyond the layers whose state is there, the trainer refuses it.)
   const int64_t k =
       forced ? std::min(node.force_ssd_weight_layers, c.model.layers)
@@ -78,6 +81,11 @@ void PlaceWeightsOnSsd(const JobConfig& c, const NodeBudgets& node,
           lowp,
           fp32 ? "the master beside the moments"
                : "the working copy the update writes, written back with them"));
+  if (fp32) {
+    AddBuffer(plan, "host.staging.checkpoint.master", kTierHost, checkpoint,
+              absl::StrFormat("%d params fp32: the spilled master beside them",
+                              layer));
+  }
   AddBuffer(plan, fp32 ? "ssd.master.fp32" : absl::StrCat("ssd.weights.", lowp),
             kTierSsd,
             k * storage::ExtentStore::StoredBytes(layer * e, kSsdAlignment,
@@ -106,32 +114,59 @@ void PlaceOnSsd(const JobConfig& c, const NodeBudgets& node,
   }
   const bool masters = SsdHoldsMasters(c.training.precision);
   const int arrays = masters ? 3 : 2;
+  const bool transient = SsdGradsTransient(c.training, plan.world_size);
   // One rank's slice of a layer (the whole layer with one rank).
   const int64_t layer = plan.rank_parameters_per_layer;
-  const int64_t state_per_layer = arrays * layer * kFloat;
+  // Each spilled layer frees its state and, where gradients are consumed as
+  // they land, its accumulator; one layer's accumulator serves them all.
+  const int64_t state_per_layer =
+      (arrays + (transient ? 1 : 0)) * layer * kFloat;
   const int64_t staging =
       kSsdStagingSlots * arrays * RoundUp(layer * kFloat, kSsdAlignment);
-  const int64_t excess = need - plan.budget_host_bytes + staging;
+  const int64_t grad_scratch = transient ? layer * kFloat : 0;
+  // Checkpoints, restores and the initial values move one spilled layer's
+  // state at a time through host memory (SsdTier's checkpoint staging).
+  const int64_t checkpoint = arrays * RoundUp(layer * kFloat, kSsdAlignment);
+  const int64_t excess =
+      need - plan.budget_host_bytes + staging + grad_scratch + checkpoint;
   const int64_t k = std::min<int64_t>(
       forced ? node.force_ssd_layers
              : (excess + state_per_layer - 1) / state_per_layer,
       c.model.layers);
   // The host buffers the spilled layers leave shrink in place.
   const int64_t host_params = plan.rank_parameters - k * layer;
+  const char* grad_tier = kTierHost;
   for (PlannedBuffer& b : plan.buffers) {
     if (b.name == "host.adam.exp_avg.fp32" ||
         b.name == "host.adam.exp_avg_sq.fp32" ||
-        (masters && b.name == "host.weights.fp32")) {
-      plan.bytes_host -= b.bytes - host_params * kFloat;
+        (masters && b.name == "host.weights.fp32") ||
+        (transient && b.name == "host.grads.fp32")) {
+      (b.tier == kTierPinned ? plan.bytes_pinned : plan.bytes_host) -=
+          b.bytes - host_params * kFloat;
       b.bytes = host_params * kFloat;
       b.shape = absl::StrFormat("%d params fp32", host_params);
     }
+    if (b.name == "host.grads.fp32" && b.tier == kTierPinned)
+      grad_tier = kTierPinned;
   }
+  if (transient) {
+    AddBuffer(plan, "host.grads.spilled.fp32", grad_tier, grad_scratch,
+              absl::StrFormat(
+                  "%d params fp32: the gradient of layers 0..%d, one at a "
+                  "time (each is consumed by its update as it lands: one "
+                  "micro-batch, no clipping)",
+                  layer, k - 1));
+  }
+  plan.ssd_grads_transient = transient;
   const char* slot =
       masters ? "exp_avg + exp_avg_sq + master" : "exp_avg + exp_avg_sq";
   AddBuffer(plan, "host.staging.ssd", kTierHost, staging,
             absl::StrFormat("%d slots x (%s) x %d params fp32",
                             kSsdStagingSlots, slot, layer));
+  AddBuffer(plan, "host.staging.checkpoint", kTierHost, checkpoint,
+            absl::StrFormat("(%s) x %d params fp32: one spilled layer's "
+                            "state on its way to or from a checkpoint",
+                            slot, layer));
   const int64_t extent = storage::ExtentStore::StoredBytes(
       layer * kFloat, kSsdAlignment, kSsdBlockBytes);
   // In fp32 the masters are what H2D sends, so they stay in host memory; in

@@ -39,6 +39,21 @@ absl::Status HostState::Allocate(bool reference, bool gpu, HostLedger* ledger,
   // The reference's state is the (host) device's; the engine's the host's.
   const std::string prefix = reference ? "" : "host.";
   const std::vector<BufferLayout> layouts = ModelLayout(config_.model);
+  // One accumulator for the spilled buffers whose gradient is consumed as
+  // it lands (planned as host.grads.spilled.fp32), as large as the largest.
+  int64_t shared_grad = 0;
+  for (size_t b = 0; b < layouts.size(); ++b) {
+    if (!tier_->GradTransient(static_cast<int>(b))) continue;
+    HostBuffer h;
+    h.layout = layouts[b];
+    if (!shards_.empty()) h.shard = shards_[b];
+    shared_grad = std::max(shared_grad, h.count());
+  }
+  if (shared_grad > 0) {
+    ASSIGN_OR_RETURN(spilled_grad_,
+                     Allocate(prefix + "grads.spilled.fp32", shared_grad,
+                              torch::kFloat32, gpu && fp32, /*zero=*/true));
+  }
   for (size_t b = 0; b < layouts.size(); ++b) {
     const int i = static_cast<int>(b);
     HostBuffer h;
@@ -52,10 +67,14 @@ absl::Status HostState::Allocate(bool reference, bool gpu, HostLedger* ledger,
                                 gpu && fp32, /*zero=*/false));
       h.param = s.param.data_ptr<float>();
     }
-    ASSIGN_OR_RETURN(
-        s.grad, Allocate(prefix + "grads.fp32", n, torch::kFloat32, gpu && fp32,
-                         /*zero=*/true));
-    h.grad = s.grad.data_ptr<float>();
+    if (tier_->GradTransient(i)) {
+      h.grad = spilled_grad_.data_ptr<float>();
+    } else {
+      ASSIGN_OR_RETURN(s.grad,
+                       Allocate(prefix + "grads.fp32", n, torch::kFloat32,
+                                gpu && fp32, /*zero=*/true));
+      h.grad = s.grad.data_ptr<float>();
+    }
     if (!tier_->Spilled(i)) {
       ASSIGN_OR_RETURN(
           s.exp_avg, Allocate(prefix + "adam.exp_avg.fp32", n, torch::kFloat32,
@@ -161,7 +180,9 @@ void HostState::TrackGradients() {
 }
 
 void HostState::ZeroGradients() {
-  for (Storage& s : storage_) s.grad.zero_();
+  for (Storage& s : storage_) {
+    if (s.grad.defined()) s.grad.zero_();
+  }
 }
 
 std::vector<CheckpointBuffer> HostState::CheckpointBuffers() {

@@ -75,7 +75,7 @@ class HostState {
   const torch::Tensor& master(int i) const { return storage_.at(i).param; }
 
   // The state as checkpoints see it, with the spilled buffers' streamed
-  // through the tier's staging buffer (SsdTier::StageSpilled() first).
+  // through the tier's checkpoint staging (SsdTier::SpilledCheckpointBuffer).
   std::vector<CheckpointBuffer> CheckpointBuffers();
 
   // A copy of every buffer's fp32 master (a rank's slice of it), read from
@@ -109,6 +109,9 @@ class HostState {
   Device* device_ = nullptr;  // set by Allocate(); pinned memory only
   std::vector<HostBuffer> buffers_;
   std::vector<Storage> storage_;  // parallel to buffers_
+  // [largest spilled count] fp32: the gradient accumulator that the spilled
+  // buffers share where SsdTier::GradTransient (undefined elsewhere).
+  torch::Tensor spilled_grad_;
 };
 
 }  // namespace stronghold::core

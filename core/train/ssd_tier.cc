@@ -42,6 +42,19 @@ absl::Status SsdTier::CheckPlan() const {
         plan_.ssd_layers,
         ", which start at layer 0); raise the host budget or set it to 0"));
   }
+  // A shared accumulator would mix layers' gradients if any lived past the
+  // task that lands it.
+  if (plan_.ssd_grads_transient &&
+      !SsdGradsTransient(config_.training, plan_.world_size)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ssd_grads_transient: the spilled layers share one gradient "
+        "accumulator only with one micro-batch per rank and step "
+        "(training.batch ",
+        config_.training.batch, ", training.micro_batch ",
+        config_.training.micro_batch, ", ", plan_.world_size,
+        " ranks) and updates as gradients land (training.clip_norm 0, not "
+        "fp16)"));
+  }
   if (plan_.ssd_weight_layers >
       std::min(plan_.ssd_layers, config_.model.layers)) {
     return absl::InvalidArgumentError(
@@ -141,17 +154,34 @@ absl::Status SsdTier::Open(HostLedger* ledger) {
       device, storage::ExtentStoreOptions());
   ASSIGN_OR_RETURN(spill_, storage::SpillStreamer::Create(
                                ssd_store_.get(), items, {kSsdStagingSlots}));
-  const std::vector<float> zeros(LargestSpilled(),
-                                 0.0f);  // Adam's moments start at 0
-  std::vector<float> master(MasterSpilled(1) ? zeros.size() : 0);
+  // One layer's staging for checkpoints and the initial values, charged to
+  // host.staging.checkpoint (the planner sizes it the same way).
+  const int64_t align = device->alignment();
+  const int64_t padded =
+      (LargestSpilled() * static_cast<int64_t>(sizeof(float)) + align - 1) /
+      align * align;
+  const int arrays = MasterSpilled(1) ? 3 : 2;
+  RETURN_IF_ERROR(ledger->Charge("host.staging.checkpoint", arrays * padded));
+  for (int k = 0; k < arrays; ++k) {
+    checkpoint_staging_.emplace_back(padded, align,
+                                     storage::AlignedBuffer::HugePages::kNever);
+    if (checkpoint_staging_.back().data() == nullptr) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "cannot allocate ", padded, " bytes of checkpoint staging"));
+    }
+  }
+  // Adam's moments start at 0 (AlignedBuffer zeroes them).
+  const void* zeros = checkpoint_staging_[0].data();
+  float* master = arrays > 2
+                      ? reinterpret_cast<float*>(checkpoint_staging_[2].data())
+                      : nullptr;
   for (int i = 1; Spilled(i); ++i) {
     if (MasterSpilled(i)) {
       InitBufferRange(layouts_[i], config_.model, config_.training.seed, i,
-                      Begin(i), Begin(i) + Count(i), master.data());
+                      Begin(i), Begin(i) + Count(i), master);
     }
-    RETURN_IF_ERROR(spill_->Write(
-        i - 1,
-        SpillArrays<const void>(i, zeros.data(), zeros.data(), master.data())));
+    RETURN_IF_ERROR(spill_->WritePadded(
+        i - 1, SpillArrays<const void>(i, zeros, zeros, master)));
   }
   return absl::OkStatus();
 }
@@ -164,38 +194,34 @@ absl::Status SsdTier::WriteWorking(int i, const void* working) {
   return spill_->Write(i - 1, {nullptr, nullptr, nullptr, working});
 }
 
-void SsdTier::StageSpilled() {
-  if (spill_ == nullptr) return;
-  spill_staging_ = torch::empty({MasterSpilled(1) ? 3 : 2, LargestSpilled()},
-                                torch::TensorOptions().dtype(torch::kFloat32));
-}
-
-void SsdTier::UnstageSpilled() { spill_staging_ = torch::Tensor(); }
-
 CheckpointBuffer SsdTier::SpilledCheckpointBuffer(int i, float* host_master) {
-  CHECK(spill_staging_.defined()) << "StageSpilled() first";
-  float* m = spill_staging_[0].data_ptr<float>();
-  float* v = spill_staging_[1].data_ptr<float>();
+  CHECK(!checkpoint_staging_.empty()) << "Open() first";
+  float* m = reinterpret_cast<float*>(checkpoint_staging_[0].data());
+  float* v = reinterpret_cast<float*>(checkpoint_staging_[1].data());
   const int item = i - 1;
-  CheckpointBuffer b{
-      layouts_[i], nullptr, m, v,
-      /*load_moments=*/
-      [this, i, item, m, v] {
-        return spill_->Read(item, SpillArrays<void>(i, m, v, nullptr));
-      },
-      /*store_moments=*/
-      [this, i, item, m, v] {
-        return spill_->Write(item, SpillArrays<const void>(i, m, v, nullptr));
-      }};
+  CheckpointBuffer b{layouts_[i], nullptr, m, v,
+                     /*load_moments=*/
+                     [this, i, item, m, v] {
+                       return spill_->ReadPadded(
+                           item, SpillArrays<void>(i, m, v, nullptr));
+                     },
+                     /*store_moments=*/
+                     [this, i, item, m, v] {
+                       return spill_->WritePadded(
+                           item, SpillArrays<const void>(i, m, v, nullptr));
+                     }};
   if (!MasterSpilled(i)) {
     b.param = host_master;
   } else {
-    float* w = spill_staging_[2].data_ptr<float>();
+    float* w = reinterpret_cast<float*>(checkpoint_staging_[2].data());
     b.param = w;
-    b.load_param = [this, i, w] { return ReadMaster(i, w); };
+    b.load_param = [this, i, item, w] {
+      return spill_->ReadPadded(item,
+                                SpillArrays<void>(i, nullptr, nullptr, w));
+    };
     b.store_param = [this, i, item, w] {
-      return spill_->Write(item,
-                           SpillArrays<const void>(i, nullptr, nullptr, w));
+      return spill_->WritePadded(
+          item, SpillArrays<const void>(i, nullptr, nullptr, w));
     };
   }
   return b;

@@ -29,6 +29,7 @@
 #include "core/plan/job_config.h"
 #include "core/plan/shard.h"
 #include "core/train/trainer_options.h"
+#include "storage/aligned_buffer.h"
 #include "storage/block_device.h"
 #include "storage/extent_store.h"
 #include "storage/spill_streamer.h"
@@ -60,6 +61,12 @@ class SsdTier {
   // the fourth array of its item: not staged for the update (which writes
   // it), written back with the rest.
   bool WeightSpilled(int i) const;
+  // Buffer i's gradient accumulator is the one layer-sized buffer that
+  // every spilled layer shares (ExecutionPlan::ssd_grads_transient): the
+  // schedule consumes each gradient in the task that lands it.
+  bool GradTransient(int i) const {
+    return Spilled(i) && plan_.ssd_grads_transient;
+  }
   // The array of item i-1 that H2D sends (HostBuffer::sent_array): 3, the
   // working copy, where WeightSpilled(i); in fp32 2, the master, where
   // MasterSpilled(i); else -1.
@@ -82,18 +89,16 @@ class SsdTier {
   // to the NVMe tier; WeightSpilled(i) only.
   absl::Status WriteWorking(int i, const void* working);
 
-  // Checkpoints stream the spilled state one layer at a time through one
-  // layer-sized host buffer (spill_staging_, allocated for the save or
-  // restore): a save reads each layer's master (if spilled) from the tier
-  // just before it is written to model.safetensors, and its moments just
-  // before optimizer.safetensors gets them; a restore writes each to the
-  // tier as soon as it is read. So host memory beyond the budget is one
-  // layer's state, not every spilled layer's.
-  void StageSpilled();
-  void UnstageSpilled();
-  // Spilled buffer i as checkpoints see it, streamed through that buffer
-  // (StageSpilled() first). `host_master`: its master in host memory, used
-  // unless MasterSpilled(i).
+  // Checkpoints, restores and initial loads stream the spilled state one
+  // layer at a time through one layer's staging (checkpoint_staging_,
+  // planned as host.staging.checkpoint and allocated by Open()): a save
+  // reads each layer's master (if spilled) from the tier just before it is
+  // written to model.safetensors, and its moments just before
+  // optimizer.safetensors gets them; a restore writes each to the tier as
+  // soon as it is read. The transfers use it in place (no bounce buffer),
+  // so they take no host memory beyond the plan.
+  // Spilled buffer i as checkpoints see it, streamed through that staging.
+  // `host_master`: its master in host memory, used unless MasterSpilled(i).
   CheckpointBuffer SpilledCheckpointBuffer(int i, float* host_master);
 
  private:
@@ -119,9 +124,11 @@ class SsdTier {
   std::unique_ptr<storage::BlockDevice> ssd_device_;  // null if injected
   std::unique_ptr<storage::ExtentStore> ssd_store_;
   std::unique_ptr<storage::SpillStreamer> spill_;
-  // One spilled layer's state [exp_avg, exp_avg_sq(, master), largest
-  // count] fp32, only while a checkpoint is saved or restored.
-  torch::Tensor spill_staging_;
+  // One spilled layer's state for checkpoints, restores and the initial
+  // values: exp_avg, exp_avg_sq (and master where MasterSpilled(1)), each
+  // LargestSpilled() fp32 rounded up to the device's alignment, on 4 KiB
+  // pages so that it holds exactly its planned bytes.
+  std::vector<storage::AlignedBuffer> checkpoint_staging_;
 };
 
 }  // namespace stronghold::core

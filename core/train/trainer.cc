@@ -228,7 +228,6 @@ class Trainer::Impl {
       engine_->StopReadingAhead();  // the restore writes the tier
     }
     restore_failed_ = true;  // until every byte is in
-    tier_.StageSpilled();
     // Sharded: this rank keeps its slices of the whole tensors.
     absl::StatusOr<CheckpointManifest> loaded =
         shards_.empty()
@@ -236,7 +235,6 @@ class Trainer::Impl {
                              host_.CheckpointBuffers())
             : LoadShardedCheckpoint(checkpoint_dir, config_.model, shards_,
                                     host_.CheckpointBuffers());
-    tier_.UnstageSpilled();
     ASSIGN_OR_RETURN(const CheckpointManifest manifest, std::move(loaded));
     restore_failed_ = false;
     start_step_ = manifest.position.step;
@@ -263,9 +261,7 @@ class Trainer::Impl {
       engine_->StopReadingAhead();  // the load writes the tier
     }
     restore_failed_ = true;  // until every byte is in
-    tier_.StageSpilled();
     absl::Status loaded = load(host_.CheckpointBuffers());
-    tier_.UnstageSpilled();
     RETURN_IF_ERROR(loaded);
     restore_failed_ = false;
     return absl::OkStatus();
@@ -398,7 +394,6 @@ class Trainer::Impl {
     position.next_lr = LearningRate(t, step + 1);
     const std::string dir =
         (std::filesystem::path(options_.job_dir) / "checkpoints").string();
-    tier_.StageSpilled();
     // Sharded: the ranks gather each buffer, each writes the whole files.
     absl::StatusOr<std::string> written =
         shards_.empty()
@@ -407,7 +402,6 @@ class Trainer::Impl {
             : WriteShardedCheckpoint(options_.comm, shards_, dir, config_.model,
                                      position, host_.CheckpointBuffers(),
                                      options_.job_spec_json);
-    tier_.UnstageSpilled();
     ASSIGN_OR_RETURN(std::string name, std::move(written));
     RETURN_IF_ERROR(PruneCheckpoints(dir, config_.checkpoint.keep_last));
     observer->OnCheckpoint(name);

@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -87,10 +88,18 @@ TEST(HostLedgerTest, EveryMethodHoldsExactlyItsPlannedHostMemory) {
 TEST(HostLedgerTest, TheNvmeTiersStagingIsPlanned) {
   const std::string ssd = TestDir("ledger_ssd");
   std::filesystem::create_directories(ssd);
-  for (Precision p : {Precision::kFp32, Precision::kBf16}) {
+  // And with one micro-batch and no clipping, where the spilled layers
+  // share one gradient accumulator (host.grads.spilled.fp32).
+  for (const auto& [p, transient] :
+       {std::pair{Precision::kFp32, false}, std::pair{Precision::kBf16, false},
+        std::pair{Precision::kFp32, true}, std::pair{Precision::kBf16, true}}) {
     JobConfig c = Job(OffloadMethod::kStronghold, 1, p);
     c.model.layers = 8;
     c.offload.ssd_dirs = {ssd};
+    if (transient) {
+      c.training.batch = c.training.micro_batch;
+      c.training.clip_norm = 0;
+    }
     // What the job needs in host memory before the kept activations, which
     // spend whatever is left.
     const ExecutionPlan roomy = PlanExecution(c, {.device = "cpu"});
@@ -103,20 +112,22 @@ TEST(HostLedgerTest, TheNvmeTiersStagingIsPlanned) {
     // that plan each).
     bool state_only = false, weights_too = false;
     for (int percent = 95; percent > 0 && !(state_only && weights_too);
-         percent -= 5) {
+         --percent) {
       const ExecutionPlan plan = PlanExecution(
           c, {.device = "cpu", .host_bytes = need * percent / 100});
       if (!plan.fits || plan.ssd_layers == 0) continue;
+      EXPECT_EQ(plan.ssd_grads_transient, transient);
       bool& seen = plan.ssd_weight_layers > 0 ? weights_too : state_only;
       if (seen) continue;
       seen = true;
-      const std::string what =
-          absl::StrCat(PrecisionName(p), ", host budget ", percent,
-                       "% of the need: ", plan.ssd_layers, " layers spilled, ",
-                       plan.ssd_weight_layers, " with what H2D sends");
+      const std::string what = absl::StrCat(
+          PrecisionName(p), transient ? " (shared gradient)" : "",
+          ", host budget ", percent, "% of the need: ", plan.ssd_layers,
+          " layers spilled, ", plan.ssd_weight_layers, " with what H2D sends");
       ExpectHoldsItsPlan(c, plan, what);
     }
-    EXPECT_TRUE(state_only && weights_too) << PrecisionName(p);
+    EXPECT_TRUE(state_only && weights_too)
+        << PrecisionName(p) << (transient ? " (shared gradient)" : "");
   }
 }
 

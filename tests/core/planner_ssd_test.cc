@@ -4,6 +4,7 @@
 // the tier is there and streamed, and the largest trainable number of layers
 // grows with the tier.
 #include <string>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -84,6 +85,10 @@ TEST(PlannerSsdTest, MovesTheMomentsOfAsFewLayersAsNeeded) {
   const PlannedBuffer* staging = Find(p, "host.staging.ssd");
   ASSERT_NE(staging, nullptr);
   EXPECT_EQ(staging->tier, kTierHost);
+  // A checkpoint moves one spilled layer's moments through host memory.
+  EXPECT_EQ(
+      Find(p, "host.staging.checkpoint")->bytes,
+      2 * ((c.model.parameters_per_layer() * kFloat + 4095) / 4096 * 4096));
   EXPECT_EQ(Find(p, "host.adam.exp_avg.fp32")->bytes,
             (p.parameters - p.ssd_layers * p.parameters_per_layer) * kFloat);
   // The weights stay in host memory.
@@ -209,8 +214,9 @@ TEST(PlannerSsdTest, WhatH2dSendsMovesOnlyWhenAllOptimizerStateIsNotEnough) {
     // moments, and in bf16/fp16 the masters): nothing sent is there.
     const int state_arrays = fp32 ? 2 : 3;
     const ExecutionPlan state_only = PlanExecution(c, Node(0));
+    // (The staging: kSsdStagingSlots slots and a checkpoint's one layer.)
     int64_t budget = HostNeed(state_only) - state_arrays * 4 * 12 * layer +
-                     kSsdStagingSlots * state_arrays *
+                     (kSsdStagingSlots + 1) * state_arrays *
                          ((layer * kFloat + 4095) / 4096 * 4096);
     const ExecutionPlan all_state = PlanExecution(c, Node(budget));
     ASSERT_TRUE(all_state.fits) << what << ": " << all_state.reason;
@@ -231,7 +237,12 @@ TEST(PlannerSsdTest, WhatH2dSendsMovesOnlyWhenAllOptimizerStateIsNotEnough) {
         << what;  // one layer fewer: short
     const int64_t ring = TierReadRing(c, p.window) * aligned;
     const int64_t optimizer = kSsdStagingSlots * aligned;
+    // In fp32 a checkpoint moves the spilled masters through host memory.
+    const int64_t checkpoint = fp32 ? aligned : 0;
     EXPECT_EQ(Find(p, "host.staging.ssd_weights")->bytes, ring) << what;
+    if (fp32) {
+      EXPECT_EQ(Find(p, "host.staging.checkpoint.master")->bytes, checkpoint);
+    }
     EXPECT_EQ(
         Find(p, fp32 ? "host.staging.ssd.master" : "host.staging.ssd.working")
             ->bytes,
@@ -241,9 +252,10 @@ TEST(PlannerSsdTest, WhatH2dSendsMovesOnlyWhenAllOptimizerStateIsNotEnough) {
               (p.parameters - p.ssd_weight_layers * layer) * e)
         << what;
     // (Host memory left over goes to kept activations, on the device tier.)
-    EXPECT_EQ(all_state.bytes_host + all_state.bytes_pinned - p.bytes_host -
-                  p.bytes_pinned,
-              p.ssd_weight_layers * layer_weights - ring - optimizer)
+    EXPECT_EQ(
+        all_state.bytes_host + all_state.bytes_pinned - p.bytes_host -
+            p.bytes_pinned,
+        p.ssd_weight_layers * layer_weights - ring - optimizer - checkpoint)
         << what;
     const PlannedBuffer* ssd = Find(p, ssd_name);
     ASSERT_NE(ssd, nullptr) << what;
@@ -256,6 +268,68 @@ TEST(PlannerSsdTest, WhatH2dSendsMovesOnlyWhenAllOptimizerStateIsNotEnough) {
                              : "ssd.adam.exp_avg+exp_avg_sq+master";
     EXPECT_EQ(p.bytes_ssd, ssd->bytes + Find(p, state)->bytes) << what;
   }
+}
+
+// One micro-batch per step and updates as gradients land: each spilled
+// layer's gradient is consumed by its update in the task that lands it, so
+// the spilled layers share one layer's fp32 accumulator; a spilled layer
+// frees 12 B/param in fp32 (16 in bf16) and fewer layers spill for the
+// same budget. With clipping, fp16 or two micro-batches every accumulator
+// stays.
+TEST(PlannerSsdTest, GradientsConsumedAsTheyLandShareOneAccumulator) {
+  for (Precision p : {Precision::kFp32, Precision::kBf16}) {
+    JobConfig c = Model(8);
+    c.training.precision = p;
+    c.training.clip_norm = 0;
+    const int64_t layer = c.model.parameters_per_layer();
+    const int64_t all = PlanExecution(c, Node(0)).parameters;
+    const int64_t budget = HostNeed(PlanExecution(c, Node(0))) -
+                           4 * layer * kFloat * (p == Precision::kFp32 ? 2 : 3);
+    const ExecutionPlan t = PlanExecution(c, Node(budget));
+    const std::string what = PrecisionName(p);
+    ASSERT_TRUE(t.fits) << what << ": " << t.reason;
+    EXPECT_TRUE(t.ssd_grads_transient) << what;
+    EXPECT_LE(HostNeed(t), budget) << what;
+    EXPECT_GT(HostNeed(t) + (p == Precision::kFp32 ? 3 : 4) * layer * kFloat,
+              budget)
+        << what << ": one layer fewer would have been enough";
+    EXPECT_EQ(Find(t, "host.grads.fp32")->bytes,
+              (all - t.ssd_layers * layer) * kFloat)
+        << what;
+    const PlannedBuffer* shared = Find(t, "host.grads.spilled.fp32");
+    ASSERT_NE(shared, nullptr) << what;
+    EXPECT_EQ(shared->bytes, layer * kFloat) << what;
+    EXPECT_EQ(shared->tier, kTierHost) << what;
+
+    // Each of these keeps every accumulator, and so spills more layers.
+    JobConfig clipped = c;
+    clipped.training.clip_norm = 1.0;
+    JobConfig two = c;
+    two.training.batch = 2;
+    JobConfig fp16 = c;
+    fp16.training.precision = Precision::kFp16;
+    for (const auto& [other, name] :
+         {std::pair{clipped, "clipped"}, std::pair{two, "two micro-batches"},
+          std::pair{fp16, "fp16"}}) {
+      if (p != Precision::kBf16 && other.training.precision == Precision::kFp16)
+        continue;
+      const ExecutionPlan o = PlanExecution(other, Node(budget));
+      EXPECT_FALSE(o.ssd_grads_transient) << what << ", " << name;
+      EXPECT_EQ(Find(o, "host.grads.spilled.fp32"), nullptr)
+          << what << ", " << name;
+      if (o.ssd_layers > 0) {
+        EXPECT_EQ(Find(o, "host.grads.fp32")->bytes, o.rank_parameters * kFloat)
+            << what << ", " << name;
+      }
+      if (other.training.batch == 1) {
+        EXPECT_GT(o.ssd_layers, t.ssd_layers) << what << ", " << name;
+      }
+    }
+  }
+  // Without a budget to meet nothing spills, and the flag stays off.
+  JobConfig c = Model(8);
+  c.training.clip_norm = 0;
+  EXPECT_FALSE(PlanExecution(c, Node(0)).ssd_grads_transient);
 }
 
 TEST(PlannerSsdTest, SsdBudgetIsChecked) {

@@ -14,7 +14,7 @@ set -uo pipefail
 source "${TEST_SRCDIR}/stronghold/tests/integration/daemon_lib.sh"
 CHECK_CKPT="$RUNFILES/tests/integration/checkpoint_check.py"
 
-# The job of ssd_tier_test: with a host budget of 110 MiB the moments of 7
+# The job of ssd_tier_test: with a host budget of 117 MiB the moments of 7
 # of its 8 layers (layers 0..6) live on the tier, and a checkpoint follows
 # every step. Per spilled layer the tier sees 4 requests for a read or a
 # write of its moments (m and v, each data + checksum trailer), so:
@@ -23,7 +23,7 @@ CHECK_CKPT="$RUNFILES/tests/integration/checkpoint_check.py"
 # A fault at request 60 or 61 therefore fires in step 2, after checkpoint
 # step-000001 is complete.
 JOB=(--layers 8 --hidden 256 --heads 4 --seq-len 64 --vocab 512 --batch 4 --micro-batch 2
-     --method stronghold --window 2 --host-memory-budget 110MiB --checkpoint-every 1)
+     --method stronghold --window 2 --host-memory-budget 117MiB --checkpoint-every 1)
 
 status_json() { "$CTL" status "$1" --output json 2>/dev/null; }
 

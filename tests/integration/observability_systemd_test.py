@@ -359,10 +359,12 @@ class SyscallTraceTest(unittest.TestCase):
             time.sleep(0.2)
         ssd = os.path.join(self.work, "ssd")  # the daemon's --ssd_root
         # A host budget this small puts the fp16 masters and Adam moments of
-        # the layers on the NVMe tier: reads and writes through io_uring.
-        self.ctl("submit", "--layers", "4", "--hidden", "64", "--heads", "4", "--seq-len", "32",
+        # all 8 layers on the NVMe tier: reads and writes through io_uring.
+        # (With fewer layers the tier's staging, 3 slots and a checkpoint's
+        # layer, costs more than spilling saves.)
+        self.ctl("submit", "--layers", "8", "--hidden", "64", "--heads", "4", "--seq-len", "32",
                  "--steps", "2", "--precision", "fp16", "--method", "stronghold", "--window", "1",
-                 "--ssd-dir", ssd, "--host-memory-budget", "6200KiB", "--checkpoint-every", "2")
+                 "--ssd-dir", ssd, "--host-memory-budget", "8400KiB", "--checkpoint-every", "2")
         self.ctl("watch", "1", timeout=600)
         self.ctl("fetch", "1", "--out", os.path.join(self.work, "checkpoint"), timeout=120)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:

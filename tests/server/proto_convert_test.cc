@@ -384,7 +384,7 @@ TEST(ProtoConvertTest, EveryStepMetricsFieldReachesTheProto) {
 }
 
 TEST(ProtoConvertTest, EveryMemoryPlanFieldReachesTheProto) {
-  ASSERT_EQ(MemberCount<core::ExecutionPlan>(), 30)
+  ASSERT_EQ(MemberCount<core::ExecutionPlan>(), 31)
       << "an ExecutionPlan member was added: carry it in ToProto";
   ASSERT_EQ(MemberCount<core::PlannedBuffer>(), 4)
       << "a PlannedBuffer member was added: carry it in ToProto";
@@ -411,6 +411,7 @@ TEST(ProtoConvertTest, EveryMemoryPlanFieldReachesTheProto) {
   p.window = 10;
   p.ssd_layers = 11;
   p.ssd_weight_layers = 12;
+  p.ssd_grads_transient = true;
   p.kept_activation_layers = 13;
   p.device = "cpu";
   p.model_flops_per_step = 14.5;
@@ -446,6 +447,7 @@ TEST(ProtoConvertTest, EveryMemoryPlanFieldReachesTheProto) {
   EXPECT_EQ(m.window(), 10);
   EXPECT_EQ(m.ssd_layers(), 11);
   EXPECT_EQ(m.ssd_weight_layers(), 12);
+  EXPECT_TRUE(m.ssd_grads_transient());
   EXPECT_EQ(m.kept_activation_layers(), 13);
   EXPECT_EQ(m.device(), "cpu");
   EXPECT_EQ(m.model_flops_per_step(), 14.5);

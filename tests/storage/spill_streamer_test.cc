@@ -9,6 +9,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "storage/aligned_buffer.h"
 #include "storage/fault_injecting_block_device.h"
 #include "tests/storage/test_devices.h"
 
@@ -115,6 +116,43 @@ TEST_P(SpillStreamerTest, NullArraysAreSkipped) {
   ASSERT_TRUE(streamer_->Read(3, only_m).ok());
   EXPECT_EQ(m[0], 3);
   EXPECT_EQ(m[kFloats - 1], 3);
+}
+
+// The padded forms move aligned, rounded-up arrays in place: what one
+// writes the other (and the bounce-buffer Read) reads back, a staged copy is
+// not served stale, and a misaligned array is refused before any I/O.
+TEST_P(SpillStreamerTest, PaddedTransfersUseTheCallersBuffers) {
+  const auto padded = [](int64_t floats) {
+    return AlignedBuffer((floats * 4 + 4095) / 4096 * 4096, 4096,
+                         AlignedBuffer::HugePages::kNever);
+  };
+  AlignedBuffer m = padded(kFloats), v = padded(kFloats + 37);
+  std::fill_n(reinterpret_cast<float*>(m.data()), kFloats, 9.0f);
+  std::fill_n(reinterpret_cast<float*>(v.data()), kFloats + 37, -9.0f);
+  streamer_->Prefetch(std::vector<int>{4});
+  const void* out[] = {m.data(), v.data()};
+  ASSERT_TRUE(streamer_->WritePadded(4, out).ok());
+  auto staged = streamer_->Acquire(4);
+  ASSERT_TRUE(staged.ok()) << staged.status();
+  EXPECT_TRUE(Holds(*staged, 9));
+  Fill(*staged, 11);
+  ASSERT_TRUE(streamer_->Release(4).ok());
+  void* in[] = {m.data(), v.data()};
+  ASSERT_TRUE(streamer_->ReadPadded(4, in).ok());
+  EXPECT_EQ(reinterpret_cast<float*>(m.data())[kFloats - 1], 11);
+  EXPECT_EQ(reinterpret_cast<float*>(v.data())[kFloats + 36], -11);
+
+  void* misaligned[] = {m.data() + 4, nullptr};
+  const absl::Status refused = streamer_->ReadPadded(4, misaligned);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.message(), HasSubstr("layer4.exp_avg"));
+  const void* misaligned_out[] = {nullptr, v.data() + 4};
+  EXPECT_EQ(streamer_->WritePadded(4, misaligned_out).code(),
+            absl::StatusCode::kInvalidArgument);
+  std::vector<float> check(kFloats + 37);
+  void* only_v[] = {nullptr, check.data()};
+  ASSERT_TRUE(streamer_->Read(4, only_v).ok());
+  EXPECT_EQ(check[kFloats + 36], -11);  // nothing was written
 }
 
 TEST_P(SpillStreamerTest, AnyOrderWorksEvenWithEverySlotStagedForLater) {
