@@ -39,12 +39,10 @@ class StagedCommunicator : public Communicator {
                              absl::Span<int64_t> out) override {
     return host_->AllGatherHost(in, out);
   }
-  absl::Status AllReduceHost(absl::Span<double> values,
-                             ReduceOp op) override {
+  absl::Status AllReduceHost(absl::Span<double> values, ReduceOp op) override {
     return host_->AllReduceHost(values, op);
   }
-  absl::Status AllReduceHost(absl::Span<int64_t> values,
-                             ReduceOp op) override {
+  absl::Status AllReduceHost(absl::Span<int64_t> values, ReduceOp op) override {
     return host_->AllReduceHost(values, op);
   }
   absl::Status Barrier() override { return host_->Barrier(); }
