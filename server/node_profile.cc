@@ -1,6 +1,7 @@
 // The node's measured hardware profile (server/node_profile.h).
 #include "server/node_profile.h"
 
+#include <optional>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -43,44 +44,49 @@ std::unique_ptr<NodeProfile> NodeProfile::Create(NodeProfileOptions options) {
     }
     if (cached.ok()) {
       // The roots are new to this profile: measure the NVMe tier only.
-      NodeProfile* self = p.get();
-      p->measuring_ = std::thread([self, profile = *std::move(cached)] {
-        absl::MutexLock measuring(&self->measure_mu_);
-        core::HardwareProfile with_nvme = profile;
-        self->MeasureNvmeInto(with_nvme);
-        absl::MutexLock lock(&self->mu_);
-        self->profile_ = std::move(with_nvme);
-        self->from_cache_ = true;
-        self->SaveLocked();
-        self->ready_ = true;
-      });
+      p->MeasureInBackground(*std::move(cached));
       return p;
     }
     LOG(WARNING) << "node profile cache " << path
                  << " is not usable, measuring again: " << cached.status();
   }
-  NodeProfile* self = p.get();
-  p->measuring_ = std::thread([self] {
-    absl::MutexLock measuring(&self->measure_mu_);
-    absl::StatusOr<core::HardwareProfile> measured = self->Measure();
-    absl::MutexLock lock(&self->mu_);
-    self->measured_at_ = absl::Now();
-    if (measured.ok()) {
-      self->profile_ = *std::move(measured);
-      self->SaveLocked();
-      LOG(INFO) << "node profile measured: H2D " << self->profile_.h2d_gbps
-                << " GB/s, CPU AdamW " << self->profile_.cpu_adamw_gbps
-                << " GB/s, NVMe read " << self->profile_.nvme_read_gbps
-                << " / write " << self->profile_.nvme_write_gbps << " GB/s ("
-                << self->profile_.sources["nvme_read_gbps"] << "); cached in "
-                << self->options_.cache_path;
-    } else {
-      self->error_ = measured.status();
-      LOG(WARNING) << self->error_;
-    }
-    self->ready_ = true;
-  });
+  p->MeasureInBackground(std::nullopt);
   return p;
+}
+
+void NodeProfile::MeasureInBackground(
+    std::optional<core::HardwareProfile> cached) {
+  measuring_ = std::thread([this, cached = std::move(cached)]() mutable {
+    absl::MutexLock measuring(&measure_mu_);
+    const bool nvme_only = cached.has_value();
+    absl::StatusOr<core::HardwareProfile> measured;
+    if (nvme_only) {
+      MeasureNvmeInto(*cached);
+      measured = *std::move(cached);
+    } else {
+      measured = Measure();
+    }
+    absl::MutexLock lock(&mu_);
+    if (nvme_only) {
+      from_cache_ = true;
+    } else {
+      measured_at_ = absl::Now();
+    }
+    if (measured.ok()) {
+      profile_ = *std::move(measured);
+      SaveLocked();
+      LOG(INFO) << "node profile measured: H2D " << profile_.h2d_gbps
+                << " GB/s, CPU AdamW " << profile_.cpu_adamw_gbps
+                << " GB/s, NVMe read " << profile_.nvme_read_gbps << " / write "
+                << profile_.nvme_write_gbps << " GB/s ("
+                << profile_.sources["nvme_read_gbps"] << "); cached in "
+                << options_.cache_path;
+    } else {
+      error_ = measured.status();
+      LOG(WARNING) << error_;
+    }
+    ready_ = true;
+  });
 }
 
 NodeProfile::~NodeProfile() {

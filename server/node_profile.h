@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -71,6 +72,9 @@ class NodeProfile {
   explicit NodeProfile(NodeProfileOptions options)
       : options_(std::move(options)) {}
   absl::StatusOr<core::HardwareProfile> Measure() const;
+  // Starts the start-up measurement on measuring_: everything, or with
+  // `cached` (a cache without NVMe figures) only the NVMe tier.
+  void MeasureInBackground(std::optional<core::HardwareProfile> cached);
   // Sets the NVMe figures of `profile` and their sources (measured, or
   // why not: no roots, or the measurement's error, logged).
   void MeasureNvmeInto(core::HardwareProfile& profile) const;

@@ -12,21 +12,6 @@ namespace {
 
 constexpr int64_t kGiB = int64_t{1} << 30;
 
-// The seed's model (algorithm.md §4): h 2048, 16 heads, seq 1024, batch 4.
-JobConfig SeedModel(int layers, OffloadMethod method, int window) {
-  JobConfig c;
-  c.model = {.layers = layers,
-             .hidden = 2048,
-             .heads = 16,
-             .seq_len = 1024,
-             .vocab = 50304};
-  c.training.batch = c.training.micro_batch = 4;
-  c.training.clip_norm = 1.0;
-  c.offload.method = method;
-  c.offload.window = window;
-  return c;
-}
-
 // The seed's STRONGHOLD artifact: updates as gradients land (no global
 // clipping), layers 0..W-1 and the embedding on the GPU with a GPU
 // optimizer, every layer recomputed.
@@ -40,6 +25,20 @@ JobConfig SeedStronghold(int layers, int window) {
 }
 
 }  // namespace
+
+JobConfig SeedModel(int layers, OffloadMethod method, int window) {
+  JobConfig c;
+  c.model = {.layers = layers,
+             .hidden = 2048,
+             .heads = 16,
+             .seq_len = 1024,
+             .vocab = 50304};
+  c.training.batch = c.training.micro_batch = 4;
+  c.training.clip_norm = 1.0;
+  c.offload.method = method;
+  c.offload.window = window;
+  return c;
+}
 
 std::vector<RecordedRun> RecordedRuns() {
   std::vector<RecordedRun> runs;

@@ -42,6 +42,14 @@ struct RecordedRun {
 
 std::vector<RecordedRun> RecordedRuns();
 
+// The seed's model (algorithm.md §4): hidden 2048, 16 heads, seq 1024,
+// vocab 50304, one micro-batch of 4, clipping at 1.0, fp32; `layers` of
+// them under `method` with `window`. The recorded rows' job, and the
+// tests' (15 layers: the largest RESIDENT model of a 32 GiB card).
+JobConfig SeedModel(int layers,
+                    OffloadMethod method = OffloadMethod::kStronghold,
+                    int window = 0);
+
 // The plan the run used: PlanExecution on a CUDA node with its budgets,
 // settled on its window where the window was automatic.
 ExecutionPlan RecordedRunPlan(const RecordedRun& run);

@@ -269,7 +269,15 @@ echo "gpu_bench: traces in $BUILD/traces ($(ls "$BUILD/traces" | wc -l) files)"
 echo "gpu_bench: exit $bench, $(( $(date +%s) - T0 )) s since the start of check.sh"
 [ "$status" -ne 0 ] || status=$bench
 
-# The peer, on the model and GPU of gpu_bench's runs.
+# The peer, on the model and GPU of gpu_bench's runs: run_peer LOG ARGS
+# runs it (4 steps with --quick, 5 otherwise) under timeout 120 s, its
+# output in LOG and on the terminal but DeepSpeed's [...] lines.
+PEER_STEPS=5; case " $* " in *" --quick "*) PEER_STEPS=4 ;; esac
+run_peer() {
+  local log=$1; shift
+  peer_env timeout 120 "$PYTHON" -u "$ROOT/deploy/gpu/zero_offload_peer.py" "$@" --steps "$PEER_STEPS" \
+    2>&1 | tee "$log" | grep -v '^\[' || true
+}
 if [ -z "$PEER_REASON" ]; then
   ARGS=$(sed -n 's/^peer-args: //p' "$BUILD/gpu_bench.log" | tail -n 1)
   if [ -z "$ARGS" ]; then
@@ -283,10 +291,8 @@ if [ -z "$PEER_REASON" ]; then
     if [ -f "$BUILD/cpu_adam.rc" ] && [ "$(cat "$BUILD/cpu_adam.rc")" != 0 ]; then
       rm -f "$PEER_EXT/cpu_adam/lock"
     fi
-    STEPS=5; case " $* " in *" --quick "*) STEPS=4 ;; esac
     # shellcheck disable=SC2086  # ARGS is gpu_bench's word list
-    peer_env timeout 120 "$PYTHON" -u "$ROOT/deploy/gpu/zero_offload_peer.py" $ARGS --steps "$STEPS" \
-      2>&1 | tee "$BUILD/peer.log" | grep -v '^\[' || true
+    run_peer "$BUILD/peer.log" $ARGS
     rc=$(grep -c '^csv,zero_offload' "$BUILD/peer.log" || true)
     if [ "$rc" = 0 ] && ! grep -q '^peer: not run' "$BUILD/peer.log"; then
       PEER_REASON="no result within timeout 120 s (log $BUILD/peer.log: $(tail -n 1 "$BUILD/peer.log"))"
@@ -306,10 +312,8 @@ if [ -z "$PEER_REASON" ] && [ "$PEER_BF16" = 1 ]; then
   elif [ "$spent" -gt "$PEER_BF16_AFTER" ]; then
     echo "peer bf16: not run: $spent s spent (PEER_BF16_AFTER=$PEER_BF16_AFTER)"
   else
-    STEPS=5; case " $* " in *" --quick "*) STEPS=4 ;; esac
     # shellcheck disable=SC2086  # ARGS is gpu_bench's word list
-    peer_env timeout 120 "$PYTHON" -u "$ROOT/deploy/gpu/zero_offload_peer.py" $ARGS --steps "$STEPS" \
-      2>&1 | tee "$BUILD/peer_bf16.log" | grep -v '^\[' || true
+    run_peer "$BUILD/peer_bf16.log" $ARGS
     grep -q '^csv,zero_offload_bf16' "$BUILD/peer_bf16.log" ||
       echo "peer bf16: no result within timeout 120 s (log $BUILD/peer_bf16.log)"
   fi

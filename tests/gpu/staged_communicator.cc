@@ -11,36 +11,46 @@ namespace {
 // A host copy of `t` (blocking: the current stream is drained first).
 at::Tensor ToHost(const at::Tensor& t) { return t.to(at::kCPU).contiguous(); }
 
+// Runs `collective` on host copies of `input` and `output` and copies the
+// result back into `output`. `input` may be a piece of `output` (in place):
+// copied first, it is a separate host tensor either way.
+template <typename Collective>
+absl::Status Staged(const at::Tensor& input, const at::Tensor& output,
+                    Collective collective) {
+  const at::Tensor in = ToHost(input);
+  const at::Tensor out = ToHost(output);
+  RETURN_IF_ERROR(collective(in, out));
+  output.copy_(out);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status StagedCommunicator::ReduceScatterSum(const at::Tensor& input,
                                                   const at::Tensor& output) {
   ++staged_;
-  const at::Tensor out = ToHost(output);
-  RETURN_IF_ERROR(host_->ReduceScatterSum(ToHost(input), out));
-  output.copy_(out);
-  return absl::OkStatus();
+  return Staged(input, output,
+                [this](const at::Tensor& i, const at::Tensor& o) {
+                  return host_->ReduceScatterSum(i, o);
+                });
 }
 
 absl::Status StagedCommunicator::GatherPieces(const at::Tensor& input,
                                               const at::Tensor& output) {
   ++staged_;
-  const at::Tensor out = ToHost(output);
-  RETURN_IF_ERROR(host_->GatherPieces(ToHost(input), out));
-  output.copy_(out);
-  return absl::OkStatus();
+  return Staged(input, output,
+                [this](const at::Tensor& i, const at::Tensor& o) {
+                  return host_->GatherPieces(i, o);
+                });
 }
 
 absl::Status StagedCommunicator::AllGather(const at::Tensor& input,
                                            const at::Tensor& output) {
-  // `input` may be a piece of `output` (in place): copied first, it is a
-  // separate host tensor either way.
   ++staged_;
-  const at::Tensor in = ToHost(input);
-  const at::Tensor out = ToHost(output);
-  RETURN_IF_ERROR(host_->AllGather(in, out));
-  output.copy_(out);
-  return absl::OkStatus();
+  return Staged(input, output,
+                [this](const at::Tensor& i, const at::Tensor& o) {
+                  return host_->AllGather(i, o);
+                });
 }
 
 absl::Status StagedCommunicator::AllReduce(const at::Tensor& tensor,

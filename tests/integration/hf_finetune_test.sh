@@ -28,6 +28,13 @@ refusal() {  # refusal FLAGS...: the stderr of a refused submit
   fi
 }
 
+refused_naming() {  # refused_naming DIR WHAT PATTERN: submit --init-from DIR is refused, its error matching PATTERN
+  local out
+  out=$(refusal --init-from "$1" "${TRAIN[@]}")
+  echo "$out"
+  check "$2" grep -q "$3" <<<"$out"
+}
+
 model_copy() {  # model_copy NAME [FIXTURE]: the fixture (symlinks resolved) as $DATA_ROOT/NAME
   rm -rf "$DATA_ROOT/$1"
   mkdir -p "$DATA_ROOT/$1"
@@ -106,24 +113,18 @@ check "init_from with resume_from is refused" grep -q "not with resume_from" <<<
 
 model_copy missing
 rm "$DATA_ROOT/missing/model-00002-of-00002.safetensors"
-out=$(refusal --init-from missing "${TRAIN[@]}")
-echo "$out"
-check "a missing shard is named" \
-  grep -q "INVALID_ARGUMENT.*shard .*model-00002-of-00002.safetensors" <<<"$out"
+refused_naming missing "a missing shard is named" \
+  "INVALID_ARGUMENT.*shard .*model-00002-of-00002.safetensors"
 
 model_copy shape
 sed -i 's/"n_positions": 16/"n_positions": 20/' "$DATA_ROOT/shape/config.json"
-out=$(refusal --init-from shape "${TRAIN[@]}")
-echo "$out"
-check "a wrong shape names the tensor, the expected and the found shape" \
-  grep -q "transformer.wpe.weight has shape \[16, 32\], expected \[20, 32\]" <<<"$out"
+refused_naming shape "a wrong shape names the tensor, the expected and the found shape" \
+  "transformer.wpe.weight has shape \[16, 32\], expected \[20, 32\]"
 
 model_copy arch
 sed -i 's/GPT2LMHeadModel/FalconForCausalLM/' "$DATA_ROOT/arch/config.json"
-out=$(refusal --init-from arch "${TRAIN[@]}")
-echo "$out"
-check "an unknown architecture is refused by name" \
-  grep -q "FalconForCausalLM.*not supported" <<<"$out"
+refused_naming arch "an unknown architecture is refused by name" \
+  "FalconForCausalLM.*not supported"
 
 # NaN in a weight: the headers are sound (accepted), the load fails the job.
 model_copy nan

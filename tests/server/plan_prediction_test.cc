@@ -4,6 +4,7 @@
 #include "server/plan_prediction.h"
 
 #include "core/plan/hardware_profile.h"
+#include "core/plan/recorded_runs.h"
 #include "gtest/gtest.h"
 
 namespace stronghold::server {
@@ -12,14 +13,8 @@ namespace {
 namespace v1 = ::stronghold::v1;
 
 core::JobConfig Job() {
-  core::JobConfig c;
-  c.model = {.layers = 15,
-             .hidden = 2048,
-             .heads = 16,
-             .seq_len = 1024,
-             .vocab = 50304};
-  c.training.batch = c.training.micro_batch = 4;
-  c.offload.method = core::OffloadMethod::kStronghold;
+  core::JobConfig c = core::SeedModel(15);
+  c.training.clip_norm = 0;
   c.offload.gpu_memory_budget_bytes = int64_t{32} << 30;
   return c;
 }

@@ -9,6 +9,7 @@
 #include "core/plan/hardware_profile.h"
 #include "core/plan/planner.h"
 #include "core/plan/prediction.h"
+#include "core/plan/recorded_runs.h"
 #include "core/plan/schedule_model.h"
 #include "gtest/gtest.h"
 
@@ -19,16 +20,9 @@ constexpr int64_t kGiB = int64_t{1} << 30;
 
 // The seed's 1.7B-class GPT layer shape, 15 layers, every option automatic.
 JobConfig Job(Precision precision, double clip_norm) {
-  JobConfig c;
-  c.model = {.layers = 15,
-             .hidden = 2048,
-             .heads = 16,
-             .seq_len = 1024,
-             .vocab = 50304};
-  c.training.batch = c.training.micro_batch = 4;
+  JobConfig c = SeedModel(15);
   c.training.precision = precision;
   c.training.clip_norm = clip_norm;
-  c.offload.method = OffloadMethod::kStronghold;
   c.offload.automatic = {.speculative_updates = true,
                          .device_embedding_optimizer = true,
                          .device_resident_layers = true};
@@ -38,6 +32,13 @@ JobConfig Job(Precision precision, double clip_norm) {
 const NodeBudgets kNode{.device = "cuda:0", .device_bytes = 80 * kGiB};
 
 HardwareProfile H200() { return *NamedHardwareProfile("h200"); }
+
+// The h200 profile with a CPU optimizer pool streaming at `gbps`.
+HardwareProfile WithCpu(double gbps) {
+  HardwareProfile p = H200();
+  p.cpu_adamw_gbps = p.cpu_copy_gbps = gbps;
+  return p;
+}
 
 double Predicted(const JobConfig& c, const HardwareProfile& hw,
                  const NodeBudgets& node = kNode) {
@@ -114,9 +115,8 @@ TEST(AutoConfigTest, ResidentLayersWinWhenCopiesBoundTheStep) {
   EXPECT_GT(slow.config.offload.device_resident_layers, 0) << slow.reason;
   ExpectNotSlowerThanTheDefault(c, slow_link, slow);
 
-  HardwareProfile fast = H200();
+  HardwareProfile fast = WithCpu(50000);
   fast.h2d_gbps = fast.d2h_gbps = 5000;
-  fast.cpu_adamw_gbps = fast.cpu_copy_gbps = 50000;
   const AutomaticChoice quick = ChooseAutomaticOptions(c, kNode, fast);
   EXPECT_EQ(quick.config.offload.device_resident_layers, 0) << quick.reason;
   ExpectNotSlowerThanTheDefault(c, fast, quick);
@@ -138,9 +138,7 @@ TEST(AutoConfigTest, SpeculativeUpdatesWinWhenTheNormWaitIsLong) {
 
   // A CPU optimizer 6x slower bounds the step whether its updates run
   // during backward or after it: nothing to gain.
-  HardwareProfile slow_cpu = H200();
-  slow_cpu.cpu_adamw_gbps = 20;
-  slow_cpu.cpu_copy_gbps = 20;
+  const HardwareProfile slow_cpu = WithCpu(20);
   const AutomaticChoice bound = ChooseAutomaticOptions(c, kNode, slow_cpu);
   EXPECT_FALSE(bound.config.offload.speculative_updates) << bound.reason;
   ExpectNotSlowerThanTheDefault(c, slow_cpu, bound);
@@ -158,9 +156,7 @@ TEST(AutoConfigTest, TheEmbeddingOptimizerMovesToTheDeviceWhenItPays) {
   JobConfig c = Job(Precision::kFp32, 0.0);
   c.offload.automatic.device_resident_layers = false;
   c.offload.automatic.speculative_updates = false;
-  HardwareProfile slow_cpu = H200();
-  slow_cpu.cpu_adamw_gbps = 10;
-  slow_cpu.cpu_copy_gbps = 10;
+  const HardwareProfile slow_cpu = WithCpu(10);
   const AutomaticChoice pays = ChooseAutomaticOptions(c, kNode, slow_cpu);
   EXPECT_TRUE(pays.config.offload.device_embedding_optimizer) << pays.reason;
   ExpectNotSlowerThanTheDefault(c, slow_cpu, pays);

@@ -3,6 +3,7 @@
 
 #include "core/plan/hardware_profile.h"
 #include "core/plan/planner.h"
+#include "core/plan/recorded_runs.h"
 #include "gtest/gtest.h"
 
 namespace stronghold::core {
@@ -10,16 +11,11 @@ namespace {
 
 constexpr int64_t kGiB = int64_t{1} << 30;
 
-JobConfig SeedModel(Precision precision) {
-  JobConfig c;
-  c.model = {.layers = 15,
-             .hidden = 2048,
-             .heads = 16,
-             .seq_len = 1024,
-             .vocab = 50304};
-  c.training.batch = c.training.micro_batch = 4;
+// The seed's model without clipping.
+JobConfig Unclipped(Precision precision) {
+  JobConfig c = SeedModel(15);
   c.training.precision = precision;
-  c.offload.method = OffloadMethod::kStronghold;
+  c.training.clip_norm = 0;
   return c;
 }
 
@@ -30,7 +26,7 @@ TEST(PredictionTest, SettlesTheWindowAsRunBDid) {
   const NodeBudgets node{.device = "cuda:0", .device_bytes = 32 * kGiB};
   for (auto [precision, window] :
        {std::pair{Precision::kFp32, 1}, std::pair{Precision::kBf16, 4}}) {
-    const JobConfig c = SeedModel(precision);
+    const JobConfig c = Unclipped(precision);
     const ExecutionPlan plan = PlanExecution(c, node);
     ASSERT_TRUE(plan.fits && plan.automatic_window);
     EXPECT_EQ(PredictSettledPlan(c, plan, hw).window, window);
@@ -40,7 +36,7 @@ TEST(PredictionTest, SettlesTheWindowAsRunBDid) {
 TEST(PredictionTest, PredictsTheJobAndEachAlternative) {
   const HardwareProfile hw = *NamedHardwareProfile("h100-pcie-gen5");
   const NodeBudgets node{.device = "cuda:0", .device_bytes = 32 * kGiB};
-  const JobConfig c = SeedModel(Precision::kFp32);
+  const JobConfig c = Unclipped(Precision::kFp32);
   absl::StatusOr<JobPrediction> p =
       PredictJob(c, node, PlanExecution(c, node), hw);
   ASSERT_TRUE(p.ok()) << p.status();
@@ -61,7 +57,7 @@ TEST(PredictionTest, PredictsTheJobAndEachAlternative) {
 TEST(PredictionTest, AJobThatDoesNotFitStillGetsAlternatives) {
   const HardwareProfile hw = *NamedHardwareProfile("h200");
   const NodeBudgets node{.device = "cuda:0", .device_bytes = 16 * kGiB};
-  JobConfig c = SeedModel(Precision::kFp32);
+  JobConfig c = Unclipped(Precision::kFp32);
   c.offload.method = OffloadMethod::kResident;  // 15 layers need ~20 GiB
   const ExecutionPlan plan = PlanExecution(c, node);
   ASSERT_FALSE(plan.fits);
